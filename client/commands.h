@@ -1,0 +1,16 @@
+// The squeeze CLI's command groups. Each Add*Commands registers its subcommands on `app`; a
+// subcommand's callback runs the RPCs and stores the process exit code in `*exit_code`.
+#ifndef SQUEEZE_CLIENT_COMMANDS_H_
+#define SQUEEZE_CLIENT_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+#include "client/connection.h"
+
+namespace squeeze::client {
+
+void AddDevicesCommands(CLI::App& app, const GlobalOptions& options, int* exit_code);
+
+}  // namespace squeeze::client
+
+#endif  // SQUEEZE_CLIENT_COMMANDS_H_

@@ -1,0 +1,58 @@
+#include "client/connection.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include <google/protobuf/util/json_util.h>
+
+namespace squeeze::client {
+
+std::string DefaultServer() {
+  const char* env = std::getenv("SQUEEZE_SERVER");
+  return env && *env ? env : "127.0.0.1:50051";
+}
+
+Connection::Connection(const GlobalOptions& options)
+    : options_(options), channel_(grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials())) {}
+
+std::unique_ptr<grpc::ClientContext> Connection::NewContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(options_.timeout_s * 1000)));
+  return context;
+}
+
+int Connection::Fail(const grpc::Status& status, const std::string& what) const {
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    std::cerr << "squeeze: cannot reach squeezed at " << options_.server << " (" << status.error_message()
+              << "). Start it with 'squeezed --data-dir DIR', or point --server or SQUEEZE_SERVER at it.\n";
+    return 2;
+  }
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    std::cerr << "squeeze: " << what << ": no answer from " << options_.server << " within "
+              << options_.timeout_s << " s; raise --timeout or check the server's log.\n";
+    return 2;
+  }
+  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                 "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                                 "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int code = static_cast<int>(status.error_code());
+  std::cerr << "squeeze: " << what << ": " << (code >= 0 && code <= 16 ? kNames[code] : "ERROR") << ": "
+            << status.error_message() << "\n";
+  return 1;
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+}  // namespace squeeze::client

@@ -1,0 +1,105 @@
+// The latency/memory cost model the search calls for every (layer, option) pair (DESIGN.md §4).
+//
+// CostModel is the interface; DeviceCostModel predicts from a device profile: from measured
+// latency samples when the device has them for the layer's kind and executed precision, otherwise
+// from the spec roofline max(ops / (peak x efficiency), bytes / bandwidth) + per-op overhead.
+// An option the device does not run natively costs what the device would really do: int4
+// weights unpacked to the nearest native precision, a sparsity pattern with no sparse kernel run
+// dense. Every prediction says which of these happened. Thread safe: Predict is const and pure.
+#ifndef SQUEEZE_DEVICE_PROFILES_COST_MODEL_H_
+#define SQUEEZE_DEVICE_PROFILES_COST_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "device_profiles/device.h"
+
+namespace squeeze::device_profiles {
+
+// What the cost model needs to know of a compressible layer (model/ fills it from the graph).
+struct LayerShape {
+  OpKind kind = OpKind::kConv;
+  int64_t macs = 0;                // multiply-accumulates of one inference, dense
+  int64_t weight_params = 0;       // weight elements (bias excluded)
+  int64_t out_channels = 0;        // output channels (rows of a gemm weight); scales are per channel
+  int64_t input_elements = 0;      // activation elements read
+  int64_t output_elements = 0;     // activation elements written
+  // Optional detail for matching measured samples by shape.
+  int64_t in_channels = 0, height = 0, width = 0, kernel = 0, stride = 1, groups = 1;
+};
+
+// One compression option for a layer (DESIGN.md §3).
+struct CompressionOption {
+  int weight_bits = 32;       // 32 fp32, 16 fp16, 2..8 integer
+  int activation_bits = 32;   // 32, 16 or 8
+  double prune_ratio = 0;     // share of weights removed; 2:4 means 0.5
+  Sparsity pattern = Sparsity::kDense;
+};
+
+// Stored weight bytes of a layer under an option: kept values at the bit-width, plus per-channel
+// fp32 scales for integer weights, plus the sparse index (a 1-bit mask per weight for
+// unstructured sparsity, a 2-bit position per kept weight for 2:4). Channel pruning stores a
+// smaller dense tensor.
+int64_t WeightStorageBytes(const LayerShape& layer, const CompressionOption& option);
+
+enum class Support { kNative, kEmulated, kUnsupported };
+enum class Basis { kSamples, kSpecRoofline };
+
+absl::string_view SupportName(Support support);
+absl::string_view BasisName(Basis basis);
+
+struct LatencyPrediction {
+  double seconds = 0;
+  Support support = Support::kUnsupported;
+  Basis basis = Basis::kSpecRoofline;
+  // What the device actually executes (differs from the option when emulated).
+  int executed_weight_bits = 32;
+  int executed_activation_bits = 32;
+  Sparsity executed_sparsity = Sparsity::kDense;
+  std::string explanation;  // one line a person can read
+};
+
+class CostModel {
+ public:
+  virtual ~CostModel() = default;
+  virtual LatencyPrediction Predict(const LayerShape& layer, const CompressionOption& option) const = 0;
+};
+
+// The trivial model for tests: every option native, seconds = MACs x seconds_per_mac x bits/32.
+class ProportionalCostModel final : public CostModel {
+ public:
+  explicit ProportionalCostModel(double seconds_per_mac) : seconds_per_mac_(seconds_per_mac) {}
+  LatencyPrediction Predict(const LayerShape& layer, const CompressionOption& option) const override;
+
+ private:
+  double seconds_per_mac_;
+};
+
+class DeviceCostModel final : public CostModel {
+ public:
+  // InvalidArgument when the device fails ValidateDevice.
+  static absl::StatusOr<std::unique_ptr<DeviceCostModel>> Create(Device device,
+                                                                 std::vector<LatencySample> samples);
+
+  LatencyPrediction Predict(const LayerShape& layer, const CompressionOption& option) const override;
+
+  const Device& device() const { return device_; }
+
+ private:
+  DeviceCostModel(Device device, std::vector<LatencySample> samples)
+      : device_(std::move(device)), samples_(std::move(samples)) {}
+
+  // The roofline seconds of `layer` executed at `capability`, with `option`'s storage.
+  double Roofline(const LayerShape& layer, const CompressionOption& option,
+                  const Capability& capability, bool sparse_kernel) const;
+
+  Device device_;
+  std::vector<LatencySample> samples_;
+};
+
+}  // namespace squeeze::device_profiles
+
+#endif  // SQUEEZE_DEVICE_PROFILES_COST_MODEL_H_

@@ -1,0 +1,41 @@
+// The machine the server runs on, as a spec-provenance device profile (`host`).
+//
+// Figures come from the kernel (/proc/cpuinfo, /proc/meminfo, the CPU affinity mask); peak rates
+// are derived from them with the rules written into each row's `derivation`. Memory bandwidth is
+// not published by the kernel, so it is measured once with a short streaming copy and said so.
+// `squeeze-profile` replaces all of this with measurements.
+#ifndef SQUEEZE_DEVICE_PROFILES_HOST_H_
+#define SQUEEZE_DEVICE_PROFILES_HOST_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "device_profiles/device.h"
+
+namespace squeeze::device_profiles {
+
+// What the detection reads, separated from reading it so it can be tested on fixed text.
+struct HostFacts {
+  std::string cpuinfo;            // contents of /proc/cpuinfo
+  std::string meminfo;            // contents of /proc/meminfo
+  int online_cpus = 1;            // CPUs this process may run on
+  std::string machine;            // uname -m, e.g. x86_64 or aarch64
+  std::string os;                 // e.g. "Linux 6.1 (Debian GNU/Linux 12)"
+  double memory_bandwidth_bytes_per_s = 0;  // measured by MeasureMemoryBandwidth
+  std::string runtime_version;    // ONNX Runtime version the server links
+};
+
+// Reads the facts of this machine; measures bandwidth (about 0.2 s).
+HostFacts ReadHostFacts(const std::string& runtime_version);
+
+// Streaming copy bandwidth (read + write bytes per second), best of a few passes over 64 MiB.
+double MeasureMemoryBandwidth();
+
+// The `host` device built from `facts`. InvalidArgument when the CPU information cannot be parsed.
+absl::StatusOr<Device> HostDevice(const HostFacts& facts);
+
+}  // namespace squeeze::device_profiles
+
+#endif  // SQUEEZE_DEVICE_PROFILES_HOST_H_

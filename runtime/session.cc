@@ -1,0 +1,273 @@
+#include "runtime/session.h"
+
+#include <onnxruntime_cxx_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace squeeze::runtime {
+namespace {
+
+// One ONNX Runtime environment per process, created on first use.
+Ort::Env& Environment() {
+  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_ERROR, "squeeze");
+  return *env;
+}
+
+absl::Status OrtStatus(const Ort::Exception& e, absl::string_view context) {
+  std::string message = absl::StrCat(context, ": ONNX Runtime: ", e.what());
+  switch (e.GetOrtErrorCode()) {
+    case ORT_INVALID_ARGUMENT:
+    case ORT_INVALID_PROTOBUF:
+    case ORT_INVALID_GRAPH:
+    case ORT_NO_MODEL:
+      return absl::InvalidArgumentError(message);
+    case ORT_NO_SUCHFILE:
+      return absl::NotFoundError(message);
+    case ORT_NOT_IMPLEMENTED:
+      return absl::UnimplementedError(message);
+    default:
+      return absl::FailedPreconditionError(message);
+  }
+}
+
+ElementType FromOnnx(ONNXTensorElementDataType type) {
+  switch (type) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return ElementType::kFloat32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return ElementType::kFloat16;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return ElementType::kInt64;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return ElementType::kInt32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return ElementType::kInt8;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return ElementType::kUint8;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return ElementType::kBool;
+    default: return ElementType::kUnsupported;
+  }
+}
+
+ONNXTensorElementDataType ToOnnx(ElementType type) {
+  switch (type) {
+    case ElementType::kFloat32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    case ElementType::kFloat16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    case ElementType::kInt64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    case ElementType::kInt32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case ElementType::kInt8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
+    case ElementType::kUint8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
+    case ElementType::kBool: return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
+    case ElementType::kUnsupported: break;
+  }
+  return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+}
+
+TensorInfo Describe(const std::string& name, const Ort::TypeInfo& info) {
+  TensorInfo t;
+  t.name = name;
+  if (info.GetONNXType() != ONNX_TYPE_TENSOR) return t;
+  auto shape_info = info.GetTensorTypeAndShapeInfo();
+  t.type = FromOnnx(shape_info.GetElementType());
+  t.shape = shape_info.GetShape();
+  std::vector<const char*> dims(t.shape.size(), nullptr);
+  shape_info.GetSymbolicDimensions(dims.data(), dims.size());
+  for (const char* d : dims) t.dim_names.emplace_back(d ? d : "");
+  return t;
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
+}
+
+}  // namespace
+
+absl::string_view ElementTypeName(ElementType type) {
+  switch (type) {
+    case ElementType::kFloat32: return "float32";
+    case ElementType::kFloat16: return "float16";
+    case ElementType::kInt64: return "int64";
+    case ElementType::kInt32: return "int32";
+    case ElementType::kInt8: return "int8";
+    case ElementType::kUint8: return "uint8";
+    case ElementType::kBool: return "bool";
+    case ElementType::kUnsupported: break;
+  }
+  return "unsupported";
+}
+
+size_t ElementSize(ElementType type) {
+  switch (type) {
+    case ElementType::kFloat32:
+    case ElementType::kInt32: return 4;
+    case ElementType::kFloat16: return 2;
+    case ElementType::kInt64: return 8;
+    case ElementType::kInt8:
+    case ElementType::kUint8:
+    case ElementType::kBool: return 1;
+    case ElementType::kUnsupported: break;
+  }
+  return 0;
+}
+
+int64_t Tensor::ElementCount() const {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
+}
+
+absl::Span<const float> Tensor::floats() const {
+  if (type != ElementType::kFloat32) return {};
+  return {reinterpret_cast<const float*>(bytes.data()), bytes.size() / sizeof(float)};
+}
+
+absl::Span<float> Tensor::mutable_floats() {
+  if (type != ElementType::kFloat32) return {};
+  return {reinterpret_cast<float*>(bytes.data()), bytes.size() / sizeof(float)};
+}
+
+Tensor Tensor::Float(std::string name, std::vector<int64_t> shape, absl::Span<const float> values) {
+  Tensor t;
+  t.name = std::move(name);
+  t.type = ElementType::kFloat32;
+  t.shape = std::move(shape);
+  t.bytes.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  return t;
+}
+
+struct Session::Impl {
+  Ort::Session session{nullptr};
+};
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model_bytes,
+                                                         const SessionOptions& options) {
+  if (options.intra_op_threads < 1) {
+    return absl::InvalidArgumentError("intra_op_threads must be at least 1");
+  }
+  try {
+    Ort::SessionOptions so;
+    so.SetIntraOpNumThreads(options.intra_op_threads);
+    so.SetInterOpNumThreads(1);
+    so.SetExecutionMode(ORT_SEQUENTIAL);
+    so.SetGraphOptimizationLevel(options.optimize ? GraphOptimizationLevel::ORT_ENABLE_ALL
+                                                  : GraphOptimizationLevel::ORT_DISABLE_ALL);
+    // Spinning threads would make a busy server's timings depend on its neighbours.
+    so.AddConfigEntry("session.intra_op.allow_spinning", "0");
+    auto impl = std::make_unique<Impl>();
+    impl->session = Ort::Session(Environment(), model_bytes.data(), model_bytes.size(), so);
+    std::unique_ptr<Session> session(new Session(std::move(impl)));
+    Ort::AllocatorWithDefaultOptions allocator;
+    Ort::Session& s = session->impl_->session;
+    for (size_t i = 0; i < s.GetInputCount(); ++i) {
+      session->inputs_.push_back(
+          Describe(s.GetInputNameAllocated(i, allocator).get(), s.GetInputTypeInfo(i)));
+    }
+    for (size_t i = 0; i < s.GetOutputCount(); ++i) {
+      session->outputs_.push_back(
+          Describe(s.GetOutputNameAllocated(i, allocator).get(), s.GetOutputTypeInfo(i)));
+    }
+    return session;
+  } catch (const Ort::Exception& e) {
+    return OrtStatus(e, "cannot load the model");
+  }
+}
+
+absl::StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs,
+                                                 const std::vector<std::string>& output_names) const {
+  absl::flat_hash_map<std::string, const Tensor*> by_name;
+  for (const Tensor& t : inputs) by_name[t.name] = &t;
+  for (const Tensor& t : inputs) {
+    bool known = std::any_of(inputs_.begin(), inputs_.end(),
+                             [&](const TensorInfo& info) { return info.name == t.name; });
+    if (!known) return absl::InvalidArgumentError(absl::StrCat("the model has no input '", t.name, "'"));
+  }
+  try {
+    Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    std::vector<Ort::Value> values;
+    std::vector<const char*> names;
+    for (const TensorInfo& info : inputs_) {
+      auto it = by_name.find(info.name);
+      if (it == by_name.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("missing input '", info.name, "' ",
+                                                       ElementTypeName(info.type), ShapeString(info.shape)));
+      }
+      const Tensor& t = *it->second;
+      if (t.type != info.type) {
+        return absl::InvalidArgumentError(absl::StrCat("input '", info.name, "' is ", ElementTypeName(t.type),
+                                                       ", the model expects ", ElementTypeName(info.type)));
+      }
+      const size_t expected = static_cast<size_t>(t.ElementCount()) * ElementSize(t.type);
+      if (t.bytes.size() != expected) {
+        return absl::InvalidArgumentError(absl::StrCat("input '", info.name, "' has ", t.bytes.size(),
+                                                       " bytes, its shape ", ShapeString(t.shape), " needs ",
+                                                       expected));
+      }
+      values.push_back(Ort::Value::CreateTensor(memory, const_cast<char*>(t.bytes.data()), t.bytes.size(),
+                                                t.shape.data(), t.shape.size(), ToOnnx(t.type)));
+      names.push_back(info.name.c_str());
+    }
+    std::vector<std::string> wanted = output_names;
+    if (wanted.empty()) {
+      for (const TensorInfo& info : outputs_) wanted.push_back(info.name);
+    }
+    std::vector<const char*> out_names;
+    for (const std::string& n : wanted) out_names.push_back(n.c_str());
+    Ort::RunOptions run_options;
+    std::vector<Ort::Value> results =
+        const_cast<Ort::Session&>(impl_->session)
+            .Run(run_options, names.data(), values.data(), values.size(), out_names.data(), out_names.size());
+    std::vector<Tensor> outputs;
+    for (size_t i = 0; i < results.size(); ++i) {
+      Tensor t;
+      t.name = wanted[i];
+      if (!results[i].IsTensor()) {
+        return absl::UnimplementedError(absl::StrCat("output '", wanted[i], "' is not a tensor"));
+      }
+      auto info = results[i].GetTensorTypeAndShapeInfo();
+      t.type = FromOnnx(info.GetElementType());
+      t.shape = info.GetShape();
+      const size_t size = info.GetElementCount() * ElementSize(t.type);
+      if (t.type == ElementType::kUnsupported) {
+        return absl::UnimplementedError(absl::StrCat("output '", wanted[i], "' has an unsupported element type"));
+      }
+      t.bytes.assign(static_cast<const char*>(results[i].GetTensorRawData()), size);
+      outputs.push_back(std::move(t));
+    }
+    return outputs;
+  } catch (const Ort::Exception& e) {
+    return OrtStatus(e, "run failed");
+  }
+}
+
+absl::StatusOr<Timing> Session::Time(const std::vector<Tensor>& inputs, int warmup, int repeats) const {
+  if (repeats < 1) return absl::InvalidArgumentError("repeats must be at least 1");
+  for (int i = 0; i < warmup; ++i) {
+    absl::StatusOr<std::vector<Tensor>> out = Run(inputs);
+    if (!out.ok()) return out.status();
+  }
+  std::vector<double> seconds;
+  for (int i = 0; i < repeats; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<std::vector<Tensor>> out = Run(inputs);
+    auto end = std::chrono::steady_clock::now();
+    if (!out.ok()) return out.status();
+    seconds.push_back(std::chrono::duration<double>(end - start).count());
+  }
+  Timing t;
+  t.repeats = repeats;
+  t.mean_s = std::accumulate(seconds.begin(), seconds.end(), 0.0) / repeats;
+  double var = 0;
+  for (double s : seconds) var += (s - t.mean_s) * (s - t.mean_s);
+  t.stddev_s = repeats > 1 ? std::sqrt(var / (repeats - 1)) : 0;
+  std::sort(seconds.begin(), seconds.end());
+  t.min_s = seconds.front();
+  t.median_s = repeats % 2 ? seconds[repeats / 2] : 0.5 * (seconds[repeats / 2 - 1] + seconds[repeats / 2]);
+  return t;
+}
+
+std::string OrtVersion() { return Ort::GetVersionString(); }
+
+}  // namespace squeeze::runtime

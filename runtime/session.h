@@ -1,0 +1,95 @@
+// ONNX Runtime sessions for real runs: from model bytes in memory, with an explicit thread count,
+// on named inputs, timed with warm-up and repeats. Every ONNX Runtime error comes back as an
+// absl::Status carrying its message; no exception leaves this library.
+//
+// Thread safety: a Session may be Run from several threads at once (ONNX Runtime's guarantee).
+#ifndef SQUEEZE_RUNTIME_SESSION_H_
+#define SQUEEZE_RUNTIME_SESSION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace squeeze::runtime {
+
+enum class ElementType { kUnsupported, kFloat32, kFloat16, kInt64, kInt32, kInt8, kUint8, kBool };
+
+absl::string_view ElementTypeName(ElementType type);
+size_t ElementSize(ElementType type);
+
+// A dense tensor: shape, element type and the raw little-endian bytes.
+struct Tensor {
+  std::string name;
+  ElementType type = ElementType::kFloat32;
+  std::vector<int64_t> shape;
+  std::string bytes;
+
+  int64_t ElementCount() const;
+  // Views of the values; empty when the type differs.
+  absl::Span<const float> floats() const;
+  absl::Span<float> mutable_floats();
+
+  static Tensor Float(std::string name, std::vector<int64_t> shape, absl::Span<const float> values);
+};
+
+// A graph input or output as the session sees it. Symbolic dimensions are -1, named in dim_names.
+struct TensorInfo {
+  std::string name;
+  ElementType type = ElementType::kUnsupported;
+  std::vector<int64_t> shape;
+  std::vector<std::string> dim_names;
+};
+
+struct SessionOptions {
+  int intra_op_threads = 1;  // pinned, so timings are comparable
+  bool optimize = true;      // ONNX Runtime's full graph optimizations (fusions, QDQ to integer ops)
+};
+
+struct Timing {
+  double median_s = 0;
+  double mean_s = 0;
+  double stddev_s = 0;
+  double min_s = 0;
+  int repeats = 0;
+};
+
+class Session {
+ public:
+  // Loads a model from its serialized bytes. InvalidArgument when ONNX Runtime rejects the model
+  // (with its reason), Unimplemented for ops it has no kernel for.
+  static absl::StatusOr<std::unique_ptr<Session>> Create(absl::string_view model_bytes,
+                                                         const SessionOptions& options = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::vector<TensorInfo>& inputs() const { return inputs_; }
+  const std::vector<TensorInfo>& outputs() const { return outputs_; }
+
+  // Runs on `inputs` (matched by name) and returns `output_names` (all outputs when empty), in
+  // that order. InvalidArgument for a missing, unknown or mis-shaped input.
+  absl::StatusOr<std::vector<Tensor>> Run(const std::vector<Tensor>& inputs,
+                                          const std::vector<std::string>& output_names = {}) const;
+
+  // Times Run: `warmup` runs discarded, then `repeats` timed runs.
+  absl::StatusOr<Timing> Time(const std::vector<Tensor>& inputs, int warmup, int repeats) const;
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::vector<TensorInfo> inputs_;
+  std::vector<TensorInfo> outputs_;
+};
+
+// The linked ONNX Runtime's version, e.g. "1.29.0".
+std::string OrtVersion();
+
+}  // namespace squeeze::runtime
+
+#endif  // SQUEEZE_RUNTIME_SESSION_H_

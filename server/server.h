@@ -1,0 +1,54 @@
+// SqueezeServer: the squeezed process minus its command line. Owns the data directory's stores
+// and the gRPC server (callback API, health service, reflection) listening on one address.
+#ifndef SQUEEZE_SERVER_SERVER_H_
+#define SQUEEZE_SERVER_SERVER_H_
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "device_profiles/profile_store.h"
+
+namespace squeeze::server {
+
+struct ServerOptions {
+  std::string data_dir;       // created when missing
+  std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
+  std::string profiles_path;  // default: <data_dir>/profiles.db
+};
+
+class DeviceService;
+
+class SqueezeServer {
+ public:
+  // Opens (creating and seeding when new) the stores under options.data_dir and starts serving.
+  // InvalidArgument for a malformed address, Unavailable when the address cannot be bound,
+  // FailedPrecondition when a store cannot be opened.
+  static absl::StatusOr<std::unique_ptr<SqueezeServer>> Start(const ServerOptions& options);
+  ~SqueezeServer();
+
+  // The address actually bound, with the real port when 0 was asked for.
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+
+  // Stops accepting calls, lets running ones finish until `grace` has passed, then cancels them.
+  void Shutdown(absl::Duration grace);
+  // Blocks until the server has shut down.
+  void Wait();
+
+ private:
+  SqueezeServer() = default;
+
+  std::unique_ptr<device_profiles::ProfileStore> profiles_;
+  std::unique_ptr<DeviceService> device_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  int port_ = 0;
+};
+
+}  // namespace squeeze::server
+
+#endif  // SQUEEZE_SERVER_SERVER_H_

@@ -12,6 +12,14 @@
 namespace squeeze::client {
 namespace {
 
+// "Ampere GPU: 1024 CUDA cores ..." -> "Ampere GPU"; empty -> "CPU".
+std::string ShortTarget(const std::string& accelerator) {
+  if (accelerator.empty()) return "CPU";
+  std::string out = accelerator.substr(0, accelerator.find_first_of(":("));
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
 const char* ProvenanceName(v1::Provenance p) { return p == v1::PROVENANCE_MEASURED ? "measured" : "spec"; }
 
 std::string OpKindName(v1::OpKind kind) {
@@ -64,7 +72,7 @@ int List(const Connection& connection) {
   table.AlignRight({4, 5, 6, 7});
   for (const v1::Device& d : response.devices()) {
     const double fp32 = Peak(d, 32, 32), int8 = Peak(d, 8, 8);
-    table.AddRow({d.id(), d.name(), d.runtime(), d.accelerator().empty() ? "CPU" : d.accelerator(),
+    table.AddRow({d.id(), d.name(), d.runtime(), ShortTarget(d.accelerator()),
                   fp32 > 0 ? FormatRate(fp32, "op/s") : "-", int8 > 0 ? FormatRate(int8, "op/s") : "-",
                   FormatRate(d.memory_bandwidth_bytes_per_second(), "B/s"), FormatBytes(d.ram_bytes()),
                   ProvenanceName(d.provenance())});

@@ -69,6 +69,7 @@ HostFacts ReadHostFacts(const std::string& runtime_version) {
   HostFacts facts;
   facts.cpuinfo = Slurp("/proc/cpuinfo");
   facts.meminfo = Slurp("/proc/meminfo");
+  facts.cpufreq_max_khz = Slurp("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq");
   cpu_set_t set;
   CPU_ZERO(&set);
   facts.online_cpus = sched_getaffinity(0, sizeof(set), &set) == 0
@@ -110,10 +111,16 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
   int family = 0;
   (void)absl::SimpleAtoi(CpuInfoField(facts.cpuinfo, "cpu family"), &family);
   double mhz = 0;
+  std::string clock_source = "cpu MHz in /proc/cpuinfo";
   (void)absl::SimpleAtod(CpuInfoField(facts.cpuinfo, "cpu MHz"), &mhz);
+  double max_khz = 0;
+  if (mhz <= 0 && absl::SimpleAtod(absl::StripAsciiWhitespace(facts.cpufreq_max_khz), &max_khz)) {
+    mhz = max_khz / 1000;
+    clock_source = "cpuinfo_max_freq";
+  }
   if (mhz <= 0) {
     return absl::InvalidArgumentError(
-        "cannot read the CPU clock ('cpu MHz') from /proc/cpuinfo; measure this machine with "
+        "cannot read the CPU clock from /proc/cpuinfo or cpufreq; measure this machine with "
         "squeeze-profile instead");
   }
 
@@ -142,9 +149,9 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
   const double lanes = vector_bits / 32.0;
   const double fp32_peak = cores * mhz * 1e6 * kFmaPipes * lanes * 2;
   const std::string fp32_derivation = absl::StrFormat(
-      "%d cores x %.0f MHz (cpu MHz) x %d FMA pipes (assumed, as in x86 cores since Haswell/Zen 2 "
+      "%d cores x %.0f MHz (%s) x %d FMA pipes (assumed, as in x86 cores since Haswell/Zen 2 "
       "and Cortex-A76+) x %.0f fp32 lanes (%s) x 2 ops = %s",
-      cores, mhz, kFmaPipes, lanes, width_rule, FormatRate(fp32_peak));
+      cores, mhz, clock_source, kFmaPipes, lanes, width_rule, FormatRate(fp32_peak));
 
   const bool int8_dot = arm ? flags.contains("asimddp")
                             : flags.contains("avx512_vnni") || flags.contains("avx_vnni");

@@ -20,6 +20,7 @@ namespace squeeze::device_profiles {
 struct HostFacts {
   std::string cpuinfo;            // contents of /proc/cpuinfo
   std::string meminfo;            // contents of /proc/meminfo
+  std::string cpufreq_max_khz;    // /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq, if any
   int online_cpus = 1;            // CPUs this process may run on
   std::string machine;            // uname -m, e.g. x86_64 or aarch64
   std::string os;                 // e.g. "Linux 6.1 (Debian GNU/Linux 12)"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The main job, end to end, against a real server on a fresh data dir: start squeezed on a free
+# loopback port, show the device profiles it serves, stop it. Used by `make demo`.
+set -euo pipefail
+build="${1:-build}"
+bin="$build/bin"
+work="$(mktemp -d -t squeeze-demo-XXXXXX)"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid"; wait "$server_pid" || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "Starting squeezed on a fresh data dir ($work/data)"
+"$bin/squeezed" --data-dir "$work/data" --listen 127.0.0.1:0 --port-file "$work/port" 2> "$work/server.log" &
+server_pid=$!
+for _ in $(seq 1 300); do [ -s "$work/port" ] && break; sleep 0.1; done
+if [ ! -s "$work/port" ]; then echo "squeezed did not start:"; cat "$work/server.log"; exit 1; fi
+export SQUEEZE_SERVER="127.0.0.1:$(cat "$work/port")"
+cat "$work/server.log"
+
+step "squeeze devices list"
+"$bin/squeeze" devices list
+
+step "squeeze devices show host"
+"$bin/squeeze" devices show host > "$work/host.txt"
+sed -n '1,30p' "$work/host.txt"
+
+step "squeeze devices show raspberry-pi-5 --json (first lines)"
+"$bin/squeeze" devices show raspberry-pi-5 --json > "$work/pi5.json"
+head -n 20 "$work/pi5.json"
+
+step "Stopping squeezed"
+kill -TERM "$server_pid"; wait "$server_pid"; server_pid=""
+tail -n 2 "$work/server.log"
+echo "Demo finished."

@@ -1,0 +1,182 @@
+#include "device_profiles/cost_model.h"
+
+#include <catch2/catch.hpp>
+
+#include "tests/device_profiles/test_device.h"
+
+namespace squeeze::device_profiles {
+namespace {
+
+using Catch::Matchers::Contains;
+
+// 1 GMAC conv, 1M weights in 100 output channels, 1M input and 1M output activations.
+LayerShape Layer() {
+  LayerShape l;
+  l.kind = OpKind::kConv;
+  l.macs = 1'000'000'000;
+  l.weight_params = 1'000'000;
+  l.out_channels = 100;
+  l.input_elements = 1'000'000;
+  l.output_elements = 1'000'000;
+  return l;
+}
+
+CompressionOption Option(int w, int a, Sparsity pattern = Sparsity::kDense, double prune = 0) {
+  CompressionOption o;
+  o.weight_bits = w;
+  o.activation_bits = a;
+  o.pattern = pattern;
+  o.prune_ratio = prune;
+  return o;
+}
+
+std::unique_ptr<DeviceCostModel> Model(Device device, std::vector<LatencySample> samples = {}) {
+  auto model = DeviceCostModel::Create(std::move(device), std::move(samples));
+  REQUIRE(model.ok());
+  return *std::move(model);
+}
+
+TEST_CASE("Weight storage bytes count values and scales and sparse indices", "[cost_model]") {
+  const LayerShape l = Layer();
+  CHECK(WeightStorageBytes(l, Option(32, 32)) == 4'000'000);
+  CHECK(WeightStorageBytes(l, Option(16, 16)) == 2'000'000);
+  // int8: 1 byte per weight + a 4-byte scale per output channel.
+  CHECK(WeightStorageBytes(l, Option(8, 8)) == 1'000'000 + 400);
+  CHECK(WeightStorageBytes(l, Option(4, 8)) == 500'000 + 400);
+  CHECK(WeightStorageBytes(l, Option(3, 8)) == 375'000 + 400);
+  // Unstructured 50%: kept values + a 1-bit mask per weight.
+  CHECK(WeightStorageBytes(l, Option(8, 8, Sparsity::kUnstructured, 0.5)) == 500'000 + 125'000 + 400);
+  // 2:4: half the values + a 2-bit position per kept value.
+  CHECK(WeightStorageBytes(l, Option(8, 8, Sparsity::kTwoFour, 0.5)) == 500'000 + 125'000 + 400);
+  // 30% of output channels removed: 70 channels of 10,000 weights, 70 scales.
+  CHECK(WeightStorageBytes(l, Option(8, 8, Sparsity::kOutputChannel, 0.3)) == 700'000 + 280);
+}
+
+TEST_CASE("Native options follow the spec roofline", "[cost_model]") {
+  auto model = Model(TestDevice());
+  SECTION("fp32 is compute bound: 2 Gops / (100 Gops/s x 0.5) + 10 us") {
+    LatencyPrediction p = model->Predict(Layer(), Option(32, 32));
+    CHECK(p.support == Support::kNative);
+    CHECK(p.basis == Basis::kSpecRoofline);
+    CHECK(p.seconds == Approx(0.04 + 10e-6).epsilon(1e-9));
+  }
+  SECTION("int8: 2 Gops / (400 Gops/s x 0.5) + 10 us") {
+    LatencyPrediction p = model->Predict(Layer(), Option(8, 8));
+    CHECK(p.support == Support::kNative);
+    CHECK(p.seconds == Approx(0.01 + 10e-6).epsilon(1e-9));
+  }
+  SECTION("a memory-bound layer is limited by bandwidth") {
+    LayerShape l = Layer();
+    l.macs = 1'000'000;  // 2 Mops: 40 us of compute at fp32, but 12 MB to move at 10 GB/s
+    LatencyPrediction p = model->Predict(l, Option(32, 32));
+    CHECK(p.seconds == Approx(12e6 / 10e9 + 10e-6).epsilon(1e-9));
+  }
+  SECTION("output-channel pruning is a smaller dense layer") {
+    LatencyPrediction p = model->Predict(Layer(), Option(32, 32, Sparsity::kOutputChannel, 0.3));
+    CHECK(p.support == Support::kNative);
+    CHECK(p.seconds == Approx(0.7 * 0.04 + 10e-6).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("Options the device does not run natively cost what it really does", "[cost_model]") {
+  auto model = Model(TestDevice());
+  SECTION("int4 weights are unpacked and run as int8") {
+    LatencyPrediction p = model->Predict(Layer(), Option(4, 8));
+    CHECK(p.support == Support::kEmulated);
+    CHECK(p.executed_weight_bits == 8);
+    CHECK(p.executed_activation_bits == 8);
+    CHECK(p.seconds == Approx(0.01 + 10e-6).epsilon(1e-9));
+    CHECK_THAT(p.explanation, Contains("runs as w8a8"));
+  }
+  SECTION("int8 weights with fp32 activations run at fp32") {
+    LatencyPrediction p = model->Predict(Layer(), Option(8, 32));
+    CHECK(p.support == Support::kEmulated);
+    CHECK(p.executed_weight_bits == 32);
+    CHECK(p.seconds == Approx(0.04 + 10e-6).epsilon(1e-9));
+  }
+  SECTION("fp16 with no fp16 arithmetic runs at fp32") {
+    LatencyPrediction p = model->Predict(Layer(), Option(16, 16));
+    CHECK(p.support == Support::kEmulated);
+    CHECK(p.executed_weight_bits == 32);
+  }
+  SECTION("2:4 sparsity with no sparse kernel runs dense") {
+    LatencyPrediction p = model->Predict(Layer(), Option(8, 8, Sparsity::kTwoFour, 0.5));
+    CHECK(p.support == Support::kEmulated);
+    CHECK(p.executed_sparsity == Sparsity::kDense);
+    CHECK(p.seconds == Approx(0.01 + 10e-6).epsilon(1e-9));
+    CHECK_THAT(p.explanation, Contains("no 2:4 sparse kernel"));
+  }
+}
+
+TEST_CASE("A native 2:4 kernel halves the work", "[cost_model]") {
+  Device d = TestDevice();
+  Capability sparse = d.capabilities[1];  // int8
+  sparse.sparsity = Sparsity::kTwoFour;
+  d.capabilities.push_back(sparse);
+  auto model = Model(d);
+  LatencyPrediction p = model->Predict(Layer(), Option(8, 8, Sparsity::kTwoFour, 0.5));
+  CHECK(p.support == Support::kNative);
+  CHECK(p.executed_sparsity == Sparsity::kTwoFour);
+  CHECK(p.seconds == Approx(0.005 + 10e-6).epsilon(1e-9));
+}
+
+TEST_CASE("A device with no kernel wide enough cannot run the option", "[cost_model]") {
+  Device npu = TestDevice("npu");
+  npu.capabilities.erase(npu.capabilities.begin());  // int8 only
+  auto model = Model(npu);
+  LatencyPrediction p = model->Predict(Layer(), Option(32, 32));
+  CHECK(p.support == Support::kUnsupported);
+  CHECK_THAT(p.explanation, Contains("no kernel"));
+  CHECK(model->Predict(Layer(), Option(4, 8)).support == Support::kEmulated);
+}
+
+TEST_CASE("An op kind's own row overrides the all-kinds row", "[cost_model]") {
+  Device d = TestDevice();
+  Capability depthwise = d.capabilities[0];
+  depthwise.op_kind = OpKind::kDepthwiseConv;
+  depthwise.efficiency = 0.1;
+  d.capabilities.push_back(depthwise);
+  auto model = Model(d);
+  LayerShape l = Layer();
+  l.kind = OpKind::kDepthwiseConv;
+  CHECK(model->Predict(l, Option(32, 32)).seconds == Approx(2e9 / (100e9 * 0.1) + 10e-6).epsilon(1e-9));
+  CHECK(model->Predict(Layer(), Option(32, 32)).seconds == Approx(0.04 + 10e-6).epsilon(1e-9));
+}
+
+TEST_CASE("Measured samples calibrate the roofline", "[cost_model]") {
+  // A sample of the same shape measured at twice its roofline time: predictions double.
+  LatencySample s;
+  s.op_kind = OpKind::kConv;
+  s.weight_bits = 8;
+  s.activation_bits = 8;
+  s.macs = 1'000'000'000;
+  s.weight_bytes = 1'000'000;
+  s.activation_bytes = 2'000'000;
+  s.latency_mean_us = 2 * (0.01 + 10e-6) * 1e6;
+  s.source = "test";
+  auto model = Model(TestDevice(), {s});
+  LatencyPrediction p = model->Predict(Layer(), Option(8, 8));
+  CHECK(p.basis == Basis::kSamples);
+  CHECK(p.seconds == Approx(2 * (0.01 + 10e-6)).epsilon(1e-6));
+  // No samples at fp32: still the roofline.
+  CHECK(model->Predict(Layer(), Option(32, 32)).basis == Basis::kSpecRoofline);
+}
+
+TEST_CASE("Invalid devices are refused", "[cost_model]") {
+  Device d = TestDevice();
+  d.memory_bandwidth_bytes_per_s = 0;
+  CHECK(DeviceCostModel::Create(d, {}).status().code() == absl::StatusCode::kInvalidArgument);
+  LatencySample negative;
+  negative.macs = 10;
+  negative.latency_mean_us = -1;
+  CHECK(DeviceCostModel::Create(TestDevice(), {negative}).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("The proportional test model scales with MACs and bits", "[cost_model]") {
+  ProportionalCostModel model(1e-9);
+  CHECK(model.Predict(Layer(), Option(32, 32)).seconds == Approx(1.0));
+  CHECK(model.Predict(Layer(), Option(8, 8)).seconds == Approx(0.25));
+}
+
+}  // namespace
+}  // namespace squeeze::device_profiles

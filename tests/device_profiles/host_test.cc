@@ -1,0 +1,95 @@
+#include "device_profiles/host.h"
+
+#include <algorithm>
+
+#include <catch2/catch.hpp>
+
+namespace squeeze::device_profiles {
+namespace {
+
+using Catch::Matchers::Contains;
+
+HostFacts X86Facts(const std::string& vendor, int family, const std::string& flags) {
+  HostFacts f;
+  f.cpuinfo = "processor\t: 0\nvendor_id\t: " + vendor + "\ncpu family\t: " + std::to_string(family) +
+              "\nmodel name\t: Test CPU\ncpu MHz\t\t: 2500.000\nflags\t\t: " + flags + "\n\n";
+  f.meminfo = "MemTotal:       16384000 kB\nMemFree:         1000 kB\n";
+  f.online_cpus = 4;
+  f.machine = "x86_64";
+  f.os = "Linux";
+  f.memory_bandwidth_bytes_per_s = 20e9;
+  f.runtime_version = "1.29.0";
+  return f;
+}
+
+const Capability* Find(const Device& d, int w, int a) {
+  for (const Capability& c : d.capabilities) {
+    if (!c.op_kind && c.weight_bits == w && c.activation_bits == a) return &c;
+  }
+  return nullptr;
+}
+
+TEST_CASE("An AVX-512 VNNI Intel host has 512-bit FMA and 4x int8", "[host]") {
+  absl::StatusOr<Device> d = HostDevice(X86Facts("GenuineIntel", 6, "fpu sse4_2 avx avx2 fma avx512f avx512_vnni"));
+  REQUIRE(d.ok());
+  CHECK(d->id == "host");
+  CHECK(d->cpu_cores == 4);
+  CHECK(d->ram_bytes == int64_t{16384000} * 1024);
+  CHECK(d->simd_features == std::vector<std::string>{"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni"});
+  // 4 cores x 2.5 GHz x 2 pipes x 16 lanes x 2 ops.
+  const Capability* fp32 = Find(*d, 32, 32);
+  REQUIRE(fp32 != nullptr);
+  CHECK(fp32->peak_ops_per_s == Approx(4 * 2.5e9 * 2 * 16 * 2));
+  CHECK_THAT(fp32->derivation, Contains("512-bit"));
+  const Capability* int8 = Find(*d, 8, 8);
+  REQUIRE(int8 != nullptr);
+  CHECK(int8->peak_ops_per_s == Approx(fp32->peak_ops_per_s * 4));
+  CHECK(Find(*d, 16, 16) == nullptr);  // no fp16 arithmetic
+  CHECK(ValidateDevice(*d).ok());
+}
+
+TEST_CASE("AMD Zen 3/4 runs AVX-512 as two 256-bit halves", "[host]") {
+  absl::StatusOr<Device> d = HostDevice(X86Facts("AuthenticAMD", 25, "avx avx2 fma avx512f avx512_vnni"));
+  REQUIRE(d.ok());
+  CHECK(Find(*d, 32, 32)->peak_ops_per_s == Approx(4 * 2.5e9 * 2 * 8 * 2));
+}
+
+TEST_CASE("An AVX2 host without VNNI gets 2x int8", "[host]") {
+  absl::StatusOr<Device> d = HostDevice(X86Facts("GenuineIntel", 6, "avx avx2 fma"));
+  REQUIRE(d.ok());
+  CHECK(Find(*d, 8, 8)->peak_ops_per_s == Approx(Find(*d, 32, 32)->peak_ops_per_s * 2));
+}
+
+TEST_CASE("An ARM host reads its clock from cpufreq and has fp16", "[host]") {
+  HostFacts f;
+  f.cpuinfo = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes fphp asimdhp asimddp\n"
+              "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n";
+  f.cpufreq_max_khz = "2400000\n";
+  f.meminfo = "MemTotal:        8000000 kB\n";
+  f.online_cpus = 4;
+  f.machine = "aarch64";
+  f.memory_bandwidth_bytes_per_s = 10e9;
+  absl::StatusOr<Device> d = HostDevice(f);
+  REQUIRE(d.ok());
+  CHECK(Find(*d, 32, 32)->peak_ops_per_s == Approx(4 * 2.4e9 * 2 * 4 * 2));
+  REQUIRE(Find(*d, 16, 16) != nullptr);
+  CHECK(Find(*d, 8, 8)->peak_ops_per_s == Approx(Find(*d, 32, 32)->peak_ops_per_s * 4));
+  CHECK(std::count(d->simd_features.begin(), d->simd_features.end(), "asimddp") == 1);
+}
+
+TEST_CASE("Unreadable CPU information is InvalidArgument", "[host]") {
+  HostFacts f;
+  f.cpuinfo = "garbage";
+  CHECK(HostDevice(f).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("This machine can be described", "[host]") {
+  absl::StatusOr<Device> d = HostDevice(ReadHostFacts("test"));
+  REQUIRE(d.ok());
+  CHECK(d->cpu_cores >= 1);
+  CHECK(d->memory_bandwidth_bytes_per_s > 0);
+  CHECK(ValidateDevice(*d).ok());
+}
+
+}  // namespace
+}  // namespace squeeze::device_profiles

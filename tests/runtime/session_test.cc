@@ -1,0 +1,97 @@
+#include "runtime/session.h"
+
+#include <onnx/defs/parser.h>
+#include <onnx/onnx_pb.h>
+
+#include <catch2/catch.hpp>
+
+namespace squeeze::runtime {
+namespace {
+
+using Catch::Matchers::Contains;
+
+// y = relu(x @ W + b) with W = [[1, 2], [3, 4], [5, 6]], b = [-10, 0]; a symbolic batch dimension.
+std::string SmallModel() {
+  onnx::ModelProto model;
+  onnx::Status status = onnx::OnnxParser::Parse(model, R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    small (float[N, 3] x) => (float[N, 2] y) {
+      w = Constant <value = float[3, 2] w_init {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
+      b = Constant <value = float[2] b_init {-10.0, 0.0}> ()
+      xw = MatMul (x, w)
+      z = Add (xw, b)
+      y = Relu (z)
+    }
+  )onnx");
+  REQUIRE(status.IsOK());
+  return model.SerializeAsString();
+}
+
+SessionOptions Threads(int n) {
+  SessionOptions options;
+  options.intra_op_threads = n;
+  return options;
+}
+
+TEST_CASE("ONNX Runtime runs a small model built with libonnx", "[runtime]") {
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(SmallModel(), Threads(1));
+  INFO(session.status().ToString());
+  REQUIRE(session.ok());
+  REQUIRE((*session)->inputs().size() == 1);
+  CHECK((*session)->inputs()[0].name == "x");
+  CHECK((*session)->inputs()[0].shape == std::vector<int64_t>{-1, 3});
+  CHECK((*session)->inputs()[0].dim_names[0] == "N");
+
+  const float x[] = {1, 1, 1, 0, 0, 1};
+  absl::StatusOr<std::vector<Tensor>> out = (*session)->Run({Tensor::Float("x", {2, 3}, x)});
+  REQUIRE(out.ok());
+  REQUIRE(out->size() == 1);
+  CHECK((*out)[0].shape == std::vector<int64_t>{2, 2});
+  // Row 1: [9, 12] + [-10, 0] -> relu -> [0, 12]; row 2: [5, 6] + b -> [0, 6].
+  std::vector<float> y((*out)[0].floats().begin(), (*out)[0].floats().end());
+  CHECK(y == std::vector<float>{0, 12, 0, 6});
+}
+
+TEST_CASE("Bad inputs and models come back as statuses", "[runtime]") {
+  SECTION("bytes that are not a model") {
+    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create("definitely not onnx");
+    REQUIRE_FALSE(session.ok());
+    CHECK(session.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(session.status().message()), Contains("ONNX Runtime"));
+  }
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(SmallModel());
+  REQUIRE(session.ok());
+  SECTION("a missing input") {
+    CHECK((*session)->Run({}).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  SECTION("an unknown input") {
+    const float v[] = {1, 2, 3};
+    CHECK((*session)->Run({Tensor::Float("x", {1, 3}, v), Tensor::Float("nope", {1, 3}, v)}).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  SECTION("a shape that does not fit the model") {
+    const float v[] = {1, 2, 3, 4};
+    absl::StatusOr<std::vector<Tensor>> out = (*session)->Run({Tensor::Float("x", {1, 4}, v)});
+    REQUIRE_FALSE(out.ok());
+    CHECK_THAT(std::string(out.status().message()), Contains("ONNX Runtime"));
+  }
+  SECTION("zero threads") {
+    CHECK(Session::Create(SmallModel(), Threads(0)).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST_CASE("Timing reports a positive median over the repeats", "[runtime]") {
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(SmallModel());
+  REQUIRE(session.ok());
+  const float x[] = {1, 2, 3};
+  absl::StatusOr<Timing> timing = (*session)->Time({Tensor::Float("x", {1, 3}, x)}, 2, 5);
+  REQUIRE(timing.ok());
+  CHECK(timing->repeats == 5);
+  CHECK(timing->median_s > 0);
+  CHECK(timing->min_s <= timing->median_s);
+  CHECK_FALSE(OrtVersion().empty());
+}
+
+}  // namespace
+}  // namespace squeeze::runtime

@@ -29,6 +29,12 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", port_file, "Write the bound port to this file once listening");
   app.add_option("--profiles", options.profiles_path,
                  "Device-profile database (default: DATA_DIR/profiles.db)");
+  app.add_option("--max-model-bytes", options.max_model_bytes, "Largest model upload accepted, in bytes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--workers", options.worker_threads, "Threads that analyse uploads and run searches")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals in every thread; the main thread waits for them below.

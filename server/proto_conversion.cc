@@ -1,6 +1,10 @@
 #include "server/proto_conversion.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace squeeze::server {
 
@@ -145,6 +149,121 @@ absl::StatusOr<dp::Device> FromProto(const v1::Device& in) {
   }
   d.latency_sample_count = in.latency_sample_count();
   return d;
+}
+
+v1::Layer ToProto(const model::Layer& l) {
+  v1::Layer out;
+  out.set_name(l.name);
+  out.set_op_type(l.op_type);
+  out.set_subgraph(l.subgraph);
+  out.set_weight_name(l.weight_name);
+  out.set_weight_storage(l.weight_storage == model::WeightStorage::kConstantNode ? "constant_node" : "initializer");
+  switch (l.weight_elem_type) {
+    case 10: out.set_weight_type("float16"); break;
+    case 11: out.set_weight_type("float64"); break;
+    case 16: out.set_weight_type("bfloat16"); break;
+    default: out.set_weight_type("float32"); break;
+  }
+  for (int64_t d : l.weight_shape) out.add_weight_shape(d);
+  out.set_params(l.params);
+  out.set_bias_params(l.bias_params);
+  out.set_in_channels(l.in_channels);
+  out.set_out_channels(l.out_channels);
+  out.set_groups(l.groups);
+  out.set_grouped(l.grouped);
+  out.set_depthwise(l.depthwise);
+  for (int64_t d : l.kernel) out.add_kernel(d);
+  for (int64_t d : l.strides) out.add_strides(d);
+  for (int64_t d : l.input_shape) out.add_input_shape(d);
+  for (int64_t d : l.output_shape) out.add_output_shape(d);
+  out.set_input_bytes(l.input_bytes);
+  out.set_output_bytes(l.output_bytes);
+  out.set_macs(l.macs);
+  switch (l.shape_source) {
+    case model::ShapeSource::kDeclared: out.set_shape_source(v1::SHAPE_SOURCE_DECLARED); break;
+    case model::ShapeSource::kInferred: out.set_shape_source(v1::SHAPE_SOURCE_INFERRED); break;
+    case model::ShapeSource::kOnnxRuntime: out.set_shape_source(v1::SHAPE_SOURCE_ONNX_RUNTIME); break;
+    case model::ShapeSource::kUnknown: out.set_shape_source(v1::SHAPE_SOURCE_UNSPECIFIED); break;
+  }
+  float absmax = 0;
+  double sum_squares = 0;
+  for (float a : l.stats.absmax) absmax = std::max(absmax, a);
+  for (float n : l.stats.l2_norm) sum_squares += static_cast<double>(n) * n;
+  out.set_weight_absmax(absmax);
+  out.set_weight_l2_norm(static_cast<float>(std::sqrt(sum_squares)));
+  return out;
+}
+
+v1::ModelAnalysis ToProto(const model::Analysis& a) {
+  v1::ModelAnalysis out;
+  out.set_ir_version(a.ir_version);
+  for (const auto& [domain, version] : a.opsets) (*out.mutable_opsets())[domain.empty() ? "ai.onnx" : domain] = version;
+  out.set_producer(a.producer);
+  for (const auto& [name, dims] : a.input_shapes) {
+    v1::InputShape* shape = out.add_input_shapes();
+    shape->set_name(name);
+    for (int64_t d : dims) shape->add_dims(d);
+  }
+  for (const std::string& d : a.defaulted_dims) out.add_defaulted_dims(d);
+  int64_t grouped = 0, depthwise = 0;
+  for (const model::Layer& l : a.layers) {
+    *out.add_layers() = ToProto(l);
+    grouped += l.grouped ? 1 : 0;
+    depthwise += l.depthwise ? 1 : 0;
+  }
+  out.set_layer_count(static_cast<int64_t>(a.layers.size()));
+  out.set_grouped_layers(grouped);
+  out.set_depthwise_layers(depthwise);
+  out.set_total_params(a.total_params);
+  out.set_total_macs(a.total_macs);
+  out.set_compressible_weight_bytes(a.compressible_weight_bytes);
+  out.set_other_initializer_bytes(a.other_initializer_bytes);
+  for (const auto& [op, count] : a.op_histogram) (*out.mutable_op_histogram())[op] = count;
+  for (const auto& [op, count] : a.uncompressed_ops) (*out.mutable_uncompressed_ops())[op] = count;
+  for (const std::string& w : a.warnings) out.add_warnings(w);
+  out.set_fully_validated(a.fully_validated);
+  return out;
+}
+
+absl::StatusOr<v1::Model> ToProto(const ModelRecord& record, bool with_layers) {
+  v1::Model out;
+  out.set_id(record.id);
+  out.set_name(record.name);
+  out.set_sha256(record.sha256);
+  out.set_size_bytes(record.size_bytes);
+  out.set_created_at(record.created_at);
+  if (!out.mutable_analysis()->ParseFromString(record.analysis)) {
+    return absl::DataLossError(absl::StrCat("the stored analysis of model ", record.id, " cannot be read"));
+  }
+  if (!with_layers) out.mutable_analysis()->clear_layers();
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, std::vector<int64_t>>> FromProto(
+    const google::protobuf::RepeatedPtrField<v1::InputShape>& shapes) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const v1::InputShape& shape : shapes) {
+    if (shape.name().empty()) return absl::InvalidArgumentError("an input shape has no input name");
+    if (shape.dims().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("input shape '", shape.name(), "' has no dimensions"));
+    }
+    for (int64_t d : shape.dims()) {
+      if (d < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("input shape '", shape.name(), "' has dimension ", d, "; every dimension must be at least 1"));
+      }
+    }
+    if (!out.emplace(shape.name(), std::vector<int64_t>(shape.dims().begin(), shape.dims().end())).second) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", shape.name(), "' is given two shapes"));
+    }
+  }
+  return out;
+}
+
+std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t>>& shapes) {
+  std::vector<std::string> parts;
+  for (const auto& [name, dims] : shapes) parts.push_back(absl::StrCat(name, "=", absl::StrJoin(dims, ",")));
+  return absl::StrJoin(parts, ";");
 }
 
 }  // namespace squeeze::server

@@ -3,9 +3,16 @@
 #ifndef SQUEEZE_SERVER_PROTO_CONVERSION_H_
 #define SQUEEZE_SERVER_PROTO_CONVERSION_H_
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "device_profiles/device.h"
+#include "model/analysis.h"
+#include "server/state_store.h"
 #include "squeeze/v1/device.pb.h"
+#include "squeeze/v1/model.pb.h"
 
 namespace squeeze::server {
 
@@ -19,6 +26,19 @@ v1::Provenance ToProto(device_profiles::Provenance provenance);
 absl::StatusOr<device_profiles::Device> FromProto(const v1::Device& device);
 absl::StatusOr<device_profiles::OpKind> FromProto(v1::OpKind kind);
 absl::StatusOr<device_profiles::Sparsity> FromProto(v1::SparsityPattern sparsity);
+
+// Models.
+v1::ModelAnalysis ToProto(const model::Analysis& analysis);
+v1::Layer ToProto(const model::Layer& layer);
+// The stored model; DataLoss when its stored analysis cannot be read back. Without layers, the
+// analysis keeps its totals only (for listings).
+absl::StatusOr<v1::Model> ToProto(const ModelRecord& record, bool with_layers);
+
+// Input shapes by name. InvalidArgument for an empty or repeated name or a dimension below 1.
+absl::StatusOr<std::map<std::string, std::vector<int64_t>>> FromProto(
+    const google::protobuf::RepeatedPtrField<v1::InputShape>& shapes);
+// "a=1,3,224,224;b=1,10": sorted by name, the key uploads are de-duplicated on.
+std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t>>& shapes);
 
 }  // namespace squeeze::server
 

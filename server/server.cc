@@ -6,6 +6,7 @@
 #include <grpcpp/server_builder.h>
 
 #include <filesystem>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,7 +14,11 @@
 #include "common/log.h"
 #include "device_profiles/host.h"
 #include "runtime/session.h"
+#include "runtime/shape_probe.h"
+#include "server/blob_store.h"
 #include "server/device_service.h"
+#include "server/model_service.h"
+#include "server/state_store.h"
 
 namespace squeeze::server {
 namespace {
@@ -64,12 +69,36 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   server->profiles_ = *std::move(profiles);
   server->device_service_ = std::make_unique<DeviceService>(*server->profiles_);
 
+  absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(options.data_dir + "/state.db");
+  if (!state.ok()) return state.status();
+  server->state_ = *std::move(state);
+  absl::StatusOr<std::unique_ptr<BlobStore>> blobs = BlobStore::Open(options.data_dir + "/blobs");
+  if (!blobs.ok()) return blobs.status();
+  server->blobs_ = *std::move(blobs);
+  absl::StatusOr<std::set<std::string>> referenced = server->state_->ReferencedBlobs();
+  if (!referenced.ok()) return referenced.status();
+  absl::StatusOr<int> collected = server->blobs_->CollectGarbage(*referenced);
+  if (!collected.ok()) return collected.status();
+  if (*collected > 0) common::LogInfo("blob store: removed {} blobs no model refers to", *collected);
+
+  if (options.worker_threads < 1) return absl::InvalidArgumentError("worker threads must be at least 1");
+  if (options.max_model_bytes < 1) return absl::InvalidArgumentError("--max-model-bytes must be positive");
+  server->workers_ = std::make_unique<WorkQueue>(options.worker_threads);
+  ModelServiceOptions model_options;
+  model_options.max_model_bytes = options.max_model_bytes;
+  model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
+  server->model_service_ =
+      std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->workers_, model_options);
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(server->device_service_.get());
+  builder.RegisterService(server->model_service_.get());
+  // Uploads arrive in chunks of 1 MiB; leave room for a few.
+  builder.SetMaxReceiveMessageSize(16 << 20);
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
@@ -85,6 +114,8 @@ SqueezeServer::~SqueezeServer() {
     server_->Shutdown(std::chrono::system_clock::now());
     server_->Wait();
   }
+  // Work already queued finishes before the stores it uses go away.
+  workers_.reset();
 }
 
 void SqueezeServer::Shutdown(absl::Duration grace) {

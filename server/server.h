@@ -4,13 +4,13 @@
 #define SQUEEZE_SERVER_SERVER_H_
 
 #include <grpcpp/server.h>
-
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "device_profiles/profile_store.h"
+#include "server/work_queue.h"
 
 namespace squeeze::server {
 
@@ -18,13 +18,19 @@ struct ServerOptions {
   std::string data_dir;       // created when missing
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
   std::string profiles_path;  // default: <data_dir>/profiles.db
+  int64_t max_model_bytes = int64_t{1} << 30;
+  int worker_threads = 2;     // the arena that analyses uploads (and later runs searches)
 };
 
 class DeviceService;
+class ModelService;
+class StateStore;
+class BlobStore;
 
 class SqueezeServer {
  public:
-  // Opens (creating and seeding when new) the stores under options.data_dir and starts serving.
+  // Opens (creating and seeding when new) the stores under options.data_dir, removes blobs no row
+  // refers to (left by a crash between commit and insert) and starts serving.
   // InvalidArgument for a malformed address, Unavailable when the address cannot be bound,
   // FailedPrecondition when a store cannot be opened.
   static absl::StatusOr<std::unique_ptr<SqueezeServer>> Start(const ServerOptions& options);
@@ -43,7 +49,11 @@ class SqueezeServer {
   SqueezeServer() = default;
 
   std::unique_ptr<device_profiles::ProfileStore> profiles_;
+  std::unique_ptr<StateStore> state_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<WorkQueue> workers_;
   std::unique_ptr<DeviceService> device_service_;
+  std::unique_ptr<ModelService> model_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

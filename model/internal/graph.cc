@@ -1,0 +1,116 @@
+#include "model/internal/graph.h"
+
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace squeeze::model::internal {
+
+std::string NormalizedDomain(const std::string& domain) { return domain == "ai.onnx" ? "" : domain; }
+
+std::string QualifiedOpType(const onnx::NodeProto& node) {
+  const std::string domain = NormalizedDomain(node.domain());
+  return domain.empty() ? node.op_type() : absl::StrCat(domain, ":", node.op_type());
+}
+
+std::string SubgraphPath(const std::string& graph_path, const std::string& node_name, const std::string& attr) {
+  return absl::StrCat(QualifiedNodeName(graph_path, node_name), "/", attr);
+}
+
+std::string QualifiedNodeName(const std::string& graph_path, const std::string& node_name) {
+  return graph_path.empty() ? node_name : absl::StrCat(graph_path, "/", node_name);
+}
+
+int CanonicalizeNodeNames(onnx::ModelProto* model) {
+  struct Entry {
+    onnx::NodeProto* node;
+    int index;
+  };
+  std::vector<Entry> nodes;
+  ForEachGraph(*model->mutable_graph(), "", "",
+               [&nodes](onnx::GraphProto& graph, const std::string&, const std::string&) {
+                 for (int i = 0; i < graph.node_size(); ++i) nodes.push_back({graph.mutable_node(i), i});
+               });
+  // Names given by the model win over generated ones: collect them all first.
+  std::set<std::string> taken;
+  std::vector<Entry> rename;
+  for (const Entry& e : nodes) {
+    if (e.node->name().empty() || !taken.insert(e.node->name()).second) rename.push_back(e);
+  }
+  for (const Entry& e : rename) {
+    const std::string base = absl::StrCat(e.node->op_type().empty() ? "node" : e.node->op_type(), "_", e.index);
+    std::string name = base;
+    for (int n = 1; taken.count(name); ++n) name = absl::StrCat(base, "_", n);
+    taken.insert(name);
+    e.node->set_name(name);
+  }
+  return static_cast<int>(rename.size());
+}
+
+const onnx::TensorProto* ConstantNodeValue(const onnx::NodeProto& node) {
+  if (node.op_type() != "Constant" || !NormalizedDomain(node.domain()).empty()) return nullptr;
+  for (const onnx::AttributeProto& attr : node.attribute()) {
+    if (attr.name() == "value" && attr.has_t()) return &attr.t();
+  }
+  return nullptr;
+}
+
+std::vector<NamedTensor> AllConstants(const onnx::ModelProto& model) {
+  std::vector<NamedTensor> constants;
+  ForEachGraph(model.graph(), "", "",
+               [&constants](const onnx::GraphProto& graph, const std::string&, const std::string&) {
+                 for (const onnx::TensorProto& t : graph.initializer()) constants.push_back({t.name(), &t});
+                 for (const onnx::NodeProto& node : graph.node()) {
+                   const onnx::TensorProto* value = ConstantNodeValue(node);
+                   if (value) constants.push_back({node.output_size() > 0 ? node.output(0) : value->name(), value});
+                 }
+               });
+  return constants;
+}
+
+std::vector<NamedTensor> AttributeTensors(const onnx::ModelProto& model) {
+  std::vector<NamedTensor> tensors;
+  ForEachGraph(model.graph(), "", "",
+               [&tensors](const onnx::GraphProto& graph, const std::string&, const std::string&) {
+                 for (const onnx::NodeProto& node : graph.node()) {
+                   const onnx::TensorProto* constant = ConstantNodeValue(node);
+                   for (const onnx::AttributeProto& attr : node.attribute()) {
+                     const std::string name = absl::StrCat(node.name(), ".", attr.name());
+                     if (attr.has_t() && &attr.t() != constant) tensors.push_back({name, &attr.t()});
+                     for (int i = 0; i < attr.tensors_size(); ++i)
+                       tensors.push_back({absl::StrCat(name, "[", i, "]"), &attr.tensors(i)});
+                   }
+                 }
+               });
+  return tensors;
+}
+
+ConstantScope::ConstantScope(const onnx::GraphProto& graph, const ConstantScope* parent) : parent_(parent) {
+  for (const onnx::TensorProto& t : graph.initializer()) {
+    constants_[t.name()] = {&t, WeightStorage::kInitializer};
+  }
+  // An input named like an initializer (IR < 4 lists initializers as inputs) stays a constant.
+  for (const onnx::ValueInfoProto& input : graph.input()) {
+    if (!constants_.count(input.name())) computed_.insert(input.name());
+  }
+  for (const onnx::NodeProto& node : graph.node()) {
+    const onnx::TensorProto* value = ConstantNodeValue(node);
+    for (const std::string& output : node.output()) {
+      if (value && node.output_size() == 1) {
+        constants_[output] = {value, WeightStorage::kConstantNode};
+      } else if (!output.empty()) {
+        computed_.insert(output);
+      }
+    }
+  }
+}
+
+const ConstantRef* ConstantScope::Find(const std::string& name) const {
+  auto it = constants_.find(name);
+  if (it != constants_.end()) return &it->second;
+  if (computed_.count(name)) return nullptr;
+  return parent_ ? parent_->Find(name) : nullptr;
+}
+
+}  // namespace squeeze::model::internal

@@ -1,0 +1,45 @@
+// Per-output-channel weight statistics and NaN/Inf scans, in parallel with oneTBB. Every value is
+// computed by one task in storage order into a preallocated slot, so results do not depend on the
+// number of threads.
+#ifndef SQUEEZE_MODEL_INTERNAL_WEIGHT_STATS_H_
+#define SQUEEZE_MODEL_INTERNAL_WEIGHT_STATS_H_
+
+#include <onnx/onnx_pb.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/analysis.h"
+#include "model/internal/layers.h"
+#include "model/internal/tensor_data.h"
+
+namespace squeeze::model::internal {
+
+// Where each output channel's values lie in a weight stored row-major as [outer, axis, inner]:
+// channel c = g·axis + j is position j on the axis, in the outer rows of group g only (groups > 1
+// for a grouped ConvTranspose, whose weight is [C_in, C_out/groups, k...]).
+struct ChannelLayout {
+  int64_t outer = 1;
+  int64_t axis = 1;
+  int64_t inner = 1;
+  int64_t groups = 1;
+  int64_t channels() const { return axis * groups; }
+};
+
+// Output channels are axis 0 for Conv and Gemm with transB, axis 1 for ConvTranspose (per
+// group) and Gemm without transB, the last axis for MatMul.
+ChannelLayout LayoutOf(const LayerSite& site);
+
+// Absmax and L2 norm of every output channel of `weights`.
+ChannelStats ComputeChannelStats(const std::vector<float>& weights, const ChannelLayout& layout);
+
+// Fills layer.stats of every site, in parallel over layers and their channels, on `threads`
+// threads (0: oneTBB's default).
+void ComputeWeightStats(std::vector<LayerSite>* sites, int threads);
+
+// CountNonFinite of every tensor, in parallel.
+std::vector<NonFiniteCount> CountNonFiniteAll(const std::vector<const onnx::TensorProto*>& tensors, int threads);
+
+}  // namespace squeeze::model::internal
+
+#endif  // SQUEEZE_MODEL_INTERNAL_WEIGHT_STATS_H_

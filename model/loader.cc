@@ -1,0 +1,255 @@
+#include "model/loader.h"
+
+#include <onnx/checker.h>
+#include <onnx/defs/shape_inference.h>
+
+#include <climits>
+#include <new>
+#include <set>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "model/internal/graph.h"
+#include "model/internal/layers.h"
+#include "model/internal/model_bytes.h"
+#include "model/internal/shapes.h"
+#include "model/internal/tensor_data.h"
+#include "model/internal/validation.h"
+#include "model/internal/weight_stats.h"
+
+namespace squeeze::model {
+namespace {
+
+using internal::LayerSite;
+using internal::ValueShape;
+
+std::string Histogram(const std::map<std::string, int64_t>& counts) {
+  std::vector<std::string> parts;
+  for (const auto& [op, n] : counts) parts.push_back(absl::StrCat(op, " ", n));
+  return parts.empty() ? "none" : absl::StrJoin(parts, ", ");
+}
+
+// Rejects NaN in any float constant, and ±Inf in a layer's weight or bias; Inf elsewhere is a
+// legitimate constant (attention masks, clip bounds). The first offender in graph order is named.
+absl::Status CheckFinite(const std::vector<internal::NamedTensor>& constants, const std::vector<LayerSite>& layers,
+                         int threads) {
+  std::map<const onnx::TensorProto*, std::string> layer_tensors;
+  for (const LayerSite& site : layers) {
+    layer_tensors.emplace(site.weight, absl::StrCat("the weight of ", site.layer.op_type, " '", site.layer.name, "'"));
+    if (site.bias) {
+      layer_tensors.emplace(site.bias, absl::StrCat("the bias of ", site.layer.op_type, " '", site.layer.name, "'"));
+    }
+  }
+  std::vector<const internal::NamedTensor*> named;
+  std::vector<const onnx::TensorProto*> tensors;
+  for (const internal::NamedTensor& c : constants) {
+    if (!internal::IsDecodableFloat(c.tensor->data_type())) continue;
+    named.push_back(&c);
+    tensors.push_back(c.tensor);
+  }
+  const std::vector<internal::NonFiniteCount> counts = internal::CountNonFiniteAll(tensors, threads);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    auto role = layer_tensors.find(tensors[i]);
+    const bool in_layer = role != layer_tensors.end();
+    if (counts[i].nan == 0 && (counts[i].inf == 0 || !in_layer)) continue;
+    std::vector<std::string> what;
+    if (counts[i].nan > 0) what.push_back(absl::StrCat(counts[i].nan, " NaN"));
+    if (counts[i].inf > 0 && in_layer) what.push_back(absl::StrCat(counts[i].inf, " infinite"));
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", named[i]->name, "'",
+                                                   in_layer ? absl::StrCat(" (", role->second, ")") : "",
+                                                   " holds non-finite values: ", absl::StrJoin(what, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+// Shapes, bytes and MACs of every layer: the analysis' input shapes, libonnx's inference from
+// them, and the shape probe (then inference again) for main-graph values inference left open.
+// Records the inferred value_info into `proto`.
+absl::Status AnalyseShapes(const internal::ValidationResult& validation, const AnalyzeOptions& options,
+                           onnx::ModelProto* proto, std::vector<LayerSite>* sites, Analysis* analysis) {
+  absl::StatusOr<internal::ResolvedInputs> inputs = internal::ResolveInputShapes(proto->graph(), options.input_shapes);
+  if (!inputs.ok()) return inputs.status();
+  analysis->input_shapes = inputs->shapes;
+  analysis->defaulted_dims = inputs->defaulted;
+  absl::StatusOr<internal::InferenceResult> inference =
+      internal::InferShapes(proto, validation.opaque_nodes, inputs->shapes, validation.newer_than_libonnx);
+  if (!inference.ok()) return inference.status();
+  std::vector<std::string> inference_warnings = inference->warnings;
+  google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> value_info;
+  const bool value_info_inferred = inference->value_info_inferred;
+  value_info.Swap(&inference->value_info);
+
+  auto known = [&inference](const LayerSite& site, const std::string& name) {
+    const ValueShape* shape = inference->shapes.Find(site.graph_path, name);
+    return shape && shape->known;
+  };
+  // ONNX Runtime can expose values of the main graph only, which subgraph layers may read too.
+  std::set<std::string> main_values;
+  for (const onnx::NodeProto& node : proto->graph().node())
+    main_values.insert(node.output().begin(), node.output().end());
+  std::vector<std::string> missing;
+  std::map<std::string, int32_t> elem_types;  // a layer's activations have its weight's type
+  for (const LayerSite& site : *sites) {
+    for (const std::string* name : {&site.input_name, &site.output_name}) {
+      if (known(site, *name) || !main_values.count(*name)) continue;
+      if (elem_types.emplace(*name, site.layer.weight_elem_type).second) missing.push_back(*name);
+    }
+  }
+  std::string probe_failure;
+  if (!missing.empty() && options.shape_probe) {
+    absl::StatusOr<std::map<std::string, std::vector<int64_t>>> probed =
+        options.shape_probe(*proto, inputs->shapes, missing);
+    if (probed.ok()) {
+      std::map<std::string, ValueShape> seeds;
+      for (const auto& [name, dims] : *probed) {
+        auto type = elem_types.find(name);
+        if (type != elem_types.end()) seeds[name] = ValueShape{type->second, dims, true, ShapeSource::kOnnxRuntime};
+      }
+      // Inference again from the measured shapes, so that what depends on them (subgraphs) is known.
+      absl::StatusOr<internal::InferenceResult> again =
+          internal::InferShapes(proto, validation.opaque_nodes, inputs->shapes, validation.newer_than_libonnx, seeds);
+      if (again.ok()) {
+        inference = std::move(again);
+      } else {
+        inference_warnings.push_back(absl::StrCat("ONNX Runtime's shapes do not fit libonnx's inference (",
+                                                  again.status().message(), "); they are used as measured"));
+        for (const auto& [name, seed] : seeds) inference->shapes.Set("", name, seed);
+      }
+    } else {
+      probe_failure = probed.status().ToString();
+      inference_warnings.push_back(absl::StrCat("the shape probe failed: ", probe_failure));
+    }
+  }
+  analysis->warnings.insert(analysis->warnings.end(), inference_warnings.begin(), inference_warnings.end());
+  const internal::ShapeTable& shapes = inference->shapes;
+  for (LayerSite& site : *sites) {
+    const ValueShape* in = shapes.Find(site.graph_path, site.input_name);
+    const ValueShape* out = shapes.Find(site.graph_path, site.output_name);
+    if (in && in->known && out && out->known) {
+      if (absl::Status s = internal::SetLayerShapes(&site, *in, *out); !s.ok()) return s;
+      continue;
+    }
+    std::vector<std::string> open;
+    if (!in || !in->known) open.push_back(absl::StrCat("input '", site.input_name, "'"));
+    if (!out || !out->known) open.push_back(absl::StrCat("output '", site.output_name, "'"));
+    const bool probeable = (known(site, site.input_name) || main_values.count(site.input_name)) &&
+                           (known(site, site.output_name) || main_values.count(site.output_name));
+    const std::string why = !probeable               ? "values inside subgraphs cannot be probed"
+                            : !options.shape_probe   ? "no shape probe was given"
+                            : !probe_failure.empty() ? "the shape probe failed"
+                                                     : "the shape probe did not report them";
+    analysis->warnings.push_back(absl::StrCat(site.layer.op_type, " '", site.layer.name, "': the shape of its ",
+                                              absl::StrJoin(open, " and "), " is unknown (libonnx cannot infer it; ",
+                                              why, "); its MACs are not counted"));
+  }
+  if (value_info_inferred) proto->mutable_graph()->mutable_value_info()->Swap(&value_info);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& options) {
+  if (options.threads < 0) return absl::InvalidArgumentError("threads must be 0 (default) or more");
+  if (absl::Status s = internal::CheckModelBytes(bytes); !s.ok()) return s;
+  if (bytes.size() > static_cast<size_t>(INT_MAX)) {
+    return absl::ResourceExhaustedError("the model is larger than protobuf's 2 GiB limit");
+  }
+  LoadedModel loaded;
+  onnx::ModelProto& proto = loaded.proto;
+  if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError("not an ONNX model: protobuf cannot parse the bytes as a ModelProto");
+  }
+
+  Analysis& analysis = loaded.analysis;
+  analysis.ir_version = proto.ir_version();
+  for (const onnx::OperatorSetIdProto& opset : proto.opset_import()) {
+    analysis.opsets[internal::NormalizedDomain(opset.domain())] = opset.version();
+  }
+  analysis.producer = proto.producer_name();
+  if (!proto.producer_version().empty()) {
+    absl::StrAppend(&analysis.producer, analysis.producer.empty() ? "" : " ", proto.producer_version());
+  }
+
+  // Structure: unique names, sound tensors, libonnx's checks, the layers.
+  internal::CanonicalizeNodeNames(&proto);
+  const std::vector<internal::NamedTensor> constants = internal::AllConstants(proto);
+  const std::vector<internal::NamedTensor> attribute_tensors = internal::AttributeTensors(proto);
+  for (const auto* list : {&constants, &attribute_tensors}) {
+    for (const internal::NamedTensor& t : *list) {
+      if (absl::Status s = internal::CheckTensorData(*t.tensor, t.name); !s.ok()) return s;
+    }
+  }
+  absl::StatusOr<internal::ValidationResult> validation = internal::ValidateModel(&proto);
+  if (!validation.ok()) return validation.status();
+  analysis.fully_validated = !validation->newer_than_libonnx;
+  analysis.warnings = validation->warnings;
+  if (proto.graph().sparse_initializer_size() > 0) {
+    analysis.warnings.push_back("sparse initializers are not analysed");
+  }
+  absl::StatusOr<internal::GraphSurvey> survey = internal::SurveyGraph(proto);
+  if (!survey.ok()) return survey.status();
+  std::vector<LayerSite>& sites = survey->layers;
+  analysis.op_histogram = survey->op_histogram;
+  analysis.uncompressed_ops = survey->uncompressed_ops;
+  analysis.warnings.insert(analysis.warnings.end(), survey->warnings.begin(), survey->warnings.end());
+  if (absl::Status s = CheckFinite(constants, sites, options.threads); !s.ok()) return s;
+  if (sites.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model has no compressible layer (Conv, ConvTranspose, Gemm or MatMul with a constant ",
+                     "float weight); its ops: ", Histogram(analysis.op_histogram)));
+  }
+
+  if (absl::Status s = AnalyseShapes(*validation, options, &proto, &sites, &analysis); !s.ok()) return s;
+  internal::ComputeWeightStats(&sites, options.threads);
+
+  std::set<const onnx::TensorProto*> weights;
+  for (LayerSite& site : sites) {
+    analysis.total_params += site.layer.params;
+    analysis.total_macs += site.layer.macs;
+    if (weights.insert(site.weight).second) analysis.compressible_weight_bytes += internal::StoredBytes(*site.weight);
+    analysis.layers.push_back(std::move(site.layer));
+  }
+  for (const internal::NamedTensor& c : constants) {
+    if (!weights.count(c.tensor)) analysis.other_initializer_bytes += internal::StoredBytes(*c.tensor);
+  }
+  return loaded;
+}
+
+}  // namespace
+
+absl::StatusOr<LoadedModel> LoadModel(absl::string_view bytes, const AnalyzeOptions& options) {
+  // libonnx reports through exceptions; none may leave this library.
+  try {
+    return Load(bytes, options);
+  } catch (const onnx::checker::ValidationError& e) {
+    return absl::InvalidArgumentError(absl::StrCat("the model fails ONNX validation: ", internal::OneLine(e.what())));
+  } catch (const onnx::InferenceError& e) {
+    return absl::InvalidArgumentError(absl::StrCat("shape inference fails: ", internal::OneLine(e.what())));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory while loading the model");
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("libonnx rejects the model: ", internal::OneLine(e.what())));
+  }
+}
+
+absl::StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseInputShape(absl::string_view text) {
+  const auto bad = [text](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input shape '", text, "' ", why, "; the form is NAME=d0,d1,... (e.g. x=1,3,224,224)"));
+  };
+  const size_t eq = text.rfind('=');
+  if (eq == absl::string_view::npos) return bad("has no '='");
+  if (eq == 0) return bad("names no input");
+  const absl::string_view dims_text = text.substr(eq + 1);
+  if (dims_text.empty()) return bad("has no dimensions");
+  std::vector<int64_t> dims;
+  for (absl::string_view part : absl::StrSplit(dims_text, ',')) {
+    int64_t d;
+    if (!absl::SimpleAtoi(part, &d) || d < 1) return bad(absl::StrCat("has '", part, "', not a positive integer"));
+    dims.push_back(d);
+  }
+  return std::make_pair(std::string(text.substr(0, eq)), std::move(dims));
+}
+
+}  // namespace squeeze::model

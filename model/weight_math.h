@@ -1,0 +1,68 @@
+// Weight math on real weights: magnitude pruning (unstructured, 2:4, output channel), symmetric
+// per-output-channel quantization with an MSE-optimal clipping range, fp16 rounding, and the
+// relative distortion ||W - Ŵ||² / ||W||² that the option table is built from (DESIGN.md §3).
+//
+// Weights are handled as a ChannelMatrix: row c holds every weight that feeds output channel c.
+// Pure functions; thread safe.
+#ifndef SQUEEZE_MODEL_WEIGHT_MATH_H_
+#define SQUEEZE_MODEL_WEIGHT_MATH_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/types/span.h"
+
+namespace squeeze::model {
+
+struct ChannelMatrix {
+  int64_t channels = 0;
+  int64_t per_channel = 0;
+  std::vector<float> values;  // channels x per_channel, row-major
+
+  absl::Span<const float> Row(int64_t c) const {
+    return absl::MakeConstSpan(values).subspan(static_cast<size_t>(c * per_channel), static_cast<size_t>(per_channel));
+  }
+};
+
+// Gathers `weights` of `shape` into rows by output channel, where the output channel is
+// `channel_axis` (0 for Conv and Gemm with transB; 1 for ConvTranspose, MatMul and Gemm without
+// transB). For ConvTranspose with groups > 1, axis 1 holds out_channels / groups channels per
+// group: pass `groups` so that row g·(C/g) + c gathers group g's channel c.
+ChannelMatrix ToChannelMajor(absl::Span<const float> weights, const std::vector<int64_t>& shape, int channel_axis,
+                             int64_t groups = 1);
+// The inverse of ToChannelMajor: scatters rows back into the tensor layout.
+std::vector<float> FromChannelMajor(const ChannelMatrix& matrix, const std::vector<int64_t>& shape,
+                                    int channel_axis, int64_t groups = 1);
+
+enum class PrunePattern { kNone, kUnstructured, kTwoFour, kOutputChannel };
+
+// Magnitude pruning: 1 keeps a weight, 0 removes it.
+// - kUnstructured: the round(ratio · N) smallest |w| of the layer go (ties: the earlier goes).
+// - kTwoFour: in every 4 consecutive weights of a row, the 2 smallest |w| go (ratio ignored;
+//   a row's last partial group keeps its ceil(n/2) largest).
+// - kOutputChannel: the round(ratio · channels) rows of smallest L2 norm go (at least one stays).
+std::vector<uint8_t> PruneMask(const ChannelMatrix& w, PrunePattern pattern, double ratio);
+
+// Output channels kept by a kOutputChannel mask, in order.
+std::vector<int64_t> KeptChannels(const ChannelMatrix& w, const std::vector<uint8_t>& mask);
+
+// Symmetric quantization of one row to `bits` (2..8): q = clamp(round(x / s), -Q, Q) with
+// Q = 2^(bits-1) - 1 and s = clip / Q. The clip is chosen among fractions of max|x| to minimize
+// the squared error over the kept values. Writes the dequantized row to `out` (masked values
+// stay 0) and returns the scale (0 for an all-zero row).
+float QuantizeRow(absl::Span<const float> row, absl::Span<const uint8_t> mask, int bits, absl::Span<float> out);
+
+// Rounds to the nearest fp16 value (round half to even; overflow to ±inf, as fp16 storage does).
+float RoundToHalf(float x);
+uint16_t FloatToHalfBits(float x);
+float HalfBitsToFloat(uint16_t h);
+
+// Ŵ for an option: prune, then quantize the survivors (bits 2..8 integer, 16 fp16, 32 as is).
+ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, PrunePattern pattern, double prune_ratio);
+
+// ||w - w_hat||² / ||w||²; 0 for an all-zero w.
+double RelativeDistortion(absl::Span<const float> w, absl::Span<const float> w_hat);
+
+}  // namespace squeeze::model
+
+#endif  // SQUEEZE_MODEL_WEIGHT_MATH_H_

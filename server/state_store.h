@@ -1,0 +1,69 @@
+// StateStore: the server's own state in <data_dir>/state.db (SQLite, WAL): models now; jobs,
+// fronts, sensitivities, teams and keys as their features land. Domain calls only; the SQL lives
+// in state_store.cc. Thread safe: one connection behind a mutex.
+//
+// Every row belongs to a team; a call for another team's row answers NotFound, exactly as for a
+// row that does not exist.
+#ifndef SQUEEZE_SERVER_STATE_STORE_H_
+#define SQUEEZE_SERVER_STATE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/sqlite.h"
+
+namespace squeeze::server {
+
+inline constexpr int kStateSchemaVersion = 1;
+inline constexpr char kDefaultTeam[] = "default";
+
+struct ModelRecord {
+  std::string id;
+  std::string team = kDefaultTeam;
+  std::string name;
+  std::string sha256;
+  int64_t size_bytes = 0;
+  std::string input_shapes;  // canonical "name=d0,d1;name2=..." (sorted by name)
+  std::string analysis;      // serialized squeeze.v1.ModelAnalysis
+  std::string created_at;
+};
+
+class StateStore {
+ public:
+  // Opens or creates state.db at `path`, migrating older schema versions. FailedPrecondition for a
+  // file that is not ours or is newer than this build.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& path);
+
+  // Inserts `record` (id and created_at assigned here) and returns it as stored.
+  absl::StatusOr<ModelRecord> InsertModel(ModelRecord record);
+  // The team's model with these bytes and input shapes, if one was uploaded before.
+  absl::StatusOr<std::optional<ModelRecord>> FindModel(const std::string& team, const std::string& sha256,
+                                                       const std::string& input_shapes);
+  absl::StatusOr<ModelRecord> GetModel(const std::string& team, const std::string& id);
+  // The team's models, newest first.
+  absl::StatusOr<std::vector<ModelRecord>> ListModels(const std::string& team);
+  // Deletes the team's model and returns it; NotFound when it is not the team's.
+  absl::StatusOr<ModelRecord> DeleteModel(const std::string& team, const std::string& id);
+  // How many models (of any team) use these bytes.
+  absl::StatusOr<int64_t> CountModelsWithBlob(const std::string& sha256);
+  // Every blob any row refers to.
+  absl::StatusOr<std::set<std::string>> ReferencedBlobs();
+
+ private:
+  explicit StateStore(common::Database db) : db_(std::move(db)) {}
+  absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
+  absl::Mutex mutex_;
+  common::Database db_ ABSL_GUARDED_BY(mutex_);
+};
+
+}  // namespace squeeze::server
+
+#endif  // SQUEEZE_SERVER_STATE_STORE_H_

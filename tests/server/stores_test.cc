@@ -1,0 +1,164 @@
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "common/sha256.h"
+#include "common/sqlite.h"
+#include "server/blob_store.h"
+#include "server/state_store.h"
+#include "tests/testing/temp_dir.h"
+
+namespace squeeze::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+int FilesUnder(const std::string& dir) {
+  int n = 0;
+  std::error_code error;
+  for (const auto& e : fs::recursive_directory_iterator(dir, error)) n += e.is_regular_file();
+  return n;
+}
+
+TEST_CASE("SHA-256 matches the standard test vector", "[sha256]") {
+  CHECK(common::Sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  common::Sha256 streaming;
+  streaming.Update("a");
+  streaming.Update("bc");
+  CHECK(streaming.HexDigest() == common::Sha256Hex("abc"));
+  CHECK(common::RandomHex(8).size() == 16);
+  CHECK(common::RandomHex(8) != common::RandomHex(8));
+}
+
+TEST_CASE("Blobs are content addressed and written atomically", "[blob_store]") {
+  testing::TempDir dir;
+  auto store = BlobStore::Open(dir.File("blobs"));
+  REQUIRE(store.ok());
+
+  absl::StatusOr<std::unique_ptr<BlobWriter>> writer = (*store)->NewWriter();
+  REQUIRE(writer.ok());
+  REQUIRE((*writer)->Append("ab").ok());
+  REQUIRE((*writer)->Append("c").ok());
+  CHECK(FilesUnder(dir.File("blobs")) == 1);  // only the temporary file
+  CHECK_FALSE((*store)->Contains(common::Sha256Hex("abc")));
+  absl::StatusOr<std::string> digest = (*store)->Commit(**writer);
+  REQUIRE(digest.ok());
+  CHECK(*digest == common::Sha256Hex("abc"));
+  CHECK((*store)->Contains(*digest));
+  CHECK(*(*store)->Read(*digest) == "abc");
+  CHECK(*(*store)->Size(*digest) == 3);
+
+  // The same bytes again are the same blob; nothing else stays behind.
+  REQUIRE((*store)->Put("abc").ok());
+  CHECK(FilesUnder(dir.File("blobs")) == 1);
+}
+
+TEST_CASE("An aborted or abandoned writer leaves no file", "[blob_store]") {
+  testing::TempDir dir;
+  auto store = BlobStore::Open(dir.File("blobs"));
+  REQUIRE(store.ok());
+  {
+    auto writer = (*store)->NewWriter();
+    REQUIRE(writer.ok());
+    REQUIRE((*writer)->Append("partial").ok());
+  }
+  auto writer = (*store)->NewWriter();
+  REQUIRE(writer.ok());
+  REQUIRE((*writer)->Append("partial").ok());
+  (*writer)->Abort();
+  CHECK(FilesUnder(dir.File("blobs")) == 0);
+}
+
+TEST_CASE("A corrupted blob reads as DataLoss", "[blob_store]") {
+  testing::TempDir dir;
+  auto store = BlobStore::Open(dir.File("blobs"));
+  REQUIRE(store.ok());
+  absl::StatusOr<std::string> digest = (*store)->Put("precious bytes");
+  REQUIRE(digest.ok());
+  { std::ofstream((*store)->PathOf(*digest)) << "flipped"; }
+  CHECK((*store)->Read(*digest).status().code() == absl::StatusCode::kDataLoss);
+  CHECK((*store)->Read("not-a-digest").status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("Opening removes unfinished uploads and garbage collection keeps referenced blobs", "[blob_store]") {
+  testing::TempDir dir;
+  std::string keep, drop;
+  {
+    auto store = BlobStore::Open(dir.File("blobs"));
+    REQUIRE(store.ok());
+    keep = *(*store)->Put("keep");
+    drop = *(*store)->Put("drop");
+    auto writer = (*store)->NewWriter();
+    REQUIRE((*writer)->Append("crash").ok());
+    // Simulate a crash: the temporary file outlives the process.
+    fs::copy_file((*writer)->temp_path(), dir.File("blobs/tmp/upload-left-behind"));
+  }
+  auto store = BlobStore::Open(dir.File("blobs"));
+  REQUIRE(store.ok());
+  CHECK(FilesUnder(dir.File("blobs/tmp")) == 0);
+  absl::StatusOr<int> removed = (*store)->CollectGarbage({keep});
+  REQUIRE(removed.ok());
+  CHECK(*removed == 1);
+  CHECK((*store)->Contains(keep));
+  CHECK_FALSE((*store)->Contains(drop));
+}
+
+ModelRecord Record(const std::string& team, const std::string& sha_seed) {
+  ModelRecord r;
+  r.team = team;
+  r.name = "m.onnx";
+  r.sha256 = common::Sha256Hex(sha_seed);
+  r.size_bytes = 10;
+  r.input_shapes = "x=1,3";
+  r.analysis = "proto bytes";
+  return r;
+}
+
+TEST_CASE("Models belong to their team", "[state_store]") {
+  testing::TempDir dir;
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  absl::StatusOr<ModelRecord> a = (*state)->InsertModel(Record("alpha", "one"));
+  REQUIRE(a.ok());
+  CHECK(a->id.rfind("m-", 0) == 0);
+  CHECK_FALSE(a->created_at.empty());
+  REQUIRE((*state)->InsertModel(Record("beta", "one")).ok());
+
+  CHECK((*state)->GetModel("alpha", a->id).ok());
+  absl::StatusOr<ModelRecord> other = (*state)->GetModel("beta", a->id);
+  CHECK(other.status().code() == absl::StatusCode::kNotFound);
+  CHECK((*state)->DeleteModel("beta", a->id).status().code() == absl::StatusCode::kNotFound);
+  CHECK((*state)->ListModels("alpha")->size() == 1);
+  CHECK(*(*state)->CountModelsWithBlob(common::Sha256Hex("one")) == 2);
+
+  absl::StatusOr<std::optional<ModelRecord>> found = (*state)->FindModel("alpha", common::Sha256Hex("one"), "x=1,3");
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  CHECK((*found)->id == a->id);
+  CHECK_FALSE((*(*state)->FindModel("alpha", common::Sha256Hex("one"), "x=2,3")).has_value());
+
+  REQUIRE((*state)->DeleteModel("alpha", a->id).ok());
+  CHECK(*(*state)->CountModelsWithBlob(common::Sha256Hex("one")) == 1);
+  CHECK((*state)->ReferencedBlobs()->size() == 1);
+}
+
+TEST_CASE("state.db survives reopening and refuses foreign files", "[state_store]") {
+  testing::TempDir dir;
+  {
+    auto state = StateStore::Open(dir.File("state.db"));
+    REQUIRE(state.ok());
+    REQUIRE((*state)->InsertModel(Record("alpha", "x")).ok());
+  }
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  CHECK((*state)->ListModels("alpha")->size() == 1);
+  {
+    auto db = common::Database::Open(dir.File("foreign.db"));
+    REQUIRE(db->Exec("CREATE TABLE t (x)").ok());
+  }
+  CHECK(StateStore::Open(dir.File("foreign.db")).status().code() == absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace squeeze::server

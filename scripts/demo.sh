@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, against a real server on a fresh data dir: start squeezed on a free
-# loopback port, show the device profiles it serves, stop it. Used by `make demo`.
+# loopback port, show the device profiles it serves, upload PP-OCRv4 det and show what Squeeze
+# understood of it, stop the server. Used by `make demo`.
 set -euo pipefail
 build="${1:-build}"
 bin="$build/bin"
@@ -34,6 +35,17 @@ sed -n '1,30p' "$work/host.txt"
 step "squeeze devices show raspberry-pi-5 --json (first lines)"
 "$bin/squeeze" devices show raspberry-pi-5 --json > "$work/pi5.json"
 head -n 20 "$work/pi5.json"
+
+models="$(dirname "$0")/../.cache/models"
+step "squeeze models upload ch_PP-OCRv4_det_infer.onnx --input-shape x=1,3,640,640"
+"$bin/squeeze" models upload "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640 | tee "$work/upload.txt"
+model_id="$(awk 'NR == 1 {print $1}' "$work/upload.txt")"
+
+step "squeeze models show $model_id (first layers)"
+"$bin/squeeze" models show "$model_id" > "$work/show.txt"
+sed -n '1,16p' "$work/show.txt"
+echo "..."
+tail -n 3 "$work/show.txt"
 
 step "Stopping squeezed"
 kill -TERM "$server_pid"; wait "$server_pid"; server_pid=""

@@ -1,0 +1,55 @@
+// Model-level values and constraint checks, in the one summation order every strategy uses.
+#ifndef SQUEEZE_SEARCH_ENGINE_INTERNAL_EVALUATION_H_
+#define SQUEEZE_SEARCH_ENGINE_INTERNAL_EVALUATION_H_
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "search/engine/objective.h"
+#include "search/engine/option_table.h"
+#include "search/engine/search_spec.h"
+
+namespace squeeze::search::internal {
+
+// `choice` holds one original option index per layer, all in range.
+inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_t* choice) {
+  ObjectiveValues v;
+  v.latency = table.fixed.latency;
+  v.size = table.fixed.bytes;
+  double activation = table.fixed.activation_bytes;
+  for (size_t i = 0; i < table.layers.size(); ++i) {
+    const LayerOption& o = table.layers[i].options[choice[i]];
+    v.latency += o.latency;
+    v.size += o.bytes;
+    v.error += o.error;
+    activation = std::max(activation, o.activation_bytes);
+  }
+  v.peak_memory = v.size + activation;
+  return v;
+}
+
+inline bool WithinLimit(double value, double limit) {
+  return value <= limit + 1e-9 * std::abs(limit);
+}
+
+inline bool Feasible(const ObjectiveValues& v, const Constraints& c) {
+  return (!c.max_latency || WithinLimit(v.latency, *c.max_latency)) &&
+         (!c.max_size || WithinLimit(v.size, *c.max_size)) &&
+         (!c.max_error || WithinLimit(v.error, *c.max_error)) &&
+         (!c.max_peak_memory || WithinLimit(v.peak_memory, *c.max_peak_memory));
+}
+
+// Sum over violated limits of the excess relative to the limit; 0 when feasible.
+inline double Violation(const ObjectiveValues& v, const Constraints& c) {
+  auto excess = [](double value, const std::optional<double>& limit) {
+    if (!limit || WithinLimit(value, *limit)) return 0.0;
+    return (value - *limit) / (*limit > 0 ? *limit : 1.0);
+  };
+  return excess(v.latency, c.max_latency) + excess(v.size, c.max_size) +
+         excess(v.error, c.max_error) + excess(v.peak_memory, c.max_peak_memory);
+}
+
+}  // namespace squeeze::search::internal
+
+#endif  // SQUEEZE_SEARCH_ENGINE_INTERNAL_EVALUATION_H_

@@ -1,0 +1,58 @@
+// The option table as the strategies search it: per layer only the options that can appear in an
+// answer, stored contiguously. An option is dropped when another option of the same layer is at
+// least as good in every quantity the search looks at (objectives and limits; peak memory looks
+// at both bytes and activation bytes), or when it breaks a limit even with every other layer at
+// its cheapest.
+#ifndef SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
+#define SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "search/engine/objective.h"
+#include "search/engine/option_table.h"
+#include "search/engine/search_spec.h"
+
+namespace squeeze::search::internal {
+
+struct KeptOption {
+  double latency = 0, bytes = 0, error = 0, activation = 0;
+  uint16_t original = 0;  // index in the source table's layer
+};
+
+class PrunedTable {
+ public:
+  // Kept options per layer are ordered by (error, latency, bytes, activation, original index).
+  static PrunedTable Build(const OptionTable& table, const SearchSpec& spec);
+
+  size_t layers() const { return offsets_.size() - 1; }
+  size_t count(size_t layer) const { return offsets_[layer + 1] - offsets_[layer]; }
+  const KeptOption& option(size_t layer, size_t k) const { return options_[offsets_[layer] + k]; }
+  const FixedCost& fixed() const { return fixed_; }
+  // False when some layer has no option left: nothing is feasible.
+  bool feasible() const { return feasible_; }
+  int64_t options_total() const { return options_total_; }
+  int64_t options_kept() const { return static_cast<int64_t>(options_.size()); }
+  size_t max_count() const { return max_count_; }
+
+  // Genes are kept indices per layer.
+  ObjectiveValues Evaluate(const uint16_t* genes) const;
+  Choice ToChoice(const uint16_t* genes) const;
+  // The kept option closest to an original option (itself when kept), by relative distance over
+  // the quantities the search looks at. For seeding from configurations of the full table.
+  uint16_t Nearest(size_t layer, uint16_t original) const { return nearest_[layer][original]; }
+
+ private:
+  std::vector<size_t> offsets_;
+  std::vector<KeptOption> options_;
+  std::vector<std::vector<uint16_t>> nearest_;
+  FixedCost fixed_;
+  bool feasible_ = true;
+  int64_t options_total_ = 0;
+  size_t max_count_ = 0;
+};
+
+}  // namespace squeeze::search::internal
+
+#endif  // SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_

@@ -168,11 +168,14 @@ int main(int argc, char** argv) {
       auto writer = stub->UploadModel(&context, &model);
       squeeze::v1::UploadModelRequest request;
       request.mutable_metadata()->set_name(name);
-      request.mutable_metadata()->add_input_shapes()->set_name("x");
-      if (name.rfind("ch_PP-OCRv4_det", 0) == 0) {
-        for (int d : {1, 3, 640, 640}) request.mutable_metadata()->mutable_input_shapes(0)->add_dims(d);
-      } else {
-        request.mutable_metadata()->clear_input_shapes();
+      // The PP-OCR models have symbolic H/W: analyse them at the sizes their pipelines use.
+      std::vector<int> dims;
+      if (name.rfind("ch_PP-OCRv4_det", 0) == 0) dims = {1, 3, 640, 640};
+      if (name.rfind("ch_ppocr_mobile", 0) == 0) dims = {1, 3, 48, 192};
+      if (!dims.empty()) {
+        squeeze::v1::InputShape* shape = request.mutable_metadata()->add_input_shapes();
+        shape->set_name("x");
+        for (int d : dims) shape->add_dims(d);
       }
       writer->Write(request);
       for (size_t offset = 0; offset < bytes.size(); offset += 1 << 20) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "model/weight_math.h"
+
 namespace squeeze::model {
 
 // How a tensor shape was found.
@@ -54,6 +56,7 @@ struct Layer {
   int64_t output_bytes = 0;
   int64_t macs = 0;                   // 0 when the shapes are unknown (with a warning)
   ShapeSource shape_source = ShapeSource::kUnknown;  // the least certain of input and output
+  ChannelLayout weight_layout;  // where each output channel's weights lie in weight storage
   ChannelStats stats;
 };
 

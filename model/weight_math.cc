@@ -13,42 +13,17 @@ namespace {
 constexpr int kClipSteps = 71;
 constexpr double kMinClip = 0.3;
 
-// Index arithmetic for a tensor viewed as [outer, axis_len, inner].
-struct AxisView {
-  int64_t outer = 1, axis = 1, inner = 1;
-};
-
-AxisView ViewAround(const std::vector<int64_t>& shape, int axis) {
-  AxisView v;
-  for (int i = 0; i < static_cast<int>(shape.size()); ++i) {
-    if (i < axis) v.outer *= shape[i];
-    if (i == axis) v.axis = shape[i];
-    if (i > axis) v.inner *= shape[i];
-  }
-  return v;
-}
-
-// Maps (row, column) of the channel-major matrix to the flat tensor index.
-// Axis 0: row = channel, column = the rest in order. Axis 1 with groups: the tensor is
-// [outer = G·(C_in/G)... ] -- for ConvTranspose [C_in, C_out/G, k...], input channel i belongs to
-// group i / (C_in/G) and feeds output channel g·(C_out/G) + j.
+// Calls fn(row, column, flat index) for every element of a weight stored as `layout`.
 template <typename Fn>
-void ForEachElement(const std::vector<int64_t>& shape, int axis, int64_t groups, Fn&& fn) {
-  const AxisView v = ViewAround(shape, axis);
-  if (axis == 0) {
-    for (int64_t c = 0; c < v.axis; ++c) {
-      for (int64_t k = 0; k < v.inner; ++k) fn(c, k, c * v.inner + k);
-    }
-    return;
-  }
-  const int64_t outer_per_group = v.outer / std::max<int64_t>(groups, 1);
-  for (int64_t o = 0; o < v.outer; ++o) {
-    const int64_t g = outer_per_group > 0 ? o / outer_per_group : 0;
-    const int64_t o_in_group = outer_per_group > 0 ? o % outer_per_group : o;
-    for (int64_t c = 0; c < v.axis; ++c) {
-      const int64_t row = g * v.axis + c;
-      for (int64_t k = 0; k < v.inner; ++k) {
-        fn(row, o_in_group * v.inner + k, (o * v.axis + c) * v.inner + k);
+void ForEachElement(const ChannelLayout& layout, Fn&& fn) {
+  const int64_t outer_per_group = layout.outer / layout.groups;
+  for (int64_t o = 0; o < layout.outer; ++o) {
+    const int64_t g = o / outer_per_group;
+    const int64_t o_in_group = o % outer_per_group;
+    for (int64_t j = 0; j < layout.axis; ++j) {
+      const int64_t row = g * layout.axis + j;
+      for (int64_t k = 0; k < layout.inner; ++k) {
+        fn(row, o_in_group * layout.inner + k, (o * layout.axis + j) * layout.inner + k);
       }
     }
   }
@@ -56,28 +31,20 @@ void ForEachElement(const std::vector<int64_t>& shape, int axis, int64_t groups,
 
 }  // namespace
 
-ChannelMatrix ToChannelMajor(absl::Span<const float> weights, const std::vector<int64_t>& shape, int channel_axis,
-                             int64_t groups) {
-  const AxisView v = ViewAround(shape, channel_axis);
+ChannelMatrix ToChannelMajor(absl::Span<const float> weights, const ChannelLayout& layout) {
   ChannelMatrix m;
-  if (channel_axis == 0) {
-    m.channels = v.axis;
-    m.per_channel = v.inner;
-  } else {
-    m.channels = v.axis * std::max<int64_t>(groups, 1);
-    m.per_channel = v.outer / std::max<int64_t>(groups, 1) * v.inner;
-  }
+  m.channels = layout.channels();
+  m.per_channel = layout.per_channel();
   m.values.assign(weights.size(), 0.f);
-  ForEachElement(shape, channel_axis, groups, [&](int64_t row, int64_t col, int64_t flat) {
+  ForEachElement(layout, [&](int64_t row, int64_t col, int64_t flat) {
     m.values[row * m.per_channel + col] = weights[flat];
   });
   return m;
 }
 
-std::vector<float> FromChannelMajor(const ChannelMatrix& m, const std::vector<int64_t>& shape, int channel_axis,
-                                    int64_t groups) {
+std::vector<float> FromChannelMajor(const ChannelMatrix& m, const ChannelLayout& layout) {
   std::vector<float> out(m.values.size(), 0.f);
-  ForEachElement(shape, channel_axis, groups, [&](int64_t row, int64_t col, int64_t flat) {
+  ForEachElement(layout, [&](int64_t row, int64_t col, int64_t flat) {
     out[flat] = m.values[row * m.per_channel + col];
   });
   return out;

@@ -24,15 +24,24 @@ struct ChannelMatrix {
   }
 };
 
-// Gathers `weights` of `shape` into rows by output channel, where the output channel is
-// `channel_axis` (0 for Conv and Gemm with transB; 1 for ConvTranspose, MatMul and Gemm without
-// transB). For ConvTranspose with groups > 1, axis 1 holds out_channels / groups channels per
-// group: pass `groups` so that row g·(C/g) + c gathers group g's channel c.
-ChannelMatrix ToChannelMajor(absl::Span<const float> weights, const std::vector<int64_t>& shape, int channel_axis,
-                             int64_t groups = 1);
-// The inverse of ToChannelMajor: scatters rows back into the tensor layout.
-std::vector<float> FromChannelMajor(const ChannelMatrix& matrix, const std::vector<int64_t>& shape,
-                                    int channel_axis, int64_t groups = 1);
+// Where each output channel's values lie in a weight stored row-major as [outer, axis, inner]:
+// channel c = g·axis + j is position j on the axis, in the outer rows of group g only. Output
+// channels are axis 0 for Conv and Gemm with transB, axis 1 for ConvTranspose (per group, groups
+// > 1 for a grouped one, whose weight is [C_in, C_out/groups, k...]) and Gemm without transB, the
+// last axis for MatMul. model::Layer::weight_layout holds a layer's.
+struct ChannelLayout {
+  int64_t outer = 1;
+  int64_t axis = 1;
+  int64_t inner = 1;
+  int64_t groups = 1;
+  int64_t channels() const { return axis * groups; }
+  int64_t per_channel() const { return outer / groups * inner; }
+};
+
+// Gathers a weight tensor into rows by output channel.
+ChannelMatrix ToChannelMajor(absl::Span<const float> weights, const ChannelLayout& layout);
+// The inverse: scatters rows back into the tensor's storage order.
+std::vector<float> FromChannelMajor(const ChannelMatrix& matrix, const ChannelLayout& layout);
 
 enum class PrunePattern { kNone, kUnstructured, kTwoFour, kOutputChannel };
 

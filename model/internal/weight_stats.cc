@@ -82,7 +82,8 @@ void ComputeWeightStats(std::vector<LayerSite>* sites, int threads) {
   InArena(threads, [sites] {
     tbb::parallel_for(size_t{0}, sites->size(), [sites](size_t i) {
       LayerSite& site = (*sites)[i];
-      site.layer.stats = ComputeChannelStats(DecodeFloats(*site.weight), LayoutOf(site));
+      site.layer.weight_layout = LayoutOf(site);
+      site.layer.stats = ComputeChannelStats(DecodeFloats(*site.weight), site.layer.weight_layout);
     });
   });
 }

@@ -12,19 +12,9 @@
 #include "model/analysis.h"
 #include "model/internal/layers.h"
 #include "model/internal/tensor_data.h"
+#include "model/weight_math.h"
 
 namespace squeeze::model::internal {
-
-// Where each output channel's values lie in a weight stored row-major as [outer, axis, inner]:
-// channel c = g·axis + j is position j on the axis, in the outer rows of group g only (groups > 1
-// for a grouped ConvTranspose, whose weight is [C_in, C_out/groups, k...]).
-struct ChannelLayout {
-  int64_t outer = 1;
-  int64_t axis = 1;
-  int64_t inner = 1;
-  int64_t groups = 1;
-  int64_t channels() const { return axis * groups; }
-};
 
 // Output channels are axis 0 for Conv and Gemm with transB, axis 1 for ConvTranspose (per
 // group) and Gemm without transB, the last axis for MatMul.

@@ -45,10 +45,7 @@ TEST_CASE("PP-OCRv4 det at 1x3x640x640: 62 Conv and 2 ConvTranspose layers", "[m
 
   AnalyzeOptions options;
   options.input_shapes["x"] = {1, 3, 640, 640};
-  const auto start = std::chrono::steady_clock::now();
   const LoadedModel loaded = testing::MustLoad(bytes, options);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  CHECK(seconds < 5);
   const Analysis& a = loaded.analysis;
   CHECK(a.fully_validated);
   CHECK(a.warnings.empty());

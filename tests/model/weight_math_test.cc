@@ -122,29 +122,39 @@ TEST_CASE("fp16 rounding", "[weight_math]") {
   CHECK(HalfBitsToFloat(FloatToHalfBits(std::ldexp(3.0f, -20))) == std::ldexp(3.0f, -20));  // subnormal
 }
 
+ChannelLayout Layout(int64_t outer, int64_t axis, int64_t inner, int64_t groups = 1) {
+  ChannelLayout l;
+  l.outer = outer;
+  l.axis = axis;
+  l.inner = inner;
+  l.groups = groups;
+  return l;
+}
+
 TEST_CASE("Channel-major views round trip for every weight layout", "[weight_math]") {
-  std::vector<float> w(2 * 6 * 3);  // e.g. ConvTranspose [C_in=2, C_out/G=6... ] or MatMul [K, N]
+  std::vector<float> w(2 * 6 * 3);
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i);
-  SECTION("axis 0") {
-    ChannelMatrix m = ToChannelMajor(w, {2, 6, 3}, 0);
+  SECTION("axis 0 (Conv [C_out=2, 6, 3])") {
+    ChannelMatrix m = ToChannelMajor(w, Layout(1, 2, 18));
     CHECK(m.channels == 2);
     CHECK(m.per_channel == 18);
-    CHECK(FromChannelMajor(m, {2, 6, 3}, 0) == w);
+    CHECK(m.Row(1)[0] == 18);
+    CHECK(FromChannelMajor(m, Layout(1, 2, 18)) == w);
   }
-  SECTION("axis 1 (MatMul [K, N])") {
-    ChannelMatrix m = ToChannelMajor(w, {12, 3}, 1);
+  SECTION("last axis (MatMul [K=12, N=3])") {
+    ChannelMatrix m = ToChannelMajor(w, Layout(12, 3, 1));
     CHECK(m.channels == 3);
     CHECK(m.per_channel == 12);
     CHECK(m.Row(1)[0] == 1);
     CHECK(m.Row(1)[1] == 4);
-    CHECK(FromChannelMajor(m, {12, 3}, 1) == w);
+    CHECK(FromChannelMajor(m, Layout(12, 3, 1)) == w);
   }
   SECTION("axis 1 with groups (ConvTranspose [C_in=2, C_out/G=6, k=3], G=2)") {
-    ChannelMatrix m = ToChannelMajor(w, {2, 6, 3}, 1, 2);
+    ChannelMatrix m = ToChannelMajor(w, Layout(2, 6, 3, 2));
     CHECK(m.channels == 12);
     CHECK(m.per_channel == 3);
     CHECK(m.Row(6)[0] == w[18]);  // group 1's first output channel reads input channel 1
-    CHECK(FromChannelMajor(m, {2, 6, 3}, 1, 2) == w);
+    CHECK(FromChannelMajor(m, Layout(2, 6, 3, 2)) == w);
   }
 }
 

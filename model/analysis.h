@@ -60,6 +60,19 @@ struct Layer {
   ChannelStats stats;
 };
 
+// One node of the main graph in execution order, with the activation bytes it reads and writes
+// and the bytes of every activation alive while it runs (its own included), at stored precision.
+// Constants are weights, not activations, and are not counted. Bytes of values whose shape is
+// unknown count 0.
+struct NodeActivations {
+  std::string name;
+  std::string op_type;
+  int64_t input_bytes = 0;
+  int64_t output_bytes = 0;
+  int64_t live_bytes = 0;
+  int layer = -1;  // index into Analysis::layers when the node is a compressible layer
+};
+
 struct Analysis {
   int64_t ir_version = 0;
   std::map<std::string, int64_t> opsets;   // domain ("" = ai.onnx) -> version
@@ -75,6 +88,8 @@ struct Analysis {
   std::map<std::string, int64_t> op_histogram;
   // The same for nodes no compression applies to: all but the layers and Constant nodes.
   std::map<std::string, int64_t> uncompressed_ops;
+  std::vector<NodeActivations> nodes;       // the main graph in execution order
+  int64_t peak_activation_bytes = 0;        // max of NodeActivations::live_bytes
   std::vector<std::string> warnings;
   bool fully_validated = true;  // false when the IR/opset is newer than libonnx's checker knows
 };

@@ -3,6 +3,7 @@
 #include <onnx/checker.h>
 #include <onnx/defs/shape_inference.h>
 
+#include <algorithm>
 #include <climits>
 #include <new>
 #include <set>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "model/internal/activations.h"
 #include "model/internal/graph.h"
 #include "model/internal/layers.h"
 #include "model/internal/model_bytes.h"
@@ -144,6 +146,14 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
     analysis->warnings.push_back(absl::StrCat(site.layer.op_type, " '", site.layer.name, "': the shape of its ",
                                               absl::StrJoin(open, " and "), " is unknown (libonnx cannot infer it; ",
                                               why, "); its MACs are not counted"));
+  }
+  std::map<std::string, int> layer_of_node;
+  for (size_t i = 0; i < sites->size(); ++i) {
+    if ((*sites)[i].graph_path.empty()) layer_of_node[(*sites)[i].layer.name] = static_cast<int>(i);
+  }
+  analysis->nodes = internal::ProfileActivations(proto->graph(), shapes, layer_of_node);
+  for (const NodeActivations& node : analysis->nodes) {
+    analysis->peak_activation_bytes = std::max(analysis->peak_activation_bytes, node.live_bytes);
   }
   if (value_info_inferred) proto->mutable_graph()->mutable_value_info()->Swap(&value_info);
   return absl::OkStatus();

@@ -56,8 +56,8 @@ std::vector<uint8_t> PruneMask(const ChannelMatrix& w, PrunePattern pattern, dou
 std::vector<int64_t> KeptChannels(const ChannelMatrix& w, const std::vector<uint8_t>& mask);
 
 // Symmetric quantization of one row to `bits` (2..8): q = clamp(round(x / s), -Q, Q) with
-// Q = 2^(bits-1) - 1 and s = clip / Q. The clip is chosen among fractions of max|x| to minimize
-// the squared error over the kept values. Writes the dequantized row to `out` (masked values
+// Q = 2^(bits-1) - 1 and s = clip / Q. The clip (a fraction 0.3..1 of max|x|) is searched coarse
+// to fine to minimize the squared error over the kept values. Writes the dequantized row to `out` (masked values
 // stay 0) and returns the scale (0 for an all-zero row).
 float QuantizeRow(absl::Span<const float> row, absl::Span<const uint8_t> mask, int bits, absl::Span<float> out);
 
@@ -65,6 +65,10 @@ float QuantizeRow(absl::Span<const float> row, absl::Span<const uint8_t> mask, i
 float RoundToHalf(float x);
 uint16_t FloatToHalfBits(float x);
 float HalfBitsToFloat(uint16_t h);
+
+// Ŵ for a pruning mask already chosen: masked weights zeroed, survivors quantized (bits 2..8
+// integer per row, 16 fp16, 32 as is).
+ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>& mask, int weight_bits);
 
 // Ŵ for an option: prune, then quantize the survivors (bits 2..8 integer, 16 fp16, 32 as is).
 ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, PrunePattern pattern, double prune_ratio);

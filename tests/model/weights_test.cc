@@ -37,3 +37,33 @@ TEST_CASE("Layer weights read back in channel-major order with their statistics"
 
 }  // namespace
 }  // namespace squeeze::model
+
+namespace squeeze::model {
+namespace {
+
+TEST_CASE("Activation liveness follows the execution order", "[activations]") {
+  // x -> Conv -> a; a -> Relu -> b; Add(a, b) -> y: `a` stays alive across the Relu.
+  const LoadedModel loaded = testing::MustLoad(testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    skip (float[1, 2, 4, 4] x) => (float[1, 3, 4, 4] y) {
+      w = Constant <value = float[3, 2, 1, 1] w_init {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
+      a = Conv (x, w)
+      b = Relu (a)
+      y = Add (a, b)
+    }
+  )onnx"));
+  const Analysis& an = loaded.analysis;
+  REQUIRE(an.nodes.size() == 4);
+  const int64_t x = 2 * 16 * 4, t = 3 * 16 * 4;  // bytes of x and of every 1x3x4x4 value
+  CHECK(an.nodes[0].live_bytes == x);            // the Constant: only x is alive
+  CHECK(an.nodes[1].layer == 0);
+  CHECK(an.nodes[1].input_bytes == x);           // the weight is a constant, not an activation
+  CHECK(an.nodes[1].output_bytes == t);
+  CHECK(an.nodes[1].live_bytes == x + t);        // x dies after the Conv
+  CHECK(an.nodes[2].live_bytes == 2 * t);        // a and b
+  CHECK(an.nodes[3].live_bytes == 3 * t);        // a, b and y
+  CHECK(an.peak_activation_bytes == 3 * t);
+}
+
+}  // namespace
+}  // namespace squeeze::model

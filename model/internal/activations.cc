@@ -1,0 +1,97 @@
+#include "model/internal/activations.h"
+
+#include <set>
+
+#include "model/internal/graph.h"
+#include "model/internal/tensor_data.h"
+
+namespace squeeze::model::internal {
+namespace {
+
+// Every name a subgraph reads from its enclosing scopes (its own values excluded), recursively.
+void OuterNamesRead(const onnx::GraphProto& g, std::set<std::string>* out) {
+  std::set<std::string> own;
+  for (const auto& i : g.input()) own.insert(i.name());
+  for (const auto& t : g.initializer()) own.insert(t.name());
+  for (const auto& n : g.node()) own.insert(n.output().begin(), n.output().end());
+  std::set<std::string> read;
+  for (const auto& n : g.node()) {
+    read.insert(n.input().begin(), n.input().end());
+    for (const auto& a : n.attribute()) {
+      if (a.has_g()) OuterNamesRead(a.g(), &read);
+      for (const auto& sub : a.graphs()) OuterNamesRead(sub, &read);
+    }
+  }
+  for (const auto& o : g.output()) read.insert(o.name());
+  for (const std::string& name : read) {
+    if (!name.empty() && !own.count(name)) out->insert(name);
+  }
+}
+
+}  // namespace
+
+std::vector<NodeActivations> ProfileActivations(const onnx::GraphProto& graph, const ShapeTable& shapes,
+                                                const std::map<std::string, int>& layer_of_node) {
+  std::set<std::string> constants;
+  for (const auto& t : graph.initializer()) constants.insert(t.name());
+  for (const auto& n : graph.node()) {
+    if (ConstantNodeValue(n) != nullptr) constants.insert(n.output().begin(), n.output().end());
+  }
+  auto bytes_of = [&](const std::string& name) -> int64_t {
+    if (name.empty() || constants.count(name)) return 0;
+    const ValueShape* shape = shapes.Find("", name);
+    if (!shape || !shape->known) return 0;
+    int64_t count = 1;
+    for (int64_t d : shape->dims) count *= d;
+    return count * ElementBits(shape->elem_type) / 8;
+  };
+
+  const int n = graph.node_size();
+  std::vector<std::set<std::string>> reads(n);
+  std::map<std::string, int> born, dies;  // value -> first and last node index alive
+  for (const auto& i : graph.input()) {
+    if (!constants.count(i.name())) born[i.name()] = 0;
+  }
+  for (int k = 0; k < n; ++k) {
+    const onnx::NodeProto& node = graph.node(k);
+    reads[k].insert(node.input().begin(), node.input().end());
+    for (const auto& a : node.attribute()) {
+      if (a.has_g()) OuterNamesRead(a.g(), &reads[k]);
+      for (const auto& sub : a.graphs()) OuterNamesRead(sub, &reads[k]);
+    }
+    for (const std::string& name : reads[k]) dies[name] = k;
+    for (const std::string& out : node.output()) {
+      if (!out.empty() && !constants.count(out)) born.emplace(out, k);
+    }
+  }
+  for (const auto& o : graph.output()) dies[o.name()] = n - 1;
+
+  // A sweep: add a value's bytes at birth, remove them after its last use.
+  std::vector<int64_t> delta(static_cast<size_t>(n) + 1, 0);
+  for (const auto& [name, first] : born) {
+    auto last = dies.find(name);
+    const int end = last == dies.end() ? first : std::max(first, last->second);
+    const int64_t b = bytes_of(name);
+    delta[first] += b;
+    delta[end + 1] -= b;
+  }
+  std::vector<NodeActivations> out;
+  out.reserve(n);
+  int64_t live = 0;
+  for (int k = 0; k < n; ++k) {
+    const onnx::NodeProto& node = graph.node(k);
+    live += delta[k];
+    NodeActivations a;
+    a.name = node.name();
+    a.op_type = QualifiedOpType(node);
+    for (const std::string& in : reads[k]) a.input_bytes += bytes_of(in);
+    for (const std::string& o : node.output()) a.output_bytes += bytes_of(o);
+    a.live_bytes = live;
+    auto layer = layer_of_node.find(node.name());
+    if (layer != layer_of_node.end()) a.layer = layer->second;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace squeeze::model::internal

@@ -1,0 +1,96 @@
+#include "search/problem/option_grid.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace squeeze::search {
+
+namespace dp = device_profiles;
+
+absl::Status ValidateOptionGrid(const OptionGrid& grid) {
+  if (grid.weight_bits.empty()) return absl::InvalidArgumentError("the option space has no weight bit-width");
+  if (grid.activation_bits.empty()) {
+    return absl::InvalidArgumentError("the option space has no activation bit-width");
+  }
+  if (grid.prune_ratios.empty()) return absl::InvalidArgumentError("the option space has no prune ratio (0 = none)");
+  for (int b : grid.weight_bits) {
+    if (!(b == 32 || b == 16 || b == 8 || (b >= 2 && b <= 6))) {
+      return absl::InvalidArgumentError(absl::StrCat("weight bits ", b, " not in {2, 3, 4, 5, 6, 8, 16, 32}"));
+    }
+  }
+  for (int b : grid.activation_bits) {
+    if (b != 32 && b != 16 && b != 8) {
+      return absl::InvalidArgumentError(absl::StrCat("activation bits ", b, " not in {8, 16, 32}"));
+    }
+  }
+  for (double r : grid.prune_ratios) {
+    if (!(r >= 0 && r < 1)) return absl::InvalidArgumentError(absl::StrCat("prune ratio ", r, " not in [0, 1)"));
+  }
+  for (dp::Sparsity s : grid.patterns) {
+    if (s == dp::Sparsity::kDense) {
+      return absl::InvalidArgumentError("'dense' is not a pruning pattern: prune ratio 0 is the dense option");
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<dp::CompressionOption> LayerOptions(const OptionGrid& grid, const model::Layer& layer) {
+  std::vector<std::pair<int, int>> precisions;
+  for (int w : grid.weight_bits) {
+    for (int a : grid.activation_bits) {
+      const bool ok = w == 32 ? a == 32 : w == 16 ? (a == 16 || a == 32) : true;
+      if (ok) precisions.emplace_back(w, a);
+    }
+  }
+  const int64_t per_channel = layer.out_channels > 0 ? layer.params / layer.out_channels : layer.params;
+  std::vector<dp::CompressionOption> out;
+  for (const auto& [w, a] : precisions) {
+    dp::CompressionOption o;
+    o.weight_bits = w;
+    o.activation_bits = a;
+    for (double r : grid.prune_ratios) {
+      if (r == 0) {
+        o.pattern = dp::Sparsity::kDense;
+        o.prune_ratio = 0;
+        out.push_back(o);
+      }
+    }
+    for (dp::Sparsity pattern : grid.patterns) {
+      o.pattern = pattern;
+      if (pattern == dp::Sparsity::kTwoFour) {
+        if (per_channel < 4) continue;
+        o.prune_ratio = 0.5;
+        out.push_back(o);
+        continue;
+      }
+      if (pattern == dp::Sparsity::kOutputChannel && (layer.grouped || layer.out_channels < 2)) continue;
+      for (double r : grid.prune_ratios) {
+        if (r <= 0) continue;
+        if (pattern == dp::Sparsity::kOutputChannel && std::llround(layer.out_channels * r) >= layer.out_channels) {
+          continue;
+        }
+        o.prune_ratio = r;
+        out.push_back(o);
+      }
+    }
+  }
+  return out;
+}
+
+std::string OptionLabel(const dp::CompressionOption& o) {
+  std::string precision = o.weight_bits == 32 && o.activation_bits == 32   ? "fp32"
+                          : o.weight_bits == 16 && o.activation_bits == 16 ? "fp16"
+                                                                           : absl::StrCat("w", o.weight_bits, "a", o.activation_bits);
+  switch (o.pattern) {
+    case dp::Sparsity::kDense: return precision;
+    case dp::Sparsity::kTwoFour: return absl::StrCat(precision, " 2:4");
+    case dp::Sparsity::kUnstructured:
+      return absl::StrFormat("%s unstructured %.0f%%", precision, o.prune_ratio * 100);
+    case dp::Sparsity::kOutputChannel: return absl::StrFormat("%s channel %.0f%%", precision, o.prune_ratio * 100);
+  }
+  return precision;
+}
+
+}  // namespace squeeze::search

@@ -1,0 +1,41 @@
+// The option space a search explores for every layer (DESIGN.md §3), as a typed grid.
+#ifndef SQUEEZE_SEARCH_PROBLEM_OPTION_GRID_H_
+#define SQUEEZE_SEARCH_PROBLEM_OPTION_GRID_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "device_profiles/cost_model.h"
+#include "model/analysis.h"
+
+namespace squeeze::search {
+
+struct OptionGrid {
+  std::vector<int> weight_bits = {32, 16, 8, 6, 5, 4, 3, 2};
+  std::vector<int> activation_bits = {32, 16, 8};
+  std::vector<double> prune_ratios = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  std::vector<device_profiles::Sparsity> patterns = {device_profiles::Sparsity::kUnstructured,
+                                                     device_profiles::Sparsity::kTwoFour,
+                                                     device_profiles::Sparsity::kOutputChannel};
+};
+
+// InvalidArgument naming the first bad entry: bits outside {2..6, 8, 16, 32} / {8, 16, 32},
+// ratios outside [0, 1), a pattern that is dense, or an empty list.
+absl::Status ValidateOptionGrid(const OptionGrid& grid);
+
+// The options of `layer` under `grid`, before the device is asked what it runs:
+// - float weights keep float activations (fp32 with fp32; fp16 with fp16 or fp32), integer
+//   weights take every activation width of the grid;
+// - prune ratio 0 is the dense option; unstructured and output-channel pruning take every other
+//   ratio; 2:4 is one option (ratio 0.5) for rows of at least 4 weights;
+// - output-channel pruning is left out for grouped convolutions, whose channels are tied to
+//   their input's, and always keeps one channel.
+std::vector<device_profiles::CompressionOption> LayerOptions(const OptionGrid& grid, const model::Layer& layer);
+
+// "w4a8 2:4", "fp16", "w8a8 unstructured 30%", "fp32 channel 20%".
+std::string OptionLabel(const device_profiles::CompressionOption& option);
+
+}  // namespace squeeze::search
+
+#endif  // SQUEEZE_SEARCH_PROBLEM_OPTION_GRID_H_

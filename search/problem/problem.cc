@@ -1,0 +1,205 @@
+#include "search/problem/problem.h"
+
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "model/weight_math.h"
+#include "model/weights.h"
+
+namespace squeeze::search {
+namespace {
+
+namespace dp = device_profiles;
+
+int64_t Product(const std::vector<int64_t>& dims) {
+  return std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<int64_t>());
+}
+
+dp::LayerShape ShapeOf(const model::Layer& l) {
+  dp::LayerShape s;
+  if (l.op_type == "ConvTranspose") {
+    s.kind = dp::OpKind::kConvTranspose;
+  } else if (l.op_type == "Conv") {
+    s.kind = l.depthwise ? dp::OpKind::kDepthwiseConv : dp::OpKind::kConv;
+  } else {
+    s.kind = dp::OpKind::kGemm;
+  }
+  s.macs = l.macs;
+  s.weight_params = l.params;
+  s.out_channels = l.out_channels;
+  s.in_channels = l.in_channels;
+  s.input_elements = l.input_shape.empty() ? 0 : Product(l.input_shape);
+  s.output_elements = l.output_shape.empty() ? 0 : Product(l.output_shape);
+  if (l.input_shape.size() == 4) {
+    s.height = l.input_shape[2];
+    s.width = l.input_shape[3];
+  }
+  s.kernel = l.kernel.empty() ? 0 : l.kernel[0];
+  s.stride = l.strides.empty() ? 1 : l.strides[0];
+  s.groups = l.groups;
+  return s;
+}
+
+model::PrunePattern PatternOf(dp::Sparsity s) {
+  switch (s) {
+    case dp::Sparsity::kDense: return model::PrunePattern::kNone;
+    case dp::Sparsity::kUnstructured: return model::PrunePattern::kUnstructured;
+    case dp::Sparsity::kTwoFour: return model::PrunePattern::kTwoFour;
+    case dp::Sparsity::kOutputChannel: return model::PrunePattern::kOutputChannel;
+  }
+  return model::PrunePattern::kNone;
+}
+
+// Relative noise of uniform b-bit quantization over a range of 8 standard deviations, for layers
+// whose activation error could not be measured: (8 / 2^b)² / 12. fp16 rounding: 2^-22.
+double AssumedActivationError(int bits) {
+  if (bits >= 32) return 0;
+  if (bits == 16) return std::ldexp(1.0, -22);
+  const double step = 8.0 / std::ldexp(1.0, bits);
+  return step * step / 12;
+}
+
+}  // namespace
+
+absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
+  if (in.model == nullptr || in.device == nullptr || in.cost_model == nullptr) {
+    return absl::InvalidArgumentError("BuildProblem needs a model, a device and its cost model");
+  }
+  if (absl::Status s = ValidateOptionGrid(in.grid); !s.ok()) return s;
+  const model::Analysis& analysis = in.model->analysis;
+  const size_t n = analysis.layers.size();
+  if (in.sensitivity != nullptr && in.sensitivity->layers.size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("the sensitivity report has ", in.sensitivity->layers.size(),
+                                                   " layers, the model ", n));
+  }
+  absl::StatusOr<std::vector<model::ChannelMatrix>> weights = model::ReadLayerWeights(*in.model);
+  if (!weights.ok()) return weights.status();
+
+  Problem problem;
+  problem.synthetic_calibration = in.sensitivity == nullptr || in.sensitivity->synthetic_calibration;
+  if (in.sensitivity == nullptr) {
+    problem.warnings.push_back("no sensitivity was measured: every layer's output sensitivity is taken as 1");
+  } else {
+    problem.warnings = in.sensitivity->warnings;
+  }
+
+  // Live activations besides each main-graph layer's own input and output; fixed costs of the rest.
+  std::vector<int64_t> live_other(n, 0);
+  for (const model::NodeActivations& node : analysis.nodes) {
+    if (node.layer >= 0 && static_cast<size_t>(node.layer) < n) {
+      live_other[node.layer] = std::max<int64_t>(0, node.live_bytes - node.input_bytes - node.output_bytes);
+      continue;
+    }
+    if (node.op_type == "Constant") continue;
+    problem.table.fixed.latency += (node.input_bytes + node.output_bytes) / in.device->memory_bandwidth_bytes_per_s +
+                                   in.device->op_overhead_us * 1e-6;
+    problem.table.fixed.activation_bytes =
+        std::max(problem.table.fixed.activation_bytes, static_cast<double>(node.live_bytes));
+  }
+  problem.table.fixed.bytes = static_cast<double>(analysis.other_initializer_bytes);
+
+  problem.table.layers.resize(n);
+  problem.details.resize(n);
+  problem.sensitivity.assign(n, 1.0);
+  std::vector<std::string> layer_warnings(n);
+  std::vector<absl::Status> layer_status(n);
+  std::atomic<size_t> done{0};
+  std::mutex progress_mutex;
+
+  auto build_layer = [&](size_t i) {
+    if (in.cancelled != nullptr && in.cancelled->load()) return;
+    const model::Layer& layer = analysis.layers[i];
+    const model::ChannelMatrix& w = (*weights)[i];
+    const runtime::LayerSensitivity* sens = in.sensitivity ? &in.sensitivity->layers[i] : nullptr;
+    const double s_i = sens != nullptr ? sens->weight : 1.0;
+    problem.sensitivity[i] = s_i;
+    if (sens != nullptr && !sens->measured) {
+      layer_warnings[i] = absl::StrCat("layer '", layer.name, "': sensitivity not measured, taken as 1");
+    }
+    if (layer.macs == 0) {
+      layer_warnings[i] = absl::StrCat(layer_warnings[i].empty() ? "" : layer_warnings[i] + "; ", "layer '",
+                                       layer.name, "': shapes unknown, its latency counts only per-op overhead");
+    }
+    const dp::LayerShape shape = ShapeOf(layer);
+    const std::vector<dp::CompressionOption> options = LayerOptions(in.grid, layer);
+    // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once and
+    // each (mask, bits) quantized once.
+    std::map<std::pair<int, double>, std::vector<uint8_t>> masks;
+    std::map<std::tuple<int, int, double>, double> distortion;
+    Layer& out = problem.table.layers[i];
+    out.name = layer.name;
+    std::vector<OptionDetail>& details = problem.details[i];
+    for (const dp::CompressionOption& option : options) {
+      dp::LatencyPrediction latency = in.cost_model->Predict(shape, option);
+      if (latency.support == dp::Support::kUnsupported) continue;
+      const auto key = std::make_tuple(option.weight_bits, static_cast<int>(option.pattern), option.prune_ratio);
+      auto d = distortion.find(key);
+      if (d == distortion.end()) {
+        const auto mask_key = std::make_pair(static_cast<int>(option.pattern), option.prune_ratio);
+        auto mask = masks.find(mask_key);
+        if (mask == masks.end()) {
+          mask = masks.emplace(mask_key, model::PruneMask(w, PatternOf(option.pattern), option.prune_ratio)).first;
+        }
+        const model::ChannelMatrix compressed = model::QuantizeMasked(w, mask->second, option.weight_bits);
+        d = distortion.emplace(key, model::RelativeDistortion(w.values, compressed.values)).first;
+      }
+      double act = 0;
+      if (option.activation_bits < 32) {
+        auto measured = sens != nullptr ? sens->activation_error.find(option.activation_bits)
+                                        : std::map<int, double>::const_iterator();
+        act = (sens != nullptr && sens->measured && measured != sens->activation_error.end())
+                  ? measured->second
+                  : AssumedActivationError(option.activation_bits);
+      }
+      const double keep_out =
+          option.pattern == dp::Sparsity::kOutputChannel && layer.out_channels > 0
+              ? static_cast<double>(layer.out_channels - std::llround(layer.out_channels * option.prune_ratio)) /
+                    layer.out_channels
+              : 1.0;
+      LayerOption o;
+      o.label = OptionLabel(option);
+      o.latency = latency.seconds;
+      o.bytes = static_cast<double>(dp::WeightStorageBytes(shape, option));
+      o.error = s_i * d->second + act;
+      o.activation_bytes = static_cast<double>(live_other[i]) +
+                           (shape.input_elements + shape.output_elements * keep_out) * option.activation_bits / 8.0;
+      out.options.push_back(std::move(o));
+      details.push_back(OptionDetail{option, std::move(latency), d->second, act});
+    }
+    if (out.options.empty()) {
+      layer_status[i] = absl::FailedPreconditionError(absl::StrCat(
+          in.device->id, " can run none of the options of layer '", layer.name, "' (", layer.op_type,
+          "): widen the option space (e.g. allow int8 or fp16)"));
+    }
+    const size_t finished = ++done;
+    if (in.on_progress) {
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      in.on_progress(static_cast<double>(finished) / n);
+    }
+  };
+
+  tbb::task_arena arena(in.threads > 0 ? in.threads : tbb::task_arena::automatic);
+  arena.execute([&] {
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, n, 1), [&](const tbb::blocked_range<size_t>& r) {
+      for (size_t i = r.begin(); i != r.end(); ++i) build_layer(i);
+    });
+  });
+  if (in.cancelled != nullptr && in.cancelled->load()) return absl::CancelledError("the option table build was cancelled");
+  for (size_t i = 0; i < n; ++i) {
+    if (!layer_status[i].ok()) return layer_status[i];
+    if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
+  }
+  return problem;
+}
+
+}  // namespace squeeze::search

@@ -1,0 +1,64 @@
+// The search problem of one model on one device: the OptionTable the engine searches, built from
+// the model's real weights, the device's cost model and the measured sensitivities
+// (DESIGN.md §3), with what every option is and how its numbers were found.
+//
+//   latency_i(o) = the cost model's prediction (options the device cannot run are left out)
+//   bytes_i(o)   = packed weight bytes at the bit-width and sparsity, scales and sparse index
+//                  included (biases stay with the other constants in the fixed cost)
+//   error_i(o)   = s_i · D_i(o) + the layer's measured activation error at o's activation bits,
+//                  D_i = ||W - Ŵ||² / ||W||² on the real weights (prune, then quantize survivors)
+//   activation_bytes_i(o) = activations alive while the layer runs, its own in/out at o's width
+// Fixed cost: the other ops as memory-bound work (bytes moved / bandwidth + per-op overhead), the
+// other constants, and the largest live activation set outside the layers.
+#ifndef SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
+#define SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "device_profiles/cost_model.h"
+#include "device_profiles/device.h"
+#include "model/loader.h"
+#include "runtime/sensitivity.h"
+#include "search/engine/option_table.h"
+#include "search/problem/option_grid.h"
+
+namespace squeeze::search {
+
+// What one option of one layer is, beside its numbers in the OptionTable.
+struct OptionDetail {
+  device_profiles::CompressionOption option;
+  device_profiles::LatencyPrediction latency;
+  double distortion = 0;        // D_i(o)
+  double activation_error = 0;  // the activation term of error_i(o)
+};
+
+struct Problem {
+  OptionTable table;                                // what the engine searches
+  std::vector<std::vector<OptionDetail>> details;   // parallel to table.layers[i].options
+  std::vector<double> sensitivity;                  // s_i per layer
+  bool synthetic_calibration = false;
+  std::vector<std::string> warnings;
+};
+
+struct ProblemInputs {
+  const model::LoadedModel* model = nullptr;
+  const device_profiles::Device* device = nullptr;
+  const device_profiles::CostModel* cost_model = nullptr;
+  const runtime::SensitivityReport* sensitivity = nullptr;  // nullptr: every s_i = 1, with a warning
+  OptionGrid grid;
+  int threads = 0;  // oneTBB threads for the distortions; 0 = its default
+  std::function<void(double)> on_progress;            // fraction of layers done
+  const std::atomic<bool>* cancelled = nullptr;       // Cancelled status when it turns true
+};
+
+// InvalidArgument for a bad grid or missing inputs; FailedPrecondition naming the layer when the
+// device can run none of its options; Cancelled when asked to stop.
+absl::StatusOr<Problem> BuildProblem(const ProblemInputs& inputs);
+
+}  // namespace squeeze::search
+
+#endif  // SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_

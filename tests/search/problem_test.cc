@@ -1,0 +1,203 @@
+#include "search/problem/problem.h"
+
+#include <algorithm>
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "model/weight_math.h"
+#include "tests/device_profiles/test_device.h"
+#include "tests/model/test_models.h"
+
+namespace squeeze::search {
+namespace {
+
+namespace dp = device_profiles;
+using Catch::Matchers::Contains;
+
+// One 1x1 Conv, 3 output channels of 4 weights, on a 1x4x8x8 input.
+model::LoadedModel SmallModel() {
+  return model::testing::MustLoad(model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    small (float[1, 4, 8, 8] x) => (float[1, 3, 8, 8] y) {
+      w = Constant <value = float[3, 4, 1, 1] w_init {1.0, -2.0, 3.0, 0.5, 0.25, 4.0, -1.0, 2.0, 3.0, 1.0, 0.5, -0.75}> ()
+      b = Constant <value = float[3] b_init {0.1, 0.2, 0.3}> ()
+      c = Conv (x, w, b)
+      y = Relu (c)
+    }
+  )onnx"));
+}
+
+runtime::SensitivityReport Report(double s, double act8) {
+  runtime::SensitivityReport r;
+  runtime::LayerSensitivity l;
+  l.layer = "c";
+  l.weight = s;
+  l.measured = true;
+  l.activation_error = {{8, act8}, {16, act8 / 1000}};
+  r.layers.push_back(l);
+  r.samples = 2;
+  return r;
+}
+
+const OptionDetail* Find(const Problem& p, size_t layer, const std::string& label) {
+  for (size_t k = 0; k < p.details[layer].size(); ++k) {
+    if (p.table.layers[layer].options[k].label == label) return &p.details[layer][k];
+  }
+  return nullptr;
+}
+
+const LayerOption* FindOption(const Problem& p, size_t layer, const std::string& label) {
+  for (const LayerOption& o : p.table.layers[layer].options) {
+    if (o.label == label) return &o;
+  }
+  return nullptr;
+}
+
+TEST_CASE("The option table of a small layer, by hand", "[problem]") {
+  const model::LoadedModel model = SmallModel();
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  const runtime::SensitivityReport report = Report(2.0, 0.01);
+  ProblemInputs in;
+  in.model = &model;
+  in.device = &device;
+  in.cost_model = cost->get();
+  in.sensitivity = &report;
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  REQUIRE(problem->table.layers.size() == 1);
+
+  const LayerOption* fp32 = FindOption(*problem, 0, "fp32");
+  REQUIRE(fp32 != nullptr);
+  CHECK(fp32->error == 0);
+  CHECK(fp32->bytes == 12 * 4);
+  // 1x4x8x8 in + 1x3x8x8 out at 4 bytes; the Relu's output is not alive during the Conv.
+  CHECK(fp32->activation_bytes == (256 + 192) * 4);
+
+  const LayerOption* int8 = FindOption(*problem, 0, "w8a8");
+  REQUIRE(int8 != nullptr);
+  const model::ChannelMatrix w = model::ToChannelMajor(
+      std::vector<float>{1, -2, 3, 0.5f, 0.25f, 4, -1, 2, 3, 1, 0.5f, -0.75f}, model.analysis.layers[0].weight_layout);
+  const double d8 = model::RelativeDistortion(w.values, model::Compress(w, 8, model::PrunePattern::kNone, 0).values);
+  CHECK(int8->error == Approx(2.0 * d8 + 0.01));
+  CHECK(int8->bytes == 12 + 3 * 4);  // int8 weights + per-channel fp32 scales
+  CHECK(int8->activation_bytes == (256 + 192) * 1);
+  CHECK(int8->latency == Approx(cost->get()->Predict(dp::LayerShape{dp::OpKind::kConv, 3 * 4 * 64, 12, 3, 256, 192},
+                                                     dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense})
+                                    .seconds));
+
+  // 30% of 3 channels rounds to 1: the one with the smallest norm (row 2: 10.8125) goes.
+  const LayerOption* pruned = FindOption(*problem, 0, "fp32 channel 30%");
+  REQUIRE(pruned != nullptr);
+  CHECK(pruned->bytes == 8 * 4);
+  CHECK(pruned->activation_bytes == (256 + 128) * 4);
+  const OptionDetail* detail = Find(*problem, 0, "fp32 channel 30%");
+  CHECK(detail->distortion == Approx(10.8125 / (14.25 + 21.0625 + 10.8125)));
+
+  // Fixed cost: the Relu (192 floats in, 192 out) moved at 10 GB/s, and its overhead.
+  CHECK(problem->table.fixed.latency == Approx(2 * 192 * 4 / 10e9 + 10e-6));
+  CHECK(problem->table.fixed.bytes == 12);  // the bias
+  CHECK(ValidateOptionTable(problem->table).ok());
+}
+
+TEST_CASE("The options respect what the device runs", "[problem]") {
+  const model::LoadedModel model = SmallModel();
+  dp::Device npu = dp::TestDevice("npu");
+  npu.capabilities.erase(npu.capabilities.begin());  // int8 only
+  auto cost = dp::DeviceCostModel::Create(npu, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in;
+  in.model = &model;
+  in.device = &npu;
+  in.cost_model = cost->get();
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  std::set<std::string> labels;
+  for (const LayerOption& o : problem->table.layers[0].options) labels.insert(o.label);
+  CHECK(labels.count("fp32") == 0);
+  CHECK(labels.count("fp16") == 0);
+  CHECK(labels.count("w8a8") == 1);
+  CHECK(labels.count("w4a8 2:4") == 1);
+  const OptionDetail* w4 = Find(*problem, 0, "w4a8");
+  REQUIRE(w4 != nullptr);
+  CHECK(w4->latency.support == dp::Support::kEmulated);
+  CHECK_THAT(problem->warnings.front(), Contains("sensitivity"));
+
+  SECTION("a grid the device cannot run at all is refused naming the layer") {
+    in.grid.weight_bits = {32};
+    in.grid.activation_bits = {32};
+    absl::StatusOr<Problem> none = BuildProblem(in);
+    CHECK(none.status().code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(none.status().message()), Contains("'" + model.analysis.layers[0].name + "'"));
+  }
+  SECTION("a bad grid is InvalidArgument") {
+    in.grid.weight_bits = {7};
+    CHECK(BuildProblem(in).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST_CASE("Grouped convolutions get no channel pruning and short rows no 2:4", "[problem]") {
+  model::Layer depthwise;
+  depthwise.op_type = "Conv";
+  depthwise.grouped = depthwise.depthwise = true;
+  depthwise.out_channels = 16;
+  depthwise.params = 16 * 9;
+  OptionGrid grid;
+  for (const dp::CompressionOption& o : LayerOptions(grid, depthwise)) {
+    CHECK(o.pattern != dp::Sparsity::kOutputChannel);
+  }
+  model::Layer tiny;
+  tiny.op_type = "Gemm";
+  tiny.out_channels = 4;
+  tiny.params = 4 * 3;  // rows of 3 weights
+  for (const dp::CompressionOption& o : LayerOptions(grid, tiny)) CHECK(o.pattern != dp::Sparsity::kTwoFour);
+  // Channel pruning always keeps a channel: 90% of 4 rounds to 4, so it is left out.
+  for (const dp::CompressionOption& o : LayerOptions(grid, tiny)) {
+    if (o.pattern == dp::Sparsity::kOutputChannel) CHECK(o.prune_ratio < 0.9);
+  }
+}
+
+TEST_CASE("PP-OCRv4 det builds a full table on a real device profile", "[problem]") {
+  model::AnalyzeOptions options;
+  options.input_shapes["x"] = {1, 3, 640, 640};
+  const model::LoadedModel model =
+      model::testing::MustLoad(model::testing::ReadCachedModel("ch_PP-OCRv4_det_infer.onnx"), options);
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in;
+  in.model = &model;
+  in.device = &device;
+  in.cost_model = cost->get();
+  in.threads = 2;
+  std::vector<double> progress;
+  in.on_progress = [&](double f) { progress.push_back(f); };
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  REQUIRE(problem->table.layers.size() == 64);
+  CHECK(progress.size() == 64);
+  CHECK(progress.back() == 1.0);
+  for (size_t i = 0; i < 64; ++i) {
+    INFO(problem->table.layers[i].name);
+    CHECK(problem->table.layers[i].options.size() > 50);
+    // Fewer weight bits never distort less, at the same sparsity.
+    double previous = 0;
+    for (const char* label : {"fp32", "w8a8", "w6a8", "w5a8", "w4a8", "w3a8", "w2a8"}) {
+      const OptionDetail* d = Find(*problem, i, label);
+      REQUIRE(d != nullptr);
+      CHECK(d->distortion >= previous * 0.999);
+      previous = d->distortion;
+    }
+  }
+  CHECK(ValidateOptionTable(problem->table).ok());
+
+  std::atomic<bool> cancelled{true};
+  in.cancelled = &cancelled;
+  in.on_progress = nullptr;
+  CHECK(BuildProblem(in).status().code() == absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace squeeze::search

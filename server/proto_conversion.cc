@@ -266,4 +266,43 @@ std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t
   return absl::StrJoin(parts, ";");
 }
 
+v1::SensitivityReport ToProto(const runtime::SensitivityReport& r) {
+  v1::SensitivityReport out;
+  for (const runtime::LayerSensitivity& l : r.layers) {
+    v1::LayerSensitivity* p = out.add_layers();
+    p->set_layer(l.layer);
+    p->set_weight(l.weight);
+    p->set_measured(l.measured);
+    for (const auto& [bits, error] : l.activation_error) (*p->mutable_activation_error())[bits] = error;
+    p->set_input_min(l.input_range.min);
+    p->set_input_max(l.input_range.max);
+  }
+  out.set_synthetic_calibration(r.synthetic_calibration);
+  out.set_samples(r.samples);
+  out.set_noise_energy(r.noise_energy);
+  for (const std::string& w : r.warnings) out.add_warnings(w);
+  out.set_seconds(r.seconds);
+  return out;
+}
+
+runtime::SensitivityReport FromProto(const v1::SensitivityReport& in) {
+  runtime::SensitivityReport r;
+  for (const v1::LayerSensitivity& p : in.layers()) {
+    runtime::LayerSensitivity l;
+    l.layer = p.layer();
+    l.weight = p.weight();
+    l.measured = p.measured();
+    for (const auto& [bits, error] : p.activation_error()) l.activation_error[bits] = error;
+    l.input_range.min = p.input_min();
+    l.input_range.max = p.input_max();
+    r.layers.push_back(std::move(l));
+  }
+  r.synthetic_calibration = in.synthetic_calibration();
+  r.samples = in.samples();
+  r.noise_energy = in.noise_energy();
+  r.warnings.assign(in.warnings().begin(), in.warnings().end());
+  r.seconds = in.seconds();
+  return r;
+}
+
 }  // namespace squeeze::server

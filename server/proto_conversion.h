@@ -10,9 +10,11 @@
 #include "absl/status/statusor.h"
 #include "device_profiles/device.h"
 #include "model/analysis.h"
+#include "runtime/sensitivity.h"
 #include "server/state_store.h"
 #include "squeeze/v1/device.pb.h"
 #include "squeeze/v1/model.pb.h"
+#include "squeeze/v1/sensitivity.pb.h"
 
 namespace squeeze::server {
 
@@ -39,6 +41,10 @@ absl::StatusOr<std::map<std::string, std::vector<int64_t>>> FromProto(
     const google::protobuf::RepeatedPtrField<v1::InputShape>& shapes);
 // "a=1,3,224,224;b=1,10": sorted by name, the key uploads are de-duplicated on.
 std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t>>& shapes);
+
+// Sensitivities.
+v1::SensitivityReport ToProto(const runtime::SensitivityReport& report);
+runtime::SensitivityReport FromProto(const v1::SensitivityReport& report);
 
 }  // namespace squeeze::server
 

@@ -28,6 +28,16 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX models_by_team ON models (team, created_at);
     CREATE INDEX models_by_blob ON models (sha256);
     )sql",
+    R"sql(
+    CREATE TABLE sensitivities (
+      model_sha256     TEXT NOT NULL,
+      calibration_hash TEXT NOT NULL,
+      options_key      TEXT NOT NULL,
+      report           BLOB NOT NULL,
+      created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+      PRIMARY KEY (model_sha256, calibration_hash, options_key)
+    );
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kStateSchemaVersion);
 
@@ -178,6 +188,31 @@ absl::StatusOr<int64_t> StateStore::CountModelsWithBlob(const std::string& sha25
   absl::StatusOr<bool> row = stmt->Step();
   if (!row.ok()) return row.status();
   return stmt->ColumnInt(0);
+}
+
+absl::Status StateStore::PutSensitivity(const std::string& model_sha256, const std::string& calibration_hash,
+                                        const std::string& options_key, const std::string& report) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "INSERT OR REPLACE INTO sensitivities (model_sha256, calibration_hash, options_key, report) "
+      "VALUES (?1, ?2, ?3, ?4)");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, model_sha256).Bind(2, calibration_hash).Bind(3, options_key).BindBlob(4, report);
+  return stmt->Run();
+}
+
+absl::StatusOr<std::optional<std::string>> StateStore::GetSensitivity(const std::string& model_sha256,
+                                                                      const std::string& calibration_hash,
+                                                                      const std::string& options_key) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "SELECT report FROM sensitivities WHERE model_sha256 = ?1 AND calibration_hash = ?2 AND options_key = ?3");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, model_sha256).Bind(2, calibration_hash).Bind(3, options_key);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<std::string>();
+  return std::optional<std::string>(stmt->ColumnBlob(0));
 }
 
 absl::StatusOr<std::set<std::string>> StateStore::ReferencedBlobs() {

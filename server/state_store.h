@@ -21,7 +21,7 @@
 
 namespace squeeze::server {
 
-inline constexpr int kStateSchemaVersion = 1;
+inline constexpr int kStateSchemaVersion = 2;
 inline constexpr char kDefaultTeam[] = "default";
 
 struct ModelRecord {
@@ -53,6 +53,15 @@ class StateStore {
   absl::StatusOr<ModelRecord> DeleteModel(const std::string& team, const std::string& id);
   // How many models (of any team) use these bytes.
   absl::StatusOr<int64_t> CountModelsWithBlob(const std::string& sha256);
+  // Sensitivities measured for a model's bytes on a calibration set with given measurement
+  // options, shared by every team that has the same bytes (they are facts of the bytes, not of
+  // the team). `report` is a serialized squeeze.v1.SensitivityReport.
+  absl::Status PutSensitivity(const std::string& model_sha256, const std::string& calibration_hash,
+                              const std::string& options_key, const std::string& report);
+  absl::StatusOr<std::optional<std::string>> GetSensitivity(const std::string& model_sha256,
+                                                            const std::string& calibration_hash,
+                                                            const std::string& options_key);
+
   // Every blob any row refers to.
   absl::StatusOr<std::set<std::string>> ReferencedBlobs();
 

@@ -162,3 +162,44 @@ TEST_CASE("state.db survives reopening and refuses foreign files", "[state_store
 
 }  // namespace
 }  // namespace squeeze::server
+
+namespace squeeze::server {
+namespace {
+
+TEST_CASE("Sensitivities are cached per model bytes, calibration set and options", "[state_store]") {
+  testing::TempDir dir;
+  {
+    auto state = StateStore::Open(dir.File("state.db"));
+    REQUIRE(state.ok());
+    CHECK_FALSE((*(*state)->GetSensitivity("sha", "cal", "eps=0.001")).has_value());
+    REQUIRE((*state)->PutSensitivity("sha", "cal", "eps=0.001", std::string("report\\0bytes", 13)).ok());
+    REQUIRE((*state)->PutSensitivity("sha", "cal", "eps=0.001", "newer").ok());
+  }
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  absl::StatusOr<std::optional<std::string>> cached = (*state)->GetSensitivity("sha", "cal", "eps=0.001");
+  REQUIRE(cached.ok());
+  REQUIRE(cached->has_value());
+  CHECK(**cached == "newer");
+  CHECK_FALSE((*(*state)->GetSensitivity("sha", "other-calibration", "eps=0.001")).has_value());
+}
+
+TEST_CASE("A version-1 state.db is migrated in place", "[state_store]") {
+  testing::TempDir dir;
+  {
+    auto db = common::Database::Open(dir.File("state.db"));
+    REQUIRE(db.ok());
+    REQUIRE(db->Exec("CREATE TABLE models (id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL, "
+                     "sha256 TEXT NOT NULL, size_bytes INTEGER NOT NULL, input_shapes TEXT NOT NULL, "
+                     "analysis BLOB NOT NULL, created_at TEXT NOT NULL); PRAGMA user_version = 1;")
+                .ok());
+  }
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  CHECK((*state)->PutSensitivity("sha", "cal", "k", "r").ok());
+  auto db = common::Database::Open(dir.File("state.db"));
+  CHECK(*db->UserVersion() == 2);
+}
+
+}  // namespace
+}  // namespace squeeze::server

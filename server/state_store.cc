@@ -38,6 +38,26 @@ constexpr const char* kMigrations[] = {
       PRIMARY KEY (model_sha256, calibration_hash, options_key)
     );
     )sql",
+    R"sql(
+    CREATE TABLE jobs (
+      id          TEXT    PRIMARY KEY,
+      team        TEXT    NOT NULL,
+      model_id    TEXT    NOT NULL,
+      cache_key   TEXT    NOT NULL,
+      state       INTEGER NOT NULL,
+      phase       INTEGER NOT NULL,
+      fraction    REAL    NOT NULL DEFAULT 0,
+      error       TEXT    NOT NULL DEFAULT '',
+      spec        BLOB    NOT NULL,
+      result      BLOB    NOT NULL DEFAULT x'',
+      created_at  TEXT    NOT NULL,
+      started_at  TEXT    NOT NULL DEFAULT '',
+      finished_at TEXT    NOT NULL DEFAULT ''
+    );
+    CREATE INDEX jobs_by_team ON jobs (team, created_at);
+    CREATE INDEX jobs_by_key ON jobs (team, cache_key, state);
+    CREATE INDEX jobs_by_state ON jobs (state);
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kStateSchemaVersion);
 
@@ -213,6 +233,128 @@ absl::StatusOr<std::optional<std::string>> StateStore::GetSensitivity(const std:
   if (!row.ok()) return row.status();
   if (!*row) return std::optional<std::string>();
   return std::optional<std::string>(stmt->ColumnBlob(0));
+}
+
+namespace {
+
+constexpr char kJobColumns[] =
+    "id, team, model_id, cache_key, state, phase, fraction, error, spec, result, created_at, started_at, "
+    "finished_at";
+constexpr int kJobRunning = 2;  // squeeze.v1.JOB_STATE_RUNNING; higher values are final
+
+absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
+  std::vector<JobRecord> out;
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return out;
+    JobRecord j;
+    j.id = stmt.ColumnText(0);
+    j.team = stmt.ColumnText(1);
+    j.model_id = stmt.ColumnText(2);
+    j.cache_key = stmt.ColumnText(3);
+    j.state = static_cast<int>(stmt.ColumnInt(4));
+    j.phase = static_cast<int>(stmt.ColumnInt(5));
+    j.fraction = stmt.ColumnDouble(6);
+    j.error = stmt.ColumnText(7);
+    j.spec = stmt.ColumnBlob(8);
+    j.result = stmt.ColumnBlob(9);
+    j.created_at = stmt.ColumnText(10);
+    j.started_at = stmt.ColumnText(11);
+    j.finished_at = stmt.ColumnText(12);
+    out.push_back(std::move(j));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record) {
+  absl::MutexLock lock(&mutex_);
+  record.id = absl::StrCat("s-", common::RandomHex(8));
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "INSERT INTO jobs (id, team, model_id, cache_key, state, phase, fraction, error, spec, result, created_at, "
+      "started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+      "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?11, ?12) RETURNING created_at");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, record.id)
+      .Bind(2, record.team)
+      .Bind(3, record.model_id)
+      .Bind(4, record.cache_key)
+      .Bind(5, record.state)
+      .Bind(6, record.phase)
+      .Bind(7, record.fraction)
+      .Bind(8, record.error)
+      .BindBlob(9, record.spec)
+      .BindBlob(10, record.result)
+      .Bind(11, record.started_at)
+      .Bind(12, record.finished_at);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  record.created_at = stmt->ColumnText(0);
+  return record;
+}
+
+absl::Status StateStore::UpdateJob(const JobRecord& r) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "UPDATE jobs SET state = ?2, phase = ?3, fraction = ?4, error = ?5, result = ?6, "
+      "started_at = CASE WHEN started_at = '' AND ?2 >= ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+      "ELSE started_at END, "
+      "finished_at = CASE WHEN ?2 > ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE '' END "
+      "WHERE id = ?1");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, r.id).Bind(2, r.state).Bind(3, r.phase).Bind(4, r.fraction).Bind(5, r.error).BindBlob(6, r.result)
+      .Bind(7, kJobRunning);
+  absl::Status status = stmt->Run();
+  if (!status.ok()) return status;
+  if (db_.Changes() == 0) return absl::NotFoundError(absl::StrCat("no search job '", r.id, "'"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JobRecord> StateStore::GetJob(const std::string& team, const std::string& id) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 AND id = ?2"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, team).Bind(2, id);
+  absl::StatusOr<std::vector<JobRecord>> rows = CollectJobs(*stmt);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) {
+    return absl::NotFoundError(absl::StrCat("no search job '", id, "'; 'squeeze search list' shows your searches"));
+  }
+  return std::move(rows->front());
+}
+
+absl::StatusOr<std::vector<JobRecord>> StateStore::ListJobs(const std::string& team, int limit) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
+      "SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, team).Bind(2, limit);
+  return CollectJobs(*stmt);
+}
+
+absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::string& team,
+                                                                     const std::string& cache_key) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
+      "SELECT ", kJobColumns,
+      " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 3 ORDER BY created_at DESC LIMIT 1"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, team).Bind(2, cache_key);
+  absl::StatusOr<std::vector<JobRecord>> rows = CollectJobs(*stmt);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(std::move(rows->front()));
+}
+
+absl::StatusOr<std::vector<JobRecord>> StateStore::UnfinishedJobs() {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state <= ?1 ORDER BY created_at, rowid"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, kJobRunning);
+  return CollectJobs(*stmt);
 }
 
 absl::StatusOr<std::set<std::string>> StateStore::ReferencedBlobs() {

@@ -21,7 +21,7 @@
 
 namespace squeeze::server {
 
-inline constexpr int kStateSchemaVersion = 2;
+inline constexpr int kStateSchemaVersion = 3;
 inline constexpr char kDefaultTeam[] = "default";
 
 struct ModelRecord {
@@ -33,6 +33,22 @@ struct ModelRecord {
   std::string input_shapes;  // canonical "name=d0,d1;name2=..." (sorted by name)
   std::string analysis;      // serialized squeeze.v1.ModelAnalysis
   std::string created_at;
+};
+
+// A search job as stored. spec and result are serialized squeeze.v1 messages (SearchSpec and
+// SearchJob with its fronts); state and phase are squeeze.v1.JobState / Phase values.
+struct JobRecord {
+  std::string id;
+  std::string team = kDefaultTeam;
+  std::string model_id;
+  std::string cache_key;  // sha256 of (model bytes, device profile versions, spec)
+  int state = 1;          // JOB_STATE_QUEUED
+  int phase = 1;          // PHASE_QUEUED
+  double fraction = 0;
+  std::string error;
+  std::string spec;
+  std::string result;
+  std::string created_at, started_at, finished_at;
 };
 
 class StateStore {
@@ -61,6 +77,19 @@ class StateStore {
   absl::StatusOr<std::optional<std::string>> GetSensitivity(const std::string& model_sha256,
                                                             const std::string& calibration_hash,
                                                             const std::string& options_key);
+
+  // Jobs. InsertJob assigns id and created_at.
+  absl::StatusOr<JobRecord> InsertJob(JobRecord record);
+  // Writes state, phase, fraction, error and result; sets started_at / finished_at when the job
+  // starts running / ends. NotFound for an unknown id.
+  absl::Status UpdateJob(const JobRecord& record);
+  absl::StatusOr<JobRecord> GetJob(const std::string& team, const std::string& id);
+  // The team's jobs, newest first, at most `limit`.
+  absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& team, int limit);
+  // The newest succeeded job of the team with this cache key, if any.
+  absl::StatusOr<std::optional<JobRecord>> FindFinishedJob(const std::string& team, const std::string& cache_key);
+  // Jobs of every team left queued or running (by a process that died), oldest first.
+  absl::StatusOr<std::vector<JobRecord>> UnfinishedJobs();
 
   // Every blob any row refers to.
   absl::StatusOr<std::set<std::string>> ReferencedBlobs();

@@ -198,7 +198,64 @@ TEST_CASE("A version-1 state.db is migrated in place", "[state_store]") {
   REQUIRE(state.ok());
   CHECK((*state)->PutSensitivity("sha", "cal", "k", "r").ok());
   auto db = common::Database::Open(dir.File("state.db"));
-  CHECK(*db->UserVersion() == 2);
+  CHECK(*db->UserVersion() == kStateSchemaVersion);
+}
+
+}  // namespace
+}  // namespace squeeze::server
+
+namespace squeeze::server {
+namespace {
+
+TEST_CASE("Jobs are stored with their state and found again after a restart", "[state_store]") {
+  testing::TempDir dir;
+  std::string id;
+  {
+    auto state = StateStore::Open(dir.File("state.db"));
+    REQUIRE(state.ok());
+    JobRecord job;
+    job.team = "alpha";
+    job.model_id = "m-1";
+    job.cache_key = "key";
+    job.spec = "spec bytes";
+    absl::StatusOr<JobRecord> inserted = (*state)->InsertJob(job);
+    REQUIRE(inserted.ok());
+    id = inserted->id;
+    CHECK(id.rfind("s-", 0) == 0);
+    CHECK((*state)->GetJob("beta", id).status().code() == absl::StatusCode::kNotFound);
+
+    inserted->state = 2;  // running
+    inserted->phase = 5;
+    inserted->fraction = 0.5;
+    REQUIRE((*state)->UpdateJob(*inserted).ok());
+    JobRecord running = *(*state)->GetJob("alpha", id);
+    CHECK_FALSE(running.started_at.empty());
+    CHECK(running.finished_at.empty());
+    CHECK_FALSE((*(*state)->FindFinishedJob("alpha", "key")).has_value());
+  }
+  // The process died: the job is still unfinished when the store is opened again.
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  absl::StatusOr<std::vector<JobRecord>> unfinished = (*state)->UnfinishedJobs();
+  REQUIRE(unfinished.ok());
+  REQUIRE(unfinished->size() == 1);
+  JobRecord job = unfinished->front();
+  CHECK(job.spec == "spec bytes");
+  job.state = 3;  // succeeded
+  job.phase = 7;
+  job.fraction = 1;
+  job.result = "fronts";
+  REQUIRE((*state)->UpdateJob(job).ok());
+  CHECK((*state)->UnfinishedJobs()->empty());
+  absl::StatusOr<std::optional<JobRecord>> cached = (*state)->FindFinishedJob("alpha", "key");
+  REQUIRE(cached.ok());
+  REQUIRE(cached->has_value());
+  CHECK((*cached)->result == "fronts");
+  CHECK_FALSE((*cached)->finished_at.empty());
+  CHECK_FALSE((*(*state)->FindFinishedJob("beta", "key")).has_value());
+  CHECK((*state)->ListJobs("alpha", 10)->size() == 1);
+  job.id = "s-missing";
+  CHECK((*state)->UpdateJob(job).code() == absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -174,7 +174,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       o.activation_bytes = static_cast<double>(live_other[i]) +
                            (shape.input_elements + shape.output_elements * keep_out) * option.activation_bits / 8.0;
       out.options.push_back(std::move(o));
-      details.push_back(OptionDetail{option, std::move(latency), d->second, act});
+      details.push_back(OptionDetail{option, std::move(latency), d->second, static_cast<double>(layer.params), act});
     }
     if (out.options.empty()) {
       layer_status[i] = absl::FailedPreconditionError(absl::StrCat(

@@ -33,6 +33,7 @@ struct OptionDetail {
   device_profiles::CompressionOption option;
   device_profiles::LatencyPrediction latency;
   double distortion = 0;        // D_i(o)
+  double params = 0;            // the layer's weight count (for summaries)
   double activation_error = 0;  // the activation term of error_i(o)
 };
 

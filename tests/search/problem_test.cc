@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "model/weight_math.h"
+#include "search/problem/plan.h"
 #include "tests/device_profiles/test_device.h"
 #include "tests/model/test_models.h"
 
@@ -197,6 +198,40 @@ TEST_CASE("PP-OCRv4 det builds a full table on a real device profile", "[problem
   in.cancelled = &cancelled;
   in.on_progress = nullptr;
   CHECK(BuildProblem(in).status().code() == absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace squeeze::search
+
+namespace squeeze::search {
+namespace {
+
+TEST_CASE("Uniform baselines and plan summaries", "[plan]") {
+  const model::LoadedModel model = SmallModel();
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in;
+  in.model = &model;
+  in.device = &device;
+  in.cost_model = cost->get();
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  std::optional<Choice> int8 = UniformChoice(*problem, 8, 8);
+  REQUIRE(int8.has_value());
+  CHECK(problem->table.layers[0].options[(*int8)[0]].label == "w8a8");
+  CHECK(PlanSummary(*problem, *int8) == "1×int8");
+  CHECK_FALSE(UniformChoice(*problem, 7, 8).has_value());
+
+  Choice pruned = {0};
+  for (size_t k = 0; k < problem->details[0].size(); ++k) {
+    if (problem->table.layers[0].options[k].label == "w4a8 unstructured 30%") pruned[0] = static_cast<uint16_t>(k);
+  }
+  CHECK(PlanSummary(*problem, pruned) == "1×int4; 30% pruned");
+
+  CHECK(SqnrDb(0.01) == Approx(20));
+  CHECK(ErrorOfSqnrDb(30) == Approx(0.001));
+  CHECK(std::isinf(SqnrDb(0)));
 }
 
 }  // namespace

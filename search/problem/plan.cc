@@ -1,0 +1,61 @@
+#include "search/problem/plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace squeeze::search {
+
+namespace dp = device_profiles;
+
+std::optional<Choice> UniformChoice(const Problem& problem, int weight_bits, int activation_bits) {
+  Choice choice;
+  for (const std::vector<OptionDetail>& details : problem.details) {
+    std::optional<uint16_t> found;
+    for (size_t k = 0; k < details.size(); ++k) {
+      const dp::CompressionOption& o = details[k].option;
+      if (o.weight_bits == weight_bits && o.activation_bits == activation_bits && o.pattern == dp::Sparsity::kDense) {
+        found = static_cast<uint16_t>(k);
+        break;
+      }
+    }
+    if (!found) return std::nullopt;
+    choice.push_back(*found);
+  }
+  return choice;
+}
+
+std::string PlanSummary(const Problem& problem, const Choice& choice) {
+  std::map<std::string, int> per_precision;
+  double params = 0, pruned = 0;
+  for (size_t i = 0; i < choice.size() && i < problem.details.size(); ++i) {
+    const dp::CompressionOption& o = problem.details[i][choice[i]].option;
+    const std::string name = o.weight_bits == 32 ? "fp32" : o.weight_bits == 16 ? "fp16" : absl::StrCat("int", o.weight_bits);
+    ++per_precision[name];
+    const double layer_params = problem.details[i][choice[i]].params;
+    params += layer_params;
+    if (o.pattern != dp::Sparsity::kDense) pruned += layer_params * o.prune_ratio;
+  }
+  std::vector<std::pair<std::string, int>> counts(per_precision.begin(), per_precision.end());
+  std::stable_sort(counts.begin(), counts.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::string> parts;
+  for (const auto& [name, count] : counts) parts.push_back(absl::StrCat(count, "×", name));
+  std::string summary = absl::StrJoin(parts, ", ");
+  if (pruned > 0 && params > 0) absl::StrAppend(&summary, absl::StrFormat("; %.0f%% pruned", 100 * pruned / params));
+  return summary;
+}
+
+double SqnrDb(double relative_error) {
+  if (relative_error <= 0) return std::numeric_limits<double>::infinity();
+  return -10 * std::log10(relative_error);
+}
+
+double ErrorOfSqnrDb(double sqnr_db) { return std::pow(10.0, -sqnr_db / 10); }
+
+}  // namespace squeeze::search

@@ -1,0 +1,29 @@
+// Reading a configuration of a Problem the way people talk about it: uniform baselines, a
+// compact per-layer plan summary, and SQNR.
+#ifndef SQUEEZE_SEARCH_PROBLEM_PLAN_H_
+#define SQUEEZE_SEARCH_PROBLEM_PLAN_H_
+
+#include <optional>
+#include <string>
+
+#include "search/engine/option_table.h"
+#include "search/problem/problem.h"
+
+namespace squeeze::search {
+
+// Every layer dense at (weight_bits, activation_bits); nullopt when some layer has no such option
+// on the device (e.g. fp32 on an int8-only NPU).
+std::optional<Choice> UniformChoice(const Problem& problem, int weight_bits, int activation_bits);
+
+// "18×int8, 40×int4, 6×fp16; 30% pruned": layers per weight precision, most common first, and the
+// share of all weights pruned.
+std::string PlanSummary(const Problem& problem, const Choice& choice);
+
+// Output SQNR in dB for a relative output error (noise energy / signal energy); +inf for 0.
+double SqnrDb(double relative_error);
+// The relative error of an SQNR in dB.
+double ErrorOfSqnrDb(double sqnr_db);
+
+}  // namespace squeeze::search
+
+#endif  // SQUEEZE_SEARCH_PROBLEM_PLAN_H_

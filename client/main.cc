@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   squeeze::client::AddDevicesCommands(app, options, &exit_code);
   squeeze::client::AddModelsCommands(app, options, &exit_code);
+  squeeze::client::AddSearchCommands(app, options, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

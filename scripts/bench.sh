@@ -11,13 +11,21 @@ mkdir -p "$out"
   echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
   echo "os: $(. /etc/os-release; echo "$PRETTY_NAME")"
 } > "$out/machine.txt"
+models=".cache/models"
 ran=0
-for bench in "$build"/bin/squeeze-bench-*; do
-  [ -x "$bench" ] || continue
-  name="$(basename "$bench")"
+# run NAME ARGS...: one benchmark program, its JSON to $out/NAME.json (skipped when not built).
+run() {
+  local name="$1"; shift
+  local bin="$build/bin/${name%%@*}"
+  [ -x "$bin" ] || return 0
   echo "== $name"
-  "$bench" --json > "$out/$name.json"
+  "$bin" "$@" --json > "$out/$name.json"
   cat "$out/$name.json"
   ran=$((ran + 1))
-done
+}
+run squeeze-bench-search
+run squeeze-bench-upload
+run squeeze-bench-table "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
+run squeeze-bench-fidelity@det "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
+run squeeze-bench-fidelity@cls "$models/ch_ppocr_mobile_v2.0_cls_infer.onnx" --input-shape x=1,3,48,192
 echo "$ran benchmark programs ran; figures in $out/"

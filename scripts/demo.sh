@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, against a real server on a fresh data dir: start squeezed on a free
 # loopback port, show the device profiles it serves, upload PP-OCRv4 det and show what Squeeze
-# understood of it, stop the server. Used by `make demo`.
+# understood of it, search its Pareto fronts for this machine and a Raspberry Pi 5, stop the
+# server. Used by `make demo`.
 set -euo pipefail
 build="${1:-build}"
 bin="$build/bin"
@@ -46,6 +47,12 @@ step "squeeze models show $model_id (first layers)"
 sed -n '1,16p' "$work/show.txt"
 echo "..."
 tail -n 3 "$work/show.txt"
+
+step "squeeze search start $model_id --device host --device raspberry-pi-5 --max-latency-ms 200 --watch"
+"$bin/squeeze" search start "$model_id" --device host --device raspberry-pi-5 --max-latency-ms 200 --watch \
+  > "$work/search.txt"
+cut -c1-160 "$work/search.txt" | sed -n '1,45p'
+echo "... ($(wc -l < "$work/search.txt") lines; 'squeeze search show ID' prints them all)"
 
 step "Stopping squeezed"
 kill -TERM "$server_pid"; wait "$server_pid"; server_pid=""

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "search/problem/plan.h"
 
 namespace squeeze::server {
 
@@ -303,6 +304,52 @@ runtime::SensitivityReport FromProto(const v1::SensitivityReport& in) {
   r.warnings.assign(in.warnings().begin(), in.warnings().end());
   r.seconds = in.seconds();
   return r;
+}
+
+v1::Candidate ToProto(const search::Problem& problem, const search::Candidate& c, bool with_layers) {
+  v1::Candidate out;
+  out.set_predicted_latency_ms(c.values.latency * 1e3);
+  out.set_predicted_size_bytes(static_cast<int64_t>(std::llround(c.values.size)));
+  out.set_predicted_peak_memory_bytes(static_cast<int64_t>(std::llround(c.values.peak_memory)));
+  out.set_predicted_error(c.values.error);
+  out.set_predicted_sqnr_db(std::min(search::SqnrDb(c.values.error), 999.0));
+  out.set_plan_summary(search::PlanSummary(problem, c.choice));
+  if (!with_layers) return out;
+  for (size_t i = 0; i < c.choice.size() && i < problem.details.size(); ++i) {
+    const search::OptionDetail& d = problem.details[i][c.choice[i]];
+    v1::LayerChoice* l = out.add_layers();
+    l->set_layer(problem.table.layers[i].name);
+    l->set_option(problem.table.layers[i].options[c.choice[i]].label);
+    l->set_weight_bits(d.option.weight_bits);
+    l->set_activation_bits(d.option.activation_bits);
+    l->set_prune_ratio(d.option.prune_ratio);
+    l->set_pattern(ToProto(d.option.pattern));
+    l->set_predicted_latency_ms(d.latency.seconds * 1e3);
+    l->set_latency_basis(std::string(device_profiles::BasisName(d.latency.basis)));
+    l->set_support(std::string(device_profiles::SupportName(d.latency.support)));
+    l->set_latency_explanation(d.latency.explanation);
+  }
+  return out;
+}
+
+v1::DeviceFront ToProto(const search::Problem& problem, const search::Front& front, const std::string& device_id,
+                        int64_t device_version, bool with_layers) {
+  v1::DeviceFront out;
+  out.set_device_id(device_id);
+  out.set_device_version(device_version);
+  for (size_t i = 0; i < front.candidates.size(); ++i) {
+    v1::Candidate c = ToProto(problem, front.candidates[i], with_layers);
+    c.set_index(static_cast<int32_t>(i));
+    *out.add_candidates() = std::move(c);
+  }
+  out.set_strategy(std::string(search::StrategyName(front.strategy)));
+  double epsilon = 0;
+  for (double e : front.epsilon) epsilon = std::max(epsilon, e);
+  out.set_epsilon(epsilon);
+  out.set_hypervolume(front.hypervolume);
+  out.set_constraints_met(!front.candidates.empty());
+  out.set_search_seconds(front.stats.seconds);
+  return out;
 }
 
 }  // namespace squeeze::server

@@ -14,6 +14,9 @@
 #include "server/state_store.h"
 #include "squeeze/v1/device.pb.h"
 #include "squeeze/v1/model.pb.h"
+#include "search/engine/front.h"
+#include "search/problem/problem.h"
+#include "squeeze/v1/search.pb.h"
 #include "squeeze/v1/sensitivity.pb.h"
 
 namespace squeeze::server {
@@ -45,6 +48,12 @@ std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t
 // Sensitivities.
 v1::SensitivityReport ToProto(const runtime::SensitivityReport& report);
 runtime::SensitivityReport FromProto(const v1::SensitivityReport& report);
+
+// Search results. A candidate's layers are given only `with_layers` (progress snapshots and
+// listings leave them out).
+v1::Candidate ToProto(const search::Problem& problem, const search::Candidate& candidate, bool with_layers);
+v1::DeviceFront ToProto(const search::Problem& problem, const search::Front& front, const std::string& device_id,
+                        int64_t device_version, bool with_layers);
 
 }  // namespace squeeze::server
 

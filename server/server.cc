@@ -18,6 +18,8 @@
 #include "server/blob_store.h"
 #include "server/device_service.h"
 #include "server/model_service.h"
+#include "server/search_jobs.h"
+#include "server/search_service.h"
 #include "server/state_store.h"
 
 namespace squeeze::server {
@@ -89,6 +91,11 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
   server->model_service_ =
       std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->workers_, model_options);
+  SearchJobsOptions search_options;
+  search_options.shape_probe = model_options.shape_probe;
+  server->search_jobs_ = std::make_unique<SearchJobs>(*server->state_, *server->blobs_, *server->profiles_,
+                                                      *server->workers_, search_options);
+  server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -97,6 +104,7 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(server->device_service_.get());
   builder.RegisterService(server->model_service_.get());
+  builder.RegisterService(server->search_service_.get());
   // Uploads arrive in chunks of 1 MiB; leave room for a few.
   builder.SetMaxReceiveMessageSize(16 << 20);
   server->server_ = builder.BuildAndStart();
@@ -105,20 +113,25 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
                                                ": the address is in use or not local to this machine"));
   }
   server->port_ = bound_port;
+  if (absl::Status recovered = server->search_jobs_->Recover(); !recovered.ok()) return recovered;
   server->address_ = absl::StrCat(address->first, ":", bound_port);
   return server;
 }
 
 SqueezeServer::~SqueezeServer() {
+  if (search_jobs_) search_jobs_->Stop();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now());
     server_->Wait();
   }
-  // Work already queued finishes before the stores it uses go away.
+  // Work already queued finishes (stopped searches end quickly) before the stores it uses go away.
+  if (workers_) workers_->Drain();
+  search_jobs_.reset();
   workers_.reset();
 }
 
 void SqueezeServer::Shutdown(absl::Duration grace) {
+  search_jobs_->Stop();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
 }
 

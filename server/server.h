@@ -24,6 +24,8 @@ struct ServerOptions {
 
 class DeviceService;
 class ModelService;
+class SearchJobs;
+class SearchService;
 class StateStore;
 class BlobStore;
 
@@ -40,7 +42,8 @@ class SqueezeServer {
   const std::string& address() const { return address_; }
   int port() const { return port_; }
 
-  // Stops accepting calls, lets running ones finish until `grace` has passed, then cancels them.
+  // Asks running searches to stop (they stay queued and run again on the next start), stops
+  // accepting calls, lets running ones finish until `grace` has passed, then cancels them.
   void Shutdown(absl::Duration grace);
   // Blocks until the server has shut down.
   void Wait();
@@ -54,6 +57,8 @@ class SqueezeServer {
   std::unique_ptr<WorkQueue> workers_;
   std::unique_ptr<DeviceService> device_service_;
   std::unique_ptr<ModelService> model_service_;
+  std::unique_ptr<SearchJobs> search_jobs_;
+  std::unique_ptr<SearchService> search_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

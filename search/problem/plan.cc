@@ -51,6 +51,24 @@ std::string PlanSummary(const Problem& problem, const Choice& choice) {
   return summary;
 }
 
+Front ClosestCandidates(const Front& front, const Constraints& limits, size_t count) {
+  auto overshoot = [](double value, const std::optional<double>& limit) {
+    return limit && *limit > 0 && value > *limit ? (value - *limit) / *limit : 0.0;
+  };
+  std::vector<std::pair<double, size_t>> order;
+  for (size_t i = 0; i < front.candidates.size(); ++i) {
+    const ObjectiveValues& v = front.candidates[i].values;
+    order.emplace_back(overshoot(v.latency, limits.max_latency) + overshoot(v.size, limits.max_size) +
+                           overshoot(v.error, limits.max_error) + overshoot(v.peak_memory, limits.max_peak_memory),
+                       i);
+  }
+  std::stable_sort(order.begin(), order.end());
+  Front out = front;
+  out.candidates.clear();
+  for (size_t k = 0; k < order.size() && k < count; ++k) out.candidates.push_back(front.candidates[order[k].second]);
+  return out;
+}
+
 double SqnrDb(double relative_error) {
   if (relative_error <= 0) return std::numeric_limits<double>::infinity();
   return -10 * std::log10(relative_error);

@@ -6,7 +6,9 @@
 #include <optional>
 #include <string>
 
+#include "search/engine/front.h"
 #include "search/engine/option_table.h"
+#include "search/engine/search_spec.h"
 #include "search/problem/problem.h"
 
 namespace squeeze::search {
@@ -18,6 +20,10 @@ std::optional<Choice> UniformChoice(const Problem& problem, int weight_bits, int
 // "18×int8, 40×int4, 6×fp16; 30% pruned": layers per weight precision, most common first, and the
 // share of all weights pruned.
 std::string PlanSummary(const Problem& problem, const Choice& choice);
+
+// The `count` candidates of `front` that come closest to meeting `limits`: least total violation,
+// each limit's overshoot measured relative to the limit.
+Front ClosestCandidates(const Front& front, const Constraints& limits, size_t count);
 
 // Output SQNR in dB for a relative output error (noise energy / signal energy); +inf for 0.
 double SqnrDb(double relative_error);

@@ -42,6 +42,13 @@ class RunningServer {
     return stopped_code_;
   }
 
+  // SIGKILL: the process dies at once, as in a crash.
+  void Kill() {
+    if (!child_) return;
+    child_->Stop(SIGKILL, std::chrono::seconds(15));
+    child_.reset();
+  }
+
   const std::string& address() const { return address_; }
   std::string log() const { return ReadText(log_); }
 

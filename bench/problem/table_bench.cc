@@ -1,0 +1,149 @@
+// squeeze-bench-table: how long the full option table of a real model takes to build on this
+// machine — analysis, measured sensitivities (ONNX Runtime), real-weight distortions and cost-model
+// latencies for every layer and option — and, with --write-csv, the table itself for
+// squeeze-bench-search --table.
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "device_profiles/cost_model.h"
+#include "device_profiles/host.h"
+#include "model/loader.h"
+#include "runtime/calibration.h"
+#include "runtime/sensitivity.h"
+#include "runtime/session.h"
+#include "runtime/shape_probe.h"
+#include "search/engine/option_table_csv.h"
+#include "search/problem/problem.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx";
+  std::vector<std::string> shapes = {"x=1,3,640,640"};
+  std::string csv;
+  int samples = 2;
+  int threads = 2;
+  bool json = false;
+  CLI::App app{"squeeze-bench-table: time to build a real model's full option table on this machine"};
+  app.add_option("MODEL", model_path, "ONNX model (default: PP-OCRv4 det)")->capture_default_str();
+  app.add_option("--input-shape", shapes, "NAME=D0,D1,... (repeatable)")->capture_default_str();
+  app.add_option("--samples", samples, "Synthetic calibration samples")->capture_default_str();
+  app.add_option("--threads", threads, "Threads for ONNX Runtime and the distortions")->capture_default_str();
+  app.add_option("--write-csv", csv, "Write the option table as CSV (for squeeze-bench-search --table)");
+  app.add_flag("--json", json, "Print the figures as JSON");
+  CLI11_PARSE(app, argc, argv);
+
+  std::ifstream file(model_path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  const std::string bytes = buffer.str();
+  if (bytes.empty()) {
+    std::cerr << "cannot read " << model_path << " (run deploy/install-deps.sh for the PP-OCR models)\n";
+    return 1;
+  }
+  squeeze::model::AnalyzeOptions options;
+  for (const std::string& text : shapes) {
+    auto shape = squeeze::model::ParseInputShape(text);
+    if (!shape.ok()) {
+      std::cerr << shape.status().message() << "\n";
+      return 2;
+    }
+    options.input_shapes[shape->first] = shape->second;
+  }
+  options.shape_probe = squeeze::runtime::OnnxRuntimeShapeProbe();
+
+  const auto start = Clock::now();
+  auto loaded = squeeze::model::LoadModel(bytes, options);
+  if (!loaded.ok()) {
+    std::cerr << loaded.status() << "\n";
+    return 1;
+  }
+  const double analysis_s = Since(start);
+
+  auto t = Clock::now();
+  auto session = squeeze::runtime::Session::Create(bytes);
+  if (!session.ok()) {
+    std::cerr << session.status() << "\n";
+    return 1;
+  }
+  auto calibration = squeeze::runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, 1);
+  if (!calibration.ok()) {
+    std::cerr << calibration.status() << "\n";
+    return 1;
+  }
+  squeeze::runtime::SensitivityOptions sensitivity_options;
+  sensitivity_options.threads = threads;
+  auto sensitivity = squeeze::runtime::MeasureSensitivity(*loaded, *calibration, sensitivity_options);
+  if (!sensitivity.ok()) {
+    std::cerr << sensitivity.status() << "\n";
+    return 1;
+  }
+  const double sensitivity_s = Since(t);
+
+  t = Clock::now();
+  auto host = squeeze::device_profiles::HostDevice(
+      squeeze::device_profiles::ReadHostFacts(squeeze::runtime::OrtVersion()));
+  if (!host.ok()) {
+    std::cerr << host.status() << "\n";
+    return 1;
+  }
+  auto cost = squeeze::device_profiles::DeviceCostModel::Create(*host, {});
+  if (!cost.ok()) {
+    std::cerr << cost.status() << "\n";
+    return 1;
+  }
+  squeeze::search::ProblemInputs inputs;
+  inputs.model = &*loaded;
+  inputs.device = &*host;
+  inputs.cost_model = cost->get();
+  inputs.sensitivity = &*sensitivity;
+  inputs.threads = threads;
+  auto problem = squeeze::search::BuildProblem(inputs);
+  if (!problem.ok()) {
+    std::cerr << problem.status() << "\n";
+    return 1;
+  }
+  const double table_s = Since(t);
+  const double total_s = Since(start);
+  size_t options_count = 0;
+  for (const auto& layer : problem->table.layers) options_count += layer.options.size();
+  int measured = 0;
+  for (const auto& l : sensitivity->layers) measured += l.measured ? 1 : 0;
+
+  if (!csv.empty()) {
+    auto text = squeeze::search::FormatOptionTableCsv(problem->table);
+    if (!text.ok()) {
+      std::cerr << text.status() << "\n";
+      return 1;
+    }
+    std::ofstream(csv) << *text;
+  }
+  const std::string name = model_path.substr(model_path.find_last_of('/') + 1);
+  if (json) {
+    std::cout << fmt::format(
+        "{{\"model\": \"{}\", \"layers\": {}, \"options\": {}, \"measured_layers\": {}, \"samples\": {}, "
+        "\"threads\": {}, \"analysis_seconds\": {:.3f}, \"sensitivity_seconds\": {:.3f}, \"table_seconds\": {:.3f}, "
+        "\"total_seconds\": {:.3f}}}\n",
+        name, problem->table.layers.size(), options_count, measured, samples, threads, analysis_s, sensitivity_s,
+        table_s, total_s);
+  } else {
+    std::cout << fmt::format(
+        "{}: {} layers, {} options ({} layers' sensitivity measured on {} synthetic samples, {} threads)\n"
+        "  analysis {:.2f} s, sensitivity {:.2f} s, distortions + latencies {:.2f} s: {:.2f} s in all\n",
+        name, problem->table.layers.size(), options_count, measured, samples, threads, analysis_s, sensitivity_s,
+        table_s, total_s);
+  }
+  return 0;
+}

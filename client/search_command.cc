@@ -1,0 +1,264 @@
+// squeeze search start | show | list | cancel
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/commands.h"
+#include "client/table.h"
+#include "squeeze/v1/search.grpc.pb.h"
+
+namespace squeeze::client {
+namespace {
+
+const char* StateName(v1::JobState s) {
+  switch (s) {
+    case v1::JOB_STATE_QUEUED: return "queued";
+    case v1::JOB_STATE_RUNNING: return "running";
+    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
+    case v1::JOB_STATE_FAILED: return "failed";
+    case v1::JOB_STATE_CANCELLED: return "cancelled";
+    default: return "unknown";
+  }
+}
+
+const char* PhaseName(v1::Phase p) {
+  switch (p) {
+    case v1::PHASE_QUEUED: return "queued";
+    case v1::PHASE_ANALYZING: return "analyzing";
+    case v1::PHASE_MEASURING_SENSITIVITY: return "measuring sensitivity";
+    case v1::PHASE_BUILDING_TABLE: return "building the option table";
+    case v1::PHASE_SEARCHING: return "searching";
+    case v1::PHASE_VERIFYING: return "verifying";
+    case v1::PHASE_DONE: return "done";
+    default: return "";
+  }
+}
+
+std::string Sqnr(double db) { return db >= 999 ? "lossless" : fmt::format("{:.1f}", db); }
+
+void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& candidates, Table* table) {
+  for (const v1::Candidate& c : candidates) {
+    std::string label = c.tags().empty() ? std::to_string(c.index()) : absl::StrJoin(c.tags(), ", ");
+    table->AddRow({label, fmt::format("{:.3f}", c.predicted_latency_ms()), FormatBytes(c.predicted_size_bytes()),
+                   FormatBytes(c.predicted_peak_memory_bytes()), Sqnr(c.predicted_sqnr_db()), c.plan_summary()});
+  }
+}
+
+void PrintJob(const v1::SearchJob& job, bool csv) {
+  if (csv) {
+    std::cout << "device,candidate,predicted_latency_ms,predicted_size_bytes,predicted_peak_memory_bytes,"
+                 "predicted_sqnr_db,plan\n";
+    for (const v1::DeviceFront& f : job.fronts()) {
+      for (const v1::Candidate& c : f.candidates()) {
+        std::cout << fmt::format("{},{},{:.6f},{},{},{:.3f},\"{}\"\n", f.device_id(), c.index(),
+                                 c.predicted_latency_ms(), c.predicted_size_bytes(), c.predicted_peak_memory_bytes(),
+                                 c.predicted_sqnr_db(), c.plan_summary());
+      }
+    }
+    return;
+  }
+  std::cout << fmt::format("search {}  model {}  {}{}\n", job.id(), job.spec().model_id(), StateName(job.state()),
+                           job.state() == v1::JOB_STATE_RUNNING ? std::string(" (") + PhaseName(job.phase()) + ")"
+                                                                : "");
+  if (!job.error().empty()) std::cout << "  error: " << job.error() << "\n";
+  if (job.from_cache()) std::cout << "  answered from an earlier search of the same model, devices and spec\n";
+  if (job.synthetic_calibration()) {
+    std::cout << "  fidelity measured on synthetic inputs (no calibration set was given)\n";
+  }
+  for (const v1::DeviceFront& f : job.fronts()) {
+    std::cout << fmt::format("\n{} (profile v{}): {} Pareto-optimal candidates, {} search, {:.2f} s\n", f.device_id(),
+                             f.device_version(), f.candidates_size(), f.strategy(), f.search_seconds());
+    if (!f.constraints_met()) {
+      std::cout << "  No candidate meets the constraints. Binding: " << f.binding_constraint()
+                << "\n  Closest candidates:\n";
+    }
+    Table table({"#", "LATENCY ms (pred)", "SIZE", "PEAK MEM", "SQNR dB (pred)", "PLAN"});
+    table.AlignRight({1, 2, 3, 4});
+    PrintCandidates(f.candidates(), &table);
+    PrintCandidates(f.baselines(), &table);
+    table.Print(std::cout);
+    for (const std::string& w : f.warnings()) std::cout << "  warning: " << w << "\n";
+  }
+}
+
+int Watch(const Connection& connection, const std::string& id, bool csv) {
+  auto stub = v1::SearchService::NewStub(connection.channel());
+  grpc::ClientContext context;  // a watch lasts as long as the search
+  v1::WatchSearchRequest request;
+  request.set_id(id);
+  auto reader = stub->WatchSearch(&context, request);
+  v1::SearchJob job;
+  const bool tty = isatty(STDERR_FILENO);
+  bool any = false;
+  while (reader->Read(&job)) {
+    any = true;
+    const int width = 30;
+    const int done = static_cast<int>(std::lround(job.fraction() * width));
+    std::string device = job.fronts().empty() ? "" : " " + job.fronts(job.fronts_size() - 1).device_id();
+    std::string line = fmt::format("[{}{}] {:3.0f}% {}{}", std::string(done, '#'), std::string(width - done, '-'),
+                                   job.fraction() * 100, PhaseName(job.phase()),
+                                   job.phase() >= v1::PHASE_BUILDING_TABLE ? device : "");
+    if (tty) {
+      std::cerr << "\r" << fmt::format("{:<80}", line) << std::flush;
+    } else {
+      std::cerr << line << "\n";
+    }
+  }
+  if (tty && any) std::cerr << "\n";
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return connection.Fail(status, "search watch");
+  if (connection.options().json) {
+    std::cout << ToJson(job);
+  } else {
+    PrintJob(job, csv);
+  }
+  return job.state() == v1::JOB_STATE_SUCCEEDED ? 0 : 1;
+}
+
+struct StartFlags {
+  std::string model;
+  std::vector<std::string> devices;
+  double max_latency_ms = 0, max_size_mb = 0, min_sqnr_db = 0;
+  int64_t max_peak_memory_bytes = 0;
+  bool within_app_budget = false;
+  std::string strategy = "auto";
+  std::string objectives;
+  uint64_t seed = 1;
+  double time_budget = 0;
+  bool watch = false;
+  bool csv = false;
+};
+
+int Start(const Connection& connection, const StartFlags& f) {
+  v1::SearchSpec spec;
+  spec.set_model_id(f.model);
+  for (const std::string& d : f.devices) spec.add_device_ids(d);
+  spec.mutable_constraints()->set_max_latency_ms(f.max_latency_ms);
+  spec.mutable_constraints()->set_max_model_bytes(static_cast<int64_t>(f.max_size_mb * 1e6));
+  spec.mutable_constraints()->set_min_sqnr_db(f.min_sqnr_db);
+  spec.mutable_constraints()->set_max_peak_memory_bytes(f.max_peak_memory_bytes);
+  spec.mutable_constraints()->set_peak_memory_within_app_budget(f.within_app_budget);
+  spec.set_strategy(f.strategy == "exact" ? v1::STRATEGY_EXACT : f.strategy == "nsga2" ? v1::STRATEGY_NSGA2 : v1::STRATEGY_AUTO);
+  for (absl::string_view o : absl::StrSplit(f.objectives, ',', absl::SkipEmpty())) {
+    if (o == "latency") spec.add_objectives(v1::OBJECTIVE_LATENCY);
+    else if (o == "size") spec.add_objectives(v1::OBJECTIVE_SIZE);
+    else if (o == "error" || o == "sqnr") spec.add_objectives(v1::OBJECTIVE_ERROR);
+    else if (o == "peak-memory") spec.add_objectives(v1::OBJECTIVE_PEAK_MEMORY);
+    else {
+      std::cerr << "squeeze: unknown objective '" << o << "' (latency, size, error, peak-memory)\n";
+      return 2;
+    }
+  }
+  spec.set_seed(f.seed);
+  spec.set_time_budget_seconds(f.time_budget);
+  auto stub = v1::SearchService::NewStub(connection.channel());
+  v1::SearchJob job;
+  grpc::Status status = stub->StartSearch(connection.NewContext().get(), spec, &job);
+  if (!status.ok()) return connection.Fail(status, "search start");
+  if (f.watch) return Watch(connection, job.id(), f.csv);
+  if (connection.options().json) {
+    std::cout << ToJson(job);
+  } else {
+    std::cout << fmt::format("search {} {}. Follow it with 'squeeze search show {}'.\n", job.id(), StateName(job.state()),
+                             job.id());
+  }
+  return 0;
+}
+
+int Show(const Connection& connection, const std::string& id, bool csv) {
+  auto stub = v1::SearchService::NewStub(connection.channel());
+  v1::GetSearchRequest request;
+  request.set_id(id);
+  v1::SearchJob job;
+  grpc::Status status = stub->GetSearch(connection.NewContext().get(), request, &job);
+  if (!status.ok()) return connection.Fail(status, "search show");
+  if (connection.options().json) {
+    std::cout << ToJson(job);
+  } else {
+    PrintJob(job, csv);
+  }
+  return 0;
+}
+
+int List(const Connection& connection) {
+  auto stub = v1::SearchService::NewStub(connection.channel());
+  v1::ListSearchesResponse response;
+  grpc::Status status = stub->ListSearches(connection.NewContext().get(), v1::ListSearchesRequest(), &response);
+  if (!status.ok()) return connection.Fail(status, "search list");
+  if (connection.options().json) {
+    std::cout << ToJson(response);
+    return 0;
+  }
+  Table table({"ID", "MODEL", "DEVICES", "STATE", "PHASE", "CREATED"});
+  for (const v1::SearchJob& j : response.jobs()) {
+    table.AddRow({j.id(), j.spec().model_id(), absl::StrJoin(j.spec().device_ids(), ","), StateName(j.state()),
+                  PhaseName(j.phase()), j.created_at()});
+  }
+  table.Print(std::cout);
+  std::cout << response.jobs_size() << " searches.\n";
+  return 0;
+}
+
+int Cancel(const Connection& connection, const std::string& id) {
+  auto stub = v1::SearchService::NewStub(connection.channel());
+  v1::CancelSearchRequest request;
+  request.set_id(id);
+  v1::SearchJob job;
+  grpc::Status status = stub->CancelSearch(connection.NewContext().get(), request, &job);
+  if (!status.ok()) return connection.Fail(status, "search cancel");
+  if (connection.options().json) {
+    std::cout << ToJson(job);
+  } else {
+    std::cout << fmt::format("search {}: {}\n", job.id(), StateName(job.state()));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_code) {
+  CLI::App* search = app.add_subcommand("search", "Search the Pareto-optimal compressions of a model per device");
+  search->require_subcommand(1);
+
+  auto f = std::make_shared<StartFlags>();
+  CLI::App* start = search->add_subcommand("start", "Start a search job (returns at once; --watch follows it)");
+  start->add_option("MODEL_ID", f->model, "Model id (from 'squeeze models list')")->required();
+  start->add_option("--device", f->devices, "Target device id (repeatable; 'squeeze devices list')")->required();
+  start->add_option("--max-latency-ms", f->max_latency_ms, "Latency limit per device, ms");
+  start->add_option("--max-size-mb", f->max_size_mb, "Model size limit, MB (10^6 bytes)");
+  start->add_option("--min-sqnr-db", f->min_sqnr_db, "Output SQNR floor, dB");
+  start->add_option("--max-peak-memory-bytes", f->max_peak_memory_bytes, "Peak memory limit, bytes");
+  start->add_flag("--within-app-budget", f->within_app_budget, "Peak memory within each device's app budget");
+  start->add_option("--strategy", f->strategy, "auto, exact or nsga2")
+      ->check(CLI::IsMember({"auto", "exact", "nsga2"}))
+      ->capture_default_str();
+  start->add_option("--objectives", f->objectives, "Comma-separated: latency,size,error,peak-memory (default: latency,size,error)");
+  start->add_option("--seed", f->seed, "Seed (same seed, same result)")->capture_default_str();
+  start->add_option("--time-budget", f->time_budget, "Seconds the search may take (0: the server's default)");
+  start->add_flag("--watch", f->watch, "Show progress, then the fronts");
+  start->add_flag("--csv", f->csv, "With --watch: print the fronts as CSV");
+  start->callback([&options, exit_code, f] { *exit_code = Start(Connection(options), *f); });
+
+  auto id = std::make_shared<std::string>();
+  auto csv = std::make_shared<bool>(false);
+  CLI::App* show = search->add_subcommand("show", "Show a search: state, fronts per device, baselines");
+  show->add_option("JOB", *id, "Search id")->required();
+  show->add_flag("--csv", *csv, "Print the fronts as CSV");
+  show->callback([&options, exit_code, id, csv] { *exit_code = Show(Connection(options), *id, *csv); });
+
+  CLI::App* list = search->add_subcommand("list", "List your searches");
+  list->callback([&options, exit_code] { *exit_code = List(Connection(options)); });
+
+  CLI::App* cancel = search->add_subcommand("cancel", "Cancel a queued or running search");
+  cancel->add_option("JOB", *id, "Search id")->required();
+  cancel->callback([&options, exit_code, id] { *exit_code = Cancel(Connection(options), *id); });
+}
+
+}  // namespace squeeze::client

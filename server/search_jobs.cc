@@ -1,0 +1,587 @@
+#include "server/search_jobs.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "device_profiles/cost_model.h"
+#include "runtime/calibration.h"
+#include "runtime/sensitivity.h"
+#include "runtime/session.h"
+#include "search/engine/exact.h"
+#include "search/engine/nsga2.h"
+#include "search/problem/plan.h"
+#include "search/problem/problem.h"
+#include "server/proto_conversion.h"
+
+namespace squeeze::server {
+namespace {
+
+namespace dp = device_profiles;
+
+constexpr int kDefaultListLimit = 50;
+constexpr double kSensitivityNoise = 1e-3;
+
+bool Final(int state) { return state >= v1::JOB_STATE_SUCCEEDED; }
+
+absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::string& canonical) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (absl::string_view part : absl::StrSplit(canonical, ';', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    std::vector<int64_t>& dims = shapes[kv.first];
+    for (absl::string_view d : absl::StrSplit(kv.second, ',')) {
+      int64_t v = 0;
+      if (!absl::SimpleAtoi(d, &v)) return absl::DataLossError(absl::StrCat("stored input shape '", part, "'"));
+      dims.push_back(v);
+    }
+  }
+  return shapes;
+}
+
+// The spec with its defaults filled in, so equal searches have equal keys.
+v1::SearchSpec Normalized(v1::SearchSpec spec, int max_candidates, double time_budget) {
+  if (spec.objectives().empty()) {
+    spec.add_objectives(v1::OBJECTIVE_LATENCY);
+    spec.add_objectives(v1::OBJECTIVE_SIZE);
+    spec.add_objectives(v1::OBJECTIVE_ERROR);
+  }
+  if (spec.max_candidates() == 0) spec.set_max_candidates(max_candidates);
+  if (spec.time_budget_seconds() == 0) spec.set_time_budget_seconds(time_budget);
+  if (spec.seed() == 0) spec.set_seed(1);
+  return spec;
+}
+
+absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space) {
+  search::OptionGrid grid;
+  if (!space.weight_bits().empty()) grid.weight_bits.assign(space.weight_bits().begin(), space.weight_bits().end());
+  if (!space.activation_bits().empty()) {
+    grid.activation_bits.assign(space.activation_bits().begin(), space.activation_bits().end());
+  }
+  if (!space.prune_ratios().empty()) grid.prune_ratios.assign(space.prune_ratios().begin(), space.prune_ratios().end());
+  if (!space.patterns().empty()) {
+    grid.patterns.clear();
+    for (int p : space.patterns()) {
+      absl::StatusOr<dp::Sparsity> s = FromProto(static_cast<v1::SparsityPattern>(p));
+      if (!s.ok()) return s.status();
+      grid.patterns.push_back(*s);
+    }
+  }
+  if (absl::Status s = search::ValidateOptionGrid(grid); !s.ok()) return s;
+  return grid;
+}
+
+absl::StatusOr<search::Objective> ObjectiveOf(int o) {
+  switch (o) {
+    case v1::OBJECTIVE_LATENCY: return search::Objective::kLatency;
+    case v1::OBJECTIVE_SIZE: return search::Objective::kSize;
+    case v1::OBJECTIVE_ERROR: return search::Objective::kError;
+    case v1::OBJECTIVE_PEAK_MEMORY: return search::Objective::kPeakMemory;
+    default: break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("objective ", o, " is not one of LATENCY, SIZE, ERROR, PEAK_MEMORY"));
+}
+
+absl::Status ValidateSpec(const v1::SearchSpec& spec) {
+  if (spec.device_ids().empty()) return absl::InvalidArgumentError("name at least one device (--device ID)");
+  std::set<std::string> devices(spec.device_ids().begin(), spec.device_ids().end());
+  if (devices.size() != static_cast<size_t>(spec.device_ids_size())) {
+    return absl::InvalidArgumentError("a device is named twice");
+  }
+  std::set<int> objectives;
+  for (int o : spec.objectives()) {
+    absl::StatusOr<search::Objective> objective = ObjectiveOf(o);
+    if (!objective.ok()) return objective.status();
+    if (!objectives.insert(o).second) return absl::InvalidArgumentError("an objective is named twice");
+  }
+  if (objectives.size() < 2) return absl::InvalidArgumentError("a Pareto search needs at least two objectives");
+  if (spec.strategy() == v1::STRATEGY_EXACT && objectives.count(v1::OBJECTIVE_PEAK_MEMORY)) {
+    return absl::InvalidArgumentError(
+        "the exact strategy cannot minimize peak memory (it is not additive): use --strategy nsga2 or auto, "
+        "or make peak memory a limit");
+  }
+  const v1::Constraints& c = spec.constraints();
+  if (c.max_latency_ms() < 0 || c.max_model_bytes() < 0 || c.max_peak_memory_bytes() < 0 || c.min_sqnr_db() < 0) {
+    return absl::InvalidArgumentError("constraints must not be negative (0 means no limit)");
+  }
+  if (spec.time_budget_seconds() < 0) return absl::InvalidArgumentError("the time budget must not be negative");
+  if (spec.max_candidates() < 0) return absl::InvalidArgumentError("max_candidates must not be negative");
+  if (absl::StatusOr<search::OptionGrid> grid = GridOf(spec.option_space()); !grid.ok()) return grid.status();
+  for (int k = 0; k < spec.calibration_size(); ++k) {
+    const v1::CalibrationSample& sample = spec.calibration(k);
+    if (sample.tensors().empty()) return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, " is empty"));
+    for (int j = 0; j < sample.tensors_size(); ++j) {
+      onnx::TensorProto tensor;
+      if (!tensor.ParseFromString(sample.tensors(j))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("calibration sample ", k, ", tensor ", j, " is not an ONNX TensorProto (input_N.pb)"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+v1::SearchJob JobOf(const JobRecord& record) {
+  v1::SearchJob job;
+  if (!record.result.empty()) job.ParseFromString(record.result);
+  job.set_id(record.id);
+  job.mutable_spec()->ParseFromString(record.spec);
+  job.set_state(static_cast<v1::JobState>(record.state));
+  job.set_phase(static_cast<v1::Phase>(record.phase));
+  job.set_fraction(record.fraction);
+  job.set_error(record.error);
+  job.set_created_at(record.created_at);
+  job.set_started_at(record.started_at);
+  job.set_finished_at(record.finished_at);
+  return job;
+}
+
+// The engine's limits for one device.
+search::Constraints LimitsOf(const v1::Constraints& c, const dp::Device& device) {
+  search::Constraints limits;
+  if (c.max_latency_ms() > 0) limits.max_latency = c.max_latency_ms() / 1000;
+  if (c.max_model_bytes() > 0) limits.max_size = static_cast<double>(c.max_model_bytes());
+  if (c.min_sqnr_db() > 0) limits.max_error = search::ErrorOfSqnrDb(c.min_sqnr_db());
+  if (c.max_peak_memory_bytes() > 0) {
+    limits.max_peak_memory = static_cast<double>(c.max_peak_memory_bytes());
+  } else if (c.peak_memory_within_app_budget()) {
+    limits.max_peak_memory = static_cast<double>(device.app_memory_budget_bytes);
+  }
+  return limits;
+}
+
+// Which limit no configuration can meet alone, judged on an unconstrained front.
+std::string BindingConstraint(const search::Front& unconstrained, const search::Constraints& limits) {
+  std::vector<std::string> binding;
+  auto min_of = [&](auto get) {
+    double best = std::numeric_limits<double>::infinity();
+    for (const search::Candidate& c : unconstrained.candidates) best = std::min(best, get(c.values));
+    return best;
+  };
+  if (limits.max_latency) {
+    const double best = min_of([](const search::ObjectiveValues& v) { return v.latency; });
+    if (best > *limits.max_latency) {
+      binding.push_back(absl::StrFormat("max latency %.3g ms: the fastest candidate takes %.3g ms",
+                                        *limits.max_latency * 1e3, best * 1e3));
+    }
+  }
+  if (limits.max_size) {
+    const double best = min_of([](const search::ObjectiveValues& v) { return v.size; });
+    if (best > *limits.max_size) {
+      binding.push_back(absl::StrFormat("max size %.0f bytes: the smallest candidate is %.0f bytes", *limits.max_size, best));
+    }
+  }
+  if (limits.max_error) {
+    const double best = min_of([](const search::ObjectiveValues& v) { return v.error; });
+    if (best > *limits.max_error) {
+      binding.push_back(absl::StrFormat("min SQNR %.1f dB: the most accurate candidate reaches %.1f dB",
+                                        search::SqnrDb(*limits.max_error), search::SqnrDb(best)));
+    }
+  }
+  if (limits.max_peak_memory) {
+    const double best = min_of([](const search::ObjectiveValues& v) { return v.peak_memory; });
+    if (best > *limits.max_peak_memory) {
+      binding.push_back(absl::StrFormat("max peak memory %.0f bytes: the leanest candidate needs %.0f bytes",
+                                        *limits.max_peak_memory, best));
+    }
+  }
+  if (binding.empty()) return "the limits together: each can be met alone, but no candidate meets them all";
+  return absl::StrJoin(binding, "; ");
+}
+
+}  // namespace
+
+std::string SearchCacheKey(const std::string& model_sha256, const std::vector<std::pair<std::string, int64_t>>& devices,
+                           const v1::SearchSpec& spec) {
+  v1::SearchSpec keyed = spec;
+  keyed.clear_model_id();
+  std::string bytes;
+  google::protobuf::io::StringOutputStream stream(&bytes);
+  {
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    keyed.SerializeToCodedStream(&coded);
+  }
+  common::Sha256 hash;
+  hash.Update(model_sha256);
+  for (const auto& [id, version] : devices) hash.Update(absl::StrCat("|", id, "@", version));
+  hash.Update("|");
+  hash.Update(bytes);
+  return hash.HexDigest();
+}
+
+SearchJobs::SearchJobs(StateStore& state, BlobStore& blobs, dp::ProfileStore& profiles, WorkQueue& workers,
+                       SearchJobsOptions options)
+    : state_(state), blobs_(blobs), profiles_(profiles), workers_(workers), options_(std::move(options)) {}
+
+SearchJobs::~SearchJobs() { Stop(); }
+
+void SearchJobs::Stop() {
+  absl::MutexLock lock(&mutex_);
+  stopping_ = true;
+  for (auto& [id, live] : live_) {
+    live->shutting_down = true;
+    live->cancel = true;
+  }
+}
+
+absl::Status SearchJobs::Recover() {
+  absl::StatusOr<std::vector<JobRecord>> unfinished = state_.UnfinishedJobs();
+  if (!unfinished.ok()) return unfinished.status();
+  for (JobRecord& record : *unfinished) {
+    common::LogInfo("search {} was {} when the server stopped: running it again", record.id,
+                    record.state == v1::JOB_STATE_RUNNING ? "running" : "queued");
+    record.state = v1::JOB_STATE_QUEUED;
+    record.phase = v1::PHASE_QUEUED;
+    record.fraction = 0;
+    workers_.Submit([this, record] { Run(record); });
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v1::SearchSpec& requested) {
+  const v1::SearchSpec spec = Normalized(requested, options_.max_candidates, options_.default_time_budget_s);
+  if (absl::Status s = ValidateSpec(spec); !s.ok()) return s;
+  absl::StatusOr<ModelRecord> model = state_.GetModel(team, spec.model_id());
+  if (!model.ok()) return model.status();
+  std::vector<std::pair<std::string, int64_t>> versions;
+  for (const std::string& id : spec.device_ids()) {
+    absl::StatusOr<dp::Device> device = profiles_.GetDevice(id);
+    if (!device.ok()) return device.status();
+    versions.emplace_back(id, device->version);
+  }
+  JobRecord record;
+  record.team = team;
+  record.model_id = spec.model_id();
+  record.cache_key = SearchCacheKey(model->sha256, versions, spec);
+  record.spec = spec.SerializeAsString();
+
+  absl::StatusOr<std::optional<JobRecord>> cached = state_.FindFinishedJob(team, record.cache_key);
+  if (!cached.ok()) return cached.status();
+  if (cached->has_value()) {
+    v1::SearchJob result = JobOf(**cached);
+    result.set_from_cache(true);
+    record.state = v1::JOB_STATE_SUCCEEDED;
+    record.phase = v1::PHASE_DONE;
+    record.fraction = 1;
+    record.result = result.SerializeAsString();
+    absl::StatusOr<JobRecord> stored = state_.InsertJob(record);
+    if (!stored.ok()) return stored.status();
+    if (absl::Status s = state_.UpdateJob(*stored); !s.ok()) return s;  // stamps started/finished
+    common::LogInfo("search {} answered from {}'s stored result", stored->id, (*cached)->id);
+    return Get(team, stored->id);
+  }
+
+  {
+    absl::MutexLock lock(&mutex_);
+    if (stopping_) return absl::UnavailableError("the server is shutting down; start the search again shortly");
+  }
+  absl::StatusOr<JobRecord> stored = state_.InsertJob(record);
+  if (!stored.ok()) return stored.status();
+  common::LogInfo("search {} queued: model {} on {}", stored->id, spec.model_id(), absl::StrJoin(spec.device_ids(), ", "));
+  workers_.Submit([this, job = *stored] { Run(job); });
+  return JobOf(*stored);
+}
+
+absl::StatusOr<v1::SearchJob> SearchJobs::Get(const std::string& team, const std::string& id) {
+  absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
+  if (!record.ok()) return record.status();
+  return JobOf(*record);
+}
+
+absl::StatusOr<std::vector<v1::SearchJob>> SearchJobs::List(const std::string& team, int limit) {
+  absl::StatusOr<std::vector<JobRecord>> records = state_.ListJobs(team, limit > 0 ? limit : kDefaultListLimit);
+  if (!records.ok()) return records.status();
+  std::vector<v1::SearchJob> jobs;
+  for (const JobRecord& r : *records) {
+    v1::SearchJob job = JobOf(r);
+    for (v1::DeviceFront& front : *job.mutable_fronts()) {
+      for (v1::Candidate& c : *front.mutable_candidates()) c.clear_layers();
+    }
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+absl::StatusOr<v1::SearchJob> SearchJobs::Cancel(const std::string& team, const std::string& id) {
+  absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
+  if (!record.ok()) return record.status();
+  if (Final(record->state)) return JobOf(*record);
+  absl::MutexLock lock(&mutex_);
+  auto live = live_.find(id);
+  if (live != live_.end()) {
+    live->second->cancel = true;  // the running job ends itself as cancelled
+  } else {
+    record->state = v1::JOB_STATE_CANCELLED;
+    if (absl::Status s = state_.UpdateJob(*record); !s.ok()) return s;
+    live_[id] = std::make_shared<Live>();  // a queued job sees this when it comes up
+    live_[id]->cancel = true;
+  }
+  common::LogInfo("search {} cancel requested", id);
+  return JobOf(*state_.GetJob(team, id));
+}
+
+absl::StatusOr<int64_t> SearchJobs::Watch(const std::string& team, const std::string& id, Watcher watcher) {
+  absl::StatusOr<v1::SearchJob> job = Get(team, id);
+  if (!job.ok()) return job.status();
+  int64_t handle;
+  {
+    absl::MutexLock lock(&mutex_);
+    handle = next_watcher_++;
+    watchers_[handle] = WatcherEntry{id, watcher};
+  }
+  watcher(*job);
+  return handle;
+}
+
+void SearchJobs::Unwatch(int64_t handle) {
+  absl::MutexLock lock(&mutex_);
+  watchers_.erase(handle);
+}
+
+void SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bool persist) {
+  record.state = job.state();
+  record.phase = job.phase();
+  record.fraction = job.fraction();
+  record.error = job.error();
+  if (persist) {
+    v1::SearchJob result;
+    *result.mutable_fronts() = job.fronts();
+    result.set_synthetic_calibration(job.synthetic_calibration());
+    result.set_from_cache(job.from_cache());
+    record.result = result.SerializeAsString();
+    absl::Status s = state_.UpdateJob(record);
+    if (!s.ok()) common::LogWarning("search {}: cannot store its progress: {}", record.id, s.ToString());
+  }
+  std::vector<Watcher> to_call;
+  {
+    absl::MutexLock lock(&mutex_);
+    for (const auto& [handle, entry] : watchers_) {
+      if (entry.job_id == record.id) to_call.push_back(entry.watcher);
+    }
+  }
+  v1::SearchJob snapshot = job;
+  if (persist) {
+    snapshot = JobOf(*state_.GetJob(record.team, record.id));
+  }
+  for (const Watcher& w : to_call) w(snapshot);
+}
+
+void SearchJobs::Run(JobRecord record) {
+  std::shared_ptr<Live> live;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = live_.find(record.id);
+    if (it != live_.end() && it->second->cancel) {
+      live_.erase(it);  // cancelled while queued; already stored as cancelled
+      return;
+    }
+    live = std::make_shared<Live>();
+    if (stopping_) return;  // stays queued for the next start
+    live_[record.id] = live;
+  }
+  v1::SearchJob job = JobOf(record);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_phase(v1::PHASE_ANALYZING);
+  Publish(record, job, true);
+  const auto start = absl::Now();
+  absl::Status status = Execute(record, job, *live);
+  if (live->shutting_down) {
+    job.set_state(v1::JOB_STATE_QUEUED);
+    job.set_phase(v1::PHASE_QUEUED);
+    job.set_fraction(0);
+    job.clear_fronts();
+    Publish(record, job, true);
+  } else if (live->cancel) {
+    job.set_state(v1::JOB_STATE_CANCELLED);
+    job.set_error("cancelled");
+    Publish(record, job, true);
+  } else if (!status.ok()) {
+    job.set_state(v1::JOB_STATE_FAILED);
+    job.set_error(status.ToString());
+    job.clear_fronts();
+    Publish(record, job, true);
+    common::LogWarning("search {} failed: {}", record.id, status.ToString());
+  } else {
+    job.set_state(v1::JOB_STATE_SUCCEEDED);
+    job.set_phase(v1::PHASE_DONE);
+    job.set_fraction(1);
+    Publish(record, job, true);
+    common::LogInfo("search {} finished in {:.1f} s", record.id, absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  absl::MutexLock lock(&mutex_);
+  live_.erase(record.id);
+}
+
+absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& live) {
+  const v1::SearchSpec& spec = job.spec();
+  absl::StatusOr<ModelRecord> model_record = state_.GetModel(record.team, record.model_id);
+  if (!model_record.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("model ", record.model_id, " is gone: ", model_record.status().message()));
+  }
+  absl::StatusOr<std::string> bytes = blobs_.Read(model_record->sha256);
+  if (!bytes.ok()) return bytes.status();
+  model::AnalyzeOptions analyze;
+  absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = ParseShapes(model_record->input_shapes);
+  if (!shapes.ok()) return shapes.status();
+  analyze.input_shapes = *shapes;
+  analyze.shape_probe = options_.shape_probe;
+  analyze.threads = options_.threads;
+  absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, analyze);
+  if (!loaded.ok()) return loaded.status();
+  if (live.cancel) return absl::CancelledError("cancelled");
+
+  // Calibration and sensitivities (cached per model bytes and calibration set).
+  job.set_phase(v1::PHASE_MEASURING_SENSITIVITY);
+  job.set_fraction(0.05);
+  Publish(record, job, true);
+  std::vector<runtime::TensorInfo> inputs;
+  if (absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(*bytes); session.ok()) {
+    inputs = (*session)->inputs();
+  }
+  absl::StatusOr<runtime::CalibrationSet> calibration;
+  if (spec.calibration_size() > 0) {
+    std::vector<std::vector<std::string>> files;
+    for (const v1::CalibrationSample& s : spec.calibration()) files.emplace_back(s.tensors().begin(), s.tensors().end());
+    calibration = runtime::CalibrationFromTensorProtos(loaded->analysis, inputs, files);
+  } else {
+    calibration = runtime::SyntheticCalibration(loaded->analysis, inputs, options_.calibration_samples, spec.seed());
+  }
+  if (!calibration.ok()) return calibration.status();
+  job.set_synthetic_calibration(calibration->synthetic);
+  runtime::SensitivityOptions sensitivity_options;
+  sensitivity_options.noise_energy = kSensitivityNoise;
+  sensitivity_options.threads = options_.threads;
+  sensitivity_options.seed = 1;
+  sensitivity_options.cancelled = &live.cancel;
+  const std::string sensitivity_key = absl::StrCat("noise=", kSensitivityNoise, ";bits=8,16;seed=1");
+  runtime::SensitivityReport sensitivity;
+  absl::StatusOr<std::optional<std::string>> cached =
+      state_.GetSensitivity(model_record->sha256, calibration->hash, sensitivity_key);
+  v1::SensitivityReport stored;
+  if (cached.ok() && cached->has_value() && stored.ParseFromString(**cached)) {
+    sensitivity = FromProto(stored);
+  } else {
+    sensitivity_options.on_progress = [&](double f) {
+      job.set_fraction(0.05 + 0.45 * f);
+      Publish(record, job, false);
+    };
+    absl::StatusOr<runtime::SensitivityReport> measured =
+        runtime::MeasureSensitivity(*loaded, *calibration, sensitivity_options);
+    if (!measured.ok()) return measured.status();
+    sensitivity = *std::move(measured);
+    absl::Status s = state_.PutSensitivity(model_record->sha256, calibration->hash, sensitivity_key,
+                                           ToProto(sensitivity).SerializeAsString());
+    if (!s.ok()) common::LogWarning("search {}: sensitivities not cached: {}", record.id, s.ToString());
+  }
+  if (live.cancel) return absl::CancelledError("cancelled");
+
+  absl::StatusOr<search::OptionGrid> grid = GridOf(spec.option_space());
+  if (!grid.ok()) return grid.status();
+  std::vector<search::Objective> objectives;
+  for (int o : spec.objectives()) objectives.push_back(*ObjectiveOf(o));
+  const bool exact = spec.strategy() == v1::STRATEGY_EXACT ||
+                     (spec.strategy() == v1::STRATEGY_AUTO &&
+                      std::find(objectives.begin(), objectives.end(), search::Objective::kPeakMemory) == objectives.end());
+  const absl::Time deadline = absl::Now() + absl::Seconds(spec.time_budget_seconds());
+  job.clear_fronts();
+  const int devices = spec.device_ids_size();
+  for (int d = 0; d < devices; ++d) {
+    const double base = 0.5 + 0.5 * d / devices, span = 0.5 / devices;
+    job.set_phase(v1::PHASE_BUILDING_TABLE);
+    job.set_fraction(base);
+    Publish(record, job, true);
+    absl::StatusOr<dp::Device> device = profiles_.GetDevice(spec.device_ids(d));
+    if (!device.ok()) return device.status();
+    absl::StatusOr<std::vector<dp::LatencySample>> samples = profiles_.GetSamples(device->id, device->version);
+    if (!samples.ok()) return samples.status();
+    absl::StatusOr<std::unique_ptr<dp::DeviceCostModel>> cost = dp::DeviceCostModel::Create(*device, *samples);
+    if (!cost.ok()) return cost.status();
+    search::ProblemInputs problem_inputs;
+    problem_inputs.model = &*loaded;
+    problem_inputs.device = &*device;
+    problem_inputs.cost_model = cost->get();
+    problem_inputs.sensitivity = &sensitivity;
+    problem_inputs.grid = *grid;
+    problem_inputs.threads = options_.threads;
+    problem_inputs.cancelled = &live.cancel;
+    absl::StatusOr<search::Problem> problem = search::BuildProblem(problem_inputs);
+    if (!problem.ok()) return problem.status();
+
+    job.set_phase(v1::PHASE_SEARCHING);
+    job.set_fraction(base + 0.2 * span);
+    Publish(record, job, true);
+    search::SearchSpec engine_spec;
+    engine_spec.objectives = objectives;
+    engine_spec.constraints = LimitsOf(spec.constraints(), *device);
+    engine_spec.max_candidates = static_cast<size_t>(spec.max_candidates());
+    search::RunControl control;
+    control.cancel = &live.cancel;
+    control.deadline = deadline;
+    v1::DeviceFront* out = job.add_fronts();
+    out->set_device_id(device->id);
+    out->set_device_version(device->version);
+    control.on_progress = [&](const search::Progress& p) {
+      job.set_fraction(base + span * (0.2 + 0.8 * p.fraction));
+      if (p.best_so_far != nullptr) *out = ToProto(*problem, *p.best_so_far, device->id, device->version, false);
+      Publish(record, job, false);
+    };
+    absl::StatusOr<search::Front> front;
+    if (exact) {
+      front = search::SolveExact(problem->table, engine_spec, {}, control);
+    } else {
+      search::Nsga2Options nsga2;
+      nsga2.seed = spec.seed();
+      nsga2.time_budget = std::max(absl::Seconds(1), deadline - absl::Now());
+      front = search::SolveNsga2(problem->table, engine_spec, nsga2, control);
+    }
+    if (!front.ok()) return front.status();
+    if (live.cancel) return absl::CancelledError("cancelled");
+    *out = ToProto(*problem, *front, device->id, device->version, true);
+    out->set_constraints_met(!front->candidates.empty());
+    if (front->candidates.empty()) {
+      // Say which limit binds, and offer the closest candidates of the unconstrained front.
+      search::SearchSpec free_spec = engine_spec;
+      free_spec.constraints = {};
+      free_spec.max_candidates = 200;
+      absl::StatusOr<search::Front> free = exact ? search::SolveExact(problem->table, free_spec)
+                                                 : search::SolveNsga2(problem->table, free_spec);
+      if (free.ok()) {
+        out->set_binding_constraint(BindingConstraint(*free, engine_spec.constraints));
+        const v1::DeviceFront closest = ToProto(*problem, ClosestCandidates(*free, engine_spec.constraints, 3),
+                                                device->id, device->version, true);
+        *out->mutable_candidates() = closest.candidates();
+      }
+    }
+    for (const auto& [w, a, name] : {std::make_tuple(32, 32, "fp32"), std::make_tuple(16, 16, "uniform fp16"),
+                                     std::make_tuple(8, 8, "uniform int8")}) {
+      std::optional<search::Choice> choice = search::UniformChoice(*problem, w, a);
+      if (!choice) continue;
+      absl::StatusOr<search::ObjectiveValues> values = search::Evaluate(problem->table, *choice);
+      if (!values.ok()) continue;
+      v1::Candidate baseline = ToProto(*problem, search::Candidate{*choice, *values}, false);
+      baseline.add_tags(name);
+      *out->add_baselines() = std::move(baseline);
+    }
+    for (const std::string& w : problem->warnings) out->add_warnings(w);
+    out->set_search_seconds(front->stats.seconds);
+    job.set_fraction(base + span);
+    Publish(record, job, true);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace squeeze::server

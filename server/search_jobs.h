@@ -1,0 +1,102 @@
+// SearchJobs: search jobs from start to stored result (DESIGN.md §1, §7).
+//
+// A job runs on the WorkQueue, never on a gRPC thread: analyse the model, calibrate (uploaded
+// samples or synthetic ones, and the result says which), measure sensitivities (cached in state.db
+// per model bytes and calibration set), then per device build the option table and search it.
+// Every change of phase is persisted; a job queued or running when the process died is run again
+// by Recover() with the same seed, so it ends with the same result. A search of the same model
+// bytes, device profile versions and spec is answered from the stored result.
+//
+// Thread safe. Watchers are called from job threads; they must not block.
+#ifndef SQUEEZE_SERVER_SEARCH_JOBS_H_
+#define SQUEEZE_SERVER_SEARCH_JOBS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "device_profiles/profile_store.h"
+#include "model/loader.h"
+#include "server/blob_store.h"
+#include "server/state_store.h"
+#include "server/work_queue.h"
+#include "squeeze/v1/search.pb.h"
+
+namespace squeeze::server {
+
+struct SearchJobsOptions {
+  double default_time_budget_s = 60;
+  int calibration_samples = 2;  // synthetic samples when none are uploaded
+  int max_candidates = 200;
+  int threads = 2;              // ONNX Runtime and distortion threads inside one job
+  model::ShapeProbe shape_probe;
+};
+
+class SearchJobs {
+ public:
+  using Watcher = std::function<void(const v1::SearchJob&)>;
+
+  SearchJobs(StateStore& state, BlobStore& blobs, device_profiles::ProfileStore& profiles, WorkQueue& workers,
+             SearchJobsOptions options);
+  // Asks running jobs to stop; they are left queued in state.db and run again on restart.
+  ~SearchJobs();
+
+  // Runs again every job left queued or running by a process that died.
+  absl::Status Recover();
+
+  // NotFound for another team's or an unknown model or device, InvalidArgument for a bad spec.
+  absl::StatusOr<v1::SearchJob> Start(const std::string& team, const v1::SearchSpec& spec);
+  absl::StatusOr<v1::SearchJob> Get(const std::string& team, const std::string& id);
+  absl::StatusOr<std::vector<v1::SearchJob>> List(const std::string& team, int limit);
+  absl::StatusOr<v1::SearchJob> Cancel(const std::string& team, const std::string& id);
+
+  // Calls `watcher` with the job now and after every change until it ends; returns a handle for
+  // Unwatch. NotFound as Get.
+  absl::StatusOr<int64_t> Watch(const std::string& team, const std::string& id, Watcher watcher);
+  void Unwatch(int64_t handle);
+
+  // Stops taking new jobs and asks running ones to stop (they stay queued for a restart).
+  void Stop();
+
+ private:
+  struct Live {
+    std::atomic<bool> cancel{false};
+    std::atomic<bool> shutting_down{false};
+  };
+
+  void Run(JobRecord record);
+  absl::Status Execute(JobRecord& record, v1::SearchJob& job, Live& live);
+  // Persists `job`'s state into `record` and tells the watchers.
+  void Publish(JobRecord& record, const v1::SearchJob& job, bool persist);
+
+  StateStore& state_;
+  BlobStore& blobs_;
+  device_profiles::ProfileStore& profiles_;
+  WorkQueue& workers_;
+  const SearchJobsOptions options_;
+
+  absl::Mutex mutex_;
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  std::map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mutex_);
+  struct WatcherEntry {
+    std::string job_id;
+    Watcher watcher;
+  };
+  std::map<int64_t, WatcherEntry> watchers_ ABSL_GUARDED_BY(mutex_);
+  int64_t next_watcher_ ABSL_GUARDED_BY(mutex_) = 1;
+};
+
+// The cache key of a search: model bytes, device profile versions, and the spec.
+std::string SearchCacheKey(const std::string& model_sha256, const std::vector<std::pair<std::string, int64_t>>& devices,
+                           const v1::SearchSpec& spec);
+
+}  // namespace squeeze::server
+
+#endif  // SQUEEZE_SERVER_SEARCH_JOBS_H_

@@ -1,0 +1,34 @@
+// squeeze.v1.SearchService: search jobs over gRPC. Handlers validate and hand over to SearchJobs;
+// nothing long runs on a gRPC thread.
+#ifndef SQUEEZE_SERVER_SEARCH_SERVICE_H_
+#define SQUEEZE_SERVER_SEARCH_SERVICE_H_
+
+#include "server/search_jobs.h"
+#include "squeeze/v1/search.grpc.pb.h"
+
+namespace squeeze::server {
+
+class SearchService final : public v1::SearchService::CallbackService {
+ public:
+  explicit SearchService(SearchJobs& jobs) : jobs_(jobs) {}
+
+  grpc::ServerUnaryReactor* StartSearch(grpc::CallbackServerContext* context, const v1::SearchSpec* request,
+                                        v1::SearchJob* response) override;
+  grpc::ServerWriteReactor<v1::SearchJob>* WatchSearch(grpc::CallbackServerContext* context,
+                                                       const v1::WatchSearchRequest* request) override;
+  grpc::ServerUnaryReactor* GetSearch(grpc::CallbackServerContext* context, const v1::GetSearchRequest* request,
+                                      v1::SearchJob* response) override;
+  grpc::ServerUnaryReactor* ListSearches(grpc::CallbackServerContext* context,
+                                         const v1::ListSearchesRequest* request,
+                                         v1::ListSearchesResponse* response) override;
+  grpc::ServerUnaryReactor* CancelSearch(grpc::CallbackServerContext* context, const v1::CancelSearchRequest* request,
+                                         v1::SearchJob* response) override;
+
+ private:
+  class WatchReactor;
+  SearchJobs& jobs_;
+};
+
+}  // namespace squeeze::server
+
+#endif  // SQUEEZE_SERVER_SEARCH_SERVICE_H_

@@ -1,0 +1,181 @@
+// Search jobs through the real binaries: start, watch, result; the cached repeat; impossible
+// limits; cancellation; a restart in the middle of a job.
+#include <signal.h>
+
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <google/protobuf/util/json_util.h>
+
+#include "squeeze/v1/model.pb.h"
+#include "squeeze/v1/search.pb.h"
+#include "tests/e2e/server_fixture.h"
+
+namespace squeeze::testing {
+namespace {
+
+using Catch::Matchers::Contains;
+
+const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+
+template <typename Message>
+Message Parse(const CommandResult& result) {
+  INFO(result.out << result.err);
+  REQUIRE(result.exit_code == 0);
+  Message message;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(result.out, &message).ok());
+  return message;
+}
+
+std::string UploadCls(const RunningServer& server) {
+  return Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
+}
+
+v1::SearchJob WaitFinished(const RunningServer& server, const std::string& id) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(150);
+  v1::SearchJob job;
+  while (std::chrono::steady_clock::now() < deadline) {
+    job = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", id}));
+    if (job.state() >= v1::JOB_STATE_SUCCEEDED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return job;
+}
+
+TEST_CASE("A search for two devices runs to a front per device and a repeat is answered from cache", "[e2e][search]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = UploadCls(server);
+  CommandResult watched = server.Cli(
+      {"--json", "search", "start", model, "--device", "host", "--device", "raspberry-pi-5", "--watch"});
+  INFO(watched.err << server.log());
+  v1::SearchJob job = Parse<v1::SearchJob>(watched);
+  CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(job.phase() == v1::PHASE_DONE);
+  CHECK(job.synthetic_calibration());
+  CHECK_THAT(watched.err, Contains("searching"));
+  REQUIRE(job.fronts_size() == 2);
+  for (const v1::DeviceFront& front : job.fronts()) {
+    INFO(front.device_id());
+    CHECK(front.constraints_met());
+    REQUIRE(front.candidates_size() > 1);
+    CHECK(front.baselines_size() >= 1);
+    // Sorted by latency and mutually non-dominated in (latency, size, error).
+    for (int i = 1; i < front.candidates_size(); ++i) {
+      const v1::Candidate& a = front.candidates(i - 1);
+      const v1::Candidate& b = front.candidates(i);
+      CHECK(a.predicted_latency_ms() <= b.predicted_latency_ms());
+      const bool dominated = b.predicted_latency_ms() >= a.predicted_latency_ms() &&
+                             b.predicted_size_bytes() >= a.predicted_size_bytes() &&
+                             b.predicted_error() >= a.predicted_error() &&
+                             (b.predicted_latency_ms() > a.predicted_latency_ms() ||
+                              b.predicted_size_bytes() > a.predicted_size_bytes() ||
+                              b.predicted_error() > a.predicted_error());
+      CHECK_FALSE(dominated);
+    }
+    CHECK(front.candidates(0).layers_size() == 54);
+    CHECK_FALSE(front.candidates(0).plan_summary().empty());
+  }
+
+  // The same search again: answered from the stored result at once.
+  v1::SearchJob again = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--device", "raspberry-pi-5"}));
+  CHECK(again.id() != job.id());
+  CHECK(again.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(again.from_cache());
+  REQUIRE(again.fronts_size() == 2);
+  CHECK(again.fronts(0).candidates_size() == job.fronts(0).candidates_size());
+
+  CommandResult table = server.Cli({"search", "show", job.id()});
+  REQUIRE(table.exit_code == 0);
+  CHECK_THAT(table.out, Contains("raspberry-pi-5") && Contains("LATENCY ms (pred)") && Contains("uniform int8"));
+  CommandResult list = server.Cli({"search", "list"});
+  CHECK_THAT(list.out, Contains(job.id()) && Contains("2 searches"));
+}
+
+TEST_CASE("Impossible limits are answered with the binding constraint and the closest candidates", "[e2e][search]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = UploadCls(server);
+  v1::SearchJob job = Parse<v1::SearchJob>(server.Cli(
+      {"--json", "search", "start", model, "--device", "raspberry-pi-4", "--max-latency-ms", "0.001", "--watch"}));
+  CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts_size() == 1);
+  const v1::DeviceFront& front = job.fronts(0);
+  CHECK_FALSE(front.constraints_met());
+  CHECK_THAT(front.binding_constraint(), Contains("max latency"));
+  CHECK(front.candidates_size() > 0);
+  CommandResult text = server.Cli({"search", "show", job.id()});
+  CHECK_THAT(text.out, Contains("No candidate meets the constraints"));
+}
+
+TEST_CASE("Unknown models and devices are NOT_FOUND and bad specs INVALID_ARGUMENT", "[e2e][search]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = UploadCls(server);
+  CommandResult no_model = server.Cli({"search", "start", "m-0000000000000000", "--device", "host"});
+  CHECK(no_model.exit_code == 1);
+  CHECK_THAT(no_model.err, Contains("NOT_FOUND"));
+  CommandResult no_device = server.Cli({"search", "start", model, "--device", "pixel-99"});
+  CHECK(no_device.exit_code == 1);
+  CHECK_THAT(no_device.err, Contains("NOT_FOUND") && Contains("pixel-99"));
+  CommandResult exact_peak =
+      server.Cli({"search", "start", model, "--device", "host", "--strategy", "exact", "--objectives", "latency,peak-memory"});
+  CHECK(exact_peak.exit_code == 1);
+  CHECK_THAT(exact_peak.err, Contains("INVALID_ARGUMENT") && Contains("nsga2"));
+  CHECK_THAT(server.Cli({"search", "list"}).out, Contains("0 searches"));
+}
+
+TEST_CASE("A search cancelled while it measures sensitivities ends cancelled", "[e2e][search]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  // PP-OCRv4 det at 640x640: its sensitivity measurement takes long enough to be caught in.
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload",
+                                                         std::string(SQUEEZE_SOURCE_DIR) +
+                                                             "/.cache/models/ch_PP-OCRv4_det_infer.onnx",
+                                                         "--input-shape", "x=1,3,640,640"}))
+                                  .id();
+  v1::SearchJob job = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host"}));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  v1::SearchJob seen;
+  while (std::chrono::steady_clock::now() < deadline) {
+    seen = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job.id()}));
+    if (seen.phase() == v1::PHASE_MEASURING_SENSITIVITY || seen.state() >= v1::JOB_STATE_SUCCEEDED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(seen.phase() == v1::PHASE_MEASURING_SENSITIVITY);
+  CHECK(server.Cli({"search", "cancel", job.id()}).exit_code == 0);
+  v1::SearchJob ended = WaitFinished(server, job.id());
+  CHECK(ended.state() == v1::JOB_STATE_CANCELLED);
+  CHECK(ended.fronts_size() == 0);
+}
+
+TEST_CASE("A search interrupted by a crash is run again after the restart", "[e2e][search]") {
+  TempDir dir;
+  const std::string data = dir.File("data");
+  std::string id;
+  {
+    RunningServer server(data);
+    const std::string model = UploadCls(server);
+    id = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--strategy",
+                                          "nsga2", "--time-budget", "3"}))
+             .id();
+    // Wait until it runs, then kill the server without warning.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline &&
+           Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", id})).state() != v1::JOB_STATE_RUNNING) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    server.Kill();
+  }
+  RunningServer server(data);
+  v1::SearchJob job = WaitFinished(server, id);
+  INFO(server.log());
+  CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts_size() == 1);
+  CHECK(job.fronts(0).candidates_size() > 0);
+  CHECK_THAT(server.log(), Contains("running it again"));
+}
+
+}  // namespace
+}  // namespace squeeze::testing

@@ -97,6 +97,7 @@ int Watch(const Connection& connection, const std::string& id, bool csv) {
   v1::SearchJob job;
   const bool tty = isatty(STDERR_FILENO);
   bool any = false;
+  std::string last_line;  // without a terminal, a line per phase or per 10%
   while (reader->Read(&job)) {
     any = true;
     const int width = 30;
@@ -108,7 +109,9 @@ int Watch(const Connection& connection, const std::string& id, bool csv) {
     if (tty) {
       std::cerr << "\r" << fmt::format("{:<80}", line) << std::flush;
     } else {
-      std::cerr << line << "\n";
+      const std::string key = fmt::format("{} {}{}", static_cast<int>(job.fraction() * 10), PhaseName(job.phase()), device);
+      if (key != last_line) std::cerr << line << "\n";
+      last_line = key;
     }
   }
   if (tty && any) std::cerr << "\n";

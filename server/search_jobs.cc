@@ -34,6 +34,7 @@ namespace dp = device_profiles;
 
 constexpr int kDefaultListLimit = 50;
 constexpr double kSensitivityNoise = 1e-3;
+constexpr double kDefaultMinSqnrDb = 10;
 
 bool Final(int state) { return state >= v1::JOB_STATE_SUCCEEDED; }
 
@@ -61,6 +62,9 @@ v1::SearchSpec Normalized(v1::SearchSpec spec, int max_candidates, double time_b
   if (spec.max_candidates() == 0) spec.set_max_candidates(max_candidates);
   if (spec.time_budget_seconds() == 0) spec.set_time_budget_seconds(time_budget);
   if (spec.seed() == 0) spec.set_seed(1);
+  // A candidate whose output noise rivals its signal is of no use to anyone: without a floor of
+  // their own, searches keep candidates of at least kDefaultMinSqnrDb.
+  if (spec.constraints().min_sqnr_db() == 0) spec.mutable_constraints()->set_min_sqnr_db(kDefaultMinSqnrDb);
   return spec;
 }
 

@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   int samples = 2;
   int threads = 2;
   bool json = false;
+  bool show_layers = false;
+  double noise = 1e-3;
   CLI::App app{"squeeze-bench-table: time to build a real model's full option table on this machine"};
   app.add_option("MODEL", model_path, "ONNX model (default: PP-OCRv4 det)")->capture_default_str();
   app.add_option("--input-shape", shapes, "NAME=D0,D1,... (repeatable)")->capture_default_str();
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Threads for ONNX Runtime and the distortions")->capture_default_str();
   app.add_option("--write-csv", csv, "Write the option table as CSV (for squeeze-bench-search --table)");
   app.add_flag("--json", json, "Print the figures as JSON");
+  app.add_option("--noise", noise, "Relative energy of the weight noise")->capture_default_str();
+  app.add_flag("--layers", show_layers, "Also print every layer's measured sensitivities");
   CLI11_PARSE(app, argc, argv);
 
   std::ifstream file(model_path, std::ios::binary);
@@ -85,6 +89,7 @@ int main(int argc, char** argv) {
   }
   squeeze::runtime::SensitivityOptions sensitivity_options;
   sensitivity_options.threads = threads;
+  sensitivity_options.noise_energy = noise;
   auto sensitivity = squeeze::runtime::MeasureSensitivity(*loaded, *calibration, sensitivity_options);
   if (!sensitivity.ok()) {
     std::cerr << sensitivity.status() << "\n";
@@ -129,6 +134,16 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::ofstream(csv) << *text;
+  }
+  if (show_layers) {
+    for (size_t i = 0; i < sensitivity->layers.size(); ++i) {
+      const auto& l = sensitivity->layers[i];
+      const auto a8 = l.activation_error.find(8), a16 = l.activation_error.find(16);
+      std::cerr << fmt::format("{:>3} {:<24} s={:<10.4g} act8={:<10.4g} act16={:<10.4g} range=[{:.3g}, {:.3g}]{}\n", i,
+                               l.layer, l.weight, a8 == l.activation_error.end() ? 0.0 : a8->second,
+                               a16 == l.activation_error.end() ? 0.0 : a16->second, l.input_range.min,
+                               l.input_range.max, l.measured ? "" : " (not measured)");
+    }
   }
   const std::string name = model_path.substr(model_path.find_last_of('/') + 1);
   if (json) {

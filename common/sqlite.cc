@@ -199,6 +199,27 @@ absl::StatusOr<int> Database::UserVersion() {
 int64_t Database::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
 int Database::Changes() const { return sqlite3_changes(db_); }
 
+absl::StatusOr<int> CheckSchemaVersion(Database& db, int known_version, absl::string_view what) {
+  absl::StatusOr<int> version = db.UserVersion();
+  if (!version.ok()) return version.status();
+  if (*version > known_version) {
+    return absl::FailedPreconditionError(absl::StrCat(db.path(), " is a ", what, " of schema version ", *version,
+                                                      " but this build knows up to ", known_version,
+                                                      ": upgrade squeezed, or point it at another file"));
+  }
+  if (*version == 0) {
+    absl::StatusOr<Statement> tables = db.Prepare("SELECT count(*) FROM sqlite_schema");
+    if (!tables.ok()) return tables.status();
+    absl::StatusOr<bool> row = tables->Step();
+    if (!row.ok()) return row.status();
+    if (tables->ColumnInt(0) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(db.path(), " already holds tables but is not a Squeeze ", what, " (user_version 0)"));
+    }
+  }
+  return *version;
+}
+
 absl::StatusOr<Transaction> Transaction::Begin(Database& db) {
   absl::Status status = db.Exec("BEGIN IMMEDIATE");
   if (!status.ok()) return status;

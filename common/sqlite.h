@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -111,6 +112,24 @@ class Transaction {
   explicit Transaction(Database* db) : db_(db) {}
   Database* db_;
 };
+
+// Steps `stmt` to the end, mapping every row with `row_to_value(const Statement&)`.
+template <typename RowFn>
+auto CollectRows(Statement& stmt, RowFn row_to_value)
+    -> absl::StatusOr<std::vector<decltype(row_to_value(stmt))>> {
+  std::vector<decltype(row_to_value(stmt))> out;
+  while (true) {
+    absl::StatusOr<bool> row = stmt.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return out;
+    out.push_back(row_to_value(stmt));
+  }
+}
+
+// The database's schema version (PRAGMA user_version) when this build can use it: FailedPrecondition
+// when it is newer than `known_version`, or when it is 0 but the file already holds tables (it is
+// someone else's database). `what` names the kind of database in the messages.
+absl::StatusOr<int> CheckSchemaVersion(Database& db, int known_version, absl::string_view what);
 
 // The most specific absl code for an SQLite result code (constraint violations are
 // InvalidArgument or AlreadyExists, a busy database Unavailable, a full disk ResourceExhausted).

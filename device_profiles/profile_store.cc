@@ -92,26 +92,9 @@ absl::StatusOr<std::unique_ptr<ProfileStore>> ProfileStore::Open(const std::stri
 }
 
 absl::Status ProfileStore::Initialize(const ProfileStoreOptions& options) {
-  absl::StatusOr<int> version = db_.UserVersion();
+  absl::StatusOr<int> version = common::CheckSchemaVersion(db_, kProfileSchemaVersion, "profile database");
   if (!version.ok()) return version.status();
-  if (*version > kProfileSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path_, " has profile schema version ", *version, " but this build knows up to ",
-        kProfileSchemaVersion, ": upgrade squeezed, or point --profiles at another file"));
-  }
   if (*version == kProfileSchemaVersion) return absl::OkStatus();
-
-  // Version 0: a new file, or something that is not ours. Refuse to write over foreign tables.
-  {
-    absl::StatusOr<Statement> tables = db_.Prepare("SELECT count(*) FROM sqlite_schema");
-    if (!tables.ok()) return tables.status();
-    absl::StatusOr<bool> row = tables->Step();
-    if (!row.ok()) return row.status();
-    if (tables->ColumnInt(0) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          path_, " already holds tables but is not a Squeeze profile database (user_version 0)"));
-    }
-  }
 
   absl::StatusOr<Transaction> txn = Transaction::Begin(db_);
   if (!txn.ok()) return txn.status();
@@ -159,13 +142,9 @@ absl::StatusOr<std::vector<Device>> ProfileStore::ListDevices() const {
       "SELECT ", kDeviceColumns,
       " FROM devices d WHERE version = (SELECT max(version) FROM devices WHERE id = d.id) ORDER BY id"));
   if (!stmt.ok()) return stmt.status();
-  std::vector<Device> devices;
-  while (true) {
-    absl::StatusOr<bool> row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    devices.push_back(DeviceFromRow(*stmt));
-  }
+  absl::StatusOr<std::vector<Device>> rows = common::CollectRows(*stmt, DeviceFromRow);
+  if (!rows.ok()) return rows.status();
+  std::vector<Device> devices = *std::move(rows);
   for (Device& device : devices) {
     absl::Status status = LoadCapabilities(db_, device);
     if (!status.ok()) return status;
@@ -189,42 +168,37 @@ absl::StatusOr<std::vector<LatencySample>> ProfileStore::GetSamples(absl::string
       "WHERE device_id = ?1 AND device_version = ?2 ORDER BY id");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, id).Bind(2, version);
-  std::vector<LatencySample> samples;
-  while (true) {
-    absl::StatusOr<bool> row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  return common::CollectRows(*stmt, [](const Statement& row) {
     LatencySample s;
-    s.op_kind = ParseOpKind(stmt->ColumnText(0)).value_or(OpKind::kConv);
-    s.batch = stmt->ColumnInt(1);
-    s.in_channels = stmt->ColumnInt(2);
-    s.out_channels = stmt->ColumnInt(3);
-    s.height = stmt->ColumnInt(4);
-    s.width = stmt->ColumnInt(5);
-    s.kernel = stmt->ColumnInt(6);
-    s.stride = stmt->ColumnInt(7);
-    s.groups = stmt->ColumnInt(8);
-    s.gemm_m = stmt->ColumnInt(9);
-    s.gemm_k = stmt->ColumnInt(10);
-    s.gemm_n = stmt->ColumnInt(11);
-    s.weight_bits = static_cast<int>(stmt->ColumnInt(12));
-    s.activation_bits = static_cast<int>(stmt->ColumnInt(13));
-    s.sparsity = ParseSparsity(stmt->ColumnText(14)).value_or(Sparsity::kDense);
-    s.sparsity_ratio = stmt->ColumnDouble(15);
-    s.macs = stmt->ColumnInt(16);
-    s.weight_bytes = stmt->ColumnInt(17);
-    s.activation_bytes = stmt->ColumnInt(18);
-    s.latency_mean_us = stmt->ColumnDouble(19);
-    s.latency_stddev_us = stmt->ColumnDouble(20);
-    s.repeats = static_cast<int>(stmt->ColumnInt(21));
-    s.threads = static_cast<int>(stmt->ColumnInt(22));
-    s.runtime_version = stmt->ColumnText(23);
-    s.measured_at = stmt->ColumnText(24);
-    s.source = stmt->ColumnText(25);
-    s.provenance = ParseProvenance(stmt->ColumnText(26)).value_or(Provenance::kMeasured);
-    samples.push_back(std::move(s));
-  }
-  return samples;
+    s.op_kind = ParseOpKind(row.ColumnText(0)).value_or(OpKind::kConv);
+    s.batch = row.ColumnInt(1);
+    s.in_channels = row.ColumnInt(2);
+    s.out_channels = row.ColumnInt(3);
+    s.height = row.ColumnInt(4);
+    s.width = row.ColumnInt(5);
+    s.kernel = row.ColumnInt(6);
+    s.stride = row.ColumnInt(7);
+    s.groups = row.ColumnInt(8);
+    s.gemm_m = row.ColumnInt(9);
+    s.gemm_k = row.ColumnInt(10);
+    s.gemm_n = row.ColumnInt(11);
+    s.weight_bits = static_cast<int>(row.ColumnInt(12));
+    s.activation_bits = static_cast<int>(row.ColumnInt(13));
+    s.sparsity = ParseSparsity(row.ColumnText(14)).value_or(Sparsity::kDense);
+    s.sparsity_ratio = row.ColumnDouble(15);
+    s.macs = row.ColumnInt(16);
+    s.weight_bytes = row.ColumnInt(17);
+    s.activation_bytes = row.ColumnInt(18);
+    s.latency_mean_us = row.ColumnDouble(19);
+    s.latency_stddev_us = row.ColumnDouble(20);
+    s.repeats = static_cast<int>(row.ColumnInt(21));
+    s.threads = static_cast<int>(row.ColumnInt(22));
+    s.runtime_version = row.ColumnText(23);
+    s.measured_at = row.ColumnText(24);
+    s.source = row.ColumnText(25);
+    s.provenance = ParseProvenance(row.ColumnText(26)).value_or(Provenance::kMeasured);
+    return s;
+  });
 }
 
 absl::StatusOr<int64_t> ProfileStore::PutDevice(const Device& device,

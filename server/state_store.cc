@@ -77,15 +77,7 @@ ModelRecord ModelFromRow(const Statement& row) {
 }
 
 // Runs a SELECT of kModelColumns and collects the rows.
-absl::StatusOr<std::vector<ModelRecord>> Collect(Statement& stmt) {
-  std::vector<ModelRecord> out;
-  while (true) {
-    absl::StatusOr<bool> row = stmt.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return out;
-    out.push_back(ModelFromRow(stmt));
-  }
-}
+absl::StatusOr<std::vector<ModelRecord>> Collect(Statement& stmt) { return common::CollectRows(stmt, ModelFromRow); }
 
 absl::Status NoSuchModel(const std::string& id) {
   return absl::NotFoundError(absl::StrCat("no model '", id, "'; 'squeeze models list' shows your models"));
@@ -104,23 +96,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
 }
 
 absl::Status StateStore::Migrate() {
-  absl::StatusOr<int> version = db_.UserVersion();
+  absl::StatusOr<int> version = common::CheckSchemaVersion(db_, kStateSchemaVersion, "state database");
   if (!version.ok()) return version.status();
-  if (*version > kStateSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(db_.path(), " has state schema version ", *version,
-                                                      " but this build knows up to ", kStateSchemaVersion,
-                                                      ": upgrade squeezed"));
-  }
-  if (*version == 0) {
-    absl::StatusOr<Statement> tables = db_.Prepare("SELECT count(*) FROM sqlite_schema");
-    if (!tables.ok()) return tables.status();
-    absl::StatusOr<bool> row = tables->Step();
-    if (!row.ok()) return row.status();
-    if (tables->ColumnInt(0) != 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(db_.path(), " holds tables but is not a Squeeze state database"));
-    }
-  }
   for (int v = *version; v < kStateSchemaVersion; ++v) {
     absl::StatusOr<Transaction> txn = Transaction::Begin(db_);
     if (!txn.ok()) return txn.status();
@@ -243,27 +220,23 @@ constexpr char kJobColumns[] =
 constexpr int kJobRunning = 2;  // squeeze.v1.JOB_STATE_RUNNING; higher values are final
 
 absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
-  std::vector<JobRecord> out;
-  while (true) {
-    absl::StatusOr<bool> row = stmt.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return out;
+  return common::CollectRows(stmt, [](const Statement& row) {
     JobRecord j;
-    j.id = stmt.ColumnText(0);
-    j.team = stmt.ColumnText(1);
-    j.model_id = stmt.ColumnText(2);
-    j.cache_key = stmt.ColumnText(3);
-    j.state = static_cast<int>(stmt.ColumnInt(4));
-    j.phase = static_cast<int>(stmt.ColumnInt(5));
-    j.fraction = stmt.ColumnDouble(6);
-    j.error = stmt.ColumnText(7);
-    j.spec = stmt.ColumnBlob(8);
-    j.result = stmt.ColumnBlob(9);
-    j.created_at = stmt.ColumnText(10);
-    j.started_at = stmt.ColumnText(11);
-    j.finished_at = stmt.ColumnText(12);
-    out.push_back(std::move(j));
-  }
+    j.id = row.ColumnText(0);
+    j.team = row.ColumnText(1);
+    j.model_id = row.ColumnText(2);
+    j.cache_key = row.ColumnText(3);
+    j.state = static_cast<int>(row.ColumnInt(4));
+    j.phase = static_cast<int>(row.ColumnInt(5));
+    j.fraction = row.ColumnDouble(6);
+    j.error = row.ColumnText(7);
+    j.spec = row.ColumnBlob(8);
+    j.result = row.ColumnBlob(9);
+    j.created_at = row.ColumnText(10);
+    j.started_at = row.ColumnText(11);
+    j.finished_at = row.ColumnText(12);
+    return j;
+  });
 }
 
 }  // namespace
@@ -361,13 +334,10 @@ absl::StatusOr<std::set<std::string>> StateStore::ReferencedBlobs() {
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt = db_.Prepare("SELECT DISTINCT sha256 FROM models");
   if (!stmt.ok()) return stmt.status();
-  std::set<std::string> out;
-  while (true) {
-    absl::StatusOr<bool> row = stmt->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return out;
-    out.insert(stmt->ColumnText(0));
-  }
+  absl::StatusOr<std::vector<std::string>> rows =
+      common::CollectRows(*stmt, [](const Statement& row) { return row.ColumnText(0); });
+  if (!rows.ok()) return rows.status();
+  return std::set<std::string>(rows->begin(), rows->end());
 }
 
 }  // namespace squeeze::server

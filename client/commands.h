@@ -12,6 +12,7 @@ namespace squeeze::client {
 void AddDevicesCommands(CLI::App& app, const GlobalOptions& options, int* exit_code);
 void AddModelsCommands(CLI::App& app, const GlobalOptions& options, int* exit_code);
 void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_code);
+void AddRecommendCommand(CLI::App& app, const GlobalOptions& options, int* exit_code);
 
 }  // namespace squeeze::client
 

@@ -224,7 +224,68 @@ int Cancel(const Connection& connection, const std::string& id) {
   return 0;
 }
 
+struct RecommendFlags {
+  std::string model, device;
+  double max_latency_ms = 0, max_size_mb = 0, min_sqnr_db = 0, time_budget = 0;
+  bool within_app_budget = false;
+};
+
+int Recommend(const Connection& connection, const RecommendFlags& f) {
+  v1::RecommendRequest request;
+  request.set_model_id(f.model);
+  request.set_device_id(f.device);
+  request.mutable_constraints()->set_max_latency_ms(f.max_latency_ms);
+  request.mutable_constraints()->set_max_model_bytes(static_cast<int64_t>(f.max_size_mb * 1e6));
+  request.mutable_constraints()->set_min_sqnr_db(f.min_sqnr_db);
+  request.mutable_constraints()->set_peak_memory_within_app_budget(f.within_app_budget);
+  request.set_time_budget_seconds(f.time_budget);
+  auto stub = v1::SearchService::NewStub(connection.channel());
+  auto context = connection.NewContext();
+  // A recommendation may need a search: allow for its budget (and sensitivities) on top.
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(
+                            (connection.options().timeout_s + std::max(f.time_budget, 30.0) + 180) * 1000)));
+  v1::RecommendResponse response;
+  if (isatty(STDERR_FILENO)) std::cerr << "asking " << connection.options().server << " (may run a search)...\n";
+  grpc::Status status = stub->Recommend(context.get(), request, &response);
+  if (!status.ok()) return connection.Fail(status, "recommend");
+  if (connection.options().json) {
+    std::cout << ToJson(response);
+    return 0;
+  }
+  std::cout << fmt::format("{} on {}: {} (search {})\n", f.model, f.device,
+                           response.from_stored_front() ? "from a stored front" : "from a search run now",
+                           response.search_id());
+  if (!response.constraints_met()) {
+    std::cout << "No candidate meets the limits. Binding: " << response.binding_constraint() << "\n";
+  }
+  Table table({"PICK", "LATENCY ms (pred)", "SIZE", "SQNR dB (pred)", "PLAN"});
+  table.AlignRight({1, 2, 3});
+  for (const v1::Recommendation& r : response.recommendations()) {
+    const v1::Candidate& c = r.candidate();
+    table.AddRow({r.name(), fmt::format("{:.3f}", c.predicted_latency_ms()), FormatBytes(c.predicted_size_bytes()),
+                  Sqnr(c.predicted_sqnr_db()), c.plan_summary()});
+  }
+  table.Print(std::cout);
+  for (const v1::Recommendation& r : response.recommendations()) std::cout << "  " << r.name() << ": " << r.why() << "\n";
+  if (response.synthetic_calibration()) std::cout << "  (fidelity measured on synthetic inputs)\n";
+  return 0;
+}
+
 }  // namespace
+
+void AddRecommendCommand(CLI::App& app, const GlobalOptions& options, int* exit_code) {
+  auto f = std::make_shared<RecommendFlags>();
+  CLI::App* cmd = app.add_subcommand("recommend", "The best few compressions of a model for one device, explained");
+  cmd->add_option("MODEL_ID", f->model, "Model id")->required();
+  cmd->add_option("--device", f->device, "Device id")->required();
+  cmd->add_option("--max-latency-ms", f->max_latency_ms, "Latency limit, ms");
+  cmd->add_option("--max-size-mb", f->max_size_mb, "Model size limit, MB");
+  cmd->add_option("--min-sqnr-db", f->min_sqnr_db, "Output SQNR floor, dB (default 10)");
+  cmd->add_flag("--within-app-budget", f->within_app_budget, "Peak memory within the device's app budget");
+  cmd->add_option("--time-budget", f->time_budget, "Seconds a new search may take (default 30)");
+  cmd->callback([&options, exit_code, f] { *exit_code = Recommend(Connection(options), *f); });
+}
 
 void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_code) {
   CLI::App* search = app.add_subcommand("search", "Search the Pareto-optimal compressions of a model per device");

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, against a real server on a fresh data dir: start squeezed on a free
 # loopback port, show the device profiles it serves, upload PP-OCRv4 det and show what Squeeze
-# understood of it, search its Pareto fronts for this machine and a Raspberry Pi 5, stop the
-# server. Used by `make demo`.
+# understood of it, search its Pareto fronts for this machine and a Raspberry Pi 5, name the
+# recommended picks, stop the server. Used by `make demo`.
 set -euo pipefail
 build="${1:-build}"
 bin="$build/bin"
@@ -53,6 +53,9 @@ step "squeeze search start $model_id --device host --device raspberry-pi-5 --max
   > "$work/search.txt"
 cut -c1-160 "$work/search.txt" | sed -n '1,45p'
 echo "... ($(wc -l < "$work/search.txt") lines; 'squeeze search show ID' prints them all)"
+
+step "squeeze recommend $model_id --device raspberry-pi-5 --max-latency-ms 200"
+"$bin/squeeze" recommend "$model_id" --device raspberry-pi-5 --max-latency-ms 200
 
 step "Stopping squeezed"
 kill -TERM "$server_pid"; wait "$server_pid"; server_pid=""

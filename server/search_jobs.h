@@ -62,6 +62,13 @@ class SearchJobs {
   absl::StatusOr<int64_t> Watch(const std::string& team, const std::string& id, Watcher watcher);
   void Unwatch(int64_t handle);
 
+  // The best few candidates of `request.device_id` for `request.model_id`: from the newest stored
+  // front of the same model, device profile version and option space whose limits are no
+  // stricter than the request's, else from a search started now (cached or run under
+  // request.time_budget_seconds). Calls `done` once, perhaps from a job thread.
+  using RecommendDone = std::function<void(absl::StatusOr<v1::RecommendResponse>)>;
+  void Recommend(const std::string& team, const v1::RecommendRequest& request, RecommendDone done);
+
   // Stops taking new jobs and asks running ones to stop (they stay queued for a restart).
   void Stop();
 

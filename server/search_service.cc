@@ -157,4 +157,17 @@ grpc::ServerUnaryReactor* SearchService::CancelSearch(grpc::CallbackServerContex
   return Answer(context, jobs_.Cancel(CallerTeam(*context), request->id()), response);
 }
 
+grpc::ServerUnaryReactor* SearchService::Recommend(grpc::CallbackServerContext* context,
+                                                   const v1::RecommendRequest* request,
+                                                   v1::RecommendResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Answered now from a stored front, or later from the job thread that finishes a new search.
+  jobs_.Recommend(CallerTeam(*context), *request,
+                  [reactor, response](absl::StatusOr<v1::RecommendResponse> result) {
+                    if (result.ok()) *response = *std::move(result);
+                    reactor->Finish(ToGrpcStatus(result.status()));
+                  });
+  return reactor;
+}
+
 }  // namespace squeeze::server

@@ -23,6 +23,8 @@ class SearchService final : public v1::SearchService::CallbackService {
                                          v1::ListSearchesResponse* response) override;
   grpc::ServerUnaryReactor* CancelSearch(grpc::CallbackServerContext* context, const v1::CancelSearchRequest* request,
                                          v1::SearchJob* response) override;
+  grpc::ServerUnaryReactor* Recommend(grpc::CallbackServerContext* context, const v1::RecommendRequest* request,
+                                      v1::RecommendResponse* response) override;
 
  private:
   class WatchReactor;

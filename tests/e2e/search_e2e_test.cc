@@ -93,6 +93,39 @@ TEST_CASE("A search for two devices runs to a front per device and a repeat is a
   CHECK_THAT(list.out, Contains(job.id()) && Contains("2 searches"));
 }
 
+TEST_CASE("Recommend names the trade-offs from a stored front or from a search run for it", "[e2e][search]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = UploadCls(server);
+  // No stored front yet: a search runs for the request.
+  v1::RecommendResponse first =
+      Parse<v1::RecommendResponse>(server.Cli({"--json", "recommend", model, "--device", "host"}));
+  CHECK_FALSE(first.from_stored_front());
+  CHECK(first.constraints_met());
+  REQUIRE(first.recommendations_size() >= 1);
+  std::string names;
+  for (const v1::Recommendation& r : first.recommendations()) {
+    names += r.name() + ";";
+    CHECK_FALSE(r.why().empty());
+    CHECK(r.candidate().predicted_sqnr_db() >= 10);
+  }
+  CHECK_THAT(names, Contains("fastest") && Contains("smallest") && Contains("most accurate") &&
+                        Contains("balanced knee"));
+
+  // A tighter request is answered from the stored front, within its limits.
+  const double limit = first.recommendations(0).candidate().predicted_latency_ms() * 1.5;
+  v1::RecommendResponse second = Parse<v1::RecommendResponse>(server.Cli(
+      {"--json", "recommend", model, "--device", "host", "--max-latency-ms", std::to_string(limit)}));
+  CHECK(second.from_stored_front());
+  CHECK(second.search_id() == first.search_id());
+  for (const v1::Recommendation& r : second.recommendations()) CHECK(r.candidate().predicted_latency_ms() <= limit);
+
+  CommandResult text = server.Cli({"recommend", model, "--device", "host"});
+  CHECK(text.exit_code == 0);
+  CHECK_THAT(text.out, Contains("balanced knee") && Contains("from a stored front"));
+  CHECK(server.Cli({"recommend", model, "--device", "pixel-99"}).exit_code == 1);
+}
+
 TEST_CASE("Impossible limits are answered with the binding constraint and the closest candidates", "[e2e][search]") {
   TempDir dir;
   RunningServer server(dir.File("data"));

@@ -1,0 +1,97 @@
+#include "server/recommend.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace squeeze::server {
+namespace {
+
+std::string Figures(const v1::Candidate& c) {
+  const std::string sqnr =
+      c.predicted_sqnr_db() >= 999 ? "lossless" : fmt::format("{:.1f} dB SQNR", c.predicted_sqnr_db());
+  return fmt::format("{:.2f} ms, {:.2f} MB, {} (predicted); {}", c.predicted_latency_ms(),
+                     c.predicted_size_bytes() / 1e6, sqnr, c.plan_summary());
+}
+
+}  // namespace
+
+bool MeetsConstraints(const v1::Candidate& c, const v1::Constraints& k, int64_t app_budget_bytes) {
+  if (k.max_latency_ms() > 0 && c.predicted_latency_ms() > k.max_latency_ms()) return false;
+  if (k.max_model_bytes() > 0 && c.predicted_size_bytes() > k.max_model_bytes()) return false;
+  if (k.min_sqnr_db() > 0 && c.predicted_sqnr_db() < k.min_sqnr_db()) return false;
+  int64_t peak = k.max_peak_memory_bytes();
+  if (peak == 0 && k.peak_memory_within_app_budget()) peak = app_budget_bytes;
+  if (peak > 0 && c.predicted_peak_memory_bytes() > peak) return false;
+  return true;
+}
+
+std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1::Constraints& constraints,
+                                          int64_t app_budget_bytes) {
+  std::vector<const v1::Candidate*> ok;
+  for (const v1::Candidate& c : front.candidates()) {
+    if (MeetsConstraints(c, constraints, app_budget_bytes)) ok.push_back(&c);
+  }
+  std::vector<v1::Recommendation> out;
+  if (ok.empty()) return out;
+  auto best = [&](const std::function<double(const v1::Candidate&)>& key) {
+    return *std::min_element(ok.begin(), ok.end(), [&](const auto* a, const auto* b) { return key(*a) < key(*b); });
+  };
+  const v1::Candidate* fastest = best([](const v1::Candidate& c) { return c.predicted_latency_ms(); });
+  const v1::Candidate* smallest = best([](const v1::Candidate& c) { return static_cast<double>(c.predicted_size_bytes()); });
+  const v1::Candidate* accurate = best([](const v1::Candidate& c) { return c.predicted_error(); });
+
+  // The knee: nearest the ideal point with every objective scaled to [0, 1] over the candidates.
+  double lo[3] = {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity(),
+                  std::numeric_limits<double>::infinity()};
+  double hi[3] = {-lo[0], -lo[0], -lo[0]};
+  auto values = [](const v1::Candidate& c) {
+    return std::array<double, 3>{c.predicted_latency_ms(), static_cast<double>(c.predicted_size_bytes()),
+                                 std::log10(std::max(c.predicted_error(), 1e-12))};
+  };
+  for (const auto* c : ok) {
+    const auto v = values(*c);
+    for (int i = 0; i < 3; ++i) {
+      lo[i] = std::min(lo[i], v[i]);
+      hi[i] = std::max(hi[i], v[i]);
+    }
+  }
+  const v1::Candidate* knee = best([&](const v1::Candidate& c) {
+    const auto v = values(c);
+    double d = 0;
+    for (int i = 0; i < 3; ++i) {
+      const double x = hi[i] > lo[i] ? (v[i] - lo[i]) / (hi[i] - lo[i]) : 0;
+      d += x * x;
+    }
+    return d;
+  });
+
+  auto add = [&](const v1::Candidate* c, const std::string& name, const std::string& why) {
+    for (v1::Recommendation& r : out) {
+      if (r.candidate().index() == c->index()) {
+        r.set_name(r.name() + ", " + name);
+        return;
+      }
+    }
+    v1::Recommendation r;
+    r.set_name(name);
+    r.set_why(why + ": " + Figures(*c));
+    *r.mutable_candidate() = *c;
+    out.push_back(std::move(r));
+  };
+  const bool limited = constraints.max_latency_ms() > 0 || constraints.max_model_bytes() > 0 ||
+                       constraints.min_sqnr_db() > 0 || constraints.max_peak_memory_bytes() > 0 ||
+                       constraints.peak_memory_within_app_budget();
+  const std::string within = limited ? " within the limits" : "";
+  add(fastest, "fastest", "lowest latency" + within);
+  add(smallest, "smallest", "fewest stored bytes" + within);
+  add(accurate, "most accurate", "highest output SQNR" + within);
+  add(knee, "balanced knee", "nearest the ideal of latency, size and error together");
+  return out;
+}
+
+}  // namespace squeeze::server

@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <map>
 #include <cmath>
 #include <iostream>
 #include <memory>
@@ -11,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
+#include "client/front_plot.h"
 #include "client/table.h"
 #include "squeeze/v1/search.grpc.pb.h"
 
@@ -272,6 +275,43 @@ int Recommend(const Connection& connection, const RecommendFlags& f) {
   return 0;
 }
 
+int Plot(const Connection& connection, const std::string& id, const std::string& out_path) {
+  auto stub = v1::SearchService::NewStub(connection.channel());
+  v1::GetSearchRequest request;
+  request.set_id(id);
+  v1::SearchJob job;
+  grpc::Status status = stub->GetSearch(connection.NewContext().get(), request, &job);
+  if (!status.ok()) return connection.Fail(status, "search plot");
+  if (job.state() != v1::JOB_STATE_SUCCEEDED) {
+    std::cerr << "squeeze: search " << id << " is " << StateName(job.state())
+              << "; plot it when it has succeeded ('squeeze search show " << id << "')\n";
+    return 1;
+  }
+  // The picks come from the job's own fronts (Recommend answers from them).
+  std::map<std::string, std::vector<v1::Recommendation>> picks;
+  for (const v1::DeviceFront& f : job.fronts()) {
+    v1::RecommendRequest ask;
+    ask.set_model_id(job.spec().model_id());
+    ask.set_device_id(f.device_id());
+    *ask.mutable_constraints() = job.spec().constraints();
+    *ask.mutable_option_space() = job.spec().option_space();
+    v1::RecommendResponse answer;
+    grpc::Status s = stub->Recommend(connection.NewContext().get(), ask, &answer);
+    if (s.ok() && answer.constraints_met()) {
+      picks[f.device_id()].assign(answer.recommendations().begin(), answer.recommendations().end());
+    }
+  }
+  std::ofstream out(out_path);
+  out << FrontPlotSvg(job, picks);
+  out.close();
+  if (!out) {
+    std::cerr << "squeeze: cannot write " << out_path << "\n";
+    return 2;
+  }
+  std::cout << "wrote " << out_path << " (" << job.fronts_size() << " device panels)\n";
+  return 0;
+}
+
 }  // namespace
 
 void AddRecommendCommand(CLI::App& app, const GlobalOptions& options, int* exit_code) {
@@ -316,6 +356,12 @@ void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
   show->add_option("JOB", *id, "Search id")->required();
   show->add_flag("--csv", *csv, "Print the fronts as CSV");
   show->callback([&options, exit_code, id, csv] { *exit_code = Show(Connection(options), *id, *csv); });
+
+  auto out_path = std::make_shared<std::string>("front.svg");
+  CLI::App* plot = search->add_subcommand("plot", "Draw a search's fronts as an SVG chart");
+  plot->add_option("JOB", *id, "Search id")->required();
+  plot->add_option("-o,--output", *out_path, "SVG file to write")->capture_default_str();
+  plot->callback([&options, exit_code, id, out_path] { *exit_code = Plot(Connection(options), *id, *out_path); });
 
   CLI::App* list = search->add_subcommand("list", "List your searches");
   list->callback([&options, exit_code] { *exit_code = List(Connection(options)); });

@@ -54,6 +54,10 @@ step "squeeze search start $model_id --device host --device raspberry-pi-5 --max
 cut -c1-160 "$work/search.txt" | sed -n '1,45p'
 echo "... ($(wc -l < "$work/search.txt") lines; 'squeeze search show ID' prints them all)"
 
+job_id="$(awk '/^search s-/ {print $2; exit}' "$work/search.txt")"
+step "squeeze search plot $job_id -o $build/demo-front.svg"
+"$bin/squeeze" search plot "$job_id" -o "$build/demo-front.svg"
+
 step "squeeze recommend $model_id --device raspberry-pi-5 --max-latency-ms 200"
 "$bin/squeeze" recommend "$model_id" --device raspberry-pi-5 --max-latency-ms 200
 

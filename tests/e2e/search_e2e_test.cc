@@ -91,6 +91,30 @@ TEST_CASE("A search for two devices runs to a front per device and a repeat is a
   CHECK_THAT(table.out, Contains("raspberry-pi-5") && Contains("LATENCY ms (pred)") && Contains("uniform int8"));
   CommandResult list = server.Cli({"search", "list"});
   CHECK_THAT(list.out, Contains(job.id()) && Contains("2 searches"));
+
+  // The chart: valid SVG that a real renderer turns into a non-empty picture.
+  const std::string svg = dir.File("front.svg"), png = dir.File("front.png");
+  CommandResult plot = server.Cli({"search", "plot", job.id(), "-o", svg});
+  INFO(plot.err);
+  REQUIRE(plot.exit_code == 0);
+  const std::string text = ReadText(svg);
+  CHECK_THAT(text, Contains("<svg") && Contains("latency, ms") && Contains("model size, MB") &&
+                       Contains("uniform int8") && Contains("balanced knee") && Contains("raspberry-pi-5"));
+  CommandResult render = Run({"/usr/bin/rsvg-convert", svg, "-o", png});
+  INFO(render.err);
+  REQUIRE(render.exit_code == 0);
+  const std::string image = ReadText(png);
+  REQUIRE(image.size() > 10000);
+  CHECK(image.substr(1, 3) == "PNG");
+  // IHDR: width and height, big-endian, at bytes 16..23.
+  auto be32 = [&](size_t at) {
+    return (static_cast<uint32_t>(static_cast<unsigned char>(image[at])) << 24) |
+           (static_cast<uint32_t>(static_cast<unsigned char>(image[at + 1])) << 16) |
+           (static_cast<uint32_t>(static_cast<unsigned char>(image[at + 2])) << 8) |
+           static_cast<uint32_t>(static_cast<unsigned char>(image[at + 3]));
+  };
+  CHECK(be32(16) == 1120);  // two panels of 560
+  CHECK(be32(20) == 460);
 }
 
 TEST_CASE("Recommend names the trade-offs from a stored front or from a search run for it", "[e2e][search]") {

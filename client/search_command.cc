@@ -48,7 +48,7 @@ std::string Sqnr(double db) { return db >= 999 ? "lossless" : fmt::format("{:.1f
 
 void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& candidates, Table* table) {
   for (const v1::Candidate& c : candidates) {
-    std::string label = c.tags().empty() ? std::to_string(c.index()) : absl::StrJoin(c.tags(), ", ");
+    std::string label = c.tags().empty() ? std::to_string(c.index()) : c.tags(0);
     table->AddRow({label, fmt::format("{:.3f}", c.predicted_latency_ms()), FormatBytes(c.predicted_size_bytes()),
                    FormatBytes(c.predicted_peak_memory_bytes()), Sqnr(c.predicted_sqnr_db()), c.plan_summary()});
   }
@@ -87,6 +87,9 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
     PrintCandidates(f.candidates(), &table);
     PrintCandidates(f.baselines(), &table);
     table.Print(std::cout);
+    for (const v1::Candidate& b : f.baselines()) {
+      if (b.tags_size() >= 2) std::cout << "  " << b.tags(0) << ": " << b.tags(1) << "\n";
+    }
     for (const std::string& w : f.warnings()) std::cout << "  warning: " << w << "\n";
   }
 }

@@ -208,6 +208,31 @@ std::string BindingConstraint(const search::Front& unconstrained, const search::
   return absl::StrJoin(binding, "; ");
 }
 
+// How a uniform baseline compares with the front: which candidate dominates it, or why none does.
+std::string BaselineVerdict(const v1::Candidate& b, const v1::DeviceFront& front, const v1::Constraints& limits) {
+  if (!front.constraints_met()) return "no candidate meets the limits to compare with";
+  if (limits.min_sqnr_db() > 0 && b.predicted_sqnr_db() < limits.min_sqnr_db()) {
+    return absl::StrFormat("outside the limits: %.1f dB SQNR < %.1f dB floor", b.predicted_sqnr_db(),
+                           limits.min_sqnr_db());
+  }
+  if (limits.max_latency_ms() > 0 && b.predicted_latency_ms() > limits.max_latency_ms()) {
+    return absl::StrFormat("outside the limits: %.2f ms > %.2f ms", b.predicted_latency_ms(), limits.max_latency_ms());
+  }
+  if (limits.max_model_bytes() > 0 && b.predicted_size_bytes() > limits.max_model_bytes()) {
+    return "outside the limits: over the size cap";
+  }
+  for (const v1::Candidate& c : front.candidates()) {
+    const bool no_worse = c.predicted_latency_ms() <= b.predicted_latency_ms() &&
+                          c.predicted_size_bytes() <= b.predicted_size_bytes() &&
+                          c.predicted_error() <= b.predicted_error();
+    const bool better = c.predicted_latency_ms() < b.predicted_latency_ms() ||
+                        c.predicted_size_bytes() < b.predicted_size_bytes() ||
+                        c.predicted_error() < b.predicted_error();
+    if (no_worse && better) return absl::StrCat("dominated by #", c.index());
+  }
+  return "on the front: no candidate beats it in every objective";
+}
+
 }  // namespace
 
 std::string SearchCacheKey(const std::string& model_sha256, const std::vector<std::pair<std::string, int64_t>>& devices,
@@ -584,6 +609,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       if (!values.ok()) continue;
       v1::Candidate baseline = ToProto(*problem, search::Candidate{*choice, *values}, false);
       baseline.add_tags(name);
+      baseline.add_tags(BaselineVerdict(baseline, *out, spec.constraints()));
       *out->add_baselines() = std::move(baseline);
     }
     for (const std::string& w : problem->warnings) out->add_warnings(w);

@@ -2,6 +2,7 @@
 // limits; cancellation; a restart in the middle of a job.
 #include <signal.h>
 
+#include <iostream>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -148,6 +149,41 @@ TEST_CASE("Recommend names the trade-offs from a stored front or from a search r
   CHECK(text.exit_code == 0);
   CHECK_THAT(text.out, Contains("balanced knee") && Contains("from a stored front"));
   CHECK(server.Cli({"recommend", model, "--device", "pixel-99"}).exit_code == 1);
+}
+
+TEST_CASE("PP-OCRv4 det's front on host beats uniform int8 and fp16 or says why not", "[e2e][search]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload",
+                                                         std::string(SQUEEZE_SOURCE_DIR) +
+                                                             "/.cache/models/ch_PP-OCRv4_det_infer.onnx",
+                                                         "--input-shape", "x=1,3,640,640"}))
+                                  .id();
+  v1::SearchJob job =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts_size() == 1);
+  int judged = 0;
+  for (const v1::Candidate& b : job.fronts(0).baselines()) {
+    REQUIRE(b.tags_size() == 2);
+    INFO(b.tags(0) << ": " << b.tags(1));
+    std::cout << "PP-OCRv4 det on host, " << b.tags(0) << ": " << b.tags(1) << "\n";
+    if (b.tags(0) != "uniform int8" && b.tags(0) != "uniform fp16") continue;
+    ++judged;
+    const std::string& verdict = b.tags(1);
+    const bool explained = verdict.rfind("dominated by #", 0) == 0 || verdict.rfind("outside the limits", 0) == 0 ||
+                           verdict.rfind("on the front", 0) == 0;
+    CHECK(explained);
+    if (verdict.rfind("dominated by #", 0) == 0) {
+      const int index = std::stoi(verdict.substr(14));
+      REQUIRE(index < job.fronts(0).candidates_size());
+      const v1::Candidate& c = job.fronts(0).candidates(index);
+      CHECK(c.predicted_latency_ms() <= b.predicted_latency_ms());
+      CHECK(c.predicted_size_bytes() <= b.predicted_size_bytes());
+      CHECK(c.predicted_error() <= b.predicted_error());
+    }
+  }
+  CHECK(judged == 2);  // fp16 runs emulated on this host, but it is still an option and a baseline
 }
 
 TEST_CASE("Impossible limits are answered with the binding constraint and the closest candidates", "[e2e][search]") {

@@ -52,11 +52,13 @@ class RunningServer {
   const std::string& address() const { return address_; }
   std::string log() const { return ReadText(log_); }
 
-  // Runs the squeeze CLI against this server.
-  CommandResult Cli(std::vector<std::string> args) const {
+  // Runs the squeeze CLI against this server; killed after `timeout` (searches that measure a
+  // large model's sensitivities on a loaded machine take a while).
+  CommandResult Cli(std::vector<std::string> args,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(150)) const {
     std::vector<std::string> argv = {Binary("squeeze"), "--server", address_};
     argv.insert(argv.end(), args.begin(), args.end());
-    return Run(argv);
+    return Run(argv, {}, timeout);
   }
 
  private:

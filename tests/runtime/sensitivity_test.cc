@@ -15,7 +15,6 @@ namespace {
 
 using Catch::Matchers::Contains;
 
-model::LoadedModel Load(const char* text) { return model::testing::MustLoad(model::testing::ParseModel(text)); }
 
 CalibrationSet Synthetic(const model::LoadedModel& m, int count, uint64_t seed = 1) {
   absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(m.proto.SerializeAsString());

@@ -32,6 +32,14 @@ std::string UploadCls(const RunningServer& server) {
   return Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
 }
 
+// PP-OCRv4 det at 640x640: large enough that measuring its sensitivities takes a while.
+std::string UploadDet(const RunningServer& server) {
+  return Parse<v1::Model>(server.Cli({"--json", "models", "upload",
+                                      std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx",
+                                      "--input-shape", "x=1,3,640,640"}))
+      .id();
+}
+
 v1::SearchJob WaitFinished(const RunningServer& server, const std::string& id) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(150);
   v1::SearchJob job;
@@ -154,11 +162,7 @@ TEST_CASE("Recommend names the trade-offs from a stored front or from a search r
 TEST_CASE("PP-OCRv4 det's front on host beats uniform int8 and fp16 or says why not", "[e2e][search]") {
   TempDir dir;
   RunningServer server(dir.File("data"));
-  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload",
-                                                         std::string(SQUEEZE_SOURCE_DIR) +
-                                                             "/.cache/models/ch_PP-OCRv4_det_infer.onnx",
-                                                         "--input-shape", "x=1,3,640,640"}))
-                                  .id();
+  const std::string model = UploadDet(server);
   v1::SearchJob job =
       Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--watch"}));
   REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
@@ -222,12 +226,7 @@ TEST_CASE("Unknown models and devices are NOT_FOUND and bad specs INVALID_ARGUME
 TEST_CASE("A search cancelled while it measures sensitivities ends cancelled", "[e2e][search]") {
   TempDir dir;
   RunningServer server(dir.File("data"));
-  // PP-OCRv4 det at 640x640: its sensitivity measurement takes long enough to be caught in.
-  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload",
-                                                         std::string(SQUEEZE_SOURCE_DIR) +
-                                                             "/.cache/models/ch_PP-OCRv4_det_infer.onnx",
-                                                         "--input-shape", "x=1,3,640,640"}))
-                                  .id();
+  const std::string model = UploadDet(server);
   v1::SearchJob job = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host"}));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   v1::SearchJob seen;

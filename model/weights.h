@@ -14,11 +14,6 @@ namespace squeeze::model {
 // Analysis::layers order. Internal when the model no longer holds a layer the analysis names.
 absl::StatusOr<std::vector<ChannelMatrix>> ReadLayerWeights(const LoadedModel& model);
 
-// Replaces the weight of `layer` (a main-graph layer of `model`, whose tensor is an initializer or
-// a Constant node's value) with `values` in storage order, kept in its element type (fp32 or
-// fp16). InvalidArgument when the layer's weight is not found there or the count differs.
-absl::Status SetLayerWeights(onnx::ModelProto* model, const Layer& layer, const std::vector<float>& values);
-
 // A float tensor's values as float (fp32, fp16, bf16, fp64 storage; raw or typed data).
 // InvalidArgument naming `name` when its data does not fill its shape or it is not a float type.
 absl::StatusOr<std::vector<float>> DecodeFloatTensor(const onnx::TensorProto& tensor, absl::string_view name);

@@ -2,13 +2,15 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/sha256.h"
-#include "model/weights.h"
+#include "model/internal/tensor_data.h"
+#include "model/weight_math.h"
 
 namespace squeeze::runtime {
 namespace {
@@ -32,7 +34,82 @@ std::vector<int64_t> ShapeOf(const model::Analysis& analysis, const TensorInfo& 
   return it != analysis.input_shapes.end() ? it->second : input.shape;
 }
 
+int32_t OnnxType(ElementType type) {
+  switch (type) {
+    case ElementType::kFloat32: return onnx::TensorProto::FLOAT;
+    case ElementType::kFloat16: return onnx::TensorProto::FLOAT16;
+    case ElementType::kInt64: return onnx::TensorProto::INT64;
+    case ElementType::kInt32: return onnx::TensorProto::INT32;
+    case ElementType::kInt8: return onnx::TensorProto::INT8;
+    case ElementType::kUint8: return onnx::TensorProto::UINT8;
+    case ElementType::kBool: return onnx::TensorProto::BOOL;
+    case ElementType::kUnsupported: break;
+  }
+  return onnx::TensorProto::UNDEFINED;
+}
+
+// A checked TensorProto's values as a Tensor's little-endian bytes at `type`'s element size.
+std::string TensorBytes(const onnx::TensorProto& proto, ElementType type, int64_t count) {
+  if (!proto.raw_data().empty() || count == 0) return proto.raw_data();
+  std::string bytes(static_cast<size_t>(count) * ElementSize(type), '\0');
+  char* out = bytes.data();
+  for (int64_t i = 0; i < count; ++i) {
+    switch (type) {
+      case ElementType::kFloat32: {
+        const float v = proto.float_data(static_cast<int>(i));
+        std::memcpy(out + i * 4, &v, 4);
+        break;
+      }
+      case ElementType::kInt64: {
+        const int64_t v = proto.int64_data(static_cast<int>(i));
+        std::memcpy(out + i * 8, &v, 8);
+        break;
+      }
+      case ElementType::kInt32: {
+        const int32_t v = proto.int32_data(static_cast<int>(i));
+        std::memcpy(out + i * 4, &v, 4);
+        break;
+      }
+      case ElementType::kFloat16: {
+        const uint16_t v = static_cast<uint16_t>(proto.int32_data(static_cast<int>(i)));
+        std::memcpy(out + i * 2, &v, 2);
+        break;
+      }
+      case ElementType::kInt8:
+      case ElementType::kUint8:
+      case ElementType::kBool: out[i] = static_cast<char>(proto.int32_data(static_cast<int>(i))); break;
+      case ElementType::kUnsupported: break;
+    }
+  }
+  return bytes;
+}
+
 }  // namespace
+
+uint64_t DeriveSeed(uint64_t seed, uint64_t index) {
+  // SplitMix64 (Steele, Lea, Flood 2014) over the seed, then over the index mixed in.
+  auto mix = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  return mix(mix(seed) ^ index);
+}
+
+std::vector<float> StandardNormal(uint64_t seed, size_t count) {
+  std::mt19937_64 rng(seed);
+  // Uniform in (0, 1] from the top 53 bits, so the logarithm is finite.
+  auto uniform = [&rng] { return (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53; };
+  std::vector<float> out(count);
+  for (size_t i = 0; i < count; i += 2) {
+    const double r = std::sqrt(-2.0 * std::log(uniform()));
+    const double theta = 2.0 * M_PI * uniform();
+    out[i] = static_cast<float>(r * std::cos(theta));
+    if (i + 1 < count) out[i + 1] = static_cast<float>(r * std::sin(theta));
+  }
+  return out;
+}
 
 absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analysis,
                                                     const std::vector<TensorInfo>& inputs, int count, uint64_t seed) {
@@ -40,16 +117,15 @@ absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analy
   CalibrationSet set;
   set.synthetic = true;
   for (int k = 0; k < count; ++k) {
-    std::mt19937_64 rng(seed * 1000003 + static_cast<uint64_t>(k));
-    std::normal_distribution<float> normal(0.f, 1.f);
     std::vector<Tensor> sample;
-    for (const TensorInfo& input : inputs) {
+    for (size_t j = 0; j < inputs.size(); ++j) {
+      const TensorInfo& input = inputs[j];
       Tensor t;
       t.name = input.name;
       t.type = input.type;
       t.shape = ShapeOf(analysis, input);
       for (int64_t d : t.shape) {
-        if (d < 1) {
+        if (d < 0) {
           return absl::InvalidArgumentError(absl::StrCat("input '", input.name, "' has no concrete shape"));
         }
       }
@@ -58,12 +134,18 @@ absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analy
         return absl::InvalidArgumentError(
             absl::StrCat("input '", input.name, "' has an element type calibration cannot draw"));
       }
-      t.bytes.assign(static_cast<size_t>(t.ElementCount()) * size, '\0');
-      if (t.type == ElementType::kFloat32) {
-        for (float& v : t.mutable_floats()) v = normal(rng);
-      } else if (t.type == ElementType::kFloat16) {
-        uint16_t* halves = reinterpret_cast<uint16_t*>(t.bytes.data());
-        for (int64_t i = 0; i < t.ElementCount(); ++i) halves[i] = model::FloatToHalfBits(normal(rng));
+      const size_t n = static_cast<size_t>(t.ElementCount());
+      t.bytes.assign(n * size, '\0');
+      if (t.type == ElementType::kFloat32 || t.type == ElementType::kFloat16) {
+        const std::vector<float> values = StandardNormal(DeriveSeed(DeriveSeed(seed, k), j), n);
+        if (t.type == ElementType::kFloat32) {
+          std::memcpy(t.bytes.data(), values.data(), n * sizeof(float));
+        } else {
+          for (size_t i = 0; i < n; ++i) {
+            const uint16_t half = model::FloatToHalfBits(values[i]);
+            std::memcpy(&t.bytes[i * 2], &half, 2);
+          }
+        }
       }  // integer and bool inputs stay 0
       sample.push_back(std::move(t));
     }
@@ -102,29 +184,28 @@ absl::StatusOr<CalibrationSet> CalibrationFromTensorProtos(const model::Analysis
               absl::StrCat("calibration sample ", k, ": the model has no input '", proto.name(), "'"));
         }
       }
-      if (filled[slot]) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("calibration sample ", k, " gives input '", inputs[slot].name, "' twice"));
-      }
       const TensorInfo& input = inputs[slot];
+      const std::string what = absl::StrCat("calibration sample ", k, ", input '", input.name, "'");
+      if (filled[slot]) return absl::InvalidArgumentError(absl::StrCat(what, " is given twice"));
+      if (proto.data_type() != OnnxType(input.type) || OnnxType(input.type) == onnx::TensorProto::UNDEFINED) {
+        return absl::InvalidArgumentError(absl::StrCat(what, ": ", model::internal::DataTypeName(proto.data_type()),
+                                                       " data, the model takes ", ElementTypeName(input.type)));
+      }
       const std::vector<int64_t> want = ShapeOf(analysis, input);
       const std::vector<int64_t> got(proto.dims().begin(), proto.dims().end());
       if (got != want) {
-        return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, ", input '", input.name,
-                                                       "': shape [", absl::StrJoin(got, ","),
+        return absl::InvalidArgumentError(absl::StrCat(what, ": shape [", absl::StrJoin(got, ","),
                                                        "] but the model was analysed at [", absl::StrJoin(want, ","),
                                                        "]"));
       }
-      if (input.type != ElementType::kFloat32) {
-        return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, ", input '", input.name, "' is ",
-                                                       ElementTypeName(input.type),
-                                                       "; calibration takes float inputs only"));
+      if (absl::Status s = model::internal::CheckTensorData(proto, input.name); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, ": ", s.message()));
       }
-      absl::StatusOr<std::vector<float>> values = model::DecodeFloatTensor(proto, input.name);
-      if (!values.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, ": ", values.status().message()));
-      }
-      Tensor t = Tensor::Float(input.name, got, *values);
+      Tensor t;
+      t.name = input.name;
+      t.type = input.type;
+      t.shape = got;
+      t.bytes = TensorBytes(proto, input.type, t.ElementCount());
       sample[slot] = std::move(t);
       filled[slot] = true;
     }

@@ -1,6 +1,6 @@
 // Calibration inputs: the real inputs a model's fidelity is measured on. Uploaded as ONNX
 // TensorProto files (the ONNX test-data format, input_N.pb), or drawn from the input specs when
-// none are given, and then marked synthetic so every result can say so.
+// none are given, and then marked synthetic so every result can say so. Pure functions: thread safe.
 #ifndef SQUEEZE_RUNTIME_CALIBRATION_H_
 #define SQUEEZE_RUNTIME_CALIBRATION_H_
 
@@ -23,19 +23,32 @@ struct CalibrationSet {
   std::string hash;
 };
 
-// `count` samples drawn with `seed` for the analysed input shapes: float inputs from N(0, 1)
-// (what normalised images and embeddings look like), integer inputs 0. Marked synthetic.
+// `count` samples drawn with `seed` for the analysed input shapes: float inputs (fp32, fp16) from
+// N(0, 1) (what normalised images and embeddings look like), integer and bool inputs 0. Marked
+// synthetic. The same seed gives the same bytes and hash on every platform. InvalidArgument for
+// count < 1, an input without a concrete shape or of an element type sessions cannot feed.
 absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analysis,
                                                     const std::vector<TensorInfo>& inputs, int count,
                                                     uint64_t seed);
 
 // Samples from serialized onnx::TensorProto files: files[k][j] is sample k's tensor for one
-// input, named by the TensorProto's name or, when unnamed, by position j. InvalidArgument naming
-// the sample and input for bytes that are not a TensorProto, a missing or unknown input, a type
-// or shape that does not match the analysed input shape, or data that does not fill the shape.
+// input, named by the TensorProto's name or, when unnamed, by position j. Every element type a
+// Session feeds is taken (fp32, fp16, int64, int32, int8, uint8, bool), raw or typed data.
+// InvalidArgument naming the sample and input for: no samples, bytes that are not a TensorProto, a
+// missing, unknown or repeated input, an element type or shape that does not match the input (the
+// shape as analysed), data that does not fill the shape or lives in an external file.
 absl::StatusOr<CalibrationSet> CalibrationFromTensorProtos(const model::Analysis& analysis,
                                                            const std::vector<TensorInfo>& inputs,
                                                            const std::vector<std::vector<std::string>>& files);
+
+// `count` draws from N(0, 1) for `seed`, the same on every platform and standard library
+// (Box-Muller over mt19937_64, whose sequence the C++ standard fixes): synthetic inputs and the
+// sensitivity noise, so both reproduce anywhere.
+std::vector<float> StandardNormal(uint64_t seed, size_t count);
+
+// The seed of item `index` (a sample, a layer) of a run seeded with `seed` (SplitMix64 of both),
+// so each item draws the same numbers whatever order, or thread, it is drawn in.
+uint64_t DeriveSeed(uint64_t seed, uint64_t index);
 
 }  // namespace squeeze::runtime
 

@@ -3,93 +3,63 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <map>
-#include <random>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "model/surgery.h"
 #include "model/weight_math.h"
-#include "model/weights.h"
 
 namespace squeeze::runtime {
 namespace {
 
-constexpr char kDeltaPrefix[] = "squeeze_delta_";
+// The least weight-noise energy an fp16 layer is probed with.
+constexpr double kHalfNoiseEnergy = 1e-3;
 
-// A layer's weight made a graph input of the perturbation model.
-struct WeightInput {
-  std::string name;
-  int32_t elem_type = onnx::TensorProto::FLOAT;
-  std::vector<int64_t> dims;
-  std::vector<float> values;
-};
-
-// Per main-graph layer: where its weight and activation perturbations enter.
-struct Probe {
-  size_t layer = 0;           // index into Analysis::layers
-  size_t weight = 0;          // index into the weight inputs
-  bool has_delta = false;     // float activation with a known shape
-  std::string activation;     // the layer's input value
-  std::string delta;          // the delta input's name
-};
-
-Tensor WeightTensor(const WeightInput& w, const std::vector<float>& values) {
-  if (w.elem_type == onnx::TensorProto::FLOAT16) {
-    Tensor t;
-    t.name = w.name;
-    t.type = ElementType::kFloat16;
-    t.shape = w.dims;
-    t.bytes.resize(values.size() * 2);
-    uint16_t* halves = reinterpret_cast<uint16_t*>(t.bytes.data());
-    for (size_t i = 0; i < values.size(); ++i) halves[i] = model::FloatToHalfBits(values[i]);
-    return t;
-  }
-  return Tensor::Float(w.name, w.dims, values);
+ElementType TypeOf(int32_t onnx_type) {
+  return onnx_type == onnx::TensorProto::FLOAT16 ? ElementType::kFloat16 : ElementType::kFloat32;
 }
 
-onnx::ValueInfoProto ValueInfo(const std::string& name, int32_t elem_type, const std::vector<int64_t>& dims,
-                               bool with_shape) {
-  onnx::ValueInfoProto v;
-  v.set_name(name);
-  auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(elem_type);
-  if (with_shape) {
-    auto* shape = t->mutable_shape();
-    for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
+// A float tensor's values (fp32 or fp16); empty for other types.
+std::vector<float> Floats(const Tensor& t) {
+  if (t.type == ElementType::kFloat32) {
+    absl::Span<const float> f = t.floats();
+    return {f.begin(), f.end()};
   }
-  return v;
+  std::vector<float> out;
+  if (t.type != ElementType::kFloat16) return out;
+  out.resize(t.bytes.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    uint16_t half;
+    std::memcpy(&half, &t.bytes[i * 2], 2);
+    out[i] = model::HalfBitsToFloat(half);
+  }
+  return out;
 }
 
-// Σ‖a − b‖² and Σ‖b‖² over the float outputs.
-void AddError(const std::vector<Tensor>& perturbed, const std::vector<Tensor>& reference, double* num, double* den) {
-  for (size_t o = 0; o < perturbed.size() && o < reference.size(); ++o) {
-    absl::Span<const float> a = perturbed[o].floats(), b = reference[o].floats();
-    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-      const double d = static_cast<double>(a[i]) - b[i];
-      *num += d * d;
-      *den += static_cast<double>(b[i]) * b[i];
-    }
+// `values` as a tensor of `type` (fp32, or fp16 rounded to nearest).
+Tensor MakeTensor(const std::string& name, ElementType type, std::vector<int64_t> shape,
+                  absl::Span<const float> values) {
+  if (type == ElementType::kFloat32) return Tensor::Float(name, std::move(shape), values);
+  Tensor t;
+  t.name = name;
+  t.type = ElementType::kFloat16;
+  t.shape = std::move(shape);
+  t.bytes.resize(values.size() * 2);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint16_t half = model::FloatToHalfBits(values[i]);
+    std::memcpy(&t.bytes[i * 2], &half, 2);
   }
-}
-
-// q(x) − x for asymmetric uint8 quantization over [lo, hi] (widened to hold 0).
-void Uint8Delta(absl::Span<const float> x, float lo, float hi, std::vector<float>* delta) {
-  lo = std::min(lo, 0.f);
-  hi = std::max(hi, 0.f);
-  const double scale = hi > lo ? (static_cast<double>(hi) - lo) / 255 : 1.0;
-  const double zero = std::nearbyint(-lo / scale);
-  delta->resize(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double q = std::clamp(std::nearbyint(x[i] / scale) + zero, 0.0, 255.0);
-    (*delta)[i] = static_cast<float>((q - zero) * scale - x[i]);
-  }
-}
-
-void HalfDelta(absl::Span<const float> x, std::vector<float>* delta) {
-  delta->resize(x.size());
-  for (size_t i = 0; i < x.size(); ++i) (*delta)[i] = model::RoundToHalf(x[i]) - x[i];
+  return t;
 }
 
 double Energy(absl::Span<const float> x) {
@@ -98,259 +68,365 @@ double Energy(absl::Span<const float> x) {
   return e;
 }
 
-// The measurement itself; any failure leaves every layer unmeasured (see MeasureSensitivity).
-absl::Status Measure(const model::LoadedModel& loaded, const CalibrationSet& calibration,
-                     const SensitivityOptions& options, SensitivityReport* report) {
-  const model::Analysis& analysis = loaded.analysis;
-  const onnx::GraphProto& graph = loaded.proto.graph();
-  if (calibration.samples.empty()) return absl::InvalidArgumentError("no calibration samples");
-
-  std::map<std::string, int> node_index;
-  for (int n = 0; n < graph.node_size(); ++n) node_index[graph.node(n).name()] = n;
-  std::set<std::string> graph_inputs;
-  for (const auto& i : graph.input()) graph_inputs.insert(i.name());
-
-  // Weights to lift into inputs, and the probes.
-  onnx::ModelProto perturb = loaded.proto;
-  onnx::GraphProto* pg = perturb.mutable_graph();
-  std::vector<WeightInput> weights;
-  std::map<std::string, size_t> weight_of;
-  std::vector<Probe> probes;
-  std::set<std::string> lifted;
-  for (size_t i = 0; i < analysis.layers.size(); ++i) {
-    const model::Layer& layer = analysis.layers[i];
-    auto node = node_index.find(layer.name);
-    if (!layer.subgraph.empty() || node == node_index.end()) {
-      report->warnings.push_back(absl::StrCat("layer '", layer.name,
-                                              "' sits inside a subgraph: its sensitivity is not measured (taken as 1)"));
-      continue;
+// Σ‖a − b‖² over the float outputs.
+double SquaredError(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  double num = 0;
+  for (size_t o = 0; o < a.size() && o < b.size(); ++o) {
+    const std::vector<float> x = Floats(a[o]), y = Floats(b[o]);
+    for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+      const double d = static_cast<double>(x[i]) - y[i];
+      num += d * d;
     }
-    Probe probe;
-    probe.layer = i;
-    auto known = weight_of.find(layer.weight_name);
-    if (known == weight_of.end()) {
-      const onnx::TensorProto* tensor = nullptr;
-      for (const onnx::TensorProto& t : graph.initializer()) {
-        if (t.name() == layer.weight_name) tensor = &t;
+  }
+  return num;
+}
+
+double OutputEnergy(const std::vector<Tensor>& outputs) {
+  double e = 0;
+  for (const Tensor& t : outputs) e += Energy(Floats(t));
+  return e;
+}
+
+// Calls fn(worker, i) for i in [0, count) on `workers` threads (the caller's among them), each
+// index once; stops handing out indices once stop() holds.
+void ParallelFor(int workers, size_t count, const std::function<void(int, size_t)>& fn,
+                 const std::function<bool()>& stop) {
+  std::atomic<size_t> next{0};
+  auto work = [&](int worker) {
+    for (size_t i = next++; i < count && !stop(); i = next++) fn(worker, i);
+  };
+  std::vector<std::thread> threads;
+  const int n =
+      static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(1, workers)), std::max<size_t>(count, 1)));
+  for (int w = 1; w < n; ++w) threads.emplace_back(work, w);
+  work(0);
+  for (std::thread& t : threads) t.join();
+}
+
+// One measurement: the two sessions, the clean values and the per-layer runs. Measure() is called
+// once; it writes report->layers and report->warnings.
+class Measurement {
+ public:
+  Measurement(const model::LoadedModel& model, const CalibrationSet& calibration, const SensitivityOptions& options,
+              SensitivityReport* report)
+      : model_(model), calibration_(calibration), options_(options), report_(report) {}
+
+  absl::Status Measure() {
+    const model::Analysis& analysis = model_.analysis;
+    const size_t n = analysis.layers.size();
+    std::vector<size_t> all(n);
+    std::iota(all.begin(), all.end(), size_t{0});
+
+    // The perturbation model: weights as inputs, Add(x, delta) before every layer.
+    onnx::ModelProto perturb = model_.proto;
+    absl::StatusOr<std::vector<model::WeightInput>> weights = model::WeightsToInputs(&perturb, analysis, all);
+    if (!weights.ok()) return weights.status();
+    absl::StatusOr<std::vector<model::ActivationDelta>> deltas = model::InsertActivationDeltas(&perturb, analysis, all);
+    if (!deltas.ok()) return deltas.status();
+    weights_ = *std::move(weights);
+    deltas_ = *std::move(deltas);
+    for (size_t i = 0; i < n; ++i) {
+      if (!weights_[i].status.ok()) {
+        report_->warnings.push_back(
+            absl::StrCat("layer '", analysis.layers[i].name,
+                         "': weight sensitivity not measured (taken as 1): ", weights_[i].status.message()));
       }
-      for (const onnx::NodeProto& n : graph.node()) {
-        if (n.op_type() == "Constant" && n.output_size() == 1 && n.output(0) == layer.weight_name) {
-          for (const onnx::AttributeProto& a : n.attribute()) {
-            if (a.name() == "value" && a.has_t()) tensor = &a.t();
-          }
+      if (!deltas_[i].status.ok()) {
+        report_->warnings.push_back(absl::StrCat("layer '", analysis.layers[i].name,
+                                                 "': activation error not measured: ", deltas_[i].status.message()));
+      }
+    }
+
+    // The clean model exposes every perturbable layer input that is not a graph input.
+    std::set<std::string> graph_inputs;
+    for (const auto& input : model_.proto.graph().input()) graph_inputs.insert(input.name());
+    for (const auto& output : model_.proto.graph().output()) outputs_.push_back(output.name());
+    std::set<std::string> computed;
+    for (const onnx::NodeProto& node : model_.proto.graph().node()) {
+      computed.insert(node.output().begin(), node.output().end());
+    }
+    std::vector<std::string> exposed;
+    for (model::ActivationDelta& d : deltas_) {
+      if (d.status.ok() && !computed.count(d.activation) && !graph_inputs.count(d.activation)) {
+        d.status = absl::FailedPreconditionError("its input is a constant");
+        report_->warnings.push_back(absl::StrCat("layer '", analysis.layers[d.layer].name,
+                                                 "': activation error not measured: its input is a constant"));
+      }
+      if (!d.status.ok() || graph_inputs.count(d.activation) || exposed_index_.count(d.activation)) continue;
+      exposed_index_[d.activation] = outputs_.size() + exposed.size();
+      exposed.push_back(d.activation);
+    }
+    onnx::ModelProto clean = model_.proto;
+    if (absl::Status s = model::ExposeValues(&clean, exposed); !s.ok()) return s;
+    SessionOptions session_options;
+    session_options.intra_op_threads = 1;
+    absl::StatusOr<std::unique_ptr<Session>> clean_session =
+        Session::Create(clean.SerializeAsString(), session_options);
+    if (!clean_session.ok()) return clean_session.status();
+    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(perturb.SerializeAsString(), session_options);
+    if (!session.ok()) return session.status();
+    session_ = std::move(*session);
+
+    const size_t samples = calibration_.samples.size();
+    std::vector<std::string> fetch = outputs_;
+    fetch.insert(fetch.end(), exposed.begin(), exposed.end());
+    clean_.resize(samples);
+    if (absl::Status s = ForSamples([&](size_t k) -> absl::Status {
+          absl::StatusOr<std::vector<Tensor>> out = (*clean_session)->Run(calibration_.samples[k], fetch);
+          if (!out.ok()) return out.status();
+          clean_[k] = *std::move(out);
+          return absl::OkStatus();
+        });
+        !s.ok()) {
+      return s;
+    }
+    clean_session->reset();
+    Calibrate();
+
+    // Feeds with nothing perturbed, and the reference outputs they give.
+    base_feeds_.resize(samples);
+    for (size_t k = 0; k < samples; ++k) {
+      std::vector<Tensor>& feeds = base_feeds_[k];
+      feeds = calibration_.samples[k];
+      for (const model::WeightInput& w : weights_) {
+        if (!w.status.ok()) continue;
+        weight_slot_[w.layer] = feeds.size();
+        feeds.push_back(MakeTensor(w.name, TypeOf(w.elem_type), w.dims, w.values));
+      }
+      for (const model::ActivationDelta& d : deltas_) {
+        if (!d.status.ok()) continue;
+        delta_slot_[d.layer] = feeds.size();
+        const std::vector<float> zero = {0.f};
+        feeds.push_back(
+            MakeTensor(d.name, TypeOf(d.elem_type), std::vector<int64_t>(std::max<size_t>(d.dims.size(), 1), 1), zero));
+      }
+    }
+    reference_.resize(samples);
+    reference_energy_ = 0;
+    if (absl::Status s = ForSamples([&](size_t k) -> absl::Status {
+          absl::StatusOr<std::vector<Tensor>> out = session_->Run(base_feeds_[k], outputs_);
+          if (!out.ok()) return out.status();
+          reference_[k] = *std::move(out);
+          return absl::OkStatus();
+        });
+        !s.ok()) {
+      return s;
+    }
+    double drift = 0;
+    for (size_t k = 0; k < samples; ++k) {
+      reference_energy_ += OutputEnergy(reference_[k]);
+      std::vector<Tensor> clean_outputs(clean_[k].begin(), clean_[k].begin() + outputs_.size());
+      drift += SquaredError(reference_[k], clean_outputs);
+    }
+    if (reference_energy_ > 0 && drift / reference_energy_ > 1e-6) {
+      report_->warnings.push_back(
+          absl::StrCat("the perturbation graph's unperturbed outputs differ from the model's "
+                       "by a relative ",
+                       drift / reference_energy_));
+    }
+
+    // Every layer's runs, layers side by side.
+    worker_feeds_.assign(static_cast<size_t>(options_.threads), {});
+    std::vector<absl::Status> status(n);
+    std::mutex progress_mutex;
+    size_t done = 0;
+    ParallelFor(
+        options_.threads, n,
+        [&](int worker, size_t i) {
+          status[i] = MeasureLayer(worker, i);
+          if (!status[i].ok()) failed_ = true;
+          std::lock_guard<std::mutex> lock(progress_mutex);
+          ++done;
+          if (options_.on_progress && status[i].ok()) options_.on_progress(static_cast<double>(done) / n);
+        },
+        [&] { return failed_.load() || Cancelled(); });
+    if (Cancelled()) return absl::CancelledError("sensitivity measurement cancelled");
+    for (const absl::Status& s : status) {
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  bool Cancelled() const { return options_.cancelled != nullptr && options_.cancelled->load(); }
+
+  absl::Status ForSamples(const std::function<absl::Status(size_t)>& fn) {
+    std::vector<absl::Status> status(calibration_.samples.size());
+    ParallelFor(
+        options_.threads, status.size(), [&](int, size_t k) { status[k] = fn(k); }, [&] { return Cancelled(); });
+    if (Cancelled()) return absl::CancelledError("sensitivity measurement cancelled");
+    for (const absl::Status& s : status) {
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // A layer's unperturbed input in sample k; nullptr when the run did not give it.
+  const Tensor* CleanInput(size_t k, const model::ActivationDelta& d) const {
+    auto exposed = exposed_index_.find(d.activation);
+    if (exposed != exposed_index_.end()) return &clean_[k][exposed->second];
+    for (const Tensor& t : calibration_.samples[k]) {
+      if (t.name == d.activation) return &t;
+    }
+    return nullptr;
+  }
+
+  // The calibrated range of every perturbable layer input, over all samples.
+  void Calibrate() {
+    for (const model::ActivationDelta& d : deltas_) {
+      if (!d.status.ok()) continue;
+      float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+      for (size_t k = 0; k < calibration_.samples.size(); ++k) {
+        const Tensor* x = CleanInput(k, d);
+        if (x == nullptr) continue;
+        for (float v : Floats(*x)) {
+          if (!std::isfinite(v)) continue;
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
         }
       }
-      if (tensor == nullptr) {
-        report->warnings.push_back(absl::StrCat("layer '", layer.name, "': its weight is not a plain constant of the "
-                                                "main graph; sensitivity not measured (taken as 1)"));
-        continue;
-      }
-      absl::StatusOr<std::vector<float>> values = model::DecodeFloatTensor(*tensor, layer.weight_name);
-      if (!values.ok()) return values.status();
-      WeightInput w;
-      w.name = layer.weight_name;
-      w.elem_type = tensor->data_type() == onnx::TensorProto::FLOAT16 ? onnx::TensorProto::FLOAT16
-                                                                      : onnx::TensorProto::FLOAT;
-      if (tensor->data_type() != onnx::TensorProto::FLOAT && tensor->data_type() != onnx::TensorProto::FLOAT16) {
-        report->warnings.push_back(absl::StrCat("layer '", layer.name, "': weight type not fp32/fp16; not measured"));
-        continue;
-      }
-      w.dims.assign(tensor->dims().begin(), tensor->dims().end());
-      w.values = *std::move(values);
-      known = weight_of.emplace(w.name, weights.size()).first;
-      weights.push_back(std::move(w));
-      lifted.insert(layer.weight_name);
+      if (lo <= hi) report_->layers[d.layer].input_range = {lo, hi};
     }
-    probe.weight = known->second;
-    const onnx::NodeProto& n = graph.node(node->second);
-    probe.activation = n.input(0);
-    probe.has_delta = layer.weight_elem_type == onnx::TensorProto::FLOAT && !layer.input_shape.empty();
-    probe.delta = absl::StrCat(kDeltaPrefix, i);
-    probes.push_back(probe);
-  }
-  if (probes.empty()) return absl::FailedPreconditionError("no layer of the main graph can be probed");
-
-  // The perturbation model: lifted weights as inputs, Add(x, delta) before every probed layer.
-  {
-    google::protobuf::RepeatedPtrField<onnx::TensorProto> kept;
-    for (const onnx::TensorProto& t : pg->initializer()) {
-      if (!lifted.count(t.name())) *kept.Add() = t;
-    }
-    pg->mutable_initializer()->Swap(&kept);
-    for (const std::string& name : lifted) {
-      for (int k = 0; k < pg->input_size(); ++k) {
-        if (pg->input(k).name() == name) pg->mutable_input()->DeleteSubrange(k, 1);
-      }
-    }
-    std::map<std::string, const Probe*> probe_of_node;
-    for (const Probe& p : probes) probe_of_node[analysis.layers[p.layer].name] = &p;
-    google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
-    for (const onnx::NodeProto& n : pg->node()) {
-      if (n.op_type() == "Constant" && n.output_size() == 1 && lifted.count(n.output(0))) continue;
-      auto p = probe_of_node.find(n.name());
-      onnx::NodeProto copy = n;
-      if (p != probe_of_node.end() && p->second->has_delta) {
-        onnx::NodeProto* add = nodes.Add();
-        add->set_op_type("Add");
-        add->set_name(absl::StrCat("squeeze_add_", p->second->layer));
-        add->add_input(p->second->activation);
-        add->add_input(p->second->delta);
-        const std::string perturbed = absl::StrCat("squeeze_perturbed_", p->second->layer);
-        add->add_output(perturbed);
-        copy.set_input(0, perturbed);
-      }
-      *nodes.Add() = std::move(copy);
-    }
-    pg->mutable_node()->Swap(&nodes);
-    for (const WeightInput& w : weights) *pg->add_input() = ValueInfo(w.name, w.elem_type, w.dims, true);
-    for (const Probe& p : probes) {
-      if (p.has_delta) {
-        *pg->add_input() = ValueInfo(p.delta, onnx::TensorProto::FLOAT, analysis.layers[p.layer].input_shape, true);
-      }
-    }
-  }
-  // The clean model exposes every probed layer's input.
-  onnx::ModelProto clean = loaded.proto;
-  std::vector<std::string> exposed;
-  for (const Probe& p : probes) {
-    if (!p.has_delta || graph_inputs.count(p.activation)) continue;
-    if (std::find(exposed.begin(), exposed.end(), p.activation) != exposed.end()) continue;
-    exposed.push_back(p.activation);
-    *clean.mutable_graph()->add_output() = ValueInfo(p.activation, onnx::TensorProto::FLOAT, {}, false);
   }
 
-  SessionOptions session_options;
-  session_options.intra_op_threads = std::max(1, options.threads);
-  absl::StatusOr<std::unique_ptr<Session>> clean_session = Session::Create(clean.SerializeAsString(), session_options);
-  if (!clean_session.ok()) return clean_session.status();
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(perturb.SerializeAsString(), session_options);
-  if (!session.ok()) return session.status();
-  std::vector<std::string> outputs;
-  for (const auto& o : graph.output()) outputs.push_back(o.name());
-
-  // Clean runs: each probed layer's input per sample, and its calibrated range.
-  const size_t samples = calibration.samples.size();
-  std::vector<std::map<std::string, Tensor>> activations(samples);
-  for (size_t k = 0; k < samples; ++k) {
-    std::vector<std::string> wanted = outputs;
-    wanted.insert(wanted.end(), exposed.begin(), exposed.end());
-    absl::StatusOr<std::vector<Tensor>> out = (*clean_session)->Run(calibration.samples[k], wanted);
-    if (!out.ok()) return out.status();
-    for (size_t j = outputs.size(); j < out->size(); ++j) activations[k][(*out)[j].name] = std::move((*out)[j]);
-    for (const Tensor& t : calibration.samples[k]) activations[k][t.name] = t;
-  }
-  for (const Probe& p : probes) {
-    if (!p.has_delta) continue;
-    LayerSensitivity& l = report->layers[p.layer];
-    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-    for (size_t k = 0; k < samples; ++k) {
-      for (float v : activations[k][p.activation].floats()) {
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
-    }
-    l.input_range = {lo, hi};
-  }
-
-  // The perturbation model's own unperturbed outputs are the reference, so that fusions and
-  // rounding inside ONNX Runtime cancel out.
-  std::vector<std::vector<Tensor>> feeds(samples);
-  std::map<std::string, size_t> feed_index;
-  for (size_t k = 0; k < samples; ++k) {
-    feeds[k] = calibration.samples[k];
-    for (const WeightInput& w : weights) feeds[k].push_back(WeightTensor(w, w.values));
-    for (const Probe& p : probes) {
-      if (!p.has_delta) continue;
-      std::vector<float> zeros(static_cast<size_t>(activations[k][p.activation].ElementCount()), 0.f);
-      feeds[k].push_back(Tensor::Float(p.delta, analysis.layers[p.layer].input_shape, zeros));
-    }
-  }
-  for (size_t j = 0; j < feeds[0].size(); ++j) feed_index[feeds[0][j].name] = j;
-  std::vector<std::vector<Tensor>> reference(samples);
-  for (size_t k = 0; k < samples; ++k) {
-    absl::StatusOr<std::vector<Tensor>> out = (*session)->Run(feeds[k], outputs);
-    if (!out.ok()) return out.status();
-    reference[k] = *std::move(out);
-  }
-
-  // Runs `samples` with one feed replaced per sample (by `make(k)`), returns the relative error.
-  auto relative_error = [&](size_t slot, const std::function<Tensor(size_t)>& make) -> absl::StatusOr<double> {
-    double num = 0, den = 0;
-    for (size_t k = 0; k < samples; ++k) {
-      Tensor original = std::move(feeds[k][slot]);
-      feeds[k][slot] = make(k);
-      absl::StatusOr<std::vector<Tensor>> out = (*session)->Run(feeds[k], outputs);
-      feeds[k][slot] = std::move(original);
-      if (!out.ok()) return out.status();
-      AddError(*out, reference[k], &num, &den);
-    }
-    return den > 0 ? num / den : 0.0;
+  // One sample's perturbed feed, and what its squared output error is multiplied by.
+  struct Probe {
+    Tensor tensor;
+    double gain = 1;
   };
 
-  const double epsilon = options.noise_energy;
-  for (size_t n = 0; n < probes.size(); ++n) {
-    if (options.cancelled != nullptr && options.cancelled->load()) return absl::CancelledError("cancelled");
-    const Probe& p = probes[n];
-    LayerSensitivity& l = report->layers[p.layer];
-    const WeightInput& w = weights[p.weight];
-    // Weight noise of relative energy ε, from this layer's own RNG.
-    std::mt19937_64 rng(options.seed * 1000003 + p.layer);
-    std::normal_distribution<double> normal(0, 1);
-    std::vector<double> noise(w.values.size());
-    double noise_energy = 0;
-    for (double& v : noise) {
-      v = normal(rng);
-      noise_energy += v * v;
+  // Σ over samples of gain · squared output error with feeds[slot] replaced by make(k); samples
+  // where make gives no probe are left unperturbed (they add 0).
+  absl::StatusOr<double> PerturbedError(std::vector<std::vector<Tensor>>& feeds, size_t slot,
+                                        const std::function<std::optional<Probe>(size_t)>& make) {
+    double error = 0;
+    for (size_t k = 0; k < feeds.size(); ++k) {
+      if (Cancelled()) return absl::CancelledError("sensitivity measurement cancelled");
+      std::optional<Probe> probe = make(k);
+      if (!probe) continue;
+      std::swap(feeds[k][slot], probe->tensor);
+      absl::StatusOr<std::vector<Tensor>> out = session_->Run(feeds[k], outputs_);
+      std::swap(feeds[k][slot], probe->tensor);
+      if (!out.ok()) return out.status();
+      error += probe->gain * SquaredError(*out, reference_[k]);
     }
-    const double scale = noise_energy > 0 ? std::sqrt(epsilon * Energy(w.values) / noise_energy) : 0;
-    std::vector<float> noisy(w.values.size());
-    for (size_t i = 0; i < noisy.size(); ++i) noisy[i] = static_cast<float>(w.values[i] + scale * noise[i]);
-    absl::StatusOr<double> err = relative_error(feed_index[w.name], [&](size_t) { return WeightTensor(w, noisy); });
-    if (!err.ok()) return err.status();
-    l.weight = *err / epsilon;
-    l.measured = true;
-
-    if (p.has_delta) {
-      // Measured at 8 bits; other widths scale by their quantization noise energy on the same
-      // inputs (the same linearization as the weights').
-      double relative8 = 0, input_energy = 0;
-      std::map<int, double> relative;
-      std::vector<float> delta;
-      for (size_t k = 0; k < samples; ++k) {
-        absl::Span<const float> x = activations[k][p.activation].floats();
-        input_energy += Energy(x);
-        Uint8Delta(x, l.input_range.min, l.input_range.max, &delta);
-        relative8 += Energy(delta);
-        for (int bits : options.activation_bits) {
-          if (bits == 16) {
-            HalfDelta(x, &delta);
-            relative[16] += Energy(delta);
-          }
-        }
-      }
-      absl::StatusOr<double> err8 = relative_error(feed_index[p.delta], [&](size_t k) {
-        std::vector<float> d;
-        Uint8Delta(activations[k][p.activation].floats(), l.input_range.min, l.input_range.max, &d);
-        return Tensor::Float(p.delta, analysis.layers[p.layer].input_shape, d);
-      });
-      if (!err8.ok()) return err8.status();
-      const double gain = relative8 > 0 ? *err8 / (relative8 / input_energy) : 0;
-      for (int bits : options.activation_bits) {
-        if (bits == 8) l.activation_error[8] = *err8;
-        if (bits == 16) l.activation_error[16] = input_energy > 0 ? gain * relative[16] / input_energy : 0;
-      }
-    }
-    if (options.on_progress) options.on_progress(static_cast<double>(n + 1) / probes.size());
+    return error;
   }
-  return absl::OkStatus();
-}
+
+  absl::Status MeasureLayer(int worker, size_t i) {
+    std::vector<std::vector<Tensor>>& feeds = worker_feeds_[static_cast<size_t>(worker)];
+    if (feeds.empty()) feeds = base_feeds_;
+    LayerSensitivity& out = report_->layers[i];
+    const double den = reference_energy_ > 0 ? reference_energy_ : 1.0;
+    const double epsilon = options_.noise_energy;
+
+    if (const model::WeightInput& w = weights_[i]; w.status.ok() && Energy(w.values) > 0) {
+      // fp16 arithmetic rounds at ~1e-7 relative energy per op: probe fp16 layers well above it.
+      const double probe = w.elem_type == onnx::TensorProto::FLOAT16 ? std::max(epsilon, kHalfNoiseEnergy) : epsilon;
+      // Each sample gets its own draw of relative energy ε from the layer's stream (a second
+      // draw for free, where the samples are more than one); fp16 weights are fed rounded, and
+      // the ε that reaches the model is what the error is divided by.
+      const size_t n = w.values.size();
+      const std::vector<float> noise = StandardNormal(DeriveSeed(options_.seed, i), n * feeds.size());
+      const double energy = Energy(w.values);
+      absl::StatusOr<double> error = PerturbedError(feeds, weight_slot_.at(i), [&](size_t k) -> std::optional<Probe> {
+        absl::Span<const float> draw = absl::MakeConstSpan(noise).subspan(k * n, n);
+        const double scale = std::sqrt(probe * energy / std::max(Energy(draw), 1e-300));
+        std::vector<float> noisy(n);
+        for (size_t j = 0; j < n; ++j) {
+          noisy[j] = static_cast<float>(w.values[j] + scale * draw[j]);
+          if (w.elem_type == onnx::TensorProto::FLOAT16) noisy[j] = model::RoundToHalf(noisy[j]);
+        }
+        const double reached = model::RelativeDistortion(w.values, noisy);
+        if (!(reached > 0)) return std::nullopt;
+        return Probe{MakeTensor(w.name, TypeOf(w.elem_type), w.dims, noisy), 1 / reached};
+      });
+      if (!error.ok()) return error.status();
+      out.weight = *error / den;
+      out.measured = true;
+    }
+
+    if (const model::ActivationDelta& d = deltas_[i]; d.status.ok()) {
+      // The quantization error q(x) − x, fed at most at relative energy ε and scaled back: the
+      // linear response, so that activation terms add to each other and to the weight terms as
+      // the predictor adds them.
+      const Uint8Quantizer q = QuantizerFor(out.input_range);
+      for (int bits : options_.activation_bits) {
+        absl::StatusOr<double> error = PerturbedError(feeds, delta_slot_.at(i), [&](size_t k) -> std::optional<Probe> {
+          const Tensor* clean = CleanInput(k, d);
+          if (clean == nullptr) return std::nullopt;
+          std::vector<float> delta = Floats(*clean);
+          const double signal = Energy(delta);
+          for (float& v : delta) v = FakeQuantize(v, bits, q) - v;
+          const double noise = Energy(delta);
+          if (!(noise > 0)) return std::nullopt;
+          double gain = 1;
+          if (signal > 0 && noise > epsilon * signal) {
+            const double alpha = std::sqrt(epsilon * signal / noise);
+            for (float& v : delta) v = static_cast<float>(v * alpha);
+            gain = 1 / (alpha * alpha);
+          }
+          return Probe{MakeTensor(d.name, TypeOf(d.elem_type), clean->shape, delta), gain};
+        });
+        if (!error.ok()) return error.status();
+        out.activation_error[bits] = *error / den;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const model::LoadedModel& model_;
+  const CalibrationSet& calibration_;
+  const SensitivityOptions& options_;
+  SensitivityReport* report_;
+
+  std::vector<model::WeightInput> weights_;                     // per layer
+  std::vector<model::ActivationDelta> deltas_;                  // per layer
+  std::vector<std::string> outputs_;                            // the model's outputs
+  std::map<std::string, size_t> exposed_index_;                 // layer input -> index in clean_[k]
+  std::unique_ptr<Session> session_;                            // the perturbation model
+  std::vector<std::vector<Tensor>> clean_;                      // per sample: outputs, then exposed values
+  std::vector<std::vector<Tensor>> base_feeds_;                 // per sample: inputs, weights, zero deltas
+  std::vector<std::vector<std::vector<Tensor>>> worker_feeds_;  // each worker's copy
+  std::map<size_t, size_t> weight_slot_, delta_slot_;           // layer -> index in the feeds
+  std::vector<std::vector<Tensor>> reference_;                  // per sample: unperturbed outputs
+  double reference_energy_ = 0;
+  std::atomic<bool> failed_{false};
+};
 
 }  // namespace
 
-absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model,
-                                                     const CalibrationSet& calibration,
+Uint8Quantizer QuantizerFor(const ActivationRange& range) {
+  const float lo = std::min(range.min, 0.f), hi = std::max(range.max, 0.f);
+  Uint8Quantizer q;
+  const float scale = (hi - lo) / 255.f;
+  if (!(scale > 0) || !std::isfinite(scale)) return q;
+  q.scale = scale;
+  q.zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(-lo / scale), 0.f, 255.f));
+  return q;
+}
+
+float FakeQuantize(float x, int bits, const Uint8Quantizer& q) {
+  if (bits == 8) {
+    const float level = std::clamp(std::nearbyint(x / q.scale) + static_cast<float>(q.zero_point), 0.f, 255.f);
+    return static_cast<float>(static_cast<int32_t>(level) - static_cast<int32_t>(q.zero_point)) * q.scale;
+  }
+  if (bits == 16) return model::RoundToHalf(x);
+  return x;
+}
+
+absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model, const CalibrationSet& calibration,
                                                      const SensitivityOptions& options) {
-  if (!(options.noise_energy > 0)) return absl::InvalidArgumentError("noise_energy must be positive");
+  if (!(options.noise_energy > 0) || !std::isfinite(options.noise_energy)) {
+    return absl::InvalidArgumentError(absl::StrCat("noise_energy ", options.noise_energy, " is not positive"));
+  }
+  for (int bits : options.activation_bits) {
+    if (bits != 8 && bits != 16 && bits != 32) {
+      return absl::InvalidArgumentError(absl::StrCat("activation bits ", bits, ": measured are 8, 16 and 32"));
+    }
+  }
+  if (options.threads < 1) return absl::InvalidArgumentError("threads must be at least 1");
+  if (calibration.samples.empty()) return absl::InvalidArgumentError("the calibration set has no samples");
   const auto start = std::chrono::steady_clock::now();
   SensitivityReport report;
   report.synthetic_calibration = calibration.synthetic;
@@ -361,7 +437,7 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
     l.layer = layer.name;
     report.layers.push_back(std::move(l));
   }
-  absl::Status status = Measure(model, calibration, options, &report);
+  absl::Status status = Measurement(model, calibration, options, &report).Measure();
   if (status.code() == absl::StatusCode::kCancelled) return status;
   if (!status.ok()) {
     // A model ONNX Runtime cannot run still gets a table: every layer at s_i = 1, said so.
@@ -370,9 +446,9 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
       l.measured = false;
       l.activation_error.clear();
     }
-    report.warnings.push_back(absl::StrCat(
-        "sensitivities could not be measured in ONNX Runtime (", status.message(),
-        "); every layer's sensitivity is taken as 1, so predicted errors are weight distortions only"));
+    report.warnings.push_back(
+        absl::StrCat("sensitivities could not be measured in ONNX Runtime (", status.message(),
+                     "); every layer's sensitivity is taken as 1, so predicted errors are weight distortions only"));
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;

@@ -34,7 +34,6 @@ namespace {
 namespace dp = device_profiles;
 
 constexpr int kDefaultListLimit = 50;
-constexpr double kSensitivityNoise = 1e-3;
 constexpr double kDefaultMinSqnrDb = 10;
 constexpr double kRecommendTimeBudgetS = 30;
 
@@ -498,11 +497,12 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   if (!calibration.ok()) return calibration.status();
   job.set_synthetic_calibration(calibration->synthetic);
   runtime::SensitivityOptions sensitivity_options;
-  sensitivity_options.noise_energy = kSensitivityNoise;
   sensitivity_options.threads = options_.threads;
   sensitivity_options.seed = 1;
   sensitivity_options.cancelled = &live.cancel;
-  const std::string sensitivity_key = absl::StrCat("noise=", kSensitivityNoise, ";bits=8,16;seed=1");
+  // The key names the measurement method: a change to it must not reuse older figures.
+  const std::string sensitivity_key =
+      absl::StrCat("method=2;noise=", sensitivity_options.noise_energy, ";bits=8,16;seed=1");
   runtime::SensitivityReport sensitivity;
   absl::StatusOr<std::optional<std::string>> cached =
       state_.GetSensitivity(model_record->sha256, calibration->hash, sensitivity_key);

@@ -1,14 +1,20 @@
 // squeeze-bench-fidelity: does the predicted error rank real compressions the way they really
-// behave? Measures a model's sensitivities, draws random mixed per-layer plans (weight bits,
-// activation bits, prune ratio and pattern), predicts each plan's relative output error as
-// Σ s_i·D_i + Σ activation terms, then builds each plan as a fake-quantized, pruned float ONNX model
-// (weights replaced by their compressed values; 8-bit activations through uint8 quantize /
-// dequantize arithmetic with the calibrated ranges, 16-bit through fp16 casts), runs it in ONNX Runtime
-// on the calibration inputs, and measures the real relative output error. Reports the Spearman
-// rank correlation and the median measured / predicted ratio.
+// behave? Measures a model's sensitivities (runtime/sensitivity.h), draws random mixed per-layer
+// plans (weight bits, activation bits, prune ratio and pattern), predicts each plan's relative
+// output error as Σ s_i·D_i + Σ activation_error_i, then builds each plan as a fake-quantized,
+// pruned float ONNX model (model/surgery.h: weights replaced by their Compress()'d values, fp16
+// weights kept fp16; 8-bit activations through QuantizeLinear/DequantizeLinear with the calibrated
+// ranges and 16-bit through fp16 casts, the quantizer the measurement uses), runs it in ONNX Runtime
+// on the calibration inputs and measures the real relative output error. Reports the Spearman rank
+// correlation of predicted and measured errors and the median measured / predicted ratio.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <onnx/onnx_pb.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -17,11 +23,10 @@
 #include <map>
 #include <random>
 #include <sstream>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
+#include <thread>
 
 #include "model/loader.h"
+#include "model/surgery.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
 #include "runtime/calibration.h"
@@ -35,13 +40,27 @@ using Clock = std::chrono::steady_clock;
 namespace model = squeeze::model;
 namespace runtime = squeeze::runtime;
 
+double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
 struct LayerPlan {
   int weight_bits = 32;
   int activation_bits = 32;
   model::PrunePattern pattern = model::PrunePattern::kNone;
   double ratio = 0;
+  bool Compressed() const { return weight_bits < 32 || pattern != model::PrunePattern::kNone; }
 };
 
+struct Candidate {
+  std::vector<LayerPlan> plan;
+  bool few = false;  // a few layers compressed hard, the rest untouched
+  double level = 0;  // otherwise: how aggressive the draw was
+  double predicted = 0;
+  double predicted_weight = 0;      // Σ s_i·D_i
+  double predicted_activation = 0;  // Σ activation terms
+  double measured = 0;
+};
+
+// Average ranks (ties share their mean rank).
 std::vector<double> Ranks(const std::vector<double>& v) {
   std::vector<size_t> order(v.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -69,108 +88,144 @@ double Pearson(const std::vector<double>& a, const std::vector<double>& b) {
   return va > 0 && vb > 0 ? cov / std::sqrt(va * vb) : 0;
 }
 
-onnx::TensorProto Scalar(const std::string& name, int32_t type, double value) {
-  onnx::TensorProto t;
-  t.set_name(name);
-  t.set_data_type(type);
-  t.add_float_data(static_cast<float>(value));
-  return t;
-}
-
-// Inserts activation fake-quantization before every main-graph layer whose plan asks for it.
-void FakeQuantizeActivations(onnx::ModelProto* m, const model::Analysis& analysis,
-                             const runtime::SensitivityReport& report, const std::vector<LayerPlan>& plan) {
-  std::map<std::string, size_t> layer_of;
-  for (size_t i = 0; i < analysis.layers.size(); ++i) {
-    if (analysis.layers[i].subgraph.empty()) layer_of[analysis.layers[i].name] = i;
+// Draws plan c from its own stream. A third of the plans compress a few layers hard and leave the
+// rest alone (they test the per-layer sensitivities); the others draw every layer with their own
+// aggressiveness, log-uniform from 0.001 to 1 (the share of layers at 3-8 bits, 8-bit
+// activations and pruned), so that errors span orders of magnitude.
+Candidate Draw(uint64_t seed, int c, const model::Analysis& analysis) {
+  std::mt19937_64 rng(runtime::DeriveSeed(seed, static_cast<uint64_t>(c)));
+  std::uniform_real_distribution<double> u(0, 1);
+  auto pick = [&](int n) { return std::min(n - 1, static_cast<int>(u(rng) * n)); };
+  const int kMild[] = {32, 16};
+  const int kLow[] = {8, 6, 5, 4, 3};
+  Candidate candidate;
+  const size_t n = analysis.layers.size();
+  candidate.plan.resize(n);
+  const bool few = u(rng) < 1.0 / 3;
+  candidate.few = few;
+  // Log-uniform over three decades: as many plans near lossless as near broken.
+  candidate.level = std::pow(10.0, -3 * u(rng));
+  std::vector<bool> chosen(n, !few);
+  if (few) {
+    const int count = 1 + pick(4);
+    for (int k = 0; k < count; ++k) chosen[static_cast<size_t>(pick(static_cast<int>(n)))] = true;
   }
-  onnx::GraphProto* g = m->mutable_graph();
-  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
-  for (const onnx::NodeProto& n : g->node()) {
-    onnx::NodeProto copy = n;
-    auto it = layer_of.find(n.name());
-    if (it != layer_of.end() && plan[it->second].activation_bits < 32 &&
-        analysis.layers[it->second].weight_elem_type == onnx::TensorProto::FLOAT) {
-      const size_t i = it->second;
-      const std::string x = n.input(0), tag = std::to_string(i);
-      if (plan[i].activation_bits == 8) {
-        const float lo = std::min(report.layers[i].input_range.min, 0.f);
-        const float hi = std::max(report.layers[i].input_range.max, 0.f);
-        const double scale = hi > lo ? (static_cast<double>(hi) - lo) / 255 : 1.0;
-        // q = clamp(floor(x / scale + zero + 0.5), 0, 255); x' = (q - zero) * scale, in ops every
-        // opset since 8 has (QuantizeLinear needs 10).
-        const double zero = std::nearbyint(-lo / scale);
-        const std::pair<const char*, double> constants[] = {
-            {"inv", 1 / scale}, {"shift", zero + 0.5}, {"top", 255}, {"bottom", 0}, {"zero", zero}, {"scale", scale}};
-        for (const auto& [key, value] : constants) {
-          *g->add_initializer() = Scalar("fq_" + std::string(key) + "_" + tag, onnx::TensorProto::FLOAT, value);
-        }
-        std::string value = x;
-        const std::pair<const char*, const char*> steps[] = {{"Mul", "inv"},    {"Add", "shift"}, {"Floor", nullptr},
-                                                             {"Min", "top"},    {"Max", "bottom"}, {"Sub", "zero"},
-                                                             {"Mul", "scale"}};
-        int k = 0;
-        for (const auto& [op, constant] : steps) {
-          onnx::NodeProto* node = nodes.Add();
-          node->set_op_type(op);
-          node->set_name(fmt::format("fq_{}_{}_{}", op, tag, k));
-          node->add_input(value);
-          if (constant != nullptr) node->add_input("fq_" + std::string(constant) + "_" + tag);
-          value = fmt::format("fq_v_{}_{}", tag, k++);
-          node->add_output(value);
-        }
-        onnx::NodeProto* last = nodes.Mutable(nodes.size() - 1);
-        last->set_output(0, "fq_x_" + tag);
-      } else {
-        for (auto [type, in, out] : {std::make_tuple(onnx::TensorProto::FLOAT16, x, "fq_half_" + tag),
-                                     std::make_tuple(onnx::TensorProto::FLOAT, "fq_half_" + tag, "fq_x_" + tag)}) {
-          onnx::NodeProto* cast = nodes.Add();
-          cast->set_op_type("Cast");
-          cast->set_name("fq_cast_" + out);
-          cast->add_input(in);
-          cast->add_output(out);
-          onnx::AttributeProto* to = cast->add_attribute();
-          to->set_name("to");
-          to->set_type(onnx::AttributeProto::INT);
-          to->set_i(type);
-        }
-      }
-      copy.set_input(0, "fq_x_" + tag);
+  for (size_t i = 0; i < n; ++i) {
+    LayerPlan& p = candidate.plan[i];
+    const double level = few ? 1.0 : candidate.level;
+    if (!chosen[i]) continue;
+    p.weight_bits = u(rng) < level ? kLow[pick(5)] : kMild[pick(2)];
+    p.activation_bits = u(rng) < level ? 8 : (u(rng) < 0.5 ? 16 : 32);
+    if (u(rng) < 0.7 * level) {
+      const int kind = pick(3);
+      p.pattern = kind == 0   ? model::PrunePattern::kUnstructured
+                  : kind == 1 ? model::PrunePattern::kTwoFour
+                              : model::PrunePattern::kOutputChannel;
+      p.ratio = p.pattern == model::PrunePattern::kTwoFour ? 0.5 : 0.1 * (1 + pick(6));
     }
-    *nodes.Add() = std::move(copy);
   }
-  g->mutable_node()->Swap(&nodes);
+  return candidate;
 }
 
-double RelativeError(const std::vector<runtime::Tensor>& got, const std::vector<runtime::Tensor>& want) {
-  double num = 0, den = 0;
+// Σ‖a − b‖² and Σ‖b‖² over the fp32 outputs.
+void AddError(const std::vector<runtime::Tensor>& got, const std::vector<runtime::Tensor>& want, double* num,
+              double* den) {
   for (size_t o = 0; o < got.size() && o < want.size(); ++o) {
     auto a = got[o].floats(), b = want[o].floats();
     for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-      num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-      den += static_cast<double>(b[i]) * b[i];
+      *num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+      *den += static_cast<double>(b[i]) * b[i];
     }
   }
-  return den > 0 ? num / den : 0;
+}
+
+// An 8-bit binary PPM (P6) as the model's NCHW float input, normalized with ImageNet's mean and
+// std as PP-OCR's preprocessing does, serialized as the TensorProto a user would upload. Empty,
+// with `error` set, when the file is not such a PPM of the input's height and width.
+std::string ImageTensorProto(const std::string& path, const std::string& input, const std::vector<int64_t>& shape,
+                             std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  std::string magic;
+  int width = 0, height = 0, maxval = 0;
+  in >> magic >> width >> height >> maxval;
+  in.get();
+  if (!in || magic != "P6" || maxval != 255) {
+    *error = path + " is not an 8-bit binary PPM (convert IMAGE -depth 8 ppm:FILE)";
+    return "";
+  }
+  if (shape.size() != 4 || shape[0] != 1 || shape[1] != 3 || shape[2] != height || shape[3] != width) {
+    *error = fmt::format("{} is {}x{}; input '{}' is [{}]", path, width, height, input, fmt::join(shape, ","));
+    return "";
+  }
+  std::string pixels(static_cast<size_t>(width) * height * 3, '\0');
+  in.read(pixels.data(), static_cast<std::streamsize>(pixels.size()));
+  if (!in) {
+    *error = path + " is cut short";
+    return "";
+  }
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, stddev[3] = {0.229f, 0.224f, 0.225f};
+  std::vector<float> values(pixels.size());
+  const size_t plane = static_cast<size_t>(width) * height;
+  for (size_t p = 0; p < plane; ++p) {
+    for (size_t c = 0; c < 3; ++c) {
+      values[c * plane + p] = (static_cast<uint8_t>(pixels[p * 3 + c]) / 255.f - mean[c]) / stddev[c];
+    }
+  }
+  onnx::TensorProto t;
+  t.set_name(input);
+  t.set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : shape) t.add_dims(d);
+  t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
+  return t.SerializeAsString();
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Calls fn(i) for i in [0, count) on `threads` threads.
+void ParallelFor(int threads, int count, const std::function<void(int)>& fn) {
+  std::atomic<int> next{0};
+  auto work = [&] {
+    for (int i = next++; i < count; i = next++) fn(i);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string path;
-  std::vector<std::string> shapes;
+  std::vector<std::string> shapes, images;
   int candidates = 60, samples = 2, threads = 2;
   uint64_t seed = 1;
-  bool json = false;
+  double noise = runtime::SensitivityOptions().noise_energy;
+  bool json = false, pairs = false;
   CLI::App app{"squeeze-bench-fidelity: predicted vs measured output error of random compressions"};
   app.add_option("MODEL", path, "ONNX model")->required()->check(CLI::ExistingFile);
   app.add_option("--input-shape", shapes, "NAME=D0,D1,... (repeatable)");
   app.add_option("--candidates", candidates, "Random plans to build and run")->capture_default_str();
   app.add_option("--samples", samples, "Synthetic calibration samples")->capture_default_str();
-  app.add_option("--threads", threads, "ONNX Runtime threads")->capture_default_str();
-  app.add_option("--seed", seed, "Seed of the plans")->capture_default_str();
+  app.add_option("--image", images,
+                 "An 8-bit PPM image as a calibration sample instead of synthetic ones (repeatable; one "
+                 "3-channel image input of its size, normalized as PP-OCR does)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--seed", seed, "Seed of the calibration, the noise and the plans")->capture_default_str();
+  app.add_option("--threads", threads, "Runs in flight at once")->capture_default_str();
+  app.add_option("--noise", noise, "Relative energy of the sensitivity probe's weight noise")->capture_default_str();
   app.add_flag("--json", json, "Print one JSON object");
+  app.add_flag("--pairs", pairs, "Also print every plan's predicted and measured error (stderr)");
   CLI11_PARSE(app, argc, argv);
+  if (candidates < 2 || samples < 1 || threads < 1) {
+    std::cerr << "--candidates must be at least 2, --samples and --threads at least 1\n";
+    return 2;
+  }
 
   std::ifstream file(path, std::ios::binary);
   std::stringstream buffer;
@@ -185,103 +240,168 @@ int main(int argc, char** argv) {
   options.shape_probe = runtime::OnnxRuntimeShapeProbe();
   auto loaded = model::LoadModel(bytes, options);
   if (!loaded.ok()) return std::cerr << loaded.status() << "\n", 1;
+  const model::Analysis& analysis = loaded->analysis;
   runtime::SessionOptions session_options;
-  session_options.intra_op_threads = threads;
+  session_options.intra_op_threads = 1;  // whole runs side by side, as the measurement does
   auto original = runtime::Session::Create(bytes, session_options);
   if (!original.ok()) return std::cerr << original.status() << "\n", 1;
-  auto calibration = runtime::SyntheticCalibration(loaded->analysis, (*original)->inputs(), samples, 1);
+  absl::StatusOr<runtime::CalibrationSet> calibration;
+  if (images.empty()) {
+    calibration = runtime::SyntheticCalibration(analysis, (*original)->inputs(), samples, seed);
+  } else {
+    // Through the upload path: one TensorProto per image.
+    const runtime::TensorInfo& input = (*original)->inputs().front();
+    std::vector<std::vector<std::string>> files;
+    for (const std::string& image : images) {
+      std::string error;
+      files.push_back({ImageTensorProto(image, input.name, analysis.input_shapes.at(input.name), &error)});
+      if (!error.empty()) return std::cerr << error << "\n", 2;
+    }
+    calibration = runtime::CalibrationFromTensorProtos(analysis, (*original)->inputs(), files);
+    samples = static_cast<int>(images.size());
+  }
   if (!calibration.ok()) return std::cerr << calibration.status() << "\n", 1;
+
   const auto start = Clock::now();
   runtime::SensitivityOptions sensitivity_options;
   sensitivity_options.threads = threads;
+  sensitivity_options.seed = seed;
+  sensitivity_options.noise_energy = noise;
+  sensitivity_options.activation_bits = {8, 16};
   auto report = runtime::MeasureSensitivity(*loaded, *calibration, sensitivity_options);
   if (!report.ok()) return std::cerr << report.status() << "\n", 1;
-  const double sensitivity_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const double sensitivity_s = Since(start);
+  for (const std::string& w : report->warnings) std::cerr << "warning: " << w << "\n";
+
   auto weights = model::ReadLayerWeights(*loaded);
   if (!weights.ok()) return std::cerr << weights.status() << "\n", 1;
-  std::vector<std::vector<runtime::Tensor>> reference;
-  for (const auto& sample : calibration->samples) {
-    auto out = (*original)->Run(sample);
+  std::vector<std::vector<runtime::Tensor>> reference(calibration->samples.size());
+  for (size_t k = 0; k < reference.size(); ++k) {
+    auto out = (*original)->Run(calibration->samples[k]);
     if (!out.ok()) return std::cerr << out.status() << "\n", 1;
-    reference.push_back(*std::move(out));
+    reference[k] = *std::move(out);
   }
 
-  const auto& layers = loaded->analysis.layers;
-  std::mt19937_64 rng(seed);
-  std::vector<double> predicted, measured;
-  const int kWeightBits[] = {32, 16, 8, 6, 5, 4, 3};
-  for (int c = 0; c < candidates; ++c) {
-    // Each plan has its own aggressiveness, so errors span orders of magnitude.
-    const double level = std::uniform_real_distribution<double>(0, 1)(rng);
-    std::vector<LayerPlan> plan(layers.size());
-    double prediction = 0;
-    onnx::ModelProto m = loaded->proto;
-    for (size_t i = 0; i < layers.size(); ++i) {
-      std::uniform_real_distribution<double> u(0, 1);
-      LayerPlan& p = plan[i];
-      if (u(rng) < level) p.weight_bits = kWeightBits[2 + static_cast<int>(u(rng) * 5)];
-      else p.weight_bits = kWeightBits[static_cast<int>(u(rng) * 3)];
-      p.activation_bits = u(rng) < level ? 8 : (u(rng) < 0.5 ? 16 : 32);
-      if (u(rng) < level * 0.6) {
-        const int kind = static_cast<int>(u(rng) * 3);
-        p.pattern = kind == 0 ? model::PrunePattern::kUnstructured
-                              : kind == 1 ? model::PrunePattern::kTwoFour : model::PrunePattern::kOutputChannel;
-        p.ratio = p.pattern == model::PrunePattern::kTwoFour ? 0.5 : 0.1 * (1 + static_cast<int>(u(rng) * 6));
-        if (p.pattern == model::PrunePattern::kOutputChannel && layers[i].grouped) p.pattern = model::PrunePattern::kUnstructured;
+  // A layer's compressed weight in storage order, and its distortion D_i.
+  auto compress = [&](size_t i, const LayerPlan& p) -> std::pair<std::vector<float>, double> {
+    const model::ChannelMatrix& w = (*weights)[i];
+    const model::ChannelMatrix c = model::Compress(w, p.weight_bits, p.pattern, p.ratio);
+    return {model::FromChannelMajor(c, analysis.layers[i].weight_layout),
+            model::RelativeDistortion(w.values, c.values)};
+  };
+
+  std::vector<Candidate> plans(static_cast<size_t>(candidates));
+  std::vector<std::string> failures(plans.size());
+  std::atomic<int> finished{0};
+  ParallelFor(threads, candidates, [&](int c) {
+    Candidate& candidate = plans[static_cast<size_t>(c)];
+    candidate = Draw(seed, c, analysis);
+    std::map<size_t, std::vector<float>> new_weights;
+    std::map<size_t, model::ActivationFakeQuant> fake_quant;
+    for (size_t i = 0; i < analysis.layers.size(); ++i) {
+      const LayerPlan& p = candidate.plan[i];
+      const runtime::LayerSensitivity& s = report->layers[i];
+      if (p.Compressed()) {
+        auto [values, distortion] = compress(i, p);
+        candidate.predicted_weight += s.weight * distortion;
+        new_weights[i] = std::move(values);
       }
-      if (!layers[i].subgraph.empty()) continue;
-      const model::ChannelMatrix& w = (*weights)[i];
-      const model::ChannelMatrix compressed = model::Compress(w, p.weight_bits, p.pattern, p.ratio);
-      const double d = model::RelativeDistortion(w.values, compressed.values);
-      const auto& s = report->layers[i];
-      double act = 0;
-      if (p.activation_bits < 32) {
+      if (p.activation_bits < 32 && !s.activation_error.empty()) {  // unmeasured inputs stay as they are
         auto it = s.activation_error.find(p.activation_bits);
-        act = it == s.activation_error.end() ? 0 : it->second;
+        candidate.predicted_activation += it == s.activation_error.end() ? 0 : it->second;
+        const runtime::Uint8Quantizer q = runtime::QuantizerFor(s.input_range);
+        fake_quant[i] = model::ActivationFakeQuant{p.activation_bits, q.scale, q.zero_point};
       }
-      prediction += s.weight * d + act;
-      auto status = model::SetLayerWeights(&m, layers[i], model::FromChannelMajor(compressed, layers[i].weight_layout));
-      if (!status.ok()) return std::cerr << status << "\n", 1;
     }
-    FakeQuantizeActivations(&m, loaded->analysis, *report, plan);
+    candidate.predicted = candidate.predicted_weight + candidate.predicted_activation;
+    onnx::ModelProto m = loaded->proto;
+    absl::Status s = model::ReplaceWeights(&m, analysis, new_weights);
+    if (s.ok()) s = model::InsertActivationFakeQuant(&m, analysis, fake_quant);
+    if (!s.ok()) {
+      failures[static_cast<size_t>(c)] = s.ToString();
+      return;
+    }
     auto session = runtime::Session::Create(m.SerializeAsString(), session_options);
-    if (!session.ok()) return std::cerr << "candidate " << c << ": " << session.status() << "\n", 1;
-    double num = 0;
+    if (!session.ok()) {
+      failures[static_cast<size_t>(c)] = session.status().ToString();
+      return;
+    }
+    double num = 0, den = 0;
     for (size_t k = 0; k < calibration->samples.size(); ++k) {
       auto out = (*session)->Run(calibration->samples[k]);
-      if (!out.ok()) return std::cerr << out.status() << "\n", 1;
-      num += RelativeError(*out, reference[k]) / calibration->samples.size();
+      if (!out.ok()) {
+        failures[static_cast<size_t>(c)] = out.status().ToString();
+        return;
+      }
+      AddError(*out, reference[k], &num, &den);
     }
-    predicted.push_back(prediction);
-    measured.push_back(num);
-    if (std::getenv("SQUEEZE_FIDELITY_PAIRS") != nullptr) {
-      std::cerr << fmt::format("pair {} predicted {:.4g} measured {:.4g} level {:.2f}\n", c, prediction, num, level);
-    }
-    if (!json && isatty(2)) std::cerr << fmt::format("\rcandidate {}/{}", c + 1, candidates) << std::flush;
+    candidate.measured = den > 0 ? num / den : 0;
+    const int done = ++finished;
+    if (!json && isatty(2)) std::cerr << fmt::format("\rcandidate {}/{}", done, candidates) << std::flush;
+  });
+  if (!json && isatty(2)) std::cerr << "\n";
+  for (size_t c = 0; c < failures.size(); ++c) {
+    if (!failures[c].empty()) return std::cerr << "candidate " << c << ": " << failures[c] << "\n", 1;
   }
-  if (!json) std::cerr << "\n";
+
+  std::vector<double> predicted, measured, ratios;
+  for (size_t c = 0; c < plans.size(); ++c) {
+    const Candidate& p = plans[c];
+    predicted.push_back(p.predicted);
+    measured.push_back(p.measured);
+    if (p.predicted > 0) ratios.push_back(p.measured / p.predicted);
+    if (pairs) {
+      std::cerr << fmt::format(
+          "plan {:>3} {} predicted {:.4g} (weights {:.3g}, activations {:.3g}) "
+          "measured {:.4g}\n",
+          c, p.few ? "few layers " : fmt::format("level {:.3f}", p.level), p.predicted, p.predicted_weight,
+          p.predicted_activation, p.measured);
+    }
+  }
   const double spearman = Pearson(Ranks(predicted), Ranks(measured));
-  std::vector<double> ratios;
-  for (size_t i = 0; i < predicted.size(); ++i) {
-    if (predicted[i] > 0) ratios.push_back(measured[i] / predicted[i]);
+  std::vector<double> log_p, log_m;
+  for (size_t c = 0; c < plans.size(); ++c) {
+    if (predicted[c] > 0 && measured[c] > 0) {
+      log_p.push_back(std::log10(predicted[c]));
+      log_m.push_back(std::log10(measured[c]));
+    }
   }
-  std::sort(ratios.begin(), ratios.end());
-  const double median_ratio = ratios.empty() ? 0 : ratios[ratios.size() / 2];
-  const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const double median_ratio = Median(ratios);
+  // The plans a search keeps by default (measured SQNR of 10 dB or more): where the predictor's
+  // linear model is meant to hold.
+  std::vector<double> usable_p, usable_m, usable_ratios;
+  for (size_t c = 0; c < plans.size(); ++c) {
+    if (measured[c] > 0.1) continue;
+    usable_p.push_back(predicted[c]);
+    usable_m.push_back(measured[c]);
+    if (predicted[c] > 0) usable_ratios.push_back(measured[c] / predicted[c]);
+  }
+  const double spearman_usable = Pearson(Ranks(usable_p), Ranks(usable_m));
+  const double total_s = Since(start);
   const std::string name = path.substr(path.find_last_of('/') + 1);
+  int measured_layers = 0;
+  for (const auto& l : report->layers) measured_layers += l.measured ? 1 : 0;
+  const auto [min_m, max_m] = std::minmax_element(measured.begin(), measured.end());
+  const auto [min_p, max_p] = std::minmax_element(predicted.begin(), predicted.end());
   if (json) {
     std::cout << fmt::format(
-        "{{\"model\": \"{}\", \"candidates\": {}, \"samples\": {}, \"spearman\": {:.4f}, \"median_ratio\": {:.4f}, "
-        "\"min_measured\": {:.3g}, \"max_measured\": {:.3g}, \"sensitivity_seconds\": {:.2f}, \"seconds\": {:.2f}}}\n",
-        name, predicted.size(), samples, spearman, median_ratio,
-        *std::min_element(measured.begin(), measured.end()), *std::max_element(measured.begin(), measured.end()),
-        sensitivity_s, total_s);
+        "{{\"model\": \"{}\", \"candidates\": {}, \"samples\": {}, \"calibration\": \"{}\", \"seed\": {}, \"threads\": "
+        "{}, "
+        "\"noise_energy\": {:g}, \"layers\": {}, \"measured_layers\": {}, \"spearman\": {:.4f}, "
+        "\"log_pearson\": {:.4f}, \"median_ratio\": {:.4g}, \"usable\": {}, \"spearman_usable\": {:.4f}, "
+        "\"median_ratio_usable\": {:.4g}, \"min_measured\": {:.3g}, \"max_measured\": {:.3g}, "
+        "\"min_predicted\": {:.3g}, \"max_predicted\": {:.3g}, \"sensitivity_seconds\": {:.2f}, \"seconds\": "
+        "{:.2f}}}\n",
+        name, plans.size(), samples, images.empty() ? "synthetic" : "images", seed, threads, noise,
+        analysis.layers.size(), measured_layers, spearman, Pearson(log_p, log_m), median_ratio, usable_p.size(),
+        spearman_usable, Median(usable_ratios), *min_m, *max_m, *min_p, *max_p, sensitivity_s, total_s);
   } else {
-    std::cout << fmt::format("{}: {} candidates on {} synthetic samples: Spearman {:.3f}, median measured/predicted "
-                             "{:.3f} (measured errors {:.3g} to {:.3g}); {:.1f} s\n",
-                             name, predicted.size(), samples, spearman, median_ratio,
-                             *std::min_element(measured.begin(), measured.end()),
-                             *std::max_element(measured.begin(), measured.end()), total_s);
+    std::cout << fmt::format(
+        "{}: {} plans on {} {} samples: Spearman {:.3f}, median measured/predicted {:.3g} (measured "
+        "{:.3g} to {:.3g}, predicted {:.3g} to {:.3g}); the {} plans of 10 dB or more: Spearman {:.3f}, "
+        "median ratio {:.3g}; sensitivities {:.1f} s, {:.1f} s in all\n",
+        name, plans.size(), samples, images.empty() ? "synthetic" : "image", spearman, median_ratio, *min_m, *max_m,
+        *min_p, *max_p, usable_p.size(), spearman_usable, Median(usable_ratios), sensitivity_s, total_s);
   }
   return 0;
 }

@@ -3,10 +3,13 @@
 #include <onnx/onnx_pb.h>
 
 #include <atomic>
+#include <cmath>
+#include <cstring>
 
 #include <catch2/catch.hpp>
 
 #include "runtime/calibration.h"
+#include "model/weight_math.h"
 #include "runtime/session.h"
 #include "tests/model/test_models.h"
 
@@ -14,6 +17,9 @@ namespace squeeze::runtime {
 namespace {
 
 using Catch::Matchers::Contains;
+
+// Synthetic(LinearModel(), 2, 7).hash, pinned (see the platform test).
+constexpr char kPinnedHash[] = "0c763b4bc352babf9ace8adca0b37932e8ee37e056b917c67740c0937d53d4b3";
 
 
 CalibrationSet Synthetic(const model::LoadedModel& m, int count, uint64_t seed = 1) {
@@ -59,6 +65,90 @@ TEST_CASE("A linear layer's sensitivity is about 1", "[sensitivity]") {
   CHECK(l.activation_error.at(8) < 1e-2);
   CHECK(l.input_range.min < 0);
   CHECK(l.input_range.max > 0);
+}
+
+// Reads w back from the linear model.
+std::vector<float> LinearWeight(const model::LoadedModel& m) {
+  const onnx::TensorProto& t = m.proto.graph().initializer(0);
+  std::vector<float> w(64 * 64);
+  std::memcpy(w.data(), t.raw_data().data(), w.size() * sizeof(float));
+  return w;
+}
+
+TEST_CASE("A linear layer's activation errors are what the quantizer's error gives by hand", "[sensitivity]") {
+  const model::LoadedModel m = LinearModel();
+  const CalibrationSet set = Synthetic(m, 2);
+  SensitivityOptions options;
+  options.activation_bits = {8, 16, 32};
+  absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, set, options);
+  REQUIRE(report.ok());
+  const LayerSensitivity& l = report->layers[0];
+  // y = x · W is linear: the output error of q(x) − x is ‖(q(x) − x) · W‖² / ‖x · W‖².
+  const std::vector<float> w = LinearWeight(m);
+  float lo = 1e30f, hi = -1e30f;
+  for (const auto& sample : set.samples) {
+    for (float v : sample[0].floats()) lo = std::min(lo, v), hi = std::max(hi, v);
+  }
+  CHECK(l.input_range.min == lo);
+  CHECK(l.input_range.max == hi);
+  const Uint8Quantizer q = QuantizerFor(l.input_range);
+  for (int bits : {8, 16}) {
+    double num = 0, den = 0;
+    for (const auto& sample : set.samples) {
+      absl::Span<const float> x = sample[0].floats();
+      for (int r = 0; r < 16; ++r) {
+        for (int c = 0; c < 64; ++c) {
+          double dy = 0, y = 0;
+          for (int k = 0; k < 64; ++k) {
+            const float xv = x[r * 64 + k];
+            dy += (static_cast<double>(FakeQuantize(xv, bits, q)) - xv) * w[k * 64 + c];
+            y += static_cast<double>(xv) * w[k * 64 + c];
+          }
+          num += dy * dy;
+          den += y * y;
+        }
+      }
+    }
+    INFO("bits " << bits);
+    CHECK(l.activation_error.at(bits) == Approx(num / den).epsilon(0.01));
+  }
+  CHECK(l.activation_error.at(32) == 0);
+  CHECK(l.activation_error.at(8) > 100 * l.activation_error.at(16));
+}
+
+TEST_CASE("An fp16 layer is measured through fp16 inputs, as its fp32 twin", "[sensitivity]") {
+  auto make = [](bool half) {
+    onnx::ModelProto proto = model::testing::ParseModel(half ? R"onnx(
+      <ir_version: 8, opset_import: ["" : 17]>
+      half (float16[16, 64] x) => (float16[16, 32] y) {
+        y = MatMul (x, w)
+      }
+    )onnx"
+                                                              : R"onnx(
+      <ir_version: 8, opset_import: ["" : 17]>
+      single (float[16, 64] x) => (float[16, 32] y) {
+        y = MatMul (x, w)
+      }
+    )onnx");
+    std::vector<float> w(64 * 32);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = model::RoundToHalf(std::cos(0.7f * static_cast<float>(i)));
+    model::testing::AddInitializer(
+        proto.mutable_graph(), half ? model::testing::HalfTensor("w", {64, 32}, model::testing::Encoding::kRaw, w)
+                                    : model::testing::FloatTensor("w", {64, 32}, model::testing::Encoding::kRaw, w));
+    return model::testing::MustLoad(proto);
+  };
+  const model::LoadedModel half = make(true), single = make(false);
+  SensitivityOptions options;
+  options.noise_energy = 1e-3;
+  absl::StatusOr<SensitivityReport> h = MeasureSensitivity(half, Synthetic(half, 4), options);
+  absl::StatusOr<SensitivityReport> f = MeasureSensitivity(single, Synthetic(single, 4), options);
+  REQUIRE(h.ok());
+  REQUIRE(f.ok());
+  const LayerSensitivity& l = h->layers[0];
+  CHECK(l.measured);
+  CHECK(l.weight == Approx(f->layers[0].weight).epsilon(0.1));
+  CHECK(l.activation_error.at(16) == 0);  // an fp16 activation is fp16 already
+  CHECK(l.activation_error.at(8) == Approx(f->layers[0].activation_error.at(8)).epsilon(0.1));
 }
 
 TEST_CASE("A layer whose output dominates the result is the more sensitive", "[sensitivity]") {
@@ -131,6 +221,111 @@ TEST_CASE("Measuring stops when cancelled", "[sensitivity]") {
   CHECK(MeasureSensitivity(m, Synthetic(m, 1), options).status().code() == absl::StatusCode::kCancelled);
 }
 
+// The PP-OCR mobile classifier at 1x3x48x192: 54 layers.
+model::LoadedModel Classifier() {
+  const std::string bytes = model::testing::ReadCachedModel("ch_ppocr_mobile_v2.0_cls_infer.onnx");
+  INFO("ch_ppocr_mobile_v2.0_cls_infer.onnx from .cache/models (deploy/install-deps.sh)");
+  REQUIRE_FALSE(bytes.empty());
+  model::AnalyzeOptions analyze;
+  analyze.input_shapes["x"] = {1, 3, 48, 192};
+  return model::testing::MustLoad(bytes, analyze);
+}
+
+TEST_CASE("PP-OCR cls: every layer measured, the same whatever the thread count", "[sensitivity][pp-ocr]") {
+  const model::LoadedModel m = Classifier();
+  const CalibrationSet set = Synthetic(m, 1);
+  SensitivityOptions options;
+  std::vector<double> progress;
+  options.threads = 1;
+  options.on_progress = [&progress](double f) { progress.push_back(f); };
+  absl::StatusOr<SensitivityReport> one = MeasureSensitivity(m, set, options);
+  options.threads = 2;
+  options.on_progress = nullptr;
+  absl::StatusOr<SensitivityReport> two = MeasureSensitivity(m, set, options);
+  REQUIRE(one.ok());
+  REQUIRE(two.ok());
+  REQUIRE(one->layers.size() == 54);
+  for (const std::string& w : one->warnings) UNSCOPED_INFO(w);
+  CHECK(one->warnings.empty());
+  int eight_worse = 0;
+  for (size_t i = 0; i < one->layers.size(); ++i) {
+    INFO(one->layers[i].layer);
+    CHECK(one->layers[i].measured);
+    CHECK(one->layers[i].weight > 0);
+    CHECK(one->layers[i].weight == two->layers[i].weight);
+    CHECK(one->layers[i].activation_error == two->layers[i].activation_error);
+    REQUIRE(one->layers[i].activation_error.count(8) == 1);
+    eight_worse += one->layers[i].activation_error.at(8) > one->layers[i].activation_error.at(16);
+  }
+  // Data-dependent for a few tiny layers (an SE block's 2-channel input can be all zeros).
+  CHECK(eight_worse >= 50);
+  REQUIRE(progress.size() == 54);
+  CHECK(std::is_sorted(progress.begin(), progress.end()));
+  CHECK(progress.back() == 1.0);
+}
+
+TEST_CASE("PP-OCR cls: cancelled midway, the measurement stops", "[sensitivity][pp-ocr]") {
+  const model::LoadedModel m = Classifier();
+  std::atomic<bool> cancelled{false};
+  SensitivityOptions options;
+  options.cancelled = &cancelled;
+  int calls = 0;
+  options.on_progress = [&](double) {
+    ++calls;
+    cancelled = true;
+  };
+  CHECK(MeasureSensitivity(m, Synthetic(m, 1), options).status().code() == absl::StatusCode::kCancelled);
+  CHECK(calls <= 2);  // at most the layer each thread was measuring finishes
+}
+
+TEST_CASE("A layer in an If branch gets its weight sensitivity, not its activation's", "[sensitivity]") {
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    branch (float[4, 16] x) => (float[4, 16] y) {
+      s = ReduceSum <keepdims = 0> (x)
+      low = Constant <value = float {-1000000.0}> ()
+      cond = Greater (s, low)
+      y = If (cond) <
+        then_branch = then_g () => (float[4, 16] t) {
+          t = MatMul (x, w_then)
+        },
+        else_branch = else_g () => (float[4, 16] e) {
+          e = Identity (x)
+        }
+      >
+    }
+  )onnx");
+  std::vector<float> w(16 * 16);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.3f * static_cast<float>(i)) + 0.2f;
+  model::testing::AddInitializer(model::testing::Subgraph(&proto, 3, "then_branch"),
+                                 model::testing::FloatTensor("w_then", {16, 16}, model::testing::Encoding::kRaw, w));
+  const model::LoadedModel m = model::testing::MustLoad(proto);
+  absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, Synthetic(m, 4), SensitivityOptions());
+  REQUIRE(report.ok());
+  REQUIRE(report->layers.size() == 1);
+  CHECK(report->layers[0].measured);
+  CHECK(report->layers[0].weight == Approx(1.0).epsilon(0.5));
+  CHECK(report->layers[0].activation_error.empty());
+  REQUIRE(report->warnings.size() == 1);
+  CHECK_THAT(report->warnings[0], Contains("activation error not measured") && Contains("subgraph"));
+}
+
+TEST_CASE("Options out of range are refused", "[sensitivity]") {
+  const model::LoadedModel m = LinearModel();
+  const CalibrationSet set = Synthetic(m, 1);
+  SensitivityOptions options;
+  options.noise_energy = 0;
+  CHECK(MeasureSensitivity(m, set, options).status().code() == absl::StatusCode::kInvalidArgument);
+  options = SensitivityOptions();
+  options.activation_bits = {4};
+  CHECK(MeasureSensitivity(m, set, options).status().code() == absl::StatusCode::kInvalidArgument);
+  options = SensitivityOptions();
+  options.threads = 0;
+  CHECK(MeasureSensitivity(m, set, options).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(MeasureSensitivity(m, CalibrationSet(), SensitivityOptions()).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("Synthetic calibration is deterministic per seed", "[calibration]") {
   const model::LoadedModel m = LinearModel();
   const CalibrationSet a = Synthetic(m, 2, 7), b = Synthetic(m, 2, 7), c = Synthetic(m, 2, 8);
@@ -140,6 +335,25 @@ TEST_CASE("Synthetic calibration is deterministic per seed", "[calibration]") {
   REQUIRE(a.samples.size() == 2);
   CHECK(a.samples[0][0].shape == std::vector<int64_t>{16, 64});
   CHECK(a.samples[0][0].bytes != a.samples[1][0].bytes);
+  // N(0, 1): mean near 0, variance near 1 over the 2048 values.
+  double sum = 0, squares = 0;
+  for (const auto& sample : a.samples) {
+    for (float v : sample[0].floats()) sum += v, squares += static_cast<double>(v) * v;
+  }
+  CHECK(std::fabs(sum / 2048) < 0.1);
+  CHECK(squares / 2048 == Approx(1.0).epsilon(0.1));
+}
+
+TEST_CASE("Synthetic draws and their hash are the same on every platform", "[calibration]") {
+  // Pinned: a change here changes every cached sensitivity's key, so it must be deliberate.
+  const std::vector<float> draws = StandardNormal(1, 4);
+  REQUIRE(draws.size() == 4);
+  CHECK(draws == StandardNormal(1, 4));
+  CHECK(draws != StandardNormal(2, 4));
+  CHECK(DeriveSeed(1, 0) != DeriveSeed(1, 1));
+  CHECK(DeriveSeed(1, 0) == DeriveSeed(1, 0));
+  const model::LoadedModel m = LinearModel();
+  CHECK(Synthetic(m, 2, 7).hash == kPinnedHash);
 }
 
 TEST_CASE("Uploaded calibration tensors are checked against the model", "[calibration]") {
@@ -173,6 +387,51 @@ TEST_CASE("Uploaded calibration tensors are checked against the model", "[calibr
         m.analysis, inputs, {{model::testing::FloatTensor("nope", {16, 64}, model::testing::Encoding::kRaw, values).SerializeAsString()}});
     CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK_THAT(std::string(bad.status().message()), Contains("nope"));
+  }
+  SECTION("a wrong element type") {
+    onnx::TensorProto ints;
+    ints.set_name("x");
+    ints.set_data_type(onnx::TensorProto::INT64);
+    ints.add_dims(16);
+    ints.add_dims(64);
+    for (int i = 0; i < 16 * 64; ++i) ints.add_int64_data(i);
+    auto bad = CalibrationFromTensorProtos(m.analysis, inputs, {{ints.SerializeAsString()}});
+    CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(bad.status().message()), Contains("int64") && Contains("float32"));
+  }
+  SECTION("data that does not fill the shape") {
+    onnx::TensorProto proto = model::testing::FloatTensor("x", {16, 64}, model::testing::Encoding::kRaw, values);
+    proto.mutable_raw_data()->resize(100);
+    auto bad = CalibrationFromTensorProtos(m.analysis, inputs, {{proto.SerializeAsString()}});
+    CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(bad.status().message()), Contains("sample 0"));
+  }
+  SECTION("the same input twice, and a missing one") {
+    std::vector<TensorInfo> two = inputs;
+    two.push_back({"mask", ElementType::kFloat32, {16, 64}, {}});
+    auto bad = CalibrationFromTensorProtos(m.analysis, two, {{good, good}});
+    CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(bad.status().message()), Contains("twice"));
+    bad = CalibrationFromTensorProtos(m.analysis, two, {{good}});
+    CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(bad.status().message()), Contains("2 inputs"));
+  }
+  SECTION("integer inputs in typed fields") {
+    model::Analysis analysis;
+    analysis.input_shapes["ids"] = {2, 3};
+    const std::vector<TensorInfo> ids = {{"ids", ElementType::kInt64, {2, 3}, {}}};
+    onnx::TensorProto proto;
+    proto.set_data_type(onnx::TensorProto::INT64);
+    proto.add_dims(2);
+    proto.add_dims(3);
+    for (int64_t i = 0; i < 6; ++i) proto.add_int64_data(100 + i);
+    auto set = CalibrationFromTensorProtos(analysis, ids, {{proto.SerializeAsString()}});
+    REQUIRE(set.ok());
+    const Tensor& t = set->samples[0][0];
+    CHECK(t.type == ElementType::kInt64);
+    int64_t last;
+    std::memcpy(&last, t.bytes.data() + 5 * sizeof(int64_t), sizeof(last));
+    CHECK(last == 105);
   }
   SECTION("no samples") {
     CHECK(CalibrationFromTensorProtos(m.analysis, inputs, {}).status().code() == absl::StatusCode::kInvalidArgument);

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
+#include "common/files.h"
 #include "client/front_plot.h"
 #include "client/table.h"
 #include "squeeze/v1/search.grpc.pb.h"
@@ -143,7 +145,44 @@ struct StartFlags {
   double time_budget = 0;
   bool watch = false;
   bool csv = false;
+  std::vector<std::string> calibration;
 };
+
+// One calibration sample per path, in the ONNX test-data layout: a directory holds the sample's
+// input_N.pb files (one serialized TensorProto per model input, taken in N order), a file is
+// the single input of a one-input model. The server checks names, types and shapes.
+absl::Status AddCalibration(const std::vector<std::string>& paths, v1::SearchSpec* spec) {
+  namespace fs = std::filesystem;
+  for (const std::string& path : paths) {
+    std::vector<std::string> files;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      std::vector<std::pair<int, std::string>> numbered;
+      for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
+        const std::string name = e.path().filename().string();
+        int n = 0;
+        if (std::sscanf(name.c_str(), "input_%d.pb", &n) == 1 && name == fmt::format("input_{}.pb", n)) {
+          numbered.emplace_back(n, e.path().string());
+        }
+      }
+      std::sort(numbered.begin(), numbered.end());
+      for (auto& [n, file] : numbered) files.push_back(file);
+      if (files.empty()) {
+        return absl::InvalidArgumentError(
+            fmt::format("{} holds no input_N.pb files (one serialized TensorProto per model input)", path));
+      }
+    } else {
+      files.push_back(path);
+    }
+    v1::CalibrationSample* sample = spec->add_calibration();
+    for (const std::string& file : files) {
+      absl::StatusOr<std::string> bytes = common::ReadFile(file);
+      if (!bytes.ok()) return bytes.status();
+      sample->add_tensors(*std::move(bytes));
+    }
+  }
+  return absl::OkStatus();
+}
 
 int Start(const Connection& connection, const StartFlags& f) {
   v1::SearchSpec spec;
@@ -167,6 +206,10 @@ int Start(const Connection& connection, const StartFlags& f) {
   }
   spec.set_seed(f.seed);
   spec.set_time_budget_seconds(f.time_budget);
+  if (absl::Status s = AddCalibration(f.calibration, &spec); !s.ok()) {
+    std::cerr << "error: calibration: " << s.message() << "\n";
+    return 2;
+  }
   auto stub = v1::SearchService::NewStub(connection.channel());
   v1::SearchJob job;
   grpc::Status status = stub->StartSearch(connection.NewContext().get(), spec, &job);
@@ -349,6 +392,10 @@ void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
   start->add_option("--objectives", f->objectives, "Comma-separated: latency,size,error,peak-memory (default: latency,size,error)");
   start->add_option("--seed", f->seed, "Seed (same seed, same result)")->capture_default_str();
   start->add_option("--time-budget", f->time_budget, "Seconds the search may take (0: the server's default)");
+  start->add_option("--calibration", f->calibration,
+                    "A calibration sample (repeatable): a directory of input_N.pb TensorProto files, one per "
+                    "model input, or one .pb file for a one-input model. Without any, fidelity is measured on "
+                    "synthetic inputs");
   start->add_flag("--watch", f->watch, "Show progress, then the fronts");
   start->add_flag("--csv", f->csv, "With --watch: print the fronts as CSV");
   start->callback([&options, exit_code, f] { *exit_code = Start(Connection(options), *f); });

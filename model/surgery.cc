@@ -378,6 +378,22 @@ absl::Status ExposeValues(onnx::ModelProto* model, const std::vector<std::string
   return absl::OkStatus();
 }
 
+std::vector<std::string> FidelityOutputs(const onnx::ModelProto& model) {
+  std::map<std::string, const onnx::NodeProto*> producer;
+  for (const onnx::NodeProto& node : model.graph().node()) {
+    for (const std::string& out : node.output()) producer[out] = &node;
+  }
+  std::vector<std::string> names;
+  for (const auto& output : model.graph().output()) {
+    auto it = producer.find(output.name());
+    const onnx::NodeProto* node = it == producer.end() ? nullptr : it->second;
+    const bool softmax = node != nullptr && (node->op_type() == "Softmax" || node->op_type() == "LogSoftmax") &&
+                         (node->domain().empty() || node->domain() == "ai.onnx") && node->input_size() == 1 && producer.count(node->input(0)) > 0;
+    names.push_back(softmax ? node->input(0) : output.name());
+  }
+  return names;
+}
+
 absl::Status ReplaceWeights(onnx::ModelProto* model, const Analysis& analysis,
                             const std::map<size_t, std::vector<float>>& values) {
   std::vector<size_t> layers;

@@ -70,6 +70,13 @@ absl::StatusOr<std::vector<ActivationDelta>> InsertActivationDeltas(onnx::ModelP
 // inputs included: read those from the feeds).
 absl::Status ExposeValues(onnx::ModelProto* model, const std::vector<std::string>& names);
 
+// The values fidelity is measured on: the main graph's outputs, except that an output a Softmax
+// or LogSoftmax computes is replaced by that node's input (the logits). A softmax saturates: a
+// small change of the logits moves confident probabilities by almost nothing and a flipped
+// decision by almost everything, so errors measured after it neither add up over layers nor
+// scale with the perturbation. Values that are not graph outputs need ExposeValues to be fetched.
+std::vector<std::string> FidelityOutputs(const onnx::ModelProto& model);
+
 // Replaces layers' weights by `values` (layer index -> values in storage order): stored as fp16
 // where the weight was fp16, as fp32 otherwise. A weight that another node also reads is copied
 // for the layer first, so only the named layers change. InvalidArgument for an index past the

@@ -140,7 +140,8 @@ class Measurement {
     // The clean model exposes every perturbable layer input that is not a graph input.
     std::set<std::string> graph_inputs;
     for (const auto& input : model_.proto.graph().input()) graph_inputs.insert(input.name());
-    for (const auto& output : model_.proto.graph().output()) outputs_.push_back(output.name());
+    outputs_ = model::FidelityOutputs(model_.proto);
+    if (absl::Status s = model::ExposeValues(&perturb, outputs_); !s.ok()) return s;
     std::set<std::string> computed;
     for (const onnx::NodeProto& node : model_.proto.graph().node()) {
       computed.insert(node.output().begin(), node.output().end());
@@ -157,6 +158,7 @@ class Measurement {
       exposed.push_back(d.activation);
     }
     onnx::ModelProto clean = model_.proto;
+    if (absl::Status s = model::ExposeValues(&clean, outputs_); !s.ok()) return s;
     if (absl::Status s = model::ExposeValues(&clean, exposed); !s.ok()) return s;
     SessionOptions session_options;
     session_options.intra_op_threads = 1;
@@ -382,7 +384,7 @@ class Measurement {
 
   std::vector<model::WeightInput> weights_;                     // per layer
   std::vector<model::ActivationDelta> deltas_;                  // per layer
-  std::vector<std::string> outputs_;                            // the model's outputs
+  std::vector<std::string> outputs_;                            // model::FidelityOutputs
   std::map<std::string, size_t> exposed_index_;                 // layer input -> index in clean_[k]
   std::unique_ptr<Session> session_;                            // the perturbation model
   std::vector<std::vector<Tensor>> clean_;                      // per sample: outputs, then exposed values

@@ -100,6 +100,68 @@ absl::StatusOr<search::Objective> ObjectiveOf(int o) {
       absl::StrCat("objective ", o, " is not one of LATENCY, SIZE, ERROR, PEAK_MEMORY"));
 }
 
+// The calibration samples' structure, checked before a job is queued: every tensor a TensorProto
+// whose data fills its dims, named inputs neither repeated nor varying between samples, dims as
+// the model was uploaded with. Types and the inputs of models uploaded without shapes are
+// checked when the job runs (they need the model loaded).
+absl::Status ValidateCalibration(const v1::SearchSpec& spec, const std::map<std::string, std::vector<int64_t>>& shapes) {
+  std::set<std::string> first_names;
+  for (int k = 0; k < spec.calibration_size(); ++k) {
+    const v1::CalibrationSample& sample = spec.calibration(k);
+    if (sample.tensors_size() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, " holds no tensors"));
+    }
+    std::set<std::string> names;
+    for (int j = 0; j < sample.tensors_size(); ++j) {
+      onnx::TensorProto t;
+      const std::string where = absl::StrCat("calibration sample ", k, ", tensor ", j);
+      if (!t.ParseFromString(sample.tensors(j))) {
+        return absl::InvalidArgumentError(absl::StrCat(where, " is not a serialized onnx.TensorProto"));
+      }
+      if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+        return absl::InvalidArgumentError(absl::StrCat(where, " keeps its data in an external file; embed it"));
+      }
+      int64_t elements = 1;
+      for (int64_t d : t.dims()) {
+        if (d < 0) return absl::InvalidArgumentError(absl::StrCat(where, " has a negative dimension"));
+        elements *= d;
+      }
+      const int64_t typed = t.float_data_size() + t.int32_data_size() + t.int64_data_size() + t.double_data_size() +
+                            t.uint64_data_size();
+      const size_t element_bytes = t.data_type() == onnx::TensorProto::FLOAT16 ? 2
+                                   : t.data_type() == onnx::TensorProto::INT64 || t.data_type() == onnx::TensorProto::DOUBLE
+                                       ? 8
+                                   : t.data_type() == onnx::TensorProto::INT8 || t.data_type() == onnx::TensorProto::UINT8 ||
+                                           t.data_type() == onnx::TensorProto::BOOL
+                                       ? 1
+                                       : 4;
+      const bool filled = t.has_raw_data() ? t.raw_data().size() == static_cast<size_t>(elements) * element_bytes
+                                           : typed >= elements;
+      if (!filled) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": its data does not fill its dims [", absl::StrJoin(t.dims(), ","), "]"));
+      }
+      const std::string name = t.name().empty() ? absl::StrCat("#", j) : t.name();
+      if (!names.insert(name).second) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": input '", name, "' given twice"));
+      }
+      if (auto it = shapes.find(t.name()); it != shapes.end() &&
+                                           !std::equal(it->second.begin(), it->second.end(), t.dims().begin(), t.dims().end())) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": input '", t.name(), "' is [", absl::StrJoin(t.dims(), ","),
+                                                       "]; the model was uploaded with [", absl::StrJoin(it->second, ","),
+                                                       "]"));
+      }
+    }
+    if (k == 0) first_names = names;
+    if (names != first_names) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("calibration sample ", k, " names other inputs than sample 0 (", absl::StrJoin(names, ", "),
+                       " against ", absl::StrJoin(first_names, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSpec(const v1::SearchSpec& spec) {
   if (spec.device_ids().empty()) return absl::InvalidArgumentError("name at least one device (--device ID)");
   std::set<std::string> devices(spec.device_ids().begin(), spec.device_ids().end());
@@ -287,6 +349,11 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
   if (absl::Status s = ValidateSpec(spec); !s.ok()) return s;
   absl::StatusOr<ModelRecord> model = state_.GetModel(team, spec.model_id());
   if (!model.ok()) return model.status();
+  if (spec.calibration_size() > 0) {
+    absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = ParseShapes(model->input_shapes);
+    if (!shapes.ok()) return shapes.status();
+    if (absl::Status s = ValidateCalibration(spec, *shapes); !s.ok()) return s;
+  }
   std::vector<std::pair<std::string, int64_t>> versions;
   for (const std::string& id : spec.device_ids()) {
     absl::StatusOr<dp::Device> device = profiles_.GetDevice(id);
@@ -502,7 +569,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   sensitivity_options.cancelled = &live.cancel;
   // The key names the measurement method: a change to it must not reuse older figures.
   const std::string sensitivity_key =
-      absl::StrCat("method=2;noise=", sensitivity_options.noise_energy, ";bits=8,16;seed=1");
+      absl::StrCat("method=3;noise=", sensitivity_options.noise_energy, ";bits=8,16;seed=1");
   runtime::SensitivityReport sensitivity;
   absl::StatusOr<std::optional<std::string>> cached =
       state_.GetSensitivity(model_record->sha256, calibration->hash, sensitivity_key);

@@ -7,6 +7,11 @@
 
 #include <catch2/catch.hpp>
 #include <google/protobuf/util/json_util.h>
+#include <onnx/onnx_pb.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
 
 #include "squeeze/v1/model.pb.h"
 #include "squeeze/v1/search.pb.h"
@@ -221,6 +226,60 @@ TEST_CASE("Unknown models and devices are NOT_FOUND and bad specs INVALID_ARGUME
   CHECK(exact_peak.exit_code == 1);
   CHECK_THAT(exact_peak.err, Contains("INVALID_ARGUMENT") && Contains("nsga2"));
   CHECK_THAT(server.Cli({"search", "list"}).out, Contains("0 searches"));
+}
+
+// A serialized TensorProto named `name` of `dims`, filled with normal draws of `seed`.
+void WriteTensor(const std::string& path, const std::string& name, const std::vector<int64_t>& dims, uint32_t seed) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(onnx::TensorProto::FLOAT);
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    t.add_dims(d);
+    n *= d;
+  }
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  for (int64_t i = 0; i < n; ++i) t.add_float_data(normal(rng));
+  std::ofstream(path, std::ios::binary) << t.SerializeAsString();
+}
+
+TEST_CASE("A search on uploaded calibration samples measures fidelity on them", "[e2e][search]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = UploadCls(server);
+  // Two samples in the ONNX test-data layout (a directory of input_N.pb) and one as a bare file.
+  for (int k = 0; k < 2; ++k) {
+    std::filesystem::create_directories(dir.File("sample" + std::to_string(k)));
+    WriteTensor(dir.File("sample" + std::to_string(k) + "/input_0.pb"), "x", {1, 3, 48, 192}, 7 + k);
+  }
+  WriteTensor(dir.File("third.pb"), "x", {1, 3, 48, 192}, 9);
+
+  SECTION("good samples: the job says its fidelity is not synthetic") {
+    CommandResult watched = server.Cli({"--json", "search", "start", model, "--device", "host", "--calibration",
+                                        dir.File("sample0"), "--calibration", dir.File("sample1"), "--calibration",
+                                        dir.File("third.pb"), "--watch"});
+    INFO(watched.err << server.log());
+    v1::SearchJob job = Parse<v1::SearchJob>(watched);
+    CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
+    CHECK_FALSE(job.synthetic_calibration());
+    REQUIRE(job.fronts_size() == 1);
+    CHECK(job.fronts(0).candidates_size() > 1);
+  }
+  SECTION("a sample of the wrong shape is INVALID_ARGUMENT and no job is made") {
+    WriteTensor(dir.File("small.pb"), "x", {1, 3, 32, 100}, 3);
+    CommandResult bad =
+        server.Cli({"search", "start", model, "--device", "host", "--calibration", dir.File("small.pb")});
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.err, Contains("INVALID_ARGUMENT") && Contains("1,3,48,192") && Contains("1,3,32,100"));
+    CHECK_THAT(server.Cli({"search", "list"}).out, Contains("0 searches"));
+  }
+  SECTION("a directory without input_N.pb files is refused by the CLI") {
+    std::filesystem::create_directories(dir.File("empty"));
+    CommandResult bad = server.Cli({"search", "start", model, "--device", "host", "--calibration", dir.File("empty")});
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.err, Contains("input_N.pb"));
+  }
 }
 
 TEST_CASE("A search cancelled while it measures sensitivities ends cancelled", "[e2e][search]") {

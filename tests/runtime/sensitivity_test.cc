@@ -1,5 +1,7 @@
 #include "runtime/sensitivity.h"
 
+#include "model/surgery.h"
+
 #include <onnx/onnx_pb.h>
 
 #include <atomic>
@@ -65,6 +67,34 @@ TEST_CASE("A linear layer's sensitivity is about 1", "[sensitivity]") {
   CHECK(l.activation_error.at(8) < 1e-2);
   CHECK(l.input_range.min < 0);
   CHECK(l.input_range.max > 0);
+}
+
+// The linear model with a final Softmax: its fidelity is measured on the logits, so the layer's
+// sensitivity is the linear one (about 1), not what the saturating probabilities would show.
+TEST_CASE("Behind a final softmax, fidelity is measured on the logits", "[sensitivity]") {
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    classifier (float[16, 64] x) => (float[16, 64] p) {
+      logits = MatMul (x, w)
+      scaled = Mul (logits, ten)
+      p = Softmax <axis = 1> (scaled)
+    }
+  )onnx");
+  std::vector<float> w(64 * 64);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("w", {64, 64}, model::testing::Encoding::kRaw, w));
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("ten", {}, model::testing::Encoding::kRaw, {10.f}));
+  const model::LoadedModel m = model::testing::MustLoad(proto);
+  CHECK(model::FidelityOutputs(m.proto) == std::vector<std::string>{"scaled"});
+  SensitivityOptions options;
+  options.threads = 1;
+  absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, Synthetic(m, 4), options);
+  REQUIRE(report.ok());
+  REQUIRE(report->layers.size() == 1);
+  CHECK(report->layers[0].weight == Approx(1.0).epsilon(0.25));
+  CHECK(report->warnings.empty());
 }
 
 // Reads w back from the linear model.

@@ -26,6 +26,13 @@ run() {
 run squeeze-bench-search
 run squeeze-bench-upload
 run squeeze-bench-table "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
-run squeeze-bench-fidelity@det "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
-run squeeze-bench-fidelity@cls "$models/ch_ppocr_mobile_v2.0_cls_infer.onnx" --input-shape x=1,3,48,192
+# Fidelity on rendered text (what the OCR models are for), and on synthetic inputs for comparison.
+images="$build/fidelity-images"
+bash bench/fidelity/make_text_images.sh "$images"
+det=("$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640)
+cls=("$models/ch_ppocr_mobile_v2.0_cls_infer.onnx" --input-shape x=1,3,48,192)
+run squeeze-bench-fidelity@det "${det[@]}" --image "$images/det0.ppm" --image "$images/det1.ppm"
+run squeeze-bench-fidelity@det-synthetic "${det[@]}"
+run squeeze-bench-fidelity@cls "${cls[@]}" --image "$images/cls0.ppm" --image "$images/cls1.ppm" --candidates 200
+run squeeze-bench-fidelity@cls-synthetic "${cls[@]}" --candidates 200
 echo "$ran benchmark programs ran; figures in $out/"

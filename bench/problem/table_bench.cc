@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   int threads = 2;
   bool json = false;
   bool show_layers = false;
-  double noise = 1e-3;
+  double noise = squeeze::runtime::SensitivityOptions().noise_energy;
   CLI::App app{"squeeze-bench-table: time to build a real model's full option table on this machine"};
   app.add_option("MODEL", model_path, "ONNX model (default: PP-OCRv4 det)")->capture_default_str();
   app.add_option("--input-shape", shapes, "NAME=D0,D1,... (repeatable)")->capture_default_str();

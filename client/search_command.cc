@@ -76,6 +76,8 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
   if (job.from_cache()) std::cout << "  answered from an earlier search of the same model, devices and spec\n";
   if (job.synthetic_calibration()) {
     std::cout << "  fidelity measured on synthetic inputs (no calibration set was given)\n";
+  } else if (job.calibration_samples() > 0) {
+    std::cout << fmt::format("  fidelity measured on {} calibration samples\n", job.calibration_samples());
   }
   for (const v1::DeviceFront& f : job.fronts()) {
     std::cout << fmt::format("\n{} (profile v{}): {} Pareto-optimal candidates, {} search, {:.2f} s\n", f.device_id(),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, against a real server on a fresh data dir: start squeezed on a free
 # loopback port, show the device profiles it serves, upload PP-OCRv4 det and show what Squeeze
-# understood of it, search its Pareto fronts for this machine and a Raspberry Pi 5, name the
-# recommended picks, stop the server. Used by `make demo`.
+# understood of it, make calibration samples from rendered text, search its Pareto fronts for this
+# machine and a Raspberry Pi 5 on them, name the recommended picks, stop the server. Used by `make demo`.
 set -euo pipefail
 build="${1:-build}"
 bin="$build/bin"
@@ -48,9 +48,14 @@ sed -n '1,16p' "$work/show.txt"
 echo "..."
 tail -n 3 "$work/show.txt"
 
-step "squeeze search start $model_id --device host --device raspberry-pi-5 --max-latency-ms 200 --watch"
-"$bin/squeeze" search start "$model_id" --device host --device raspberry-pi-5 --max-latency-ms 200 --watch \
-  > "$work/search.txt"
+step "Calibration samples from rendered text: squeeze calibration from-image"
+bash "$(dirname "$0")/../bench/fidelity/make_text_images.sh" "$work/images"
+"$bin/squeeze" calibration from-image "$work/images/det0.ppm" "$work/images/det1.ppm" --shape 1,3,640,640 \
+  -o "$work/calibration"
+
+step "squeeze search start $model_id --device host --device raspberry-pi-5 --max-latency-ms 200 --calibration ... --watch"
+"$bin/squeeze" search start "$model_id" --device host --device raspberry-pi-5 --max-latency-ms 200 \
+  --calibration "$work/calibration/sample_0" --calibration "$work/calibration/sample_1" --watch > "$work/search.txt"
 cut -c1-160 "$work/search.txt" | sed -n '1,45p'
 echo "... ($(wc -l < "$work/search.txt") lines; 'squeeze search show ID' prints them all)"
 

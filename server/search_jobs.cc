@@ -206,6 +206,10 @@ v1::SearchJob JobOf(const JobRecord& record) {
   if (!record.result.empty()) job.ParseFromString(record.result);
   job.set_id(record.id);
   job.mutable_spec()->ParseFromString(record.spec);
+  // Calibration samples can be megabytes each: answers and progress updates say how many there
+  // were, not what they held.
+  job.set_calibration_samples(job.spec().calibration_size());
+  job.mutable_spec()->clear_calibration();
   job.set_state(static_cast<v1::JobState>(record.state));
   job.set_phase(static_cast<v1::Phase>(record.phase));
   job.set_fraction(record.fraction);
@@ -528,7 +532,8 @@ void SearchJobs::Run(JobRecord record) {
 }
 
 absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& live) {
-  const v1::SearchSpec& spec = job.spec();
+  v1::SearchSpec spec;  // the stored one: job.spec() goes without the calibration bytes
+  if (!spec.ParseFromString(record.spec)) return absl::DataLossError("the search's stored spec does not parse");
   absl::StatusOr<ModelRecord> model_record = state_.GetModel(record.team, record.model_id);
   if (!model_record.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("model ", record.model_id, " is gone: ", model_record.status().message()));

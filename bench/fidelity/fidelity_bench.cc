@@ -25,7 +25,9 @@
 #include <sstream>
 #include <thread>
 
+#include "common/files.h"
 #include "model/loader.h"
+#include "model/image_tensor.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
@@ -139,46 +141,6 @@ void AddError(const std::vector<runtime::Tensor>& got, const std::vector<runtime
   }
 }
 
-// An 8-bit binary PPM (P6) as the model's NCHW float input, normalized with ImageNet's mean and
-// std as PP-OCR's preprocessing does, serialized as the TensorProto a user would upload. Empty,
-// with `error` set, when the file is not such a PPM of the input's height and width.
-std::string ImageTensorProto(const std::string& path, const std::string& input, const std::vector<int64_t>& shape,
-                             std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  std::string magic;
-  int width = 0, height = 0, maxval = 0;
-  in >> magic >> width >> height >> maxval;
-  in.get();
-  if (!in || magic != "P6" || maxval != 255) {
-    *error = path + " is not an 8-bit binary PPM (convert IMAGE -depth 8 ppm:FILE)";
-    return "";
-  }
-  if (shape.size() != 4 || shape[0] != 1 || shape[1] != 3 || shape[2] != height || shape[3] != width) {
-    *error = fmt::format("{} is {}x{}; input '{}' is [{}]", path, width, height, input, fmt::join(shape, ","));
-    return "";
-  }
-  std::string pixels(static_cast<size_t>(width) * height * 3, '\0');
-  in.read(pixels.data(), static_cast<std::streamsize>(pixels.size()));
-  if (!in) {
-    *error = path + " is cut short";
-    return "";
-  }
-  const float mean[3] = {0.485f, 0.456f, 0.406f}, stddev[3] = {0.229f, 0.224f, 0.225f};
-  std::vector<float> values(pixels.size());
-  const size_t plane = static_cast<size_t>(width) * height;
-  for (size_t p = 0; p < plane; ++p) {
-    for (size_t c = 0; c < 3; ++c) {
-      values[c * plane + p] = (static_cast<uint8_t>(pixels[p * 3 + c]) / 255.f - mean[c]) / stddev[c];
-    }
-  }
-  onnx::TensorProto t;
-  t.set_name(input);
-  t.set_data_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : shape) t.add_dims(d);
-  t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
-  return t.SerializeAsString();
-}
-
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -253,9 +215,14 @@ int main(int argc, char** argv) {
     const runtime::TensorInfo& input = (*original)->inputs().front();
     std::vector<std::vector<std::string>> files;
     for (const std::string& image : images) {
-      std::string error;
-      files.push_back({ImageTensorProto(image, input.name, analysis.input_shapes.at(input.name), &error)});
-      if (!error.empty()) return std::cerr << error << "\n", 2;
+      absl::StatusOr<std::string> image_bytes = squeeze::common::ReadFile(image);
+      if (!image_bytes.ok()) return std::cerr << image_bytes.status() << "\n", 2;
+      model::ImageTensorOptions image_options;  // PP-OCR's normalization: ImageNet's mean and std
+      image_options.input = input.name;
+      image_options.shape = analysis.input_shapes.at(input.name);
+      absl::StatusOr<onnx::TensorProto> tensor = model::ImageToTensor(*image_bytes, image_options);
+      if (!tensor.ok()) return std::cerr << image << ": " << tensor.status().message() << "\n", 2;
+      files.push_back({tensor->SerializeAsString()});
     }
     calibration = runtime::CalibrationFromTensorProtos(analysis, (*original)->inputs(), files);
     samples = static_cast<int>(images.size());

@@ -256,15 +256,35 @@ TEST_CASE("A search on uploaded calibration samples measures fidelity on them", 
     WriteTensor(dir.File("sample" + std::to_string(k) + "/input_0.pb"), "x", {1, 3, 48, 192}, 7 + k);
   }
   WriteTensor(dir.File("third.pb"), "x", {1, 3, 48, 192}, 9);
+  // And an image made into a sample by 'squeeze calibration from-image' (no server needed).
+  {
+    std::ofstream ppm(dir.File("line.ppm"), std::ios::binary);
+    ppm << "P6\n192 48\n255\n";
+    for (int y = 0; y < 48; ++y) {
+      for (int x = 0; x < 192; ++x) {
+        const char v = static_cast<char>(((x / 6 + y / 8) % 2) ? 230 : 20);
+        ppm << v << v << v;
+      }
+    }
+  }
+  CommandResult made = Run({Binary("squeeze"), "calibration", "from-image", dir.File("line.ppm"), "--shape",
+                            "1,3,48,192", "-o", dir.File("from-image")});
+  INFO(made.err);
+  REQUIRE(made.exit_code == 0);
+  CHECK_THAT(made.out, Contains("sample_0"));
+  REQUIRE(std::filesystem::exists(dir.File("from-image/sample_0/input_0.pb")));
 
   SECTION("good samples: the job says its fidelity is not synthetic") {
     CommandResult watched = server.Cli({"--json", "search", "start", model, "--device", "host", "--calibration",
                                         dir.File("sample0"), "--calibration", dir.File("sample1"), "--calibration",
-                                        dir.File("third.pb"), "--watch"});
+                                        dir.File("third.pb"), "--calibration", dir.File("from-image/sample_0"),
+                                        "--watch"});
     INFO(watched.err << server.log());
     v1::SearchJob job = Parse<v1::SearchJob>(watched);
     CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
     CHECK_FALSE(job.synthetic_calibration());
+    CHECK(job.calibration_samples() == 4);
+    CHECK(job.spec().calibration_size() == 0);  // their bytes are not sent back
     REQUIRE(job.fronts_size() == 1);
     CHECK(job.fronts(0).candidates_size() > 1);
   }

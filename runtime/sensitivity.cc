@@ -24,6 +24,10 @@ namespace {
 
 // The least weight-noise energy an fp16 layer is probed with.
 constexpr double kHalfNoiseEnergy = 1e-3;
+// A layer responding less than this fraction of the median layer is probed again at
+// kSaturationNoiseEnergy (about the distortion of 4-bit weights, 1% relative energy).
+constexpr double kSaturationRatio = 1e-3;
+constexpr double kSaturationNoiseEnergy = 1e-2;
 
 ElementType TypeOf(int32_t onnx_type) {
   return onnx_type == onnx::TensorProto::FLOAT16 ? ElementType::kFloat16 : ElementType::kFloat32;
@@ -246,7 +250,7 @@ class Measurement {
     for (const absl::Status& s : status) {
       if (!s.ok()) return s;
     }
-    return absl::OkStatus();
+    return ReprobeSaturated();
   }
 
  private:
@@ -315,6 +319,86 @@ class Measurement {
     return error;
   }
 
+  // Σ over samples of the squared output error per unit of relative weight noise, with layer i's
+  // weight given Gaussian noise of relative energy `probe`.
+  absl::StatusOr<double> WeightResponse(std::vector<std::vector<Tensor>>& feeds, size_t i, double probe) {
+    const model::WeightInput& w = weights_[i];
+    // Each sample gets its own draw of the relative energy from the layer's stream (a second
+    // draw for free, where the samples are more than one); fp16 weights are fed rounded, and
+    // the energy that reaches the model is what the error is divided by.
+    const size_t n = w.values.size();
+    const std::vector<float> noise = StandardNormal(DeriveSeed(options_.seed, i), n * feeds.size());
+    const double energy = Energy(w.values);
+    return PerturbedError(feeds, weight_slot_.at(i), [&](size_t k) -> std::optional<Probe> {
+      absl::Span<const float> draw = absl::MakeConstSpan(noise).subspan(k * n, n);
+      const double scale = std::sqrt(probe * energy / std::max(Energy(draw), 1e-300));
+      std::vector<float> noisy(n);
+      for (size_t j = 0; j < n; ++j) {
+        noisy[j] = static_cast<float>(w.values[j] + scale * draw[j]);
+        if (w.elem_type == onnx::TensorProto::FLOAT16) noisy[j] = model::RoundToHalf(noisy[j]);
+      }
+      const double reached = model::RelativeDistortion(w.values, noisy);
+      if (!(reached > 0)) return std::nullopt;
+      return Probe{MakeTensor(w.name, TypeOf(w.elem_type), w.dims, noisy), 1 / reached};
+    });
+  }
+
+  // Layers whose linear response is far below the model's typical one sit where the calibration
+  // inputs saturate them (a squeeze-excitation gate clipped at 0 or 1, a ReLU never on): a tiny
+  // probe shows nothing, yet compression errors of real size can push them out of saturation,
+  // and inputs the calibration set lacks can wake them. They are probed again at
+  // kSaturationNoiseEnergy, keep the larger response, and are floored at kSaturationRatio of the
+  // median layer's, so the search never takes a layer for free to compress.
+  absl::Status ReprobeSaturated() {
+    std::vector<double> responses;
+    for (const LayerSensitivity& l : report_->layers) {
+      if (l.measured) responses.push_back(l.weight);
+    }
+    if (responses.empty()) return absl::OkStatus();
+    std::nth_element(responses.begin(), responses.begin() + responses.size() / 2, responses.end());
+    const double floor = kSaturationRatio * responses[responses.size() / 2];
+    std::vector<size_t> low;
+    for (size_t i = 0; i < report_->layers.size(); ++i) {
+      const LayerSensitivity& l = report_->layers[i];
+      if (l.measured && l.weight < floor) low.push_back(i);
+    }
+    const double den = reference_energy_ > 0 ? reference_energy_ : 1.0;
+    std::vector<absl::Status> status(low.size());
+    ParallelFor(
+        options_.threads, low.size(),
+        [&](int worker, size_t j) {
+          std::vector<std::vector<Tensor>>& feeds = worker_feeds_[static_cast<size_t>(worker)];
+          if (feeds.empty()) feeds = base_feeds_;
+          absl::StatusOr<double> error = WeightResponse(feeds, low[j], kSaturationNoiseEnergy);
+          if (!error.ok()) {
+            status[j] = error.status();
+            return;
+          }
+          LayerSensitivity& l = report_->layers[low[j]];
+          l.weight = std::max(l.weight, *error / den);
+        },
+        [&] { return Cancelled(); });
+    if (Cancelled()) return absl::CancelledError("sensitivity measurement cancelled");
+    for (const absl::Status& st : status) {
+      if (!st.ok()) return st;
+    }
+    std::vector<std::string> floored;
+    for (size_t i : low) {
+      LayerSensitivity& l = report_->layers[i];
+      if (l.weight < floor) {
+        l.weight = floor;
+        floored.push_back(l.layer);
+      }
+    }
+    if (!floored.empty()) {
+      report_->warnings.push_back(absl::StrCat(
+          floored.size(), " layers barely affect the outputs on the calibration inputs (", absl::StrJoin(floored, ", "),
+          "): their sensitivity is taken as ", kSaturationRatio,
+          " of the median layer's; calibrate on more varied inputs if they matter"));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status MeasureLayer(int worker, size_t i) {
     std::vector<std::vector<Tensor>>& feeds = worker_feeds_[static_cast<size_t>(worker)];
     if (feeds.empty()) feeds = base_feeds_;
@@ -325,24 +409,7 @@ class Measurement {
     if (const model::WeightInput& w = weights_[i]; w.status.ok() && Energy(w.values) > 0) {
       // fp16 arithmetic rounds at ~1e-7 relative energy per op: probe fp16 layers well above it.
       const double probe = w.elem_type == onnx::TensorProto::FLOAT16 ? std::max(epsilon, kHalfNoiseEnergy) : epsilon;
-      // Each sample gets its own draw of relative energy ε from the layer's stream (a second
-      // draw for free, where the samples are more than one); fp16 weights are fed rounded, and
-      // the ε that reaches the model is what the error is divided by.
-      const size_t n = w.values.size();
-      const std::vector<float> noise = StandardNormal(DeriveSeed(options_.seed, i), n * feeds.size());
-      const double energy = Energy(w.values);
-      absl::StatusOr<double> error = PerturbedError(feeds, weight_slot_.at(i), [&](size_t k) -> std::optional<Probe> {
-        absl::Span<const float> draw = absl::MakeConstSpan(noise).subspan(k * n, n);
-        const double scale = std::sqrt(probe * energy / std::max(Energy(draw), 1e-300));
-        std::vector<float> noisy(n);
-        for (size_t j = 0; j < n; ++j) {
-          noisy[j] = static_cast<float>(w.values[j] + scale * draw[j]);
-          if (w.elem_type == onnx::TensorProto::FLOAT16) noisy[j] = model::RoundToHalf(noisy[j]);
-        }
-        const double reached = model::RelativeDistortion(w.values, noisy);
-        if (!(reached > 0)) return std::nullopt;
-        return Probe{MakeTensor(w.name, TypeOf(w.elem_type), w.dims, noisy), 1 / reached};
-      });
+      absl::StatusOr<double> error = WeightResponse(feeds, i, probe);
       if (!error.ok()) return error.status();
       out.weight = *error / den;
       out.measured = true;

@@ -97,6 +97,42 @@ TEST_CASE("Behind a final softmax, fidelity is measured on the logits", "[sensit
   CHECK(report->warnings.empty());
 }
 
+// A layer behind a ReLU that the calibration inputs never turn on shows no response at any probe
+// size: it is floored at a small fraction of the median layer, with a warning, never free.
+TEST_CASE("A layer the calibration inputs never wake is not taken as free to compress", "[sensitivity]") {
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    dead (float[16, 64] x) => (float[16, 64] y, float[16, 64] z) {
+      y = MatMul (x, w1)
+      h = MatMul (x, w2)
+      d = Sub (h, hundred)
+      z = Relu (d)
+    }
+  )onnx");
+  std::vector<float> w(64 * 64);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
+  for (const char* name : {"w1", "w2"}) {
+    model::testing::AddInitializer(proto.mutable_graph(),
+                                   model::testing::FloatTensor(name, {64, 64}, model::testing::Encoding::kRaw, w));
+  }
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("hundred", {}, model::testing::Encoding::kRaw, {100.f}));
+  const model::LoadedModel m = model::testing::MustLoad(proto);
+  SensitivityOptions options;
+  options.threads = 2;
+  absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, Synthetic(m, 2), options);
+  REQUIRE(report.ok());
+  REQUIRE(report->layers.size() == 2);
+  const LayerSensitivity& live = report->layers[0];
+  const LayerSensitivity& dead = report->layers[1];
+  CHECK(live.weight > 0.1);
+  CHECK(dead.measured);
+  CHECK(dead.weight == Approx(1e-3 * live.weight).epsilon(1e-6));
+  REQUIRE(report->warnings.size() == 1);
+  CHECK_THAT(report->warnings[0], Catch::Matchers::Contains(dead.layer) &&
+                                      Catch::Matchers::Contains("calibrate on more varied inputs"));
+}
+
 // Reads w back from the linear model.
 std::vector<float> LinearWeight(const model::LoadedModel& m) {
   const onnx::TensorProto& t = m.proto.graph().initializer(0);

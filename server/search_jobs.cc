@@ -309,6 +309,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
     record.phase = v1::PHASE_DONE;
     record.fraction = 1;
     record.result = result.SerializeAsString();
+    record.from_cache = true;
     absl::StatusOr<JobRecord> stored = state_.InsertJob(record);
     if (!stored.ok()) return stored.status();
     if (absl::Status s = state_.UpdateJob(*stored); !s.ok()) return s;  // stamps started/finished
@@ -320,7 +321,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
     absl::MutexLock lock(&mutex_);
     if (stopping_) return absl::UnavailableError("the server is shutting down; start the search again shortly");
   }
-  absl::StatusOr<JobRecord> stored = state_.InsertJob(record);
+  absl::StatusOr<JobRecord> stored = state_.InsertJob(record, options_.quota);
   if (!stored.ok()) return stored.status();
   common::LogInfo("search {} queued: model {} on {}", stored->id, spec.model_id(), absl::StrJoin(spec.device_ids(), ", "));
   workers_.Submit([this, job = *stored] { Run(job); });

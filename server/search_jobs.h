@@ -37,6 +37,7 @@ struct SearchJobsOptions {
   int max_candidates = 200;
   int threads = 2;              // ONNX Runtime and distortion threads inside one job
   model::ShapeProbe shape_probe;
+  TeamQuota quota;  // concurrent searches and searches per hour, per team
 };
 
 class SearchJobs {
@@ -51,7 +52,8 @@ class SearchJobs {
   // Runs again every job left queued or running by a process that died.
   absl::Status Recover();
 
-  // NotFound for another team's or an unknown model or device, InvalidArgument for a bad spec.
+  // NotFound for another team's or an unknown model or device, InvalidArgument for a bad spec,
+  // ResourceExhausted when the team is at a search quota.
   absl::StatusOr<v1::SearchJob> Start(const std::string& team, const v1::SearchSpec& spec);
   absl::StatusOr<v1::SearchJob> Get(const std::string& team, const std::string& id);
   absl::StatusOr<std::vector<v1::SearchJob>> List(const std::string& team, int limit);

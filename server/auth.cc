@@ -96,15 +96,22 @@ std::atomic<uint64_t> next_serial{1};
 
 class CallInterceptor final : public grpc::experimental::Interceptor {
  public:
-  CallInterceptor(grpc::experimental::ServerRpcInfo* info, const Authenticator& auth)
+  CallInterceptor(grpc::experimental::ServerRpcInfo* info, const Authenticator& auth,
+                  std::atomic<int>* calls_in_flight)
       : info_(info),
         auth_(auth),
+        calls_in_flight_(calls_in_flight),
         method_(info->method() ? info->method() : ""),
         access_(RequiredAccess(method_)),
         serial_(next_serial++),
-        start_(std::chrono::steady_clock::now()) {}
+        start_(std::chrono::steady_clock::now()) {
+    ++*calls_in_flight_;
+  }
 
-  ~CallInterceptor() override { Calls().Erase(info_->server_context(), serial_); }
+  ~CallInterceptor() override {
+    Calls().Erase(info_->server_context(), serial_);
+    --*calls_in_flight_;
+  }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
@@ -149,6 +156,7 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
  private:
   grpc::experimental::ServerRpcInfo* info_;
   const Authenticator& auth_;
+  std::atomic<int>* calls_in_flight_;
   const std::string method_;
   const Access access_;
   const uint64_t serial_;
@@ -158,13 +166,15 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
 
 class CallInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit CallInterceptorFactory(const Authenticator& auth) : auth_(auth) {}
+  CallInterceptorFactory(const Authenticator& auth, std::atomic<int>* calls_in_flight)
+      : auth_(auth), calls_in_flight_(calls_in_flight) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
-    return new CallInterceptor(info, auth_);
+    return new CallInterceptor(info, auth_, calls_in_flight_);
   }
 
  private:
   const Authenticator& auth_;
+  std::atomic<int>* calls_in_flight_;
 };
 
 }  // namespace
@@ -213,8 +223,8 @@ absl::StatusOr<Caller> Authenticator::Authenticate(const std::multimap<grpc::str
 absl::StatusOr<Caller> CallerOf(const grpc::ServerContextBase& context) { return Calls().Get(&context); }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewCallInterceptorFactory(
-    const Authenticator& auth) {
-  return std::make_unique<CallInterceptorFactory>(auth);
+    const Authenticator& auth, std::atomic<int>* calls_in_flight) {
+  return std::make_unique<CallInterceptorFactory>(auth, calls_in_flight);
 }
 
 }  // namespace squeeze::server

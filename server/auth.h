@@ -14,6 +14,7 @@
 #include <grpcpp/support/server_interceptor.h>
 #include <grpcpp/support/string_ref.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,9 +46,10 @@ class Authenticator {
   StateStore& state_;
 };
 
-// The interceptor factory to install on the server builder. `auth` must outlive the server.
+// The interceptor factory to install on the server builder. `auth` and `calls_in_flight` (the
+// number of calls begun and not yet done, kept up to date here) must outlive the server.
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewCallInterceptorFactory(
-    const Authenticator& auth);
+    const Authenticator& auth, std::atomic<int>* calls_in_flight);
 
 }  // namespace squeeze::server
 

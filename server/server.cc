@@ -5,11 +5,15 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <grpc/grpc.h>
+
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "device_profiles/host.h"
@@ -181,7 +185,7 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   builder.RegisterService(server->search_service_.get());
   builder.RegisterService(server->server_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(NewCallInterceptorFactory(*server->auth_));
+  interceptors.push_back(NewCallInterceptorFactory(*server->auth_, &server->calls_in_flight_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // Uploads arrive in chunks of 1 MiB.
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX)));
@@ -212,7 +216,18 @@ SqueezeServer::~SqueezeServer() {
 
 void SqueezeServer::Shutdown(absl::Duration grace) {
   search_jobs_->Stop();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  const absl::Time start = absl::Now(), deadline = start + grace;
+  // gRPC's shutdown waits for the calls in flight (cancelled at the deadline) and also for every
+  // client connection to go away, which an idle client may never do. So once no call is left,
+  // the remaining connections are closed at once.
+  std::thread stopper([this, deadline] { server_->Shutdown(absl::ToChronoTime(deadline)); });
+  while (absl::Now() < deadline && (calls_in_flight_.load() > 0 || absl::Now() < start + absl::Milliseconds(50))) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  grpc_server_cancel_all_calls(server_->c_server());
+  stopper.join();
+  common::LogInfo("stopped serving after {:.2f} s ({} calls were still in flight)",
+                  absl::ToDoubleSeconds(absl::Now() - start), calls_in_flight_.load());
 }
 
 void SqueezeServer::Wait() { server_->Wait(); }

@@ -4,6 +4,7 @@
 #define SQUEEZE_SERVER_SERVER_H_
 
 #include <grpcpp/server.h>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -81,6 +82,7 @@ class SqueezeServer {
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;
+  std::atomic<int> calls_in_flight_{0};  // counted by the call interceptor
 };
 
 }  // namespace squeeze::server

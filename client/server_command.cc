@@ -39,8 +39,10 @@ int Status(const Connection& connection) {
   table.AddRow({"jobs queued", std::to_string(status.jobs_queued())});
   table.AddRow({"jobs finished", fmt::format("{} succeeded, {} failed, {} cancelled", status.jobs_succeeded(),
                                              status.jobs_failed(), status.jobs_cancelled())});
-  table.AddRow({"work queue", fmt::format("{} pending on {} worker threads", status.work_queue_pending(),
-                                          status.worker_threads())});
+  table.AddRow({"search queue", fmt::format("{} pending on {} worker threads", status.work_queue_pending(),
+                                            status.worker_threads())});
+  table.AddRow({"upload queue", fmt::format("{} pending on {} threads", status.upload_queue_pending(),
+                                            status.upload_threads())});
   table.Print(std::cout);
   return 0;
 }

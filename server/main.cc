@@ -150,7 +150,11 @@ int main(int argc, char** argv) {
                  "Per team: most searches started in any hour; answers from stored results are free (0: no limit)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--workers", options.worker_threads, "Threads that analyse uploads and run searches")
+  app.add_option("--workers", options.worker_threads, "Threads that run searches")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--upload-workers", options.upload_threads,
+                 "Threads that analyse uploads (apart from searches, so uploads never wait behind them)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--shutdown-grace", shutdown_grace_s,

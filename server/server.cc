@@ -156,13 +156,16 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
 
   if (options.worker_threads < 1) return absl::InvalidArgumentError("worker threads must be at least 1");
   if (options.max_model_bytes < 1) return absl::InvalidArgumentError("--max-model-bytes must be positive");
+  if (options.upload_threads < 1) return absl::InvalidArgumentError("upload threads must be at least 1");
   server->workers_ = std::make_unique<WorkQueue>(options.worker_threads);
+  // Uploads have threads of their own, so they are never queued behind long searches.
+  server->upload_workers_ = std::make_unique<WorkQueue>(options.upload_threads);
   ModelServiceOptions model_options;
   model_options.max_model_bytes = options.max_model_bytes;
   model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
   model_options.quota = options.quota;
   server->model_service_ =
-      std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->workers_, model_options);
+      std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->upload_workers_, model_options);
   SearchJobsOptions search_options;
   search_options.shape_probe = model_options.shape_probe;
   search_options.quota = options.quota;
@@ -173,7 +176,9 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   info.started_at = started_at;
   info.worker_threads = options.worker_threads;
   info.tls = !options.tls_cert_path.empty();
-  server->server_service_ = std::make_unique<ServerService>(*server->state_, *server->workers_, info);
+  info.upload_threads = options.upload_threads;
+  server->server_service_ =
+      std::make_unique<ServerService>(*server->state_, *server->workers_, *server->upload_workers_, info);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -210,8 +215,10 @@ SqueezeServer::~SqueezeServer() {
   }
   // Work already queued finishes (stopped searches end quickly) before the stores it uses go away.
   if (workers_) workers_->Drain();
+  if (upload_workers_) upload_workers_->Drain();
   search_jobs_.reset();
   workers_.reset();
+  upload_workers_.reset();
 }
 
 void SqueezeServer::Shutdown(absl::Duration grace) {

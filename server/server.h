@@ -21,7 +21,8 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
   std::string profiles_path;  // default: <data_dir>/profiles.db
   int64_t max_model_bytes = int64_t{1} << 30;
-  int worker_threads = 2;     // the arena that analyses uploads and runs searches
+  int worker_threads = 2;     // the arena that runs searches
+  int upload_threads = 2;     // the arena that analyses uploads
   // TLS: both paths (PEM) or neither. Without TLS the server listens only on loopback, unless
   // `insecure` (e.g. behind a proxy that terminates TLS).
   std::string tls_cert_path, tls_key_path;
@@ -72,7 +73,8 @@ class SqueezeServer {
   std::unique_ptr<device_profiles::ProfileStore> profiles_;
   std::unique_ptr<StateStore> state_;
   std::unique_ptr<BlobStore> blobs_;
-  std::unique_ptr<WorkQueue> workers_;
+  std::unique_ptr<WorkQueue> workers_;         // searches
+  std::unique_ptr<WorkQueue> upload_workers_;  // upload analyses
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<ServerService> server_service_;
   std::unique_ptr<DeviceService> device_service_;

@@ -36,6 +36,8 @@ grpc::ServerUnaryReactor* ServerService::GetServerStatus(grpc::CallbackServerCon
   response->set_jobs_cancelled(jobs->cancelled);
   response->set_work_queue_pending(workers_.pending());
   response->set_worker_threads(info_.worker_threads);
+  response->set_upload_queue_pending(upload_workers_.pending());
+  response->set_upload_threads(info_.upload_threads);
   response->set_team(caller->team);
   response->set_role(caller->role == Role::kAdmin ? "admin" : "member");
   response->set_tls(info_.tls);

@@ -13,14 +13,15 @@ namespace squeeze::server {
 struct ServerInfo {
   absl::Time started_at;
   int worker_threads = 0;
+  int upload_threads = 0;
   bool tls = false;
 };
 
 // Handlers read state.db (a few indexed reads) and complete on the reaction thread.
 class ServerService final : public v1::ServerService::CallbackService {
  public:
-  ServerService(StateStore& state, WorkQueue& workers, ServerInfo info)
-      : state_(state), workers_(workers), info_(info) {}
+  ServerService(StateStore& state, WorkQueue& workers, WorkQueue& upload_workers, ServerInfo info)
+      : state_(state), workers_(workers), upload_workers_(upload_workers), info_(info) {}
 
   grpc::ServerUnaryReactor* GetServerStatus(grpc::CallbackServerContext* context,
                                             const v1::GetServerStatusRequest* request,
@@ -35,6 +36,7 @@ class ServerService final : public v1::ServerService::CallbackService {
  private:
   StateStore& state_;
   WorkQueue& workers_;
+  WorkQueue& upload_workers_;
   const ServerInfo info_;
 };
 

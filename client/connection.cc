@@ -40,10 +40,15 @@ std::shared_ptr<grpc::ChannelCredentials> CredentialsFor(const GlobalOptions& op
   return grpc::SslCredentials(ssl);
 }
 
+std::shared_ptr<grpc::Channel> ChannelFor(const GlobalOptions& options) {
+  grpc::ChannelArguments args;
+  if (!options.tls_server_name.empty()) args.SetSslTargetNameOverride(options.tls_server_name);
+  return grpc::CreateCustomChannel(options.server, CredentialsFor(options), args);
+}
+
 }  // namespace
 
-Connection::Connection(const GlobalOptions& options)
-    : options_(options), channel_(grpc::CreateChannel(options.server, CredentialsFor(options))) {}
+Connection::Connection(const GlobalOptions& options) : options_(options), channel_(ChannelFor(options)) {}
 
 void Connection::Authorize(grpc::ClientContext& context) const {
   if (!options_.api_key.empty()) context.AddMetadata("authorization", "Bearer " + options_.api_key);

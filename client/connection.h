@@ -21,6 +21,7 @@ struct GlobalOptions {
   std::string api_key;     // sent as 'authorization: Bearer KEY' on every call
   std::string ca_cert;     // PEM file of the CA that signed the server's certificate: TLS
   bool tls = false;        // TLS with the system's CA certificates
+  std::string tls_server_name;  // the name the server's certificate must carry, when not the --server host
 };
 
 // The server address: the flag when given, else $SQUEEZE_SERVER, else 127.0.0.1:50051.

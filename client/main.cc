@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   app.add_option("--ca-cert", options.ca_cert,
                  "Use TLS, trusting the CA certificate in this PEM file (default: $SQUEEZE_CA_CERT)");
   app.add_flag("--tls", options.tls, "Use TLS, trusting the system's CA certificates");
+  app.add_option("--tls-server-name", options.tls_server_name,
+                 "Name the server's certificate must carry when it is not the --server host");
 
   int exit_code = 0;
   squeeze::client::AddDevicesCommands(app, options, &exit_code);

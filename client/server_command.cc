@@ -1,5 +1,9 @@
 // squeeze server status; squeeze keys create | list | revoke
+#include <grpcpp/generic/generic_stub.h>
+
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -98,6 +102,39 @@ int RevokeKey(const Connection& connection, const std::string& id) {
   return 0;
 }
 
+// The standard grpc.health.v1.Health/Check, which needs no key: exit 0 when SERVING.
+int Health(const Connection& connection) {
+  grpc::GenericStub stub(connection.channel());
+  auto context = connection.NewContext();
+  grpc::ByteBuffer request, response;
+  grpc::Slice empty("", 0);
+  request = grpc::ByteBuffer(&empty, 1);
+  std::mutex mutex;
+  std::condition_variable done;
+  bool finished = false;
+  grpc::Status status;
+  stub.UnaryCall(context.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   std::lock_guard<std::mutex> lock(mutex);
+                   status = s;
+                   finished = true;
+                   done.notify_one();
+                 });
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    done.wait(lock, [&] { return finished; });
+  }
+  if (!status.ok()) return connection.Fail(status, "health");
+  // HealthCheckResponse { ServingStatus status = 1; }: SERVING (1) is the two bytes 08 01.
+  std::vector<grpc::Slice> slices;
+  (void)response.Dump(&slices);
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  const bool serving = bytes == std::string("\x08\x01", 2);
+  std::cout << (serving ? "SERVING" : "NOT_SERVING") << "\n";
+  return serving ? 0 : 1;
+}
+
 }  // namespace
 
 void AddServerCommands(CLI::App& app, const GlobalOptions& options, int* exit_code) {
@@ -105,6 +142,9 @@ void AddServerCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
   server->require_subcommand(1);
   CLI::App* status = server->add_subcommand("status", "Version, uptime, jobs and queue of the server");
   status->callback([&options, exit_code] { *exit_code = Status(Connection(options)); });
+  CLI::App* health = app.add_subcommand(
+      "health", "Ask the standard gRPC health service (no key needed): exit 0 when SERVING; for probes");
+  health->callback([&options, exit_code] { *exit_code = Health(Connection(options)); });
 
   CLI::App* keys = app.add_subcommand("keys", "API keys of every team (needs an admin key)");
   keys->require_subcommand(1);

@@ -113,6 +113,9 @@ TEST_CASE("Every RPC of every service needs a valid key, but health does not", "
   auto health = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
   grpc::Status status = CallWithEmptyRequest(health, "/grpc.health.v1.Health/Check", "");
   CHECK(status.ok());
+  CommandResult probe = server.CliAs("", {"health"});
+  CHECK(probe.exit_code == 0);
+  CHECK(probe.out == "SERVING\n");
   // Nothing was changed by any refused call.
   CHECK_THAT(server.Cli({"models", "list"}).out, Contains("0 models"));
 }
@@ -315,6 +318,13 @@ TEST_CASE("TLS with a self-signed certificate, and plaintext clients are refused
   CHECK(server.Cli({"devices", "list"}).exit_code == 0);
   CHECK_THAT(server.Cli({"models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}).out, Contains("m-"));
   CHECK_THAT(server.CliAs("", {"models", "list"}).err, Contains("UNAUTHENTICATED"));
+  // The health command (for probes) needs no key, over TLS too, also when the certificate's
+  // name is not the address dialled.
+  CommandResult health = server.CliAs("", {"health"});
+  CHECK(health.exit_code == 0);
+  CHECK_THAT(health.out, Contains("SERVING"));
+  CHECK(server.CliAs("", {"--tls-server-name", "localhost", "health"}).exit_code == 0);
+  CHECK(server.CliAs("", {"--tls-server-name", "elsewhere.example", "health"}).exit_code == 2);
   // A CA that did not sign the server's certificate is not trusted.
   const std::string other = dir.File("other.pem");
   REQUIRE(Run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir.File("o.key"),

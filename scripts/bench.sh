@@ -28,4 +28,5 @@ run squeeze-bench-upload
 run squeeze-bench-table "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
 run squeeze-bench-fidelity@det "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
 run squeeze-bench-fidelity@cls "$models/ch_ppocr_mobile_v2.0_cls_infer.onnx" --input-shape x=1,3,48,192
+run "squeeze-bench-load@$(hostname -s)" --clients 50 --seconds 60
 echo "$ran benchmark programs ran; figures in $out/"

@@ -209,8 +209,8 @@ absl::StatusOr<ApiKeyRecord> StateStore::RevokeApiKey(const std::string& id) {
 }
 
 absl::StatusOr<ApiKeyRecord> StateStore::LookupApiKey(const std::string& key_sha256) {
-  absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(
+  absl::MutexLock lock(&keys_mutex_);
+  absl::StatusOr<Statement> stmt = keys_db_.Prepare(
       absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys WHERE key_sha256 = ?1 AND revoked_at = ''"));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, key_sha256);
@@ -230,10 +230,12 @@ absl::StatusOr<int64_t> StateStore::CountApiKeys() {
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
   absl::StatusOr<Database> db = Database::Open(path);
   if (!db.ok()) return db.status();
-  std::unique_ptr<StateStore> store(new StateStore(*std::move(db)));
+  // SQLite notices the migration's schema change on the second connection by itself.
+  absl::StatusOr<Database> keys_db = Database::Open(path);
+  if (!keys_db.ok()) return keys_db.status();
+  std::unique_ptr<StateStore> store(new StateStore(*std::move(db), *std::move(keys_db)));
   absl::MutexLock lock(&store->mutex_);
-  absl::Status status = store->Migrate();
-  if (!status.ok()) return status;
+  if (absl::Status status = store->Migrate(); !status.ok()) return status;
   return store;
 }
 

@@ -152,11 +152,15 @@ class StateStore {
   absl::StatusOr<std::set<std::string>> ReferencedBlobs();
 
  private:
-  explicit StateStore(common::Database db) : db_(std::move(db)) {}
+  StateStore(common::Database db, common::Database keys_db) : db_(std::move(db)), keys_db_(std::move(keys_db)) {}
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   absl::Mutex mutex_;
   common::Database db_ ABSL_GUARDED_BY(mutex_);
+  // Key lookups run on every call, on gRPC threads: they have a connection of their own, so they
+  // never wait behind the jobs' and models' queries (WAL readers do not block on the writer).
+  absl::Mutex keys_mutex_;
+  common::Database keys_db_ ABSL_GUARDED_BY(keys_mutex_);
 };
 
 }  // namespace squeeze::server

@@ -157,6 +157,13 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   if (options.worker_threads < 1) return absl::InvalidArgumentError("worker threads must be at least 1");
   if (options.max_model_bytes < 1) return absl::InvalidArgumentError("--max-model-bytes must be positive");
   if (options.upload_threads < 1) return absl::InvalidArgumentError("upload threads must be at least 1");
+  // oneTBB runs enqueued work on one pool of worker threads shared by every arena, by default one
+  // fewer than the cores (a single thread on 2 cores): without a larger pool the upload arena
+  // would wait for a search to end before it got a thread.
+  server->parallelism_ = std::make_unique<tbb::global_control>(
+      tbb::global_control::max_allowed_parallelism,
+      std::max<size_t>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
+                       static_cast<size_t>(options.worker_threads + options.upload_threads + 1)));
   server->workers_ = std::make_unique<WorkQueue>(options.worker_threads);
   // Uploads have threads of their own, so they are never queued behind long searches.
   server->upload_workers_ = std::make_unique<WorkQueue>(options.upload_threads);

@@ -4,6 +4,8 @@
 #define SQUEEZE_SERVER_SERVER_H_
 
 #include <grpcpp/server.h>
+#include <oneapi/tbb/global_control.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -73,6 +75,7 @@ class SqueezeServer {
   std::unique_ptr<device_profiles::ProfileStore> profiles_;
   std::unique_ptr<StateStore> state_;
   std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<tbb::global_control> parallelism_;  // enough oneTBB workers for both arenas
   std::unique_ptr<WorkQueue> workers_;         // searches
   std::unique_ptr<WorkQueue> upload_workers_;  // upload analyses
   std::unique_ptr<Authenticator> auth_;

@@ -250,6 +250,12 @@ TEST_CASE("Quotas answer RESOURCE_EXHAUSTED with the limit, per team", "[e2e][qu
   const v1::SearchJob first = Parse<v1::SearchJob>(server.CliAs(
       alpha, {"--json", "search", "start", model.id(), "--device", "host", "--objectives",
               "latency,size,error,peak-memory", "--time-budget", "60"}));
+  // The server's status counts it (every team's jobs).
+  const v1::ServerStatus status = Parse<v1::ServerStatus>(server.CliAs(alpha, {"--json", "server", "status"}));
+  CHECK(status.jobs_queued() + status.jobs_running() == 1);
+  CHECK_FALSE(status.version().empty());
+  CHECK(status.uptime_seconds() > 0);
+  CHECK(status.worker_threads() == 2);
   CommandResult second = server.CliAs(alpha, {"search", "start", model.id(), "--device", "raspberry-pi-5"});
   CHECK(second.exit_code == 1);
   CHECK_THAT(second.err, Contains("RESOURCE_EXHAUSTED") && Contains("1 concurrent searches"));

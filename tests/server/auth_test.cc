@@ -5,6 +5,7 @@
 #include "common/sha256.h"
 #include "server/auth.h"
 #include "server/proto_conversion.h"
+#include "server/server.h"
 #include "tests/testing/temp_dir.h"
 
 namespace squeeze::server {
@@ -72,6 +73,17 @@ TEST_CASE("API keys convert to proto without their secret", "[auth][proto]") {
   CHECK(*FromProto(v1::KEY_ROLE_UNSPECIFIED) == Role::kMember);
   CHECK(*FromProto(v1::KEY_ROLE_ADMIN) == Role::kAdmin);
   CHECK(FromProto(static_cast<v1::KeyRole>(9)).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("Plaintext is allowed only on loopback addresses", "[auth][tls]") {
+  CHECK(IsLoopbackHost("127.0.0.1"));
+  CHECK(IsLoopbackHost("127.0.1.1"));
+  CHECK(IsLoopbackHost("localhost"));
+  CHECK(IsLoopbackHost("[::1]"));
+  CHECK_FALSE(IsLoopbackHost("0.0.0.0"));
+  CHECK_FALSE(IsLoopbackHost("[::]"));
+  CHECK_FALSE(IsLoopbackHost("10.0.0.7"));
+  CHECK_FALSE(IsLoopbackHost("squeeze.example.com"));
 }
 
 }  // namespace

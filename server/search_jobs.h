@@ -60,8 +60,10 @@ class SearchJobs {
   absl::StatusOr<v1::SearchJob> Cancel(const std::string& team, const std::string& id);
 
   // Calls `watcher` with the job now and after every change until it ends; returns a handle for
-  // Unwatch. NotFound as Get.
-  absl::StatusOr<int64_t> Watch(const std::string& team, const std::string& id, Watcher watcher);
+  // Unwatch. When the server stops first (the job stays queued for the next start), `on_stop` is
+  // called once instead of a final snapshot. NotFound as Get; Unavailable once stopping.
+  absl::StatusOr<int64_t> Watch(const std::string& team, const std::string& id, Watcher watcher,
+                                std::function<void()> on_stop = nullptr);
   void Unwatch(int64_t handle);
 
   // The best few candidates of `request.device_id` for `request.model_id`: from the newest stored
@@ -97,6 +99,7 @@ class SearchJobs {
   struct WatcherEntry {
     std::string job_id;
     Watcher watcher;
+    std::function<void()> on_stop;
   };
   std::map<int64_t, WatcherEntry> watchers_ ABSL_GUARDED_BY(mutex_);
   int64_t next_watcher_ ABSL_GUARDED_BY(mutex_) = 1;

@@ -48,10 +48,16 @@ class SearchService::WatchReactor final : public grpc::ServerWriteReactor<v1::Se
       return;
     }
     std::shared_ptr<Link> link = link_;
-    absl::StatusOr<int64_t> handle = jobs_.Watch(*team, id, [link](const v1::SearchJob& job) {
-      absl::MutexLock lock(&link->mutex);
-      if (link->reactor != nullptr) link->reactor->Offer(job);
-    });
+    absl::StatusOr<int64_t> handle = jobs_.Watch(
+        *team, id,
+        [link](const v1::SearchJob& job) {
+          absl::MutexLock lock(&link->mutex);
+          if (link->reactor != nullptr) link->reactor->Offer(job);
+        },
+        [link] {
+          absl::MutexLock lock(&link->mutex);
+          if (link->reactor != nullptr) link->reactor->ServerStopping();
+        });
     if (!handle.ok()) {
       absl::MutexLock lock(&link_->mutex);
       finished_ = true;
@@ -61,8 +67,9 @@ class SearchService::WatchReactor final : public grpc::ServerWriteReactor<v1::Se
     absl::MutexLock lock(&link_->mutex);
     handle_ = *handle;
     constructed_ = true;
-    // The job may have ended (and its last snapshot been written) before Watch returned.
-    if (finish_deferred_) FinishOnce(grpc::Status::OK);
+    // The job may have ended (and its last snapshot been written), or the server begun to stop,
+    // before Watch returned.
+    if (finish_deferred_) FinishOnce(deferred_status_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -70,6 +77,10 @@ class SearchService::WatchReactor final : public grpc::ServerWriteReactor<v1::Se
     writing_ = false;
     if (!ok) {
       FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped watching"));
+      return;
+    }
+    if (stop_requested_) {
+      FinishOnce(StoppingStatus());
       return;
     }
     if (has_pending_) {
@@ -104,6 +115,26 @@ class SearchService::WatchReactor final : public grpc::ServerWriteReactor<v1::Se
     WatchReactor* reactor = nullptr;
   };
 
+  static grpc::Status StoppingStatus() {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the server is shutting down; the search stays queued and runs again when it is back: "
+                        "watch it again then");
+  }
+
+  // The server stops before the job ends: the call ends now with UNAVAILABLE. Called with
+  // link_->mutex held.
+  void ServerStopping() {
+    if (finished_) return;
+    if (!constructed_) {
+      finish_deferred_ = true;
+      deferred_status_ = StoppingStatus();
+    } else if (writing_) {
+      stop_requested_ = true;  // finished when the write in flight is done
+    } else {
+      FinishOnce(StoppingStatus());
+    }
+  }
+
   // Called with link_->mutex held.
   void Offer(const v1::SearchJob& job) {
     if (finished_) return;
@@ -135,6 +166,8 @@ class SearchService::WatchReactor final : public grpc::ServerWriteReactor<v1::Se
   bool finished_ = false;
   bool constructed_ = false;
   bool finish_deferred_ = false;
+  grpc::Status deferred_status_;  // OK: the job ended
+  bool stop_requested_ = false;
 };
 
 grpc::ServerUnaryReactor* SearchService::StartSearch(grpc::CallbackServerContext* context,

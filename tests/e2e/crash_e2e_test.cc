@@ -174,15 +174,29 @@ TEST_CASE("SIGTERM stops within a bounded time with an idle client connected and
   RunningServer again(dir.File("data"), {"--shutdown-grace", "2"});
   CHECK_THAT(again.log(), Contains(job + " was queued") && Contains("running it again"));
 
-  // A call still in flight (a watch of that search) holds the shutdown up to the grace, no more.
-  auto search = v1::SearchService::NewStub(grpc::CreateChannel(again.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + again.admin_key());
+  // A watch of that search ends at once with UNAVAILABLE (the job will not end in this process);
+  // an upload still in flight holds the shutdown up to the grace, no more.
+  auto again_channel = grpc::CreateChannel(again.address(), grpc::InsecureChannelCredentials());
+  auto search = v1::SearchService::NewStub(again_channel);
+  grpc::ClientContext watch_context;
+  watch_context.AddMetadata("authorization", "Bearer " + again.admin_key());
   v1::WatchSearchRequest request;
   request.set_id(job);
-  auto reader = search->WatchSearch(&context, request);
+  auto reader = search->WatchSearch(&watch_context, request);
   v1::SearchJob snapshot;
   REQUIRE(reader->Read(&snapshot));
+  auto models = v1::ModelService::NewStub(again_channel);
+  grpc::ClientContext upload_context;
+  upload_context.AddMetadata("authorization", "Bearer " + again.admin_key());
+  v1::Model ignored;
+  auto writer = models->UploadModel(&upload_context, &ignored);
+  v1::UploadModelRequest metadata;
+  metadata.mutable_metadata()->set_name("slow.onnx");
+  REQUIRE(writer->Write(metadata));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < until && TemporaryFiles(again.data_dir()) == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   const auto stop = std::chrono::steady_clock::now();
   CHECK(again.Stop() == 0);
   const double with_call = std::chrono::duration<double>(std::chrono::steady_clock::now() - stop).count();
@@ -190,7 +204,10 @@ TEST_CASE("SIGTERM stops within a bounded time with an idle client connected and
   CHECK(with_call < 6);
   while (reader->Read(&snapshot)) {
   }
-  CHECK_FALSE(reader->Finish().ok());
+  const grpc::Status watch_status = reader->Finish();
+  CHECK(watch_status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(watch_status.error_message(), Contains("shutting down"));
+  CHECK_FALSE(writer->Finish().ok());
 }
 
 }  // namespace

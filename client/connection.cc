@@ -4,7 +4,9 @@
 #include <grpcpp/security/credentials.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <google/protobuf/util/json_util.h>
 
@@ -15,11 +17,46 @@ std::string DefaultServer() {
   return env && *env ? env : "127.0.0.1:50051";
 }
 
-Connection::Connection(const GlobalOptions& options)
-    : options_(options), channel_(grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials())) {}
+std::string FromEnvironment(const char* name) {
+  const char* env = std::getenv(name);
+  return env ? env : "";
+}
+
+namespace {
+
+std::shared_ptr<grpc::ChannelCredentials> CredentialsFor(const GlobalOptions& options) {
+  if (options.ca_cert.empty() && !options.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  if (!options.ca_cert.empty()) {
+    std::ifstream in(options.ca_cert);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      std::cerr << "squeeze: cannot read --ca-cert " << options.ca_cert << "\n";
+      std::exit(2);
+    }
+    ssl.pem_root_certs = pem.str();
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+std::shared_ptr<grpc::Channel> ChannelFor(const GlobalOptions& options) {
+  grpc::ChannelArguments args;
+  if (!options.tls_server_name.empty()) args.SetSslTargetNameOverride(options.tls_server_name);
+  return grpc::CreateCustomChannel(options.server, CredentialsFor(options), args);
+}
+
+}  // namespace
+
+Connection::Connection(const GlobalOptions& options) : options_(options), channel_(ChannelFor(options)) {}
+
+void Connection::Authorize(grpc::ClientContext& context) const {
+  if (!options_.api_key.empty()) context.AddMetadata("authorization", "Bearer " + options_.api_key);
+}
 
 std::unique_ptr<grpc::ClientContext> Connection::NewContext() const {
   auto context = std::make_unique<grpc::ClientContext>();
+  Authorize(*context);
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(options_.timeout_s * 1000)));
   return context;
@@ -35,6 +72,11 @@ int Connection::Fail(const grpc::Status& status, const std::string& what) const 
     std::cerr << "squeeze: " << what << ": no answer from " << options_.server << " within "
               << options_.timeout_s << " s; raise --timeout or check the server's log.\n";
     return 2;
+  }
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED && options_.api_key.empty()) {
+    std::cerr << "squeeze: " << what << ": UNAUTHENTICATED: no API key given: pass --api-key KEY or set "
+              << "SQUEEZE_API_KEY (a new server writes its first admin key to DATA_DIR/initial-api-key).\n";
+    return 1;
   }
   static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
                                  "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",

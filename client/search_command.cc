@@ -101,6 +101,7 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
 int Watch(const Connection& connection, const std::string& id, bool csv) {
   auto stub = v1::SearchService::NewStub(connection.channel());
   grpc::ClientContext context;  // a watch lasts as long as the search
+  connection.Authorize(context);
   v1::WatchSearchRequest request;
   request.set_id(id);
   auto reader = stub->WatchSearch(&context, request);

@@ -35,4 +35,5 @@ run squeeze-bench-fidelity@det "${det[@]}" --image "$images/det0.ppm" --image "$
 run squeeze-bench-fidelity@det-synthetic "${det[@]}"
 run squeeze-bench-fidelity@cls "${cls[@]}" --image "$images/cls0.ppm" --image "$images/cls1.ppm" --candidates 200
 run squeeze-bench-fidelity@cls-synthetic "${cls[@]}" --candidates 200
+run "squeeze-bench-load@$(hostname -s)" --clients 50 --seconds 60
 echo "$ran benchmark programs ran; figures in $out/"

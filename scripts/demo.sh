@@ -24,7 +24,15 @@ server_pid=$!
 for _ in $(seq 1 300); do [ -s "$work/port" ] && break; sleep 0.1; done
 if [ ! -s "$work/port" ]; then echo "squeezed did not start:"; cat "$work/server.log"; exit 1; fi
 export SQUEEZE_SERVER="127.0.0.1:$(cat "$work/port")"
-cat "$work/server.log"
+# A new data dir's first admin key; every call but the health check carries a key.
+export SQUEEZE_API_KEY="$(cat "$work/data/initial-api-key")"
+sed 's/\(sqz_[0-9a-f]\{8\}\)[0-9a-f]*/\1.../' "$work/server.log"
+
+step "squeezed keys create --data-dir $work/data --team vision (a member key for a second team)"
+"$bin/squeezed" keys create --data-dir "$work/data" --team vision | sed 's/\(sqz_[0-9a-f]\{8\}\)[0-9a-f]*/\1.../'
+
+step "squeeze server status"
+"$bin/squeeze" server status
 
 step "squeeze devices list"
 "$bin/squeeze" devices list

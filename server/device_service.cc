@@ -1,6 +1,7 @@
 #include "server/device_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/caller.h"
 #include "server/proto_conversion.h"
 #include "server/status.h"
 
@@ -10,6 +11,10 @@ grpc::ServerUnaryReactor* DeviceService::ListDevices(grpc::CallbackServerContext
                                                      const v1::ListDevicesRequest* request,
                                                      v1::ListDevicesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::StatusOr<Caller> caller = CallerOf(*context); !caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   absl::StatusOr<std::vector<device_profiles::Device>> devices = profiles_.ListDevices();
   if (!devices.ok()) {
     reactor->Finish(ToGrpcStatus(devices.status()));
@@ -24,6 +29,10 @@ grpc::ServerUnaryReactor* DeviceService::GetDevice(grpc::CallbackServerContext* 
                                                    const v1::GetDeviceRequest* request,
                                                    v1::Device* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::StatusOr<Caller> caller = CallerOf(*context); !caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   if (request->id().empty()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  "id is empty: name a device ('squeeze devices list' shows them)"));

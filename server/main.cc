@@ -1,41 +1,174 @@
 // squeezed: the Squeeze server. Thin: parses the command line, starts SqueezeServer, and stops it
-// on SIGINT/SIGTERM.
+// on SIGINT/SIGTERM; `squeezed keys ...` manages API keys in a data dir, also while a server runs.
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "server/server.h"
+#include "server/state_store.h"
+
+namespace {
+
+using squeeze::common::LogError;
+using squeeze::common::LogInfo;
+using squeeze::server::StateStore;
+
+// The data dir's state.db; for `keys list` and `keys revoke` it must already exist.
+std::unique_ptr<StateStore> OpenState(const std::string& data_dir, bool create) {
+  const std::string path = data_dir + "/state.db";
+  if (!create && !std::filesystem::exists(path)) {
+    std::cerr << "squeezed keys: no state.db in " << data_dir << "; is --data-dir the server's data directory?\n";
+    return nullptr;
+  }
+  if (create) {
+    if (absl::Status s = squeeze::common::MakeDirectories(data_dir); !s.ok()) {
+      std::cerr << "squeezed keys: " << s.message() << "\n";
+      return nullptr;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(path);
+  if (!state.ok()) {
+    std::cerr << "squeezed keys: " << state.status().message() << "\n";
+    return nullptr;
+  }
+  return *std::move(state);
+}
+
+const char* RoleName(squeeze::server::Role role) {
+  return role == squeeze::server::Role::kAdmin ? "admin" : "member";
+}
+
+void AddKeysCommands(CLI::App& app, int* exit_code) {
+  CLI::App* keys = app.add_subcommand(
+      "keys", "Manage API keys in a data dir (works while a server runs on it: changes apply at once)");
+  keys->require_subcommand(1);
+  auto data_dir = std::make_shared<std::string>();
+  auto team = std::make_shared<std::string>();
+  auto admin = std::make_shared<bool>(false);
+  auto id = std::make_shared<std::string>();
+
+  CLI::App* create = keys->add_subcommand("create", "Make a key for a team (created when new); prints the key last");
+  create->add_option("--data-dir", *data_dir, "The server's data directory")->required();
+  create->add_option("--team", *team, "Team the key belongs to (a-z, 0-9, '-', '_')")->required();
+  create->add_flag("--admin", *admin, "An admin key: manages keys of every team and puts device profiles");
+  create->callback([=] {
+    std::unique_ptr<StateStore> state = OpenState(*data_dir, true);
+    if (!state) return void(*exit_code = 1);
+    auto role = *admin ? squeeze::server::Role::kAdmin : squeeze::server::Role::kMember;
+    absl::StatusOr<squeeze::server::NewApiKey> key = state->CreateApiKey(*team, role);
+    if (!key.ok()) {
+      std::cerr << "squeezed keys create: " << key.status().message() << "\n";
+      return void(*exit_code = 1);
+    }
+    std::cout << "API key " << key->record.id << " for team '" << key->record.team << "' (" << RoleName(role)
+              << "); it is shown only now and stored only as a hash:\n"
+              << key->key << "\n";
+  });
+
+  CLI::App* list = keys->add_subcommand("list", "List every key (never the keys themselves)");
+  list->add_option("--data-dir", *data_dir, "The server's data directory")->required();
+  list->callback([=] {
+    std::unique_ptr<StateStore> state = OpenState(*data_dir, false);
+    if (!state) return void(*exit_code = 1);
+    absl::StatusOr<std::vector<squeeze::server::ApiKeyRecord>> keys = state->ListApiKeys();
+    if (!keys.ok()) {
+      std::cerr << "squeezed keys list: " << keys.status().message() << "\n";
+      return void(*exit_code = 1);
+    }
+    std::cout << fmt::format("{:<12} {:<20} {:<7} {:<14} {:<21} {}\n", "ID", "TEAM", "ROLE", "PREFIX", "CREATED",
+                             "REVOKED");
+    for (const auto& k : *keys) {
+      std::cout << fmt::format("{:<12} {:<20} {:<7} {:<14} {:<21} {}\n", k.id, k.team, RoleName(k.role), k.prefix,
+                               k.created_at, k.revoked_at.empty() ? "-" : k.revoked_at);
+    }
+  });
+
+  CLI::App* revoke = keys->add_subcommand("revoke", "Revoke a key: calls with it fail from now on");
+  revoke->add_option("--data-dir", *data_dir, "The server's data directory")->required();
+  revoke->add_option("ID", *id, "The key's id (k-...) or its prefix as 'keys list' shows it")->required();
+  revoke->callback([=] {
+    std::unique_ptr<StateStore> state = OpenState(*data_dir, false);
+    if (!state) return void(*exit_code = 1);
+    absl::StatusOr<squeeze::server::ApiKeyRecord> key = state->RevokeApiKey(*id);
+    if (!key.ok()) {
+      std::cerr << "squeezed keys revoke: " << key.status().message() << "\n";
+      return void(*exit_code = 1);
+    }
+    std::cout << "revoked " << key->id << " (team '" << key->team << "', " << RoleName(key->role) << ")\n";
+  });
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  using squeeze::common::LogError;
-  using squeeze::common::LogInfo;
-
   squeeze::server::ServerOptions options;
   std::string port_file;
+  double shutdown_grace_s = 10;
   CLI::App app{
       "squeezed: the Squeeze model compression search server.\n"
       "Serves squeeze.v1 over gRPC (with the standard health service and reflection) from a data\n"
-      "directory holding the device-profile database and the team's state."};
-  app.add_option("--data-dir", options.data_dir, "Directory for profiles.db and server state (created if missing)")
-      ->required();
+      "directory holding the device-profile database and the teams' state. Every call but health\n"
+      "needs an API key; a new data dir gets its first admin key in DATA_DIR/initial-api-key."};
+  app.require_subcommand(0, 1);
+  app.add_option("--data-dir", options.data_dir, "Directory for profiles.db and server state (created if missing)");
   app.add_option("--listen", options.listen, "Address to listen on, HOST:PORT; port 0 picks a free port")
       ->capture_default_str();
   app.add_option("--port-file", port_file, "Write the bound port to this file once listening");
   app.add_option("--profiles", options.profiles_path,
                  "Device-profile database (default: DATA_DIR/profiles.db)");
+  app.add_option("--tls-cert", options.tls_cert_path, "TLS certificate chain (PEM); with --tls-key");
+  app.add_option("--tls-key", options.tls_key_path, "TLS private key (PEM); with --tls-cert");
+  app.add_flag("--insecure", options.insecure,
+               "Allow plaintext on a non-loopback address (only behind a proxy that terminates TLS)");
   app.add_option("--max-model-bytes", options.max_model_bytes, "Largest model upload accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--workers", options.worker_threads, "Threads that analyse uploads and run searches")
+  app.add_option("--max-message-bytes", options.max_message_bytes, "Largest gRPC message received or sent")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2} << 20, int64_t{1} << 30));
+  app.add_option("--max-concurrent-streams", options.max_concurrent_streams,
+                 "Most calls in flight on one client connection")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--quota-stored-bytes", options.quota.max_stored_bytes,
+                 "Per team: most bytes of stored models (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--quota-concurrent-searches", options.quota.max_concurrent_searches,
+                 "Per team: most searches queued or running at once (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--quota-searches-per-hour", options.quota.max_searches_per_hour,
+                 "Per team: most searches started in any hour; answers from stored results are free (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--workers", options.worker_threads, "Threads that run searches")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--upload-workers", options.upload_threads,
+                 "Threads that analyse uploads (apart from searches, so uploads never wait behind them)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--shutdown-grace", shutdown_grace_s,
+                 "On SIGTERM, seconds calls in flight get to finish before they are cancelled")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
+  int exit_code = 0;
+  AddKeysCommands(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
+  if (!app.get_subcommands().empty()) return exit_code;
+  if (options.data_dir.empty()) {
+    std::cerr << "--data-dir is required\nRun with --help for more information.\n";
+    return 106;  // CLI11's code for a missing required option
+  }
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stop_signals;
@@ -49,7 +182,8 @@ int main(int argc, char** argv) {
     LogError("cannot start: {}", server.status().ToString());
     return 1;
   }
-  LogInfo("listening on {} data_dir={}", (*server)->address(), options.data_dir);
+  LogInfo("listening on {} data_dir={} tls={}", (*server)->address(), options.data_dir,
+          options.tls_cert_path.empty() ? "off" : "on");
   if (!port_file.empty()) {
     absl::Status written = squeeze::common::WriteFileAtomically(port_file, absl::StrCat((*server)->port(), "\n"));
     if (!written.ok()) {
@@ -61,7 +195,7 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   LogInfo("received {}, shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-  (*server)->Shutdown(absl::Seconds(5));
+  (*server)->Shutdown(absl::Seconds(shutdown_grace_s));
   (*server)->Wait();
   server->reset();
   LogInfo("stopped");

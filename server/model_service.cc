@@ -31,7 +31,13 @@ absl::Status TooLarge(int64_t size, int64_t limit) {
 class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::UploadModelRequest> {
  public:
   UploadReactor(ModelService& service, grpc::CallbackServerContext* context, v1::Model* response)
-      : service_(service), context_(context), response_(response), team_(CallerTeam(*context)) {
+      : service_(service), context_(context), response_(response) {
+    absl::StatusOr<Caller> caller = CallerOf(*context);
+    if (!caller.ok()) {
+      Finish(ToGrpcStatus(caller.status()));
+      return;
+    }
+    caller_ = *std::move(caller);
     StartRead(&request_);
   }
 
@@ -71,6 +77,7 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
       if (metadata_.size_bytes() > service_.options_.max_model_bytes) {
         return TooLarge(metadata_.size_bytes(), service_.options_.max_model_bytes);
       }
+      if (absl::Status s = service_.CheckStoredBytes(caller_.team, metadata_.size_bytes()); !s.ok()) return s;
       absl::StatusOr<std::unique_ptr<BlobWriter>> writer = service_.blobs_.NewWriter();
       if (!writer.ok()) return writer.status();
       writer_ = *std::move(writer);
@@ -82,6 +89,13 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
     const std::string& chunk = request_.chunk();
     if (writer_->size() + static_cast<int64_t>(chunk.size()) > service_.options_.max_model_bytes) {
       return TooLarge(writer_->size() + static_cast<int64_t>(chunk.size()), service_.options_.max_model_bytes);
+    }
+    // The declared size is a hint; the quota is checked again on the bytes that really came.
+    if (metadata_.size_bytes() == 0 || writer_->size() + static_cast<int64_t>(chunk.size()) > metadata_.size_bytes()) {
+      if (absl::Status s = service_.CheckStoredBytes(caller_.team, writer_->size() + static_cast<int64_t>(chunk.size()));
+          !s.ok()) {
+        return s;
+      }
     }
     return writer_->Append(chunk);
   }
@@ -97,10 +111,11 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
       return;
     }
     service_.workers_.Submit([this] {
-      absl::StatusOr<v1::Model> model = service_.CompleteUpload(team_, metadata_, *writer_);
+      absl::StatusOr<v1::Model> model = service_.CompleteUpload(caller_, metadata_, *writer_);
       writer_.reset();  // deletes the temporary file unless it became a blob
       if (!model.ok()) {
-        common::LogInfo("upload of '{}' refused: {}", metadata_.name(), model.status().ToString());
+        common::LogInfo("upload of '{}' refused: {} request_id={}", metadata_.name(), model.status().ToString(),
+                        caller_.request_id);
         Finish(ToGrpcStatus(model.status()));
         return;
       }
@@ -112,7 +127,7 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
   ModelService& service_;
   grpc::CallbackServerContext* context_;
   v1::Model* response_;
-  const std::string team_;
+  Caller caller_;
   v1::UploadModelRequest request_;
   bool has_metadata_ = false;
   v1::UploadMetadata metadata_;
@@ -124,8 +139,22 @@ grpc::ServerReadReactor<v1::UploadModelRequest>* ModelService::UploadModel(grpc:
   return new UploadReactor(*this, context, response);
 }
 
-absl::StatusOr<v1::Model> ModelService::CompleteUpload(const std::string& team, const v1::UploadMetadata& metadata,
+absl::Status ModelService::CheckStoredBytes(const std::string& team, int64_t incoming) {
+  if (options_.quota.max_stored_bytes <= 0) return absl::OkStatus();
+  absl::StatusOr<int64_t> stored = state_.TeamStoredBytes(team);
+  if (!stored.ok()) return stored.status();
+  if (*stored + incoming > options_.quota.max_stored_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "team '", team, "' stores ", *stored, " bytes of models; this upload (", incoming,
+        " bytes so far) would pass the team's quota of ", options_.quota.max_stored_bytes,
+        " stored bytes (squeezed --quota-stored-bytes): delete a model first"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Model> ModelService::CompleteUpload(const Caller& caller, const v1::UploadMetadata& metadata,
                                                        BlobWriter& writer) {
+  const std::string& team = caller.team;
   const std::string digest = writer.Finish();
   absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = FromProto(metadata.input_shapes());
   if (!shapes.ok()) return shapes.status();
@@ -154,21 +183,27 @@ absl::StatusOr<v1::Model> ModelService::CompleteUpload(const std::string& team, 
   absl::MutexLock lock(&blob_mutex_);
   absl::StatusOr<std::string> committed = blobs_.Commit(writer);
   if (!committed.ok()) return committed.status();
-  absl::StatusOr<ModelRecord> stored = state_.InsertModel(std::move(record));
+  absl::StatusOr<ModelRecord> stored = state_.InsertModel(std::move(record), options_.quota);
   if (!stored.ok()) {
     absl::StatusOr<int64_t> users = state_.CountModelsWithBlob(digest);
     if (users.ok() && *users == 0) blobs_.Delete(digest).IgnoreError();
     return stored.status();
   }
-  common::LogInfo("model {} '{}' stored: {} bytes sha256={} layers={}", stored->id, stored->name,
-                  stored->size_bytes, stored->sha256, loaded->analysis.layers.size());
+  common::LogInfo("model {} '{}' stored: {} bytes sha256={} layers={} team={} request_id={}", stored->id,
+                  stored->name, stored->size_bytes, stored->sha256, loaded->analysis.layers.size(), team,
+                  caller.request_id);
   return ToProto(*stored, /*with_layers=*/true);
 }
 
 grpc::ServerUnaryReactor* ModelService::GetModel(grpc::CallbackServerContext* context,
                                                  const v1::GetModelRequest* request, v1::Model* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<ModelRecord> record = state_.GetModel(CallerTeam(*context), request->id());
+  absl::StatusOr<std::string> team = CallerTeam(*context);
+  if (!team.ok()) {
+    reactor->Finish(ToGrpcStatus(team.status()));
+    return reactor;
+  }
+  absl::StatusOr<ModelRecord> record = state_.GetModel(*team, request->id());
   if (!record.ok()) {
     reactor->Finish(ToGrpcStatus(record.status()));
     return reactor;
@@ -183,7 +218,12 @@ grpc::ServerUnaryReactor* ModelService::ListModels(grpc::CallbackServerContext* 
                                                    const v1::ListModelsRequest* request,
                                                    v1::ListModelsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::vector<ModelRecord>> records = state_.ListModels(CallerTeam(*context));
+  absl::StatusOr<std::string> team = CallerTeam(*context);
+  if (!team.ok()) {
+    reactor->Finish(ToGrpcStatus(team.status()));
+    return reactor;
+  }
+  absl::StatusOr<std::vector<ModelRecord>> records = state_.ListModels(*team);
   if (!records.ok()) {
     reactor->Finish(ToGrpcStatus(records.status()));
     return reactor;
@@ -204,8 +244,13 @@ grpc::ServerUnaryReactor* ModelService::DeleteModel(grpc::CallbackServerContext*
                                                     const v1::DeleteModelRequest* request,
                                                     v1::DeleteModelResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = CallerOf(*context);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   absl::MutexLock lock(&blob_mutex_);
-  absl::StatusOr<ModelRecord> deleted = state_.DeleteModel(CallerTeam(*context), request->id());
+  absl::StatusOr<ModelRecord> deleted = state_.DeleteModel(caller->team, request->id());
   if (!deleted.ok()) {
     reactor->Finish(ToGrpcStatus(deleted.status()));
     return reactor;
@@ -215,7 +260,8 @@ grpc::ServerUnaryReactor* ModelService::DeleteModel(grpc::CallbackServerContext*
     absl::Status status = blobs_.Delete(deleted->sha256);
     if (!status.ok()) common::LogWarning("model {} deleted but its blob stays: {}", deleted->id, status.ToString());
   }
-  common::LogInfo("model {} '{}' deleted", deleted->id, deleted->name);
+  common::LogInfo("model {} '{}' deleted team={} request_id={}", deleted->id, deleted->name, caller->team,
+                  caller->request_id);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "model/loader.h"
 #include "server/blob_store.h"
+#include "server/caller.h"
 #include "server/state_store.h"
 #include "server/work_queue.h"
 #include "squeeze/v1/model.grpc.pb.h"
@@ -19,6 +20,7 @@ namespace squeeze::server {
 struct ModelServiceOptions {
   int64_t max_model_bytes = int64_t{1} << 30;
   model::ShapeProbe shape_probe;  // ONNX Runtime fallback for shapes inference cannot find
+  TeamQuota quota;                // stored bytes per team
 };
 
 class ModelService final : public v1::ModelService::CallbackService {
@@ -41,8 +43,10 @@ class ModelService final : public v1::ModelService::CallbackService {
   class UploadReactor;
 
   // Analyses the finished upload and commits it; runs on the worker arena.
-  absl::StatusOr<v1::Model> CompleteUpload(const std::string& team, const v1::UploadMetadata& metadata,
+  absl::StatusOr<v1::Model> CompleteUpload(const Caller& caller, const v1::UploadMetadata& metadata,
                                            BlobWriter& writer);
+  // ResourceExhausted when `incoming` more bytes would take the team past its stored-bytes quota.
+  absl::Status CheckStoredBytes(const std::string& team, int64_t incoming);
 
   StateStore& state_;
   BlobStore& blobs_;

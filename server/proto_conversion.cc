@@ -352,4 +352,25 @@ v1::DeviceFront ToProto(const search::Problem& problem, const search::Front& fro
   return out;
 }
 
+v1::ApiKey ToProto(const ApiKeyRecord& key) {
+  v1::ApiKey out;
+  out.set_id(key.id);
+  out.set_team(key.team);
+  out.set_role(key.role == Role::kAdmin ? v1::KEY_ROLE_ADMIN : v1::KEY_ROLE_MEMBER);
+  out.set_prefix(key.prefix);
+  out.set_created_at(key.created_at);
+  out.set_revoked_at(key.revoked_at);
+  return out;
+}
+
+absl::StatusOr<Role> FromProto(v1::KeyRole role) {
+  switch (role) {
+    case v1::KEY_ROLE_UNSPECIFIED:
+    case v1::KEY_ROLE_MEMBER: return Role::kMember;
+    case v1::KEY_ROLE_ADMIN: return Role::kAdmin;
+    default: break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("key role ", static_cast<int>(role), " is not MEMBER or ADMIN"));
+}
+
 }  // namespace squeeze::server

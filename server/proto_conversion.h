@@ -18,6 +18,7 @@
 #include "search/problem/problem.h"
 #include "squeeze/v1/search.pb.h"
 #include "squeeze/v1/sensitivity.pb.h"
+#include "squeeze/v1/server.pb.h"
 
 namespace squeeze::server {
 
@@ -46,6 +47,11 @@ absl::StatusOr<std::map<std::string, std::vector<int64_t>>> FromProto(
 std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t>>& shapes);
 
 // Sensitivities.
+// API keys. A key's secret never passes through here: only the stored record.
+v1::ApiKey ToProto(const ApiKeyRecord& key);
+// InvalidArgument for a value that names no role; UNSPECIFIED is a member.
+absl::StatusOr<Role> FromProto(v1::KeyRole role);
+
 v1::SensitivityReport ToProto(const runtime::SensitivityReport& report);
 runtime::SensitivityReport FromProto(const v1::SensitivityReport& report);
 

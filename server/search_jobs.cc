@@ -326,12 +326,21 @@ SearchJobs::SearchJobs(StateStore& state, BlobStore& blobs, dp::ProfileStore& pr
 SearchJobs::~SearchJobs() { Stop(); }
 
 void SearchJobs::Stop() {
-  absl::MutexLock lock(&mutex_);
-  stopping_ = true;
-  for (auto& [id, live] : live_) {
-    live->shutting_down = true;
-    live->cancel = true;
+  std::vector<std::function<void()>> stopped;
+  {
+    absl::MutexLock lock(&mutex_);
+    stopping_ = true;
+    for (auto& [id, live] : live_) {
+      live->shutting_down = true;
+      live->cancel = true;
+    }
+    // Watchers hear now that their job will not end in this process, rather than wait for ever.
+    for (auto& [handle, entry] : watchers_) {
+      if (entry.on_stop) stopped.push_back(std::move(entry.on_stop));
+    }
+    watchers_.clear();
   }
+  for (const auto& f : stopped) f();
 }
 
 absl::Status SearchJobs::Recover() {
@@ -379,6 +388,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
     record.phase = v1::PHASE_DONE;
     record.fraction = 1;
     record.result = result.SerializeAsString();
+    record.from_cache = true;
     absl::StatusOr<JobRecord> stored = state_.InsertJob(record);
     if (!stored.ok()) return stored.status();
     if (absl::Status s = state_.UpdateJob(*stored); !s.ok()) return s;  // stamps started/finished
@@ -390,9 +400,10 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
     absl::MutexLock lock(&mutex_);
     if (stopping_) return absl::UnavailableError("the server is shutting down; start the search again shortly");
   }
-  absl::StatusOr<JobRecord> stored = state_.InsertJob(record);
+  absl::StatusOr<JobRecord> stored = state_.InsertJob(record, options_.quota);
   if (!stored.ok()) return stored.status();
-  common::LogInfo("search {} queued: model {} on {}", stored->id, spec.model_id(), absl::StrJoin(spec.device_ids(), ", "));
+  common::LogInfo("search {} queued: model {} on {} team={}", stored->id, spec.model_id(),
+                  absl::StrJoin(spec.device_ids(), ", "), team);
   workers_.Submit([this, job = *stored] { Run(job); });
   return JobOf(*stored);
 }
@@ -435,14 +446,16 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Cancel(const std::string& team, const 
   return JobOf(*state_.GetJob(team, id));
 }
 
-absl::StatusOr<int64_t> SearchJobs::Watch(const std::string& team, const std::string& id, Watcher watcher) {
+absl::StatusOr<int64_t> SearchJobs::Watch(const std::string& team, const std::string& id, Watcher watcher,
+                                          std::function<void()> on_stop) {
   absl::StatusOr<v1::SearchJob> job = Get(team, id);
   if (!job.ok()) return job.status();
   int64_t handle;
   {
     absl::MutexLock lock(&mutex_);
+    if (stopping_) return absl::UnavailableError("the server is shutting down; watch the search again when it is back");
     handle = next_watcher_++;
-    watchers_[handle] = WatcherEntry{id, watcher};
+    watchers_[handle] = WatcherEntry{id, watcher, std::move(on_stop)};
   }
   watcher(*job);
   return handle;
@@ -791,7 +804,16 @@ void SearchJobs::Recommend(const std::string& team, const v1::RecommendRequest& 
                                                                            : "failed: " + job.error())));
     }
   };
-  absl::StatusOr<int64_t> handle = Watch(team, started->id(), on_update);
+  auto on_stop = [pending, done, id = started->id()] {
+    {
+      absl::MutexLock lock(&pending->mutex);
+      if (pending->answered) return;
+      pending->answered = true;
+    }
+    done(absl::UnavailableError(absl::StrCat("the server is shutting down; search ", id,
+                                             " stays queued and runs again when it is back: ask again then")));
+  };
+  absl::StatusOr<int64_t> handle = Watch(team, started->id(), on_update, on_stop);
   if (!handle.ok()) return done(handle.status());
   // Answered already (the job was cached or finished): stop watching; otherwise the job's end
   // removes the watcher (see Run).

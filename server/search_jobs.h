@@ -37,6 +37,7 @@ struct SearchJobsOptions {
   int max_candidates = 200;
   int threads = 2;              // ONNX Runtime and distortion threads inside one job
   model::ShapeProbe shape_probe;
+  TeamQuota quota;  // concurrent searches and searches per hour, per team
 };
 
 class SearchJobs {
@@ -51,15 +52,18 @@ class SearchJobs {
   // Runs again every job left queued or running by a process that died.
   absl::Status Recover();
 
-  // NotFound for another team's or an unknown model or device, InvalidArgument for a bad spec.
+  // NotFound for another team's or an unknown model or device, InvalidArgument for a bad spec,
+  // ResourceExhausted when the team is at a search quota.
   absl::StatusOr<v1::SearchJob> Start(const std::string& team, const v1::SearchSpec& spec);
   absl::StatusOr<v1::SearchJob> Get(const std::string& team, const std::string& id);
   absl::StatusOr<std::vector<v1::SearchJob>> List(const std::string& team, int limit);
   absl::StatusOr<v1::SearchJob> Cancel(const std::string& team, const std::string& id);
 
   // Calls `watcher` with the job now and after every change until it ends; returns a handle for
-  // Unwatch. NotFound as Get.
-  absl::StatusOr<int64_t> Watch(const std::string& team, const std::string& id, Watcher watcher);
+  // Unwatch. When the server stops first (the job stays queued for the next start), `on_stop` is
+  // called once instead of a final snapshot. NotFound as Get; Unavailable once stopping.
+  absl::StatusOr<int64_t> Watch(const std::string& team, const std::string& id, Watcher watcher,
+                                std::function<void()> on_stop = nullptr);
   void Unwatch(int64_t handle);
 
   // The best few candidates of `request.device_id` for `request.model_id`: from the newest stored
@@ -95,6 +99,7 @@ class SearchJobs {
   struct WatcherEntry {
     std::string job_id;
     Watcher watcher;
+    std::function<void()> on_stop;
   };
   std::map<int64_t, WatcherEntry> watchers_ ABSL_GUARDED_BY(mutex_);
   int64_t next_watcher_ ABSL_GUARDED_BY(mutex_) = 1;

@@ -5,21 +5,27 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <grpc/grpc.h>
+
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "device_profiles/host.h"
 #include "runtime/session.h"
 #include "runtime/shape_probe.h"
+#include "server/auth.h"
 #include "server/blob_store.h"
 #include "server/device_service.h"
 #include "server/model_service.h"
 #include "server/search_jobs.h"
 #include "server/search_service.h"
+#include "server/server_service.h"
 #include "server/state_store.h"
 
 namespace squeeze::server {
@@ -37,12 +43,75 @@ absl::StatusOr<std::pair<std::string, int>> SplitAddress(const std::string& addr
   return std::make_pair(address.substr(0, colon), port);
 }
 
+// The first admin key of a state.db that never had one.
+absl::Status MakeInitialKey(StateStore& state, const std::string& data_dir) {
+  absl::StatusOr<int64_t> keys = state.CountApiKeys();
+  if (!keys.ok()) return keys.status();
+  if (*keys > 0) return absl::OkStatus();
+  absl::StatusOr<NewApiKey> key = state.CreateApiKey(kDefaultTeam, Role::kAdmin);
+  if (!key.ok()) return key.status();
+  const std::string path = data_dir + "/initial-api-key";
+  if (absl::Status s = common::WriteFileAtomically(path, key->key + "\n", 0600); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot write the first admin key (", key->record.id,
+                                                      ") to ", path, ": ", s.message(),
+                                                      "; make another with 'squeezed keys create --admin'"));
+  }
+  common::LogInfo("first admin key {} for team '{}' written to {} (mode 0600): {}", key->record.id, kDefaultTeam,
+                  path, key->key);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& options,
+                                                                      const std::string& host) {
+  if (options.tls_cert_path.empty() != options.tls_key_path.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  if (options.tls_cert_path.empty()) {
+    if (!IsLoopbackHost(host) && !options.insecure) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listening on ", options.listen, " without TLS would send API keys in clear text: give --tls-cert "
+          "and --tls-key, or --insecure when a proxy in front terminates TLS"));
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  absl::StatusOr<std::string> cert = common::ReadFile(options.tls_cert_path);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = common::ReadFile(options.tls_key_path);
+  if (!key.ok()) return key.status();
+  if (cert->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls-cert ", options.tls_cert_path, " holds no PEM certificate"));
+  }
+  if (key->find("PRIVATE KEY-----") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--tls-key ", options.tls_key_path, " holds no PEM private key"));
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
 }  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
+}
 
 absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const ServerOptions& options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
   absl::StatusOr<std::pair<std::string, int>> address = SplitAddress(options.listen);
   if (!address.ok()) return address.status();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options, address->first);
+  if (!credentials.ok()) return credentials.status();
+  if (options.max_message_bytes < (2 << 20)) {
+    return absl::InvalidArgumentError("--max-message-bytes must be at least 2 MiB (2097152): uploads send 1 MiB chunks");
+  }
+  if (options.max_concurrent_streams < 1) return absl::InvalidArgumentError("--max-concurrent-streams must be positive");
+  if (options.quota.max_stored_bytes < 0 || options.quota.max_concurrent_searches < 0 ||
+      options.quota.max_searches_per_hour < 0) {
+    return absl::InvalidArgumentError("quotas must not be negative (0 means no limit)");
+  }
+  const absl::Time started_at = absl::Now();
   absl::Status status = common::MakeDirectories(options.data_dir);
   if (!status.ok()) return status;
 
@@ -74,6 +143,8 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(options.data_dir + "/state.db");
   if (!state.ok()) return state.status();
   server->state_ = *std::move(state);
+  if (absl::Status s = MakeInitialKey(*server->state_, options.data_dir); !s.ok()) return s;
+  server->auth_ = std::make_unique<Authenticator>(*server->state_);
   absl::StatusOr<std::unique_ptr<BlobStore>> blobs = BlobStore::Open(options.data_dir + "/blobs");
   if (!blobs.ok()) return blobs.status();
   server->blobs_ = *std::move(blobs);
@@ -85,28 +156,53 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
 
   if (options.worker_threads < 1) return absl::InvalidArgumentError("worker threads must be at least 1");
   if (options.max_model_bytes < 1) return absl::InvalidArgumentError("--max-model-bytes must be positive");
+  if (options.upload_threads < 1) return absl::InvalidArgumentError("upload threads must be at least 1");
+  // oneTBB runs enqueued work on one pool of worker threads shared by every arena, by default one
+  // fewer than the cores (a single thread on 2 cores): without a larger pool the upload arena
+  // would wait for a search to end before it got a thread.
+  server->parallelism_ = std::make_unique<tbb::global_control>(
+      tbb::global_control::max_allowed_parallelism,
+      std::max<size_t>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
+                       static_cast<size_t>(options.worker_threads + options.upload_threads + 1)));
   server->workers_ = std::make_unique<WorkQueue>(options.worker_threads);
+  // Uploads have threads of their own, so they are never queued behind long searches.
+  server->upload_workers_ = std::make_unique<WorkQueue>(options.upload_threads);
   ModelServiceOptions model_options;
   model_options.max_model_bytes = options.max_model_bytes;
   model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
+  model_options.quota = options.quota;
   server->model_service_ =
-      std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->workers_, model_options);
+      std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->upload_workers_, model_options);
   SearchJobsOptions search_options;
   search_options.shape_probe = model_options.shape_probe;
+  search_options.quota = options.quota;
   server->search_jobs_ = std::make_unique<SearchJobs>(*server->state_, *server->blobs_, *server->profiles_,
                                                       *server->workers_, search_options);
   server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_);
+  ServerInfo info;
+  info.started_at = started_at;
+  info.worker_threads = options.worker_threads;
+  info.tls = !options.tls_cert_path.empty();
+  info.upload_threads = options.upload_threads;
+  server->server_service_ =
+      std::make_unique<ServerService>(*server->state_, *server->workers_, *server->upload_workers_, info);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(options.listen, *credentials, &bound_port);
   builder.RegisterService(server->device_service_.get());
   builder.RegisterService(server->model_service_.get());
   builder.RegisterService(server->search_service_.get());
-  // Uploads arrive in chunks of 1 MiB; leave room for a few.
-  builder.SetMaxReceiveMessageSize(16 << 20);
+  builder.RegisterService(server->server_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(NewCallInterceptorFactory(*server->auth_, &server->calls_in_flight_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  // Uploads arrive in chunks of 1 MiB.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX)));
+  builder.SetMaxSendMessageSize(static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX)));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
@@ -126,13 +222,26 @@ SqueezeServer::~SqueezeServer() {
   }
   // Work already queued finishes (stopped searches end quickly) before the stores it uses go away.
   if (workers_) workers_->Drain();
+  if (upload_workers_) upload_workers_->Drain();
   search_jobs_.reset();
   workers_.reset();
+  upload_workers_.reset();
 }
 
 void SqueezeServer::Shutdown(absl::Duration grace) {
   search_jobs_->Stop();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  const absl::Time start = absl::Now(), deadline = start + grace;
+  // gRPC's shutdown waits for the calls in flight (cancelled at the deadline) and also for every
+  // client connection to go away, which an idle client may never do. So once no call is left,
+  // the remaining connections are closed at once.
+  std::thread stopper([this, deadline] { server_->Shutdown(absl::ToChronoTime(deadline)); });
+  while (absl::Now() < deadline && (calls_in_flight_.load() > 0 || absl::Now() < start + absl::Milliseconds(50))) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  grpc_server_cancel_all_calls(server_->c_server());
+  stopper.join();
+  common::LogInfo("stopped serving after {:.2f} s ({} calls were still in flight)",
+                  absl::ToDoubleSeconds(absl::Now() - start), calls_in_flight_.load());
 }
 
 void SqueezeServer::Wait() { server_->Wait(); }

@@ -4,12 +4,16 @@
 #define SQUEEZE_SERVER_SERVER_H_
 
 #include <grpcpp/server.h>
+#include <oneapi/tbb/global_control.h>
+
+#include <atomic>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "device_profiles/profile_store.h"
+#include "server/state_store.h"
 #include "server/work_queue.h"
 
 namespace squeeze::server {
@@ -19,10 +23,23 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
   std::string profiles_path;  // default: <data_dir>/profiles.db
   int64_t max_model_bytes = int64_t{1} << 30;
-  int worker_threads = 2;     // the arena that analyses uploads (and later runs searches)
+  int worker_threads = 2;     // the arena that runs searches
+  int upload_threads = 2;     // the arena that analyses uploads
+  // TLS: both paths (PEM) or neither. Without TLS the server listens only on loopback, unless
+  // `insecure` (e.g. behind a proxy that terminates TLS).
+  std::string tls_cert_path, tls_key_path;
+  bool insecure = false;
+  int64_t max_message_bytes = 16 << 20;  // largest gRPC message received or sent
+  int max_concurrent_streams = 100;      // per client connection
+  TeamQuota quota = {int64_t{10} << 30, 4, 120};
 };
 
+// True for 127.0.0.0/8, ::1 and localhost.
+bool IsLoopbackHost(const std::string& host);
+
+class Authenticator;
 class DeviceService;
+class ServerService;
 class ModelService;
 class SearchJobs;
 class SearchService;
@@ -32,9 +49,12 @@ class BlobStore;
 class SqueezeServer {
  public:
   // Opens (creating and seeding when new) the stores under options.data_dir, removes blobs no row
-  // refers to (left by a crash between commit and insert) and starts serving.
-  // InvalidArgument for a malformed address, Unavailable when the address cannot be bound,
-  // FailedPrecondition when a store cannot be opened.
+  // refers to (left by a crash between commit and insert) and starts serving. A state.db that
+  // never had an API key gets an admin key for team "default" (the team of a v3 server's rows),
+  // written to <data_dir>/initial-api-key (mode 0600) and logged once.
+  // InvalidArgument for a malformed address or options, or plaintext on a non-loopback address
+  // without `insecure`; Unavailable when the address cannot be bound, FailedPrecondition when a
+  // store cannot be opened, NotFound when a TLS file is missing.
   static absl::StatusOr<std::unique_ptr<SqueezeServer>> Start(const ServerOptions& options);
   ~SqueezeServer();
 
@@ -43,7 +63,8 @@ class SqueezeServer {
   int port() const { return port_; }
 
   // Asks running searches to stop (they stay queued and run again on the next start), stops
-  // accepting calls, lets running ones finish until `grace` has passed, then cancels them.
+  // accepting calls, lets running ones finish until `grace` has passed, then cancels them. Idle
+  // connections do not hold it up.
   void Shutdown(absl::Duration grace);
   // Blocks until the server has shut down.
   void Wait();
@@ -54,7 +75,11 @@ class SqueezeServer {
   std::unique_ptr<device_profiles::ProfileStore> profiles_;
   std::unique_ptr<StateStore> state_;
   std::unique_ptr<BlobStore> blobs_;
-  std::unique_ptr<WorkQueue> workers_;
+  std::unique_ptr<tbb::global_control> parallelism_;  // enough oneTBB workers for both arenas
+  std::unique_ptr<WorkQueue> workers_;         // searches
+  std::unique_ptr<WorkQueue> upload_workers_;  // upload analyses
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<ServerService> server_service_;
   std::unique_ptr<DeviceService> device_service_;
   std::unique_ptr<ModelService> model_service_;
   std::unique_ptr<SearchJobs> search_jobs_;
@@ -62,6 +87,7 @@ class SqueezeServer {
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;
+  std::atomic<int> calls_in_flight_{0};  // counted by the call interceptor
 };
 
 }  // namespace squeeze::server

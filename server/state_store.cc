@@ -58,6 +58,27 @@ constexpr const char* kMigrations[] = {
     CREATE INDEX jobs_by_key ON jobs (team, cache_key, state);
     CREATE INDEX jobs_by_state ON jobs (state);
     )sql",
+    // v4: teams and API keys (SHA-256 of the key only); jobs answered from cache are marked so
+    // that they cost no quota. Teams that already own rows (a v3 server had one, "default") are
+    // registered, so the first admin key made for them finds their models and jobs.
+    R"sql(
+    CREATE TABLE teams (
+      name       TEXT PRIMARY KEY,
+      created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+    );
+    INSERT INTO teams (name) SELECT team FROM models UNION SELECT team FROM jobs;
+    CREATE TABLE api_keys (
+      id         TEXT    PRIMARY KEY,
+      team       TEXT    NOT NULL REFERENCES teams (name),
+      role       INTEGER NOT NULL CHECK (role IN (1, 2)),
+      key_sha256 TEXT    NOT NULL UNIQUE CHECK (length(key_sha256) = 64),
+      prefix     TEXT    NOT NULL,
+      created_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+      revoked_at TEXT    NOT NULL DEFAULT ''
+    );
+    ALTER TABLE jobs ADD COLUMN from_cache INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_by_team_state ON jobs (team, state);
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kStateSchemaVersion);
 
@@ -83,15 +104,138 @@ absl::Status NoSuchModel(const std::string& id) {
   return absl::NotFoundError(absl::StrCat("no model '", id, "'; 'squeeze models list' shows your models"));
 }
 
+constexpr char kKeyColumns[] = "id, team, role, prefix, created_at, revoked_at";
+
+absl::StatusOr<std::vector<ApiKeyRecord>> CollectKeys(Statement& stmt) {
+  return common::CollectRows(stmt, [](const Statement& row) {
+    ApiKeyRecord k;
+    k.id = row.ColumnText(0);
+    k.team = row.ColumnText(1);
+    k.role = row.ColumnInt(2) == static_cast<int>(Role::kAdmin) ? Role::kAdmin : Role::kMember;
+    k.prefix = row.ColumnText(3);
+    k.created_at = row.ColumnText(4);
+    k.revoked_at = row.ColumnText(5);
+    return k;
+  });
+}
+
+// A single integer from a one-row query.
+absl::StatusOr<int64_t> ScalarInt(Statement& stmt) {
+  absl::StatusOr<bool> row = stmt.Step();
+  if (!row.ok()) return row.status();
+  return *row ? stmt.ColumnInt(0) : 0;
+}
+
 }  // namespace
+
+absl::Status ValidateTeamName(const std::string& team) {
+  bool ok = !team.empty() && team.size() <= 63 && team[0] != '-' && team[0] != '_';
+  for (char c : team) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_');
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "team name '", team, "' is not 1-63 characters of a-z, 0-9, '-' and '_' starting with a letter or digit"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NewApiKey> StateStore::CreateApiKey(const std::string& team, Role role) {
+  if (absl::Status s = ValidateTeamName(team); !s.ok()) return s;
+  NewApiKey out;
+  // 256 random bits: a hash without salt or stretching is enough for keys nobody can guess.
+  out.key = absl::StrCat("sqz_", common::RandomHex(32));
+  out.record.id = absl::StrCat("k-", common::RandomHex(4));
+  out.record.team = team;
+  out.record.role = role;
+  out.record.prefix = out.key.substr(0, 12);
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Transaction> txn = Transaction::Begin(db_);
+  if (!txn.ok()) return txn.status();
+  absl::StatusOr<Statement> team_stmt = db_.Prepare("INSERT OR IGNORE INTO teams (name) VALUES (?1)");
+  if (!team_stmt.ok()) return team_stmt.status();
+  team_stmt->Bind(1, team);
+  if (absl::Status s = team_stmt->Run(); !s.ok()) return s;
+  {
+    // Scoped: the statement must be finished before the transaction commits.
+    absl::StatusOr<Statement> stmt = db_.Prepare(
+        "INSERT INTO api_keys (id, team, role, key_sha256, prefix) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING created_at");
+    if (!stmt.ok()) return stmt.status();
+    stmt->Bind(1, out.record.id)
+        .Bind(2, team)
+        .Bind(3, static_cast<int>(role))
+        .Bind(4, common::Sha256Hex(out.key))
+        .Bind(5, out.record.prefix);
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    out.record.created_at = stmt->ColumnText(0);
+  }
+  if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<ApiKeyRecord>> StateStore::ListApiKeys() {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys ORDER BY created_at, rowid"));
+  if (!stmt.ok()) return stmt.status();
+  return CollectKeys(*stmt);
+}
+
+absl::StatusOr<ApiKeyRecord> StateStore::RevokeApiKey(const std::string& id) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> find = db_.Prepare(
+      absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys WHERE id = ?1 OR (length(?1) >= 8 AND prefix = ?1)"));
+  if (!find.ok()) return find.status();
+  find->Bind(1, id);
+  absl::StatusOr<std::vector<ApiKeyRecord>> rows = CollectKeys(*find);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) {
+    return absl::NotFoundError(absl::StrCat("no API key '", id, "'; 'squeezed keys list' shows them"));
+  }
+  if (rows->size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("'", id, "' names more than one key; give its id (k-...)"));
+  }
+  ApiKeyRecord key = std::move(rows->front());
+  if (!key.revoked_at.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("API key ", key.id, " was already revoked at ", key.revoked_at));
+  }
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1 RETURNING revoked_at");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key.id);
+  absl::StatusOr<bool> row = stmt->Step();
+  if (!row.ok()) return row.status();
+  key.revoked_at = stmt->ColumnText(0);
+  return key;
+}
+
+absl::StatusOr<ApiKeyRecord> StateStore::LookupApiKey(const std::string& key_sha256) {
+  absl::MutexLock lock(&keys_mutex_);
+  absl::StatusOr<Statement> stmt = keys_db_.Prepare(
+      absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys WHERE key_sha256 = ?1 AND revoked_at = ''"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, key_sha256);
+  absl::StatusOr<std::vector<ApiKeyRecord>> rows = CollectKeys(*stmt);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::NotFoundError("no such key");
+  return std::move(rows->front());
+}
+
+absl::StatusOr<int64_t> StateStore::CountApiKeys() {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT count(*) FROM api_keys");
+  if (!stmt.ok()) return stmt.status();
+  return ScalarInt(*stmt);
+}
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
   absl::StatusOr<Database> db = Database::Open(path);
   if (!db.ok()) return db.status();
-  std::unique_ptr<StateStore> store(new StateStore(*std::move(db)));
+  // SQLite notices the migration's schema change on the second connection by itself.
+  absl::StatusOr<Database> keys_db = Database::Open(path);
+  if (!keys_db.ok()) return keys_db.status();
+  std::unique_ptr<StateStore> store(new StateStore(*std::move(db), *std::move(keys_db)));
   absl::MutexLock lock(&store->mutex_);
-  absl::Status status = store->Migrate();
-  if (!status.ok()) return status;
+  if (absl::Status status = store->Migrate(); !status.ok()) return status;
   return store;
 }
 
@@ -109,8 +253,22 @@ absl::Status StateStore::Migrate() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ModelRecord> StateStore::InsertModel(ModelRecord record) {
+absl::StatusOr<ModelRecord> StateStore::InsertModel(ModelRecord record, const TeamQuota& quota) {
   absl::MutexLock lock(&mutex_);
+  if (quota.max_stored_bytes > 0) {
+    absl::StatusOr<Statement> sum =
+        db_.Prepare("SELECT coalesce(sum(size_bytes), 0) FROM models WHERE team = ?1");
+    if (!sum.ok()) return sum.status();
+    sum->Bind(1, record.team);
+    absl::StatusOr<int64_t> stored = ScalarInt(*sum);
+    if (!stored.ok()) return stored.status();
+    if (*stored + record.size_bytes > quota.max_stored_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "team '", record.team, "' stores ", *stored, " bytes of models; this one (", record.size_bytes,
+          " bytes) would pass the team's quota of ", quota.max_stored_bytes,
+          " stored bytes (squeezed --quota-stored-bytes): delete a model first"));
+    }
+  }
   record.id = absl::StrCat("m-", common::RandomHex(8));
   absl::StatusOr<Statement> stmt = db_.Prepare(
       absl::StrCat("INSERT INTO models (", kModelColumns,
@@ -177,6 +335,14 @@ absl::StatusOr<ModelRecord> StateStore::DeleteModel(const std::string& team, con
   return std::move(rows->front());
 }
 
+absl::StatusOr<int64_t> StateStore::TeamStoredBytes(const std::string& team) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT coalesce(sum(size_bytes), 0) FROM models WHERE team = ?1");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, team);
+  return ScalarInt(*stmt);
+}
+
 absl::StatusOr<int64_t> StateStore::CountModelsWithBlob(const std::string& sha256) {
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt = db_.Prepare("SELECT count(*) FROM models WHERE sha256 = ?1");
@@ -216,7 +382,7 @@ namespace {
 
 constexpr char kJobColumns[] =
     "id, team, model_id, cache_key, state, phase, fraction, error, spec, result, created_at, started_at, "
-    "finished_at";
+    "finished_at, from_cache";
 constexpr int kJobRunning = 2;  // squeeze.v1.JOB_STATE_RUNNING; higher values are final
 
 absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
@@ -235,19 +401,50 @@ absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
     j.created_at = row.ColumnText(10);
     j.started_at = row.ColumnText(11);
     j.finished_at = row.ColumnText(12);
+    j.from_cache = row.ColumnInt(13) != 0;
     return j;
   });
 }
 
 }  // namespace
 
-absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record) {
+absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuota& quota) {
   absl::MutexLock lock(&mutex_);
+  if (!record.from_cache && quota.max_concurrent_searches > 0) {
+    absl::StatusOr<Statement> count = db_.Prepare(
+        "SELECT count(*) FROM jobs WHERE team = ?1 AND state <= ?2 AND from_cache = 0");
+    if (!count.ok()) return count.status();
+    count->Bind(1, record.team).Bind(2, kJobRunning);
+    absl::StatusOr<int64_t> active = ScalarInt(*count);
+    if (!active.ok()) return active.status();
+    if (*active >= quota.max_concurrent_searches) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "team '", record.team, "' has ", *active, " searches queued or running, its quota of ",
+          quota.max_concurrent_searches,
+          " concurrent searches (squeezed --quota-concurrent-searches): wait for one to end or cancel one"));
+    }
+  }
+  if (!record.from_cache && quota.max_searches_per_hour > 0) {
+    absl::StatusOr<Statement> count = db_.Prepare(
+        "SELECT count(*) FROM jobs WHERE team = ?1 AND from_cache = 0 AND "
+        "created_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour')");
+    if (!count.ok()) return count.status();
+    count->Bind(1, record.team);
+    absl::StatusOr<int64_t> recent = ScalarInt(*count);
+    if (!recent.ok()) return recent.status();
+    if (*recent >= quota.max_searches_per_hour) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "team '", record.team, "' started ", *recent, " searches in the last hour, its quota of ",
+          quota.max_searches_per_hour,
+          " searches per hour (squeezed --quota-searches-per-hour): try again later; repeats of a finished "
+          "search are answered from its stored result and cost nothing"));
+    }
+  }
   record.id = absl::StrCat("s-", common::RandomHex(8));
   absl::StatusOr<Statement> stmt = db_.Prepare(
       "INSERT INTO jobs (id, team, model_id, cache_key, state, phase, fraction, error, spec, result, created_at, "
-      "started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-      "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?11, ?12) RETURNING created_at");
+      "started_at, finished_at, from_cache) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+      "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?11, ?12, ?13) RETURNING created_at");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, record.id)
       .Bind(2, record.team)
@@ -260,7 +457,8 @@ absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record) {
       .BindBlob(9, record.spec)
       .BindBlob(10, record.result)
       .Bind(11, record.started_at)
-      .Bind(12, record.finished_at);
+      .Bind(12, record.finished_at)
+      .Bind(13, record.from_cache ? 1 : 0);
   absl::StatusOr<bool> row = stmt->Step();
   if (!row.ok()) return row.status();
   record.created_at = stmt->ColumnText(0);
@@ -328,6 +526,28 @@ absl::StatusOr<std::vector<JobRecord>> StateStore::UnfinishedJobs() {
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, kJobRunning);
   return CollectJobs(*stmt);
+}
+
+absl::StatusOr<StateStore::JobCounts> StateStore::CountJobs() {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT state, count(*) FROM jobs GROUP BY state");
+  if (!stmt.ok()) return stmt.status();
+  JobCounts counts;
+  while (true) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    const int64_t n = stmt->ColumnInt(1);
+    switch (stmt->ColumnInt(0)) {
+      case 1: counts.queued = n; break;
+      case 2: counts.running = n; break;
+      case 3: counts.succeeded = n; break;
+      case 4: counts.failed = n; break;
+      case 5: counts.cancelled = n; break;
+      default: break;
+    }
+  }
+  return counts;
 }
 
 absl::StatusOr<std::set<std::string>> StateStore::ReferencedBlobs() {

@@ -152,6 +152,8 @@ int main(int argc, char** argv) {
   }
   auto channel = grpc::CreateChannel("127.0.0.1:" + port.substr(0, port.find('\n')), grpc::InsecureChannelCredentials());
   auto stub = squeeze::v1::ModelService::NewStub(channel);
+  std::string key = ReadAll(data_dir + "/initial-api-key");
+  key = key.substr(0, key.find('\n'));
 
   std::vector<Result> results;
   int status_code = 0;
@@ -162,6 +164,7 @@ int main(int argc, char** argv) {
     std::vector<double> seconds;
     for (int i = 0; i < repeats; ++i) {
       grpc::ClientContext context;
+      context.AddMetadata("authorization", "Bearer " + key);
       context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
       squeeze::v1::Model model;
       const auto start = std::chrono::steady_clock::now();

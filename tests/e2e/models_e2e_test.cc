@@ -47,12 +47,16 @@ StoreFiles CountStoreFiles(const std::string& data_dir) {
 
 class ModelClient {
  public:
-  explicit ModelClient(const std::string& address)
-      : stub_(v1::ModelService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+  ModelClient(const std::string& address, std::string key)
+      : stub_(v1::ModelService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+        key_(std::move(key)) {}
+
+  void Authorize(grpc::ClientContext& context) const { context.AddMetadata("authorization", "Bearer " + key_); }
 
   grpc::Status Upload(const std::string& bytes, v1::Model* model, const std::string& name = "test.onnx",
                       std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {}) {
     grpc::ClientContext context;
+    Authorize(context);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     auto writer = stub_->UploadModel(&context, model);
     v1::UploadModelRequest request;
@@ -73,6 +77,7 @@ class ModelClient {
 
   int ListCount() {
     grpc::ClientContext context;
+    Authorize(context);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     v1::ListModelsResponse response;
     REQUIRE(stub_->ListModels(&context, v1::ListModelsRequest(), &response).ok());
@@ -83,6 +88,7 @@ class ModelClient {
 
  private:
   std::unique_ptr<v1::ModelService::Stub> stub_;
+  std::string key_;
 };
 
 std::string ReadBinary(const std::string& path) {
@@ -159,7 +165,7 @@ TEST_CASE("Uploading PP-OCRv4 det reports its 62 Conv and 2 ConvTranspose layers
 TEST_CASE("A symbolic batch gets batch 1 and says so while other symbolic dims need a shape", "[e2e][models]") {
   TempDir dir;
   RunningServer server(dir.File("data"));
-  ModelClient client(server.address());
+  ModelClient client(server.address(), server.admin_key());
   v1::Model model;
   grpc::Status status = client.Upload(ParseText(R"onnx(
     <ir_version: 8, opset_import: ["" : 17]>
@@ -187,7 +193,7 @@ TEST_CASE("A symbolic batch gets batch 1 and says so while other symbolic dims n
 TEST_CASE("Bad uploads are refused with their status code and change nothing", "[e2e][models]") {
   TempDir dir;
   RunningServer server(dir.File("data"), {"--max-model-bytes", "3000000"});
-  ModelClient client(server.address());
+  ModelClient client(server.address(), server.admin_key());
   v1::Model kept;
   REQUIRE(client.Upload(ParseText(kTinyConv), &kept, "tiny.onnx").ok());
   const StoreFiles before = CountStoreFiles(dir.File("data"));
@@ -254,10 +260,11 @@ TEST_CASE("Bad uploads are refused with their status code and change nothing", "
 TEST_CASE("An upload cancelled half-way leaves nothing behind", "[e2e][models]") {
   TempDir dir;
   RunningServer server(dir.File("data"));
-  ModelClient client(server.address());
+  ModelClient client(server.address(), server.admin_key());
   const std::string bytes = ReadBinary(kDetModel);
   {
     grpc::ClientContext context;
+    client.Authorize(context);
     v1::Model model;
     auto writer = client.stub().UploadModel(&context, &model);
     v1::UploadModelRequest request;

@@ -1,5 +1,6 @@
 // A real squeezed for one test: fresh data dir (or a given one), 127.0.0.1 port 0, stopped with
-// SIGTERM when the fixture goes away (SIGKILL if it will not stop).
+// SIGTERM when the fixture goes away (SIGKILL if it will not stop). The CLI runs with the data
+// dir's first admin key (DATA_DIR/initial-api-key) unless told otherwise.
 #ifndef SQUEEZE_TESTS_E2E_SERVER_FIXTURE_H_
 #define SQUEEZE_TESTS_E2E_SERVER_FIXTURE_H_
 
@@ -30,6 +31,8 @@ class RunningServer {
       FAIL("squeezed did not start; its log:\n" << ReadText(log_));
     }
     address_ = "127.0.0.1:" + ReadText(port_file_).substr(0, ReadText(port_file_).find('\n'));
+    const std::string key = ReadText(data_dir_ + "/initial-api-key");
+    admin_key_ = key.substr(0, key.find('\n'));
   }
   ~RunningServer() { Stop(); }
 
@@ -50,19 +53,49 @@ class RunningServer {
   }
 
   const std::string& address() const { return address_; }
+  const std::string& data_dir() const { return data_dir_; }
+  // The first admin key of the data dir (team "default").
+  const std::string& admin_key() const { return admin_key_; }
+  int pid() const { return child_ ? child_->pid() : -1; }
+  // Arguments every Cli call gets before its own (e.g. --ca-cert for a TLS server).
+  void set_cli_options(std::vector<std::string> options) { cli_options_ = std::move(options); }
   std::string log() const { return ReadText(log_); }
 
   // Runs the squeeze CLI against this server; killed after `timeout` (searches that measure a
   // large model's sensitivities on a loaded machine take a while).
   CommandResult Cli(std::vector<std::string> args,
                     std::chrono::milliseconds timeout = std::chrono::seconds(150)) const {
+    return CliAs(admin_key_, std::move(args), timeout);
+  }
+  // The same with another API key (empty: none).
+  CommandResult CliAs(const std::string& key, std::vector<std::string> args,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(150)) const {
     std::vector<std::string> argv = {Binary("squeeze"), "--server", address_};
+    argv.insert(argv.end(), cli_options_.begin(), cli_options_.end());
+    if (!key.empty()) {
+      argv.push_back("--api-key");
+      argv.push_back(key);
+    }
     argv.insert(argv.end(), args.begin(), args.end());
-    return Run(argv, {}, timeout);
+    // Keys come only from the arguments, never from the environment the tests run in.
+    return Run(argv, {{"SQUEEZE_API_KEY", ""}}, timeout);
+  }
+
+  // A new key made with `squeezed keys create` on the data dir (the server keeps running).
+  std::string CreateKey(const std::string& team, bool admin = false) const {
+    std::vector<std::string> argv = {Binary("squeezed"), "keys", "create", "--data-dir", data_dir_, "--team", team};
+    if (admin) argv.push_back("--admin");
+    CommandResult made = Run(argv);
+    INFO(made.out << made.err);
+    REQUIRE(made.exit_code == 0);
+    std::string out = made.out;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out.substr(out.find_last_of(" \n") + 1);
   }
 
  private:
-  std::string data_dir_, port_file_, log_, address_;
+  std::string data_dir_, port_file_, log_, address_, admin_key_;
+  std::vector<std::string> cli_options_;
   std::unique_ptr<Child> child_;
   int stopped_code_ = -1;
 };

@@ -260,3 +260,134 @@ TEST_CASE("Jobs are stored with their state and found again after a restart", "[
 
 }  // namespace
 }  // namespace squeeze::server
+
+namespace squeeze::server {
+namespace {
+
+using Catch::Matchers::Contains;
+
+TEST_CASE("A version-3 state.db keeps the default team's rows and gains teams and keys", "[state_store]") {
+  testing::TempDir dir;
+  {
+    // The schema as version 3 left it, with one model and one finished job of team "default".
+    auto db = common::Database::Open(dir.File("state.db"));
+    REQUIRE(db.ok());
+    REQUIRE(db->Exec(R"sql(
+      CREATE TABLE models (id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL,
+        sha256 TEXT NOT NULL CHECK (length(sha256) = 64), size_bytes INTEGER NOT NULL CHECK (size_bytes > 0),
+        input_shapes TEXT NOT NULL, analysis BLOB NOT NULL, created_at TEXT NOT NULL);
+      CREATE TABLE sensitivities (model_sha256 TEXT NOT NULL, calibration_hash TEXT NOT NULL,
+        options_key TEXT NOT NULL, report BLOB NOT NULL, created_at TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (model_sha256, calibration_hash, options_key));
+      CREATE TABLE jobs (id TEXT PRIMARY KEY, team TEXT NOT NULL, model_id TEXT NOT NULL, cache_key TEXT NOT NULL,
+        state INTEGER NOT NULL, phase INTEGER NOT NULL, fraction REAL NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '', spec BLOB NOT NULL, result BLOB NOT NULL DEFAULT x'',
+        created_at TEXT NOT NULL, started_at TEXT NOT NULL DEFAULT '', finished_at TEXT NOT NULL DEFAULT '');
+      INSERT INTO models VALUES ('m-old', 'default', 'old.onnx',
+        'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 10, 'x=1', x'', '2026-01-01T00:00:00Z');
+      INSERT INTO jobs (id, team, model_id, cache_key, state, phase, spec, created_at)
+        VALUES ('s-old', 'default', 'm-old', 'k', 3, 7, x'', '2026-01-01T00:00:00.000Z');
+      PRAGMA user_version = 3;)sql")
+                .ok());
+  }
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  CHECK(*(*state)->CountApiKeys() == 0);
+  absl::StatusOr<NewApiKey> key = (*state)->CreateApiKey(kDefaultTeam, Role::kAdmin);
+  REQUIRE(key.ok());
+  CHECK((*state)->ListModels(kDefaultTeam)->size() == 1);
+  absl::StatusOr<JobRecord> job = (*state)->GetJob(kDefaultTeam, "s-old");
+  REQUIRE(job.ok());
+  CHECK_FALSE(job->from_cache);
+  auto db = common::Database::Open(dir.File("state.db"));
+  CHECK(*db->UserVersion() == 4);
+  auto teams = db->Prepare("SELECT name FROM teams");
+  REQUIRE(teams.ok());
+  REQUIRE(*teams->Step());
+  CHECK(teams->ColumnText(0) == kDefaultTeam);
+}
+
+TEST_CASE("API keys are stored as hashes, found by hash and stop working when revoked", "[state_store][keys]") {
+  testing::TempDir dir;
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  absl::StatusOr<NewApiKey> key = (*state)->CreateApiKey("vision", Role::kMember);
+  REQUIRE(key.ok());
+  CHECK(key->key.rfind("sqz_", 0) == 0);
+  CHECK(key->key.size() == 4 + 64);
+  CHECK(key->record.id.rfind("k-", 0) == 0);
+  absl::StatusOr<ApiKeyRecord> found = (*state)->LookupApiKey(common::Sha256Hex(key->key));
+  REQUIRE(found.ok());
+  CHECK(found->team == "vision");
+  CHECK(found->role == Role::kMember);
+  CHECK((*state)->LookupApiKey(common::Sha256Hex(key->key + "x")).status().code() == absl::StatusCode::kNotFound);
+
+  // Only the hash is on disk: the key's secret part appears in no file of the database.
+  const std::string secret = key->key.substr(12);
+  for (const std::string suffix : {"", "-wal"}) {
+    std::ifstream in(dir.File("state.db") + suffix, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(bytes.find(secret) == std::string::npos);
+  }
+
+  CHECK((*state)->CreateApiKey("Bad Team!", Role::kMember).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK((*state)->RevokeApiKey("k-00000000").status().code() == absl::StatusCode::kNotFound);
+  absl::StatusOr<ApiKeyRecord> revoked = (*state)->RevokeApiKey(key->record.id);
+  REQUIRE(revoked.ok());
+  CHECK_FALSE(revoked->revoked_at.empty());
+  CHECK((*state)->LookupApiKey(common::Sha256Hex(key->key)).status().code() == absl::StatusCode::kNotFound);
+  CHECK((*state)->RevokeApiKey(key->record.id).status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK((*state)->ListApiKeys()->size() == 1);
+  CHECK(*(*state)->CountApiKeys() == 1);
+}
+
+TEST_CASE("Quotas are checked with the insert and name their limit", "[state_store][quota]") {
+  testing::TempDir dir;
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  TeamQuota quota;
+  quota.max_stored_bytes = 25;
+  ModelRecord model = Record("alpha", "one");
+  model.size_bytes = 20;
+  REQUIRE((*state)->InsertModel(model, quota).ok());
+  absl::StatusOr<ModelRecord> over = (*state)->InsertModel(model, quota);
+  CHECK(over.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(over.status().message()), Contains("25"));
+  model.team = "beta";  // another team has its own allowance
+  CHECK((*state)->InsertModel(model, quota).ok());
+  CHECK(*(*state)->TeamStoredBytes("alpha") == 20);
+
+  TeamQuota jobs;
+  jobs.max_concurrent_searches = 2;
+  JobRecord job;
+  job.team = "alpha";
+  job.model_id = "m";
+  job.cache_key = "k";
+  REQUIRE((*state)->InsertJob(job, jobs).ok());
+  absl::StatusOr<JobRecord> second = (*state)->InsertJob(job, jobs);
+  REQUIRE(second.ok());
+  absl::StatusOr<JobRecord> third = (*state)->InsertJob(job, jobs);
+  CHECK(third.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(third.status().message()), Contains("2 concurrent searches"));
+  JobRecord cached = job;
+  cached.from_cache = true;
+  cached.state = 3;
+  CHECK((*state)->InsertJob(cached, jobs).ok());  // answers from cache cost nothing
+  second->state = 3;
+  REQUIRE((*state)->UpdateJob(*second).ok());
+  CHECK((*state)->InsertJob(job, jobs).ok());  // one ended: room again
+
+  TeamQuota hourly;
+  hourly.max_searches_per_hour = 3;  // alpha started 3 searches (not counting the cached one)
+  absl::StatusOr<JobRecord> fourth = (*state)->InsertJob(job, hourly);
+  CHECK(fourth.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(fourth.status().message()), Contains("3 searches per hour"));
+  job.team = "beta";
+  CHECK((*state)->InsertJob(job, hourly).ok());
+  StateStore::JobCounts counts = *(*state)->CountJobs();
+  CHECK(counts.queued == 3);
+  CHECK(counts.succeeded == 2);
+}
+
+}  // namespace
+}  // namespace squeeze::server

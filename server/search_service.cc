@@ -134,7 +134,12 @@ grpc::ServerWriteReactor<v1::SearchJob>* SearchService::WatchSearch(grpc::Callba
 
 grpc::ServerUnaryReactor* SearchService::GetSearch(grpc::CallbackServerContext* context,
                                                    const v1::GetSearchRequest* request, v1::SearchJob* response) {
-  return Answer(context, jobs_.Get(CallerTeam(*context), request->id()), response);
+  const std::string team = CallerTeam(*context);
+  absl::StatusOr<v1::SearchJob> job = jobs_.Get(team, request->id());
+  if (job.ok() && exports_ != nullptr) {
+    if (absl::Status s = exports_->AttachMeasurements(team, &*job); !s.ok()) job = s;
+  }
+  return Answer(context, std::move(job), response);
 }
 
 grpc::ServerUnaryReactor* SearchService::ListSearches(grpc::CallbackServerContext* context,

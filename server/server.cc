@@ -17,6 +17,7 @@
 #include "runtime/shape_probe.h"
 #include "server/blob_store.h"
 #include "server/device_service.h"
+#include "server/export_service.h"
 #include "server/model_service.h"
 #include "server/search_jobs.h"
 #include "server/search_service.h"
@@ -95,7 +96,12 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   search_options.shape_probe = model_options.shape_probe;
   server->search_jobs_ = std::make_unique<SearchJobs>(*server->state_, *server->blobs_, *server->profiles_,
                                                       *server->workers_, search_options);
-  server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_);
+  ExportJobsOptions export_options;
+  export_options.shape_probe = model_options.shape_probe;
+  server->export_jobs_ = std::make_unique<ExportJobs>(*server->state_, *server->blobs_, *server->profiles_,
+                                                      *server->workers_, export_options);
+  server->export_service_ = std::make_unique<ExportService>(*server->export_jobs_);
+  server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_, server->export_jobs_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -105,6 +111,7 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   builder.RegisterService(server->device_service_.get());
   builder.RegisterService(server->model_service_.get());
   builder.RegisterService(server->search_service_.get());
+  builder.RegisterService(server->export_service_.get());
   // Uploads arrive in chunks of 1 MiB; leave room for a few.
   builder.SetMaxReceiveMessageSize(16 << 20);
   server->server_ = builder.BuildAndStart();
@@ -127,6 +134,7 @@ SqueezeServer::~SqueezeServer() {
   // Work already queued finishes (stopped searches end quickly) before the stores it uses go away.
   if (workers_) workers_->Drain();
   search_jobs_.reset();
+  export_jobs_.reset();
   workers_.reset();
 }
 

@@ -26,6 +26,8 @@ class DeviceService;
 class ModelService;
 class SearchJobs;
 class SearchService;
+class ExportJobs;
+class ExportService;
 class StateStore;
 class BlobStore;
 
@@ -59,6 +61,8 @@ class SqueezeServer {
   std::unique_ptr<ModelService> model_service_;
   std::unique_ptr<SearchJobs> search_jobs_;
   std::unique_ptr<SearchService> search_service_;
+  std::unique_ptr<ExportJobs> export_jobs_;
+  std::unique_ptr<ExportService> export_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   squeeze::client::AddModelsCommands(app, options, &exit_code);
   squeeze::client::AddSearchCommands(app, options, &exit_code);
   squeeze::client::AddRecommendCommand(app, options, &exit_code);
+  squeeze::client::AddExportCommand(app, options, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

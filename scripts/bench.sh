@@ -28,4 +28,13 @@ run squeeze-bench-upload
 run squeeze-bench-table "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
 run squeeze-bench-fidelity@det "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
 run squeeze-bench-fidelity@cls "$models/ch_ppocr_mobile_v2.0_cls_infer.onnx" --input-shape x=1,3,48,192
+# Exports measured on rendered text pages (ImageMagick), the realistic calibration for det.
+images=$(mktemp -d)
+trap 'rm -rf "$images"' EXIT
+if bench/fidelity/make_text_images.sh "$images" 2>/dev/null; then
+  run squeeze-bench-export@det "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640 \
+    --image "$images/det0.ppm" --image "$images/det1.ppm" --repeats 20
+else
+  run squeeze-bench-export@det "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640 --repeats 20
+fi
 echo "$ran benchmark programs ran; figures in $out/"

@@ -675,6 +675,29 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
       } catch (const std::exception&) {
         // What inference could not follow, the converter names below if it matters.
       }
+      if (options.shape_probe) {
+        // Values inference typed but could not shape (after a computed Reshape, ...): measured.
+        std::vector<std::string> unshaped;
+        for (const auto& v : shaped.graph().value_info()) {
+          const auto& type = v.type().tensor_type();
+          bool known = type.has_shape();
+          for (const auto& d : type.shape().dim()) known &= d.has_dim_value();
+          if (!known && type.elem_type() != 0) unshaped.push_back(v.name());
+        }
+        if (!unshaped.empty()) {
+          absl::StatusOr<std::map<std::string, std::vector<int64_t>>> probed =
+              options.shape_probe(proto, analysis.input_shapes, unshaped);
+          if (probed.ok()) {
+            for (auto& v : *shaped.mutable_graph()->mutable_value_info()) {
+              auto it = probed->find(v.name());
+              if (it == probed->end()) continue;
+              auto* shape = v.mutable_type()->mutable_tensor_type()->mutable_shape();
+              shape->clear_dim();
+              for (int64_t d : it->second) shape->add_dim()->set_dim_value(d);
+            }
+          }
+        }
+      }
       onnx::ModelProto converted = onnx::version_conversion::ConvertVersion(shaped, static_cast<int>(kQdqOpset));
       std::map<std::string, onnx::ValueInfoProto> declared;
       for (const auto& input : proto.graph().input()) declared[input.name()] = input;

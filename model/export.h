@@ -54,6 +54,10 @@ struct TensorRange {
 struct ExportOptions {
   // Extra metadata_props, e.g. the job and device an export was made for.
   std::map<std::string, std::string> metadata;
+  // For the opset conversion: shapes of values libonnx's inference cannot follow (the version
+  // converter needs some, e.g. Softmax's input from 12 to 13), found by a run of the model
+  // (runtime/shape_probe.h). Without one such a model is refused with the converter's reason.
+  ShapeProbe shape_probe;
 };
 
 struct LayerExport {

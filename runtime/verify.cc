@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "model/surgery.h"
+#include "runtime/shape_probe.h"
 
 namespace squeeze::runtime {
 namespace {
@@ -279,7 +280,9 @@ absl::StatusOr<VerifiedExport> ExportAndVerify(const model::LoadedModel& model, 
   absl::StatusOr<std::map<std::string, model::TensorRange>> ranges =
       CalibrateRanges(model, *names, calibration, options.ranges);
   if (!ranges.ok()) return ranges.status();
-  absl::StatusOr<model::ExportedModel> exported = model::ExportModel(model, plan, *ranges, options.export_options);
+  model::ExportOptions export_options = options.export_options;
+  if (!export_options.shape_probe) export_options.shape_probe = OnnxRuntimeShapeProbe();
+  absl::StatusOr<model::ExportedModel> exported = model::ExportModel(model, plan, *ranges, export_options);
   if (!exported.ok()) return exported.status();
   absl::StatusOr<Verification> verification = VerifyExport(original_bytes, exported->bytes, calibration, options.verify);
   if (!verification.ok()) return verification.status();

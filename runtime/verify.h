@@ -88,8 +88,9 @@ struct VerifiedExport {
   RangeMethod range_method = RangeMethod::kPercentile;
 };
 
-// ActivationsToCalibrate → CalibrateRanges → ExportModel → VerifyExport, with `original_bytes`
-// the bytes `model` was loaded from. Errors as those functions.
+// ActivationsToCalibrate → CalibrateRanges → ExportModel (with ONNX Runtime's shape probe unless
+// the options give one) → VerifyExport, with `original_bytes` the bytes `model` was loaded from.
+// Errors as those functions.
 absl::StatusOr<VerifiedExport> ExportAndVerify(const model::LoadedModel& model, absl::string_view original_bytes,
                                                const std::vector<model::LayerPlan>& plan,
                                                const CalibrationSet& calibration, const ExportCheckOptions& options);

@@ -242,6 +242,7 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   if (!range_values.ok()) return AsPrecondition(range_values.status());
   progress(Phase("exporting", t.candidate.plan_summary()));
   model::ExportOptions export_options;
+  export_options.shape_probe = options_.shape_probe;
   export_options.metadata = {{"squeeze.job", t.job.id},
                              {"squeeze.device", t.device_id},
                              {"squeeze.candidate", absl::StrCat(t.candidate.index())},

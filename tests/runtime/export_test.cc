@@ -92,6 +92,24 @@ TEST_CASE("ranges: min/max covers every value, the percentile clips the tails") 
   CHECK(CalibrateRanges(m, {"nope"}, inputs, options).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("PP-OCR cls (opset 9) exports at w8a8 through the opset-13 conversion, with shapes from a run") {
+  const std::string bytes = model::testing::ReadCachedModel("ch_ppocr_mobile_v2.0_cls_infer.onnx");
+  REQUIRE_FALSE(bytes.empty());
+  model::AnalyzeOptions options;
+  options.input_shapes["x"] = {1, 3, 48, 192};
+  options.shape_probe = OnnxRuntimeShapeProbe();
+  const model::LoadedModel m = model::testing::MustLoad(bytes, options);
+  const CalibrationSet inputs = RandomInputs(m, 2);
+  const std::vector<LayerPlan> plan(m.analysis.layers.size(), LayerPlan{8, 8});
+  absl::StatusOr<VerifiedExport> out = ExportAndVerify(m, bytes, plan, inputs, ExportCheckOptions{});
+  INFO(out.status().ToString());
+  REQUIRE(out.ok());
+  CHECK(out->exported.report.original_opset == 9);
+  CHECK(out->exported.report.opset == 13);
+  CHECK(out->verification.integer_ops["QLinearConv"] >= 40);
+  CHECK(out->verification.cosine > 0.9);
+}
+
 // ---- PP-OCRv4 det ----
 
 // An 8-bit binary PPM as PP-OCR's normalized NCHW input (ImageNet mean and std).

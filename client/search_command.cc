@@ -166,6 +166,7 @@ struct StartFlags {
   double time_budget = 0;
   bool watch = false;
   bool csv = false;
+  bool verify = false;
 };
 
 int Start(const Connection& connection, const StartFlags& f) {
@@ -189,6 +190,7 @@ int Start(const Connection& connection, const StartFlags& f) {
     }
   }
   spec.set_seed(f.seed);
+  spec.set_verify_recommended(f.verify);
   spec.set_time_budget_seconds(f.time_budget);
   auto stub = v1::SearchService::NewStub(connection.channel());
   v1::SearchJob job;
@@ -372,6 +374,9 @@ void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
   start->add_option("--objectives", f->objectives, "Comma-separated: latency,size,error,peak-memory (default: latency,size,error)");
   start->add_option("--seed", f->seed, "Seed (same seed, same result)")->capture_default_str();
   start->add_option("--time-budget", f->time_budget, "Seconds the search may take (0: the server's default)");
+  start->add_flag("--verify", f->verify,
+                  "Then export and measure each device's recommended candidates in the background "
+                  "('search show' gets their measured figures)");
   start->add_flag("--watch", f->watch, "Show progress, then the fronts");
   start->add_flag("--csv", f->csv, "With --watch: print the fronts as CSV");
   start->callback([&options, exit_code, f] { *exit_code = Start(Connection(options), *f); });

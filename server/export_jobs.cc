@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "model/export.h"
 #include "runtime/calibration.h"
@@ -273,6 +274,38 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   record.report = result.report.SerializeAsString();
   if (absl::Status s = state_.PutExport(record); !s.ok()) return s;
   return result;
+}
+
+void ExportJobs::VerifyRecommended(const std::string& team, const std::string& job_id) {
+  workers_.Submit([this, team, job_id] {
+    absl::StatusOr<JobRecord> job = state_.GetJob(team, job_id);
+    v1::SearchJob result;
+    v1::SearchSpec spec;
+    if (!job.ok() || !result.ParseFromString(job->result) || !spec.ParseFromString(job->spec)) {
+      common::LogWarning("verifying search {}: its stored result cannot be read", job_id);
+      return;
+    }
+    for (const v1::DeviceFront& front : result.fronts()) {
+      absl::StatusOr<device_profiles::Device> device = profiles_.GetDevice(front.device_id(), front.device_version());
+      if (!device.ok()) continue;
+      for (const v1::Recommendation& pick : Recommend(front, spec.constraints(), device->app_memory_budget_bytes)) {
+        v1::ExportRequest request;
+        request.set_job_id(job_id);
+        request.set_device_id(front.device_id());
+        request.set_candidate(pick.candidate().index());
+        absl::StatusOr<ExportTarget> target = Resolve(team, request);
+        absl::StatusOr<ExportResult> done = target.ok() ? Execute(*target, [](const v1::ExportProgress&) {})
+                                                        : absl::StatusOr<ExportResult>(target.status());
+        if (done.ok()) {
+          common::LogInfo("search {}: {} candidate {} ({}) measured: {:.2f} dB", job_id, front.device_id(),
+                          pick.candidate().index(), pick.name(), done->report.measured().sqnr_db());
+        } else {
+          common::LogWarning("search {}: {} candidate {} ({}) not verified: {}", job_id, front.device_id(),
+                             pick.candidate().index(), pick.name(), done.status().ToString());
+        }
+      }
+    }
+  });
 }
 
 absl::Status ExportJobs::AttachMeasurements(const std::string& team, v1::SearchJob* job) {

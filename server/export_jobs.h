@@ -66,6 +66,10 @@ class ExportJobs {
   // FailedPrecondition (with the reason) when the model cannot be exported with the plan.
   void Run(ExportTarget target, Progress progress, Done done);
 
+  // Exports and measures, on the work queue, the recommended candidates of every front of the
+  // team's succeeded job `job_id` (SearchSpec.verify_recommended); failures are logged.
+  void VerifyRecommended(const std::string& team, const std::string& job_id);
+
   // Sets `measured` on the candidates of `job` (for `team`) that have been exported.
   absl::Status AttachMeasurements(const std::string& team, v1::SearchJob* job);
 

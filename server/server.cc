@@ -92,15 +92,19 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
   server->model_service_ =
       std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->workers_, model_options);
-  SearchJobsOptions search_options;
-  search_options.shape_probe = model_options.shape_probe;
-  server->search_jobs_ = std::make_unique<SearchJobs>(*server->state_, *server->blobs_, *server->profiles_,
-                                                      *server->workers_, search_options);
   ExportJobsOptions export_options;
   export_options.shape_probe = model_options.shape_probe;
   server->export_jobs_ = std::make_unique<ExportJobs>(*server->state_, *server->blobs_, *server->profiles_,
                                                       *server->workers_, export_options);
   server->export_service_ = std::make_unique<ExportService>(*server->export_jobs_);
+  SearchJobsOptions search_options;
+  search_options.shape_probe = model_options.shape_probe;
+  ExportJobs* exports = server->export_jobs_.get();
+  search_options.verify_recommended = [exports](const std::string& team, const std::string& id) {
+    exports->VerifyRecommended(team, id);
+  };
+  server->search_jobs_ = std::make_unique<SearchJobs>(*server->state_, *server->blobs_, *server->profiles_,
+                                                      *server->workers_, search_options);
   server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_, server->export_jobs_.get());
 
   grpc::EnableDefaultHealthCheckService(true);

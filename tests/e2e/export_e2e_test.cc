@@ -146,6 +146,32 @@ TEST_CASE("A candidate is exported over gRPC and with the CLI, cached, and shown
   }
 }
 
+TEST_CASE("A search started with --verify gets its recommended candidates measured", "[e2e][export]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", WriteResidualModel(dir)})).id();
+  const v1::SearchJob job =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--verify", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(job.spec().verify_recommended());
+  const v1::RecommendResponse picks =
+      Parse<v1::RecommendResponse>(server.Cli({"--json", "recommend", model, "--device", "host"}));
+  REQUIRE(picks.recommendations_size() >= 1);
+  // The recommendations come from the same stored front; the exports land in the background.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int measured = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const v1::SearchJob shown = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job.id()}));
+    measured = 0;
+    for (const v1::Candidate& c : shown.fronts(0).candidates()) measured += c.has_measured();
+    if (measured >= picks.recommendations_size()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  INFO(server.log());
+  CHECK(measured >= picks.recommendations_size());
+  CHECK(measured < job.fronts(0).candidates_size());  // only the recommended ones
+}
+
 TEST_CASE("Bad exports: unknown job, device or candidate NOT_FOUND, unfinished search FAILED_PRECONDITION",
           "[e2e][export]") {
   TempDir dir;

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
-#include <numeric>
 #include <set>
 #include <utility>
 
@@ -251,10 +250,10 @@ struct ParamSlice {
 
 class ChannelFlow {
  public:
-  ChannelFlow(onnx::ModelProto* model, const Analysis& analysis, const std::vector<LayerPlan>& plan,
-              const std::map<std::string, size_t>& layer_of_node,
+  // `pruned_rows[layer][c]`: the plan prunes output channel c of the layer.
+  ChannelFlow(onnx::ModelProto* model, const Analysis& analysis, const std::map<std::string, size_t>& layer_of_node,
               const std::vector<std::vector<uint8_t>>& pruned_rows)
-      : model_(model), analysis_(analysis), plan_(plan), layer_of_node_(layer_of_node), pruned_rows_(pruned_rows) {}
+      : model_(model), analysis_(analysis), layer_of_node_(layer_of_node), pruned_rows_(pruned_rows) {}
 
   void Run() {
     onnx::GraphProto* graph = model_->mutable_graph();
@@ -426,14 +425,9 @@ class ChannelFlow {
     if (groups == 1) {
       if (x != nullptr && x->count != w->dims(1)) Pin(node.input(0), Feeds(node));
       const ChannelValue y = New(node.output(0), out_channels, rank);
+      // Every Conv is a source of its channels: a pruned row may go, a kept one blocks its class.
       const size_t i = layer->second;
-      const LayerPlan& p = plan_[i];
-      if (p.pattern == PrunePattern::kOutputChannel && analysis_.layers[i].subgraph.empty()) {
-        for (int64_t c = 0; c < out_channels; ++c) source_[y.base + c] = {static_cast<int64_t>(i), c};
-      } else {
-        // Not pruned here: its channels are all kept, which blocks partners.
-        for (int64_t c = 0; c < out_channels; ++c) source_[y.base + c] = {static_cast<int64_t>(i), c};
-      }
+      for (int64_t c = 0; c < out_channels; ++c) source_[y.base + c] = {static_cast<int64_t>(i), c};
       return;
     }
     if (x != nullptr && groups == x->count && groups == out_channels && w->dims(1) == 1) {
@@ -489,7 +483,6 @@ class ChannelFlow {
 
   onnx::ModelProto* model_;
   const Analysis& analysis_;
-  const std::vector<LayerPlan>& plan_;
   const std::map<std::string, size_t>& layer_of_node_;
   const std::vector<std::vector<uint8_t>>& pruned_rows_;
   UnionFind uf_;
@@ -787,7 +780,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   }
 
   // Which pruned channels leave the graph.
-  ChannelFlow flow(&proto, analysis, plan, layer_of_node, pruned_rows);
+  ChannelFlow flow(&proto, analysis, layer_of_node, pruned_rows);
   flow.Run();
 
   Names names(proto);

@@ -13,6 +13,7 @@ void AddDevicesCommands(CLI::App& app, const GlobalOptions& options, int* exit_c
 void AddModelsCommands(CLI::App& app, const GlobalOptions& options, int* exit_code);
 void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_code);
 void AddRecommendCommand(CLI::App& app, const GlobalOptions& options, int* exit_code);
+void AddExportCommand(CLI::App& app, const GlobalOptions& options, int* exit_code);
 // squeeze server status; squeeze health; squeeze keys create | list | revoke (admin keys).
 void AddServerCommands(CLI::App& app, const GlobalOptions& options, int* exit_code);
 // Local commands, no server: making calibration samples.

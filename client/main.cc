@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   squeeze::client::AddModelsCommands(app, options, &exit_code);
   squeeze::client::AddSearchCommands(app, options, &exit_code);
   squeeze::client::AddRecommendCommand(app, options, &exit_code);
+  squeeze::client::AddExportCommand(app, options, &exit_code);
   squeeze::client::AddServerCommands(app, options, &exit_code);
   squeeze::client::AddCalibrationCommands(app, &exit_code);
   CLI11_PARSE(app, argc, argv);

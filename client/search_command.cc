@@ -48,23 +48,43 @@ const char* PhaseName(v1::Phase p) {
 
 std::string Sqnr(double db) { return db >= 999 ? "lossless" : fmt::format("{:.1f}", db); }
 
-void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& candidates, Table* table) {
+bool AnyMeasured(const google::protobuf::RepeatedPtrField<v1::Candidate>& candidates) {
+  for (const v1::Candidate& c : candidates) {
+    if (c.has_measured()) return true;
+  }
+  return false;
+}
+
+// With `measured`, the figures of exported candidates beside the predictions ("-" where none).
+void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& candidates, bool measured,
+                     Table* table) {
   for (const v1::Candidate& c : candidates) {
     std::string label = c.tags().empty() ? std::to_string(c.index()) : c.tags(0);
-    table->AddRow({label, fmt::format("{:.3f}", c.predicted_latency_ms()), FormatBytes(c.predicted_size_bytes()),
-                   FormatBytes(c.predicted_peak_memory_bytes()), Sqnr(c.predicted_sqnr_db()), c.plan_summary()});
+    std::vector<std::string> row = {label, fmt::format("{:.3f}", c.predicted_latency_ms())};
+    if (measured) {
+      row.push_back(c.has_measured() && c.measured().latency_measured() ? fmt::format("{:.3f}", c.measured().latency_ms())
+                                                                        : "-");
+    }
+    row.push_back(FormatBytes(c.predicted_size_bytes()));
+    row.push_back(FormatBytes(c.predicted_peak_memory_bytes()));
+    row.push_back(Sqnr(c.predicted_sqnr_db()));
+    if (measured) row.push_back(c.has_measured() ? Sqnr(c.measured().sqnr_db()) : "-");
+    row.push_back(c.plan_summary());
+    table->AddRow(std::move(row));
   }
 }
 
 void PrintJob(const v1::SearchJob& job, bool csv) {
   if (csv) {
     std::cout << "device,candidate,predicted_latency_ms,predicted_size_bytes,predicted_peak_memory_bytes,"
-                 "predicted_sqnr_db,plan\n";
+                 "predicted_sqnr_db,measured_latency_ms,measured_sqnr_db,plan\n";
     for (const v1::DeviceFront& f : job.fronts()) {
       for (const v1::Candidate& c : f.candidates()) {
-        std::cout << fmt::format("{},{},{:.6f},{},{},{:.3f},\"{}\"\n", f.device_id(), c.index(),
+        const bool lat = c.has_measured() && c.measured().latency_measured();
+        std::cout << fmt::format("{},{},{:.6f},{},{},{:.3f},{},{},\"{}\"\n", f.device_id(), c.index(),
                                  c.predicted_latency_ms(), c.predicted_size_bytes(), c.predicted_peak_memory_bytes(),
-                                 c.predicted_sqnr_db(), c.plan_summary());
+                                 c.predicted_sqnr_db(), lat ? fmt::format("{:.6f}", c.measured().latency_ms()) : "",
+                                 c.has_measured() ? fmt::format("{:.3f}", c.measured().sqnr_db()) : "", c.plan_summary());
       }
     }
     return;
@@ -86,10 +106,13 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
       std::cout << "  No candidate meets the constraints. Binding: " << f.binding_constraint()
                 << "\n  Closest candidates:\n";
     }
-    Table table({"#", "LATENCY ms (pred)", "SIZE", "PEAK MEM", "SQNR dB (pred)", "PLAN"});
-    table.AlignRight({1, 2, 3, 4});
-    PrintCandidates(f.candidates(), &table);
-    PrintCandidates(f.baselines(), &table);
+    const bool measured = AnyMeasured(f.candidates());
+    Table table = measured ? Table({"#", "LATENCY ms (pred)", "LATENCY ms (meas)", "SIZE", "PEAK MEM", "SQNR dB (pred)",
+                                    "SQNR dB (meas)", "PLAN"})
+                           : Table({"#", "LATENCY ms (pred)", "SIZE", "PEAK MEM", "SQNR dB (pred)", "PLAN"});
+    table.AlignRight(measured ? std::vector<size_t>{1, 2, 3, 4, 5, 6} : std::vector<size_t>{1, 2, 3, 4});
+    PrintCandidates(f.candidates(), measured, &table);
+    PrintCandidates(f.baselines(), measured, &table);
     table.Print(std::cout);
     for (const v1::Candidate& b : f.baselines()) {
       if (b.tags_size() >= 2) std::cout << "  " << b.tags(0) << ": " << b.tags(1) << "\n";
@@ -149,6 +172,7 @@ struct StartFlags {
   bool watch = false;
   bool csv = false;
   std::vector<std::string> calibration;
+  bool verify = false;
 };
 
 // One calibration sample per path, in the ONNX test-data layout: a directory holds the sample's
@@ -208,6 +232,7 @@ int Start(const Connection& connection, const StartFlags& f) {
     }
   }
   spec.set_seed(f.seed);
+  spec.set_verify_recommended(f.verify);
   spec.set_time_budget_seconds(f.time_budget);
   if (absl::Status s = AddCalibration(f.calibration, &spec); !s.ok()) {
     std::cerr << "error: calibration: " << s.message() << "\n";
@@ -399,6 +424,9 @@ void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
                     "A calibration sample (repeatable): a directory of input_N.pb TensorProto files, one per "
                     "model input, or one .pb file for a one-input model. Without any, fidelity is measured on "
                     "synthetic inputs");
+  start->add_flag("--verify", f->verify,
+                  "Then export and measure each device's recommended candidates in the background "
+                  "('search show' gets their measured figures)");
   start->add_flag("--watch", f->watch, "Show progress, then the fronts");
   start->add_flag("--csv", f->csv, "With --watch: print the fronts as CSV");
   start->callback([&options, exit_code, f] { *exit_code = Start(Connection(options), *f); });

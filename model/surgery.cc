@@ -139,56 +139,6 @@ void WriteTensor(onnx::TensorProto* tensor, int32_t elem_type, const std::vector
   tensor->set_raw_data(std::move(raw));
 }
 
-// Keeps the elements of `field` for which keep(element) holds, in order.
-template <typename T, typename Keep>
-void Filter(google::protobuf::RepeatedPtrField<T>* field, Keep keep) {
-  int kept = 0;
-  for (int i = 0; i < field->size(); ++i) {
-    if (!keep(field->Get(i))) continue;
-    if (kept != i) field->SwapElements(kept, i);
-    ++kept;
-  }
-  field->DeleteSubrange(kept, field->size() - kept);
-}
-
-// Every name read anywhere in the model: node inputs of every graph, and every graph's outputs.
-std::set<std::string> ReadNames(onnx::ModelProto* model) {
-  std::set<std::string> read;
-  internal::ForEachGraph(model->graph(), "", "",
-                         [&read](const onnx::GraphProto& graph, const std::string&, const std::string&) {
-                           for (const onnx::NodeProto& node : graph.node()) {
-                             read.insert(node.input().begin(), node.input().end());
-                           }
-                           for (const auto& output : graph.output()) read.insert(output.name());
-                         });
-  return read;
-}
-
-// Removes the constants among `candidates` that nothing reads any more (initializers, their IR < 4
-// graph inputs, Constant nodes, value_info).
-void RemoveUnreadConstants(onnx::ModelProto* model, const std::set<std::string>& candidates) {
-  const std::set<std::string> read = ReadNames(model);
-  auto dead = [&](const std::string& name) { return candidates.count(name) && !read.count(name); };
-  internal::ForEachGraph(*model->mutable_graph(), "", "",
-                         [&](onnx::GraphProto& graph, const std::string&, const std::string&) {
-                           std::set<std::string> removed;
-                           Filter(graph.mutable_initializer(), [&](const onnx::TensorProto& t) {
-                             if (!dead(t.name())) return true;
-                             removed.insert(t.name());
-                             return false;
-                           });
-                           Filter(graph.mutable_node(), [&](const onnx::NodeProto& n) {
-                             if (internal::ConstantNodeValue(n) == nullptr || n.output_size() != 1) return true;
-                             if (!dead(n.output(0))) return true;
-                             removed.insert(n.output(0));
-                             return false;
-                           });
-                           auto keep = [&](const onnx::ValueInfoProto& v) { return !removed.count(v.name()); };
-                           Filter(graph.mutable_input(), keep);
-                           Filter(graph.mutable_value_info(), keep);
-                         });
-}
-
 // Nodes to insert before given nodes, per graph, applied last. Rebuilding a graph swaps its nodes
 // into new slots; the subgraphs they hold, and so pointers into them, stay where they are.
 class Insertions {
@@ -307,7 +257,7 @@ absl::StatusOr<std::vector<WeightInput>> WeightsToInputs(onnx::ModelProto* model
     *model->mutable_graph()->add_input() = TensorValueInfo(w.name, w.elem_type, w.dims);
     orphaned.insert(weight);
   }
-  RemoveUnreadConstants(model, orphaned);
+  internal::RemoveUnreadConstants(model, orphaned);
   return out;
 }
 
@@ -445,7 +395,7 @@ absl::Status ReplaceWeights(onnx::ModelProto* model, const Analysis& analysis,
     site.node->set_input(1, copy->name());
     orphaned.insert(weight);
   }
-  RemoveUnreadConstants(model, orphaned);
+  internal::RemoveUnreadConstants(model, orphaned);
   return absl::OkStatus();
 }
 

@@ -156,6 +156,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model
                                                   : GraphOptimizationLevel::ORT_DISABLE_ALL);
     // Spinning threads would make a busy server's timings depend on its neighbours.
     so.AddConfigEntry("session.intra_op.allow_spinning", "0");
+    if (!options.optimized_model_path.empty()) so.SetOptimizedModelFilePath(options.optimized_model_path.c_str());
     auto impl = std::make_unique<Impl>();
     impl->session = Ort::Session(Environment(), model_bytes.data(), model_bytes.size(), so);
     std::unique_ptr<Session> session(new Session(std::move(impl)));

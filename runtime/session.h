@@ -48,6 +48,9 @@ struct TensorInfo {
 struct SessionOptions {
   int intra_op_threads = 1;  // pinned, so timings are comparable
   bool optimize = true;      // ONNX Runtime's full graph optimizations (fusions, QDQ to integer ops)
+  // When set, ONNX Runtime writes the model as it will run it (after its optimizations) there:
+  // how to see whether QDQ nodes became integer kernels.
+  std::string optimized_model_path;
 };
 
 struct Timing {

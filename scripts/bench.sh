@@ -35,5 +35,7 @@ run squeeze-bench-fidelity@det "${det[@]}" --image "$images/det0.ppm" --image "$
 run squeeze-bench-fidelity@det-synthetic "${det[@]}"
 run squeeze-bench-fidelity@cls "${cls[@]}" --image "$images/cls0.ppm" --image "$images/cls1.ppm" --candidates 200
 run squeeze-bench-fidelity@cls-synthetic "${cls[@]}" --candidates 200
+# Exports measured on the rendered text pages, the realistic calibration for det.
+run squeeze-bench-export@det "${det[@]}" --image "$images/det0.ppm" --image "$images/det1.ppm" --repeats 20
 run "squeeze-bench-load@$(hostname -s)" --clients 50 --seconds 60
 echo "$ran benchmark programs ran; figures in $out/"

@@ -373,4 +373,101 @@ absl::StatusOr<Role> FromProto(v1::KeyRole role) {
   return absl::InvalidArgumentError(absl::StrCat("key role ", static_cast<int>(role), " is not MEMBER or ADMIN"));
 }
 
+absl::StatusOr<std::vector<model::LayerPlan>> ExportPlanFromProto(const v1::Candidate& candidate,
+                                                                  const model::Analysis& analysis) {
+  if (candidate.layers_size() != static_cast<int>(analysis.layers.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("candidate ", candidate.index(), " has ", candidate.layers_size(),
+                                                   " layer choices; the model has ", analysis.layers.size(), " layers"));
+  }
+  std::vector<model::LayerPlan> plan;
+  for (int i = 0; i < candidate.layers_size(); ++i) {
+    const v1::LayerChoice& c = candidate.layers(i);
+    if (c.layer() != analysis.layers[i].name) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("candidate layer ", i, " is '", c.layer(), "', the model's is '", analysis.layers[i].name, "'"));
+    }
+    model::LayerPlan p;
+    p.weight_bits = c.weight_bits();
+    p.activation_bits = c.activation_bits();
+    switch (c.pattern()) {
+      case v1::SPARSITY_PATTERN_UNSPECIFIED:
+      case v1::SPARSITY_PATTERN_DENSE: p.pattern = model::PrunePattern::kNone; break;
+      case v1::SPARSITY_PATTERN_UNSTRUCTURED: p.pattern = model::PrunePattern::kUnstructured; break;
+      case v1::SPARSITY_PATTERN_TWO_FOUR: p.pattern = model::PrunePattern::kTwoFour; break;
+      case v1::SPARSITY_PATTERN_OUTPUT_CHANNEL: p.pattern = model::PrunePattern::kOutputChannel; break;
+      default: return absl::InvalidArgumentError(absl::StrCat("layer '", c.layer(), "': unknown sparsity pattern"));
+    }
+    p.prune_ratio = p.pattern == model::PrunePattern::kNone ? 0 : c.prune_ratio();
+    plan.push_back(p);
+  }
+  return plan;
+}
+
+v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verification& verification,
+                         runtime::RangeMethod range_method) {
+  v1::ExportReport out;
+  for (const model::LayerExport& l : report.layers) {
+    v1::LayerExport* p = out.add_layers();
+    p->set_layer(l.layer);
+    p->set_op_type(l.op_type);
+    p->set_option(l.option);
+    p->set_weight_bits(l.plan.weight_bits);
+    p->set_activation_bits(l.plan.activation_bits);
+    switch (l.plan.pattern) {
+      case model::PrunePattern::kNone: p->set_pattern(v1::SPARSITY_PATTERN_DENSE); break;
+      case model::PrunePattern::kUnstructured: p->set_pattern(v1::SPARSITY_PATTERN_UNSTRUCTURED); break;
+      case model::PrunePattern::kTwoFour: p->set_pattern(v1::SPARSITY_PATTERN_TWO_FOUR); break;
+      case model::PrunePattern::kOutputChannel: p->set_pattern(v1::SPARSITY_PATTERN_OUTPUT_CHANNEL); break;
+    }
+    p->set_prune_ratio(l.plan.prune_ratio);
+    p->set_params(l.params);
+    p->set_kept_params(l.kept_params);
+    p->set_out_channels(l.out_channels);
+    p->set_kept_out_channels(l.kept_out_channels);
+    p->set_zeroed_out_channels(l.zeroed_out_channels);
+    p->set_removed_in_channels(l.removed_in_channels);
+    p->set_packed_bytes(l.packed_bytes);
+    p->set_weight_distortion(l.weight_distortion);
+    p->set_activation_quantized(l.activation_quantized);
+    p->set_note(l.note);
+  }
+  out.set_packed_weight_bytes(report.packed_weight_bytes);
+  out.set_other_constant_bytes(report.other_constant_bytes);
+  out.set_packed_model_bytes(report.packed_model_bytes);
+  out.set_file_bytes(report.file_bytes);
+  out.set_original_opset(report.original_opset);
+  out.set_opset(report.opset);
+  out.set_quantized_activations(report.quantized_activations);
+  out.set_removed_channels(report.removed_channels);
+  for (const std::string& w : report.warnings) out.add_warnings(w);
+  v1::Measurement* m = out.mutable_measured();
+  m->set_sqnr_db(verification.sqnr_db);
+  m->set_cosine(verification.cosine);
+  m->set_relative_error(verification.relative_error);
+  m->set_samples(verification.samples);
+  m->set_synthetic_calibration(verification.synthetic_calibration);
+  m->set_latency_measured(verification.latency_measured);
+  if (verification.latency_measured) {
+    m->set_latency_ms(1e3 * verification.exported_latency.median_s);
+    m->set_original_latency_ms(1e3 * verification.original_latency.median_s);
+  }
+  m->set_threads(verification.threads);
+  for (const auto& [op, count] : verification.integer_ops) (*m->mutable_integer_ops())[op] = count;
+  m->set_remaining_qdq(verification.remaining_qdq);
+  m->set_range_method(std::string(runtime::RangeMethodName(range_method)));
+  return out;
+}
+
+v1::MeasuredFigures MeasuredFiguresOf(const v1::ExportReport& report) {
+  v1::MeasuredFigures f;
+  f.set_sqnr_db(report.measured().sqnr_db());
+  f.set_cosine(report.measured().cosine());
+  f.set_latency_measured(report.measured().latency_measured());
+  f.set_latency_ms(report.measured().latency_ms());
+  f.set_file_bytes(report.file_bytes());
+  f.set_packed_size_bytes(report.packed_model_bytes());
+  f.set_synthetic_calibration(report.measured().synthetic_calibration());
+  return f;
+}
+
 }  // namespace squeeze::server

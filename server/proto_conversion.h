@@ -10,9 +10,12 @@
 #include "absl/status/statusor.h"
 #include "device_profiles/device.h"
 #include "model/analysis.h"
+#include "model/export.h"
+#include "runtime/verify.h"
 #include "runtime/sensitivity.h"
 #include "server/state_store.h"
 #include "squeeze/v1/device.pb.h"
+#include "squeeze/v1/export.pb.h"
 #include "squeeze/v1/model.pb.h"
 #include "search/engine/front.h"
 #include "search/problem/problem.h"
@@ -60,6 +63,15 @@ runtime::SensitivityReport FromProto(const v1::SensitivityReport& report);
 v1::Candidate ToProto(const search::Problem& problem, const search::Candidate& candidate, bool with_layers);
 v1::DeviceFront ToProto(const search::Problem& problem, const search::Front& front, const std::string& device_id,
                         int64_t device_version, bool with_layers);
+
+// Exports. The plan of a stored candidate, one entry per layer of `analysis`: InvalidArgument when
+// the candidate's layers are missing or do not name the analysis' layers in order.
+absl::StatusOr<std::vector<model::LayerPlan>> ExportPlanFromProto(const v1::Candidate& candidate,
+                                                                  const model::Analysis& analysis);
+v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verification& verification,
+                         runtime::RangeMethod range_method);
+// The figures a front's candidate shows once exported.
+v1::MeasuredFigures MeasuredFiguresOf(const v1::ExportReport& report);
 
 }  // namespace squeeze::server
 

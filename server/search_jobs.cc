@@ -393,6 +393,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
     if (!stored.ok()) return stored.status();
     if (absl::Status s = state_.UpdateJob(*stored); !s.ok()) return s;  // stamps started/finished
     common::LogInfo("search {} answered from {}'s stored result", stored->id, (*cached)->id);
+    if (spec.verify_recommended() && options_.verify_recommended) options_.verify_recommended(team, stored->id);
     return Get(team, stored->id);
   }
 
@@ -535,6 +536,9 @@ void SearchJobs::Run(JobRecord record) {
     job.set_fraction(1);
     Publish(record, job, true);
     common::LogInfo("search {} finished in {:.1f} s", record.id, absl::ToDoubleSeconds(absl::Now() - start));
+    if (job.spec().verify_recommended() && options_.verify_recommended) {
+      options_.verify_recommended(record.team, record.id);
+    }
   }
   absl::MutexLock lock(&mutex_);
   live_.erase(record.id);

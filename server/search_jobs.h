@@ -38,6 +38,8 @@ struct SearchJobsOptions {
   int threads = 2;              // ONNX Runtime and distortion threads inside one job
   model::ShapeProbe shape_probe;
   TeamQuota quota;  // concurrent searches and searches per hour, per team
+  // Called from the job thread for a succeeded job whose spec asks for verify_recommended.
+  std::function<void(const std::string& team, const std::string& job_id)> verify_recommended;
 };
 
 class SearchJobs {

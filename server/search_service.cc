@@ -184,7 +184,11 @@ grpc::ServerWriteReactor<v1::SearchJob>* SearchService::WatchSearch(grpc::Callba
 grpc::ServerUnaryReactor* SearchService::GetSearch(grpc::CallbackServerContext* context,
                                                    const v1::GetSearchRequest* request, v1::SearchJob* response) {
   SQUEEZE_TEAM_OR_FINISH(team, context);
-  return Answer(context, jobs_.Get(*team, request->id()), response);
+  absl::StatusOr<v1::SearchJob> job = jobs_.Get(*team, request->id());
+  if (job.ok() && exports_ != nullptr) {
+    if (absl::Status s = exports_->AttachMeasurements(*team, &*job); !s.ok()) job = s;
+  }
+  return Answer(context, std::move(job), response);
 }
 
 grpc::ServerUnaryReactor* SearchService::ListSearches(grpc::CallbackServerContext* context,

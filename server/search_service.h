@@ -3,6 +3,7 @@
 #ifndef SQUEEZE_SERVER_SEARCH_SERVICE_H_
 #define SQUEEZE_SERVER_SEARCH_SERVICE_H_
 
+#include "server/export_jobs.h"
 #include "server/search_jobs.h"
 #include "squeeze/v1/search.grpc.pb.h"
 
@@ -10,7 +11,8 @@ namespace squeeze::server {
 
 class SearchService final : public v1::SearchService::CallbackService {
  public:
-  explicit SearchService(SearchJobs& jobs) : jobs_(jobs) {}
+  // `exports`, when given, adds measured figures to exported candidates in GetSearch.
+  explicit SearchService(SearchJobs& jobs, ExportJobs* exports = nullptr) : jobs_(jobs), exports_(exports) {}
 
   grpc::ServerUnaryReactor* StartSearch(grpc::CallbackServerContext* context, const v1::SearchSpec* request,
                                         v1::SearchJob* response) override;
@@ -29,6 +31,7 @@ class SearchService final : public v1::SearchService::CallbackService {
  private:
   class WatchReactor;
   SearchJobs& jobs_;
+  ExportJobs* exports_;
 };
 
 }  // namespace squeeze::server

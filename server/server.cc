@@ -22,6 +22,7 @@
 #include "server/auth.h"
 #include "server/blob_store.h"
 #include "server/device_service.h"
+#include "server/export_service.h"
 #include "server/model_service.h"
 #include "server/search_jobs.h"
 #include "server/search_service.h"
@@ -173,12 +174,21 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   model_options.quota = options.quota;
   server->model_service_ =
       std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->upload_workers_, model_options);
+  ExportJobsOptions export_options;
+  export_options.shape_probe = model_options.shape_probe;
+  server->export_jobs_ = std::make_unique<ExportJobs>(*server->state_, *server->blobs_, *server->profiles_,
+                                                      *server->workers_, export_options);
+  server->export_service_ = std::make_unique<ExportService>(*server->export_jobs_);
   SearchJobsOptions search_options;
   search_options.shape_probe = model_options.shape_probe;
   search_options.quota = options.quota;
+  ExportJobs* exports = server->export_jobs_.get();
+  search_options.verify_recommended = [exports](const std::string& team, const std::string& id) {
+    exports->VerifyRecommended(team, id);
+  };
   server->search_jobs_ = std::make_unique<SearchJobs>(*server->state_, *server->blobs_, *server->profiles_,
                                                       *server->workers_, search_options);
-  server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_);
+  server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_, server->export_jobs_.get());
   ServerInfo info;
   info.started_at = started_at;
   info.worker_threads = options.worker_threads;
@@ -195,6 +205,7 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   builder.RegisterService(server->device_service_.get());
   builder.RegisterService(server->model_service_.get());
   builder.RegisterService(server->search_service_.get());
+  builder.RegisterService(server->export_service_.get());
   builder.RegisterService(server->server_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(NewCallInterceptorFactory(*server->auth_, &server->calls_in_flight_));
@@ -224,6 +235,7 @@ SqueezeServer::~SqueezeServer() {
   if (workers_) workers_->Drain();
   if (upload_workers_) upload_workers_->Drain();
   search_jobs_.reset();
+  export_jobs_.reset();
   workers_.reset();
   upload_workers_.reset();
 }

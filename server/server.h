@@ -43,6 +43,8 @@ class ServerService;
 class ModelService;
 class SearchJobs;
 class SearchService;
+class ExportJobs;
+class ExportService;
 class StateStore;
 class BlobStore;
 
@@ -84,6 +86,8 @@ class SqueezeServer {
   std::unique_ptr<ModelService> model_service_;
   std::unique_ptr<SearchJobs> search_jobs_;
   std::unique_ptr<SearchService> search_service_;
+  std::unique_ptr<ExportJobs> export_jobs_;
+  std::unique_ptr<ExportService> export_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

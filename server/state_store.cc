@@ -79,6 +79,21 @@ constexpr const char* kMigrations[] = {
     ALTER TABLE jobs ADD COLUMN from_cache INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX jobs_by_team_state ON jobs (team, state);
     )sql",
+    // v5: exports of search candidates, cached per (model bytes, plan, calibration, options).
+    R"sql(
+    CREATE TABLE exports (
+      team        TEXT    NOT NULL,
+      job_id      TEXT    NOT NULL,
+      device_id   TEXT    NOT NULL,
+      candidate   INTEGER NOT NULL,
+      cache_key   TEXT    NOT NULL,
+      blob_sha256 TEXT    NOT NULL CHECK (length(blob_sha256) = 64),
+      report      BLOB    NOT NULL,
+      created_at  TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+      PRIMARY KEY (team, job_id, device_id, candidate)
+    );
+    CREATE INDEX exports_by_key ON exports (team, cache_key, created_at);
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kStateSchemaVersion);
 
@@ -550,9 +565,67 @@ absl::StatusOr<StateStore::JobCounts> StateStore::CountJobs() {
   return counts;
 }
 
+namespace {
+
+constexpr char kExportColumns[] = "team, job_id, device_id, candidate, cache_key, blob_sha256, report, created_at";
+
+ExportRecord ExportFromRow(const Statement& row) {
+  ExportRecord e;
+  e.team = row.ColumnText(0);
+  e.job_id = row.ColumnText(1);
+  e.device_id = row.ColumnText(2);
+  e.candidate = static_cast<int>(row.ColumnInt(3));
+  e.cache_key = row.ColumnText(4);
+  e.blob_sha256 = row.ColumnText(5);
+  e.report = row.ColumnBlob(6);
+  e.created_at = row.ColumnText(7);
+  return e;
+}
+
+}  // namespace
+
+absl::Status StateStore::PutExport(const ExportRecord& record) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      "INSERT OR REPLACE INTO exports (team, job_id, device_id, candidate, cache_key, blob_sha256, report) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, record.team)
+      .Bind(2, record.job_id)
+      .Bind(3, record.device_id)
+      .Bind(4, static_cast<int64_t>(record.candidate))
+      .Bind(5, record.cache_key)
+      .Bind(6, record.blob_sha256)
+      .BindBlob(7, record.report);
+  return stmt->Run();
+}
+
+absl::StatusOr<std::optional<ExportRecord>> StateStore::FindExport(const std::string& team,
+                                                                   const std::string& cache_key) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
+      "SELECT ", kExportColumns, " FROM exports WHERE team = ?1 AND cache_key = ?2 ORDER BY created_at DESC LIMIT 1"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, team).Bind(2, cache_key);
+  absl::StatusOr<std::vector<ExportRecord>> rows = common::CollectRows(*stmt, ExportFromRow);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<ExportRecord>();
+  return std::optional<ExportRecord>(std::move(rows->front()));
+}
+
+absl::StatusOr<std::vector<ExportRecord>> StateStore::ListExports(const std::string& team, const std::string& job_id) {
+  absl::MutexLock lock(&mutex_);
+  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
+      "SELECT ", kExportColumns, " FROM exports WHERE team = ?1 AND job_id = ?2 ORDER BY created_at, rowid"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, team).Bind(2, job_id);
+  return common::CollectRows(*stmt, ExportFromRow);
+}
+
 absl::StatusOr<std::set<std::string>> StateStore::ReferencedBlobs() {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT DISTINCT sha256 FROM models");
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare("SELECT sha256 FROM models UNION SELECT blob_sha256 FROM exports");
   if (!stmt.ok()) return stmt.status();
   absl::StatusOr<std::vector<std::string>> rows =
       common::CollectRows(*stmt, [](const Statement& row) { return row.ColumnText(0); });

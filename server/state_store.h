@@ -23,7 +23,7 @@
 
 namespace squeeze::server {
 
-inline constexpr int kStateSchemaVersion = 4;
+inline constexpr int kStateSchemaVersion = 5;
 inline constexpr char kDefaultTeam[] = "default";
 
 struct ModelRecord {
@@ -84,6 +84,19 @@ struct TeamQuota {
 
 // Team names: 1-63 of [a-z0-9_-], starting with a letter or digit. InvalidArgument otherwise.
 absl::Status ValidateTeamName(const std::string& team);
+
+// An export of a search candidate as stored: the file in the blob store, the report a serialized
+// squeeze.v1.ExportReport. cache_key names (model bytes, plan, calibration, export options).
+struct ExportRecord {
+  std::string team = kDefaultTeam;
+  std::string job_id;
+  std::string device_id;
+  int candidate = 0;
+  std::string cache_key;
+  std::string blob_sha256;
+  std::string report;
+  std::string created_at;
+};
 
 class StateStore {
  public:
@@ -148,7 +161,14 @@ class StateStore {
   // Jobs of every team left queued or running (by a process that died), oldest first.
   absl::StatusOr<std::vector<JobRecord>> UnfinishedJobs();
 
-  // Every blob any row refers to.
+  // Exports. PutExport replaces the row of the same (team, job, device, candidate).
+  absl::Status PutExport(const ExportRecord& record);
+  // The team's newest export with this cache key, if any.
+  absl::StatusOr<std::optional<ExportRecord>> FindExport(const std::string& team, const std::string& cache_key);
+  // The team's exports of one job, oldest first.
+  absl::StatusOr<std::vector<ExportRecord>> ListExports(const std::string& team, const std::string& job_id);
+
+  // Every blob any row refers to (models and exports).
   absl::StatusOr<std::set<std::string>> ReferencedBlobs();
 
  private:

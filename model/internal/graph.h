@@ -103,6 +103,10 @@ std::vector<NamedTensor> AllConstants(const onnx::ModelProto& model);
 // "<node>.<attribute>": checked like constants, never weights.
 std::vector<NamedTensor> AttributeTensors(const onnx::ModelProto& model);
 
+// Removes the constants among `candidates` that nothing reads any more (initializers, their IR < 4
+// graph inputs, Constant nodes, value_info), in every graph of the model.
+void RemoveUnreadConstants(onnx::ModelProto* model, const std::set<std::string>& candidates);
+
 }  // namespace squeeze::model::internal
 
 #endif  // SQUEEZE_MODEL_INTERNAL_GRAPH_H_

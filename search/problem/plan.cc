@@ -31,6 +31,48 @@ std::optional<Choice> UniformChoice(const Problem& problem, int weight_bits, int
   return choice;
 }
 
+model::LayerPlan LayerPlanOf(const dp::CompressionOption& o) {
+  model::LayerPlan p;
+  p.weight_bits = o.weight_bits;
+  p.activation_bits = o.activation_bits;
+  p.prune_ratio = o.pattern == dp::Sparsity::kDense ? 0 : o.prune_ratio;
+  switch (o.pattern) {
+    case dp::Sparsity::kDense: p.pattern = model::PrunePattern::kNone; break;
+    case dp::Sparsity::kUnstructured: p.pattern = model::PrunePattern::kUnstructured; break;
+    case dp::Sparsity::kTwoFour: p.pattern = model::PrunePattern::kTwoFour; break;
+    case dp::Sparsity::kOutputChannel: p.pattern = model::PrunePattern::kOutputChannel; break;
+  }
+  return p;
+}
+
+std::vector<model::LayerPlan> ExportPlanOf(const Problem& problem, const Choice& choice) {
+  std::vector<model::LayerPlan> plan;
+  for (size_t i = 0; i < choice.size() && i < problem.details.size(); ++i) {
+    plan.push_back(LayerPlanOf(problem.details[i][choice[i]].option));
+  }
+  return plan;
+}
+
+std::optional<Choice> ChoiceOfPlan(const Problem& problem, const std::vector<model::LayerPlan>& plan) {
+  if (plan.size() != problem.details.size()) return std::nullopt;
+  Choice choice;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    std::optional<uint16_t> found;
+    for (size_t k = 0; k < problem.details[i].size() && !found; ++k) {
+      const model::LayerPlan p = LayerPlanOf(problem.details[i][k].option);
+      if (p.weight_bits == plan[i].weight_bits && p.activation_bits == plan[i].activation_bits &&
+          p.pattern == plan[i].pattern &&
+          (p.pattern == model::PrunePattern::kNone || p.pattern == model::PrunePattern::kTwoFour ||
+           std::fabs(p.prune_ratio - plan[i].prune_ratio) < 1e-9)) {
+        found = static_cast<uint16_t>(k);
+      }
+    }
+    if (!found) return std::nullopt;
+    choice.push_back(*found);
+  }
+  return choice;
+}
+
 std::string PlanSummary(const Problem& problem, const Choice& choice) {
   std::map<std::string, int> per_precision;
   double params = 0, pruned = 0;

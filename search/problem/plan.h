@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "model/export.h"
 #include "search/engine/front.h"
 #include "search/engine/option_table.h"
 #include "search/engine/search_spec.h"
@@ -24,6 +25,14 @@ std::string PlanSummary(const Problem& problem, const Choice& choice);
 // The `count` candidates of `front` that come closest to meeting `limits`: least total violation,
 // each limit's overshoot measured relative to the limit.
 Front ClosestCandidates(const Front& front, const Constraints& limits, size_t count);
+
+// The export plan of a configuration: what model::ExportModel applies to each layer.
+std::vector<model::LayerPlan> ExportPlanOf(const Problem& problem, const Choice& choice);
+model::LayerPlan LayerPlanOf(const device_profiles::CompressionOption& option);
+
+// The configuration whose options are `plan`'s, layer by layer; nullopt when some layer has no
+// such option in the problem (the device cannot run it, or the grid does not hold it).
+std::optional<Choice> ChoiceOfPlan(const Problem& problem, const std::vector<model::LayerPlan>& plan);
 
 // Output SQNR in dB for a relative output error (noise energy / signal energy); +inf for 0.
 double SqnrDb(double relative_error);

@@ -57,3 +57,73 @@ TEST_CASE("Status codes keep their meaning across the gRPC boundary", "[status]"
 
 }  // namespace
 }  // namespace squeeze::server
+
+namespace squeeze::server {
+namespace {
+
+TEST_CASE("A candidate's layer choices become the export plan, in the analysis' order", "[proto_conversion]") {
+  model::Analysis analysis;
+  analysis.layers.resize(2);
+  analysis.layers[0].name = "conv_a";
+  analysis.layers[1].name = "conv_b";
+  v1::Candidate c;
+  v1::LayerChoice* a = c.add_layers();
+  a->set_layer("conv_a");
+  a->set_weight_bits(4);
+  a->set_activation_bits(8);
+  a->set_pattern(v1::SPARSITY_PATTERN_OUTPUT_CHANNEL);
+  a->set_prune_ratio(0.3);
+  v1::LayerChoice* b = c.add_layers();
+  b->set_layer("conv_b");
+  b->set_weight_bits(16);
+  b->set_activation_bits(16);
+  b->set_pattern(v1::SPARSITY_PATTERN_DENSE);
+  b->set_prune_ratio(0.5);  // ignored: dense
+  absl::StatusOr<std::vector<model::LayerPlan>> plan = ExportPlanFromProto(c, analysis);
+  REQUIRE(plan.ok());
+  CHECK((*plan)[0].weight_bits == 4);
+  CHECK((*plan)[0].pattern == model::PrunePattern::kOutputChannel);
+  CHECK((*plan)[0].prune_ratio == 0.3);
+  CHECK((*plan)[1].pattern == model::PrunePattern::kNone);
+  CHECK((*plan)[1].prune_ratio == 0);
+  b->set_layer("conv_c");
+  CHECK(ExportPlanFromProto(c, analysis).status().code() == absl::StatusCode::kInvalidArgument);
+  c.mutable_layers()->RemoveLast();
+  CHECK(ExportPlanFromProto(c, analysis).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("An export report carries the plan, sizes and measurements", "[proto_conversion]") {
+  model::ExportReport report;
+  model::LayerExport& l = report.layers.emplace_back();
+  l.layer = "conv_a";
+  l.plan = {8, 8, model::PrunePattern::kTwoFour, 0.5};
+  l.option = "w8a8 2:4";
+  l.packed_bytes = 100;
+  l.note = "why";
+  report.file_bytes = 1234;
+  report.packed_model_bytes = 900;
+  report.opset = 13;
+  runtime::Verification v;
+  v.sqnr_db = 21.5;
+  v.cosine = 0.99;
+  v.latency_measured = true;
+  v.exported_latency.median_s = 0.01;
+  v.original_latency.median_s = 0.02;
+  v.integer_ops["QLinearConv"] = 5;
+  const v1::ExportReport p = ToProto(report, v, runtime::RangeMethod::kMinMax);
+  REQUIRE(p.layers_size() == 1);
+  CHECK(p.layers(0).pattern() == v1::SPARSITY_PATTERN_TWO_FOUR);
+  CHECK(p.layers(0).note() == "why");
+  CHECK(p.measured().latency_ms() == Approx(10));
+  CHECK(p.measured().original_latency_ms() == Approx(20));
+  CHECK(p.measured().integer_ops().at("QLinearConv") == 5);
+  CHECK(p.measured().range_method() == "minmax");
+  const v1::MeasuredFigures f = MeasuredFiguresOf(p);
+  CHECK(f.sqnr_db() == 21.5);
+  CHECK(f.file_bytes() == 1234);
+  CHECK(f.packed_size_bytes() == 900);
+  CHECK(f.latency_measured());
+}
+
+}  // namespace
+}  // namespace squeeze::server

@@ -300,7 +300,7 @@ TEST_CASE("A version-3 state.db keeps the default team's rows and gains teams an
   REQUIRE(job.ok());
   CHECK_FALSE(job->from_cache);
   auto db = common::Database::Open(dir.File("state.db"));
-  CHECK(*db->UserVersion() == 4);
+  CHECK(*db->UserVersion() == kStateSchemaVersion);
   auto teams = db->Prepare("SELECT name FROM teams");
   REQUIRE(teams.ok());
   REQUIRE(*teams->Step());
@@ -387,6 +387,42 @@ TEST_CASE("Quotas are checked with the insert and name their limit", "[state_sto
   StateStore::JobCounts counts = *(*state)->CountJobs();
   CHECK(counts.queued == 3);
   CHECK(counts.succeeded == 2);
+}
+
+TEST_CASE("Exports are stored per candidate, found by key within the team, and keep their blobs", "[state_store]") {
+  testing::TempDir dir;
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  ExportRecord e;
+  e.job_id = "s-1";
+  e.device_id = "host";
+  e.candidate = 3;
+  e.cache_key = "key";
+  e.blob_sha256 = std::string(64, 'a');
+  e.report = "report-1";
+  REQUIRE((*state)->PutExport(e).ok());
+  e.candidate = 4;
+  e.report = "report-2";
+  REQUIRE((*state)->PutExport(e).ok());
+  e.report = "report-2b";  // the same candidate again replaces its row
+  REQUIRE((*state)->PutExport(e).ok());
+  auto listed = (*state)->ListExports(kDefaultTeam, "s-1");
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 2);
+  CHECK((*listed)[0].candidate == 3);
+  CHECK((*listed)[1].report == "report-2b");
+  auto found = (*state)->FindExport(kDefaultTeam, "key");
+  REQUIRE(found.ok());
+  CHECK(found->has_value());
+  auto other_team = (*state)->FindExport("team-b", "key");
+  REQUIRE(other_team.ok());
+  CHECK_FALSE(other_team->has_value());
+  CHECK((*state)->ListExports("team-b", "s-1")->empty());
+  auto blobs = (*state)->ReferencedBlobs();
+  REQUIRE(blobs.ok());
+  CHECK(blobs->count(std::string(64, 'a')) == 1);
+  e.blob_sha256 = "short";
+  CHECK_FALSE((*state)->PutExport(e).ok());
 }
 
 }  // namespace

@@ -1,0 +1,120 @@
+// Compressed-model export (DESIGN.md §6): a loaded model and a per-layer plan in, the ONNX file a
+// mobile team ships out, in the QDQ format every ONNX runtime loads.
+//
+// - Integer weights (2..8 bits): per-output-channel symmetric int8 initializers, values limited
+//   to the chosen bit-width (|q| ≤ 2^(bits-1) − 1) with the MSE-chosen clip of QuantizeRow, and a
+//   DequantizeLinear with `axis` on the output-channel axis (zero points 0).
+// - fp16 weights: an fp16 initializer and a Cast back to the graph's float type; fp32 untouched.
+// - 8-bit activations: QuantizeLinear/DequantizeLinear pairs (asymmetric uint8) on the layer's
+//   input and output, with scales from calibrated ranges; a Conv's bias becomes int32 with scale
+//   s_input · s_weight[c], so ONNX Runtime fuses DQ → Conv → Q into QLinearConv.
+// - Pruning: unstructured and 2:4 as zeroed weights (magnitude masks, as the predictor's).
+//   Output-channel pruning of a main-graph Conv removes the channels physically and fixes every
+//   consumer they reach: the next Conv's (or ConvTranspose's) input channels, depthwise Convs
+//   (their group count), BatchNormalization, per-channel constants of Add/Mul/..., and Add/Mul
+//   partners and Concat inputs, which share the channel. A channel is removed only when every
+//   layer producing it prunes it and it reaches no graph output or op whose channels cannot be
+//   followed (Reshape, Softmax, ...); otherwise its weights are zeroed instead and the layer's
+//   report says why. A removed channel is absent (what its consumers see is 0, not the bias).
+// - Weights stored in Constant nodes or subgraphs (If/Loop bodies) are handled in their graph.
+// - Models below ai.onnx opset 13 (per-axis DequantizeLinear) are converted with libonnx's version
+//   converter first; a model it cannot convert is refused with its reason.
+// The output keeps the original inputs and outputs, passes libonnx's checker, and records the
+// plan in metadata_props ("squeeze.plan", JSON).
+//
+// Pure functions of their arguments; thread safe.
+#ifndef SQUEEZE_MODEL_EXPORT_H_
+#define SQUEEZE_MODEL_EXPORT_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/loader.h"
+#include "model/weight_math.h"
+
+namespace squeeze::model {
+
+// What one layer becomes.
+struct LayerPlan {
+  int weight_bits = 32;      // 32 fp32, 16 fp16, 2..8 integer
+  int activation_bits = 32;  // 32 (float), 16 (left to the runtime: float in the file), 8 (QDQ)
+  PrunePattern pattern = PrunePattern::kNone;
+  double prune_ratio = 0;    // unstructured and output channel; 2:4 ignores it
+};
+
+// A calibrated activation range (the min and max the quantizer must represent; widened to hold 0).
+struct TensorRange {
+  float min = 0;
+  float max = 0;
+};
+
+struct ExportOptions {
+  // Extra metadata_props, e.g. the job and device an export was made for.
+  std::map<std::string, std::string> metadata;
+  // For the opset conversion: shapes of values libonnx's inference cannot follow (the version
+  // converter needs some, e.g. Softmax's input from 12 to 13), found by a run of the model
+  // (runtime/shape_probe.h). Without one such a model is refused with the converter's reason.
+  ShapeProbe shape_probe;
+};
+
+struct LayerExport {
+  std::string layer;
+  std::string op_type;
+  LayerPlan plan;
+  std::string option;              // "w8a8", "fp16", "w4a8 channel 30%", ...
+  int64_t params = 0;              // weights before
+  int64_t kept_params = 0;         // non-zero-by-plan weights stored after (removals and masks applied)
+  int64_t out_channels = 0;        // before
+  int64_t kept_out_channels = 0;   // physically present after
+  int64_t zeroed_out_channels = 0; // pruned by the plan but kept as zero rows (see note)
+  int64_t removed_in_channels = 0; // input channels removed because a producer's channels went
+  int64_t packed_bytes = 0;        // values at the bit-width + scales + sparse index
+  double weight_distortion = 0;    // ||W - Ŵ||² / ||W||² over the original weight (removals = 0)
+  bool activation_quantized = false;
+  std::string note;                // why the plan could not be followed exactly, when it could not
+};
+
+struct ExportReport {
+  std::vector<LayerExport> layers;    // Analysis::layers order
+  int64_t packed_weight_bytes = 0;    // Σ LayerExport::packed_bytes
+  int64_t other_constant_bytes = 0;   // every other constant of the exported file
+  int64_t packed_model_bytes = 0;     // the two together: the size at the chosen bit-widths
+  int64_t file_bytes = 0;             // the ONNX file (int8 storage for 2..8 bits)
+  int64_t original_opset = 0;
+  int64_t opset = 0;
+  int quantized_activations = 0;      // tensors given a QuantizeLinear/DequantizeLinear pair
+  int removed_channels = 0;           // output channels physically removed, all layers
+  std::vector<std::string> warnings;
+};
+
+struct ExportedModel {
+  std::string bytes;  // serialized ModelProto
+  ExportReport report;
+};
+
+// The main-graph tensors whose ranges ExportModel needs for `plan`: the input and output of every
+// layer at 8-bit activations. InvalidArgument as ExportModel for a malformed plan.
+absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedModel& model,
+                                                                const std::vector<LayerPlan>& plan);
+
+// Applies `plan` (one entry per Analysis::layers entry) to `model`. `ranges` must hold every
+// tensor ActivationsToCalibrate names. InvalidArgument for a plan of the wrong length, bits or
+// ratios out of range, float weights with 8-bit activations, a missing or non-finite range, or an
+// output that fails libonnx's checker (with its reason); FailedPrecondition for a model below
+// opset 13 that libonnx cannot convert, or one that no longer holds a layer the analysis names.
+absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::vector<LayerPlan>& plan,
+                                          const std::map<std::string, TensorRange>& ranges,
+                                          const ExportOptions& options = {});
+
+// "w8a8", "w4a8 2:4", "fp16", "fp32 channel 30%": the label search/problem's OptionLabel gives.
+std::string LayerPlanLabel(const LayerPlan& plan);
+
+// The plan as JSON (what metadata_props["squeeze.plan"] holds): [{"layer":..,"option":..,...}].
+std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& plan);
+
+}  // namespace squeeze::model
+
+#endif  // SQUEEZE_MODEL_EXPORT_H_

@@ -1,0 +1,296 @@
+#include "runtime/verify.h"
+
+#include <onnx/onnx_pb.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "model/surgery.h"
+#include "runtime/shape_probe.h"
+
+namespace squeeze::runtime {
+namespace {
+
+// A file path in the temp directory, removed when this goes.
+class TempPath {
+ public:
+  TempPath() {
+    static std::atomic<int> counter{0};
+    path_ = (std::filesystem::temp_directory_path() /
+             absl::StrCat("squeeze-optimized-", getpid(), "-", counter.fetch_add(1), ".onnx"))
+                .string();
+  }
+  ~TempPath() {
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+bool IsIntegerKernel(const std::string& op) {
+  return absl::StartsWith(op, "QLinear") || op == "QGemm" || op == "MatMulInteger" || op == "ConvInteger" ||
+         op == "MatMulIntegerToFloat" || op == "DynamicQuantizeMatMul" || op == "QAttention" ||
+         op == "NhwcQLinearConv";
+}
+
+Timing Summarize(std::vector<double> seconds) {
+  Timing t;
+  t.repeats = static_cast<int>(seconds.size());
+  if (seconds.empty()) return t;
+  double sum = 0;
+  for (double s : seconds) sum += s;
+  t.mean_s = sum / t.repeats;
+  double var = 0;
+  for (double s : seconds) var += (s - t.mean_s) * (s - t.mean_s);
+  t.stddev_s = t.repeats > 1 ? std::sqrt(var / (t.repeats - 1)) : 0;
+  std::sort(seconds.begin(), seconds.end());
+  t.min_s = seconds.front();
+  const size_t n = seconds.size();
+  t.median_s = n % 2 ? seconds[n / 2] : 0.5 * (seconds[n / 2 - 1] + seconds[n / 2]);
+  return t;
+}
+
+}  // namespace
+
+absl::string_view RangeMethodName(RangeMethod method) {
+  return method == RangeMethod::kMinMax ? "minmax" : "percentile";
+}
+
+absl::StatusOr<std::map<std::string, model::TensorRange>> CalibrateRanges(const model::LoadedModel& model,
+                                                                          const std::vector<std::string>& names,
+                                                                          const CalibrationSet& calibration,
+                                                                          const RangeOptions& options) {
+  if (calibration.samples.empty()) return absl::InvalidArgumentError("no calibration samples");
+  if (!(options.percentile > 50 && options.percentile <= 100)) {
+    return absl::InvalidArgumentError(absl::StrCat("percentile ", options.percentile, " is not in (50, 100]"));
+  }
+  std::map<std::string, model::TensorRange> ranges;
+  if (names.empty()) return ranges;
+  std::set<std::string> graph_inputs, graph_outputs, computed;
+  for (const auto& v : model.proto.graph().input()) graph_inputs.insert(v.name());
+  for (const auto& v : model.proto.graph().output()) graph_outputs.insert(v.name());
+  for (const onnx::NodeProto& n : model.proto.graph().node()) computed.insert(n.output().begin(), n.output().end());
+  std::vector<std::string> expose, fetch;
+  for (const std::string& name : names) {
+    if (graph_inputs.count(name)) continue;
+    if (!computed.count(name)) {
+      return absl::InvalidArgumentError(absl::StrCat("the main graph has no value '", name, "'"));
+    }
+    fetch.push_back(name);
+    if (!graph_outputs.count(name)) expose.push_back(name);
+  }
+  onnx::ModelProto exposed = model.proto;
+  if (absl::Status s = model::ExposeValues(&exposed, expose); !s.ok()) return s;
+  SessionOptions session_options;
+  session_options.intra_op_threads = std::max(1, options.threads);
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(exposed.SerializeAsString(), session_options);
+  if (!session.ok()) return session.status();
+
+  struct Acc {
+    float min = std::numeric_limits<float>::infinity();
+    float max = -std::numeric_limits<float>::infinity();
+    double low_sum = 0, high_sum = 0;
+    int samples = 0;
+  };
+  std::map<std::string, Acc> acc;
+  auto add = [&](const std::string& name, absl::Span<const float> values) {
+    if (values.empty()) return;
+    Acc& a = acc[name];
+    std::vector<float> v(values.begin(), values.end());
+    for (float x : v) {
+      if (!std::isfinite(x)) continue;
+      a.min = std::min(a.min, x);
+      a.max = std::max(a.max, x);
+    }
+    if (options.method == RangeMethod::kPercentile) {
+      const double tail = (100.0 - options.percentile) / 100.0;
+      const size_t n = v.size();
+      const size_t lo = static_cast<size_t>(std::floor(tail * static_cast<double>(n - 1)));
+      const size_t hi = n - 1 - lo;
+      std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
+      a.low_sum += v[lo];
+      std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(hi), v.end());
+      a.high_sum += v[hi];
+    }
+    ++a.samples;
+  };
+  for (const std::vector<Tensor>& sample : calibration.samples) {
+    for (const Tensor& t : sample) {
+      if (std::find(names.begin(), names.end(), t.name) != names.end()) add(t.name, t.floats());
+    }
+    if (fetch.empty()) continue;
+    absl::StatusOr<std::vector<Tensor>> out = (*session)->Run(sample, fetch);
+    if (!out.ok()) return out.status();
+    for (const Tensor& t : *out) add(t.name, t.floats());
+  }
+  // Values a graph output is computed from through elementwise unary ops alone keep their full
+  // range: clipping them would cap the model's outputs (a detector's text probabilities).
+  std::set<std::string> output_side = graph_outputs;
+  static const std::set<std::string> kUnary = {"Sigmoid", "Relu", "Tanh", "Softplus", "Identity", "Cast",
+                                               "HardSigmoid", "Clip", "LeakyRelu", "Exp"};
+  static const std::set<std::string> kWithConstant = {"Add", "Sub", "Mul", "Div"};
+  std::set<std::string> constants;
+  for (const auto& t : model.proto.graph().initializer()) constants.insert(t.name());
+  for (const onnx::NodeProto& n : model.proto.graph().node()) {
+    if (n.op_type() == "Constant" && n.output_size() == 1) constants.insert(n.output(0));
+  }
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const onnx::NodeProto& n : model.proto.graph().node()) {
+      if (n.output_size() != 1 || n.input_size() < 1 || !output_side.count(n.output(0))) continue;
+      std::string x = n.input(0);
+      if (kWithConstant.count(n.op_type()) && n.input_size() == 2) {
+        if (constants.count(n.input(0))) x = n.input(1);
+        else if (!constants.count(n.input(1))) continue;
+      } else if (!kUnary.count(n.op_type())) {
+        continue;
+      }
+      grew |= output_side.insert(x).second;
+    }
+  }
+  for (const std::string& name : names) {
+    auto it = acc.find(name);
+    if (it == acc.end() || it->second.samples == 0 || !(it->second.min <= it->second.max)) {
+      return absl::InvalidArgumentError(absl::StrCat("no float values of '", name, "' to calibrate on"));
+    }
+    const Acc& a = it->second;
+    model::TensorRange r{a.min, a.max};
+    if (options.method == RangeMethod::kPercentile && !output_side.count(name)) {
+      r.min = std::clamp(static_cast<float>(a.low_sum / a.samples), a.min, a.max);
+      r.max = std::clamp(static_cast<float>(a.high_sum / a.samples), r.min, a.max);
+    }
+    ranges[name] = r;
+  }
+  return ranges;
+}
+
+absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::string_view exported,
+                                          const CalibrationSet& calibration, const VerifyOptions& options) {
+  if (calibration.samples.empty()) return absl::InvalidArgumentError("no calibration samples");
+  if (options.threads < 1 || options.repeats < 1 || options.warmup < 0) {
+    return absl::InvalidArgumentError("threads and repeats must be at least 1, warmup at least 0");
+  }
+  SessionOptions so;
+  so.intra_op_threads = options.threads;
+  absl::StatusOr<std::unique_ptr<Session>> reference = Session::Create(original, so);
+  if (!reference.ok()) return reference.status();
+  TempPath temp;
+  const std::string& optimized_path = options.keep_optimized_model.empty() ? temp.path() : options.keep_optimized_model;
+  SessionOptions eso = so;
+  eso.optimized_model_path = optimized_path;
+  absl::StatusOr<std::unique_ptr<Session>> candidate = Session::Create(exported, eso);
+  if (!candidate.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("ONNX Runtime cannot load the exported model: ",
+                                                   candidate.status().message()));
+  }
+  Verification v;
+  v.samples = static_cast<int>(calibration.samples.size());
+  v.synthetic_calibration = calibration.synthetic;
+  v.threads = options.threads;
+  {
+    std::ifstream in(optimized_path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    onnx::ModelProto m;
+    if (m.ParseFromString(bytes.str())) {
+      for (const onnx::NodeProto& n : m.graph().node()) {
+        if (IsIntegerKernel(n.op_type())) ++v.integer_ops[n.op_type()];
+        if (n.op_type() == "QuantizeLinear" || n.op_type() == "DequantizeLinear") ++v.remaining_qdq;
+      }
+    }
+  }
+  const auto& ref_outputs = (*reference)->outputs();
+  const auto& cand_outputs = (*candidate)->outputs();
+  if (ref_outputs.size() != cand_outputs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the exported model has ", cand_outputs.size(), " outputs, the original ",
+                                                   ref_outputs.size()));
+  }
+  std::vector<std::string> names;
+  for (const TensorInfo& info : ref_outputs) names.push_back(info.name);
+  double signal = 0, noise = 0, dot = 0, cand_energy = 0;
+  for (const std::vector<Tensor>& sample : calibration.samples) {
+    absl::StatusOr<std::vector<Tensor>> y = (*reference)->Run(sample, names);
+    if (!y.ok()) return y.status();
+    absl::StatusOr<std::vector<Tensor>> y2 = (*candidate)->Run(sample, names);
+    if (!y2.ok()) return y2.status();
+    for (size_t k = 0; k < names.size(); ++k) {
+      const Tensor& a = (*y)[k];
+      const Tensor& b = (*y2)[k];
+      if (a.shape != b.shape || a.type != b.type) {
+        return absl::InvalidArgumentError(absl::StrCat("output '", names[k], "' of the exported model has another shape or type"));
+      }
+      absl::Span<const float> fa = a.floats(), fb = b.floats();
+      for (size_t i = 0; i < fa.size(); ++i) {
+        const double d = static_cast<double>(fb[i]) - fa[i];
+        signal += static_cast<double>(fa[i]) * fa[i];
+        noise += d * d;
+        dot += static_cast<double>(fa[i]) * fb[i];
+        cand_energy += static_cast<double>(fb[i]) * fb[i];
+      }
+    }
+  }
+  v.relative_error = signal > 0 ? noise / signal : (noise > 0 ? std::numeric_limits<double>::infinity() : 0);
+  v.sqnr_db = noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
+  v.cosine = signal > 0 && cand_energy > 0 ? dot / std::sqrt(signal * cand_energy) : (noise == 0 ? 1 : 0);
+  if (options.measure_latency) {
+    // Interleaved, one run of each at a time, so a machine whose load drifts weighs on both alike.
+    const std::vector<Tensor>& feed = calibration.samples.front();
+    for (int i = 0; i < options.warmup; ++i) {
+      for (const auto* s : {reference->get(), candidate->get()}) {
+        absl::StatusOr<std::vector<Tensor>> out = s->Run(feed);
+        if (!out.ok()) return out.status();
+      }
+    }
+    std::vector<double> seconds[2];
+    for (int i = 0; i < options.repeats; ++i) {
+      int k = 0;
+      for (const auto* s : {reference->get(), candidate->get()}) {
+        const auto start = std::chrono::steady_clock::now();
+        absl::StatusOr<std::vector<Tensor>> out = s->Run(feed);
+        if (!out.ok()) return out.status();
+        seconds[k++].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+    }
+    v.original_latency = Summarize(seconds[0]);
+    v.exported_latency = Summarize(seconds[1]);
+    v.latency_measured = true;
+  }
+  return v;
+}
+
+absl::StatusOr<VerifiedExport> ExportAndVerify(const model::LoadedModel& model, absl::string_view original_bytes,
+                                               const std::vector<model::LayerPlan>& plan,
+                                               const CalibrationSet& calibration, const ExportCheckOptions& options) {
+  absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(model, plan);
+  if (!names.ok()) return names.status();
+  absl::StatusOr<std::map<std::string, model::TensorRange>> ranges =
+      CalibrateRanges(model, *names, calibration, options.ranges);
+  if (!ranges.ok()) return ranges.status();
+  model::ExportOptions export_options = options.export_options;
+  if (!export_options.shape_probe) export_options.shape_probe = OnnxRuntimeShapeProbe();
+  absl::StatusOr<model::ExportedModel> exported = model::ExportModel(model, plan, *ranges, export_options);
+  if (!exported.ok()) return exported.status();
+  absl::StatusOr<Verification> verification = VerifyExport(original_bytes, exported->bytes, calibration, options.verify);
+  if (!verification.ok()) return verification.status();
+  VerifiedExport out;
+  out.exported = *std::move(exported);
+  out.verification = *std::move(verification);
+  out.range_method = options.ranges.method;
+  return out;
+}
+
+}  // namespace squeeze::runtime

@@ -1,0 +1,327 @@
+#include "server/export_jobs.h"
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "model/export.h"
+#include "runtime/calibration.h"
+#include "runtime/session.h"
+#include "runtime/verify.h"
+#include "search/problem/plan.h"
+#include "server/proto_conversion.h"
+#include "server/recommend.h"
+
+namespace squeeze::server {
+namespace {
+
+constexpr char kHostDevice[] = "host";
+
+absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::string& canonical) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (absl::string_view part : absl::StrSplit(canonical, ';', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    std::vector<int64_t>& dims = shapes[kv.first];
+    for (absl::string_view d : absl::StrSplit(kv.second, ',')) {
+      int64_t v = 0;
+      if (!absl::SimpleAtoi(d, &v)) return absl::DataLossError(absl::StrCat("stored input shape '", part, "'"));
+      dims.push_back(v);
+    }
+  }
+  return shapes;
+}
+
+std::string UtcNow() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+v1::ExportProgress Phase(const std::string& phase, const std::string& detail) {
+  v1::ExportProgress p;
+  p.set_phase(phase);
+  p.set_detail(detail);
+  return p;
+}
+
+// Export failures that come from the model and plan, not from the request, are preconditions.
+absl::Status AsPrecondition(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kInvalidArgument) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot export this candidate: ", status.message()));
+  }
+  return status;
+}
+
+}  // namespace
+
+ExportJobs::ExportJobs(StateStore& state, BlobStore& blobs, device_profiles::ProfileStore& profiles, WorkQueue& workers,
+                       ExportJobsOptions options)
+    : state_(state), blobs_(blobs), profiles_(profiles), workers_(workers), options_(std::move(options)) {}
+
+absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const v1::ExportRequest& request) {
+  if (request.job_id().empty()) return absl::InvalidArgumentError("job_id is required");
+  if (request.device_id().empty()) return absl::InvalidArgumentError("device_id is required");
+  ExportTarget t;
+  t.team = team;
+  absl::StatusOr<JobRecord> job = state_.GetJob(team, request.job_id());
+  if (!job.ok()) return job.status();
+  t.job = *std::move(job);
+  if (t.job.state != v1::JOB_STATE_SUCCEEDED) {
+    return absl::FailedPreconditionError(absl::StrCat("search '", t.job.id, "' is ", v1::JobState_Name(t.job.state),
+                                                      ": only a succeeded search's candidates can be exported"));
+  }
+  v1::SearchJob result;
+  if (!result.ParseFromString(t.job.result) || !t.spec.ParseFromString(t.job.spec)) {
+    return absl::DataLossError(absl::StrCat("search '", t.job.id, "': its stored result cannot be read"));
+  }
+  const v1::DeviceFront* front = nullptr;
+  std::vector<std::string> devices;
+  for (const v1::DeviceFront& f : result.fronts()) {
+    devices.push_back(f.device_id());
+    if (f.device_id() == request.device_id()) front = &f;
+  }
+  if (front == nullptr) {
+    return absl::NotFoundError(absl::StrCat("search '", t.job.id, "' has no front for device '", request.device_id(),
+                                            "'; its devices: ", absl::StrJoin(devices, ", ")));
+  }
+  t.device_id = front->device_id();
+  t.device_version = front->device_version();
+  absl::StatusOr<device_profiles::Device> device = profiles_.GetDevice(t.device_id, t.device_version);
+  if (!device.ok()) return device.status();
+  t.device_threads = std::max(1, device->threads);
+  int index = -1;
+  if (request.candidate_ref_case() == v1::ExportRequest::kRecommendation) {
+    const std::vector<v1::Recommendation> picks =
+        Recommend(*front, t.spec.constraints(), device->app_memory_budget_bytes);
+    std::vector<std::string> names;
+    for (const v1::Recommendation& r : picks) {
+      for (absl::string_view name : absl::StrSplit(r.name(), ", ")) {
+        names.emplace_back(name);
+        if (name == request.recommendation() && index < 0) index = r.candidate().index();
+      }
+    }
+    if (index < 0) {
+      return absl::NotFoundError(absl::StrCat("no candidate of '", t.device_id, "' is recommended as '",
+                                              request.recommendation(), "'; the recommendations: ",
+                                              names.empty() ? "none" : absl::StrJoin(names, ", ")));
+    }
+  } else {
+    index = request.candidate();
+  }
+  for (const v1::Candidate& c : front->candidates()) {
+    if (c.index() == index) t.candidate = c;
+  }
+  if (t.candidate.layers_size() == 0) {
+    return absl::NotFoundError(absl::StrCat("device '", t.device_id, "' of search '", t.job.id, "' has no candidate ",
+                                            index, " (", front->candidates_size(), " candidates, numbered from 0)"));
+  }
+  t.candidate.set_index(index);
+  absl::StatusOr<ModelRecord> model = state_.GetModel(team, t.job.model_id);
+  if (!model.ok()) {
+    return model.status().code() == absl::StatusCode::kNotFound
+               ? absl::FailedPreconditionError(absl::StrCat("the model of search '", t.job.id, "' has been deleted"))
+               : model.status();
+  }
+  t.model = *std::move(model);
+  t.range_method = request.range_method() == v1::RANGE_METHOD_MINMAX ? v1::RANGE_METHOD_MINMAX
+                                                                     : v1::RANGE_METHOD_PERCENTILE;
+  // The cache key: model bytes and shapes, the plan, the calibration set, and the options.
+  std::string key = absl::StrCat("export-v1|", t.model.sha256, "|", t.model.input_shapes, "|",
+                                 v1::RangeMethod_Name(t.range_method), "|");
+  for (const v1::LayerChoice& c : t.candidate.layers()) {
+    absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",
+                    c.pattern() == v1::SPARSITY_PATTERN_DENSE ? 0.0 : c.prune_ratio(), ";");
+  }
+  if (t.spec.calibration_size() > 0) {
+    std::string samples;
+    for (const v1::CalibrationSample& s : t.spec.calibration()) absl::StrAppend(&samples, s.SerializeAsString());
+    absl::StrAppend(&key, "|calibration:", common::Sha256Hex(samples));
+  } else {
+    absl::StrAppend(&key, "|synthetic:", options_.calibration_samples, ":", t.spec.seed());
+  }
+  if (t.device_id == kHostDevice) absl::StrAppend(&key, "|latency:", t.device_id, ":", t.device_version, ":", t.device_threads);
+  t.cache_key = common::Sha256Hex(key);
+  return t;
+}
+
+void ExportJobs::Run(ExportTarget target, Progress progress, Done done) {
+  workers_.Submit([this, target = std::move(target), progress = std::move(progress), done = std::move(done)] {
+    done(Execute(target, progress));
+  });
+}
+
+absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Progress& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  ExportRecord record;
+  record.team = t.team;
+  record.job_id = t.job.id;
+  record.device_id = t.device_id;
+  record.candidate = t.candidate.index();
+  record.cache_key = t.cache_key;
+  auto finish = [&](ExportResult result) {
+    v1::ExportReport& r = result.report;
+    r.set_job_id(t.job.id);
+    r.set_model_id(t.model.id);
+    r.set_device_id(t.device_id);
+    r.set_candidate(t.candidate.index());
+    r.set_plan_summary(t.candidate.plan_summary());
+    r.set_predicted_latency_ms(t.candidate.predicted_latency_ms());
+    r.set_predicted_size_bytes(t.candidate.predicted_size_bytes());
+    r.set_predicted_sqnr_db(t.candidate.predicted_sqnr_db());
+    return result;
+  };
+
+  absl::StatusOr<std::optional<ExportRecord>> cached = state_.FindExport(t.team, t.cache_key);
+  if (!cached.ok()) return cached.status();
+  if (cached->has_value()) {
+    progress(Phase("loading", "from an earlier export of the same model and plan"));
+    absl::StatusOr<std::string> bytes = blobs_.Read((*cached)->blob_sha256);
+    v1::ExportReport report;
+    if (bytes.ok() && report.ParseFromString((*cached)->report)) {
+      ExportResult result{*std::move(bytes), std::move(report)};
+      result.report.set_from_cache(true);
+      result = finish(std::move(result));
+      record.blob_sha256 = (*cached)->blob_sha256;
+      record.report = result.report.SerializeAsString();
+      if (absl::Status s = state_.PutExport(record); !s.ok()) return s;
+      return result;
+    }
+    // A lost or unreadable blob: export again.
+  }
+
+  progress(Phase("loading", absl::StrCat("model ", t.model.id)));
+  absl::StatusOr<std::string> bytes = blobs_.Read(t.model.sha256);
+  if (!bytes.ok()) return bytes.status();
+  model::AnalyzeOptions analyze;
+  absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = ParseShapes(t.model.input_shapes);
+  if (!shapes.ok()) return shapes.status();
+  analyze.input_shapes = *shapes;
+  analyze.shape_probe = options_.shape_probe;
+  analyze.threads = options_.threads;
+  absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, analyze);
+  if (!loaded.ok()) return loaded.status();
+  absl::StatusOr<std::vector<model::LayerPlan>> plan = ExportPlanFromProto(t.candidate, loaded->analysis);
+  if (!plan.ok()) return absl::FailedPreconditionError(plan.status().message());
+
+  std::vector<runtime::TensorInfo> inputs;
+  if (absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(*bytes); session.ok()) {
+    inputs = (*session)->inputs();
+  } else {
+    return AsPrecondition(session.status());
+  }
+  absl::StatusOr<runtime::CalibrationSet> calibration;
+  if (t.spec.calibration_size() > 0) {
+    std::vector<std::vector<std::string>> files;
+    for (const v1::CalibrationSample& s : t.spec.calibration()) files.emplace_back(s.tensors().begin(), s.tensors().end());
+    calibration = runtime::CalibrationFromTensorProtos(loaded->analysis, inputs, files);
+  } else {
+    calibration = runtime::SyntheticCalibration(loaded->analysis, inputs, options_.calibration_samples, t.spec.seed());
+  }
+  if (!calibration.ok()) return calibration.status();
+
+  runtime::RangeOptions ranges;
+  ranges.method = t.range_method == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax
+                                                            : runtime::RangeMethod::kPercentile;
+  ranges.threads = t.device_threads;
+  absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(*loaded, *plan);
+  if (!names.ok()) return AsPrecondition(names.status());
+  progress(Phase("calibrating", absl::StrCat(names->size(), " activations on ", calibration->samples.size(),
+                                             calibration->synthetic ? " synthetic samples" : " uploaded samples")));
+  absl::StatusOr<std::map<std::string, model::TensorRange>> range_values =
+      runtime::CalibrateRanges(*loaded, *names, *calibration, ranges);
+  if (!range_values.ok()) return AsPrecondition(range_values.status());
+  progress(Phase("exporting", t.candidate.plan_summary()));
+  model::ExportOptions export_options;
+  export_options.shape_probe = options_.shape_probe;
+  export_options.metadata = {{"squeeze.job", t.job.id},
+                             {"squeeze.device", t.device_id},
+                             {"squeeze.candidate", absl::StrCat(t.candidate.index())},
+                             {"squeeze.model_sha256", t.model.sha256}};
+  absl::StatusOr<model::ExportedModel> exported = model::ExportModel(*loaded, *plan, *range_values, export_options);
+  if (!exported.ok()) return AsPrecondition(exported.status());
+  const bool on_host = t.device_id == kHostDevice;
+  progress(Phase("verifying", on_host ? absl::StrCat("outputs and latency, ", t.device_threads, " threads")
+                                      : std::string("outputs (latency is measured on 'host' only)")));
+  runtime::VerifyOptions verify;
+  verify.threads = on_host ? t.device_threads : options_.threads;
+  verify.measure_latency = on_host;
+  verify.repeats = options_.latency_repeats;
+  absl::StatusOr<runtime::Verification> verification =
+      runtime::VerifyExport(loaded->proto.SerializeAsString(), exported->bytes, *calibration, verify);
+  if (!verification.ok()) return AsPrecondition(verification.status());
+
+  ExportResult result;
+  result.report = ToProto(exported->report, *verification, ranges.method);
+  result.bytes = std::move(exported->bytes);
+  absl::StatusOr<std::string> sha = blobs_.Put(result.bytes);
+  if (!sha.ok()) return sha.status();
+  result.report.set_file_sha256(*sha);
+  result.report.set_export_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  result.report.set_created_at(UtcNow());
+  result = finish(std::move(result));
+  record.blob_sha256 = *sha;
+  record.report = result.report.SerializeAsString();
+  if (absl::Status s = state_.PutExport(record); !s.ok()) return s;
+  return result;
+}
+
+void ExportJobs::VerifyRecommended(const std::string& team, const std::string& job_id) {
+  workers_.Submit([this, team, job_id] {
+    absl::StatusOr<JobRecord> job = state_.GetJob(team, job_id);
+    v1::SearchJob result;
+    v1::SearchSpec spec;
+    if (!job.ok() || !result.ParseFromString(job->result) || !spec.ParseFromString(job->spec)) {
+      common::LogWarning("verifying search {}: its stored result cannot be read", job_id);
+      return;
+    }
+    for (const v1::DeviceFront& front : result.fronts()) {
+      absl::StatusOr<device_profiles::Device> device = profiles_.GetDevice(front.device_id(), front.device_version());
+      if (!device.ok()) continue;
+      for (const v1::Recommendation& pick : Recommend(front, spec.constraints(), device->app_memory_budget_bytes)) {
+        v1::ExportRequest request;
+        request.set_job_id(job_id);
+        request.set_device_id(front.device_id());
+        request.set_candidate(pick.candidate().index());
+        absl::StatusOr<ExportTarget> target = Resolve(team, request);
+        absl::StatusOr<ExportResult> done = target.ok() ? Execute(*target, [](const v1::ExportProgress&) {})
+                                                        : absl::StatusOr<ExportResult>(target.status());
+        if (done.ok()) {
+          common::LogInfo("search {}: {} candidate {} ({}) measured: {:.2f} dB", job_id, front.device_id(),
+                          pick.candidate().index(), pick.name(), done->report.measured().sqnr_db());
+        } else {
+          common::LogWarning("search {}: {} candidate {} ({}) not verified: {}", job_id, front.device_id(),
+                             pick.candidate().index(), pick.name(), done.status().ToString());
+        }
+      }
+    }
+  });
+}
+
+absl::Status ExportJobs::AttachMeasurements(const std::string& team, v1::SearchJob* job) {
+  absl::StatusOr<std::vector<ExportRecord>> exports = state_.ListExports(team, job->id());
+  if (!exports.ok()) return exports.status();
+  for (const ExportRecord& e : *exports) {
+    v1::ExportReport report;
+    if (!report.ParseFromString(e.report)) continue;
+    for (v1::DeviceFront& front : *job->mutable_fronts()) {
+      if (front.device_id() != e.device_id) continue;
+      for (v1::Candidate& c : *front.mutable_candidates()) {
+        if (c.index() == e.candidate) *c.mutable_measured() = MeasuredFiguresOf(report);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace squeeze::server

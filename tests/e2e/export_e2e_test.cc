@@ -1,0 +1,214 @@
+// Exports through the real binaries: ExportService.ExportModel over gRPC (progress, chunks, report,
+// the cached repeat), `squeeze export` writing the file and report, `squeeze search show` with the
+// measured columns, and the status codes of bad requests.
+#include <grpcpp/grpcpp.h>
+#include <onnx/onnx_pb.h>
+
+#include <fstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <google/protobuf/util/json_util.h>
+
+#include "squeeze/v1/export.grpc.pb.h"
+#include "squeeze/v1/model.pb.h"
+#include "squeeze/v1/search.pb.h"
+#include "tests/e2e/server_fixture.h"
+#include "tests/model/export_models.h"
+
+namespace squeeze::testing {
+namespace {
+
+using Catch::Matchers::Contains;
+
+template <typename Message>
+Message Parse(const CommandResult& result) {
+  INFO(result.out << result.err);
+  REQUIRE(result.exit_code == 0);
+  Message message;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(result.out, &message).ok());
+  return message;
+}
+
+struct Streamed {
+  grpc::Status status;
+  std::vector<std::string> phases;
+  std::string bytes;
+  v1::ExportReport report;
+  int chunks = 0;
+};
+
+Streamed ExportOverRpc(const RunningServer& server, const v1::ExportRequest& request) {
+  auto stub = v1::ExportService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + server.admin_key());
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto reader = stub->ExportModel(&context, request);
+  Streamed s;
+  v1::ExportChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (chunk.has_progress()) s.phases.push_back(chunk.progress().phase());
+    if (chunk.payload_case() == v1::ExportChunk::kData) {
+      s.bytes += chunk.data();
+      ++s.chunks;
+    }
+    if (chunk.has_report()) s.report = chunk.report();
+  }
+  s.status = reader->Finish();
+  return s;
+}
+
+v1::ExportRequest Request(const std::string& job, const std::string& device, int candidate) {
+  v1::ExportRequest r;
+  r.set_job_id(job);
+  r.set_device_id(device);
+  r.set_candidate(candidate);
+  return r;
+}
+
+// A small residual model (BN, residual Add, depthwise conv, Concat) as an uploaded file.
+std::string WriteResidualModel(const TempDir& dir) {
+  const std::string path = dir.File("residual.onnx");
+  std::ofstream(path, std::ios::binary) << model::testing::ResidualProto(model::testing::kSmallFirstHalf,
+                                                                         model::testing::kSmallFirstHalf)
+                                               .SerializeAsString();
+  return path;
+}
+
+TEST_CASE("A candidate is exported over gRPC and with the CLI, cached, and shown measured beside predicted",
+          "[e2e][export]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", WriteResidualModel(dir)})).id();
+  const v1::SearchJob job = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--device", "pixel-8", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts(0).device_id() == "host");
+  REQUIRE(job.fronts(0).candidates_size() > 1);
+  const int last = job.fronts(0).candidates_size() - 1;  // the most accurate end of the front
+
+  const Streamed first = ExportOverRpc(server, Request(job.id(), "host", last));
+  INFO(first.status.error_message() << server.log());
+  REQUIRE(first.status.ok());
+  CHECK(first.phases.front() == "loading");
+  CHECK(std::find(first.phases.begin(), first.phases.end(), "verifying") != first.phases.end());
+  CHECK(first.chunks >= 1);
+  CHECK(static_cast<int64_t>(first.bytes.size()) == first.report.file_bytes());
+  onnx::ModelProto exported;
+  REQUIRE(exported.ParseFromString(first.bytes));
+  CHECK(exported.graph().output(0).name() == "y");
+  CHECK(first.report.candidate() == last);
+  CHECK(first.report.layers_size() == 4);
+  CHECK(first.report.measured().samples() == 2);
+  CHECK(first.report.measured().synthetic_calibration());
+  CHECK(first.report.measured().latency_measured());  // host: this machine
+  CHECK(first.report.measured().latency_ms() > 0);
+  CHECK(first.report.predicted_latency_ms() == Approx(job.fronts(0).candidates(last).predicted_latency_ms()));
+  CHECK_FALSE(first.report.from_cache());
+  CHECK(first.report.file_sha256().size() == 64);
+
+  SECTION("the same export again is answered from the stored file") {
+    const Streamed again = ExportOverRpc(server, Request(job.id(), "host", last));
+    REQUIRE(again.status.ok());
+    CHECK(again.report.from_cache());
+    CHECK(again.bytes == first.bytes);
+  }
+  SECTION("a device that is not this machine gets no latency measurement") {
+    const Streamed phone = ExportOverRpc(server, Request(job.id(), "pixel-8", 0));
+    INFO(phone.status.error_message());
+    REQUIRE(phone.status.ok());
+    CHECK_FALSE(phone.report.measured().latency_measured());
+    CHECK(std::isfinite(phone.report.measured().cosine()));
+  }
+  SECTION("the CLI writes the file and the report, and search show puts measured figures beside predicted") {
+    const std::string out = dir.File("knee.onnx"), report = dir.File("knee.json");
+    CommandResult cli = server.Cli(
+        {"export", job.id(), "--device", "host", "--recommendation", "balanced knee", "-o", out, "--report", report});
+    INFO(cli.out << cli.err);
+    REQUIRE(cli.exit_code == 0);
+    CHECK_THAT(cli.out, Contains("MEASURED") && Contains("output SQNR dB"));
+    CHECK_THAT(cli.err, Contains("verifying"));
+    onnx::ModelProto m;
+    std::ifstream in(out, std::ios::binary);
+    REQUIRE(m.ParseFromIstream(&in));
+    v1::ExportReport r;
+    std::ifstream rj(report);
+    std::stringstream text;
+    text << rj.rdbuf();
+    REQUIRE(google::protobuf::util::JsonStringToMessage(text.str(), &r).ok());
+    CHECK(r.job_id() == job.id());
+    CommandResult show = server.Cli({"search", "show", job.id()});
+    CHECK_THAT(show.out, Contains("SQNR dB (meas)") && Contains("LATENCY ms (meas)"));
+    const v1::SearchJob shown = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job.id()}));
+    CHECK(shown.fronts(0).candidates(last).has_measured());
+    CHECK(shown.fronts(0).candidates(last).measured().sqnr_db() == Approx(first.report.measured().sqnr_db()));
+    CommandResult csv = server.Cli({"search", "show", job.id(), "--csv"});
+    CHECK_THAT(csv.out, Contains("measured_sqnr_db"));
+  }
+}
+
+TEST_CASE("A search started with --verify gets its recommended candidates measured", "[e2e][export]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", WriteResidualModel(dir)})).id();
+  const v1::SearchJob job =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--verify", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(job.spec().verify_recommended());
+  const v1::RecommendResponse picks =
+      Parse<v1::RecommendResponse>(server.Cli({"--json", "recommend", model, "--device", "host"}));
+  REQUIRE(picks.recommendations_size() >= 1);
+  // The recommendations come from the same stored front; the exports land in the background.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int measured = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const v1::SearchJob shown = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job.id()}));
+    measured = 0;
+    for (const v1::Candidate& c : shown.fronts(0).candidates()) measured += c.has_measured();
+    if (measured >= picks.recommendations_size()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  INFO(server.log());
+  CHECK(measured >= picks.recommendations_size());
+  CHECK(measured < job.fronts(0).candidates_size());  // only the recommended ones
+}
+
+TEST_CASE("Bad exports: unknown job, device or candidate NOT_FOUND, unfinished search FAILED_PRECONDITION",
+          "[e2e][export]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", WriteResidualModel(dir)})).id();
+  const v1::SearchJob job =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  auto code = [&](const v1::ExportRequest& r) { return ExportOverRpc(server, r).status.error_code(); };
+  CHECK(code(Request("s-0000000000000000", "host", 0)) == grpc::StatusCode::NOT_FOUND);
+  CHECK(code(Request(job.id(), "pixel-8", 0)) == grpc::StatusCode::NOT_FOUND);
+  CHECK(code(Request(job.id(), "host", 9999)) == grpc::StatusCode::NOT_FOUND);
+  CHECK(code(Request(job.id(), "host", -1)) == grpc::StatusCode::NOT_FOUND);
+  CHECK(code(Request("", "host", 0)) == grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ExportRequest named = Request(job.id(), "host", 0);
+  named.set_recommendation("cheapest");
+  const Streamed unnamed = ExportOverRpc(server, named);
+  CHECK(unnamed.status.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK_THAT(unnamed.status.error_message(), Contains("balanced knee"));
+
+  // A search still running: PP-OCRv4 det takes a while to measure.
+  const std::string det =
+      Parse<v1::Model>(server.Cli({"--json", "models", "upload",
+                                   std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx",
+                                   "--input-shape", "x=1,3,640,640"}))
+          .id();
+  const v1::SearchJob running = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", det, "--device", "host"}));
+  const Streamed early = ExportOverRpc(server, Request(running.id(), "host", 0));
+  CHECK(early.status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CommandResult cli = server.Cli({"export", running.id(), "--device", "host", "--candidate", "0", "-o", dir.File("x.onnx")});
+  CHECK(cli.exit_code == 1);
+  CHECK_THAT(cli.err, Contains("JOB_STATE_"));
+  CHECK_FALSE(std::ifstream(dir.File("x.onnx")).good());
+  CHECK_FALSE(std::ifstream(dir.File("x.onnx.partial")).good());
+  CHECK(server.Cli({"search", "cancel", running.id()}).exit_code == 0);
+}
+
+}  // namespace
+}  // namespace squeeze::testing

@@ -1,0 +1,66 @@
+// Small models for export tests (tests/model and tests/runtime): a residual block whose channel
+// pruning must be followed through BatchNormalization, a residual Add, a per-channel Mul, a
+// depthwise conv and a Concat.
+#ifndef SQUEEZE_TESTS_MODEL_EXPORT_MODELS_H_
+#define SQUEEZE_TESTS_MODEL_EXPORT_MODELS_H_
+
+#include <onnx/onnx_pb.h>
+
+#include <vector>
+
+#include "tests/model/test_models.h"
+
+namespace squeeze::model::testing {
+
+// Rows scaled by `row_scale[c]`: which output channels magnitude pruning takes is under control.
+inline std::vector<float> Rows(const std::vector<int64_t>& dims, const std::vector<float>& row_scale) {
+  const int64_t per = Count(dims) / dims[0];
+  std::vector<float> v = Ramp(Count(dims), 0.1f);
+  for (int64_t c = 0; c < dims[0]; ++c) {
+    for (int64_t k = 0; k < per; ++k) {
+      float& x = v[c * per + k];
+      if (x == 0) x = 0.05f;
+      x *= row_scale[c];
+    }
+  }
+  return v;
+}
+
+// x → Conv a (3→8) → Relu ar → Conv b (8→8, 1×1) → BN → Add(·, ar) r → depthwise Conv d →
+// Concat(d, ar) → Conv y (16→4): a residual, a depthwise conv and a concat on one channel set.
+inline onnx::ModelProto ResidualProto(const std::vector<float>& a_rows, const std::vector<float>& b_rows) {
+  onnx::ModelProto proto = ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    residual (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, wa, ba)
+      ar = Relu (a)
+      b = Conv (ar, wb)
+      bn = BatchNormalization (b, gamma, beta, mean, var)
+      r = Add (bn, ar)
+      s = Mul (r, chscale)
+      d = Conv <group = 8, pads = [1, 1, 1, 1]> (s, wd, bd)
+      c = Concat <axis = 1> (d, ar)
+      y = Conv (c, wy, by)
+    }
+  )onnx");
+  onnx::GraphProto* g = proto.mutable_graph();
+  AddInitializer(g, FloatTensor("wa", {8, 3, 3, 3}, Encoding::kRaw, Rows({8, 3, 3, 3}, a_rows)));
+  AddInitializer(g, FloatTensor("ba", {8}, Encoding::kRaw, std::vector<float>(8, 0.f)));
+  AddConstantNode(g, "wb", FloatTensor("", {8, 8, 1, 1}, Encoding::kRaw, Rows({8, 8, 1, 1}, b_rows)));
+  AddInitializer(g, FloatTensor("gamma", {8}, Encoding::kRaw, std::vector<float>(8, 1.f)));
+  AddInitializer(g, FloatTensor("beta", {8}, Encoding::kRaw, std::vector<float>(8, 0.f)));
+  AddInitializer(g, FloatTensor("mean", {8}, Encoding::kRaw, std::vector<float>(8, 0.f)));
+  AddInitializer(g, FloatTensor("var", {8}, Encoding::kRaw, std::vector<float>(8, 1.f)));
+  AddInitializer(g, FloatTensor("chscale", {8, 1, 1}, Encoding::kRaw, {1, 2, 1, 2, 1, 2, 1, 2}));
+  AddInitializer(g, FloatTensor("wd", {8, 1, 3, 3}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("bd", {8}, Encoding::kRaw, std::vector<float>(8, 0.f)));
+  AddInitializer(g, FloatTensor("wy", {4, 16, 1, 1}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("by", {4}));
+  return proto;
+}
+
+inline const std::vector<float> kSmallFirstHalf = {0.001f, 0.001f, 0.001f, 0.001f, 1, 1, 1, 1};
+
+}  // namespace squeeze::model::testing
+
+#endif  // SQUEEZE_TESTS_MODEL_EXPORT_MODELS_H_

@@ -1,0 +1,303 @@
+// model/export.h: the structure of exported models (QDQ nodes, int8 values within the bit-width,
+// fp16 weights, zeros of pruning, physically removed channels, metadata). Runs in ONNX Runtime are
+// in tests/runtime/export_test.cc.
+#include "model/export.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+
+#include "model/internal/graph.h"
+#include "model/internal/tensor_data.h"
+#include "tests/model/export_models.h"
+#include "tests/model/test_models.h"
+
+namespace squeeze::model {
+namespace {
+
+using Catch::Matchers::Contains;
+using testing::AddConstantNode;
+using testing::AddInitializer;
+using testing::Encoding;
+using testing::FloatTensor;
+using testing::MustLoad;
+using testing::ParseModel;
+using testing::ResidualProto;
+using testing::kSmallFirstHalf;
+
+onnx::ModelProto Parse(const std::string& bytes) {
+  onnx::ModelProto m;
+  REQUIRE(m.ParseFromString(bytes));
+  return m;
+}
+
+const onnx::TensorProto* Initializer(const onnx::GraphProto& g, const std::string& name) {
+  for (const auto& t : g.initializer()) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
+
+const onnx::NodeProto* NodeNamed(const onnx::GraphProto& g, const std::string& name) {
+  for (const auto& n : g.node()) {
+    if (n.name() == name) return &n;
+  }
+  return nullptr;
+}
+
+const onnx::NodeProto* Producer(const onnx::GraphProto& g, const std::string& value) {
+  for (const auto& n : g.node()) {
+    for (const auto& o : n.output()) {
+      if (o == value) return &n;
+    }
+  }
+  return nullptr;
+}
+
+int CountOps(const onnx::GraphProto& g, const std::string& op) {
+  int n = 0;
+  for (const auto& node : g.node()) n += node.op_type() == op;
+  return n;
+}
+
+std::vector<int8_t> Int8Values(const onnx::TensorProto& t) {
+  std::vector<int8_t> v(t.raw_data().size());
+  std::memcpy(v.data(), t.raw_data().data(), v.size());
+  return v;
+}
+
+// x → Conv(3→8, 3×3) → Relu → Conv(8→4, 1×1) → y; the first weight in a Constant node.
+LoadedModel TwoConvs() {
+  onnx::ModelProto proto = ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    two (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, w1, b1)
+      r = Relu (a)
+      y = Conv (r, w2, b2)
+    }
+  )onnx");
+  AddConstantNode(proto.mutable_graph(), "w1", FloatTensor("", {8, 3, 3, 3}, Encoding::kRaw));
+  AddInitializer(proto.mutable_graph(), FloatTensor("b1", {8}));
+  AddInitializer(proto.mutable_graph(), FloatTensor("w2", {4, 8, 1, 1}, Encoding::kRaw));
+  AddInitializer(proto.mutable_graph(), FloatTensor("b2", {4}));
+  return MustLoad(proto);
+}
+
+std::map<std::string, TensorRange> Ranges(const LoadedModel& m, const std::vector<LayerPlan>& plan) {
+  absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan);
+  REQUIRE(names.ok());
+  std::map<std::string, TensorRange> ranges;
+  for (const std::string& n : *names) ranges[n] = {-2.f, 3.f};
+  return ranges;
+}
+
+ExportedModel MustExport(const LoadedModel& m, const std::vector<LayerPlan>& plan) {
+  absl::StatusOr<ExportedModel> out = ExportModel(m, plan, Ranges(m, plan));
+  INFO(out.status().ToString());
+  REQUIRE(out.ok());
+  return *std::move(out);
+}
+
+TEST_CASE("w8a8 export: per-channel int8 weights, QDQ activations, int32 bias, metadata") {
+  const LoadedModel m = TwoConvs();
+  const std::vector<LayerPlan> plan = {{8, 8}, {8, 8}};
+  absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan);
+  REQUIRE(names.ok());
+  CHECK(*names == std::vector<std::string>{"x", "a", "r", "y"});
+  const ExportedModel out = MustExport(m, plan);
+  const onnx::ModelProto e = Parse(out.bytes);
+  const onnx::GraphProto& g = e.graph();
+  CHECK(g.input_size() == 1);
+  CHECK(g.input(0).name() == "x");
+  CHECK(g.output(0).name() == "y");
+  CHECK(CountOps(g, "QuantizeLinear") == 4);
+  CHECK(CountOps(g, "DequantizeLinear") == 4 + 2 + 2);  // activations, weights, biases
+  const onnx::NodeProto* conv = NodeNamed(g, m.analysis.layers[0].name);
+  REQUIRE(conv != nullptr);
+  const onnx::NodeProto* wdq = Producer(g, conv->input(1));
+  REQUIRE(wdq != nullptr);
+  CHECK(wdq->op_type() == "DequantizeLinear");
+  REQUIRE(wdq->attribute_size() == 1);
+  CHECK(wdq->attribute(0).name() == "axis");
+  CHECK(wdq->attribute(0).i() == 0);
+  const onnx::TensorProto* q = Initializer(g, wdq->input(0));
+  REQUIRE(q != nullptr);
+  CHECK(q->data_type() == onnx::TensorProto::INT8);
+  CHECK(Initializer(g, wdq->input(1))->dims(0) == 8);
+  // The input of the conv is dequantized, its output quantized: DQ → Conv → Q.
+  CHECK(Producer(g, conv->input(0))->op_type() == "DequantizeLinear");
+  CHECK(Producer(g, conv->input(2))->op_type() == "DequantizeLinear");
+  CHECK(Initializer(g, Producer(g, conv->input(2))->input(0))->data_type() == onnx::TensorProto::INT32);
+  // The Constant node holding w1 is gone; nothing else reads it.
+  CHECK(CountOps(g, "Constant") == 0);
+  bool has_plan = false;
+  for (const auto& p : e.metadata_props()) {
+    if (p.key() == "squeeze.plan") {
+      has_plan = true;
+      CHECK_THAT(p.value(), Contains("\"option\":\"w8a8\""));
+    }
+  }
+  CHECK(has_plan);
+  CHECK(out.report.layers.size() == 2);
+  CHECK(out.report.quantized_activations == 4);
+  CHECK(out.report.layers[0].packed_bytes == 8 * 27 + 4 * 8);
+  CHECK(out.report.file_bytes == static_cast<int64_t>(out.bytes.size()));
+  CHECK(out.report.layers[0].weight_distortion > 0);
+  CHECK(out.report.layers[0].weight_distortion < 1e-3);
+}
+
+TEST_CASE("4-bit weights stay within ±7 and weight-only layers get no activation QDQ") {
+  const LoadedModel m = TwoConvs();
+  const ExportedModel out = MustExport(m, {{4, 32}, {16, 16}});
+  const onnx::ModelProto e = Parse(out.bytes);
+  const onnx::GraphProto& g = e.graph();
+  CHECK(CountOps(g, "QuantizeLinear") == 0);
+  const onnx::NodeProto* conv = NodeNamed(g, m.analysis.layers[0].name);
+  const onnx::TensorProto* q = Initializer(g, Producer(g, conv->input(1))->input(0));
+  REQUIRE(q != nullptr);
+  int max_abs = 0;
+  for (int8_t v : Int8Values(*q)) max_abs = std::max(max_abs, std::abs(static_cast<int>(v)));
+  CHECK(max_abs <= 7);
+  CHECK(max_abs >= 4);
+  // fp16 weight: an fp16 initializer cast back to float.
+  const onnx::NodeProto* conv2 = NodeNamed(g, m.analysis.layers[1].name);
+  const onnx::NodeProto* cast = Producer(g, conv2->input(1));
+  REQUIRE(cast != nullptr);
+  CHECK(cast->op_type() == "Cast");
+  CHECK(Initializer(g, cast->input(0))->data_type() == onnx::TensorProto::FLOAT16);
+  CHECK(out.report.layers[0].packed_bytes == (8 * 27 * 4 + 7) / 8 + 4 * 8);
+  CHECK(out.report.layers[1].packed_bytes == 32 * 2);
+}
+
+TEST_CASE("2:4 and unstructured pruning are zeros in the stored weights") {
+  const LoadedModel m = TwoConvs();
+  const ExportedModel out = MustExport(m, {{8, 32, PrunePattern::kTwoFour, 0.5}, {32, 32, PrunePattern::kUnstructured, 0.5}});
+  const onnx::ModelProto e = Parse(out.bytes);
+  const onnx::GraphProto& g = e.graph();
+  const onnx::NodeProto* conv = NodeNamed(g, m.analysis.layers[0].name);
+  const std::vector<int8_t> q = Int8Values(*Initializer(g, Producer(g, conv->input(1))->input(0)));
+  for (size_t row = 0; row < 8; ++row) {
+    for (size_t group = 0; group * 4 < 27; ++group) {
+      int nonzero = 0;
+      for (size_t k = group * 4; k < std::min<size_t>(group * 4 + 4, 27); ++k) nonzero += q[row * 27 + k] != 0;
+      CHECK(nonzero <= 2);
+    }
+  }
+  const onnx::NodeProto* conv2 = NodeNamed(g, m.analysis.layers[1].name);
+  const std::vector<float> w2 = internal::DecodeFloats(*Initializer(g, conv2->input(1)));
+  int zeros = 0;
+  for (float v : w2) zeros += v == 0;
+  CHECK(zeros >= 16);
+  CHECK(out.report.layers[1].kept_params == 16);
+}
+
+TEST_CASE("channel pruning removes channels through a residual Add, BN, depthwise conv and Concat") {
+  const LoadedModel m = MustLoad(ResidualProto(kSmallFirstHalf, kSmallFirstHalf));
+  REQUIRE(m.analysis.layers.size() == 4);
+  std::vector<LayerPlan> plan(4);
+  plan[0] = {32, 32, PrunePattern::kOutputChannel, 0.5};
+  plan[1] = {32, 32, PrunePattern::kOutputChannel, 0.5};
+  const ExportedModel out = MustExport(m, plan);
+  const onnx::ModelProto e = Parse(out.bytes);
+  const onnx::GraphProto& g = e.graph();
+  CHECK(g.output(0).name() == "y");
+  CHECK(out.report.removed_channels == 8);
+  CHECK(out.report.layers[0].kept_out_channels == 4);
+  CHECK(out.report.layers[0].zeroed_out_channels == 0);
+  CHECK(out.report.layers[1].kept_out_channels == 4);
+  CHECK(out.report.layers[1].removed_in_channels == 4);
+  CHECK(out.report.layers[2].kept_out_channels == 4);  // the depthwise conv follows
+  CHECK(out.report.layers[3].removed_in_channels == 8);  // both halves of the concat
+  const onnx::NodeProto* d = NodeNamed(g, m.analysis.layers[2].name);
+  REQUIRE(d != nullptr);
+  for (const auto& a : d->attribute()) {
+    if (a.name() == "group") CHECK(a.i() == 4);
+  }
+  const onnx::NodeProto* bn = Producer(g, "bn");
+  REQUIRE(bn != nullptr);
+  CHECK(Initializer(g, bn->input(1))->dims(0) == 4);
+  CHECK(Initializer(g, Producer(g, "s")->input(1))->dims(0) == 4);
+  CHECK(Initializer(g, NodeNamed(g, m.analysis.layers[3].name)->input(1))->dims(1) == 8);
+}
+
+TEST_CASE("channels an Add partner keeps are zeroed, not removed, and the report says why") {
+  const LoadedModel m = MustLoad(ResidualProto(kSmallFirstHalf, {1, 1, 1, 1, 0.001f, 0.001f, 0.001f, 0.001f}));
+  std::vector<LayerPlan> plan(4);
+  plan[0] = {32, 32, PrunePattern::kOutputChannel, 0.5};
+  const ExportedModel out = MustExport(m, plan);
+  CHECK(out.report.removed_channels == 0);
+  CHECK(out.report.layers[0].zeroed_out_channels == 4);
+  CHECK_THAT(out.report.layers[0].note, Contains("keeps it"));
+  const onnx::ModelProto e = Parse(out.bytes);
+  const onnx::GraphProto& g = e.graph();
+  const std::vector<float> wa = internal::DecodeFloats(*Initializer(g, NodeNamed(g, m.analysis.layers[0].name)->input(1)));
+  REQUIRE(wa.size() == 8 * 27);
+  for (size_t k = 0; k < 4 * 27; ++k) CHECK(wa[k] == 0);
+}
+
+TEST_CASE("channels reaching a graph output stay, as zeros") {
+  const LoadedModel m = TwoConvs();
+  const ExportedModel out = MustExport(m, {{32, 32}, {32, 32, PrunePattern::kOutputChannel, 0.5}});
+  CHECK(out.report.removed_channels == 0);
+  CHECK(out.report.layers[1].zeroed_out_channels == 2);
+  CHECK_THAT(out.report.layers[1].note, Contains("graph output"));
+}
+
+TEST_CASE("weights inside an If branch are exported in their subgraph") {
+  onnx::ModelProto proto = ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    branchy (bool cond, float[2, 4] x) => (float[2, 4] y) {
+      y = If (cond) <
+        then_branch = then_graph () => (float[2, 4] t) { t = MatMul (x, wt) },
+        else_branch = else_graph () => (float[2, 4] e) { e = Identity (x) }>
+    }
+  )onnx");
+  onnx::GraphProto* then_branch = testing::Subgraph(&proto, 0, "then_branch");
+  AddConstantNode(then_branch, "wt", FloatTensor("", {4, 4}, Encoding::kRaw));
+  const LoadedModel m = MustLoad(proto);
+  REQUIRE(m.analysis.layers.size() == 1);
+  const ExportedModel out = MustExport(m, {{6, 8}});
+  CHECK_THAT(out.report.layers[0].note, Contains("subgraph"));
+  const onnx::ModelProto e = Parse(out.bytes);
+  int dq = 0;
+  internal::ForEachGraph(e.graph(), "", "", [&](const onnx::GraphProto& g, const std::string& path, const std::string&) {
+    if (!path.empty()) dq += CountOps(g, "DequantizeLinear");
+  });
+  CHECK(dq == 1);
+}
+
+TEST_CASE("bad plans and missing ranges are InvalidArgument") {
+  const LoadedModel m = TwoConvs();
+  CHECK(ExportModel(m, {{8, 8}}, {}).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ExportModel(m, {{9, 32}, {32, 32}}, {}).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ExportModel(m, {{32, 8}, {32, 32}}, {}).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ExportModel(m, {{8, 32, PrunePattern::kUnstructured, 1.0}, {32, 32}}, {}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  const absl::Status missing = ExportModel(m, {{8, 8}, {32, 32}}, {}).status();
+  CHECK(missing.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(missing.message()), Contains("no calibrated range"));
+}
+
+TEST_CASE("an opset-9 model the version converter cannot follow is refused with the reason") {
+  const std::string bytes = testing::ReadCachedModel("ch_ppocr_mobile_v2.0_cls_infer.onnx");
+  REQUIRE_FALSE(bytes.empty());
+  AnalyzeOptions options;
+  options.input_shapes["x"] = {1, 3, 48, 192};
+  const LoadedModel m = MustLoad(bytes, options);
+  std::vector<LayerPlan> plan(m.analysis.layers.size(), LayerPlan{8, 32});
+  const absl::Status s = ExportModel(m, plan, {}).status();
+  CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(s.message()), Contains("opset 9") && Contains("Softmax"));
+  // Without integer weights no conversion is needed: fp16 weights export at opset 9.
+  std::vector<LayerPlan> half(m.analysis.layers.size(), LayerPlan{16, 16});
+  absl::StatusOr<ExportedModel> out = ExportModel(m, half, {});
+  INFO(out.status().ToString());
+  REQUIRE(out.ok());
+  CHECK(out->report.opset == 9);
+  CHECK(out->report.file_bytes < static_cast<int64_t>(bytes.size()) * 6 / 10);
+}
+
+}  // namespace
+}  // namespace squeeze::model

@@ -12,12 +12,21 @@ absl::string_view OpKindName(OpKind kind) {
     case OpKind::kDepthwiseConv: return "depthwise_conv";
     case OpKind::kConvTranspose: return "conv_transpose";
     case OpKind::kGemm: return "gemm";
+    case OpKind::kQuantizeLinear: return "quantize_linear";
+    case OpKind::kDequantizeLinear: return "dequantize_linear";
+    case OpKind::kElementwise: return "elementwise";
   }
   return "conv";
 }
 
+bool IsLayerKind(OpKind kind) {
+  return kind == OpKind::kConv || kind == OpKind::kDepthwiseConv || kind == OpKind::kConvTranspose ||
+         kind == OpKind::kGemm;
+}
+
 std::optional<OpKind> ParseOpKind(absl::string_view name) {
-  for (OpKind kind : {OpKind::kConv, OpKind::kDepthwiseConv, OpKind::kConvTranspose, OpKind::kGemm}) {
+  for (OpKind kind : {OpKind::kConv, OpKind::kDepthwiseConv, OpKind::kConvTranspose, OpKind::kGemm,
+                      OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise}) {
     if (OpKindName(kind) == name) return kind;
   }
   return std::nullopt;
@@ -103,7 +112,10 @@ absl::Status ValidateSample(const LatencySample& s) {
     return absl::InvalidArgumentError(
         absl::StrCat("latency sample (", OpKindName(s.op_kind), ", ", s.macs, " MACs): ", what));
   };
-  if (s.macs <= 0) return bad("macs must be positive");
+  if (IsLayerKind(s.op_kind) ? s.macs <= 0 : s.elements <= 0) {
+    return bad(IsLayerKind(s.op_kind) ? "macs must be positive" : "elements must be positive");
+  }
+  if (!Positive(s.latency_median_us)) return bad("latency_median_us must be positive");
   if (!Positive(s.latency_mean_us)) return bad("latency_mean_us must be positive");
   if (!std::isfinite(s.latency_stddev_us) || s.latency_stddev_us < 0) {
     return bad("latency_stddev_us must be zero or positive");

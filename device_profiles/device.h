@@ -13,7 +13,10 @@
 
 namespace squeeze::device_profiles {
 
-enum class OpKind { kConv, kDepthwiseConv, kConvTranspose, kGemm };
+// The first four are layers; the rest are ops a compressed model runs around its layers, which
+// have latency samples but never capabilities.
+enum class OpKind { kConv, kDepthwiseConv, kConvTranspose, kGemm, kQuantizeLinear, kDequantizeLinear, kElementwise };
+bool IsLayerKind(OpKind kind);
 enum class Sparsity { kDense, kUnstructured, kTwoFour, kOutputChannel };
 enum class Provenance { kSpec, kMeasured };
 
@@ -39,27 +42,58 @@ struct Capability {
   Provenance provenance = Provenance::kSpec;
 };
 
-// One measured single-op latency. Conv shapes use batch..groups, gemm shapes gemm_m/k/n.
+// One measured single-op latency. Conv shapes use batch..groups, gemm shapes gemm_m/k/n, the
+// non-layer kinds `elements`. The predictor reads latency_median_us.
 struct LatencySample {
+  std::string key;  // unique within a device version, e.g. "conv k3 s1 32>64 80x80 w8a8"
   OpKind op_kind = OpKind::kConv;
   int64_t batch = 1, in_channels = 0, out_channels = 0, height = 0, width = 0;
   int64_t kernel = 0, stride = 1, groups = 1;
   int64_t gemm_m = 0, gemm_k = 0, gemm_n = 0;
+  int64_t elements = 0;
   int weight_bits = 32;
   int activation_bits = 32;
   Sparsity sparsity = Sparsity::kDense;
   double sparsity_ratio = 0;
-  int64_t macs = 0;
+  int64_t macs = 0;  // 0 for the non-layer kinds
   int64_t weight_bytes = 0;
   int64_t activation_bytes = 0;
+  double latency_median_us = 0;
   double latency_mean_us = 0;
   double latency_stddev_us = 0;
+  double latency_p10_us = 0;
+  double latency_p90_us = 0;
   int repeats = 1;
   int threads = 1;
   std::string runtime_version;
   std::string measured_at;
   std::string source;
   Provenance provenance = Provenance::kMeasured;
+};
+
+// A whole model's measured latency on a device version (squeeze-profile --model, or reported).
+struct ModelLatency {
+  std::string key;           // unique within a device version
+  std::string model_sha256;  // hex SHA-256 of the ONNX file as uploaded
+  std::string model_name;
+  std::string variant;       // "" = the model as it is, else the exported plan's label
+  double latency_median_us = 0;
+  double latency_p10_us = 0;
+  double latency_p90_us = 0;
+  int repeats = 1;
+  int threads = 1;
+  std::string measured_at;
+  std::string source;
+};
+
+// How a measured version was measured (DeviceProfile.conditions).
+struct ProfileConditions {
+  std::string tool, mode, measured_at;
+  double duration_seconds = 0;
+  int threads = 0, warmup_runs = 0, repeats = 0;
+  std::string cpu_governor;
+  int64_t cpu_frequency_khz = 0, cpu_max_frequency_khz = 0;
+  std::string runtime_version, host;
 };
 
 struct Device {
@@ -80,13 +114,15 @@ struct Device {
   std::string created_at;
   std::vector<Capability> capabilities;
   int64_t latency_sample_count = 0;
+  int64_t model_latency_count = 0;
+  std::optional<ProfileConditions> conditions;  // measured versions only
 };
 
 // InvalidArgument naming the first bad field: an id that is not a lowercase slug, missing names,
 // non-positive sizes or rates, bit-widths outside the option grid, efficiencies outside (0, 1].
 absl::Status ValidateDevice(const Device& device);
-// InvalidArgument for a sample with non-positive latency or MACs, a negative spread or byte
-// count, or bit-widths outside the grid.
+// InvalidArgument for a sample with non-positive latency (or MACs, for a layer kind), a negative
+// spread or byte count, or bit-widths outside the grid.
 absl::Status ValidateSample(const LatencySample& sample);
 
 }  // namespace squeeze::device_profiles

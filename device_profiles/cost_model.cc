@@ -29,6 +29,122 @@ std::string PrecisionName(int weight_bits, int activation_bits) {
   return absl::StrFormat("w%da%d", weight_bits, activation_bits);
 }
 
+double MedianSeconds(const LatencySample& s) {
+  return 1e-6 * (s.latency_median_us > 0 ? s.latency_median_us : s.latency_mean_us);
+}
+
+double Log2(double v) { return std::log2(std::max(1.0, v)); }
+
+// The fitted features of a layer: MACs, activation elements read and written, weights, and 1 (the
+// per-op overhead). Seconds = coefficients · features.
+std::vector<double> LayerFeatures(const LayerShape& l) {
+  return {static_cast<double>(l.macs), static_cast<double>(l.input_elements + l.output_elements),
+          static_cast<double>(l.weight_params), 1.0};
+}
+
+// Where a layer sits among the samples: kernel and stride count double, the rest on a log2 scale.
+std::vector<double> LayerKey(const LayerShape& l) {
+  if (l.kind == OpKind::kGemm) {
+    const double k = std::max<int64_t>(1, l.in_channels), n = std::max<int64_t>(1, l.out_channels);
+    return {Log2(static_cast<double>(l.macs) / (k * n)), Log2(k), Log2(n)};
+  }
+  return {Log2(l.in_channels), Log2(l.out_channels), Log2(static_cast<double>(l.height) * l.width) / 2,
+          2 * Log2(l.kernel), 2 * Log2(l.stride), Log2(l.groups)};
+}
+
+// A sample as the layer it measured (shapes as LayerShape counts them).
+LayerShape SampleLayer(const LatencySample& s) {
+  LayerShape l;
+  l.kind = s.op_kind;
+  l.macs = s.macs;
+  if (s.op_kind == OpKind::kGemm) {
+    l.in_channels = s.gemm_k;
+    l.out_channels = s.gemm_n;
+    l.weight_params = s.gemm_k * s.gemm_n;
+    l.input_elements = s.gemm_m * s.gemm_k;
+    l.output_elements = s.gemm_m * s.gemm_n;
+    return l;
+  }
+  const int64_t stride = std::max<int64_t>(1, s.stride), groups = std::max<int64_t>(1, s.groups);
+  int64_t out_h = (s.height + stride - 1) / stride, out_w = (s.width + stride - 1) / stride;
+  if (s.op_kind == OpKind::kConvTranspose) out_h = s.height * stride, out_w = s.width * stride;
+  l.in_channels = s.in_channels;
+  l.out_channels = s.out_channels;
+  l.height = s.height;
+  l.width = s.width;
+  l.kernel = s.kernel;
+  l.stride = stride;
+  l.groups = groups;
+  l.weight_params = s.out_channels * (s.in_channels / groups) * s.kernel * s.kernel;
+  l.input_elements = s.batch * s.in_channels * s.height * s.width;
+  l.output_elements = s.batch * s.out_channels * out_h * out_w;
+  return l;
+}
+
+std::vector<double> ElementFeatures(int64_t elements) { return {static_cast<double>(elements), 1.0}; }
+std::vector<double> ElementKey(int64_t elements) { return {Log2(static_cast<double>(elements))}; }
+
+// Least squares minimizing Σ ((x·c − y) / y)² with c ≥ 0: features that would take a negative
+// coefficient are dropped one at a time. Fewer samples than features keep the first ones.
+std::vector<double> FitNonNegative(const std::vector<std::vector<double>>& x, const std::vector<double>& y) {
+  const size_t dims = x.empty() ? 0 : x[0].size();
+  std::vector<double> coefficients(dims, 0);
+  std::vector<size_t> active;
+  for (size_t j = 0; j < dims && active.size() < x.size(); ++j) active.push_back(j);
+  while (!active.empty()) {
+    const size_t m = active.size();
+    std::vector<std::vector<double>> a(m, std::vector<double>(m + 1, 0));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double w = 1.0 / (y[i] * y[i]);
+      for (size_t r = 0; r < m; ++r) {
+        for (size_t c = 0; c < m; ++c) a[r][c] += w * x[i][active[r]] * x[i][active[c]];
+        a[r][m] += w * x[i][active[r]] * y[i];
+      }
+    }
+    // Gaussian elimination with partial pivoting; a singular system drops its last feature.
+    bool singular = false;
+    for (size_t c = 0; c < m && !singular; ++c) {
+      size_t pivot = c;
+      for (size_t r = c + 1; r < m; ++r) {
+        if (std::fabs(a[r][c]) > std::fabs(a[pivot][c])) pivot = r;
+      }
+      if (std::fabs(a[pivot][c]) < 1e-300) {
+        singular = true;
+        break;
+      }
+      std::swap(a[c], a[pivot]);
+      for (size_t r = 0; r < m; ++r) {
+        if (r == c) continue;
+        const double f = a[r][c] / a[c][c];
+        for (size_t k = c; k <= m; ++k) a[r][k] -= f * a[c][k];
+      }
+    }
+    if (singular) {
+      active.pop_back();
+      continue;
+    }
+    size_t worst = m;
+    double worst_value = 0;
+    for (size_t r = 0; r < m; ++r) {
+      const double value = a[r][m] / a[r][r];
+      if (value < worst_value) worst_value = value, worst = r;
+    }
+    if (worst == m) {
+      std::fill(coefficients.begin(), coefficients.end(), 0);
+      for (size_t r = 0; r < m; ++r) coefficients[active[r]] = a[r][m] / a[r][r];
+      return coefficients;
+    }
+    active.erase(active.begin() + static_cast<std::ptrdiff_t>(worst));
+  }
+  return coefficients;
+}
+
+double Dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) sum += a[i] * b[i];
+  return sum;
+}
+
 }  // namespace
 
 absl::string_view SupportName(Support support) {
@@ -41,7 +157,12 @@ absl::string_view SupportName(Support support) {
 }
 
 absl::string_view BasisName(Basis basis) {
-  return basis == Basis::kSamples ? "samples" : "spec-roofline";
+  switch (basis) {
+    case Basis::kSamples: return "samples";
+    case Basis::kSpecRoofline: return "spec-roofline";
+    case Basis::kReported: return "reported";
+  }
+  return "spec-roofline";
 }
 
 int64_t WeightStorageBytes(const LayerShape& layer, const CompressionOption& option) {
@@ -94,6 +215,88 @@ absl::StatusOr<std::unique_ptr<DeviceCostModel>> DeviceCostModel::Create(
     if (!status.ok()) return status;
   }
   return std::unique_ptr<DeviceCostModel>(new DeviceCostModel(std::move(device), std::move(samples)));
+}
+
+DeviceCostModel::DeviceCostModel(Device device, std::vector<LatencySample> samples)
+    : device_(std::move(device)), samples_(std::move(samples)) {
+  for (const LatencySample& s : samples_) {
+    SampleGroup* group = nullptr;
+    for (SampleGroup& g : groups_) {
+      if (g.kind == s.op_kind && g.weight_bits == s.weight_bits && g.activation_bits == s.activation_bits &&
+          g.sparsity == s.sparsity) {
+        group = &g;
+      }
+    }
+    if (group == nullptr) {
+      groups_.push_back(SampleGroup{s.op_kind, s.weight_bits, s.activation_bits, s.sparsity, {}, {}});
+      group = &groups_.back();
+    }
+    group->samples.push_back(&s);
+  }
+  for (SampleGroup& g : groups_) {
+    std::vector<std::vector<double>> x;
+    std::vector<double> y;
+    for (const LatencySample* s : g.samples) {
+      x.push_back(IsLayerKind(g.kind) ? LayerFeatures(SampleLayer(*s)) : ElementFeatures(s->elements));
+      y.push_back(MedianSeconds(*s));
+    }
+    g.coefficients = FitNonNegative(x, y);
+  }
+}
+
+const DeviceCostModel::SampleGroup* DeviceCostModel::FindGroup(OpKind kind, int weight_bits, int activation_bits,
+                                                               Sparsity sparsity) const {
+  for (const SampleGroup& g : groups_) {
+    if (g.kind == kind && g.weight_bits == weight_bits && g.activation_bits == activation_bits &&
+        g.sparsity == sparsity) {
+      return &g;
+    }
+  }
+  return nullptr;
+}
+
+double DeviceCostModel::FromSamples(const SampleGroup& group, const std::vector<double>& features,
+                                    const std::vector<double>& shape_key, std::string* nearest) const {
+  const double fitted = std::max(1e-9, Dot(group.coefficients, features));
+  // The nearest samples' measured/fitted ratios, weighted by 1 / (distance² + 0.01): a sampled
+  // shape comes back as measured, a shape between samples gets their blend.
+  struct Near {
+    double distance2;
+    double log_ratio;
+    const LatencySample* sample;
+  };
+  std::vector<Near> near;
+  for (const LatencySample* s : group.samples) {
+    const bool layer = IsLayerKind(group.kind);
+    const std::vector<double> key = layer ? LayerKey(SampleLayer(*s)) : ElementKey(s->elements);
+    const std::vector<double> f = layer ? LayerFeatures(SampleLayer(*s)) : ElementFeatures(s->elements);
+    double d2 = 0;
+    for (size_t i = 0; i < key.size() && i < shape_key.size(); ++i) d2 += (key[i] - shape_key[i]) * (key[i] - shape_key[i]);
+    near.push_back({d2, std::log(MedianSeconds(*s) / std::max(1e-9, Dot(group.coefficients, f))), s});
+  }
+  constexpr size_t kNeighbours = 3;
+  std::sort(near.begin(), near.end(), [](const Near& a, const Near& b) { return a.distance2 < b.distance2; });
+  near.resize(std::min(near.size(), kNeighbours));
+  double weight_sum = 0, log_sum = 0;
+  for (const Near& n : near) {
+    const double w = 1.0 / (n.distance2 + 0.01);
+    weight_sum += w;
+    log_sum += w * n.log_ratio;
+  }
+  if (nearest != nullptr && !near.empty()) *nearest = near.front().sample->key;
+  return fitted * (weight_sum > 0 ? std::exp(log_sum / weight_sum) : 1.0);
+}
+
+OpPrediction DeviceCostModel::PredictOp(OpKind kind, int64_t elements, double bytes) const {
+  // Any precision of the kind: the group with the most samples.
+  const SampleGroup* best = nullptr;
+  for (const SampleGroup& g : groups_) {
+    if (g.kind == kind && (best == nullptr || g.samples.size() > best->samples.size())) best = &g;
+  }
+  if (best != nullptr && elements > 0) {
+    return {FromSamples(*best, ElementFeatures(elements), ElementKey(elements), nullptr), Basis::kSamples};
+  }
+  return {bytes / device_.memory_bandwidth_bytes_per_s + device_.op_overhead_us * 1e-6, Basis::kSpecRoofline};
 }
 
 double DeviceCostModel::Roofline(const LayerShape& layer, const CompressionOption& option,
@@ -201,43 +404,15 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
   p.executed_sparsity = sparse_kernel ? option.pattern : Sparsity::kDense;
   const double roofline = Roofline(layer, option, *chosen, sparse_kernel);
 
-  // Measured samples of the same kind and executed precision calibrate the roofline: the ratio
-  // measured / roofline of the nearest samples in MACs (log scale), distance-weighted.
-  struct Near {
-    double distance;
-    double log_ratio;
-  };
-  std::vector<Near> near;
-  for (const LatencySample& s : samples_) {
-    if (s.op_kind != layer.kind || s.weight_bits != p.executed_weight_bits ||
-        s.activation_bits != p.executed_activation_bits || s.sparsity != p.executed_sparsity) {
-      continue;
-    }
-    const double keep = sparse_kernel ? 1.0 - s.sparsity_ratio : 1.0;
-    const double compute_s = 2.0 * s.macs * keep / (chosen->peak_ops_per_s * chosen->efficiency);
-    const double memory_s = (s.weight_bytes + s.activation_bytes) / device_.memory_bandwidth_bytes_per_s;
-    const double sample_roofline = std::max(compute_s, memory_s) + device_.op_overhead_us * 1e-6;
-    near.push_back({std::fabs(std::log(static_cast<double>(s.macs)) -
-                              std::log(std::max<double>(1, layer.macs))),
-                    std::log(s.latency_mean_us * 1e-6 / sample_roofline)});
-  }
-  if (!near.empty()) {
-    constexpr size_t kNeighbours = 4;
-    std::sort(near.begin(), near.end(), [](const Near& a, const Near& b) { return a.distance < b.distance; });
-    near.resize(std::min(near.size(), kNeighbours));
-    double weight_sum = 0, log_sum = 0;
-    for (const Near& n : near) {
-      const double w = 1.0 / (n.distance + 0.05);
-      weight_sum += w;
-      log_sum += w * n.log_ratio;
-    }
-    const double ratio = std::exp(log_sum / weight_sum);
-    p.seconds = roofline * ratio;
+  // Measured samples of the same kind and executed precision, fitted and interpolated.
+  if (const SampleGroup* group = FindGroup(layer.kind, p.executed_weight_bits, p.executed_activation_bits,
+                                           p.executed_sparsity)) {
+    std::string nearest;
+    p.seconds = FromSamples(*group, LayerFeatures(layer), LayerKey(layer), &nearest);
     p.basis = Basis::kSamples;
-    p.explanation = absl::StrFormat("%zu measured %s %s samples scale the roofline x%.2f", near.size(),
+    p.explanation = absl::StrFormat("fit over %zu measured %s %s samples, nearest '%s'", group->samples.size(),
                                     OpKindName(layer.kind),
-                                    PrecisionName(p.executed_weight_bits, p.executed_activation_bits),
-                                    ratio);
+                                    PrecisionName(p.executed_weight_bits, p.executed_activation_bits), nearest);
   } else {
     p.seconds = roofline;
     p.basis = Basis::kSpecRoofline;

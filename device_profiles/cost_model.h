@@ -3,6 +3,11 @@
 // CostModel is the interface; DeviceCostModel predicts from a device profile: from measured
 // latency samples when the device has them for the layer's kind and executed precision, otherwise
 // from the spec roofline max(ops / (peak x efficiency), bytes / bandwidth) + per-op overhead.
+// From samples: a least-squares fit per (kind, executed precision, sparsity) of
+//   t = overhead + a·MACs + b·activation elements + c·weights   (coefficients ≥ 0, relative error)
+// corrected by the measured/fitted ratio of the samples nearest in shape (kernel, stride,
+// channels, resolution, groups; log scale, distance-weighted), so a sampled shape is predicted
+// as measured and the fit carries the trend between and beyond them.
 // An option the device does not run natively costs what the device would really do: int4
 // weights unpacked to the nearest native precision, a sparsity pattern with no sparse kernel run
 // dense. Every prediction says which of these happened. Thread safe: Predict is const and pure.
@@ -46,7 +51,7 @@ struct CompressionOption {
 int64_t WeightStorageBytes(const LayerShape& layer, const CompressionOption& option);
 
 enum class Support { kNative, kEmulated, kUnsupported };
-enum class Basis { kSamples, kSpecRoofline };
+enum class Basis { kSamples, kSpecRoofline, kReported };
 
 absl::string_view SupportName(Support support);
 absl::string_view BasisName(Basis basis);
@@ -62,10 +67,23 @@ struct LatencyPrediction {
   std::string explanation;  // one line a person can read
 };
 
+// The latency of an op that is not a layer (kind kQuantizeLinear, kDequantizeLinear or
+// kElementwise) over `elements` values moving `bytes` bytes.
+struct OpPrediction {
+  double seconds = 0;
+  Basis basis = Basis::kSpecRoofline;
+};
+
 class CostModel {
  public:
   virtual ~CostModel() = default;
   virtual LatencyPrediction Predict(const LayerShape& layer, const CompressionOption& option) const = 0;
+  // Default: memory-bound work at `bandwidth` is unknown here, so nothing; DeviceCostModel
+  // overrides it.
+  virtual OpPrediction PredictOp(OpKind kind, int64_t elements, double bytes) const {
+    (void)kind, (void)elements, (void)bytes;
+    return {};
+  }
 };
 
 // The trivial model for tests: every option native, seconds = MACs x seconds_per_mac x bits/32.
@@ -85,12 +103,29 @@ class DeviceCostModel final : public CostModel {
                                                                  std::vector<LatencySample> samples);
 
   LatencyPrediction Predict(const LayerShape& layer, const CompressionOption& option) const override;
+  // From the kind's samples (a fit in elements, corrected by the nearest sizes) when the device
+  // has them, else the roofline bytes / bandwidth + per-op overhead.
+  OpPrediction PredictOp(OpKind kind, int64_t elements, double bytes) const override;
 
   const Device& device() const { return device_; }
 
+  // The samples of one (kind, precision, sparsity) and the least-squares fit over them.
+  struct SampleGroup {
+    OpKind kind = OpKind::kConv;
+    int weight_bits = 32, activation_bits = 32;
+    Sparsity sparsity = Sparsity::kDense;
+    std::vector<const LatencySample*> samples;
+    // seconds = coefficients · Features(shape); see the header comment.
+    std::vector<double> coefficients;
+  };
+
  private:
-  DeviceCostModel(Device device, std::vector<LatencySample> samples)
-      : device_(std::move(device)), samples_(std::move(samples)) {}
+  DeviceCostModel(Device device, std::vector<LatencySample> samples);
+
+  const SampleGroup* FindGroup(OpKind kind, int weight_bits, int activation_bits, Sparsity sparsity) const;
+  // Seconds predicted from `group` for a layer (or op) with these features and shape key.
+  double FromSamples(const SampleGroup& group, const std::vector<double>& features,
+                     const std::vector<double>& shape_key, std::string* nearest) const;
 
   // The roofline seconds of `layer` executed at `capability`, with `option`'s storage.
   double Roofline(const LayerShape& layer, const CompressionOption& option,
@@ -98,6 +133,7 @@ class DeviceCostModel final : public CostModel {
 
   Device device_;
   std::vector<LatencySample> samples_;
+  std::vector<SampleGroup> groups_;
 };
 
 }  // namespace squeeze::device_profiles

@@ -8,7 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/files.h"
 #include "common/sha256.h"
+#include "model/image_tensor.h"
 #include "model/internal/tensor_data.h"
 #include "model/weight_math.h"
 
@@ -95,6 +97,27 @@ uint64_t DeriveSeed(uint64_t seed, uint64_t index) {
     return z ^ (z >> 31);
   };
   return mix(mix(seed) ^ index);
+}
+
+absl::StatusOr<CalibrationSet> CalibrationFromImages(const model::Analysis& analysis,
+                                                     const std::vector<TensorInfo>& inputs,
+                                                     const std::vector<std::string>& image_paths) {
+  if (inputs.size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("images calibrate a model with one image input; this one has ", inputs.size()));
+  }
+  model::ImageTensorOptions options;  // ImageNet's mean and std: the defaults
+  options.input = inputs.front().name;
+  options.shape = ShapeOf(analysis, inputs.front());
+  std::vector<std::vector<std::string>> files;
+  for (const std::string& path : image_paths) {
+    absl::StatusOr<std::string> bytes = common::ReadFile(path);
+    if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", bytes.status().message()));
+    absl::StatusOr<onnx::TensorProto> tensor = model::ImageToTensor(*bytes, options);
+    if (!tensor.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", tensor.status().message()));
+    files.push_back({tensor->SerializeAsString()});
+  }
+  return CalibrationFromTensorProtos(analysis, inputs, files);
 }
 
 std::vector<float> StandardNormal(uint64_t seed, size_t count) {

@@ -41,6 +41,15 @@ absl::StatusOr<CalibrationSet> CalibrationFromTensorProtos(const model::Analysis
                                                            const std::vector<TensorInfo>& inputs,
                                                            const std::vector<std::vector<std::string>>& files);
 
+// Samples from 8-bit binary PPM/PGM images, one per sample, for a model with one image input
+// [1, C, H, W] of the images' size, normalized with ImageNet's mean and std (PP-OCR's and most
+// vision models' preprocessing; model/image_tensor.h), through CalibrationFromTensorProtos.
+// InvalidArgument naming the image for an unreadable file or one ImageToTensor refuses, and for a
+// model with other than one input.
+absl::StatusOr<CalibrationSet> CalibrationFromImages(const model::Analysis& analysis,
+                                                     const std::vector<TensorInfo>& inputs,
+                                                     const std::vector<std::string>& image_paths);
+
 // `count` draws from N(0, 1) for `seed`, the same on every platform and standard library
 // (Box-Muller over mt19937_64, whose sequence the C++ standard fixes): synthetic inputs and the
 // sensitivity noise, so both reproduce anywhere.

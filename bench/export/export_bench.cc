@@ -38,37 +38,6 @@ using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// An 8-bit binary PPM (P6) as PP-OCR's normalized NCHW input; empty with `error` set otherwise.
-std::optional<runtime::Tensor> ReadPpm(const std::string& path, const std::string& input,
-                                       const std::vector<int64_t>& shape, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  std::string magic;
-  int width = 0, height = 0, maxval = 0;
-  in >> magic >> width >> height >> maxval;
-  in.get();
-  if (!in || magic != "P6" || maxval != 255) {
-    *error = path + " is not an 8-bit binary PPM";
-    return std::nullopt;
-  }
-  if (shape.size() != 4 || shape[1] != 3 || shape[2] != height || shape[3] != width) {
-    *error = fmt::format("{} is {}x{}, not the input's size", path, width, height);
-    return std::nullopt;
-  }
-  std::string pixels(static_cast<size_t>(width) * height * 3, '\0');
-  in.read(pixels.data(), static_cast<std::streamsize>(pixels.size()));
-  if (!in) {
-    *error = path + " is cut short";
-    return std::nullopt;
-  }
-  const float mean[3] = {0.485f, 0.456f, 0.406f}, stddev[3] = {0.229f, 0.224f, 0.225f};
-  std::vector<float> values(pixels.size());
-  const size_t plane = static_cast<size_t>(width) * height;
-  for (size_t p = 0; p < plane; ++p) {
-    for (size_t c = 0; c < 3; ++c) values[c * plane + p] = (static_cast<uint8_t>(pixels[p * 3 + c]) / 255.f - mean[c]) / stddev[c];
-  }
-  return runtime::Tensor::Float(input, {1, 3, height, width}, values);
-}
-
 struct Row {
   std::string name;
   std::string plan;
@@ -134,22 +103,13 @@ int main(int argc, char** argv) {
   if (!host.ok()) return fail(host.status());
   if (threads <= 0) threads = host->threads;
 
-  runtime::CalibrationSet calibration;
-  if (images.empty()) {
-    auto session = runtime::Session::Create(loaded->proto.SerializeAsString());
-    if (!session.ok()) return fail(session.status());
-    auto synthetic = runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, 1);
-    if (!synthetic.ok()) return fail(synthetic.status());
-    calibration = *std::move(synthetic);
-  } else {
-    const auto& [input, shape] = *loaded->analysis.input_shapes.begin();
-    for (const std::string& image : images) {
-      std::string error;
-      auto t = ReadPpm(image, input, shape, &error);
-      if (!t) return fail(error);
-      calibration.samples.push_back({*std::move(t)});
-    }
-  }
+  auto session = runtime::Session::Create(loaded->proto.SerializeAsString());
+  if (!session.ok()) return fail(session.status());
+  auto calibrated = images.empty()
+                        ? runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, 1)
+                        : runtime::CalibrationFromImages(loaded->analysis, (*session)->inputs(), images);
+  if (!calibrated.ok()) return fail(calibrated.status());
+  const runtime::CalibrationSet calibration = *std::move(calibrated);
 
   // Predictions: the search problem on the host profile.
   Clock::time_point t0 = Clock::now();

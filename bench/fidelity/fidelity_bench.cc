@@ -25,9 +25,7 @@
 #include <sstream>
 #include <thread>
 
-#include "common/files.h"
 #include "model/loader.h"
-#include "model/image_tensor.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
@@ -212,19 +210,7 @@ int main(int argc, char** argv) {
     calibration = runtime::SyntheticCalibration(analysis, (*original)->inputs(), samples, seed);
   } else {
     // Through the upload path: one TensorProto per image.
-    const runtime::TensorInfo& input = (*original)->inputs().front();
-    std::vector<std::vector<std::string>> files;
-    for (const std::string& image : images) {
-      absl::StatusOr<std::string> image_bytes = squeeze::common::ReadFile(image);
-      if (!image_bytes.ok()) return std::cerr << image_bytes.status() << "\n", 2;
-      model::ImageTensorOptions image_options;  // PP-OCR's normalization: ImageNet's mean and std
-      image_options.input = input.name;
-      image_options.shape = analysis.input_shapes.at(input.name);
-      absl::StatusOr<onnx::TensorProto> tensor = model::ImageToTensor(*image_bytes, image_options);
-      if (!tensor.ok()) return std::cerr << image << ": " << tensor.status().message() << "\n", 2;
-      files.push_back({tensor->SerializeAsString()});
-    }
-    calibration = runtime::CalibrationFromTensorProtos(analysis, (*original)->inputs(), files);
+    calibration = runtime::CalibrationFromImages(analysis, (*original)->inputs(), images);
     samples = static_cast<int>(images.size());
   }
   if (!calibration.ok()) return std::cerr << calibration.status() << "\n", 1;

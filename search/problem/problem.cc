@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <set>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -69,6 +70,82 @@ double AssumedActivationError(int bits) {
   return step * step / 12;
 }
 
+// Ops that only relabel a tensor's shape: ONNX Runtime runs them without touching the values.
+const std::set<std::string> kShapeOnly = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Identity"};
+
+// The nodes ONNX Runtime's CPU provider folds into the Conv (or Gemm) before them at its default
+// optimization level: a BatchNormalization or Add of a constant into the weights, an activation
+// into the kernel (FusedConv), each only when it is the sole consumer of what it folds.
+std::set<std::string> FusedIntoLayers(const onnx::GraphProto& graph) {
+  static const std::set<std::string> kActivations = {"Relu", "Clip", "LeakyRelu", "HardSigmoid", "Sigmoid", "Tanh"};
+  std::map<std::string, int> consumers;
+  std::set<std::string> constants;
+  for (const onnx::TensorProto& t : graph.initializer()) constants.insert(t.name());
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (const std::string& input : node.input()) ++consumers[input];
+    if (node.op_type() == "Constant") constants.insert(node.output(0));
+  }
+  std::set<std::string> fused;
+  std::map<std::string, bool> activated;  // a layer's (or fused chain's) output -> an activation is in it
+  for (const onnx::NodeProto& node : graph.node()) {
+    const std::string& op = node.op_type();
+    if (op == "Conv" || op == "Gemm" || op == "ConvTranspose") {
+      if (node.output_size() > 0) activated[node.output(0)] = false;
+      continue;
+    }
+    if (node.input_size() == 0 || node.output_size() == 0) continue;
+    auto from = activated.find(node.input(0));
+    if (from == activated.end() || consumers[node.input(0)] != 1) continue;
+    const bool affine = op == "BatchNormalization" ||
+                        ((op == "Add" || op == "Mul") && node.input_size() == 2 && constants.count(node.input(1)) > 0);
+    if (affine && !from->second) {
+      fused.insert(node.name());
+      activated[node.output(0)] = false;
+    } else if (kActivations.count(op) > 0 && !from->second) {
+      fused.insert(node.name());
+      activated[node.output(0)] = true;
+    }
+  }
+  return fused;
+}
+
+// See problem.h: a measured latency of the model as it is sets the fixed cost to what the fp32
+// layers leave unexplained, or scales everything down when they explain more than was measured.
+void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
+  const dp::ModelLatency* measured = nullptr;
+  for (const dp::ModelLatency& m : in.model_latencies) {
+    if (!in.model_sha256.empty() && m.model_sha256 == in.model_sha256 && m.variant.empty()) measured = &m;
+  }
+  if (measured == nullptr || problem->table.layers.empty()) return;
+  const model::Analysis& analysis = in.model->analysis;
+  double layers = 0;
+  for (const model::Layer& layer : analysis.layers) {
+    layers += in.cost_model->Predict(ShapeOf(layer), dp::CompressionOption{}).seconds;
+  }
+  const double seconds = measured->latency_median_us * 1e-6;
+  const double before = layers + problem->table.fixed.latency;
+  if (seconds >= layers) {
+    problem->table.fixed.latency = seconds - layers;
+    problem->latency_calibration = absl::StrFormat(
+        "the model as it is measured %.2f ms on this device (%s); the fp32 layers predict %.2f ms, the other "
+        "%.2f ms is its fixed cost (the other ops predicted %.2f ms)",
+        seconds * 1e3, measured->key, layers * 1e3, (seconds - layers) * 1e3, (before - layers) * 1e3);
+    return;
+  }
+  const double scale = seconds / before;
+  for (size_t i = 0; i < problem->table.layers.size(); ++i) {
+    for (size_t k = 0; k < problem->table.layers[i].options.size(); ++k) {
+      problem->table.layers[i].options[k].latency *= scale;
+      problem->details[i][k].latency.seconds *= scale;
+    }
+  }
+  problem->table.fixed.latency *= scale;
+  problem->latency_calibration = absl::StrFormat(
+      "the model as it is measured %.2f ms on this device (%s), less than its fp32 layers predict (%.2f ms): "
+      "every latency is scaled by %.3f",
+      seconds * 1e3, measured->key, layers * 1e3, scale);
+}
+
 }  // namespace
 
 absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
@@ -95,16 +172,23 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
 
   // Live activations besides each main-graph layer's own input and output; fixed costs of the rest.
   std::vector<int64_t> live_other(n, 0);
+  const std::set<std::string> fused = FusedIntoLayers(in.model->proto.graph());
   for (const model::NodeActivations& node : analysis.nodes) {
     if (node.layer >= 0 && static_cast<size_t>(node.layer) < n) {
       live_other[node.layer] = std::max<int64_t>(0, node.live_bytes - node.input_bytes - node.output_bytes);
       continue;
     }
-    if (node.op_type == "Constant") continue;
-    problem.table.fixed.latency += (node.input_bytes + node.output_bytes) / in.device->memory_bandwidth_bytes_per_s +
-                                   in.device->op_overhead_us * 1e-6;
     problem.table.fixed.activation_bytes =
         std::max(problem.table.fixed.activation_bytes, static_cast<double>(node.live_bytes));
+    if (node.op_type == "Constant" || fused.count(node.name) > 0) continue;
+    if (kShapeOnly.count(node.op_type) > 0) {
+      problem.table.fixed.latency += in.device->op_overhead_us * 1e-6;
+      continue;
+    }
+    // Memory-bound work over its float output (4 bytes a value).
+    const dp::OpPrediction op = in.cost_model->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
+                                                         static_cast<double>(node.input_bytes + node.output_bytes));
+    problem.table.fixed.latency += op.seconds;
   }
   problem.table.fixed.bytes = static_cast<double>(analysis.other_initializer_bytes);
 
@@ -199,6 +283,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     if (!layer_status[i].ok()) return layer_status[i];
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
   }
+  CalibrateToMeasurement(in, &problem);
   return problem;
 }
 

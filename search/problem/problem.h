@@ -8,8 +8,13 @@
 //   error_i(o)   = s_i · D_i(o) + the layer's measured activation error at o's activation bits,
 //                  D_i = ||W - Ŵ||² / ||W||² on the real weights (prune, then quantize survivors)
 //   activation_bytes_i(o) = activations alive while the layer runs, its own in/out at o's width
-// Fixed cost: the other ops as memory-bound work (bytes moved / bandwidth + per-op overhead), the
-// other constants, and the largest live activation set outside the layers.
+// Fixed cost: the other ops — those ONNX Runtime fuses into a layer cost nothing, shape-only ops
+// their dispatch, the rest memory-bound elementwise work (the device's elementwise samples, else
+// bytes / bandwidth + per-op overhead) — the other constants, and the largest live activation
+// set outside the layers.
+// A measured latency of the model as it is on the device (ModelLatency, matched by sha256) then
+// corrects what single ops cannot see: the time the fp32 layers do not explain becomes the fixed
+// cost; when they explain more than was measured, every latency is scaled to the measurement.
 #ifndef SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
 #define SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
 
@@ -43,6 +48,8 @@ struct Problem {
   std::vector<double> sensitivity;                  // s_i per layer
   bool synthetic_calibration = false;
   std::vector<std::string> warnings;
+  // How a measured whole-model latency corrected the predictions; empty when none applied.
+  std::string latency_calibration;
 };
 
 struct ProblemInputs {
@@ -51,6 +58,10 @@ struct ProblemInputs {
   const device_profiles::CostModel* cost_model = nullptr;
   const runtime::SensitivityReport* sensitivity = nullptr;  // nullptr: every s_i = 1, with a warning
   OptionGrid grid;
+  // The uploaded file's sha256 and the device version's measured model latencies: one of this
+  // model as it is (variant "") corrects the latencies.
+  std::string model_sha256;
+  std::vector<device_profiles::ModelLatency> model_latencies;
   int threads = 0;  // oneTBB threads for the distortions; 0 = its default
   std::function<void(double)> on_progress;            // fraction of layers done
   const std::atomic<bool>* cancelled = nullptr;       // Cancelled status when it turns true

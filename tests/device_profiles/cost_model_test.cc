@@ -152,7 +152,7 @@ TEST_CASE("Measured samples calibrate the roofline", "[cost_model]") {
   s.macs = 1'000'000'000;
   s.weight_bytes = 1'000'000;
   s.activation_bytes = 2'000'000;
-  s.latency_mean_us = 2 * (0.01 + 10e-6) * 1e6;
+  s.latency_mean_us = s.latency_median_us = 2 * (0.01 + 10e-6) * 1e6;
   s.source = "test";
   auto model = Model(TestDevice(), {s});
   LatencyPrediction p = model->Predict(Layer(), Option(8, 8));
@@ -160,6 +160,90 @@ TEST_CASE("Measured samples calibrate the roofline", "[cost_model]") {
   CHECK(p.seconds == Approx(2 * (0.01 + 10e-6)).epsilon(1e-6));
   // No samples at fp32: still the roofline.
   CHECK(model->Predict(Layer(), Option(32, 32)).basis == Basis::kSpecRoofline);
+}
+
+// A conv sample of this shape whose latency follows a known law: 30 us + 0.1 ns a MAC + 0.5 ns an
+// activation element, times `wobble` (what a real kernel adds per shape).
+LatencySample LawSample(int64_t c_in, int64_t c_out, int64_t side, int64_t kernel, int64_t stride, double wobble = 1) {
+  LatencySample s;
+  s.key = "conv k" + std::to_string(kernel) + " s" + std::to_string(stride) + " " + std::to_string(c_in) + ">" +
+          std::to_string(c_out) + " " + std::to_string(side);
+  s.op_kind = OpKind::kConv;
+  s.in_channels = c_in;
+  s.out_channels = c_out;
+  s.height = s.width = side;
+  s.kernel = kernel;
+  s.stride = stride;
+  const int64_t out_side = (side + stride - 1) / stride;
+  s.macs = c_out * out_side * out_side * c_in * kernel * kernel;
+  const double elements = static_cast<double>(c_in * side * side + c_out * out_side * out_side);
+  s.latency_median_us = s.latency_mean_us = wobble * (30 + 1e-4 * s.macs + 5e-4 * elements);
+  s.repeats = 10;
+  return s;
+}
+
+LayerShape LawLayer(int64_t c_in, int64_t c_out, int64_t side, int64_t kernel, int64_t stride) {
+  const LatencySample s = LawSample(c_in, c_out, side, kernel, stride);
+  LayerShape l;
+  l.kind = OpKind::kConv;
+  l.macs = s.macs;
+  l.in_channels = c_in;
+  l.out_channels = c_out;
+  l.height = l.width = side;
+  l.kernel = kernel;
+  l.stride = stride;
+  l.weight_params = c_out * c_in * kernel * kernel;
+  l.input_elements = c_in * side * side;
+  l.output_elements = s.macs / (c_in * kernel * kernel);
+  return l;
+}
+
+TEST_CASE("Samples are fitted in MACs and bytes and interpolated across shapes", "[cost_model]") {
+  std::vector<LatencySample> samples;
+  for (int64_t c : {16, 64, 256}) {
+    for (int64_t side : {20, 80, 160}) {
+      for (int64_t k : {1, 3}) samples.push_back(LawSample(c, c, side, k, 1));
+    }
+  }
+  auto model = Model(TestDevice(), samples);
+  SECTION("an unsampled shape follows the law the samples do") {
+    const LayerShape l = LawLayer(32, 48, 40, 3, 1);
+    const LatencySample truth = LawSample(32, 48, 40, 3, 1);
+    LatencyPrediction p = model->Predict(l, Option(32, 32));
+    CHECK(p.basis == Basis::kSamples);
+    CHECK_THAT(p.explanation, Contains("18 measured conv w32a32"));
+    CHECK(p.seconds == Approx(truth.latency_median_us * 1e-6).epsilon(0.02));
+  }
+  SECTION("a sampled shape comes back as measured, its own quirk included") {
+    std::vector<LatencySample> quirky = samples;
+    quirky[9] = LawSample(64, 64, 80, 3, 1, 1.3);  // this shape runs 30% slower than the law
+    auto m = Model(TestDevice(), quirky);
+    CHECK(m->Predict(LawLayer(64, 64, 80, 3, 1), Option(32, 32)).seconds ==
+          Approx(quirky[9].latency_median_us * 1e-6).epsilon(0.02));
+    CHECK_THAT(m->Predict(LawLayer(64, 64, 80, 3, 1), Option(32, 32)).explanation, Contains("64>64 80"));
+  }
+  SECTION("samples of another precision do not apply") {
+    CHECK(model->Predict(LawLayer(32, 48, 40, 3, 1), Option(8, 8)).basis == Basis::kSpecRoofline);
+  }
+}
+
+TEST_CASE("Non-layer ops are costed from their samples, else from bandwidth", "[cost_model]") {
+  std::vector<LatencySample> samples;
+  for (int64_t elements : {1'000, 100'000, 10'000'000}) {
+    LatencySample s;
+    s.key = "add " + std::to_string(elements);
+    s.op_kind = OpKind::kElementwise;
+    s.elements = elements;
+    s.latency_median_us = s.latency_mean_us = 4 + 2e-3 * elements;  // 4 us + 2 ns a value
+    samples.push_back(s);
+  }
+  auto model = Model(TestDevice(), samples);
+  OpPrediction p = model->PredictOp(OpKind::kElementwise, 1'000'000, 8e6);
+  CHECK(p.basis == Basis::kSamples);
+  CHECK(p.seconds == Approx((4 + 2e-3 * 1e6) * 1e-6).epsilon(0.02));
+  OpPrediction q = model->PredictOp(OpKind::kQuantizeLinear, 1'000'000, 5e6);
+  CHECK(q.basis == Basis::kSpecRoofline);
+  CHECK(q.seconds == Approx(5e6 / TestDevice().memory_bandwidth_bytes_per_s + 10e-6));
 }
 
 TEST_CASE("Invalid devices are refused", "[cost_model]") {

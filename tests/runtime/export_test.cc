@@ -9,7 +9,6 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 
 #include "model/export.h"
 #include "runtime/shape_probe.h"
@@ -112,26 +111,6 @@ TEST_CASE("PP-OCR cls (opset 9) exports at w8a8 through the opset-13 conversion,
 
 // ---- PP-OCRv4 det ----
 
-// An 8-bit binary PPM as PP-OCR's normalized NCHW input (ImageNet mean and std).
-Tensor ReadPpm(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string magic;
-  int width = 0, height = 0, maxval = 0;
-  in >> magic >> width >> height >> maxval;
-  in.get();
-  REQUIRE(magic == "P6");
-  REQUIRE(maxval == 255);
-  std::string pixels(static_cast<size_t>(width) * height * 3, '\0');
-  in.read(pixels.data(), static_cast<std::streamsize>(pixels.size()));
-  REQUIRE(in);
-  const float mean[3] = {0.485f, 0.456f, 0.406f}, stddev[3] = {0.229f, 0.224f, 0.225f};
-  std::vector<float> values(pixels.size());
-  const size_t plane = static_cast<size_t>(width) * height;
-  for (size_t p = 0; p < plane; ++p) {
-    for (size_t c = 0; c < 3; ++c) values[c * plane + p] = (static_cast<uint8_t>(pixels[p * 3 + c]) / 255.f - mean[c]) / stddev[c];
-  }
-  return Tensor::Float("x", {1, 3, height, width}, values);
-}
 
 struct Det {
   model::LoadedModel model;
@@ -160,8 +139,16 @@ const Det& LoadDet() {
         "-pointsize 46 -annotate +40+420 'CLOSED SUNDAY' -pointsize 24 -annotate +120+560 'squeeze your models' "
         "-depth 8 ppm:" + held_out;
     REQUIRE(std::system(render.c_str()) == 0);
-    d->calibration.samples = {{ReadPpm(dir.File("det0.ppm"))}, {ReadPpm(dir.File("det1.ppm"))}};
-    d->held_out = ReadPpm(held_out);
+    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(d->bytes);
+    REQUIRE(session.ok());
+    absl::StatusOr<CalibrationSet> pages =
+        CalibrationFromImages(d->model.analysis, (*session)->inputs(), {dir.File("det0.ppm"), dir.File("det1.ppm")});
+    INFO(pages.status().ToString());
+    REQUIRE(pages.ok());
+    d->calibration = *std::move(pages);
+    absl::StatusOr<CalibrationSet> third = CalibrationFromImages(d->model.analysis, (*session)->inputs(), {held_out});
+    REQUIRE(third.ok());
+    d->held_out = third->samples[0][0];
     return d;
   }();
   return *det;
@@ -169,7 +156,9 @@ const Det& LoadDet() {
 
 // The text map thresholded at 0.3, as PP-OCR's DB post-processing does.
 std::vector<bool> TextMask(absl::string_view model_bytes, const Tensor& image) {
-  absl::StatusOr<std::unique_ptr<Session>> s = Session::Create(model_bytes, {.intra_op_threads = 2});
+  SessionOptions options;
+  options.intra_op_threads = 2;
+  absl::StatusOr<std::unique_ptr<Session>> s = Session::Create(model_bytes, options);
   REQUIRE(s.ok());
   absl::StatusOr<std::vector<Tensor>> out = (*s)->Run({image});
   INFO(out.status().ToString());

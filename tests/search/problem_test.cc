@@ -55,6 +55,88 @@ const LayerOption* FindOption(const Problem& p, size_t layer, const std::string&
   return nullptr;
 }
 
+TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move their bytes", "[problem]") {
+  // The BatchNormalization and Relu fold into the Conv; the Mul of two computed tensors does not.
+  const model::LoadedModel model = model::testing::MustLoad(model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    small (float[1, 4, 8, 8] x) => (float[1, 3, 8, 8] y) {
+      w = Constant <value = float[3, 4, 1, 1] w_init {1.0, -2.0, 3.0, 0.5, 0.25, 4.0, -1.0, 2.0, 3.0, 1.0, 0.5, -0.75}> ()
+      scale = Constant <value = float[3] scale_init {1.0, 2.0, 3.0}> ()
+      bias = Constant <value = float[3] bias_init {0.0, 0.1, 0.2}> ()
+      mean = Constant <value = float[3] mean_init {0.0, 0.0, 0.0}> ()
+      var = Constant <value = float[3] var_init {1.0, 1.0, 1.0}> ()
+      c = Conv (x, w)
+      n = BatchNormalization (c, scale, bias, mean, var)
+      r = Relu (n)
+      y = Mul (r, r)
+    }
+  )onnx"));
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in;
+  in.model = &model;
+  in.device = &device;
+  in.cost_model = cost->get();
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  double mul_seconds = -1;
+  for (const model::NodeActivations& node : model.analysis.nodes) {
+    if (node.op_type == "Mul") mul_seconds = (node.input_bytes + node.output_bytes) / 10e9 + 10e-6;
+  }
+  REQUIRE(mul_seconds > 0);
+  CHECK(problem->table.fixed.latency == Approx(mul_seconds));
+}
+
+TEST_CASE("A measured latency of the model corrects what single ops cannot see", "[problem]") {
+  const model::LoadedModel model = SmallModel();
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in;
+  in.model = &model;
+  in.device = &device;
+  in.cost_model = cost->get();
+  in.model_sha256 = std::string(64, 'a');
+  absl::StatusOr<Problem> plain = BuildProblem(in);
+  REQUIRE(plain.ok());
+  CHECK(plain->latency_calibration.empty());
+  const double fp32 = FindOption(*plain, 0, "fp32")->latency;
+  const double int8 = FindOption(*plain, 0, "w8a8")->latency;
+
+  dp::ModelLatency measured;
+  measured.key = "small";
+  measured.model_sha256 = in.model_sha256;
+  SECTION("slower than the layers: the rest is fixed cost, layers unchanged") {
+    measured.latency_median_us = (fp32 + 1e-3) * 1e6;
+    in.model_latencies = {measured};
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    CHECK(p->table.fixed.latency == Approx(1e-3));
+    CHECK(FindOption(*p, 0, "w8a8")->latency == Approx(int8));
+    CHECK_THAT(p->latency_calibration, Catch::Matchers::Contains("fixed cost"));
+  }
+  SECTION("faster than the layers: everything scaled to the measurement") {
+    measured.latency_median_us = fp32 / 2 * 1e6;
+    in.model_latencies = {measured};
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    CHECK(FindOption(*p, 0, "fp32")->latency + p->table.fixed.latency == Approx(fp32 / 2));
+    CHECK(FindOption(*p, 0, "w8a8")->latency == Approx(int8 / 2));
+  }
+  SECTION("another model's or a variant's measurement does not apply") {
+    measured.latency_median_us = 1e6;
+    dp::ModelLatency variant = measured;
+    variant.variant = "w8a8";
+    measured.model_sha256 = std::string(64, 'b');
+    in.model_latencies = {measured, variant};
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    CHECK(p->latency_calibration.empty());
+    CHECK(p->table.fixed.latency == plain->table.fixed.latency);
+  }
+}
+
 TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   const model::LoadedModel model = SmallModel();
   const dp::Device device = dp::TestDevice();
@@ -97,8 +179,8 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   const OptionDetail* detail = Find(*problem, 0, "fp32 channel 30%");
   CHECK(detail->distortion == Approx(10.8125 / (14.25 + 21.0625 + 10.8125)));
 
-  // Fixed cost: the Relu (192 floats in, 192 out) moved at 10 GB/s, and its overhead.
-  CHECK(problem->table.fixed.latency == Approx(2 * 192 * 4 / 10e9 + 10e-6));
+  // Fixed cost: none, as ONNX Runtime folds the Relu into the Conv.
+  CHECK(problem->table.fixed.latency == 0);
   CHECK(problem->table.fixed.bytes == 12);  // the bias
   CHECK(ValidateOptionTable(problem->table).ok());
 }

@@ -55,7 +55,7 @@ GridParams Params(ProfileMode mode) {
   };
   const OpKind conv = OpKind::kConv, dw = OpKind::kDepthwiseConv;
   if (mode == ProfileMode::kQuick) {
-    const std::vector<int64_t> c = {8, 32, 128, 512}, r = {10, 40, 160};
+    const std::vector<int64_t> c = {8, 24, 64, 192, 512}, r = {10, 28, 80, 224};
     add(conv, 1, 1, c, {0.25, 1, 4}, r);
     add(conv, 3, 1, c, {0.25, 1}, r);
     add(conv, 3, 2, c, {2}, r);
@@ -63,8 +63,8 @@ GridParams Params(ProfileMode mode) {
       for (int64_t s : {1, 2}) add(dw, k, s, c, {1}, r);
     }
     p.min_res_channels = 256;
-    p.max_res_channels = 8192;
-    p.max_macs = 300e6;
+    p.max_res_channels = 16384;
+    p.max_macs = 500e6;
     p.se_channels = c;
     p.stem_out = {16, 32};
     p.stem_res = {96, 320, 640};

@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> model_paths, shape_texts;
   app.add_option("-o,--output", output, "Profile file to write (JSON)")->capture_default_str();
   app.add_flag("--quick", quick,
-               "A small grid (about 300 samples, under a minute on 2 cores): enough for a first profile and "
-               "for `make demo`; the default is the full grid (about 2500 samples, about 10 minutes)");
+               "A coarser grid (about 500 samples, well under a minute on a 2-core machine): enough for a first "
+               "profile and for `make demo`; the default is the full grid (about 2700 samples, 5-10 minutes)");
   app.add_flag("--list", list, "Print the grid's sample keys, one a line, and exit without measuring");
   app.add_option("--threads", threads, "ONNX Runtime intra-op threads, pinned to the first CPUs this process may use")
       ->capture_default_str()
@@ -50,10 +50,10 @@ int main(int argc, char** argv) {
   app.add_flag("--no-pin", no_pin, "Do not pin the measuring threads to CPUs");
   app.add_option("--warmup", warmup, "Untimed runs before each sample (default: quick 1, full 2)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--repeats", repeats, "Timed runs per sample at least (default: quick 3, full 5)")
+  app.add_option("--repeats", repeats, "Timed runs per sample (and per model) at least (default: quick 3, full 5; models 5 and 10)")
       ->check(CLI::PositiveNumber);
   app.add_option("--min-time-ms", min_time_ms,
-                 "Repeat each sample until its timed runs add up to this (default: quick 10, full 40)")
+                 "Repeat each sample until its timed runs add up to this (default: quick 20, full 100; models 1000 and 3000)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--seed", seed, "Seed of the single-op models' weights and inputs")->capture_default_str();
   app.add_option("--id", id, "Device id in the profile (a-z, 0-9, '-')")->capture_default_str();
@@ -104,11 +104,11 @@ int main(int argc, char** argv) {
   options.timing.warmup = warmup >= 0 ? warmup : quick ? 1 : 2;
   options.timing.min_repeats = repeats > 0 ? repeats : quick ? 3 : 5;
   options.timing.max_repeats = std::max(options.timing.min_repeats, quick ? 500 : 2000);
-  options.timing.min_time_s = (min_time_ms >= 0 ? min_time_ms : quick ? 10 : 40) / 1000;
-  options.model_timing.warmup = quick ? 1 : 2;
-  options.model_timing.min_repeats = repeats > 0 ? repeats : quick ? 3 : 10;
-  options.model_timing.max_repeats = std::max(options.model_timing.min_repeats, 100);
-  options.model_timing.min_time_s = quick ? 0 : 1;
+  options.timing.min_time_s = (min_time_ms >= 0 ? min_time_ms : quick ? 20 : 100) / 1000;
+  options.model_timing.warmup = warmup >= 0 ? warmup : quick ? 2 : 3;
+  options.model_timing.min_repeats = repeats > 0 ? repeats : quick ? 5 : 10;
+  options.model_timing.max_repeats = std::max(options.model_timing.min_repeats, 200);
+  options.model_timing.min_time_s = quick ? 1 : 3;
 
   std::cerr << fmt::format("squeeze-profile: {} samples ({} grid){}, {} thread{}{}\n", options.grid.size(),
                            options.mode,

@@ -296,7 +296,7 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   std::vector<ModelBytes> models;
   for (const ModelToTime& m : options.models) {
     absl::StatusOr<std::string> bytes = common::ReadFile(m.path);
-    if (!bytes.ok()) return absl::InvalidArgumentError(bytes.status().message());
+    if (!bytes.ok()) return bytes.status();
     models.push_back({*bytes, common::Sha256Hex(*bytes), std::filesystem::path(m.path).stem().string()});
   }
 

@@ -69,8 +69,9 @@ MachineState ReadMachineState(int cpu);
 
 // Measures everything `options` names and returns the profile; ValidateProfile passes on it.
 // InvalidArgument for bad options (threads < 1, more threads than CPUs allowed, a bad device id,
-// a model that cannot be read or whose inputs have no shape); a single-op model that cannot be
-// built or run stops the run with that status (naming its key), as a model that fails does.
+// a grid naming a sample twice, nothing to measure, a model input without a shape); NotFound (or
+// the OS's reason) for a model file that cannot be read. A single-op model that cannot be built or
+// run stops the run with that status, naming its key; a model that fails, naming its path.
 absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options);
 
 // Capability rows from measured layer samples, one per (kind, weight bits, activation bits,

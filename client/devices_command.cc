@@ -1,4 +1,4 @@
-// squeeze devices list | show ID
+// squeeze devices list | show ID | put PROFILE
 #include <iostream>
 #include <memory>
 
@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "client/table.h"
+#include "device_profiles/profile_file.h"
 #include "squeeze/v1/device.grpc.pb.h"
 
 namespace squeeze::client {
@@ -28,6 +29,9 @@ std::string OpKindName(v1::OpKind kind) {
     case v1::OP_KIND_DEPTHWISE_CONV: return "depthwise";
     case v1::OP_KIND_CONV_TRANSPOSE: return "conv-transpose";
     case v1::OP_KIND_GEMM: return "gemm";
+    case v1::OP_KIND_QUANTIZE_LINEAR: return "quantize";
+    case v1::OP_KIND_DEQUANTIZE_LINEAR: return "dequantize";
+    case v1::OP_KIND_ELEMENTWISE: return "elementwise";
     default: return "all";
   }
 }
@@ -68,25 +72,75 @@ int List(const Connection& connection) {
     std::cout << ToJson(response);
     return 0;
   }
-  Table table({"ID", "NAME", "RUNTIME", "TARGET", "FP32 PEAK", "INT8 PEAK", "MEM BW", "RAM", "PROVENANCE"});
-  table.AlignRight({4, 5, 6, 7});
+  Table table({"ID", "VERSION", "NAME", "RUNTIME", "TARGET", "FP32 PEAK", "INT8 PEAK", "MEM BW", "RAM", "PROVENANCE",
+               "SAMPLES"});
+  table.AlignRight({1, 5, 6, 7, 8, 10});
   for (const v1::Device& d : response.devices()) {
     const double fp32 = Peak(d, 32, 32), int8 = Peak(d, 8, 8);
-    table.AddRow({d.id(), d.name(), d.runtime(), ShortTarget(d.accelerator()),
+    table.AddRow({d.id(), std::to_string(d.version()), d.name(), d.runtime(), ShortTarget(d.accelerator()),
                   fp32 > 0 ? FormatRate(fp32, "op/s") : "-", int8 > 0 ? FormatRate(int8, "op/s") : "-",
                   FormatRate(d.memory_bandwidth_bytes_per_second(), "B/s"), FormatBytes(d.ram_bytes()),
-                  ProvenanceName(d.provenance())});
+                  ProvenanceName(d.provenance()), std::to_string(d.latency_sample_count())});
   }
   table.Print(std::cout);
   std::cout << response.devices_size() << " devices. 'squeeze devices show ID' gives sources and derivations.\n";
   return 0;
 }
 
-int Show(const Connection& connection, const std::string& id, int64_t version) {
+std::string SampleShape(const v1::LatencySample& s) {
+  switch (s.op_kind()) {
+    case v1::OP_KIND_GEMM: return fmt::format("{}x{}x{}", s.gemm_m(), s.gemm_k(), s.gemm_n());
+    case v1::OP_KIND_QUANTIZE_LINEAR:
+    case v1::OP_KIND_DEQUANTIZE_LINEAR:
+    case v1::OP_KIND_ELEMENTWISE: return fmt::format("{} elements", s.elements());
+    default:
+      return fmt::format("k{} s{} g{} {}>{} {}x{}", s.kernel(), s.stride(), s.groups(), s.in_channels(),
+                         s.out_channels(), s.height(), s.width());
+  }
+}
+
+void PrintConditions(const v1::ProfileConditions& c) {
+  std::cout << fmt::format("\nMeasured by {} ({} mode) on {} at {}: {:.1f} s, {} thread(s), {} warm-up + {} runs",
+                           c.tool(), c.mode(), c.host().empty() ? "?" : c.host(), c.measured_at(), c.duration_seconds(),
+                           c.threads(), c.warmup_runs(), c.repeats());
+  std::cout << fmt::format("; CPU governor {}, {} (max {}); ONNX Runtime {}\n",
+                           c.cpu_governor().empty() ? "not readable" : c.cpu_governor(),
+                           c.cpu_frequency_khz() > 0 ? fmt::format("{:.2f} GHz", c.cpu_frequency_khz() / 1e6) : "clock not readable",
+                           c.cpu_max_frequency_khz() > 0 ? fmt::format("{:.2f} GHz", c.cpu_max_frequency_khz() / 1e6) : "?",
+                           c.runtime_version());
+}
+
+void PrintSamples(const v1::Device& d) {
+  std::cout << "\nLatency samples (median, p10-p90; rate = 2 x MACs / median):\n";
+  Table samples({"KIND", "SHAPE", "PRECISION", "SPARSITY", "MACS", "MEDIAN", "P10-P90", "RATE"});
+  samples.AlignRight({4, 5, 6, 7});
+  for (const v1::LatencySample& s : d.samples()) {
+    std::string sparsity = SparsityName(s.sparsity());
+    if (s.sparsity_ratio() > 0) sparsity += fmt::format(" {:.0f}%", 100 * s.sparsity_ratio());
+    samples.AddRow({OpKindName(s.op_kind()), SampleShape(s), PrecisionName(s.weight_bits(), s.activation_bits()),
+                    sparsity, s.macs() > 0 ? FormatRate(static_cast<double>(s.macs()), "") : "-", fmt::format("{:.1f} us", s.latency_median_us()),
+                    fmt::format("{:.1f}-{:.1f}", s.latency_p10_us(), s.latency_p90_us()),
+                    s.macs() > 0 ? FormatRate(2.0 * s.macs() / (s.latency_median_us() * 1e-6), "op/s") : "-"});
+  }
+  samples.Print(std::cout);
+  if (d.model_latencies_size() == 0) return;
+  std::cout << "\nWhole-model latencies:\n";
+  Table models({"ID", "MODEL", "SHA256", "VARIANT", "MEDIAN", "P10-P90", "SOURCE"});
+  models.AlignRight({4, 5});
+  for (const v1::ModelLatency& m : d.model_latencies()) {
+    models.AddRow({m.id(), m.model_name(), m.model_sha256().substr(0, 12), m.variant().empty() ? "as uploaded" : m.variant(),
+                   fmt::format("{:.2f} ms", m.latency_median_us() / 1e3),
+                   fmt::format("{:.2f}-{:.2f}", m.latency_p10_us() / 1e3, m.latency_p90_us() / 1e3), m.source()});
+  }
+  models.Print(std::cout);
+}
+
+int Show(const Connection& connection, const std::string& id, int64_t version, bool with_samples) {
   auto stub = v1::DeviceService::NewStub(connection.channel());
   v1::GetDeviceRequest request;
   request.set_id(id);
   request.set_version(version);
+  request.set_include_samples(with_samples);
   v1::Device d;
   grpc::Status status = stub->GetDevice(connection.NewContext().get(), request, &d);
   if (!status.ok()) return connection.Fail(status, "devices show");
@@ -110,7 +164,9 @@ int Show(const Connection& connection, const std::string& id, int64_t version) {
   facts.AddRow({"op overhead", fmt::format("{} us", d.op_overhead_us())});
   facts.AddRow({"provenance", ProvenanceName(d.provenance())});
   facts.AddRow({"latency samples", std::to_string(d.latency_sample_count())});
+  facts.AddRow({"model latencies", std::to_string(d.model_latency_count())});
   facts.Print(std::cout);
+  if (d.has_conditions()) PrintConditions(d.conditions());
 
   std::cout << "\nNative kernels (anything else is emulated at the cheapest native precision that holds it):\n";
   Table caps({"OPS", "PRECISION", "SPARSITY", "NATIVE", "PEAK", "EFFICIENCY", "PROVENANCE"});
@@ -126,6 +182,43 @@ int Show(const Connection& connection, const std::string& id, int64_t version) {
     std::cout << "  " << OpKindName(c.op_kind()) << " " << PrecisionName(c.weight_bits(), c.activation_bits())
               << " " << SparsityName(c.sparsity()) << ": " << c.derivation() << "\n";
   }
+  if (with_samples) {
+    PrintSamples(d);
+  } else if (d.latency_sample_count() > 0) {
+    std::cout << "\n'squeeze devices show " << d.id() << " --samples' lists the " << d.latency_sample_count()
+              << " measured samples.\n";
+  }
+  return 0;
+}
+
+int Put(const Connection& connection, const std::string& path, const std::string& id, const std::string& name,
+        bool merge) {
+  // Checked here first, so a bad file is explained before anything is sent.
+  absl::StatusOr<device_profiles::Profile> profile = device_profiles::ReadProfileFile(path, /*require_device=*/!merge);
+  if (!profile.ok()) {
+    std::cerr << "squeeze devices put: " << profile.status().message()
+              << "\n(squeeze-profile -o FILE writes a profile; see 'squeeze-profile --help')\n";
+    return 2;
+  }
+  v1::PutDeviceProfileRequest request;
+  request.set_id(id);
+  request.set_name(name);
+  request.set_merge(merge);
+  *request.mutable_profile() = device_profiles::ToProto(*profile);
+  if (merge && profile->device.id.empty()) request.mutable_profile()->clear_device();
+  auto stub = v1::DeviceService::NewStub(connection.channel());
+  v1::Device d;
+  grpc::Status status = stub->PutDeviceProfile(connection.NewContext().get(), request, &d);
+  if (!status.ok()) return connection.Fail(status, "devices put");
+  if (connection.options().json) {
+    std::cout << ToJson(d);
+    return 0;
+  }
+  std::cout << fmt::format("{} version {}: {}, {} latency samples, {} model latencies{}.\n", d.id(), d.version(),
+                           ProvenanceName(d.provenance()), d.latency_sample_count(), d.model_latency_count(),
+                           merge ? " (merged into the previous version)" : "");
+  std::cout << fmt::format("Searches on '{}' now predict from these samples; 'squeeze devices show {} --samples' lists them.\n",
+                           d.id(), d.id());
   return 0;
 }
 
@@ -142,8 +235,28 @@ void AddDevicesCommands(CLI::App& app, const GlobalOptions& options, int* exit_c
   auto id = std::make_shared<std::string>();
   auto version = std::make_shared<int64_t>(0);
   show->add_option("ID", *id, "Device id, e.g. host or raspberry-pi-5")->required();
+  auto samples = std::make_shared<bool>(false);
   show->add_option("--version", *version, "Profile version (default: newest)");
-  show->callback([&options, exit_code, id, version] { *exit_code = Show(Connection(options), *id, *version); });
+  show->add_flag("--samples", *samples, "Also list the measured latency samples and whole-model latencies");
+  show->callback([&options, exit_code, id, version, samples] {
+    *exit_code = Show(Connection(options), *id, *version, *samples);
+  });
+
+  CLI::App* put = devices->add_subcommand(
+      "put", "Upload a measured profile (from squeeze-profile) as a new version of a device (admin key)");
+  auto path = std::make_shared<std::string>();
+  auto put_id = std::make_shared<std::string>();
+  auto name = std::make_shared<std::string>();
+  auto merge = std::make_shared<bool>(false);
+  put->add_option("PROFILE", *path, "Profile file written by squeeze-profile -o")->required()->check(CLI::ExistingFile);
+  put->add_option("--id", *put_id, "Device id to store it under, e.g. host (lowercase, digits, '-')")->required();
+  put->add_option("--name", *name, "Display name (default: the profile's)");
+  put->add_flag("--merge", *merge,
+                "Merge into the newest version: samples and model latencies replace those with the same id, the rest "
+                "are kept; the profile may hold model latencies only");
+  put->callback([&options, exit_code, path, put_id, name, merge] {
+    *exit_code = Put(Connection(options), *path, *put_id, *name, *merge);
+  });
 }
 
 }  // namespace squeeze::client

@@ -33,8 +33,10 @@ struct Profile {
 // ValidateSample refuses, MACs that do not match the sample's shape, figures in the wrong units
 // (latencies below 0.05 us or implying more than 50 Tops/s on a CPU, element rates above 1e12/s),
 // whole-model latencies below 1 us or without a 64-hex-digit model sha256, duplicate sample or
-// model-latency ids, and a profile with neither samples nor model latencies.
-absl::Status ValidateProfile(const Profile& profile);
+// model-latency ids, and a profile with neither samples nor model latencies. Without
+// `require_device` the device part is not checked: an upload merged into a stored device may carry
+// samples or model latencies only.
+absl::Status ValidateProfile(const Profile& profile, bool require_device = true);
 
 // Dense multiply-accumulates of a layer sample's shape (conv: padding "same"; gemm: m·k·n);
 // 0 for the non-layer kinds.
@@ -58,14 +60,14 @@ absl::StatusOr<LatencySample> FromProto(const v1::LatencySample& sample);
 ModelLatency FromProto(const v1::ModelLatency& latency);
 ProfileConditions FromProto(const v1::ProfileConditions& conditions);
 // Converts and validates.
-absl::StatusOr<Profile> FromProto(const v1::DeviceProfile& profile);
+absl::StatusOr<Profile> FromProto(const v1::DeviceProfile& profile, bool require_device = true);
 
 // JSON text (protobuf's JSON mapping, proto field names, pretty-printed) and files. Parsing
 // validates; a file that is not JSON, has unknown fields or fails validation is InvalidArgument
 // naming the path. Writing is atomic.
 absl::StatusOr<std::string> ProfileToJson(const Profile& profile);
-absl::StatusOr<Profile> ProfileFromJson(absl::string_view json);
-absl::StatusOr<Profile> ReadProfileFile(const std::filesystem::path& path);
+absl::StatusOr<Profile> ProfileFromJson(absl::string_view json, bool require_device = true);
+absl::StatusOr<Profile> ReadProfileFile(const std::filesystem::path& path, bool require_device = true);
 absl::Status WriteProfileFile(const std::filesystem::path& path, const Profile& profile);
 
 }  // namespace squeeze::device_profiles

@@ -23,7 +23,7 @@
 namespace squeeze::device_profiles {
 
 // The schema version this build reads and writes (PRAGMA user_version).
-inline constexpr int kProfileSchemaVersion = 1;
+inline constexpr int kProfileSchemaVersion = 2;
 
 struct ProfileStoreOptions {
   // Seed a new database with the devices shipped in seed.sql.
@@ -34,8 +34,9 @@ struct ProfileStoreOptions {
 
 class ProfileStore {
  public:
-  // Opens `path`, creating and seeding it when it does not exist or is empty. Fails with
-  // FailedPrecondition when the file is not a profile database or has a newer schema version.
+  // Opens `path`, creating and seeding it when it does not exist or is empty, migrating a version 1
+  // database in place. Fails with FailedPrecondition when the file is not a profile database or has
+  // a newer schema version.
   static absl::StatusOr<std::unique_ptr<ProfileStore>> Open(const std::string& path,
                                                             const ProfileStoreOptions& options = {});
 
@@ -45,13 +46,25 @@ class ProfileStore {
   // One device: the newest version when `version` is 0. NotFound names the id (and version).
   absl::StatusOr<Device> GetDevice(absl::string_view id, int64_t version = 0) const;
 
-  // The measured latency samples of one device version.
+  // The measured latency samples of one device version, in the order they were put.
   absl::StatusOr<std::vector<LatencySample>> GetSamples(absl::string_view id, int64_t version) const;
+  // The measured whole-model latencies of one device version.
+  absl::StatusOr<std::vector<ModelLatency>> GetModelLatencies(absl::string_view id, int64_t version) const;
 
-  // Stores `device` (with its capabilities) and `samples` as a new version of device.id, all in
-  // one transaction, and returns that version (1 for a new id). Older versions stay readable.
-  // InvalidArgument for a malformed device or sample; nothing is stored then.
-  absl::StatusOr<int64_t> PutDevice(const Device& device, const std::vector<LatencySample>& samples);
+  // Stores `device` (with its capabilities and conditions), `samples` and `model_latencies` as a
+  // new version of device.id, all in one transaction, and returns that version (1 for a new id).
+  // Older versions stay readable. InvalidArgument for a malformed device or sample or a repeated
+  // key; nothing is stored then.
+  absl::StatusOr<int64_t> PutDevice(const Device& device, const std::vector<LatencySample>& samples,
+                                    const std::vector<ModelLatency>& model_latencies = {});
+
+  // A new version of the stored device `id` holding its newest version's samples and model
+  // latencies with `samples` and `model_latencies` merged in (an entry with a stored key replaces
+  // it). The description and capabilities are `device` when given, else the newest version's.
+  // One transaction; NotFound when `id` has no version yet.
+  absl::StatusOr<int64_t> MergeDevice(absl::string_view id, const std::optional<Device>& device,
+                                      const std::vector<LatencySample>& samples,
+                                      const std::vector<ModelLatency>& model_latencies);
 
   const std::string& path() const { return path_; }
 
@@ -60,7 +73,12 @@ class ProfileStore {
   absl::Status Initialize(const ProfileStoreOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   absl::StatusOr<Device> ReadDevice(absl::string_view id, int64_t version) const
       ABSL_SHARED_LOCKS_REQUIRED(mutex_);
-  absl::StatusOr<int64_t> InsertDevice(const Device& device, const std::vector<LatencySample>& samples)
+  absl::StatusOr<std::vector<LatencySample>> ReadSamples(absl::string_view id, int64_t version) const
+      ABSL_SHARED_LOCKS_REQUIRED(mutex_);
+  absl::StatusOr<std::vector<ModelLatency>> ReadModelLatencies(absl::string_view id, int64_t version) const
+      ABSL_SHARED_LOCKS_REQUIRED(mutex_);
+  absl::StatusOr<int64_t> InsertDevice(const Device& device, const std::vector<LatencySample>& samples,
+                                       const std::vector<ModelLatency>& model_latencies)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   mutable absl::Mutex mutex_;

@@ -1,4 +1,5 @@
--- Squeeze device-profile database (profiles.db), schema version 1 (PRAGMA user_version).
+-- Squeeze device-profile database (profiles.db), schema version 2 (PRAGMA user_version).
+-- Version 1 databases are migrated in place on open (profile_store.cc, kMigrateV1ToV2).
 --
 -- A device profile says what a device runs natively and how fast, so the cost model can predict a
 -- layer's latency under every compression option. Every row says where its figures came from:
@@ -34,6 +35,19 @@ CREATE TABLE devices (
   derivation                   TEXT    NOT NULL,
   provenance                   TEXT    NOT NULL CHECK (provenance IN ('spec', 'measured')),
   created_at                   TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+  -- How a measured version was measured (squeeze-profile's conditions); '' / 0 when not measured.
+  measure_tool                 TEXT    NOT NULL DEFAULT '',
+  measure_mode                 TEXT    NOT NULL DEFAULT '',
+  measure_started_at           TEXT    NOT NULL DEFAULT '',
+  measure_duration_s           REAL    NOT NULL DEFAULT 0,
+  measure_threads              INTEGER NOT NULL DEFAULT 0,
+  measure_warmup_runs          INTEGER NOT NULL DEFAULT 0,
+  measure_repeats              INTEGER NOT NULL DEFAULT 0,
+  measure_cpu_governor         TEXT    NOT NULL DEFAULT '',
+  measure_cpu_frequency_khz    INTEGER NOT NULL DEFAULT 0,
+  measure_cpu_max_frequency_khz INTEGER NOT NULL DEFAULT 0,
+  measure_runtime_version      TEXT    NOT NULL DEFAULT '',
+  measure_host                 TEXT    NOT NULL DEFAULT '',
   PRIMARY KEY (id, version)
 );
 
@@ -59,12 +73,17 @@ CREATE TABLE capabilities (
   FOREIGN KEY (device_id, device_version) REFERENCES devices (id, version) ON DELETE CASCADE
 );
 
--- Measured single-op latencies (squeeze-profile). Conv shapes use n..groups, gemm shapes m/k/n.
+-- Measured single-op latencies (squeeze-profile). Conv shapes use batch..groups, gemm shapes
+-- m/k/n, the non-layer kinds (QuantizeLinear, DequantizeLinear, elementwise ops) `elements`.
+-- sample_key is the profile file's sample id: unique within a device version, so a merged upload
+-- replaces a sample by key.
 CREATE TABLE latency_samples (
   id                INTEGER PRIMARY KEY,
   device_id         TEXT    NOT NULL,
   device_version    INTEGER NOT NULL,
-  op_kind           TEXT    NOT NULL CHECK (op_kind IN ('conv', 'depthwise_conv', 'conv_transpose', 'gemm')),
+  sample_key        TEXT    NOT NULL CHECK (length(sample_key) > 0),
+  op_kind           TEXT    NOT NULL CHECK (op_kind IN ('conv', 'depthwise_conv', 'conv_transpose', 'gemm',
+                                                        'quantize_linear', 'dequantize_linear', 'elementwise')),
   batch             INTEGER NOT NULL DEFAULT 1,
   in_channels       INTEGER NOT NULL DEFAULT 0,
   out_channels      INTEGER NOT NULL DEFAULT 0,
@@ -76,24 +95,49 @@ CREATE TABLE latency_samples (
   gemm_m            INTEGER NOT NULL DEFAULT 0,
   gemm_k            INTEGER NOT NULL DEFAULT 0,
   gemm_n            INTEGER NOT NULL DEFAULT 0,
+  elements          INTEGER NOT NULL DEFAULT 0 CHECK (elements >= 0),
   weight_bits       INTEGER NOT NULL,
   activation_bits   INTEGER NOT NULL,
   sparsity          TEXT    NOT NULL CHECK (sparsity IN ('dense', 'unstructured', '2:4')),
   sparsity_ratio    REAL    NOT NULL DEFAULT 0 CHECK (sparsity_ratio >= 0 AND sparsity_ratio < 1),
-  macs              INTEGER NOT NULL CHECK (macs > 0),
+  macs              INTEGER NOT NULL CHECK (macs >= 0),  -- 0 for the non-layer kinds
   weight_bytes      INTEGER NOT NULL CHECK (weight_bytes >= 0),
   activation_bytes  INTEGER NOT NULL CHECK (activation_bytes >= 0),
+  latency_median_us REAL    NOT NULL CHECK (latency_median_us > 0),  -- what the predictor reads
   latency_mean_us   REAL    NOT NULL CHECK (latency_mean_us > 0),
   latency_stddev_us REAL    NOT NULL CHECK (latency_stddev_us >= 0),
+  latency_p10_us    REAL    NOT NULL DEFAULT 0 CHECK (latency_p10_us >= 0),
+  latency_p90_us    REAL    NOT NULL DEFAULT 0 CHECK (latency_p90_us >= 0),
   repeats           INTEGER NOT NULL CHECK (repeats >= 1),
   threads           INTEGER NOT NULL CHECK (threads >= 1),
   runtime_version   TEXT    NOT NULL,
   measured_at       TEXT    NOT NULL,
   source            TEXT    NOT NULL,
   provenance        TEXT    NOT NULL CHECK (provenance IN ('spec', 'measured')),
+  UNIQUE (device_id, device_version, sample_key),
   FOREIGN KEY (device_id, device_version) REFERENCES devices (id, version) ON DELETE CASCADE
 );
 CREATE INDEX latency_samples_by_kind
   ON latency_samples (device_id, device_version, op_kind, weight_bits, activation_bits, sparsity);
 
-PRAGMA user_version = 1;
+-- Measured whole-model latencies on a device version: squeeze-profile --model, or what users
+-- report. The predictor corrects its sum over layers with the one for the same model (variant '').
+CREATE TABLE model_latencies (
+  device_id         TEXT    NOT NULL,
+  device_version    INTEGER NOT NULL,
+  latency_key       TEXT    NOT NULL CHECK (length(latency_key) > 0),
+  model_sha256      TEXT    NOT NULL CHECK (length(model_sha256) = 64),
+  model_name        TEXT    NOT NULL DEFAULT '',
+  variant           TEXT    NOT NULL DEFAULT '',  -- '' = the model as uploaded
+  latency_median_us REAL    NOT NULL CHECK (latency_median_us > 0),
+  latency_p10_us    REAL    NOT NULL DEFAULT 0 CHECK (latency_p10_us >= 0),
+  latency_p90_us    REAL    NOT NULL DEFAULT 0 CHECK (latency_p90_us >= 0),
+  repeats           INTEGER NOT NULL CHECK (repeats >= 1),
+  threads           INTEGER NOT NULL CHECK (threads >= 1),
+  measured_at       TEXT    NOT NULL,
+  source            TEXT    NOT NULL,
+  PRIMARY KEY (device_id, device_version, latency_key),
+  FOREIGN KEY (device_id, device_version) REFERENCES devices (id, version) ON DELETE CASCADE
+);
+
+PRAGMA user_version = 2;

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "device_profiles/device.h"
+#include "device_profiles/profile_file.h"
 #include "model/analysis.h"
 #include "model/export.h"
 #include "runtime/verify.h"
@@ -25,16 +26,9 @@
 
 namespace squeeze::server {
 
-v1::Device ToProto(const device_profiles::Device& device);
-v1::Capability ToProto(const device_profiles::Capability& capability);
-v1::OpKind ToProto(device_profiles::OpKind kind);
-v1::SparsityPattern ToProto(device_profiles::Sparsity sparsity);
-v1::Provenance ToProto(device_profiles::Provenance provenance);
-
-// InvalidArgument naming the field when an enum is unspecified or unknown.
-absl::StatusOr<device_profiles::Device> FromProto(const v1::Device& device);
-absl::StatusOr<device_profiles::OpKind> FromProto(v1::OpKind kind);
-absl::StatusOr<device_profiles::Sparsity> FromProto(v1::SparsityPattern sparsity);
+// Devices, capabilities and profiles: the mapping lives beside the profile file format.
+using device_profiles::FromProto;
+using device_profiles::ToProto;
 
 // Models.
 v1::ModelAnalysis ToProto(const model::Analysis& analysis);

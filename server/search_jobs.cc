@@ -234,6 +234,21 @@ search::Constraints LimitsOf(const v1::Constraints& c, const dp::Device& device)
   return limits;
 }
 
+// What the front's latencies stand on: how many layers the cost model predicted (at fp32, the
+// option every layer has) from measured samples and how many from the spec roofline, and how a
+// measured latency of the model corrected them.
+std::string LatencyBasisSummary(const search::Problem& problem) {
+  int samples = 0, roofline = 0;
+  for (const std::vector<search::OptionDetail>& layer : problem.details) {
+    if (layer.empty()) continue;
+    (layer.front().latency.basis == dp::Basis::kSpecRoofline ? roofline : samples) += 1;
+  }
+  std::string out = absl::StrCat(samples, " of ", samples + roofline, " layers from measured samples, ", roofline,
+                                 " from the spec roofline");
+  if (!problem.latency_calibration.empty()) absl::StrAppend(&out, "; ", problem.latency_calibration);
+  return out;
+}
+
 // Which limit no configuration can meet alone, judged on an unconstrained front.
 std::string BindingConstraint(const search::Front& unconstrained, const search::Constraints& limits) {
   std::vector<std::string> binding;
@@ -642,6 +657,11 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     problem_inputs.grid = *grid;
     problem_inputs.threads = options_.threads;
     problem_inputs.cancelled = &live.cancel;
+    problem_inputs.model_sha256 = model_record->sha256;
+    absl::StatusOr<std::vector<dp::ModelLatency>> model_latencies =
+        profiles_.GetModelLatencies(device->id, device->version);
+    if (!model_latencies.ok()) return model_latencies.status();
+    problem_inputs.model_latencies = *std::move(model_latencies);
     absl::StatusOr<search::Problem> problem = search::BuildProblem(problem_inputs);
     if (!problem.ok()) return problem.status();
 
@@ -702,6 +722,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       *out->add_baselines() = std::move(baseline);
     }
     for (const std::string& w : problem->warnings) out->add_warnings(w);
+    out->set_latency_basis(LatencyBasisSummary(*problem));
     out->set_search_seconds(front->stats.seconds);
     job.set_fraction(base + span);
     Publish(record, job, true);

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/files.h"
 #include "common/sqlite.h"
 #include "tests/device_profiles/test_device.h"
 #include "tests/testing/temp_dir.h"
@@ -67,17 +68,11 @@ TEST_CASE("Putting a device again adds a version and keeps the old one", "[profi
   options.seed = false;
   auto store = OpenStore(dir.File("profiles.db"), options);
   Device d = TestDevice("board");
-  LatencySample s;
-  s.op_kind = OpKind::kConv;
-  s.macs = 1000;
-  s.latency_mean_us = 12.5;
-  s.weight_bits = 8;
-  s.activation_bits = 8;
-  s.source = "test";
+  LatencySample s = TestSample("a", 12.5);
   REQUIRE(*store->PutDevice(d, {s}) == 1);
   d.memory_bandwidth_bytes_per_s = 20e9;
   d.provenance = Provenance::kMeasured;
-  REQUIRE(*store->PutDevice(d, {s, s}) == 2);
+  REQUIRE(*store->PutDevice(d, {s, TestSample("b")}) == 2);
 
   absl::StatusOr<Device> newest = store->GetDevice("board");
   REQUIRE(newest.ok());
@@ -91,8 +86,101 @@ TEST_CASE("Putting a device again adds a version and keeps the old one", "[profi
   absl::StatusOr<std::vector<LatencySample>> samples = store->GetSamples("board", 1);
   REQUIRE(samples.ok());
   REQUIRE(samples->size() == 1);
-  CHECK((*samples)[0].latency_mean_us == 12.5);
+  CHECK((*samples)[0].key == "a");
+  CHECK((*samples)[0].latency_median_us == 12.5);
+  CHECK((*samples)[0].latency_p90_us == s.latency_p90_us);
+  CHECK((*samples)[0].macs == s.macs);
   CHECK(store->ListDevices()->size() == 1);
+}
+
+TEST_CASE("Model latencies are stored per version and a merge replaces entries by id", "[profiles]") {
+  testing::TempDir dir;
+  ProfileStoreOptions options;
+  options.seed = false;
+  auto store = OpenStore(dir.File("profiles.db"), options);
+  Device d = TestDevice("board");
+  d.provenance = Provenance::kMeasured;
+  ProfileConditions conditions;
+  conditions.tool = "squeeze-profile 0.1";
+  conditions.mode = "quick";
+  conditions.threads = 1;
+  conditions.cpu_governor = "performance";
+  d.conditions = conditions;
+  REQUIRE(*store->PutDevice(d, {TestSample("a", 10), TestSample("b", 20)}, {TestModelLatency("det")}) == 1);
+
+  // Merge: "b" re-measured, "c" new, a model latency added; the description kept.
+  absl::StatusOr<int64_t> merged =
+      store->MergeDevice("board", std::nullopt, {TestSample("b", 25), TestSample("c", 30)}, {TestModelLatency("cls", 900)});
+  REQUIRE(merged.ok());
+  CHECK(*merged == 2);
+  absl::StatusOr<Device> newest = store->GetDevice("board");
+  REQUIRE(newest.ok());
+  CHECK(newest->latency_sample_count == 3);
+  CHECK(newest->model_latency_count == 2);
+  REQUIRE(newest->conditions.has_value());
+  CHECK(newest->conditions->cpu_governor == "performance");
+  CHECK(newest->name == d.name);
+  absl::StatusOr<std::vector<LatencySample>> samples = store->GetSamples("board", 2);
+  REQUIRE(samples.ok());
+  REQUIRE(samples->size() == 3);
+  CHECK((*samples)[0].latency_median_us == 10);
+  CHECK((*samples)[1].key == "b");
+  CHECK((*samples)[1].latency_median_us == 25);
+  CHECK((*samples)[2].key == "c");
+  absl::StatusOr<std::vector<ModelLatency>> latencies = store->GetModelLatencies("board", 2);
+  REQUIRE(latencies.ok());
+  REQUIRE(latencies->size() == 2);
+  CHECK((*latencies)[1].latency_median_us == 900);
+  // Version 1 is as it was.
+  CHECK(store->GetSamples("board", 1)->at(1).latency_median_us == 20);
+  CHECK(store->GetModelLatencies("board", 1)->size() == 1);
+
+  CHECK(store->MergeDevice("no-such-board", std::nullopt, {TestSample("a")}, {}).status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(store->GetDevice("board")->version == 2);
+}
+
+TEST_CASE("A version 1 database is migrated in place and keeps its samples", "[profiles]") {
+  testing::TempDir dir;
+  const std::string path = dir.File("profiles.db");
+  {
+    absl::StatusOr<std::string> v1 = common::ReadFile(SQUEEZE_SOURCE_DIR "/tests/device_profiles/testdata/profiles_schema_v1.sql");
+    REQUIRE(v1.ok());
+    absl::StatusOr<common::Database> db = common::Database::Open(path);
+    REQUIRE(db.ok());
+    REQUIRE(db->Exec(*v1).ok());
+    REQUIRE(db->Exec(
+        "INSERT INTO devices (id, version, name, vendor, soc, os, cpu, cpu_cores, simd, ram_bytes, "
+        "app_memory_budget_bytes, memory_bandwidth_bytes_per_s, runtime, runtime_version, threads, op_overhead_us, "
+        "source, derivation, provenance) VALUES ('old-board', 1, 'Old board', 'Acme', 'A1', 'Linux', '4x A53', 4, "
+        "'neon', 4000000000, 1000000000, 4e9, 'onnxruntime-cpu', '1.16', 4, 8, 'test', 'test', 'measured');"
+        "INSERT INTO capabilities VALUES ('old-board', 1, '*', 32, 32, 'dense', 1, 20e9, 0.5, 'test', 'test', 'measured');"
+        "INSERT INTO latency_samples (device_id, device_version, op_kind, in_channels, out_channels, height, width, "
+        "kernel, weight_bits, activation_bits, sparsity, macs, weight_bytes, activation_bytes, latency_mean_us, "
+        "latency_stddev_us, repeats, threads, runtime_version, measured_at, source, provenance) VALUES "
+        "('old-board', 1, 'conv', 16, 32, 20, 20, 3, 32, 32, 'dense', 1843200, 18432, 76800, 120.5, 3, 10, 4, "
+        "'1.16', '2026-01-01T00:00:00Z', 'test', 'measured');")
+                .ok());
+    REQUIRE(*db->UserVersion() == 1);
+  }
+  auto store = OpenStore(path);
+  absl::StatusOr<std::vector<LatencySample>> samples = store->GetSamples("old-board", 1);
+  REQUIRE(samples.ok());
+  REQUIRE(samples->size() == 1);
+  CHECK((*samples)[0].latency_median_us == 120.5);
+  CHECK((*samples)[0].latency_mean_us == 120.5);
+  CHECK_FALSE((*samples)[0].key.empty());
+  CHECK(store->GetModelLatencies("old-board", 1)->empty());
+  // The migrated database takes new-kind samples and model latencies.
+  Device d = *store->GetDevice("old-board");
+  LatencySample q = TestSample("q");
+  q.op_kind = OpKind::kQuantizeLinear;
+  q.macs = 0;
+  q.elements = 100000;
+  REQUIRE(store->PutDevice(d, {q}, {TestModelLatency("det")}).ok());
+  absl::StatusOr<common::Database> db = common::Database::Open(path);
+  REQUIRE(db.ok());
+  CHECK(*db->UserVersion() == kProfileSchemaVersion);
 }
 
 TEST_CASE("Unknown devices and versions are NotFound naming the id", "[profiles]") {
@@ -116,13 +204,20 @@ TEST_CASE("A bad device or sample is refused and nothing is stored", "[profiles]
     CHECK(store->PutDevice(d, {}).status().code() == absl::StatusCode::kInvalidArgument);
   }
   SECTION("negative latency in the last sample") {
-    LatencySample good;
-    good.macs = 10;
-    good.latency_mean_us = 1;
-    LatencySample bad = good;
-    bad.latency_mean_us = -3;
-    CHECK(store->PutDevice(TestDevice("board"), {good, bad}).status().code() ==
+    LatencySample bad = TestSample("b");
+    bad.latency_median_us = -3;
+    CHECK(store->PutDevice(TestDevice("board"), {TestSample("a"), bad}).status().code() ==
           absl::StatusCode::kInvalidArgument);
+  }
+  SECTION("a sample id twice") {
+    absl::StatusOr<int64_t> put = store->PutDevice(TestDevice("board"), {TestSample("a"), TestSample("a")});
+    CHECK(put.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(put.status().message().find("'a'") != absl::string_view::npos);
+  }
+  SECTION("a model latency id twice") {
+    absl::StatusOr<int64_t> put =
+        store->PutDevice(TestDevice("board"), {TestSample("a")}, {TestModelLatency("m"), TestModelLatency("m")});
+    CHECK(put.status().code() == absl::StatusCode::kInvalidArgument);
   }
   SECTION("a capability listed twice") {
     Device d = TestDevice("board");

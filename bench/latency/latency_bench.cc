@@ -1,0 +1,321 @@
+// squeeze-bench-latency: the latency predictor checked against ONNX Runtime on this machine.
+//
+// For each real model (PP-OCRv4 det and cls) it exports 32 variants through model/export.h — the
+// model as it is, uniform fp16 / w8a32 / w8a8 / w4a8, output-channel pruning at 25% and 50% (fp32
+// and w8a8), unstructured and 2:4 sparsity, and seeded random per-layer mixes of all of these —
+// times each in ONNX Runtime (the profile's threads, warm-up, median of repeats) and predicts it
+// from a device profile measured by squeeze-profile on this machine, exactly as a search would
+// (search/problem: Σ layer predictions + the other ops). Two predictions per variant:
+//   samples only   — single-op samples, nothing of the model measured;
+//   with the model — plus the profile's measured latency of the model as it is (squeeze-profile
+//                    --model), which the predictor uses to correct what single ops cannot see.
+// The model as it is is that reference, so it is not scored in either mode. Reported: the share
+// of variants predicted within ±10% and ±5% and the RMSE of the relative error, in percent.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <random>
+
+#include "common/files.h"
+#include "common/sha256.h"
+#include "device_profiles/cost_model.h"
+#include "device_profiles/profile_file.h"
+#include "model/export.h"
+#include "model/loader.h"
+#include "runtime/calibration.h"
+#include "runtime/session.h"
+#include "runtime/shape_probe.h"
+#include "runtime/verify.h"
+#include "search/engine/option_table.h"
+#include "search/problem/plan.h"
+#include "search/problem/problem.h"
+
+namespace {
+
+namespace dp = squeeze::device_profiles;
+namespace model = squeeze::model;
+namespace runtime = squeeze::runtime;
+namespace search = squeeze::search;
+namespace v1 = squeeze::v1;
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct Variant {
+  std::string name;
+  std::vector<model::LayerPlan> plan;
+};
+
+struct Scored {
+  std::string name;
+  double measured_ms = 0, spread_ms = 0;  // median, and stddev of the timed runs
+  double predicted_ms = 0;                // with the model's measured latency
+  double samples_only_ms = 0;             // from single-op samples alone
+};
+
+struct Accuracy {
+  int variants = 0;
+  double within_10pct = 0, within_5pct = 0, rmse_pct = 0, mean_error_pct = 0, max_abs_error_pct = 0;
+};
+
+Accuracy Score(const std::vector<double>& predicted, const std::vector<double>& measured) {
+  Accuracy a;
+  a.variants = static_cast<int>(measured.size());
+  if (measured.empty()) return a;
+  double squares = 0, sum = 0;
+  int within10 = 0, within5 = 0;
+  for (size_t i = 0; i < measured.size(); ++i) {
+    const double e = (predicted[i] - measured[i]) / measured[i];
+    within10 += std::fabs(e) <= 0.10;
+    within5 += std::fabs(e) <= 0.05;
+    squares += e * e;
+    sum += e;
+    a.max_abs_error_pct = std::max(a.max_abs_error_pct, 100 * std::fabs(e));
+  }
+  a.within_10pct = static_cast<double>(within10) / a.variants;
+  a.within_5pct = static_cast<double>(within5) / a.variants;
+  a.rmse_pct = 100 * std::sqrt(squares / a.variants);
+  a.mean_error_pct = 100 * sum / a.variants;
+  return a;
+}
+
+std::string AccuracyJson(const Accuracy& a) {
+  return fmt::format(
+      "\"variants\":{},\"within_10pct\":{:.4f},\"within_5pct\":{:.4f},\"rmse_pct\":{:.3f},\"mean_error_pct\":{:.3f},"
+      "\"max_abs_error_pct\":{:.3f}",
+      a.variants, a.within_10pct, a.within_5pct, a.rmse_pct, a.mean_error_pct, a.max_abs_error_pct);
+}
+
+// The variants of one model: uniform plans, pruning, sparsity and seeded random mixes.
+std::vector<Variant> Variants(const model::Analysis& analysis, int count, uint64_t seed) {
+  const size_t n = analysis.layers.size();
+  using model::LayerPlan;
+  using model::PrunePattern;
+  // Output-channel pruning applies to ungrouped Convs (search/problem's rule); others keep dense.
+  auto prunable = [&](size_t i) { return analysis.layers[i].op_type == "Conv" && !analysis.layers[i].grouped; };
+  auto uniform = [&](std::string name, LayerPlan p) {
+    Variant v{std::move(name), {}};
+    for (size_t i = 0; i < n; ++i) {
+      LayerPlan q = p;
+      if (p.pattern == PrunePattern::kOutputChannel && !prunable(i)) q.pattern = PrunePattern::kNone, q.prune_ratio = 0;
+      v.plan.push_back(q);
+    }
+    return v;
+  };
+  std::vector<Variant> out;
+  out.push_back(uniform("fp32", LayerPlan{}));
+  out.push_back(uniform("fp16", LayerPlan{16, 32}));
+  out.push_back(uniform("w8a32", LayerPlan{8, 32}));
+  out.push_back(uniform("w8a8", LayerPlan{8, 8}));
+  out.push_back(uniform("w4a8", LayerPlan{4, 8}));
+  out.push_back(uniform("fp32 channel 25%", LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.25}));
+  out.push_back(uniform("fp32 channel 50%", LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.5}));
+  out.push_back(uniform("w8a8 channel 25%", LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.25}));
+  out.push_back(uniform("w8a8 channel 50%", LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.5}));
+  out.push_back(uniform("fp32 unstructured 50%", LayerPlan{32, 32, PrunePattern::kUnstructured, 0.5}));
+  out.push_back(uniform("w8a8 2:4", LayerPlan{8, 8, PrunePattern::kTwoFour, 0.5}));
+  // Mixes: each layer draws from the options above, with a share of integer layers that varies
+  // from plan to plan (a search's front ranges from mostly float to mostly integer).
+  const std::vector<LayerPlan> floats = {LayerPlan{}, LayerPlan{16, 32}, LayerPlan{8, 32},
+                                         LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.25}};
+  const std::vector<LayerPlan> integers = {LayerPlan{8, 8}, LayerPlan{4, 8},
+                                           LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.25},
+                                           LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.5}};
+  std::mt19937_64 rng(seed);
+  for (int k = 0; static_cast<int>(out.size()) < count; ++k) {
+    const double integer_share = 0.1 + 0.8 * ((k * 7) % 10) / 9.0;
+    Variant v{fmt::format("mix {} ({:.0f}% integer)", k + 1, 100 * integer_share), {}};
+    std::uniform_real_distribution<double> coin(0, 1);
+    for (size_t i = 0; i < n; ++i) {
+      const std::vector<LayerPlan>& pool = coin(rng) < integer_share ? integers : floats;
+      LayerPlan p = pool[static_cast<size_t>(coin(rng) * pool.size()) % pool.size()];
+      if (p.pattern == PrunePattern::kOutputChannel && !prunable(i)) p.pattern = PrunePattern::kNone, p.prune_ratio = 0;
+      v.plan.push_back(p);
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+struct ModelSpec {
+  std::string label, file, input_shape;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Predicted vs measured whole-model latency on this machine: PP-OCRv4 det and cls, 32 exported variants each "
+      "(fp32, fp16, int8, mixed, pruned), predicted from a squeeze-profile measurement of this machine"};
+  const std::string models_dir = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/";
+  std::string profile_path;
+  int variants = 32, repeats = 10, warmup = 2;
+  uint64_t seed = 1;
+  bool json = false;
+  app.add_option("--profile", profile_path,
+                 "a profile of this machine written by squeeze-profile with --model for both models (default: "
+                 "measure one now with squeeze-profile --quick)");
+  app.add_option("--variants", variants, "variants per model, the model as it is included")->check(CLI::Range(12, 1000));
+  app.add_option("--repeats", repeats, "timed runs per variant; the median is compared")->check(CLI::Range(3, 1000));
+  app.add_option("--warmup", warmup, "untimed runs before them")->check(CLI::Range(0, 100));
+  app.add_option("--seed", seed, "seed of the random mixes");
+  app.add_flag("--json", json, "print one JSON object");
+  CLI11_PARSE(app, argc, argv);
+  auto fail = [](const auto& what) {
+    std::cerr << "squeeze-bench-latency: " << what << "\n";
+    return 1;
+  };
+  const std::vector<ModelSpec> specs = {{"det", models_dir + "ch_PP-OCRv4_det_infer.onnx", "x=1,3,640,640"},
+                                        {"cls", models_dir + "ch_ppocr_mobile_v2.0_cls_infer.onnx", "x=1,3,48,192"}};
+
+  // The profile: given, or measured now by the squeeze-profile next to this program.
+  double profile_s = 0;
+  if (profile_path.empty()) {
+    std::string self = argv[0];
+    const std::string dir = self.find('/') == std::string::npos ? "." : self.substr(0, self.rfind('/'));
+    profile_path = dir + "/../bench-host-profile.json";
+    std::string command = dir + "/squeeze-profile --quick -o " + profile_path;
+    for (const ModelSpec& m : specs) command += " --model " + m.file + " --input-shape " + m.input_shape;
+    std::cerr << "measuring this machine: " << command << "\n";
+    const Clock::time_point t = Clock::now();
+    if (std::system(command.c_str()) != 0) return fail("squeeze-profile failed; run it yourself and pass --profile");
+    profile_s = Since(t);
+  }
+  absl::StatusOr<dp::Profile> profile = dp::ReadProfileFile(profile_path);
+  if (!profile.ok()) return fail(profile.status());
+  if (profile->device.id.empty()) profile->device.id = "host";
+  auto cost = dp::DeviceCostModel::Create(profile->device, profile->samples);
+  if (!cost.ok()) return fail(cost.status());
+  const int threads = profile->device.threads;
+
+  search::OptionGrid grid;  // what the variants use, so the problem stays small
+  grid.weight_bits = {32, 16, 8, 4};
+  grid.activation_bits = {32, 8};
+  grid.prune_ratios = {0, 0.25, 0.5};
+
+  std::string models_json;
+  std::vector<double> all_measured, all_predicted, all_samples_only;
+  for (const ModelSpec& spec : specs) {
+    absl::StatusOr<std::string> bytes = squeeze::common::ReadFile(spec.file);
+    if (!bytes.ok()) return fail(fmt::format("{} (run `make deps` to fetch the test models)", bytes.status().ToString()));
+    model::AnalyzeOptions analyze;
+    auto shape = model::ParseInputShape(spec.input_shape);
+    if (!shape.ok()) return fail(shape.status());
+    analyze.input_shapes[shape->first] = shape->second;
+    analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
+    auto loaded = model::LoadModel(*bytes, analyze);
+    if (!loaded.ok()) return fail(loaded.status());
+    const std::string sha = squeeze::common::Sha256Hex(*bytes);
+
+    runtime::SessionOptions session_options;
+    session_options.intra_op_threads = threads;
+    auto original = runtime::Session::Create(*bytes, session_options);
+    if (!original.ok()) return fail(original.status());
+    auto calibration = runtime::SyntheticCalibration(loaded->analysis, (*original)->inputs(), 2, seed);
+    if (!calibration.ok()) return fail(calibration.status());
+    const std::vector<runtime::Tensor>& inputs = calibration->samples.front();
+
+    // Predictions: the search problem with and without the model's measured latency.
+    search::ProblemInputs problem_inputs;
+    problem_inputs.model = &*loaded;
+    problem_inputs.device = &profile->device;
+    problem_inputs.cost_model = cost->get();
+    problem_inputs.grid = grid;
+    problem_inputs.threads = threads;
+    auto samples_only = search::BuildProblem(problem_inputs);
+    if (!samples_only.ok()) return fail(samples_only.status());
+    problem_inputs.model_sha256 = sha;
+    problem_inputs.model_latencies = profile->model_latencies;
+    auto with_model = search::BuildProblem(problem_inputs);
+    if (!with_model.ok()) return fail(with_model.status());
+    if (with_model->latency_calibration.empty()) {
+      return fail(fmt::format("the profile holds no latency of {} as it is: profile with --model {}", spec.label,
+                              spec.file));
+    }
+
+    // Ranges once for every tensor any variant quantizes (the all-w8a8 plan's).
+    const std::vector<Variant> plans = Variants(loaded->analysis, variants, seed);
+    auto names = model::ActivationsToCalibrate(*loaded, plans[3].plan);
+    if (!names.ok()) return fail(names.status());
+    runtime::RangeOptions range_options;
+    range_options.threads = threads;
+    auto ranges = runtime::CalibrateRanges(*loaded, *names, *calibration, range_options);
+    if (!ranges.ok()) return fail(ranges.status());
+    model::ExportOptions export_options;
+    export_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
+
+    std::vector<Scored> scored;
+    std::vector<double> measured, predicted, predicted_samples;
+    for (size_t k = 0; k < plans.size(); ++k) {
+      const Variant& v = plans[k];
+      std::string variant_bytes = *bytes;
+      if (k > 0) {
+        auto exported = model::ExportModel(*loaded, v.plan, *ranges, export_options);
+        if (!exported.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, exported.status().ToString()));
+        variant_bytes = std::move(exported->bytes);
+      }
+      auto session = runtime::Session::Create(variant_bytes, session_options);
+      if (!session.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, session.status().ToString()));
+      auto timing = (*session)->Time(inputs, warmup, repeats);
+      if (!timing.ok()) return fail(timing.status());
+      auto choice = search::ChoiceOfPlan(*with_model, v.plan);
+      auto choice_samples = search::ChoiceOfPlan(*samples_only, v.plan);
+      if (!choice || !choice_samples) return fail(fmt::format("{} {}: an option is not in the problem", spec.label, v.name));
+      auto value = search::Evaluate(with_model->table, *choice);
+      auto value_samples = search::Evaluate(samples_only->table, *choice_samples);
+      if (!value.ok() || !value_samples.ok()) return fail("evaluating a plan failed");
+      Scored s{v.name, 1e3 * timing->median_s, 1e3 * timing->stddev_s, 1e3 * value->latency, 1e3 * value_samples->latency};
+      if (!json) {
+        std::cerr << fmt::format("{} {:<28} measured {:8.2f} ms  predicted {:8.2f} ms ({:+.1f}%)  samples only {:8.2f} ms\n",
+                                 spec.label, v.name, s.measured_ms, s.predicted_ms,
+                                 100 * (s.predicted_ms - s.measured_ms) / s.measured_ms, s.samples_only_ms);
+      }
+      if (k > 0) {  // the model as it is is the reference
+        measured.push_back(s.measured_ms);
+        predicted.push_back(s.predicted_ms);
+        predicted_samples.push_back(s.samples_only_ms);
+      }
+      scored.push_back(std::move(s));
+    }
+    all_measured.insert(all_measured.end(), measured.begin(), measured.end());
+    all_predicted.insert(all_predicted.end(), predicted.begin(), predicted.end());
+    all_samples_only.insert(all_samples_only.end(), predicted_samples.begin(), predicted_samples.end());
+    std::string rows;
+    for (const Scored& s : scored) {
+      rows += fmt::format("{}{{\"name\":\"{}\",\"measured_ms\":{:.3f},\"stddev_ms\":{:.3f},\"predicted_ms\":{:.3f},"
+                          "\"samples_only_ms\":{:.3f}}}",
+                          rows.empty() ? "" : ",", s.name, s.measured_ms, s.spread_ms, s.predicted_ms, s.samples_only_ms);
+    }
+    models_json += fmt::format(
+        "{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},\"calibration\":\"{}\",{},\"samples_only\":{{{}}},"
+        "\"results\":[{}]}}",
+        models_json.empty() ? "" : ",", spec.label, spec.file.substr(spec.file.rfind('/') + 1),
+        loaded->analysis.layers.size(), with_model->latency_calibration, AccuracyJson(Score(predicted, measured)),
+        AccuracyJson(Score(predicted_samples, measured)), rows);
+  }
+
+  const Accuracy overall = Score(all_predicted, all_measured);
+  const Accuracy samples = Score(all_samples_only, all_measured);
+  if (json) {
+    std::cout << fmt::format(
+        "{{{},\"samples_only\":{{{}}},\"threads\":{},\"repeats\":{},\"warmup\":{},\"onnxruntime\":\"{}\","
+        "\"profile\":{{\"file\":\"{}\",\"mode\":\"{}\",\"samples\":{},\"model_latencies\":{},"
+        "\"measured_seconds\":{:.1f}}},\"models\":[{}]}}\n",
+        AccuracyJson(overall), AccuracyJson(samples), threads, repeats, warmup, runtime::OrtVersion(), profile_path,
+        profile->conditions.mode, profile->samples.size(),
+        profile->model_latencies.size(), profile_s, models_json);
+    return 0;
+  }
+  std::cout << fmt::format(
+      "{} variants (the models as they are excluded: they are the reference)\n"
+      "  with the model's measured latency: {:.0f}% within ±10%, {:.0f}% within ±5%, RMSE {:.1f}%\n"
+      "  single-op samples only:            {:.0f}% within ±10%, {:.0f}% within ±5%, RMSE {:.1f}%\n",
+      overall.variants, 100 * overall.within_10pct, 100 * overall.within_5pct, overall.rmse_pct,
+      100 * samples.within_10pct, 100 * samples.within_5pct, samples.rmse_pct);
+  return 0;
+}

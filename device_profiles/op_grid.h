@@ -1,13 +1,16 @@
 // What squeeze-profile measures: the single ops of mobile networks over a grid of shapes and
 // precisions (DESIGN.md §4). The grid is chosen to cover the layer shapes of PP-OCRv4 det
 // (640x640), PP-OCR mobile cls (48x192) and MobileNet-like networks: convs k1/k3/k5 at stride
-// 1 and 2 with channels 8..512 at resolutions 1..320 (and 640 for the 3-channel stem), depthwise
-// and grouped convs, ConvTranspose k2 s2 and k4 s2 (PP-OCR det's head), MatMul; then the ops
-// around layers (QuantizeLinear, DequantizeLinear, elementwise) over element counts.
-// Every layer shape is measured at fp32 and w8a8; a third of them (quick: a sixth) also at fp16
-// weight storage, weight-only w8a32/w4a32, w4a8, and 50% unstructured and 2:4 sparsity (fp32 and
-// w8a8). Output-channel pruning is a smaller dense layer: some shapes are measured with 50% and
-// 70% of their output channels kept.
+// 1 and 2 with channels 8..512 at resolutions 7..320 where resolution x channels is what such
+// networks use (and 640 for the 3-channel stem, 1 for squeeze-and-excitation), depthwise and
+// grouped convs, ConvTranspose k2 s2 and k4 s2 (PP-OCR det's head), MatMul; then the ops around
+// layers (QuantizeLinear, DequantizeLinear, Add, Mul, Relu, HardSigmoid, HardSwish) over 2^10..2^22
+// elements. Every layer shape is measured at fp32 and w8a8; every 4th of a family (quick: 8th)
+// also at fp16 weight storage, weight-only w8a32/w4a32, w4a8, and 50% unstructured and 2:4
+// sparsity (fp32 and w8a8). Output-channel pruning is a smaller dense layer: in the full grid some
+// shapes are also measured with 50% and 70% of their output channels (counts that are no longer
+// multiples of 8). The full grid is within x1.5 of every conv of PP-OCRv4 det in input channels,
+// output channels and resolution; the quick grid within x3.
 //
 // Pure functions; thread safe.
 #ifndef SQUEEZE_DEVICE_PROFILES_OP_GRID_H_

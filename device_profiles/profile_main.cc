@@ -59,9 +59,11 @@ int main(int argc, char** argv) {
   app.add_option("--id", id, "Device id in the profile (a-z, 0-9, '-')")->capture_default_str();
   app.add_option("--name", name, "Device name in the profile (default: the CPU as detected)");
   app.add_option("--model", model_paths,
-                 "Also time this ONNX model as it is (fp32) and record its latency with its SHA-256; repeatable");
+                 "Also time this ONNX model as it is (fp32) and record its latency with its SHA-256; repeatable")
+      ->allow_extra_args(false);
   app.add_option("--input-shape", shape_texts,
-                 "NAME=D0,D1,... for a symbolic input of the --model before it; repeatable");
+                 "NAME=D0,D1,... for a symbolic input of the --model before it; repeatable")
+      ->allow_extra_args(false);
   CLI11_PARSE(app, argc, argv);
 
   const dp::ProfileMode mode = quick ? dp::ProfileMode::kQuick : dp::ProfileMode::kFull;

@@ -5,8 +5,8 @@
 // (device_profiles/host.h) with provenance measured, capability rows derived from the samples,
 // the samples, the model latencies and the conditions they were measured under.
 //
-// Not thread safe in the sense that matters: RunProfile is a measurement and wants the machine
-// to itself; it runs on a thread of its own, pinned, and returns when done.
+// Thread safety: RunProfile may be called from any thread and leaves that thread's affinity alone
+// (it measures on a thread of its own, pinned); two at once would measure each other.
 #ifndef SQUEEZE_DEVICE_PROFILES_PROFILER_H_
 #define SQUEEZE_DEVICE_PROFILES_PROFILER_H_
 
@@ -57,8 +57,8 @@ struct ProfilerOptions {
 };
 
 // What the machine is running at, read from the kernel where it says: cpufreq governor and
-// current/max frequency of the first pinned CPU (empty / 0 when not readable, as in many VMs),
-// the hostname. The rest of the conditions are RunProfile's.
+// current/max frequency of `cpu` (empty / 0 when not readable, as in many VMs; the current
+// frequency then falls back to /proc/cpuinfo's "cpu MHz" for that CPU), and the hostname.
 struct MachineState {
   std::string cpu_governor;
   int64_t cpu_frequency_khz = 0;

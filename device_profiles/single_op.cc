@@ -146,8 +146,15 @@ absl::Status CheckSpec(const OpSpec& s) {
     if (s.kind == OpKind::kConvTranspose && s.kernel != s.stride && s.kernel != 2 * s.stride) {
       return bad("ConvTranspose kernels must be the stride or twice it (output = input x stride)");
     }
-  } else if (s.shape.empty() || s.Elements() < 1) {
-    return bad("the tensor shape must be positive");
+  } else {
+    if (s.shape.empty() || s.Elements() < 1) return bad("the tensor shape must be positive");
+    static const char* kElementwise[] = {"Add", "Mul", "Relu", "HardSigmoid", "HardSwish", "Sigmoid", "Clip"};
+    const bool known =
+        s.kind == OpKind::kQuantizeLinear     ? s.op_type == "QuantizeLinear"
+        : s.kind == OpKind::kDequantizeLinear ? s.op_type == "DequantizeLinear"
+                                              : std::find(std::begin(kElementwise), std::end(kElementwise), s.op_type) !=
+                                                    std::end(kElementwise);
+    if (!known) return bad(absl::StrCat("'", s.op_type, "' is not an op of this kind"));
   }
   const bool integer = s.weight_bits >= 2 && s.weight_bits <= 8;
   if (!(s.weight_bits == 32 || s.weight_bits == 16 || integer)) return bad("weight bits must be 32, 16 or 2..8");
@@ -191,31 +198,31 @@ onnx::ModelProto LayerModel(const OpSpec& s, std::mt19937_64* rng) {
   return m;
 }
 
-// The model of a non-layer spec, with its input element type.
-onnx::ModelProto OpModel(const OpSpec& s, std::vector<std::pair<std::string, int32_t>>* inputs, int32_t* output_type) {
+// The model of a non-layer spec: QuantizeLinear and DequantizeLinear per tensor (scalar scale and
+// uint8 zero point, as the exporter writes activations), binary ops on two inputs of one shape.
+onnx::ModelProto OpModel(const OpSpec& s) {
   onnx::ModelProto m = EmptyModel();
   onnx::GraphProto* g = m.mutable_graph();
-  const float scale_value = 0.02f;
-  const std::string scale(reinterpret_cast<const char*>(&scale_value), sizeof(float));
-  const std::string zero_point(1, static_cast<char>(128));
-  *output_type = onnx::TensorProto::FLOAT;
+  std::vector<std::pair<std::string, int32_t>> inputs;
+  int32_t output_type = onnx::TensorProto::FLOAT;
   if (s.op_type == "QuantizeLinear" || s.op_type == "DequantizeLinear") {
-    AddScalarInitializer(g, "scale", onnx::TensorProto::FLOAT, scale);
-    AddScalarInitializer(g, "zero_point", onnx::TensorProto::UINT8, zero_point);
+    const float scale = 0.02f;
+    AddScalarInitializer(g, "scale", onnx::TensorProto::FLOAT,
+                         std::string(reinterpret_cast<const char*>(&scale), sizeof(scale)));
+    AddScalarInitializer(g, "zero_point", onnx::TensorProto::UINT8, std::string(1, static_cast<char>(128)));
     AddNode(g, s.op_type, {"x", "scale", "zero_point"}, "y");
     const bool quantize = s.op_type == "QuantizeLinear";
-    inputs->push_back({"x", quantize ? onnx::TensorProto::FLOAT : onnx::TensorProto::UINT8});
-    *output_type = quantize ? onnx::TensorProto::UINT8 : onnx::TensorProto::FLOAT;
+    inputs.push_back({"x", quantize ? onnx::TensorProto::FLOAT : onnx::TensorProto::UINT8});
+    if (quantize) output_type = onnx::TensorProto::UINT8;
   } else if (s.op_type == "Add" || s.op_type == "Mul") {
     AddNode(g, s.op_type, {"a", "b"}, "y");
-    inputs->push_back({"a", onnx::TensorProto::FLOAT});
-    inputs->push_back({"b", onnx::TensorProto::FLOAT});
+    inputs = {{"a", onnx::TensorProto::FLOAT}, {"b", onnx::TensorProto::FLOAT}};
   } else {
     AddNode(g, s.op_type, {"x"}, "y");
-    inputs->push_back({"x", onnx::TensorProto::FLOAT});
+    inputs = {{"x", onnx::TensorProto::FLOAT}};
   }
-  for (const auto& [name, type] : *inputs) SetValue(g->add_input(), name, type, s.shape);
-  SetValue(g->add_output(), "y", *output_type, s.shape);
+  for (const auto& [name, type] : inputs) SetValue(g->add_input(), name, type, s.shape);
+  SetValue(g->add_output(), "y", output_type, s.shape);
   return m;
 }
 
@@ -311,20 +318,7 @@ absl::StatusOr<SingleOpModel> BuildSingleOpModel(const OpSpec& spec, uint64_t se
     }
     proto.clear_metadata_props();
   } else {
-    std::vector<std::pair<std::string, int32_t>> inputs;
-    int32_t output_type = 0;
-    proto = OpModel(spec, &inputs, &output_type);
-    if (spec.kind == OpKind::kQuantizeLinear && spec.op_type != "QuantizeLinear") {
-      return absl::InvalidArgumentError("a quantize_linear spec runs QuantizeLinear");
-    }
-    if (spec.kind == OpKind::kDequantizeLinear && spec.op_type != "DequantizeLinear") {
-      return absl::InvalidArgumentError("a dequantize_linear spec runs DequantizeLinear");
-    }
-    static const char* kElementwise[] = {"Add", "Mul", "Relu", "HardSigmoid", "HardSwish", "Sigmoid", "Clip"};
-    if (spec.kind == OpKind::kElementwise &&
-        std::find(std::begin(kElementwise), std::end(kElementwise), spec.op_type) == std::end(kElementwise)) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown elementwise op '", spec.op_type, "'"));
-    }
+    proto = OpModel(spec);
   }
 
   const onnx::GraphProto& g = proto.graph();

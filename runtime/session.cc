@@ -1,8 +1,11 @@
 #include "runtime/session.h"
 
 #include <onnxruntime_cxx_api.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -82,6 +85,67 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
 }
 
+// Checks `inputs` against the model's and wraps their bytes (not copied) as ONNX Runtime values,
+// in the model's input order.
+absl::Status InputValues(const std::vector<TensorInfo>& model_inputs, const std::vector<Tensor>& inputs,
+                         std::vector<Ort::Value>* values, std::vector<const char*>* names) {
+  absl::flat_hash_map<std::string, const Tensor*> by_name;
+  for (const Tensor& t : inputs) by_name[t.name] = &t;
+  for (const Tensor& t : inputs) {
+    bool known = std::any_of(model_inputs.begin(), model_inputs.end(),
+                             [&](const TensorInfo& info) { return info.name == t.name; });
+    if (!known) return absl::InvalidArgumentError(absl::StrCat("the model has no input '", t.name, "'"));
+  }
+  Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  for (const TensorInfo& info : model_inputs) {
+    auto it = by_name.find(info.name);
+    if (it == by_name.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("missing input '", info.name, "' ",
+                                                     ElementTypeName(info.type), ShapeString(info.shape)));
+    }
+    const Tensor& t = *it->second;
+    if (t.type != info.type) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", info.name, "' is ", ElementTypeName(t.type),
+                                                     ", the model expects ", ElementTypeName(info.type)));
+    }
+    const size_t expected = static_cast<size_t>(t.ElementCount()) * ElementSize(t.type);
+    if (t.bytes.size() != expected) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", info.name, "' has ", t.bytes.size(),
+                                                     " bytes, its shape ", ShapeString(t.shape), " needs ",
+                                                     expected));
+    }
+    values->push_back(Ort::Value::CreateTensor(memory, const_cast<char*>(t.bytes.data()), t.bytes.size(),
+                                               t.shape.data(), t.shape.size(), ToOnnx(t.type)));
+    names->push_back(info.name.c_str());
+  }
+  return absl::OkStatus();
+}
+
+// Median, mean, spread and percentiles of run times.
+Timing Summarize(std::vector<double> seconds) {
+  Timing t;
+  const int n = static_cast<int>(seconds.size());
+  t.repeats = n;
+  if (n == 0) return t;
+  t.total_s = std::accumulate(seconds.begin(), seconds.end(), 0.0);
+  t.mean_s = t.total_s / n;
+  double var = 0;
+  for (double s : seconds) var += (s - t.mean_s) * (s - t.mean_s);
+  t.stddev_s = n > 1 ? std::sqrt(var / (n - 1)) : 0;
+  std::sort(seconds.begin(), seconds.end());
+  t.min_s = seconds.front();
+  t.median_s = n % 2 ? seconds[n / 2] : 0.5 * (seconds[n / 2 - 1] + seconds[n / 2]);
+  auto percentile = [&](double q) {
+    const double rank = q * (n - 1);
+    const int lo = static_cast<int>(std::floor(rank));
+    const int hi = std::min(n - 1, lo + 1);
+    return seconds[lo] + (rank - lo) * (seconds[hi] - seconds[lo]);
+  };
+  t.p10_s = percentile(0.1);
+  t.p90_s = percentile(0.9);
+  return t;
+}
+
 }  // namespace
 
 absl::string_view ElementTypeName(ElementType type) {
@@ -147,6 +211,18 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model
   if (options.intra_op_threads < 1) {
     return absl::InvalidArgumentError("intra_op_threads must be at least 1");
   }
+  std::string affinities;
+  if (!options.pinned_cpus.empty()) {
+    if (static_cast<int>(options.pinned_cpus.size()) != options.intra_op_threads) {
+      return absl::InvalidArgumentError(absl::StrCat("pinned_cpus names ", options.pinned_cpus.size(),
+                                                     " CPUs for ", options.intra_op_threads, " threads"));
+    }
+    for (size_t i = 0; i < options.pinned_cpus.size(); ++i) {
+      if (options.pinned_cpus[i] < 0) return absl::InvalidArgumentError("pinned_cpus has a negative CPU");
+      // ONNX Runtime numbers processors from 1; the calling thread is not its to pin.
+      if (i > 0) absl::StrAppend(&affinities, i > 1 ? ";" : "", options.pinned_cpus[i] + 1);
+    }
+  }
   try {
     Ort::SessionOptions so;
     so.SetIntraOpNumThreads(options.intra_op_threads);
@@ -156,6 +232,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model
                                                   : GraphOptimizationLevel::ORT_DISABLE_ALL);
     // Spinning threads would make a busy server's timings depend on its neighbours.
     so.AddConfigEntry("session.intra_op.allow_spinning", "0");
+    if (!affinities.empty()) so.AddConfigEntry("session.intra_op_thread_affinities", affinities.c_str());
     if (!options.optimized_model_path.empty()) so.SetOptimizedModelFilePath(options.optimized_model_path.c_str());
     auto impl = std::make_unique<Impl>();
     impl->session = Ort::Session(Environment(), model_bytes.data(), model_bytes.size(), so);
@@ -178,38 +255,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model
 
 absl::StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inputs,
                                                  const std::vector<std::string>& output_names) const {
-  absl::flat_hash_map<std::string, const Tensor*> by_name;
-  for (const Tensor& t : inputs) by_name[t.name] = &t;
-  for (const Tensor& t : inputs) {
-    bool known = std::any_of(inputs_.begin(), inputs_.end(),
-                             [&](const TensorInfo& info) { return info.name == t.name; });
-    if (!known) return absl::InvalidArgumentError(absl::StrCat("the model has no input '", t.name, "'"));
-  }
   try {
-    Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
     std::vector<Ort::Value> values;
     std::vector<const char*> names;
-    for (const TensorInfo& info : inputs_) {
-      auto it = by_name.find(info.name);
-      if (it == by_name.end()) {
-        return absl::InvalidArgumentError(absl::StrCat("missing input '", info.name, "' ",
-                                                       ElementTypeName(info.type), ShapeString(info.shape)));
-      }
-      const Tensor& t = *it->second;
-      if (t.type != info.type) {
-        return absl::InvalidArgumentError(absl::StrCat("input '", info.name, "' is ", ElementTypeName(t.type),
-                                                       ", the model expects ", ElementTypeName(info.type)));
-      }
-      const size_t expected = static_cast<size_t>(t.ElementCount()) * ElementSize(t.type);
-      if (t.bytes.size() != expected) {
-        return absl::InvalidArgumentError(absl::StrCat("input '", info.name, "' has ", t.bytes.size(),
-                                                       " bytes, its shape ", ShapeString(t.shape), " needs ",
-                                                       expected));
-      }
-      values.push_back(Ort::Value::CreateTensor(memory, const_cast<char*>(t.bytes.data()), t.bytes.size(),
-                                                t.shape.data(), t.shape.size(), ToOnnx(t.type)));
-      names.push_back(info.name.c_str());
-    }
+    if (absl::Status status = InputValues(inputs_, inputs, &values, &names); !status.ok()) return status;
     std::vector<std::string> wanted = output_names;
     if (wanted.empty()) {
       for (const TensorInfo& info : outputs_) wanted.push_back(info.name);
@@ -257,18 +306,85 @@ absl::StatusOr<Timing> Session::Time(const std::vector<Tensor>& inputs, int warm
     if (!out.ok()) return out.status();
     seconds.push_back(std::chrono::duration<double>(end - start).count());
   }
-  Timing t;
-  t.repeats = repeats;
-  t.mean_s = std::accumulate(seconds.begin(), seconds.end(), 0.0) / repeats;
-  double var = 0;
-  for (double s : seconds) var += (s - t.mean_s) * (s - t.mean_s);
-  t.stddev_s = repeats > 1 ? std::sqrt(var / (repeats - 1)) : 0;
-  std::sort(seconds.begin(), seconds.end());
-  t.min_s = seconds.front();
-  t.median_s = repeats % 2 ? seconds[repeats / 2] : 0.5 * (seconds[repeats / 2 - 1] + seconds[repeats / 2]);
-  return t;
+  return Summarize(std::move(seconds));
+}
+
+absl::StatusOr<Timing> Session::Time(const std::vector<Tensor>& inputs, const TimingOptions& options) const {
+  if (options.min_repeats < 1) return absl::InvalidArgumentError("min_repeats must be at least 1");
+  if (options.max_repeats < options.min_repeats) {
+    return absl::InvalidArgumentError("max_repeats must be at least min_repeats");
+  }
+  try {
+    std::vector<Ort::Value> values;
+    std::vector<const char*> names;
+    if (absl::Status status = InputValues(inputs_, inputs, &values, &names); !status.ok()) return status;
+    Ort::Session& session = const_cast<Ort::Session&>(impl_->session);
+    Ort::IoBinding binding(session);
+    for (size_t i = 0; i < values.size(); ++i) binding.BindInput(names[i], values[i]);
+    // Outputs of static shape get a buffer of their own once; the others ONNX Runtime allocates.
+    Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+    std::vector<std::string> buffers;
+    buffers.reserve(outputs_.size());
+    std::vector<Ort::Value> output_values;
+    for (const TensorInfo& info : outputs_) {
+      const bool fixed = info.type != ElementType::kUnsupported &&
+                         std::all_of(info.shape.begin(), info.shape.end(), [](int64_t d) { return d >= 0; });
+      if (!fixed) {
+        binding.BindOutput(info.name.c_str(), memory);
+        continue;
+      }
+      const int64_t count =
+          std::accumulate(info.shape.begin(), info.shape.end(), int64_t{1}, std::multiplies<int64_t>());
+      buffers.emplace_back(static_cast<size_t>(count) * ElementSize(info.type), '\0');
+      output_values.push_back(Ort::Value::CreateTensor(memory, buffers.back().data(), buffers.back().size(),
+                                                       info.shape.data(), info.shape.size(), ToOnnx(info.type)));
+      binding.BindOutput(info.name.c_str(), output_values.back());
+    }
+    Ort::RunOptions run_options;
+    for (int i = 0; i < options.warmup; ++i) session.Run(run_options, binding);
+    std::vector<double> seconds;
+    double total = 0;
+    while (static_cast<int>(seconds.size()) < options.max_repeats &&
+           (static_cast<int>(seconds.size()) < options.min_repeats || total < options.min_time_s)) {
+      auto start = std::chrono::steady_clock::now();
+      session.Run(run_options, binding);
+      auto end = std::chrono::steady_clock::now();
+      seconds.push_back(std::chrono::duration<double>(end - start).count());
+      total += seconds.back();
+    }
+    return Summarize(std::move(seconds));
+  } catch (const Ort::Exception& e) {
+    return OrtStatus(e, "run failed");
+  }
 }
 
 std::string OrtVersion() { return Ort::GetVersionString(); }
+
+std::vector<int> AllowedCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
+absl::Status PinCurrentThread(int cpu) {
+  const std::vector<int> allowed = AllowedCpus();
+  if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("CPU ", cpu, " is not one this process may run on (",
+                                                   absl::StrJoin(allowed, ","), ")"));
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  const int error = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  if (error != 0) {
+    return absl::InternalError(absl::StrCat("cannot pin the thread to CPU ", cpu, ": ", std::strerror(error)));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace squeeze::runtime

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -51,6 +52,11 @@ struct SessionOptions {
   // When set, ONNX Runtime writes the model as it will run it (after its optimizations) there:
   // how to see whether QDQ nodes became integer kernels.
   std::string optimized_model_path;
+  // CPUs (as the OS numbers them) to pin the threads that run the model to, one per intra-op
+  // thread: the first is the calling thread's (pin it with PinCurrentThread; ONNX Runtime does not
+  // touch the caller), the others go to ONNX Runtime's pool threads
+  // ("session.intra_op_thread_affinities"). Empty: not pinned.
+  std::vector<int> pinned_cpus;
 };
 
 struct Timing {
@@ -58,7 +64,20 @@ struct Timing {
   double mean_s = 0;
   double stddev_s = 0;
   double min_s = 0;
+  double p10_s = 0;  // 10th and 90th percentiles (linear interpolation between ranks)
+  double p90_s = 0;
+  double total_s = 0;  // the timed runs together
   int repeats = 0;
+};
+
+// How Session::Time repeats a run.
+struct TimingOptions {
+  int warmup = 1;          // runs discarded first
+  int min_repeats = 5;     // timed runs, at least
+  int max_repeats = 1000;  // and at most
+  // Timed runs go on past min_repeats until they add up to this (or max_repeats is reached), so a
+  // fast op is measured over enough runs to see past the clock and the scheduler.
+  double min_time_s = 0;
 };
 
 class Session {
@@ -82,6 +101,12 @@ class Session {
   // Times Run: `warmup` runs discarded, then `repeats` timed runs.
   absl::StatusOr<Timing> Time(const std::vector<Tensor>& inputs, int warmup, int repeats) const;
 
+  // Times the model alone: inputs are bound once and outputs are written to buffers allocated
+  // once (ONNX Runtime's allocator for outputs of symbolic shape) and never copied out, so a run
+  // costs what the model costs. InvalidArgument as Run for bad inputs, and for min_repeats < 1 or
+  // max_repeats < min_repeats.
+  absl::StatusOr<Timing> Time(const std::vector<Tensor>& inputs, const TimingOptions& options) const;
+
  private:
   struct Impl;
   explicit Session(std::unique_ptr<Impl> impl);
@@ -92,6 +117,13 @@ class Session {
 
 // The linked ONNX Runtime's version, e.g. "1.29.0".
 std::string OrtVersion();
+
+// The CPUs this process may run on (its affinity mask), ascending.
+std::vector<int> AllowedCpus();
+
+// Pins the calling thread to `cpu`. InvalidArgument for a CPU outside AllowedCpus(), else the OS's
+// error.
+absl::Status PinCurrentThread(int cpu);
 
 }  // namespace squeeze::runtime
 

@@ -4,6 +4,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <catch2/catch.hpp>
+#include <thread>
 
 namespace squeeze::runtime {
 namespace {
@@ -91,6 +92,77 @@ TEST_CASE("Timing reports a positive median over the repeats", "[runtime]") {
   CHECK(timing->median_s > 0);
   CHECK(timing->min_s <= timing->median_s);
   CHECK_FALSE(OrtVersion().empty());
+}
+
+TEST_CASE("Timing with a minimum time repeats a fast model past min_repeats", "[runtime]") {
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(SmallModel());
+  REQUIRE(session.ok());
+  const float x[] = {1, 2, 3, 4, 5, 6};
+  const std::vector<Tensor> inputs = {Tensor::Float("x", {2, 3}, x)};
+  TimingOptions options;
+  options.warmup = 1;
+  options.min_repeats = 3;
+  options.max_repeats = 100000;
+  options.min_time_s = 0.02;
+  absl::StatusOr<Timing> timing = (*session)->Time(inputs, options);
+  INFO(timing.status().ToString());
+  REQUIRE(timing.ok());
+  // One run of a 2x3 MatMul takes microseconds: 20 ms needs far more than 3.
+  CHECK(timing->repeats > 3);
+  CHECK(timing->total_s >= 0.02);
+  CHECK(timing->min_s <= timing->p10_s);
+  CHECK(timing->p10_s <= timing->median_s);
+  CHECK(timing->median_s <= timing->p90_s);
+
+  SECTION("max_repeats bounds it") {
+    options.max_repeats = 4;
+    options.min_time_s = 10;
+    timing = (*session)->Time(inputs, options);
+    REQUIRE(timing.ok());
+    CHECK(timing->repeats == 4);
+  }
+  SECTION("bad counts and inputs are InvalidArgument") {
+    options.min_repeats = 0;
+    CHECK((*session)->Time(inputs, options).status().code() == absl::StatusCode::kInvalidArgument);
+    options.min_repeats = 5;
+    options.max_repeats = 4;
+    CHECK((*session)->Time(inputs, options).status().code() == absl::StatusCode::kInvalidArgument);
+    options.max_repeats = 5;
+    CHECK((*session)->Time({Tensor::Float("y", {2, 3}, x)}, options).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST_CASE("Threads pinned to CPUs run the model", "[runtime]") {
+  const std::vector<int> cpus = AllowedCpus();
+  REQUIRE_FALSE(cpus.empty());
+  CHECK(PinCurrentThread(-1).code() == absl::StatusCode::kInvalidArgument);
+  CHECK(PinCurrentThread(1 << 20).code() == absl::StatusCode::kInvalidArgument);
+
+  SessionOptions options;
+  options.intra_op_threads = 2;
+  options.pinned_cpus = {cpus[0]};
+  CHECK(Session::Create(SmallModel(), options).status().code() == absl::StatusCode::kInvalidArgument);
+
+  // On a thread of its own, so the test runner's thread keeps its affinity.
+  options.pinned_cpus = {cpus[0], cpus.back()};
+  absl::Status pinned, ran;
+  std::thread worker([&] {
+    pinned = PinCurrentThread(cpus[0]);
+    if (!pinned.ok()) return;
+    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(SmallModel(), options);
+    if (!session.ok()) {
+      ran = session.status();
+      return;
+    }
+    const float x[] = {1, 1, 1};
+    ran = (*session)->Time({Tensor::Float("x", {1, 3}, x)}, TimingOptions{}).status();
+    if (ran.ok() && AllowedCpus() != std::vector<int>{cpus[0]}) ran = absl::InternalError("not pinned");
+  });
+  worker.join();
+  INFO(pinned.ToString() << " " << ran.ToString());
+  CHECK(pinned.ok());
+  CHECK(ran.ok());
 }
 
 }  // namespace

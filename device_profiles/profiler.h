@@ -1,0 +1,93 @@
+// squeeze-profile's core: measures this machine into a device profile (DESIGN.md §4). Every
+// OpSpec of a grid becomes a single-op model (single_op.h) timed in ONNX Runtime on pinned
+// threads (warm-up, then repeats until a minimum time), whole models given by the user are timed
+// as they are, and the result is a Profile (profile_file.h): the host's description
+// (device_profiles/host.h) with provenance measured, capability rows derived from the samples,
+// the samples, the model latencies and the conditions they were measured under.
+//
+// Thread safety: RunProfile may be called from any thread and leaves that thread's affinity alone
+// (it measures on a thread of its own, pinned); two at once would measure each other.
+#ifndef SQUEEZE_DEVICE_PROFILES_PROFILER_H_
+#define SQUEEZE_DEVICE_PROFILES_PROFILER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "device_profiles/device.h"
+#include "device_profiles/op_grid.h"
+#include "device_profiles/profile_file.h"
+#include "runtime/session.h"
+
+namespace squeeze::device_profiles {
+
+inline constexpr char kProfilerTool[] = "squeeze-profile";
+inline constexpr char kProfilerVersion[] = "0.1.0";
+
+// A whole model to time as it is (fp32), with the shapes of its symbolic inputs.
+struct ModelToTime {
+  std::string path;
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+};
+
+struct ProfileProgress {
+  int done = 0;  // samples and models measured
+  int total = 0;
+  double elapsed_s = 0;
+  double eta_s = 0;      // from the average time per item so far
+  std::string current;   // the key just measured
+};
+
+struct ProfilerOptions {
+  std::string device_id = "host";
+  std::string device_name;    // empty: the host's detected name
+  std::string mode = "full";  // recorded in the conditions ("quick", "full", ...)
+  std::vector<OpSpec> grid;   // what to measure, e.g. ProfileGrid(kFull)
+  std::vector<ModelToTime> models;
+  int threads = 1;            // ONNX Runtime intra-op threads, pinned to the first CPUs allowed
+  bool pin_threads = true;
+  runtime::TimingOptions timing;         // per single-op sample
+  runtime::TimingOptions model_timing;   // per whole model
+  uint64_t seed = 1;                     // weights and inputs of the single-op models
+  // Called after each sample and model, on the measuring thread.
+  std::function<void(const ProfileProgress&)> progress;
+};
+
+// What the machine is running at, read from the kernel where it says: cpufreq governor and
+// current/max frequency of `cpu` (empty / 0 when not readable, as in many VMs; the current
+// frequency then falls back to /proc/cpuinfo's "cpu MHz" for that CPU), and the hostname.
+struct MachineState {
+  std::string cpu_governor;
+  int64_t cpu_frequency_khz = 0;
+  int64_t cpu_max_frequency_khz = 0;
+  std::string hostname;
+};
+MachineState ReadMachineState(int cpu);
+
+// Measures everything `options` names and returns the profile; ValidateProfile passes on it.
+// InvalidArgument for bad options (threads < 1, more threads than CPUs allowed, a bad device id,
+// a grid naming a sample twice, nothing to measure, a model input without a shape); NotFound (or
+// the OS's reason) for a model file that cannot be read. A single-op model that cannot be built or
+// run stops the run with that status, naming its key; a model that fails, naming its path.
+absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options);
+
+// Capability rows from measured layer samples, one per (kind, weight bits, activation bits,
+// sparsity) measured, plus all-kinds rows from the conv samples: peak = the fastest sample's ops/s
+// (2 per MAC; on kept weights for sparse rows), efficiency = the median sample's share of it.
+// Native unless it is no faster than what it stands for: a precision against fp32 dense, a sparse
+// pattern against dense at its precision (geometric mean of latency ratios over shared shapes,
+// at least 1.1x needed). `kernels` maps "kind wXaY sparsity" to what ONNX Runtime ran it as, for
+// the derivation text.
+std::vector<Capability> MeasuredCapabilities(const std::vector<LatencySample>& samples,
+                                             const std::map<std::string, std::string>& kernels,
+                                             const std::string& source);
+
+// "conv w8a8 dense": the key of a sample's group in MeasuredCapabilities' `kernels`.
+std::string GroupKey(OpKind kind, int weight_bits, int activation_bits, Sparsity sparsity);
+
+}  // namespace squeeze::device_profiles
+
+#endif  // SQUEEZE_DEVICE_PROFILES_PROFILER_H_

@@ -246,13 +246,18 @@ DeviceCostModel::DeviceCostModel(Device device, std::vector<LatencySample> sampl
 
 const DeviceCostModel::SampleGroup* DeviceCostModel::FindGroup(OpKind kind, int weight_bits, int activation_bits,
                                                                Sparsity sparsity) const {
+  // The exact precision, else the narrowest measured integer width that holds it: 2..8-bit weights
+  // are stored in a wider container (int4 or int8) and run as that container does.
+  const SampleGroup* holding = nullptr;
   for (const SampleGroup& g : groups_) {
-    if (g.kind == kind && g.weight_bits == weight_bits && g.activation_bits == activation_bits &&
-        g.sparsity == sparsity) {
-      return &g;
+    if (g.kind != kind || g.activation_bits != activation_bits || g.sparsity != sparsity) continue;
+    if (g.weight_bits == weight_bits) return &g;
+    if (weight_bits < 8 && g.weight_bits > weight_bits && g.weight_bits <= 8 &&
+        (holding == nullptr || g.weight_bits < holding->weight_bits)) {
+      holding = &g;
     }
   }
-  return nullptr;
+  return holding;
 }
 
 double DeviceCostModel::FromSamples(const SampleGroup& group, const std::vector<double>& features,
@@ -412,7 +417,11 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
     p.basis = Basis::kSamples;
     p.explanation = absl::StrFormat("fit over %zu measured %s %s samples, nearest '%s'", group->samples.size(),
                                     OpKindName(layer.kind),
-                                    PrecisionName(p.executed_weight_bits, p.executed_activation_bits), nearest);
+                                    PrecisionName(group->weight_bits, group->activation_bits), nearest);
+    if (group->weight_bits != p.executed_weight_bits) {
+      absl::StrAppend(&p.explanation, " (", p.executed_weight_bits, "-bit weights are stored and run as ",
+                      group->weight_bits, "-bit)");
+    }
   } else {
     p.seconds = roofline;
     p.basis = Basis::kSpecRoofline;

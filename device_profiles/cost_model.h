@@ -122,6 +122,8 @@ class DeviceCostModel final : public CostModel {
  private:
   DeviceCostModel(Device device, std::vector<LatencySample> samples);
 
+  // The group of exactly this precision, else the narrowest measured integer weight width (≤ 8)
+  // that holds `weight_bits` at the same activation width and sparsity; nullptr when none.
   const SampleGroup* FindGroup(OpKind kind, int weight_bits, int activation_bits, Sparsity sparsity) const;
   // Seconds predicted from `group` for a layer (or op) with these features and shape key.
   double FromSamples(const SampleGroup& group, const std::vector<double>& features,

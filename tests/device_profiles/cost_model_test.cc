@@ -225,6 +225,26 @@ TEST_CASE("Samples are fitted in MACs and bytes and interpolated across shapes",
   SECTION("samples of another precision do not apply") {
     CHECK(model->Predict(LawLayer(32, 48, 40, 3, 1), Option(8, 8)).basis == Basis::kSpecRoofline);
   }
+  SECTION("a weight width stored in a wider container is predicted from that container's samples") {
+    // A device with weight-only rows for w6a32 (characterised) and samples at w8a32 only.
+    Device device = TestDevice();
+    Capability w6 = device.capabilities[0];
+    w6.weight_bits = 6;
+    w6.native = false;
+    device.capabilities.push_back(w6);
+    std::vector<LatencySample> w8a32 = samples;
+    for (LatencySample& sample : w8a32) {
+      sample.weight_bits = 8;
+      sample.latency_median_us *= 1.5;  // weight-only dequantization costs half again
+    }
+    auto m = Model(device, w8a32);
+    LatencyPrediction p = m->Predict(LawLayer(32, 48, 40, 3, 1), Option(6, 32));
+    CHECK(p.basis == Basis::kSamples);
+    CHECK_THAT(p.explanation, Contains("w8a32") && Contains("6-bit weights are stored and run as 8-bit"));
+    CHECK(p.seconds == Approx(1.5 * LawSample(32, 48, 40, 3, 1).latency_median_us * 1e-6).epsilon(0.02));
+    // Never a narrower container, never another activation width.
+    CHECK(m->Predict(LawLayer(32, 48, 40, 3, 1), Option(16, 32)).basis == Basis::kSpecRoofline);
+  }
 }
 
 TEST_CASE("Non-layer ops are costed from their samples, else from bandwidth", "[cost_model]") {

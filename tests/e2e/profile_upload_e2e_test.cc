@@ -249,5 +249,48 @@ TEST_CASE("A search on a measured device predicts from its samples and a reporte
   CHECK(saw_fp32);
 }
 
+TEST_CASE("squeeze-profile --quick then devices put: a search on host predicts from the measured samples",
+          "[e2e][profiles][search]") {
+  TempDir dir;
+  const std::string profile_path = dir.File("host-profile.json");
+  // The quick grid with the fewest runs: what is checked here is the path, not the figures.
+  CommandResult profiled = Run({Binary("squeeze-profile"), "--quick", "--warmup", "1", "--repeats", "1",
+                                "--min-time-ms", "0", "--model", kClsModel, "--input-shape", "x=1,3,48,192", "-o",
+                                profile_path},
+                               {}, std::chrono::seconds(240));
+  INFO(profiled.out << profiled.err);
+  REQUIRE(profiled.exit_code == 0);
+  CHECK_THAT(profiled.err, Contains("100%"));
+  absl::StatusOr<dp::Profile> profile = dp::ReadProfileFile(profile_path);
+  REQUIRE(profile.ok());
+  REQUIRE(profile->model_latencies.size() == 1);
+
+  RunningServer server(dir.File("data"));
+  CommandResult put = server.Cli({"devices", "put", profile_path, "--id", "host"});
+  INFO(put.out << put.err);
+  REQUIRE(put.exit_code == 0);
+  const v1::Device host = Show(server, "host");
+  CHECK(host.provenance() == v1::PROVENANCE_MEASURED);
+  CHECK(host.latency_sample_count() == static_cast<int64_t>(profile->samples.size()));
+  CHECK(host.model_latency_count() == 1);
+
+  const std::string model =
+      Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
+  const v1::SearchJob job = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--time-budget", "10", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts_size() == 1);
+  CHECK(job.fronts(0).device_version() == 2);
+  INFO(job.fronts(0).latency_basis());
+  CHECK_THAT(job.fronts(0).latency_basis(),
+             Contains("54 of 54 layers from measured samples") && Contains("the model as it is measured"));
+  REQUIRE(job.fronts(0).candidates_size() > 0);
+  for (const v1::LayerChoice& layer : job.fronts(0).candidates(0).layers()) CHECK(layer.latency_basis() == "samples");
+  // The text result says it too.
+  CommandResult shown = server.Cli({"search", "show", job.id()});
+  REQUIRE(shown.exit_code == 0);
+  CHECK_THAT(shown.out, Contains("latency: 54 of 54 layers from measured samples"));
+}
+
 }  // namespace
 }  // namespace squeeze::testing

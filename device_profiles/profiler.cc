@@ -116,6 +116,38 @@ std::string ShapesText(const std::map<std::string, std::vector<int64_t>>& shapes
   return absl::StrJoin(parts, " ");
 }
 
+// Times `model` (built for `spec`) and fills the sample: shape, MACs (checked against the model's
+// analysis), bytes, latency figures and how they were measured.
+absl::StatusOr<LatencySample> MeasureSample(const OpSpec& spec, const SingleOpModel& model,
+                                            const runtime::SessionOptions& session_options,
+                                            const ProfilerOptions& options, const std::string& ort_version) {
+  absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(model.bytes, session_options);
+  if (!session.ok()) return session.status();
+  absl::StatusOr<runtime::Timing> timing = (*session)->Time(model.inputs, options.timing);
+  if (!timing.ok()) return timing.status();
+  LatencySample sample = SampleOf(spec);
+  sample.macs = ShapeMacs(sample);
+  if (IsLayerKind(spec.kind) && sample.macs != model.macs) {
+    return absl::InternalError(
+        absl::StrCat("the model's analysis counts ", model.macs, " MACs, the sample's shape ", sample.macs));
+  }
+  sample.weight_bytes = model.weight_bytes;
+  sample.activation_bytes = model.activation_bytes;
+  sample.latency_median_us = timing->median_s * 1e6;
+  sample.latency_mean_us = timing->mean_s * 1e6;
+  sample.latency_stddev_us = timing->stddev_s * 1e6;
+  sample.latency_p10_us = timing->p10_s * 1e6;
+  sample.latency_p90_us = timing->p90_s * 1e6;
+  sample.repeats = timing->repeats;
+  sample.threads = options.threads;
+  sample.runtime_version = ort_version;
+  sample.measured_at = Rfc3339(absl::Now());
+  sample.source = absl::StrCat(kProfilerTool, " ", kProfilerVersion, ": single-op model (",
+                               absl::StrJoin(model.op_types, ", "), ")");
+  sample.provenance = Provenance::kMeasured;
+  return sample;
+}
+
 }  // namespace
 
 OpSpec ReferenceOp() {
@@ -321,8 +353,8 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   const Clock::time_point start = Clock::now();
   const int total = static_cast<int>(options.grid.size() + models.size());
   int done = 0;
-  // The reference op, timed before the grid, every 5% of it and after it: how much the machine's
-  // speed moved while it was measured (a VM's neighbours, a governor, heat).
+  // The reference op, timed before the grid, every 5% of it, after it and after the models: how
+  // much the machine's speed moved while it was measured (a VM's neighbours, a governor, heat).
   std::vector<double> reference_us;
   auto drift = [&reference_us] {
     if (reference_us.empty()) return 1.0;
@@ -384,52 +416,21 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
         if (status = time_reference(); !status.ok()) return;
       }
       const std::string key = OpSpecKey(spec);
-      auto fail = [&](const absl::Status& s) {
-        return absl::Status(s.code(), absl::StrCat("sample '", key, "': ", s.message()));
-      };
       absl::StatusOr<SingleOpModel> model = BuildSingleOpModel(spec, KeySeed(options.seed, key));
-      if (!model.ok()) {
-        status = fail(model.status());
+      absl::StatusOr<LatencySample> sample =
+          model.ok() ? MeasureSample(spec, *model, session_options, options, ort_version)
+                     : absl::StatusOr<LatencySample>(model.status());
+      if (!sample.ok()) {
+        status = absl::Status(sample.status().code(), absl::StrCat("sample '", key, "': ", sample.status().message()));
         return;
       }
-      absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(model->bytes, session_options);
-      if (!session.ok()) {
-        status = fail(session.status());
-        return;
-      }
-      absl::StatusOr<runtime::Timing> timing = (*session)->Time(model->inputs, options.timing);
-      if (!timing.ok()) {
-        status = fail(timing.status());
-        return;
-      }
-      LatencySample sample = SampleOf(spec);
-      sample.macs = ShapeMacs(sample);
-      if (IsLayerKind(spec.kind) && sample.macs != model->macs) {
-        status = fail(absl::InternalError(absl::StrCat("the model's analysis counts ", model->macs,
-                                                       " MACs, the sample's shape ", sample.macs)));
-        return;
-      }
-      sample.weight_bytes = model->weight_bytes;
-      sample.activation_bytes = model->activation_bytes;
-      sample.latency_median_us = timing->median_s * 1e6;
-      sample.latency_mean_us = timing->mean_s * 1e6;
-      sample.latency_stddev_us = timing->stddev_s * 1e6;
-      sample.latency_p10_us = timing->p10_s * 1e6;
-      sample.latency_p90_us = timing->p90_s * 1e6;
-      sample.repeats = timing->repeats;
-      sample.threads = options.threads;
-      sample.runtime_version = ort_version;
-      sample.measured_at = Rfc3339(absl::Now());
-      sample.source = absl::StrCat(kProfilerTool, " ", kProfilerVersion, ": single-op model (",
-                                   absl::StrJoin(model->op_types, ", "), ")");
-      sample.provenance = Provenance::kMeasured;
       // What ONNX Runtime made of the first model of each kind and precision.
       const std::string group = GroupKey(spec.kind, spec.weight_bits, spec.activation_bits, spec.sparsity);
       if (!kernels.count(group)) {
         absl::StatusOr<std::vector<std::string>> ops = OptimizedOpTypes(model->bytes, session_options);
         kernels[group] = ops.ok() ? absl::StrJoin(*ops, ", ") : absl::StrCat("(unknown: ", ops.status().message(), ")");
       }
-      profile.samples.push_back(std::move(sample));
+      profile.samples.push_back(*std::move(sample));
       report(key);
     }
     if (status = time_reference(); !status.ok()) return;
@@ -473,6 +474,9 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
       latency.source = absl::StrCat(kProfilerTool, " ", kProfilerVersion, ": the model as given (fp32), inputs ",
                                     ShapesText(shapes), ", uniform in +-1");
       profile.model_latencies.push_back(std::move(latency));
+      if (i + 1 == models.size()) {
+        if (status = time_reference(); !status.ok()) return;
+      }
       report(profile.model_latencies.back().key);
     }
   });

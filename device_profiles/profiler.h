@@ -53,8 +53,8 @@ struct ProfilerOptions {
   runtime::TimingOptions timing;         // per single-op sample
   runtime::TimingOptions model_timing;   // per whole model
   uint64_t seed = 1;                     // weights and inputs of the single-op models
-  // The reference op (ReferenceOp) is timed before the grid, this many times through it and after
-  // it; the device's derivation says how much its time moved. 0: never.
+  // The reference op (ReferenceOp) is timed before the grid, this many times through it, after it
+  // and after the models; the device's derivation says how much its time moved. 0: never.
   int reference_checks = 20;
   // Called after each sample and model, on the measuring thread.
   std::function<void(const ProfileProgress&)> progress;

@@ -34,14 +34,14 @@ class ExportService::Reactor final : public grpc::ServerWriteReactor<v1::ExportC
     jobs.Run(
         *std::move(target),
         [link](const v1::ExportProgress& p) {
-          absl::MutexLock lock(&link->mutex);
+          absl::MutexLock held(&link->mutex);
           if (link->reactor == nullptr) return;
           v1::ExportChunk chunk;
           *chunk.mutable_progress() = p;
           link->reactor->Enqueue(std::move(chunk));
         },
         [link](absl::StatusOr<ExportResult> result) {
-          absl::MutexLock lock(&link->mutex);
+          absl::MutexLock held(&link->mutex);
           if (link->reactor != nullptr) link->reactor->Complete(std::move(result));
         });
   }

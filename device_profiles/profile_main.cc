@@ -117,12 +117,15 @@ int main(int argc, char** argv) {
                            options.models.empty() ? "" : fmt::format(" and {} model(s)", options.models.size()),
                            threads, threads == 1 ? "" : "s", no_pin ? "" : ", pinned");
   int last_step = -1;
+  double last_drift = 1;
   options.progress = [&](const dp::ProfileProgress& p) {
+    last_drift = p.drift;
     const int step = p.done * 20 / std::max(1, p.total);
     if (step == last_step && p.done != p.total) return;
     last_step = step;
-    std::cerr << fmt::format("[{:3d}%] {}/{} measured, {} elapsed, ETA {}  ({})\n", p.done * 100 / p.total, p.done,
-                             p.total, Duration(p.elapsed_s), Duration(p.eta_s), p.current);
+    std::cerr << fmt::format("[{:3d}%] {}/{} measured, {} elapsed, ETA {}, speed drift {:.2f}x  ({})\n",
+                             p.done * 100 / p.total, p.done, p.total, Duration(p.elapsed_s), Duration(p.eta_s),
+                             p.drift, p.current);
   };
 
   absl::StatusOr<dp::Profile> profile = dp::RunProfile(options);
@@ -137,6 +140,12 @@ int main(int argc, char** argv) {
   std::cerr << fmt::format("wrote {}: device '{}', {} samples, {} model latencies, measured in {}\n", output,
                            profile->device.id, profile->samples.size(), profile->model_latencies.size(),
                            Duration(profile->conditions.duration_seconds));
+  if (last_drift > 1.1) {
+    std::cerr << fmt::format(
+        "warning: the machine's speed moved by {:.2f}x during the run (the reference conv timed through it); figures "
+        "measured at different times differ by up to that much. Measure again on an idle machine if that matters.\n",
+        last_drift);
+  }
   for (const dp::ModelLatency& m : profile->model_latencies) {
     std::cerr << fmt::format("  {}: median {:.2f} ms (p10 {:.2f}, p90 {:.2f}) over {} runs\n", m.key,
                              m.latency_median_us / 1000, m.latency_p10_us / 1000, m.latency_p90_us / 1000, m.repeats);

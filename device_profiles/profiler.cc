@@ -116,7 +116,48 @@ std::string ShapesText(const std::map<std::string, std::vector<int64_t>>& shapes
   return absl::StrJoin(parts, " ");
 }
 
+// Times `model` (built for `spec`) and fills the sample: shape, MACs (checked against the model's
+// analysis), bytes, latency figures and how they were measured.
+absl::StatusOr<LatencySample> MeasureSample(const OpSpec& spec, const SingleOpModel& model,
+                                            const runtime::SessionOptions& session_options,
+                                            const ProfilerOptions& options, const std::string& ort_version) {
+  absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(model.bytes, session_options);
+  if (!session.ok()) return session.status();
+  absl::StatusOr<runtime::Timing> timing = (*session)->Time(model.inputs, options.timing);
+  if (!timing.ok()) return timing.status();
+  LatencySample sample = SampleOf(spec);
+  sample.macs = ShapeMacs(sample);
+  if (IsLayerKind(spec.kind) && sample.macs != model.macs) {
+    return absl::InternalError(
+        absl::StrCat("the model's analysis counts ", model.macs, " MACs, the sample's shape ", sample.macs));
+  }
+  sample.weight_bytes = model.weight_bytes;
+  sample.activation_bytes = model.activation_bytes;
+  sample.latency_median_us = timing->median_s * 1e6;
+  sample.latency_mean_us = timing->mean_s * 1e6;
+  sample.latency_stddev_us = timing->stddev_s * 1e6;
+  sample.latency_p10_us = timing->p10_s * 1e6;
+  sample.latency_p90_us = timing->p90_s * 1e6;
+  sample.repeats = timing->repeats;
+  sample.threads = options.threads;
+  sample.runtime_version = ort_version;
+  sample.measured_at = Rfc3339(absl::Now());
+  sample.source = absl::StrCat(kProfilerTool, " ", kProfilerVersion, ": single-op model (",
+                               absl::StrJoin(model.op_types, ", "), ")");
+  sample.provenance = Provenance::kMeasured;
+  return sample;
+}
+
 }  // namespace
+
+OpSpec ReferenceOp() {
+  OpSpec s;
+  s.kind = OpKind::kConv;
+  s.in_channels = s.out_channels = 64;
+  s.height = s.width = 20;
+  s.kernel = 3;
+  return s;
+}
 
 std::string GroupKey(OpKind kind, int weight_bits, int activation_bits, Sparsity sparsity) {
   return absl::StrCat(OpKindName(kind), " ", PrecisionLabel(weight_bits, activation_bits), " ", SparsityName(sparsity));
@@ -312,6 +353,14 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   const Clock::time_point start = Clock::now();
   const int total = static_cast<int>(options.grid.size() + models.size());
   int done = 0;
+  // The reference op, timed before the grid, every 5% of it, after it and after the models: how
+  // much the machine's speed moved while it was measured (a VM's neighbours, a governor, heat).
+  std::vector<double> reference_us;
+  auto drift = [&reference_us] {
+    if (reference_us.empty()) return 1.0;
+    return *std::max_element(reference_us.begin(), reference_us.end()) /
+           *std::min_element(reference_us.begin(), reference_us.end());
+  };
   auto report = [&](const std::string& key) {
     ++done;
     if (!options.progress) return;
@@ -321,6 +370,7 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
     p.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
     p.eta_s = p.elapsed_s / done * (total - done);
     p.current = key;
+    p.drift = drift();
     options.progress(p);
   };
 
@@ -331,56 +381,59 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
       status = runtime::PinCurrentThread(cpus[0]);
       if (!status.ok()) return;
     }
-    for (const OpSpec& spec : options.grid) {
-      const std::string key = OpSpecKey(spec);
-      auto fail = [&](const absl::Status& s) {
-        return absl::Status(s.code(), absl::StrCat("sample '", key, "': ", s.message()));
-      };
-      absl::StatusOr<SingleOpModel> model = BuildSingleOpModel(spec, KeySeed(options.seed, key));
+    std::unique_ptr<runtime::Session> reference;
+    std::vector<runtime::Tensor> reference_inputs;
+    if (options.reference_checks > 0 && !options.grid.empty()) {
+      absl::StatusOr<SingleOpModel> model = BuildSingleOpModel(ReferenceOp(), options.seed);
       if (!model.ok()) {
-        status = fail(model.status());
+        status = model.status();
         return;
       }
       absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(model->bytes, session_options);
       if (!session.ok()) {
-        status = fail(session.status());
+        status = session.status();
         return;
       }
-      absl::StatusOr<runtime::Timing> timing = (*session)->Time(model->inputs, options.timing);
-      if (!timing.ok()) {
-        status = fail(timing.status());
+      reference = *std::move(session);
+      reference_inputs = model->inputs;
+    }
+    auto time_reference = [&]() -> absl::Status {
+      if (reference == nullptr) return absl::OkStatus();
+      runtime::TimingOptions timing;
+      timing.warmup = 2;
+      timing.min_repeats = 5;
+      timing.min_time_s = 0.02;
+      absl::StatusOr<runtime::Timing> t = reference->Time(reference_inputs, timing);
+      if (!t.ok()) return t.status();
+      reference_us.push_back(t->median_s * 1e6);
+      return absl::OkStatus();
+    };
+    const size_t every = std::max<size_t>(1, options.grid.size() / std::max(1, options.reference_checks));
+    if (status = time_reference(); !status.ok()) return;
+    for (size_t index = 0; index < options.grid.size(); ++index) {
+      const OpSpec& spec = options.grid[index];
+      if (index > 0 && index % every == 0) {
+        if (status = time_reference(); !status.ok()) return;
+      }
+      const std::string key = OpSpecKey(spec);
+      absl::StatusOr<SingleOpModel> model = BuildSingleOpModel(spec, KeySeed(options.seed, key));
+      absl::StatusOr<LatencySample> sample =
+          model.ok() ? MeasureSample(spec, *model, session_options, options, ort_version)
+                     : absl::StatusOr<LatencySample>(model.status());
+      if (!sample.ok()) {
+        status = absl::Status(sample.status().code(), absl::StrCat("sample '", key, "': ", sample.status().message()));
         return;
       }
-      LatencySample sample = SampleOf(spec);
-      sample.macs = ShapeMacs(sample);
-      if (IsLayerKind(spec.kind) && sample.macs != model->macs) {
-        status = fail(absl::InternalError(absl::StrCat("the model's analysis counts ", model->macs,
-                                                       " MACs, the sample's shape ", sample.macs)));
-        return;
-      }
-      sample.weight_bytes = model->weight_bytes;
-      sample.activation_bytes = model->activation_bytes;
-      sample.latency_median_us = timing->median_s * 1e6;
-      sample.latency_mean_us = timing->mean_s * 1e6;
-      sample.latency_stddev_us = timing->stddev_s * 1e6;
-      sample.latency_p10_us = timing->p10_s * 1e6;
-      sample.latency_p90_us = timing->p90_s * 1e6;
-      sample.repeats = timing->repeats;
-      sample.threads = options.threads;
-      sample.runtime_version = ort_version;
-      sample.measured_at = Rfc3339(absl::Now());
-      sample.source = absl::StrCat(kProfilerTool, " ", kProfilerVersion, ": single-op model (",
-                                   absl::StrJoin(model->op_types, ", "), ")");
-      sample.provenance = Provenance::kMeasured;
       // What ONNX Runtime made of the first model of each kind and precision.
       const std::string group = GroupKey(spec.kind, spec.weight_bits, spec.activation_bits, spec.sparsity);
       if (!kernels.count(group)) {
         absl::StatusOr<std::vector<std::string>> ops = OptimizedOpTypes(model->bytes, session_options);
         kernels[group] = ops.ok() ? absl::StrJoin(*ops, ", ") : absl::StrCat("(unknown: ", ops.status().message(), ")");
       }
-      profile.samples.push_back(std::move(sample));
+      profile.samples.push_back(*std::move(sample));
       report(key);
     }
+    if (status = time_reference(); !status.ok()) return;
     std::mt19937_64 rng(options.seed);
     for (size_t i = 0; i < models.size(); ++i) {
       const ModelToTime& m = options.models[i];
@@ -421,6 +474,9 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
       latency.source = absl::StrCat(kProfilerTool, " ", kProfilerVersion, ": the model as given (fp32), inputs ",
                                     ShapesText(shapes), ", uniform in +-1");
       profile.model_latencies.push_back(std::move(latency));
+      if (i + 1 == models.size()) {
+        if (status = time_reference(); !status.ok()) return;
+      }
       report(profile.model_latencies.back().key);
     }
   });
@@ -474,14 +530,23 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
                                "model: an upper bound)",
                                smallest->key, smallest->latency_median_us);
   }
+  std::string stability;
+  if (!reference_us.empty()) {
+    std::vector<double> sorted = reference_us;
+    std::sort(sorted.begin(), sorted.end());
+    stability = absl::StrFormat(
+        "; machine speed through the run: '%s' timed %zu times, median %.1f us, slowest / fastest = %.2f%s",
+        OpSpecKey(ReferenceOp()), sorted.size(), sorted[sorted.size() / 2], drift(),
+        drift() > 1.1 ? " (the machine's speed moved: figures measured at different times differ by that much)" : "");
+  }
   device.source = source;
   device.derivation = absl::StrFormat(
       "measured by %s %s (%s mode): %zu single-op samples and %zu model latencies in %.0f s; the CPU, RAM and SIMD "
       "features from /proc/cpuinfo and /proc/meminfo; memory bandwidth = best of 4 memcpy passes over 64 MiB, read + "
       "write bytes = %.1f GB/s; app memory budget = RAM / 2 (assumed); %s; capabilities from the samples (each row "
-      "says how)",
+      "says how)%s",
       kProfilerTool, kProfilerVersion, options.mode, profile.samples.size(), profile.model_latencies.size(),
-      duration, device.memory_bandwidth_bytes_per_s / 1e9, overhead);
+      duration, device.memory_bandwidth_bytes_per_s / 1e9, overhead, stability);
   device.runtime_version = ort_version;
   device.created_at = c.measured_at;
   device.latency_sample_count = static_cast<int64_t>(profile.samples.size());

@@ -39,6 +39,7 @@ struct ProfileProgress {
   double elapsed_s = 0;
   double eta_s = 0;      // from the average time per item so far
   std::string current;   // the key just measured
+  double drift = 1;      // slowest / fastest time of the reference op so far
 };
 
 struct ProfilerOptions {
@@ -52,6 +53,9 @@ struct ProfilerOptions {
   runtime::TimingOptions timing;         // per single-op sample
   runtime::TimingOptions model_timing;   // per whole model
   uint64_t seed = 1;                     // weights and inputs of the single-op models
+  // The reference op (ReferenceOp) is timed before the grid, this many times through it, after it
+  // and after the models; the device's derivation says how much its time moved. 0: never.
+  int reference_checks = 20;
   // Called after each sample and model, on the measuring thread.
   std::function<void(const ProfileProgress&)> progress;
 };
@@ -84,6 +88,10 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options);
 std::vector<Capability> MeasuredCapabilities(const std::vector<LatencySample>& samples,
                                              const std::map<std::string, std::string>& kernels,
                                              const std::string& source);
+
+// The op RunProfile times again and again to see the machine's speed move: a 3x3 conv,
+// 64 > 64 channels at 20x20, fp32 (about 0.1-0.2 ms on a desktop core).
+OpSpec ReferenceOp();
 
 // "conv w8a8 dense": the key of a sample's group in MeasuredCapabilities' `kernels`.
 std::string GroupKey(OpKind kind, int weight_bits, int activation_bits, Sparsity sparsity);

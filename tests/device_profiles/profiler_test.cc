@@ -294,6 +294,7 @@ TEST_CASE("A tiny profiling run gives a valid profile with sane figures and its 
   REQUIRE(progress.size() == 5);
   CHECK(progress.back().done == 5);
   CHECK(progress.back().total == 5);
+  CHECK(progress.back().drift >= 1);
 
   const LatencySample& s = profile->samples[0];
   const LatencySample& b = profile->samples[1];
@@ -341,6 +342,7 @@ TEST_CASE("A tiny profiling run gives a valid profile with sane figures and its 
   CHECK(d.latency_sample_count == 4);
   CHECK(d.model_latency_count == 1);
   CHECK(d.op_overhead_us == profile->samples[3].latency_median_us);
+  CHECK_THAT(d.derivation, Catch::Matchers::Contains("machine speed through the run: '" + OpSpecKey(ReferenceOp())));
   const auto row = std::find_if(d.capabilities.begin(), d.capabilities.end(), [](const Capability& cap) {
     return cap.op_kind == OpKind::kConv && cap.weight_bits == 8 && cap.activation_bits == 8;
   });

@@ -98,11 +98,19 @@ std::vector<Variant> Variants(const model::Analysis& analysis, int count, uint64
   using model::PrunePattern;
   // Output-channel pruning applies to ungrouped Convs (search/problem's rule); others keep dense.
   auto prunable = [&](size_t i) { return analysis.layers[i].op_type == "Conv" && !analysis.layers[i].grouped; };
+  // 2:4 needs at least 4 weights per output channel (search/problem's rule; a depthwise 1x1 has 1).
+  auto two_four = [&](size_t i) {
+    const model::Layer& l = analysis.layers[i];
+    return (l.out_channels > 0 ? l.params / l.out_channels : l.params) >= 4;
+  };
   auto uniform = [&](std::string name, LayerPlan p) {
     Variant v{std::move(name), {}};
     for (size_t i = 0; i < n; ++i) {
       LayerPlan q = p;
-      if (p.pattern == PrunePattern::kOutputChannel && !prunable(i)) q.pattern = PrunePattern::kNone, q.prune_ratio = 0;
+      if ((p.pattern == PrunePattern::kOutputChannel && !prunable(i)) ||
+          (p.pattern == PrunePattern::kTwoFour && !two_four(i))) {
+        q.pattern = PrunePattern::kNone, q.prune_ratio = 0;
+      }
       v.plan.push_back(q);
     }
     return v;
@@ -155,6 +163,7 @@ int main(int argc, char** argv) {
   const std::string models_dir = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/";
   std::string profile_path;
   int variants = 32, repeats = 10, warmup = 2;
+  double min_time_s = 1.0;
   uint64_t seed = 1;
   bool json = false;
   app.add_option("--profile", profile_path,
@@ -163,6 +172,7 @@ int main(int argc, char** argv) {
   app.add_option("--variants", variants, "variants per model, the model as it is included")->check(CLI::Range(12, 1000));
   app.add_option("--repeats", repeats, "timed runs per variant; the median is compared")->check(CLI::Range(3, 1000));
   app.add_option("--warmup", warmup, "untimed runs before them")->check(CLI::Range(0, 100));
+  app.add_option("--min-time", min_time_s, "seconds of timed runs per variant, at least (as squeeze-profile's models)");
   app.add_option("--seed", seed, "seed of the random mixes");
   app.add_flag("--json", json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
@@ -191,7 +201,17 @@ int main(int argc, char** argv) {
   if (profile->device.id.empty()) profile->device.id = "host";
   auto cost = dp::DeviceCostModel::Create(profile->device, profile->samples);
   if (!cost.ok()) return fail(cost.status());
-  const int threads = profile->device.threads;
+  const int threads = profile->conditions.threads > 0 ? profile->conditions.threads : profile->device.threads;
+  // Timed as squeeze-profile times models: the same pinned CPUs, inputs and outputs bound once,
+  // repeated until a minimum time.
+  const std::vector<int> allowed = runtime::AllowedCpus();
+  if (static_cast<int>(allowed.size()) < threads) return fail("fewer CPUs available than the profile's threads");
+  const std::vector<int> cpus(allowed.begin(), allowed.begin() + threads);
+  if (absl::Status pinned = runtime::PinCurrentThread(cpus[0]); !pinned.ok()) return fail(pinned);
+  runtime::TimingOptions timing_options;
+  timing_options.warmup = warmup;
+  timing_options.min_repeats = repeats;
+  timing_options.min_time_s = min_time_s;
 
   search::OptionGrid grid;  // what the variants use, so the problem stays small
   grid.weight_bits = {32, 16, 8, 4};
@@ -214,6 +234,7 @@ int main(int argc, char** argv) {
 
     runtime::SessionOptions session_options;
     session_options.intra_op_threads = threads;
+    session_options.pinned_cpus = cpus;
     auto original = runtime::Session::Create(*bytes, session_options);
     if (!original.ok()) return fail(original.status());
     auto calibration = runtime::SyntheticCalibration(loaded->analysis, (*original)->inputs(), 2, seed);
@@ -261,7 +282,7 @@ int main(int argc, char** argv) {
       }
       auto session = runtime::Session::Create(variant_bytes, session_options);
       if (!session.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, session.status().ToString()));
-      auto timing = (*session)->Time(inputs, warmup, repeats);
+      auto timing = (*session)->Time(inputs, timing_options);
       if (!timing.ok()) return fail(timing.status());
       auto choice = search::ChoiceOfPlan(*with_model, v.plan);
       auto choice_samples = search::ChoiceOfPlan(*samples_only, v.plan);

@@ -76,7 +76,7 @@ const std::set<std::string> kShapeOnly = {"Reshape", "Flatten", "Squeeze", "Unsq
 // The nodes ONNX Runtime's CPU provider folds into the Conv (or Gemm) before them at its default
 // optimization level: a BatchNormalization or Add of a constant into the weights, an activation
 // into the kernel (FusedConv), each only when it is the sole consumer of what it folds.
-std::set<std::string> FusedIntoLayers(const onnx::GraphProto& graph) {
+std::map<std::string, std::string> FusedIntoLayers(const onnx::GraphProto& graph) {
   static const std::set<std::string> kActivations = {"Relu", "Clip", "LeakyRelu", "HardSigmoid", "Sigmoid", "Tanh"};
   std::map<std::string, int> consumers;
   std::set<std::string> constants;
@@ -85,12 +85,16 @@ std::set<std::string> FusedIntoLayers(const onnx::GraphProto& graph) {
     for (const std::string& input : node.input()) ++consumers[input];
     if (node.op_type() == "Constant") constants.insert(node.output(0));
   }
-  std::set<std::string> fused;
-  std::map<std::string, bool> activated;  // a layer's (or fused chain's) output -> an activation is in it
+  std::map<std::string, std::string> fused;  // fused node -> the layer node it fuses into
+  std::map<std::string, bool> activated;      // a layer's (or fused chain's) output -> an activation is in it
+  std::map<std::string, std::string> owner;   // that output -> the layer node
   for (const onnx::NodeProto& node : graph.node()) {
     const std::string& op = node.op_type();
     if (op == "Conv" || op == "Gemm" || op == "ConvTranspose") {
-      if (node.output_size() > 0) activated[node.output(0)] = false;
+      if (node.output_size() > 0) {
+        activated[node.output(0)] = false;
+        owner[node.output(0)] = node.name();
+      }
       continue;
     }
     if (node.input_size() == 0 || node.output_size() == 0) continue;
@@ -98,12 +102,15 @@ std::set<std::string> FusedIntoLayers(const onnx::GraphProto& graph) {
     if (from == activated.end() || consumers[node.input(0)] != 1) continue;
     const bool affine = op == "BatchNormalization" ||
                         ((op == "Add" || op == "Mul") && node.input_size() == 2 && constants.count(node.input(1)) > 0);
+    const std::string layer = owner[node.input(0)];
     if (affine && !from->second) {
-      fused.insert(node.name());
+      fused[node.name()] = layer;
       activated[node.output(0)] = false;
+      owner[node.output(0)] = layer;
     } else if (kActivations.count(op) > 0 && !from->second) {
-      fused.insert(node.name());
+      fused[node.name()] = layer;
       activated[node.output(0)] = true;
+      owner[node.output(0)] = layer;
     }
   }
   return fused;
@@ -172,7 +179,18 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
 
   // Live activations besides each main-graph layer's own input and output; fixed costs of the rest.
   std::vector<int64_t> live_other(n, 0);
-  const std::set<std::string> fused = FusedIntoLayers(in.model->proto.graph());
+  const std::map<std::string, std::string> fused = FusedIntoLayers(in.model->proto.graph());
+  // What a layer's fused followers cost when they run on their own: ONNX Runtime fuses them into
+  // a float layer with constant weights, not into a layer whose weights come out of a
+  // DequantizeLinear (weight-only) nor, except Relu and Clip, into a QLinearConv.
+  std::map<std::string, double> unfused_followers;
+  for (const model::NodeActivations& node : analysis.nodes) {
+    auto f = fused.find(node.name);
+    if (f == fused.end()) continue;
+    unfused_followers[f->second] += in.cost_model->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
+                                                             static_cast<double>(node.input_bytes + node.output_bytes))
+                                        .seconds;
+  }
   for (const model::NodeActivations& node : analysis.nodes) {
     if (node.layer >= 0 && static_cast<size_t>(node.layer) < n) {
       live_other[node.layer] = std::max<int64_t>(0, node.live_bytes - node.input_bytes - node.output_bytes);
@@ -250,6 +268,26 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
               ? static_cast<double>(layer.out_channels - std::llround(layer.out_channels * option.prune_ratio)) /
                     layer.out_channels
               : 1.0;
+      // Integer weights or activations: the followers run on their own, and uint8 activations are
+      // quantized on the way in and dequantized on the way out (the float ops around keep float).
+      if (option.weight_bits <= 8) {
+        auto followers = unfused_followers.find(layer.name);
+        if (followers != unfused_followers.end()) {
+          latency.seconds += followers->second;
+          absl::StrAppend(&latency.explanation, absl::StrFormat("; + %.1f us of ops no longer fused into it",
+                                                                followers->second * 1e6));
+        }
+      }
+      if (option.activation_bits == 8) {
+        latency.seconds +=
+            in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, shape.input_elements, shape.input_elements * 5.0)
+                .seconds +
+            in.cost_model
+                ->PredictOp(dp::OpKind::kDequantizeLinear, static_cast<int64_t>(shape.output_elements * keep_out),
+                            shape.output_elements * keep_out * 5.0)
+                .seconds;
+        absl::StrAppend(&latency.explanation, "; + QuantizeLinear in, DequantizeLinear out");
+      }
       LayerOption o;
       o.label = OptionLabel(option);
       o.latency = latency.seconds;

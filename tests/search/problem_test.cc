@@ -167,9 +167,23 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   CHECK(int8->error == Approx(2.0 * d8 + 0.01));
   CHECK(int8->bytes == 12 + 3 * 4);  // int8 weights + per-channel fp32 scales
   CHECK(int8->activation_bytes == (256 + 192) * 1);
-  CHECK(int8->latency == Approx(cost->get()->Predict(dp::LayerShape{dp::OpKind::kConv, 3 * 4 * 64, 12, 3, 256, 192},
-                                                     dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense})
-                                    .seconds));
+  // The int8 layer: the conv itself, its Relu no longer fused (float layers fold it), the
+  // QuantizeLinear of its 256 input values and the DequantizeLinear of its 192 outputs.
+  const dp::LayerShape shape{dp::OpKind::kConv, 3 * 4 * 64, 12, 3, 256, 192};
+  const double relu = cost->get()->PredictOp(dp::OpKind::kElementwise, 192, 192 * 8).seconds;
+  const double quantize = cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 256, 256 * 5).seconds;
+  const double dequantize = cost->get()->PredictOp(dp::OpKind::kDequantizeLinear, 192, 192 * 5).seconds;
+  CHECK(relu > 0);
+  CHECK(int8->latency ==
+        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense}).seconds + relu +
+               quantize + dequantize));
+  CHECK(fp32->latency == Approx(cost->get()->Predict(shape, dp::CompressionOption{}).seconds));
+  const LayerOption* weight_only = FindOption(*problem, 0, "w8a32");
+  REQUIRE(weight_only != nullptr);
+  CHECK(weight_only->latency ==
+        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 32, 0, dp::Sparsity::kDense}).seconds + relu));
+  CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation,
+             Catch::Matchers::Contains("no longer fused") && Catch::Matchers::Contains("QuantizeLinear in"));
 
   // 30% of 3 channels rounds to 1: the one with the smallest norm (row 2: 10.8125) goes.
   const LayerOption* pruned = FindOption(*problem, 0, "fp32 channel 30%");

@@ -37,5 +37,9 @@ run squeeze-bench-fidelity@cls "${cls[@]}" --image "$images/cls0.ppm" --image "$
 run squeeze-bench-fidelity@cls-synthetic "${cls[@]}" --candidates 200
 # Exports measured on the rendered text pages, the realistic calibration for det.
 run squeeze-bench-export@det "${det[@]}" --image "$images/det0.ppm" --image "$images/det1.ppm" --repeats 20
+# Predicted against measured whole-model latency: measures this machine with squeeze-profile --quick
+# first (the profile is kept as bench/results/host-profile-quick.json).
+run squeeze-bench-latency
+[ -f "$build/bench-host-profile.json" ] && cp "$build/bench-host-profile.json" "$out/host-profile-quick.json"
 run "squeeze-bench-load@$(hostname -s)" --clients 50 --seconds 60
 echo "$ran benchmark programs ran; figures in $out/"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, against a real server on a fresh data dir: start squeezed on a free
-# loopback port, show the device profiles it serves, upload PP-OCRv4 det and show what Squeeze
+# loopback port, show the device profiles it serves, measure this machine with squeeze-profile and
+# upload the profile so `host` becomes a measured device, upload PP-OCRv4 det and show what Squeeze
 # understood of it, make calibration samples from rendered text, search its Pareto fronts for this
 # machine and a Raspberry Pi 5 on them, name the recommended picks, stop the server. Used by `make demo`.
 set -euo pipefail
@@ -46,6 +47,14 @@ step "squeeze devices show raspberry-pi-5 --json (first lines)"
 head -n 20 "$work/pi5.json"
 
 models="$(dirname "$0")/../.cache/models"
+step "Measuring this machine: squeeze-profile --quick --model ch_PP-OCRv4_det_infer.onnx (under 2 minutes)"
+"$bin/squeeze-profile" --quick --model "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640 \
+  -o "$work/host-profile.json"
+
+step "squeeze devices put host-profile.json --id host (admin key): host becomes a measured device"
+"$bin/squeeze" devices put "$work/host-profile.json" --id host
+"$bin/squeeze" devices show host | sed -n '1,12p'
+
 step "squeeze models upload ch_PP-OCRv4_det_infer.onnx --input-shape x=1,3,640,640"
 "$bin/squeeze" models upload "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640 | tee "$work/upload.txt"
 model_id="$(awk 'NR == 1 {print $1}' "$work/upload.txt")"

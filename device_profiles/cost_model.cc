@@ -42,14 +42,17 @@ std::vector<double> LayerFeatures(const LayerShape& l) {
           static_cast<double>(l.weight_params), 1.0};
 }
 
-// Where a layer sits among the samples: kernel and stride count double, the rest on a log2 scale.
+// Where a layer sits among the samples: kernel and stride count double, the rest on a log2 scale,
+// and channel counts that are no multiple of 8 (pruned layers, image stems) apart from those that
+// are, as far as 3 octaves of channels: vector kernels and blocked layouts run them differently.
 std::vector<double> LayerKey(const LayerShape& l) {
   if (l.kind == OpKind::kGemm) {
     const double k = std::max<int64_t>(1, l.in_channels), n = std::max<int64_t>(1, l.out_channels);
     return {Log2(static_cast<double>(l.macs) / (k * n)), Log2(k), Log2(n)};
   }
+  const bool ragged = l.out_channels % 8 != 0 || l.in_channels % 8 != 0;
   return {Log2(l.in_channels), Log2(l.out_channels), Log2(static_cast<double>(l.height) * l.width) / 2,
-          2 * Log2(l.kernel), 2 * Log2(l.stride), Log2(l.groups)};
+          2 * Log2(l.kernel), 2 * Log2(l.stride), Log2(l.groups), ragged ? 3.0 : 0.0};
 }
 
 // A sample as the layer it measured (shapes as LayerShape counts them).

@@ -75,6 +75,7 @@ GridParams Params(ProfileMode mode) {
     p.gemm_k = {512};
     p.gemm_n = {2, 512};
     p.extras_every = 8;
+    p.channel_pruned = true;  // pruned channel counts (no multiple of 8) run differently; searches prune
     for (int e = 10; e <= 22; e += 2) p.element_exponents.push_back(e);
     return p;
   }

@@ -116,8 +116,13 @@ std::map<std::string, std::string> FusedIntoLayers(const onnx::GraphProto& graph
   return fused;
 }
 
-// See problem.h: a measured latency of the model as it is sets the fixed cost to what the fp32
-// layers leave unexplained, or scales everything down when they explain more than was measured.
+// See problem.h. A measured latency of the model as it is (all layers fp32) corrects the
+// predictions: when it is above them, the difference is fixed cost the single ops cannot see;
+// when below, the fp32 layers are what was over-predicted (a single-op fp32 sample pays the layout
+// reorders around its kernel, which a network of float layers mostly skips), so the float options
+// of every layer are scaled until the model as it is comes out as measured. Integer options keep
+// their own samples. Only when the other ops alone predict more than was measured is everything
+// scaled down.
 void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
   const dp::ModelLatency* measured = nullptr;
   for (const dp::ModelLatency& m : in.model_latencies) {
@@ -130,27 +135,40 @@ void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
     layers += in.cost_model->Predict(ShapeOf(layer), dp::CompressionOption{}).seconds;
   }
   const double seconds = measured->latency_median_us * 1e-6;
-  const double before = layers + problem->table.fixed.latency;
-  if (seconds >= layers) {
+  const double fixed = problem->table.fixed.latency;
+  if (seconds >= layers + fixed) {
     problem->table.fixed.latency = seconds - layers;
     problem->latency_calibration = absl::StrFormat(
-        "the model as it is measured %.2f ms on this device (%s); the fp32 layers predict %.2f ms, the other "
-        "%.2f ms is its fixed cost (the other ops predicted %.2f ms)",
-        seconds * 1e3, measured->key, layers * 1e3, (seconds - layers) * 1e3, (before - layers) * 1e3);
+        "the model as it is measured %.2f ms on this device (%s); the fp32 layers predict %.2f ms and the other "
+        "ops %.2f ms, the other %.2f ms is fixed cost",
+        seconds * 1e3, measured->key, layers * 1e3, fixed * 1e3, (seconds - layers - fixed) * 1e3);
     return;
   }
-  const double scale = seconds / before;
-  for (size_t i = 0; i < problem->table.layers.size(); ++i) {
-    for (size_t k = 0; k < problem->table.layers[i].options.size(); ++k) {
-      problem->table.layers[i].options[k].latency *= scale;
-      problem->details[i][k].latency.seconds *= scale;
+  auto scale_options = [&](double scale, bool float_only) {
+    for (size_t i = 0; i < problem->table.layers.size(); ++i) {
+      for (size_t k = 0; k < problem->table.layers[i].options.size(); ++k) {
+        if (float_only && problem->details[i][k].option.weight_bits < 16) continue;
+        problem->table.layers[i].options[k].latency *= scale;
+        problem->details[i][k].latency.seconds *= scale;
+      }
     }
+  };
+  if (seconds > fixed && layers > 0) {
+    const double scale = (seconds - fixed) / layers;
+    scale_options(scale, /*float_only=*/true);
+    problem->latency_calibration = absl::StrFormat(
+        "the model as it is measured %.2f ms on this device (%s), less than predicted (fp32 layers %.2f ms, other "
+        "ops %.2f ms): the float options are scaled by %.3f, the integer ones keep their samples",
+        seconds * 1e3, measured->key, layers * 1e3, fixed * 1e3, scale);
+    return;
   }
+  const double scale = seconds / (layers + fixed);
+  scale_options(scale, /*float_only=*/false);
   problem->table.fixed.latency *= scale;
   problem->latency_calibration = absl::StrFormat(
-      "the model as it is measured %.2f ms on this device (%s), less than its fp32 layers predict (%.2f ms): "
+      "the model as it is measured %.2f ms on this device (%s), less than even its other ops predict (%.2f ms): "
       "every latency is scaled by %.3f",
-      seconds * 1e3, measured->key, layers * 1e3, scale);
+      seconds * 1e3, measured->key, fixed * 1e3, scale);
 }
 
 }  // namespace
@@ -180,16 +198,24 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   // Live activations besides each main-graph layer's own input and output; fixed costs of the rest.
   std::vector<int64_t> live_other(n, 0);
   const std::map<std::string, std::string> fused = FusedIntoLayers(in.model->proto.graph());
-  // What a layer's fused followers cost when they run on their own: ONNX Runtime fuses them into
-  // a float layer with constant weights, not into a layer whose weights come out of a
-  // DequantizeLinear (weight-only) nor, except Relu and Clip, into a QLinearConv.
-  std::map<std::string, double> unfused_followers;
+  // What a layer's fused followers cost when they run on their own. ONNX Runtime folds affine
+  // followers (BatchNormalization, Add/Mul of a constant) into constant weights only: not into
+  // weights that come out of a DequantizeLinear. It fuses activations into a Conv whatever its
+  // weights (FusedConv), but into a QLinearConv only Relu and Clip (as the Q's saturation).
+  std::map<std::string, double> unfused_affine, unfused_activation;
   for (const model::NodeActivations& node : analysis.nodes) {
     auto f = fused.find(node.name);
     if (f == fused.end()) continue;
-    unfused_followers[f->second] += in.cost_model->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
-                                                             static_cast<double>(node.input_bytes + node.output_bytes))
-                                        .seconds;
+    const double seconds = in.cost_model
+                               ->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
+                                           static_cast<double>(node.input_bytes + node.output_bytes))
+                               .seconds;
+    const bool affine = node.op_type == "BatchNormalization" || node.op_type == "Add" || node.op_type == "Mul";
+    if (affine) {
+      unfused_affine[f->second] += seconds;
+    } else if (node.op_type != "Relu" && node.op_type != "Clip") {
+      unfused_activation[f->second] += seconds;
+    }
   }
   for (const model::NodeActivations& node : analysis.nodes) {
     if (node.layer >= 0 && static_cast<size_t>(node.layer) < n) {
@@ -268,15 +294,20 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
               ? static_cast<double>(layer.out_channels - std::llround(layer.out_channels * option.prune_ratio)) /
                     layer.out_channels
               : 1.0;
-      // Integer weights or activations: the followers run on their own, and uint8 activations are
-      // quantized on the way in and dequantized on the way out (the float ops around keep float).
+      // Integer weights: the affine followers run on their own; uint8 activations: so do the
+      // activations a QLinearConv cannot take, and the input is quantized on the way in and the
+      // output dequantized on the way out (the float ops around keep float).
+      double unfused = 0;
       if (option.weight_bits <= 8) {
-        auto followers = unfused_followers.find(layer.name);
-        if (followers != unfused_followers.end()) {
-          latency.seconds += followers->second;
-          absl::StrAppend(&latency.explanation, absl::StrFormat("; + %.1f us of ops no longer fused into it",
-                                                                followers->second * 1e6));
+        if (auto it = unfused_affine.find(layer.name); it != unfused_affine.end()) unfused += it->second;
+        if (option.activation_bits == 8) {
+          if (auto it = unfused_activation.find(layer.name); it != unfused_activation.end()) unfused += it->second;
         }
+      }
+      if (unfused > 0) {
+        latency.seconds += unfused;
+        absl::StrAppend(&latency.explanation,
+                        absl::StrFormat("; + %.1f us of ops no longer fused into it", unfused * 1e6));
       }
       if (option.activation_bits == 8) {
         latency.seconds +=

@@ -55,9 +55,10 @@ const LayerOption* FindOption(const Problem& p, size_t layer, const std::string&
   return nullptr;
 }
 
-TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move their bytes", "[problem]") {
-  // The BatchNormalization and Relu fold into the Conv; the Mul of two computed tensors does not.
-  const model::LoadedModel model = model::testing::MustLoad(model::testing::ParseModel(R"onnx(
+// Conv -> BatchNormalization -> Relu -> Mul(r, r): the BatchNormalization and Relu fold into the
+// Conv, the Mul of two computed tensors does not.
+model::LoadedModel ConvBnReluMul() {
+  return model::testing::MustLoad(model::testing::ParseModel(R"onnx(
     <ir_version: 8, opset_import: ["" : 17]>
     small (float[1, 4, 8, 8] x) => (float[1, 3, 8, 8] y) {
       w = Constant <value = float[3, 4, 1, 1] w_init {1.0, -2.0, 3.0, 0.5, 0.25, 4.0, -1.0, 2.0, 3.0, 1.0, 0.5, -0.75}> ()
@@ -71,6 +72,11 @@ TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move the
       y = Mul (r, r)
     }
   )onnx"));
+}
+
+TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move their bytes", "[problem]") {
+  // The BatchNormalization and Relu fold into the Conv; the Mul of two computed tensors does not.
+  const model::LoadedModel model = ConvBnReluMul();
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
@@ -89,7 +95,7 @@ TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move the
 }
 
 TEST_CASE("A measured latency of the model corrects what single ops cannot see", "[problem]") {
-  const model::LoadedModel model = SmallModel();
+  const model::LoadedModel model = ConvBnReluMul();
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
@@ -107,22 +113,36 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
   dp::ModelLatency measured;
   measured.key = "small";
   measured.model_sha256 = in.model_sha256;
-  SECTION("slower than the layers: the rest is fixed cost, layers unchanged") {
-    measured.latency_median_us = (fp32 + 1e-3) * 1e6;
+  const double other = plain->table.fixed.latency;
+  REQUIRE(other > 0);
+  SECTION("slower than predicted: the rest is fixed cost, layers unchanged") {
+    measured.latency_median_us = (fp32 + other + 1e-3) * 1e6;
     in.model_latencies = {measured};
     absl::StatusOr<Problem> p = BuildProblem(in);
     REQUIRE(p.ok());
-    CHECK(p->table.fixed.latency == Approx(1e-3));
+    CHECK(p->table.fixed.latency == Approx(other + 1e-3));
+    CHECK(FindOption(*p, 0, "fp32")->latency == Approx(fp32));
     CHECK(FindOption(*p, 0, "w8a8")->latency == Approx(int8));
     CHECK_THAT(p->latency_calibration, Catch::Matchers::Contains("fixed cost"));
   }
-  SECTION("faster than the layers: everything scaled to the measurement") {
-    measured.latency_median_us = fp32 / 2 * 1e6;
+  SECTION("faster than predicted: the float options absorb it, the integer ones keep their samples") {
+    measured.latency_median_us = (other + fp32 / 2) * 1e6;
     in.model_latencies = {measured};
     absl::StatusOr<Problem> p = BuildProblem(in);
     REQUIRE(p.ok());
-    CHECK(FindOption(*p, 0, "fp32")->latency + p->table.fixed.latency == Approx(fp32 / 2));
-    CHECK(FindOption(*p, 0, "w8a8")->latency == Approx(int8 / 2));
+    CHECK(p->table.fixed.latency == Approx(other));
+    CHECK(FindOption(*p, 0, "fp32")->latency == Approx(fp32 / 2));
+    CHECK(FindOption(*p, 0, "w8a8")->latency == Approx(int8));
+    CHECK_THAT(p->latency_calibration, Catch::Matchers::Contains("float options are scaled by 0.500"));
+  }
+  SECTION("faster than even the other ops: everything scaled to the measurement") {
+    measured.latency_median_us = (fp32 + other) / 4 * 1e6;
+    REQUIRE(measured.latency_median_us * 1e-6 < other);
+    in.model_latencies = {measured};
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    CHECK(FindOption(*p, 0, "fp32")->latency + p->table.fixed.latency == Approx((fp32 + other) / 4));
+    CHECK(FindOption(*p, 0, "w8a8")->latency == Approx(int8 / 4));
   }
   SECTION("another model's or a variant's measurement does not apply") {
     measured.latency_median_us = 1e6;
@@ -135,6 +155,47 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
     CHECK(p->latency_calibration.empty());
     CHECK(p->table.fixed.latency == plain->table.fixed.latency);
   }
+}
+
+TEST_CASE("Integer layers pay for the followers ONNX Runtime no longer fuses into them", "[problem]") {
+  // BatchNormalization folds into constant weights only; HardSigmoid fuses into a float Conv
+  // whatever its weights, but not into a QLinearConv.
+  const model::LoadedModel model = model::testing::MustLoad(model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    small (float[1, 4, 8, 8] x) => (float[1, 3, 8, 8] y) {
+      w = Constant <value = float[3, 4, 1, 1] w_init {1.0, -2.0, 3.0, 0.5, 0.25, 4.0, -1.0, 2.0, 3.0, 1.0, 0.5, -0.75}> ()
+      scale = Constant <value = float[3] scale_init {1.0, 2.0, 3.0}> ()
+      bias = Constant <value = float[3] bias_init {0.0, 0.1, 0.2}> ()
+      mean = Constant <value = float[3] mean_init {0.0, 0.0, 0.0}> ()
+      var = Constant <value = float[3] var_init {1.0, 1.0, 1.0}> ()
+      c = Conv (x, w)
+      n = BatchNormalization (c, scale, bias, mean, var)
+      h = HardSigmoid (n)
+      y = Mul (h, h)
+    }
+  )onnx"));
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in;
+  in.model = &model;
+  in.device = &device;
+  in.cost_model = cost->get();
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  const dp::LayerShape shape{dp::OpKind::kConv, 3 * 4 * 64, 12, 3, 256, 192};
+  const double follower = cost->get()->PredictOp(dp::OpKind::kElementwise, 192, 192 * 8).seconds;
+  const double quantize = cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 256, 256 * 5).seconds;
+  const double dequantize = cost->get()->PredictOp(dp::OpKind::kDequantizeLinear, 192, 192 * 5).seconds;
+  REQUIRE(follower > 0);
+  auto layer_latency = [&](int w, int a) { return cost->get()->Predict(shape, dp::CompressionOption{w, a, 0, dp::Sparsity::kDense}).seconds; };
+  CHECK(FindOption(*problem, 0, "fp32")->latency == Approx(layer_latency(32, 32)));
+  // Weight-only: the BatchNormalization runs on its own, the HardSigmoid still fuses.
+  CHECK(FindOption(*problem, 0, "w8a32")->latency == Approx(layer_latency(8, 32) + follower));
+  // uint8 activations: both run on their own, plus the Q in and the DQ out.
+  CHECK(FindOption(*problem, 0, "w8a8")->latency ==
+        Approx(layer_latency(8, 8) + 2 * follower + quantize + dequantize));
+  CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("no longer fused"));
 }
 
 TEST_CASE("The option table of a small layer, by hand", "[problem]") {
@@ -167,23 +228,15 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   CHECK(int8->error == Approx(2.0 * d8 + 0.01));
   CHECK(int8->bytes == 12 + 3 * 4);  // int8 weights + per-channel fp32 scales
   CHECK(int8->activation_bytes == (256 + 192) * 1);
-  // The int8 layer: the conv itself, its Relu no longer fused (float layers fold it), the
-  // QuantizeLinear of its 256 input values and the DequantizeLinear of its 192 outputs.
+  // The int8 layer: the conv itself (its Relu fuses as the Q's saturation), the QuantizeLinear
+  // of its 256 input values and the DequantizeLinear of its 192 outputs.
   const dp::LayerShape shape{dp::OpKind::kConv, 3 * 4 * 64, 12, 3, 256, 192};
-  const double relu = cost->get()->PredictOp(dp::OpKind::kElementwise, 192, 192 * 8).seconds;
   const double quantize = cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 256, 256 * 5).seconds;
   const double dequantize = cost->get()->PredictOp(dp::OpKind::kDequantizeLinear, 192, 192 * 5).seconds;
-  CHECK(relu > 0);
   CHECK(int8->latency ==
-        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense}).seconds + relu +
-               quantize + dequantize));
-  CHECK(fp32->latency == Approx(cost->get()->Predict(shape, dp::CompressionOption{}).seconds));
-  const LayerOption* weight_only = FindOption(*problem, 0, "w8a32");
-  REQUIRE(weight_only != nullptr);
-  CHECK(weight_only->latency ==
-        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 32, 0, dp::Sparsity::kDense}).seconds + relu));
-  CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation,
-             Catch::Matchers::Contains("no longer fused") && Catch::Matchers::Contains("QuantizeLinear in"));
+        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense}).seconds + quantize +
+               dequantize));
+  CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("QuantizeLinear in"));
 
   // 30% of 3 channels rounds to 1: the one with the smallest norm (row 2: 10.8125) goes.
   const LayerOption* pruned = FindOption(*problem, 0, "fp32 channel 30%");

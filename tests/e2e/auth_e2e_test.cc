@@ -29,15 +29,6 @@ using Catch::Matchers::Contains;
 
 const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 
-template <typename Message>
-Message Parse(const CommandResult& result) {
-  INFO(result.out << result.err);
-  REQUIRE(result.exit_code == 0);
-  Message message;
-  REQUIRE(google::protobuf::util::JsonStringToMessage(result.out, &message).ok());
-  return message;
-}
-
 // "/squeeze.v1.Service/Method" for every rpc in proto/squeeze/v1/*.proto.
 std::vector<std::string> AllMethods() {
   std::vector<std::string> methods;

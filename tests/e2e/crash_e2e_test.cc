@@ -28,15 +28,6 @@ using Catch::Matchers::Contains;
 const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 const std::string kDetModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx";
 
-template <typename Message>
-Message Parse(const CommandResult& result) {
-  INFO(result.out << result.err);
-  REQUIRE(result.exit_code == 0);
-  Message message;
-  REQUIRE(google::protobuf::util::JsonStringToMessage(result.out, &message).ok());
-  return message;
-}
-
 std::string ReadBinary(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -21,15 +21,6 @@ namespace {
 
 using Catch::Matchers::Contains;
 
-template <typename Message>
-Message Parse(const CommandResult& result) {
-  INFO(result.out << result.err);
-  REQUIRE(result.exit_code == 0);
-  Message message;
-  REQUIRE(google::protobuf::util::JsonStringToMessage(result.out, &message).ok());
-  return message;
-}
-
 struct Streamed {
   grpc::Status status;
   std::vector<std::string> phases;

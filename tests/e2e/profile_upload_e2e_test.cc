@@ -22,15 +22,6 @@ using Catch::Matchers::Contains;
 
 const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 
-template <typename Message>
-Message Parse(const CommandResult& result) {
-  INFO(result.out << result.err);
-  REQUIRE(result.exit_code == 0);
-  Message message;
-  REQUIRE(google::protobuf::util::JsonStringToMessage(result.out, &message).ok());
-  return message;
-}
-
 // A profile of a small CPU: fp32 and w8a8 samples of every layer kind at a few shapes, with
 // latencies from round rates (fp32 20 Gops/s, int8 40 Gops/s, plus 5 us per op).
 dp::Profile SmallProfile() {

@@ -24,15 +24,6 @@ using Catch::Matchers::Contains;
 
 const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 
-template <typename Message>
-Message Parse(const CommandResult& result) {
-  INFO(result.out << result.err);
-  REQUIRE(result.exit_code == 0);
-  Message message;
-  REQUIRE(google::protobuf::util::JsonStringToMessage(result.out, &message).ok());
-  return message;
-}
-
 std::string UploadCls(const RunningServer& server) {
   return Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
 }

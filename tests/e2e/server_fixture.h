@@ -12,10 +12,22 @@
 
 #include <catch2/catch.hpp>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
 namespace squeeze::testing {
+
+// The protobuf message a `squeeze --json ...` command printed; the command must have succeeded.
+template <typename Message>
+Message Parse(const CommandResult& result) {
+  INFO(result.out << result.err);
+  REQUIRE(result.exit_code == 0);
+  Message message;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(result.out, &message).ok());
+  return message;
+}
 
 class RunningServer {
  public:

@@ -55,10 +55,10 @@ const LayerOption* FindOption(const Problem& p, size_t layer, const std::string&
   return nullptr;
 }
 
-// Conv -> BatchNormalization -> Relu -> Mul(r, r): the BatchNormalization and Relu fold into the
-// Conv, the Mul of two computed tensors does not.
-model::LoadedModel ConvBnReluMul() {
-  return model::testing::MustLoad(model::testing::ParseModel(R"onnx(
+// Conv -> BatchNormalization -> `activation` -> Mul(r, r). On fp32 weights the BatchNormalization
+// and the activation fold into the Conv; the Mul of two computed tensors does not.
+model::LoadedModel ConvBnActivationMul(const std::string& activation = "Relu") {
+  std::string text = R"onnx(
     <ir_version: 8, opset_import: ["" : 17]>
     small (float[1, 4, 8, 8] x) => (float[1, 3, 8, 8] y) {
       w = Constant <value = float[3, 4, 1, 1] w_init {1.0, -2.0, 3.0, 0.5, 0.25, 4.0, -1.0, 2.0, 3.0, 1.0, 0.5, -0.75}> ()
@@ -68,15 +68,17 @@ model::LoadedModel ConvBnReluMul() {
       var = Constant <value = float[3] var_init {1.0, 1.0, 1.0}> ()
       c = Conv (x, w)
       n = BatchNormalization (c, scale, bias, mean, var)
-      r = Relu (n)
+      r = ACTIVATION (n)
       y = Mul (r, r)
     }
-  )onnx"));
+  )onnx";
+  text.replace(text.find("ACTIVATION"), 10, activation);
+  return model::testing::MustLoad(model::testing::ParseModel(text.c_str()));
 }
 
 TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move their bytes", "[problem]") {
   // The BatchNormalization and Relu fold into the Conv; the Mul of two computed tensors does not.
-  const model::LoadedModel model = ConvBnReluMul();
+  const model::LoadedModel model = ConvBnActivationMul();
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
@@ -95,7 +97,7 @@ TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move the
 }
 
 TEST_CASE("A measured latency of the model corrects what single ops cannot see", "[problem]") {
-  const model::LoadedModel model = ConvBnReluMul();
+  const model::LoadedModel model = ConvBnActivationMul();
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
@@ -160,20 +162,7 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
 TEST_CASE("Integer layers pay for the followers ONNX Runtime no longer fuses into them", "[problem]") {
   // BatchNormalization folds into constant weights only; HardSigmoid fuses into a float Conv
   // whatever its weights, but not into a QLinearConv.
-  const model::LoadedModel model = model::testing::MustLoad(model::testing::ParseModel(R"onnx(
-    <ir_version: 8, opset_import: ["" : 17]>
-    small (float[1, 4, 8, 8] x) => (float[1, 3, 8, 8] y) {
-      w = Constant <value = float[3, 4, 1, 1] w_init {1.0, -2.0, 3.0, 0.5, 0.25, 4.0, -1.0, 2.0, 3.0, 1.0, 0.5, -0.75}> ()
-      scale = Constant <value = float[3] scale_init {1.0, 2.0, 3.0}> ()
-      bias = Constant <value = float[3] bias_init {0.0, 0.1, 0.2}> ()
-      mean = Constant <value = float[3] mean_init {0.0, 0.0, 0.0}> ()
-      var = Constant <value = float[3] var_init {1.0, 1.0, 1.0}> ()
-      c = Conv (x, w)
-      n = BatchNormalization (c, scale, bias, mean, var)
-      h = HardSigmoid (n)
-      y = Mul (h, h)
-    }
-  )onnx"));
+  const model::LoadedModel model = ConvBnActivationMul("HardSigmoid");
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());

@@ -118,11 +118,14 @@ std::string FrontPlotSvg(const v1::SearchJob& job, const std::map<std::string, s
                        x0 - 55, (y0 + y1) / 2);
     for (const v1::Candidate& c : f.candidates()) {
       const double t = (std::min(c.predicted_sqnr_db(), 60.0) - sqnr_lo) / (sqnr_hi - sqnr_lo);
-      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"><title>#{}: {:.2f} ms, {:.2f} MB, "
-                         "{:.1f} dB; {}</title></circle>\n",
-                         X(c.predicted_latency_ms()), Y(c.predicted_size_bytes() / 1e6), Colour(t), c.index(),
-                         c.predicted_latency_ms(), c.predicted_size_bytes() / 1e6, c.predicted_sqnr_db(),
-                         Escape(c.plan_summary()));
+      // A candidate whose latency stands partly on spec figures is drawn hollow and says so.
+      const bool spec = c.spec_layers() > 0;
+      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\" stroke=\"{}\"><title>#{}: {:.2f} ms, "
+                         "{:.2f} MB, {:.1f} dB; {}; latency from {}</title></circle>\n",
+                         X(c.predicted_latency_ms()), Y(c.predicted_size_bytes() / 1e6), spec ? "white" : Colour(t),
+                         Colour(t), c.index(), c.predicted_latency_ms(), c.predicted_size_bytes() / 1e6,
+                         c.predicted_sqnr_db(), Escape(c.plan_summary()),
+                         spec ? Escape(c.latency_basis()) : "measured samples");
     }
     for (const v1::Candidate& c : f.baselines()) {
       const double x = X(c.predicted_latency_ms()), y = Y(c.predicted_size_bytes() / 1e6);

@@ -69,7 +69,9 @@ void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& ca
     row.push_back(FormatBytes(c.predicted_peak_memory_bytes()));
     row.push_back(Sqnr(c.predicted_sqnr_db()));
     if (measured) row.push_back(c.has_measured() ? Sqnr(c.measured().sqnr_db()) : "-");
-    row.push_back(c.plan_summary());
+    // A latency that stands partly on spec figures says so beside the plan.
+    row.push_back(c.spec_layers() > 0 ? fmt::format("{} [latency: {}]", c.plan_summary(), c.latency_basis())
+                                      : c.plan_summary());
     table->AddRow(std::move(row));
   }
 }
@@ -77,14 +79,15 @@ void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& ca
 void PrintJob(const v1::SearchJob& job, bool csv) {
   if (csv) {
     std::cout << "device,candidate,predicted_latency_ms,predicted_size_bytes,predicted_peak_memory_bytes,"
-                 "predicted_sqnr_db,measured_latency_ms,measured_sqnr_db,plan\n";
+                 "predicted_sqnr_db,measured_latency_ms,measured_sqnr_db,latency_basis,plan\n";
     for (const v1::DeviceFront& f : job.fronts()) {
       for (const v1::Candidate& c : f.candidates()) {
         const bool lat = c.has_measured() && c.measured().latency_measured();
-        std::cout << fmt::format("{},{},{:.6f},{},{},{:.3f},{},{},\"{}\"\n", f.device_id(), c.index(),
+        std::cout << fmt::format("{},{},{:.6f},{},{},{:.3f},{},{},\"{}\",\"{}\"\n", f.device_id(), c.index(),
                                  c.predicted_latency_ms(), c.predicted_size_bytes(), c.predicted_peak_memory_bytes(),
                                  c.predicted_sqnr_db(), lat ? fmt::format("{:.6f}", c.measured().latency_ms()) : "",
-                                 c.has_measured() ? fmt::format("{:.3f}", c.measured().sqnr_db()) : "", c.plan_summary());
+                                 c.has_measured() ? fmt::format("{:.3f}", c.measured().sqnr_db()) : "",
+                                 c.latency_basis(), c.plan_summary());
       }
     }
     return;

@@ -247,6 +247,22 @@ DeviceCostModel::DeviceCostModel(Device device, std::vector<LatencySample> sampl
   }
 }
 
+const Capability* DeviceCostModel::Container(OpKind kind, int weight_bits, int activation_bits) const {
+  if (weight_bits >= 8) return nullptr;
+  // The narrowest wider integer width with a row of this kind (else an all-kinds row) at the same
+  // activation width.
+  for (int container = weight_bits + 1; container <= 8; ++container) {
+    const Capability* wildcard = nullptr;
+    for (const Capability& c : device_.capabilities) {
+      if (c.weight_bits != container || c.activation_bits != activation_bits || c.sparsity != Sparsity::kDense) continue;
+      if (c.op_kind == kind) return &c;
+      if (!c.op_kind.has_value()) wildcard = &c;
+    }
+    if (wildcard != nullptr) return wildcard;
+  }
+  return nullptr;
+}
+
 const DeviceCostModel::SampleGroup* DeviceCostModel::FindGroup(OpKind kind, int weight_bits, int activation_bits,
                                                                Sparsity sparsity) const {
   // The exact precision, else the narrowest measured integer width that holds it: 2..8-bit weights
@@ -375,6 +391,15 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
         emulated = true;
         why = why.empty() ? "emulated (characterised row)" : why;
       }
+    } else if (const Capability* container = Container(layer.kind, option.weight_bits, option.activation_bits)) {
+      // 2..7-bit weights are stored in a wider integer container and run as it does.
+      chosen = container;
+      emulated = true;
+      const std::string stored = absl::StrFormat(
+          "no %s kernel: runs as %s (%d-bit weights are stored in its container)",
+          PrecisionName(option.weight_bits, option.activation_bits),
+          PrecisionName(container->weight_bits, container->activation_bits), option.weight_bits);
+      why = why.empty() ? stored : absl::StrCat(why, "; ", stored);
     } else {
       // Emulate at the cheapest native dense precision that holds the option's values.
       double best = 0;

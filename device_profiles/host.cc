@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -67,7 +68,11 @@ double MeasureMemoryBandwidth() {
 
 HostFacts ReadHostFacts(const std::string& runtime_version) {
   HostFacts facts;
-  facts.cpuinfo = Slurp("/proc/cpuinfo");
+  // A detection override, for tests and for describing another machine's CPU: the file
+  // SQUEEZE_HOST_CPUINFO names is read instead of /proc/cpuinfo.
+  const char* cpuinfo_override = std::getenv(kCpuinfoOverrideVariable);
+  facts.cpuinfo_path = cpuinfo_override != nullptr && *cpuinfo_override != '\0' ? cpuinfo_override : "/proc/cpuinfo";
+  facts.cpuinfo = Slurp(facts.cpuinfo_path.c_str());
   facts.meminfo = Slurp("/proc/meminfo");
   facts.cpufreq_max_khz = Slurp("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq");
   cpu_set_t set;
@@ -95,7 +100,11 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
   const bool arm = facts.machine == "aarch64" || !CpuInfoField(facts.cpuinfo, "CPU implementer").empty();
   std::string flag_text = CpuInfoField(facts.cpuinfo, arm ? "Features" : "flags");
   if (flag_text.empty()) {
-    return absl::InvalidArgumentError("cannot read CPU features from /proc/cpuinfo");
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot read CPU features from ", facts.cpuinfo_path.empty() ? "/proc/cpuinfo" : facts.cpuinfo_path,
+        facts.cpuinfo_path.empty() || facts.cpuinfo_path == "/proc/cpuinfo"
+            ? ""
+            : absl::StrCat(" (", kCpuinfoOverrideVariable, "): point it at a readable copy of /proc/cpuinfo or unset it")));
   }
   absl::flat_hash_set<std::string> flags = absl::StrSplit(flag_text, ' ', absl::SkipEmpty());
   std::vector<std::string> simd;
@@ -178,7 +187,10 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
   d.runtime_version = facts.runtime_version;
   d.threads = cores;
   d.op_overhead_us = 5;
-  d.source = "/proc/cpuinfo, /proc/meminfo and the CPU affinity mask of the squeezed process";
+  d.source = facts.cpuinfo_path.empty() || facts.cpuinfo_path == "/proc/cpuinfo"
+                 ? "/proc/cpuinfo, /proc/meminfo and the CPU affinity mask of the squeezed process"
+                 : absl::StrCat(facts.cpuinfo_path, " (", kCpuinfoOverrideVariable,
+                                ", in place of /proc/cpuinfo), /proc/meminfo and the CPU affinity mask");
   d.derivation = absl::StrFormat(
       "cores = CPUs in the affinity mask; RAM = MemTotal; app memory budget = RAM / 2 (assumed: "
       "a server shares its RAM); memory bandwidth = measured at first start, best of 4 memcpy "
@@ -210,10 +222,10 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
   add(std::nullopt, 8, 8, int8_peak, 0.5, absl::StrCat(int8_derivation, "; ", kEff));
   add(OpKind::kDepthwiseConv, 8, 8, int8_peak, 0.15, absl::StrCat(int8_derivation, "; ", kDwEff));
   if (fp16_arith) {
-    const double fp16_peak = fp32_peak * 2;
-    add(std::nullopt, 16, 16, fp16_peak, 0.5,
-        absl::StrFormat("fp16: fp32 peak x 2 (%s: half-precision arithmetic, twice the lanes) = %s; %s",
-                        arm ? "asimdhp" : "avx512_fp16", FormatRate(fp16_peak), kEff));
+    // No fp16 row: the export for ONNX Runtime's CPU provider computes every float layer in fp32
+    // (fp16 weights are cast to float at load), so half-precision arithmetic runs no exported file.
+    absl::StrAppend(&d.derivation, "; ", arm ? "asimdhp" : "avx512_fp16",
+                    " present, but no fp16 row: ONNX Runtime's CPU provider runs the exported float layers in fp32");
   }
   return d;
 }

@@ -16,9 +16,14 @@
 
 namespace squeeze::device_profiles {
 
+// The environment variable naming a file read in place of /proc/cpuinfo: a detection override, so
+// behaviour that depends on the CPU's features can be tried on any machine.
+inline constexpr char kCpuinfoOverrideVariable[] = "SQUEEZE_HOST_CPUINFO";
+
 // What the detection reads, separated from reading it so it can be tested on fixed text.
 struct HostFacts {
-  std::string cpuinfo;            // contents of /proc/cpuinfo
+  std::string cpuinfo;            // contents of /proc/cpuinfo (or of the override)
+  std::string cpuinfo_path;       // where they were read from
   std::string meminfo;            // contents of /proc/meminfo
   std::string cpufreq_max_khz;    // /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq, if any
   int online_cpus = 1;            // CPUs this process may run on
@@ -28,7 +33,8 @@ struct HostFacts {
   std::string runtime_version;    // ONNX Runtime version the server links
 };
 
-// Reads the facts of this machine; measures bandwidth (about 0.2 s).
+// Reads the facts of this machine (the CPU from SQUEEZE_HOST_CPUINFO's file when it is set);
+// measures bandwidth (about 0.2 s).
 HostFacts ReadHostFacts(const std::string& runtime_version);
 
 // Streaming copy bandwidth (read + write bytes per second), best of a few passes over 64 MiB.

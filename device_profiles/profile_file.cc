@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <utility>
@@ -98,6 +99,24 @@ absl::Status Entry(absl::string_view list, size_t index, absl::string_view key, 
 }
 
 }  // namespace
+
+int KeepMeasuredRowsHonest(Device& device, const std::vector<LatencySample>& samples) {
+  int downgraded = 0;
+  for (Capability& c : device.capabilities) {
+    if (c.provenance != Provenance::kMeasured) continue;
+    const OpKind kind = c.op_kind.value_or(OpKind::kConv);
+    const bool measured = std::any_of(samples.begin(), samples.end(), [&](const LatencySample& s) {
+      return s.op_kind == kind && s.weight_bits == c.weight_bits && s.activation_bits == c.activation_bits &&
+             s.sparsity == c.sparsity;
+    });
+    if (measured) continue;
+    c.provenance = Provenance::kSpec;
+    absl::StrAppend(&c.derivation, c.derivation.empty() ? "" : "; ",
+                    "uploaded as measured, but no sample of the profile measured it: kept as spec");
+    ++downgraded;
+  }
+  return downgraded;
+}
 
 int64_t ShapeMacs(const LatencySample& s) {
   switch (s.op_kind) {

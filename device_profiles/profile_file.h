@@ -38,6 +38,12 @@ struct Profile {
 // samples or model latencies only.
 absl::Status ValidateProfile(const Profile& profile, bool require_device = true);
 
+// Provenance is never upgraded (DESIGN.md §4): a capability row of `device` stays `measured` only
+// when `samples` measured it (its kind, or conv for the all-kinds row, at its weight and
+// activation bits and sparsity); any other row is `spec`, and a row that claimed `measured`
+// without such samples says so in its derivation. Returns how many rows were downgraded.
+int KeepMeasuredRowsHonest(Device& device, const std::vector<LatencySample>& samples);
+
 // Dense multiply-accumulates of a layer sample's shape (conv: padding "same"; gemm: m·k·n);
 // 0 for the non-layer kinds.
 int64_t ShapeMacs(const LatencySample& sample);

@@ -279,8 +279,8 @@ std::vector<Capability> MeasuredCapabilities(const std::vector<LatencySample>& s
     rows.push_back(c);
   }
 
-  // All-kinds rows from the conv rows; 2..6-bit weight-only rows like the 4-bit one (the exporter
-  // stores every 2..8-bit weight as int8 with a DequantizeLinear, which ONNX Runtime runs alike).
+  // All-kinds rows from the conv rows. Weights of 2..7 bits need no row: the cost model runs them
+  // as the measured integer container that holds them (the exporter stores them in int8).
   std::vector<Capability> extra;
   for (const Capability& c : rows) {
     if (c.op_kind != OpKind::kConv) continue;
@@ -288,16 +288,6 @@ std::vector<Capability> MeasuredCapabilities(const std::vector<LatencySample>& s
     all.op_kind = std::nullopt;
     all.derivation = absl::StrCat("as conv (kinds without a row of their own): ", c.derivation);
     extra.push_back(all);
-  }
-  for (const Capability& c : rows) {
-    if (c.weight_bits != 4 || c.activation_bits != 32 || c.sparsity != Sparsity::kDense) continue;
-    for (int bits : {2, 3, 5, 6}) {
-      Capability like = c;
-      like.weight_bits = bits;
-      like.derivation = absl::StrCat("as w4a32, not measured: 2..8-bit weights are stored as int8 with a "
-                                     "DequantizeLinear either way; ", c.derivation);
-      extra.push_back(like);
-    }
   }
   rows.insert(rows.end(), extra.begin(), extra.end());
   return rows;
@@ -503,16 +493,10 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
       "%s %s on %s, ONNX Runtime %s, %d thread%s%s, %s", kProfilerTool, kProfilerVersion, machine.hostname,
       ort_version, options.threads, options.threads == 1 ? "" : "s",
       cpus.empty() ? "" : absl::StrCat(" pinned to CPU ", absl::StrJoin(cpus, ",")), c.measured_at);
-  std::vector<Capability> measured = MeasuredCapabilities(profile.samples, kernels, source);
-  // The detected rows stay where nothing was measured.
-  for (const Capability& spec_row : device.capabilities) {
-    const bool covered = std::any_of(measured.begin(), measured.end(), [&](const Capability& m) {
-      return m.op_kind == spec_row.op_kind && m.weight_bits == spec_row.weight_bits &&
-             m.activation_bits == spec_row.activation_bits && m.sparsity == spec_row.sparsity;
-    });
-    if (!covered) measured.push_back(spec_row);
-  }
-  device.capabilities = std::move(measured);
+  // A measured device's capabilities come only from its samples: a precision the grid did not
+  // measure is not offered on it (the detected spec rows, e.g. an fp16 rate read off a CPU flag,
+  // describe no file the exporter writes for this runtime).
+  device.capabilities = MeasuredCapabilities(profile.samples, kernels, source);
 
   // Per-op overhead: the fastest elementwise op over the fewest elements, a run of almost nothing.
   const LatencySample* smallest = nullptr;

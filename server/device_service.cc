@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "device_profiles/profile_file.h"
 #include "server/caller.h"
 #include "server/proto_conversion.h"
@@ -96,7 +97,12 @@ absl::StatusOr<v1::Device> DeviceService::Put(const v1::PutDeviceProfileRequest&
     d.id = request.id();
     if (!request.name().empty()) d.name = request.name();
     d.provenance = dp::Provenance::kMeasured;
-    for (dp::Capability& c : d.capabilities) c.provenance = dp::Provenance::kMeasured;
+    // Rows keep the provenance the file gives them; `measured` only where its samples measured it.
+    const int downgraded = dp::KeepMeasuredRowsHonest(d, profile->samples);
+    if (downgraded > 0) {
+      common::LogInfo("device {}: {} capability rows uploaded as measured without samples kept as spec", request.id(),
+                      downgraded);
+    }
     if (!profile->conditions.tool.empty()) d.conditions = profile->conditions;
     if (absl::Status s = dp::ValidateDevice(d); !s.ok()) return absl::InvalidArgumentError(absl::StrCat("profile: ", s.message()));
     device = std::move(d);

@@ -173,6 +173,9 @@ v1::Candidate ToProto(const search::Problem& problem, const search::Candidate& c
   out.set_predicted_error(c.values.error);
   out.set_predicted_sqnr_db(std::min(search::SqnrDb(c.values.error), 999.0));
   out.set_plan_summary(search::PlanSummary(problem, c.choice));
+  const search::BasisCount basis = search::LatencyBasisOf(problem, c.choice);
+  out.set_latency_basis(search::BasisLabel(basis));
+  out.set_spec_layers(basis.spec);
   if (!with_layers) return out;
   for (size_t i = 0; i < c.choice.size() && i < problem.details.size(); ++i) {
     const search::OptionDetail& d = problem.details[i][c.choice[i]];

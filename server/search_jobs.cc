@@ -234,17 +234,18 @@ search::Constraints LimitsOf(const v1::Constraints& c, const dp::Device& device)
   return limits;
 }
 
-// What the front's latencies stand on: how many layers the cost model predicted (at fp32, the
-// option every layer has) from measured samples and how many from the spec roofline, and how a
-// measured latency of the model corrected them.
-std::string LatencyBasisSummary(const search::Problem& problem) {
-  int samples = 0, roofline = 0;
-  for (const std::vector<search::OptionDetail>& layer : problem.details) {
-    if (layer.empty()) continue;
-    (layer.front().latency.basis == dp::Basis::kSpecRoofline ? roofline : samples) += 1;
+// What the front's latencies stand on, counted over its candidates' layers (each candidate carries
+// its own count), and how a measured latency of the model corrected them.
+std::string LatencyBasisSummary(const search::Problem& problem, const v1::DeviceFront& front) {
+  int samples = 0, spec = 0, spec_candidates = 0;
+  for (const v1::Candidate& c : front.candidates()) {
+    samples += c.layers_size() - c.spec_layers();
+    spec += c.spec_layers();
+    if (c.spec_layers() > 0) ++spec_candidates;
   }
-  std::string out = absl::StrCat(samples, " of ", samples + roofline, " layers from measured samples, ", roofline,
-                                 " from the spec roofline");
+  std::string out = absl::StrCat(samples, " of ", samples + spec, " layer latencies of the ", front.candidates_size(),
+                                 " candidates from measured samples, ", spec, " from the spec roofline");
+  if (spec_candidates > 0) absl::StrAppend(&out, " (", spec_candidates, " candidates use spec figures)");
   if (!problem.latency_calibration.empty()) absl::StrAppend(&out, "; ", problem.latency_calibration);
   return out;
 }
@@ -327,6 +328,9 @@ std::string SearchCacheKey(const std::string& model_sha256, const std::vector<st
     keyed.SerializeToCodedStream(&coded);
   }
   common::Sha256 hash;
+  // The option-space method: a stored front from an older one (e.g. with fp16 compute options
+  // the export flavour does not realize) must not answer a new search.
+  hash.Update("options=realized-1|");
   hash.Update(model_sha256);
   for (const auto& [id, version] : devices) hash.Update(absl::StrCat("|", id, "@", version));
   hash.Update("|");
@@ -710,8 +714,12 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
         *out->mutable_candidates() = closest.candidates();
       }
     }
-    for (const auto& [w, a, name] : {std::make_tuple(32, 32, "fp32"), std::make_tuple(16, 16, "uniform fp16"),
-                                     std::make_tuple(8, 8, "uniform int8")}) {
+    // Where the device's flavour has no fp16 compute, the fp16 reference is fp16 weights.
+    const bool fp16_compute = search::UniformChoice(*problem, 16, 16).has_value();
+    for (const auto& [w, a, name] :
+         {std::make_tuple(32, 32, "fp32"),
+          fp16_compute ? std::make_tuple(16, 16, "uniform fp16") : std::make_tuple(16, 32, "uniform fp16 weights"),
+          std::make_tuple(8, 8, "uniform int8")}) {
       std::optional<search::Choice> choice = search::UniformChoice(*problem, w, a);
       if (!choice) continue;
       absl::StatusOr<search::ObjectiveValues> values = search::Evaluate(problem->table, *choice);
@@ -722,7 +730,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       *out->add_baselines() = std::move(baseline);
     }
     for (const std::string& w : problem->warnings) out->add_warnings(w);
-    out->set_latency_basis(LatencyBasisSummary(*problem));
+    out->set_latency_basis(LatencyBasisSummary(*problem, *out));
     out->set_search_seconds(front->stats.seconds);
     job.set_fraction(base + span);
     Publish(record, job, true);

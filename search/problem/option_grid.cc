@@ -1,5 +1,6 @@
 #include "search/problem/option_grid.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -36,14 +37,38 @@ absl::Status ValidateOptionGrid(const OptionGrid& grid) {
   return absl::OkStatus();
 }
 
-std::vector<dp::CompressionOption> LayerOptions(const OptionGrid& grid, const model::Layer& layer) {
+namespace {
+
+// The prune ratios of output-channel pruning: each grid ratio moved to the nearest kept count that
+// is a positive multiple of `alignment` and below `out`, as removed / out, in grid order, once each.
+std::vector<double> ChannelRatios(const std::vector<double>& grid_ratios, int64_t out, int alignment) {
+  const int64_t a = std::max(1, alignment);
+  const int64_t most = (out - 1) / a * a;  // the largest aligned count below out
+  std::vector<double> ratios;
+  if (most < a) return ratios;
+  for (double r : grid_ratios) {
+    if (r <= 0) continue;
+    const int64_t target = out - std::llround(static_cast<double>(out) * r);  // the unaligned count kept
+    const int64_t kept =
+        std::clamp<int64_t>(std::llround(static_cast<double>(target) / static_cast<double>(a)) * a, a, most);
+    const double ratio = static_cast<double>(out - kept) / static_cast<double>(out);
+    if (std::find(ratios.begin(), ratios.end(), ratio) == ratios.end()) ratios.push_back(ratio);
+  }
+  return ratios;
+}
+
+}  // namespace
+
+std::vector<dp::CompressionOption> LayerOptions(const OptionGrid& grid, const model::Layer& layer,
+                                                const DeviceRealization& device) {
   std::vector<std::pair<int, int>> precisions;
   for (int w : grid.weight_bits) {
     for (int a : grid.activation_bits) {
-      const bool ok = w == 32 ? a == 32 : w == 16 ? (a == 16 || a == 32) : true;
-      if (ok) precisions.emplace_back(w, a);
+      if (model::Realizes(device.flavour, w, a)) precisions.emplace_back(w, a);
     }
   }
+  const std::vector<double> channel_ratios =
+      ChannelRatios(grid.prune_ratios, layer.out_channels, device.channel_alignment);
   const int64_t per_channel = layer.out_channels > 0 ? layer.params / layer.out_channels : layer.params;
   std::vector<dp::CompressionOption> out;
   for (const auto& [w, a] : precisions) {
@@ -65,12 +90,16 @@ std::vector<dp::CompressionOption> LayerOptions(const OptionGrid& grid, const mo
         out.push_back(o);
         continue;
       }
-      if (pattern == dp::Sparsity::kOutputChannel && (layer.grouped || layer.out_channels < 2)) continue;
+      if (pattern == dp::Sparsity::kOutputChannel) {
+        if (layer.grouped) continue;
+        for (double r : channel_ratios) {
+          o.prune_ratio = r;
+          out.push_back(o);
+        }
+        continue;
+      }
       for (double r : grid.prune_ratios) {
         if (r <= 0) continue;
-        if (pattern == dp::Sparsity::kOutputChannel && std::llround(layer.out_channels * r) >= layer.out_channels) {
-          continue;
-        }
         o.prune_ratio = r;
         out.push_back(o);
       }

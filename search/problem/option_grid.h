@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "device_profiles/cost_model.h"
 #include "model/analysis.h"
+#include "model/export_flavour.h"
 
 namespace squeeze::search {
 
@@ -20,18 +21,31 @@ struct OptionGrid {
                                                      device_profiles::Sparsity::kOutputChannel};
 };
 
+// What the device's runtime does with an option: the export flavour that writes it (an option
+// exists only where the flavour realizes it) and the channel alignment its kernels run well.
+struct DeviceRealization {
+  model::ExportFlavour flavour = model::ExportFlavour::kOrtCpu;
+  // Output-channel pruning keeps a multiple of this many channels (vector kernels and blocked
+  // layouts run ragged counts slower); 1 = any count.
+  int channel_alignment = 8;
+};
+
 // InvalidArgument naming the first bad entry: bits outside {2..6, 8, 16, 32} / {8, 16, 32},
 // ratios outside [0, 1), a pattern that is dense, or an empty list.
 absl::Status ValidateOptionGrid(const OptionGrid& grid);
 
-// The options of `layer` under `grid`, before the device is asked what it runs:
-// - float weights keep float activations (fp32 with fp32; fp16 with fp16 or fp32), integer
-//   weights take every activation width of the grid;
+// The options of `layer` under `grid`, before the device's cost model is asked what it runs:
+// - only precisions `device.flavour` realizes (model::Realizes): float weights keep float
+//   activations, integer weights take the activation widths the flavour writes;
 // - prune ratio 0 is the dense option; unstructured and output-channel pruning take every other
 //   ratio; 2:4 is one option (ratio 0.5) for rows of at least 4 weights;
 // - output-channel pruning is left out for grouped convolutions, whose channels are tied to
-//   their input's, and always keeps one channel.
-std::vector<device_profiles::CompressionOption> LayerOptions(const OptionGrid& grid, const model::Layer& layer);
+//   their input's; it keeps a positive multiple of `device.channel_alignment` channels, each grid
+//   ratio moved to the nearest such count (duplicates dropped), so the ratio of an option is
+//   exactly removed / out_channels and the distortion, cost model and exporter remove the same
+//   count.
+std::vector<device_profiles::CompressionOption> LayerOptions(const OptionGrid& grid, const model::Layer& layer,
+                                                             const DeviceRealization& device = {});
 
 // "w4a8 2:4", "fp16", "w8a8 unstructured 30%", "fp32 channel 20%".
 std::string OptionLabel(const device_profiles::CompressionOption& option);

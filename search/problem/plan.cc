@@ -118,4 +118,18 @@ double SqnrDb(double relative_error) {
 
 double ErrorOfSqnrDb(double sqnr_db) { return std::pow(10.0, -sqnr_db / 10); }
 
+BasisCount LatencyBasisOf(const Problem& problem, const Choice& choice) {
+  BasisCount count;
+  for (size_t i = 0; i < choice.size() && i < problem.details.size(); ++i) {
+    const device_profiles::Basis basis = problem.details[i][choice[i]].latency.basis;
+    (basis == device_profiles::Basis::kSpecRoofline ? count.spec : count.samples) += 1;
+  }
+  return count;
+}
+
+std::string BasisLabel(const BasisCount& count) {
+  if (count.spec == 0) return "samples";
+  return absl::StrCat("spec-roofline for ", count.spec, " of ", count.samples + count.spec, " layers");
+}
+
 }  // namespace squeeze::search

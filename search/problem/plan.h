@@ -22,6 +22,16 @@ std::optional<Choice> UniformChoice(const Problem& problem, int weight_bits, int
 // share of all weights pruned.
 std::string PlanSummary(const Problem& problem, const Choice& choice);
 
+// How many layers of a configuration have a latency from measured samples and how many from the
+// spec roofline (LatencyPrediction::basis; "reported" counts as measured).
+struct BasisCount {
+  int samples = 0;
+  int spec = 0;
+};
+BasisCount LatencyBasisOf(const Problem& problem, const Choice& choice);
+// "samples", or "spec-roofline for 3 of 54 layers".
+std::string BasisLabel(const BasisCount& count);
+
 // The `count` candidates of `front` that come closest to meeting `limits`: least total violation,
 // each limit's overshoot measured relative to the limit.
 Front ClosestCandidates(const Front& front, const Constraints& limits, size_t count);

@@ -236,6 +236,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   }
   problem.table.fixed.bytes = static_cast<double>(analysis.other_initializer_bytes);
 
+  const DeviceRealization realization{model::FlavourForRuntime(in.device->runtime), in.channel_alignment};
   problem.table.layers.resize(n);
   problem.details.resize(n);
   problem.sensitivity.assign(n, 1.0);
@@ -259,7 +260,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
                                        layer.name, "': shapes unknown, its latency counts only per-op overhead");
     }
     const dp::LayerShape shape = ShapeOf(layer);
-    const std::vector<dp::CompressionOption> options = LayerOptions(in.grid, layer);
+    const std::vector<dp::CompressionOption> options = LayerOptions(in.grid, layer, realization);
     // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once and
     // each (mask, bits) quantized once.
     std::map<std::pair<int, double>, std::vector<uint8_t>> masks;

@@ -58,6 +58,9 @@ struct ProblemInputs {
   const device_profiles::CostModel* cost_model = nullptr;
   const runtime::SensitivityReport* sensitivity = nullptr;  // nullptr: every s_i = 1, with a warning
   OptionGrid grid;
+  // Output-channel pruning keeps multiples of this many channels (DeviceRealization); the export
+  // flavour comes from the device's runtime.
+  int channel_alignment = 8;
   // The uploaded file's sha256 and the device version's measured model latencies: one of this
   // model as it is (variant "") corrects the latencies.
   std::string model_sha256;

@@ -108,6 +108,35 @@ TEST_CASE("Options the device does not run natively cost what it really does", "
   }
 }
 
+TEST_CASE("2..7-bit weights run as the measured container that holds them, from its samples", "[cost_model]") {
+  Device d = TestDevice();
+  Capability w4a32 = d.capabilities[0];
+  w4a32.op_kind = OpKind::kConv;
+  w4a32.weight_bits = 4;
+  w4a32.native = false;  // no faster than fp32: a DequantizeLinear and a float conv
+  w4a32.provenance = Provenance::kMeasured;
+  d.capabilities.push_back(w4a32);
+  LatencySample sample = TestSample("conv k3 s1 16>32 20x20 w4a32", 120);
+  sample.weight_bits = 4;
+  sample.activation_bits = 32;
+  auto model = Model(d, {sample});
+  LayerShape l;
+  l.kind = OpKind::kConv;
+  l.macs = sample.macs;
+  l.in_channels = 16;
+  l.out_channels = 32;
+  l.height = l.width = 20;
+  l.kernel = 3;
+  l.weight_params = 32 * 16 * 9;
+  l.input_elements = 16 * 400;
+  l.output_elements = 32 * 400;
+  const LatencyPrediction p = model->Predict(l, Option(3, 32));
+  CHECK(p.basis == Basis::kSamples);
+  CHECK(p.executed_weight_bits == 4);
+  CHECK(p.seconds == Approx(120e-6).epsilon(1e-6));  // the sampled shape comes back as measured
+  CHECK_THAT(p.explanation, Contains("runs as w4a32"));
+}
+
 TEST_CASE("A native 2:4 kernel halves the work", "[cost_model]") {
   Device d = TestDevice();
   Capability sparse = d.capabilities[1];  // int8

@@ -1,6 +1,9 @@
 #include "device_profiles/host.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 
 #include <catch2/catch.hpp>
 
@@ -60,7 +63,7 @@ TEST_CASE("An AVX2 host without VNNI gets 2x int8", "[host]") {
   CHECK(Find(*d, 8, 8)->peak_ops_per_s == Approx(Find(*d, 32, 32)->peak_ops_per_s * 2));
 }
 
-TEST_CASE("An ARM host reads its clock from cpufreq and has fp16", "[host]") {
+TEST_CASE("An ARM host reads its clock from cpufreq; its fp16 arithmetic runs no exported file", "[host]") {
   HostFacts f;
   f.cpuinfo = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes fphp asimdhp asimddp\n"
               "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n";
@@ -72,9 +75,39 @@ TEST_CASE("An ARM host reads its clock from cpufreq and has fp16", "[host]") {
   absl::StatusOr<Device> d = HostDevice(f);
   REQUIRE(d.ok());
   CHECK(Find(*d, 32, 32)->peak_ops_per_s == Approx(4 * 2.4e9 * 2 * 4 * 2));
-  REQUIRE(Find(*d, 16, 16) != nullptr);
+  // ONNX Runtime's CPU provider computes the exported float layers in fp32: no fp16 row.
+  CHECK(Find(*d, 16, 16) == nullptr);
+  CHECK_THAT(d->derivation, Contains("asimdhp present, but no fp16 row"));
   CHECK(Find(*d, 8, 8)->peak_ops_per_s == Approx(Find(*d, 32, 32)->peak_ops_per_s * 4));
   CHECK(std::count(d->simd_features.begin(), d->simd_features.end(), "asimddp") == 1);
+}
+
+TEST_CASE("A Sapphire Rapids host (AVX-512-FP16, AMX) gets no fp16 row for ONNX Runtime's CPU provider", "[host]") {
+  absl::StatusOr<Device> d = HostDevice(X86Facts(
+      "GenuineIntel", 6, "avx avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx512_fp16 amx_tile amx_int8 amx_bf16"));
+  REQUIRE(d.ok());
+  CHECK(std::count(d->simd_features.begin(), d->simd_features.end(), "avx512_fp16") == 1);
+  CHECK(std::count(d->simd_features.begin(), d->simd_features.end(), "amx_int8") == 1);
+  for (const Capability& c : d->capabilities) CHECK(c.activation_bits != 16);
+  CHECK_THAT(d->derivation, Contains("avx512_fp16 present, but no fp16 row"));
+}
+
+TEST_CASE("SQUEEZE_HOST_CPUINFO makes detection read another machine's /proc/cpuinfo", "[host]") {
+  const std::string path = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/squeeze-cpuinfo-test";
+  {
+    std::ofstream out(path);
+    out << "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+"
+           "\ncpu MHz\t\t: 2000.000\nflags\t\t: avx avx2 fma avx512f avx512_fp16 amx_tile amx_int8\n\n";
+  }
+  ::setenv("SQUEEZE_HOST_CPUINFO", path.c_str(), 1);
+  const HostFacts facts = ReadHostFacts("test");
+  ::unsetenv("SQUEEZE_HOST_CPUINFO");
+  std::remove(path.c_str());
+  absl::StatusOr<Device> d = HostDevice(facts);
+  REQUIRE(d.ok());
+  CHECK_THAT(d->name, Contains("Xeon(R) Platinum 8480+"));
+  CHECK(std::count(d->simd_features.begin(), d->simd_features.end(), "avx512_fp16") == 1);
+  CHECK_THAT(d->source, Contains("SQUEEZE_HOST_CPUINFO"));
 }
 
 TEST_CASE("Unreadable CPU information is InvalidArgument", "[host]") {

@@ -175,6 +175,28 @@ TEST_CASE("Profile files that are not profiles are InvalidArgument naming the pa
   CHECK(ReadProfileFile(dir.File("missing.json")).status().code() == absl::StatusCode::kNotFound);
 }
 
+TEST_CASE("Provenance is never upgraded: a row is measured only where samples measured it", "[profiles][profile-file]") {
+  Profile p = TestProfile();  // samples: conv w8a8, depthwise fp32, gemm w8a8, quantize
+  std::vector<Capability>& rows = p.device.capabilities;  // fp32 and int8 all-kinds rows, spec
+  rows[1].provenance = Provenance::kMeasured;                // int8, all kinds: the conv w8a8 sample
+  Capability fp16 = rows[0];                                 // an fp16 rate read off a CPU flag
+  fp16.weight_bits = fp16.activation_bits = 16;
+  fp16.provenance = Provenance::kMeasured;
+  rows.push_back(fp16);
+  Capability w3 = rows[1];  // derived from the int8 row, never measured itself
+  w3.weight_bits = 3;
+  w3.activation_bits = 32;
+  w3.op_kind = OpKind::kConv;
+  rows.push_back(w3);
+  CHECK(KeepMeasuredRowsHonest(p.device, p.samples) == 2);
+  CHECK(rows[0].provenance == Provenance::kSpec);      // spec stays spec
+  CHECK(rows[1].provenance == Provenance::kMeasured);  // its samples measured it
+  CHECK(rows[2].provenance == Provenance::kSpec);
+  CHECK_THAT(rows[2].derivation, Catch::Matchers::Contains("no sample of the profile measured it"));
+  CHECK(rows[3].provenance == Provenance::kSpec);
+  CHECK(KeepMeasuredRowsHonest(p.device, p.samples) == 0);  // nothing left to downgrade
+}
+
 TEST_CASE("ShapeMacs counts same-padded convolutions, transposed convolutions and gemms", "[profiles][profile-file]") {
   LatencySample s;
   s.op_kind = OpKind::kConv;

@@ -198,6 +198,7 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   in.device = &device;
   in.cost_model = cost->get();
   in.sensitivity = &report;
+  in.channel_alignment = 1;  // 3 channels: any kept count
   absl::StatusOr<Problem> problem = BuildProblem(in);
   REQUIRE(problem.ok());
   REQUIRE(problem->table.layers.size() == 1);
@@ -227,12 +228,14 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
                dequantize));
   CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("QuantizeLinear in"));
 
-  // 30% of 3 channels rounds to 1: the one with the smallest norm (row 2: 10.8125) goes.
-  const LayerOption* pruned = FindOption(*problem, 0, "fp32 channel 30%");
+  // 30% of 3 channels keeps 2: the option is 1 of 3 removed, the one with the smallest norm
+  // (row 2: 10.8125).
+  const LayerOption* pruned = FindOption(*problem, 0, "fp32 channel 33%");
   REQUIRE(pruned != nullptr);
   CHECK(pruned->bytes == 8 * 4);
   CHECK(pruned->activation_bytes == (256 + 128) * 4);
-  const OptionDetail* detail = Find(*problem, 0, "fp32 channel 30%");
+  const OptionDetail* detail = Find(*problem, 0, "fp32 channel 33%");
+  CHECK(detail->option.prune_ratio == Approx(1.0 / 3));
   CHECK(detail->distortion == Approx(10.8125 / (14.25 + 21.0625 + 10.8125)));
 
   // Fixed cost: none, as ONNX Runtime folds the Relu into the Conv.
@@ -292,10 +295,61 @@ TEST_CASE("Grouped convolutions get no channel pruning and short rows no 2:4", "
   tiny.out_channels = 4;
   tiny.params = 4 * 3;  // rows of 3 weights
   for (const dp::CompressionOption& o : LayerOptions(grid, tiny)) CHECK(o.pattern != dp::Sparsity::kTwoFour);
-  // Channel pruning always keeps a channel: 90% of 4 rounds to 4, so it is left out.
-  for (const dp::CompressionOption& o : LayerOptions(grid, tiny)) {
-    if (o.pattern == dp::Sparsity::kOutputChannel) CHECK(o.prune_ratio < 0.9);
+  // Channel pruning always keeps a channel: with any count allowed, 90% of 4 keeps 1.
+  for (const dp::CompressionOption& o : LayerOptions(grid, tiny, DeviceRealization{model::ExportFlavour::kOrtCpu, 1})) {
+    if (o.pattern == dp::Sparsity::kOutputChannel) CHECK(o.prune_ratio <= 0.75);
   }
+  // 4 channels cannot keep a positive multiple of 8 below 4: no channel pruning by default.
+  for (const dp::CompressionOption& o : LayerOptions(grid, tiny)) CHECK(o.pattern != dp::Sparsity::kOutputChannel);
+}
+
+TEST_CASE("Output-channel pruning keeps multiples of the device's alignment, the same count everywhere", "[problem]") {
+  model::Layer conv;
+  conv.op_type = "Conv";
+  conv.out_channels = 100;
+  conv.params = 100 * 16 * 9;
+  OptionGrid grid;
+  std::set<int64_t> kept;
+  for (const dp::CompressionOption& o : LayerOptions(grid, conv)) {
+    if (o.pattern != dp::Sparsity::kOutputChannel || o.weight_bits != 32) continue;
+    // The ratio is exactly removed / out: llround(out · ratio), as PruneMask, the cost model and the
+    // exporter compute it, gives back the removed count.
+    const int64_t removed = std::llround(conv.out_channels * o.prune_ratio);
+    CHECK((conv.out_channels - removed) % 8 == 0);
+    CHECK(o.prune_ratio == Approx(static_cast<double>(removed) / 100));
+    CHECK(kept.insert(conv.out_channels - removed).second);  // no two options keep the same count
+  }
+  // 10%..90% of 100 channels keep 90, 80, ..., 10, each moved to the nearest multiple of 8
+  // (50 / 8 = 6.25 keeps 48; 20 / 8 = 2.5 keeps 24).
+  CHECK(kept == std::set<int64_t>{88, 80, 72, 64, 48, 40, 32, 24, 8});
+  SECTION("a layer of 8 channels or fewer gets none") {
+    conv.out_channels = 8;
+    conv.params = 8 * 16 * 9;
+    for (const dp::CompressionOption& o : LayerOptions(grid, conv)) CHECK(o.pattern != dp::Sparsity::kOutputChannel);
+  }
+}
+
+TEST_CASE("An option is what the export flavour writes: no 16-bit activations for ONNX Runtime's CPU provider",
+          "[problem]") {
+  model::Layer conv;
+  conv.op_type = "Conv";
+  conv.out_channels = 16;
+  conv.params = 16 * 16 * 9;
+  OptionGrid grid;
+  std::set<std::pair<int, int>> cpu, coreml;
+  for (const dp::CompressionOption& o : LayerOptions(grid, conv)) cpu.emplace(o.weight_bits, o.activation_bits);
+  for (const dp::CompressionOption& o :
+       LayerOptions(grid, conv, DeviceRealization{model::FlavourForRuntime("coreml"), 8})) {
+    coreml.emplace(o.weight_bits, o.activation_bits);
+  }
+  for (const auto& [w, a] : cpu) CHECK(a != 16);
+  CHECK(cpu.count({16, 32}) == 1);  // fp16 weights, computed in fp32: half the bytes, fp32's time
+  CHECK(cpu.count({8, 8}) == 1);
+  CHECK(cpu.count({4, 32}) == 1);
+  CHECK(cpu.count({32, 8}) == 0);
+  CHECK(coreml.count({16, 16}) == 1);  // the runtime computes float layers in fp16 when built for it
+  CHECK(model::FlavourForRuntime("onnxruntime-cpu") == model::ExportFlavour::kOrtCpu);
+  CHECK_THAT(model::RealizationNote(model::ExportFlavour::kOrtCpu, 16, 32), Contains("computes in fp32"));
 }
 
 TEST_CASE("PP-OCRv4 det builds a full table on a real device profile", "[problem]") {

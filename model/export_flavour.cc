@@ -1,0 +1,53 @@
+#include "model/export_flavour.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace squeeze::model {
+
+absl::string_view FlavourName(ExportFlavour flavour) {
+  switch (flavour) {
+    case ExportFlavour::kOrtCpu: return "ort-cpu";
+    case ExportFlavour::kRuntimePrecision: return "runtime-precision";
+  }
+  return "ort-cpu";
+}
+
+ExportFlavour FlavourForRuntime(absl::string_view runtime) {
+  const std::string r = absl::AsciiStrToLower(runtime);
+  if (absl::StartsWith(r, "coreml") || absl::StartsWith(r, "tensorrt")) return ExportFlavour::kRuntimePrecision;
+  return ExportFlavour::kOrtCpu;
+}
+
+bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits) {
+  const bool float_weights = weight_bits == 32 || weight_bits == 16;
+  const bool int_weights = weight_bits >= 2 && weight_bits <= 8;
+  if (!float_weights && !int_weights) return false;
+  if (weight_bits == 32 && activation_bits != 32) return false;
+  if (float_weights && activation_bits == 8) return false;
+  switch (flavour) {
+    case ExportFlavour::kOrtCpu: return activation_bits == 32 || activation_bits == 8;
+    case ExportFlavour::kRuntimePrecision: return activation_bits == 32 || activation_bits == 16 || activation_bits == 8;
+  }
+  return false;
+}
+
+std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activation_bits) {
+  if (!Realizes(flavour, weight_bits, activation_bits)) return "not realized by this flavour";
+  std::string weights;
+  if (weight_bits == 32) {
+    weights = "fp32 weights";
+  } else if (weight_bits == 16) {
+    weights = flavour == ExportFlavour::kOrtCpu ? "fp16 weights cast to float at load" : "fp16 weights";
+  } else {
+    weights = absl::StrCat(weight_bits, "-bit weights stored in int8 with a per-channel DequantizeLinear");
+  }
+  switch (activation_bits) {
+    case 8: return absl::StrCat(weights, "; uint8 QuantizeLinear/DequantizeLinear activations: computes in int8");
+    case 16: return absl::StrCat(weights, "; float activations in the file: fp16 when the runtime is built for fp16");
+    default: return absl::StrCat(weights, "; float activations: computes in fp32");
+  }
+}
+
+}  // namespace squeeze::model

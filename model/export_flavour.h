@@ -1,0 +1,43 @@
+// Export flavours: what the exporter writes for a layer at a (weight bits, activation bits) pair
+// for a device's runtime, and what that runtime then executes (DESIGN.md §3 "an option is a
+// realization", §6).
+//
+// The search offers an option only where the flavour realizes it, so what a front costs is what
+// the exported file does:
+// - ort-cpu (ONNX Runtime's CPU provider): fp32; fp16 weights (an fp16 initializer and a Cast,
+//   which ONNX Runtime folds at load: stored in half the bytes, computed in fp32); 2..8-bit
+//   weights in int8 with a per-channel DequantizeLinear, computed in fp32 (w*a32); 2..8-bit
+//   weights with uint8 QuantizeLinear/DequantizeLinear activations (w*a8, QLinearConv and
+//   friends). The file has no 16-bit activations, so no w*a16 option exists for it.
+// - runtime-precision (Core ML, TensorRT): the same file; 16-bit activations are float in it and
+//   computed in fp16 by the runtime when it is built for fp16 (Core ML's ML Program, TensorRT's
+//   fp16 flag). Per-runtime flavours of their own replace this one (issue 18).
+#ifndef SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
+#define SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace squeeze::model {
+
+enum class ExportFlavour { kOrtCpu, kRuntimePrecision };
+
+// "ort-cpu", "runtime-precision".
+absl::string_view FlavourName(ExportFlavour flavour);
+
+// The flavour a device's runtime (devices.runtime: "onnxruntime-cpu", "coreml", "tensorrt", ...)
+// is exported in. Unknown runtimes get ort-cpu, the file every ONNX runtime loads as written.
+ExportFlavour FlavourForRuntime(absl::string_view runtime);
+
+// Whether `flavour` writes a layer at (weight_bits, activation_bits) as a file that does it.
+// Float weights (32, 16) never take 8-bit activations; fp32 weights take only fp32.
+bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits);
+
+// What the file holds for such a layer and what the runtime computes, in a few words (the
+// exported plan's "file" field), e.g. "fp16 weights cast to float at load: computes in fp32".
+std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activation_bits);
+
+}  // namespace squeeze::model
+
+#endif  // SQUEEZE_MODEL_EXPORT_FLAVOUR_H_

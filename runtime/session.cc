@@ -121,8 +121,9 @@ absl::Status InputValues(const std::vector<TensorInfo>& model_inputs, const std:
   return absl::OkStatus();
 }
 
-// Median, mean, spread and percentiles of run times.
-Timing Summarize(std::vector<double> seconds) {
+}  // namespace
+
+Timing SummarizeTimes(std::vector<double> seconds) {
   Timing t;
   const int n = static_cast<int>(seconds.size());
   t.repeats = n;
@@ -145,8 +146,6 @@ Timing Summarize(std::vector<double> seconds) {
   t.p90_s = percentile(0.9);
   return t;
 }
-
-}  // namespace
 
 absl::string_view ElementTypeName(ElementType type) {
   switch (type) {
@@ -306,7 +305,7 @@ absl::StatusOr<Timing> Session::Time(const std::vector<Tensor>& inputs, int warm
     if (!out.ok()) return out.status();
     seconds.push_back(std::chrono::duration<double>(end - start).count());
   }
-  return Summarize(std::move(seconds));
+  return SummarizeTimes(std::move(seconds));
 }
 
 absl::StatusOr<Timing> Session::Time(const std::vector<Tensor>& inputs, const TimingOptions& options) const {
@@ -352,10 +351,45 @@ absl::StatusOr<Timing> Session::Time(const std::vector<Tensor>& inputs, const Ti
       seconds.push_back(std::chrono::duration<double>(end - start).count());
       total += seconds.back();
     }
-    return Summarize(std::move(seconds));
+    return SummarizeTimes(std::move(seconds));
   } catch (const Ort::Exception& e) {
     return OrtStatus(e, "run failed");
   }
+}
+
+absl::StatusOr<std::vector<Timing>> TimeInterleaved(const std::vector<const Session*>& sessions,
+                                                    const std::vector<Tensor>& inputs,
+                                                    const InterleavedTiming& options) {
+  if (sessions.empty()) return absl::InvalidArgumentError("no model to time");
+  if (options.rounds < 1 || options.runs_per_round < 1) {
+    return absl::InvalidArgumentError("rounds and runs per round must be at least 1");
+  }
+  if (options.warmup > 0) {
+    for (const Session* s : sessions) {
+      absl::StatusOr<Timing> warm = s->Time(inputs, TimingOptions{0, options.warmup, options.warmup, 0});
+      if (!warm.ok()) return warm.status();
+    }
+  }
+  const TimingOptions round{0, options.runs_per_round, options.runs_per_round, 0};
+  std::vector<std::vector<double>> medians(sessions.size());
+  std::vector<double> totals(sessions.size(), 0);
+  for (int r = 0; r < 10 * options.rounds; ++r) {
+    const bool enough_time = std::all_of(totals.begin(), totals.end(), [&](double t) { return t >= options.min_time_s; });
+    if (r >= options.rounds && enough_time) break;
+    for (size_t k = 0; k < sessions.size(); ++k) {
+      absl::StatusOr<Timing> t = sessions[k]->Time(inputs, round);
+      if (!t.ok()) return t.status();
+      medians[k].push_back(t->median_s);
+      totals[k] += t->total_s;
+    }
+  }
+  std::vector<Timing> out;
+  for (size_t k = 0; k < sessions.size(); ++k) {
+    Timing t = SummarizeTimes(medians[k]);
+    t.total_s = totals[k];
+    out.push_back(t);
+  }
+  return out;
 }
 
 std::string OrtVersion() { return Ort::GetVersionString(); }

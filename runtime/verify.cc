@@ -47,23 +47,6 @@ bool IsIntegerKernel(const std::string& op) {
          op == "NhwcQLinearConv";
 }
 
-Timing Summarize(std::vector<double> seconds) {
-  Timing t;
-  t.repeats = static_cast<int>(seconds.size());
-  if (seconds.empty()) return t;
-  double sum = 0;
-  for (double s : seconds) sum += s;
-  t.mean_s = sum / t.repeats;
-  double var = 0;
-  for (double s : seconds) var += (s - t.mean_s) * (s - t.mean_s);
-  t.stddev_s = t.repeats > 1 ? std::sqrt(var / (t.repeats - 1)) : 0;
-  std::sort(seconds.begin(), seconds.end());
-  t.min_s = seconds.front();
-  const size_t n = seconds.size();
-  t.median_s = n % 2 ? seconds[n / 2] : 0.5 * (seconds[n / 2 - 1] + seconds[n / 2]);
-  return t;
-}
-
 }  // namespace
 
 absl::string_view RangeMethodName(RangeMethod method) {
@@ -248,25 +231,14 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
   v.cosine = signal > 0 && cand_energy > 0 ? dot / std::sqrt(signal * cand_energy) : (noise == 0 ? 1 : 0);
   if (options.measure_latency) {
     // Interleaved, one run of each at a time, so a machine whose load drifts weighs on both alike.
-    const std::vector<Tensor>& feed = calibration.samples.front();
-    for (int i = 0; i < options.warmup; ++i) {
-      for (const auto* s : {reference->get(), candidate->get()}) {
-        absl::StatusOr<std::vector<Tensor>> out = s->Run(feed);
-        if (!out.ok()) return out.status();
-      }
-    }
-    std::vector<double> seconds[2];
-    for (int i = 0; i < options.repeats; ++i) {
-      int k = 0;
-      for (const auto* s : {reference->get(), candidate->get()}) {
-        const auto start = std::chrono::steady_clock::now();
-        absl::StatusOr<std::vector<Tensor>> out = s->Run(feed);
-        if (!out.ok()) return out.status();
-        seconds[k++].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      }
-    }
-    v.original_latency = Summarize(seconds[0]);
-    v.exported_latency = Summarize(seconds[1]);
+    InterleavedTiming timing;
+    timing.warmup = options.warmup;
+    timing.rounds = options.repeats;
+    absl::StatusOr<std::vector<Timing>> times =
+        TimeInterleaved({reference->get(), candidate->get()}, calibration.samples.front(), timing);
+    if (!times.ok()) return times.status();
+    v.original_latency = (*times)[0];
+    v.exported_latency = (*times)[1];
     v.latency_measured = true;
   }
   return v;

@@ -3,8 +3,11 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "device_profiles/profile_file.h"
@@ -28,6 +31,13 @@ dp::Profile SmallProfile() {
   dp::Profile p;
   p.device = dp::TestDevice("host");
   p.device.provenance = dp::Provenance::kMeasured;
+  // The fp32 and int8 rows stand on the samples below; an fp16 row read off a CPU flag claims to
+  // be measured, but nothing measured it.
+  for (dp::Capability& c : p.device.capabilities) c.provenance = dp::Provenance::kMeasured;
+  dp::Capability fp16 = p.device.capabilities.front();
+  fp16.weight_bits = fp16.activation_bits = 16;
+  fp16.peak_ops_per_s *= 2;
+  p.device.capabilities.push_back(fp16);
   p.conditions.tool = "squeeze-profile (test)";
   p.conditions.mode = "quick";
   p.conditions.measured_at = "2026-12-03T19:00:00Z";
@@ -77,6 +87,34 @@ std::string WriteProfile(const TempDir& dir, const std::string& name, const dp::
   return path;
 }
 
+// A Xeon with AVX-512-FP16 and AMX, as its /proc/cpuinfo shows it (one CPU, flags abridged).
+constexpr char kSapphireRapidsCpuinfo[] =
+    "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+    "model name\t: Intel(R) Xeon(R) Platinum 8488C\ncpu MHz\t\t: 2400.000\n"
+    "flags\t\t: fpu sse4_2 avx avx2 fma f16c avx512f avx512dq avx512bw avx512vl avx512_vnni avx512_bf16 "
+    "avx_vnni avx512_fp16 amx_bf16 amx_tile amx_int8\n\n";
+
+// The front's header counts exactly what its candidates' layers used, and each candidate's basis
+// matches its layers. Returns the header.
+std::string CheckBasisCounts(const v1::DeviceFront& front) {
+  int samples = 0, spec = 0;
+  for (const v1::Candidate& c : front.candidates()) {
+    int own_spec = 0;
+    for (const v1::LayerChoice& layer : c.layers()) own_spec += layer.latency_basis() == "spec-roofline" ? 1 : 0;
+    CHECK(c.spec_layers() == own_spec);
+    CHECK(c.latency_basis() == (own_spec == 0 ? std::string("samples")
+                                              : absl::StrCat("spec-roofline for ", own_spec, " of ",
+                                                             c.layers_size(), " layers")));
+    samples += c.layers_size() - own_spec;
+    spec += own_spec;
+  }
+  INFO(front.latency_basis());
+  CHECK_THAT(front.latency_basis(),
+             Contains(absl::StrCat(samples, " of ", samples + spec, " layer latencies of the ", front.candidates_size(),
+                                   " candidates from measured samples, ", spec, " from the spec roofline")));
+  return front.latency_basis();
+}
+
 v1::Device Show(const RunningServer& server, const std::string& id, int64_t version = 0) {
   return Parse<v1::Device>(
       server.Cli({"--json", "devices", "show", id, "--version", std::to_string(version)}));
@@ -99,7 +137,17 @@ TEST_CASE("devices put makes host a measured device and keeps the spec version",
   CHECK(host.provenance() == v1::PROVENANCE_MEASURED);
   CHECK(host.latency_sample_count() == static_cast<int64_t>(profile.samples.size()));
   CHECK(host.conditions().cpu_governor() == "performance");
-  for (const v1::Capability& c : host.capabilities()) CHECK(c.provenance() == v1::PROVENANCE_MEASURED);
+  // Provenance is never upgraded: the rows the samples measured are measured, the fp16 row is not.
+  REQUIRE(host.capabilities_size() == 3);
+  for (const v1::Capability& c : host.capabilities()) {
+    INFO(c.weight_bits() << "/" << c.activation_bits() << ": " << c.derivation());
+    CHECK(c.provenance() == (c.weight_bits() == 16 ? v1::PROVENANCE_SPEC : v1::PROVENANCE_MEASURED));
+  }
+  // The same through the CLI's JSON, as a user reads it.
+  const v1::Device shown = Parse<v1::Device>(server.Cli({"--json", "devices", "show", "host"}));
+  for (const v1::Capability& c : shown.capabilities()) {
+    if (c.weight_bits() == 16) CHECK_THAT(c.derivation(), Contains("no sample of the profile measured it"));
+  }
   // The spec version is still there, as jobs that used it recorded.
   const v1::Device spec = Show(server, "host", 1);
   CHECK(spec.provenance() == v1::PROVENANCE_SPEC);
@@ -201,9 +249,15 @@ TEST_CASE("A search on a measured device predicts from its samples and a reporte
   const v1::DeviceFront& front = first.fronts(0);
   CHECK(front.device_version() == 2);
   INFO(front.latency_basis());
-  CHECK_THAT(front.latency_basis(), Contains("54 of 54 layers from measured samples"));
   REQUIRE(front.candidates_size() > 0);
-  for (const v1::LayerChoice& layer : front.candidates(0).layers()) CHECK(layer.latency_basis() == "samples");
+  // Every layer of every candidate is predicted from the samples, and the header counts them.
+  CHECK_THAT(front.latency_basis(), Contains(absl::StrCat(54 * front.candidates_size(), " of ",
+                                                          54 * front.candidates_size(), " layer latencies")));
+  CheckBasisCounts(front);
+  for (const v1::Candidate& c : front.candidates()) {
+    CHECK(c.latency_basis() == "samples");
+    for (const v1::LayerChoice& layer : c.layers()) CHECK(layer.activation_bits() != 16);
+  }
 
   // A user reports the model's measured latency on this device: merged, a new version.
   absl::StatusOr<std::string> bytes = common::ReadFile(kClsModel);
@@ -273,14 +327,71 @@ TEST_CASE("squeeze-profile --quick then devices put: a search on host predicts f
   REQUIRE(job.fronts_size() == 1);
   CHECK(job.fronts(0).device_version() == 2);
   INFO(job.fronts(0).latency_basis());
-  CHECK_THAT(job.fronts(0).latency_basis(),
-             Contains("54 of 54 layers from measured samples") && Contains("the model as it is measured"));
+  CHECK_THAT(job.fronts(0).latency_basis(), Contains("the model as it is measured"));
   REQUIRE(job.fronts(0).candidates_size() > 0);
-  for (const v1::LayerChoice& layer : job.fronts(0).candidates(0).layers()) CHECK(layer.latency_basis() == "samples");
+  // Whatever this CPU offers: the header counts exactly what the candidates' layers used, and no
+  // option has 16-bit activations, which the CPU flavour's file would not have.
+  const std::string header = CheckBasisCounts(job.fronts(0));
+  for (const v1::Candidate& c : job.fronts(0).candidates()) {
+    for (const v1::LayerChoice& layer : c.layers()) CHECK(layer.activation_bits() != 16);
+  }
   // The text result says it too.
   CommandResult shown = server.Cli({"search", "show", job.id()});
   REQUIRE(shown.exit_code == 0);
-  CHECK_THAT(shown.out, Contains("latency: 54 of 54 layers from measured samples"));
+  CHECK_THAT(shown.out, Contains("latency: " + header.substr(0, header.find(';'))));
+}
+
+TEST_CASE("On a CPU with AVX-512-FP16 and AMX, a measured host offers nothing its samples did not measure",
+          "[e2e][profiles][search]") {
+  // squeeze-profile reads this Xeon's /proc/cpuinfo instead of this machine's (the detection
+  // override): what it detects must not become a capability the samples never measured.
+  TempDir dir;
+  const std::string cpuinfo = dir.File("cpuinfo");
+  REQUIRE(common::WriteFileAtomically(cpuinfo, kSapphireRapidsCpuinfo).ok());
+  const std::string profile_path = dir.File("host-profile.json");
+  CommandResult profiled = Run({Binary("squeeze-profile"), "--quick", "--warmup", "1", "--repeats", "1",
+                                "--min-time-ms", "0", "-o", profile_path},
+                               {{"SQUEEZE_HOST_CPUINFO", cpuinfo}}, std::chrono::seconds(240));
+  INFO(profiled.out << profiled.err);
+  REQUIRE(profiled.exit_code == 0);
+  absl::StatusOr<dp::Profile> profile = dp::ReadProfileFile(profile_path);
+  REQUIRE(profile.ok());
+  CHECK_THAT(profile->device.name, Contains("Xeon"));
+  CHECK(std::count(profile->device.simd_features.begin(), profile->device.simd_features.end(), "avx512_fp16") == 1);
+  for (const dp::Capability& c : profile->device.capabilities) {
+    INFO(c.weight_bits << "/" << c.activation_bits << " " << c.derivation);
+    CHECK(c.activation_bits != 16);
+    CHECK(c.provenance == dp::Provenance::kMeasured);
+  }
+
+  RunningServer server(dir.File("data"));
+  CommandResult put = server.Cli({"devices", "put", profile_path, "--id", "host"});
+  INFO(put.out << put.err);
+  REQUIRE(put.exit_code == 0);
+  // devices show --json: no row is measured unless its samples measured it.
+  const v1::Device host = Parse<v1::Device>(server.Cli({"--json", "devices", "show", "host", "--samples"}));
+  for (const v1::Capability& c : host.capabilities()) {
+    if (c.provenance() != v1::PROVENANCE_MEASURED) continue;
+    const v1::OpKind kind = c.op_kind() == v1::OP_KIND_UNSPECIFIED ? v1::OP_KIND_CONV : c.op_kind();
+    bool sampled = false;
+    for (const v1::LatencySample& s : host.samples()) {
+      sampled |= s.op_kind() == kind && s.weight_bits() == c.weight_bits() &&
+                 s.activation_bits() == c.activation_bits() && s.sparsity() == c.sparsity();
+    }
+    INFO(c.weight_bits() << "/" << c.activation_bits() << " " << c.derivation());
+    CHECK(sampled);
+  }
+
+  const std::string model =
+      Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
+  const v1::SearchJob job = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--time-budget", "10", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts_size() == 1);
+  CheckBasisCounts(job.fronts(0));
+  for (const v1::Candidate& c : job.fronts(0).candidates()) {
+    for (const v1::LayerChoice& layer : c.layers()) CHECK(layer.activation_bits() != 16);
+  }
 }
 
 }  // namespace

@@ -17,13 +17,13 @@
 #include "runtime/session.h"
 #include "runtime/verify.h"
 #include "search/problem/plan.h"
+#include "server/measure_picks.h"
 #include "server/proto_conversion.h"
 #include "server/recommend.h"
 
 namespace squeeze::server {
 namespace {
 
-constexpr char kHostDevice[] = "host";
 
 absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::string& canonical) {
   std::map<std::string, std::vector<int64_t>> shapes;

@@ -14,8 +14,14 @@ namespace {
 std::string Figures(const v1::Candidate& c) {
   const std::string sqnr =
       c.predicted_sqnr_db() >= 999 ? "lossless" : fmt::format("{:.1f} dB SQNR", c.predicted_sqnr_db());
-  return fmt::format("{:.2f} ms, {:.2f} MB, {} (predicted); {}", c.predicted_latency_ms(),
-                     c.predicted_size_bytes() / 1e6, sqnr, c.plan_summary());
+  const std::string measured =
+      c.has_measured() && c.measured().latency_measured()
+          ? fmt::format("; measured here {:.2f} ms, {}", c.measured().latency_ms(),
+                        std::isfinite(c.measured().sqnr_db()) ? fmt::format("{:.1f} dB SQNR", c.measured().sqnr_db())
+                                                              : std::string("lossless"))
+          : "";
+  return fmt::format("{:.2f} ms, {:.2f} MB, {} (predicted){}; {}", c.predicted_latency_ms(),
+                     c.predicted_size_bytes() / 1e6, sqnr, measured, c.plan_summary());
 }
 
 }  // namespace
@@ -41,7 +47,17 @@ std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1
   auto best = [&](const std::function<double(const v1::Candidate&)>& key) {
     return *std::min_element(ok.begin(), ok.end(), [&](const auto* a, const auto* b) { return key(*a) < key(*b); });
   };
-  const v1::Candidate* fastest = best([](const v1::Candidate& c) { return c.predicted_latency_ms(); });
+  // Where candidates were measured on the device (measure_picks.h), the fastest is the measured
+  // fastest among them; the predicted fastest is named when the measurement contradicts it.
+  const v1::Candidate* predicted_fastest = best([](const v1::Candidate& c) { return c.predicted_latency_ms(); });
+  const v1::Candidate* fastest = predicted_fastest;
+  for (const v1::Candidate* c : ok) {
+    if (!c->has_measured() || !c->measured().latency_measured()) continue;
+    if (!fastest->has_measured() || !fastest->measured().latency_measured() ||
+        c->measured().latency_ms() < fastest->measured().latency_ms()) {
+      fastest = c;
+    }
+  }
   const v1::Candidate* smallest = best([](const v1::Candidate& c) { return static_cast<double>(c.predicted_size_bytes()); });
   const v1::Candidate* accurate = best([](const v1::Candidate& c) { return c.predicted_error(); });
 
@@ -87,7 +103,16 @@ std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1
                        constraints.min_sqnr_db() > 0 || constraints.max_peak_memory_bytes() > 0 ||
                        constraints.peak_memory_within_app_budget();
   const std::string within = limited ? " within the limits" : "";
-  add(fastest, "fastest", "lowest latency" + within);
+  const bool measured_fastest = fastest->has_measured() && fastest->measured().latency_measured();
+  std::string fastest_why = (measured_fastest ? "lowest measured latency" : "lowest latency") + within;
+  if (fastest != predicted_fastest) {
+    const bool timed = predicted_fastest->has_measured() && predicted_fastest->measured().latency_measured();
+    fastest_why += fmt::format(" (the predicted fastest, #{} at {:.2f} ms, {})", predicted_fastest->index(),
+                               predicted_fastest->predicted_latency_ms(),
+                               timed ? fmt::format("measured {:.2f} ms", predicted_fastest->measured().latency_ms())
+                                     : std::string("was not measured"));
+  }
+  add(fastest, "fastest", fastest_why);
   add(smallest, "smallest", "fewest stored bytes" + within);
   add(accurate, "most accurate", "highest output SQNR" + within);
   add(knee, "balanced knee", "nearest the ideal of latency, size and error together");

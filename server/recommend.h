@@ -12,7 +12,8 @@ namespace squeeze::server {
 // applies when the constraints ask for the app budget).
 bool MeetsConstraints(const v1::Candidate& candidate, const v1::Constraints& constraints, int64_t app_budget_bytes);
 
-// From the candidates that meet `constraints`: the fastest, the smallest, the most accurate, and
+// From the candidates that meet `constraints` (by their predictions): the fastest (by measured
+// latency among those measured on the device, when any were), the smallest, the most accurate, and
 // the balanced knee (nearest the ideal point once latency, size and error are scaled to [0, 1]
 // over those candidates). A candidate picked twice carries both names. Empty when none qualifies.
 std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1::Constraints& constraints,

@@ -25,6 +25,7 @@
 #include "search/engine/nsga2.h"
 #include "search/problem/plan.h"
 #include "search/problem/problem.h"
+#include "server/measure_picks.h"
 #include "server/proto_conversion.h"
 #include "server/recommend.h"
 
@@ -682,8 +683,10 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     v1::DeviceFront* out = job.add_fronts();
     out->set_device_id(device->id);
     out->set_device_version(device->version);
+    // On this machine the last tenth of the device's share is measuring its picks.
+    const double search_share = device->id == kHostDevice ? 0.7 : 0.8;
     control.on_progress = [&](const search::Progress& p) {
-      job.set_fraction(base + span * (0.2 + 0.8 * p.fraction));
+      job.set_fraction(base + span * (0.2 + search_share * p.fraction));
       if (p.best_so_far != nullptr) *out = ToProto(*problem, *p.best_so_far, device->id, device->version, false);
       Publish(record, job, false);
     };
@@ -728,6 +731,30 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       baseline.add_tags(name);
       baseline.add_tags(BaselineVerdict(baseline, *out, spec.constraints()));
       *out->add_baselines() = std::move(baseline);
+    }
+    if (device->id == kHostDevice && out->candidates_size() > 0) {
+      // This machine: the picks are measured before they are named.
+      job.set_phase(v1::PHASE_VERIFYING);
+      Publish(record, job, true);
+      MeasurePicksInputs measure;
+      measure.model = &*loaded;
+      measure.model_bytes = *bytes;
+      measure.calibration = &*calibration;
+      measure.problem = &*problem;
+      measure.constraints = spec.constraints();
+      measure.app_budget_bytes = device->app_memory_budget_bytes;
+      measure.threads = std::max(1, device->threads);
+      measure.shape_probe = options_.shape_probe;
+      measure.cancelled = &live.cancel;
+      measure.on_progress = [&](double f) {
+        job.set_fraction(base + span * (0.9 + 0.1 * f));
+        Publish(record, job, false);
+      };
+      if (absl::Status measured = MeasurePicks(measure, out); !measured.ok()) {
+        if (live.cancel) return absl::CancelledError("cancelled");
+        out->add_warnings(absl::StrCat("the picks could not be measured on this machine, so they rest on predictions: ",
+                                       measured.message()));
+      }
     }
     for (const std::string& w : problem->warnings) out->add_warnings(w);
     out->set_latency_basis(LatencyBasisSummary(*problem, *out));

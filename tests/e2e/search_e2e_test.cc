@@ -2,7 +2,9 @@
 // limits; cancellation; a restart in the middle of a job.
 #include <signal.h>
 
+#include <cmath>
 #include <iostream>
+#include <limits>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -122,6 +124,66 @@ TEST_CASE("A search for two devices runs to a front per device and a repeat is a
   CHECK(be32(20) == 460);
 }
 
+// The measured latency of the fastest measured candidate of `front`; checks it is no slower than the
+// measured uniform fp32 and int8 baselines (timed in the same interleaved run). Returns it in ms.
+double CheckFastestMeasuredBeatsBaselines(const v1::DeviceFront& front) {
+  INFO(front.measured_picks());
+  CHECK_THAT(front.measured_picks(), Contains("interleaved"));
+  double fastest = std::numeric_limits<double>::infinity();
+  for (const v1::Candidate& c : front.candidates()) {
+    if (c.has_measured() && c.measured().latency_measured()) fastest = std::min(fastest, c.measured().latency_ms());
+  }
+  REQUIRE(std::isfinite(fastest));
+  int baselines = 0;
+  for (const v1::Candidate& b : front.baselines()) {
+    if (b.tags().empty() || (b.tags(0) != "fp32" && b.tags(0) != "uniform int8")) continue;
+    REQUIRE(b.has_measured());
+    REQUIRE(b.measured().latency_measured());
+    INFO(b.tags(0) << " measured " << b.measured().latency_ms() << " ms");
+    CHECK(fastest <= b.measured().latency_ms());
+    ++baselines;
+  }
+  CHECK(baselines == 2);
+  return fastest;
+}
+
+TEST_CASE("On host the picks are measured before they are named: the fastest is never slower than uniform fp32 or int8",
+          "[e2e][search]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = UploadCls(server);
+  const v1::SearchJob job = Parse<v1::SearchJob>(server.Cli(
+      {"--json", "search", "start", model, "--device", "host", "--device", "raspberry-pi-5", "--time-budget", "10",
+       "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts_size() == 2);
+  const v1::DeviceFront& host = job.fronts(0).device_id() == "host" ? job.fronts(0) : job.fronts(1);
+  const v1::DeviceFront& pi = job.fronts(0).device_id() == "host" ? job.fronts(1) : job.fronts(0);
+  const double fastest = CheckFastestMeasuredBeatsBaselines(host);
+  // Measured figures are measured: SQNR from running the export beside the original.
+  for (const v1::Candidate& c : host.candidates()) {
+    if (c.has_measured()) CHECK(c.measured().sqnr_db() > 0);
+  }
+  // A phone is not this machine: its picks stand on predictions.
+  CHECK(pi.measured_picks().empty());
+  for (const v1::Candidate& c : pi.candidates()) CHECK_FALSE(c.has_measured());
+
+  // The "fastest" recommendation is the measured fastest, and says so.
+  const v1::RecommendResponse answer =
+      Parse<v1::RecommendResponse>(server.Cli({"--json", "recommend", model, "--device", "host"}));
+  bool saw_fastest = false;
+  for (const v1::Recommendation& r : answer.recommendations()) {
+    if (r.name().find("fastest") == std::string::npos) continue;
+    saw_fastest = true;
+    REQUIRE(r.candidate().has_measured());
+    CHECK(r.candidate().measured().latency_ms() == Approx(fastest));
+    CHECK_THAT(r.why(), Contains("measured"));
+  }
+  CHECK(saw_fastest);
+  CommandResult shown = server.Cli({"search", "show", job.id()});
+  CHECK_THAT(shown.out, Contains("measured here") && Contains("LATENCY ms (meas)"));
+}
+
 TEST_CASE("Recommend names the trade-offs from a stored front or from a search run for it", "[e2e][search]") {
   TempDir dir;
   RunningServer server(dir.File("data"));
@@ -187,6 +249,7 @@ TEST_CASE("PP-OCRv4 det's front on host beats uniform int8 and fp16 or says why 
   }
   // fp16 is a baseline as the CPU flavour writes it (fp16 weights, computed in fp32) on any CPU.
   CHECK(judged == 2);
+  CheckFastestMeasuredBeatsBaselines(job.fronts(0));
 }
 
 TEST_CASE("Impossible limits are answered with the binding constraint and the closest candidates", "[e2e][search]") {

@@ -1,0 +1,185 @@
+#include "server/measure_picks.h"
+
+#include <algorithm>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "runtime/session.h"
+#include "runtime/verify.h"
+#include "search/engine/option_table.h"
+#include "search/problem/plan.h"
+#include "server/proto_conversion.h"
+#include "server/recommend.h"
+
+namespace squeeze::server {
+namespace {
+
+// One model to export and time: a front candidate (by position) or a uniform baseline.
+struct Entry {
+  std::string label;  // "#3", "uniform int8"
+  int position = -1;  // in front->candidates(); -1 for a baseline
+  std::string baseline;  // the baseline's tag
+  std::optional<search::Choice> choice;  // baselines only
+  std::vector<model::LayerPlan> plan;
+  runtime::VerifiedExport exported;
+  runtime::Timing timing;
+};
+
+// The positions of the picks Recommend names, then of the `extra` predicted-fastest others.
+std::vector<int> PositionsToMeasure(const v1::DeviceFront& front, const MeasurePicksInputs& in) {
+  std::vector<int> positions;
+  auto add = [&](int index) {
+    for (int p = 0; p < front.candidates_size(); ++p) {
+      if (front.candidates(p).index() != index) continue;
+      if (std::find(positions.begin(), positions.end(), p) == positions.end()) positions.push_back(p);
+    }
+  };
+  for (const v1::Recommendation& r : Recommend(front, in.constraints, in.app_budget_bytes)) add(r.candidate().index());
+  std::vector<int> by_latency(front.candidates_size());
+  for (int p = 0; p < front.candidates_size(); ++p) by_latency[p] = p;
+  std::sort(by_latency.begin(), by_latency.end(), [&](int a, int b) {
+    return front.candidates(a).predicted_latency_ms() < front.candidates(b).predicted_latency_ms();
+  });
+  int extra = 0;
+  for (int p : by_latency) {
+    if (extra >= in.extra_fastest) break;
+    if (std::find(positions.begin(), positions.end(), p) != positions.end()) continue;
+    positions.push_back(p);
+    ++extra;
+  }
+  return positions;
+}
+
+v1::MeasuredFigures FiguresOf(const Entry& e) {
+  v1::MeasuredFigures f;
+  f.set_sqnr_db(e.exported.verification.sqnr_db);
+  f.set_cosine(e.exported.verification.cosine);
+  f.set_latency_measured(true);
+  f.set_latency_ms(e.timing.median_s * 1e3);
+  f.set_file_bytes(e.exported.exported.report.file_bytes);
+  f.set_packed_size_bytes(e.exported.exported.report.packed_model_bytes);
+  f.set_synthetic_calibration(e.exported.verification.synthetic_calibration);
+  return f;
+}
+
+}  // namespace
+
+absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) {
+  if (in.model == nullptr || in.calibration == nullptr || in.problem == nullptr || in.calibration->samples.empty()) {
+    return absl::InvalidArgumentError("measuring picks needs the model, its problem and calibration samples");
+  }
+  auto cancelled = [&] { return in.cancelled != nullptr && in.cancelled->load(); };
+  std::vector<Entry> entries;
+  for (int p : PositionsToMeasure(*front, in)) {
+    Entry e;
+    e.label = absl::StrCat("#", front->candidates(p).index());
+    e.position = p;
+    absl::StatusOr<std::vector<model::LayerPlan>> plan = ExportPlanFromProto(front->candidates(p), in.model->analysis);
+    if (!plan.ok()) return plan.status();
+    e.plan = *std::move(plan);
+    entries.push_back(std::move(e));
+  }
+  for (const auto& [w, a, name] : {std::make_tuple(32, 32, "fp32"), std::make_tuple(8, 8, "uniform int8")}) {
+    std::optional<search::Choice> choice = search::UniformChoice(*in.problem, w, a);
+    if (!choice) continue;
+    Entry e;
+    e.label = name;
+    e.baseline = name;
+    e.choice = choice;
+    e.plan = search::ExportPlanOf(*in.problem, *choice);
+    entries.push_back(std::move(e));
+  }
+  if (entries.empty()) return absl::OkStatus();
+
+  // Export each through the tested path, its outputs compared with the original's.
+  runtime::ExportCheckOptions check;
+  check.ranges.threads = in.threads;
+  check.verify.threads = in.threads;
+  check.verify.measure_latency = false;
+  check.export_options.shape_probe = in.shape_probe;
+  const double steps = static_cast<double>(entries.size()) + 1;
+  for (size_t k = 0; k < entries.size(); ++k) {
+    if (cancelled()) return absl::CancelledError("cancelled");
+    absl::StatusOr<runtime::VerifiedExport> exported =
+        runtime::ExportAndVerify(*in.model, in.model_bytes, entries[k].plan, *in.calibration, check);
+    if (!exported.ok()) {
+      return absl::Status(exported.status().code(),
+                          absl::StrCat("exporting ", entries[k].label, ": ", exported.status().message()));
+    }
+    entries[k].exported = *std::move(exported);
+    if (in.on_progress) in.on_progress((k + 1) / steps);
+  }
+
+  // Timed together, in turns.
+  std::vector<std::unique_ptr<runtime::Session>> sessions;
+  std::vector<const runtime::Session*> views;
+  runtime::SessionOptions session_options;
+  session_options.intra_op_threads = in.threads;
+  for (const Entry& e : entries) {
+    absl::StatusOr<std::unique_ptr<runtime::Session>> s =
+        runtime::Session::Create(e.exported.exported.bytes, session_options);
+    if (!s.ok()) return absl::Status(s.status().code(), absl::StrCat("loading ", e.label, ": ", s.status().message()));
+    views.push_back(s->get());
+    sessions.push_back(*std::move(s));
+  }
+  if (cancelled()) return absl::CancelledError("cancelled");
+  runtime::InterleavedTiming timing;
+  timing.warmup = 2;
+  timing.rounds = 7;
+  timing.min_time_s = 0.3;
+  absl::StatusOr<std::vector<runtime::Timing>> times =
+      runtime::TimeInterleaved(views, in.calibration->samples.front(), timing);
+  if (!times.ok()) return times.status();
+  for (size_t k = 0; k < entries.size(); ++k) entries[k].timing = (*times)[k];
+  if (in.on_progress) in.on_progress(1);
+
+  // The figures into the front.
+  double fastest_candidate = std::numeric_limits<double>::infinity();
+  for (const Entry& e : entries) {
+    if (e.position < 0) continue;
+    *front->mutable_candidates(e.position)->mutable_measured() = FiguresOf(e);
+    fastest_candidate = std::min(fastest_candidate, e.timing.median_s);
+  }
+  const Entry* fastest_baseline = nullptr;
+  for (const Entry& e : entries) {
+    if (e.position >= 0) continue;
+    for (v1::Candidate& b : *front->mutable_baselines()) {
+      if (!b.tags().empty() && b.tags(0) == e.baseline) *b.mutable_measured() = FiguresOf(e);
+    }
+    if (e.timing.median_s < fastest_candidate &&
+        (fastest_baseline == nullptr || e.timing.median_s < fastest_baseline->timing.median_s)) {
+      fastest_baseline = &e;
+    }
+  }
+  std::string joined;
+  if (fastest_baseline != nullptr) {
+    // Faster than every measured candidate: it joins the front, so the fastest pick is never slower.
+    absl::StatusOr<search::ObjectiveValues> values = search::Evaluate(in.problem->table, *fastest_baseline->choice);
+    if (!values.ok()) return values.status();
+    v1::Candidate joiner = ToProto(*in.problem, search::Candidate{*fastest_baseline->choice, *values}, true);
+    joiner.set_index(front->candidates_size());
+    joiner.add_tags(fastest_baseline->baseline);
+    joiner.add_tags("measured faster than every measured candidate");
+    *joiner.mutable_measured() = FiguresOf(*fastest_baseline);
+    *front->add_candidates() = std::move(joiner);
+    joined = absl::StrFormat("; %s measured faster than every measured candidate and joins the front as #%d",
+                             fastest_baseline->label, front->candidates_size() - 1);
+  }
+  std::vector<std::string> parts;
+  for (const Entry& e : entries) {
+    const double predicted = e.position >= 0
+                                 ? front->candidates(e.position).predicted_latency_ms()
+                                 : search::Evaluate(in.problem->table, *e.choice).value_or(search::ObjectiveValues{}).latency * 1e3;
+    parts.push_back(absl::StrFormat("%s %.3f ms (predicted %.3f)", e.label, e.timing.median_s * 1e3, predicted));
+  }
+  front->set_measured_picks(absl::StrCat("measured here, ", in.threads, " thread", in.threads == 1 ? "" : "s",
+                                         ", runs interleaved: ", absl::StrJoin(parts, ", "), joined));
+  return absl::OkStatus();
+}
+
+}  // namespace squeeze::server

@@ -1,0 +1,48 @@
+// Closing the loop on a device this server runs on (DESIGN.md §3, §5): before a front's picks are
+// named, the candidates Recommend would name, the next predicted-fastest ones and the uniform fp32
+// and int8 baselines are exported through runtime::ExportAndVerify (outputs compared with the
+// original) and timed here with their runs interleaved, so a machine whose speed drifts weighs on
+// all alike. The figures go into the front (Candidate.measured, DeviceFront.measured_picks); a
+// baseline that measures faster than every measured candidate joins the candidates, so the
+// "fastest" pick never measures slower than a uniform baseline.
+#ifndef SQUEEZE_SERVER_MEASURE_PICKS_H_
+#define SQUEEZE_SERVER_MEASURE_PICKS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "model/loader.h"
+#include "runtime/calibration.h"
+#include "search/problem/problem.h"
+#include "squeeze/v1/search.pb.h"
+
+namespace squeeze::server {
+
+// The device id of the machine the server runs on: the one device whose picks are measured.
+inline constexpr char kHostDevice[] = "host";
+
+struct MeasurePicksInputs {
+  const model::LoadedModel* model = nullptr;
+  absl::string_view model_bytes;  // what `model` was loaded from
+  const runtime::CalibrationSet* calibration = nullptr;
+  const search::Problem* problem = nullptr;  // the front's problem: baselines and plans come from it
+  v1::Constraints constraints;               // the search's, for the picks Recommend names
+  int64_t app_budget_bytes = 0;
+  int threads = 1;                           // ONNX Runtime threads: the device profile's
+  model::ShapeProbe shape_probe;
+  int extra_fastest = 2;                     // predicted-fastest candidates measured beyond the picks
+  const std::atomic<bool>* cancelled = nullptr;
+  std::function<void(double)> on_progress;   // fraction of the exports and timing done
+};
+
+// Measures `front`'s picks and baselines as above. Cancelled when asked to stop; an export or a
+// run that fails is named in the returned status (the front keeps what was measured before it).
+absl::Status MeasurePicks(const MeasurePicksInputs& inputs, v1::DeviceFront* front);
+
+}  // namespace squeeze::server
+
+#endif  // SQUEEZE_SERVER_MEASURE_PICKS_H_

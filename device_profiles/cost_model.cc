@@ -11,6 +11,9 @@ namespace {
 
 int64_t CeilDiv8(int64_t bits) { return (bits + 7) / 8; }
 
+// A sample group smaller than this is not fitted on its own (the fit has 4 features).
+constexpr size_t kMinSamplesToFit = 4;
+
 // The layer as it is after output-channel pruning: a smaller dense layer.
 LayerShape ChannelPruned(const LayerShape& layer, double ratio) {
   if (ratio <= 0) return layer;
@@ -437,15 +440,35 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
   p.executed_sparsity = sparse_kernel ? option.pattern : Sparsity::kDense;
   const double roofline = Roofline(layer, option, *chosen, sparse_kernel);
 
-  // Measured samples of the same kind and executed precision, fitted and interpolated.
+  // Measured samples of the same kind and executed precision, fitted and interpolated. A group of
+  // too few samples to fit on its own rides on the kind's fp32 fit, scaled by how its samples
+  // compare with that fit at their shapes (one tiny gemm cannot say how a large one scales).
+  const SampleGroup* reference = FindGroup(layer.kind, 32, 32, Sparsity::kDense);
   if (const SampleGroup* group = FindGroup(layer.kind, p.executed_weight_bits, p.executed_activation_bits,
                                            p.executed_sparsity)) {
     std::string nearest;
-    p.seconds = FromSamples(*group, LayerFeatures(layer), LayerKey(layer), &nearest);
     p.basis = Basis::kSamples;
-    p.explanation = absl::StrFormat("fit over %zu measured %s %s samples, nearest '%s'", group->samples.size(),
-                                    OpKindName(layer.kind),
-                                    PrecisionName(group->weight_bits, group->activation_bits), nearest);
+    if (group->samples.size() < kMinSamplesToFit && reference != nullptr && reference != group &&
+        reference->samples.size() >= kMinSamplesToFit) {
+      double log_sum = 0;
+      for (const LatencySample* s : group->samples) {
+        const LayerShape shape = SampleLayer(*s);
+        log_sum += std::log(MedianSeconds(*s) /
+                            std::max(1e-9, FromSamples(*reference, LayerFeatures(shape), LayerKey(shape), nullptr)));
+      }
+      const double ratio = std::exp(log_sum / static_cast<double>(group->samples.size()));
+      p.seconds = ratio * FromSamples(*reference, LayerFeatures(layer), LayerKey(layer), &nearest);
+      p.explanation = absl::StrFormat(
+          "fit over %zu measured %s fp32 samples (nearest '%s') x %.3f, what the %zu measured %s samples take "
+          "against that fit",
+          reference->samples.size(), OpKindName(layer.kind), nearest, ratio, group->samples.size(),
+          PrecisionName(group->weight_bits, group->activation_bits));
+    } else {
+      p.seconds = FromSamples(*group, LayerFeatures(layer), LayerKey(layer), &nearest);
+      p.explanation = absl::StrFormat("fit over %zu measured %s %s samples, nearest '%s'", group->samples.size(),
+                                      OpKindName(layer.kind),
+                                      PrecisionName(group->weight_bits, group->activation_bits), nearest);
+    }
     if (group->weight_bits != p.executed_weight_bits) {
       absl::StrAppend(&p.explanation, " (", p.executed_weight_bits, "-bit weights are stored and run as ",
                       group->weight_bits, "-bit)");

@@ -2,7 +2,9 @@
 
 #include <cmath>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace squeeze::device_profiles {
 
@@ -17,6 +19,21 @@ absl::string_view OpKindName(OpKind kind) {
     case OpKind::kElementwise: return "elementwise";
   }
   return "conv";
+}
+
+std::string UniformVariantLabel(int weight_bits, int activation_bits) {
+  return absl::StrCat("uniform w", weight_bits, "a", activation_bits);
+}
+
+std::optional<std::pair<int, int>> ParseUniformVariant(absl::string_view variant) {
+  if (!absl::ConsumePrefix(&variant, "uniform w")) return std::nullopt;
+  const size_t a = variant.find('a');
+  int w = 0, act = 0;
+  if (a == absl::string_view::npos || !absl::SimpleAtoi(variant.substr(0, a), &w) ||
+      !absl::SimpleAtoi(variant.substr(a + 1), &act)) {
+    return std::nullopt;
+  }
+  return std::make_pair(w, act);
 }
 
 bool IsLayerKind(OpKind kind) {

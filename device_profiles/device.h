@@ -86,6 +86,13 @@ struct ModelLatency {
   std::string source;
 };
 
+// ModelLatency.variant of a uniform export of the model: every layer dense at (weight bits,
+// activation bits), e.g. "uniform w8a8". squeeze-profile --model measures these beside the model
+// as it is; the predictor calibrates each precision's layers of that model to them.
+std::string UniformVariantLabel(int weight_bits, int activation_bits);
+// The (weight bits, activation bits) of such a label; nullopt for any other variant.
+std::optional<std::pair<int, int>> ParseUniformVariant(absl::string_view variant);
+
 // How a measured version was measured (DeviceProfile.conditions).
 struct ProfileConditions {
   std::string tool, mode, measured_at;

@@ -59,8 +59,13 @@ int main(int argc, char** argv) {
   app.add_option("--id", id, "Device id in the profile (a-z, 0-9, '-')")->capture_default_str();
   app.add_option("--name", name, "Device name in the profile (default: the CPU as detected)");
   app.add_option("--model", model_paths,
-                 "Also time this ONNX model as it is (fp32) and record its latency with its SHA-256; repeatable")
+                 "Also time this ONNX model as it is (fp32) and its uniform fp16-weight, int8-weight and int8 "
+                 "exports, in turns, and record their latencies with its SHA-256: searches of that model on this "
+                 "device calibrate each precision to them; repeatable")
       ->allow_extra_args(false);
+  bool no_model_variants = false;
+  app.add_flag("--no-model-variants", no_model_variants,
+               "Time each --model only as it is, not its uniform exports");
   app.add_option("--input-shape", shape_texts,
                  "NAME=D0,D1,... for a symbolic input of the --model before it; repeatable")
       ->allow_extra_args(false);
@@ -102,6 +107,7 @@ int main(int argc, char** argv) {
   options.mode = std::string(dp::ProfileModeName(mode));
   options.threads = threads;
   options.pin_threads = !no_pin;
+  options.model_variants = !no_model_variants;
   options.seed = seed;
   options.timing.warmup = warmup >= 0 ? warmup : quick ? 1 : 2;
   options.timing.min_repeats = repeats > 0 ? repeats : quick ? 3 : 5;

@@ -25,6 +25,12 @@
 #include "common/sha256.h"
 #include "device_profiles/host.h"
 #include "device_profiles/single_op.h"
+#include "model/export.h"
+#include "model/export_flavour.h"
+#include "model/loader.h"
+#include "runtime/calibration.h"
+#include "runtime/shape_probe.h"
+#include "runtime/verify.h"
 
 namespace squeeze::device_profiles {
 namespace {
@@ -62,6 +68,39 @@ double Rate(const LatencySample& s) {
 }
 
 std::string FormatRate(double ops) { return absl::StrFormat("%.2f Gops/s", ops / 1e9); }
+
+// The uniform variants of a model as the export for ONNX Runtime's CPU provider writes them (fp16
+// weights; int8 weights; int8 weights with uint8 activations), labelled as UniformVariantLabel,
+// with activation ranges calibrated on `inputs`. What LoadModel or the exporter refuses comes back.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UniformVariants(
+    const std::string& bytes, const std::vector<runtime::Tensor>& inputs, int threads) {
+  model::AnalyzeOptions analyze;
+  for (const runtime::Tensor& t : inputs) analyze.input_shapes[t.name] = t.shape;
+  analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
+  absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(bytes, analyze);
+  if (!loaded.ok()) return loaded.status();
+  runtime::CalibrationSet calibration;
+  calibration.samples = {inputs};
+  calibration.synthetic = true;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [w, a] : {std::make_pair(16, 32), std::make_pair(8, 32), std::make_pair(8, 8)}) {
+    if (!model::Realizes(model::ExportFlavour::kOrtCpu, w, a)) continue;
+    const std::vector<model::LayerPlan> plan(loaded->analysis.layers.size(), model::LayerPlan{w, a});
+    absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(*loaded, plan);
+    if (!names.ok()) return names.status();
+    runtime::RangeOptions range_options;
+    range_options.threads = threads;
+    absl::StatusOr<std::map<std::string, model::TensorRange>> ranges =
+        runtime::CalibrateRanges(*loaded, *names, calibration, range_options);
+    if (!ranges.ok()) return ranges.status();
+    model::ExportOptions export_options;
+    export_options.shape_probe = analyze.shape_probe;
+    absl::StatusOr<model::ExportedModel> exported = model::ExportModel(*loaded, plan, *ranges, export_options);
+    if (!exported.ok()) return exported.status();
+    out.emplace_back(UniformVariantLabel(w, a), std::move(exported->bytes));
+  }
+  return out;
+}
 
 // A whole model's inputs: declared shapes with symbolic dims from `given` (a leading symbolic
 // dim defaults to 1), values uniform in ±1 for floats, zeros otherwise.
@@ -338,6 +377,7 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   session_options.pinned_cpus = cpus;
 
   Profile profile;
+  std::vector<std::string> variant_notes;  // models whose uniform variants could not be exported
   std::map<std::string, std::string> kernels;
   const absl::Time started = absl::Now();
   const Clock::time_point start = Clock::now();
@@ -438,32 +478,71 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
         status = inputs.status();
         return;
       }
-      absl::StatusOr<runtime::Timing> timing = (*session)->Time(*inputs, options.model_timing);
-      if (!timing.ok()) {
-        status = absl::Status(timing.status().code(), absl::StrCat(m.path, ": ", timing.status().message()));
+      // The model as it is and, where the exporter can write them, its uniform variants, timed in
+      // turns so the machine's drift weighs on all alike.
+      std::vector<std::pair<std::string, std::string>> variants;  // label, bytes
+      if (options.model_variants) {
+        absl::StatusOr<std::vector<std::pair<std::string, std::string>>> exported =
+            UniformVariants(models[i].bytes, *inputs, options.threads);
+        if (exported.ok()) {
+          variants = *std::move(exported);
+        } else {
+          variant_notes.push_back(absl::StrCat("uniform variants of ", models[i].name,
+                                               " not measured: ", exported.status().message()));
+        }
+      }
+      std::vector<std::unique_ptr<runtime::Session>> variant_sessions;
+      std::vector<const runtime::Session*> timed = {session->get()};
+      for (const auto& [label, bytes] : variants) {
+        absl::StatusOr<std::unique_ptr<runtime::Session>> vs = runtime::Session::Create(bytes, session_options);
+        if (!vs.ok()) {
+          status = absl::Status(vs.status().code(), absl::StrCat(m.path, " ", label, ": ", vs.status().message()));
+          return;
+        }
+        timed.push_back(vs->get());
+        variant_sessions.push_back(*std::move(vs));
+      }
+      runtime::InterleavedTiming turns;
+      turns.warmup = options.model_timing.warmup;
+      turns.rounds = options.model_timing.min_repeats;
+      turns.round_time_s = options.model_timing.min_time_s / std::max(1, turns.rounds);
+      turns.min_time_s = options.model_timing.min_time_s;
+      absl::StatusOr<std::vector<runtime::Timing>> timings = runtime::TimeInterleaved(timed, *inputs, turns);
+      if (!timings.ok()) {
+        status = absl::Status(timings.status().code(), absl::StrCat(m.path, ": ", timings.status().message()));
         return;
       }
       std::map<std::string, std::vector<int64_t>> shapes;
       for (const runtime::Tensor& t : *inputs) shapes[t.name] = t.shape;
-      ModelLatency latency;
-      latency.key = absl::StrCat(models[i].name, " ", ShapesText(shapes));
-      for (int n = 2; std::any_of(profile.model_latencies.begin(), profile.model_latencies.end(),
-                                  [&](const ModelLatency& l) { return l.key == latency.key; });
-           ++n) {
-        latency.key = absl::StrCat(models[i].name, " ", ShapesText(shapes), " #", n);
+      for (size_t v = 0; v < timed.size(); ++v) {
+        const runtime::Timing& timing = (*timings)[v];
+        const std::string variant = v == 0 ? "" : variants[v - 1].first;
+        ModelLatency latency;
+        const std::string base = absl::StrCat(models[i].name, " ", ShapesText(shapes), variant.empty() ? "" : " ", variant);
+        latency.key = base;
+        for (int n = 2; std::any_of(profile.model_latencies.begin(), profile.model_latencies.end(),
+                                    [&](const ModelLatency& l) { return l.key == latency.key; });
+             ++n) {
+          latency.key = absl::StrCat(base, " #", n);
+        }
+        latency.model_sha256 = models[i].sha256;
+        latency.model_name = models[i].name;
+        latency.variant = variant;
+        latency.latency_median_us = timing.median_s * 1e6;
+        latency.latency_p10_us = timing.p10_s * 1e6;
+        latency.latency_p90_us = timing.p90_s * 1e6;
+        latency.repeats = timing.repeats;
+        latency.threads = options.threads;
+        latency.measured_at = Rfc3339(absl::Now());
+        latency.source = absl::StrCat(
+            kProfilerTool, " ", kProfilerVersion, ": ",
+            variant.empty() ? "the model as given (fp32)"
+                            : absl::StrCat("the model exported with every layer ", variant.substr(8),
+                                           " for ONNX Runtime's CPU provider (ranges from the timing inputs)"),
+            ", inputs ", ShapesText(shapes), ", uniform in +-1; median of ", timing.repeats,
+            " rounds timed in turns with ", timed.size() - 1, " other variants");
+        profile.model_latencies.push_back(std::move(latency));
       }
-      latency.model_sha256 = models[i].sha256;
-      latency.model_name = models[i].name;
-      latency.variant = "";
-      latency.latency_median_us = timing->median_s * 1e6;
-      latency.latency_p10_us = timing->p10_s * 1e6;
-      latency.latency_p90_us = timing->p90_s * 1e6;
-      latency.repeats = timing->repeats;
-      latency.threads = options.threads;
-      latency.measured_at = Rfc3339(absl::Now());
-      latency.source = absl::StrCat(kProfilerTool, " ", kProfilerVersion, ": the model as given (fp32), inputs ",
-                                    ShapesText(shapes), ", uniform in +-1");
-      profile.model_latencies.push_back(std::move(latency));
       if (i + 1 == models.size()) {
         if (status = time_reference(); !status.ok()) return;
       }
@@ -528,9 +607,10 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
       "measured by %s %s (%s mode): %zu single-op samples and %zu model latencies in %.0f s; the CPU, RAM and SIMD "
       "features from /proc/cpuinfo and /proc/meminfo; memory bandwidth = best of 4 memcpy passes over 64 MiB, read + "
       "write bytes = %.1f GB/s; app memory budget = RAM / 2 (assumed); %s; capabilities from the samples (each row "
-      "says how)%s",
+      "says how)%s%s",
       kProfilerTool, kProfilerVersion, options.mode, profile.samples.size(), profile.model_latencies.size(),
-      duration, device.memory_bandwidth_bytes_per_s / 1e9, overhead, stability);
+      duration, device.memory_bandwidth_bytes_per_s / 1e9, overhead, stability,
+      variant_notes.empty() ? "" : absl::StrCat("; ", absl::StrJoin(variant_notes, "; ")));
   device.runtime_version = ort_version;
   device.created_at = c.measured_at;
   device.latency_sample_count = static_cast<int64_t>(profile.samples.size());

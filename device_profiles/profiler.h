@@ -48,6 +48,10 @@ struct ProfilerOptions {
   std::string mode = "full";  // recorded in the conditions ("quick", "full", ...)
   std::vector<OpSpec> grid;   // what to measure, e.g. ProfileGrid(kFull)
   std::vector<ModelToTime> models;
+  // Also time each model's uniform variants as the exporter writes them for ONNX Runtime's CPU
+  // provider (ModelLatency variants "uniform w16a32", "uniform w8a32", "uniform w8a8"), in turns
+  // with the model as it is: the predictor calibrates each precision of that model to them.
+  bool model_variants = true;
   int threads = 1;            // ONNX Runtime intra-op threads, pinned to the first CPUs allowed
   bool pin_threads = true;
   runtime::TimingOptions timing;         // per single-op sample

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "model/internal/channel_flow.h"
 #include "model/internal/graph.h"
 #include "model/internal/tensor_data.h"
 #include "model/internal/validation.h"
@@ -95,26 +96,6 @@ struct Site {
   onnx::GraphProto* graph() const { return scopes.front(); }
 };
 
-// The constant `name` as seen from `scopes` (innermost first): an initializer or a Constant node.
-const onnx::TensorProto* FindConstant(const std::vector<onnx::GraphProto*>& scopes, const std::string& name) {
-  for (onnx::GraphProto* graph : scopes) {
-    for (const onnx::TensorProto& t : graph->initializer()) {
-      if (t.name() == name) return &t;
-    }
-    for (const onnx::NodeProto& node : graph->node()) {
-      for (const std::string& output : node.output()) {
-        if (output != name) continue;
-        if (node.output_size() != 1) return nullptr;
-        return internal::ConstantNodeValue(node);
-      }
-    }
-    for (const auto& input : graph->input()) {
-      if (input.name() == name) return nullptr;
-    }
-  }
-  return nullptr;
-}
-
 onnx::NodeProto MakeNode(const std::string& op, const std::string& name, std::vector<std::string> inputs,
                          std::vector<std::string> outputs) {
   onnx::NodeProto node;
@@ -136,13 +117,6 @@ void SetIntAttribute(onnx::NodeProto* node, const std::string& name, int64_t val
   a->set_name(name);
   a->set_type(onnx::AttributeProto::INT);
   a->set_i(value);
-}
-
-int64_t IntAttribute(const onnx::NodeProto& node, const std::string& name, int64_t fallback) {
-  for (const onnx::AttributeProto& a : node.attribute()) {
-    if (a.name() == name) return a.i();
-  }
-  return fallback;
 }
 
 onnx::TensorProto FloatTensorOf(const std::string& name, int32_t elem_type, const std::vector<int64_t>& dims,
@@ -211,289 +185,6 @@ int ChannelAxis(const std::vector<int64_t>& dims, const ChannelLayout& layout) {
   }
   return -1;
 }
-
-// ---- Channel flow: which output channels of pruned Convs can leave the graph. ----
-
-class UnionFind {
- public:
-  int64_t Add() {
-    parent_.push_back(static_cast<int64_t>(parent_.size()));
-    return parent_.back();
-  }
-  int64_t Find(int64_t x) {
-    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
-    return x;
-  }
-  void Union(int64_t a, int64_t b) {
-    a = Find(a);
-    b = Find(b);
-    if (a != b) parent_[b] = a;
-  }
-
- private:
-  std::vector<int64_t> parent_;
-};
-
-struct ChannelValue {
-  int64_t base = 0;
-  int64_t count = 0;
-  int64_t rank = 0;
-};
-
-// A slice to apply to a constant input of a node once removed channels are known.
-struct ParamSlice {
-  onnx::NodeProto* node = nullptr;
-  int input = 0;
-  int axis = 0;                  // axis of the constant that runs along the channels
-  std::string channels_of;       // the value whose removed channels apply
-};
-
-class ChannelFlow {
- public:
-  // `pruned_rows[layer][c]`: the plan prunes output channel c of the layer.
-  ChannelFlow(onnx::ModelProto* model, const Analysis& analysis, const std::map<std::string, size_t>& layer_of_node,
-              const std::vector<std::vector<uint8_t>>& pruned_rows)
-      : model_(model), analysis_(analysis), layer_of_node_(layer_of_node), pruned_rows_(pruned_rows) {}
-
-  void Run() {
-    onnx::GraphProto* graph = model_->mutable_graph();
-    for (onnx::NodeProto& node : *graph->mutable_node()) Visit(&node);
-    for (const auto& out : graph->output()) Pin(out.name(), absl::StrCat("it is graph output '", out.name(), "'"));
-    // Names read inside subgraphs.
-    for (const onnx::NodeProto& node : graph->node()) {
-      for (const onnx::AttributeProto& a : node.attribute()) {
-        if (!a.has_g() && a.graphs_size() == 0) continue;
-        auto pin_reads = [&](const onnx::GraphProto& g, const std::string&, const std::string&) {
-          for (const onnx::NodeProto& n : g.node()) {
-            for (const std::string& in : n.input()) Pin(in, absl::StrCat("subgraph of '", node.name(), "' reads it"));
-          }
-        };
-        if (a.has_g()) internal::ForEachGraph(a.g(), "", "", pin_reads);
-        for (const auto& g : a.graphs()) internal::ForEachGraph(g, "", "", pin_reads);
-      }
-    }
-    // Classes: removable when unpinned, with sources, all of them pruned.
-    const int64_t n = static_cast<int64_t>(source_.size());
-    std::map<int64_t, std::string> blocked;  // root -> why not removable
-    std::set<int64_t> has_source;
-    for (int64_t e = 0; e < n; ++e) {
-      const int64_t r = uf_.Find(e);
-      if (!pin_[e].empty() && !blocked.count(r)) blocked[r] = pin_[e];
-      if (source_[e].first < 0) continue;
-      has_source.insert(r);
-      const auto [layer, row] = source_[e];
-      if (!pruned_rows_[layer][row] && !blocked.count(r)) {
-        blocked[r] = absl::StrCat("layer '", analysis_.layers[layer].name, "' keeps it (Add/Mul/Concat partner)");
-      }
-    }
-    removed_.assign(n, false);
-    for (int64_t e = 0; e < n; ++e) {
-      const int64_t r = uf_.Find(e);
-      removed_[e] = has_source.count(r) && !blocked.count(r);
-      if (source_[e].first >= 0 && pruned_rows_[source_[e].first][source_[e].second] && !removed_[e]) {
-        auto it = blocked.find(r);
-        why_kept_[source_[e].first].insert(it == blocked.end() ? "no channel path" : it->second);
-      }
-    }
-  }
-
-  // Removed channel indices of a main-graph value (empty for values the flow does not know).
-  std::set<int64_t> Removed(const std::string& value) const {
-    std::set<int64_t> out;
-    auto it = values_.find(value);
-    if (it == values_.end()) return out;
-    for (int64_t c = 0; c < it->second.count; ++c) {
-      if (removed_[it->second.base + c]) out.insert(c);
-    }
-    return out;
-  }
-
-  const std::vector<ParamSlice>& slices() const { return slices_; }
-  const std::map<onnx::NodeProto*, std::string>& depthwise() const { return depthwise_; }
-  // Why some pruned rows of a layer stay (as zeros).
-  std::string WhyKept(size_t layer) const {
-    auto it = why_kept_.find(layer);
-    if (it == why_kept_.end()) return "";
-    return absl::StrJoin(it->second, "; ");
-  }
-
- private:
-  const ChannelValue* Known(const std::string& name) const {
-    auto it = values_.find(name);
-    return it == values_.end() ? nullptr : &it->second;
-  }
-  const ChannelValue& New(const std::string& name, int64_t count, int64_t rank) {
-    ChannelValue v{static_cast<int64_t>(source_.size()), count, rank};
-    for (int64_t c = 0; c < count; ++c) {
-      uf_.Add();
-      source_.push_back({-1, 0});
-      pin_.push_back("");
-    }
-    return values_[name] = v;
-  }
-  void Pin(const std::string& name, const std::string& reason) {
-    const ChannelValue* v = Known(name);
-    if (v == nullptr) return;
-    for (int64_t c = 0; c < v->count; ++c) {
-      if (pin_[v->base + c].empty()) pin_[v->base + c] = reason;
-    }
-  }
-  void Link(const ChannelValue& a, const ChannelValue& b, int64_t offset_b = 0) {
-    for (int64_t c = 0; c < a.count; ++c) uf_.Union(a.base + c, b.base + offset_b + c);
-  }
-  void PinInputs(const onnx::NodeProto& node, const std::string& why) {
-    for (const std::string& in : node.input()) Pin(in, why);
-  }
-  const onnx::TensorProto* Constant(const std::string& name) const {
-    return FindConstant({model_->mutable_graph()}, name);
-  }
-  std::string Feeds(const onnx::NodeProto& node) const {
-    return absl::StrCat("it feeds ", node.op_type(), " '", node.name(), "'");
-  }
-
-  void Visit(onnx::NodeProto* node_ptr) {
-    const onnx::NodeProto& node = *node_ptr;
-    const std::string op = internal::NormalizedDomain(node.domain()).empty() ? node.op_type() : "";
-    if (op == "Constant") return;
-    static const std::set<std::string> kUnary = {
-        "Relu",  "Sigmoid", "HardSigmoid", "HardSwish", "Clip",     "LeakyRelu", "Tanh",   "Identity",
-        "Exp",   "Neg",     "Abs",         "Sqrt",      "Softplus", "Elu",       "Selu",   "Cast",
-        "Floor", "Ceil",    "Round",       "Reciprocal", "Erf",     "Dropout",   "MaxPool", "AveragePool",
-        "GlobalAveragePool", "GlobalMaxPool", "Resize", "Upsample", "Mish",      "Sign",   "ThresholdedRelu"};
-    static const std::set<std::string> kBinary = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean"};
-    if (op == "Conv" || op == "ConvTranspose") {
-      VisitConv(node_ptr, op == "ConvTranspose");
-    } else if (op == "BatchNormalization") {
-      const ChannelValue* x = Known(node.input(0));
-      bool ok = x != nullptr && node.output_size() >= 1;
-      for (int i = 1; ok && i < 5 && i < node.input_size(); ++i) {
-        const onnx::TensorProto* t = Constant(node.input(i));
-        ok = t != nullptr && t->dims_size() == 1 && t->dims(0) == x->count;
-      }
-      if (!ok) return PinAll(node);
-      const ChannelValue x_copy = *x;
-      Link(x_copy, New(node.output(0), x_copy.count, x_copy.rank));
-      for (int i = 1; i < 5 && i < node.input_size(); ++i) slices_.push_back({node_ptr, i, 0, node.input(0)});
-    } else if (kUnary.count(op)) {
-      const ChannelValue* x = node.input_size() > 0 ? Known(node.input(0)) : nullptr;
-      const bool sizes = op == "Resize" && node.input_size() > 3 && !node.input(3).empty();
-      if (x == nullptr || sizes || node.output_size() < 1) return PinAll(node);
-      const ChannelValue x_copy = *x;
-      Link(x_copy, New(node.output(0), x_copy.count, x_copy.rank));
-    } else if (kBinary.count(op)) {
-      VisitBinary(node_ptr);
-    } else if (op == "Concat") {
-      int64_t rank = 0, total = 0;
-      std::vector<ChannelValue> inputs;
-      for (const std::string& in : node.input()) {
-        const ChannelValue* v = Known(in);
-        if (v == nullptr || (rank != 0 && v->rank != rank)) return PinAll(node);
-        rank = v->rank;
-        inputs.push_back(*v);
-        total += v->count;
-      }
-      int64_t axis = IntAttribute(node, "axis", 0);
-      if (axis < 0) axis += rank;
-      if (inputs.empty() || axis != 1) return PinAll(node);
-      const ChannelValue out = New(node.output(0), total, rank);
-      int64_t offset = 0;
-      for (const ChannelValue& v : inputs) {
-        Link(v, out, offset);
-        offset += v.count;
-      }
-    } else {
-      PinAll(node);
-    }
-  }
-
-  void PinAll(const onnx::NodeProto& node) { PinInputs(node, Feeds(node)); }
-
-  void VisitConv(onnx::NodeProto* node_ptr, bool transpose) {
-    const onnx::NodeProto& node = *node_ptr;
-    const onnx::TensorProto* w = node.input_size() > 1 ? Constant(node.input(1)) : nullptr;
-    auto layer = layer_of_node_.find(node.name());
-    if (w == nullptr || w->dims_size() < 3 || layer == layer_of_node_.end()) return PinAll(node);
-    const int64_t groups = IntAttribute(node, "group", 1);
-    const ChannelValue* x = Known(node.input(0));
-    const int64_t rank = w->dims_size();
-    if (transpose) {
-      if (groups != 1 || (x != nullptr && x->count != w->dims(0))) return PinAll(node);
-      New(node.output(0), w->dims(1), rank);  // no source: ConvTranspose outputs are not pruned away
-      return;
-    }
-    const int64_t out_channels = w->dims(0);
-    if (groups == 1) {
-      if (x != nullptr && x->count != w->dims(1)) Pin(node.input(0), Feeds(node));
-      const ChannelValue y = New(node.output(0), out_channels, rank);
-      // Every Conv is a source of its channels: a pruned row may go, a kept one blocks its class.
-      const size_t i = layer->second;
-      for (int64_t c = 0; c < out_channels; ++c) source_[y.base + c] = {static_cast<int64_t>(i), c};
-      return;
-    }
-    if (x != nullptr && groups == x->count && groups == out_channels && w->dims(1) == 1) {
-      const ChannelValue x_copy = *x;
-      Link(x_copy, New(node.output(0), out_channels, rank));
-      depthwise_[node_ptr] = node.input(0);
-      return;
-    }
-    PinAll(node);
-    const ChannelValue y = New(node.output(0), out_channels, rank);
-    for (int64_t c = 0; c < y.count; ++c) pin_[y.base + c] = absl::StrCat("grouped Conv '", node.name(), "'");
-  }
-
-  void VisitBinary(onnx::NodeProto* node_ptr) {
-    const onnx::NodeProto& node = *node_ptr;
-    int64_t rank = 0, count = 0;
-    for (const std::string& in : node.input()) {
-      if (const ChannelValue* v = Known(in)) {
-        rank = std::max(rank, v->rank);
-      } else if (const onnx::TensorProto* t = Constant(in)) {
-        rank = std::max<int64_t>(rank, t->dims_size());
-      } else {
-        return PinAll(node);  // computed outside the flow: cannot say how it broadcasts
-      }
-    }
-    if (rank < 2) return PinAll(node);
-    std::vector<ChannelValue> linked;
-    std::vector<std::pair<int, int>> constants;  // input index, axis
-    for (int i = 0; i < node.input_size(); ++i) {
-      if (const ChannelValue* v = Known(node.input(i))) {
-        if (v->rank != rank) return PinAll(node);
-        count = std::max(count, v->count);
-        if (v->count != 1) linked.push_back(*v);
-        continue;
-      }
-      const onnx::TensorProto* t = Constant(node.input(i));
-      const int64_t axis = t->dims_size() - (rank - 1);
-      if (axis < 0 || t->dims(static_cast<int>(axis)) == 1) continue;
-      count = std::max<int64_t>(count, t->dims(static_cast<int>(axis)));
-      constants.push_back({i, static_cast<int>(axis)});
-    }
-    for (const ChannelValue& v : linked) {
-      if (v.count != count) return PinAll(node);
-    }
-    for (const auto& [i, axis] : constants) {
-      if (Constant(node.input(i))->dims(axis) != count) return PinAll(node);
-    }
-    if (linked.empty()) return PinAll(node);
-    const ChannelValue out = New(node.output(0), count, rank);
-    for (const ChannelValue& v : linked) Link(v, out);
-    for (const auto& [i, axis] : constants) slices_.push_back({node_ptr, i, axis, node.output(0)});
-  }
-
-  onnx::ModelProto* model_;
-  const Analysis& analysis_;
-  const std::map<std::string, size_t>& layer_of_node_;
-  const std::vector<std::vector<uint8_t>>& pruned_rows_;
-  UnionFind uf_;
-  std::vector<std::pair<int64_t, int64_t>> source_;  // per element: (layer, row) or (-1, 0)
-  std::vector<std::string> pin_;
-  std::vector<bool> removed_;
-  std::map<std::string, ChannelValue> values_;
-  std::vector<ParamSlice> slices_;
-  std::map<onnx::NodeProto*, std::string> depthwise_;  // node -> its input value
-  std::map<size_t, std::set<std::string>> why_kept_;
-};
 
 // Nodes to insert before or after nodes of a graph, applied last.
 class Insertions {
@@ -750,7 +441,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   std::vector<std::vector<uint8_t>> pruned_rows(analysis.layers.size());
   for (size_t i = 0; i < analysis.layers.size(); ++i) {
     const Layer& layer = analysis.layers[i];
-    const onnx::TensorProto* t = FindConstant(sites[i].scopes, sites[i].node->input(1));
+    const onnx::TensorProto* t = internal::FindConstant(sites[i].scopes, sites[i].node->input(1));
     if (t == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat("layer '", layer.name, "': its weight is not a constant"));
     }
@@ -780,7 +471,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   }
 
   // Which pruned channels leave the graph.
-  ChannelFlow flow(&proto, analysis, layer_of_node, pruned_rows);
+  internal::ChannelFlow flow(&proto, analysis, layer_of_node, pruned_rows);
   flow.Run();
 
   Names names(proto);
@@ -798,11 +489,11 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   };
 
   // Per-channel constants of BatchNormalization and binary ops, sliced.
-  for (const ParamSlice& s : flow.slices()) {
+  for (const internal::ParamSlice& s : flow.slices()) {
     const std::set<int64_t> removed = flow.Removed(s.channels_of);
     if (removed.empty()) continue;
     const std::string old = s.node->input(s.input);
-    const onnx::TensorProto* t = FindConstant({proto.mutable_graph()}, old);
+    const onnx::TensorProto* t = internal::FindConstant({proto.mutable_graph()}, old);
     if (t == nullptr || !internal::IsDecodableFloat(t->data_type())) {
       return absl::InternalError(absl::StrCat("constant '", old, "' of '", s.node->name(), "' cannot be sliced"));
     }
@@ -817,7 +508,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   }
   for (const auto& [node, input] : flow.depthwise()) {
     const int64_t removed = static_cast<int64_t>(flow.Removed(input).size());
-    if (removed > 0) SetIntAttribute(node, "group", IntAttribute(*node, "group", 1) - removed);
+    if (removed > 0) SetIntAttribute(node, "group", internal::IntAttribute(*node, "group", 1) - removed);
   }
 
   // The layers.
@@ -845,7 +536,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     if (main && layer.op_type == "Conv") {
       rows_removed = flow.Removed(node->output(0));
       if (!depthwise) inputs_removed = flow.Removed(node->input(0));
-    } else if (main && layer.op_type == "ConvTranspose" && IntAttribute(*node, "group", 1) == 1) {
+    } else if (main && layer.op_type == "ConvTranspose" && internal::IntAttribute(*node, "group", 1) == 1) {
       inputs_removed = flow.Removed(node->input(0));
     }
     int64_t zeroed = 0;
@@ -991,7 +682,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     const bool quantize_bias = p.activation_bits == 8 && weight_bits <= 8 && main && layer.op_type == "Conv" &&
                                act_quant.count(node->input(0)) && layer.weight_elem_type == onnx::TensorProto::FLOAT;
     if (node->input_size() > 2 && !node->input(2).empty() && (!rows_removed.empty() || quantize_bias)) {
-      const onnx::TensorProto* b = FindConstant(site.scopes, node->input(2));
+      const onnx::TensorProto* b = internal::FindConstant(site.scopes, node->input(2));
       if (b == nullptr || b->dims_size() != 1 || !internal::IsDecodableFloat(b->data_type())) {
         if (!rows_removed.empty()) {
           return absl::FailedPreconditionError(

@@ -370,7 +370,8 @@ absl::StatusOr<std::vector<Timing>> TimeInterleaved(const std::vector<const Sess
       if (!warm.ok()) return warm.status();
     }
   }
-  const TimingOptions round{0, options.runs_per_round, options.runs_per_round, 0};
+  const TimingOptions round{std::max(0, options.round_warmup), options.runs_per_round,
+                            std::max(options.runs_per_round, 1000), std::max(0.0, options.round_time_s)};
   std::vector<std::vector<double>> medians(sessions.size());
   std::vector<double> totals(sessions.size(), 0);
   for (int r = 0; r < 10 * options.rounds; ++r) {

@@ -121,15 +121,18 @@ Timing SummarizeTimes(std::vector<double> seconds);
 // How TimeInterleaved takes turns.
 struct InterleavedTiming {
   int warmup = 2;          // runs of each model discarded first
-  int rounds = 7;          // in each round every model runs `runs_per_round` times in turn
-  int runs_per_round = 1;
+  int rounds = 7;          // in each round every model runs in turn:
+  int round_warmup = 1;    //   this many runs discarded (the caches the other models cooled),
+  int runs_per_round = 1;  //   then at least this many timed,
+  double round_time_s = 0; //   repeated until they add up to this
   // Rounds go on past `rounds` until each model has run this long (at most 10 x rounds).
   double min_time_s = 0;
 };
 
 // Times `sessions` on the same inputs (bound as Session::Time binds them), one after another round
-// by round, so a machine whose speed drifts weighs on every model alike. Each Timing summarizes
-// the per-round medians of one session (repeats = rounds; total_s = all its timed runs).
+// by round, so a machine whose speed drifts weighs on every model alike, each warm within its
+// round as a model run again and again is. Each Timing summarizes the per-round medians of one
+// session (repeats = rounds; total_s = all its timed runs).
 // InvalidArgument for no session, rounds or runs_per_round below 1, and as Session::Time.
 absl::StatusOr<std::vector<Timing>> TimeInterleaved(const std::vector<const Session*>& sessions,
                                                     const std::vector<Tensor>& inputs,

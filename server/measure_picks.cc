@@ -131,6 +131,7 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   runtime::InterleavedTiming timing;
   timing.warmup = 2;
   timing.rounds = 7;
+  timing.round_time_s = 0.05;
   timing.min_time_s = 0.3;
   absl::StatusOr<std::vector<runtime::Timing>> times =
       runtime::TimeInterleaved(views, in.calibration->samples.front(), timing);

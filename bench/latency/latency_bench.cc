@@ -21,6 +21,7 @@
 #include <iostream>
 #include <random>
 
+#include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "device_profiles/cost_model.h"
@@ -49,6 +50,9 @@ double Since(Clock::time_point start) { return std::chrono::duration<double>(Clo
 struct Variant {
   std::string name;
   std::vector<model::LayerPlan> plan;
+  // A uniform plan squeeze-profile --model also times ("uniform w8a8", ...): when the profile
+  // holds it, the predictor is calibrated to it, so it is scored apart from the held-out ones.
+  std::string profiled_as;
 };
 
 struct Scored {
@@ -58,6 +62,7 @@ struct Scored {
   double corrected_ms = 0;                // measured_ms at the machine's speed when it was profiled
   double predicted_ms = 0;                // with the model's measured latency
   double samples_only_ms = 0;             // from single-op samples alone
+  bool calibration_point = false;         // the model as it is, or a uniform plan the profile timed
 };
 
 struct Accuracy {
@@ -93,35 +98,47 @@ std::string AccuracyJson(const Accuracy& a) {
       a.variants, a.within_10pct, a.within_5pct, a.rmse_pct, a.mean_error_pct, a.max_abs_error_pct);
 }
 
-// The variants of one model: uniform plans, pruning, sparsity and seeded random mixes.
-std::vector<Variant> Variants(const model::Analysis& analysis, int count, uint64_t seed) {
-  const size_t n = analysis.layers.size();
+// The option of layer i nearest to a wish: its precision and pattern, the prune ratio closest to
+// `ratio` (the search's options keep aligned channel counts); dense at that precision when the
+// layer has no such pattern (grouped convolutions, short rows), fp32 when not even that.
+model::LayerPlan Nearest(const search::Problem& problem, size_t i, model::LayerPlan wish) {
+  const search::OptionDetail* best = nullptr;
+  for (int pass = 0; pass < 3 && best == nullptr; ++pass) {
+    if (pass == 1) wish.pattern = model::PrunePattern::kNone, wish.prune_ratio = 0;
+    if (pass == 2) wish = model::LayerPlan{};
+    for (const search::OptionDetail& d : problem.details[i]) {
+      const model::LayerPlan p = search::LayerPlanOf(d.option);
+      if (p.weight_bits != wish.weight_bits || p.activation_bits != wish.activation_bits || p.pattern != wish.pattern) {
+        continue;
+      }
+      if (best == nullptr ||
+          std::fabs(p.prune_ratio - wish.prune_ratio) < std::fabs(best->option.prune_ratio - wish.prune_ratio)) {
+        best = &d;
+      }
+    }
+  }
+  return best != nullptr ? search::LayerPlanOf(best->option) : model::LayerPlan{};
+}
+
+// The variants of one model, every layer at an option the search offers: uniform plans, pruning,
+// sparsity and seeded random mixes.
+std::vector<Variant> Variants(const search::Problem& problem, int count, uint64_t seed) {
+  const size_t n = problem.details.size();
   using model::LayerPlan;
   using model::PrunePattern;
-  // Output-channel pruning applies to ungrouped Convs (search/problem's rule); others keep dense.
-  auto prunable = [&](size_t i) { return analysis.layers[i].op_type == "Conv" && !analysis.layers[i].grouped; };
-  // 2:4 needs at least 4 weights per output channel (search/problem's rule; a depthwise 1x1 has 1).
-  auto two_four = [&](size_t i) {
-    const model::Layer& l = analysis.layers[i];
-    return (l.out_channels > 0 ? l.params / l.out_channels : l.params) >= 4;
-  };
   auto uniform = [&](std::string name, LayerPlan p) {
     Variant v{std::move(name), {}};
-    for (size_t i = 0; i < n; ++i) {
-      LayerPlan q = p;
-      if ((p.pattern == PrunePattern::kOutputChannel && !prunable(i)) ||
-          (p.pattern == PrunePattern::kTwoFour && !two_four(i))) {
-        q.pattern = PrunePattern::kNone, q.prune_ratio = 0;
-      }
-      v.plan.push_back(q);
-    }
+    for (size_t i = 0; i < n; ++i) v.plan.push_back(Nearest(problem, i, p));
     return v;
   };
   std::vector<Variant> out;
   out.push_back(uniform("fp32", LayerPlan{}));
   out.push_back(uniform("fp16", LayerPlan{16, 32}));
+  out.back().profiled_as = dp::UniformVariantLabel(16, 32);
   out.push_back(uniform("w8a32", LayerPlan{8, 32}));
+  out.back().profiled_as = dp::UniformVariantLabel(8, 32);
   out.push_back(uniform("w8a8", LayerPlan{8, 8}));
+  out.back().profiled_as = dp::UniformVariantLabel(8, 8);
   out.push_back(uniform("w4a8", LayerPlan{4, 8}));
   out.push_back(uniform("fp32 channel 25%", LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.25}));
   out.push_back(uniform("fp32 channel 50%", LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.5}));
@@ -143,9 +160,7 @@ std::vector<Variant> Variants(const model::Analysis& analysis, int count, uint64
     std::uniform_real_distribution<double> coin(0, 1);
     for (size_t i = 0; i < n; ++i) {
       const std::vector<LayerPlan>& pool = coin(rng) < integer_share ? integers : floats;
-      LayerPlan p = pool[static_cast<size_t>(coin(rng) * pool.size()) % pool.size()];
-      if (p.pattern == PrunePattern::kOutputChannel && !prunable(i)) p.pattern = PrunePattern::kNone, p.prune_ratio = 0;
-      v.plan.push_back(p);
+      v.plan.push_back(Nearest(problem, i, pool[static_cast<size_t>(coin(rng) * pool.size()) % pool.size()]));
     }
     out.push_back(std::move(v));
   }
@@ -153,15 +168,34 @@ std::vector<Variant> Variants(const model::Analysis& analysis, int count, uint64
 }
 
 struct ModelSpec {
-  std::string label, file, input_shape;
+  std::string label, file, input_shape;  // input_shape "" for a model whose shapes are all fixed
 };
+
+// The real models of five families, installed by deploy/install-deps.sh from npm packages.
+std::vector<ModelSpec> DefaultModels(const std::string& dir) {
+  return {{"det", dir + "ch_PP-OCRv4_det_infer.onnx", "x=1,3,640,640"},
+          {"cls", dir + "ch_ppocr_mobile_v2.0_cls_infer.onnx", "x=1,3,48,192"},
+          {"rec", dir + "bench/ppocrv4_rec.onnx", "x=1,3,48,320"},
+          {"ultraface", dir + "bench/ultraface_rfb320_fr_detect.onnx", ""},
+          {"liveness", dir + "bench/face_liveness_cls.onnx", ""},
+          {"oww-embedding", dir + "bench/oww_embedding.onnx", "input_1=1,76,32,1"}};
+}
+
+// "label:file[:name=d0,d1,...]".
+absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {
+  const std::vector<std::string> parts = absl::StrSplit(text, absl::MaxSplits(':', 2));
+  if (parts.size() < 2 || parts[0].empty() || parts[1].empty()) {
+    return absl::InvalidArgumentError(fmt::format("--model {}: expected LABEL:FILE[:INPUT=SHAPE]", text));
+  }
+  return ModelSpec{parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "Predicted vs measured whole-model latency on this machine: PP-OCRv4 det and cls, 32 exported variants each "
-      "(fp32, fp16, int8, mixed, pruned), predicted from a squeeze-profile measurement of this machine"};
+      "Predicted vs measured whole-model latency on this machine: real models of five families, 32 exported variants "
+      "each (fp32, fp16 weights, int8, mixed, pruned), predicted from a squeeze-profile measurement of this machine"};
   const std::string models_dir = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/";
   std::string profile_path;
   int variants = 32, repeats = 10, warmup = 2;
@@ -169,7 +203,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 1;
   bool json = false;
   app.add_option("--profile", profile_path,
-                 "a profile of this machine written by squeeze-profile with --model for both models (default: "
+                 "a profile of this machine written by squeeze-profile with --model for every model (default: "
                  "measure one now with squeeze-profile --quick)");
   app.add_option("--variants", variants, "variants per model, the model as it is included")->check(CLI::Range(12, 1000));
   app.add_option("--repeats", repeats, "timed runs per variant; the median is compared")->check(CLI::Range(3, 1000));
@@ -177,13 +211,28 @@ int main(int argc, char** argv) {
   app.add_option("--min-time", min_time_s, "seconds of timed runs per variant, at least (as squeeze-profile's models)");
   app.add_option("--seed", seed, "seed of the random mixes");
   app.add_flag("--json", json, "print one JSON object");
+  std::string explain;
+  app.add_option("--explain", explain,
+                 "VARIANT: print each layer's predicted latency and how it was found for that variant (e.g. "
+                 "'fp16') of every model");
+  std::vector<std::string> model_args;
+  app.add_option("--model", model_args,
+                 "LABEL:FILE[:INPUT=D0,D1,...] a model to check (repeatable; default: PP-OCRv4 det, rec, PP-OCR cls, "
+                 "UltraFace, a face liveness classifier and openWakeWord's embedding)");
   CLI11_PARSE(app, argc, argv);
   auto fail = [](const auto& what) {
     std::cerr << "squeeze-bench-latency: " << what << "\n";
     return 1;
   };
-  const std::vector<ModelSpec> specs = {{"det", models_dir + "ch_PP-OCRv4_det_infer.onnx", "x=1,3,640,640"},
-                                        {"cls", models_dir + "ch_ppocr_mobile_v2.0_cls_infer.onnx", "x=1,3,48,192"}};
+  std::vector<ModelSpec> specs = DefaultModels(models_dir);
+  if (!model_args.empty()) {
+    specs.clear();
+    for (const std::string& a : model_args) {
+      absl::StatusOr<ModelSpec> spec = ParseModelSpec(a);
+      if (!spec.ok()) return fail(spec.status());
+      specs.push_back(*spec);
+    }
+  }
 
   // The profile: given, or measured now by the squeeze-profile next to this program.
   double profile_s = 0;
@@ -192,7 +241,10 @@ int main(int argc, char** argv) {
     const std::string dir = self.find('/') == std::string::npos ? "." : self.substr(0, self.rfind('/'));
     profile_path = dir + "/../bench-host-profile.json";
     std::string command = dir + "/squeeze-profile --quick -o " + profile_path;
-    for (const ModelSpec& m : specs) command += " --model " + m.file + " --input-shape " + m.input_shape;
+    for (const ModelSpec& m : specs) {
+      command += " --model " + m.file;
+      if (!m.input_shape.empty()) command += " --input-shape " + m.input_shape;
+    }
     std::cerr << "measuring this machine: " << command << "\n";
     const Clock::time_point t = Clock::now();
     if (std::system(command.c_str()) != 0) return fail("squeeze-profile failed; run it yourself and pass --profile");
@@ -221,14 +273,17 @@ int main(int argc, char** argv) {
   grid.prune_ratios = {0, 0.25, 0.5};
 
   std::string models_json;
+  std::vector<std::pair<std::string, Accuracy>> per_model;  // held-out variants, at profile speed
   std::vector<double> all_measured, all_corrected, all_predicted, all_samples_only;
   for (const ModelSpec& spec : specs) {
     absl::StatusOr<std::string> bytes = squeeze::common::ReadFile(spec.file);
     if (!bytes.ok()) return fail(fmt::format("{} (run `make deps` to fetch the test models)", bytes.status().ToString()));
     model::AnalyzeOptions analyze;
-    auto shape = model::ParseInputShape(spec.input_shape);
-    if (!shape.ok()) return fail(shape.status());
-    analyze.input_shapes[shape->first] = shape->second;
+    if (!spec.input_shape.empty()) {
+      auto shape = model::ParseInputShape(spec.input_shape);
+      if (!shape.ok()) return fail(shape.status());
+      analyze.input_shapes[shape->first] = shape->second;
+    }
     analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
     auto loaded = model::LoadModel(*bytes, analyze);
     if (!loaded.ok()) return fail(loaded.status());
@@ -262,7 +317,7 @@ int main(int argc, char** argv) {
     }
 
     // Ranges once for every tensor any variant quantizes (the all-w8a8 plan's).
-    const std::vector<Variant> plans = Variants(loaded->analysis, variants, seed);
+    const std::vector<Variant> plans = Variants(*with_model, variants, seed);
     auto names = model::ActivationsToCalibrate(*loaded, plans[3].plan);
     if (!names.ok()) return fail(names.status());
     runtime::RangeOptions range_options;
@@ -312,6 +367,14 @@ int main(int argc, char** argv) {
       auto choice = search::ChoiceOfPlan(*with_model, v.plan);
       auto choice_samples = search::ChoiceOfPlan(*samples_only, v.plan);
       if (!choice || !choice_samples) return fail(fmt::format("{} {}: an option is not in the problem", spec.label, v.name));
+      if (v.name == explain) {
+        for (size_t i = 0; i < choice->size(); ++i) {
+          const search::OptionDetail& d = with_model->details[i][(*choice)[i]];
+          std::cerr << fmt::format("  {} {:<28} {:<24} {:9.1f} us  {}\n", spec.label, loaded->analysis.layers[i].name,
+                                   with_model->table.layers[i].options[(*choice)[i]].label, d.latency.seconds * 1e6,
+                                   d.latency.explanation);
+        }
+      }
       auto value = search::Evaluate(with_model->table, *choice);
       auto value_samples = search::Evaluate(samples_only->table, *choice_samples);
       if (!value.ok() || !value_samples.ok()) return fail("evaluating a plan failed");
@@ -325,7 +388,15 @@ int main(int argc, char** argv) {
             spec.label, v.name, s.measured_ms, s.reference_ms, s.corrected_ms, s.predicted_ms,
             100 * (s.predicted_ms - s.corrected_ms) / s.corrected_ms, s.samples_only_ms);
       }
-      if (k > 0) {  // the model as it is is the reference
+      // The model as it is is the reference; a uniform plan the profile timed calibrates the
+      // predictor, so only the others are held out and scored.
+      const bool calibrated = !v.profiled_as.empty() &&
+                              std::any_of(profile->model_latencies.begin(), profile->model_latencies.end(),
+                                          [&](const dp::ModelLatency& m) {
+                                            return m.model_sha256 == sha && m.variant == v.profiled_as;
+                                          });
+      s.calibration_point = k == 0 || calibrated;
+      if (!s.calibration_point) {
         measured.push_back(s.measured_ms);
         corrected.push_back(s.corrected_ms);
         predicted.push_back(s.predicted_ms);
@@ -340,10 +411,12 @@ int main(int argc, char** argv) {
     std::string rows;
     for (const Scored& s : scored) {
       rows += fmt::format("{}{{\"name\":\"{}\",\"measured_ms\":{:.3f},\"stddev_ms\":{:.3f},\"reference_ms\":{:.3f},"
-                          "\"at_profile_speed_ms\":{:.3f},\"predicted_ms\":{:.3f},\"samples_only_ms\":{:.3f}}}",
+                          "\"at_profile_speed_ms\":{:.3f},\"predicted_ms\":{:.3f},\"samples_only_ms\":{:.3f},"
+                          "\"calibration_point\":{}}}",
                           rows.empty() ? "" : ",", s.name, s.measured_ms, s.spread_ms, s.reference_ms, s.corrected_ms,
-                          s.predicted_ms, s.samples_only_ms);
+                          s.predicted_ms, s.samples_only_ms, s.calibration_point ? "true" : "false");
     }
+    per_model.push_back({spec.label, Score(predicted, corrected)});
     models_json += fmt::format(
         "{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},\"profiled_ms\":{:.3f},\"calibration\":\"{}\",{},"
         "\"samples_only\":{{{}}},\"raw\":{{{}}},\"results\":[{}]}}",
@@ -366,9 +439,13 @@ int main(int argc, char** argv) {
         profile->model_latencies.size(), profile_s, models_json);
     return 0;
   }
+  for (const auto& [label, a] : per_model) {
+    std::cout << fmt::format("  {:<16} {:3d} held-out variants: {:3.0f}% within ±10%, {:3.0f}% within ±5%, RMSE {:5.1f}%\n",
+                             label, a.variants, 100 * a.within_10pct, 100 * a.within_5pct, a.rmse_pct);
+  }
   std::cout << fmt::format(
-      "{} variants (the models as they are excluded: they are the reference), measured latencies at the speed the "
-      "machine had when profiled\n"
+      "{} held-out variants (the models as they are and the uniform plans the profile timed are excluded: the "
+      "predictor is calibrated to them), measured latencies at the speed the machine had when profiled\n"
       "  with the model's measured latency: {:.0f}% within ±10%, {:.0f}% within ±5%, RMSE {:.1f}%\n"
       "  single-op samples only:            {:.0f}% within ±10%, {:.0f}% within ±5%, RMSE {:.1f}%\n"
       "  as measured, without the correction for the machine's drift: {:.0f}% within ±10%, RMSE {:.1f}%\n",

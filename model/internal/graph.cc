@@ -168,4 +168,31 @@ void RemoveUnreadConstants(onnx::ModelProto* model, const std::set<std::string>&
 }
 
 
+const onnx::TensorProto* FindConstant(const std::vector<onnx::GraphProto*>& scopes, const std::string& name) {
+  for (onnx::GraphProto* graph : scopes) {
+    for (const onnx::TensorProto& t : graph->initializer()) {
+      if (t.name() == name) return &t;
+    }
+    for (const onnx::NodeProto& node : graph->node()) {
+      for (const std::string& output : node.output()) {
+        if (output != name) continue;
+        if (node.output_size() != 1) return nullptr;
+        return ConstantNodeValue(node);
+      }
+    }
+    for (const auto& input : graph->input()) {
+      if (input.name() == name) return nullptr;
+    }
+  }
+  return nullptr;
+}
+
+
+int64_t IntAttribute(const onnx::NodeProto& node, const std::string& name, int64_t fallback) {
+  for (const onnx::AttributeProto& a : node.attribute()) {
+    if (a.name() == name) return a.i();
+  }
+  return fallback;
+}
+
 }  // namespace squeeze::model::internal

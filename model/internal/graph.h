@@ -90,6 +90,13 @@ class ConstantScope {
 // The dense tensor a Constant node produces (its `value` attribute), or nullptr.
 const onnx::TensorProto* ConstantNodeValue(const onnx::NodeProto& node);
 
+// The constant `name` as seen from `scopes` (innermost first): an initializer or a Constant
+// node's value; nullptr when a graph input or a computed value shadows it, or nothing names it.
+const onnx::TensorProto* FindConstant(const std::vector<onnx::GraphProto*>& scopes, const std::string& name);
+
+// The INT attribute `name` of `node`, or `fallback` when it has none.
+int64_t IntAttribute(const onnx::NodeProto& node, const std::string& name, int64_t fallback);
+
 // A constant tensor and the name the graph knows it by (a Constant node's output name).
 struct NamedTensor {
   std::string name;

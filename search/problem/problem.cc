@@ -9,11 +9,14 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "model/channel_pruning.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
 
@@ -123,6 +126,60 @@ std::map<std::string, std::string> FusedIntoLayers(const onnx::GraphProto& graph
 // of every layer are scaled until the model as it is comes out as measured. Integer options keep
 // their own samples. Only when the other ops alone predict more than was measured is everything
 // scaled down.
+// The precision class an option runs as in ONNX Runtime's CPU flavour: fp32 compute with fp32 or
+// fp16 weights, integer weights dequantized to fp32 compute, or integer compute.
+int PrecisionClass(int weight_bits, int activation_bits) {
+  if (weight_bits >= 32) return 0;
+  if (weight_bits == 16) return 1;
+  return activation_bits < 32 ? 3 : 2;
+}
+
+// Measured uniform variants of the model (squeeze-profile --model) calibrate their precision: the
+// layers of a uniform plan at (w, a) predict Σ; the variant measured t; every option of that
+// precision class is scaled by (t − fixed) / Σ, so the uniform plan comes out as measured and a
+// mixed plan takes each layer at its class's measured scale.
+void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
+  std::vector<std::string> notes;
+  for (const dp::ModelLatency& m : in.model_latencies) {
+    if (in.model_sha256.empty() || m.model_sha256 != in.model_sha256) continue;
+    const std::optional<std::pair<int, int>> precision = dp::ParseUniformVariant(m.variant);
+    if (!precision) continue;
+    const auto [w, a] = *precision;
+    double predicted = 0;
+    bool complete = true;
+    for (size_t i = 0; i < problem->details.size() && complete; ++i) {
+      complete = false;
+      for (size_t k = 0; k < problem->details[i].size(); ++k) {
+        const dp::CompressionOption& o = problem->details[i][k].option;
+        if (o.weight_bits == w && o.activation_bits == a && o.pattern == dp::Sparsity::kDense) {
+          predicted += problem->table.layers[i].options[k].latency;
+          complete = true;
+          break;
+        }
+      }
+    }
+    const double seconds = m.latency_median_us * 1e-6;
+    const double fixed = problem->table.fixed.latency;
+    if (!complete || predicted <= 0 || seconds <= fixed) continue;
+    const double scale = (seconds - fixed) / predicted;
+    const int cls = PrecisionClass(w, a);
+    for (size_t i = 0; i < problem->details.size(); ++i) {
+      for (size_t k = 0; k < problem->details[i].size(); ++k) {
+        const dp::CompressionOption& o = problem->details[i][k].option;
+        if (PrecisionClass(o.weight_bits, o.activation_bits) != cls) continue;
+        problem->table.layers[i].options[k].latency *= scale;
+        problem->details[i][k].latency.seconds *= scale;
+      }
+    }
+    notes.push_back(absl::StrFormat("%s measured %.2f ms (%s): its precision's options scaled by %.3f", m.variant,
+                                    seconds * 1e3, m.key, scale));
+  }
+  if (notes.empty()) return;
+  problem->latency_calibration = absl::StrCat(problem->latency_calibration,
+                                              problem->latency_calibration.empty() ? "" : "; ",
+                                              absl::StrJoin(notes, "; "));
+}
+
 void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
   const dp::ModelLatency* measured = nullptr;
   for (const dp::ModelLatency& m : in.model_latencies) {
@@ -169,6 +226,65 @@ void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
       "the model as it is measured %.2f ms on this device (%s), less than even its other ops predict (%.2f ms): "
       "every latency is scaled by %.3f",
       seconds * 1e3, measured->key, fixed * 1e3, scale);
+}
+
+// The latency of layer j's dense option at (w, a), else of its fp32 option; 0 when it has neither.
+double DenseLatency(const Problem& problem, size_t j, int weight_bits, int activation_bits) {
+  double fp32 = 0;
+  for (size_t k = 0; k < problem.details[j].size(); ++k) {
+    const dp::CompressionOption& o = problem.details[j][k].option;
+    if (o.pattern != dp::Sparsity::kDense) continue;
+    if (o.weight_bits == weight_bits && o.activation_bits == activation_bits) return problem.table.layers[j].options[k].latency;
+    if (o.weight_bits == 32) fp32 = problem.table.layers[j].options[k].latency;
+  }
+  return fp32;
+}
+
+// Removing a share r of a layer's output channels also narrows the layers that read them (the
+// exporter cuts their input channels, or a depthwise Conv's channels): that time is credited to the
+// pruning option, priced at the readers' dense latency at the option's precision. The table stays
+// additive: where a credit outgrows the option's own time, the layer's options are lifted alike by
+// what the fixed cost can give up, so no latency is negative and every plan's total is unchanged.
+void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach, Problem* problem) {
+  std::vector<double> lift(problem->details.size(), 0);
+  std::vector<std::vector<double>> credit(problem->details.size());
+  for (size_t i = 0; i < problem->details.size() && i < reach.size(); ++i) {
+    credit[i].assign(problem->details[i].size(), 0);
+    if (reach[i].readers.empty()) continue;
+    for (size_t k = 0; k < problem->details[i].size(); ++k) {
+      const dp::CompressionOption& o = problem->details[i][k].option;
+      if (o.pattern != dp::Sparsity::kOutputChannel || o.prune_ratio <= 0) continue;
+      double c = 0;
+      for (const auto& [j, share] : reach[i].readers) {
+        c += o.prune_ratio * share * DenseLatency(*problem, j, o.weight_bits, o.activation_bits);
+      }
+      credit[i][k] = c;
+      const double own = problem->table.layers[i].options[k].latency;
+      lift[i] = std::max(lift[i], c - 0.98 * own);  // keep at least 2% of its own time
+    }
+  }
+  double total_lift = 0;
+  for (double l : lift) total_lift += l;
+  const double affordable = total_lift > 0 ? std::min(1.0, problem->table.fixed.latency / total_lift) : 0;
+  for (size_t i = 0; i < problem->details.size(); ++i) {
+    const double l = lift[i] * affordable;
+    for (size_t k = 0; k < problem->details[i].size(); ++k) {
+      LayerOption& option = problem->table.layers[i].options[k];
+      const double own = option.latency;
+      const double narrowed = std::max(0.02 * own, own - credit[i][k] + l);
+      option.latency = narrowed;
+      OptionDetail& d = problem->details[i][k];
+      d.latency.seconds = narrowed;
+      if (credit[i][k] > 0) {
+        absl::StrAppend(&d.latency.explanation,
+                        absl::StrFormat("; - %.1f us of the layers that read its channels, narrowed with it",
+                                        credit[i][k] * 1e6));
+      }
+      if (l > 0) absl::StrAppend(&d.latency.explanation, absl::StrFormat("; + %.1f us moved from the fixed cost", l * 1e6));
+    }
+    problem->table.fixed.latency -= l;
+  }
+  problem->table.fixed.latency = std::max(0.0, problem->table.fixed.latency);
 }
 
 }  // namespace
@@ -237,6 +353,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   problem.table.fixed.bytes = static_cast<double>(analysis.other_initializer_bytes);
 
   const DeviceRealization realization{model::FlavourForRuntime(in.device->runtime), in.channel_alignment};
+  // Output-channel pruning only where the exporter removes channels, and what it narrows.
+  const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(*in.model);
   problem.table.layers.resize(n);
   problem.details.resize(n);
   problem.sensitivity.assign(n, 1.0);
@@ -260,7 +378,12 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
                                        layer.name, "': shapes unknown, its latency counts only per-op overhead");
     }
     const dp::LayerShape shape = ShapeOf(layer);
-    const std::vector<dp::CompressionOption> options = LayerOptions(in.grid, layer, realization);
+    std::vector<dp::CompressionOption> options = LayerOptions(in.grid, layer, realization);
+    if (i < reach.size() && !reach[i].removable) {
+      options.erase(std::remove_if(options.begin(), options.end(),
+                                   [](const dp::CompressionOption& o) { return o.pattern == dp::Sparsity::kOutputChannel; }),
+                    options.end());
+    }
     // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once and
     // each (mask, bits) quantized once.
     std::map<std::pair<int, double>, std::vector<uint8_t>> masks;
@@ -354,6 +477,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
   }
   CalibrateToMeasurement(in, &problem);
+  CalibrateToVariants(in, &problem);
+  CreditNarrowedReaders(reach, &problem);
   return problem;
 }
 

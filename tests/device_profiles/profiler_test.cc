@@ -316,12 +316,21 @@ TEST_CASE("A tiny profiling run gives a valid profile with sane figures and its 
     CHECK(x.latency_median_us <= x.latency_p90_us);
   }
 
-  REQUIRE(profile->model_latencies.size() == 1);
+  // The model as it is, then its uniform exports, timed in turns.
+  REQUIRE(profile->model_latencies.size() == 4);
   const ModelLatency& m = profile->model_latencies[0];
   CHECK(m.model_sha256 == common::Sha256Hex(file_model->bytes));
   CHECK(m.model_name == "big");
   CHECK(m.variant.empty());
   CHECK(m.latency_median_us > 0);
+  const std::vector<std::string> variants = {"uniform w16a32", "uniform w8a32", "uniform w8a8"};
+  for (size_t v = 0; v < variants.size(); ++v) {
+    const ModelLatency& u = profile->model_latencies[v + 1];
+    CHECK(u.variant == variants[v]);
+    CHECK(u.model_sha256 == m.model_sha256);
+    CHECK(u.latency_median_us > 0);
+    CHECK(ParseUniformVariant(u.variant).has_value());
+  }
 
   const ProfileConditions& c = profile->conditions;
   CHECK(c.tool == "squeeze-profile 0.1.0");
@@ -340,7 +349,7 @@ TEST_CASE("A tiny profiling run gives a valid profile with sane figures and its 
   CHECK(d.provenance == Provenance::kMeasured);
   CHECK(d.threads == 1);
   CHECK(d.latency_sample_count == 4);
-  CHECK(d.model_latency_count == 1);
+  CHECK(d.model_latency_count == 4);
   CHECK(d.op_overhead_us == profile->samples[3].latency_median_us);
   CHECK_THAT(d.derivation, Catch::Matchers::Contains("machine speed through the run: '" + OpSpecKey(ReferenceOp())));
   const auto row = std::find_if(d.capabilities.begin(), d.capabilities.end(), [](const Capability& cap) {

@@ -59,7 +59,27 @@ inline onnx::ModelProto ResidualProto(const std::vector<float>& a_rows, const st
   return proto;
 }
 
-inline const std::vector<float> kSmallFirstHalf = {0.001f, 0.001f, 0.001f, 0.001f, 1, 1, 1, 1};
+// x -> Conv a (3>8) -> Relu -> Conv b (8>8) -> depthwise d -> Conv c (8>4) -> y
+inline onnx::ModelProto ChainProto() {
+  onnx::ModelProto proto = ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    chain (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, wa)
+      ar = Relu (a)
+      b = Conv (ar, wb)
+      d = Conv <group = 8, pads = [1, 1, 1, 1]> (b, wd)
+      y = Conv (d, wc)
+    }
+  )onnx");
+  onnx::GraphProto* g = proto.mutable_graph();
+  AddInitializer(g, FloatTensor("wa", {8, 3, 3, 3}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("wb", {8, 8, 1, 1}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("wd", {8, 1, 3, 3}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("wc", {4, 8, 1, 1}, Encoding::kRaw));
+  return proto;
+}
+inline const std::vector<float> kSmallFirstHalf
+ = {0.001f, 0.001f, 0.001f, 0.001f, 1, 1, 1, 1};
 
 }  // namespace squeeze::model::testing
 

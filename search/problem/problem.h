@@ -13,8 +13,11 @@
 // bytes / bandwidth + per-op overhead) — the other constants, and the largest live activation
 // set outside the layers.
 // A measured latency of the model as it is on the device (ModelLatency, matched by sha256) then
-// corrects what single ops cannot see: the time the fp32 layers do not explain becomes the fixed
-// cost; when they explain more than was measured, every latency is scaled to the measurement.
+// corrects what single ops cannot see: the float options (and, when the model runs slower than
+// predicted, the other ops with them) are scaled to the measurement. Measured uniform exports of
+// the model ("uniform w8a8", ...) then scale each precision class's options to theirs. Output-
+// channel pruning is offered only where the exporter removes the channels, and is credited with
+// the layers it narrows (model/channel_pruning.h).
 #ifndef SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
 #define SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
 
@@ -58,9 +61,9 @@ struct ProblemInputs {
   const device_profiles::CostModel* cost_model = nullptr;
   const runtime::SensitivityReport* sensitivity = nullptr;  // nullptr: every s_i = 1, with a warning
   OptionGrid grid;
-  // Output-channel pruning keeps multiples of this many channels (DeviceRealization); the export
-  // flavour comes from the device's runtime.
-  int channel_alignment = 8;
+  // Output-channel pruning keeps multiples of this many channels (DeviceRealization); 0: the
+  // device's (ChannelAlignment). The export flavour comes from the device's runtime.
+  int channel_alignment = 0;
   // The uploaded file's sha256 and the device version's measured model latencies: one of this
   // model as it is (variant "") corrects the latencies.
   std::string model_sha256;
@@ -69,6 +72,11 @@ struct ProblemInputs {
   std::function<void(double)> on_progress;            // fraction of layers done
   const std::atomic<bool>* cancelled = nullptr;       // Cancelled status when it turns true
 };
+
+// The channel count a device's float kernels block by, which output-channel pruning keeps to:
+// ONNX Runtime's CPU provider runs fp32 convs in NCHWc blocks of 16 channels with AVX-512 and of 8
+// with AVX2 (a count between two blocks costs the next block); 8 elsewhere.
+int ChannelAlignment(const device_profiles::Device& device);
 
 // InvalidArgument for a bad grid or missing inputs; FailedPrecondition naming the layer when the
 // device can run none of its options; Cancelled when asked to stop.

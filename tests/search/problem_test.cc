@@ -118,15 +118,29 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
   measured.model_sha256 = in.model_sha256;
   const double other = plain->table.fixed.latency;
   REQUIRE(other > 0);
-  SECTION("slower than predicted: the rest is fixed cost, layers unchanged") {
-    measured.latency_median_us = (fp32 + other + 1e-3) * 1e6;
+  SECTION("slower than predicted: the float layers and the other ops are scaled up alike") {
+    measured.latency_median_us = 1.5 * (fp32 + other) * 1e6;
     in.model_latencies = {measured};
     absl::StatusOr<Problem> p = BuildProblem(in);
     REQUIRE(p.ok());
-    CHECK(p->table.fixed.latency == Approx(other + 1e-3));
-    CHECK(FindOption(*p, 0, "fp32")->latency == Approx(fp32));
+    CHECK(p->table.fixed.latency == Approx(1.5 * other));
+    CHECK(FindOption(*p, 0, "fp32")->latency == Approx(1.5 * fp32));
     CHECK(FindOption(*p, 0, "w8a8")->latency == Approx(int8));
-    CHECK_THAT(p->latency_calibration, Catch::Matchers::Contains("fixed cost"));
+    CHECK_THAT(p->latency_calibration, Catch::Matchers::Contains("scaled by 1.500"));
+  }
+  SECTION("measured uniform exports calibrate their precision class") {
+    measured.latency_median_us = (fp32 + other) * 1e6;
+    dp::ModelLatency w8a8 = measured;
+    w8a8.key = "small uniform w8a8";
+    w8a8.variant = dp::UniformVariantLabel(8, 8);
+    w8a8.latency_median_us = (other + 2 * int8) * 1e6;
+    in.model_latencies = {measured, w8a8};
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    CHECK(FindOption(*p, 0, "w8a8")->latency == Approx(2 * int8));
+    CHECK(FindOption(*p, 0, "w4a8")->latency == Approx(2 * FindOption(*plain, 0, "w4a8")->latency));
+    CHECK(FindOption(*p, 0, "fp32")->latency == Approx(fp32));
+    CHECK_THAT(p->latency_calibration, Catch::Matchers::Contains("uniform w8a8 measured"));
   }
   SECTION("faster than predicted: the float options absorb it, the integer ones keep their samples") {
     measured.latency_median_us = (other + fp32 / 2) * 1e6;

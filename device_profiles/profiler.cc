@@ -506,7 +506,7 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
       }
       runtime::InterleavedTiming turns;
       turns.warmup = options.model_timing.warmup;
-      turns.rounds = options.model_timing.min_repeats;
+      turns.rounds = std::max(9, options.model_timing.min_repeats);  // many short turns: the drift evens out
       turns.round_time_s = options.model_timing.min_time_s / std::max(1, turns.rounds);
       turns.min_time_s = options.model_timing.min_time_s;
       absl::StatusOr<std::vector<runtime::Timing>> timings = runtime::TimeInterleaved(timed, *inputs, turns);

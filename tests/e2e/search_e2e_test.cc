@@ -124,29 +124,6 @@ TEST_CASE("A search for two devices runs to a front per device and a repeat is a
   CHECK(be32(20) == 460);
 }
 
-// The measured latency of the fastest measured candidate of `front`; checks it is no slower than the
-// measured uniform fp32 and int8 baselines (timed in the same interleaved run). Returns it in ms.
-double CheckFastestMeasuredBeatsBaselines(const v1::DeviceFront& front) {
-  INFO(front.measured_picks());
-  CHECK_THAT(front.measured_picks(), Contains("interleaved"));
-  double fastest = std::numeric_limits<double>::infinity();
-  for (const v1::Candidate& c : front.candidates()) {
-    if (c.has_measured() && c.measured().latency_measured()) fastest = std::min(fastest, c.measured().latency_ms());
-  }
-  REQUIRE(std::isfinite(fastest));
-  int baselines = 0;
-  for (const v1::Candidate& b : front.baselines()) {
-    if (b.tags().empty() || (b.tags(0) != "fp32" && b.tags(0) != "uniform int8")) continue;
-    REQUIRE(b.has_measured());
-    REQUIRE(b.measured().latency_measured());
-    INFO(b.tags(0) << " measured " << b.measured().latency_ms() << " ms");
-    CHECK(fastest <= b.measured().latency_ms());
-    ++baselines;
-  }
-  CHECK(baselines == 2);
-  return fastest;
-}
-
 TEST_CASE("On host the picks are measured before they are named: the fastest is never slower than uniform fp32 or int8",
           "[e2e][search]") {
   TempDir dir;

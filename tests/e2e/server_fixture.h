@@ -6,6 +6,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +17,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "squeeze/v1/search.pb.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -111,6 +115,29 @@ class RunningServer {
   std::unique_ptr<Child> child_;
   int stopped_code_ = -1;
 };
+
+// The measured latency of the fastest measured candidate of `front`; checks it is no slower than the
+// measured uniform fp32 and int8 baselines (timed in the same interleaved run). Returns it in ms.
+inline double CheckFastestMeasuredBeatsBaselines(const v1::DeviceFront& front) {
+  INFO(front.measured_picks());
+  CHECK_THAT(front.measured_picks(), Catch::Matchers::Contains("interleaved"));
+  double fastest = std::numeric_limits<double>::infinity();
+  for (const v1::Candidate& c : front.candidates()) {
+    if (c.has_measured() && c.measured().latency_measured()) fastest = std::min(fastest, c.measured().latency_ms());
+  }
+  REQUIRE(std::isfinite(fastest));
+  int baselines = 0;
+  for (const v1::Candidate& b : front.baselines()) {
+    if (b.tags().empty() || (b.tags(0) != "fp32" && b.tags(0) != "uniform int8")) continue;
+    REQUIRE(b.has_measured());
+    REQUIRE(b.measured().latency_measured());
+    INFO(b.tags(0) << " measured " << b.measured().latency_ms() << " ms");
+    CHECK(fastest <= b.measured().latency_ms());
+    ++baselines;
+  }
+  CHECK(baselines == 2);
+  return fastest;
+}
 
 }  // namespace squeeze::testing
 

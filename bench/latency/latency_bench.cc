@@ -1,16 +1,18 @@
 // squeeze-bench-latency: the latency predictor checked against ONNX Runtime on this machine.
 //
-// For each real model (PP-OCRv4 det and cls) it exports 32 variants through model/export.h — the
-// model as it is, uniform fp16 / w8a32 / w8a8 / w4a8, output-channel pruning at 25% and 50% (fp32
-// and w8a8), unstructured and 2:4 sparsity, and seeded random per-layer mixes of all of these —
-// times each in ONNX Runtime (the profile's threads, warm-up, median of repeats) and predicts it
-// from a device profile measured by squeeze-profile on this machine, exactly as a search would
-// (search/problem: Σ layer predictions + the other ops). Two predictions per variant:
+// For each real model (by default six, DefaultModels) it exports 32 variants through
+// model/export.h, every layer at an option the search offers — the model as it is, uniform fp16
+// weights / w8a32 / w8a8 / w4a8, output-channel pruning near 25% and 50% (fp32 and w8a8),
+// unstructured and 2:4 sparsity, and seeded random per-layer mixes of all of these — times each
+// in ONNX Runtime in turns with the model as it is (the profile's threads, warm rounds) and
+// predicts it from a device profile measured by squeeze-profile on this machine, exactly as a
+// search would (search/problem: Σ layer predictions + the other ops). Two predictions a variant:
 //   samples only   — single-op samples, nothing of the model measured;
-//   with the model — plus the profile's measured latency of the model as it is (squeeze-profile
-//                    --model), which the predictor uses to correct what single ops cannot see.
-// The model as it is is that reference, so it is not scored in either mode. Reported: the share
-// of variants predicted within ±10% and ±5% and the RMSE of the relative error, in percent.
+//   with the model — plus the profile's measured latencies of the model as it is and of its
+//                    uniform exports (squeeze-profile --model), which calibrate the predictor.
+// Those are not scored (the predictor is calibrated to them): the rest are held out. Reported,
+// per model and overall: the share predicted within ±10% and ±5%, and the RMSE of the relative
+// error, in percent.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -171,7 +173,7 @@ struct ModelSpec {
   std::string label, file, input_shape;  // input_shape "" for a model whose shapes are all fixed
 };
 
-// The real models of five families, installed by deploy/install-deps.sh from npm packages.
+// Six real models of four families, installed by deploy/install-deps.sh from npm packages.
 std::vector<ModelSpec> DefaultModels(const std::string& dir) {
   return {{"det", dir + "ch_PP-OCRv4_det_infer.onnx", "x=1,3,640,640"},
           {"cls", dir + "ch_ppocr_mobile_v2.0_cls_infer.onnx", "x=1,3,48,192"},
@@ -194,7 +196,7 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "Predicted vs measured whole-model latency on this machine: real models of five families, 32 exported variants "
+      "Predicted vs measured whole-model latency on this machine: six real models of four families, 32 exported variants "
       "each (fp32, fp16 weights, int8, mixed, pruned), predicted from a squeeze-profile measurement of this machine"};
   const std::string models_dir = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/";
   std::string profile_path;

@@ -115,6 +115,17 @@ std::string CheckBasisCounts(const v1::DeviceFront& front) {
   return front.latency_basis();
 }
 
+// Uploads PP-OCR cls and searches it on host to the end; the job succeeded with one front.
+v1::SearchJob SearchClsOnHost(const RunningServer& server) {
+  const std::string model =
+      Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
+  const v1::SearchJob job = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--time-budget", "10", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts_size() == 1);
+  return job;
+}
+
 v1::Device Show(const RunningServer& server, const std::string& id, int64_t version = 0) {
   return Parse<v1::Device>(
       server.Cli({"--json", "devices", "show", id, "--version", std::to_string(version)}));
@@ -320,12 +331,7 @@ TEST_CASE("squeeze-profile --quick then devices put: a search on host predicts f
   CHECK(host.latency_sample_count() == static_cast<int64_t>(profile->samples.size()));
   CHECK(host.model_latency_count() == 4);
 
-  const std::string model =
-      Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
-  const v1::SearchJob job = Parse<v1::SearchJob>(
-      server.Cli({"--json", "search", "start", model, "--device", "host", "--time-budget", "10", "--watch"}));
-  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
-  REQUIRE(job.fronts_size() == 1);
+  const v1::SearchJob job = SearchClsOnHost(server);
   CHECK(job.fronts(0).device_version() == 2);
   INFO(job.fronts(0).latency_basis());
   CHECK_THAT(job.fronts(0).latency_basis(), Contains("the model as it is measured") && Contains("uniform w8a8 measured"));
@@ -383,12 +389,7 @@ TEST_CASE("On a CPU with AVX-512-FP16 and AMX, a measured host offers nothing it
     CHECK(sampled);
   }
 
-  const std::string model =
-      Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
-  const v1::SearchJob job = Parse<v1::SearchJob>(
-      server.Cli({"--json", "search", "start", model, "--device", "host", "--time-budget", "10", "--watch"}));
-  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
-  REQUIRE(job.fronts_size() == 1);
+  const v1::SearchJob job = SearchClsOnHost(server);
   CheckBasisCounts(job.fronts(0));
   for (const v1::Candidate& c : job.fronts(0).candidates()) {
     for (const v1::LayerChoice& layer : c.layers()) CHECK(layer.activation_bits() != 16);

@@ -77,16 +77,22 @@ model::LoadedModel ConvBnActivationMul(const std::string& activation = "Relu") {
   return model::testing::MustLoad(model::testing::ParseModel(text.c_str()));
 }
 
+// The inputs of a problem of `model` on `device` with its cost model; the rest as defaults.
+ProblemInputs InputsFor(const model::LoadedModel& model, const dp::Device& device, const dp::CostModel& cost) {
+  ProblemInputs in;
+  in.model = &model;
+  in.device = &device;
+  in.cost_model = &cost;
+  return in;
+}
+
 TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move their bytes", "[problem]") {
   // The BatchNormalization and Relu fold into the Conv; the Mul of two computed tensors does not.
   const model::LoadedModel model = ConvBnActivationMul();
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
-  ProblemInputs in;
-  in.model = &model;
-  in.device = &device;
-  in.cost_model = cost->get();
+  ProblemInputs in = InputsFor(model, device, **cost);
   absl::StatusOr<Problem> problem = BuildProblem(in);
   REQUIRE(problem.ok());
   double mul_seconds = -1;
@@ -102,10 +108,7 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
-  ProblemInputs in;
-  in.model = &model;
-  in.device = &device;
-  in.cost_model = cost->get();
+  ProblemInputs in = InputsFor(model, device, **cost);
   in.model_sha256 = std::string(64, 'a');
   absl::StatusOr<Problem> plain = BuildProblem(in);
   REQUIRE(plain.ok());
@@ -181,10 +184,7 @@ TEST_CASE("Integer layers pay for the followers ONNX Runtime no longer fuses int
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
-  ProblemInputs in;
-  in.model = &model;
-  in.device = &device;
-  in.cost_model = cost->get();
+  ProblemInputs in = InputsFor(model, device, **cost);
   absl::StatusOr<Problem> problem = BuildProblem(in);
   REQUIRE(problem.ok());
   const dp::LayerShape shape{dp::OpKind::kConv, 3 * 4 * 64, 12, 3, 256, 192};
@@ -208,10 +208,7 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
   const runtime::SensitivityReport report = Report(2.0, 0.01);
-  ProblemInputs in;
-  in.model = &model;
-  in.device = &device;
-  in.cost_model = cost->get();
+  ProblemInputs in = InputsFor(model, device, **cost);
   in.sensitivity = &report;
   in.channel_alignment = 1;  // 3 channels: any kept count
   absl::StatusOr<Problem> problem = BuildProblem(in);
@@ -260,10 +257,7 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
-  ProblemInputs in;
-  in.model = &model;
-  in.device = &device;
-  in.cost_model = cost->get();
+  ProblemInputs in = InputsFor(model, device, **cost);
   in.channel_alignment = 4;  // 8 channels: keep 4
   in.grid.weight_bits = {32};
   in.grid.activation_bits = {32};
@@ -299,10 +293,7 @@ TEST_CASE("The options respect what the device runs", "[problem]") {
   npu.capabilities.erase(npu.capabilities.begin());  // int8 only
   auto cost = dp::DeviceCostModel::Create(npu, {});
   REQUIRE(cost.ok());
-  ProblemInputs in;
-  in.model = &model;
-  in.device = &npu;
-  in.cost_model = cost->get();
+  ProblemInputs in = InputsFor(model, npu, **cost);
   absl::StatusOr<Problem> problem = BuildProblem(in);
   REQUIRE(problem.ok());
   std::set<std::string> labels;
@@ -409,10 +400,7 @@ TEST_CASE("PP-OCRv4 det builds a full table on a real device profile", "[problem
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
-  ProblemInputs in;
-  in.model = &model;
-  in.device = &device;
-  in.cost_model = cost->get();
+  ProblemInputs in = InputsFor(model, device, **cost);
   in.threads = 2;
   std::vector<double> progress;
   in.on_progress = [&](double f) { progress.push_back(f); };
@@ -452,10 +440,7 @@ TEST_CASE("Uniform baselines and plan summaries", "[plan]") {
   const dp::Device device = dp::TestDevice();
   auto cost = dp::DeviceCostModel::Create(device, {});
   REQUIRE(cost.ok());
-  ProblemInputs in;
-  in.model = &model;
-  in.device = &device;
-  in.cost_model = cost->get();
+  ProblemInputs in = InputsFor(model, device, **cost);
   absl::StatusOr<Problem> problem = BuildProblem(in);
   REQUIRE(problem.ok());
   std::optional<Choice> int8 = UniformChoice(*problem, 8, 8);

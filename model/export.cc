@@ -244,7 +244,7 @@ absl::StatusOr<Uint8Quant> QuantOf(const std::map<std::string, TensorRange>& ran
   return q;
 }
 
-absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>& plan) {
+absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>& plan, ExportFlavour flavour) {
   if (plan.size() != analysis.layers.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the plan has ", plan.size(), " layers; the model has ", analysis.layers.size()));
@@ -264,6 +264,14 @@ absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>
     if (p.activation_bits == 8 && !int_bits) {
       return absl::InvalidArgumentError(
           absl::StrCat("layer '", name, "': 8-bit activations need integer weights, not ", p.weight_bits, " bits"));
+    }
+    if (!Realizes(flavour, p.weight_bits, p.activation_bits)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer '", name, "': w", p.weight_bits, "a", p.activation_bits, " is not written by the ",
+          FlavourName(flavour), " export (", flavour == ExportFlavour::kOrtCpu
+                                                 ? "ONNX Runtime's CPU provider computes float layers in fp32"
+                                                 : "no such file",
+          "): search again for this device, whose options are what its export writes"));
     }
     if (!(p.prune_ratio >= 0 && p.prune_ratio < 1)) {
       return absl::InvalidArgumentError(absl::StrCat("layer '", name, "': prune ratio ", p.prune_ratio, " not in [0, 1)"));
@@ -287,22 +295,23 @@ std::string LayerPlanLabel(const LayerPlan& p) {
   return precision;
 }
 
-std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& plan) {
+std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& plan, ExportFlavour flavour) {
   std::vector<std::string> items;
   for (size_t i = 0; i < plan.size() && i < analysis.layers.size(); ++i) {
     const LayerPlan& p = plan[i];
     items.push_back(absl::StrFormat(
         "{\"layer\":\"%s\",\"option\":\"%s\",\"weight_bits\":%d,\"activation_bits\":%d,\"pattern\":\"%s\","
-        "\"prune_ratio\":%g}",
+        "\"prune_ratio\":%g,\"file\":\"%s\"}",
         JsonEscape(analysis.layers[i].name), LayerPlanLabel(p), p.weight_bits, p.activation_bits,
-        PatternName(p.pattern), p.prune_ratio));
+        PatternName(p.pattern), p.prune_ratio, JsonEscape(RealizationNote(flavour, p.weight_bits, p.activation_bits))));
   }
   return absl::StrCat("[", absl::StrJoin(items, ","), "]");
 }
 
 absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedModel& model,
                                                                 const std::vector<LayerPlan>& plan) {
-  if (absl::Status s = ValidatePlan(model.analysis, plan); !s.ok()) return s;
+  // Which tensors need ranges does not depend on the flavour: the most permissive one checks.
+  if (absl::Status s = ValidatePlan(model.analysis, plan, ExportFlavour::kRuntimePrecision); !s.ok()) return s;
   std::map<std::string, const onnx::NodeProto*> nodes;
   for (const onnx::NodeProto& n : model.proto.graph().node()) nodes[n.name()] = &n;
   std::vector<std::string> names;
@@ -326,7 +335,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
                                           const std::map<std::string, TensorRange>& ranges,
                                           const ExportOptions& options) {
   const Analysis& analysis = model.analysis;
-  if (absl::Status s = ValidatePlan(analysis, plan); !s.ok()) return s;
+  if (absl::Status s = ValidatePlan(analysis, plan, options.flavour); !s.ok()) return s;
   absl::StatusOr<std::vector<std::string>> to_calibrate = ActivationsToCalibrate(model, plan);
   if (!to_calibrate.ok()) return to_calibrate.status();
   std::map<std::string, Uint8Quant> act_quant;
@@ -794,7 +803,8 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     prop->set_key(key);
     prop->set_value(value);
   };
-  set_meta("squeeze.plan", PlanJson(analysis, plan));
+  set_meta("squeeze.plan", PlanJson(analysis, plan, options.flavour));
+  set_meta("squeeze.flavour", std::string(FlavourName(options.flavour)));
   for (const auto& [k, v] : options.metadata) set_meta(k, v);
 
   // Checked: libonnx's checker, then its type and shape inference in strict mode.

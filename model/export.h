@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/export_flavour.h"
 #include "model/loader.h"
 #include "model/weight_math.h"
 
@@ -58,6 +59,9 @@ struct ExportOptions {
   // converter needs some, e.g. Softmax's input from 12 to 13), found by a run of the model
   // (runtime/shape_probe.h). Without one such a model is refused with the converter's reason.
   ShapeProbe shape_probe;
+  // The device runtime's flavour: what its file holds for each precision (export_flavour.h). A
+  // plan layer the flavour does not realize is refused.
+  ExportFlavour flavour = ExportFlavour::kOrtCpu;
 };
 
 struct LayerExport {
@@ -102,7 +106,8 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
 
 // Applies `plan` (one entry per Analysis::layers entry) to `model`. `ranges` must hold every
 // tensor ActivationsToCalibrate names. InvalidArgument for a plan of the wrong length, bits or
-// ratios out of range, float weights with 8-bit activations, a missing or non-finite range, or an
+// ratios out of range, float weights with 8-bit activations, a precision options.flavour does not
+// write (16-bit activations for ONNX Runtime's CPU provider), a missing or non-finite range, or an
 // output that fails libonnx's checker (with its reason); FailedPrecondition for a model below
 // opset 13 that libonnx cannot convert, or one that no longer holds a layer the analysis names.
 absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::vector<LayerPlan>& plan,
@@ -112,8 +117,10 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
 // "w8a8", "w4a8 2:4", "fp16", "fp32 channel 30%": the label search/problem's OptionLabel gives.
 std::string LayerPlanLabel(const LayerPlan& plan);
 
-// The plan as JSON (what metadata_props["squeeze.plan"] holds): [{"layer":..,"option":..,...}].
-std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& plan);
+// The plan as JSON (what metadata_props["squeeze.plan"] holds): [{"layer":..,"option":..,...,
+// "file":..}], "file" saying what the flavour's file holds for the layer and what it computes in.
+std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& plan,
+                     ExportFlavour flavour = ExportFlavour::kOrtCpu);
 
 }  // namespace squeeze::model
 

@@ -100,6 +100,7 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   absl::StatusOr<device_profiles::Device> device = profiles_.GetDevice(t.device_id, t.device_version);
   if (!device.ok()) return device.status();
   t.device_threads = std::max(1, device->threads);
+  t.flavour = model::FlavourForRuntime(device->runtime);
   int index = -1;
   if (request.candidate_ref_case() == v1::ExportRequest::kRecommendation) {
     const std::vector<v1::Recommendation> picks =
@@ -137,7 +138,7 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   t.range_method = request.range_method() == v1::RANGE_METHOD_MINMAX ? v1::RANGE_METHOD_MINMAX
                                                                      : v1::RANGE_METHOD_PERCENTILE;
   // The cache key: model bytes and shapes, the plan, the calibration set, and the options.
-  std::string key = absl::StrCat("export-v1|", t.model.sha256, "|", t.model.input_shapes, "|",
+  std::string key = absl::StrCat("export-v2|", model::FlavourName(t.flavour), "|", t.model.sha256, "|", t.model.input_shapes, "|",
                                  v1::RangeMethod_Name(t.range_method), "|");
   for (const v1::LayerChoice& c : t.candidate.layers()) {
     absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",
@@ -244,6 +245,7 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   progress(Phase("exporting", t.candidate.plan_summary()));
   model::ExportOptions export_options;
   export_options.shape_probe = options_.shape_probe;
+  export_options.flavour = t.flavour;
   export_options.metadata = {{"squeeze.job", t.job.id},
                              {"squeeze.device", t.device_id},
                              {"squeeze.candidate", absl::StrCat(t.candidate.index())},

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "device_profiles/profile_store.h"
+#include "model/export_flavour.h"
 #include "model/loader.h"
 #include "server/blob_store.h"
 #include "server/state_store.h"
@@ -40,6 +41,7 @@ struct ExportTarget {
   std::string device_id;
   int64_t device_version = 0;
   int device_threads = 1;
+  model::ExportFlavour flavour = model::ExportFlavour::kOrtCpu;  // the device runtime's
   v1::Candidate candidate;  // with its layers
   v1::RangeMethod range_method = v1::RANGE_METHOD_PERCENTILE;
   std::string cache_key;

@@ -150,7 +150,7 @@ TEST_CASE("w8a8 export: per-channel int8 weights, QDQ activations, int32 bias, m
 
 TEST_CASE("4-bit weights stay within ±7 and weight-only layers get no activation QDQ") {
   const LoadedModel m = TwoConvs();
-  const ExportedModel out = MustExport(m, {{4, 32}, {16, 16}});
+  const ExportedModel out = MustExport(m, {{4, 32}, {16, 32}});
   const onnx::ModelProto e = Parse(out.bytes);
   const onnx::GraphProto& g = e.graph();
   CHECK(CountOps(g, "QuantizeLinear") == 0);
@@ -291,12 +291,37 @@ TEST_CASE("an opset-9 model the version converter cannot follow is refused with 
   CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(s.message()), Contains("opset 9") && Contains("Softmax"));
   // Without integer weights no conversion is needed: fp16 weights export at opset 9.
-  std::vector<LayerPlan> half(m.analysis.layers.size(), LayerPlan{16, 16});
+  std::vector<LayerPlan> half(m.analysis.layers.size(), LayerPlan{16, 32});
   absl::StatusOr<ExportedModel> out = ExportModel(m, half, {});
   INFO(out.status().ToString());
   REQUIRE(out.ok());
   CHECK(out->report.opset == 9);
   CHECK(out->report.file_bytes < static_cast<int64_t>(bytes.size()) * 6 / 10);
+}
+
+TEST_CASE("The CPU flavour writes no 16-bit activations; the plan in the file says what each layer does") {
+  const LoadedModel m = TwoConvs();
+  const absl::Status refused = ExportModel(m, {{8, 32}, {16, 16}}, {}).status();
+  CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(refused.message()), Contains("w16a16 is not written by the ort-cpu export") &&
+                                                 Contains("search again"));
+  const ExportedModel out = MustExport(m, {{8, 32}, {16, 32}});
+  const onnx::ModelProto e = Parse(out.bytes);
+  std::string plan, flavour;
+  for (const onnx::StringStringEntryProto& kv : e.metadata_props()) {
+    if (kv.key() == "squeeze.plan") plan = kv.value();
+    if (kv.key() == "squeeze.flavour") flavour = kv.value();
+  }
+  CHECK(flavour == "ort-cpu");
+  CHECK_THAT(plan, Contains("\"file\":\"fp16 weights cast to float at load; float activations: computes in fp32\"") &&
+                       Contains("8-bit weights stored in int8 with a per-channel DequantizeLinear"));
+  // A runtime that computes float layers in fp16 when built for it takes w16a16, and says so.
+  ExportOptions coreml;
+  coreml.flavour = ExportFlavour::kRuntimePrecision;
+  absl::StatusOr<ExportedModel> half = ExportModel(m, {{8, 32}, {16, 16}}, {}, coreml);
+  REQUIRE(half.ok());
+  CHECK_THAT(PlanJson(m.analysis, {{8, 32}, {16, 16}}, ExportFlavour::kRuntimePrecision),
+             Contains("fp16 when the runtime is built for fp16"));
 }
 
 }  // namespace

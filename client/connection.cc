@@ -40,9 +40,14 @@ std::shared_ptr<grpc::ChannelCredentials> CredentialsFor(const GlobalOptions& op
   return grpc::SslCredentials(ssl);
 }
 
+constexpr int kMaxReceiveBytes = 64 << 20;
+
 std::shared_ptr<grpc::Channel> ChannelFor(const GlobalOptions& options) {
   grpc::ChannelArguments args;
   if (!options.tls_server_name.empty()) args.SetSslTargetNameOverride(options.tls_server_name);
+  // A search result carries every candidate with its per-layer plan: take what the server may send
+  // (squeezed --max-message-bytes, 16 MiB by default) and some room, not gRPC's 4 MiB default.
+  args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
   return grpc::CreateCustomChannel(options.server, CredentialsFor(options), args);
 }
 

@@ -36,6 +36,10 @@ namespace dp = device_profiles;
 
 constexpr int kDefaultListLimit = 50;
 constexpr double kDefaultMinSqnrDb = 10;
+// The most a spec may ask for: a front this large is already more than anyone reads, and every
+// candidate is stored with its per-layer plan; a budget past an hour holds a worker for good.
+constexpr int kMaxCandidates = 1000;
+constexpr double kMaxTimeBudgetS = 3600;
 constexpr double kRecommendTimeBudgetS = 30;
 
 bool Final(int state) { return state >= v1::JOB_STATE_SUCCEEDED; }
@@ -181,12 +185,31 @@ absl::Status ValidateSpec(const v1::SearchSpec& spec) {
         "the exact strategy cannot minimize peak memory (it is not additive): use --strategy nsga2 or auto, "
         "or make peak memory a limit");
   }
-  const v1::Constraints& c = spec.constraints();
-  if (c.max_latency_ms() < 0 || c.max_model_bytes() < 0 || c.max_peak_memory_bytes() < 0 || c.min_sqnr_db() < 0) {
-    return absl::InvalidArgumentError("constraints must not be negative (0 means no limit)");
+  if (!v1::Strategy_IsValid(spec.strategy())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("strategy ", spec.strategy(), " is not AUTO (0), EXACT (1) or NSGA2 (2)"));
   }
-  if (spec.time_budget_seconds() < 0) return absl::InvalidArgumentError("the time budget must not be negative");
-  if (spec.max_candidates() < 0) return absl::InvalidArgumentError("max_candidates must not be negative");
+  const v1::Constraints& c = spec.constraints();
+  // `!(x >= 0)` also refuses NaN; infinities are refused as no finite candidate could mean them.
+  for (const auto& [name, value] : {std::make_pair("constraints.max_latency_ms", c.max_latency_ms()),
+                                    std::make_pair("constraints.min_sqnr_db", c.min_sqnr_db())}) {
+    if (!(value >= 0) || !std::isfinite(value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " is ", value, ": give a finite value of at least 0 (0 means no limit)"));
+    }
+  }
+  if (c.max_model_bytes() < 0 || c.max_peak_memory_bytes() < 0) {
+    return absl::InvalidArgumentError("constraints.max_model_bytes and max_peak_memory_bytes must not be negative "
+                                      "(0 means no limit)");
+  }
+  if (!(spec.time_budget_seconds() >= 0) || spec.time_budget_seconds() > kMaxTimeBudgetS) {
+    return absl::InvalidArgumentError(absl::StrCat("time_budget_seconds is ", spec.time_budget_seconds(),
+                                                   ": give 0 (the server's default) to ", kMaxTimeBudgetS, " seconds"));
+  }
+  if (spec.max_candidates() < 0 || spec.max_candidates() > kMaxCandidates) {
+    return absl::InvalidArgumentError(absl::StrCat("max_candidates is ", spec.max_candidates(), ": give 0 (the "
+                                                   "server's default) to ", kMaxCandidates));
+  }
   if (absl::StatusOr<search::OptionGrid> grid = GridOf(spec.option_space()); !grid.ok()) return grid.status();
   for (int k = 0; k < spec.calibration_size(); ++k) {
     const v1::CalibrationSample& sample = spec.calibration(k);

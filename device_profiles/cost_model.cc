@@ -255,18 +255,13 @@ DeviceCostModel::DeviceCostModel(Device device, std::vector<LatencySample> sampl
 
 const DeviceCostModel::SampleGroup* DeviceCostModel::FindGroup(OpKind kind, int weight_bits, int activation_bits,
                                                                Sparsity sparsity) const {
-  // The exact precision, else the narrowest measured integer width that holds it: 2..8-bit weights
-  // are stored in a wider container (int4 or int8) and run as that container does.
-  const SampleGroup* holding = nullptr;
   for (const SampleGroup& g : groups_) {
-    if (g.kind != kind || g.activation_bits != activation_bits || g.sparsity != sparsity) continue;
-    if (g.weight_bits == weight_bits) return &g;
-    if (weight_bits < 8 && g.weight_bits > weight_bits && g.weight_bits <= 8 &&
-        (holding == nullptr || g.weight_bits < holding->weight_bits)) {
-      holding = &g;
+    if (g.kind == kind && g.weight_bits == weight_bits && g.activation_bits == activation_bits &&
+        g.sparsity == sparsity) {
+      return &g;
     }
   }
-  return holding;
+  return nullptr;
 }
 
 double DeviceCostModel::FromSamples(const SampleGroup& group, const std::vector<double>& features,
@@ -458,10 +453,6 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
       p.explanation = absl::StrFormat("fit over %zu measured %s %s samples, nearest '%s'", group->samples.size(),
                                       OpKindName(layer.kind),
                                       PrecisionName(group->weight_bits, group->activation_bits), nearest);
-    }
-    if (group->weight_bits != p.executed_weight_bits) {
-      absl::StrAppend(&p.explanation, " (", p.executed_weight_bits, "-bit weights are stored and run as ",
-                      group->weight_bits, "-bit)");
     }
   } else {
     p.seconds = Roofline(layer, option, *chosen, sparse_kernel);  // no group: `own` is null, so chosen is set

@@ -8,9 +8,11 @@
 // corrected by the measured/fitted ratio of the samples nearest in shape (kernel, stride,
 // channels, resolution, groups; log scale, distance-weighted), so a sampled shape is predicted
 // as measured and the fit carries the trend between and beyond them.
-// An option the device does not run natively costs what the device would really do: int4
-// weights unpacked to the nearest native precision, a sparsity pattern with no sparse kernel run
-// dense. Every prediction says which of these happened. Thread safe: Predict is const and pure.
+// Samples of an option's own realization come first; a group of fewer than four samples rides on
+// the kind's fp32 fit. An option the device does not run natively costs what the device would
+// really do: 2..7-bit weights as the int8 file the exporter writes, a precision without a kernel
+// at the cheapest native one that holds it, a sparsity pattern with no sparse kernel dense. Every
+// prediction says which of these happened. Thread safe: Predict is const and pure.
 #ifndef SQUEEZE_DEVICE_PROFILES_COST_MODEL_H_
 #define SQUEEZE_DEVICE_PROFILES_COST_MODEL_H_
 
@@ -122,8 +124,8 @@ class DeviceCostModel final : public CostModel {
  private:
   DeviceCostModel(Device device, std::vector<LatencySample> samples);
 
-  // The group of exactly this precision, else the narrowest measured integer weight width (≤ 8)
-  // that holds `weight_bits` at the same activation width and sparsity; nullptr when none.
+  // The group of exactly this kind, precision and sparsity; nullptr when none. (Options of 2..7-bit
+  // weights are costed as the 8-bit realization the exporter writes before groups are looked up.)
   const SampleGroup* FindGroup(OpKind kind, int weight_bits, int activation_bits, Sparsity sparsity) const;
   // Seconds predicted from `group` for a layer (or op) with these features and shape key.
   double FromSamples(const SampleGroup& group, const std::vector<double>& features,

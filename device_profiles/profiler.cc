@@ -86,16 +86,12 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UniformVariants
   for (const auto& [w, a] : {std::make_pair(16, 32), std::make_pair(8, 32), std::make_pair(8, 8)}) {
     if (!model::Realizes(model::ExportFlavour::kOrtCpu, w, a)) continue;
     const std::vector<model::LayerPlan> plan(loaded->analysis.layers.size(), model::LayerPlan{w, a});
-    absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(*loaded, plan);
-    if (!names.ok()) return names.status();
     runtime::RangeOptions range_options;
     range_options.threads = threads;
-    absl::StatusOr<std::map<std::string, model::TensorRange>> ranges =
-        runtime::CalibrateRanges(*loaded, *names, calibration, range_options);
-    if (!ranges.ok()) return ranges.status();
     model::ExportOptions export_options;
     export_options.shape_probe = analyze.shape_probe;
-    absl::StatusOr<model::ExportedModel> exported = model::ExportModel(*loaded, plan, *ranges, export_options);
+    absl::StatusOr<model::ExportedModel> exported =
+        runtime::ExportCalibrated(*loaded, plan, calibration, range_options, export_options);
     if (!exported.ok()) return exported.status();
     out.emplace_back(UniformVariantLabel(w, a), std::move(exported->bytes));
   }

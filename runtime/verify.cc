@@ -244,17 +244,23 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
   return v;
 }
 
+absl::StatusOr<model::ExportedModel> ExportCalibrated(const model::LoadedModel& model,
+                                                      const std::vector<model::LayerPlan>& plan,
+                                                      const CalibrationSet& calibration, const RangeOptions& ranges,
+                                                      model::ExportOptions export_options) {
+  absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(model, plan);
+  if (!names.ok()) return names.status();
+  absl::StatusOr<std::map<std::string, model::TensorRange>> values = CalibrateRanges(model, *names, calibration, ranges);
+  if (!values.ok()) return values.status();
+  if (!export_options.shape_probe) export_options.shape_probe = OnnxRuntimeShapeProbe();
+  return model::ExportModel(model, plan, *values, export_options);
+}
+
 absl::StatusOr<VerifiedExport> ExportAndVerify(const model::LoadedModel& model, absl::string_view original_bytes,
                                                const std::vector<model::LayerPlan>& plan,
                                                const CalibrationSet& calibration, const ExportCheckOptions& options) {
-  absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(model, plan);
-  if (!names.ok()) return names.status();
-  absl::StatusOr<std::map<std::string, model::TensorRange>> ranges =
-      CalibrateRanges(model, *names, calibration, options.ranges);
-  if (!ranges.ok()) return ranges.status();
-  model::ExportOptions export_options = options.export_options;
-  if (!export_options.shape_probe) export_options.shape_probe = OnnxRuntimeShapeProbe();
-  absl::StatusOr<model::ExportedModel> exported = model::ExportModel(model, plan, *ranges, export_options);
+  absl::StatusOr<model::ExportedModel> exported =
+      ExportCalibrated(model, plan, calibration, options.ranges, options.export_options);
   if (!exported.ok()) return exported.status();
   absl::StatusOr<Verification> verification = VerifyExport(original_bytes, exported->bytes, calibration, options.verify);
   if (!verification.ok()) return verification.status();

@@ -88,8 +88,15 @@ struct VerifiedExport {
   RangeMethod range_method = RangeMethod::kPercentile;
 };
 
-// ActivationsToCalibrate → CalibrateRanges → ExportModel (with ONNX Runtime's shape probe unless
-// the options give one) → VerifyExport, with `original_bytes` the bytes `model` was loaded from.
+// ActivationsToCalibrate → CalibrateRanges → ExportModel, with ONNX Runtime's shape probe unless
+// `export_options` gives one: the file `plan` makes of `model` with ranges from `calibration`.
+// Errors as those functions.
+absl::StatusOr<model::ExportedModel> ExportCalibrated(const model::LoadedModel& model,
+                                                      const std::vector<model::LayerPlan>& plan,
+                                                      const CalibrationSet& calibration, const RangeOptions& ranges,
+                                                      model::ExportOptions export_options);
+
+// ExportCalibrated → VerifyExport, with `original_bytes` the bytes `model` was loaded from.
 // Errors as those functions.
 absl::StatusOr<VerifiedExport> ExportAndVerify(const model::LoadedModel& model, absl::string_view original_bytes,
                                                const std::vector<model::LayerPlan>& plan,

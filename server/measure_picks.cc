@@ -25,6 +25,8 @@ struct Entry {
   int position = -1;  // in front->candidates(); -1 for a baseline
   std::string baseline;  // the baseline's tag
   std::optional<search::Choice> choice;  // baselines only
+  search::ObjectiveValues values;        // baselines only: the choice's predictions
+  double predicted_ms = 0;
   std::vector<model::LayerPlan> plan;
   runtime::VerifiedExport exported;
   runtime::Timing timing;
@@ -79,6 +81,7 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
     Entry e;
     e.label = absl::StrCat("#", front->candidates(p).index());
     e.position = p;
+    e.predicted_ms = front->candidates(p).predicted_latency_ms();
     absl::StatusOr<std::vector<model::LayerPlan>> plan = ExportPlanFromProto(front->candidates(p), in.model->analysis);
     if (!plan.ok()) return plan.status();
     e.plan = *std::move(plan);
@@ -87,7 +90,11 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   for (const auto& [w, a, name] : {std::make_tuple(32, 32, "fp32"), std::make_tuple(8, 8, "uniform int8")}) {
     std::optional<search::Choice> choice = search::UniformChoice(*in.problem, w, a);
     if (!choice) continue;
+    absl::StatusOr<search::ObjectiveValues> values = search::Evaluate(in.problem->table, *choice);
+    if (!values.ok()) return values.status();
     Entry e;
+    e.values = *values;
+    e.predicted_ms = values->latency * 1e3;
     e.label = name;
     e.baseline = name;
     e.choice = choice;
@@ -160,9 +167,8 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   std::string joined;
   if (fastest_baseline != nullptr) {
     // Faster than every measured candidate: it joins the front, so the fastest pick is never slower.
-    absl::StatusOr<search::ObjectiveValues> values = search::Evaluate(in.problem->table, *fastest_baseline->choice);
-    if (!values.ok()) return values.status();
-    v1::Candidate joiner = ToProto(*in.problem, search::Candidate{*fastest_baseline->choice, *values}, true);
+    v1::Candidate joiner =
+        ToProto(*in.problem, search::Candidate{*fastest_baseline->choice, fastest_baseline->values}, true);
     joiner.set_index(front->candidates_size());
     joiner.add_tags(fastest_baseline->baseline);
     joiner.add_tags("measured faster than every measured candidate");
@@ -173,10 +179,7 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   }
   std::vector<std::string> parts;
   for (const Entry& e : entries) {
-    const double predicted = e.position >= 0
-                                 ? front->candidates(e.position).predicted_latency_ms()
-                                 : search::Evaluate(in.problem->table, *e.choice).value_or(search::ObjectiveValues{}).latency * 1e3;
-    parts.push_back(absl::StrFormat("%s %.3f ms (predicted %.3f)", e.label, e.timing.median_s * 1e3, predicted));
+    parts.push_back(absl::StrFormat("%s %.3f ms (predicted %.3f)", e.label, e.timing.median_s * 1e3, e.predicted_ms));
   }
   front->set_measured_picks(absl::StrCat("measured here, ", in.threads, " thread", in.threads == 1 ? "" : "s",
                                          ", runs interleaved: ", absl::StrJoin(parts, ", "), joined));

@@ -129,7 +129,7 @@ std::vector<Variant> Variants(const search::Problem& problem, int count, uint64_
   using model::LayerPlan;
   using model::PrunePattern;
   auto uniform = [&](std::string name, LayerPlan p) {
-    Variant v{std::move(name), {}};
+    Variant v{std::move(name), {}, ""};
     for (size_t i = 0; i < n; ++i) v.plan.push_back(Nearest(problem, i, p));
     return v;
   };
@@ -158,7 +158,7 @@ std::vector<Variant> Variants(const search::Problem& problem, int count, uint64_
   std::mt19937_64 rng(seed);
   for (int k = 0; static_cast<int>(out.size()) < count; ++k) {
     const double integer_share = 0.1 + 0.8 * ((k * 7) % 10) / 9.0;
-    Variant v{fmt::format("mix {} ({:.0f}% integer)", k + 1, 100 * integer_share), {}};
+    Variant v{fmt::format("mix {} ({:.0f}% integer)", k + 1, 100 * integer_share), {}, ""};
     std::uniform_real_distribution<double> coin(0, 1);
     for (size_t i = 0; i < n; ++i) {
       const std::vector<LayerPlan>& pool = coin(rng) < integer_share ? integers : floats;

@@ -98,6 +98,17 @@ std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
   for (int64_t e = 0; e < n; ++e) {
     if (source_[e].first >= 0) classes[static_cast<size_t>(source_[e].first)].insert(Find(e));
   }
+  // Per main-graph layer: the classes of its input's channels (empty when the flow does not know it).
+  std::vector<std::pair<size_t, std::vector<int64_t>>> inputs;  // layer, class of each input channel
+  for (const onnx::NodeProto& node : model_->graph().node()) {
+    auto layer = layer_of_node_.find(node.name());
+    if (layer == layer_of_node_.end() || node.input_size() == 0) continue;
+    const ChannelValue* x = Known(node.input(0));
+    if (x == nullptr || x->count == 0) continue;
+    std::vector<int64_t> roots;
+    for (int64_t c = 0; c < x->count; ++c) roots.push_back(Find(x->base + c));
+    inputs.emplace_back(layer->second, std::move(roots));
+  }
   for (size_t i = 0; i < out.size(); ++i) {
     ChannelPruningReach& reach = out[i];
     auto own = classes.find(i);
@@ -126,18 +137,11 @@ std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
     }
     if (!reach.removable) continue;
     // Readers: layers whose input value carries these channels.
-    for (const auto& [name, j] : layer_of_node_) {
+    for (const auto& [j, roots] : inputs) {
       if (j == i) continue;
-      const onnx::NodeProto* node = nullptr;
-      for (const onnx::NodeProto& candidate : model_->graph().node()) {
-        if (candidate.name() == name) node = &candidate;
-      }
-      if (node == nullptr || node->input_size() == 0) continue;
-      const ChannelValue* x = Known(node->input(0));
-      if (x == nullptr || x->count == 0) continue;
       int64_t shared = 0;
-      for (int64_t c = 0; c < x->count; ++c) shared += own->second.count(Find(x->base + c));
-      if (shared > 0) reach.readers.emplace_back(j, static_cast<double>(shared) / static_cast<double>(x->count));
+      for (int64_t r : roots) shared += own->second.count(r);
+      if (shared > 0) reach.readers.emplace_back(j, static_cast<double>(shared) / static_cast<double>(roots.size()));
     }
   }
   return out;

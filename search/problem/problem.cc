@@ -19,6 +19,7 @@
 #include "model/channel_pruning.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
+#include "search/problem/plan.h"
 
 namespace squeeze::search {
 namespace {
@@ -119,13 +120,6 @@ std::map<std::string, std::string> FusedIntoLayers(const onnx::GraphProto& graph
   return fused;
 }
 
-// See problem.h. A measured latency of the model as it is (all layers fp32) corrects the
-// predictions: when it is above them, the float layers and the other ops are scaled up alike;
-// when below, the fp32 layers are what was over-predicted (a single-op fp32 sample pays the layout
-// reorders around its kernel, which a network of float layers mostly skips), so the float options
-// of every layer are scaled until the model as it is comes out as measured. Integer options keep
-// their own samples. Only when the other ops alone predict more than was measured is everything
-// scaled down.
 // The precision class an option runs as in ONNX Runtime's CPU flavour: fp32 compute with fp32 or
 // fp16 weights, integer weights dequantized to fp32 compute, or integer compute.
 int PrecisionClass(int weight_bits, int activation_bits) {
@@ -145,22 +139,13 @@ void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
     const std::optional<std::pair<int, int>> precision = dp::ParseUniformVariant(m.variant);
     if (!precision) continue;
     const auto [w, a] = *precision;
+    const std::optional<Choice> uniform = UniformChoice(*problem, w, a);
+    if (!uniform) continue;  // some layer has no such option on this device
     double predicted = 0;
-    bool complete = true;
-    for (size_t i = 0; i < problem->details.size() && complete; ++i) {
-      complete = false;
-      for (size_t k = 0; k < problem->details[i].size(); ++k) {
-        const dp::CompressionOption& o = problem->details[i][k].option;
-        if (o.weight_bits == w && o.activation_bits == a && o.pattern == dp::Sparsity::kDense) {
-          predicted += problem->table.layers[i].options[k].latency;
-          complete = true;
-          break;
-        }
-      }
-    }
+    for (size_t i = 0; i < uniform->size(); ++i) predicted += problem->table.layers[i].options[(*uniform)[i]].latency;
     const double seconds = m.latency_median_us * 1e-6;
     const double fixed = problem->table.fixed.latency;
-    if (!complete || predicted <= 0 || seconds <= fixed) continue;
+    if (predicted <= 0 || seconds <= fixed) continue;
     const double scale = (seconds - fixed) / predicted;
     const int cls = PrecisionClass(w, a);
     for (size_t i = 0; i < problem->details.size(); ++i) {
@@ -180,6 +165,13 @@ void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
                                               absl::StrJoin(notes, "; "));
 }
 
+// See problem.h. A measured latency of the model as it is (all layers fp32) corrects the
+// predictions: when it is above them, the float layers and the other ops are scaled up alike;
+// when below, the fp32 layers are what was over-predicted (a single-op fp32 sample pays the layout
+// reorders around its kernel, which a network of float layers mostly skips), so the float options
+// of every layer are scaled until the model as it is comes out as measured. Integer options keep
+// their own samples. Only when the other ops alone predict more than was measured is everything
+// scaled down.
 void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
   const dp::ModelLatency* measured = nullptr;
   for (const dp::ModelLatency& m : in.model_latencies) {

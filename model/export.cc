@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "model/activation_sites.h"
 #include "model/internal/channel_flow.h"
 #include "model/internal/graph.h"
 #include "model/internal/tensor_data.h"
@@ -312,19 +313,12 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
                                                                 const std::vector<LayerPlan>& plan) {
   // Which tensors need ranges does not depend on the flavour: the most permissive one checks.
   if (absl::Status s = ValidatePlan(model.analysis, plan, ExportFlavour::kRuntimePrecision); !s.ok()) return s;
-  std::map<std::string, const onnx::NodeProto*> nodes;
-  for (const onnx::NodeProto& n : model.proto.graph().node()) nodes[n.name()] = &n;
+  const ActivationTensors tensors = ActivationTensorsOf(model);
   std::vector<std::string> names;
   std::set<std::string> seen;
   for (size_t i = 0; i < plan.size(); ++i) {
-    const Layer& layer = model.analysis.layers[i];
-    if (plan[i].activation_bits != 8 || !layer.subgraph.empty() ||
-        layer.weight_elem_type != onnx::TensorProto::FLOAT) {
-      continue;
-    }
-    auto it = nodes.find(layer.name);
-    if (it == nodes.end()) continue;
-    for (const std::string& name : {it->second->input(0), it->second->output(0)}) {
+    if (plan[i].activation_bits != 8 || tensors.input[i].empty()) continue;
+    for (const std::string& name : {tensors.input[i], tensors.output[i]}) {
       if (seen.insert(name).second) names.push_back(name);
     }
   }

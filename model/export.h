@@ -6,8 +6,9 @@
 //   DequantizeLinear with `axis` on the output-channel axis (zero points 0).
 // - fp16 weights: an fp16 initializer and a Cast back to the graph's float type; fp32 untouched.
 // - 8-bit activations: QuantizeLinear/DequantizeLinear pairs (asymmetric uint8) on the layer's
-//   input and output, with scales from calibrated ranges; a Conv's bias becomes int32 with scale
-//   s_input · s_weight[c], so ONNX Runtime fuses DQ → Conv → Q into QLinearConv.
+//   input and output (after a Relu that alone reads it), one pair per tensor, with scales from
+//   calibrated ranges (model/activation_sites.h); a Conv's bias becomes int32 with scale
+//   s_input · s_weight[c], so ONNX Runtime fuses DQ → Conv → (Relu →) Q into QLinearConv.
 // - Pruning: unstructured and 2:4 as zeroed weights (magnitude masks, as the predictor's).
 //   Output-channel pruning of a main-graph Conv removes the channels physically and fixes every
 //   consumer they reach: the next Conv's (or ConvTranspose's) input channels, depthwise Convs
@@ -99,8 +100,8 @@ struct ExportedModel {
   ExportReport report;
 };
 
-// The main-graph tensors whose ranges ExportModel needs for `plan`: the input and output of every
-// layer at 8-bit activations. InvalidArgument as ExportModel for a malformed plan.
+// The main-graph tensors whose ranges ExportModel needs for `plan`: the input and quantized output
+// (ActivationTensorsOf) of every layer at 8-bit activations. InvalidArgument as ExportModel for a malformed plan.
 absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedModel& model,
                                                                 const std::vector<LayerPlan>& plan);
 

@@ -138,7 +138,7 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   t.range_method = request.range_method() == v1::RANGE_METHOD_MINMAX ? v1::RANGE_METHOD_MINMAX
                                                                      : v1::RANGE_METHOD_PERCENTILE;
   // The cache key: model bytes and shapes, the plan, the calibration set, and the options.
-  std::string key = absl::StrCat("export-v2|", model::FlavourName(t.flavour), "|", t.model.sha256, "|", t.model.input_shapes, "|",
+  std::string key = absl::StrCat("export-v3|", model::FlavourName(t.flavour), "|", t.model.sha256, "|", t.model.input_shapes, "|",
                                  v1::RangeMethod_Name(t.range_method), "|");
   for (const v1::LayerChoice& c : t.candidate.layers()) {
     absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",

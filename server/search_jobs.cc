@@ -23,6 +23,7 @@
 #include "runtime/session.h"
 #include "search/engine/exact.h"
 #include "search/engine/nsga2.h"
+#include "search/engine/polish.h"
 #include "search/problem/plan.h"
 #include "search/problem/problem.h"
 #include "server/measure_picks.h"
@@ -354,7 +355,7 @@ std::string SearchCacheKey(const std::string& model_sha256, const std::vector<st
   common::Sha256 hash;
   // The option-space method: a stored front from an older one (e.g. with fp16 compute options
   // the export flavour does not realize) must not answer a new search.
-  hash.Update("options=realized-1|");
+  hash.Update("options=realized-2|");
   hash.Update(model_sha256);
   for (const auto& [id, version] : devices) hash.Update(absl::StrCat("|", id, "@", version));
   hash.Update("|");
@@ -716,6 +717,12 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     absl::StatusOr<search::Front> front;
     if (exact) {
       front = search::SolveExact(problem->table, engine_spec, {}, control);
+      // The DP plans integer layers at their conversions' bound; chains of them are found here.
+      if (front.ok()) {
+        search::PolishOptions polish;
+        polish.seed = spec.seed();
+        front = search::Polish(problem->table, engine_spec, *std::move(front), polish, control);
+      }
     } else {
       search::Nsga2Options nsga2;
       nsga2.seed = spec.seed();

@@ -217,6 +217,10 @@ int main(int argc, char** argv) {
   app.add_option("--explain", explain,
                  "VARIANT: print each layer's predicted latency and how it was found for that variant (e.g. "
                  "'fp16') of every model");
+  std::string save_dir;
+  app.add_option("--save-variants", save_dir,
+                 "DIR: also write every exported variant there as LABEL-NAME.onnx (to look into one with ONNX "
+                 "Runtime's profiler)");
   std::vector<std::string> model_args;
   app.add_option("--model", model_args,
                  "LABEL:FILE[:INPUT=D0,D1,...] a model to check (repeatable; default: PP-OCRv4 det, rec, PP-OCR cls, "
@@ -357,6 +361,11 @@ int main(int argc, char** argv) {
           }
         }
         variant_bytes = std::move(exported->bytes);
+        if (!save_dir.empty()) {
+          std::string file_name = fmt::format("{}/{}-{}.onnx", save_dir, spec.label, v.name);
+          std::replace(file_name.begin() + save_dir.size() + 1, file_name.end(), ' ', '_');
+          if (absl::Status s = squeeze::common::WriteFileAtomically(file_name, variant_bytes); !s.ok()) return fail(s);
+        }
       }
       auto session = runtime::Session::Create(variant_bytes, session_options);
       if (!session.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, session.status().ToString()));

@@ -33,7 +33,7 @@ enum class Quantity { kLatency, kBytes, kError };
 double Get(const KeptOption& o, Quantity q) {
   switch (q) {
     case Quantity::kLatency:
-      return o.latency;
+      return o.planned_latency();
     case Quantity::kBytes:
       return o.bytes;
     case Quantity::kError:
@@ -285,7 +285,8 @@ absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec,
   if (absl::IsDeadlineExceeded(run)) return RunEnd::kDeadline;
   if (!run.ok()) return run;
 
-  // Pass 1: exact totals of every grid-front cell, to keep only the feasible non-dominated.
+  // Pass 1: planned totals of every grid-front cell (exact but for boundary conversions, which are
+  // at their bound), to keep only the feasible non-dominated; answers get exact values below.
   const std::vector<GridCell> cells = dp.FrontCells();
   stats.grid_front_cells += static_cast<int64_t>(cells.size());
   auto check = [&]() -> absl::Status {
@@ -298,7 +299,7 @@ absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec,
       cells,
       [&](size_t t, size_t layer, uint16_t kept) {
         const KeptOption& o = pruned.option(layer, kept);
-        latency[t] += o.latency;
+        latency[t] += o.planned_latency();
         bytes[t] += o.bytes;
         error[t] += o.error;
         activation[t] = std::max(activation[t], o.activation);

@@ -17,6 +17,10 @@
 // DPs that are exact to a fine grid (see ExactOptions). They only add candidates, so ε still
 // holds, and they make the answer far better than ε says (bench/search measures how much).
 //
+// Boundary conversions between activation domains are not additive either (OptionTable): the DP
+// plans with each option's bound on them, so every answer meets a latency limit, and the answers
+// carry exact values; ε is then relative to the planned values.
+//
 // Peak memory is not additive: as an objective it is refused (use nsga2); as a limit it removes
 // options that break it alone, then filters the DP's answers, and `epsilon_guaranteed` is false
 // when that filter removed any.

@@ -38,6 +38,32 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
       }
     }
   }
+  // Each option's bound covers what its boundaries can cost: a reader's quantization, a
+  // producer's dequantization.
+  std::vector<double> bound(table.layers.size(), 0);
+  const int32_t n = static_cast<int32_t>(table.layers.size());
+  for (size_t k = 0; k < table.boundaries.size(); ++k) {
+    const ActivationBoundary& b = table.boundaries[k];
+    if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || b.producer < -1 || b.producer >= n) {
+      return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " is malformed"));
+    }
+    if (b.producer >= 0) bound[b.producer] += b.dequantize_latency;
+    for (int32_t r : b.readers) {
+      if (r < 0 || r >= n) return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " names no layer"));
+      bound[r] += b.quantize_latency;
+    }
+  }
+  for (size_t i = 0; i < table.layers.size(); ++i) {
+    for (const LayerOption& o : table.layers[i].options) {
+      if (!Valid(o.boundary_latency)) {
+        return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " has a non-finite boundary latency"));
+      }
+      if (o.integer_activations && o.boundary_latency < bound[i] * (1 - 1e-9)) {
+        return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", table.layers[i].name,
+                                                       ") bounds its boundary latency below what they cost"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -3,13 +3,20 @@
 // engine only reads it.
 //
 // Model-level values of a configuration (one option per layer):
-//   latency     = fixed.latency + Σ latency
+//   latency     = fixed.latency + Σ latency + Σ boundary conversions (below)
 //   size        = fixed.bytes + Σ bytes
 //   error       = Σ error
 //   peak memory = size + max(fixed.activation_bytes, max over layers of activation_bytes)
 // i.e. weights stay resident and the activations live while a layer runs are costed at that
 // layer's chosen precision. The problem builder folds execution-order liveness into each
 // option's activation_bytes.
+//
+// Latency is not purely additive: a tensor between layers is converted (quantized or dequantized)
+// only where the layers on its two sides run in different activation domains (integer or float),
+// so two integer layers in a row pay nothing between them. Those conversions are the table's
+// `boundaries`. Strategies that need additive values plan with each option's `boundary_latency`,
+// the most its conversions can cost (an upper bound, so a plan that meets a latency limit that
+// way meets it in fact), and report every answer's exact value.
 #ifndef SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 
@@ -31,6 +38,17 @@ struct LayerOption {
   double bytes = 0;             // stored weight bytes
   double error = 0;             // predicted error contribution (s_i · D_i)
   double activation_bytes = 0;  // live activation bytes while this layer runs with this option
+  bool integer_activations = false;  // runs on integer activations (its boundaries may convert)
+  double boundary_latency = 0;       // the most this option's boundary conversions can cost
+};
+
+// A tensor that integer-activation layers may read or write, and what converting it costs.
+struct ActivationBoundary {
+  int32_t producer = -1;          // the layer that writes it (index), -1 when no layer does
+  std::vector<int32_t> readers;   // the layers that read it
+  bool float_readers = false;     // anything else reads it as float (other ops, graph outputs)
+  double quantize_latency = 0;    // paid when some reader runs integer and the producer does not
+  double dequantize_latency = 0;  // paid when the producer runs integer and something reads float
 };
 
 struct Layer {
@@ -48,6 +66,7 @@ struct FixedCost {
 struct OptionTable {
   std::vector<Layer> layers;
   FixedCost fixed;
+  std::vector<ActivationBoundary> boundaries;
 };
 
 // A configuration: the index of the chosen option in each layer, in layer order.
@@ -55,7 +74,8 @@ using Choice = std::vector<uint16_t>;
 inline constexpr size_t kMaxOptionsPerLayer = 65535;
 
 // OK, or InvalidArgument naming the first problem: no layers, a layer without options or with
-// more than kMaxOptionsPerLayer, a negative or non-finite value.
+// more than kMaxOptionsPerLayer, a negative or non-finite value, a boundary naming no layer, or an
+// option whose boundary_latency is below what its boundaries can cost.
 absl::Status ValidateOptionTable(const OptionTable& table);
 
 // The values of `choice` on `table`. InvalidArgument when the choice has the wrong length or an

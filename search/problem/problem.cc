@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "model/activation_sites.h"
 #include "model/channel_pruning.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
@@ -143,8 +144,11 @@ void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
     if (!uniform) continue;  // some layer has no such option on this device
     double predicted = 0;
     for (size_t i = 0; i < uniform->size(); ++i) predicted += problem->table.layers[i].options[(*uniform)[i]].latency;
+    const absl::StatusOr<ObjectiveValues> whole = Evaluate(problem->table, *uniform);
+    if (!whole.ok()) continue;
     const double seconds = m.latency_median_us * 1e-6;
-    const double fixed = problem->table.fixed.latency;
+    // The other ops and the uniform plan's own conversions (around float ops) are not its layers'.
+    const double fixed = whole->latency - predicted;
     if (predicted <= 0 || seconds <= fixed) continue;
     const double scale = (seconds - fixed) / predicted;
     const int cls = PrecisionClass(w, a);
@@ -320,7 +324,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   // What a layer's fused followers cost when they run on their own. ONNX Runtime folds affine
   // followers (BatchNormalization, Add/Mul of a constant) into constant weights only: not into
   // weights that come out of a DequantizeLinear. It fuses activations into a Conv whatever its
-  // weights (FusedConv), but into a QLinearConv only Relu and Clip (as the Q's saturation).
+  // weights (FusedConv), but into a QLinearConv only the Relu the exporter quantizes after (the
+  // Q's saturation; model/activation_sites.h).
   std::map<std::string, double> unfused_affine, unfused_activation;
   for (const model::NodeActivations& node : analysis.nodes) {
     auto f = fused.find(node.name);
@@ -332,7 +337,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     const bool affine = node.op_type == "BatchNormalization" || node.op_type == "Add" || node.op_type == "Mul";
     if (affine) {
       unfused_affine[f->second] += seconds;
-    } else if (node.op_type != "Relu" && node.op_type != "Clip") {
+    } else if (node.op_type != "Relu") {
       unfused_activation[f->second] += seconds;
     }
   }
@@ -359,6 +364,24 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
                                       in.channel_alignment > 0 ? in.channel_alignment : ChannelAlignment(*in.device)};
   // Output-channel pruning only where the exporter removes channels, and what it narrows.
   const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(*in.model);
+  // The tensors integer-activation layers quantize: a standalone QuantizeLinear or
+  // DequantizeLinear runs on one only where its two sides run in different domains.
+  std::vector<double> boundary_bound(n, 0);
+  std::vector<bool> quantizable(n, false);
+  for (size_t i = 0; i < n; ++i) quantizable[i] = model::ActivationsQuantizable(analysis, i);
+  for (const model::ActivationSite& site : model::ActivationSites(*in.model)) {
+    ActivationBoundary b;
+    b.producer = site.producer;
+    b.readers.assign(site.readers.begin(), site.readers.end());
+    b.float_readers = site.float_readers;
+    b.quantize_latency =
+        in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, site.elements, site.elements * 5.0).seconds;
+    b.dequantize_latency =
+        in.cost_model->PredictOp(dp::OpKind::kDequantizeLinear, site.elements, site.elements * 5.0).seconds;
+    if (b.producer >= 0) boundary_bound[b.producer] += b.dequantize_latency;
+    for (int r : site.readers) boundary_bound[r] += b.quantize_latency;
+    problem.table.boundaries.push_back(std::move(b));
+  }
   problem.table.layers.resize(n);
   problem.details.resize(n);
   problem.sensitivity.assign(n, 1.0);
@@ -437,17 +460,15 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
         absl::StrAppend(&latency.explanation,
                         absl::StrFormat("; + %.1f us of ops no longer fused into it", unfused * 1e6));
       }
-      if (option.activation_bits == 8) {
-        latency.seconds +=
-            in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, shape.input_elements, shape.input_elements * 5.0)
-                .seconds +
-            in.cost_model
-                ->PredictOp(dp::OpKind::kDequantizeLinear, static_cast<int64_t>(shape.output_elements * keep_out),
-                            shape.output_elements * keep_out * 5.0)
-                .seconds;
-        absl::StrAppend(&latency.explanation, "; + QuantizeLinear in, DequantizeLinear out");
-      }
       LayerOption o;
+      if (option.activation_bits == 8 && quantizable[i]) {
+        o.integer_activations = true;
+        o.boundary_latency = boundary_bound[i];
+        absl::StrAppend(&latency.explanation,
+                        absl::StrFormat("; + up to %.1f us quantizing its input and dequantizing its output where "
+                                        "the neighbouring layers run float",
+                                        boundary_bound[i] * 1e6));
+      }
       o.label = OptionLabel(option);
       o.latency = latency.seconds;
       o.bytes = static_cast<double>(dp::WeightStorageBytes(shape, option));

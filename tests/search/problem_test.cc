@@ -136,7 +136,14 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
     dp::ModelLatency w8a8 = measured;
     w8a8.key = "small uniform w8a8";
     w8a8.variant = dp::UniformVariantLabel(8, 8);
-    w8a8.latency_median_us = (other + 2 * int8) * 1e6;
+    // The uniform plan also converts its input (the graph's) and its output (read by the float
+    // BatchNormalization): those keep their prediction, the layer takes the rest.
+    const Choice uniform = {static_cast<uint16_t>(FindOption(*plain, 0, "w8a8") - &plain->table.layers[0].options[0])};
+    absl::StatusOr<ObjectiveValues> whole = Evaluate(plain->table, uniform);
+    REQUIRE(whole.ok());
+    const double conversions = whole->latency - other - int8;
+    CHECK(conversions > 0);
+    w8a8.latency_median_us = (other + conversions + 2 * int8) * 1e6;
     in.model_latencies = {measured, w8a8};
     absl::StatusOr<Problem> p = BuildProblem(in);
     REQUIRE(p.ok());
@@ -196,9 +203,16 @@ TEST_CASE("Integer layers pay for the followers ONNX Runtime no longer fuses int
   CHECK(FindOption(*problem, 0, "fp32")->latency == Approx(layer_latency(32, 32)));
   // Weight-only: the BatchNormalization runs on its own, the HardSigmoid still fuses.
   CHECK(FindOption(*problem, 0, "w8a32")->latency == Approx(layer_latency(8, 32) + follower));
-  // uint8 activations: both run on their own, plus the Q in and the DQ out.
-  CHECK(FindOption(*problem, 0, "w8a8")->latency ==
-        Approx(layer_latency(8, 8) + 2 * follower + quantize + dequantize));
+  // uint8 activations: both run on their own; the Q in and the DQ out are the boundaries' (the
+  // graph input and the BatchNormalization are float), within the option's bound.
+  const LayerOption* int8 = FindOption(*problem, 0, "w8a8");
+  CHECK(int8->latency == Approx(layer_latency(8, 8) + 2 * follower));
+  CHECK(int8->integer_activations);
+  CHECK(int8->boundary_latency == Approx(quantize + dequantize));
+  const Choice uniform = {static_cast<uint16_t>(int8 - &problem->table.layers[0].options[0])};
+  absl::StatusOr<ObjectiveValues> whole = Evaluate(problem->table, uniform);
+  REQUIRE(whole.ok());
+  CHECK(whole->latency == Approx(problem->table.fixed.latency + int8->latency + quantize + dequantize));
   CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("no longer fused"));
 }
 
@@ -230,15 +244,16 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   CHECK(int8->error == Approx(2.0 * d8 + 0.01));
   CHECK(int8->bytes == 12 + 3 * 4);  // int8 weights + per-channel fp32 scales
   CHECK(int8->activation_bytes == (256 + 192) * 1);
-  // The int8 layer: the conv itself (its Relu fuses as the Q's saturation), the QuantizeLinear
-  // of its 256 input values and the DequantizeLinear of its 192 outputs.
+  // The int8 layer: the conv itself (its Relu fuses as the Q's saturation); the QuantizeLinear of
+  // its 256 input values and the DequantizeLinear of its 192 outputs (the graph's input and
+  // output, float) are its boundaries'.
   const dp::LayerShape shape{dp::OpKind::kConv, 3 * 4 * 64, 12, 3, 256, 192};
   const double quantize = cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 256, 256 * 5).seconds;
   const double dequantize = cost->get()->PredictOp(dp::OpKind::kDequantizeLinear, 192, 192 * 5).seconds;
-  CHECK(int8->latency ==
-        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense}).seconds + quantize +
-               dequantize));
-  CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("QuantizeLinear in"));
+  CHECK(int8->latency == Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense}).seconds));
+  CHECK(int8->boundary_latency == Approx(quantize + dequantize));
+  REQUIRE(problem->table.boundaries.size() == 2);
+  CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("quantizing its input"));
 
   // The Conv's channels are the graph output (through the Relu): the exporter would keep them, so
   // no option removes them.

@@ -12,6 +12,21 @@
 
 namespace squeeze::search::internal {
 
+// What `choice` spends converting tensors between activation domains (OptionTable::boundaries).
+// `integer(i)` says whether layer i's chosen option runs on integer activations.
+template <typename IsInteger>
+double BoundaryLatency(const std::vector<ActivationBoundary>& boundaries, IsInteger integer) {
+  double total = 0;
+  for (const ActivationBoundary& b : boundaries) {
+    const bool from_integer = b.producer >= 0 && integer(static_cast<size_t>(b.producer));
+    bool integer_reader = false, float_reader = b.float_readers;
+    for (int32_t r : b.readers) (integer(static_cast<size_t>(r)) ? integer_reader : float_reader) = true;
+    if (from_integer && float_reader) total += b.dequantize_latency;
+    if (!from_integer && integer_reader) total += b.quantize_latency;
+  }
+  return total;
+}
+
 // `choice` holds one original option index per layer, all in range.
 inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_t* choice) {
   ObjectiveValues v;
@@ -25,6 +40,9 @@ inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_
     v.error += o.error;
     activation = std::max(activation, o.activation_bytes);
   }
+  v.latency += BoundaryLatency(table.boundaries, [&](size_t i) {
+    return table.layers[i].options[choice[i]].integer_activations;
+  });
   v.peak_memory = v.size + activation;
   return v;
 }

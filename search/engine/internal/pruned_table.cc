@@ -7,6 +7,8 @@
 #include <numeric>
 #include <tuple>
 
+#include "search/engine/internal/evaluation.h"
+
 namespace squeeze::search::internal {
 namespace {
 
@@ -66,6 +68,7 @@ bool SameRelevant(const std::array<double, 4>& a, const std::array<double, 4>& b
 PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec) {
   PrunedTable result;
   result.fixed_ = table.fixed;
+  result.boundaries_ = table.boundaries;
   const Relevant relevant = RelevantQuantities(spec);
   const std::array<bool, 4> mask = Mask(relevant);
   const Constraints& c = spec.constraints;
@@ -117,6 +120,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
       for (size_t b : alive) {
         if (b == a) continue;
         const auto qb = Quantities(options[b]);
+        if (options[b].integer_activations != options[a].integer_activations) continue;
         if (!NoWorse(qb, qa, mask)) continue;
         if (!SameRelevant(qb, qa, mask) || b < a) {
           dominated = true;
@@ -135,8 +139,8 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
     result.max_count_ = std::max(result.max_count_, kept.size());
     for (size_t j : kept) {
       const LayerOption& o = options[j];
-      result.options_.push_back(
-          {o.latency, o.bytes, o.error, o.activation_bytes, static_cast<uint16_t>(j)});
+      result.options_.push_back({o.latency, o.bytes, o.error, o.activation_bytes, o.boundary_latency,
+                                 o.integer_activations, static_cast<uint16_t>(j)});
     }
     result.offsets_.push_back(result.options_.size());
 
@@ -179,6 +183,7 @@ ObjectiveValues PrunedTable::Evaluate(const uint16_t* genes) const {
     v.error += o.error;
     activation = std::max(activation, o.activation);
   }
+  v.latency += BoundaryLatency(boundaries_, [&](size_t i) { return options_[offsets_[i] + genes[i]].integer; });
   v.peak_memory = v.size + activation;
   return v;
 }

@@ -2,7 +2,8 @@
 // answer, stored contiguously. An option is dropped when another option of the same layer is at
 // least as good in every quantity the search looks at (objectives and limits; peak memory looks
 // at both bytes and activation bytes), or when it breaks a limit even with every other layer at
-// its cheapest.
+// its cheapest. Only options of the same activation domain dominate each other: which is faster
+// in a plan depends on the neighbours' domains (OptionTable::boundaries).
 #ifndef SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
 
@@ -18,7 +19,11 @@ namespace squeeze::search::internal {
 
 struct KeptOption {
   double latency = 0, bytes = 0, error = 0, activation = 0;
+  double boundary = 0;    // LayerOption::boundary_latency
+  bool integer = false;   // LayerOption::integer_activations
   uint16_t original = 0;  // index in the source table's layer
+  // The latency additive strategies plan with: its own and the most its boundaries can cost.
+  double planned_latency() const { return latency + boundary; }
 };
 
 class PrunedTable {
@@ -36,7 +41,7 @@ class PrunedTable {
   int64_t options_kept() const { return static_cast<int64_t>(options_.size()); }
   size_t max_count() const { return max_count_; }
 
-  // Genes are kept indices per layer.
+  // Genes are kept indices per layer. Exact values, boundary conversions included.
   ObjectiveValues Evaluate(const uint16_t* genes) const;
   Choice ToChoice(const uint16_t* genes) const;
   // The kept option closest to an original option (itself when kept), by relative distance over
@@ -48,6 +53,7 @@ class PrunedTable {
   std::vector<KeptOption> options_;
   std::vector<std::vector<uint16_t>> nearest_;
   FixedCost fixed_;
+  std::vector<ActivationBoundary> boundaries_;
   bool feasible_ = true;
   int64_t options_total_ = 0;
   size_t max_count_ = 0;

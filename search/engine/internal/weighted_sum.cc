@@ -10,7 +10,7 @@ namespace {
 double Quantity(const KeptOption& o, Objective objective) {
   switch (objective) {
     case Objective::kLatency:
-      return o.latency;
+      return o.planned_latency();
     case Objective::kSize:
       return o.bytes;
     case Objective::kError:

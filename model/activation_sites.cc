@@ -1,0 +1,99 @@
+#include "model/activation_sites.h"
+
+#include <map>
+#include <set>
+
+namespace squeeze::model {
+namespace {
+
+int64_t Elements(const std::vector<int64_t>& shape) {
+  if (shape.empty()) return 0;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d <= 0) return 0;
+    n *= d;
+  }
+  return n;
+}
+
+}  // namespace
+
+bool ActivationsQuantizable(const Analysis& analysis, size_t i) {
+  const Layer& layer = analysis.layers[i];
+  return layer.subgraph.empty() && layer.weight_elem_type == onnx::TensorProto::FLOAT;
+}
+
+ActivationTensors ActivationTensorsOf(const LoadedModel& model) {
+  const onnx::GraphProto& g = model.proto.graph();
+  std::map<std::string, const onnx::NodeProto*> by_name;
+  std::map<std::string, std::vector<const onnx::NodeProto*>> readers;
+  std::set<std::string> graph_outputs;
+  for (const onnx::NodeProto& n : g.node()) {
+    by_name[n.name()] = &n;
+    for (const std::string& in : n.input()) readers[in].push_back(&n);
+  }
+  for (const onnx::ValueInfoProto& o : g.output()) graph_outputs.insert(o.name());
+  const Analysis& analysis = model.analysis;
+  ActivationTensors out;
+  out.input.resize(analysis.layers.size());
+  out.output.resize(analysis.layers.size());
+  for (size_t i = 0; i < analysis.layers.size(); ++i) {
+    if (!ActivationsQuantizable(analysis, i)) continue;
+    auto it = by_name.find(analysis.layers[i].name);
+    if (it == by_name.end() || it->second->input_size() == 0 || it->second->output_size() == 0) continue;
+    const onnx::NodeProto& node = *it->second;
+    out.input[i] = node.input(0);
+    std::string output = node.output(0);
+    const auto& r = readers[output];
+    if (r.size() == 1 && r[0]->op_type() == "Relu" && r[0]->output_size() == 1 && graph_outputs.count(output) == 0) {
+      output = r[0]->output(0);
+    }
+    out.output[i] = output;
+  }
+  return out;
+}
+
+std::vector<ActivationSite> ActivationSites(const LoadedModel& model) {
+  const Analysis& analysis = model.analysis;
+  const ActivationTensors tensors = ActivationTensorsOf(model);
+  std::map<std::string, size_t> index;
+  std::vector<ActivationSite> sites;
+  auto site = [&](const std::string& name, int64_t elements) -> ActivationSite& {
+    auto [it, added] = index.emplace(name, sites.size());
+    if (added) {
+      sites.emplace_back();
+      sites.back().tensor = name;
+    }
+    ActivationSite& s = sites[it->second];
+    if (s.elements == 0) s.elements = elements;
+    return s;
+  };
+  for (size_t i = 0; i < analysis.layers.size(); ++i) {
+    if (!tensors.output[i].empty()) site(tensors.output[i], Elements(analysis.layers[i].output_shape)).producer = static_cast<int>(i);
+  }
+  for (size_t i = 0; i < analysis.layers.size(); ++i) {
+    if (!tensors.input[i].empty()) site(tensors.input[i], Elements(analysis.layers[i].input_shape)).readers.push_back(static_cast<int>(i));
+  }
+  // Every other read of a site's tensor takes the dequantized float value.
+  const onnx::GraphProto& g = model.proto.graph();
+  std::map<std::string, int> layer_of;
+  for (size_t i = 0; i < analysis.layers.size(); ++i) {
+    if (!tensors.input[i].empty()) layer_of[analysis.layers[i].name] = static_cast<int>(i);
+  }
+  for (const onnx::NodeProto& n : g.node()) {
+    auto layer = layer_of.find(n.name());
+    for (int k = 0; k < n.input_size(); ++k) {
+      auto it = index.find(n.input(k));
+      if (it == index.end()) continue;
+      const bool quantized_read = layer != layer_of.end() && k == 0;
+      // The Relu folded into a layer's output quantization reads the layer's raw output, not a site.
+      if (!quantized_read) sites[it->second].float_readers = true;
+    }
+  }
+  for (const onnx::ValueInfoProto& o : g.output()) {
+    if (auto it = index.find(o.name()); it != index.end()) sites[it->second].float_readers = true;
+  }
+  return sites;
+}
+
+}  // namespace squeeze::model

@@ -1,0 +1,45 @@
+// Where an integer-activation (a8) layer's activations are quantized in an export, and who reads
+// them: what the exporter inserts and what the latency predictor prices, from one place.
+//
+// A layer's input is quantized where it is (its first input). Its output is quantized after a
+// Relu that is the output's only reader: ONNX Runtime folds such a Relu into the QuantizeLinear (a
+// uint8 zero point of 0 already clamps at zero) and the Q into the layer's integer kernel, so two
+// integer layers in a row pass uint8 between them and run no QuantizeLinear or DequantizeLinear.
+// Each quantized tensor gets one QuantizeLinear/DequantizeLinear pair whatever reads it; a
+// standalone QuantizeLinear runs where a float value enters an integer layer, a standalone
+// DequantizeLinear where an integer layer's output reaches anything float.
+#ifndef SQUEEZE_MODEL_ACTIVATION_SITES_H_
+#define SQUEEZE_MODEL_ACTIVATION_SITES_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/loader.h"
+
+namespace squeeze::model {
+
+// Whether layer `i` can run with uint8 activations in an export: a main-graph layer with float
+// weights (activations inside subgraphs and float16 activations stay float).
+bool ActivationsQuantizable(const Analysis& analysis, size_t i);
+
+// The tensors a8 layers would quantize, by name: layer i's are input[i] and output[i] (empty for a
+// layer that cannot quantize its activations).
+struct ActivationTensors {
+  std::vector<std::string> input, output;
+};
+ActivationTensors ActivationTensorsOf(const LoadedModel& model);
+
+// One tensor some a8 layer may quantize, and what produces and reads it.
+struct ActivationSite {
+  std::string tensor;
+  int producer = -1;            // the layer whose quantized output it is; -1 when none is
+  std::vector<int> readers;     // the layers that read it as their quantized input
+  bool float_readers = false;   // anything else reads it (other ops, graph outputs, other inputs)
+  int64_t elements = 0;         // values in it; 0 when its shape is unknown
+};
+std::vector<ActivationSite> ActivationSites(const LoadedModel& model);
+
+}  // namespace squeeze::model
+
+#endif  // SQUEEZE_MODEL_ACTIVATION_SITES_H_

@@ -29,6 +29,10 @@ struct ChannelPruningReach {
   // Layers that read its channels, each with the share of its input channels that are this
   // layer's; removing a share r of this layer's channels removes r × that share of theirs.
   std::vector<std::pair<size_t, double>> readers;
+  // Other main-graph nodes whose output carries its channels (BatchNormalization, activations,
+  // elementwise ops, pools, Concat...), each with the share of that output's channels that are
+  // this layer's: they too shrink by r × that share.
+  std::vector<std::pair<std::string, double>> nodes;
 };
 
 // One entry per Analysis::layers entry.

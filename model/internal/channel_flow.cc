@@ -109,6 +109,16 @@ std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
     for (int64_t c = 0; c < x->count; ++c) roots.push_back(Find(x->base + c));
     inputs.emplace_back(layer->second, std::move(roots));
   }
+  // Per other main-graph node: the classes of its output's channels.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> others;
+  for (const onnx::NodeProto& node : model_->graph().node()) {
+    if (layer_of_node_.count(node.name()) > 0 || node.output_size() == 0) continue;
+    const ChannelValue* y = Known(node.output(0));
+    if (y == nullptr || y->count == 0) continue;
+    std::vector<int64_t> roots;
+    for (int64_t c = 0; c < y->count; ++c) roots.push_back(Find(y->base + c));
+    others.emplace_back(node.name(), std::move(roots));
+  }
   for (size_t i = 0; i < out.size(); ++i) {
     ChannelPruningReach& reach = out[i];
     auto own = classes.find(i);
@@ -142,6 +152,11 @@ std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
       int64_t shared = 0;
       for (int64_t r : roots) shared += own->second.count(r);
       if (shared > 0) reach.readers.emplace_back(j, static_cast<double>(shared) / static_cast<double>(roots.size()));
+    }
+    for (const auto& [name, roots] : others) {
+      int64_t shared = 0;
+      for (int64_t r : roots) shared += own->second.count(r);
+      if (shared > 0) reach.nodes.emplace_back(name, static_cast<double>(shared) / static_cast<double>(roots.size()));
     }
   }
   return out;

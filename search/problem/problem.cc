@@ -245,7 +245,10 @@ double DenseLatency(const Problem& problem, size_t j, int weight_bits, int activ
 // pruning option, priced at the readers' dense latency at the option's precision. The table stays
 // additive: where a credit outgrows the option's own time, the layer's options are lifted alike by
 // what the fixed cost can give up, so no latency is negative and every plan's total is unchanged.
-void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach, Problem* problem) {
+// The other ops its channels pass through shrink with it too: `other_ops` holds each such node's
+// share of the fixed cost before calibration, which scaled the fixed cost by `fixed_scale`.
+void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
+                           const std::map<std::string, double>& other_ops, double fixed_scale, Problem* problem) {
   std::vector<double> lift(problem->details.size(), 0);
   std::vector<std::vector<double>> credit(problem->details.size());
   for (size_t i = 0; i < problem->details.size() && i < reach.size(); ++i) {
@@ -257,6 +260,9 @@ void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
       double c = 0;
       for (const auto& [j, share] : reach[i].readers) {
         c += o.prune_ratio * share * DenseLatency(*problem, j, o.weight_bits, o.activation_bits);
+      }
+      for (const auto& [name, share] : reach[i].nodes) {
+        if (auto op = other_ops.find(name); op != other_ops.end()) c += o.prune_ratio * share * op->second * fixed_scale;
       }
       credit[i][k] = c;
       const double own = problem->table.layers[i].options[k].latency;
@@ -320,6 +326,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
 
   // Live activations besides each main-graph layer's own input and output; fixed costs of the rest.
   std::vector<int64_t> live_other(n, 0);
+  std::map<std::string, double> other_ops;  // the fixed cost's memory-bound ops, by node
   const std::map<std::string, std::string> fused = FusedIntoLayers(in.model->proto.graph());
   // What a layer's fused followers cost when they run on their own. ONNX Runtime folds affine
   // followers (BatchNormalization, Add/Mul of a constant) into constant weights only: not into
@@ -357,6 +364,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     const dp::OpPrediction op = in.cost_model->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
                                                          static_cast<double>(node.input_bytes + node.output_bytes));
     problem.table.fixed.latency += op.seconds;
+    other_ops[node.name] += op.seconds;
   }
   problem.table.fixed.bytes = static_cast<double>(analysis.other_initializer_bytes);
 
@@ -501,9 +509,12 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     if (!layer_status[i].ok()) return layer_status[i];
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
   }
+  const double fixed_before_calibration = problem.table.fixed.latency;
   CalibrateToMeasurement(in, &problem);
   CalibrateToVariants(in, &problem);
-  CreditNarrowedReaders(reach, &problem);
+  const double fixed_scale =
+      fixed_before_calibration > 0 ? problem.table.fixed.latency / fixed_before_calibration : 1.0;
+  CreditNarrowedReaders(reach, other_ops, fixed_scale, &problem);
   return problem;
 }
 

@@ -25,6 +25,12 @@ TEST_CASE("A chain's Convs can lose channels on their own and narrow the layers 
   CHECK(reach[a].removable);
   REQUIRE(reach[a].readers.size() == 1);
   CHECK(reach[a].readers[0] == std::make_pair(b, 1.0));
+  // ...and the Relu between them shrinks with it.
+  REQUIRE(reach[a].nodes.size() == 1);
+  CHECK(reach[a].nodes[0].second == 1.0);
+  const onnx::NodeProto& relu = m.proto.graph().node(1);
+  CHECK(relu.op_type() == "Relu");
+  CHECK(reach[a].nodes[0].first == relu.name());
   // b's channels run through the depthwise Conv into c: both narrow with it.
   CHECK(reach[b].removable);
   CHECK(reach[b].readers == std::vector<std::pair<size_t, double>>{{d, 1.0}, {c, 1.0}});

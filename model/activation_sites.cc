@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include "model/batch_norm_folding.h"
+
 namespace squeeze::model {
 namespace {
 
@@ -44,6 +46,8 @@ ActivationTensors ActivationTensorsOf(const LoadedModel& model) {
     const onnx::NodeProto& node = *it->second;
     out.input[i] = node.input(0);
     std::string output = node.output(0);
+    // The exporter folds this BatchNormalization into integer weights: its output is the layer's.
+    if (const onnx::NodeProto* bn = FoldableBatchNorm(g, node); bn != nullptr) output = bn->output(0);
     const auto& r = readers[output];
     if (r.size() == 1 && r[0]->op_type() == "Relu" && r[0]->output_size() == 1 && graph_outputs.count(output) == 0) {
       output = r[0]->output(0);

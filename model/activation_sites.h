@@ -1,8 +1,9 @@
 // Where an integer-activation (a8) layer's activations are quantized in an export, and who reads
 // them: what the exporter inserts and what the latency predictor prices, from one place.
 //
-// A layer's input is quantized where it is (its first input). Its output is quantized after a
-// Relu that is the output's only reader: ONNX Runtime folds such a Relu into the QuantizeLinear (a
+// A layer's input is quantized where it is (its first input). Its output is quantized after the
+// BatchNormalization the exporter folds into its weights (model/batch_norm_folding.h), and after a
+// Relu that is then the output's only reader: ONNX Runtime folds such a Relu into the QuantizeLinear (a
 // uint8 zero point of 0 already clamps at zero) and the Q into the layer's integer kernel, so two
 // integer layers in a row pass uint8 between them and run no QuantizeLinear or DequantizeLinear.
 // Each quantized tensor gets one QuantizeLinear/DequantizeLinear pair whatever reads it; a

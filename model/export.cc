@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "model/activation_sites.h"
+#include "model/batch_norm_folding.h"
 #include "model/internal/channel_flow.h"
 #include "model/internal/graph.h"
 #include "model/internal/tensor_data.h"
@@ -309,6 +310,63 @@ std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& pla
   return absl::StrCat("[", absl::StrJoin(items, ","), "]");
 }
 
+namespace {
+
+// Folds the BatchNormalization after each main-graph float Conv the plan gives integer weights
+// (model/batch_norm_folding.h) into its weight and bias initializers, and removes it. Returns, per
+// folded layer, the factor each output channel's row was multiplied by, so masks are still made
+// on the weights the predictor saw.
+absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
+                                                                    const std::vector<LayerPlan>& plan) {
+  onnx::GraphProto* g = proto->mutable_graph();
+  std::map<std::string, int> node_index;
+  for (int k = 0; k < g->node_size(); ++k) node_index[g->node(k).name()] = k;
+  Names names(*proto);
+  std::map<size_t, std::vector<float>> row_scales;
+  std::set<std::string> removed;
+  for (size_t i = 0; i < analysis.layers.size() && i < plan.size(); ++i) {
+    const Layer& layer = analysis.layers[i];
+    if (plan[i].weight_bits > 8 || !layer.subgraph.empty() || layer.op_type != "Conv" ||
+        layer.weight_elem_type != onnx::TensorProto::FLOAT) {
+      continue;
+    }
+    auto at = node_index.find(layer.name);
+    if (at == node_index.end()) continue;
+    onnx::NodeProto* conv = g->mutable_node(at->second);
+    const onnx::NodeProto* bn = FoldableBatchNorm(*g, *conv);
+    if (bn == nullptr) continue;
+    onnx::TensorProto* weight = MutableGraphConstant(g, conv->input(1));
+    if (weight == nullptr) return absl::InternalError("a foldable Conv's weight is no constant");
+    std::vector<float> bias;
+    if (conv->input_size() > 2 && !conv->input(2).empty()) bias = internal::DecodeFloats(*GraphConstant(*g, conv->input(2)));
+    absl::StatusOr<FoldedBatchNorm> folded = FoldBatchNorm(*g, *bn, bias, layer.out_channels);
+    if (!folded.ok()) return folded.status();
+    ChannelMatrix rows = ToChannelMajor(internal::DecodeFloats(*weight), layer.weight_layout);
+    for (int64_t c = 0; c < rows.channels; ++c) {
+      for (int64_t k = 0; k < rows.per_channel; ++k) rows.values[c * rows.per_channel + k] *= folded->row_scale[c];
+    }
+    std::vector<int64_t> dims(weight->dims().begin(), weight->dims().end());
+    *weight = FloatTensorOf(weight->name(), onnx::TensorProto::FLOAT, dims, FromChannelMajor(rows, layer.weight_layout));
+    const std::string bias_name = names.Fresh(layer.name + "_folded_bias");
+    *g->add_initializer() = FloatTensorOf(bias_name, onnx::TensorProto::FLOAT, {layer.out_channels}, folded->bias);
+    while (conv->input_size() < 3) conv->add_input("");
+    conv->set_input(2, bias_name);
+    conv->set_output(0, bn->output(0));
+    removed.insert(bn->name());
+    row_scales[i] = std::move(folded->row_scale);
+  }
+  if (!removed.empty()) {
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+    for (onnx::NodeProto& n : *g->mutable_node()) {
+      if (!removed.count(n.name())) *kept.Add() = std::move(n);
+    }
+    g->mutable_node()->Swap(&kept);
+  }
+  return row_scales;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedModel& model,
                                                                 const std::vector<LayerPlan>& plan) {
   // Which tensors need ranges does not depend on the flavour: the most permissive one checks.
@@ -403,6 +461,8 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
                                            " for per-channel DequantizeLinear"));
   }
   report.opset = OpsetOf(proto);
+  absl::StatusOr<std::map<size_t, std::vector<float>>> folded = FoldBatchNorms(&proto, analysis, plan);
+  if (!folded.ok()) return folded.status();
 
   // Sites of the layers, found by qualified name.
   std::map<std::string, std::pair<onnx::NodeProto*, std::string>> nodes;  // qualified -> node, graph path
@@ -456,7 +516,14 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     if (static_cast<int64_t>(w.original.size()) != layer.params || layer.weight_layout.channels() != layer.out_channels) {
       return absl::FailedPreconditionError(absl::StrCat("layer '", layer.name, "': its weight does not match the analysis"));
     }
-    const ChannelMatrix cm = ToChannelMajor(w.original, layer.weight_layout);
+    ChannelMatrix cm = ToChannelMajor(w.original, layer.weight_layout);
+    if (auto f = folded->find(i); f != folded->end()) {
+      // Masks from the weights before folding, as the predictor made them.
+      for (int64_t c = 0; c < cm.channels; ++c) {
+        const float s = f->second[c] != 0 ? f->second[c] : 1.f;
+        for (int64_t k = 0; k < cm.per_channel; ++k) cm.values[c * cm.per_channel + k] /= s;
+      }
+    }
     const std::vector<uint8_t> mask = PruneMask(cm, plan[i].pattern, plan[i].prune_ratio);
     ChannelMatrix mask_cm = cm;
     for (size_t k = 0; k < mask.size(); ++k) mask_cm.values[k] = mask[k];

@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "model/activation_sites.h"
+#include "model/batch_norm_folding.h"
 #include "model/channel_pruning.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
@@ -334,9 +335,16 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   // weights (FusedConv), but into a QLinearConv only the Relu the exporter quantizes after (the
   // Q's saturation; model/activation_sites.h).
   std::map<std::string, double> unfused_affine, unfused_activation;
+  // The exporter folds a BatchNormalization right after a Conv into integer weights itself.
+  std::set<std::string> folded_by_export;
+  for (const onnx::NodeProto& node : in.model->proto.graph().node()) {
+    if (const onnx::NodeProto* bn = model::FoldableBatchNorm(in.model->proto.graph(), node); bn != nullptr) {
+      folded_by_export.insert(bn->name());
+    }
+  }
   for (const model::NodeActivations& node : analysis.nodes) {
     auto f = fused.find(node.name);
-    if (f == fused.end()) continue;
+    if (f == fused.end() || folded_by_export.count(node.name) > 0) continue;
     const double seconds = in.cost_model
                                ->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
                                            static_cast<double>(node.input_bytes + node.output_bytes))

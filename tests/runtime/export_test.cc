@@ -107,6 +107,25 @@ TEST_CASE("PP-OCR cls (opset 9) exports at w8a8 through the opset-13 conversion,
   CHECK(out->exported.report.opset == 13);
   CHECK(out->verification.integer_ops["QLinearConv"] >= 40);
   CHECK(out->verification.cosine > 0.9);
+  // Its 35 BatchNormalizations are folded into the integer weights, not left to run on their own.
+  auto count = [](const onnx::GraphProto& g, const std::string& op) {
+    int n = 0;
+    for (const onnx::NodeProto& node : g.node()) n += node.op_type() == op;
+    return n;
+  };
+  CHECK(count(m.proto.graph(), "BatchNormalization") >= 30);
+  onnx::ModelProto exported;
+  REQUIRE(exported.ParseFromString(out->exported.bytes));
+  CHECK(count(exported.graph(), "BatchNormalization") == 0);
+
+  SECTION("folding is exact: int8 weights alone stay as close as int8 weights can") {
+    const std::vector<LayerPlan> weights_only(m.analysis.layers.size(), LayerPlan{8, 32});
+    absl::StatusOr<VerifiedExport> w8 = ExportAndVerify(m, bytes, weights_only, inputs, ExportCheckOptions{});
+    INFO(w8.status().ToString());
+    REQUIRE(w8.ok());
+    CHECK(w8->verification.sqnr_db > 25);
+    CHECK(w8->verification.cosine > 0.998);
+  }
 }
 
 // ---- PP-OCRv4 det ----

@@ -1,0 +1,112 @@
+#include "model/batch_norm_folding.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "model/internal/graph.h"
+#include "model/internal/tensor_data.h"
+
+namespace squeeze::model {
+
+const onnx::TensorProto* GraphConstant(const onnx::GraphProto& graph, const std::string& name) {
+  for (const onnx::TensorProto& t : graph.initializer()) {
+    if (t.name() == name) return &t;
+  }
+  for (const onnx::NodeProto& n : graph.node()) {
+    if (n.op_type() == "Constant" && n.output_size() == 1 && n.output(0) == name) return internal::ConstantNodeValue(n);
+  }
+  return nullptr;
+}
+
+onnx::TensorProto* MutableGraphConstant(onnx::GraphProto* graph, const std::string& name) {
+  for (onnx::TensorProto& t : *graph->mutable_initializer()) {
+    if (t.name() == name) return &t;
+  }
+  for (onnx::NodeProto& n : *graph->mutable_node()) {
+    if (n.op_type() != "Constant" || n.output_size() != 1 || n.output(0) != name) continue;
+    for (onnx::AttributeProto& a : *n.mutable_attribute()) {
+      if (a.name() == "value" && a.has_t()) return a.mutable_t();
+    }
+  }
+  return nullptr;
+}
+
+namespace {
+
+bool ChannelVector(const onnx::TensorProto* t, int64_t channels) {
+  return t != nullptr && internal::IsDecodableFloat(t->data_type()) && t->dims_size() == 1 && t->dims(0) == channels;
+}
+
+}  // namespace
+
+const onnx::NodeProto* FoldableBatchNorm(const onnx::GraphProto& graph, const onnx::NodeProto& conv) {
+  if (conv.op_type() != "Conv" || conv.output_size() != 1 || conv.input_size() < 2) return nullptr;
+  const std::string& y = conv.output(0);
+  for (const onnx::ValueInfoProto& o : graph.output()) {
+    if (o.name() == y) return nullptr;
+  }
+  const onnx::NodeProto* reader = nullptr;
+  for (const onnx::NodeProto& n : graph.node()) {
+    for (const std::string& in : n.input()) {
+      if (in != y) continue;
+      if (reader != nullptr && reader != &n) return nullptr;
+      reader = &n;
+    }
+  }
+  if (reader == nullptr || reader->op_type() != "BatchNormalization" || reader->input_size() != 5 ||
+      reader->output_size() != 1 || reader->input(0) != y) {
+    return nullptr;
+  }
+  // The weight and the bias: float constants this Conv alone reads.
+  const onnx::TensorProto* w = GraphConstant(graph, conv.input(1));
+  const bool has_bias = conv.input_size() > 2 && !conv.input(2).empty();
+  const onnx::TensorProto* b = has_bias ? GraphConstant(graph, conv.input(2)) : nullptr;
+  if (w == nullptr || w->data_type() != onnx::TensorProto::FLOAT || w->dims_size() < 1) return nullptr;
+  if (has_bias && !ChannelVector(b, w->dims(0))) return nullptr;
+  int weight_reads = 0;
+  for (const onnx::NodeProto& n : graph.node()) {
+    for (const std::string& in : n.input()) weight_reads += in == conv.input(1);
+  }
+  if (weight_reads != 1) return nullptr;
+  for (int k = 1; k < 5; ++k) {
+    if (!ChannelVector(GraphConstant(graph, reader->input(k)), w->dims(0))) return nullptr;
+  }
+  return reader;
+}
+
+absl::StatusOr<FoldedBatchNorm> FoldBatchNorm(const onnx::GraphProto& graph, const onnx::NodeProto& batch_norm,
+                                              const std::vector<float>& bias, int64_t channels) {
+  std::vector<std::vector<float>> p;  // scale, B, mean, var
+  for (int k = 1; k < 5; ++k) {
+    const onnx::TensorProto* t = GraphConstant(graph, batch_norm.input(k));
+    if (!ChannelVector(t, channels)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("BatchNormalization '", batch_norm.name(), "': input ", k, " is not ", channels, " constants"));
+    }
+    p.push_back(internal::DecodeFloats(*t));
+  }
+  const double epsilon = [&] {
+    for (const onnx::AttributeProto& a : batch_norm.attribute()) {
+      if (a.name() == "epsilon") return static_cast<double>(a.f());
+    }
+    return 1e-5;
+  }();
+  FoldedBatchNorm out;
+  out.row_scale.resize(static_cast<size_t>(channels));
+  out.bias.resize(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    const double s = p[0][c] / std::sqrt(static_cast<double>(p[3][c]) + epsilon);
+    const double b = (c < static_cast<int64_t>(bias.size()) ? bias[c] : 0.0);
+    const double folded = (b - p[2][c]) * s + p[1][c];
+    if (!std::isfinite(s) || !std::isfinite(folded)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("BatchNormalization '", batch_norm.name(), "': channel ", c, " does not fold to finite values"));
+    }
+    out.row_scale[c] = static_cast<float>(s);
+    out.bias[c] = static_cast<float>(folded);
+  }
+  return out;
+}
+
+}  // namespace squeeze::model

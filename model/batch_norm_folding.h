@@ -1,0 +1,39 @@
+// The BatchNormalization after a Conv that the exporter folds into the Conv's weights and bias
+// before quantizing them. ONNX Runtime folds it itself into constant float weights, but not into
+// weights that come out of a DequantizeLinear: left in the file, it would run on its own after
+// every integer-weight Conv and keep a uint8 Conv from fusing with what follows. Folding scales
+// each output channel's row, which per-channel weight scales absorb exactly, so the predictor's
+// masks and distortions (made on the unfolded weights) stay what the file holds.
+#ifndef SQUEEZE_MODEL_BATCH_NORM_FOLDING_H_
+#define SQUEEZE_MODEL_BATCH_NORM_FOLDING_H_
+
+#include <onnx/onnx_pb.h>
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace squeeze::model {
+
+// The BatchNormalization that alone reads `conv`'s output (a main-graph Conv whose output is no
+// graph output, with a float constant weight only it reads and a float constant bias or none), in inference form (one output) with constant scale, bias, mean and variance of one value
+// per output channel; nullptr when there is none.
+const onnx::NodeProto* FoldableBatchNorm(const onnx::GraphProto& graph, const onnx::NodeProto& conv);
+
+// A constant of the graph by name: an initializer or a Constant node's `value`; nullptr when none.
+const onnx::TensorProto* GraphConstant(const onnx::GraphProto& graph, const std::string& name);
+onnx::TensorProto* MutableGraphConstant(onnx::GraphProto* graph, const std::string& name);
+
+// Per output channel: the factor the weights' row is multiplied by, and the bias after folding
+// `bias` (one per channel; zeros when the Conv has none). InvalidArgument when the BatchNormalization's
+// constants do not have `channels` values or are not finite.
+struct FoldedBatchNorm {
+  std::vector<float> row_scale;
+  std::vector<float> bias;
+};
+absl::StatusOr<FoldedBatchNorm> FoldBatchNorm(const onnx::GraphProto& graph, const onnx::NodeProto& batch_norm,
+                                              const std::vector<float>& bias, int64_t channels);
+
+}  // namespace squeeze::model
+
+#endif  // SQUEEZE_MODEL_BATCH_NORM_FOLDING_H_

@@ -38,21 +38,18 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
       }
     }
   }
-  // Each option's bound covers what its boundaries can cost: a reader's quantization, a
-  // producer's dequantization.
-  std::vector<double> bound(table.layers.size(), 0);
   const int32_t n = static_cast<int32_t>(table.layers.size());
   for (size_t k = 0; k < table.boundaries.size(); ++k) {
     const ActivationBoundary& b = table.boundaries[k];
     if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || b.producer < -1 || b.producer >= n) {
       return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " is malformed"));
     }
-    if (b.producer >= 0) bound[b.producer] += b.dequantize_latency;
     for (int32_t r : b.readers) {
       if (r < 0 || r >= n) return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " names no layer"));
-      bound[r] += b.quantize_latency;
     }
   }
+  // Each option's bound covers what its boundaries can cost.
+  const std::vector<double> bound = BoundaryBounds(table);
   for (size_t i = 0; i < table.layers.size(); ++i) {
     for (const LayerOption& o : table.layers[i].options) {
       if (!Valid(o.boundary_latency)) {
@@ -65,6 +62,18 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<double> BoundaryBounds(const OptionTable& table) {
+  std::vector<double> bound(table.layers.size(), 0);
+  auto in_range = [&](int32_t i) { return i >= 0 && static_cast<size_t>(i) < bound.size(); };
+  for (const ActivationBoundary& b : table.boundaries) {
+    if (in_range(b.producer)) bound[b.producer] += b.dequantize_latency;
+    for (int32_t r : b.readers) {
+      if (in_range(r)) bound[r] += b.quantize_latency;
+    }
+  }
+  return bound;
 }
 
 absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice& choice) {

@@ -78,6 +78,11 @@ inline constexpr size_t kMaxOptionsPerLayer = 65535;
 // option whose boundary_latency is below what its boundaries can cost.
 absl::Status ValidateOptionTable(const OptionTable& table);
 
+// Per layer, the most its boundaries can cost when it runs integer: the quantization of what it
+// reads and the dequantization of what it writes (the least valid LayerOption::boundary_latency).
+// Boundaries naming no layer are skipped (ValidateOptionTable refuses them).
+std::vector<double> BoundaryBounds(const OptionTable& table);
+
 // The values of `choice` on `table`. InvalidArgument when the choice has the wrong length or an
 // index out of range. The table is assumed valid.
 absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice& choice);

@@ -382,7 +382,6 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(*in.model);
   // The tensors integer-activation layers quantize: a standalone QuantizeLinear or
   // DequantizeLinear runs on one only where its two sides run in different domains.
-  std::vector<double> boundary_bound(n, 0);
   std::vector<bool> quantizable(n, false);
   for (size_t i = 0; i < n; ++i) quantizable[i] = model::ActivationsQuantizable(analysis, i);
   for (const model::ActivationSite& site : model::ActivationSites(*in.model)) {
@@ -394,11 +393,10 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
         in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, site.elements, site.elements * 5.0).seconds;
     b.dequantize_latency =
         in.cost_model->PredictOp(dp::OpKind::kDequantizeLinear, site.elements, site.elements * 5.0).seconds;
-    if (b.producer >= 0) boundary_bound[b.producer] += b.dequantize_latency;
-    for (int r : site.readers) boundary_bound[r] += b.quantize_latency;
     problem.table.boundaries.push_back(std::move(b));
   }
   problem.table.layers.resize(n);
+  const std::vector<double> boundary_bound = BoundaryBounds(problem.table);
   problem.details.resize(n);
   problem.sensitivity.assign(n, 1.0);
   std::vector<std::string> layer_warnings(n);

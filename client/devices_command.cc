@@ -32,6 +32,7 @@ std::string OpKindName(v1::OpKind kind) {
     case v1::OP_KIND_QUANTIZE_LINEAR: return "quantize";
     case v1::OP_KIND_DEQUANTIZE_LINEAR: return "dequantize";
     case v1::OP_KIND_ELEMENTWISE: return "elementwise";
+    case v1::OP_KIND_TRANSPOSE: return "transpose";
     default: return "all";
   }
 }
@@ -92,7 +93,8 @@ std::string SampleShape(const v1::LatencySample& s) {
     case v1::OP_KIND_GEMM: return fmt::format("{}x{}x{}", s.gemm_m(), s.gemm_k(), s.gemm_n());
     case v1::OP_KIND_QUANTIZE_LINEAR:
     case v1::OP_KIND_DEQUANTIZE_LINEAR:
-    case v1::OP_KIND_ELEMENTWISE: return fmt::format("{} elements", s.elements());
+    case v1::OP_KIND_ELEMENTWISE:
+    case v1::OP_KIND_TRANSPOSE: return fmt::format("{} elements", s.elements());
     default:
       return fmt::format("k{} s{} g{} {}>{} {}x{}", s.kernel(), s.stride(), s.groups(), s.in_channels(),
                          s.out_channels(), s.height(), s.width());

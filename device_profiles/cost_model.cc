@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace squeeze::device_profiles {
@@ -242,14 +243,34 @@ DeviceCostModel::DeviceCostModel(Device device, std::vector<LatencySample> sampl
     }
     group->samples.push_back(&s);
   }
+  // The ops that are not layers first: an integer-activation conv's samples lose the transposes
+  // around them (SampleGroup::seconds), predicted from the transpose samples.
+  std::stable_partition(groups_.begin(), groups_.end(), [](const SampleGroup& g) { return !IsLayerKind(g.kind); });
+  const SampleGroup* transposes = nullptr;
   for (SampleGroup& g : groups_) {
     std::vector<std::vector<double>> x;
-    std::vector<double> y;
     for (const LatencySample* s : g.samples) {
       x.push_back(IsLayerKind(g.kind) ? LayerFeatures(SampleLayer(*s)) : ElementFeatures(s->elements));
-      y.push_back(MedianSeconds(*s));
+      g.seconds.push_back(MedianSeconds(*s));
     }
-    g.coefficients = FitNonNegative(x, y);
+    g.transposes_removed = transposes != nullptr && g.activation_bits == 8 &&
+                           (g.kind == OpKind::kConv || g.kind == OpKind::kDepthwiseConv);
+    if (g.transposes_removed) {
+      // A transpose sample is a whole run: the run's overhead, which the conv's sample paid once
+      // already, comes off each.
+      const double overhead = device_.op_overhead_us * 1e-6;
+      auto transpose = [&](int64_t elements) {
+        return std::max(0.0, FromSamples(*transposes, ElementFeatures(elements), ElementKey(elements), nullptr) - overhead);
+      };
+      for (size_t i = 0; i < g.samples.size(); ++i) {
+        const LayerShape shape = SampleLayer(*g.samples[i]);
+        const double around = transpose(shape.input_elements) + transpose(shape.output_elements);
+        // Never below a quarter of what was measured: the transposes are predicted, the sample is not.
+        g.seconds[i] = std::max(0.25 * g.seconds[i], g.seconds[i] - around);
+      }
+    }
+    g.coefficients = FitNonNegative(x, g.seconds);
+    if (g.kind == OpKind::kTranspose && transposes == nullptr) transposes = &g;
   }
 }
 
@@ -275,13 +296,14 @@ double DeviceCostModel::FromSamples(const SampleGroup& group, const std::vector<
     const LatencySample* sample;
   };
   std::vector<Near> near;
-  for (const LatencySample* s : group.samples) {
+  for (size_t i = 0; i < group.samples.size(); ++i) {
+    const LatencySample* s = group.samples[i];
     const bool layer = IsLayerKind(group.kind);
     const std::vector<double> key = layer ? LayerKey(SampleLayer(*s)) : ElementKey(s->elements);
     const std::vector<double> f = layer ? LayerFeatures(SampleLayer(*s)) : ElementFeatures(s->elements);
     double d2 = 0;
     for (size_t i = 0; i < key.size() && i < shape_key.size(); ++i) d2 += (key[i] - shape_key[i]) * (key[i] - shape_key[i]);
-    near.push_back({d2, std::log(MedianSeconds(*s) / std::max(1e-9, Dot(group.coefficients, f))), s});
+    near.push_back({d2, std::log(group.seconds[i] / std::max(1e-9, Dot(group.coefficients, f))), s});
   }
   constexpr size_t kNeighbours = 3;
   std::sort(near.begin(), near.end(), [](const Near& a, const Near& b) { return a.distance2 < b.distance2; });
@@ -436,9 +458,9 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
     if (group->samples.size() < kMinSamplesToFit && reference != nullptr && reference != group &&
         reference->samples.size() >= kMinSamplesToFit) {
       double log_sum = 0;
-      for (const LatencySample* s : group->samples) {
-        const LayerShape shape = SampleLayer(*s);
-        log_sum += std::log(MedianSeconds(*s) /
+      for (size_t i = 0; i < group->samples.size(); ++i) {
+        const LayerShape shape = SampleLayer(*group->samples[i]);
+        log_sum += std::log(group->seconds[i] /
                             std::max(1e-9, FromSamples(*reference, LayerFeatures(shape), LayerKey(shape), nullptr)));
       }
       const double ratio = std::exp(log_sum / static_cast<double>(group->samples.size()));
@@ -453,6 +475,11 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
       p.explanation = absl::StrFormat("fit over %zu measured %s %s samples, nearest '%s'", group->samples.size(),
                                       OpKindName(layer.kind),
                                       PrecisionName(group->weight_bits, group->activation_bits), nearest);
+    }
+    if (group->transposes_removed) {
+      absl::StrAppend(&p.explanation,
+                      ", each less the uint8 NCHW/NHWC transposes around it (predicted from transpose samples; "
+                      "paid where integer and float layers meet)");
     }
   } else {
     p.seconds = Roofline(layer, option, *chosen, sparse_kernel);  // no group: `own` is null, so chosen is set

@@ -69,8 +69,8 @@ struct LatencyPrediction {
   std::string explanation;  // one line a person can read
 };
 
-// The latency of an op that is not a layer (kind kQuantizeLinear, kDequantizeLinear or
-// kElementwise) over `elements` values moving `bytes` bytes.
+// The latency of an op that is not a layer (kind kQuantizeLinear, kDequantizeLinear, kElementwise
+// or kTranspose) over `elements` values moving `bytes` bytes.
 struct OpPrediction {
   double seconds = 0;
   Basis basis = Basis::kSpecRoofline;
@@ -117,6 +117,12 @@ class DeviceCostModel final : public CostModel {
     int weight_bits = 32, activation_bits = 32;
     Sparsity sparsity = Sparsity::kDense;
     std::vector<const LatencySample*> samples;
+    // What each sample says the op itself takes: its median, less the two uint8 transposes an
+    // integer-activation conv's single-op model runs around the kernel when the device has
+    // transpose samples (ONNX Runtime's integer convs run NHWC; inside a network a run of them
+    // keeps NHWC, and the boundaries where they meet float layers pay the transposes).
+    std::vector<double> seconds;
+    bool transposes_removed = false;
     // seconds = coefficients · Features(shape); see the header comment.
     std::vector<double> coefficients;
   };

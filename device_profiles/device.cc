@@ -17,6 +17,7 @@ absl::string_view OpKindName(OpKind kind) {
     case OpKind::kQuantizeLinear: return "quantize_linear";
     case OpKind::kDequantizeLinear: return "dequantize_linear";
     case OpKind::kElementwise: return "elementwise";
+    case OpKind::kTranspose: return "transpose";
   }
   return "conv";
 }
@@ -43,7 +44,8 @@ bool IsLayerKind(OpKind kind) {
 
 std::optional<OpKind> ParseOpKind(absl::string_view name) {
   for (OpKind kind : {OpKind::kConv, OpKind::kDepthwiseConv, OpKind::kConvTranspose, OpKind::kGemm,
-                      OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise}) {
+                      OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise,
+                      OpKind::kTranspose}) {
     if (OpKindName(kind) == name) return kind;
   }
   return std::nullopt;

@@ -15,7 +15,16 @@ namespace squeeze::device_profiles {
 
 // The first four are layers; the rest are ops a compressed model runs around its layers, which
 // have latency samples but never capabilities.
-enum class OpKind { kConv, kDepthwiseConv, kConvTranspose, kGemm, kQuantizeLinear, kDequantizeLinear, kElementwise };
+enum class OpKind {
+  kConv,
+  kDepthwiseConv,
+  kConvTranspose,
+  kGemm,
+  kQuantizeLinear,
+  kDequantizeLinear,
+  kElementwise,
+  kTranspose,  // uint8 activations between NCHW and NHWC (integer kernels run NHWC)
+};
 bool IsLayerKind(OpKind kind);
 enum class Sparsity { kDense, kUnstructured, kTwoFour, kOutputChannel };
 enum class Provenance { kSpec, kMeasured };

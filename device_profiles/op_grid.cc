@@ -340,14 +340,16 @@ std::vector<OpSpec> ProfileGrid(ProfileMode mode) {
         {OpKind::kQuantizeLinear, "QuantizeLinear"}, {OpKind::kDequantizeLinear, "DequantizeLinear"},
         {OpKind::kElementwise, "Add"},               {OpKind::kElementwise, "Mul"},
         {OpKind::kElementwise, "Relu"},              {OpKind::kElementwise, "HardSigmoid"},
-        {OpKind::kElementwise, "HardSwish"}};
+        {OpKind::kElementwise, "HardSwish"},         {OpKind::kTranspose, "Transpose"}};
     for (int e : p.element_exponents) {
       for (const auto& [kind, op] : ops) {
         OpSpec s;
         s.kind = kind;
         s.op_type = op;
         s.shape = {1, 32, int64_t{1} << ((e - 5) / 2), int64_t{1} << (e - 5 - (e - 5) / 2)};
-        if (kind == OpKind::kQuantizeLinear || kind == OpKind::kDequantizeLinear) s.activation_bits = 8;
+        if (kind == OpKind::kQuantizeLinear || kind == OpKind::kDequantizeLinear || kind == OpKind::kTranspose) {
+          s.activation_bits = 8;
+        }
         shapes.push_back({s});
       }
     }

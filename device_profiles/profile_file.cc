@@ -181,6 +181,7 @@ v1::OpKind ToProto(OpKind kind) {
     case OpKind::kQuantizeLinear: return v1::OP_KIND_QUANTIZE_LINEAR;
     case OpKind::kDequantizeLinear: return v1::OP_KIND_DEQUANTIZE_LINEAR;
     case OpKind::kElementwise: return v1::OP_KIND_ELEMENTWISE;
+    case OpKind::kTranspose: return v1::OP_KIND_TRANSPOSE;
   }
   return v1::OP_KIND_UNSPECIFIED;
 }
@@ -208,11 +209,12 @@ absl::StatusOr<OpKind> FromProto(v1::OpKind kind) {
     case v1::OP_KIND_QUANTIZE_LINEAR: return OpKind::kQuantizeLinear;
     case v1::OP_KIND_DEQUANTIZE_LINEAR: return OpKind::kDequantizeLinear;
     case v1::OP_KIND_ELEMENTWISE: return OpKind::kElementwise;
+    case v1::OP_KIND_TRANSPOSE: return OpKind::kTranspose;
     default: break;
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "op_kind ", static_cast<int>(kind),
-      " is not one of CONV, DEPTHWISE_CONV, CONV_TRANSPOSE, GEMM, QUANTIZE_LINEAR, DEQUANTIZE_LINEAR, ELEMENTWISE"));
+      " is not one of CONV, DEPTHWISE_CONV, CONV_TRANSPOSE, GEMM, QUANTIZE_LINEAR, DEQUANTIZE_LINEAR, ELEMENTWISE, TRANSPOSE"));
 }
 
 absl::StatusOr<Sparsity> FromProto(v1::SparsityPattern sparsity) {

@@ -1,6 +1,7 @@
 #include "device_profiles/profile_store.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -54,6 +55,60 @@ SELECT id, device_id, device_version, 'sample ' || id, op_kind, batch, in_channe
 FROM latency_samples_v1;
 DROP TABLE latency_samples_v1;
 PRAGMA user_version = 2;
+)sql";
+
+// Version 2 -> 3: the transpose samples (uint8 NCHW <-> NHWC) on latency_samples, a table rebuild
+// (SQLite cannot change a CHECK). Frozen: the table as version 3 defines it, whatever schema.sql
+// says later.
+constexpr char kMigrateV2ToV3[] = R"sql(
+ALTER TABLE latency_samples RENAME TO latency_samples_v2;
+DROP INDEX latency_samples_by_kind;
+CREATE TABLE latency_samples (
+  id                INTEGER PRIMARY KEY,
+  device_id         TEXT    NOT NULL,
+  device_version    INTEGER NOT NULL,
+  sample_key        TEXT    NOT NULL CHECK (length(sample_key) > 0),
+  op_kind           TEXT    NOT NULL CHECK (op_kind IN ('conv', 'depthwise_conv', 'conv_transpose', 'gemm',
+                                                        'quantize_linear', 'dequantize_linear', 'elementwise',
+                                                        'transpose')),
+  batch             INTEGER NOT NULL DEFAULT 1,
+  in_channels       INTEGER NOT NULL DEFAULT 0,
+  out_channels      INTEGER NOT NULL DEFAULT 0,
+  height            INTEGER NOT NULL DEFAULT 0,
+  width             INTEGER NOT NULL DEFAULT 0,
+  kernel            INTEGER NOT NULL DEFAULT 0,
+  stride            INTEGER NOT NULL DEFAULT 1,
+  groups            INTEGER NOT NULL DEFAULT 1,
+  gemm_m            INTEGER NOT NULL DEFAULT 0,
+  gemm_k            INTEGER NOT NULL DEFAULT 0,
+  gemm_n            INTEGER NOT NULL DEFAULT 0,
+  elements          INTEGER NOT NULL DEFAULT 0 CHECK (elements >= 0),
+  weight_bits       INTEGER NOT NULL,
+  activation_bits   INTEGER NOT NULL,
+  sparsity          TEXT    NOT NULL CHECK (sparsity IN ('dense', 'unstructured', '2:4')),
+  sparsity_ratio    REAL    NOT NULL DEFAULT 0 CHECK (sparsity_ratio >= 0 AND sparsity_ratio < 1),
+  macs              INTEGER NOT NULL CHECK (macs >= 0),  -- 0 for the non-layer kinds
+  weight_bytes      INTEGER NOT NULL CHECK (weight_bytes >= 0),
+  activation_bytes  INTEGER NOT NULL CHECK (activation_bytes >= 0),
+  latency_median_us REAL    NOT NULL CHECK (latency_median_us > 0),  -- what the predictor reads
+  latency_mean_us   REAL    NOT NULL CHECK (latency_mean_us > 0),
+  latency_stddev_us REAL    NOT NULL CHECK (latency_stddev_us >= 0),
+  latency_p10_us    REAL    NOT NULL DEFAULT 0 CHECK (latency_p10_us >= 0),
+  latency_p90_us    REAL    NOT NULL DEFAULT 0 CHECK (latency_p90_us >= 0),
+  repeats           INTEGER NOT NULL CHECK (repeats >= 1),
+  threads           INTEGER NOT NULL CHECK (threads >= 1),
+  runtime_version   TEXT    NOT NULL,
+  measured_at       TEXT    NOT NULL,
+  source            TEXT    NOT NULL,
+  provenance        TEXT    NOT NULL CHECK (provenance IN ('spec', 'measured')),
+  UNIQUE (device_id, device_version, sample_key),
+  FOREIGN KEY (device_id, device_version) REFERENCES devices (id, version) ON DELETE CASCADE
+);
+CREATE INDEX latency_samples_by_kind
+  ON latency_samples (device_id, device_version, op_kind, weight_bits, activation_bits, sparsity);
+INSERT INTO latency_samples SELECT * FROM latency_samples_v2;
+DROP TABLE latency_samples_v2;
+PRAGMA user_version = 3;
 )sql";
 
 // The statements of schema.sql from `first` up to (not including) `last`.
@@ -159,19 +214,25 @@ absl::Status ProfileStore::Initialize(const ProfileStoreOptions& options) {
   absl::StatusOr<int> version = common::CheckSchemaVersion(db_, kProfileSchemaVersion, "profile database");
   if (!version.ok()) return version.status();
   if (*version == kProfileSchemaVersion) return absl::OkStatus();
-  if (*version == 1) {
-    // Foreign keys off for the table rebuild (a no-op inside a transaction, so before it).
+  if (*version >= 1 && *version < kProfileSchemaVersion) {
+    // Foreign keys off for the table rebuilds (a no-op inside a transaction, so before it).
     absl::Status status = db_.Exec("PRAGMA foreign_keys = OFF");
     if (!status.ok()) return status;
     absl::StatusOr<Transaction> txn = Transaction::Begin(db_);
     if (!txn.ok()) return txn.status();
-    for (absl::string_view sql :
-         {absl::string_view(kMigrateV1ToV2), SchemaPart("CREATE TABLE latency_samples", "CREATE TABLE model_latencies"),
-          SchemaPart("CREATE TABLE model_latencies", "PRAGMA user_version"), absl::string_view(kMigrateV1ToV2Copy)}) {
+    std::vector<absl::string_view> steps;
+    if (*version == 1) {
+      steps = {absl::string_view(kMigrateV1ToV2),
+               SchemaPart("CREATE TABLE latency_samples", "CREATE TABLE model_latencies"),
+               SchemaPart("CREATE TABLE model_latencies", "PRAGMA user_version"), absl::string_view(kMigrateV1ToV2Copy)};
+    }
+    steps.push_back(kMigrateV2ToV3);
+    for (absl::string_view sql : steps) {
       status = db_.Exec(sql);
       if (!status.ok()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("migrating ", path_, " from schema version 1 to 2 failed, nothing changed: ", status.message()));
+        return absl::FailedPreconditionError(absl::StrCat("migrating ", path_, " from schema version ", *version,
+                                                          " to ", kProfileSchemaVersion,
+                                                          " failed, nothing changed: ", status.message()));
       }
     }
     status = txn->Commit();

@@ -1,5 +1,6 @@
--- Squeeze device-profile database (profiles.db), schema version 2 (PRAGMA user_version).
--- Version 1 databases are migrated in place on open (profile_store.cc, kMigrateV1ToV2).
+-- Squeeze device-profile database (profiles.db), schema version 3 (PRAGMA user_version).
+-- Version 1 and 2 databases are migrated in place on open (profile_store.cc, kMigrateV1ToV2,
+-- kMigrateV2ToV3).
 --
 -- A device profile says what a device runs natively and how fast, so the cost model can predict a
 -- layer's latency under every compression option. Every row says where its figures came from:
@@ -83,7 +84,8 @@ CREATE TABLE latency_samples (
   device_version    INTEGER NOT NULL,
   sample_key        TEXT    NOT NULL CHECK (length(sample_key) > 0),
   op_kind           TEXT    NOT NULL CHECK (op_kind IN ('conv', 'depthwise_conv', 'conv_transpose', 'gemm',
-                                                        'quantize_linear', 'dequantize_linear', 'elementwise')),
+                                                        'quantize_linear', 'dequantize_linear', 'elementwise',
+                                                        'transpose')),
   batch             INTEGER NOT NULL DEFAULT 1,
   in_channels       INTEGER NOT NULL DEFAULT 0,
   out_channels      INTEGER NOT NULL DEFAULT 0,
@@ -140,4 +142,4 @@ CREATE TABLE model_latencies (
   FOREIGN KEY (device_id, device_version) REFERENCES devices (id, version) ON DELETE CASCADE
 );
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

@@ -152,6 +152,7 @@ absl::Status CheckSpec(const OpSpec& s) {
     const bool known =
         s.kind == OpKind::kQuantizeLinear     ? s.op_type == "QuantizeLinear"
         : s.kind == OpKind::kDequantizeLinear ? s.op_type == "DequantizeLinear"
+        : s.kind == OpKind::kTranspose        ? s.op_type == "Transpose" && s.shape.size() == 4
                                               : std::find(std::begin(kElementwise), std::end(kElementwise), s.op_type) !=
                                                     std::end(kElementwise);
     if (!known) return bad(absl::StrCat("'", s.op_type, "' is not an op of this kind"));
@@ -199,13 +200,21 @@ onnx::ModelProto LayerModel(const OpSpec& s, std::mt19937_64* rng) {
 }
 
 // The model of a non-layer spec: QuantizeLinear and DequantizeLinear per tensor (scalar scale and
-// uint8 zero point, as the exporter writes activations), binary ops on two inputs of one shape.
+// uint8 zero point, as the exporter writes activations), binary ops on two inputs of one shape, a
+// uint8 NCHW -> NHWC Transpose (what ONNX Runtime inserts where an integer kernel, which runs NHWC,
+// meets a float one).
 onnx::ModelProto OpModel(const OpSpec& s) {
   onnx::ModelProto m = EmptyModel();
   onnx::GraphProto* g = m.mutable_graph();
   std::vector<std::pair<std::string, int32_t>> inputs;
   int32_t output_type = onnx::TensorProto::FLOAT;
-  if (s.op_type == "QuantizeLinear" || s.op_type == "DequantizeLinear") {
+  std::vector<int64_t> output_shape = s.shape;
+  if (s.op_type == "Transpose") {
+    SetInts(AddNode(g, "Transpose", {"x"}, "y"), "perm", {0, 2, 3, 1});
+    inputs = {{"x", onnx::TensorProto::UINT8}};
+    output_type = onnx::TensorProto::UINT8;
+    output_shape = {s.shape[0], s.shape[2], s.shape[3], s.shape[1]};
+  } else if (s.op_type == "QuantizeLinear" || s.op_type == "DequantizeLinear") {
     const float scale = 0.02f;
     AddScalarInitializer(g, "scale", onnx::TensorProto::FLOAT,
                          std::string(reinterpret_cast<const char*>(&scale), sizeof(scale)));
@@ -222,7 +231,7 @@ onnx::ModelProto OpModel(const OpSpec& s) {
     inputs = {{"x", onnx::TensorProto::FLOAT}};
   }
   for (const auto& [name, type] : inputs) SetValue(g->add_input(), name, type, s.shape);
-  SetValue(g->add_output(), "y", output_type, s.shape);
+  SetValue(g->add_output(), "y", output_type, output_shape);
   return m;
 }
 

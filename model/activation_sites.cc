@@ -18,6 +18,86 @@ int64_t Elements(const std::vector<int64_t>& shape) {
   return n;
 }
 
+// Ops whose result depends on the memory layout of a 4-D tensor: ONNX Runtime cannot move a
+// layout transpose through them, so they read (and write) the float layout.
+bool Reshaping(const std::string& op) {
+  static const std::set<std::string> kOps = {"Reshape", "Flatten",  "Squeeze",   "Unsqueeze", "Transpose",
+                                             "Gemm",    "MatMul",   "Shape",     "Gather",    "Slice",
+                                             "Split",   "Expand",   "Tile",      "DepthToSpace",
+                                             "SpaceToDepth", "Einsum", "If", "Loop", "Scan"};
+  return kOps.count(op) > 0;
+}
+
+// Fills the layout fields of every site (see ActivationSite).
+void TraceLayouts(const LoadedModel& model, std::vector<ActivationSite>* sites) {
+  const onnx::GraphProto& g = model.proto.graph();
+  const Analysis& analysis = model.analysis;
+  std::map<std::string, int> layer_of;  // main-graph layer nodes by name
+  for (size_t i = 0; i < analysis.layers.size(); ++i) {
+    if (analysis.layers[i].subgraph.empty()) layer_of[analysis.layers[i].name] = static_cast<int>(i);
+  }
+  std::map<std::string, const onnx::NodeProto*> producer;
+  std::map<std::string, std::vector<const onnx::NodeProto*>> readers;
+  std::set<std::string> constants, graph_outputs;
+  for (const onnx::TensorProto& t : g.initializer()) constants.insert(t.name());
+  for (const onnx::ValueInfoProto& o : g.output()) graph_outputs.insert(o.name());
+  for (const onnx::NodeProto& n : g.node()) {
+    for (const std::string& out : n.output()) {
+      producer[out] = &n;
+      if (n.op_type() == "Constant") constants.insert(out);
+    }
+    for (const std::string& in : n.input()) {
+      if (!in.empty()) readers[in].push_back(&n);
+    }
+  }
+  for (ActivationSite& site : *sites) {
+    // Upstream: through layout-neutral ops by their first activation input.
+    std::string tensor = site.tensor;
+    for (size_t steps = 0; steps < static_cast<size_t>(g.node_size()); ++steps) {
+      auto p = producer.find(tensor);
+      if (p == producer.end()) break;  // a graph input
+      const onnx::NodeProto& n = *p->second;
+      if (auto layer = layer_of.find(n.name()); layer != layer_of.end()) {
+        site.layout_producer = layer->second;
+        break;
+      }
+      if (Reshaping(n.op_type())) break;
+      std::string next;
+      for (const std::string& in : n.input()) {
+        if (!in.empty() && constants.count(in) == 0) {
+          next = in;
+          break;
+        }
+      }
+      if (next.empty()) break;
+      tensor = next;
+    }
+    // Downstream: every layer reached through layout-neutral ops.
+    std::set<std::string> seen = {site.tensor};
+    std::vector<std::string> todo = {site.tensor};
+    std::set<int> reached;
+    while (!todo.empty()) {
+      const std::string t = todo.back();
+      todo.pop_back();
+      if (graph_outputs.count(t) > 0) site.float_layout_reader = true;
+      for (const onnx::NodeProto* n : readers[t]) {
+        if (auto layer = layer_of.find(n->name()); layer != layer_of.end()) {
+          reached.insert(layer->second);
+          continue;
+        }
+        if (Reshaping(n->op_type())) {
+          site.float_layout_reader = true;
+          continue;
+        }
+        for (const std::string& out : n->output()) {
+          if (!out.empty() && seen.insert(out).second) todo.push_back(out);
+        }
+      }
+    }
+    site.layout_readers.assign(reached.begin(), reached.end());
+  }
+}
+
 }  // namespace
 
 bool ActivationsQuantizable(const Analysis& analysis, size_t i) {
@@ -97,6 +177,7 @@ std::vector<ActivationSite> ActivationSites(const LoadedModel& model) {
   for (const onnx::ValueInfoProto& o : g.output()) {
     if (auto it = index.find(o.name()); it != index.end()) sites[it->second].float_readers = true;
   }
+  TraceLayouts(model, &sites);
   return sites;
 }
 

@@ -9,6 +9,12 @@
 // Each quantized tensor gets one QuantizeLinear/DequantizeLinear pair whatever reads it; a
 // standalone QuantizeLinear runs where a float value enters an integer layer, a standalone
 // DequantizeLinear where an integer layer's output reaches anything float.
+//
+// Layouts: ONNX Runtime runs integer convs channels-last (NHWC) and float ones channels-first, and
+// moves the transposes between them through the ops that work in either layout (activations,
+// elementwise arithmetic, pooling, concatenation), so they cancel between two integer layers and
+// run once where an integer layer meets a float one (or a graph input or output, or an op that
+// reshapes). Each site says which layer's layout it carries and which layers it reaches.
 #ifndef SQUEEZE_MODEL_ACTIVATION_SITES_H_
 #define SQUEEZE_MODEL_ACTIVATION_SITES_H_
 
@@ -38,6 +44,10 @@ struct ActivationSite {
   std::vector<int> readers;     // the layers that read it as their quantized input
   bool float_readers = false;   // anything else reads it (other ops, graph outputs, other inputs)
   int64_t elements = 0;         // values in it; 0 when its shape is unknown
+  // The nearest layer upstream through layout-neutral ops (-1: a graph input or a reshaping op).
+  int layout_producer = -1;
+  std::vector<int> layout_readers;   // the layers it reaches downstream through layout-neutral ops
+  bool float_layout_reader = false;  // it also reaches a graph output or a reshaping op
 };
 std::vector<ActivationSite> ActivationSites(const LoadedModel& model);
 

@@ -41,11 +41,14 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
   const int32_t n = static_cast<int32_t>(table.layers.size());
   for (size_t k = 0; k < table.boundaries.size(); ++k) {
     const ActivationBoundary& b = table.boundaries[k];
-    if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || b.producer < -1 || b.producer >= n) {
+    if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || !Valid(b.transpose_latency) ||
+        b.producer < -1 || b.producer >= n || b.layout_producer < -1 || b.layout_producer >= n) {
       return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " is malformed"));
     }
-    for (int32_t r : b.readers) {
-      if (r < 0 || r >= n) return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " names no layer"));
+    for (const std::vector<int32_t>* layers : {&b.readers, &b.layout_readers}) {
+      for (int32_t r : *layers) {
+        if (r < 0 || r >= n) return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " names no layer"));
+      }
     }
   }
   // Each option's bound covers what its boundaries can cost.
@@ -68,9 +71,11 @@ std::vector<double> BoundaryBounds(const OptionTable& table) {
   std::vector<double> bound(table.layers.size(), 0);
   auto in_range = [&](int32_t i) { return i >= 0 && static_cast<size_t>(i) < bound.size(); };
   for (const ActivationBoundary& b : table.boundaries) {
-    if (in_range(b.producer)) bound[b.producer] += b.dequantize_latency;
+    if (in_range(b.producer)) {
+      bound[b.producer] += b.dequantize_latency + (b.producer == b.layout_producer ? b.transpose_latency : 0);
+    }
     for (int32_t r : b.readers) {
-      if (in_range(r)) bound[r] += b.quantize_latency;
+      if (in_range(r)) bound[r] += b.quantize_latency + b.transpose_latency;
     }
   }
   return bound;

@@ -13,8 +13,9 @@
 //
 // Latency is not purely additive: a tensor between layers is converted (quantized or dequantized)
 // only where the layers on its two sides run in different activation domains (integer or float),
-// so two integer layers in a row pay nothing between them. Those conversions are the table's
-// `boundaries`. Strategies that need additive values plan with each option's `boundary_latency`,
+// so two integer layers in a row pay nothing between them; and where a device runs integer layers
+// in another memory layout than float ones (ONNX Runtime's integer convs run channels-last), the
+// tensor is transposed where the layouts meet. Those conversions are the table's `boundaries`. Strategies that need additive values plan with each option's `boundary_latency`,
 // the most its conversions can cost (an upper bound, so a plan that meets a latency limit that
 // way meets it in fact), and report every answer's exact value.
 #ifndef SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
@@ -49,6 +50,16 @@ struct ActivationBoundary {
   bool float_readers = false;     // anything else reads it as float (other ops, graph outputs)
   double quantize_latency = 0;    // paid when some reader runs integer and the producer does not
   double dequantize_latency = 0;  // paid when the producer runs integer and something reads float
+  // Layouts. The tensor has the layout of `layout_producer`, the nearest layer upstream through
+  // ops that work in either layout (-1: none, the float layout), and reaches `layout_readers`
+  // downstream through such ops (`float_layout_reader`: also a graph output or an op that needs
+  // the float layout). `transpose_latency` is paid once when some reader runs integer and the
+  // layout producer does not, and once on the layout producer's own output (producer ==
+  // layout_producer) when it runs integer and a layout reader does not (or float_layout_reader).
+  int32_t layout_producer = -1;
+  std::vector<int32_t> layout_readers;
+  bool float_layout_reader = false;
+  double transpose_latency = 0;
 };
 
 struct Layer {
@@ -78,8 +89,9 @@ inline constexpr size_t kMaxOptionsPerLayer = 65535;
 // option whose boundary_latency is below what its boundaries can cost.
 absl::Status ValidateOptionTable(const OptionTable& table);
 
-// Per layer, the most its boundaries can cost when it runs integer: the quantization of what it
-// reads and the dequantization of what it writes (the least valid LayerOption::boundary_latency).
+// Per layer, the most its boundaries can cost when it runs integer: the quantization (and
+// transpose) of what it reads and the dequantization (and transpose) of what it writes (the least
+// valid LayerOption::boundary_latency).
 // Boundaries naming no layer are skipped (ValidateOptionTable refuses them).
 std::vector<double> BoundaryBounds(const OptionTable& table);
 

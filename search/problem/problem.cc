@@ -393,6 +393,13 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
         in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, site.elements, site.elements * 5.0).seconds;
     b.dequantize_latency =
         in.cost_model->PredictOp(dp::OpKind::kDequantizeLinear, site.elements, site.elements * 5.0).seconds;
+    b.layout_producer = site.layout_producer;
+    b.layout_readers.assign(site.layout_readers.begin(), site.layout_readers.end());
+    b.float_layout_reader = site.float_layout_reader;
+    // Only a device whose transposes were measured pays them: its integer samples then exclude them
+    // (device_profiles/cost_model.h), where a profile without them has them inside every sample.
+    const dp::OpPrediction transpose = in.cost_model->PredictOp(dp::OpKind::kTranspose, site.elements, site.elements * 2.0);
+    b.transpose_latency = transpose.basis == dp::Basis::kSamples ? transpose.seconds : 0;
     problem.table.boundaries.push_back(std::move(b));
   }
   problem.table.layers.resize(n);

@@ -281,6 +281,59 @@ TEST_CASE("Samples are fitted in MACs and bytes and interpolated across shapes",
   }
 }
 
+TEST_CASE("Integer-activation conv samples lose the transposes their single-op models ran", "[cost_model]") {
+  // A uint8 transpose: 2 us + 1 ns a value. The w8a8 samples ran the law's kernel between two of
+  // them (ONNX Runtime's NHWC integer conv inside an NCHW single-op graph).
+  auto transpose_us = [](double elements) { return 2 + 1e-3 * elements; };
+  std::vector<LatencySample> samples;
+  for (int64_t c : {16, 64, 256}) {
+    for (int64_t side : {20, 80, 160}) {
+      for (int64_t k : {1, 3}) {
+        LatencySample s = LawSample(c, c, side, k, 1);
+        s.key += " w8a8";
+        s.weight_bits = s.activation_bits = 8;
+        const double elements = static_cast<double>(c * side * side);
+        s.latency_median_us = s.latency_mean_us = s.latency_median_us + 2 * transpose_us(elements);
+        samples.push_back(s);
+      }
+    }
+  }
+  const LayerShape layer = LawLayer(32, 48, 40, 3, 1);
+  const double law = LawSample(32, 48, 40, 3, 1).latency_median_us * 1e-6;
+  // Each transpose sample is a whole run, whose overhead (10 us on the test device) the conv's own
+  // run paid once already.
+  const double overhead = TestDevice().op_overhead_us * 1e-6;
+  const double around = (transpose_us(32 * 40 * 40) + transpose_us(48 * 40 * 40)) * 1e-6;
+  SECTION("without transpose samples the transposes stay in (nothing else would price them)") {
+    LatencyPrediction p = Model(TestDevice(), samples)->Predict(layer, Option(8, 8));
+    CHECK(p.seconds == Approx(law + around).epsilon(0.03));
+    CHECK_THAT(p.explanation, !Contains("transposes"));
+  }
+  SECTION("with them, the kernel alone: boundaries pay the transposes where layouts meet") {
+    for (int64_t elements : {1'000, 30'000, 1'000'000, 10'000'000}) {
+      LatencySample s;
+      s.key = "transpose " + std::to_string(elements);
+      s.op_kind = OpKind::kTranspose;
+      s.activation_bits = 8;
+      s.elements = elements;
+      s.latency_median_us = s.latency_mean_us = transpose_us(static_cast<double>(elements));
+      samples.push_back(s);
+    }
+    auto model = Model(TestDevice(), samples);
+    LatencyPrediction p = model->Predict(layer, Option(8, 8));
+    CHECK(p.basis == Basis::kSamples);
+    CHECK(p.seconds == Approx(law + 2 * overhead).epsilon(0.03));
+    CHECK_THAT(p.explanation, Contains("less the uint8 NCHW/NHWC transposes"));
+    CHECK(model->PredictOp(OpKind::kTranspose, 76'800, 153'600).seconds == Approx(transpose_us(76'800) * 1e-6).epsilon(0.02));
+    // Float samples are as measured.
+    std::vector<LatencySample> fp32 = samples;
+    for (LatencySample& s : fp32) {
+      if (s.op_kind == OpKind::kConv) s.weight_bits = s.activation_bits = 32;
+    }
+    CHECK_THAT(Model(TestDevice(), fp32)->Predict(layer, Option(32, 32)).explanation, !Contains("transposes"));
+  }
+}
+
 TEST_CASE("Non-layer ops are costed from their samples, else from bandwidth", "[cost_model]") {
   std::vector<LatencySample> samples;
   for (int64_t elements : {1'000, 100'000, 10'000'000}) {

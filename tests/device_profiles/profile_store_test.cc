@@ -177,7 +177,73 @@ TEST_CASE("A version 1 database is migrated in place and keeps its samples", "[p
   q.op_kind = OpKind::kQuantizeLinear;
   q.macs = 0;
   q.elements = 100000;
-  REQUIRE(store->PutDevice(d, {q}, {TestModelLatency("det")}).ok());
+  LatencySample t = q;
+  t.key = "t";
+  t.op_kind = OpKind::kTranspose;
+  REQUIRE(store->PutDevice(d, {q, t}, {TestModelLatency("det")}).ok());
+  absl::StatusOr<common::Database> db = common::Database::Open(path);
+  REQUIRE(db.ok());
+  CHECK(*db->UserVersion() == kProfileSchemaVersion);
+}
+
+TEST_CASE("A version 2 database is migrated in place, keeps every sample and takes transposes", "[profiles]") {
+  testing::TempDir dir;
+  const std::string path = dir.File("profiles.db");
+  {
+    absl::StatusOr<std::string> v2 = common::ReadFile(SQUEEZE_SOURCE_DIR "/tests/device_profiles/testdata/profiles_schema_v2.sql");
+    REQUIRE(v2.ok());
+    absl::StatusOr<common::Database> db = common::Database::Open(path);
+    REQUIRE(db.ok());
+    REQUIRE(db->Exec(*v2).ok());
+    REQUIRE(*db->UserVersion() == 2);
+    // A transpose sample is what version 2 could not hold.
+    CHECK_FALSE(db->Exec("INSERT INTO devices (id, version, name, vendor, soc, os, cpu, cpu_cores, simd, ram_bytes, "
+                         "app_memory_budget_bytes, memory_bandwidth_bytes_per_s, runtime, runtime_version, threads, "
+                         "op_overhead_us, source, derivation, provenance) VALUES ('b', 1, 'B', 'Acme', 'A1', 'Linux', "
+                         "'4x A53', 4, 'neon', 4000000000, 1000000000, 4e9, 'onnxruntime-cpu', '1.29', 4, 8, 't', 't', "
+                         "'measured');"
+                         "INSERT INTO latency_samples (device_id, device_version, sample_key, op_kind, elements, "
+                         "weight_bits, activation_bits, sparsity, macs, weight_bytes, activation_bytes, "
+                         "latency_median_us, latency_mean_us, latency_stddev_us, repeats, threads, runtime_version, "
+                         "measured_at, source, provenance) VALUES ('b', 1, 'transpose 1x32x32x32', 'transpose', 32768, "
+                         "32, 8, 'dense', 0, 0, 65536, 9.5, 9.7, 0.2, 100, 1, '1.29', '2026-12-01T00:00:00Z', 't', "
+                         "'measured');")
+                    .ok());
+    REQUIRE(db->Exec("DELETE FROM latency_samples; DELETE FROM devices;").ok());
+  }
+  {
+    // Written by the version 2 store of this build's predecessor: a device and its conv sample.
+    absl::StatusOr<common::Database> db = common::Database::Open(path);
+    REQUIRE(db.ok());
+    REQUIRE(db->Exec("INSERT INTO devices (id, version, name, vendor, soc, os, cpu, cpu_cores, simd, ram_bytes, "
+                     "app_memory_budget_bytes, memory_bandwidth_bytes_per_s, runtime, runtime_version, threads, "
+                     "op_overhead_us, source, derivation, provenance) VALUES ('board', 1, 'Board', 'Acme', 'A1', "
+                     "'Linux', '4x A53', 4, 'neon', 4000000000, 1000000000, 4e9, 'onnxruntime-cpu', '1.29', 4, 8, "
+                     "'test', 'test', 'measured');"
+                     "INSERT INTO capabilities VALUES ('board', 1, '*', 32, 32, 'dense', 1, 20e9, 0.5, 'test', 'test', "
+                     "'spec');"
+                     "INSERT INTO latency_samples (device_id, device_version, sample_key, op_kind, in_channels, "
+                     "out_channels, height, width, kernel, weight_bits, activation_bits, sparsity, macs, weight_bytes, "
+                     "activation_bytes, latency_median_us, latency_mean_us, latency_stddev_us, repeats, threads, "
+                     "runtime_version, measured_at, source, provenance) VALUES ('board', 1, 'conv k3 s1 16>32 20x20 "
+                     "w8a8', 'conv', 16, 32, 20, 20, 3, 8, 8, 'dense', 1843200, 4608, 19200, 50.5, 52, 2, 20, 1, "
+                     "'1.29', '2026-12-01T00:00:00Z', 'test', 'measured');")
+                .ok());
+  }
+  auto store = OpenStore(path);
+  absl::StatusOr<std::vector<LatencySample>> samples = store->GetSamples("board", 1);
+  REQUIRE(samples.ok());
+  REQUIRE(samples->size() == 1);
+  CHECK((*samples)[0].key == "conv k3 s1 16>32 20x20 w8a8");
+  CHECK((*samples)[0].latency_median_us == 50.5);
+  LatencySample t = TestSample("transpose 1x32x32x32");
+  t.op_kind = OpKind::kTranspose;
+  t.macs = 0;
+  t.elements = 32768;
+  const absl::StatusOr<int64_t> put = store->PutDevice(*store->GetDevice("board"), {(*samples)[0], t});
+  INFO(put.status().ToString());
+  REQUIRE(put.ok());
+  CHECK(store->GetSamples("board", 2)->size() == 2);
   absl::StatusOr<common::Database> db = common::Database::Open(path);
   REQUIRE(db.ok());
   CHECK(*db->UserVersion() == kProfileSchemaVersion);

@@ -172,6 +172,28 @@ TEST_CASE("Single-op models of the ops around layers", "[profiler]") {
           (spec.kind == OpKind::kQuantizeLinear ? runtime::ElementType::kUint8 : runtime::ElementType::kFloat32));
   }
 
+  SECTION("a uint8 transpose from channels-first to channels-last") {
+    OpSpec spec = OpOf(OpKind::kTranspose, "Transpose", shape);
+    spec.activation_bits = 8;
+    absl::StatusOr<SingleOpModel> model = BuildSingleOpModel(spec, 1);
+    REQUIRE(model.ok());
+    CHECK(model->op_types == std::vector<std::string>{"Transpose"});
+    CHECK(model->activation_bytes == 2 * 8 * 4 * 6);
+    CHECK(SampleOf(spec).elements == 8 * 4 * 6);
+    absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(model->bytes);
+    REQUIRE(session.ok());
+    absl::StatusOr<std::vector<runtime::Tensor>> out = (*session)->Run(model->inputs);
+    REQUIRE(out.ok());
+    CHECK((*out)[0].shape == std::vector<int64_t>{1, 4, 6, 8});
+    CHECK((*out)[0].type == runtime::ElementType::kUint8);
+    // Value (c, h, w) lands at (h, w, c).
+    const std::string& in = model->inputs[0].bytes;
+    const std::string& moved = (*out)[0].bytes;
+    CHECK(moved[(2 * 6 + 5) * 8 + 3] == in[(3 * 4 + 2) * 6 + 5]);
+    OpSpec flat = OpOf(OpKind::kTranspose, "Transpose", {1, 192});
+    CHECK(BuildSingleOpModel(flat, 1).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+
   SECTION("specs that are no op are InvalidArgument") {
     OpSpec unknown = OpOf(OpKind::kElementwise, "Softmax", shape);
     CHECK(BuildSingleOpModel(unknown, 1).status().code() == absl::StatusCode::kInvalidArgument);
@@ -250,7 +272,7 @@ TEST_CASE("The grids: unique keys, every kind at every precision, a size that fi
         CHECK(groups.count(absl::StrCat(OpKindName(kind), " ", precision)) == 1);
       }
     }
-    for (OpKind kind : {OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise}) {
+    for (OpKind kind : {OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise, OpKind::kTranspose}) {
       CHECK(std::any_of(grid.begin(), grid.end(), [&](const OpSpec& s) { return s.kind == kind; }));
     }
     if (mode == ProfileMode::kQuick) {

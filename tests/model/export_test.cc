@@ -185,6 +185,50 @@ TEST_CASE("Activation sites: who writes and reads each tensor an integer layer w
   CHECK(by_tensor["y"]->float_readers);  // a graph output
 }
 
+TEST_CASE("Activation sites: which layer's layout each carries and which layers it reaches") {
+  // x → c1 → LeakyRelu → MaxPool → m → c2 → y2 → {c3 → y3 (output), Flatten → f (output)}; the
+  // second conv's input comes from c1 through layout-neutral ops only.
+  onnx::ModelProto proto = ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    three (float[1, 3, 8, 8] x) => (float[1, 4, 4, 4] y3, float[1, 64] f) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, w1, b1)
+      l = LeakyRelu (a)
+      m = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (l)
+      y2 = Conv (m, w2, b2)
+      y3 = Conv (y2, w3, b3)
+      f = Flatten (y2)
+    }
+  )onnx");
+  AddInitializer(proto.mutable_graph(), FloatTensor("w1", {8, 3, 3, 3}, Encoding::kRaw));
+  AddInitializer(proto.mutable_graph(), FloatTensor("b1", {8}));
+  AddInitializer(proto.mutable_graph(), FloatTensor("w2", {4, 8, 1, 1}, Encoding::kRaw));
+  AddInitializer(proto.mutable_graph(), FloatTensor("b2", {4}));
+  AddInitializer(proto.mutable_graph(), FloatTensor("w3", {4, 4, 1, 1}, Encoding::kRaw));
+  AddInitializer(proto.mutable_graph(), FloatTensor("b3", {4}));
+  const LoadedModel m = MustLoad(proto);
+  REQUIRE(m.analysis.layers.size() == 3);
+  std::map<std::string, const ActivationSite*> by_tensor;
+  const std::vector<ActivationSite> sites = ActivationSites(m);
+  for (const ActivationSite& s : sites) by_tensor[s.tensor] = &s;
+  REQUIRE(by_tensor.count("x") == 1);
+  CHECK(by_tensor["x"]->layout_producer == -1);  // a graph input: the float layout
+  CHECK(by_tensor["x"]->layout_readers == std::vector<int>{0});
+  REQUIRE(by_tensor.count("a") == 1);  // c1's own output (a LeakyRelu is not folded)
+  CHECK(by_tensor["a"]->layout_producer == 0);
+  CHECK(by_tensor["a"]->layout_readers == std::vector<int>{1});  // through LeakyRelu and MaxPool
+  CHECK_FALSE(by_tensor["a"]->float_layout_reader);
+  REQUIRE(by_tensor.count("m") == 1);  // c2's input: no layer writes it, c1's layout reaches it
+  CHECK(by_tensor["m"]->producer == -1);
+  CHECK(by_tensor["m"]->layout_producer == 0);
+  REQUIRE(by_tensor.count("y2") == 1);
+  CHECK(by_tensor["y2"]->layout_producer == 1);
+  CHECK(by_tensor["y2"]->layout_readers == std::vector<int>{2});
+  CHECK(by_tensor["y2"]->float_layout_reader);  // the Flatten reads the float layout
+  REQUIRE(by_tensor.count("y3") == 1);
+  CHECK(by_tensor["y3"]->float_layout_reader);  // a graph output
+  CHECK(by_tensor["y3"]->layout_readers.empty());
+}
+
 TEST_CASE("4-bit weights stay within ±7 and weight-only layers get no activation QDQ") {
   const LoadedModel m = TwoConvs();
   const ExportedModel out = MustExport(m, {{4, 32}, {16, 32}});

@@ -61,6 +61,53 @@ TEST_CASE("A conversion is paid only where the two sides of a tensor differ in d
   CHECK(Evaluate(shared, {1, 1, 1, 1})->latency == Approx(1 + 16 + kQuantize + 2 * kDequantize));
 }
 
+// Chain(n) on a device whose integer layers run in another layout: each tensor carries the layout
+// of the layer before it (the input and the last output the float layout), and reaches the next.
+OptionTable LayoutChain(int n, double transpose) {
+  OptionTable table = Chain(n);
+  for (int i = 0; i <= n; ++i) {
+    ActivationBoundary& b = table.boundaries[i];
+    b.layout_producer = i - 1;
+    if (i < n) b.layout_readers = {i};
+    b.float_layout_reader = i == n;
+    b.transpose_latency = transpose;
+  }
+  const std::vector<double> bound = BoundaryBounds(table);
+  for (size_t i = 0; i < table.layers.size(); ++i) table.layers[i].options[1].boundary_latency = bound[i];
+  return table;
+}
+
+TEST_CASE("A layout transpose is paid once where integer and float layouts meet", "[boundary]") {
+  constexpr double kTranspose = 0.5;
+  const OptionTable table = LayoutChain(4, kTranspose);
+  REQUIRE(ValidateOptionTable(table).ok());
+  // Float throughout: no conversion, no transpose.
+  CHECK(Evaluate(table, {0, 0, 0, 0})->latency == Approx(1 + 40));
+  // All integer: into the integer layout at the input, back at the output, none between.
+  CHECK(Evaluate(table, {1, 1, 1, 1})->latency == Approx(1 + 16 + kQuantize + kDequantize + 2 * kTranspose));
+  // Two islands of integer layers: two transposes each.
+  CHECK(Evaluate(table, {1, 0, 1, 0})->latency == Approx(1 + 28 + 2 * (kQuantize + kDequantize) + 4 * kTranspose));
+  // A tensor reaching a float layer through layout-neutral ops (not as its quantized reader):
+  // the integer producer's output is transposed back though nothing dequantizes it as a reader.
+  OptionTable through = table;
+  through.boundaries[2].layout_readers = {2, 3};
+  CHECK(Evaluate(through, {1, 1, 1, 0})->latency ==
+        Approx(Evaluate(table, {1, 1, 1, 0})->latency + kTranspose));
+  // Every option's bound covers its transposes: what the exact strategy plans with.
+  const std::vector<double> bound = BoundaryBounds(table);
+  CHECK(bound[0] == Approx(kQuantize + kDequantize + 2 * kTranspose));
+  // A tensor whose layout comes from a layer upstream of the quantized one (through neutral ops)
+  // is transposed on the way into an integer reader only when that layer runs float.
+  OptionTable upstream = table;
+  upstream.boundaries[2].producer = -1;
+  upstream.boundaries[2].layout_producer = 0;
+  REQUIRE(ValidateOptionTable(upstream).ok());
+  CHECK(Evaluate(upstream, {0, 0, 1, 0})->latency - Evaluate(upstream, {0, 0, 0, 0})->latency ==
+        Approx(4 - 10 + kQuantize + kDequantize + 2 * kTranspose));
+  CHECK(Evaluate(upstream, {1, 0, 1, 0})->latency - Evaluate(upstream, {1, 0, 0, 0})->latency ==
+        Approx(4 - 10 + kQuantize + kDequantize + kTranspose));
+}
+
 TEST_CASE("A bound below what an option's boundaries can cost is refused", "[boundary]") {
   OptionTable table = Chain(2);
   table.layers[1].options[1].boundary_latency = kQuantize;
@@ -94,6 +141,19 @@ TEST_CASE("Strategies report exact values and find the integer chain the bound h
   CHECK(evolved->Points() == expected.points);
 }
 
+TEST_CASE("With transposes counted, polishing still reaches the exact front", "[boundary]") {
+  const OptionTable table = LayoutChain(6, 0.5);
+  const SearchSpec spec = LatencyError();
+  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
+  REQUIRE(expected.points.front()[0] == Approx(1 + 24 + kQuantize + kDequantize + 1.0));
+  absl::StatusOr<Front> exact = SolveExact(table, spec);
+  REQUIRE(exact.ok());
+  REQUIRE(NeedsPolish(table));
+  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
+  REQUIRE(polished.ok());
+  CHECK(polished->Points() == expected.points);
+}
+
 TEST_CASE("A latency limit holds with conversions counted", "[boundary]") {
   const OptionTable table = Chain(5);
   Constraints limit;
@@ -110,7 +170,7 @@ TEST_CASE("A latency limit holds with conversions counted", "[boundary]") {
 
 TEST_CASE("Nothing to polish without integer options or costly boundaries", "[boundary]") {
   OptionTable table = Chain(3);
-  for (ActivationBoundary& b : table.boundaries) b.quantize_latency = b.dequantize_latency = 0;
+  for (ActivationBoundary& b : table.boundaries) b.quantize_latency = b.dequantize_latency = b.transpose_latency = 0;
   CHECK_FALSE(NeedsPolish(table));
   table = testing::RandomTable(4, 3, 7);
   CHECK_FALSE(NeedsPolish(table));

@@ -1,5 +1,6 @@
 #include "search/engine/option_table.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -31,7 +32,8 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
     }
     for (size_t j = 0; j < layer.options.size(); ++j) {
       const LayerOption& o = layer.options[j];
-      if (!Valid(o.latency) || !Valid(o.bytes) || !Valid(o.error) || !Valid(o.activation_bytes)) {
+      if (!Valid(o.latency) || !Valid(o.bytes) || !Valid(o.error) || !Valid(o.activation_bytes) ||
+          !(o.fused_latency == -1 || Valid(o.fused_latency)) || (o.fused_latency >= 0 && o.integer_activations)) {
         return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name,
                                                        ") option ", j,
                                                        " has a negative or non-finite value"));
@@ -39,6 +41,15 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
     }
   }
   const int32_t n = static_cast<int32_t>(table.layers.size());
+  const int32_t boundaries = static_cast<int32_t>(table.boundaries.size());
+  for (size_t i = 0; i < table.layers.size(); ++i) {
+    const Layer& layer = table.layers[i];
+    for (int32_t b : {layer.input_boundary, layer.output_boundary}) {
+      if (b < -1 || b >= boundaries) {
+        return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " names no boundary"));
+      }
+    }
+  }
   for (size_t k = 0; k < table.boundaries.size(); ++k) {
     const ActivationBoundary& b = table.boundaries[k];
     if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || !Valid(b.transpose_latency) ||
@@ -58,7 +69,11 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
       if (!Valid(o.boundary_latency)) {
         return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " has a non-finite boundary latency"));
       }
-      if (o.integer_activations && o.boundary_latency < bound[i] * (1 - 1e-9)) {
+      // Running fused, an option acts as an integer one, and may be slower than it is alone.
+      const double least = o.integer_activations ? bound[i]
+                           : o.fused_latency >= 0 ? bound[i] + std::max(0.0, o.fused_latency - o.latency)
+                                                  : 0;
+      if (o.boundary_latency < least * (1 - 1e-9)) {
         return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", table.layers[i].name,
                                                        ") bounds its boundary latency below what they cost"));
       }

@@ -21,6 +21,7 @@
 #ifndef SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -41,6 +42,14 @@ struct LayerOption {
   double activation_bytes = 0;  // live activation bytes while this layer runs with this option
   bool integer_activations = false;  // runs on integer activations (its boundaries may convert)
   double boundary_latency = 0;       // the most this option's boundary conversions can cost
+  // A weight-only integer option (integer weights, float activations) whose input and output a
+  // plan quantizes anyway, for its neighbours: ONNX Runtime fuses the DequantizeLinear → Conv →
+  // QuantizeLinear it then sees into an integer kernel, so in such a plan the layer runs on integer
+  // activations and takes `fused_latency`. -1: never fused. Its boundary_latency also covers what
+  // running fused can cost more than `latency`.
+  double fused_latency = -1;
+  // The least latency the option can take in any plan.
+  double least_latency() const { return fused_latency >= 0 ? std::min(latency, fused_latency) : latency; }
 };
 
 // A tensor that integer-activation layers may read or write, and what converting it costs.
@@ -65,6 +74,9 @@ struct ActivationBoundary {
 struct Layer {
   std::string name;
   std::vector<LayerOption> options;
+  // The boundaries of its input and output tensors (indices in OptionTable::boundaries), -1 when
+  // none: what decides whether a weight-only integer option runs fused (LayerOption::fused_latency).
+  int32_t input_boundary = -1, output_boundary = -1;
 };
 
 // What the compressible layers do not cover: the other ops and initializers.

@@ -37,9 +37,10 @@ double Extreme(const OptionTable& table, Objective objective, bool worst) {
   double activation = table.fixed.activation_bytes;
   for (const Layer& layer : table.layers) {
     const LayerOption& first = layer.options.front();
-    double l = worst ? first.latency + first.boundary_latency : first.latency, b = first.bytes, e = first.error, a = first.activation_bytes;
+    double l = worst ? first.latency + first.boundary_latency : first.least_latency(), b = first.bytes,
+           e = first.error, a = first.activation_bytes;
     for (const LayerOption& o : layer.options) {
-      l = pick(l, worst ? o.latency + o.boundary_latency : o.latency);
+      l = pick(l, worst ? o.latency + o.boundary_latency : o.least_latency());
       b = pick(b, o.bytes);
       e = pick(e, o.error);
       a = pick(a, o.activation_bytes);

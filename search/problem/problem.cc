@@ -170,6 +170,38 @@ void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
                                               absl::StrJoin(notes, "; "));
 }
 
+// A weight-only integer option between two tensors its neighbours quantize runs as its uint8
+// sibling (LayerOption::fused_latency): ONNX Runtime fuses the DequantizeLinear → Conv →
+// QuantizeLinear the export then holds into a QLinearConv. Its latency there is the sibling's —
+// same weight bits and pruning, 8-bit activations, calibrated and credited alike — so this runs
+// last. An option without such a sibling (the device runs no uint8 kernel) is not fused.
+void PriceFusedWeightOnly(const std::vector<double>& boundary_bound, Problem* problem) {
+  for (size_t i = 0; i < problem->table.layers.size(); ++i) {
+    Layer& layer = problem->table.layers[i];
+    if (layer.input_boundary < 0 || layer.output_boundary < 0) continue;
+    const std::vector<OptionDetail>& details = problem->details[i];
+    for (size_t k = 0; k < details.size(); ++k) {
+      const dp::CompressionOption& o = details[k].option;
+      if (o.weight_bits > 8 || o.activation_bits != 32) continue;
+      for (size_t s = 0; s < details.size(); ++s) {
+        const dp::CompressionOption& q = details[s].option;
+        if (!layer.options[s].integer_activations || q.weight_bits != o.weight_bits || q.pattern != o.pattern ||
+            q.prune_ratio != o.prune_ratio) {
+          continue;
+        }
+        LayerOption& option = layer.options[k];
+        option.fused_latency = layer.options[s].latency;
+        option.boundary_latency = boundary_bound[i] + std::max(0.0, option.fused_latency - option.latency);
+        problem->details[i][k].latency.explanation += absl::StrFormat(
+            "; %.1f us where its neighbours quantize both its input and output (ONNX Runtime then fuses it into "
+            "the uint8 kernel its %s sibling runs)",
+            option.fused_latency * 1e6, layer.options[s].label);
+        break;
+      }
+    }
+  }
+}
+
 // See problem.h. A measured latency of the model as it is (all layers fp32) corrects the
 // predictions: when it is above them, the float layers and the other ops are scaled up alike;
 // when below, the fp32 layers are what was over-predicted (a single-op fp32 sample pays the layout
@@ -384,7 +416,9 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   // DequantizeLinear runs on one only where its two sides run in different domains.
   std::vector<bool> quantizable(n, false);
   for (size_t i = 0; i < n; ++i) quantizable[i] = model::ActivationsQuantizable(analysis, i);
+  std::map<std::string, int32_t> boundary_of;  // by tensor
   for (const model::ActivationSite& site : model::ActivationSites(*in.model)) {
+    boundary_of[site.tensor] = static_cast<int32_t>(problem.table.boundaries.size());
     ActivationBoundary b;
     b.producer = site.producer;
     b.readers.assign(site.readers.begin(), site.readers.end());
@@ -403,6 +437,13 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     problem.table.boundaries.push_back(std::move(b));
   }
   problem.table.layers.resize(n);
+  {
+    const model::ActivationTensors tensors = model::ActivationTensorsOf(*in.model);
+    for (size_t i = 0; i < n; ++i) {
+      if (auto b = boundary_of.find(tensors.input[i]); b != boundary_of.end()) problem.table.layers[i].input_boundary = b->second;
+      if (auto b = boundary_of.find(tensors.output[i]); b != boundary_of.end()) problem.table.layers[i].output_boundary = b->second;
+    }
+  }
   const std::vector<double> boundary_bound = BoundaryBounds(problem.table);
   problem.details.resize(n);
   problem.sensitivity.assign(n, 1.0);
@@ -528,6 +569,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   const double fixed_scale =
       fixed_before_calibration > 0 ? problem.table.fixed.latency / fixed_before_calibration : 1.0;
   CreditNarrowedReaders(reach, other_ops, fixed_scale, &problem);
+  PriceFusedWeightOnly(boundary_bound, &problem);
   return problem;
 }
 

@@ -154,6 +154,66 @@ TEST_CASE("With transposes counted, polishing still reaches the exact front", "[
   CHECK(polished->Points() == expected.points);
 }
 
+// Chain(n) whose layers may also keep float activations with int8 weights (latency 12): between
+// two tensors its neighbours quantize, the runtime fuses such a layer into an integer kernel (4).
+OptionTable FusingChain(int n) {
+  OptionTable table = Chain(n);
+  const std::vector<double> bound = BoundaryBounds(table);
+  for (int i = 0; i < n; ++i) {
+    Layer& layer = table.layers[i];
+    layer.input_boundary = i;
+    layer.output_boundary = i + 1;
+    LayerOption weight_only{"w8a32", 12, 10, 0.5, 0};
+    weight_only.fused_latency = 4;
+    weight_only.boundary_latency = bound[i];
+    layer.options.push_back(weight_only);
+  }
+  return table;
+}
+
+TEST_CASE("A weight-only layer between quantized tensors runs fused, as an integer one", "[boundary]") {
+  const OptionTable table = FusingChain(3);
+  REQUIRE(ValidateOptionTable(table).ok());
+  // Between two uint8 layers: fused (4), and no conversion around it.
+  CHECK(Evaluate(table, {1, 2, 1})->latency == Approx(1 + 4 + 4 + 4 + kQuantize + kDequantize));
+  // A float neighbour leaves one side float: as planned (12), converting where domains differ.
+  CHECK(Evaluate(table, {0, 2, 1})->latency == Approx(1 + 10 + 12 + 4 + kQuantize + kDequantize));
+  // Two weight-only layers in a row quantize nothing between them: neither fuses.
+  const OptionTable four = FusingChain(4);
+  CHECK(Evaluate(four, {1, 2, 2, 1})->latency ==
+        Approx(1 + 4 + 12 + 12 + 4 + 2 * (kQuantize + kDequantize)));
+  // A fused option slower than it is alone must be bounded for it.
+  OptionTable slow = table;
+  slow.layers[1].options[2].fused_latency = 20;
+  CHECK(absl::IsInvalidArgument(ValidateOptionTable(slow)));
+  slow.layers[1].options[2].boundary_latency += 8;
+  CHECK(ValidateOptionTable(slow).ok());
+  // A fused layer that is also integer-declared, or a boundary index out of range, is malformed.
+  OptionTable bad = table;
+  bad.layers[0].options[1].fused_latency = 3;
+  CHECK(absl::IsInvalidArgument(ValidateOptionTable(bad)));
+  bad = table;
+  bad.layers[2].output_boundary = 9;
+  CHECK(absl::IsInvalidArgument(ValidateOptionTable(bad)));
+}
+
+TEST_CASE("Strategies find the plans that fuse weight-only layers", "[boundary]") {
+  const OptionTable table = FusingChain(5);
+  const SearchSpec spec = LatencyError();
+  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
+  absl::StatusOr<Front> exact = SolveExact(table, spec);
+  REQUIRE(exact.ok());
+  for (const Candidate& c : exact->candidates) CHECK(Evaluate(table, c.choice)->latency == c.values.latency);
+  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
+  REQUIRE(polished.ok());
+  CHECK(polished->Points() == expected.points);
+  Nsga2Options nsga2;
+  nsga2.generations = 150;
+  absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
+  REQUIRE(evolved.ok());
+  CHECK(evolved->Points() == expected.points);
+}
+
 TEST_CASE("A latency limit holds with conversions counted", "[boundary]") {
   const OptionTable table = Chain(5);
   Constraints limit;

@@ -215,6 +215,18 @@ TEST_CASE("Integer layers pay for the followers ONNX Runtime no longer fuses int
   REQUIRE(whole.ok());
   CHECK(whole->latency == Approx(problem->table.fixed.latency + int8->latency + quantize + dequantize));
   CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("no longer fused"));
+  // Between two tensors the plan quantizes anyway, the weight-only option runs as its uint8
+  // sibling: the layer's input and output are boundaries of the table.
+  const Layer& layer = problem->table.layers[0];
+  REQUIRE(layer.input_boundary >= 0);
+  REQUIRE(layer.output_boundary >= 0);
+  CHECK(problem->table.boundaries[layer.input_boundary].readers == std::vector<int32_t>{0});
+  CHECK(problem->table.boundaries[layer.output_boundary].producer == 0);
+  const LayerOption* weight_only = FindOption(*problem, 0, "w8a32");
+  CHECK(weight_only->fused_latency == Approx(int8->latency));
+  CHECK(weight_only->boundary_latency >= int8->boundary_latency);
+  CHECK_FALSE(FindOption(*problem, 0, "fp32")->fused_latency >= 0);
+  CHECK_THAT(Find(*problem, 0, "w8a32")->latency.explanation, Catch::Matchers::Contains("fuses it into"));
 }
 
 TEST_CASE("The option table of a small layer, by hand", "[problem]") {

@@ -3,8 +3,10 @@
 #define SQUEEZE_SEARCH_ENGINE_INTERNAL_EVALUATION_H_
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "search/engine/objective.h"
 #include "search/engine/option_table.h"
@@ -36,22 +38,61 @@ double BoundaryLatency(const std::vector<ActivationBoundary>& boundaries, IsInte
   return total;
 }
 
+// Which layers of a plan run on integer activations: those whose chosen option does, and the
+// weight-only integer ones whose input and output boundaries the plan quantizes anyway
+// (LayerOption::fused_latency). `integer(i)` and `fusable(i)` describe layer i's chosen option,
+// `io(i)` its {input, output} boundary. Returns whether any layer runs fused; `runs_integer` gets
+// one flag per layer.
+template <typename IsInteger, typename IsFusable, typename Io>
+bool RunsInteger(const std::vector<ActivationBoundary>& boundaries, size_t n, IsInteger integer, IsFusable fusable,
+                 Io io, std::vector<char>* runs_integer) {
+  runs_integer->assign(n, 0);
+  bool any_fusable = false;
+  for (size_t i = 0; i < n; ++i) {
+    (*runs_integer)[i] = integer(i) ? 1 : 0;
+    any_fusable = any_fusable || fusable(i);
+  }
+  if (!any_fusable) return false;
+  auto quantized = [&](int32_t b) {
+    if (b < 0) return false;
+    const ActivationBoundary& x = boundaries[static_cast<size_t>(b)];
+    if (x.producer >= 0 && integer(static_cast<size_t>(x.producer))) return true;
+    for (int32_t r : x.readers) {
+      if (integer(static_cast<size_t>(r))) return true;
+    }
+    return false;
+  };
+  bool fused = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (!fusable(i)) continue;
+    const std::array<int32_t, 2> b = io(i);
+    if (quantized(b[0]) && quantized(b[1])) (*runs_integer)[i] = 1, fused = true;
+  }
+  return fused;
+}
+
 // `choice` holds one original option index per layer, all in range.
 inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_t* choice) {
+  const size_t n = table.layers.size();
+  auto option = [&](size_t i) -> const LayerOption& { return table.layers[i].options[choice[i]]; };
+  thread_local std::vector<char> runs_integer;
+  const bool fused = RunsInteger(
+      table.boundaries, n, [&](size_t i) { return option(i).integer_activations; },
+      [&](size_t i) { return option(i).fused_latency >= 0; },
+      [&](size_t i) { return std::array<int32_t, 2>{table.layers[i].input_boundary, table.layers[i].output_boundary}; },
+      &runs_integer);
   ObjectiveValues v;
   v.latency = table.fixed.latency;
   v.size = table.fixed.bytes;
   double activation = table.fixed.activation_bytes;
-  for (size_t i = 0; i < table.layers.size(); ++i) {
-    const LayerOption& o = table.layers[i].options[choice[i]];
-    v.latency += o.latency;
+  for (size_t i = 0; i < n; ++i) {
+    const LayerOption& o = option(i);
+    v.latency += fused && runs_integer[i] && !o.integer_activations ? o.fused_latency : o.latency;
     v.size += o.bytes;
     v.error += o.error;
     activation = std::max(activation, o.activation_bytes);
   }
-  v.latency += BoundaryLatency(table.boundaries, [&](size_t i) {
-    return table.layers[i].options[choice[i]].integer_activations;
-  });
+  v.latency += BoundaryLatency(table.boundaries, [&](size_t i) { return runs_integer[i] != 0; });
   v.peak_memory = v.size + activation;
   return v;
 }

@@ -47,6 +47,11 @@ std::array<double, 4> Quantities(const LayerOption& o) {
   return {o.latency, o.bytes, o.error, o.activation_bytes};
 }
 
+// The least each quantity can be in some plan (a fused option's latency may be lower).
+std::array<double, 4> LeastQuantities(const LayerOption& o) {
+  return {o.least_latency(), o.bytes, o.error, o.activation_bytes};
+}
+
 std::array<bool, 4> Mask(const Relevant& r) { return {r.latency, r.bytes, r.error, r.activation}; }
 
 // a is at least as good as b in every relevant quantity.
@@ -69,6 +74,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
   PrunedTable result;
   result.fixed_ = table.fixed;
   result.boundaries_ = table.boundaries;
+  for (const Layer& layer : table.layers) result.io_.push_back({layer.input_boundary, layer.output_boundary});
   const Relevant relevant = RelevantQuantities(spec);
   const std::array<bool, 4> mask = Mask(relevant);
   const Constraints& c = spec.constraints;
@@ -81,7 +87,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
     std::array<double, 4> m;
     m.fill(std::numeric_limits<double>::infinity());
     for (const LayerOption& o : table.layers[i].options) {
-      const auto q = Quantities(o);
+      const auto q = LeastQuantities(o);
       for (int k = 0; k < 4; ++k) m[k] = std::min(m[k], q[k]);
     }
     minima[i] = m;
@@ -99,7 +105,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
     result.options_total_ += static_cast<int64_t>(options.size());
     std::vector<size_t> alive;
     for (size_t j = 0; j < options.size(); ++j) {
-      const auto q = Quantities(options[j]);
+      const auto q = LeastQuantities(options[j]);
       const double latency = total_min[0] - minima[i][0] + q[0];
       const double bytes = total_min[1] - minima[i][1] + q[1];
       const double error = total_min[2] - minima[i][2] + q[2];
@@ -121,6 +127,12 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
         if (b == a) continue;
         const auto qb = Quantities(options[b]);
         if (options[b].integer_activations != options[a].integer_activations) continue;
+        // A fused option runs as an integer one: only a fusable option at least as fast fused
+        // stands in for it.
+        if ((options[b].fused_latency >= 0) != (options[a].fused_latency >= 0) ||
+            options[b].fused_latency > options[a].fused_latency) {
+          continue;
+        }
         if (!NoWorse(qb, qa, mask)) continue;
         if (!SameRelevant(qb, qa, mask) || b < a) {
           dominated = true;
@@ -140,7 +152,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
     for (size_t j : kept) {
       const LayerOption& o = options[j];
       result.options_.push_back({o.latency, o.bytes, o.error, o.activation_bytes, o.boundary_latency,
-                                 o.integer_activations, static_cast<uint16_t>(j)});
+                                 o.integer_activations, o.fused_latency, static_cast<uint16_t>(j)});
     }
     result.offsets_.push_back(result.options_.size());
 
@@ -172,18 +184,23 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
 }
 
 ObjectiveValues PrunedTable::Evaluate(const uint16_t* genes) const {
+  auto option = [&](size_t i) -> const KeptOption& { return options_[offsets_[i] + genes[i]]; };
+  thread_local std::vector<char> runs_integer;
+  const bool fused = RunsInteger(
+      boundaries_, layers(), [&](size_t i) { return option(i).integer; }, [&](size_t i) { return option(i).fused >= 0; },
+      [&](size_t i) { return io_[i]; }, &runs_integer);
   ObjectiveValues v;
   v.latency = fixed_.latency;
   v.size = fixed_.bytes;
   double activation = fixed_.activation_bytes;
   for (size_t i = 0; i + 1 < offsets_.size(); ++i) {
-    const KeptOption& o = options_[offsets_[i] + genes[i]];
-    v.latency += o.latency;
+    const KeptOption& o = option(i);
+    v.latency += fused && runs_integer[i] && !o.integer ? o.fused : o.latency;
     v.size += o.bytes;
     v.error += o.error;
     activation = std::max(activation, o.activation);
   }
-  v.latency += BoundaryLatency(boundaries_, [&](size_t i) { return options_[offsets_[i] + genes[i]].integer; });
+  v.latency += BoundaryLatency(boundaries_, [&](size_t i) { return runs_integer[i] != 0; });
   v.peak_memory = v.size + activation;
   return v;
 }

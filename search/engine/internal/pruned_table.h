@@ -7,6 +7,7 @@
 #ifndef SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -21,6 +22,7 @@ struct KeptOption {
   double latency = 0, bytes = 0, error = 0, activation = 0;
   double boundary = 0;    // LayerOption::boundary_latency
   bool integer = false;   // LayerOption::integer_activations
+  double fused = -1;      // LayerOption::fused_latency
   uint16_t original = 0;  // index in the source table's layer
   // The latency additive strategies plan with: its own and the most its boundaries can cost.
   double planned_latency() const { return latency + boundary; }
@@ -54,6 +56,7 @@ class PrunedTable {
   std::vector<std::vector<uint16_t>> nearest_;
   FixedCost fixed_;
   std::vector<ActivationBoundary> boundaries_;
+  std::vector<std::array<int32_t, 2>> io_;  // Layer::input_boundary, output_boundary
   bool feasible_ = true;
   int64_t options_total_ = 0;
   size_t max_count_ = 0;

@@ -23,102 +23,6 @@ constexpr char kDeviceColumns[] =
     "measure_cpu_governor, measure_cpu_frequency_khz, measure_cpu_max_frequency_khz, "
     "measure_runtime_version, measure_host";
 
-// Version 1 -> 2: measuring conditions on devices; sample keys, medians, percentiles, element
-// counts and the non-layer kinds on samples (a table rebuild: SQLite cannot change a CHECK);
-// whole-model latencies. Version 1 samples had only a mean: it becomes their median too.
-constexpr char kMigrateV1ToV2[] = R"sql(
-ALTER TABLE devices ADD COLUMN measure_tool TEXT NOT NULL DEFAULT '';
-ALTER TABLE devices ADD COLUMN measure_mode TEXT NOT NULL DEFAULT '';
-ALTER TABLE devices ADD COLUMN measure_started_at TEXT NOT NULL DEFAULT '';
-ALTER TABLE devices ADD COLUMN measure_duration_s REAL NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN measure_threads INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN measure_warmup_runs INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN measure_repeats INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN measure_cpu_governor TEXT NOT NULL DEFAULT '';
-ALTER TABLE devices ADD COLUMN measure_cpu_frequency_khz INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN measure_cpu_max_frequency_khz INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN measure_runtime_version TEXT NOT NULL DEFAULT '';
-ALTER TABLE devices ADD COLUMN measure_host TEXT NOT NULL DEFAULT '';
-ALTER TABLE latency_samples RENAME TO latency_samples_v1;
-DROP INDEX latency_samples_by_kind;
-)sql";
-constexpr char kMigrateV1ToV2Copy[] = R"sql(
-INSERT INTO latency_samples (id, device_id, device_version, sample_key, op_kind, batch, in_channels,
-  out_channels, height, width, kernel, stride, groups, gemm_m, gemm_k, gemm_n, elements, weight_bits,
-  activation_bits, sparsity, sparsity_ratio, macs, weight_bytes, activation_bytes, latency_median_us,
-  latency_mean_us, latency_stddev_us, latency_p10_us, latency_p90_us, repeats, threads,
-  runtime_version, measured_at, source, provenance)
-SELECT id, device_id, device_version, 'sample ' || id, op_kind, batch, in_channels, out_channels,
-  height, width, kernel, stride, groups, gemm_m, gemm_k, gemm_n, 0, weight_bits, activation_bits,
-  sparsity, sparsity_ratio, macs, weight_bytes, activation_bytes, latency_mean_us, latency_mean_us,
-  latency_stddev_us, 0, 0, repeats, threads, runtime_version, measured_at, source, provenance
-FROM latency_samples_v1;
-DROP TABLE latency_samples_v1;
-PRAGMA user_version = 2;
-)sql";
-
-// Version 2 -> 3: the transpose samples (uint8 NCHW <-> NHWC) on latency_samples, a table rebuild
-// (SQLite cannot change a CHECK). Frozen: the table as version 3 defines it, whatever schema.sql
-// says later.
-constexpr char kMigrateV2ToV3[] = R"sql(
-ALTER TABLE latency_samples RENAME TO latency_samples_v2;
-DROP INDEX latency_samples_by_kind;
-CREATE TABLE latency_samples (
-  id                INTEGER PRIMARY KEY,
-  device_id         TEXT    NOT NULL,
-  device_version    INTEGER NOT NULL,
-  sample_key        TEXT    NOT NULL CHECK (length(sample_key) > 0),
-  op_kind           TEXT    NOT NULL CHECK (op_kind IN ('conv', 'depthwise_conv', 'conv_transpose', 'gemm',
-                                                        'quantize_linear', 'dequantize_linear', 'elementwise',
-                                                        'transpose')),
-  batch             INTEGER NOT NULL DEFAULT 1,
-  in_channels       INTEGER NOT NULL DEFAULT 0,
-  out_channels      INTEGER NOT NULL DEFAULT 0,
-  height            INTEGER NOT NULL DEFAULT 0,
-  width             INTEGER NOT NULL DEFAULT 0,
-  kernel            INTEGER NOT NULL DEFAULT 0,
-  stride            INTEGER NOT NULL DEFAULT 1,
-  groups            INTEGER NOT NULL DEFAULT 1,
-  gemm_m            INTEGER NOT NULL DEFAULT 0,
-  gemm_k            INTEGER NOT NULL DEFAULT 0,
-  gemm_n            INTEGER NOT NULL DEFAULT 0,
-  elements          INTEGER NOT NULL DEFAULT 0 CHECK (elements >= 0),
-  weight_bits       INTEGER NOT NULL,
-  activation_bits   INTEGER NOT NULL,
-  sparsity          TEXT    NOT NULL CHECK (sparsity IN ('dense', 'unstructured', '2:4')),
-  sparsity_ratio    REAL    NOT NULL DEFAULT 0 CHECK (sparsity_ratio >= 0 AND sparsity_ratio < 1),
-  macs              INTEGER NOT NULL CHECK (macs >= 0),  -- 0 for the non-layer kinds
-  weight_bytes      INTEGER NOT NULL CHECK (weight_bytes >= 0),
-  activation_bytes  INTEGER NOT NULL CHECK (activation_bytes >= 0),
-  latency_median_us REAL    NOT NULL CHECK (latency_median_us > 0),  -- what the predictor reads
-  latency_mean_us   REAL    NOT NULL CHECK (latency_mean_us > 0),
-  latency_stddev_us REAL    NOT NULL CHECK (latency_stddev_us >= 0),
-  latency_p10_us    REAL    NOT NULL DEFAULT 0 CHECK (latency_p10_us >= 0),
-  latency_p90_us    REAL    NOT NULL DEFAULT 0 CHECK (latency_p90_us >= 0),
-  repeats           INTEGER NOT NULL CHECK (repeats >= 1),
-  threads           INTEGER NOT NULL CHECK (threads >= 1),
-  runtime_version   TEXT    NOT NULL,
-  measured_at       TEXT    NOT NULL,
-  source            TEXT    NOT NULL,
-  provenance        TEXT    NOT NULL CHECK (provenance IN ('spec', 'measured')),
-  UNIQUE (device_id, device_version, sample_key),
-  FOREIGN KEY (device_id, device_version) REFERENCES devices (id, version) ON DELETE CASCADE
-);
-CREATE INDEX latency_samples_by_kind
-  ON latency_samples (device_id, device_version, op_kind, weight_bits, activation_bits, sparsity);
-INSERT INTO latency_samples SELECT * FROM latency_samples_v2;
-DROP TABLE latency_samples_v2;
-PRAGMA user_version = 3;
-)sql";
-
-// The statements of schema.sql from `first` up to (not including) `last`.
-absl::string_view SchemaPart(absl::string_view first, absl::string_view last) {
-  absl::string_view sql = ProfileSchemaSql();
-  size_t begin = sql.find(first);
-  size_t end = sql.find(last, begin);
-  return sql.substr(begin, end - begin);
-}
-
 Device DeviceFromRow(const Statement& row) {
   Device d;
   d.id = row.ColumnText(0);
@@ -220,15 +124,10 @@ absl::Status ProfileStore::Initialize(const ProfileStoreOptions& options) {
     if (!status.ok()) return status;
     absl::StatusOr<Transaction> txn = Transaction::Begin(db_);
     if (!txn.ok()) return txn.status();
-    std::vector<absl::string_view> steps;
-    if (*version == 1) {
-      steps = {absl::string_view(kMigrateV1ToV2),
-               SchemaPart("CREATE TABLE latency_samples", "CREATE TABLE model_latencies"),
-               SchemaPart("CREATE TABLE model_latencies", "PRAGMA user_version"), absl::string_view(kMigrateV1ToV2Copy)};
-    }
-    steps.push_back(kMigrateV2ToV3);
-    for (absl::string_view sql : steps) {
-      status = db_.Exec(sql);
+    for (int v = *version + 1; v <= kProfileSchemaVersion; ++v) {
+      const absl::string_view sql = ProfileMigrationSql(v);
+      status = sql.empty() ? absl::InternalError(absl::StrCat("no migration to version ", v, " is built in"))
+                           : db_.Exec(sql);
       if (!status.ok()) {
         return absl::FailedPreconditionError(absl::StrCat("migrating ", path_, " from schema version ", *version,
                                                           " to ", kProfileSchemaVersion,

@@ -88,6 +88,9 @@ class ProfileStore {
 
 // The SQL shipped in the binary: the schema and the seed devices.
 absl::string_view ProfileSchemaSql();
+// The frozen migration (device_profiles/migrations/NNNN_*.sql) that brings a database from schema
+// version to_version - 1 to to_version; empty when there is none.
+absl::string_view ProfileMigrationSql(int to_version);
 absl::string_view ProfileSeedSql();
 
 }  // namespace squeeze::device_profiles

@@ -1,6 +1,6 @@
 -- Squeeze device-profile database (profiles.db), schema version 3 (PRAGMA user_version).
--- Version 1 and 2 databases are migrated in place on open (profile_store.cc, kMigrateV1ToV2,
--- kMigrateV2ToV3).
+-- Older databases are migrated in place on open by the frozen, numbered files in migrations/
+-- (NNNN_name.sql brings user_version to NNNN; a schema change here needs one more there).
 --
 -- A device profile says what a device runs natively and how fast, so the cost model can predict a
 -- layer's latency under every compression option. Every row says where its figures came from:

@@ -249,6 +249,58 @@ TEST_CASE("A version 2 database is migrated in place, keeps every sample and tak
   CHECK(*db->UserVersion() == kProfileSchemaVersion);
 }
 
+// Every table's columns (name, type, not null, default, key position) and every index's name, one
+// line each, in name order: what a database's schema is, whatever text created it.
+std::vector<std::string> SchemaOf(const std::string& path) {
+  absl::StatusOr<common::Database> db = common::Database::Open(path);
+  REQUIRE(db.ok());
+  std::vector<std::string> lines;
+  absl::StatusOr<common::Statement> objects =
+      db->Prepare("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name");
+  REQUIRE(objects.ok());
+  std::vector<std::pair<std::string, std::string>> names;
+  while (*objects->Step()) names.emplace_back(objects->ColumnText(0), objects->ColumnText(1));
+  for (const auto& [type, name] : names) {
+    lines.push_back(type + " " + name);
+    if (type != "table") continue;
+    absl::StatusOr<common::Statement> columns =
+        db->Prepare("SELECT name, type, \"notnull\", ifnull(dflt_value, ''), pk FROM pragma_table_info(?) ORDER BY cid");
+    REQUIRE(columns.ok());
+    columns->Bind(1, name);
+    while (*columns->Step()) {
+      lines.push_back(name + "." + columns->ColumnText(0) + " " + columns->ColumnText(1) + " " + columns->ColumnText(2) +
+                      " " + columns->ColumnText(3) + " " + columns->ColumnText(4));
+    }
+  }
+  return lines;
+}
+
+TEST_CASE("Every migration path ends at the schema a new database gets", "[profiles]") {
+  testing::TempDir dir;
+  ProfileStoreOptions options;
+  options.seed = false;
+  const std::string fresh = dir.File("fresh.db");
+  OpenStore(fresh, options);
+  REQUIRE(SchemaOf(fresh).size() > 80);  // devices, capabilities, samples, model latencies
+  for (const char* old : {"v1", "v2"}) {
+    INFO(old);
+    const std::string path = dir.File(std::string(old) + ".db");
+    {
+      absl::StatusOr<std::string> sql = common::ReadFile(std::string(SQUEEZE_SOURCE_DIR) +
+                                                         "/tests/device_profiles/testdata/profiles_schema_" + old + ".sql");
+      REQUIRE(sql.ok());
+      absl::StatusOr<common::Database> db = common::Database::Open(path);
+      REQUIRE(db.ok());
+      REQUIRE(db->Exec(*sql).ok());
+    }
+    OpenStore(path, options);
+    CHECK(SchemaOf(path) == SchemaOf(fresh));
+  }
+  // Each version's migration is built in, and none beyond the current one.
+  for (int v = 2; v <= kProfileSchemaVersion; ++v) CHECK_FALSE(ProfileMigrationSql(v).empty());
+  CHECK(ProfileMigrationSql(kProfileSchemaVersion + 1).empty());
+}
+
 TEST_CASE("Unknown devices and versions are NotFound naming the id", "[profiles]") {
   testing::TempDir dir;
   auto store = OpenStore(dir.File("profiles.db"));

@@ -1,5 +1,5 @@
 -- Squeeze device-profile database (profiles.db), schema version 2 (PRAGMA user_version): what
--- version 2 created, kept for the migration test (device_profiles/profile_store.cc, kMigrateV2ToV3).
+-- version 2 created, kept for the migration tests (device_profiles/migrations/0003_transpose_samples.sql).
 --
 -- A device profile says what a device runs natively and how fast, so the cost model can predict a
 -- layer's latency under every compression option. Every row says where its figures came from:

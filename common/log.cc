@@ -4,6 +4,8 @@
 
 #include <atomic>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -24,6 +26,29 @@ const char* LevelName(LogLevel level) {
 
 }  // namespace
 
+std::string Printable(absl::string_view text, size_t max_bytes) {
+  std::string out;
+  size_t taken = 0;
+  for (; taken < text.size() && out.size() < max_bytes; ++taken) {
+    const unsigned char c = static_cast<unsigned char>(text[taken]);
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += absl::StrFormat("\\x%02x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  if (taken < text.size()) absl::StrAppend(&out, "... (", text.size(), " bytes)");
+  return out;
+}
+
 void SetMinLogLevel(LogLevel level) { min_level = level; }
 
 void LogLine(LogLevel level, const std::string& message) {
@@ -32,7 +57,19 @@ void LogLine(LogLevel level, const std::string& message) {
   line += ' ';
   line += LevelName(level);
   line += ' ';
-  line += message;
+  // Quotes and backslashes stay as the caller wrote them (key="value" pairs); what would break the
+  // line is escaped.
+  for (size_t i = 0; i < message.size() && line.size() < kMaxLogLineBytes; ++i) {
+    const unsigned char c = static_cast<unsigned char>(message[i]);
+    if (c < 0x20 || c == 0x7f) {
+      line += c == '\n' ? std::string("\\n") : absl::StrFormat("\\x%02x", c);
+    } else {
+      line += static_cast<char>(c);
+    }
+    if (line.size() >= kMaxLogLineBytes && i + 1 < message.size()) {
+      absl::StrAppend(&line, "... (record cut: ", message.size(), " bytes)");
+    }
+  }
   line += '\n';
   // One write per line keeps lines from different threads whole.
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/sha256.h"
 
 namespace squeeze::server {
@@ -115,6 +116,18 @@ ModelRecord ModelFromRow(const Statement& row) {
 // Runs a SELECT of kModelColumns and collects the rows.
 absl::StatusOr<std::vector<ModelRecord>> Collect(Statement& stmt) { return common::CollectRows(stmt, ModelFromRow); }
 
+// Ids are the server's own (or a key's): a value that cannot be one is refused before any lookup,
+// and never echoed whole.
+constexpr size_t kMaxIdBytes = 128;
+
+absl::Status CheckId(absl::string_view what, const std::string& id) {
+  bool printable = !id.empty() && id.size() <= kMaxIdBytes;
+  for (char c : id) printable = printable && c > 0x20 && c < 0x7f && c != '\'' && c != '"' && c != '\\';
+  if (printable) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(what, " id \"", common::Printable(id, 48), "\" is not one: ids are 1 to ",
+                                                 kMaxIdBytes, " printable characters without spaces or quotes"));
+}
+
 absl::Status NoSuchModel(const std::string& id) {
   return absl::NotFoundError(absl::StrCat("no model '", id, "'; 'squeeze models list' shows your models"));
 }
@@ -196,6 +209,7 @@ absl::StatusOr<std::vector<ApiKeyRecord>> StateStore::ListApiKeys() {
 }
 
 absl::StatusOr<ApiKeyRecord> StateStore::RevokeApiKey(const std::string& id) {
+  if (absl::Status s = CheckId("API key", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> find = db_.Prepare(
       absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys WHERE id = ?1 OR (length(?1) >= 8 AND prefix = ?1)"));
@@ -318,6 +332,7 @@ absl::StatusOr<std::optional<ModelRecord>> StateStore::FindModel(const std::stri
 }
 
 absl::StatusOr<ModelRecord> StateStore::GetModel(const std::string& team, const std::string& id) {
+  if (absl::Status s = CheckId("model", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt =
       db_.Prepare(absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE team = ?1 AND id = ?2"));
@@ -339,6 +354,7 @@ absl::StatusOr<std::vector<ModelRecord>> StateStore::ListModels(const std::strin
 }
 
 absl::StatusOr<ModelRecord> StateStore::DeleteModel(const std::string& team, const std::string& id) {
+  if (absl::Status s = CheckId("model", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt = db_.Prepare(
       absl::StrCat("DELETE FROM models WHERE team = ?1 AND id = ?2 RETURNING ", kModelColumns));
@@ -498,6 +514,7 @@ absl::Status StateStore::UpdateJob(const JobRecord& r) {
 }
 
 absl::StatusOr<JobRecord> StateStore::GetJob(const std::string& team, const std::string& id) {
+  if (absl::Status s = CheckId("search", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt =
       db_.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 AND id = ?2"));

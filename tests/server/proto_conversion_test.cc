@@ -53,6 +53,11 @@ TEST_CASE("Status codes keep their meaning across the gRPC boundary", "[status]"
   CHECK(FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "key")).code() ==
         absl::StatusCode::kUnauthenticated);
   CHECK(ToGrpcStatus(absl::OkStatus()).ok());
+  // A message that would echo a huge value crosses the wire cut, saying how long it was.
+  const grpc::Status huge = ToGrpcStatus(absl::InvalidArgumentError(std::string(8 << 20, 'x')));
+  CHECK(huge.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(huge.error_message().size() < 2200);
+  CHECK(huge.error_message().find("of 8388608 bytes") != std::string::npos);
 }
 
 }  // namespace

@@ -115,6 +115,24 @@ ModelRecord Record(const std::string& team, const std::string& sha_seed) {
   return r;
 }
 
+TEST_CASE("An id that cannot be one is refused before any lookup and never echoed whole", "[state_store]") {
+  testing::TempDir dir;
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  const std::string forged = "m-1\n2026-12-06T00:00:00.000Z INFO rpc method=/squeeze.v1.Auth/CreateApiKey code=OK";
+  for (const std::string& id : {forged, std::string(8 << 20, 'a'), std::string(), std::string("m 1")}) {
+    absl::StatusOr<ModelRecord> model = (*state)->GetModel("alpha", id);
+    REQUIRE(model.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(model.status().message().size() < 300);
+    CHECK(model.status().message().find('\n') == absl::string_view::npos);
+    CHECK((*state)->GetJob("alpha", id).status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK((*state)->DeleteModel("alpha", id).status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK((*state)->RevokeApiKey(id).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  // A well-formed id that names nothing is still NotFound.
+  CHECK((*state)->GetModel("alpha", "m-0123456789ab").status().code() == absl::StatusCode::kNotFound);
+}
+
 TEST_CASE("Models belong to their team", "[state_store]") {
   testing::TempDir dir;
   auto state = StateStore::Open(dir.File("state.db"));

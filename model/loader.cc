@@ -171,6 +171,11 @@ absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& 
     return absl::InvalidArgumentError("not an ONNX model: protobuf cannot parse the bytes as a ModelProto");
   }
 
+  if (options.max_ir_version > 0 && proto.ir_version() > options.max_ir_version) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model's ir_version ", proto.ir_version(), " is newer than ONNX Runtime here loads (at most ",
+        options.max_ir_version, "): export it with IR version ", options.max_ir_version, " or older"));
+  }
   Analysis& analysis = loaded.analysis;
   analysis.ir_version = proto.ir_version();
   for (const onnx::OperatorSetIdProto& opset : proto.opset_import()) {

@@ -38,6 +38,9 @@ struct AnalyzeOptions {
   // Worker threads for weight statistics and scans (oneTBB); 0 = oneTBB's default. Results do
   // not depend on it.
   int threads = 0;
+  // The newest IR version the runtime that will run the model loads (runtime::MaxLoadableIrVersion);
+  // a newer model is InvalidArgument. 0: not checked.
+  int64_t max_ir_version = 0;
 };
 
 // A parsed model with its analysis.

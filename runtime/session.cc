@@ -1,5 +1,6 @@
 #include "runtime/session.h"
 
+#include <onnx/onnx_pb.h>
 #include <onnxruntime_cxx_api.h>
 #include <pthread.h>
 #include <sched.h>
@@ -420,6 +421,36 @@ absl::Status PinCurrentThread(int cpu) {
     return absl::InternalError(absl::StrCat("cannot pin the thread to CPU ", cpu, ": ", std::strerror(error)));
   }
   return absl::OkStatus();
+}
+
+int64_t MaxLoadableIrVersion() {
+  static const int64_t newest = [] {
+    // y = Identity(x) over float[1], opset 13, at rising IR versions until one does not load.
+    onnx::ModelProto m;
+    onnx::OperatorSetIdProto* opset = m.add_opset_import();
+    opset->set_domain("");
+    opset->set_version(13);
+    onnx::GraphProto* g = m.mutable_graph();
+    g->set_name("ir_probe");
+    onnx::NodeProto* n = g->add_node();
+    n->set_op_type("Identity");
+    n->add_input("x");
+    n->add_output("y");
+    for (const char* name : {"x", "y"}) {
+      onnx::ValueInfoProto* v = name[0] == 'x' ? g->add_input() : g->add_output();
+      v->set_name(name);
+      v->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+      v->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(1);
+    }
+    int64_t loads = 0;
+    for (int64_t ir = 7; ir <= 64; ++ir) {
+      m.set_ir_version(ir);
+      if (!Session::Create(m.SerializeAsString()).ok()) break;
+      loads = ir;
+    }
+    return loads;
+  }();
+  return newest;
 }
 
 }  // namespace squeeze::runtime

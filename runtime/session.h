@@ -119,6 +119,10 @@ class Session {
 Timing SummarizeTimes(std::vector<double> seconds);
 
 // How TimeInterleaved takes turns.
+// The newest ONNX IR version this build's ONNX Runtime loads, found once by loading a one-node
+// model at rising IR versions (ONNX Runtime publishes no such constant).
+int64_t MaxLoadableIrVersion();
+
 struct InterleavedTiming {
   int warmup = 2;          // runs of each model discarded first
   int rounds = 7;          // in each round every model runs in turn:

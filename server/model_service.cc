@@ -169,6 +169,7 @@ absl::StatusOr<v1::Model> ModelService::CompleteUpload(const Caller& caller, con
   model::AnalyzeOptions options;
   options.input_shapes = *shapes;
   options.shape_probe = options_.shape_probe;
+  options.max_ir_version = options_.max_ir_version;
   absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, options);
   if (!loaded.ok()) return loaded.status();
 

@@ -20,6 +20,7 @@ namespace squeeze::server {
 struct ModelServiceOptions {
   int64_t max_model_bytes = int64_t{1} << 30;
   model::ShapeProbe shape_probe;  // ONNX Runtime fallback for shapes inference cannot find
+  int64_t max_ir_version = 0;     // newer models are refused (a stored model is one ONNX Runtime loads)
   TeamQuota quota;                // stored bytes per team
 };
 

@@ -171,6 +171,7 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   ModelServiceOptions model_options;
   model_options.max_model_bytes = options.max_model_bytes;
   model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
+  model_options.max_ir_version = runtime::MaxLoadableIrVersion();
   model_options.quota = options.quota;
   server->model_service_ =
       std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->upload_workers_, model_options);

@@ -252,6 +252,12 @@ TEST_CASE("Bad uploads are refused with their status code and change nothing", "
   SECTION("an input shape of the wrong rank") {
     expect_refused(ParseText(kTinyConv), grpc::StatusCode::INVALID_ARGUMENT, "x", {{"x", {1, 2, 4}}});
   }
+  SECTION("an IR version newer than ONNX Runtime loads") {
+    onnx::ModelProto model;
+    REQUIRE(model.ParseFromString(ParseText(kTinyConv)));
+    model.set_ir_version(int64_t{1} << 40);
+    expect_refused(model.SerializeAsString(), grpc::StatusCode::INVALID_ARGUMENT, "ir_version 1099511627776");
+  }
   SECTION("a model over the size limit") {
     expect_refused(ReadBinary(kDetModel), grpc::StatusCode::RESOURCE_EXHAUSTED, "3000000");
   }

@@ -59,6 +59,18 @@ onnx::ModelProto SmallCnn() {
   return model;
 }
 
+TEST_CASE("A model newer than the runtime loads is refused, naming both IR versions", "[model]") {
+  onnx::ModelProto model = SmallCnn();
+  AnalyzeOptions options;
+  options.max_ir_version = 8;
+  CHECK(LoadModel(Bytes(model), options).ok());
+  model.set_ir_version(int64_t{1} << 40);
+  const absl::Status refused = LoadModel(Bytes(model), options).status();
+  REQUIRE(refused.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(refused.message()), Catch::Matchers::Contains("ir_version 1099511627776") &&
+                                                 Catch::Matchers::Contains("at most 8"));
+}
+
 TEST_CASE("A small CNN: layers, shapes, MACs and params by hand", "[model]") {
   int probe_calls = 0;
   AnalyzeOptions options;

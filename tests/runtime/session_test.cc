@@ -53,6 +53,18 @@ TEST_CASE("ONNX Runtime runs a small model built with libonnx", "[runtime]") {
   CHECK(y == std::vector<float>{0, 12, 0, 6});
 }
 
+TEST_CASE("The newest IR version ONNX Runtime loads is found, and is what it loads", "[runtime]") {
+  const int64_t newest = MaxLoadableIrVersion();
+  CHECK(newest >= 8);  // every supported ONNX Runtime loads IR 8 (ONNX 1.10)
+  CHECK(MaxLoadableIrVersion() == newest);
+  onnx::ModelProto model;
+  REQUIRE(model.ParseFromString(SmallModel()));
+  model.set_ir_version(newest);
+  CHECK(Session::Create(model.SerializeAsString()).ok());
+  model.set_ir_version(newest + 1);
+  CHECK_FALSE(Session::Create(model.SerializeAsString()).ok());
+}
+
 TEST_CASE("Bad inputs and models come back as statuses", "[runtime]") {
   SECTION("bytes that are not a model") {
     absl::StatusOr<std::unique_ptr<Session>> session = Session::Create("definitely not onnx");

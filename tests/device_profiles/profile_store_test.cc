@@ -186,16 +186,25 @@ TEST_CASE("A version 1 database is migrated in place and keeps its samples", "[p
   CHECK(*db->UserVersion() == kProfileSchemaVersion);
 }
 
+// A database as version `version` of the schema left it: version 1's schema (kept as it was),
+// then the frozen migrations up to `version`.
+void CreateAtVersion(const std::string& path, int version) {
+  absl::StatusOr<std::string> v1 = common::ReadFile(SQUEEZE_SOURCE_DIR "/tests/device_profiles/testdata/profiles_schema_v1.sql");
+  REQUIRE(v1.ok());
+  absl::StatusOr<common::Database> db = common::Database::Open(path);
+  REQUIRE(db.ok());
+  REQUIRE(db->Exec(*v1).ok());
+  for (int v = 2; v <= version; ++v) REQUIRE(db->Exec(ProfileMigrationSql(v)).ok());
+  REQUIRE(*db->UserVersion() == version);
+}
+
 TEST_CASE("A version 2 database is migrated in place, keeps every sample and takes transposes", "[profiles]") {
   testing::TempDir dir;
   const std::string path = dir.File("profiles.db");
+  CreateAtVersion(path, 2);
   {
-    absl::StatusOr<std::string> v2 = common::ReadFile(SQUEEZE_SOURCE_DIR "/tests/device_profiles/testdata/profiles_schema_v2.sql");
-    REQUIRE(v2.ok());
     absl::StatusOr<common::Database> db = common::Database::Open(path);
     REQUIRE(db.ok());
-    REQUIRE(db->Exec(*v2).ok());
-    REQUIRE(*db->UserVersion() == 2);
     // A transpose sample is what version 2 could not hold.
     CHECK_FALSE(db->Exec("INSERT INTO devices (id, version, name, vendor, soc, os, cpu, cpu_cores, simd, ram_bytes, "
                          "app_memory_budget_bytes, memory_bandwidth_bytes_per_s, runtime, runtime_version, threads, "
@@ -282,17 +291,10 @@ TEST_CASE("Every migration path ends at the schema a new database gets", "[profi
   const std::string fresh = dir.File("fresh.db");
   OpenStore(fresh, options);
   REQUIRE(SchemaOf(fresh).size() > 80);  // devices, capabilities, samples, model latencies
-  for (const char* old : {"v1", "v2"}) {
-    INFO(old);
-    const std::string path = dir.File(std::string(old) + ".db");
-    {
-      absl::StatusOr<std::string> sql = common::ReadFile(std::string(SQUEEZE_SOURCE_DIR) +
-                                                         "/tests/device_profiles/testdata/profiles_schema_" + old + ".sql");
-      REQUIRE(sql.ok());
-      absl::StatusOr<common::Database> db = common::Database::Open(path);
-      REQUIRE(db.ok());
-      REQUIRE(db->Exec(*sql).ok());
-    }
+  for (int old = 1; old < kProfileSchemaVersion; ++old) {
+    INFO("from version " << old);
+    const std::string path = dir.File("v" + std::to_string(old) + ".db");
+    CreateAtVersion(path, old);
     OpenStore(path, options);
     CHECK(SchemaOf(path) == SchemaOf(fresh));
   }

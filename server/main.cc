@@ -1,6 +1,7 @@
 // squeezed: the Squeeze server. Thin: parses the command line, starts SqueezeServer, and stops it
 // on SIGINT/SIGTERM; `squeezed keys ...` manages API keys in a data dir, also while a server runs.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -109,6 +110,10 @@ void AddKeysCommands(CLI::App& app, int* exit_code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Everything squeezed writes — the data dir, state.db with its key hashes and every team's jobs,
+  // profiles.db, blobs, the first admin key — is the service user's alone: 0700 directories,
+  // 0600 files.
+  ::umask(077);
   squeeze::server::ServerOptions options;
   std::string port_file;
   double shutdown_grace_s = 10;

@@ -85,6 +85,15 @@ std::shared_ptr<grpc::Channel> Channel(const RunningServer& server) {
 TEST_CASE("Every RPC of every service needs a valid key, but health does not", "[e2e][auth]") {
   TempDir dir;
   RunningServer server(dir.File("data"));
+  // What the server writes is its user's alone: key hashes, every team's jobs, the first key.
+  namespace fs = std::filesystem;
+  const fs::perms group_or_other = fs::perms::group_all | fs::perms::others_all;
+  for (const std::string& name : {"", "/state.db", "/profiles.db", "/initial-api-key", "/blobs"}) {
+    INFO(server.data_dir() << name);
+    const fs::path path = server.data_dir() + name;
+    REQUIRE(fs::exists(path));
+    CHECK((fs::status(path).permissions() & group_or_other) == fs::perms::none);
+  }
   const std::vector<std::string> methods = AllMethods();
   REQUIRE(methods.size() >= 15);
   const std::string revoked = server.CreateKey("gamma");

@@ -74,11 +74,11 @@ void TraceLayouts(const LoadedModel& model, std::vector<ActivationSite>* sites) 
     }
     // Downstream: every layer reached through layout-neutral ops.
     std::set<std::string> seen = {site.tensor};
-    std::vector<std::string> todo = {site.tensor};
+    std::vector<std::string> pending = {site.tensor};
     std::set<int> reached;
-    while (!todo.empty()) {
-      const std::string t = todo.back();
-      todo.pop_back();
+    while (!pending.empty()) {
+      const std::string t = pending.back();
+      pending.pop_back();
       if (graph_outputs.count(t) > 0) site.float_layout_reader = true;
       for (const onnx::NodeProto* n : readers[t]) {
         if (auto layer = layer_of.find(n->name()); layer != layer_of.end()) {
@@ -90,7 +90,7 @@ void TraceLayouts(const LoadedModel& model, std::vector<ActivationSite>* sites) 
           continue;
         }
         for (const std::string& out : n->output()) {
-          if (!out.empty() && seen.insert(out).second) todo.push_back(out);
+          if (!out.empty() && seen.insert(out).second) pending.push_back(out);
         }
       }
     }

@@ -416,9 +416,12 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   // DequantizeLinear runs on one only where its two sides run in different domains.
   std::vector<bool> quantizable(n, false);
   for (size_t i = 0; i < n; ++i) quantizable[i] = model::ActivationsQuantizable(analysis, i);
-  std::map<std::string, int32_t> boundary_of;  // by tensor
+  problem.table.layers.resize(n);
   for (const model::ActivationSite& site : model::ActivationSites(*in.model)) {
-    boundary_of[site.tensor] = static_cast<int32_t>(problem.table.boundaries.size());
+    // The site is its producer's output and its readers' input.
+    const int32_t index = static_cast<int32_t>(problem.table.boundaries.size());
+    if (site.producer >= 0) problem.table.layers[site.producer].output_boundary = index;
+    for (int r : site.readers) problem.table.layers[r].input_boundary = index;
     ActivationBoundary b;
     b.producer = site.producer;
     b.readers.assign(site.readers.begin(), site.readers.end());
@@ -435,14 +438,6 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     const dp::OpPrediction transpose = in.cost_model->PredictOp(dp::OpKind::kTranspose, site.elements, site.elements * 2.0);
     b.transpose_latency = transpose.basis == dp::Basis::kSamples ? transpose.seconds : 0;
     problem.table.boundaries.push_back(std::move(b));
-  }
-  problem.table.layers.resize(n);
-  {
-    const model::ActivationTensors tensors = model::ActivationTensorsOf(*in.model);
-    for (size_t i = 0; i < n; ++i) {
-      if (auto b = boundary_of.find(tensors.input[i]); b != boundary_of.end()) problem.table.layers[i].input_boundary = b->second;
-      if (auto b = boundary_of.find(tensors.output[i]); b != boundary_of.end()) problem.table.layers[i].output_boundary = b->second;
-    }
   }
   const std::vector<double> boundary_bound = BoundaryBounds(problem.table);
   problem.details.resize(n);

@@ -1,5 +1,6 @@
 #include "server/auth.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <unordered_map>
@@ -8,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "google/protobuf/descriptor.h"
 #include "common/log.h"
 #include "common/sha256.h"
 
@@ -92,6 +94,17 @@ bool SaneRequestId(absl::string_view id) {
   return true;
 }
 
+// "/squeeze.v1.ModelService/GetModel" -> what a person can act on when its request bytes did not parse.
+std::string UnparsableRequestMessage(absl::string_view method) {
+  std::string full_name(method.substr(method.empty() ? 0 : 1));
+  std::replace(full_name.begin(), full_name.end(), '/', '.');
+  const google::protobuf::MethodDescriptor* descriptor =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
+  const std::string type = descriptor ? descriptor->input_type()->full_name() : "the method's request message";
+  return absl::StrCat("the request to ", common::Printable(method, 200), " could not be parsed as ", type,
+                      "; send it with the squeeze client or code generated from proto/squeeze/v1/*.proto");
+}
+
 std::atomic<uint64_t> next_serial{1};
 
 class CallInterceptor final : public grpc::experimental::Interceptor {
@@ -137,7 +150,13 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
       if (!request_id_.empty()) methods->GetSendInitialMetadata()->emplace("x-request-id", request_id_);
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) && access_ != Access::kPublic) {
-      const grpc::Status status = methods->GetSendStatus();
+      grpc::Status status = methods->GetSendStatus();
+      // gRPC answers a request it could not deserialize with UNIMPLEMENTED and no message; no
+      // squeeze handler ever answers UNIMPLEMENTED, so say what happened.
+      if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED && status.error_message().empty()) {
+        status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, UnparsableRequestMessage(method_));
+        methods->ModifySendStatus(status);
+      }
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
       const std::string line = fmt::format(

@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
   squeeze::server::ServerOptions options;
   std::string port_file;
   double shutdown_grace_s = 10;
+  double upload_idle_timeout_s = 60;
   CLI::App app{
       "squeezed: the Squeeze model compression search server.\n"
       "Serves squeeze.v1 over gRPC (with the standard health service and reflection) from a data\n"
@@ -143,6 +144,10 @@ int main(int argc, char** argv) {
                  "Most calls in flight on one client connection")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--upload-idle-timeout", upload_idle_timeout_s,
+                 "Seconds an upload may send nothing before it is ended and its bytes dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   app.add_option("--quota-stored-bytes", options.quota.max_stored_bytes,
                  "Per team: most bytes of stored models (0: no limit)")
       ->capture_default_str()
@@ -170,6 +175,7 @@ int main(int argc, char** argv) {
   AddKeysCommands(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   if (!app.get_subcommands().empty()) return exit_code;
+  options.upload_idle_timeout = absl::Seconds(upload_idle_timeout_s);
   if (options.data_dir.empty()) {
     std::cerr << "--data-dir is required\nRun with --help for more information.\n";
     return 106;  // CLI11's code for a missing required option

@@ -1,10 +1,14 @@
 #include "server/model_service.h"
 
+#include <algorithm>
+#include <atomic>
 #include <map>
+#include <vector>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "server/caller.h"
@@ -27,25 +31,38 @@ absl::Status TooLarge(int64_t size, int64_t limit) {
 }  // namespace
 
 // One upload: metadata first, then chunks appended to a blob writer; at the end of the stream the
-// analysis and commit are handed to the worker arena, which finishes the call.
+// analysis and commit are handed to the worker arena, which finishes the call. While it reads, the
+// upload holds its bytes (declared or received, whichever is more) of the team's quota, and the
+// idle watch may end it; exactly one of the two finishes the call.
 class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::UploadModelRequest> {
  public:
   UploadReactor(ModelService& service, grpc::CallbackServerContext* context, v1::Model* response)
       : service_(service), context_(context), response_(response) {
     absl::StatusOr<Caller> caller = CallerOf(*context);
     if (!caller.ok()) {
-      Finish(ToGrpcStatus(caller.status()));
+      FinishOnce(ToGrpcStatus(caller.status()));
       return;
     }
     caller_ = *std::move(caller);
+    Touch();
+    {
+      absl::MutexLock lock(&service_.uploads_mutex_);
+      service_.reading_.insert(this);
+    }
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    Touch();
+    if (finished_.load()) {  // the idle watch ended the call while this read was pending
+      writer_.reset();
+      return;
+    }
     if (!ok) {
+      StopReading();
       if (context_->IsCancelled()) {
         writer_.reset();
-        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client"));
+        FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled by the client"));
         return;
       }
       EndOfStream();
@@ -53,16 +70,43 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
     }
     absl::Status status = Consume();
     if (!status.ok()) {
+      StopReading();
       writer_.reset();
-      Finish(ToGrpcStatus(status));
+      FinishOnce(ToGrpcStatus(status));
       return;
     }
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    StopReading();
+    service_.Release(this);
+    delete this;
+  }
+
+  // The idle watch's verdict; called with uploads_mutex_ held. True when this call takes the
+  // right to finish the call (the watch then calls EndIdle outside the lock).
+  bool ClaimIdle(absl::Time now, absl::Duration timeout) {
+    if (now - absl::FromUnixNanos(last_activity_ns_.load()) < timeout) return false;
+    return !finished_.exchange(true);
+  }
+  void EndIdle(absl::Duration timeout) {
+    Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        absl::StrCat("the upload sent nothing for ", absl::FormatDuration(timeout),
+                                     " (squeezed --upload-idle-timeout); the ", received_.load(),
+                                     " bytes it sent were dropped: upload the model again")));
+  }
 
  private:
+  void Touch() { last_activity_ns_.store(absl::ToUnixNanos(absl::Now())); }
+  void StopReading() {
+    absl::MutexLock lock(&service_.uploads_mutex_);
+    service_.reading_.erase(this);
+  }
+  void FinishOnce(grpc::Status status) {
+    if (!finished_.exchange(true)) Finish(std::move(status));
+  }
+
   absl::Status Consume() {
     if (request_.has_metadata()) {
       if (has_metadata_) return absl::InvalidArgumentError("the upload sent its metadata twice");
@@ -74,10 +118,14 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
       if (metadata_.name().size() > kMaxNameLength) {
         return absl::InvalidArgumentError(absl::StrCat("the model's name is longer than ", kMaxNameLength, " characters"));
       }
+      if (metadata_.size_bytes() < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("the declared size_bytes ", metadata_.size_bytes(),
+                                                       " is negative; send the file's size or 0"));
+      }
       if (metadata_.size_bytes() > service_.options_.max_model_bytes) {
         return TooLarge(metadata_.size_bytes(), service_.options_.max_model_bytes);
       }
-      if (absl::Status s = service_.CheckStoredBytes(caller_.team, metadata_.size_bytes()); !s.ok()) return s;
+      if (absl::Status s = service_.Reserve(this, caller_.team, metadata_.size_bytes()); !s.ok()) return s;
       absl::StatusOr<std::unique_ptr<BlobWriter>> writer = service_.blobs_.NewWriter();
       if (!writer.ok()) return writer.status();
       writer_ = *std::move(writer);
@@ -87,29 +135,40 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
       return absl::InvalidArgumentError("the upload must start with a metadata message (name, input shapes)");
     }
     const std::string& chunk = request_.chunk();
-    if (writer_->size() + static_cast<int64_t>(chunk.size()) > service_.options_.max_model_bytes) {
-      return TooLarge(writer_->size() + static_cast<int64_t>(chunk.size()), service_.options_.max_model_bytes);
+    const int64_t total = writer_->size() + static_cast<int64_t>(chunk.size());
+    if (total > service_.options_.max_model_bytes) return TooLarge(total, service_.options_.max_model_bytes);
+    // The declared size is a hint; the quota is held again for the bytes that really came.
+    if (total > metadata_.size_bytes()) {
+      if (absl::Status s = service_.Reserve(this, caller_.team, total); !s.ok()) return s;
     }
-    // The declared size is a hint; the quota is checked again on the bytes that really came.
-    if (metadata_.size_bytes() == 0 || writer_->size() + static_cast<int64_t>(chunk.size()) > metadata_.size_bytes()) {
-      if (absl::Status s = service_.CheckStoredBytes(caller_.team, writer_->size() + static_cast<int64_t>(chunk.size()));
-          !s.ok()) {
-        return s;
-      }
-    }
-    return writer_->Append(chunk);
+    if (absl::Status s = writer_->Append(chunk); !s.ok()) return s;
+    received_.store(writer_->size());
+    return absl::OkStatus();
   }
 
   void EndOfStream() {
     if (!has_metadata_) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the upload sent nothing: no metadata, no bytes"));
+      FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "the upload sent no message that parsed as squeeze.v1.UploadModelRequest: no "
+                              "metadata, no bytes (send the metadata first, then the file in chunks)"));
       return;
     }
     if (writer_->size() == 0) {
       writer_.reset();
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the file is empty: no model bytes were sent"));
+      FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the file is empty: no model bytes were sent"));
       return;
     }
+    if (metadata_.size_bytes() > 0 && writer_->size() != metadata_.size_bytes()) {
+      const int64_t received = writer_->size();
+      writer_.reset();
+      FinishOnce(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("the upload ended after ", received, " of the ", metadata_.size_bytes(),
+                       " bytes its metadata announced (a cut stream, or a message that did not parse): "
+                       "nothing was stored; upload the model again")));
+      return;
+    }
+    if (finished_.exchange(true)) return;  // the idle watch was first
     service_.workers_.Submit([this] {
       absl::StatusOr<v1::Model> model = service_.CompleteUpload(caller_, metadata_, *writer_);
       writer_.reset();  // deletes the temporary file unless it became a blob
@@ -132,24 +191,79 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
   bool has_metadata_ = false;
   v1::UploadMetadata metadata_;
   std::unique_ptr<BlobWriter> writer_;
+  std::atomic<bool> finished_{false};
+  std::atomic<int64_t> last_activity_ns_{0};
+  std::atomic<int64_t> received_{0};
 };
+
+ModelService::ModelService(StateStore& state, BlobStore& blobs, WorkQueue& workers, ModelServiceOptions options)
+    : state_(state), blobs_(blobs), workers_(workers), options_(std::move(options)) {
+  idle_watch_ = std::thread([this] { WatchIdleUploads(); });
+}
+
+ModelService::~ModelService() {
+  {
+    absl::MutexLock lock(&uploads_mutex_);
+    stopping_ = true;
+  }
+  idle_watch_.join();
+}
+
+void ModelService::WatchIdleUploads() {
+  const absl::Duration timeout = options_.upload_idle_timeout;
+  const absl::Duration period = std::clamp(timeout / 4, absl::Milliseconds(50), absl::Seconds(1));
+  absl::MutexLock lock(&uploads_mutex_);
+  while (!stopping_) {
+    uploads_mutex_.AwaitWithTimeout(absl::Condition(&stopping_), period);
+    if (stopping_) break;
+    std::vector<UploadReactor*> idle;
+    const absl::Time now = absl::Now();
+    for (UploadReactor* upload : reading_) {
+      if (upload->ClaimIdle(now, timeout)) idle.push_back(upload);
+    }
+    for (UploadReactor* upload : idle) reading_.erase(upload);
+    // A claimed upload is not deleted before its Finish (gRPC calls OnDone after it), so it is
+    // safe to finish it outside the lock.
+    uploads_mutex_.Unlock();
+    for (UploadReactor* upload : idle) {
+      common::LogInfo("upload ended: idle for {} (--upload-idle-timeout)", absl::FormatDuration(timeout));
+      upload->EndIdle(timeout);
+    }
+    uploads_mutex_.Lock();
+  }
+}
 
 grpc::ServerReadReactor<v1::UploadModelRequest>* ModelService::UploadModel(grpc::CallbackServerContext* context,
                                                                            v1::Model* response) {
   return new UploadReactor(*this, context, response);
 }
 
-absl::Status ModelService::CheckStoredBytes(const std::string& team, int64_t incoming) {
-  if (options_.quota.max_stored_bytes <= 0) return absl::OkStatus();
-  absl::StatusOr<int64_t> stored = state_.TeamStoredBytes(team);
-  if (!stored.ok()) return stored.status();
-  if (*stored + incoming > options_.quota.max_stored_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "team '", team, "' stores ", *stored, " bytes of models; this upload (", incoming,
-        " bytes so far) would pass the team's quota of ", options_.quota.max_stored_bytes,
-        " stored bytes (squeezed --quota-stored-bytes): delete a model first"));
+absl::Status ModelService::Reserve(const UploadReactor* upload, const std::string& team, int64_t bytes) {
+  absl::MutexLock lock(&uploads_mutex_);
+  Reservation& mine = reserved_[upload];
+  if (options_.quota.max_stored_bytes > 0 && bytes > mine.bytes) {
+    absl::StatusOr<int64_t> stored = state_.TeamStoredBytes(team);
+    if (!stored.ok()) return stored.status();
+    int64_t in_flight = 0;
+    for (const auto& [other, reservation] : reserved_) {
+      if (other != upload && reservation.team == team) in_flight += reservation.bytes;
+    }
+    if (*stored + in_flight + bytes > options_.quota.max_stored_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "team '", team, "' stores ", *stored, " bytes of models and has ", in_flight,
+          " bytes in other uploads in flight; this upload (", bytes, " bytes) would pass the team's quota of ",
+          options_.quota.max_stored_bytes,
+          " stored bytes (squeezed --quota-stored-bytes): delete a model or wait for the other uploads"));
+    }
   }
+  mine.team = team;
+  mine.bytes = std::max(mine.bytes, bytes);
   return absl::OkStatus();
+}
+
+void ModelService::Release(const UploadReactor* upload) {
+  absl::MutexLock lock(&uploads_mutex_);
+  reserved_.erase(upload);
 }
 
 absl::StatusOr<v1::Model> ModelService::CompleteUpload(const Caller& caller, const v1::UploadMetadata& metadata,

@@ -108,6 +108,9 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
     return absl::InvalidArgumentError("--max-message-bytes must be at least 2 MiB (2097152): uploads send 1 MiB chunks");
   }
   if (options.max_concurrent_streams < 1) return absl::InvalidArgumentError("--max-concurrent-streams must be positive");
+  if (options.upload_idle_timeout < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError("--upload-idle-timeout must be at least 0.1 seconds");
+  }
   if (options.quota.max_stored_bytes < 0 || options.quota.max_concurrent_searches < 0 ||
       options.quota.max_searches_per_hour < 0) {
     return absl::InvalidArgumentError("quotas must not be negative (0 means no limit)");
@@ -173,6 +176,7 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
   model_options.max_ir_version = runtime::MaxLoadableIrVersion();
   model_options.quota = options.quota;
+  model_options.upload_idle_timeout = options.upload_idle_timeout;
   server->model_service_ =
       std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->upload_workers_, model_options);
   ExportJobsOptions export_options;

@@ -31,6 +31,8 @@ struct ServerOptions {
   bool insecure = false;
   int64_t max_message_bytes = 16 << 20;  // largest gRPC message received or sent
   int max_concurrent_streams = 100;      // per client connection
+  // An upload stream that sends nothing for this long is ended and its bytes dropped.
+  absl::Duration upload_idle_timeout = absl::Seconds(60);
   TeamQuota quota = {int64_t{10} << 30, 4, 120};
 };
 

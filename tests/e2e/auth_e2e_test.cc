@@ -52,17 +52,17 @@ std::vector<std::string> AllMethods() {
   return methods;
 }
 
-// Calls `method` with an empty request (for a streaming method: one empty message, then the
-// end of the stream) and returns the status.
-grpc::Status CallWithEmptyRequest(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
-                                  const std::string& key) {
+// Calls `method` with one request message of `bytes` (for a streaming method: that message, then
+// the end of the stream) and returns the status.
+grpc::Status CallWithBytes(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                           const std::string& key, const std::string& bytes) {
   grpc::GenericStub stub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   if (!key.empty()) context.AddMetadata("authorization", "Bearer " + key);
   grpc::ByteBuffer request, response;
-  grpc::Slice empty("", 0);
-  request = grpc::ByteBuffer(&empty, 1);
+  grpc::Slice slice(bytes);
+  request = grpc::ByteBuffer(&slice, 1);
   std::mutex mutex;
   std::condition_variable done;
   bool finished = false;
@@ -78,6 +78,11 @@ grpc::Status CallWithEmptyRequest(const std::shared_ptr<grpc::Channel>& channel,
   return result;
 }
 
+grpc::Status CallWithEmptyRequest(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                                  const std::string& key) {
+  return CallWithBytes(channel, method, key, "");
+}
+
 std::shared_ptr<grpc::Channel> Channel(const RunningServer& server) {
   return grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
 }
@@ -88,7 +93,7 @@ TEST_CASE("Every RPC of every service needs a valid key, but health does not", "
   // What the server writes is its user's alone: key hashes, every team's jobs, the first key.
   namespace fs = std::filesystem;
   const fs::perms group_or_other = fs::perms::group_all | fs::perms::others_all;
-  for (const std::string& name : {"", "/state.db", "/profiles.db", "/initial-api-key", "/blobs"}) {
+  for (const char* name : {"", "/state.db", "/profiles.db", "/initial-api-key", "/blobs"}) {
     INFO(server.data_dir() << name);
     const fs::path path = server.data_dir() + name;
     REQUIRE(fs::exists(path));
@@ -107,6 +112,10 @@ TEST_CASE("Every RPC of every service needs a valid key, but health does not", "
     CHECK_THAT(none.error_message(), Contains("SQUEEZE_API_KEY"));
     CHECK(CallWithEmptyRequest(channel, method, "sqz_0123").error_code() == grpc::StatusCode::UNAUTHENTICATED);
     CHECK(CallWithEmptyRequest(channel, method, revoked).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    // Bytes that are no protobuf message (a varint that never ends) are refused as such.
+    grpc::Status garbage = CallWithBytes(channel, method, server.admin_key(), "\xff\xff\xff\xff");
+    CHECK(garbage.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(garbage.error_message(), Contains("parsed as squeeze.v1."));
   }
   // The standard health service answers without a key.
   grpc::GenericStub stub(channel);

@@ -295,6 +295,68 @@ TEST_CASE("An upload cancelled half-way leaves nothing behind", "[e2e][models]")
   CHECK(client.ListCount() == 0);
 }
 
+TEST_CASE("A stalled upload is ended after the idle timeout, and uploads in flight count against the quota",
+          "[e2e][models][quota]") {
+  TempDir dir;
+  const std::string cls = ReadBinary(kClsModel);
+  const int64_t quota = static_cast<int64_t>(cls.size()) * 3 / 2;
+  RunningServer server(dir.File("data"), {"--upload-idle-timeout", "1", "--quota-stored-bytes", std::to_string(quota)});
+  ModelClient client(server.address(), server.admin_key());
+  // A stream that announces the whole file, sends 1 KiB and stalls.
+  grpc::ClientContext stalled_context;
+  client.Authorize(stalled_context);
+  v1::Model stalled_model;
+  auto stalled = client.stub().UploadModel(&stalled_context, &stalled_model);
+  v1::UploadModelRequest request;
+  request.mutable_metadata()->set_name("stalled.onnx");
+  request.mutable_metadata()->set_size_bytes(static_cast<int64_t>(cls.size()));
+  REQUIRE(stalled->Write(request));
+  request.set_chunk(cls.substr(0, 1024));
+  REQUIRE(stalled->Write(request));
+  // While it is in flight, its announced bytes are held: the same file again would pass the quota.
+  v1::Model model;
+  grpc::Status second = client.Upload(cls, &model, "second.onnx");
+  CHECK(second.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK_THAT(second.error_message(), Contains("in flight") && Contains("--quota-stored-bytes"));
+  // The server ends the stalled stream by itself and drops its bytes.
+  const grpc::Status ended = stalled->Finish();
+  CHECK(ended.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK_THAT(ended.error_message(), Contains("--upload-idle-timeout") && Contains("1024 bytes"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (CountStoreFiles(dir.File("data")).temporary != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(CountStoreFiles(dir.File("data")) == StoreFiles{});
+  // Its quota is free again, and an upload that keeps sending is never cut off.
+  const grpc::Status third = client.Upload(cls, &model, "cls.onnx", {{"x", {1, 3, 48, 192}}});
+  INFO(third.error_message());
+  REQUIRE(third.ok());
+  CHECK(client.ListCount() == 1);
+}
+
+TEST_CASE("An upload that ends short of its announced size stores nothing", "[e2e][models]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  ModelClient client(server.address(), server.admin_key());
+  const std::string cls = ReadBinary(kClsModel);
+  grpc::ClientContext context;
+  client.Authorize(context);
+  v1::Model model;
+  auto writer = client.stub().UploadModel(&context, &model);
+  v1::UploadModelRequest request;
+  request.mutable_metadata()->set_name("cls.onnx");
+  request.mutable_metadata()->set_size_bytes(static_cast<int64_t>(cls.size()));
+  REQUIRE(writer->Write(request));
+  request.set_chunk(cls.substr(0, cls.size() / 2));
+  REQUIRE(writer->Write(request));
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Contains(std::to_string(cls.size() / 2) + " of the " + std::to_string(cls.size())));
+  CHECK(client.ListCount() == 0);
+  CHECK(CountStoreFiles(dir.File("data")) == StoreFiles{});
+}
+
 TEST_CASE("The CLI checks --input-shape before sending anything", "[e2e][models]") {
   TempDir dir;
   RunningServer server(dir.File("data"));

@@ -20,8 +20,12 @@ absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view context) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return absl::UnavailableError(message);
-    case SQLITE_FULL:
-      return absl::ResourceExhaustedError(message);
+    case SQLITE_FULL: {
+      const char* file = db ? sqlite3_db_filename(db, "main") : nullptr;
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the disk holding ", file && *file ? file : "the database", " is full, so nothing was written; free "
+          "space on it (or ask the server's operator to) and try again (", message, ")"));
+    }
     case SQLITE_CANTOPEN:
     case SQLITE_NOTADB:
     case SQLITE_READONLY:
@@ -97,6 +101,14 @@ absl::Status Statement::Run() {
   if (!row.ok()) return row.status();
   if (*row) return absl::InternalError(absl::StrCat("statement returned rows: ", sqlite3_sql(stmt_)));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReturnedText(Statement& stmt) {
+  absl::StatusOr<std::vector<std::string>> rows =
+      CollectRows(stmt, [](const Statement& row) { return row.ColumnText(0); });
+  if (!rows.ok()) return rows.status();
+  if (rows->size() != 1) return absl::InternalError(absl::StrCat("a write returned ", rows->size(), " rows, not 1"));
+  return std::move(rows->front());
 }
 
 void Statement::Reset() {

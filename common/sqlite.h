@@ -126,6 +126,11 @@ auto CollectRows(Statement& stmt, RowFn row_to_value)
   }
 }
 
+// Runs a write ending in `RETURNING column` to its end and returns that column of its one row. A
+// write outside a transaction commits only when its statement ends, so a commit that fails (a full
+// disk) fails here: nothing is reported written that was not stored.
+absl::StatusOr<std::string> ReturnedText(Statement& stmt);
+
 // The database's schema version (PRAGMA user_version) when this build can use it: FailedPrecondition
 // when it is newer than `known_version`, or when it is 0 but the file already holds tables (it is
 // someone else's database). `what` names the kind of database in the messages.

@@ -488,7 +488,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Cancel(const std::string& team, const 
     live_[id]->cancel = true;
   }
   common::LogInfo("search {} cancel requested", id);
-  return JobOf(*state_.GetJob(team, id));
+  return Get(team, id);
 }
 
 absl::StatusOr<int64_t> SearchJobs::Watch(const std::string& team, const std::string& id, Watcher watcher,
@@ -516,14 +516,15 @@ void SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bool persi
   record.phase = job.phase();
   record.fraction = job.fraction();
   record.error = job.error();
+  absl::Status stored;
   if (persist) {
     v1::SearchJob result;
     *result.mutable_fronts() = job.fronts();
     result.set_synthetic_calibration(job.synthetic_calibration());
     result.set_from_cache(job.from_cache());
     record.result = result.SerializeAsString();
-    absl::Status s = state_.UpdateJob(record);
-    if (!s.ok()) common::LogWarning("search {}: cannot store its progress: {}", record.id, s.ToString());
+    stored = state_.UpdateJob(record);
+    if (!stored.ok()) common::LogWarning("search {}: cannot store its progress: {}", record.id, stored.ToString());
   }
   std::vector<Watcher> to_call;
   {
@@ -532,9 +533,11 @@ void SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bool persi
       if (entry.job_id == record.id) to_call.push_back(entry.watcher);
     }
   }
+  // Watchers see the job as stored; when it could not be stored (a full disk), as it is in memory.
   v1::SearchJob snapshot = job;
-  if (persist) {
-    snapshot = JobOf(*state_.GetJob(record.team, record.id));
+  if (persist && stored.ok()) {
+    absl::StatusOr<JobRecord> reread = state_.GetJob(record.team, record.id);
+    if (reread.ok()) snapshot = JobOf(*reread);
   }
   for (const Watcher& w : to_call) w(snapshot);
 }

@@ -192,9 +192,9 @@ absl::StatusOr<NewApiKey> StateStore::CreateApiKey(const std::string& team, Role
         .Bind(3, static_cast<int>(role))
         .Bind(4, common::Sha256Hex(out.key))
         .Bind(5, out.record.prefix);
-    absl::StatusOr<bool> row = stmt->Step();
-    if (!row.ok()) return row.status();
-    out.record.created_at = stmt->ColumnText(0);
+    absl::StatusOr<std::string> returned = common::ReturnedText(*stmt);
+    if (!returned.ok()) return returned.status();
+    out.record.created_at = *std::move(returned);
   }
   if (absl::Status s = txn->Commit(); !s.ok()) return s;
   return out;
@@ -231,9 +231,9 @@ absl::StatusOr<ApiKeyRecord> StateStore::RevokeApiKey(const std::string& id) {
       "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1 RETURNING revoked_at");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, key.id);
-  absl::StatusOr<bool> row = stmt->Step();
-  if (!row.ok()) return row.status();
-  key.revoked_at = stmt->ColumnText(0);
+  absl::StatusOr<std::string> returned = common::ReturnedText(*stmt);
+  if (!returned.ok()) return returned.status();
+  key.revoked_at = *std::move(returned);
   return key;
 }
 
@@ -311,9 +311,9 @@ absl::StatusOr<ModelRecord> StateStore::InsertModel(ModelRecord record, const Te
       .Bind(5, record.size_bytes)
       .Bind(6, record.input_shapes)
       .BindBlob(7, record.analysis);
-  absl::StatusOr<bool> row = stmt->Step();
-  if (!row.ok()) return row.status();
-  record.created_at = stmt->ColumnText(0);
+  absl::StatusOr<std::string> returned = common::ReturnedText(*stmt);
+  if (!returned.ok()) return returned.status();
+  record.created_at = *std::move(returned);
   return record;
 }
 
@@ -490,9 +490,9 @@ absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuot
       .Bind(11, record.started_at)
       .Bind(12, record.finished_at)
       .Bind(13, record.from_cache ? 1 : 0);
-  absl::StatusOr<bool> row = stmt->Step();
-  if (!row.ok()) return row.status();
-  record.created_at = stmt->ColumnText(0);
+  absl::StatusOr<std::string> returned = common::ReturnedText(*stmt);
+  if (!returned.ok()) return returned.status();
+  record.created_at = *std::move(returned);
   return record;
 }
 

@@ -7,6 +7,7 @@
 #include "common/sqlite.h"
 #include "server/blob_store.h"
 #include "server/state_store.h"
+#include "tests/testing/full_disk.h"
 #include "tests/testing/temp_dir.h"
 
 namespace squeeze::server {
@@ -274,6 +275,50 @@ TEST_CASE("Jobs are stored with their state and found again after a restart", "[
   CHECK((*state)->ListJobs("alpha", 10)->size() == 1);
   job.id = "s-missing";
   CHECK((*state)->UpdateJob(job).code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("On a full disk every write is refused as ResourceExhausted and nothing unstored is acknowledged",
+          "[state_store]") {
+  testing::FullDisk disk;  // before the store opens its database
+  testing::TempDir dir;
+  auto state = StateStore::Open(dir.File("state.db"));
+  REQUIRE(state.ok());
+  JobRecord job;
+  job.team = "alpha";
+  job.model_id = "m-1";
+  job.cache_key = "key";
+  absl::StatusOr<JobRecord> kept = (*state)->InsertJob(job);
+  REQUIRE(kept.ok());
+  ModelRecord model;
+  model.team = "alpha";
+  model.name = "m.onnx";
+  model.sha256 = std::string(64, 'a');
+  model.size_bytes = 10;
+
+  disk.SetFull(true);
+  absl::StatusOr<JobRecord> job_on_full = (*state)->InsertJob(job);
+  CHECK(job_on_full.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK((*state)->InsertModel(model).status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK((*state)->CreateApiKey("alpha", Role::kMember).status().code() == absl::StatusCode::kResourceExhausted);
+  const int queued = kept->state;
+  kept->state = 4;
+  CHECK((*state)->UpdateJob(*kept).code() == absl::StatusCode::kResourceExhausted);
+  disk.SetFull(false);
+
+  // Only what was acknowledged is there, as it was; the store keeps working.
+  absl::StatusOr<std::vector<JobRecord>> jobs = (*state)->ListJobs("alpha", 10);
+  REQUIRE(jobs.ok());
+  REQUIRE(jobs->size() == 1);
+  CHECK(jobs->front().id == kept->id);
+  CHECK(jobs->front().state == queued);
+  CHECK((*state)->ListModels("alpha")->empty());
+  CHECK(*(*state)->CountApiKeys() == 0);
+  CHECK((*state)->InsertModel(model).ok());
+  state->reset();
+  auto reopened = StateStore::Open(dir.File("state.db"));
+  REQUIRE(reopened.ok());
+  CHECK((*reopened)->ListJobs("alpha", 10)->size() == 1);
+  CHECK((*reopened)->ListModels("alpha")->size() == 1);
 }
 
 }  // namespace

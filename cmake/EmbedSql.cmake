@@ -1,13 +1,33 @@
-# cmake -DSCHEMA=... -DSEED=... -DMIGRATIONS_DIR=... -DOUTPUT=... -P EmbedSql.cmake
-# Writes a C++ source holding the profile database's SQL verbatim (no variable substitution): the
-# schema, the seed, and each migration file NNNN_name.sql, which brings user_version to NNNN.
-file(READ "${SCHEMA}" schema)
-file(READ "${SEED}" seed)
+# cmake -DPREFIX=Name -DNAMESPACE=ns -DHEADER=path.h -DMIGRATIONS_DIR=... [-DSCHEMA=... -DSEED=...]
+#       -DOUTPUT=... -P EmbedSql.cmake
+# Writes a C++ source holding a database's SQL verbatim (no variable substitution), so the binary
+# needs no source tree at run time: <PREFIX>MigrationSql(to_version) returns the migration file
+# NNNN_name.sql that brings user_version to NNNN (empty for any other version); with SCHEMA and
+# SEED also <PREFIX>SchemaSql() and <PREFIX>SeedSql().
+foreach(required PREFIX NAMESPACE HEADER MIGRATIONS_DIR OUTPUT)
+  if(NOT DEFINED ${required})
+    message(FATAL_ERROR "EmbedSql.cmake needs -D${required}=...")
+  endif()
+endforeach()
+set(delimiter "squeeze_sql")
+set(all "")
+set(extra "")
+if(DEFINED SCHEMA)
+  file(READ "${SCHEMA}" schema)
+  file(READ "${SEED}" seed)
+  string(APPEND all "${schema}${seed}")
+  string(APPEND extra
+    "absl::string_view ${PREFIX}SchemaSql() {\n"
+    "  static constexpr char kSql[] = R\"${delimiter}(${schema})${delimiter}\";\n"
+    "  return kSql;\n}\n\n"
+    "absl::string_view ${PREFIX}SeedSql() {\n"
+    "  static constexpr char kSql[] = R\"${delimiter}(${seed})${delimiter}\";\n"
+    "  return kSql;\n}\n\n")
+endif()
 file(GLOB migrations "${MIGRATIONS_DIR}/*.sql")
 list(SORT migrations)
-set(delimiter "squeeze_sql")
 set(cases "")
-set(all "${schema}${seed}")
+set(expected 1)
 foreach(path IN LISTS migrations)
   get_filename_component(name "${path}" NAME)
   if(NOT name MATCHES "^([0-9][0-9][0-9][0-9])_[a-z0-9_]+\\.sql$")
@@ -25,18 +45,13 @@ if(NOT clash EQUAL -1)
   message(FATAL_ERROR "the SQL contains the raw-string delimiter )${delimiter}\"")
 endif()
 file(WRITE "${OUTPUT}.tmp"
-"// Generated from device_profiles/schema.sql, seed.sql and migrations/ by cmake/EmbedSql.cmake:\n"
-"// the profile database's SQL, shipped in the binary so squeezed needs no source tree at run time.\n"
-"#include \"device_profiles/profile_store.h\"\n\n"
-"namespace squeeze::device_profiles {\n\n"
-"absl::string_view ProfileSchemaSql() {\n"
-"  static constexpr char kSql[] = R\"${delimiter}(${schema})${delimiter}\";\n"
-"  return kSql;\n}\n\n"
-"absl::string_view ProfileSeedSql() {\n"
-"  static constexpr char kSql[] = R\"${delimiter}(${seed})${delimiter}\";\n"
-"  return kSql;\n}\n\n"
-"absl::string_view ProfileMigrationSql(int to_version) {\n"
+"// Generated from ${MIGRATIONS_DIR} by cmake/EmbedSql.cmake: the database's SQL, shipped in the\n"
+"// binary so it needs no source tree at run time.\n"
+"#include \"${HEADER}\"\n\n"
+"namespace ${NAMESPACE} {\n\n"
+"${extra}"
+"absl::string_view ${PREFIX}MigrationSql(int to_version) {\n"
 "  switch (to_version) {\n${cases}"
 "    default: return {};\n  }\n}\n\n"
-"}  // namespace squeeze::device_profiles\n")
+"}  // namespace ${NAMESPACE}\n")
 file(RENAME "${OUTPUT}.tmp" "${OUTPUT}")

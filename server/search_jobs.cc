@@ -36,6 +36,8 @@ namespace {
 namespace dp = device_profiles;
 
 constexpr int kDefaultListLimit = 50;
+// A search that was running when the process died this many times is failed, not run again.
+constexpr int kMaxCrashedAttempts = 2;
 constexpr double kDefaultMinSqnrDb = 10;
 // The most a spec may ask for: a front this large is already more than anyone reads, and every
 // candidate is stored with its per-layer plan; a budget past an hour holds a worker for good.
@@ -391,6 +393,20 @@ absl::Status SearchJobs::Recover() {
   absl::StatusOr<std::vector<JobRecord>> unfinished = state_.UnfinishedJobs();
   if (!unfinished.ok()) return unfinished.status();
   for (JobRecord& record : *unfinished) {
+    if (record.attempts >= kMaxCrashedAttempts) {
+      // Poison: twice this search was running when the process died (out of memory, most likely).
+      v1::SearchJob job = JobOf(record);
+      job.set_state(v1::JOB_STATE_FAILED);
+      job.set_error(absl::StrCat(
+          "this search was running when the server died, ", record.attempts,
+          " times (the server's log or the kernel's may say why: out of memory is the likely cause); it is "
+          "not run again. Start it again with a smaller --input-shape, fewer --max-candidates or a "
+          "shorter --time-budget, or ask the operator for more memory"));
+      common::LogWarning("search {} was running when the server died {} times: marked failed, not run again",
+                         record.id, record.attempts);
+      Publish(record, job, true);
+      continue;
+    }
     common::LogInfo("search {} was {} when the server stopped: running it again", record.id,
                     record.state == v1::JOB_STATE_RUNNING ? "running" : "queued");
     record.state = v1::JOB_STATE_QUEUED;
@@ -558,10 +574,12 @@ void SearchJobs::Run(JobRecord record) {
   v1::SearchJob job = JobOf(record);
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_phase(v1::PHASE_ANALYZING);
+  ++record.attempts;  // stored with the running state; a clean end or shutdown takes it back
   Publish(record, job, true);
   const auto start = absl::Now();
   absl::Status status = Execute(record, job, *live);
   if (live->shutting_down) {
+    --record.attempts;  // interrupted by a clean shutdown, not a crash
     job.set_state(v1::JOB_STATE_QUEUED);
     job.set_phase(v1::PHASE_QUEUED);
     job.set_fraction(0);

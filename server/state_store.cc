@@ -13,90 +13,6 @@ using common::Database;
 using common::Statement;
 using common::Transaction;
 
-// Migrations, applied in order: migration i brings user_version from i to i + 1.
-constexpr const char* kMigrations[] = {
-    R"sql(
-    CREATE TABLE models (
-      id           TEXT    PRIMARY KEY,
-      team         TEXT    NOT NULL,
-      name         TEXT    NOT NULL,
-      sha256       TEXT    NOT NULL CHECK (length(sha256) = 64),
-      size_bytes   INTEGER NOT NULL CHECK (size_bytes > 0),
-      input_shapes TEXT    NOT NULL,
-      analysis     BLOB    NOT NULL,
-      created_at   TEXT    NOT NULL
-    );
-    CREATE INDEX models_by_team ON models (team, created_at);
-    CREATE INDEX models_by_blob ON models (sha256);
-    )sql",
-    R"sql(
-    CREATE TABLE sensitivities (
-      model_sha256     TEXT NOT NULL,
-      calibration_hash TEXT NOT NULL,
-      options_key      TEXT NOT NULL,
-      report           BLOB NOT NULL,
-      created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
-      PRIMARY KEY (model_sha256, calibration_hash, options_key)
-    );
-    )sql",
-    R"sql(
-    CREATE TABLE jobs (
-      id          TEXT    PRIMARY KEY,
-      team        TEXT    NOT NULL,
-      model_id    TEXT    NOT NULL,
-      cache_key   TEXT    NOT NULL,
-      state       INTEGER NOT NULL,
-      phase       INTEGER NOT NULL,
-      fraction    REAL    NOT NULL DEFAULT 0,
-      error       TEXT    NOT NULL DEFAULT '',
-      spec        BLOB    NOT NULL,
-      result      BLOB    NOT NULL DEFAULT x'',
-      created_at  TEXT    NOT NULL,
-      started_at  TEXT    NOT NULL DEFAULT '',
-      finished_at TEXT    NOT NULL DEFAULT ''
-    );
-    CREATE INDEX jobs_by_team ON jobs (team, created_at);
-    CREATE INDEX jobs_by_key ON jobs (team, cache_key, state);
-    CREATE INDEX jobs_by_state ON jobs (state);
-    )sql",
-    // v4: teams and API keys (SHA-256 of the key only); jobs answered from cache are marked so
-    // that they cost no quota. Teams that already own rows (a v3 server had one, "default") are
-    // registered, so the first admin key made for them finds their models and jobs.
-    R"sql(
-    CREATE TABLE teams (
-      name       TEXT PRIMARY KEY,
-      created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
-    );
-    INSERT INTO teams (name) SELECT team FROM models UNION SELECT team FROM jobs;
-    CREATE TABLE api_keys (
-      id         TEXT    PRIMARY KEY,
-      team       TEXT    NOT NULL REFERENCES teams (name),
-      role       INTEGER NOT NULL CHECK (role IN (1, 2)),
-      key_sha256 TEXT    NOT NULL UNIQUE CHECK (length(key_sha256) = 64),
-      prefix     TEXT    NOT NULL,
-      created_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
-      revoked_at TEXT    NOT NULL DEFAULT ''
-    );
-    ALTER TABLE jobs ADD COLUMN from_cache INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX jobs_by_team_state ON jobs (team, state);
-    )sql",
-    // v5: exports of search candidates, cached per (model bytes, plan, calibration, options).
-    R"sql(
-    CREATE TABLE exports (
-      team        TEXT    NOT NULL,
-      job_id      TEXT    NOT NULL,
-      device_id   TEXT    NOT NULL,
-      candidate   INTEGER NOT NULL,
-      cache_key   TEXT    NOT NULL,
-      blob_sha256 TEXT    NOT NULL CHECK (length(blob_sha256) = 64),
-      report      BLOB    NOT NULL,
-      created_at  TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
-      PRIMARY KEY (team, job_id, device_id, candidate)
-    );
-    CREATE INDEX exports_by_key ON exports (team, cache_key, created_at);
-    )sql",
-};
-static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kStateSchemaVersion);
 
 constexpr char kModelColumns[] = "id, team, name, sha256, size_bytes, input_shapes, analysis, created_at";
 
@@ -274,7 +190,9 @@ absl::Status StateStore::Migrate() {
   for (int v = *version; v < kStateSchemaVersion; ++v) {
     absl::StatusOr<Transaction> txn = Transaction::Begin(db_);
     if (!txn.ok()) return txn.status();
-    absl::Status status = db_.Exec(kMigrations[v]);
+    const absl::string_view sql = StateMigrationSql(v + 1);
+    if (sql.empty()) return absl::InternalError(absl::StrCat("this build has no state.db migration to version ", v + 1));
+    absl::Status status = db_.Exec(sql);
     if (status.ok()) status = db_.Exec(absl::StrCat("PRAGMA user_version = ", v + 1));
     if (status.ok()) status = txn->Commit();
     if (!status.ok()) return absl::InternalError(absl::StrCat("state.db migration ", v + 1, ": ", status.message()));
@@ -413,7 +331,7 @@ namespace {
 
 constexpr char kJobColumns[] =
     "id, team, model_id, cache_key, state, phase, fraction, error, spec, result, created_at, started_at, "
-    "finished_at, from_cache";
+    "finished_at, from_cache, attempts";
 constexpr int kJobRunning = 2;  // squeeze.v1.JOB_STATE_RUNNING; higher values are final
 
 absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
@@ -433,6 +351,7 @@ absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
     j.started_at = row.ColumnText(11);
     j.finished_at = row.ColumnText(12);
     j.from_cache = row.ColumnInt(13) != 0;
+    j.attempts = static_cast<int>(row.ColumnInt(14));
     return j;
   });
 }
@@ -474,8 +393,8 @@ absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuot
   record.id = absl::StrCat("s-", common::RandomHex(8));
   absl::StatusOr<Statement> stmt = db_.Prepare(
       "INSERT INTO jobs (id, team, model_id, cache_key, state, phase, fraction, error, spec, result, created_at, "
-      "started_at, finished_at, from_cache) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-      "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?11, ?12, ?13) RETURNING created_at");
+      "started_at, finished_at, from_cache, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+      "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?11, ?12, ?13, ?14) RETURNING created_at");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, record.id)
       .Bind(2, record.team)
@@ -489,7 +408,8 @@ absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuot
       .BindBlob(10, record.result)
       .Bind(11, record.started_at)
       .Bind(12, record.finished_at)
-      .Bind(13, record.from_cache ? 1 : 0);
+      .Bind(13, record.from_cache ? 1 : 0)
+      .Bind(14, record.attempts);
   absl::StatusOr<std::string> returned = common::ReturnedText(*stmt);
   if (!returned.ok()) return returned.status();
   record.created_at = *std::move(returned);
@@ -499,14 +419,15 @@ absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuot
 absl::Status StateStore::UpdateJob(const JobRecord& r) {
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt = db_.Prepare(
-      "UPDATE jobs SET state = ?2, phase = ?3, fraction = ?4, error = ?5, result = ?6, "
+      "UPDATE jobs SET state = ?2, phase = ?3, fraction = ?4, error = ?5, result = ?6, attempts = ?8, "
       "started_at = CASE WHEN started_at = '' AND ?2 >= ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
       "ELSE started_at END, "
       "finished_at = CASE WHEN ?2 > ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE '' END "
       "WHERE id = ?1");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, r.id).Bind(2, r.state).Bind(3, r.phase).Bind(4, r.fraction).Bind(5, r.error).BindBlob(6, r.result)
-      .Bind(7, kJobRunning);
+      .Bind(7, kJobRunning)
+      .Bind(8, r.attempts);
   absl::Status status = stmt->Run();
   if (!status.ok()) return status;
   if (db_.Changes() == 0) return absl::NotFoundError(absl::StrCat("no search job '", r.id, "'"));

@@ -23,7 +23,11 @@
 
 namespace squeeze::server {
 
-inline constexpr int kStateSchemaVersion = 5;
+inline constexpr int kStateSchemaVersion = 6;
+
+// The SQL of the frozen migration server/migrations/NNNN_name.sql that brings state.db's
+// user_version to `to_version` (embedded at build time); empty for any other version.
+absl::string_view StateMigrationSql(int to_version);
 inline constexpr char kDefaultTeam[] = "default";
 
 struct ModelRecord {
@@ -52,6 +56,7 @@ struct JobRecord {
   std::string result;
   std::string created_at, started_at, finished_at;
   bool from_cache = false;  // answered from a stored result; costs no quota
+  int attempts = 0;         // runs begun and not ended by the job or a clean shutdown
 };
 
 // Roles of API keys, in increasing power. An admin is an administrator of the server: it may do

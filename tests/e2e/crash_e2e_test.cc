@@ -132,6 +132,53 @@ TEST_CASE("kill -9 during an upload and during a search loses nothing acknowledg
   CHECK(IntegrityCheck(data + "/state.db") == "ok");
 }
 
+// Waits until the search runs (it may be queued behind the restart's recovery first).
+void WaitRunning(const RunningServer& server, const std::string& id) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  v1::SearchJob seen;
+  while (std::chrono::steady_clock::now() < deadline) {
+    seen = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", id}));
+    if (seen.state() != v1::JOB_STATE_QUEUED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  INFO(server.log());
+  REQUIRE(seen.state() == v1::JOB_STATE_RUNNING);
+}
+
+TEST_CASE("A search that was running when the server died twice is failed with the reason, not run a third time",
+          "[e2e][crash]") {
+  TempDir dir;
+  const std::string data = dir.File("data");
+  std::string job_id;
+  {
+    RunningServer server(data);
+    const v1::Model model =
+        Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+    job_id = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model.id(), "--device", "host",
+                                              "--strategy", "nsga2", "--time-budget", "300"}))
+                 .id();
+    WaitRunning(server, job_id);
+    server.Kill();  // first death
+  }
+  {
+    // A clean shutdown while it runs again is no death: it does not count.
+    RunningServer server(data);
+    WaitRunning(server, job_id);
+    CHECK(server.Stop() == 0);
+  }
+  {
+    RunningServer server(data);
+    WaitRunning(server, job_id);
+    server.Kill();  // second death
+  }
+  RunningServer server(data);
+  const v1::SearchJob job = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job_id}));
+  CHECK(job.state() == v1::JOB_STATE_FAILED);
+  CHECK_THAT(job.error(), Contains("died, 2 times") && Contains("not run again"));
+  CHECK_THAT(server.log(), Contains("marked failed, not run again"));
+  CHECK(server.Stop() == 0);
+}
+
 TEST_CASE("SIGTERM stops within a bounded time with an idle client connected and a search running",
           "[e2e][shutdown]") {
   TempDir dir;

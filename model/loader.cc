@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "model/internal/activations.h"
@@ -67,6 +68,40 @@ absl::Status CheckFinite(const std::vector<internal::NamedTensor>& constants, co
   return absl::OkStatus();
 }
 
+std::string ShapesText(const std::map<std::string, std::vector<int64_t>>& shapes) {
+  std::vector<std::string> parts;
+  for (const auto& [name, dims] : shapes) parts.push_back(absl::StrCat(name, "=", absl::StrJoin(dims, ",")));
+  return absl::StrJoin(parts, " ");
+}
+
+// Sizes past a pebibyte come from shapes no device holds (and saturate in the count): say so.
+std::string Gibibytes(int64_t bytes) {
+  if (bytes >= (int64_t{1} << 50)) return "over 1 PiB";
+  return absl::StrFormat("%.2f GiB", static_cast<double>(bytes) / (1 << 30));
+}
+
+// ResourceExhausted when the activations alive at once (as far as `shapes` knows them) pass the
+// budget, naming the peak and the node that writes the most.
+absl::Status CheckActivationBudget(const onnx::GraphProto& graph, const internal::ShapeTable& shapes,
+                                   const std::map<std::string, std::vector<int64_t>>& input_shapes, int64_t budget) {
+  if (budget <= 0) return absl::OkStatus();
+  const std::vector<NodeActivations> nodes = internal::ProfileActivations(graph, shapes, {});
+  const NodeActivations* peak = nullptr;
+  const NodeActivations* largest = nullptr;
+  for (const NodeActivations& node : nodes) {
+    if (!peak || node.live_bytes > peak->live_bytes) peak = &node;
+    if (!largest || node.output_bytes > largest->output_bytes) largest = &node;
+  }
+  if (!peak || peak->live_bytes <= budget) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "at input shape ", ShapesText(input_shapes), " this model holds ", Gibibytes(peak->live_bytes),
+      " of activations at once (at ", peak->op_type, " '", peak->name, "'; the largest output is ",
+      largest->op_type, " '", largest->name, "''s ", Gibibytes(largest->output_bytes),
+      "), over this server's budget of ", Gibibytes(budget),
+      " per model (squeezed --max-activation-bytes): give a smaller --input-shape, or ask the operator to "
+      "raise the budget"));
+}
+
 // Shapes, bytes and MACs of every layer: the analysis' input shapes, libonnx's inference from
 // them, and the shape probe (then inference again) for main-graph values inference left open.
 // Records the inferred value_info into `proto`.
@@ -79,6 +114,12 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
   absl::StatusOr<internal::InferenceResult> inference =
       internal::InferShapes(proto, validation.opaque_nodes, inputs->shapes, validation.newer_than_libonnx);
   if (!inference.ok()) return inference.status();
+  // What the shapes already say must fit before ONNX Runtime allocates anything.
+  if (absl::Status s = CheckActivationBudget(proto->graph(), inference->shapes, inputs->shapes,
+                                             options.max_activation_bytes);
+      !s.ok()) {
+    return s;
+  }
   std::vector<std::string> inference_warnings = inference->warnings;
   google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> value_info;
   const bool value_info_inferred = inference->value_info_inferred;
@@ -120,6 +161,8 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
                                                   again.status().message(), "); they are used as measured"));
         for (const auto& [name, seed] : seeds) inference->shapes.Set("", name, seed);
       }
+    } else if (absl::IsResourceExhausted(probed.status())) {
+      return probed.status();  // past a budget: the model cannot be run here at these shapes
     } else {
       probe_failure = probed.status().ToString();
       inference_warnings.push_back(absl::StrCat("the shape probe failed: ", probe_failure));
@@ -154,6 +197,10 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
   analysis->nodes = internal::ProfileActivations(proto->graph(), shapes, layer_of_node);
   for (const NodeActivations& node : analysis->nodes) {
     analysis->peak_activation_bytes = std::max(analysis->peak_activation_bytes, node.live_bytes);
+  }
+  if (absl::Status s = CheckActivationBudget(proto->graph(), shapes, inputs->shapes, options.max_activation_bytes);
+      !s.ok()) {
+    return s;
   }
   if (value_info_inferred) proto->mutable_graph()->mutable_value_info()->Swap(&value_info);
   return absl::OkStatus();

@@ -41,6 +41,11 @@ struct AnalyzeOptions {
   // The newest IR version the runtime that will run the model loads (runtime::MaxLoadableIrVersion);
   // a newer model is InvalidArgument. 0: not checked.
   int64_t max_ir_version = 0;
+  // The most bytes of activations (graph inputs and values computed from them) the model may hold
+  // at once at the analysed input shapes; a model that needs more is ResourceExhausted, checked
+  // from the shapes before ONNX Runtime runs anything (the shape probe) and again after. 0: not
+  // checked.
+  int64_t max_activation_bytes = 0;
 };
 
 // A parsed model with its analysis.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "model/loader.h"
 
 namespace squeeze::runtime {
@@ -33,6 +34,30 @@ absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ProbeShapes(
 
 // ProbeShapes as the model::ShapeProbe that AnalyzeOptions takes.
 model::ShapeProbe OnnxRuntimeShapeProbe(const ShapeProbeOptions& options = {});
+
+// The probe in a helper process with a memory and a time budget: an uploaded model may need any
+// amount of memory once ONNX Runtime runs it (a value-dependent NonZero, a computed
+// ConstantOfShape), which shapes cannot foresee; the child is bounded and killed instead of the
+// server. `helper_argv` starts the helper (e.g. {squeezed, "probe-shapes"}); its arguments are
+// appended, and it runs ShapeProbeHelperMain.
+struct IsolatedProbeOptions {
+  std::vector<std::string> helper_argv;
+  // The child's data memory: this much for the model's values, plus three times the model's
+  // size (its bytes, ONNX Runtime's copy of the weights) and a fixed allowance for the runtime.
+  int64_t activation_bytes = int64_t{1} << 30;
+  absl::Duration time_limit = absl::Seconds(120);
+  int intra_op_threads = 1;
+  // Named in errors: the server flags that set the two budgets.
+  std::string memory_flag = "--max-activation-bytes", time_flag = "--analysis-timeout";
+};
+
+// ResourceExhausted, naming the budget and its flag, when the child runs out of memory or time;
+// otherwise ProbeShapes' answer.
+model::ShapeProbe IsolatedShapeProbe(IsolatedProbeOptions options);
+
+// The helper's side: `args` are the arguments IsolatedShapeProbe appends. Limits its own memory,
+// probes, writes the answer; returns the process exit code.
+int ShapeProbeHelperMain(const std::vector<std::string>& args);
 
 }  // namespace squeeze::runtime
 

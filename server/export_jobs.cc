@@ -209,6 +209,7 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   if (!shapes.ok()) return shapes.status();
   analyze.input_shapes = *shapes;
   analyze.shape_probe = options_.shape_probe;
+  analyze.max_activation_bytes = options_.max_activation_bytes;
   analyze.threads = options_.threads;
   absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, analyze);
   if (!loaded.ok()) return loaded.status();

@@ -30,6 +30,7 @@ struct ExportJobsOptions {
   int threads = 2;              // ONNX Runtime threads when the device profile does not say
   int latency_repeats = 10;
   model::ShapeProbe shape_probe;
+  int64_t max_activation_bytes = 0;  // per model; 0: not checked (model::AnalyzeOptions)
 };
 
 // A request checked against the stored job: what to export.

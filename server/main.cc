@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "common/subprocess.h"
+#include "runtime/shape_probe.h"
 #include "server/server.h"
 #include "server/state_store.h"
 
@@ -79,14 +81,14 @@ void AddKeysCommands(CLI::App& app, int* exit_code) {
   list->callback([=] {
     std::unique_ptr<StateStore> state = OpenState(*data_dir, false);
     if (!state) return void(*exit_code = 1);
-    absl::StatusOr<std::vector<squeeze::server::ApiKeyRecord>> keys = state->ListApiKeys();
-    if (!keys.ok()) {
-      std::cerr << "squeezed keys list: " << keys.status().message() << "\n";
+    absl::StatusOr<std::vector<squeeze::server::ApiKeyRecord>> records = state->ListApiKeys();
+    if (!records.ok()) {
+      std::cerr << "squeezed keys list: " << records.status().message() << "\n";
       return void(*exit_code = 1);
     }
     std::cout << fmt::format("{:<12} {:<20} {:<7} {:<14} {:<21} {}\n", "ID", "TEAM", "ROLE", "PREFIX", "CREATED",
                              "REVOKED");
-    for (const auto& k : *keys) {
+    for (const auto& k : *records) {
       std::cout << fmt::format("{:<12} {:<20} {:<7} {:<14} {:<21} {}\n", k.id, k.team, RoleName(k.role), k.prefix,
                                k.created_at, k.revoked_at.empty() ? "-" : k.revoked_at);
     }
@@ -114,10 +116,15 @@ int main(int argc, char** argv) {
   // profiles.db, blobs, the first admin key — is the service user's alone: 0700 directories,
   // 0600 files.
   ::umask(077);
+  // The server's own helper: the shape probe in a bounded child process (runtime/shape_probe.h).
+  if (argc > 1 && std::string(argv[1]) == "probe-shapes") {
+    return squeeze::runtime::ShapeProbeHelperMain(std::vector<std::string>(argv + 2, argv + argc));
+  }
   squeeze::server::ServerOptions options;
   std::string port_file;
   double shutdown_grace_s = 10;
   double upload_idle_timeout_s = 60;
+  double analysis_timeout_s = 120;
   CLI::App app{
       "squeezed: the Squeeze model compression search server.\n"
       "Serves squeeze.v1 over gRPC (with the standard health service and reflection) from a data\n"
@@ -137,6 +144,15 @@ int main(int argc, char** argv) {
   app.add_option("--max-model-bytes", options.max_model_bytes, "Largest model upload accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--max-activation-bytes", options.max_activation_bytes,
+                 "Most bytes of activations one model may hold at once at its input shapes; bigger "
+                 "models are refused before ONNX Runtime runs them")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 40));
+  app.add_option("--analysis-timeout", analysis_timeout_s,
+                 "Seconds ONNX Runtime may take to run a model once to find shapes libonnx cannot infer")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
   app.add_option("--max-message-bytes", options.max_message_bytes, "Largest gRPC message received or sent")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2} << 20, int64_t{1} << 30));
@@ -176,6 +192,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!app.get_subcommands().empty()) return exit_code;
   options.upload_idle_timeout = absl::Seconds(upload_idle_timeout_s);
+  options.analysis_timeout = absl::Seconds(analysis_timeout_s);
+  if (absl::StatusOr<std::string> self = squeeze::common::SelfExecutable(); self.ok()) {
+    options.probe_helper_argv = {*self, "probe-shapes"};
+  } else {
+    std::cerr << "squeezed: " << self.status().message() << "; the shape probe runs in this process, unbounded\n";
+  }
   if (options.data_dir.empty()) {
     std::cerr << "--data-dir is required\nRun with --help for more information.\n";
     return 106;  // CLI11's code for a missing required option

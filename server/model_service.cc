@@ -284,6 +284,7 @@ absl::StatusOr<v1::Model> ModelService::CompleteUpload(const Caller& caller, con
   options.input_shapes = *shapes;
   options.shape_probe = options_.shape_probe;
   options.max_ir_version = options_.max_ir_version;
+  options.max_activation_bytes = options_.max_activation_bytes;
   absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, options);
   if (!loaded.ok()) return loaded.status();
 

@@ -26,6 +26,7 @@ struct ModelServiceOptions {
   int64_t max_model_bytes = int64_t{1} << 30;
   model::ShapeProbe shape_probe;  // ONNX Runtime fallback for shapes inference cannot find
   int64_t max_ir_version = 0;     // newer models are refused (a stored model is one ONNX Runtime loads)
+  int64_t max_activation_bytes = 0;  // per model at its input shapes (model::AnalyzeOptions); 0: not checked
   TeamQuota quota;                // stored bytes per team; bytes still uploading count too
   // An upload that sends nothing for this long is ended (DEADLINE_EXCEEDED) and its bytes dropped.
   absl::Duration upload_idle_timeout = absl::Seconds(60);

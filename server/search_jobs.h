@@ -37,6 +37,7 @@ struct SearchJobsOptions {
   int max_candidates = 200;
   int threads = 2;              // ONNX Runtime and distortion threads inside one job
   model::ShapeProbe shape_probe;
+  int64_t max_activation_bytes = 0;  // per model; 0: not checked (model::AnalyzeOptions)
   TeamQuota quota;  // concurrent searches and searches per hour, per team
   // Called from the job thread for a succeeded job whose spec asks for verify_recommended.
   std::function<void(const std::string& team, const std::string& job_id)> verify_recommended;

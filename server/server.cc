@@ -57,8 +57,9 @@ absl::Status MakeInitialKey(StateStore& state, const std::string& data_dir) {
                                                       ") to ", path, ": ", s.message(),
                                                       "; make another with 'squeezed keys create --admin'"));
   }
-  common::LogInfo("first admin key {} for team '{}' written to {} (mode 0600): {}", key->record.id, kDefaultTeam,
-                  path, key->key);
+  // Never the key itself: logs go to journald and Kubernetes, where others read them.
+  common::LogInfo("first admin key {} (prefix {}) for team '{}' written to {} (mode 0600); read it there",
+                  key->record.id, key->record.prefix, kDefaultTeam, path);
   return absl::OkStatus();
 }
 
@@ -173,19 +174,30 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   server->upload_workers_ = std::make_unique<WorkQueue>(options.upload_threads);
   ModelServiceOptions model_options;
   model_options.max_model_bytes = options.max_model_bytes;
-  model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
+  if (options.probe_helper_argv.empty()) {
+    model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
+  } else {
+    runtime::IsolatedProbeOptions probe;
+    probe.helper_argv = options.probe_helper_argv;
+    probe.activation_bytes = options.max_activation_bytes;
+    probe.time_limit = options.analysis_timeout;
+    model_options.shape_probe = runtime::IsolatedShapeProbe(std::move(probe));
+  }
   model_options.max_ir_version = runtime::MaxLoadableIrVersion();
+  model_options.max_activation_bytes = options.max_activation_bytes;
   model_options.quota = options.quota;
   model_options.upload_idle_timeout = options.upload_idle_timeout;
   server->model_service_ =
       std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->upload_workers_, model_options);
   ExportJobsOptions export_options;
   export_options.shape_probe = model_options.shape_probe;
+  export_options.max_activation_bytes = options.max_activation_bytes;
   server->export_jobs_ = std::make_unique<ExportJobs>(*server->state_, *server->blobs_, *server->profiles_,
                                                       *server->workers_, export_options);
   server->export_service_ = std::make_unique<ExportService>(*server->export_jobs_);
   SearchJobsOptions search_options;
   search_options.shape_probe = model_options.shape_probe;
+  search_options.max_activation_bytes = options.max_activation_bytes;
   search_options.quota = options.quota;
   ExportJobs* exports = server->export_jobs_.get();
   search_options.verify_recommended = [exports](const std::string& team, const std::string& id) {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -23,6 +24,13 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
   std::string profiles_path;  // default: <data_dir>/profiles.db
   int64_t max_model_bytes = int64_t{1} << 30;
+  // The most bytes of activations one model may hold at once at its input shapes (checked from
+  // the shapes at upload, search and export, before ONNX Runtime allocates them).
+  int64_t max_activation_bytes = int64_t{1} << 30;
+  // How to start the helper that runs the shape probe in a bounded child process (squeezed passes
+  // itself and "probe-shapes"); empty: the probe runs in this process, unbounded.
+  std::vector<std::string> probe_helper_argv;
+  absl::Duration analysis_timeout = absl::Seconds(120);  // the shape probe's time budget
   int worker_threads = 2;     // the arena that runs searches
   int upload_threads = 2;     // the arena that analyses uploads
   // TLS: both paths (PEM) or neither. Without TLS the server listens only on loopback, unless

@@ -1,12 +1,20 @@
 #include "model/internal/activations.h"
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <set>
 
+#include "absl/numeric/int128.h"
 #include "model/internal/graph.h"
 #include "model/internal/tensor_data.h"
 
 namespace squeeze::model::internal {
 namespace {
+
+// Bytes of one value are counted up to this (a crafted shape may claim any number); sums are
+// taken in 128 bits and saturate at INT64_MAX.
+constexpr int64_t kMaxValueBytes = int64_t{1} << 50;
 
 // Every name a subgraph reads from its enclosing scopes (its own values excluded), recursively.
 void OuterNamesRead(const onnx::GraphProto& g, std::set<std::string>* out) {
@@ -41,9 +49,10 @@ std::vector<NodeActivations> ProfileActivations(const onnx::GraphProto& graph, c
     if (name.empty() || constants.count(name)) return 0;
     const ValueShape* shape = shapes.Find("", name);
     if (!shape || !shape->known) return 0;
-    int64_t count = 1;
-    for (int64_t d : shape->dims) count *= d;
-    return count * ElementBits(shape->elem_type) / 8;
+    // Saturating: a crafted shape may claim more elements than int64 holds.
+    absl::int128 count = 1;
+    for (int64_t d : shape->dims) count = std::min<absl::int128>(count * std::max<int64_t>(d, 0), kMaxValueBytes);
+    return static_cast<int64_t>(std::min<absl::int128>(count * ElementBits(shape->elem_type) / 8, kMaxValueBytes));
   };
 
   const int n = graph.node_size();
@@ -67,7 +76,7 @@ std::vector<NodeActivations> ProfileActivations(const onnx::GraphProto& graph, c
   for (const auto& o : graph.output()) dies[o.name()] = n - 1;
 
   // A sweep: add a value's bytes at birth, remove them after its last use.
-  std::vector<int64_t> delta(static_cast<size_t>(n) + 1, 0);
+  std::vector<absl::int128> delta(static_cast<size_t>(n) + 1, 0);
   for (const auto& [name, first] : born) {
     auto last = dies.find(name);
     const int end = last == dies.end() ? first : std::max(first, last->second);
@@ -77,16 +86,20 @@ std::vector<NodeActivations> ProfileActivations(const onnx::GraphProto& graph, c
   }
   std::vector<NodeActivations> out;
   out.reserve(n);
-  int64_t live = 0;
+  auto clamped = [](absl::int128 v) { return static_cast<int64_t>(std::min<absl::int128>(v, INT64_MAX)); };
+  absl::int128 live = 0;
   for (int k = 0; k < n; ++k) {
     const onnx::NodeProto& node = graph.node(k);
     live += delta[k];
     NodeActivations a;
     a.name = node.name();
     a.op_type = QualifiedOpType(node);
-    for (const std::string& in : reads[k]) a.input_bytes += bytes_of(in);
-    for (const std::string& o : node.output()) a.output_bytes += bytes_of(o);
-    a.live_bytes = live;
+    absl::int128 input = 0, output = 0;
+    for (const std::string& in : reads[k]) input += bytes_of(in);
+    for (const std::string& o : node.output()) output += bytes_of(o);
+    a.input_bytes = clamped(input);
+    a.output_bytes = clamped(output);
+    a.live_bytes = clamped(live);
     auto layer = layer_of_node.find(node.name());
     if (layer != layer_of_node.end()) a.layer = layer->second;
     out.push_back(std::move(a));

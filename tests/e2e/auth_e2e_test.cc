@@ -125,6 +125,8 @@ TEST_CASE("Every RPC of every service needs a valid key, but health does not", "
   CommandResult probe = server.CliAs("", {"health"});
   CHECK(probe.exit_code == 0);
   CHECK(probe.out == "SERVING\n");
+  // The first key is in its file, never in the log (logs go to journald and Kubernetes).
+  CHECK_THAT(server.log(), Contains("initial-api-key") && !Contains(server.admin_key()));
   // Nothing was changed by any refused call.
   CHECK_THAT(server.Cli({"models", "list"}).out, Contains("0 models"));
 }

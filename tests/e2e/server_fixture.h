@@ -35,11 +35,16 @@ Message Parse(const CommandResult& result) {
 
 class RunningServer {
  public:
-  explicit RunningServer(const std::string& data_dir, std::vector<std::string> extra_args = {})
+  // `launcher`, when given, starts squeezed in its place and must exec it (e.g. prlimit's limits).
+  explicit RunningServer(const std::string& data_dir, std::vector<std::string> extra_args = {},
+                         std::vector<std::string> launcher = {})
       : data_dir_(data_dir), port_file_(data_dir + ".port"), log_(data_dir + ".log") {
     std::remove(port_file_.c_str());
-    std::vector<std::string> argv = {Binary("squeezed"), "--data-dir", data_dir_, "--listen", "127.0.0.1:0",
-                                     "--port-file", port_file_};
+    std::vector<std::string> argv = launcher;
+    for (const std::string& arg : {Binary("squeezed"), std::string("--data-dir"), data_dir_, std::string("--listen"),
+                                   std::string("127.0.0.1:0"), std::string("--port-file"), port_file_}) {
+      argv.push_back(arg);
+    }
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     child_ = std::make_unique<Child>(argv, log_);
     REQUIRE(child_->started());

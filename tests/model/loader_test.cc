@@ -71,6 +71,51 @@ TEST_CASE("A model newer than the runtime loads is refused, naming both IR versi
                                                  Catch::Matchers::Contains("at most 8"));
 }
 
+// Memory bombs: a few hundred bytes of model whose values need gigabytes.
+constexpr char kReduceBomb[] = R"onnx(
+  <ir_version: 8, opset_import: ["" : 17]>
+  bomb (float[1, 2, 4, 4] x) => (float[1, 3, 4, 4] y) {
+    shape = Constant <value = int64[1] {1000000000}> ()
+    big = ConstantOfShape <value = float[1] {1.0}> (shape)
+    total = ReduceSum <keepdims = 0> (big)
+    xs = Add (x, total)
+    w = Constant <value = float[3, 2, 1, 1] {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
+    y = Conv (xs, w)
+  }
+)onnx";
+
+TEST_CASE("A model whose values pass the activation budget is refused before anything runs", "[model][budget]") {
+  AnalyzeOptions options;
+  options.max_activation_bytes = int64_t{1} << 30;
+  // 10^9 floats from ConstantOfShape: refused from the shapes alone, naming the node and the flag.
+  const absl::Status bomb = LoadModel(Bytes(ParseModel(kReduceBomb)), options).status();
+  REQUIRE(bomb.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(bomb.message()), Contains("3.73 GiB") && Contains("ConstantOfShape") &&
+                                              Contains("--max-activation-bytes") && Contains("x=1,2,4,4"));
+  // Without a budget it loads: the budget is the only thing that refused it.
+  CHECK(LoadModel(Bytes(ParseModel(kReduceBomb)), AnalyzeOptions()).ok());
+
+  // A real model at a shape too large for the budget, and the same model at a normal one.
+  const std::string det = testing::ReadCachedModel("ch_PP-OCRv4_det_infer.onnx");
+  REQUIRE_FALSE(det.empty());
+  options.input_shapes = {{"x", {1, 3, 4096, 4096}}};
+  const absl::Status large = LoadModel(det, options).status();
+  REQUIRE(large.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(large.message()), Contains("x=1,3,4096,4096"));
+  options.input_shapes = {{"x", {1, 3, 640, 640}}};
+  absl::StatusOr<LoadedModel> normal = LoadModel(det, options);
+  REQUIRE(normal.ok());
+  CHECK(normal->analysis.peak_activation_bytes < options.max_activation_bytes);
+
+  // Dimensions whose product passes int64 saturate instead of wrapping round to a small number.
+  onnx::ModelProto huge = ParseModel(kReduceBomb);
+  huge.mutable_graph()->mutable_node(0)->mutable_attribute(0)->mutable_t()->set_int64_data(0, INT64_MAX);
+  options.input_shapes.clear();
+  const absl::Status saturated = LoadModel(Bytes(huge), options).status();
+  INFO(saturated.message());
+  CHECK(saturated.code() == absl::StatusCode::kResourceExhausted);
+}
+
 TEST_CASE("A small CNN: layers, shapes, MACs and params by hand", "[model]") {
   int probe_calls = 0;
   AnalyzeOptions options;

@@ -1,0 +1,120 @@
+// Budgets through the real binaries: squeezed limited to 2 GiB of address space (prlimit --as, as a
+// container's limit would) is sent the memory bombs of issue 16 — a few hundred bytes of model
+// whose values need gigabytes, a real model at a huge input shape, a search asking for 2^31
+// candidates — and answers each with a clear error while it keeps serving another team.
+#include <grpcpp/create_channel.h>
+#include <onnx/defs/parser.h>
+#include <onnx/onnx_pb.h>
+#include <signal.h>
+
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "squeeze/v1/model.pb.h"
+#include "squeeze/v1/search.grpc.pb.h"
+#include "tests/e2e/server_fixture.h"
+
+namespace squeeze::testing {
+namespace {
+
+using Catch::Matchers::Contains;
+
+const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+
+// ConstantOfShape makes 10^9 floats (3.7 GiB), summed into the Conv's input: known from shapes.
+constexpr char kReduceBomb[] = R"onnx(
+  <ir_version: 8, opset_import: ["" : 17]>
+  reduce_bomb (float[1, 2, 4, 4] x) => (float[1, 3, 4, 4] y) {
+    shape = Constant <value = int64[1] {1000000000}> ()
+    big = ConstantOfShape <value = float[1] {1.0}> (shape)
+    total = ReduceSum <keepdims = 0> (big)
+    xs = Add (x, total)
+    w = Constant <value = float[3, 2, 1, 1] {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
+    y = Conv (xs, w)
+  }
+)onnx";
+
+// 5·10^8 bytes of ones (inside the budget), whose NonZero is 4 GB of int64 indices that only
+// running the model shows; its count slices the Conv's input, so the shape probe must run it.
+constexpr char kNonZeroBomb[] = R"onnx(
+  <ir_version: 8, opset_import: ["" : 17]>
+  nonzero_bomb (float[1, 2, 4, 4] x) => (float[n, c, h, w] y) {
+    shape = Constant <value = int64[1] {500000000}> ()
+    big = ConstantOfShape <value = uint8[1] {1}> (shape)
+    nz = NonZero (big)
+    nz_shape = Shape (nz)
+    zero = Constant <value = int64[1] {0}> ()
+    one = Constant <value = int64[1] {1}> ()
+    two = Constant <value = int64[1] {2}> ()
+    three = Constant <value = int64[1] {3}> ()
+    count = Slice (nz_shape, one, two)
+    xs = Slice (x, zero, count, three)
+    w = Constant <value = float[3, 2, 1, 1] {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
+    y = Conv (xs, w)
+  }
+)onnx";
+
+std::string WriteModel(const TempDir& dir, const std::string& name, const char* text) {
+  onnx::ModelProto model;
+  const onnx::Status parsed = onnx::OnnxParser::Parse(model, text);
+  INFO(parsed.ErrorMessage());
+  REQUIRE(parsed.IsOK());
+  const std::string path = dir.File(name);
+  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
+  return path;
+}
+
+TEST_CASE("Under a 2 GiB limit, memory bombs get clear errors and another team is still served",
+          "[e2e][budget]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"), {}, {"/usr/bin/prlimit", "--as=2147483648", "--"});
+  const std::string beta = server.CreateKey("beta");
+  const std::string alpha = server.CreateKey("alpha");
+  const std::string reduce_bomb = WriteModel(dir, "reduce_bomb.onnx", kReduceBomb);
+  const std::string nonzero_bomb = WriteModel(dir, "nonzero_bomb.onnx", kNonZeroBomb);
+
+  // Row 4: refused from the shapes, before anything runs.
+  CommandResult reduce = server.CliAs(alpha, {"models", "upload", reduce_bomb});
+  CHECK(reduce.exit_code != 0);
+  CHECK_THAT(reduce.err, Contains("RESOURCE_EXHAUSTED") && Contains("3.73 GiB") && Contains("--max-activation-bytes"));
+  // Row 2: the shape probe runs it in a bounded child, which runs out of its budget, not the server.
+  CommandResult nonzero = server.CliAs(alpha, {"models", "upload", nonzero_bomb});
+  CHECK(nonzero.exit_code != 0);
+  CHECK_THAT(nonzero.err, Contains("RESOURCE_EXHAUSTED") && Contains("NonZero") && Contains("--max-activation-bytes"));
+  // Row 3: a real model at a shape whose values pass the budget.
+  CommandResult huge = server.CliAs(alpha, {"models", "upload", kClsModel, "--input-shape", "x=1,3,2400,9600"});
+  CHECK(huge.exit_code != 0);
+  CHECK_THAT(huge.err, Contains("RESOURCE_EXHAUSTED") && Contains("--input-shape"));
+  CHECK_THAT(server.CliAs(alpha, {"models", "list"}).out, Contains("0 models"));
+
+  // Row 5: a search asking for 2^31 - 1 candidates, refused naming the field.
+  const v1::Model cls =
+      Parse<v1::Model>(server.CliAs(alpha, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+  auto stub = v1::SearchService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + alpha);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::SearchSpec spec;
+  spec.set_model_id(cls.id());
+  spec.add_device_ids("host");
+  spec.set_max_candidates(2147483647);
+  v1::SearchJob refused;
+  const grpc::Status many = stub->StartSearch(&context, spec, &refused);
+  CHECK(many.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(many.error_message(), Contains("max_candidates"));
+
+  // The server is alive and serves another team end to end: upload, search, result.
+  REQUIRE(::kill(server.pid(), 0) == 0);
+  const v1::Model mine =
+      Parse<v1::Model>(server.CliAs(beta, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+  const v1::SearchJob job = Parse<v1::SearchJob>(server.CliAs(
+      beta, {"--json", "search", "start", mine.id(), "--device", "host", "--time-budget", "3", "--watch"},
+      std::chrono::seconds(240)));
+  CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(job.fronts_size() == 1);
+  CHECK(server.Stop() == 0);
+}
+
+}  // namespace
+}  // namespace squeeze::testing

@@ -235,6 +235,12 @@ absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& 
 
   // Structure: unique names, sound tensors, libonnx's checks, the layers.
   internal::CanonicalizeNodeNames(&proto);
+  absl::StatusOr<std::vector<std::string>> sorted = internal::SortNodesTopologically(&proto);
+  if (!sorted.ok()) return sorted.status();
+  for (const std::string& path : *sorted) {
+    analysis.warnings.push_back(absl::StrCat("the nodes of ", path.empty() ? "the main graph" : absl::StrCat("subgraph ", path),
+                                             " were not in topological order; they were sorted, as ONNX Runtime sorts them"));
+  }
   const std::vector<internal::NamedTensor> constants = internal::AllConstants(proto);
   const std::vector<internal::NamedTensor> attribute_tensors = internal::AttributeTensors(proto);
   for (const auto* list : {&constants, &attribute_tensors}) {
@@ -245,7 +251,7 @@ absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& 
   absl::StatusOr<internal::ValidationResult> validation = internal::ValidateModel(&proto);
   if (!validation.ok()) return validation.status();
   analysis.fully_validated = !validation->newer_than_libonnx;
-  analysis.warnings = validation->warnings;
+  analysis.warnings.insert(analysis.warnings.end(), validation->warnings.begin(), validation->warnings.end());
   if (proto.graph().sparse_initializer_size() > 0) {
     analysis.warnings.push_back("sparse initializers are not analysed");
   }

@@ -16,26 +16,6 @@ namespace {
 // taken in 128 bits and saturate at INT64_MAX.
 constexpr int64_t kMaxValueBytes = int64_t{1} << 50;
 
-// Every name a subgraph reads from its enclosing scopes (its own values excluded), recursively.
-void OuterNamesRead(const onnx::GraphProto& g, std::set<std::string>* out) {
-  std::set<std::string> own;
-  for (const auto& i : g.input()) own.insert(i.name());
-  for (const auto& t : g.initializer()) own.insert(t.name());
-  for (const auto& n : g.node()) own.insert(n.output().begin(), n.output().end());
-  std::set<std::string> read;
-  for (const auto& n : g.node()) {
-    read.insert(n.input().begin(), n.input().end());
-    for (const auto& a : n.attribute()) {
-      if (a.has_g()) OuterNamesRead(a.g(), &read);
-      for (const auto& sub : a.graphs()) OuterNamesRead(sub, &read);
-    }
-  }
-  for (const auto& o : g.output()) read.insert(o.name());
-  for (const std::string& name : read) {
-    if (!name.empty() && !own.count(name)) out->insert(name);
-  }
-}
-
 }  // namespace
 
 std::vector<NodeActivations> ProfileActivations(const onnx::GraphProto& graph, const ShapeTable& shapes,

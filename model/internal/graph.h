@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "model/analysis.h"
 
@@ -62,6 +63,15 @@ void ForEachGraph(Graph& graph, const std::string& path, const std::string& pare
 // whose name an earlier node already has, becomes "<op>_<index>" (its position in its graph),
 // with "_<n>" appended when that is taken too. Returns how many nodes were renamed.
 int CanonicalizeNodeNames(onnx::ModelProto* model);
+
+// Every name a subgraph reads from its enclosing scopes (its own values excluded), recursively.
+void OuterNamesRead(const onnx::GraphProto& g, std::set<std::string>* out);
+
+// Reorders the nodes of every graph so that each comes after the nodes whose outputs it reads
+// (through its subgraphs too), keeping the model's order wherever that already allows, as ONNX
+// Runtime sorts them. Returns the paths of the graphs it reordered ("" = the main graph);
+// InvalidArgument naming a node on a cycle when no order can run the graph.
+absl::StatusOr<std::vector<std::string>> SortNodesTopologically(onnx::ModelProto* model);
 
 // A constant tensor as the graph sees it.
 struct ConstantRef {

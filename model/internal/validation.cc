@@ -51,6 +51,7 @@ class Restorer {
   ~Restorer() {
     if (model_->ir_version() != ir_version_) model_->set_ir_version(ir_version_);
     for (const auto& [index, domain] : domains_) model_->mutable_graph()->mutable_node(index)->set_domain(domain);
+    for (auto& [index, attributes] : attributes_) model_->mutable_graph()->mutable_node(index)->mutable_attribute()->Swap(&attributes);
     if (added_opset_) model_->mutable_opset_import()->RemoveLast();
   }
   Restorer(const Restorer&) = delete;
@@ -60,6 +61,9 @@ class Restorer {
     onnx::NodeProto* node = model_->mutable_graph()->mutable_node(index);
     domains_.emplace_back(index, node->domain());
     node->set_domain(kOpaqueDomain);
+    // The checker checks an unknown op's subgraphs all the same: set its attributes aside too.
+    attributes_.emplace_back(index, google::protobuf::RepeatedPtrField<onnx::AttributeProto>());
+    node->mutable_attribute()->Swap(&attributes_.back().second);
     if (!added_opset_) {
       onnx::OperatorSetIdProto* opset = model_->add_opset_import();
       opset->set_domain(kOpaqueDomain);
@@ -72,6 +76,7 @@ class Restorer {
   onnx::ModelProto* model_;
   int64_t ir_version_;
   std::vector<std::pair<int, std::string>> domains_;
+  std::vector<std::pair<int, google::protobuf::RepeatedPtrField<onnx::AttributeProto>>> attributes_;
   bool added_opset_ = false;
 };
 

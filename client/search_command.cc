@@ -76,6 +76,14 @@ void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& ca
   }
 }
 
+// "position 2 in the queue, expected to start in about 1m30s (estimated from the time budgets
+// ahead)" for a queued job; empty otherwise.
+std::string QueuePlace(const v1::SearchJob& job) {
+  if (job.state() != v1::JOB_STATE_QUEUED || job.queue_position() <= 0) return "";
+  return fmt::format("position {} in the queue, expected to start in about {} (estimated from the time budgets "
+                     "ahead)", job.queue_position(), FormatDuration(job.expected_wait_seconds()));
+}
+
 void PrintJob(const v1::SearchJob& job, bool csv) {
   if (csv) {
     std::cout << "device,candidate,predicted_latency_ms,predicted_size_bytes,predicted_peak_memory_bytes,"
@@ -96,6 +104,7 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
                            job.state() == v1::JOB_STATE_RUNNING ? std::string(" (") + PhaseName(job.phase()) + ")"
                                                                 : "");
   if (!job.error().empty()) std::cout << "  error: " << job.error() << "\n";
+  if (const std::string place = QueuePlace(job); !place.empty()) std::cout << "  " << place << "\n";
   if (job.from_cache()) std::cout << "  answered from an earlier search of the same model, devices and spec\n";
   if (job.synthetic_calibration()) {
     std::cout << "  fidelity measured on synthetic inputs (no calibration set was given)\n";
@@ -145,10 +154,12 @@ int Watch(const Connection& connection, const std::string& id, bool csv) {
     std::string line = fmt::format("[{}{}] {:3.0f}% {}{}", std::string(done, '#'), std::string(width - done, '-'),
                                    job.fraction() * 100, PhaseName(job.phase()),
                                    job.phase() >= v1::PHASE_BUILDING_TABLE ? device : "");
+    if (const std::string place = QueuePlace(job); !place.empty()) line = "queued: " + place;
     if (tty) {
       std::cerr << "\r" << fmt::format("{:<80}", line) << std::flush;
     } else {
-      const std::string key = fmt::format("{} {}{}", static_cast<int>(job.fraction() * 10), PhaseName(job.phase()), device);
+      const std::string key = fmt::format("{} {}{} {}", static_cast<int>(job.fraction() * 10), PhaseName(job.phase()),
+                                          device, job.queue_position());
       if (key != last_line) std::cerr << line << "\n";
       last_line = key;
     }
@@ -251,8 +262,9 @@ int Start(const Connection& connection, const StartFlags& f) {
   if (connection.options().json) {
     std::cout << ToJson(job);
   } else {
-    std::cout << fmt::format("search {} {}. Follow it with 'squeeze search show {}'.\n", job.id(), StateName(job.state()),
-                             job.id());
+    const std::string place = QueuePlace(job);
+    std::cout << fmt::format("search {} {}{}. Follow it with 'squeeze search show {}'.\n", job.id(),
+                             StateName(job.state()), place.empty() ? "" : ", " + place, job.id());
   }
   return 0;
 }

@@ -14,14 +14,6 @@
 namespace squeeze::client {
 namespace {
 
-std::string Duration(double seconds) {
-  const int64_t s = static_cast<int64_t>(seconds);
-  if (s >= 86400) return fmt::format("{}d {}h {}m", s / 86400, s % 86400 / 3600, s % 3600 / 60);
-  if (s >= 3600) return fmt::format("{}h {}m {}s", s / 3600, s % 3600 / 60, s % 60);
-  if (s >= 60) return fmt::format("{}m {}s", s / 60, s % 60);
-  return fmt::format("{:.1f}s", seconds);
-}
-
 const char* RoleName(v1::KeyRole role) { return role == v1::KEY_ROLE_ADMIN ? "admin" : "member"; }
 
 int Status(const Connection& connection) {
@@ -36,15 +28,23 @@ int Status(const Connection& connection) {
   Table table({"FIELD", "VALUE"});
   table.AddRow({"server", connection.options().server});
   table.AddRow({"version", status.version()});
-  table.AddRow({"uptime", fmt::format("{} (since {})", Duration(status.uptime_seconds()), status.started_at())});
+  table.AddRow({"uptime", fmt::format("{} (since {})", FormatDuration(status.uptime_seconds()), status.started_at())});
   table.AddRow({"tls", status.tls() ? "on" : "off"});
   table.AddRow({"you", fmt::format("team '{}' ({})", status.team(), status.role())});
   table.AddRow({"jobs running", std::to_string(status.jobs_running())});
   table.AddRow({"jobs queued", std::to_string(status.jobs_queued())});
   table.AddRow({"jobs finished", fmt::format("{} succeeded, {} failed, {} cancelled", status.jobs_succeeded(),
                                              status.jobs_failed(), status.jobs_cancelled())});
-  table.AddRow({"search queue", fmt::format("{} pending on {} worker threads", status.work_queue_pending(),
+  table.AddRow({"search queue", fmt::format("{} running, {} queued on {} worker threads (fair between teams)",
+                                            status.searches_running(), status.searches_queued(),
                                             status.worker_threads())});
+  table.AddRow({"search memory",
+                status.search_memory_budget_bytes() > 0
+                    ? fmt::format("{} estimated in use of a {} budget (squeezed --search-memory)",
+                                  FormatBytes(static_cast<double>(status.search_memory_estimated_bytes())),
+                                  FormatBytes(static_cast<double>(status.search_memory_budget_bytes())))
+                    : fmt::format("{} estimated in use, no budget",
+                                  FormatBytes(static_cast<double>(status.search_memory_estimated_bytes())))});
   table.AddRow({"upload queue", fmt::format("{} pending on {} threads", status.upload_queue_pending(),
                                             status.upload_threads())});
   table.Print(std::cout);

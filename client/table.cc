@@ -43,4 +43,12 @@ std::string FormatRate(double value, const char* unit) {
   return fmt::format("{:.0f} {}", value, unit);
 }
 
+std::string FormatDuration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds);
+  if (s >= 86400) return fmt::format("{}d {}h {}m", s / 86400, s % 86400 / 3600, s % 3600 / 60);
+  if (s >= 3600) return fmt::format("{}h {}m {}s", s / 3600, s % 3600 / 60, s % 60);
+  if (s >= 60) return fmt::format("{}m {}s", s / 60, s % 60);
+  return fmt::format("{:.1f}s", seconds);
+}
+
 }  // namespace squeeze::client

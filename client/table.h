@@ -28,6 +28,8 @@ class Table {
 // Human-readable quantities: 1.5 GiB, 68.3 GB/s, 12.4 Gops/s.
 std::string FormatBytes(double bytes);
 std::string FormatRate(double value, const char* unit);
+// 42.0s, 3m 12s, 2h 5m 0s, 1d 3h 0m.
+std::string FormatDuration(double seconds);
 
 }  // namespace squeeze::client
 

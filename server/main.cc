@@ -153,6 +153,11 @@ int main(int argc, char** argv) {
                  "Seconds ONNX Runtime may take to run a model once to find shapes libonnx cannot infer")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
+  app.add_option("--search-memory", options.search_memory_budget,
+                 "Bytes of memory the running searches may need together, as estimated from their models; "
+                 "a search that would pass it waits for others to end (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-message-bytes", options.max_message_bytes, "Largest gRPC message received or sent")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2} << 20, int64_t{1} << 30));

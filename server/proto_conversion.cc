@@ -76,6 +76,7 @@ v1::ModelAnalysis ToProto(const model::Analysis& a) {
   out.set_depthwise_layers(depthwise);
   out.set_total_params(a.total_params);
   out.set_total_macs(a.total_macs);
+  out.set_peak_activation_bytes(a.peak_activation_bytes);
   out.set_compressible_weight_bytes(a.compressible_weight_bytes);
   out.set_other_initializer_bytes(a.other_initializer_bytes);
   for (const auto& [op, count] : a.op_histogram) (*out.mutable_op_histogram())[op] = count;

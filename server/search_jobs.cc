@@ -365,11 +365,67 @@ std::string SearchCacheKey(const std::string& model_sha256, const std::vector<st
   return hash.HexDigest();
 }
 
-SearchJobs::SearchJobs(StateStore& state, BlobStore& blobs, dp::ProfileStore& profiles, WorkQueue& workers,
+SearchJobs::SearchJobs(StateStore& state, BlobStore& blobs, dp::ProfileStore& profiles, FairQueue& queue,
                        SearchJobsOptions options)
-    : state_(state), blobs_(blobs), profiles_(profiles), workers_(workers), options_(std::move(options)) {}
+    : state_(state), blobs_(blobs), profiles_(profiles), queue_(queue), options_(std::move(options)) {
+  queue_.set_on_change([this] { NotifyQueued(); });
+}
 
-SearchJobs::~SearchJobs() { Stop(); }
+void SearchJobs::Enqueue(const JobRecord& record) {
+  FairQueue::Job job;
+  job.id = record.id;
+  job.team = record.team;
+  v1::SearchSpec spec;
+  // Estimates: the search phase runs for its time budget on each device; analysis, calibration
+  // and sensitivities before it take a few seconds more.
+  if (spec.ParseFromString(record.spec)) {
+    job.expected = absl::Seconds(spec.time_budget_seconds() * std::max(1, spec.device_ids_size()) + 15);
+  }
+  // Memory, estimated: ONNX Runtime sessions, calibration runs and weight copies are a few times
+  // the model's bytes and its activations at their peak.
+  absl::StatusOr<ModelRecord> model = state_.GetModel(record.team, record.model_id);
+  v1::ModelAnalysis analysis;
+  if (model.ok() && analysis.ParseFromString(model->analysis)) {
+    job.memory_bytes = 4 * (model->size_bytes + analysis.peak_activation_bytes());
+  }
+  job.run = [this, record] { Run(record); };
+  queue_.Submit(std::move(job));
+}
+
+void SearchJobs::AddPlace(v1::SearchJob* job) {
+  if (job->state() != v1::JOB_STATE_QUEUED) return;
+  std::optional<FairQueue::Place> place = queue_.PlaceOf(job->id());
+  if (!place) return;
+  job->set_queue_position(place->position);
+  job->set_expected_wait_seconds(absl::ToDoubleSeconds(place->expected_wait));
+}
+
+void SearchJobs::NotifyQueued() {
+  struct Call {
+    std::string team, id;
+    Watcher watcher;
+  };
+  std::vector<Call> to_call;
+  {
+    absl::MutexLock lock(&mutex_);
+    for (const auto& [handle, entry] : watchers_) to_call.push_back({entry.team, entry.job_id, entry.watcher});
+  }
+  for (const auto& [team, id, watcher] : to_call) {
+    std::optional<FairQueue::Place> place = queue_.PlaceOf(id);
+    if (!place) continue;  // not queued: its own progress reaches its watchers
+    absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
+    if (!record.ok() || record->state != v1::JOB_STATE_QUEUED) continue;
+    v1::SearchJob job = JobOf(*record);
+    job.set_queue_position(place->position);
+    job.set_expected_wait_seconds(absl::ToDoubleSeconds(place->expected_wait));
+    watcher(job);
+  }
+}
+
+SearchJobs::~SearchJobs() {
+  Stop();
+  queue_.set_on_change(nullptr);
+}
 
 void SearchJobs::Stop() {
   std::vector<std::function<void()>> stopped;
@@ -412,7 +468,7 @@ absl::Status SearchJobs::Recover() {
     record.state = v1::JOB_STATE_QUEUED;
     record.phase = v1::PHASE_QUEUED;
     record.fraction = 0;
-    workers_.Submit([this, record] { Run(record); });
+    Enqueue(record);
   }
   return absl::OkStatus();
 }
@@ -465,14 +521,16 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
   if (!stored.ok()) return stored.status();
   common::LogInfo("search {} queued: model {} on {} team={}", stored->id, spec.model_id(),
                   absl::StrJoin(spec.device_ids(), ", "), team);
-  workers_.Submit([this, job = *stored] { Run(job); });
-  return JobOf(*stored);
+  Enqueue(*stored);
+  return Get(team, stored->id);
 }
 
 absl::StatusOr<v1::SearchJob> SearchJobs::Get(const std::string& team, const std::string& id) {
   absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
   if (!record.ok()) return record.status();
-  return JobOf(*record);
+  v1::SearchJob job = JobOf(*record);
+  AddPlace(&job);
+  return job;
 }
 
 absl::StatusOr<std::vector<v1::SearchJob>> SearchJobs::List(const std::string& team, int limit) {
@@ -481,6 +539,7 @@ absl::StatusOr<std::vector<v1::SearchJob>> SearchJobs::List(const std::string& t
   std::vector<v1::SearchJob> jobs;
   for (const JobRecord& r : *records) {
     v1::SearchJob job = JobOf(r);
+    AddPlace(&job);
     for (v1::DeviceFront& front : *job.mutable_fronts()) {
       for (v1::Candidate& c : *front.mutable_candidates()) c.clear_layers();
     }
@@ -493,6 +552,20 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Cancel(const std::string& team, const 
   absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
   if (!record.ok()) return record.status();
   if (Final(record->state)) return JobOf(*record);
+  if (queue_.Remove(id)) {  // still waiting: it never runs
+    v1::SearchJob job = JobOf(*record);
+    job.set_state(v1::JOB_STATE_CANCELLED);
+    job.set_error("cancelled");
+    Publish(*record, job, true);
+    {
+      absl::MutexLock lock(&mutex_);
+      for (auto it = watchers_.begin(); it != watchers_.end();) {
+        it = it->second.job_id == id ? watchers_.erase(it) : std::next(it);
+      }
+    }
+    common::LogInfo("search {} cancelled while queued", id);
+    return Get(team, id);
+  }
   absl::MutexLock lock(&mutex_);
   auto live = live_.find(id);
   if (live != live_.end()) {
@@ -500,7 +573,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Cancel(const std::string& team, const 
   } else {
     record->state = v1::JOB_STATE_CANCELLED;
     if (absl::Status s = state_.UpdateJob(*record); !s.ok()) return s;
-    live_[id] = std::make_shared<Live>();  // a queued job sees this when it comes up
+    live_[id] = std::make_shared<Live>();  // handed to a worker already: it sees this when it starts
     live_[id]->cancel = true;
   }
   common::LogInfo("search {} cancel requested", id);
@@ -516,7 +589,7 @@ absl::StatusOr<int64_t> SearchJobs::Watch(const std::string& team, const std::st
     absl::MutexLock lock(&mutex_);
     if (stopping_) return absl::UnavailableError("the server is shutting down; watch the search again when it is back");
     handle = next_watcher_++;
-    watchers_[handle] = WatcherEntry{id, watcher, std::move(on_stop)};
+    watchers_[handle] = WatcherEntry{team, id, watcher, std::move(on_stop)};
   }
   watcher(*job);
   return handle;

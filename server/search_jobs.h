@@ -1,6 +1,6 @@
 // SearchJobs: search jobs from start to stored result (DESIGN.md §1, §7).
 //
-// A job runs on the WorkQueue, never on a gRPC thread: analyse the model, calibrate (uploaded
+// A job waits in the FairQueue and runs on the WorkQueue, never on a gRPC thread: analyse the model, calibrate (uploaded
 // samples or synthetic ones, and the result says which), measure sensitivities (cached in state.db
 // per model bytes and calibration set), then per device build the option table and search it.
 // Every change of phase is persisted; a job queued or running when the process died is run again
@@ -26,7 +26,7 @@
 #include "model/loader.h"
 #include "server/blob_store.h"
 #include "server/state_store.h"
-#include "server/work_queue.h"
+#include "server/fair_queue.h"
 #include "squeeze/v1/search.pb.h"
 
 namespace squeeze::server {
@@ -47,7 +47,7 @@ class SearchJobs {
  public:
   using Watcher = std::function<void(const v1::SearchJob&)>;
 
-  SearchJobs(StateStore& state, BlobStore& blobs, device_profiles::ProfileStore& profiles, WorkQueue& workers,
+  SearchJobs(StateStore& state, BlobStore& blobs, device_profiles::ProfileStore& profiles, FairQueue& queue,
              SearchJobsOptions options);
   // Asks running jobs to stop; they are left queued in state.db and run again on restart.
   ~SearchJobs();
@@ -86,6 +86,12 @@ class SearchJobs {
   };
 
   void Run(JobRecord record);
+  // Queues a stored job on the FairQueue with its estimated run time and memory.
+  void Enqueue(const JobRecord& record);
+  // A queued job's place in the queue, filled into `job`.
+  void AddPlace(v1::SearchJob* job);
+  // Tells the watchers of queued jobs their new places.
+  void NotifyQueued();
   absl::Status Execute(JobRecord& record, v1::SearchJob& job, Live& live);
   // Persists `job`'s state into `record` and tells the watchers.
   void Publish(JobRecord& record, const v1::SearchJob& job, bool persist);
@@ -93,13 +99,14 @@ class SearchJobs {
   StateStore& state_;
   BlobStore& blobs_;
   device_profiles::ProfileStore& profiles_;
-  WorkQueue& workers_;
+  FairQueue& queue_;
   const SearchJobsOptions options_;
 
   absl::Mutex mutex_;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   std::map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mutex_);
   struct WatcherEntry {
+    std::string team;
     std::string job_id;
     Watcher watcher;
     std::function<void()> on_stop;

@@ -170,6 +170,8 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
       std::max<size_t>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
                        static_cast<size_t>(options.worker_threads + options.upload_threads + 1)));
   server->workers_ = std::make_unique<WorkQueue>(options.worker_threads);
+  server->search_queue_ =
+      std::make_unique<FairQueue>(*server->workers_, options.worker_threads, options.search_memory_budget);
   // Uploads have threads of their own, so they are never queued behind long searches.
   server->upload_workers_ = std::make_unique<WorkQueue>(options.upload_threads);
   ModelServiceOptions model_options;
@@ -204,15 +206,17 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
     exports->VerifyRecommended(team, id);
   };
   server->search_jobs_ = std::make_unique<SearchJobs>(*server->state_, *server->blobs_, *server->profiles_,
-                                                      *server->workers_, search_options);
+                                                      *server->search_queue_, search_options);
   server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_, server->export_jobs_.get());
   ServerInfo info;
   info.started_at = started_at;
   info.worker_threads = options.worker_threads;
   info.tls = !options.tls_cert_path.empty();
   info.upload_threads = options.upload_threads;
+  info.search_memory_budget = options.search_memory_budget;
   server->server_service_ =
-      std::make_unique<ServerService>(*server->state_, *server->workers_, *server->upload_workers_, info);
+      std::make_unique<ServerService>(*server->state_, *server->workers_, *server->upload_workers_,
+                                      *server->search_queue_, info);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -253,6 +257,7 @@ SqueezeServer::~SqueezeServer() {
   if (upload_workers_) upload_workers_->Drain();
   search_jobs_.reset();
   export_jobs_.reset();
+  search_queue_.reset();
   workers_.reset();
   upload_workers_.reset();
 }

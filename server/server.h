@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "device_profiles/profile_store.h"
 #include "server/state_store.h"
+#include "server/fair_queue.h"
 #include "server/work_queue.h"
 
 namespace squeeze::server {
@@ -31,6 +32,9 @@ struct ServerOptions {
   // itself and "probe-shapes"); empty: the probe runs in this process, unbounded.
   std::vector<std::string> probe_helper_argv;
   absl::Duration analysis_timeout = absl::Seconds(120);  // the shape probe's time budget
+  // The memory running searches may need together, as estimated from their models; a search
+  // that would pass it waits for others to end (one always runs). 0: no limit.
+  int64_t search_memory_budget = int64_t{3} << 30;
   int worker_threads = 2;     // the arena that runs searches
   int upload_threads = 2;     // the arena that analyses uploads
   // TLS: both paths (PEM) or neither. Without TLS the server listens only on loopback, unless
@@ -88,7 +92,8 @@ class SqueezeServer {
   std::unique_ptr<StateStore> state_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<tbb::global_control> parallelism_;  // enough oneTBB workers for both arenas
-  std::unique_ptr<WorkQueue> workers_;         // searches
+  std::unique_ptr<WorkQueue> workers_;         // searches and exports
+  std::unique_ptr<FairQueue> search_queue_;    // which search runs next on workers_
   std::unique_ptr<WorkQueue> upload_workers_;  // upload analyses
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<ServerService> server_service_;

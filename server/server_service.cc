@@ -38,6 +38,11 @@ grpc::ServerUnaryReactor* ServerService::GetServerStatus(grpc::CallbackServerCon
   response->set_worker_threads(info_.worker_threads);
   response->set_upload_queue_pending(upload_workers_.pending());
   response->set_upload_threads(info_.upload_threads);
+  const FairQueue::Counts searches = search_queue_.counts();
+  response->set_searches_running(searches.running);
+  response->set_searches_queued(searches.queued);
+  response->set_search_memory_estimated_bytes(searches.running_memory_bytes);
+  response->set_search_memory_budget_bytes(info_.search_memory_budget);
   response->set_team(caller->team);
   response->set_role(caller->role == Role::kAdmin ? "admin" : "member");
   response->set_tls(info_.tls);

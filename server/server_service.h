@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "server/state_store.h"
+#include "server/fair_queue.h"
 #include "server/work_queue.h"
 #include "squeeze/v1/server.grpc.pb.h"
 
@@ -15,13 +16,15 @@ struct ServerInfo {
   int worker_threads = 0;
   int upload_threads = 0;
   bool tls = false;
+  int64_t search_memory_budget = 0;
 };
 
 // Handlers read state.db (a few indexed reads) and complete on the reaction thread.
 class ServerService final : public v1::ServerService::CallbackService {
  public:
-  ServerService(StateStore& state, WorkQueue& workers, WorkQueue& upload_workers, ServerInfo info)
-      : state_(state), workers_(workers), upload_workers_(upload_workers), info_(info) {}
+  ServerService(StateStore& state, WorkQueue& workers, WorkQueue& upload_workers, FairQueue& search_queue,
+                ServerInfo info)
+      : state_(state), workers_(workers), upload_workers_(upload_workers), search_queue_(search_queue), info_(info) {}
 
   grpc::ServerUnaryReactor* GetServerStatus(grpc::CallbackServerContext* context,
                                             const v1::GetServerStatusRequest* request,
@@ -37,6 +40,7 @@ class ServerService final : public v1::ServerService::CallbackService {
   StateStore& state_;
   WorkQueue& workers_;
   WorkQueue& upload_workers_;
+  FairQueue& search_queue_;
   const ServerInfo info_;
 };
 

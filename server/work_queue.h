@@ -14,7 +14,9 @@ namespace squeeze::server {
 
 class WorkQueue {
  public:
-  explicit WorkQueue(int threads) : arena_(threads) {}
+  // No slot is reserved for an outside thread (oneTBB reserves one by default): enqueued work
+  // gets all `threads`.
+  explicit WorkQueue(int threads) : arena_(threads, /*reserved_for_masters=*/0) {}
   ~WorkQueue() { Drain(); }
   WorkQueue(const WorkQueue&) = delete;
   WorkQueue& operator=(const WorkQueue&) = delete;

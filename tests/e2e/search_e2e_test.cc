@@ -52,6 +52,55 @@ v1::SearchJob WaitFinished(const RunningServer& server, const std::string& id) {
   return job;
 }
 
+TEST_CASE("Teams share the search slots: another team's search goes before a team's second, with its place shown",
+          "[e2e][search][queue]") {
+  TempDir dir;
+  RunningServer server(dir.File("data"), {"--workers", "1"});
+  const std::string beta = server.CreateKey("beta");
+  const std::string alpha_model = UploadCls(server);
+  const std::string beta_model =
+      Parse<v1::Model>(server.CliAs(beta, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}))
+          .id();
+  auto start = [&](const std::string& key, const std::string& model, const std::string& budget) {
+    return Parse<v1::SearchJob>(server.CliAs(key, {"--json", "search", "start", model, "--device", "host", "--strategy",
+                                                   "nsga2", "--time-budget", budget}));
+  };
+  auto show = [&](const std::string& key, const std::string& id) {
+    return Parse<v1::SearchJob>(server.CliAs(key, {"--json", "search", "show", id}));
+  };
+  const v1::SearchJob first = start(server.admin_key(), alpha_model, "300");
+  const v1::SearchJob second = start(server.admin_key(), alpha_model, "301");
+  const v1::SearchJob other = start(beta, beta_model, "302");
+  // One slot: alpha's first runs (or is about to); beta's goes next, ahead of alpha's second.
+  const v1::SearchJob other_now = show(beta, other.id());
+  const v1::SearchJob second_now = show(server.admin_key(), second.id());
+  REQUIRE(other_now.state() == v1::JOB_STATE_QUEUED);
+  REQUIRE(second_now.state() == v1::JOB_STATE_QUEUED);
+  CHECK(other_now.queue_position() == 1);
+  CHECK(second_now.queue_position() == 2);
+  // Estimated from the time budgets ahead: about 300 s for beta, 300 + 302 for alpha's second.
+  CHECK(other_now.expected_wait_seconds() > 250);
+  CHECK(second_now.expected_wait_seconds() > other_now.expected_wait_seconds() + 250);
+  CHECK_THAT(server.CliAs(beta, {"search", "show", other.id()}).out,
+             Contains("position 1 in the queue") && Contains("estimated from the time budgets"));
+  CHECK_THAT(server.Cli({"server", "status"}).out, Contains("1 running, 2 queued"));
+
+  // When the running one ends, beta's starts; alpha's second still waits.
+  REQUIRE(server.Cli({"search", "cancel", first.id()}).exit_code == 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && show(beta, other.id()).state() == v1::JOB_STATE_QUEUED) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(show(beta, other.id()).state() == v1::JOB_STATE_RUNNING);
+  CHECK(show(server.admin_key(), second.id()).queue_position() == 1);
+  // A queued search cancelled never runs; the running one ends as cancelled.
+  CHECK(Parse<v1::SearchJob>(server.Cli({"--json", "search", "cancel", second.id()})).state() ==
+        v1::JOB_STATE_CANCELLED);
+  REQUIRE(server.CliAs(beta, {"search", "cancel", other.id()}).exit_code == 0);
+  CHECK(WaitFinished(server, first.id()).state() == v1::JOB_STATE_CANCELLED);
+  CHECK(server.Stop() == 0);
+}
+
 TEST_CASE("A search for two devices runs to a front per device and a repeat is answered from cache", "[e2e][search]") {
   TempDir dir;
   RunningServer server(dir.File("data"));

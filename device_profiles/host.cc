@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -66,6 +68,52 @@ double MeasureMemoryBandwidth() {
   return best;
 }
 
+namespace {
+
+// The limits of this process's cgroup: v2 ("0::/path" in /proc/self/cgroup), else v1's cpu and
+// memory controllers, written in v2's form. A container may see its own cgroup at the mount's
+// root while /proc/self/cgroup names the host's path, so the root is tried too.
+void ReadCgroupLimits(HostFacts* facts) {
+  const std::string self = Slurp("/proc/self/cgroup");
+  std::string v2, v1_cpu, v1_memory;
+  for (absl::string_view line : absl::StrSplit(self, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (parts.size() != 3) continue;
+    if (parts[0] == "0" && parts[1].empty()) v2 = parts[2];
+    for (absl::string_view controller : absl::StrSplit(parts[1], ',')) {
+      if (controller == "cpu") v1_cpu = parts[2];
+      if (controller == "memory") v1_memory = parts[2];
+    }
+  }
+  // The file in the process's cgroup directory under `mount`, or at the mount's root; "" if neither.
+  std::vector<std::string> read_from;
+  auto read = [&read_from](const std::string& mount, const std::string& path, const char* file) {
+    for (const std::string& dir : {absl::StrCat(mount, path == "/" ? "" : path), mount}) {
+      const std::string text(absl::StripAsciiWhitespace(Slurp(absl::StrCat(dir, "/", file).c_str())));
+      if (!text.empty()) {
+        read_from.push_back(dir);
+        return text;
+      }
+    }
+    return std::string();
+  };
+  facts->cgroup_cpu_max = read("/sys/fs/cgroup", v2, "cpu.max");
+  facts->cgroup_memory_max = read("/sys/fs/cgroup", v2, "memory.max");
+  if (facts->cgroup_cpu_max.empty() && !v1_cpu.empty()) {
+    const std::string quota = read("/sys/fs/cgroup/cpu", v1_cpu, "cpu.cfs_quota_us");
+    const std::string period = read("/sys/fs/cgroup/cpu", v1_cpu, "cpu.cfs_period_us");
+    if (!quota.empty() && !period.empty()) facts->cgroup_cpu_max = absl::StrCat(quota == "-1" ? "max" : quota, " ", period);
+  }
+  if (facts->cgroup_memory_max.empty() && !v1_memory.empty()) {
+    facts->cgroup_memory_max = read("/sys/fs/cgroup/memory", v1_memory, "memory.limit_in_bytes");
+  }
+  std::sort(read_from.begin(), read_from.end());
+  read_from.erase(std::unique(read_from.begin(), read_from.end()), read_from.end());
+  facts->cgroup_path = absl::StrJoin(read_from, ", ");
+}
+
+}  // namespace
+
 HostFacts ReadHostFacts(const std::string& runtime_version) {
   HostFacts facts;
   // A detection override, for tests and for describing another machine's CPU: the file
@@ -91,6 +139,7 @@ HostFacts ReadHostFacts(const std::string& runtime_version) {
       facts.os = absl::StrCat(facts.os, " (", absl::StripSuffix(absl::StripPrefix(line, "\""), "\""), ")");
     }
   }
+  ReadCgroupLimits(&facts);
   facts.memory_bandwidth_bytes_per_s = MeasureMemoryBandwidth();
   facts.runtime_version = runtime_version;
   return facts;
@@ -140,6 +189,29 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
     }
   }
   if (mem_kb <= 0) return absl::InvalidArgumentError("cannot read MemTotal from /proc/meminfo");
+  int64_t ram_bytes = mem_kb * 1024;
+  // A container's limits: its CPU quota (rounded up to whole cores) and its memory limit.
+  int cores = std::max(1, facts.online_cpus);
+  std::vector<std::string> limited;
+  {
+    std::vector<std::string> cpu = absl::StrSplit(facts.cgroup_cpu_max, ' ', absl::SkipEmpty());
+    double quota = 0, period = 0;
+    if (cpu.size() == 2 && absl::SimpleAtod(cpu[0], &quota) && absl::SimpleAtod(cpu[1], &period) && quota > 0 &&
+        period > 0) {
+      const int allowed = std::max(1, static_cast<int>(std::ceil(quota / period - 1e-9)));
+      if (allowed < cores) {
+        limited.push_back(absl::StrFormat("cores = %d by the cgroup's CPU quota %s (of %d CPUs in the affinity mask)",
+                                          allowed, facts.cgroup_cpu_max, cores));
+        cores = allowed;
+      }
+    }
+    int64_t memory_max = 0;
+    if (absl::SimpleAtoi(facts.cgroup_memory_max, &memory_max) && memory_max > 0 && memory_max < ram_bytes) {
+      limited.push_back(absl::StrFormat("RAM = the cgroup's memory limit, %d bytes (MemTotal is %d)", memory_max,
+                                        ram_bytes));
+      ram_bytes = memory_max;
+    }
+  }
 
   // FMA vector width: the widest SIMD the core executes at full rate. AMD family 0x19 (Zen 3/4)
   // executes 512-bit AVX-512 as two 256-bit halves.
@@ -154,7 +226,6 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
                                            : "avx2+fma: 256-bit";
   }
   constexpr int kFmaPipes = 2;
-  const int cores = std::max(1, facts.online_cpus);
   const double lanes = vector_bits / 32.0;
   const double fp32_peak = cores * mhz * 1e6 * kFmaPipes * lanes * 2;
   const std::string fp32_derivation = absl::StrFormat(
@@ -180,7 +251,7 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
   d.cpu = absl::StrFormat("%d x %s @ %.0f MHz", cores, model, mhz);
   d.cpu_cores = cores;
   d.simd_features = simd;
-  d.ram_bytes = mem_kb * 1024;
+  d.ram_bytes = ram_bytes;
   d.app_memory_budget_bytes = d.ram_bytes / 2;
   d.memory_bandwidth_bytes_per_s = facts.memory_bandwidth_bytes_per_s;
   d.runtime = "onnxruntime-cpu";
@@ -191,12 +262,14 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
                  ? "/proc/cpuinfo, /proc/meminfo and the CPU affinity mask of the squeezed process"
                  : absl::StrCat(facts.cpuinfo_path, " (", kCpuinfoOverrideVariable,
                                 ", in place of /proc/cpuinfo), /proc/meminfo and the CPU affinity mask");
+  if (!facts.cgroup_path.empty()) absl::StrAppend(&d.source, "; cgroup limits from ", facts.cgroup_path);
   d.derivation = absl::StrFormat(
       "cores = CPUs in the affinity mask; RAM = MemTotal; app memory budget = RAM / 2 (assumed: "
       "a server shares its RAM); memory bandwidth = measured at first start, best of 4 memcpy "
       "passes over 64 MiB, read + write bytes = %.1f GB/s; op overhead 5 us (assumed ONNX Runtime "
       "CPU dispatch cost, replaced by squeeze-profile)",
       d.memory_bandwidth_bytes_per_s / 1e9);
+  if (!limited.empty()) absl::StrAppend(&d.derivation, "; ", absl::StrJoin(limited, "; "));
   d.provenance = Provenance::kSpec;
 
   auto add = [&](std::optional<OpKind> kind, int w, int a, double peak, double efficiency,

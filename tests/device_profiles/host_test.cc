@@ -116,6 +116,42 @@ TEST_CASE("Unreadable CPU information is InvalidArgument", "[host]") {
   CHECK(HostDevice(f).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("A container's cgroup limits are the host's cores and RAM", "[host]") {
+  HostFacts facts = X86Facts("GenuineIntel", 6, "avx2 fma");
+  facts.online_cpus = 16;
+  facts.cgroup_path = "/sys/fs/cgroup/kubepods/pod";
+  SECTION("cgroup v2: a 1.5-CPU quota and 4 GiB") {
+    facts.cgroup_cpu_max = "150000 100000";
+    facts.cgroup_memory_max = "4294967296";
+    const Device d = *HostDevice(facts);
+    CHECK(d.cpu_cores == 2);  // rounded up
+    CHECK(d.threads == 2);
+    CHECK(d.ram_bytes == int64_t{4} << 30);
+    CHECK(d.app_memory_budget_bytes == int64_t{2} << 30);
+    CHECK_THAT(d.derivation, Contains("cgroup's CPU quota 150000 100000 (of 16 CPUs") &&
+                                 Contains("cgroup's memory limit"));
+    CHECK_THAT(d.source, Contains("cgroup limits from /sys/fs/cgroup/kubepods/pod"));
+    // The peak follows the cores the container may use.
+    const Device whole = *HostDevice(X86Facts("GenuineIntel", 6, "avx2 fma"));
+    CHECK(d.capabilities.front().peak_ops_per_s == Approx(whole.capabilities.front().peak_ops_per_s / 2));
+  }
+  SECTION("no limits: the affinity mask and MemTotal") {
+    facts.cgroup_cpu_max = "max 100000";
+    facts.cgroup_memory_max = "max";
+    const Device d = *HostDevice(facts);
+    CHECK(d.cpu_cores == 16);
+    CHECK(d.ram_bytes == int64_t{16384000} * 1024);
+    CHECK_THAT(d.derivation, !Contains("cgroup's"));
+  }
+  SECTION("a limit above what the machine has changes nothing") {
+    facts.cgroup_cpu_max = "3200000 100000";
+    facts.cgroup_memory_max = std::to_string(int64_t{1} << 40);
+    const Device d = *HostDevice(facts);
+    CHECK(d.cpu_cores == 16);
+    CHECK(d.ram_bytes == int64_t{16384000} * 1024);
+  }
+}
+
 TEST_CASE("This machine can be described", "[host]") {
   absl::StatusOr<Device> d = HostDevice(ReadHostFacts("test"));
   REQUIRE(d.ok());

@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS      ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps configure build test demo run bench clean
+.PHONY: all deps configure build fuzz-build test demo run bench clean
 
 all: build
 
@@ -19,7 +19,11 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 
-test: build
+# The libFuzzer targets (clang, ASan, UBSan) in their own build dir; ctest runs each for a while.
+fuzz-build: deps
+	@JOBS=$(JOBS) bash scripts/fuzz.sh build $(CURDIR)/$(BUILD_DIR)-fuzz
+
+test: build fuzz-build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
 
 demo: build
@@ -33,4 +37,4 @@ bench: build
 	@bash scripts/bench.sh $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log
+	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log $(BUILD_DIR)-fuzz $(BUILD_DIR)-fuzz.configure.log

@@ -235,6 +235,7 @@ absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& 
 
   // Structure: unique names, sound tensors, libonnx's checks, the layers.
   internal::CanonicalizeNodeNames(&proto);
+  if (absl::Status s = internal::CheckDeclaredDimensions(proto); !s.ok()) return s;
   absl::StatusOr<std::vector<std::string>> sorted = internal::SortNodesTopologically(&proto);
   if (!sorted.ok()) return sorted.status();
   for (const std::string& path : *sorted) {

@@ -187,6 +187,11 @@ absl::StatusOr<ResolvedInputs> ResolveInputShapes(const onnx::GraphProto& graph,
           return absl::InvalidArgumentError(
               absl::StrCat("the shape given for input '", name, "', ", DimsString(dims), ", has a dimension below 1"));
         }
+        if (d > kMaxDimension) {
+          return absl::InvalidArgumentError(absl::StrCat("the shape given for input '", name, "', ", DimsString(dims),
+                                                         ", has a dimension of ", d, ", larger than any tensor a "
+                                                         "device holds (at most ", kMaxDimension, ")"));
+        }
       }
       if (tensor.has_shape()) {
         const int rank = tensor.shape().dim_size();

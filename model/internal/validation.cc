@@ -142,6 +142,27 @@ absl::StatusOr<ValidationResult> ValidateModel(onnx::ModelProto* model) {
   return absl::InternalError("libonnx's checker kept failing on nodes already set aside");
 }
 
+absl::Status CheckDeclaredDimensions(const onnx::ModelProto& model) {
+  absl::Status status;
+  ForEachGraph(model.graph(), "", "", [&status](const onnx::GraphProto& graph, const std::string& path,
+                                                const std::string&) {
+    for (const auto* values : {&graph.input(), &graph.output(), &graph.value_info()}) {
+      for (const onnx::ValueInfoProto& value : *values) {
+        if (!status.ok() || !value.type().has_tensor_type()) continue;
+        const auto& dims = value.type().tensor_type().shape().dim();
+        for (int i = 0; i < dims.size(); ++i) {
+          if (!dims[i].has_dim_value() || dims[i].dim_value() <= kMaxDimension) continue;
+          status = absl::InvalidArgumentError(absl::StrCat(
+              "dimension ", i, " of '", value.name(), "'", path.empty() ? "" : absl::StrCat(" in subgraph ", path),
+              " is declared as ", dims[i].dim_value(), ", larger than any tensor a device holds (at most ",
+              kMaxDimension, " per dimension); fix the model's declared shape"));
+        }
+      }
+    }
+  });
+  return status;
+}
+
 void MakeLibOnnxCompatible(onnx::ModelProto* copy, const std::vector<int>& opaque_nodes) {
   if (copy->ir_version() > onnx::Version::IR_VERSION) copy->set_ir_version(onnx::Version::IR_VERSION);
   if (opaque_nodes.empty()) return;

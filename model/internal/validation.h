@@ -27,6 +27,14 @@ struct ValidationResult {
 // ones. `model` is changed while checking (IR version, opaque nodes) and restored before return.
 absl::StatusOr<ValidationResult> ValidateModel(onnx::ModelProto* model);
 
+// The largest tensor dimension accepted. Larger ones describe no tensor a device holds, and
+// libonnx's shape inference overflows (and crashes) on them, so they are refused first.
+inline constexpr int64_t kMaxDimension = (int64_t{1} << 31) - 1;
+
+// InvalidArgument naming the value and the dimension when a declared shape (inputs, outputs,
+// value_info, of any graph) has a dimension over kMaxDimension.
+absl::Status CheckDeclaredDimensions(const onnx::ModelProto& model);
+
 // Prepares a copy of a model for libonnx's shape inference: the IR version clamped to the one
 // libonnx knows, and `opaque_nodes` moved to a private domain libonnx has no schemas for.
 void MakeLibOnnxCompatible(onnx::ModelProto* copy, const std::vector<int>& opaque_nodes);

@@ -460,7 +460,7 @@ absl::Status SearchJobs::Recover() {
           "shorter --time-budget, or ask the operator for more memory"));
       common::LogWarning("search {} was running when the server died {} times: marked failed, not run again",
                          record.id, record.attempts);
-      Publish(record, job, true);
+      Publish(record, job, true).IgnoreError();  // logged by Publish
       continue;
     }
     common::LogInfo("search {} was {} when the server stopped: running it again", record.id,
@@ -556,7 +556,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Cancel(const std::string& team, const 
     v1::SearchJob job = JobOf(*record);
     job.set_state(v1::JOB_STATE_CANCELLED);
     job.set_error("cancelled");
-    Publish(*record, job, true);
+    Publish(*record, job, true).IgnoreError();  // logged by Publish
     {
       absl::MutexLock lock(&mutex_);
       for (auto it = watchers_.begin(); it != watchers_.end();) {
@@ -600,7 +600,7 @@ void SearchJobs::Unwatch(int64_t handle) {
   watchers_.erase(handle);
 }
 
-void SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bool persist) {
+absl::Status SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bool persist) {
   record.state = job.state();
   record.phase = job.phase();
   record.fraction = job.fraction();
@@ -629,6 +629,7 @@ void SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bool persi
     if (reread.ok()) snapshot = JobOf(*reread);
   }
   for (const Watcher& w : to_call) w(snapshot);
+  return stored;
 }
 
 void SearchJobs::Run(JobRecord record) {
@@ -648,7 +649,7 @@ void SearchJobs::Run(JobRecord record) {
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_phase(v1::PHASE_ANALYZING);
   ++record.attempts;  // stored with the running state; a clean end or shutdown takes it back
-  Publish(record, job, true);
+  Publish(record, job, true).IgnoreError();  // logged by Publish
   const auto start = absl::Now();
   absl::Status status = Execute(record, job, *live);
   if (live->shutting_down) {
@@ -657,22 +658,28 @@ void SearchJobs::Run(JobRecord record) {
     job.set_phase(v1::PHASE_QUEUED);
     job.set_fraction(0);
     job.clear_fronts();
-    Publish(record, job, true);
+    Publish(record, job, true).IgnoreError();  // logged by Publish
   } else if (live->cancel) {
     job.set_state(v1::JOB_STATE_CANCELLED);
     job.set_error("cancelled");
-    Publish(record, job, true);
+    Publish(record, job, true).IgnoreError();  // logged by Publish
   } else if (!status.ok()) {
     job.set_state(v1::JOB_STATE_FAILED);
     job.set_error(status.ToString());
     job.clear_fronts();
-    Publish(record, job, true);
+    Publish(record, job, true).IgnoreError();  // logged by Publish
     common::LogWarning("search {} failed: {}", record.id, status.ToString());
   } else {
     job.set_state(v1::JOB_STATE_SUCCEEDED);
     job.set_phase(v1::PHASE_DONE);
     job.set_fraction(1);
-    Publish(record, job, true);
+    if (absl::Status stored = Publish(record, job, true); !stored.ok()) {
+      // Nothing is reported done that is not stored: the job ends failed, saying why.
+      job.set_state(v1::JOB_STATE_FAILED);
+      job.set_error(absl::StrCat("the search finished but its result could not be stored: ", stored.message()));
+      job.clear_fronts();
+      Publish(record, job, true).IgnoreError();  // logged by Publish
+    }
     common::LogInfo("search {} finished in {:.1f} s", record.id, absl::ToDoubleSeconds(absl::Now() - start));
     if (job.spec().verify_recommended() && options_.verify_recommended) {
       options_.verify_recommended(record.team, record.id);
@@ -709,7 +716,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   // Calibration and sensitivities (cached per model bytes and calibration set).
   job.set_phase(v1::PHASE_MEASURING_SENSITIVITY);
   job.set_fraction(0.05);
-  Publish(record, job, true);
+  Publish(record, job, true).IgnoreError();  // logged by Publish
   std::vector<runtime::TensorInfo> inputs;
   if (absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(*bytes); session.ok()) {
     inputs = (*session)->inputs();
@@ -740,7 +747,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   } else {
     sensitivity_options.on_progress = [&](double f) {
       job.set_fraction(0.05 + 0.45 * f);
-      Publish(record, job, false);
+      Publish(record, job, false).IgnoreError();  // not stored: cannot fail
     };
     absl::StatusOr<runtime::SensitivityReport> measured =
         runtime::MeasureSensitivity(*loaded, *calibration, sensitivity_options);
@@ -766,7 +773,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     const double base = 0.5 + 0.5 * d / devices, span = 0.5 / devices;
     job.set_phase(v1::PHASE_BUILDING_TABLE);
     job.set_fraction(base);
-    Publish(record, job, true);
+    Publish(record, job, true).IgnoreError();  // logged by Publish
     absl::StatusOr<dp::Device> device = profiles_.GetDevice(spec.device_ids(d));
     if (!device.ok()) return device.status();
     absl::StatusOr<std::vector<dp::LatencySample>> samples = profiles_.GetSamples(device->id, device->version);
@@ -791,7 +798,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
 
     job.set_phase(v1::PHASE_SEARCHING);
     job.set_fraction(base + 0.2 * span);
-    Publish(record, job, true);
+    Publish(record, job, true).IgnoreError();  // logged by Publish
     search::SearchSpec engine_spec;
     engine_spec.objectives = objectives;
     engine_spec.constraints = LimitsOf(spec.constraints(), *device);
@@ -807,7 +814,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     control.on_progress = [&](const search::Progress& p) {
       job.set_fraction(base + span * (0.2 + search_share * p.fraction));
       if (p.best_so_far != nullptr) *out = ToProto(*problem, *p.best_so_far, device->id, device->version, false);
-      Publish(record, job, false);
+      Publish(record, job, false).IgnoreError();  // not stored: cannot fail
     };
     absl::StatusOr<search::Front> front;
     if (exact) {
@@ -860,7 +867,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     if (device->id == kHostDevice && out->candidates_size() > 0) {
       // This machine: the picks are measured before they are named.
       job.set_phase(v1::PHASE_VERIFYING);
-      Publish(record, job, true);
+      Publish(record, job, true).IgnoreError();  // logged by Publish
       MeasurePicksInputs measure;
       measure.model = &*loaded;
       measure.model_bytes = *bytes;
@@ -873,7 +880,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       measure.cancelled = &live.cancel;
       measure.on_progress = [&](double f) {
         job.set_fraction(base + span * (0.9 + 0.1 * f));
-        Publish(record, job, false);
+        Publish(record, job, false).IgnoreError();  // not stored: cannot fail
       };
       if (absl::Status measured = MeasurePicks(measure, out); !measured.ok()) {
         if (live.cancel) return absl::CancelledError("cancelled");
@@ -885,7 +892,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     out->set_latency_basis(LatencyBasisSummary(*problem, *out));
     out->set_search_seconds(front->stats.seconds);
     job.set_fraction(base + span);
-    Publish(record, job, true);
+    Publish(record, job, true).IgnoreError();  // logged by Publish
   }
   return absl::OkStatus();
 }

@@ -93,8 +93,9 @@ class SearchJobs {
   // Tells the watchers of queued jobs their new places.
   void NotifyQueued();
   absl::Status Execute(JobRecord& record, v1::SearchJob& job, Live& live);
-  // Persists `job`'s state into `record` and tells the watchers.
-  void Publish(JobRecord& record, const v1::SearchJob& job, bool persist);
+  // Persists `job`'s state into `record` and tells the watchers; returns whether it was stored (a
+  // failure is logged here).
+  absl::Status Publish(JobRecord& record, const v1::SearchJob& job, bool persist);
 
   StateStore& state_;
   BlobStore& blobs_;

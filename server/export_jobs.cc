@@ -20,24 +20,10 @@
 #include "server/measure_picks.h"
 #include "server/proto_conversion.h"
 #include "server/recommend.h"
+#include "server/search_spec.h"
 
 namespace squeeze::server {
 namespace {
-
-
-absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::string& canonical) {
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (absl::string_view part : absl::StrSplit(canonical, ';', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
-    std::vector<int64_t>& dims = shapes[kv.first];
-    for (absl::string_view d : absl::StrSplit(kv.second, ',')) {
-      int64_t v = 0;
-      if (!absl::SimpleAtoi(d, &v)) return absl::DataLossError(absl::StrCat("stored input shape '", part, "'"));
-      dims.push_back(v);
-    }
-  }
-  return shapes;
-}
 
 std::string UtcNow() {
   const std::time_t now = std::time(nullptr);

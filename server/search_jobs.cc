@@ -29,6 +29,7 @@
 #include "server/measure_picks.h"
 #include "server/proto_conversion.h"
 #include "server/recommend.h"
+#include "server/search_spec.h"
 
 namespace squeeze::server {
 namespace {
@@ -38,195 +39,9 @@ namespace dp = device_profiles;
 constexpr int kDefaultListLimit = 50;
 // A search that was running when the process died this many times is failed, not run again.
 constexpr int kMaxCrashedAttempts = 2;
-constexpr double kDefaultMinSqnrDb = 10;
-// The most a spec may ask for: a front this large is already more than anyone reads, and every
-// candidate is stored with its per-layer plan; a budget past an hour holds a worker for good.
-constexpr int kMaxCandidates = 1000;
-constexpr double kMaxTimeBudgetS = 3600;
 constexpr double kRecommendTimeBudgetS = 30;
 
 bool Final(int state) { return state >= v1::JOB_STATE_SUCCEEDED; }
-
-absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::string& canonical) {
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (absl::string_view part : absl::StrSplit(canonical, ';', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
-    std::vector<int64_t>& dims = shapes[kv.first];
-    for (absl::string_view d : absl::StrSplit(kv.second, ',')) {
-      int64_t v = 0;
-      if (!absl::SimpleAtoi(d, &v)) return absl::DataLossError(absl::StrCat("stored input shape '", part, "'"));
-      dims.push_back(v);
-    }
-  }
-  return shapes;
-}
-
-// The spec with its defaults filled in, so equal searches have equal keys.
-v1::SearchSpec Normalized(v1::SearchSpec spec, int max_candidates, double time_budget) {
-  if (spec.objectives().empty()) {
-    spec.add_objectives(v1::OBJECTIVE_LATENCY);
-    spec.add_objectives(v1::OBJECTIVE_SIZE);
-    spec.add_objectives(v1::OBJECTIVE_ERROR);
-  }
-  if (spec.max_candidates() == 0) spec.set_max_candidates(max_candidates);
-  if (spec.time_budget_seconds() == 0) spec.set_time_budget_seconds(time_budget);
-  if (spec.seed() == 0) spec.set_seed(1);
-  // A candidate whose output noise rivals its signal is of no use to anyone: without a floor of
-  // their own, searches keep candidates of at least kDefaultMinSqnrDb.
-  if (spec.constraints().min_sqnr_db() == 0) spec.mutable_constraints()->set_min_sqnr_db(kDefaultMinSqnrDb);
-  return spec;
-}
-
-absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space) {
-  search::OptionGrid grid;
-  if (!space.weight_bits().empty()) grid.weight_bits.assign(space.weight_bits().begin(), space.weight_bits().end());
-  if (!space.activation_bits().empty()) {
-    grid.activation_bits.assign(space.activation_bits().begin(), space.activation_bits().end());
-  }
-  if (!space.prune_ratios().empty()) grid.prune_ratios.assign(space.prune_ratios().begin(), space.prune_ratios().end());
-  if (!space.patterns().empty()) {
-    grid.patterns.clear();
-    for (int p : space.patterns()) {
-      absl::StatusOr<dp::Sparsity> s = FromProto(static_cast<v1::SparsityPattern>(p));
-      if (!s.ok()) return s.status();
-      grid.patterns.push_back(*s);
-    }
-  }
-  if (absl::Status s = search::ValidateOptionGrid(grid); !s.ok()) return s;
-  return grid;
-}
-
-absl::StatusOr<search::Objective> ObjectiveOf(int o) {
-  switch (o) {
-    case v1::OBJECTIVE_LATENCY: return search::Objective::kLatency;
-    case v1::OBJECTIVE_SIZE: return search::Objective::kSize;
-    case v1::OBJECTIVE_ERROR: return search::Objective::kError;
-    case v1::OBJECTIVE_PEAK_MEMORY: return search::Objective::kPeakMemory;
-    default: break;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("objective ", o, " is not one of LATENCY, SIZE, ERROR, PEAK_MEMORY"));
-}
-
-// The calibration samples' structure, checked before a job is queued: every tensor a TensorProto
-// whose data fills its dims, named inputs neither repeated nor varying between samples, dims as
-// the model was uploaded with. Types and the inputs of models uploaded without shapes are
-// checked when the job runs (they need the model loaded).
-absl::Status ValidateCalibration(const v1::SearchSpec& spec, const std::map<std::string, std::vector<int64_t>>& shapes) {
-  std::set<std::string> first_names;
-  for (int k = 0; k < spec.calibration_size(); ++k) {
-    const v1::CalibrationSample& sample = spec.calibration(k);
-    if (sample.tensors_size() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, " holds no tensors"));
-    }
-    std::set<std::string> names;
-    for (int j = 0; j < sample.tensors_size(); ++j) {
-      onnx::TensorProto t;
-      const std::string where = absl::StrCat("calibration sample ", k, ", tensor ", j);
-      if (!t.ParseFromString(sample.tensors(j))) {
-        return absl::InvalidArgumentError(absl::StrCat(where, " is not a serialized onnx.TensorProto"));
-      }
-      if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-        return absl::InvalidArgumentError(absl::StrCat(where, " keeps its data in an external file; embed it"));
-      }
-      int64_t elements = 1;
-      for (int64_t d : t.dims()) {
-        if (d < 0) return absl::InvalidArgumentError(absl::StrCat(where, " has a negative dimension"));
-        elements *= d;
-      }
-      const int64_t typed = t.float_data_size() + t.int32_data_size() + t.int64_data_size() + t.double_data_size() +
-                            t.uint64_data_size();
-      const size_t element_bytes = t.data_type() == onnx::TensorProto::FLOAT16 ? 2
-                                   : t.data_type() == onnx::TensorProto::INT64 || t.data_type() == onnx::TensorProto::DOUBLE
-                                       ? 8
-                                   : t.data_type() == onnx::TensorProto::INT8 || t.data_type() == onnx::TensorProto::UINT8 ||
-                                           t.data_type() == onnx::TensorProto::BOOL
-                                       ? 1
-                                       : 4;
-      const bool filled = t.has_raw_data() ? t.raw_data().size() == static_cast<size_t>(elements) * element_bytes
-                                           : typed >= elements;
-      if (!filled) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": its data does not fill its dims [", absl::StrJoin(t.dims(), ","), "]"));
-      }
-      const std::string name = t.name().empty() ? absl::StrCat("#", j) : t.name();
-      if (!names.insert(name).second) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": input '", name, "' given twice"));
-      }
-      if (auto it = shapes.find(t.name()); it != shapes.end() &&
-                                           !std::equal(it->second.begin(), it->second.end(), t.dims().begin(), t.dims().end())) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": input '", t.name(), "' is [", absl::StrJoin(t.dims(), ","),
-                                                       "]; the model was uploaded with [", absl::StrJoin(it->second, ","),
-                                                       "]"));
-      }
-    }
-    if (k == 0) first_names = names;
-    if (names != first_names) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("calibration sample ", k, " names other inputs than sample 0 (", absl::StrJoin(names, ", "),
-                       " against ", absl::StrJoin(first_names, ", "), ")"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateSpec(const v1::SearchSpec& spec) {
-  if (spec.device_ids().empty()) return absl::InvalidArgumentError("name at least one device (--device ID)");
-  std::set<std::string> devices(spec.device_ids().begin(), spec.device_ids().end());
-  if (devices.size() != static_cast<size_t>(spec.device_ids_size())) {
-    return absl::InvalidArgumentError("a device is named twice");
-  }
-  std::set<int> objectives;
-  for (int o : spec.objectives()) {
-    absl::StatusOr<search::Objective> objective = ObjectiveOf(o);
-    if (!objective.ok()) return objective.status();
-    if (!objectives.insert(o).second) return absl::InvalidArgumentError("an objective is named twice");
-  }
-  if (objectives.size() < 2) return absl::InvalidArgumentError("a Pareto search needs at least two objectives");
-  if (spec.strategy() == v1::STRATEGY_EXACT && objectives.count(v1::OBJECTIVE_PEAK_MEMORY)) {
-    return absl::InvalidArgumentError(
-        "the exact strategy cannot minimize peak memory (it is not additive): use --strategy nsga2 or auto, "
-        "or make peak memory a limit");
-  }
-  if (!v1::Strategy_IsValid(spec.strategy())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("strategy ", spec.strategy(), " is not AUTO (0), EXACT (1) or NSGA2 (2)"));
-  }
-  const v1::Constraints& c = spec.constraints();
-  // `!(x >= 0)` also refuses NaN; infinities are refused as no finite candidate could mean them.
-  for (const auto& [name, value] : {std::make_pair("constraints.max_latency_ms", c.max_latency_ms()),
-                                    std::make_pair("constraints.min_sqnr_db", c.min_sqnr_db())}) {
-    if (!(value >= 0) || !std::isfinite(value)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, " is ", value, ": give a finite value of at least 0 (0 means no limit)"));
-    }
-  }
-  if (c.max_model_bytes() < 0 || c.max_peak_memory_bytes() < 0) {
-    return absl::InvalidArgumentError("constraints.max_model_bytes and max_peak_memory_bytes must not be negative "
-                                      "(0 means no limit)");
-  }
-  if (!(spec.time_budget_seconds() >= 0) || spec.time_budget_seconds() > kMaxTimeBudgetS) {
-    return absl::InvalidArgumentError(absl::StrCat("time_budget_seconds is ", spec.time_budget_seconds(),
-                                                   ": give 0 (the server's default) to ", kMaxTimeBudgetS, " seconds"));
-  }
-  if (spec.max_candidates() < 0 || spec.max_candidates() > kMaxCandidates) {
-    return absl::InvalidArgumentError(absl::StrCat("max_candidates is ", spec.max_candidates(), ": give 0 (the "
-                                                   "server's default) to ", kMaxCandidates));
-  }
-  if (absl::StatusOr<search::OptionGrid> grid = GridOf(spec.option_space()); !grid.ok()) return grid.status();
-  for (int k = 0; k < spec.calibration_size(); ++k) {
-    const v1::CalibrationSample& sample = spec.calibration(k);
-    if (sample.tensors().empty()) return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, " is empty"));
-    for (int j = 0; j < sample.tensors_size(); ++j) {
-      onnx::TensorProto tensor;
-      if (!tensor.ParseFromString(sample.tensors(j))) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("calibration sample ", k, ", tensor ", j, " is not an ONNX TensorProto (input_N.pb)"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 v1::SearchJob JobOf(const JobRecord& record) {
   v1::SearchJob job;
@@ -474,7 +289,7 @@ absl::Status SearchJobs::Recover() {
 }
 
 absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v1::SearchSpec& requested) {
-  const v1::SearchSpec spec = Normalized(requested, options_.max_candidates, options_.default_time_budget_s);
+  const v1::SearchSpec spec = NormalizedSpec(requested, options_.max_candidates, options_.default_time_budget_s);
   if (absl::Status s = ValidateSpec(spec); !s.ok()) return s;
   absl::StatusOr<ModelRecord> model = state_.GetModel(team, spec.model_id());
   if (!model.ok()) return model.status();

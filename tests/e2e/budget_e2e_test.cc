@@ -3,11 +3,7 @@
 // whose values need gigabytes, a real model at a huge input shape, a search asking for 2^31
 // candidates — and answers each with a clear error while it keeps serving another team.
 #include <grpcpp/create_channel.h>
-#include <onnx/defs/parser.h>
-#include <onnx/onnx_pb.h>
 #include <signal.h>
-
-#include <fstream>
 
 #include <catch2/catch.hpp>
 
@@ -22,48 +18,11 @@ using Catch::Matchers::Contains;
 
 const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 
-// ConstantOfShape makes 10^9 floats (3.7 GiB), summed into the Conv's input: known from shapes.
-constexpr char kReduceBomb[] = R"onnx(
-  <ir_version: 8, opset_import: ["" : 17]>
-  reduce_bomb (float[1, 2, 4, 4] x) => (float[1, 3, 4, 4] y) {
-    shape = Constant <value = int64[1] {1000000000}> ()
-    big = ConstantOfShape <value = float[1] {1.0}> (shape)
-    total = ReduceSum <keepdims = 0> (big)
-    xs = Add (x, total)
-    w = Constant <value = float[3, 2, 1, 1] {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
-    y = Conv (xs, w)
-  }
-)onnx";
-
-// 5·10^8 bytes of ones (inside the budget), whose NonZero is 4 GB of int64 indices that only
-// running the model shows; its count slices the Conv's input, so the shape probe must run it.
-constexpr char kNonZeroBomb[] = R"onnx(
-  <ir_version: 8, opset_import: ["" : 17]>
-  nonzero_bomb (float[1, 2, 4, 4] x) => (float[n, c, h, w] y) {
-    shape = Constant <value = int64[1] {500000000}> ()
-    big = ConstantOfShape <value = uint8[1] {1}> (shape)
-    nz = NonZero (big)
-    nz_shape = Shape (nz)
-    zero = Constant <value = int64[1] {0}> ()
-    one = Constant <value = int64[1] {1}> ()
-    two = Constant <value = int64[1] {2}> ()
-    three = Constant <value = int64[1] {3}> ()
-    count = Slice (nz_shape, one, two)
-    xs = Slice (x, zero, count, three)
-    w = Constant <value = float[3, 2, 1, 1] {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
-    y = Conv (xs, w)
-  }
-)onnx";
-
-std::string WriteModel(const TempDir& dir, const std::string& name, const char* text) {
-  onnx::ModelProto model;
-  const onnx::Status parsed = onnx::OnnxParser::Parse(model, text);
-  INFO(parsed.ErrorMessage());
-  REQUIRE(parsed.IsOK());
-  const std::string path = dir.File(name);
-  std::ofstream(path, std::ios::binary) << model.SerializeAsString();
-  return path;
-}
+// The memory bombs kept as fuzz seeds: ConstantOfShape makes 10^9 floats (3.7 GiB) summed into a
+// Conv's input, known from shapes; and 5·10^8 bytes of ones (inside the budget) whose NonZero is
+// 4 GB of int64 indices that only running the model shows, its count slicing the Conv's input so
+// that the shape probe must run it.
+const std::string kSeeds = std::string(SQUEEZE_SOURCE_DIR) + "/fuzz/seeds/model_load/";
 
 TEST_CASE("Under a 2 GiB limit, memory bombs get clear errors and another team is still served",
           "[e2e][budget]") {
@@ -71,8 +30,8 @@ TEST_CASE("Under a 2 GiB limit, memory bombs get clear errors and another team i
   RunningServer server(dir.File("data"), {}, {"/usr/bin/prlimit", "--as=2147483648", "--"});
   const std::string beta = server.CreateKey("beta");
   const std::string alpha = server.CreateKey("alpha");
-  const std::string reduce_bomb = WriteModel(dir, "reduce_bomb.onnx", kReduceBomb);
-  const std::string nonzero_bomb = WriteModel(dir, "nonzero_bomb.onnx", kNonZeroBomb);
+  const std::string reduce_bomb = kSeeds + "reduce_bomb.onnx";
+  const std::string nonzero_bomb = kSeeds + "nonzero_bomb_u8.onnx";
 
   // Row 4: refused from the shapes, before anything runs.
   CommandResult reduce = server.CliAs(alpha, {"models", "upload", reduce_bomb});

@@ -70,6 +70,19 @@ v1::SearchJob WaitFinished(const RunningServer& server, const std::string& id) {
   return job;
 }
 
+// Waits until the search runs (it may be queued behind the restart's recovery first).
+void WaitRunning(const RunningServer& server, const std::string& id) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  v1::SearchJob seen;
+  while (std::chrono::steady_clock::now() < deadline) {
+    seen = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", id}));
+    if (seen.state() != v1::JOB_STATE_QUEUED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  INFO(server.log());
+  REQUIRE(seen.state() == v1::JOB_STATE_RUNNING);
+}
+
 TEST_CASE("kill -9 during an upload and during a search loses nothing acknowledged", "[e2e][crash]") {
   TempDir dir;
   const std::string data = dir.File("data");
@@ -108,14 +121,7 @@ TEST_CASE("kill -9 during an upload and during a search loses nothing acknowledg
     job_id = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", acknowledged.id(), "--device", "host",
                                               "--strategy", "nsga2", "--time-budget", "2"}))
                  .id();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    v1::SearchJob seen;
-    while (std::chrono::steady_clock::now() < deadline) {
-      seen = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job_id}));
-      if (seen.state() != v1::JOB_STATE_QUEUED) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    REQUIRE(seen.state() == v1::JOB_STATE_RUNNING);
+    WaitRunning(server, job_id);
     server.Kill();
   }
   CHECK(IntegrityCheck(data + "/state.db") == "ok");
@@ -130,19 +136,6 @@ TEST_CASE("kill -9 during an upload and during a search loses nothing acknowledg
   ExpectIntact(server, acknowledged, kClsModel);
   CHECK(server.Stop() == 0);
   CHECK(IntegrityCheck(data + "/state.db") == "ok");
-}
-
-// Waits until the search runs (it may be queued behind the restart's recovery first).
-void WaitRunning(const RunningServer& server, const std::string& id) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  v1::SearchJob seen;
-  while (std::chrono::steady_clock::now() < deadline) {
-    seen = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", id}));
-    if (seen.state() != v1::JOB_STATE_QUEUED) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  INFO(server.log());
-  REQUIRE(seen.state() == v1::JOB_STATE_RUNNING);
 }
 
 TEST_CASE("A search that was running when the server died twice is failed with the reason, not run a third time",

@@ -1,0 +1,38 @@
+// libFuzzer target: what the server checks in a search request before it queues anything. The
+// first byte picks the check, the rest is the input: a SearchSpec's bytes through its defaults,
+// validation and calibration checks (against PP-OCR cls's input shape); an --input-shape as the
+// upload takes it; a model record's stored shape string.
+// Each must answer OK or a status, never crash; a spec that validates must validate again after
+// its own round trip.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "model/loader.h"
+#include "server/search_spec.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 3) {
+    case 0: {
+      squeeze::v1::SearchSpec requested;
+      if (!requested.ParseFromString(bytes)) return 0;
+      const squeeze::v1::SearchSpec spec = squeeze::server::NormalizedSpec(requested, 200, 60);
+      if (!squeeze::server::ValidateSpec(spec).ok()) return 0;
+      (void)squeeze::server::ValidateCalibration(spec, {{"x", {1, 3, 48, 192}}});
+      squeeze::v1::SearchSpec again;
+      if (!again.ParseFromString(spec.SerializeAsString()) || !squeeze::server::ValidateSpec(again).ok()) {
+        __builtin_trap();
+      }
+      break;
+    }
+    case 1:
+      (void)squeeze::model::ParseInputShape(bytes);
+      break;
+    case 2:
+      (void)squeeze::server::ParseShapes(bytes);
+      break;
+  }
+  return 0;
+}

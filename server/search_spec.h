@@ -1,0 +1,50 @@
+// The search request as the server takes it: the spec's defaults and its validation, the
+// calibration samples' structure, the option grid and objectives it names, and the stored input
+// shapes. Pure functions of the request (no store, no network), shared by search and export and
+// fuzzed on their own (fuzz/requests_fuzzer.cc).
+#ifndef SQUEEZE_SERVER_SEARCH_SPEC_H_
+#define SQUEEZE_SERVER_SEARCH_SPEC_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "search/engine/objective.h"
+#include "search/problem/option_grid.h"
+#include "squeeze/v1/search.pb.h"
+
+namespace squeeze::server {
+
+// Searches keep candidates of at least this output SQNR unless their spec names a floor.
+inline constexpr double kDefaultMinSqnrDb = 10;
+// The most a spec may ask for: a front this large is already more than anyone reads, and every
+// candidate is stored with its per-layer plan; a budget past an hour holds a worker for good.
+inline constexpr int kMaxCandidates = 1000;
+inline constexpr double kMaxTimeBudgetS = 3600;
+
+// "x=1,3,48,192;y=..." as a model record stores its input shapes. DataLoss when it does not parse.
+absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::string& canonical);
+
+// The spec with its defaults filled in, so equal searches have equal keys.
+v1::SearchSpec NormalizedSpec(v1::SearchSpec spec, int max_candidates, double time_budget);
+
+// InvalidArgument naming the field for a spec no search can run: devices, objectives, strategy,
+// limits (NaN and infinities included), budget, candidates, option grid, calibration bytes.
+absl::Status ValidateSpec(const v1::SearchSpec& spec);
+
+// The calibration samples' structure, checked before a job is queued: every tensor a TensorProto
+// whose data fills its dims, named inputs neither repeated nor varying between samples, dims as
+// the model was uploaded with (`shapes`).
+absl::Status ValidateCalibration(const v1::SearchSpec& spec, const std::map<std::string, std::vector<int64_t>>& shapes);
+
+// The option grid a spec's option space names (the default grid where it names nothing).
+absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space);
+
+// A spec's objective number as the engine's objective.
+absl::StatusOr<search::Objective> ObjectiveOf(int objective);
+
+}  // namespace squeeze::server
+
+#endif  // SQUEEZE_SERVER_SEARCH_SPEC_H_

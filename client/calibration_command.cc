@@ -1,9 +1,9 @@
 // squeeze calibration from-image: images as calibration samples, written in the ONNX test-data
 // layout that 'squeeze search start --calibration DIR' reads. Runs locally; needs no server.
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <iostream>
-
-#include <fmt/format.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -75,8 +75,8 @@ int FromImage(const FromImageFlags& f) {
   for (size_t k = 0; k < tensors.size(); ++k) {
     const std::string dir = fmt::format("{}/sample_{}", f.out, k);
     std::filesystem::create_directories(dir, ec);
-    absl::Status s = ec ? absl::InternalError(ec.message())
-                        : common::WriteFileAtomically(dir + "/input_0.pb", tensors[k]);
+    absl::Status s =
+        ec ? absl::InternalError(ec.message()) : common::WriteFileAtomically(dir + "/input_0.pb", tensors[k]);
     if (!s.ok()) {
       std::cerr << "error: " << dir << ": " << s.message() << "\n";
       return 1;

@@ -1,5 +1,6 @@
 #include "client/connection.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
@@ -7,8 +8,6 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-
-#include <google/protobuf/util/json_util.h>
 
 namespace squeeze::client {
 
@@ -74,8 +73,8 @@ int Connection::Fail(const grpc::Status& status, const std::string& what) const 
     return 2;
   }
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    std::cerr << "squeeze: " << what << ": no answer from " << options_.server << " within "
-              << options_.timeout_s << " s; raise --timeout or check the server's log.\n";
+    std::cerr << "squeeze: " << what << ": no answer from " << options_.server << " within " << options_.timeout_s
+              << " s; raise --timeout or check the server's log.\n";
     return 2;
   }
   if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED && options_.api_key.empty()) {
@@ -83,10 +82,11 @@ int Connection::Fail(const grpc::Status& status, const std::string& what) const 
               << "SQUEEZE_API_KEY (a new server writes its first admin key to DATA_DIR/initial-api-key).\n";
     return 1;
   }
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                 "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  static const char* kNames[] = {
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
   const int code = static_cast<int>(status.error_code());
   std::cerr << "squeeze: " << what << ": " << (code >= 0 && code <= 16 ? kNames[code] : "ERROR") << ": "
             << status.error_message() << "\n";

@@ -3,6 +3,7 @@
 #ifndef SQUEEZE_CLIENT_CONNECTION_H_
 #define SQUEEZE_CLIENT_CONNECTION_H_
 
+#include <google/protobuf/message.h>
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
@@ -10,17 +11,15 @@
 #include <memory>
 #include <string>
 
-#include <google/protobuf/message.h>
-
 namespace squeeze::client {
 
 struct GlobalOptions {
-  std::string server;      // HOST:PORT
-  double timeout_s = 30;   // deadline of each call
+  std::string server;     // HOST:PORT
+  double timeout_s = 30;  // deadline of each call
   bool json = false;
-  std::string api_key;     // sent as 'authorization: Bearer KEY' on every call
-  std::string ca_cert;     // PEM file of the CA that signed the server's certificate: TLS
-  bool tls = false;        // TLS with the system's CA certificates
+  std::string api_key;          // sent as 'authorization: Bearer KEY' on every call
+  std::string ca_cert;          // PEM file of the CA that signed the server's certificate: TLS
+  bool tls = false;             // TLS with the system's CA certificates
   std::string tls_server_name;  // the name the server's certificate must carry, when not the --server host
 };
 

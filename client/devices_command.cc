@@ -1,8 +1,8 @@
 // squeeze devices list | show ID | put PROFILE
+#include <fmt/format.h>
+
 #include <iostream>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
@@ -25,24 +25,37 @@ const char* ProvenanceName(v1::Provenance p) { return p == v1::PROVENANCE_MEASUR
 
 std::string OpKindName(v1::OpKind kind) {
   switch (kind) {
-    case v1::OP_KIND_CONV: return "conv";
-    case v1::OP_KIND_DEPTHWISE_CONV: return "depthwise";
-    case v1::OP_KIND_CONV_TRANSPOSE: return "conv-transpose";
-    case v1::OP_KIND_GEMM: return "gemm";
-    case v1::OP_KIND_QUANTIZE_LINEAR: return "quantize";
-    case v1::OP_KIND_DEQUANTIZE_LINEAR: return "dequantize";
-    case v1::OP_KIND_ELEMENTWISE: return "elementwise";
-    case v1::OP_KIND_TRANSPOSE: return "transpose";
-    default: return "all";
+    case v1::OP_KIND_CONV:
+      return "conv";
+    case v1::OP_KIND_DEPTHWISE_CONV:
+      return "depthwise";
+    case v1::OP_KIND_CONV_TRANSPOSE:
+      return "conv-transpose";
+    case v1::OP_KIND_GEMM:
+      return "gemm";
+    case v1::OP_KIND_QUANTIZE_LINEAR:
+      return "quantize";
+    case v1::OP_KIND_DEQUANTIZE_LINEAR:
+      return "dequantize";
+    case v1::OP_KIND_ELEMENTWISE:
+      return "elementwise";
+    case v1::OP_KIND_TRANSPOSE:
+      return "transpose";
+    default:
+      return "all";
   }
 }
 
 std::string SparsityName(v1::SparsityPattern s) {
   switch (s) {
-    case v1::SPARSITY_PATTERN_UNSTRUCTURED: return "unstructured";
-    case v1::SPARSITY_PATTERN_TWO_FOUR: return "2:4";
-    case v1::SPARSITY_PATTERN_OUTPUT_CHANNEL: return "channel";
-    default: return "dense";
+    case v1::SPARSITY_PATTERN_UNSTRUCTURED:
+      return "unstructured";
+    case v1::SPARSITY_PATTERN_TWO_FOUR:
+      return "2:4";
+    case v1::SPARSITY_PATTERN_OUTPUT_CHANNEL:
+      return "channel";
+    default:
+      return "dense";
   }
 }
 
@@ -90,11 +103,13 @@ int List(const Connection& connection) {
 
 std::string SampleShape(const v1::LatencySample& s) {
   switch (s.op_kind()) {
-    case v1::OP_KIND_GEMM: return fmt::format("{}x{}x{}", s.gemm_m(), s.gemm_k(), s.gemm_n());
+    case v1::OP_KIND_GEMM:
+      return fmt::format("{}x{}x{}", s.gemm_m(), s.gemm_k(), s.gemm_n());
     case v1::OP_KIND_QUANTIZE_LINEAR:
     case v1::OP_KIND_DEQUANTIZE_LINEAR:
     case v1::OP_KIND_ELEMENTWISE:
-    case v1::OP_KIND_TRANSPOSE: return fmt::format("{} elements", s.elements());
+    case v1::OP_KIND_TRANSPOSE:
+      return fmt::format("{} elements", s.elements());
     default:
       return fmt::format("k{} s{} g{} {}>{} {}x{}", s.kernel(), s.stride(), s.groups(), s.in_channels(),
                          s.out_channels(), s.height(), s.width());
@@ -105,11 +120,11 @@ void PrintConditions(const v1::ProfileConditions& c) {
   std::cout << fmt::format("\nMeasured by {} ({} mode) on {} at {}: {:.1f} s, {} thread(s), {} warm-up + {} runs",
                            c.tool(), c.mode(), c.host().empty() ? "?" : c.host(), c.measured_at(), c.duration_seconds(),
                            c.threads(), c.warmup_runs(), c.repeats());
-  std::cout << fmt::format("; CPU governor {}, {} (max {}); ONNX Runtime {}\n",
-                           c.cpu_governor().empty() ? "not readable" : c.cpu_governor(),
-                           c.cpu_frequency_khz() > 0 ? fmt::format("{:.2f} GHz", c.cpu_frequency_khz() / 1e6) : "clock not readable",
-                           c.cpu_max_frequency_khz() > 0 ? fmt::format("{:.2f} GHz", c.cpu_max_frequency_khz() / 1e6) : "?",
-                           c.runtime_version());
+  std::cout << fmt::format(
+      "; CPU governor {}, {} (max {}); ONNX Runtime {}\n", c.cpu_governor().empty() ? "not readable" : c.cpu_governor(),
+      c.cpu_frequency_khz() > 0 ? fmt::format("{:.2f} GHz", c.cpu_frequency_khz() / 1e6) : "clock not readable",
+      c.cpu_max_frequency_khz() > 0 ? fmt::format("{:.2f} GHz", c.cpu_max_frequency_khz() / 1e6) : "?",
+      c.runtime_version());
 }
 
 void PrintSamples(const v1::Device& d) {
@@ -120,7 +135,8 @@ void PrintSamples(const v1::Device& d) {
     std::string sparsity = SparsityName(s.sparsity());
     if (s.sparsity_ratio() > 0) sparsity += fmt::format(" {:.0f}%", 100 * s.sparsity_ratio());
     samples.AddRow({OpKindName(s.op_kind()), SampleShape(s), PrecisionName(s.weight_bits(), s.activation_bits()),
-                    sparsity, s.macs() > 0 ? FormatRate(static_cast<double>(s.macs()), "") : "-", fmt::format("{:.1f} us", s.latency_median_us()),
+                    sparsity, s.macs() > 0 ? FormatRate(static_cast<double>(s.macs()), "") : "-",
+                    fmt::format("{:.1f} us", s.latency_median_us()),
                     fmt::format("{:.1f}-{:.1f}", s.latency_p10_us(), s.latency_p90_us()),
                     s.macs() > 0 ? FormatRate(2.0 * s.macs() / (s.latency_median_us() * 1e-6), "op/s") : "-"});
   }
@@ -130,7 +146,8 @@ void PrintSamples(const v1::Device& d) {
   Table models({"ID", "MODEL", "SHA256", "VARIANT", "MEDIAN", "P10-P90", "SOURCE"});
   models.AlignRight({4, 5});
   for (const v1::ModelLatency& m : d.model_latencies()) {
-    models.AddRow({m.id(), m.model_name(), m.model_sha256().substr(0, 12), m.variant().empty() ? "as uploaded" : m.variant(),
+    models.AddRow({m.id(), m.model_name(), m.model_sha256().substr(0, 12),
+                   m.variant().empty() ? "as uploaded" : m.variant(),
                    fmt::format("{:.2f} ms", m.latency_median_us() / 1e3),
                    fmt::format("{:.2f}-{:.2f}", m.latency_p10_us() / 1e3, m.latency_p90_us() / 1e3), m.source()});
   }
@@ -181,8 +198,8 @@ int Show(const Connection& connection, const std::string& id, int64_t version, b
   caps.Print(std::cout);
   std::cout << "\nSource: " << d.source() << "\nDerivation: " << d.derivation() << "\n";
   for (const v1::Capability& c : d.capabilities()) {
-    std::cout << "  " << OpKindName(c.op_kind()) << " " << PrecisionName(c.weight_bits(), c.activation_bits())
-              << " " << SparsityName(c.sparsity()) << ": " << c.derivation() << "\n";
+    std::cout << "  " << OpKindName(c.op_kind()) << " " << PrecisionName(c.weight_bits(), c.activation_bits()) << " "
+              << SparsityName(c.sparsity()) << ": " << c.derivation() << "\n";
   }
   if (with_samples) {
     PrintSamples(d);
@@ -219,8 +236,9 @@ int Put(const Connection& connection, const std::string& path, const std::string
   std::cout << fmt::format("{} version {}: {}, {} latency samples, {} model latencies{}.\n", d.id(), d.version(),
                            ProvenanceName(d.provenance()), d.latency_sample_count(), d.model_latency_count(),
                            merge ? " (merged into the previous version)" : "");
-  std::cout << fmt::format("Searches on '{}' now predict from these samples; 'squeeze devices show {} --samples' lists them.\n",
-                           d.id(), d.id());
+  std::cout << fmt::format(
+      "Searches on '{}' now predict from these samples; 'squeeze devices show {} --samples' lists them.\n", d.id(),
+      d.id());
   return 0;
 }
 
@@ -240,9 +258,8 @@ void AddDevicesCommands(CLI::App& app, const GlobalOptions& options, int* exit_c
   auto samples = std::make_shared<bool>(false);
   show->add_option("--version", *version, "Profile version (default: newest)");
   show->add_flag("--samples", *samples, "Also list the measured latency samples and whole-model latencies");
-  show->callback([&options, exit_code, id, version, samples] {
-    *exit_code = Show(Connection(options), *id, *version, *samples);
-  });
+  show->callback(
+      [&options, exit_code, id, version, samples] { *exit_code = Show(Connection(options), *id, *version, *samples); });
 
   CLI::App* put = devices->add_subcommand(
       "put", "Upload a measured profile (from squeeze-profile) as a new version of a device (admin key)");

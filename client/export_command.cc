@@ -1,4 +1,5 @@
 // squeeze export JOB --device ID (--candidate N | --recommendation NAME) -o FILE [--report FILE]
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -6,8 +7,6 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "client/commands.h"
 #include "client/table.h"
@@ -44,10 +43,12 @@ void PrintReport(const v1::ExportReport& r, const std::string& output) {
   table.AddRow({"size", FormatBytes(static_cast<double>(r.predicted_size_bytes())),
                 fmt::format("{} packed, {} file", FormatBytes(static_cast<double>(r.packed_model_bytes())),
                             FormatBytes(static_cast<double>(r.file_bytes())))});
-  table.AddRow({"output SQNR dB", Db(r.predicted_sqnr_db()), fmt::format("{} (cosine {:.4f})", Db(m.sqnr_db()), m.cosine())});
+  table.AddRow(
+      {"output SQNR dB", Db(r.predicted_sqnr_db()), fmt::format("{} (cosine {:.4f})", Db(m.sqnr_db()), m.cosine())});
   table.Print(std::cout);
   std::string kernels;
-  for (const auto& [op, count] : m.integer_ops()) kernels += fmt::format("{}{}×{}", kernels.empty() ? "" : ", ", count, op);
+  for (const auto& [op, count] : m.integer_ops())
+    kernels += fmt::format("{}{}×{}", kernels.empty() ? "" : ", ", count, op);
   std::cout << fmt::format("  ONNX Runtime integer kernels: {}; activations quantized: {}; channels removed: {}\n",
                            kernels.empty() ? "none" : kernels, r.quantized_activations(), r.removed_channels());
   std::cout << fmt::format("  measured on {} {} samples, {} activation ranges; opset {}{}\n", m.samples(),
@@ -96,7 +97,8 @@ int Export(const Connection& connection, const ExportArgs& args) {
         if (!out.is_open()) out.open(temp, std::ios::binary | std::ios::trunc);
         out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
         received += static_cast<int64_t>(chunk.data().size());
-        if (tty && expected > 0) std::cerr << fmt::format("\rreceiving {:3.0f}%", 100.0 * received / expected) << std::flush;
+        if (tty && expected > 0)
+          std::cerr << fmt::format("\rreceiving {:3.0f}%", 100.0 * received / expected) << std::flush;
         break;
       case v1::ExportChunk::kReport:
         report = chunk.report();
@@ -141,7 +143,8 @@ int Export(const Connection& connection, const ExportArgs& args) {
 void AddExportCommand(CLI::App& app, const GlobalOptions& options, int* exit_code) {
   auto args = std::make_shared<ExportArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "export", "Export a search candidate as a compressed (QDQ) ONNX file, run it and measure it against the prediction");
+      "export",
+      "Export a search candidate as a compressed (QDQ) ONNX file, run it and measure it against the prediction");
   cmd->add_option("JOB", args->job, "Search id")->required();
   cmd->add_option("--device", args->device, "Device of the front")->required();
   auto* candidate = cmd->add_option("--candidate", args->candidate, "Candidate index ('#' in 'squeeze search show')");

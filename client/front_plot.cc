@@ -1,9 +1,9 @@
 #include "client/front_plot.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 namespace squeeze::client {
 namespace {
@@ -15,11 +15,20 @@ std::string Escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -51,7 +60,8 @@ std::string Number(double v) { return std::fabs(v) >= 100 ? fmt::format("{:.0f}"
 
 }  // namespace
 
-std::string FrontPlotSvg(const v1::SearchJob& job, const std::map<std::string, std::vector<v1::Recommendation>>& picks) {
+std::string FrontPlotSvg(const v1::SearchJob& job,
+                         const std::map<std::string, std::vector<v1::Recommendation>>& picks) {
   const int panels = std::max(1, job.fronts_size());
   const double width = kPanelWidth * panels, height = kPanelHeight + 40;
   // One SQNR colour scale for every panel.
@@ -94,56 +104,63 @@ std::string FrontPlotSvg(const v1::SearchJob& job, const std::map<std::string, s
     auto X = [&](double ms) { return x0 + (ms - lat_lo) / (lat_hi - lat_lo) * (x1 - x0); };
     auto Y = [&](double mb) { return y1 - (mb - mb_lo) / (mb_hi - mb_lo) * (y1 - y0); };
 
-    svg += fmt::format("<text x=\"{:.0f}\" y=\"{:.0f}\" font-size=\"13\" font-weight=\"bold\">{} (profile v{}, {} "
-                       "candidates{})</text>\n",
-                       x0, y0 - 12, Escape(f.device_id()), f.device_version(), f.candidates_size(),
-                       f.constraints_met() ? "" : ", none within the limits");
-    svg += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" "
-                       "stroke=\"#444\"/>\n",
-                       x0, y0, x1 - x0, y1 - y0);
+    svg += fmt::format(
+        "<text x=\"{:.0f}\" y=\"{:.0f}\" font-size=\"13\" font-weight=\"bold\">{} (profile v{}, {} "
+        "candidates{})</text>\n",
+        x0, y0 - 12, Escape(f.device_id()), f.device_version(), f.candidates_size(),
+        f.constraints_met() ? "" : ", none within the limits");
+    svg += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" "
+        "stroke=\"#444\"/>\n",
+        x0, y0, x1 - x0, y1 - y0);
     for (double t : Ticks(lat_lo, lat_hi)) {
-      svg += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1:.1f}\" y2=\"{2:.1f}\" stroke=\"#eee\"/>"
-                         "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4}</text>\n",
-                         X(t), y0, y1, y1 + 16, Number(t));
+      svg += fmt::format(
+          "<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1:.1f}\" y2=\"{2:.1f}\" stroke=\"#eee\"/>"
+          "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4}</text>\n",
+          X(t), y0, y1, y1 + 16, Number(t));
     }
     for (double t : Ticks(mb_lo, mb_hi)) {
-      svg += fmt::format("<line x1=\"{0:.1f}\" x2=\"{1:.1f}\" y1=\"{2:.1f}\" y2=\"{2:.1f}\" stroke=\"#eee\"/>"
-                         "<text x=\"{3:.1f}\" y=\"{4:.1f}\" text-anchor=\"end\">{5}</text>\n",
-                         x0, x1, Y(t), x0 - 6, Y(t) + 4, Number(t));
+      svg += fmt::format(
+          "<line x1=\"{0:.1f}\" x2=\"{1:.1f}\" y1=\"{2:.1f}\" y2=\"{2:.1f}\" stroke=\"#eee\"/>"
+          "<text x=\"{3:.1f}\" y=\"{4:.1f}\" text-anchor=\"end\">{5}</text>\n",
+          x0, x1, Y(t), x0 - 6, Y(t) + 4, Number(t));
     }
     svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">latency, ms (predicted)</text>\n",
                        (x0 + x1) / 2, y1 + 36);
-    svg += fmt::format("<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" text-anchor=\"middle\">model size, "
-                       "MB (packed)</text>\n",
-                       x0 - 55, (y0 + y1) / 2);
+    svg += fmt::format(
+        "<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" text-anchor=\"middle\">model size, "
+        "MB (packed)</text>\n",
+        x0 - 55, (y0 + y1) / 2);
     for (const v1::Candidate& c : f.candidates()) {
       const double t = (std::min(c.predicted_sqnr_db(), 60.0) - sqnr_lo) / (sqnr_hi - sqnr_lo);
       // A candidate whose latency stands partly on spec figures is drawn hollow and says so.
       const bool spec = c.spec_layers() > 0;
-      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\" stroke=\"{}\"><title>#{}: {:.2f} ms, "
-                         "{:.2f} MB, {:.1f} dB; {}; latency from {}</title></circle>\n",
-                         X(c.predicted_latency_ms()), Y(c.predicted_size_bytes() / 1e6), spec ? "white" : Colour(t),
-                         Colour(t), c.index(), c.predicted_latency_ms(), c.predicted_size_bytes() / 1e6,
-                         c.predicted_sqnr_db(), Escape(c.plan_summary()),
-                         spec ? Escape(c.latency_basis()) : "measured samples");
+      svg += fmt::format(
+          "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\" stroke=\"{}\"><title>#{}: {:.2f} ms, "
+          "{:.2f} MB, {:.1f} dB; {}; latency from {}</title></circle>\n",
+          X(c.predicted_latency_ms()), Y(c.predicted_size_bytes() / 1e6), spec ? "white" : Colour(t), Colour(t),
+          c.index(), c.predicted_latency_ms(), c.predicted_size_bytes() / 1e6, c.predicted_sqnr_db(),
+          Escape(c.plan_summary()), spec ? Escape(c.latency_basis()) : "measured samples");
     }
     for (const v1::Candidate& c : f.baselines()) {
       const double x = X(c.predicted_latency_ms()), y = Y(c.predicted_size_bytes() / 1e6);
       const bool left = x > x1 - 110;  // near the right edge the label goes on the left
-      svg += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"9\" height=\"9\" fill=\"none\" stroke=\"#c0392b\" "
-                         "stroke-width=\"2\"/><text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#c0392b\" text-anchor=\"{}\">{}</text>\n",
-                         x - 4.5, y - 4.5, left ? x - 8 : x + 8, y - 6, left ? "end" : "start",
-                         Escape(c.tags().empty() ? "baseline" : c.tags(0)));
+      svg += fmt::format(
+          "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"9\" height=\"9\" fill=\"none\" stroke=\"#c0392b\" "
+          "stroke-width=\"2\"/><text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#c0392b\" text-anchor=\"{}\">{}</text>\n",
+          x - 4.5, y - 4.5, left ? x - 8 : x + 8, y - 6, left ? "end" : "start",
+          Escape(c.tags().empty() ? "baseline" : c.tags(0)));
     }
     auto it = picks.find(f.device_id());
     if (it != picks.end()) {
       for (const v1::Recommendation& r : it->second) {
         const double x = X(r.candidate().predicted_latency_ms()), y = Y(r.candidate().predicted_size_bytes() / 1e6);
         const bool left = x > x1 - 120;
-        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"8\" fill=\"none\" stroke=\"black\" "
-                           "stroke-width=\"1.5\"/><text x=\"{:.1f}\" y=\"{:.1f}\" font-weight=\"bold\" "
-                           "text-anchor=\"{}\">{}</text>\n",
-                           x, y, left ? x - 10 : x + 10, y + 16, left ? "end" : "start", Escape(r.name()));
+        svg += fmt::format(
+            "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"8\" fill=\"none\" stroke=\"black\" "
+            "stroke-width=\"1.5\"/><text x=\"{:.1f}\" y=\"{:.1f}\" font-weight=\"bold\" "
+            "text-anchor=\"{}\">{}</text>\n",
+            x, y, left ? x - 10 : x + 10, y + 16, left ? "end" : "start", Escape(r.name()));
       }
     }
   }
@@ -153,12 +170,14 @@ std::string FrontPlotSvg(const v1::SearchJob& job, const std::map<std::string, s
     svg += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"10\" fill=\"{}\"/>", bx + bw * i / 50,
                        by, bw / 50 + 0.5, Colour(i / 49.0));
   }
-  svg += fmt::format("\n<text x=\"{:.1f}\" y=\"{:.1f}\">{:.0f} dB</text><text x=\"{:.1f}\" y=\"{:.1f}\">{:.0f} dB "
-                     "output SQNR (predicted; colour)</text>\n",
-                     bx - 40, by + 9, sqnr_lo, bx + bw + 6, by + 9, sqnr_hi);
-  svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#c0392b\">squares: uniform baselines</text>"
-                     "<text x=\"{:.1f}\" y=\"{:.1f}\">rings: recommended picks</text>\n",
-                     bx + bw + 300, by + 9, bx + bw + 480, by + 9);
+  svg += fmt::format(
+      "\n<text x=\"{:.1f}\" y=\"{:.1f}\">{:.0f} dB</text><text x=\"{:.1f}\" y=\"{:.1f}\">{:.0f} dB "
+      "output SQNR (predicted; colour)</text>\n",
+      bx - 40, by + 9, sqnr_lo, bx + bw + 6, by + 9, sqnr_hi);
+  svg += fmt::format(
+      "<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#c0392b\">squares: uniform baselines</text>"
+      "<text x=\"{:.1f}\" y=\"{:.1f}\">rings: recommended picks</text>\n",
+      bx + bw + 300, by + 9, bx + bw + 480, by + 9);
   svg += "</svg>\n";
   return svg;
 }

@@ -9,12 +9,15 @@ int main(int argc, char** argv) {
   options.server = squeeze::client::DefaultServer();
   options.api_key = squeeze::client::FromEnvironment("SQUEEZE_API_KEY");
   options.ca_cert = squeeze::client::FromEnvironment("SQUEEZE_CA_CERT");
-  CLI::App app{"squeeze: find the Pareto-optimal ways to compress a model for each target device.\n"
-               "Talks to a squeezed server (see 'squeezed --help')."};
+  CLI::App app{
+      "squeeze: find the Pareto-optimal ways to compress a model for each target device.\n"
+      "Talks to a squeezed server (see 'squeezed --help')."};
   app.fallthrough();
   app.require_subcommand(1);
-  app.add_option("--server", options.server, "squeezed address HOST:PORT (default: $SQUEEZE_SERVER or 127.0.0.1:50051)");
-  app.add_option("--timeout", options.timeout_s, "Deadline of each call, in seconds")->capture_default_str()
+  app.add_option("--server", options.server,
+                 "squeezed address HOST:PORT (default: $SQUEEZE_SERVER or 127.0.0.1:50051)");
+  app.add_option("--timeout", options.timeout_s, "Deadline of each call, in seconds")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--json", options.json, "Print results in protobuf's JSON mapping");
   app.add_option("--api-key", options.api_key, "API key of your team (default: $SQUEEZE_API_KEY)");

@@ -1,4 +1,5 @@
 // squeeze models upload | list | show | delete
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -6,8 +7,6 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
@@ -28,16 +27,18 @@ std::string Count(int64_t n) {
   return std::to_string(n);
 }
 
-std::string Dims(const google::protobuf::RepeatedField<int64_t>& dims) {
-  return absl::StrJoin(dims, "x");
-}
+std::string Dims(const google::protobuf::RepeatedField<int64_t>& dims) { return absl::StrJoin(dims, "x"); }
 
 const char* ShapeSourceName(v1::ShapeSource s) {
   switch (s) {
-    case v1::SHAPE_SOURCE_DECLARED: return "declared";
-    case v1::SHAPE_SOURCE_INFERRED: return "inferred";
-    case v1::SHAPE_SOURCE_ONNX_RUNTIME: return "onnxruntime";
-    default: return "unknown";
+    case v1::SHAPE_SOURCE_DECLARED:
+      return "declared";
+    case v1::SHAPE_SOURCE_INFERRED:
+      return "inferred";
+    case v1::SHAPE_SOURCE_ONNX_RUNTIME:
+      return "onnxruntime";
+    default:
+      return "unknown";
   }
 }
 
@@ -66,10 +67,9 @@ void PrintSummary(const v1::Model& m) {
                            m.sha256().substr(0, 16));
   std::vector<std::string> inputs;
   for (const v1::InputShape& s : a.input_shapes()) inputs.push_back(s.name() + "=" + Dims(s.dims()));
-  std::cout << fmt::format(
-      "  {} compressible layers ({} grouped, {} depthwise), {} params, {} MACs, inputs {}\n", a.layer_count(),
-      a.grouped_layers(), a.depthwise_layers(), Count(a.total_params()), Count(a.total_macs()),
-      absl::StrJoin(inputs, " "));
+  std::cout << fmt::format("  {} compressible layers ({} grouped, {} depthwise), {} params, {} MACs, inputs {}\n",
+                           a.layer_count(), a.grouped_layers(), a.depthwise_layers(), Count(a.total_params()),
+                           Count(a.total_macs()), absl::StrJoin(inputs, " "));
   for (const std::string& d : a.defaulted_dims()) std::cout << "  default: " << d << "\n";
   for (const std::string& w : a.warnings()) std::cout << "  warning: " << w << "\n";
 }
@@ -98,9 +98,8 @@ int Upload(const Connection& connection, const std::string& path, std::string na
   auto stub = v1::ModelService::NewStub(connection.channel());
   auto context = connection.NewContext();
   // A large upload gets time for its bytes on top of --timeout (at 10 MB/s).
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::milliseconds(static_cast<int64_t>(connection.options().timeout_s * 1000 +
-                                                                       size / 10'000)));
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(
+                                                               connection.options().timeout_s * 1000 + size / 10'000)));
   v1::Model model;
   std::unique_ptr<grpc::ClientWriter<v1::UploadModelRequest>> writer = stub->UploadModel(context.get(), &model);
   v1::UploadModelRequest request;
@@ -124,7 +123,9 @@ int Upload(const Connection& connection, const std::string& path, std::string na
                 << std::flush;
     }
   }
-  if (show_progress) std::cerr << "\n" << "analysing on the server...\n";
+  if (show_progress)
+    std::cerr << "\n"
+              << "analysing on the server...\n";
   if (open) writer->WritesDone();
   grpc::Status status = writer->Finish();
   if (!status.ok()) return connection.Fail(status, "models upload");
@@ -182,14 +183,15 @@ int Show(const Connection& connection, const std::string& id) {
     }
     if (l.weight_type() != "float32") notes.push_back(l.weight_type());
     if (!l.subgraph().empty()) notes.push_back("in " + l.subgraph());
-    if (l.shape_source() != v1::SHAPE_SOURCE_INFERRED) notes.push_back(std::string("shapes ") + ShapeSourceName(l.shape_source()));
+    if (l.shape_source() != v1::SHAPE_SOURCE_INFERRED)
+      notes.push_back(std::string("shapes ") + ShapeSourceName(l.shape_source()));
     table.AddRow({std::to_string(index++), l.name(), l.op_type(), Dims(l.weight_shape()), Count(l.params()),
                   Count(l.macs()), Dims(l.input_shape()), Dims(l.output_shape()), absl::StrJoin(notes, ", ")});
   }
   table.Print(std::cout);
   const v1::ModelAnalysis& a = m.analysis();
-  std::cout << fmt::format("\nTotals: {} params ({} of weights), {} MACs; other constants {}.\n", Count(a.total_params()),
-                           FormatBytes(a.compressible_weight_bytes()), Count(a.total_macs()),
+  std::cout << fmt::format("\nTotals: {} params ({} of weights), {} MACs; other constants {}.\n",
+                           Count(a.total_params()), FormatBytes(a.compressible_weight_bytes()), Count(a.total_macs()),
                            FormatBytes(a.other_initializer_bytes()));
   std::vector<std::string> ops;
   for (const auto& [op, count] : a.uncompressed_ops()) ops.push_back(fmt::format("{} x{}", op, count));
@@ -227,9 +229,8 @@ void AddModelsCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
   upload->add_option("--name", *name, "Name to show (default: the file name)");
   upload->add_option("--input-shape", *shapes,
                      "Concrete shape of a symbolic input, NAME=D0,D1,... (repeatable), e.g. x=1,3,640,640");
-  upload->callback([&options, exit_code, path, name, shapes] {
-    *exit_code = Upload(Connection(options), *path, *name, *shapes);
-  });
+  upload->callback(
+      [&options, exit_code, path, name, shapes] { *exit_code = Upload(Connection(options), *path, *name, *shapes); });
 
   CLI::App* list = models->add_subcommand("list", "List your models");
   list->callback([&options, exit_code] { *exit_code = List(Connection(options)); });

@@ -1,22 +1,21 @@
 // squeeze search start | show | list | cancel
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <cmath>
 #include <iostream>
+#include <map>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
-#include "common/files.h"
 #include "client/front_plot.h"
 #include "client/table.h"
+#include "common/files.h"
 #include "squeeze/v1/search.grpc.pb.h"
 
 namespace squeeze::client {
@@ -24,25 +23,39 @@ namespace {
 
 const char* StateName(v1::JobState s) {
   switch (s) {
-    case v1::JOB_STATE_QUEUED: return "queued";
-    case v1::JOB_STATE_RUNNING: return "running";
-    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
-    case v1::JOB_STATE_FAILED: return "failed";
-    case v1::JOB_STATE_CANCELLED: return "cancelled";
-    default: return "unknown";
+    case v1::JOB_STATE_QUEUED:
+      return "queued";
+    case v1::JOB_STATE_RUNNING:
+      return "running";
+    case v1::JOB_STATE_SUCCEEDED:
+      return "succeeded";
+    case v1::JOB_STATE_FAILED:
+      return "failed";
+    case v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unknown";
   }
 }
 
 const char* PhaseName(v1::Phase p) {
   switch (p) {
-    case v1::PHASE_QUEUED: return "queued";
-    case v1::PHASE_ANALYZING: return "analyzing";
-    case v1::PHASE_MEASURING_SENSITIVITY: return "measuring sensitivity";
-    case v1::PHASE_BUILDING_TABLE: return "building the option table";
-    case v1::PHASE_SEARCHING: return "searching";
-    case v1::PHASE_VERIFYING: return "verifying";
-    case v1::PHASE_DONE: return "done";
-    default: return "";
+    case v1::PHASE_QUEUED:
+      return "queued";
+    case v1::PHASE_ANALYZING:
+      return "analyzing";
+    case v1::PHASE_MEASURING_SENSITIVITY:
+      return "measuring sensitivity";
+    case v1::PHASE_BUILDING_TABLE:
+      return "building the option table";
+    case v1::PHASE_SEARCHING:
+      return "searching";
+    case v1::PHASE_VERIFYING:
+      return "verifying";
+    case v1::PHASE_DONE:
+      return "done";
+    default:
+      return "";
   }
 }
 
@@ -56,14 +69,13 @@ bool AnyMeasured(const google::protobuf::RepeatedPtrField<v1::Candidate>& candid
 }
 
 // With `measured`, the figures of exported candidates beside the predictions ("-" where none).
-void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& candidates, bool measured,
-                     Table* table) {
+void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& candidates, bool measured, Table* table) {
   for (const v1::Candidate& c : candidates) {
     std::string label = c.tags().empty() ? std::to_string(c.index()) : c.tags(0);
     std::vector<std::string> row = {label, fmt::format("{:.3f}", c.predicted_latency_ms())};
     if (measured) {
-      row.push_back(c.has_measured() && c.measured().latency_measured() ? fmt::format("{:.3f}", c.measured().latency_ms())
-                                                                        : "-");
+      row.push_back(
+          c.has_measured() && c.measured().latency_measured() ? fmt::format("{:.3f}", c.measured().latency_ms()) : "-");
     }
     row.push_back(FormatBytes(c.predicted_size_bytes()));
     row.push_back(FormatBytes(c.predicted_peak_memory_bytes()));
@@ -80,8 +92,10 @@ void PrintCandidates(const google::protobuf::RepeatedPtrField<v1::Candidate>& ca
 // ahead)" for a queued job; empty otherwise.
 std::string QueuePlace(const v1::SearchJob& job) {
   if (job.state() != v1::JOB_STATE_QUEUED || job.queue_position() <= 0) return "";
-  return fmt::format("position {} in the queue, expected to start in about {} (estimated from the time budgets "
-                     "ahead)", job.queue_position(), FormatDuration(job.expected_wait_seconds()));
+  return fmt::format(
+      "position {} in the queue, expected to start in about {} (estimated from the time budgets "
+      "ahead)",
+      job.queue_position(), FormatDuration(job.expected_wait_seconds()));
 }
 
 void PrintJob(const v1::SearchJob& job, bool csv) {
@@ -100,9 +114,9 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
     }
     return;
   }
-  std::cout << fmt::format("search {}  model {}  {}{}\n", job.id(), job.spec().model_id(), StateName(job.state()),
-                           job.state() == v1::JOB_STATE_RUNNING ? std::string(" (") + PhaseName(job.phase()) + ")"
-                                                                : "");
+  std::cout << fmt::format(
+      "search {}  model {}  {}{}\n", job.id(), job.spec().model_id(), StateName(job.state()),
+      job.state() == v1::JOB_STATE_RUNNING ? std::string(" (") + PhaseName(job.phase()) + ")" : "");
   if (!job.error().empty()) std::cout << "  error: " << job.error() << "\n";
   if (const std::string place = QueuePlace(job); !place.empty()) std::cout << "  " << place << "\n";
   if (job.from_cache()) std::cout << "  answered from an earlier search of the same model, devices and spec\n";
@@ -236,12 +250,18 @@ int Start(const Connection& connection, const StartFlags& f) {
   spec.mutable_constraints()->set_min_sqnr_db(f.min_sqnr_db);
   spec.mutable_constraints()->set_max_peak_memory_bytes(f.max_peak_memory_bytes);
   spec.mutable_constraints()->set_peak_memory_within_app_budget(f.within_app_budget);
-  spec.set_strategy(f.strategy == "exact" ? v1::STRATEGY_EXACT : f.strategy == "nsga2" ? v1::STRATEGY_NSGA2 : v1::STRATEGY_AUTO);
+  spec.set_strategy(f.strategy == "exact"   ? v1::STRATEGY_EXACT
+                    : f.strategy == "nsga2" ? v1::STRATEGY_NSGA2
+                                            : v1::STRATEGY_AUTO);
   for (absl::string_view o : absl::StrSplit(f.objectives, ',', absl::SkipEmpty())) {
-    if (o == "latency") spec.add_objectives(v1::OBJECTIVE_LATENCY);
-    else if (o == "size") spec.add_objectives(v1::OBJECTIVE_SIZE);
-    else if (o == "error" || o == "sqnr") spec.add_objectives(v1::OBJECTIVE_ERROR);
-    else if (o == "peak-memory") spec.add_objectives(v1::OBJECTIVE_PEAK_MEMORY);
+    if (o == "latency")
+      spec.add_objectives(v1::OBJECTIVE_LATENCY);
+    else if (o == "size")
+      spec.add_objectives(v1::OBJECTIVE_SIZE);
+    else if (o == "error" || o == "sqnr")
+      spec.add_objectives(v1::OBJECTIVE_ERROR);
+    else if (o == "peak-memory")
+      spec.add_objectives(v1::OBJECTIVE_PEAK_MEMORY);
     else {
       std::cerr << "squeeze: unknown objective '" << o << "' (latency, size, error, peak-memory)\n";
       return 2;
@@ -361,7 +381,8 @@ int Recommend(const Connection& connection, const RecommendFlags& f) {
                   Sqnr(c.predicted_sqnr_db()), c.plan_summary()});
   }
   table.Print(std::cout);
-  for (const v1::Recommendation& r : response.recommendations()) std::cout << "  " << r.name() << ": " << r.why() << "\n";
+  for (const v1::Recommendation& r : response.recommendations())
+    std::cout << "  " << r.name() << ": " << r.why() << "\n";
   if (response.synthetic_calibration()) std::cout << "  (fidelity measured on synthetic inputs)\n";
   return 0;
 }
@@ -434,7 +455,8 @@ void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
   start->add_option("--strategy", f->strategy, "auto, exact or nsga2")
       ->check(CLI::IsMember({"auto", "exact", "nsga2"}))
       ->capture_default_str();
-  start->add_option("--objectives", f->objectives, "Comma-separated: latency,size,error,peak-memory (default: latency,size,error)");
+  start->add_option("--objectives", f->objectives,
+                    "Comma-separated: latency,size,error,peak-memory (default: latency,size,error)");
   start->add_option("--seed", f->seed, "Seed (same seed, same result)")->capture_default_str();
   start->add_option("--time-budget", f->time_budget, "Seconds the search may take (0: the server's default)");
   start->add_option("--calibration", f->calibration,

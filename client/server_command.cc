@@ -1,11 +1,10 @@
 // squeeze server status; squeeze keys create | list | revoke
+#include <fmt/format.h>
 #include <grpcpp/generic/generic_stub.h>
 
 #include <condition_variable>
 #include <iostream>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "client/commands.h"
 #include "client/table.h"
@@ -35,18 +34,18 @@ int Status(const Connection& connection) {
   table.AddRow({"jobs queued", std::to_string(status.jobs_queued())});
   table.AddRow({"jobs finished", fmt::format("{} succeeded, {} failed, {} cancelled", status.jobs_succeeded(),
                                              status.jobs_failed(), status.jobs_cancelled())});
-  table.AddRow({"search queue", fmt::format("{} running, {} queued on {} worker threads (fair between teams)",
-                                            status.searches_running(), status.searches_queued(),
-                                            status.worker_threads())});
-  table.AddRow({"search memory",
-                status.search_memory_budget_bytes() > 0
-                    ? fmt::format("{} estimated in use of a {} budget (squeezed --search-memory)",
-                                  FormatBytes(static_cast<double>(status.search_memory_estimated_bytes())),
-                                  FormatBytes(static_cast<double>(status.search_memory_budget_bytes())))
-                    : fmt::format("{} estimated in use, no budget",
-                                  FormatBytes(static_cast<double>(status.search_memory_estimated_bytes())))});
-  table.AddRow({"upload queue", fmt::format("{} pending on {} threads", status.upload_queue_pending(),
-                                            status.upload_threads())});
+  table.AddRow(
+      {"search queue", fmt::format("{} running, {} queued on {} worker threads (fair between teams)",
+                                   status.searches_running(), status.searches_queued(), status.worker_threads())});
+  table.AddRow(
+      {"search memory", status.search_memory_budget_bytes() > 0
+                            ? fmt::format("{} estimated in use of a {} budget (squeezed --search-memory)",
+                                          FormatBytes(static_cast<double>(status.search_memory_estimated_bytes())),
+                                          FormatBytes(static_cast<double>(status.search_memory_budget_bytes())))
+                            : fmt::format("{} estimated in use, no budget",
+                                          FormatBytes(static_cast<double>(status.search_memory_estimated_bytes())))});
+  table.AddRow({"upload queue",
+                fmt::format("{} pending on {} threads", status.upload_queue_pending(), status.upload_threads())});
   table.Print(std::cout);
   return 0;
 }

@@ -1,8 +1,8 @@
 #include "client/table.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace squeeze::client {
 void Table::Print(std::ostream& out) const {

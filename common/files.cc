@@ -16,15 +16,21 @@ namespace squeeze::common {
 absl::Status ErrnoStatus(int errno_value, absl::string_view context) {
   std::string message = absl::StrCat(context, ": ", std::strerror(errno_value));
   switch (errno_value) {
-    case ENOENT: return absl::NotFoundError(message);
+    case ENOENT:
+      return absl::NotFoundError(message);
     case EACCES:
-    case EPERM: return absl::PermissionDeniedError(message);
+    case EPERM:
+      return absl::PermissionDeniedError(message);
     case ENOSPC:
-    case EDQUOT: return absl::ResourceExhaustedError(message);
-    case EEXIST: return absl::AlreadyExistsError(message);
+    case EDQUOT:
+      return absl::ResourceExhaustedError(message);
+    case EEXIST:
+      return absl::AlreadyExistsError(message);
     case EISDIR:
-    case ENOTDIR: return absl::FailedPreconditionError(message);
-    default: return absl::InternalError(message);
+    case ENOTDIR:
+      return absl::FailedPreconditionError(message);
+    default:
+      return absl::InternalError(message);
   }
 }
 

@@ -5,10 +5,10 @@
 #ifndef SQUEEZE_COMMON_LOG_H_
 #define SQUEEZE_COMMON_LOG_H_
 
+#include <fmt/format.h>
+
 #include <string>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "absl/strings/string_view.h"
 

@@ -22,9 +22,10 @@ absl::Status SqliteStatus(int rc, sqlite3* db, absl::string_view context) {
       return absl::UnavailableError(message);
     case SQLITE_FULL: {
       const char* file = db ? sqlite3_db_filename(db, "main") : nullptr;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the disk holding ", file && *file ? file : "the database", " is full, so nothing was written; free "
-          "space on it (or ask the server's operator to) and try again (", message, ")"));
+      return absl::ResourceExhaustedError(absl::StrCat("the disk holding ", file && *file ? file : "the database",
+                                                       " is full, so nothing was written; free "
+                                                       "space on it (or ask the server's operator to) and try again (",
+                                                       message, ")"));
     }
     case SQLITE_CANTOPEN:
     case SQLITE_NOTADB:
@@ -132,9 +133,7 @@ std::string Statement::ColumnBlob(int column) const {
   return std::string(static_cast<const char*>(blob), sqlite3_column_bytes(stmt_, column));
 }
 
-bool Statement::ColumnIsNull(int column) const {
-  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
-}
+bool Statement::ColumnIsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
 absl::StatusOr<Database> Database::Open(const std::string& path, const OpenOptions& options) {
   int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
@@ -154,8 +153,8 @@ absl::StatusOr<Database> Database::Open(const std::string& path, const OpenOptio
   // Reading the schema proves the file is a database before anything else touches it.
   absl::Status status = db.Exec("PRAGMA foreign_keys = ON; SELECT count(*) FROM sqlite_schema;");
   if (!status.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " is not a usable SQLite database (",
-                                                      status.message(), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a usable SQLite database (", status.message(), ")"));
   }
   if (options.wal && !options.read_only) {
     status = db.Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
@@ -164,8 +163,7 @@ absl::StatusOr<Database> Database::Open(const std::string& path, const OpenOptio
   return db;
 }
 
-Database::Database(Database&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+Database::Database(Database&& other) noexcept : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
 
 Database& Database::operator=(Database&& other) noexcept {
   if (this != &other) {

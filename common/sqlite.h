@@ -65,9 +65,9 @@ class Statement {
 };
 
 struct OpenOptions {
-  bool create = true;       // create the file when missing
+  bool create = true;  // create the file when missing
   bool read_only = false;
-  bool wal = true;          // journal_mode=WAL, synchronous=NORMAL (durable across process crashes)
+  bool wal = true;  // journal_mode=WAL, synchronous=NORMAL (durable across process crashes)
   int busy_timeout_ms = 5000;
 };
 
@@ -115,8 +115,7 @@ class Transaction {
 
 // Steps `stmt` to the end, mapping every row with `row_to_value(const Statement&)`.
 template <typename RowFn>
-auto CollectRows(Statement& stmt, RowFn row_to_value)
-    -> absl::StatusOr<std::vector<decltype(row_to_value(stmt))>> {
+auto CollectRows(Statement& stmt, RowFn row_to_value) -> absl::StatusOr<std::vector<decltype(row_to_value(stmt))>> {
   std::vector<decltype(row_to_value(stmt))> out;
   while (true) {
     absl::StatusOr<bool> row = stmt.Step();

@@ -29,20 +29,20 @@ namespace squeeze::device_profiles {
 // What the cost model needs to know of a compressible layer (model/ fills it from the graph).
 struct LayerShape {
   OpKind kind = OpKind::kConv;
-  int64_t macs = 0;                // multiply-accumulates of one inference, dense
-  int64_t weight_params = 0;       // weight elements (bias excluded)
-  int64_t out_channels = 0;        // output channels (rows of a gemm weight); scales are per channel
-  int64_t input_elements = 0;      // activation elements read
-  int64_t output_elements = 0;     // activation elements written
+  int64_t macs = 0;             // multiply-accumulates of one inference, dense
+  int64_t weight_params = 0;    // weight elements (bias excluded)
+  int64_t out_channels = 0;     // output channels (rows of a gemm weight); scales are per channel
+  int64_t input_elements = 0;   // activation elements read
+  int64_t output_elements = 0;  // activation elements written
   // Optional detail for matching measured samples by shape.
   int64_t in_channels = 0, height = 0, width = 0, kernel = 0, stride = 1, groups = 1;
 };
 
 // One compression option for a layer (DESIGN.md §3).
 struct CompressionOption {
-  int weight_bits = 32;       // 32 fp32, 16 fp16, 2..8 integer
-  int activation_bits = 32;   // 32, 16 or 8
-  double prune_ratio = 0;     // share of weights removed; 2:4 means 0.5
+  int weight_bits = 32;      // 32 fp32, 16 fp16, 2..8 integer
+  int activation_bits = 32;  // 32, 16 or 8
+  double prune_ratio = 0;    // share of weights removed; 2:4 means 0.5
   Sparsity pattern = Sparsity::kDense;
 };
 
@@ -101,8 +101,7 @@ class ProportionalCostModel final : public CostModel {
 class DeviceCostModel final : public CostModel {
  public:
   // InvalidArgument when the device fails ValidateDevice.
-  static absl::StatusOr<std::unique_ptr<DeviceCostModel>> Create(Device device,
-                                                                 std::vector<LatencySample> samples);
+  static absl::StatusOr<std::unique_ptr<DeviceCostModel>> Create(Device device, std::vector<LatencySample> samples);
 
   LatencyPrediction Predict(const LayerShape& layer, const CompressionOption& option) const override;
   // From the kind's samples (a fit in elements, corrected by the nearest sizes) when the device
@@ -138,8 +137,8 @@ class DeviceCostModel final : public CostModel {
                      const std::vector<double>& shape_key, std::string* nearest) const;
 
   // The roofline seconds of `layer` executed at `capability`, with `option`'s storage.
-  double Roofline(const LayerShape& layer, const CompressionOption& option,
-                  const Capability& capability, bool sparse_kernel) const;
+  double Roofline(const LayerShape& layer, const CompressionOption& option, const Capability& capability,
+                  bool sparse_kernel) const;
 
   Device device_;
   std::vector<LatencySample> samples_;

@@ -10,14 +10,22 @@ namespace squeeze::device_profiles {
 
 absl::string_view OpKindName(OpKind kind) {
   switch (kind) {
-    case OpKind::kConv: return "conv";
-    case OpKind::kDepthwiseConv: return "depthwise_conv";
-    case OpKind::kConvTranspose: return "conv_transpose";
-    case OpKind::kGemm: return "gemm";
-    case OpKind::kQuantizeLinear: return "quantize_linear";
-    case OpKind::kDequantizeLinear: return "dequantize_linear";
-    case OpKind::kElementwise: return "elementwise";
-    case OpKind::kTranspose: return "transpose";
+    case OpKind::kConv:
+      return "conv";
+    case OpKind::kDepthwiseConv:
+      return "depthwise_conv";
+    case OpKind::kConvTranspose:
+      return "conv_transpose";
+    case OpKind::kGemm:
+      return "gemm";
+    case OpKind::kQuantizeLinear:
+      return "quantize_linear";
+    case OpKind::kDequantizeLinear:
+      return "dequantize_linear";
+    case OpKind::kElementwise:
+      return "elementwise";
+    case OpKind::kTranspose:
+      return "transpose";
   }
   return "conv";
 }
@@ -44,8 +52,7 @@ bool IsLayerKind(OpKind kind) {
 
 std::optional<OpKind> ParseOpKind(absl::string_view name) {
   for (OpKind kind : {OpKind::kConv, OpKind::kDepthwiseConv, OpKind::kConvTranspose, OpKind::kGemm,
-                      OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise,
-                      OpKind::kTranspose}) {
+                      OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise, OpKind::kTranspose}) {
     if (OpKindName(kind) == name) return kind;
   }
   return std::nullopt;
@@ -53,17 +60,20 @@ std::optional<OpKind> ParseOpKind(absl::string_view name) {
 
 absl::string_view SparsityName(Sparsity sparsity) {
   switch (sparsity) {
-    case Sparsity::kDense: return "dense";
-    case Sparsity::kUnstructured: return "unstructured";
-    case Sparsity::kTwoFour: return "2:4";
-    case Sparsity::kOutputChannel: return "channel";
+    case Sparsity::kDense:
+      return "dense";
+    case Sparsity::kUnstructured:
+      return "unstructured";
+    case Sparsity::kTwoFour:
+      return "2:4";
+    case Sparsity::kOutputChannel:
+      return "channel";
   }
   return "dense";
 }
 
 std::optional<Sparsity> ParseSparsity(absl::string_view name) {
-  for (Sparsity s : {Sparsity::kDense, Sparsity::kUnstructured, Sparsity::kTwoFour,
-                     Sparsity::kOutputChannel}) {
+  for (Sparsity s : {Sparsity::kDense, Sparsity::kUnstructured, Sparsity::kTwoFour, Sparsity::kOutputChannel}) {
     if (SparsityName(s) == name) return s;
   }
   return std::nullopt;
@@ -82,8 +92,7 @@ std::optional<Provenance> ParseProvenance(absl::string_view name) {
 namespace {
 
 bool IsWeightBits(int bits) {
-  return bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8 || bits == 16 ||
-         bits == 32;
+  return bits == 2 || bits == 3 || bits == 4 || bits == 5 || bits == 6 || bits == 8 || bits == 16 || bits == 32;
 }
 bool IsActivationBits(int bits) { return bits == 8 || bits == 16 || bits == 32; }
 bool Positive(double value) { return std::isfinite(value) && value > 0; }
@@ -113,8 +122,8 @@ absl::Status ValidateDevice(const Device& device) {
   if (device.source.empty()) return bad("source is empty: say where the figures come from");
   if (device.capabilities.empty()) return bad("no capabilities: list at least one native precision");
   for (const Capability& c : device.capabilities) {
-    std::string where = absl::StrCat("capability w", c.weight_bits, "a", c.activation_bits, " ",
-                                     SparsityName(c.sparsity), ": ");
+    std::string where =
+        absl::StrCat("capability w", c.weight_bits, "a", c.activation_bits, " ", SparsityName(c.sparsity), ": ");
     if (!IsWeightBits(c.weight_bits)) return bad(absl::StrCat(where, "weight_bits not in {2..6,8,16,32}"));
     if (!IsActivationBits(c.activation_bits)) return bad(absl::StrCat(where, "activation_bits not in {8,16,32}"));
     if (c.sparsity == Sparsity::kOutputChannel) {

@@ -85,7 +85,7 @@ struct ModelLatency {
   std::string key;           // unique within a device version
   std::string model_sha256;  // hex SHA-256 of the ONNX file as uploaded
   std::string model_name;
-  std::string variant;       // "" = the model as it is, else the exported plan's label
+  std::string variant;  // "" = the model as it is, else the exported plan's label
   double latency_median_us = 0;
   double latency_p10_us = 0;
   double latency_p90_us = 0;

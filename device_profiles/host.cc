@@ -43,12 +43,10 @@ std::string CpuInfoField(const std::string& cpuinfo, absl::string_view key) {
 }
 
 // SIMD features that matter to inference kernels, in the kernel's spelling.
-constexpr const char* kX86Features[] = {
-    "sse4_2",      "avx",         "avx2",        "fma",        "f16c",      "avx512f",
-    "avx512bw",    "avx512vl",    "avx512_vnni", "avx_vnni",   "avx512_bf16", "avx512_fp16",
-    "amx_tile",    "amx_int8",    "amx_bf16"};
-constexpr const char* kArmFeatures[] = {"asimd", "fphp", "asimdhp", "asimddp", "i8mm",
-                                        "bf16",  "sve",  "sve2",    "sme"};
+constexpr const char* kX86Features[] = {"sse4_2",      "avx",         "avx2",     "fma",         "f16c",
+                                        "avx512f",     "avx512bw",    "avx512vl", "avx512_vnni", "avx_vnni",
+                                        "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",    "amx_bf16"};
+constexpr const char* kArmFeatures[] = {"asimd", "fphp", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2", "sme"};
 
 std::string FormatRate(double ops) { return absl::StrFormat("%.1f Gops/s", ops / 1e9); }
 
@@ -102,7 +100,8 @@ void ReadCgroupLimits(HostFacts* facts) {
   if (facts->cgroup_cpu_max.empty() && !v1_cpu.empty()) {
     const std::string quota = read("/sys/fs/cgroup/cpu", v1_cpu, "cpu.cfs_quota_us");
     const std::string period = read("/sys/fs/cgroup/cpu", v1_cpu, "cpu.cfs_period_us");
-    if (!quota.empty() && !period.empty()) facts->cgroup_cpu_max = absl::StrCat(quota == "-1" ? "max" : quota, " ", period);
+    if (!quota.empty() && !period.empty())
+      facts->cgroup_cpu_max = absl::StrCat(quota == "-1" ? "max" : quota, " ", period);
   }
   if (facts->cgroup_memory_max.empty() && !v1_memory.empty()) {
     facts->cgroup_memory_max = read("/sys/fs/cgroup/memory", v1_memory, "memory.limit_in_bytes");
@@ -153,7 +152,8 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
         "cannot read CPU features from ", facts.cpuinfo_path.empty() ? "/proc/cpuinfo" : facts.cpuinfo_path,
         facts.cpuinfo_path.empty() || facts.cpuinfo_path == "/proc/cpuinfo"
             ? ""
-            : absl::StrCat(" (", kCpuinfoOverrideVariable, "): point it at a readable copy of /proc/cpuinfo or unset it")));
+            : absl::StrCat(" (", kCpuinfoOverrideVariable,
+                           "): point it at a readable copy of /proc/cpuinfo or unset it")));
   }
   absl::flat_hash_set<std::string> flags = absl::StrSplit(flag_text, ' ', absl::SkipEmpty());
   std::vector<std::string> simd;
@@ -207,8 +207,8 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
     }
     int64_t memory_max = 0;
     if (absl::SimpleAtoi(facts.cgroup_memory_max, &memory_max) && memory_max > 0 && memory_max < ram_bytes) {
-      limited.push_back(absl::StrFormat("RAM = the cgroup's memory limit, %d bytes (MemTotal is %d)", memory_max,
-                                        ram_bytes));
+      limited.push_back(
+          absl::StrFormat("RAM = the cgroup's memory limit, %d bytes (MemTotal is %d)", memory_max, ram_bytes));
       ram_bytes = memory_max;
     }
   }
@@ -233,13 +233,12 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
       "and Cortex-A76+) x %.0f fp32 lanes (%s) x 2 ops = %s",
       cores, mhz, clock_source, kFmaPipes, lanes, width_rule, FormatRate(fp32_peak));
 
-  const bool int8_dot = arm ? flags.contains("asimddp")
-                            : flags.contains("avx512_vnni") || flags.contains("avx_vnni");
+  const bool int8_dot = arm ? flags.contains("asimddp") : flags.contains("avx512_vnni") || flags.contains("avx_vnni");
   const double int8_factor = int8_dot ? 4 : 2;
   const std::string int8_rule =
-      int8_dot ? (arm ? "SDOT/UDOT (asimddp): 4 int8 MACs per 32-bit lane"
-                      : "VNNI VPDPBUSD: 4 int8 MACs per 32-bit lane")
-               : "no dot-product instruction: 16-bit multiply-add pairs, 2 int8 MACs per 32-bit lane";
+      int8_dot
+          ? (arm ? "SDOT/UDOT (asimddp): 4 int8 MACs per 32-bit lane" : "VNNI VPDPBUSD: 4 int8 MACs per 32-bit lane")
+          : "no dot-product instruction: 16-bit multiply-add pairs, 2 int8 MACs per 32-bit lane";
   const bool fp16_arith = arm ? flags.contains("asimdhp") : flags.contains("avx512_fp16");
 
   Device d;
@@ -272,8 +271,7 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
   if (!limited.empty()) absl::StrAppend(&d.derivation, "; ", absl::StrJoin(limited, "; "));
   d.provenance = Provenance::kSpec;
 
-  auto add = [&](std::optional<OpKind> kind, int w, int a, double peak, double efficiency,
-                 std::string derivation) {
+  auto add = [&](std::optional<OpKind> kind, int w, int a, double peak, double efficiency, std::string derivation) {
     Capability c;
     c.op_kind = kind;
     c.weight_bits = w;
@@ -285,8 +283,9 @@ absl::StatusOr<Device> HostDevice(const HostFacts& facts) {
     d.capabilities.push_back(std::move(c));
   };
   const char* kEff = "efficiency 0.5 for dense conv/gemm kernels (assumed)";
-  const char* kDwEff = "efficiency 0.15 for depthwise conv, which has too little reuse to fill the "
-                       "FMA pipes (assumed)";
+  const char* kDwEff =
+      "efficiency 0.15 for depthwise conv, which has too little reuse to fill the "
+      "FMA pipes (assumed)";
   add(std::nullopt, 32, 32, fp32_peak, 0.5, absl::StrCat("fp32: ", fp32_derivation, "; ", kEff));
   add(OpKind::kDepthwiseConv, 32, 32, fp32_peak, 0.15, absl::StrCat("fp32: ", fp32_derivation, "; ", kDwEff));
   const double int8_peak = fp32_peak * int8_factor;

@@ -22,21 +22,21 @@ inline constexpr char kCpuinfoOverrideVariable[] = "SQUEEZE_HOST_CPUINFO";
 
 // What the detection reads, separated from reading it so it can be tested on fixed text.
 struct HostFacts {
-  std::string cpuinfo;            // contents of /proc/cpuinfo (or of the override)
-  std::string cpuinfo_path;       // where they were read from
-  std::string meminfo;            // contents of /proc/meminfo
-  std::string cpufreq_max_khz;    // /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq, if any
-  int online_cpus = 1;            // CPUs this process may run on
+  std::string cpuinfo;          // contents of /proc/cpuinfo (or of the override)
+  std::string cpuinfo_path;     // where they were read from
+  std::string meminfo;          // contents of /proc/meminfo
+  std::string cpufreq_max_khz;  // /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq, if any
+  int online_cpus = 1;          // CPUs this process may run on
   // The process's cgroup limits (a container's CPUs and memory), as cgroup v2 writes them: CPU
   // "QUOTA PERIOD" or "max PERIOD" (cpu.max; v1's cfs_quota_us and cfs_period_us in that form),
   // memory bytes or "max" (memory.max; v1's memory.limit_in_bytes). Empty when there is none.
   std::string cgroup_cpu_max;
   std::string cgroup_memory_max;
-  std::string cgroup_path;        // where they were read, for the device's source
-  std::string machine;            // uname -m, e.g. x86_64 or aarch64
-  std::string os;                 // e.g. "Linux 6.1 (Debian GNU/Linux 12)"
+  std::string cgroup_path;                  // where they were read, for the device's source
+  std::string machine;                      // uname -m, e.g. x86_64 or aarch64
+  std::string os;                           // e.g. "Linux 6.1 (Debian GNU/Linux 12)"
   double memory_bandwidth_bytes_per_s = 0;  // measured by MeasureMemoryBandwidth
-  std::string runtime_version;    // ONNX Runtime version the server links
+  std::string runtime_version;              // ONNX Runtime version the server links
 };
 
 // Reads the facts of this machine (the CPU from SQUEEZE_HOST_CPUINFO's file when it is set), with

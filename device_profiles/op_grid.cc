@@ -29,14 +29,14 @@ struct Family {
 struct GridParams {
   std::vector<Family> families;
   int64_t min_res_channels = 0, max_res_channels = 0;
-  double max_macs = 0;                        // per op, for time
-  std::vector<int64_t> se_channels;           // 1x1 convs at resolution 1, reduction 4 either way
-  std::vector<int64_t> stem_out, stem_res;    // k3 s2 convs of the 3-channel image
+  double max_macs = 0;                                            // per op, for time
+  std::vector<int64_t> se_channels;                               // 1x1 convs at resolution 1, reduction 4 either way
+  std::vector<int64_t> stem_out, stem_res;                        // k3 s2 convs of the 3-channel image
   std::vector<std::pair<int64_t, std::vector<int64_t>>> grouped;  // channels, group counts (k3 s1)
   std::vector<int64_t> transpose_in, transpose_res;
   std::vector<int64_t> gemm_m, gemm_k, gemm_n;
-  int extras_every = 1;          // every n-th shape of a family also at the other precisions
-  bool channel_pruned = false;   // some k1/k3 shapes with 50% and 70% of their output channels
+  int extras_every = 1;                // every n-th shape of a family also at the other precisions
+  bool channel_pruned = false;         // some k1/k3 shapes with 50% and 70% of their output channels
   std::vector<int> element_exponents;  // non-layer ops over 2^e elements
 };
 
@@ -317,8 +317,8 @@ std::vector<OpSpec> ProfileGrid(ProfileMode mode) {
         for (const Precision& pr : kExtras) add(f[i], pr);
       }
       shapes.push_back(group);
-      const bool prunable = f[i].kind == OpKind::kConv && f[i].groups == 1 && f[i].height > 1 &&
-                            f[i].in_channels > 3 && (f[i].kernel == 1 || f[i].kernel == 3) && f[i].stride == 1;
+      const bool prunable = f[i].kind == OpKind::kConv && f[i].groups == 1 && f[i].height > 1 && f[i].in_channels > 3 &&
+                            (f[i].kernel == 1 || f[i].kernel == 3) && f[i].stride == 1;
       if (p.channel_pruned && prunable && i % p.extras_every == 1 && f[i].out_channels >= 16) {
         for (double keep : {0.5, 0.7}) {
           OpSpec pruned = f[i];
@@ -336,11 +336,14 @@ std::vector<OpSpec> ProfileGrid(ProfileMode mode) {
   }
   {
     // The ops around layers.
-    const std::vector<std::pair<OpKind, const char*>> ops = {
-        {OpKind::kQuantizeLinear, "QuantizeLinear"}, {OpKind::kDequantizeLinear, "DequantizeLinear"},
-        {OpKind::kElementwise, "Add"},               {OpKind::kElementwise, "Mul"},
-        {OpKind::kElementwise, "Relu"},              {OpKind::kElementwise, "HardSigmoid"},
-        {OpKind::kElementwise, "HardSwish"},         {OpKind::kTranspose, "Transpose"}};
+    const std::vector<std::pair<OpKind, const char*>> ops = {{OpKind::kQuantizeLinear, "QuantizeLinear"},
+                                                             {OpKind::kDequantizeLinear, "DequantizeLinear"},
+                                                             {OpKind::kElementwise, "Add"},
+                                                             {OpKind::kElementwise, "Mul"},
+                                                             {OpKind::kElementwise, "Relu"},
+                                                             {OpKind::kElementwise, "HardSigmoid"},
+                                                             {OpKind::kElementwise, "HardSwish"},
+                                                             {OpKind::kTranspose, "Transpose"}};
     for (int e : p.element_exponents) {
       for (const auto& [kind, op] : ops) {
         OpSpec s;

@@ -42,9 +42,8 @@ bool IsHexSha256(absl::string_view text) {
 
 absl::Status SampleUnits(const LatencySample& s, bool accelerator) {
   if (s.latency_median_us < kMinLatencyUs) {
-    return absl::InvalidArgumentError(absl::StrCat("latency_median_us ", s.latency_median_us,
-                                                   " is below ", kMinLatencyUs,
-                                                   " us: latencies are in microseconds"));
+    return absl::InvalidArgumentError(absl::StrCat("latency_median_us ", s.latency_median_us, " is below ",
+                                                   kMinLatencyUs, " us: latencies are in microseconds"));
   }
   const double seconds = s.latency_median_us * 1e-6;
   if (IsLayerKind(s.op_kind)) {
@@ -52,8 +51,8 @@ absl::Status SampleUnits(const LatencySample& s, bool accelerator) {
     const double limit = accelerator ? kMaxAcceleratorOpsPerS : kMaxCpuOpsPerS;
     if (ops_per_s > limit) {
       return absl::InvalidArgumentError(absl::StrCat(
-          s.macs, " MACs in ", s.latency_median_us, " us is ", ops_per_s / 1e12, " Tops/s, above the ",
-          limit / 1e12, " Tops/s any such device reaches: latencies are in microseconds, macs are "
+          s.macs, " MACs in ", s.latency_median_us, " us is ", ops_per_s / 1e12, " Tops/s, above the ", limit / 1e12,
+          " Tops/s any such device reaches: latencies are in microseconds, macs are "
           "multiply-accumulates"));
     }
     const int64_t expected = ShapeMacs(s);
@@ -61,8 +60,8 @@ absl::Status SampleUnits(const LatencySample& s, bool accelerator) {
     const double ratio = static_cast<double>(s.macs) / static_cast<double>(expected);
     // Convolutions without padding do less work than "same" padding; never more.
     if (ratio > 1.05 || ratio < 0.2) {
-      return absl::InvalidArgumentError(absl::StrCat("macs ", s.macs, " do not match the shape, which has ",
-                                                     expected, " (padding 'same')"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("macs ", s.macs, " do not match the shape, which has ", expected, " (padding 'same')"));
     }
   } else if (static_cast<double>(s.elements) / seconds > kMaxElementsPerS) {
     return absl::InvalidArgumentError(absl::StrCat(s.elements, " elements in ", s.latency_median_us,
@@ -83,8 +82,8 @@ absl::Status ModelLatencyErrors(const ModelLatency& m) {
     return absl::InvalidArgumentError("model_sha256 must be 64 lowercase hex digits (sha256sum of the ONNX file)");
   }
   if (!std::isfinite(m.latency_median_us) || m.latency_median_us < kMinModelLatencyUs) {
-    return absl::InvalidArgumentError(absl::StrCat("latency_median_us ", m.latency_median_us,
-                                                   " is below 1 us: latencies are in microseconds"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("latency_median_us ", m.latency_median_us, " is below 1 us: latencies are in microseconds"));
   }
   if (m.latency_p10_us < 0 || m.latency_p90_us < 0) {
     return absl::InvalidArgumentError("latency_p10_us and latency_p90_us must not be negative");
@@ -94,8 +93,7 @@ absl::Status ModelLatencyErrors(const ModelLatency& m) {
 }
 
 absl::Status Entry(absl::string_view list, size_t index, absl::string_view key, const absl::Status& status) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(list, "[", index, "] '", key, "': ", status.message()));
+  return absl::InvalidArgumentError(absl::StrCat(list, "[", index, "] '", key, "': ", status.message()));
 }
 
 }  // namespace
@@ -130,8 +128,10 @@ int64_t ShapeMacs(const LatencySample& s) {
       // Every input pixel scatters a k×k patch to each output channel of its group.
       if (s.groups < 1) return 0;
       return s.batch * s.in_channels * s.height * s.width * (s.out_channels / s.groups) * s.kernel * s.kernel;
-    case OpKind::kGemm: return s.gemm_m * s.gemm_k * s.gemm_n;
-    default: return 0;
+    case OpKind::kGemm:
+      return s.gemm_m * s.gemm_k * s.gemm_n;
+    default:
+      return 0;
   }
 }
 
@@ -174,24 +174,36 @@ absl::Status ValidateProfile(const Profile& profile, bool require_device) {
 
 v1::OpKind ToProto(OpKind kind) {
   switch (kind) {
-    case OpKind::kConv: return v1::OP_KIND_CONV;
-    case OpKind::kDepthwiseConv: return v1::OP_KIND_DEPTHWISE_CONV;
-    case OpKind::kConvTranspose: return v1::OP_KIND_CONV_TRANSPOSE;
-    case OpKind::kGemm: return v1::OP_KIND_GEMM;
-    case OpKind::kQuantizeLinear: return v1::OP_KIND_QUANTIZE_LINEAR;
-    case OpKind::kDequantizeLinear: return v1::OP_KIND_DEQUANTIZE_LINEAR;
-    case OpKind::kElementwise: return v1::OP_KIND_ELEMENTWISE;
-    case OpKind::kTranspose: return v1::OP_KIND_TRANSPOSE;
+    case OpKind::kConv:
+      return v1::OP_KIND_CONV;
+    case OpKind::kDepthwiseConv:
+      return v1::OP_KIND_DEPTHWISE_CONV;
+    case OpKind::kConvTranspose:
+      return v1::OP_KIND_CONV_TRANSPOSE;
+    case OpKind::kGemm:
+      return v1::OP_KIND_GEMM;
+    case OpKind::kQuantizeLinear:
+      return v1::OP_KIND_QUANTIZE_LINEAR;
+    case OpKind::kDequantizeLinear:
+      return v1::OP_KIND_DEQUANTIZE_LINEAR;
+    case OpKind::kElementwise:
+      return v1::OP_KIND_ELEMENTWISE;
+    case OpKind::kTranspose:
+      return v1::OP_KIND_TRANSPOSE;
   }
   return v1::OP_KIND_UNSPECIFIED;
 }
 
 v1::SparsityPattern ToProto(Sparsity sparsity) {
   switch (sparsity) {
-    case Sparsity::kDense: return v1::SPARSITY_PATTERN_DENSE;
-    case Sparsity::kUnstructured: return v1::SPARSITY_PATTERN_UNSTRUCTURED;
-    case Sparsity::kTwoFour: return v1::SPARSITY_PATTERN_TWO_FOUR;
-    case Sparsity::kOutputChannel: return v1::SPARSITY_PATTERN_OUTPUT_CHANNEL;
+    case Sparsity::kDense:
+      return v1::SPARSITY_PATTERN_DENSE;
+    case Sparsity::kUnstructured:
+      return v1::SPARSITY_PATTERN_UNSTRUCTURED;
+    case Sparsity::kTwoFour:
+      return v1::SPARSITY_PATTERN_TWO_FOUR;
+    case Sparsity::kOutputChannel:
+      return v1::SPARSITY_PATTERN_OUTPUT_CHANNEL;
   }
   return v1::SPARSITY_PATTERN_UNSPECIFIED;
 }
@@ -202,31 +214,45 @@ v1::Provenance ToProto(Provenance provenance) {
 
 absl::StatusOr<OpKind> FromProto(v1::OpKind kind) {
   switch (kind) {
-    case v1::OP_KIND_CONV: return OpKind::kConv;
-    case v1::OP_KIND_DEPTHWISE_CONV: return OpKind::kDepthwiseConv;
-    case v1::OP_KIND_CONV_TRANSPOSE: return OpKind::kConvTranspose;
-    case v1::OP_KIND_GEMM: return OpKind::kGemm;
-    case v1::OP_KIND_QUANTIZE_LINEAR: return OpKind::kQuantizeLinear;
-    case v1::OP_KIND_DEQUANTIZE_LINEAR: return OpKind::kDequantizeLinear;
-    case v1::OP_KIND_ELEMENTWISE: return OpKind::kElementwise;
-    case v1::OP_KIND_TRANSPOSE: return OpKind::kTranspose;
-    default: break;
+    case v1::OP_KIND_CONV:
+      return OpKind::kConv;
+    case v1::OP_KIND_DEPTHWISE_CONV:
+      return OpKind::kDepthwiseConv;
+    case v1::OP_KIND_CONV_TRANSPOSE:
+      return OpKind::kConvTranspose;
+    case v1::OP_KIND_GEMM:
+      return OpKind::kGemm;
+    case v1::OP_KIND_QUANTIZE_LINEAR:
+      return OpKind::kQuantizeLinear;
+    case v1::OP_KIND_DEQUANTIZE_LINEAR:
+      return OpKind::kDequantizeLinear;
+    case v1::OP_KIND_ELEMENTWISE:
+      return OpKind::kElementwise;
+    case v1::OP_KIND_TRANSPOSE:
+      return OpKind::kTranspose;
+    default:
+      break;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "op_kind ", static_cast<int>(kind),
-      " is not one of CONV, DEPTHWISE_CONV, CONV_TRANSPOSE, GEMM, QUANTIZE_LINEAR, DEQUANTIZE_LINEAR, ELEMENTWISE, TRANSPOSE"));
+  return absl::InvalidArgumentError(absl::StrCat("op_kind ", static_cast<int>(kind),
+                                                 " is not one of CONV, DEPTHWISE_CONV, CONV_TRANSPOSE, GEMM, "
+                                                 "QUANTIZE_LINEAR, DEQUANTIZE_LINEAR, ELEMENTWISE, TRANSPOSE"));
 }
 
 absl::StatusOr<Sparsity> FromProto(v1::SparsityPattern sparsity) {
   switch (sparsity) {
-    case v1::SPARSITY_PATTERN_DENSE: return Sparsity::kDense;
-    case v1::SPARSITY_PATTERN_UNSTRUCTURED: return Sparsity::kUnstructured;
-    case v1::SPARSITY_PATTERN_TWO_FOUR: return Sparsity::kTwoFour;
-    case v1::SPARSITY_PATTERN_OUTPUT_CHANNEL: return Sparsity::kOutputChannel;
-    default: break;
+    case v1::SPARSITY_PATTERN_DENSE:
+      return Sparsity::kDense;
+    case v1::SPARSITY_PATTERN_UNSTRUCTURED:
+      return Sparsity::kUnstructured;
+    case v1::SPARSITY_PATTERN_TWO_FOUR:
+      return Sparsity::kTwoFour;
+    case v1::SPARSITY_PATTERN_OUTPUT_CHANNEL:
+      return Sparsity::kOutputChannel;
+    default:
+      break;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "sparsity ", static_cast<int>(sparsity), " is not one of DENSE, UNSTRUCTURED, TWO_FOUR, OUTPUT_CHANNEL"));
+  return absl::InvalidArgumentError(absl::StrCat("sparsity ", static_cast<int>(sparsity),
+                                                 " is not one of DENSE, UNSTRUCTURED, TWO_FOUR, OUTPUT_CHANNEL"));
 }
 
 v1::Capability ToProto(const Capability& c) {
@@ -336,7 +362,8 @@ absl::StatusOr<Device> FromProto(const v1::Device& in) {
     Capability cap;
     if (c.op_kind() != v1::OP_KIND_UNSPECIFIED) {
       absl::StatusOr<OpKind> kind = FromProto(c.op_kind());
-      if (!kind.ok()) return absl::InvalidArgumentError(absl::StrCat("capabilities[", i, "]: ", kind.status().message()));
+      if (!kind.ok())
+        return absl::InvalidArgumentError(absl::StrCat("capabilities[", i, "]: ", kind.status().message()));
       if (!IsLayerKind(*kind)) {
         return absl::InvalidArgumentError(
             absl::StrCat("capabilities[", i, "]: capabilities are for layers (conv, depthwise, conv transpose, gemm)"));
@@ -509,8 +536,7 @@ absl::StatusOr<std::string> ProfileToJson(const Profile& profile) {
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
   std::string out;
-  google::protobuf::util::Status status =
-      google::protobuf::util::MessageToJsonString(ToProto(profile), &out, options);
+  google::protobuf::util::Status status = google::protobuf::util::MessageToJsonString(ToProto(profile), &out, options);
   if (!status.ok()) return absl::InternalError(absl::StrCat("profile to JSON: ", status.ToString()));
   return out;
 }

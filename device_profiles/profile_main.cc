@@ -50,10 +50,12 @@ int main(int argc, char** argv) {
   app.add_flag("--no-pin", no_pin, "Do not pin the measuring threads to CPUs");
   app.add_option("--warmup", warmup, "Untimed runs before each sample (default: quick 1, full 2)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--repeats", repeats, "Timed runs per sample (and per model) at least (default: quick 3, full 5; models 5 and 10)")
+  app.add_option("--repeats", repeats,
+                 "Timed runs per sample (and per model) at least (default: quick 3, full 5; models 5 and 10)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--min-time-ms", min_time_ms,
-                 "Repeat each sample until its timed runs add up to this (default: quick 20, full 100; models 1000 and 3000)")
+  app.add_option(
+         "--min-time-ms", min_time_ms,
+         "Repeat each sample until its timed runs add up to this (default: quick 20, full 100; models 1000 and 3000)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--seed", seed, "Seed of the single-op models' weights and inputs")->capture_default_str();
   app.add_option("--id", id, "Device id in the profile (a-z, 0-9, '-')")->capture_default_str();
@@ -64,8 +66,7 @@ int main(int argc, char** argv) {
                  "device calibrate each precision to them; repeatable")
       ->allow_extra_args(false);
   bool no_model_variants = false;
-  app.add_flag("--no-model-variants", no_model_variants,
-               "Time each --model only as it is, not its uniform exports");
+  app.add_flag("--no-model-variants", no_model_variants, "Time each --model only as it is, not its uniform exports");
   app.add_option("--input-shape", shape_texts,
                  "NAME=D0,D1,... for a symbolic input of the --model before it; repeatable")
       ->allow_extra_args(false);
@@ -93,7 +94,8 @@ int main(int argc, char** argv) {
         std::cerr << "--input-shape " << shape_texts[i] << " comes before any --model\n";
         return 2;
       }
-      absl::StatusOr<std::pair<std::string, std::vector<int64_t>>> shape = squeeze::model::ParseInputShape(shape_texts[i]);
+      absl::StatusOr<std::pair<std::string, std::vector<int64_t>>> shape =
+          squeeze::model::ParseInputShape(shape_texts[i]);
       if (!shape.ok()) {
         std::cerr << "--input-shape: " << shape.status().message() << "\n";
         return 2;
@@ -130,8 +132,8 @@ int main(int argc, char** argv) {
     if (step == last_step && p.done != p.total) return;
     last_step = step;
     std::cerr << fmt::format("[{:3d}%] {}/{} measured, {} elapsed, ETA {}, speed drift {:.2f}x  ({})\n",
-                             p.done * 100 / p.total, p.done, p.total, Duration(p.elapsed_s), Duration(p.eta_s),
-                             p.drift, p.current);
+                             p.done * 100 / p.total, p.done, p.total, Duration(p.elapsed_s), Duration(p.eta_s), p.drift,
+                             p.current);
   };
 
   absl::StatusOr<dp::Profile> profile = dp::RunProfile(options);

@@ -156,11 +156,9 @@ absl::Status ProfileStore::Initialize(const ProfileStoreOptions& options) {
 
 absl::StatusOr<Device> ProfileStore::ReadDevice(absl::string_view id, int64_t version) const {
   absl::StatusOr<Statement> stmt =
-      version > 0
-          ? db_.Prepare(absl::StrCat("SELECT ", kDeviceColumns,
-                                     " FROM devices WHERE id = ?1 AND version = ?2"))
-          : db_.Prepare(absl::StrCat("SELECT ", kDeviceColumns,
-                                     " FROM devices WHERE id = ?1 ORDER BY version DESC LIMIT 1"));
+      version > 0 ? db_.Prepare(absl::StrCat("SELECT ", kDeviceColumns, " FROM devices WHERE id = ?1 AND version = ?2"))
+                  : db_.Prepare(absl::StrCat("SELECT ", kDeviceColumns,
+                                             " FROM devices WHERE id = ?1 ORDER BY version DESC LIMIT 1"));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, id);
   if (version > 0) stmt->Bind(2, version);
@@ -170,8 +168,7 @@ absl::StatusOr<Device> ProfileStore::ReadDevice(absl::string_view id, int64_t ve
     if (version > 0) {
       return absl::NotFoundError(absl::StrCat("device '", id, "' has no version ", version));
     }
-    return absl::NotFoundError(
-        absl::StrCat("no device '", id, "'; 'squeeze devices list' shows the known ids"));
+    return absl::NotFoundError(absl::StrCat("no device '", id, "'; 'squeeze devices list' shows the known ids"));
   }
   Device device = DeviceFromRow(*stmt);
   absl::Status status = LoadCapabilities(db_, device);
@@ -181,9 +178,9 @@ absl::StatusOr<Device> ProfileStore::ReadDevice(absl::string_view id, int64_t ve
 
 absl::StatusOr<std::vector<Device>> ProfileStore::ListDevices() const {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
-      "SELECT ", kDeviceColumns,
-      " FROM devices d WHERE version = (SELECT max(version) FROM devices WHERE id = d.id) ORDER BY id"));
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", kDeviceColumns,
+                   " FROM devices d WHERE version = (SELECT max(version) FROM devices WHERE id = d.id) ORDER BY id"));
   if (!stmt.ok()) return stmt.status();
   absl::StatusOr<std::vector<Device>> rows = common::CollectRows(*stmt, DeviceFromRow);
   if (!rows.ok()) return rows.status();
@@ -200,14 +197,12 @@ absl::StatusOr<Device> ProfileStore::GetDevice(absl::string_view id, int64_t ver
   return ReadDevice(id, version);
 }
 
-absl::StatusOr<std::vector<LatencySample>> ProfileStore::GetSamples(absl::string_view id,
-                                                                    int64_t version) const {
+absl::StatusOr<std::vector<LatencySample>> ProfileStore::GetSamples(absl::string_view id, int64_t version) const {
   absl::MutexLock lock(&mutex_);
   return ReadSamples(id, version);
 }
 
-absl::StatusOr<std::vector<ModelLatency>> ProfileStore::GetModelLatencies(absl::string_view id,
-                                                                          int64_t version) const {
+absl::StatusOr<std::vector<ModelLatency>> ProfileStore::GetModelLatencies(absl::string_view id, int64_t version) const {
   absl::MutexLock lock(&mutex_);
   return ReadModelLatencies(id, version);
 }
@@ -342,19 +337,18 @@ absl::StatusOr<int64_t> ProfileStore::InsertDevice(const Device& device, const s
     status = ValidateSample(sample);
     if (!status.ok()) return status;
   }
-  absl::StatusOr<Statement> next =
-      db_.Prepare("SELECT coalesce(max(version), 0) + 1 FROM devices WHERE id = ?1");
+  absl::StatusOr<Statement> next = db_.Prepare("SELECT coalesce(max(version), 0) + 1 FROM devices WHERE id = ?1");
   if (!next.ok()) return next.status();
   next->Bind(1, device.id);
   absl::StatusOr<bool> row = next->Step();
   if (!row.ok()) return row.status();
   const int64_t version = next->ColumnInt(0);
 
-  absl::StatusOr<Statement> insert = db_.Prepare(absl::StrCat(
-      "INSERT INTO devices (", kDeviceColumns,
-      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-      "?19, ?20, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, "
-      "?30, ?31, ?32)"));
+  absl::StatusOr<Statement> insert = db_.Prepare(
+      absl::StrCat("INSERT INTO devices (", kDeviceColumns,
+                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+                   "?19, ?20, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, "
+                   "?30, ?31, ?32)"));
   if (!insert.ok()) return insert.status();
   insert->Bind(1, device.id)
       .Bind(2, version)
@@ -413,9 +407,9 @@ absl::StatusOr<int64_t> ProfileStore::InsertDevice(const Device& device, const s
         .Bind(12, ProvenanceName(c.provenance));
     status = cap->Run();
     if (status.code() == absl::StatusCode::kAlreadyExists) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "device '", device.id, "' lists capability ", c.op_kind ? OpKindName(*c.op_kind) : "*",
-          " w", c.weight_bits, "a", c.activation_bits, " ", SparsityName(c.sparsity), " twice"));
+      return absl::InvalidArgumentError(absl::StrCat("device '", device.id, "' lists capability ",
+                                                     c.op_kind ? OpKindName(*c.op_kind) : "*", " w", c.weight_bits, "a",
+                                                     c.activation_bits, " ", SparsityName(c.sparsity), " twice"));
     }
     if (!status.ok()) return status;
   }
@@ -467,7 +461,8 @@ absl::StatusOr<int64_t> ProfileStore::InsertDevice(const Device& device, const s
         .Bind(34, s.latency_p90_us);
     status = sample->Run();
     if (status.code() == absl::StatusCode::kAlreadyExists) {
-      return absl::InvalidArgumentError(absl::StrCat("device '", device.id, "': sample id '", s.key, "' appears twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("device '", device.id, "': sample id '", s.key, "' appears twice"));
     }
     if (!status.ok()) return status;
   }

@@ -71,8 +71,7 @@ class ProfileStore {
  private:
   ProfileStore(common::Database db, std::string path) : db_(std::move(db)), path_(std::move(path)) {}
   absl::Status Initialize(const ProfileStoreOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  absl::StatusOr<Device> ReadDevice(absl::string_view id, int64_t version) const
-      ABSL_SHARED_LOCKS_REQUIRED(mutex_);
+  absl::StatusOr<Device> ReadDevice(absl::string_view id, int64_t version) const ABSL_SHARED_LOCKS_REQUIRED(mutex_);
   absl::StatusOr<std::vector<LatencySample>> ReadSamples(absl::string_view id, int64_t version) const
       ABSL_SHARED_LOCKS_REQUIRED(mutex_);
   absl::StatusOr<std::vector<ModelLatency>> ReadModelLatencies(absl::string_view id, int64_t version) const

@@ -129,7 +129,8 @@ absl::StatusOr<std::vector<runtime::Tensor>> ModelInputs(const runtime::Session&
                                                      " is symbolic; give --input-shape ", info.name, "=D0,D1,..."));
     }
     if (info.type == runtime::ElementType::kUnsupported) {
-      return absl::InvalidArgumentError(absl::StrCat(model.path, ": input '", info.name, "' has an element type not fed here"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(model.path, ": input '", info.name, "' has an element type not fed here"));
     }
     runtime::Tensor t;
     t.name = info.name;
@@ -334,8 +335,8 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   const std::vector<int> allowed = runtime::AllowedCpus();
   if (options.threads < 1) return absl::InvalidArgumentError("threads must be at least 1");
   if (options.threads > static_cast<int>(allowed.size())) {
-    return absl::InvalidArgumentError(absl::StrCat(options.threads, " threads, but this process may run on ",
-                                                   allowed.size(), " CPUs"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.threads, " threads, but this process may run on ", allowed.size(), " CPUs"));
   }
   absl::flat_hash_set<std::string> keys;
   for (const OpSpec& spec : options.grid) {
@@ -417,7 +418,8 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
         status = model.status();
         return;
       }
-      absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(model->bytes, session_options);
+      absl::StatusOr<std::unique_ptr<runtime::Session>> session =
+          runtime::Session::Create(model->bytes, session_options);
       if (!session.ok()) {
         status = session.status();
         return;
@@ -445,9 +447,9 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
       }
       const std::string key = OpSpecKey(spec);
       absl::StatusOr<SingleOpModel> model = BuildSingleOpModel(spec, KeySeed(options.seed, key));
-      absl::StatusOr<LatencySample> sample =
-          model.ok() ? MeasureSample(spec, *model, session_options, options, ort_version)
-                     : absl::StatusOr<LatencySample>(model.status());
+      absl::StatusOr<LatencySample> sample = model.ok()
+                                                 ? MeasureSample(spec, *model, session_options, options, ort_version)
+                                                 : absl::StatusOr<LatencySample>(model.status());
       if (!sample.ok()) {
         status = absl::Status(sample.status().code(), absl::StrCat("sample '", key, "': ", sample.status().message()));
         return;
@@ -485,8 +487,8 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
         if (exported.ok()) {
           variants = *std::move(exported);
         } else {
-          variant_notes.push_back(absl::StrCat("uniform variants of ", models[i].name,
-                                               " not measured: ", exported.status().message()));
+          variant_notes.push_back(
+              absl::StrCat("uniform variants of ", models[i].name, " not measured: ", exported.status().message()));
         }
       }
       std::vector<std::unique_ptr<runtime::Session>> variant_sessions;
@@ -516,7 +518,8 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
         const runtime::Timing& timing = (*timings)[v];
         const std::string variant = v == 0 ? "" : variants[v - 1].first;
         ModelLatency latency;
-        const std::string base = absl::StrCat(models[i].name, " ", ShapesText(shapes), variant.empty() ? "" : " ", variant);
+        const std::string base =
+            absl::StrCat(models[i].name, " ", ShapesText(shapes), variant.empty() ? "" : " ", variant);
         latency.key = base;
         for (int n = 2; std::any_of(profile.model_latencies.begin(), profile.model_latencies.end(),
                                     [&](const ModelLatency& l) { return l.key == latency.key; });
@@ -566,10 +569,10 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   c.runtime_version = ort_version;
   c.host = machine.hostname;
 
-  const std::string source = absl::StrFormat(
-      "%s %s on %s, ONNX Runtime %s, %d thread%s%s, %s", kProfilerTool, kProfilerVersion, machine.hostname,
-      ort_version, options.threads, options.threads == 1 ? "" : "s",
-      cpus.empty() ? "" : absl::StrCat(" pinned to CPU ", absl::StrJoin(cpus, ",")), c.measured_at);
+  const std::string source =
+      absl::StrFormat("%s %s on %s, ONNX Runtime %s, %d thread%s%s, %s", kProfilerTool, kProfilerVersion,
+                      machine.hostname, ort_version, options.threads, options.threads == 1 ? "" : "s",
+                      cpus.empty() ? "" : absl::StrCat(" pinned to CPU ", absl::StrJoin(cpus, ",")), c.measured_at);
   // A measured device's capabilities come only from its samples: a precision the grid did not
   // measure is not offered on it (the detected spec rows, e.g. an fp16 rate read off a CPU flag,
   // describe no file the exporter writes for this runtime).
@@ -587,9 +590,10 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   std::string overhead = "op overhead 5 us (assumed ONNX Runtime CPU dispatch cost: no elementwise sample measured)";
   if (smallest != nullptr) {
     device.op_overhead_us = smallest->latency_median_us;
-    overhead = absl::StrFormat("op overhead = median latency of '%s' = %.2f us (a whole run of a near-empty "
-                               "model: an upper bound)",
-                               smallest->key, smallest->latency_median_us);
+    overhead = absl::StrFormat(
+        "op overhead = median latency of '%s' = %.2f us (a whole run of a near-empty "
+        "model: an upper bound)",
+        smallest->key, smallest->latency_median_us);
   }
   std::string stability;
   if (!reference_us.empty()) {
@@ -606,8 +610,8 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
       "features from /proc/cpuinfo and /proc/meminfo; memory bandwidth = best of 4 memcpy passes over 64 MiB, read + "
       "write bytes = %.1f GB/s; app memory budget = RAM / 2 (assumed); %s; capabilities from the samples (each row "
       "says how)%s%s",
-      kProfilerTool, kProfilerVersion, options.mode, profile.samples.size(), profile.model_latencies.size(),
-      duration, device.memory_bandwidth_bytes_per_s / 1e9, overhead, stability,
+      kProfilerTool, kProfilerVersion, options.mode, profile.samples.size(), profile.model_latencies.size(), duration,
+      device.memory_bandwidth_bytes_per_s / 1e9, overhead, stability,
       variant_notes.empty() ? "" : absl::StrCat("; ", absl::StrJoin(variant_notes, "; ")));
   device.runtime_version = ort_version;
   device.created_at = c.measured_at;

@@ -37,9 +37,9 @@ struct ProfileProgress {
   int done = 0;  // samples and models measured
   int total = 0;
   double elapsed_s = 0;
-  double eta_s = 0;      // from the average time per item so far
-  std::string current;   // the key just measured
-  double drift = 1;      // slowest / fastest time of the reference op so far
+  double eta_s = 0;     // from the average time per item so far
+  std::string current;  // the key just measured
+  double drift = 1;     // slowest / fastest time of the reference op so far
 };
 
 struct ProfilerOptions {
@@ -52,11 +52,11 @@ struct ProfilerOptions {
   // provider (ModelLatency variants "uniform w16a32", "uniform w8a32", "uniform w8a8"), in turns
   // with the model as it is: the predictor calibrates each precision of that model to them.
   bool model_variants = true;
-  int threads = 1;            // ONNX Runtime intra-op threads, pinned to the first CPUs allowed
+  int threads = 1;  // ONNX Runtime intra-op threads, pinned to the first CPUs allowed
   bool pin_threads = true;
-  runtime::TimingOptions timing;         // per single-op sample
-  runtime::TimingOptions model_timing;   // per whole model
-  uint64_t seed = 1;                     // weights and inputs of the single-op models
+  runtime::TimingOptions timing;        // per single-op sample
+  runtime::TimingOptions model_timing;  // per whole model
+  uint64_t seed = 1;                    // weights and inputs of the single-op models
   // The reference op (ReferenceOp) is timed before the grid, this many times through it, after it
   // and after the models; the device's derivation says how much its time moved. 0: never.
   int reference_checks = 20;

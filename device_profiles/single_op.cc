@@ -30,11 +30,15 @@ int64_t Product(const std::vector<int64_t>& dims) {
 int64_t ElementBytes(int32_t onnx_type) {
   switch (onnx_type) {
     case onnx::TensorProto::FLOAT:
-    case onnx::TensorProto::INT32: return 4;
-    case onnx::TensorProto::FLOAT16: return 2;
+    case onnx::TensorProto::INT32:
+      return 4;
+    case onnx::TensorProto::FLOAT16:
+      return 2;
     case onnx::TensorProto::INT64:
-    case onnx::TensorProto::DOUBLE: return 8;
-    default: return 1;
+    case onnx::TensorProto::DOUBLE:
+      return 8;
+    default:
+      return 1;
   }
 }
 
@@ -149,12 +153,11 @@ absl::Status CheckSpec(const OpSpec& s) {
   } else {
     if (s.shape.empty() || s.Elements() < 1) return bad("the tensor shape must be positive");
     static const char* kElementwise[] = {"Add", "Mul", "Relu", "HardSigmoid", "HardSwish", "Sigmoid", "Clip"};
-    const bool known =
-        s.kind == OpKind::kQuantizeLinear     ? s.op_type == "QuantizeLinear"
-        : s.kind == OpKind::kDequantizeLinear ? s.op_type == "DequantizeLinear"
-        : s.kind == OpKind::kTranspose        ? s.op_type == "Transpose" && s.shape.size() == 4
-                                              : std::find(std::begin(kElementwise), std::end(kElementwise), s.op_type) !=
-                                                    std::end(kElementwise);
+    const bool known = s.kind == OpKind::kQuantizeLinear     ? s.op_type == "QuantizeLinear"
+                       : s.kind == OpKind::kDequantizeLinear ? s.op_type == "DequantizeLinear"
+                       : s.kind == OpKind::kTranspose        ? s.op_type == "Transpose" && s.shape.size() == 4
+                                                      : std::find(std::begin(kElementwise), std::end(kElementwise),
+                                                                  s.op_type) != std::end(kElementwise);
     if (!known) return bad(absl::StrCat("'", s.op_type, "' is not an op of this kind"));
   }
   const bool integer = s.weight_bits >= 2 && s.weight_bits <= 8;
@@ -240,7 +243,8 @@ onnx::ModelProto OpModel(const OpSpec& s) {
 // (the DequantizeLinear after it, read by nothing, goes too).
 absl::Status QuantizedBoundary(onnx::ModelProto* m) {
   onnx::GraphProto* g = m->mutable_graph();
-  if (g->input_size() != 1 || g->output_size() != 1) return absl::InternalError("a single-op export has one input and output");
+  if (g->input_size() != 1 || g->output_size() != 1)
+    return absl::InternalError("a single-op export has one input and output");
   const std::string x = g->input(0).name(), y = g->output(0).name();
   std::string x_q, y_q;
   int drop_q = -1;
@@ -270,17 +274,23 @@ absl::Status QuantizedBoundary(onnx::ModelProto* m) {
 
 model::PrunePattern PatternOf(Sparsity s) {
   switch (s) {
-    case Sparsity::kUnstructured: return model::PrunePattern::kUnstructured;
-    case Sparsity::kTwoFour: return model::PrunePattern::kTwoFour;
-    default: return model::PrunePattern::kNone;
+    case Sparsity::kUnstructured:
+      return model::PrunePattern::kUnstructured;
+    case Sparsity::kTwoFour:
+      return model::PrunePattern::kTwoFour;
+    default:
+      return model::PrunePattern::kNone;
   }
 }
 
 runtime::ElementType ElementTypeOf(int32_t onnx_type) {
   switch (onnx_type) {
-    case onnx::TensorProto::UINT8: return runtime::ElementType::kUint8;
-    case onnx::TensorProto::FLOAT16: return runtime::ElementType::kFloat16;
-    default: return runtime::ElementType::kFloat32;
+    case onnx::TensorProto::UINT8:
+      return runtime::ElementType::kUint8;
+    case onnx::TensorProto::FLOAT16:
+      return runtime::ElementType::kFloat16;
+    default:
+      return runtime::ElementType::kFloat32;
   }
 }
 

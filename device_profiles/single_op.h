@@ -22,13 +22,13 @@
 namespace squeeze::device_profiles {
 
 struct SingleOpModel {
-  std::string bytes;                     // the serialized ONNX model
-  std::vector<runtime::Tensor> inputs;   // one per graph input, values drawn from the seed
-  std::vector<int64_t> output_shape;     // of the one output
-  int64_t macs = 0;                      // the layer's MACs as model/'s analysis counts them; 0 for other kinds
-  int64_t weight_bytes = 0;              // every constant stored in the file
-  int64_t activation_bytes = 0;          // the graph's inputs and output at their element types
-  std::vector<std::string> op_types;     // the file's nodes, in order
+  std::string bytes;                    // the serialized ONNX model
+  std::vector<runtime::Tensor> inputs;  // one per graph input, values drawn from the seed
+  std::vector<int64_t> output_shape;    // of the one output
+  int64_t macs = 0;                     // the layer's MACs as model/'s analysis counts them; 0 for other kinds
+  int64_t weight_bytes = 0;             // every constant stored in the file
+  int64_t activation_bytes = 0;         // the graph's inputs and output at their element types
+  std::vector<std::string> op_types;    // the file's nodes, in order
 };
 
 // Builds the model for `spec`. InvalidArgument for a spec that is not a valid op (zero or

@@ -21,10 +21,9 @@ int64_t Elements(const std::vector<int64_t>& shape) {
 // Ops whose result depends on the memory layout of a 4-D tensor: ONNX Runtime cannot move a
 // layout transpose through them, so they read (and write) the float layout.
 bool Reshaping(const std::string& op) {
-  static const std::set<std::string> kOps = {"Reshape", "Flatten",  "Squeeze",   "Unsqueeze", "Transpose",
-                                             "Gemm",    "MatMul",   "Shape",     "Gather",    "Slice",
-                                             "Split",   "Expand",   "Tile",      "DepthToSpace",
-                                             "SpaceToDepth", "Einsum", "If", "Loop", "Scan"};
+  static const std::set<std::string> kOps = {
+      "Reshape", "Flatten", "Squeeze", "Unsqueeze",    "Transpose",    "Gemm",   "MatMul", "Shape", "Gather", "Slice",
+      "Split",   "Expand",  "Tile",    "DepthToSpace", "SpaceToDepth", "Einsum", "If",     "Loop",  "Scan"};
   return kOps.count(op) > 0;
 }
 
@@ -153,10 +152,12 @@ std::vector<ActivationSite> ActivationSites(const LoadedModel& model) {
     return s;
   };
   for (size_t i = 0; i < analysis.layers.size(); ++i) {
-    if (!tensors.output[i].empty()) site(tensors.output[i], Elements(analysis.layers[i].output_shape)).producer = static_cast<int>(i);
+    if (!tensors.output[i].empty())
+      site(tensors.output[i], Elements(analysis.layers[i].output_shape)).producer = static_cast<int>(i);
   }
   for (size_t i = 0; i < analysis.layers.size(); ++i) {
-    if (!tensors.input[i].empty()) site(tensors.input[i], Elements(analysis.layers[i].input_shape)).readers.push_back(static_cast<int>(i));
+    if (!tensors.input[i].empty())
+      site(tensors.input[i], Elements(analysis.layers[i].input_shape)).readers.push_back(static_cast<int>(i));
   }
   // Every other read of a site's tensor takes the dequantized float value.
   const onnx::GraphProto& g = model.proto.graph();

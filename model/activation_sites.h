@@ -40,10 +40,10 @@ ActivationTensors ActivationTensorsOf(const LoadedModel& model);
 // One tensor some a8 layer may quantize, and what produces and reads it.
 struct ActivationSite {
   std::string tensor;
-  int producer = -1;            // the layer whose quantized output it is; -1 when none is
-  std::vector<int> readers;     // the layers that read it as their quantized input
-  bool float_readers = false;   // anything else reads it (other ops, graph outputs, other inputs)
-  int64_t elements = 0;         // values in it; 0 when its shape is unknown
+  int producer = -1;           // the layer whose quantized output it is; -1 when none is
+  std::vector<int> readers;    // the layers that read it as their quantized input
+  bool float_readers = false;  // anything else reads it (other ops, graph outputs, other inputs)
+  int64_t elements = 0;        // values in it; 0 when its shape is unknown
   // The nearest layer upstream through layout-neutral ops (-1: a graph input or a reshaping op).
   int layout_producer = -1;
   std::vector<int> layout_readers;   // the layers it reaches downstream through layout-neutral ops

@@ -16,8 +16,8 @@
 namespace squeeze::model {
 
 // The BatchNormalization that alone reads `conv`'s output (a main-graph Conv whose output is no
-// graph output, with a float constant weight only it reads and a float constant bias or none), in inference form (one output) with constant scale, bias, mean and variance of one value
-// per output channel; nullptr when there is none.
+// graph output, with a float constant weight only it reads and a float constant bias or none), in inference form (one
+// output) with constant scale, bias, mean and variance of one value per output channel; nullptr when there is none.
 const onnx::NodeProto* FoldableBatchNorm(const onnx::GraphProto& graph, const onnx::NodeProto& conv);
 
 // A constant of the graph by name: an initializer or a Constant node's `value`; nullptr when none.

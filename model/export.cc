@@ -56,10 +56,14 @@ std::string JsonEscape(const std::string& s) {
 
 const char* PatternName(PrunePattern p) {
   switch (p) {
-    case PrunePattern::kNone: return "dense";
-    case PrunePattern::kUnstructured: return "unstructured";
-    case PrunePattern::kTwoFour: return "2:4";
-    case PrunePattern::kOutputChannel: return "output_channel";
+    case PrunePattern::kNone:
+      return "dense";
+    case PrunePattern::kUnstructured:
+      return "unstructured";
+    case PrunePattern::kTwoFour:
+      return "2:4";
+    case PrunePattern::kOutputChannel:
+      return "output_channel";
   }
   return "dense";
 }
@@ -68,18 +72,18 @@ const char* PatternName(PrunePattern p) {
 class Names {
  public:
   explicit Names(const onnx::ModelProto& model) {
-    internal::ForEachGraph(model.graph(), "", "", [this](const onnx::GraphProto& g, const std::string&,
-                                                         const std::string&) {
-      for (const onnx::NodeProto& n : g.node()) {
-        used_.insert(n.name());
-        used_.insert(n.input().begin(), n.input().end());
-        used_.insert(n.output().begin(), n.output().end());
-      }
-      for (const auto& t : g.initializer()) used_.insert(t.name());
-      for (const auto& v : g.input()) used_.insert(v.name());
-      for (const auto& v : g.output()) used_.insert(v.name());
-      for (const auto& v : g.value_info()) used_.insert(v.name());
-    });
+    internal::ForEachGraph(model.graph(), "", "",
+                           [this](const onnx::GraphProto& g, const std::string&, const std::string&) {
+                             for (const onnx::NodeProto& n : g.node()) {
+                               used_.insert(n.name());
+                               used_.insert(n.input().begin(), n.input().end());
+                               used_.insert(n.output().begin(), n.output().end());
+                             }
+                             for (const auto& t : g.initializer()) used_.insert(t.name());
+                             for (const auto& v : g.input()) used_.insert(v.name());
+                             for (const auto& v : g.output()) used_.insert(v.name());
+                             for (const auto& v : g.value_info()) used_.insert(v.name());
+                           });
   }
   std::string Fresh(const std::string& base) {
     std::string name = base;
@@ -181,7 +185,8 @@ std::vector<int64_t> Complement(int64_t n, const std::set<int64_t>& removed) {
 int ChannelAxis(const std::vector<int64_t>& dims, const ChannelLayout& layout) {
   if (layout.groups != 1) return -1;
   for (size_t a = 0; a < dims.size(); ++a) {
-    if (Product(dims, 0, a) == layout.outer && dims[a] == layout.axis && Product(dims, a + 1, dims.size()) == layout.inner) {
+    if (Product(dims, 0, a) == layout.outer && dims[a] == layout.axis &&
+        Product(dims, a + 1, dims.size()) == layout.inner) {
       return static_cast<int>(a);
     }
   }
@@ -256,8 +261,8 @@ absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>
     const std::string& name = analysis.layers[i].name;
     const bool int_bits = p.weight_bits >= 2 && p.weight_bits <= 8;
     if (!int_bits && p.weight_bits != 16 && p.weight_bits != 32) {
-      return absl::InvalidArgumentError(absl::StrCat("layer '", name, "': weight bits ", p.weight_bits,
-                                                     " (2..8, 16 or 32)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer '", name, "': weight bits ", p.weight_bits, " (2..8, 16 or 32)"));
     }
     if (p.activation_bits != 8 && p.activation_bits != 16 && p.activation_bits != 32) {
       return absl::InvalidArgumentError(
@@ -268,15 +273,16 @@ absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>
           absl::StrCat("layer '", name, "': 8-bit activations need integer weights, not ", p.weight_bits, " bits"));
     }
     if (!Realizes(flavour, p.weight_bits, p.activation_bits)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "layer '", name, "': w", p.weight_bits, "a", p.activation_bits, " is not written by the ",
-          FlavourName(flavour), " export (", flavour == ExportFlavour::kOrtCpu
-                                                 ? "ONNX Runtime's CPU provider computes float layers in fp32"
-                                                 : "no such file",
-          "): search again for this device, whose options are what its export writes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer '", name, "': w", p.weight_bits, "a", p.activation_bits, " is not written by the ",
+                       FlavourName(flavour), " export (",
+                       flavour == ExportFlavour::kOrtCpu ? "ONNX Runtime's CPU provider computes float layers in fp32"
+                                                         : "no such file",
+                       "): search again for this device, whose options are what its export writes"));
     }
     if (!(p.prune_ratio >= 0 && p.prune_ratio < 1)) {
-      return absl::InvalidArgumentError(absl::StrCat("layer '", name, "': prune ratio ", p.prune_ratio, " not in [0, 1)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer '", name, "': prune ratio ", p.prune_ratio, " not in [0, 1)"));
     }
   }
   return absl::OkStatus();
@@ -285,14 +291,19 @@ absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>
 }  // namespace
 
 std::string LayerPlanLabel(const LayerPlan& p) {
-  std::string precision = p.weight_bits == 32 && p.activation_bits == 32   ? "fp32"
-                          : p.weight_bits == 16 && p.activation_bits == 16 ? "fp16"
-                                                                           : absl::StrCat("w", p.weight_bits, "a", p.activation_bits);
+  std::string precision = p.weight_bits == 32 && p.activation_bits == 32 ? "fp32"
+                          : p.weight_bits == 16 && p.activation_bits == 16
+                              ? "fp16"
+                              : absl::StrCat("w", p.weight_bits, "a", p.activation_bits);
   switch (p.pattern) {
-    case PrunePattern::kNone: return precision;
-    case PrunePattern::kTwoFour: return absl::StrCat(precision, " 2:4");
-    case PrunePattern::kUnstructured: return absl::StrFormat("%s unstructured %.0f%%", precision, p.prune_ratio * 100);
-    case PrunePattern::kOutputChannel: return absl::StrFormat("%s channel %.0f%%", precision, p.prune_ratio * 100);
+    case PrunePattern::kNone:
+      return precision;
+    case PrunePattern::kTwoFour:
+      return absl::StrCat(precision, " 2:4");
+    case PrunePattern::kUnstructured:
+      return absl::StrFormat("%s unstructured %.0f%%", precision, p.prune_ratio * 100);
+    case PrunePattern::kOutputChannel:
+      return absl::StrFormat("%s channel %.0f%%", precision, p.prune_ratio * 100);
   }
   return precision;
 }
@@ -338,7 +349,8 @@ absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelP
     onnx::TensorProto* weight = MutableGraphConstant(g, conv->input(1));
     if (weight == nullptr) return absl::InternalError("a foldable Conv's weight is no constant");
     std::vector<float> bias;
-    if (conv->input_size() > 2 && !conv->input(2).empty()) bias = internal::DecodeFloats(*GraphConstant(*g, conv->input(2)));
+    if (conv->input_size() > 2 && !conv->input(2).empty())
+      bias = internal::DecodeFloats(*GraphConstant(*g, conv->input(2)));
     absl::StatusOr<FoldedBatchNorm> folded = FoldBatchNorm(*g, *bn, bias, layer.out_channels);
     if (!folded.ok()) return folded.status();
     ChannelMatrix rows = ToChannelMajor(internal::DecodeFloats(*weight), layer.weight_layout);
@@ -346,7 +358,8 @@ absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelP
       for (int64_t k = 0; k < rows.per_channel; ++k) rows.values[c * rows.per_channel + k] *= folded->row_scale[c];
     }
     std::vector<int64_t> dims(weight->dims().begin(), weight->dims().end());
-    *weight = FloatTensorOf(weight->name(), onnx::TensorProto::FLOAT, dims, FromChannelMajor(rows, layer.weight_layout));
+    *weight =
+        FloatTensorOf(weight->name(), onnx::TensorProto::FLOAT, dims, FromChannelMajor(rows, layer.weight_layout));
     const std::string bias_name = names.Fresh(layer.name + "_folded_bias");
     *g->add_initializer() = FloatTensorOf(bias_name, onnx::TensorProto::FLOAT, {layer.out_channels}, folded->bias);
     while (conv->input_size() < 3) conv->add_input("");
@@ -465,7 +478,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   if (!folded.ok()) return folded.status();
 
   // Sites of the layers, found by qualified name.
-  std::map<std::string, std::pair<onnx::NodeProto*, std::string>> nodes;  // qualified -> node, graph path
+  std::map<std::string, std::pair<onnx::NodeProto*, std::string>> nodes;    // qualified -> node, graph path
   std::map<std::string, std::pair<onnx::GraphProto*, std::string>> graphs;  // path -> graph, parent
   internal::ForEachGraph(*proto.mutable_graph(), "", "",
                          [&](onnx::GraphProto& g, const std::string& path, const std::string& parent) {
@@ -513,8 +526,10 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     w.original = internal::DecodeFloats(*t);
     w.dims.assign(t->dims().begin(), t->dims().end());
     w.elem_type = t->data_type();
-    if (static_cast<int64_t>(w.original.size()) != layer.params || layer.weight_layout.channels() != layer.out_channels) {
-      return absl::FailedPreconditionError(absl::StrCat("layer '", layer.name, "': its weight does not match the analysis"));
+    if (static_cast<int64_t>(w.original.size()) != layer.params ||
+        layer.weight_layout.channels() != layer.out_channels) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("layer '", layer.name, "': its weight does not match the analysis"));
     }
     ChannelMatrix cm = ToChannelMajor(w.original, layer.weight_layout);
     if (auto f = folded->find(i); f != folded->end()) {
@@ -569,7 +584,8 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     }
     std::vector<int64_t> dims(t->dims().begin(), t->dims().end());
     std::vector<float> values = internal::DecodeFloats(*t);
-    const int32_t type = t->data_type() == onnx::TensorProto::FLOAT16 ? onnx::TensorProto::FLOAT16 : onnx::TensorProto::FLOAT;
+    const int32_t type =
+        t->data_type() == onnx::TensorProto::FLOAT16 ? onnx::TensorProto::FLOAT16 : onnx::TensorProto::FLOAT;
     values = SliceAxis(values, &dims, static_cast<size_t>(s.axis), Complement(dims[s.axis], removed));
     const std::string name = names.Fresh(absl::StrCat(old, "_pruned"));
     add_initializer(proto.mutable_graph(), FloatTensorOf(name, type, dims, values));
@@ -615,10 +631,10 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     if (zeroed > 0) {
       const std::string why = flow.WhyKept(i);
       notes.push_back(absl::StrCat(zeroed, " pruned output channels kept as zeros: ",
-                                   !main                           ? "the layer sits in a subgraph"
-                                   : layer.op_type != "Conv"       ? "only Conv output channels are removed"
-                                   : !why.empty()                  ? why
-                                                                   : "they cannot be followed"));
+                                   !main                     ? "the layer sits in a subgraph"
+                                   : layer.op_type != "Conv" ? "only Conv output channels are removed"
+                                   : !why.empty()            ? why
+                                                             : "they cannot be followed"));
     }
     if (!depthwise) report.removed_channels += static_cast<int>(rows_removed.size());
     le.removed_in_channels = static_cast<int64_t>(inputs_removed.size());
@@ -700,12 +716,12 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
       const std::string q_name = add_weight(g, RawTensorOf(names.Fresh(base + "_q"), onnx::TensorProto::INT8, dims, q));
       const std::string s_name = add_weight(
           g, RawTensorOf(names.Fresh(base + "_scale"), onnx::TensorProto::FLOAT, {layout.channels()}, scales));
-      const std::string z_name = add_weight(
-          g, RawTensorOf(names.Fresh(base + "_zero_point"), onnx::TensorProto::INT8, {layout.channels()},
-                         std::vector<int8_t>(static_cast<size_t>(layout.channels()), 0)));
+      const std::string z_name =
+          add_weight(g, RawTensorOf(names.Fresh(base + "_zero_point"), onnx::TensorProto::INT8, {layout.channels()},
+                                    std::vector<int8_t>(static_cast<size_t>(layout.channels()), 0)));
       weight_value = names.Fresh(base + "_dq");
-      onnx::NodeProto dq = MakeNode("DequantizeLinear", names.Fresh(base + "_dequantize"), {q_name, s_name, z_name},
-                                    {weight_value});
+      onnx::NodeProto dq =
+          MakeNode("DequantizeLinear", names.Fresh(base + "_dequantize"), {q_name, s_name, z_name}, {weight_value});
       SetIntAttribute(&dq, "axis", channel_axis);
       insertions.Before(g, node, std::move(dq));
       if (w.elem_type == onnx::TensorProto::FLOAT16) {
@@ -755,8 +771,8 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
       const onnx::TensorProto* b = internal::FindConstant(site.scopes, node->input(2));
       if (b == nullptr || b->dims_size() != 1 || !internal::IsDecodableFloat(b->data_type())) {
         if (!rows_removed.empty()) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("layer '", layer.name, "': its bias is not a constant vector, so its channels cannot be removed"));
+          return absl::FailedPreconditionError(absl::StrCat(
+              "layer '", layer.name, "': its bias is not a constant vector, so its channels cannot be removed"));
         }
       } else {
         std::vector<int64_t> bdims = {b->dims(0)};
@@ -777,12 +793,16 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
           }
           if (fits) {
             onnx::GraphProto* g = site.graph();
-            const std::string qn = add_initializer(g, RawTensorOf(names.Fresh(base + "_bias_q"), onnx::TensorProto::INT32, bdims, qb));
-            const std::string sn = add_initializer(g, RawTensorOf(names.Fresh(base + "_bias_scale"), onnx::TensorProto::FLOAT, bdims, bs));
-            const std::string zn = add_initializer(g, RawTensorOf(names.Fresh(base + "_bias_zero_point"), onnx::TensorProto::INT32,
-                                                                  bdims, std::vector<int32_t>(bias.size(), 0)));
+            const std::string qn =
+                add_initializer(g, RawTensorOf(names.Fresh(base + "_bias_q"), onnx::TensorProto::INT32, bdims, qb));
+            const std::string sn =
+                add_initializer(g, RawTensorOf(names.Fresh(base + "_bias_scale"), onnx::TensorProto::FLOAT, bdims, bs));
+            const std::string zn =
+                add_initializer(g, RawTensorOf(names.Fresh(base + "_bias_zero_point"), onnx::TensorProto::INT32, bdims,
+                                               std::vector<int32_t>(bias.size(), 0)));
             const std::string out = names.Fresh(base + "_bias_dq");
-            onnx::NodeProto dq = MakeNode("DequantizeLinear", names.Fresh(base + "_bias_dequantize"), {qn, sn, zn}, {out});
+            onnx::NodeProto dq =
+                MakeNode("DequantizeLinear", names.Fresh(base + "_bias_dequantize"), {qn, sn, zn}, {out});
             SetIntAttribute(&dq, "axis", 0);
             insertions.Before(g, node, std::move(dq));
             node->set_input(2, out);
@@ -792,8 +812,10 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
           }
         }
         if (!done) {
-          const int32_t type = b->data_type() == onnx::TensorProto::FLOAT16 ? onnx::TensorProto::FLOAT16 : onnx::TensorProto::FLOAT;
-          node->set_input(2, add_initializer(site.graph(), FloatTensorOf(names.Fresh(base + "_bias"), type, bdims, bias)));
+          const int32_t type =
+              b->data_type() == onnx::TensorProto::FLOAT16 ? onnx::TensorProto::FLOAT16 : onnx::TensorProto::FLOAT;
+          node->set_input(2,
+                          add_initializer(site.graph(), FloatTensorOf(names.Fresh(base + "_bias"), type, bdims, bias)));
         }
         orphaned.insert(old);
       }
@@ -823,10 +845,11 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     }
     for (const auto& [tensor, q] : act_quant) {
       const std::string base = names.Fresh(absl::StrCat(tensor, "_squeeze"));
-      const std::string s_name = add_initializer(g, RawTensorOf(names.Fresh(base + "_scale"), onnx::TensorProto::FLOAT,
-                                                                {}, std::vector<float>{q.scale}));
-      const std::string z_name = add_initializer(g, RawTensorOf(names.Fresh(base + "_zero_point"), onnx::TensorProto::UINT8,
-                                                                {}, std::vector<uint8_t>{q.zero_point}));
+      const std::string s_name = add_initializer(
+          g, RawTensorOf(names.Fresh(base + "_scale"), onnx::TensorProto::FLOAT, {}, std::vector<float>{q.scale}));
+      const std::string z_name =
+          add_initializer(g, RawTensorOf(names.Fresh(base + "_zero_point"), onnx::TensorProto::UINT8, {},
+                                         std::vector<uint8_t>{q.zero_point}));
       const std::string quantized = names.Fresh(base + "_q");
       const std::string dequantized = names.Fresh(base + "_dq");
       for (onnx::NodeProto& n : *g->mutable_node()) {
@@ -834,7 +857,8 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
           if (n.input(k) == tensor) n.set_input(k, dequantized);
         }
       }
-      onnx::NodeProto qn = MakeNode("QuantizeLinear", names.Fresh(base + "_quantize"), {tensor, s_name, z_name}, {quantized});
+      onnx::NodeProto qn =
+          MakeNode("QuantizeLinear", names.Fresh(base + "_quantize"), {tensor, s_name, z_name}, {quantized});
       onnx::NodeProto dqn =
           MakeNode("DequantizeLinear", names.Fresh(base + "_dequantize"), {quantized, s_name, z_name}, {dequantized});
       auto it = producer.find(tensor);

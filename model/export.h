@@ -44,7 +44,7 @@ struct LayerPlan {
   int weight_bits = 32;      // 32 fp32, 16 fp16, 2..8 integer
   int activation_bits = 32;  // 32 (float), 16 (left to the runtime: float in the file), 8 (QDQ)
   PrunePattern pattern = PrunePattern::kNone;
-  double prune_ratio = 0;    // unstructured and output channel; 2:4 ignores it
+  double prune_ratio = 0;  // unstructured and output channel; 2:4 ignores it
 };
 
 // A calibrated activation range (the min and max the quantizer must represent; widened to hold 0).
@@ -69,29 +69,29 @@ struct LayerExport {
   std::string layer;
   std::string op_type;
   LayerPlan plan;
-  std::string option;              // "w8a8", "fp16", "w4a8 channel 30%", ...
-  int64_t params = 0;              // weights before
-  int64_t kept_params = 0;         // non-zero-by-plan weights stored after (removals and masks applied)
-  int64_t out_channels = 0;        // before
-  int64_t kept_out_channels = 0;   // physically present after
-  int64_t zeroed_out_channels = 0; // pruned by the plan but kept as zero rows (see note)
-  int64_t removed_in_channels = 0; // input channels removed because a producer's channels went
-  int64_t packed_bytes = 0;        // values at the bit-width + scales + sparse index
-  double weight_distortion = 0;    // ||W - Ŵ||² / ||W||² over the original weight (removals = 0)
+  std::string option;               // "w8a8", "fp16", "w4a8 channel 30%", ...
+  int64_t params = 0;               // weights before
+  int64_t kept_params = 0;          // non-zero-by-plan weights stored after (removals and masks applied)
+  int64_t out_channels = 0;         // before
+  int64_t kept_out_channels = 0;    // physically present after
+  int64_t zeroed_out_channels = 0;  // pruned by the plan but kept as zero rows (see note)
+  int64_t removed_in_channels = 0;  // input channels removed because a producer's channels went
+  int64_t packed_bytes = 0;         // values at the bit-width + scales + sparse index
+  double weight_distortion = 0;     // ||W - Ŵ||² / ||W||² over the original weight (removals = 0)
   bool activation_quantized = false;
-  std::string note;                // why the plan could not be followed exactly, when it could not
+  std::string note;  // why the plan could not be followed exactly, when it could not
 };
 
 struct ExportReport {
-  std::vector<LayerExport> layers;    // Analysis::layers order
-  int64_t packed_weight_bytes = 0;    // Σ LayerExport::packed_bytes
-  int64_t other_constant_bytes = 0;   // every other constant of the exported file
-  int64_t packed_model_bytes = 0;     // the two together: the size at the chosen bit-widths
-  int64_t file_bytes = 0;             // the ONNX file (int8 storage for 2..8 bits)
+  std::vector<LayerExport> layers;   // Analysis::layers order
+  int64_t packed_weight_bytes = 0;   // Σ LayerExport::packed_bytes
+  int64_t other_constant_bytes = 0;  // every other constant of the exported file
+  int64_t packed_model_bytes = 0;    // the two together: the size at the chosen bit-widths
+  int64_t file_bytes = 0;            // the ONNX file (int8 storage for 2..8 bits)
   int64_t original_opset = 0;
   int64_t opset = 0;
-  int quantized_activations = 0;      // tensors given a QuantizeLinear/DequantizeLinear pair
-  int removed_channels = 0;           // output channels physically removed, all layers
+  int quantized_activations = 0;  // tensors given a QuantizeLinear/DequantizeLinear pair
+  int removed_channels = 0;       // output channels physically removed, all layers
   std::vector<std::string> warnings;
 };
 

@@ -8,8 +8,10 @@ namespace squeeze::model {
 
 absl::string_view FlavourName(ExportFlavour flavour) {
   switch (flavour) {
-    case ExportFlavour::kOrtCpu: return "ort-cpu";
-    case ExportFlavour::kRuntimePrecision: return "runtime-precision";
+    case ExportFlavour::kOrtCpu:
+      return "ort-cpu";
+    case ExportFlavour::kRuntimePrecision:
+      return "runtime-precision";
   }
   return "ort-cpu";
 }
@@ -27,8 +29,10 @@ bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits) {
   if (weight_bits == 32 && activation_bits != 32) return false;
   if (float_weights && activation_bits == 8) return false;
   switch (flavour) {
-    case ExportFlavour::kOrtCpu: return activation_bits == 32 || activation_bits == 8;
-    case ExportFlavour::kRuntimePrecision: return activation_bits == 32 || activation_bits == 16 || activation_bits == 8;
+    case ExportFlavour::kOrtCpu:
+      return activation_bits == 32 || activation_bits == 8;
+    case ExportFlavour::kRuntimePrecision:
+      return activation_bits == 32 || activation_bits == 16 || activation_bits == 8;
   }
   return false;
 }
@@ -44,9 +48,12 @@ std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activati
     weights = absl::StrCat(weight_bits, "-bit weights stored in int8 with a per-channel DequantizeLinear");
   }
   switch (activation_bits) {
-    case 8: return absl::StrCat(weights, "; uint8 QuantizeLinear/DequantizeLinear activations: computes in int8");
-    case 16: return absl::StrCat(weights, "; float activations in the file: fp16 when the runtime is built for fp16");
-    default: return absl::StrCat(weights, "; float activations: computes in fp32");
+    case 8:
+      return absl::StrCat(weights, "; uint8 QuantizeLinear/DequantizeLinear activations: computes in int8");
+    case 16:
+      return absl::StrCat(weights, "; float activations in the file: fp16 when the runtime is built for fp16");
+    default:
+      return absl::StrCat(weights, "; float activations: computes in fp32");
   }
 }
 

@@ -61,7 +61,8 @@ absl::StatusOr<onnx::TensorProto> ImageToTensor(absl::string_view image, const I
   }
   ++pos;
   if (maxval != 255) {
-    return absl::InvalidArgumentError(absl::StrCat("the image has ", maxval, " as its maximum value; only 8-bit "
+    return absl::InvalidArgumentError(absl::StrCat("the image has ", maxval,
+                                                   " as its maximum value; only 8-bit "
                                                    "images (255) are read: convert IMAGE -depth 8 ppm:OUT.ppm"));
   }
   if (w != width || h != height) {

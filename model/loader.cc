@@ -93,13 +93,13 @@ absl::Status CheckActivationBudget(const onnx::GraphProto& graph, const internal
     if (!largest || node.output_bytes > largest->output_bytes) largest = &node;
   }
   if (!peak || peak->live_bytes <= budget) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "at input shape ", ShapesText(input_shapes), " this model holds ", Gibibytes(peak->live_bytes),
-      " of activations at once (at ", peak->op_type, " '", peak->name, "'; the largest output is ",
-      largest->op_type, " '", largest->name, "''s ", Gibibytes(largest->output_bytes),
-      "), over this server's budget of ", Gibibytes(budget),
-      " per model (squeezed --max-activation-bytes): give a smaller --input-shape, or ask the operator to "
-      "raise the budget"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("at input shape ", ShapesText(input_shapes), " this model holds ", Gibibytes(peak->live_bytes),
+                   " of activations at once (at ", peak->op_type, " '", peak->name, "'; the largest output is ",
+                   largest->op_type, " '", largest->name, "''s ", Gibibytes(largest->output_bytes),
+                   "), over this server's budget of ", Gibibytes(budget),
+                   " per model (squeezed --max-activation-bytes): give a smaller --input-shape, or ask the operator to "
+                   "raise the budget"));
 }
 
 // Shapes, bytes and MACs of every layer: the analysis' input shapes, libonnx's inference from
@@ -115,8 +115,8 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
       internal::InferShapes(proto, validation.opaque_nodes, inputs->shapes, validation.newer_than_libonnx);
   if (!inference.ok()) return inference.status();
   // What the shapes already say must fit before ONNX Runtime allocates anything.
-  if (absl::Status s = CheckActivationBudget(proto->graph(), inference->shapes, inputs->shapes,
-                                             options.max_activation_bytes);
+  if (absl::Status s =
+          CheckActivationBudget(proto->graph(), inference->shapes, inputs->shapes, options.max_activation_bytes);
       !s.ok()) {
     return s;
   }
@@ -219,9 +219,9 @@ absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& 
   }
 
   if (options.max_ir_version > 0 && proto.ir_version() > options.max_ir_version) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the model's ir_version ", proto.ir_version(), " is newer than ONNX Runtime here loads (at most ",
-        options.max_ir_version, "): export it with IR version ", options.max_ir_version, " or older"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model's ir_version ", proto.ir_version(), " is newer than ONNX Runtime here loads (at most ",
+                     options.max_ir_version, "): export it with IR version ", options.max_ir_version, " or older"));
   }
   Analysis& analysis = loaded.analysis;
   analysis.ir_version = proto.ir_version();
@@ -239,8 +239,9 @@ absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& 
   absl::StatusOr<std::vector<std::string>> sorted = internal::SortNodesTopologically(&proto);
   if (!sorted.ok()) return sorted.status();
   for (const std::string& path : *sorted) {
-    analysis.warnings.push_back(absl::StrCat("the nodes of ", path.empty() ? "the main graph" : absl::StrCat("subgraph ", path),
-                                             " were not in topological order; they were sorted, as ONNX Runtime sorts them"));
+    analysis.warnings.push_back(
+        absl::StrCat("the nodes of ", path.empty() ? "the main graph" : absl::StrCat("subgraph ", path),
+                     " were not in topological order; they were sorted, as ONNX Runtime sorts them"));
   }
   const std::vector<internal::NamedTensor> constants = internal::AllConstants(proto);
   const std::vector<internal::NamedTensor> attribute_tensors = internal::AttributeTensors(proto);

@@ -338,7 +338,8 @@ std::vector<std::string> FidelityOutputs(const onnx::ModelProto& model) {
     auto it = producer.find(output.name());
     const onnx::NodeProto* node = it == producer.end() ? nullptr : it->second;
     const bool softmax = node != nullptr && (node->op_type() == "Softmax" || node->op_type() == "LogSoftmax") &&
-                         (node->domain().empty() || node->domain() == "ai.onnx") && node->input_size() == 1 && producer.count(node->input(0)) > 0;
+                         (node->domain().empty() || node->domain() == "ai.onnx") && node->input_size() == 1 &&
+                         producer.count(node->input(0)) > 0;
     names.push_back(softmax ? node->input(0) : output.name());
   }
   return names;

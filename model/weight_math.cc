@@ -35,17 +35,15 @@ ChannelMatrix ToChannelMajor(absl::Span<const float> weights, const ChannelLayou
   m.channels = layout.channels();
   m.per_channel = layout.per_channel();
   m.values.assign(weights.size(), 0.f);
-  ForEachElement(layout, [&](int64_t row, int64_t col, int64_t flat) {
-    m.values[row * m.per_channel + col] = weights[flat];
-  });
+  ForEachElement(layout,
+                 [&](int64_t row, int64_t col, int64_t flat) { m.values[row * m.per_channel + col] = weights[flat]; });
   return m;
 }
 
 std::vector<float> FromChannelMajor(const ChannelMatrix& m, const ChannelLayout& layout) {
   std::vector<float> out(m.values.size(), 0.f);
-  ForEachElement(layout, [&](int64_t row, int64_t col, int64_t flat) {
-    out[flat] = m.values[row * m.per_channel + col];
-  });
+  ForEachElement(layout,
+                 [&](int64_t row, int64_t col, int64_t flat) { out[flat] = m.values[row * m.per_channel + col]; });
   return out;
 }
 
@@ -76,9 +74,8 @@ std::vector<uint8_t> PruneMask(const ChannelMatrix& w, PrunePattern pattern, dou
           const int64_t keep = (len + 1) / 2;
           size_t idx[4];
           for (int64_t i = 0; i < len; ++i) idx[i] = static_cast<size_t>(c * w.per_channel + start + i);
-          std::stable_sort(idx, idx + len, [&](size_t a, size_t b) {
-            return std::fabs(w.values[a]) > std::fabs(w.values[b]);
-          });
+          std::stable_sort(idx, idx + len,
+                           [&](size_t a, size_t b) { return std::fabs(w.values[a]) > std::fabs(w.values[b]); });
           for (int64_t i = keep; i < len; ++i) mask[idx[i]] = 0;
         }
       }
@@ -89,8 +86,7 @@ std::vector<uint8_t> PruneMask(const ChannelMatrix& w, PrunePattern pattern, dou
       for (int64_t c = 0; c < w.channels; ++c) {
         for (float x : w.Row(c)) norm[c] += static_cast<double>(x) * x;
       }
-      const int64_t drop =
-          std::min<int64_t>(w.channels - 1, static_cast<int64_t>(std::llround(ratio * w.channels)));
+      const int64_t drop = std::min<int64_t>(w.channels - 1, static_cast<int64_t>(std::llround(ratio * w.channels)));
       std::vector<int64_t> order(static_cast<size_t>(w.channels));
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return norm[a] < norm[b]; });
@@ -220,8 +216,8 @@ ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>&
   if (weight_bits <= 8) {
     for (int64_t c = 0; c < w.channels; ++c) {
       const size_t begin = static_cast<size_t>(c * w.per_channel);
-      QuantizeRow(w.Row(c), absl::MakeConstSpan(mask).subspan(begin, static_cast<size_t>(w.per_channel)),
-                  weight_bits, absl::MakeSpan(out.values).subspan(begin, static_cast<size_t>(w.per_channel)));
+      QuantizeRow(w.Row(c), absl::MakeConstSpan(mask).subspan(begin, static_cast<size_t>(w.per_channel)), weight_bits,
+                  absl::MakeSpan(out.values).subspan(begin, static_cast<size_t>(w.per_channel)));
     }
   } else if (weight_bits == 16) {
     for (float& x : out.values) x = RoundToHalf(x);

@@ -38,14 +38,22 @@ std::vector<int64_t> ShapeOf(const model::Analysis& analysis, const TensorInfo& 
 
 int32_t OnnxType(ElementType type) {
   switch (type) {
-    case ElementType::kFloat32: return onnx::TensorProto::FLOAT;
-    case ElementType::kFloat16: return onnx::TensorProto::FLOAT16;
-    case ElementType::kInt64: return onnx::TensorProto::INT64;
-    case ElementType::kInt32: return onnx::TensorProto::INT32;
-    case ElementType::kInt8: return onnx::TensorProto::INT8;
-    case ElementType::kUint8: return onnx::TensorProto::UINT8;
-    case ElementType::kBool: return onnx::TensorProto::BOOL;
-    case ElementType::kUnsupported: break;
+    case ElementType::kFloat32:
+      return onnx::TensorProto::FLOAT;
+    case ElementType::kFloat16:
+      return onnx::TensorProto::FLOAT16;
+    case ElementType::kInt64:
+      return onnx::TensorProto::INT64;
+    case ElementType::kInt32:
+      return onnx::TensorProto::INT32;
+    case ElementType::kInt8:
+      return onnx::TensorProto::INT8;
+    case ElementType::kUint8:
+      return onnx::TensorProto::UINT8;
+    case ElementType::kBool:
+      return onnx::TensorProto::BOOL;
+    case ElementType::kUnsupported:
+      break;
   }
   return onnx::TensorProto::UNDEFINED;
 }
@@ -79,8 +87,11 @@ std::string TensorBytes(const onnx::TensorProto& proto, ElementType type, int64_
       }
       case ElementType::kInt8:
       case ElementType::kUint8:
-      case ElementType::kBool: out[i] = static_cast<char>(proto.int32_data(static_cast<int>(i))); break;
-      case ElementType::kUnsupported: break;
+      case ElementType::kBool:
+        out[i] = static_cast<char>(proto.int32_data(static_cast<int>(i)));
+        break;
+      case ElementType::kUnsupported:
+        break;
     }
   }
   return bytes;

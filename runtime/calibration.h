@@ -28,8 +28,7 @@ struct CalibrationSet {
 // synthetic. The same seed gives the same bytes and hash on every platform. InvalidArgument for
 // count < 1, an input without a concrete shape or of an element type sessions cannot feed.
 absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analysis,
-                                                    const std::vector<TensorInfo>& inputs, int count,
-                                                    uint64_t seed);
+                                                    const std::vector<TensorInfo>& inputs, int count, uint64_t seed);
 
 // Samples from serialized onnx::TensorProto files: files[k][j] is sample k's tensor for one
 // input, named by the TensorProto's name or, when unnamed, by position j. Every element type a

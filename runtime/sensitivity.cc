@@ -391,10 +391,10 @@ class Measurement {
       }
     }
     if (!floored.empty()) {
-      report_->warnings.push_back(absl::StrCat(
-          floored.size(), " layers barely affect the outputs on the calibration inputs (", absl::StrJoin(floored, ", "),
-          "): their sensitivity is taken as ", kSaturationRatio,
-          " of the median layer's; calibrate on more varied inputs if they matter"));
+      report_->warnings.push_back(
+          absl::StrCat(floored.size(), " layers barely affect the outputs on the calibration inputs (",
+                       absl::StrJoin(floored, ", "), "): their sensitivity is taken as ", kSaturationRatio,
+                       " of the median layer's; calibrate on more varied inputs if they matter"));
     }
     return absl::OkStatus();
   }

@@ -43,20 +43,20 @@ struct ActivationRange {
 };
 
 struct LayerSensitivity {
-  std::string layer;                        // model::Layer::name
-  double weight = 1;                        // s_i
-  bool measured = false;                    // false: s_i = 1 by default
-  std::map<int, double> activation_error;   // activation bits -> relative output error; empty: unmeasured
-  ActivationRange input_range;              // calibrated range of the layer's input
+  std::string layer;                       // model::Layer::name
+  double weight = 1;                       // s_i
+  bool measured = false;                   // false: s_i = 1 by default
+  std::map<int, double> activation_error;  // activation bits -> relative output error; empty: unmeasured
+  ActivationRange input_range;             // calibrated range of the layer's input
 };
 
 struct SensitivityReport {
-  std::vector<LayerSensitivity> layers;     // in model::Analysis::layers order
+  std::vector<LayerSensitivity> layers;  // in model::Analysis::layers order
   bool synthetic_calibration = false;
   int samples = 0;
-  double noise_energy = 0;                  // ε asked for (fp16 weights get what fp16 rounding leaves)
+  double noise_energy = 0;  // ε asked for (fp16 weights get what fp16 rounding leaves)
   std::vector<std::string> warnings;
-  double seconds = 0;                       // wall time of the measurement
+  double seconds = 0;  // wall time of the measurement
 };
 
 struct SensitivityOptions {
@@ -67,7 +67,7 @@ struct SensitivityOptions {
   // Runs in flight at once, each on one ONNX Runtime thread: whole runs side by side use cores
   // better than one run's ops split between them. Results do not depend on it.
   int threads = 2;
-  uint64_t seed = 1;    // noise draws: one stream per layer; results are deterministic for a seed
+  uint64_t seed = 1;  // noise draws: one stream per layer; results are deterministic for a seed
   // Called with the fraction done (0..1) after each layer, from the measuring threads, one call
   // at a time.
   std::function<void(double)> on_progress;
@@ -78,8 +78,7 @@ struct SensitivityOptions {
 // for options out of range (noise_energy not positive, activation bits other than 8/16/32,
 // threads < 1) or an empty calibration set; Cancelled when options.cancelled turns true. Anything
 // ONNX Runtime refuses gives an unmeasured report with a warning, not an error.
-absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model,
-                                                     const CalibrationSet& calibration,
+absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model, const CalibrationSet& calibration,
                                                      const SensitivityOptions& options);
 
 // The asymmetric uint8 quantizer of an activation range, widened to hold 0 (zero padding stays

@@ -44,27 +44,43 @@ absl::Status OrtStatus(const Ort::Exception& e, absl::string_view context) {
 
 ElementType FromOnnx(ONNXTensorElementDataType type) {
   switch (type) {
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return ElementType::kFloat32;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return ElementType::kFloat16;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return ElementType::kInt64;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return ElementType::kInt32;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return ElementType::kInt8;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return ElementType::kUint8;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return ElementType::kBool;
-    default: return ElementType::kUnsupported;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT:
+      return ElementType::kFloat32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16:
+      return ElementType::kFloat16;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64:
+      return ElementType::kInt64;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32:
+      return ElementType::kInt32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8:
+      return ElementType::kInt8;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8:
+      return ElementType::kUint8;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL:
+      return ElementType::kBool;
+    default:
+      return ElementType::kUnsupported;
   }
 }
 
 ONNXTensorElementDataType ToOnnx(ElementType type) {
   switch (type) {
-    case ElementType::kFloat32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-    case ElementType::kFloat16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
-    case ElementType::kInt64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-    case ElementType::kInt32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    case ElementType::kInt8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
-    case ElementType::kUint8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
-    case ElementType::kBool: return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
-    case ElementType::kUnsupported: break;
+    case ElementType::kFloat32:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    case ElementType::kFloat16:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    case ElementType::kInt64:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    case ElementType::kInt32:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case ElementType::kInt8:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
+    case ElementType::kUint8:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
+    case ElementType::kBool:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
+    case ElementType::kUnsupported:
+      break;
   }
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }
@@ -82,9 +98,7 @@ TensorInfo Describe(const std::string& name, const Ort::TypeInfo& info) {
   return t;
 }
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
-}
+std::string ShapeString(const std::vector<int64_t>& shape) { return absl::StrCat("[", absl::StrJoin(shape, ","), "]"); }
 
 // Checks `inputs` against the model's and wraps their bytes (not copied) as ONNX Runtime values,
 // in the model's input order.
@@ -101,8 +115,8 @@ absl::Status InputValues(const std::vector<TensorInfo>& model_inputs, const std:
   for (const TensorInfo& info : model_inputs) {
     auto it = by_name.find(info.name);
     if (it == by_name.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("missing input '", info.name, "' ",
-                                                     ElementTypeName(info.type), ShapeString(info.shape)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("missing input '", info.name, "' ", ElementTypeName(info.type), ShapeString(info.shape)));
     }
     const Tensor& t = *it->second;
     if (t.type != info.type) {
@@ -112,8 +126,7 @@ absl::Status InputValues(const std::vector<TensorInfo>& model_inputs, const std:
     const size_t expected = static_cast<size_t>(t.ElementCount()) * ElementSize(t.type);
     if (t.bytes.size() != expected) {
       return absl::InvalidArgumentError(absl::StrCat("input '", info.name, "' has ", t.bytes.size(),
-                                                     " bytes, its shape ", ShapeString(t.shape), " needs ",
-                                                     expected));
+                                                     " bytes, its shape ", ShapeString(t.shape), " needs ", expected));
     }
     values->push_back(Ort::Value::CreateTensor(memory, const_cast<char*>(t.bytes.data()), t.bytes.size(),
                                                t.shape.data(), t.shape.size(), ToOnnx(t.type)));
@@ -150,14 +163,22 @@ Timing SummarizeTimes(std::vector<double> seconds) {
 
 absl::string_view ElementTypeName(ElementType type) {
   switch (type) {
-    case ElementType::kFloat32: return "float32";
-    case ElementType::kFloat16: return "float16";
-    case ElementType::kInt64: return "int64";
-    case ElementType::kInt32: return "int32";
-    case ElementType::kInt8: return "int8";
-    case ElementType::kUint8: return "uint8";
-    case ElementType::kBool: return "bool";
-    case ElementType::kUnsupported: break;
+    case ElementType::kFloat32:
+      return "float32";
+    case ElementType::kFloat16:
+      return "float16";
+    case ElementType::kInt64:
+      return "int64";
+    case ElementType::kInt32:
+      return "int32";
+    case ElementType::kInt8:
+      return "int8";
+    case ElementType::kUint8:
+      return "uint8";
+    case ElementType::kBool:
+      return "bool";
+    case ElementType::kUnsupported:
+      break;
   }
   return "unsupported";
 }
@@ -165,13 +186,18 @@ absl::string_view ElementTypeName(ElementType type) {
 size_t ElementSize(ElementType type) {
   switch (type) {
     case ElementType::kFloat32:
-    case ElementType::kInt32: return 4;
-    case ElementType::kFloat16: return 2;
-    case ElementType::kInt64: return 8;
+    case ElementType::kInt32:
+      return 4;
+    case ElementType::kFloat16:
+      return 2;
+    case ElementType::kInt64:
+      return 8;
     case ElementType::kInt8:
     case ElementType::kUint8:
-    case ElementType::kBool: return 1;
-    case ElementType::kUnsupported: break;
+    case ElementType::kBool:
+      return 1;
+    case ElementType::kUnsupported:
+      break;
   }
   return 0;
 }
@@ -206,16 +232,15 @@ struct Session::Impl {
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
 
-absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model_bytes,
-                                                         const SessionOptions& options) {
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model_bytes, const SessionOptions& options) {
   if (options.intra_op_threads < 1) {
     return absl::InvalidArgumentError("intra_op_threads must be at least 1");
   }
   std::string affinities;
   if (!options.pinned_cpus.empty()) {
     if (static_cast<int>(options.pinned_cpus.size()) != options.intra_op_threads) {
-      return absl::InvalidArgumentError(absl::StrCat("pinned_cpus names ", options.pinned_cpus.size(),
-                                                     " CPUs for ", options.intra_op_threads, " threads"));
+      return absl::InvalidArgumentError(absl::StrCat("pinned_cpus names ", options.pinned_cpus.size(), " CPUs for ",
+                                                     options.intra_op_threads, " threads"));
     }
     for (size_t i = 0; i < options.pinned_cpus.size(); ++i) {
       if (options.pinned_cpus[i] < 0) return absl::InvalidArgumentError("pinned_cpus has a negative CPU");
@@ -240,12 +265,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model
     Ort::AllocatorWithDefaultOptions allocator;
     Ort::Session& s = session->impl_->session;
     for (size_t i = 0; i < s.GetInputCount(); ++i) {
-      session->inputs_.push_back(
-          Describe(s.GetInputNameAllocated(i, allocator).get(), s.GetInputTypeInfo(i)));
+      session->inputs_.push_back(Describe(s.GetInputNameAllocated(i, allocator).get(), s.GetInputTypeInfo(i)));
     }
     for (size_t i = 0; i < s.GetOutputCount(); ++i) {
-      session->outputs_.push_back(
-          Describe(s.GetOutputNameAllocated(i, allocator).get(), s.GetOutputTypeInfo(i)));
+      session->outputs_.push_back(Describe(s.GetOutputNameAllocated(i, allocator).get(), s.GetOutputTypeInfo(i)));
     }
     return session;
   } catch (const Ort::Exception& e) {
@@ -376,7 +399,8 @@ absl::StatusOr<std::vector<Timing>> TimeInterleaved(const std::vector<const Sess
   std::vector<std::vector<double>> medians(sessions.size());
   std::vector<double> totals(sessions.size(), 0);
   for (int r = 0; r < 10 * options.rounds; ++r) {
-    const bool enough_time = std::all_of(totals.begin(), totals.end(), [&](double t) { return t >= options.min_time_s; });
+    const bool enough_time =
+        std::all_of(totals.begin(), totals.end(), [&](double t) { return t >= options.min_time_s; });
     if (r >= options.rounds && enough_time) break;
     for (size_t k = 0; k < sessions.size(); ++k) {
       absl::StatusOr<Timing> t = sessions[k]->Time(inputs, round);
@@ -410,8 +434,8 @@ std::vector<int> AllowedCpus() {
 absl::Status PinCurrentThread(int cpu) {
   const std::vector<int> allowed = AllowedCpus();
   if (std::find(allowed.begin(), allowed.end(), cpu) == allowed.end()) {
-    return absl::InvalidArgumentError(absl::StrCat("CPU ", cpu, " is not one this process may run on (",
-                                                   absl::StrJoin(allowed, ","), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CPU ", cpu, " is not one this process may run on (", absl::StrJoin(allowed, ","), ")"));
   }
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -124,11 +124,11 @@ Timing SummarizeTimes(std::vector<double> seconds);
 int64_t MaxLoadableIrVersion();
 
 struct InterleavedTiming {
-  int warmup = 2;          // runs of each model discarded first
-  int rounds = 7;          // in each round every model runs in turn:
-  int round_warmup = 1;    //   this many runs discarded (the caches the other models cooled),
-  int runs_per_round = 1;  //   then at least this many timed,
-  double round_time_s = 0; //   repeated until they add up to this
+  int warmup = 2;           // runs of each model discarded first
+  int rounds = 7;           // in each round every model runs in turn:
+  int round_warmup = 1;     //   this many runs discarded (the caches the other models cooled),
+  int runs_per_round = 1;   //   then at least this many timed,
+  double round_time_s = 0;  //   repeated until they add up to this
   // Rounds go on past `rounds` until each model has run this long (at most 10 x rounds).
   double min_time_s = 0;
 };

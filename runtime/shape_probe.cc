@@ -25,14 +25,22 @@ namespace {
 
 ElementType FromOnnx(int32_t type) {
   switch (type) {
-    case onnx::TensorProto::FLOAT: return ElementType::kFloat32;
-    case onnx::TensorProto::FLOAT16: return ElementType::kFloat16;
-    case onnx::TensorProto::INT64: return ElementType::kInt64;
-    case onnx::TensorProto::INT32: return ElementType::kInt32;
-    case onnx::TensorProto::INT8: return ElementType::kInt8;
-    case onnx::TensorProto::UINT8: return ElementType::kUint8;
-    case onnx::TensorProto::BOOL: return ElementType::kBool;
-    default: return ElementType::kUnsupported;
+    case onnx::TensorProto::FLOAT:
+      return ElementType::kFloat32;
+    case onnx::TensorProto::FLOAT16:
+      return ElementType::kFloat16;
+    case onnx::TensorProto::INT64:
+      return ElementType::kInt64;
+    case onnx::TensorProto::INT32:
+      return ElementType::kInt32;
+    case onnx::TensorProto::INT8:
+      return ElementType::kInt8;
+    case onnx::TensorProto::UINT8:
+      return ElementType::kUint8;
+    case onnx::TensorProto::BOOL:
+      return ElementType::kBool;
+    default:
+      return ElementType::kUnsupported;
   }
 }
 
@@ -123,76 +131,83 @@ bool LooksOutOfMemory(absl::string_view message) {
 }  // namespace
 
 model::ShapeProbe IsolatedShapeProbe(IsolatedProbeOptions options) {
-  return [options](const onnx::ModelProto& model, const std::map<std::string, std::vector<int64_t>>& input_shapes,
-                   const std::vector<std::string>& value_names) -> absl::StatusOr<std::map<std::string, std::vector<int64_t>>> {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string dir = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/squeeze-probe-XXXXXX");
-    if (::mkdtemp(dir.data()) == nullptr) return common::ErrnoStatus(errno, "cannot create a directory for the shape probe");
-    absl::Cleanup remove_dir = [&dir] {
-      std::error_code ignored;
-      std::filesystem::remove_all(dir, ignored);
-    };
-    onnx::GraphProto request;  // inputs with their shapes; outputs: the values asked for
-    for (const auto& [name, dims] : input_shapes) {
-      onnx::ValueInfoProto* input = request.add_input();
-      input->set_name(name);
-      for (int64_t d : dims) input->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
-    }
-    for (const std::string& name : value_names) request.add_output()->set_name(name);
-    const std::string model_path = dir + "/model.onnx", request_path = dir + "/request.pb",
-                      answer_path = dir + "/answer.pb";
-    if (absl::Status s = common::WriteFileAtomically(model_path, model.SerializeAsString(), 0600); !s.ok()) return s;
-    if (absl::Status s = common::WriteFileAtomically(request_path, request.SerializeAsString(), 0600); !s.ok()) return s;
+  return
+      [options](
+          const onnx::ModelProto& model, const std::map<std::string, std::vector<int64_t>>& input_shapes,
+          const std::vector<std::string>& value_names) -> absl::StatusOr<std::map<std::string, std::vector<int64_t>>> {
+        const char* tmp = std::getenv("TMPDIR");
+        std::string dir = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/squeeze-probe-XXXXXX");
+        if (::mkdtemp(dir.data()) == nullptr)
+          return common::ErrnoStatus(errno, "cannot create a directory for the shape probe");
+        absl::Cleanup remove_dir = [&dir] {
+          std::error_code ignored;
+          std::filesystem::remove_all(dir, ignored);
+        };
+        onnx::GraphProto request;  // inputs with their shapes; outputs: the values asked for
+        for (const auto& [name, dims] : input_shapes) {
+          onnx::ValueInfoProto* input = request.add_input();
+          input->set_name(name);
+          for (int64_t d : dims)
+            input->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
+        }
+        for (const std::string& name : value_names) request.add_output()->set_name(name);
+        const std::string model_path = dir + "/model.onnx", request_path = dir + "/request.pb",
+                          answer_path = dir + "/answer.pb";
+        if (absl::Status s = common::WriteFileAtomically(model_path, model.SerializeAsString(), 0600); !s.ok())
+          return s;
+        if (absl::Status s = common::WriteFileAtomically(request_path, request.SerializeAsString(), 0600); !s.ok())
+          return s;
 
-    const int64_t memory = options.activation_bytes + 3 * static_cast<int64_t>(model.ByteSizeLong()) + kRuntimeAllowance;
-    std::vector<std::string> argv = options.helper_argv;
-    for (const std::string& arg : {std::string("--model"), model_path, std::string("--request"), request_path,
-                                   std::string("--output"), answer_path, std::string("--memory-limit"),
-                                   std::to_string(memory), std::string("--threads"),
-                                   std::to_string(options.intra_op_threads)}) {
-      argv.push_back(arg);
-    }
-    absl::StatusOr<common::ChildExit> child = common::RunChild(argv, options.time_limit);
-    if (!child.ok()) return child.status();
-    const std::string budget = absl::StrCat(
-        "this server's budget of ", Gibibytes(options.activation_bytes), " of values per model (squeezed ",
-        options.memory_flag, ")");
-    if (child->timed_out) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "running the model once in ONNX Runtime to find the shapes libonnx cannot infer took longer than ",
-          absl::FormatDuration(options.time_limit), " (squeezed ", options.time_flag,
-          "): give a smaller --input-shape, or ask the operator to raise the limit"));
-    }
-    if (child->exit_code == kOutOfMemory || child->signal != 0) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "running the model once in ONNX Runtime to find the shapes libonnx cannot infer needs more memory than ",
-          budget, child->signal != 0 ? absl::StrCat(" (the run ended with signal ", child->signal, ")") : "",
-          ": at this input shape its values are too large, or they grow with the data (NonZero, a computed "
-          "ConstantOfShape...); give a smaller --input-shape, or ask the operator to raise the budget"));
-    }
-    if (child->exit_code != 0) {
-      absl::StatusOr<std::string> error = common::ReadFile(answer_path + ".error");
-      if (!error.ok()) {
-        return absl::InternalError(absl::StrCat("the shape probe helper failed (exit code ", child->exit_code,
-                                                "): ", common::Printable(child->output, 1000)));
-      }
-      int code = static_cast<int>(absl::StatusCode::kInternal);
-      const size_t newline = error->find('\n');
-      if (!absl::SimpleAtoi(error->substr(0, newline), &code)) code = static_cast<int>(absl::StatusCode::kInternal);
-      return absl::Status(static_cast<absl::StatusCode>(code),
-                          newline == std::string::npos ? "" : error->substr(newline + 1));
-    }
-    absl::StatusOr<std::string> answer_bytes = common::ReadFile(answer_path);
-    if (!answer_bytes.ok()) return answer_bytes.status();
-    onnx::GraphProto answer;
-    if (!answer.ParseFromString(*answer_bytes)) return absl::InternalError("the shape probe's answer does not parse");
-    std::map<std::string, std::vector<int64_t>> shapes;
-    for (const onnx::ValueInfoProto& value : answer.value_info()) {
-      std::vector<int64_t>& dims = shapes[value.name()];
-      for (const auto& d : value.type().tensor_type().shape().dim()) dims.push_back(d.dim_value());
-    }
-    return shapes;
-  };
+        const int64_t memory =
+            options.activation_bytes + 3 * static_cast<int64_t>(model.ByteSizeLong()) + kRuntimeAllowance;
+        std::vector<std::string> argv = options.helper_argv;
+        for (const std::string& arg :
+             {std::string("--model"), model_path, std::string("--request"), request_path, std::string("--output"),
+              answer_path, std::string("--memory-limit"), std::to_string(memory), std::string("--threads"),
+              std::to_string(options.intra_op_threads)}) {
+          argv.push_back(arg);
+        }
+        absl::StatusOr<common::ChildExit> child = common::RunChild(argv, options.time_limit);
+        if (!child.ok()) return child.status();
+        const std::string budget = absl::StrCat("this server's budget of ", Gibibytes(options.activation_bytes),
+                                                " of values per model (squeezed ", options.memory_flag, ")");
+        if (child->timed_out) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "running the model once in ONNX Runtime to find the shapes libonnx cannot infer took longer than ",
+              absl::FormatDuration(options.time_limit), " (squeezed ", options.time_flag,
+              "): give a smaller --input-shape, or ask the operator to raise the limit"));
+        }
+        if (child->exit_code == kOutOfMemory || child->signal != 0) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "running the model once in ONNX Runtime to find the shapes libonnx cannot infer needs more memory than ",
+              budget, child->signal != 0 ? absl::StrCat(" (the run ended with signal ", child->signal, ")") : "",
+              ": at this input shape its values are too large, or they grow with the data (NonZero, a computed "
+              "ConstantOfShape...); give a smaller --input-shape, or ask the operator to raise the budget"));
+        }
+        if (child->exit_code != 0) {
+          absl::StatusOr<std::string> error = common::ReadFile(answer_path + ".error");
+          if (!error.ok()) {
+            return absl::InternalError(absl::StrCat("the shape probe helper failed (exit code ", child->exit_code,
+                                                    "): ", common::Printable(child->output, 1000)));
+          }
+          int code = static_cast<int>(absl::StatusCode::kInternal);
+          const size_t newline = error->find('\n');
+          if (!absl::SimpleAtoi(error->substr(0, newline), &code)) code = static_cast<int>(absl::StatusCode::kInternal);
+          return absl::Status(static_cast<absl::StatusCode>(code),
+                              newline == std::string::npos ? "" : error->substr(newline + 1));
+        }
+        absl::StatusOr<std::string> answer_bytes = common::ReadFile(answer_path);
+        if (!answer_bytes.ok()) return answer_bytes.status();
+        onnx::GraphProto answer;
+        if (!answer.ParseFromString(*answer_bytes))
+          return absl::InternalError("the shape probe's answer does not parse");
+        std::map<std::string, std::vector<int64_t>> shapes;
+        for (const onnx::ValueInfoProto& value : answer.value_info()) {
+          std::vector<int64_t>& dims = shapes[value.name()];
+          for (const auto& d : value.type().tensor_type().shape().dim()) dims.push_back(d.dim_value());
+        }
+        return shapes;
+      };
 }
 
 int ShapeProbeHelperMain(const std::vector<std::string>& args) {
@@ -236,7 +251,8 @@ int ShapeProbeHelperMain(const std::vector<std::string>& args) {
     for (const onnx::ValueInfoProto& value : request.output()) names.push_back(value.name());
     ShapeProbeOptions options;
     options.intra_op_threads = threads;
-    absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = ProbeShapes(model, input_shapes, names, options);
+    absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes =
+        ProbeShapes(model, input_shapes, names, options);
     if (!shapes.ok()) return fail(shapes.status());
     onnx::GraphProto answer;
     for (const auto& [name, dims] : *shapes) {

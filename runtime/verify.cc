@@ -43,8 +43,7 @@ class TempPath {
 
 bool IsIntegerKernel(const std::string& op) {
   return absl::StartsWith(op, "QLinear") || op == "QGemm" || op == "MatMulInteger" || op == "ConvInteger" ||
-         op == "MatMulIntegerToFloat" || op == "DynamicQuantizeMatMul" || op == "QAttention" ||
-         op == "NhwcQLinearConv";
+         op == "MatMulIntegerToFloat" || op == "DynamicQuantizeMatMul" || op == "QAttention" || op == "NhwcQLinearConv";
 }
 
 }  // namespace
@@ -123,8 +122,8 @@ absl::StatusOr<std::map<std::string, model::TensorRange>> CalibrateRanges(const 
   // Values a graph output is computed from through elementwise unary ops alone keep their full
   // range: clipping them would cap the model's outputs (a detector's text probabilities).
   std::set<std::string> output_side = graph_outputs;
-  static const std::set<std::string> kUnary = {"Sigmoid", "Relu", "Tanh", "Softplus", "Identity", "Cast",
-                                               "HardSigmoid", "Clip", "LeakyRelu", "Exp"};
+  static const std::set<std::string> kUnary = {"Sigmoid", "Relu",        "Tanh", "Softplus",  "Identity",
+                                               "Cast",    "HardSigmoid", "Clip", "LeakyRelu", "Exp"};
   static const std::set<std::string> kWithConstant = {"Add", "Sub", "Mul", "Div"};
   std::set<std::string> constants;
   for (const auto& t : model.proto.graph().initializer()) constants.insert(t.name());
@@ -137,8 +136,10 @@ absl::StatusOr<std::map<std::string, model::TensorRange>> CalibrateRanges(const 
       if (n.output_size() != 1 || n.input_size() < 1 || !output_side.count(n.output(0))) continue;
       std::string x = n.input(0);
       if (kWithConstant.count(n.op_type()) && n.input_size() == 2) {
-        if (constants.count(n.input(0))) x = n.input(1);
-        else if (!constants.count(n.input(1))) continue;
+        if (constants.count(n.input(0)))
+          x = n.input(1);
+        else if (!constants.count(n.input(1)))
+          continue;
       } else if (!kUnary.count(n.op_type())) {
         continue;
       }
@@ -177,8 +178,8 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
   eso.optimized_model_path = optimized_path;
   absl::StatusOr<std::unique_ptr<Session>> candidate = Session::Create(exported, eso);
   if (!candidate.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("ONNX Runtime cannot load the exported model: ",
-                                                   candidate.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ONNX Runtime cannot load the exported model: ", candidate.status().message()));
   }
   Verification v;
   v.samples = static_cast<int>(calibration.samples.size());
@@ -199,8 +200,8 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
   const auto& ref_outputs = (*reference)->outputs();
   const auto& cand_outputs = (*candidate)->outputs();
   if (ref_outputs.size() != cand_outputs.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("the exported model has ", cand_outputs.size(), " outputs, the original ",
-                                                   ref_outputs.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the exported model has ", cand_outputs.size(), " outputs, the original ", ref_outputs.size()));
   }
   std::vector<std::string> names;
   for (const TensorInfo& info : ref_outputs) names.push_back(info.name);
@@ -214,7 +215,8 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
       const Tensor& a = (*y)[k];
       const Tensor& b = (*y2)[k];
       if (a.shape != b.shape || a.type != b.type) {
-        return absl::InvalidArgumentError(absl::StrCat("output '", names[k], "' of the exported model has another shape or type"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("output '", names[k], "' of the exported model has another shape or type"));
       }
       absl::Span<const float> fa = a.floats(), fb = b.floats();
       for (size_t i = 0; i < fa.size(); ++i) {
@@ -250,7 +252,8 @@ absl::StatusOr<model::ExportedModel> ExportCalibrated(const model::LoadedModel& 
                                                       model::ExportOptions export_options) {
   absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(model, plan);
   if (!names.ok()) return names.status();
-  absl::StatusOr<std::map<std::string, model::TensorRange>> values = CalibrateRanges(model, *names, calibration, ranges);
+  absl::StatusOr<std::map<std::string, model::TensorRange>> values =
+      CalibrateRanges(model, *names, calibration, ranges);
   if (!values.ok()) return values.status();
   if (!export_options.shape_probe) export_options.shape_probe = OnnxRuntimeShapeProbe();
   return model::ExportModel(model, plan, *values, export_options);
@@ -262,7 +265,8 @@ absl::StatusOr<VerifiedExport> ExportAndVerify(const model::LoadedModel& model, 
   absl::StatusOr<model::ExportedModel> exported =
       ExportCalibrated(model, plan, calibration, options.ranges, options.export_options);
   if (!exported.ok()) return exported.status();
-  absl::StatusOr<Verification> verification = VerifyExport(original_bytes, exported->bytes, calibration, options.verify);
+  absl::StatusOr<Verification> verification =
+      VerifyExport(original_bytes, exported->bytes, calibration, options.verify);
   if (!verification.ok()) return verification.status();
   VerifiedExport out;
   out.exported = *std::move(exported);

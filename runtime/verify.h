@@ -29,7 +29,7 @@ enum class RangeMethod {
 struct RangeOptions {
   RangeMethod method = RangeMethod::kPercentile;
   double percentile = 99.999;  // in (50, 100]
-  int threads = 1;            // ONNX Runtime intra-op threads
+  int threads = 1;             // ONNX Runtime intra-op threads
 };
 
 // "minmax" / "percentile".
@@ -47,15 +47,15 @@ struct VerifyOptions {
   int threads = 1;               // intra-op threads of both sessions (the device profile's)
   bool measure_latency = false;  // time both models (meaningful when the device is this machine)
   int warmup = 2;
-  int repeats = 10;              // timed runs per model; the median is reported
+  int repeats = 10;  // timed runs per model; the median is reported
   // When set, ONNX Runtime's optimized form of the exported model is kept there (for inspection).
   std::string keep_optimized_model;
 };
 
 struct Verification {
-  double sqnr_db = 0;          // 10·log10(Σy² / Σ(y' − y)²) over float outputs and samples; +inf when exact
-  double cosine = 0;           // cosine similarity of all float outputs together
-  double relative_error = 0;   // Σ(y' − y)² / Σy²
+  double sqnr_db = 0;         // 10·log10(Σy² / Σ(y' − y)²) over float outputs and samples; +inf when exact
+  double cosine = 0;          // cosine similarity of all float outputs together
+  double relative_error = 0;  // Σ(y' − y)² / Σy²
   int samples = 0;
   bool synthetic_calibration = false;
   bool latency_measured = false;

@@ -9,9 +9,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "google/protobuf/descriptor.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "google/protobuf/descriptor.h"
 
 namespace squeeze::server {
 namespace {
@@ -74,10 +74,11 @@ Registry& Calls() {
 }
 
 const char* CodeName(grpc::StatusCode code) {
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                 "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  static const char* kNames[] = {
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
   const int i = static_cast<int>(code);
   return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
 }
@@ -109,8 +110,7 @@ std::atomic<uint64_t> next_serial{1};
 
 class CallInterceptor final : public grpc::experimental::Interceptor {
  public:
-  CallInterceptor(grpc::experimental::ServerRpcInfo* info, const Authenticator& auth,
-                  std::atomic<int>* calls_in_flight)
+  CallInterceptor(grpc::experimental::ServerRpcInfo* info, const Authenticator& auth, std::atomic<int>* calls_in_flight)
       : info_(info),
         auth_(auth),
         calls_in_flight_(calls_in_flight),
@@ -157,12 +157,11 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
         status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, UnparsableRequestMessage(method_));
         methods->ModifySendStatus(status);
       }
-      const double ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
-      const std::string line = fmt::format(
-          "rpc method={} request_id={} team={} key={} code={} ms={:.1f}{}", method_, request_id_,
-          team_.empty() ? "-" : team_, key_id_.empty() ? "-" : key_id_, CodeName(status.error_code()), ms,
-          status.ok() ? "" : fmt::format(" error=\"{}\"", status.error_message()));
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+      const std::string line =
+          fmt::format("rpc method={} request_id={} team={} key={} code={} ms={:.1f}{}", method_, request_id_,
+                      team_.empty() ? "-" : team_, key_id_.empty() ? "-" : key_id_, CodeName(status.error_code()), ms,
+                      status.ok() ? "" : fmt::format(" error=\"{}\"", status.error_message()));
       if (status.ok() || status.error_code() == grpc::StatusCode::CANCELLED) {
         common::LogInfo("{}", line);
       } else {
@@ -221,16 +220,16 @@ absl::StatusOr<Caller> Authenticator::Authenticate(const std::multimap<grpc::str
   absl::string_view key = value.substr(kBearer.size());
   absl::StatusOr<ApiKeyRecord> record = state_.LookupApiKey(common::Sha256Hex(key));
   if (absl::IsNotFound(record.status())) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "the API key '", key.substr(0, 12), "...' is unknown or revoked; ask your server's admin for a key "
-        "('squeezed keys create' or 'squeeze keys create')"));
+    return absl::UnauthenticatedError(absl::StrCat("the API key '", key.substr(0, 12),
+                                                   "...' is unknown or revoked; ask your server's admin for a key "
+                                                   "('squeezed keys create' or 'squeeze keys create')"));
   }
   if (!record.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot check the API key now: ", record.status().message()));
   }
   if (access == Access::kAdmin && record->role != Role::kAdmin) {
-    return absl::PermissionDeniedError(absl::StrCat(method, " needs an admin key; key ", record->id,
-                                                    " is a member key of team '", record->team, "'"));
+    return absl::PermissionDeniedError(
+        absl::StrCat(method, " needs an admin key; key ", record->id, " is a member key of team '", record->team, "'"));
   }
   Caller caller;
   caller.team = record->team;

@@ -30,8 +30,7 @@ grpc::ServerUnaryReactor* DeviceService::ListDevices(grpc::CallbackServerContext
 }
 
 grpc::ServerUnaryReactor* DeviceService::GetDevice(grpc::CallbackServerContext* context,
-                                                   const v1::GetDeviceRequest* request,
-                                                   v1::Device* response) {
+                                                   const v1::GetDeviceRequest* request, v1::Device* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (absl::StatusOr<Caller> caller = CallerOf(*context); !caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
@@ -88,8 +87,9 @@ absl::StatusOr<v1::Device> DeviceService::Put(const v1::PutDeviceProfileRequest&
   for (dp::LatencySample& s : profile->samples) {
     s.provenance = dp::Provenance::kMeasured;
     s.runtime_version = profile->conditions.runtime_version;
-    s.source = absl::StrCat("measured by ", profile->conditions.tool.empty() ? "the uploader" : profile->conditions.tool,
-                            profile->conditions.host.empty() ? "" : absl::StrCat(" on ", profile->conditions.host));
+    s.source =
+        absl::StrCat("measured by ", profile->conditions.tool.empty() ? "the uploader" : profile->conditions.tool,
+                     profile->conditions.host.empty() ? "" : absl::StrCat(" on ", profile->conditions.host));
   }
   std::optional<dp::Device> device;
   if (has_device) {
@@ -104,7 +104,8 @@ absl::StatusOr<v1::Device> DeviceService::Put(const v1::PutDeviceProfileRequest&
                       downgraded);
     }
     if (!profile->conditions.tool.empty()) d.conditions = profile->conditions;
-    if (absl::Status s = dp::ValidateDevice(d); !s.ok()) return absl::InvalidArgumentError(absl::StrCat("profile: ", s.message()));
+    if (absl::Status s = dp::ValidateDevice(d); !s.ok())
+      return absl::InvalidArgumentError(absl::StrCat("profile: ", s.message()));
     device = std::move(d);
   }
   absl::StatusOr<int64_t> version;

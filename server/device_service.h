@@ -15,18 +15,15 @@ class DeviceService final : public v1::DeviceService::CallbackService {
  public:
   explicit DeviceService(device_profiles::ProfileStore& profiles) : profiles_(profiles) {}
 
-  grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* context,
-                                        const v1::ListDevicesRequest* request,
+  grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* context, const v1::ListDevicesRequest* request,
                                         v1::ListDevicesResponse* response) override;
-  grpc::ServerUnaryReactor* GetDevice(grpc::CallbackServerContext* context,
-                                      const v1::GetDeviceRequest* request,
+  grpc::ServerUnaryReactor* GetDevice(grpc::CallbackServerContext* context, const v1::GetDeviceRequest* request,
                                       v1::Device* response) override;
   // A measured profile becomes a new version of the device: all of it, or (merge) merged into the
   // newest version by sample and model-latency id. Validated before anything is written; one
   // transaction.
   grpc::ServerUnaryReactor* PutDeviceProfile(grpc::CallbackServerContext* context,
-                                             const v1::PutDeviceProfileRequest* request,
-                                             v1::Device* response) override;
+                                             const v1::PutDeviceProfileRequest* request, v1::Device* response) override;
 
  private:
   absl::StatusOr<v1::Device> Put(const v1::PutDeviceProfileRequest& request);

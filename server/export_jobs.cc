@@ -99,9 +99,9 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
       }
     }
     if (index < 0) {
-      return absl::NotFoundError(absl::StrCat("no candidate of '", t.device_id, "' is recommended as '",
-                                              request.recommendation(), "'; the recommendations: ",
-                                              names.empty() ? "none" : absl::StrJoin(names, ", ")));
+      return absl::NotFoundError(
+          absl::StrCat("no candidate of '", t.device_id, "' is recommended as '", request.recommendation(),
+                       "'; the recommendations: ", names.empty() ? "none" : absl::StrJoin(names, ", ")));
     }
   } else {
     index = request.candidate();
@@ -121,11 +121,11 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
                : model.status();
   }
   t.model = *std::move(model);
-  t.range_method = request.range_method() == v1::RANGE_METHOD_MINMAX ? v1::RANGE_METHOD_MINMAX
-                                                                     : v1::RANGE_METHOD_PERCENTILE;
+  t.range_method =
+      request.range_method() == v1::RANGE_METHOD_MINMAX ? v1::RANGE_METHOD_MINMAX : v1::RANGE_METHOD_PERCENTILE;
   // The cache key: model bytes and shapes, the plan, the calibration set, and the options.
-  std::string key = absl::StrCat("export-v3|", model::FlavourName(t.flavour), "|", t.model.sha256, "|", t.model.input_shapes, "|",
-                                 v1::RangeMethod_Name(t.range_method), "|");
+  std::string key = absl::StrCat("export-v3|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
+                                 t.model.input_shapes, "|", v1::RangeMethod_Name(t.range_method), "|");
   for (const v1::LayerChoice& c : t.candidate.layers()) {
     absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",
                     c.pattern() == v1::SPARSITY_PATTERN_DENSE ? 0.0 : c.prune_ratio(), ";");
@@ -137,7 +137,8 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   } else {
     absl::StrAppend(&key, "|synthetic:", options_.calibration_samples, ":", t.spec.seed());
   }
-  if (t.device_id == kHostDevice) absl::StrAppend(&key, "|latency:", t.device_id, ":", t.device_version, ":", t.device_threads);
+  if (t.device_id == kHostDevice)
+    absl::StrAppend(&key, "|latency:", t.device_id, ":", t.device_version, ":", t.device_threads);
   t.cache_key = common::Sha256Hex(key);
   return t;
 }
@@ -211,7 +212,8 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   absl::StatusOr<runtime::CalibrationSet> calibration;
   if (t.spec.calibration_size() > 0) {
     std::vector<std::vector<std::string>> files;
-    for (const v1::CalibrationSample& s : t.spec.calibration()) files.emplace_back(s.tensors().begin(), s.tensors().end());
+    for (const v1::CalibrationSample& s : t.spec.calibration())
+      files.emplace_back(s.tensors().begin(), s.tensors().end());
     calibration = runtime::CalibrationFromTensorProtos(loaded->analysis, inputs, files);
   } else {
     calibration = runtime::SyntheticCalibration(loaded->analysis, inputs, options_.calibration_samples, t.spec.seed());
@@ -219,8 +221,8 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   if (!calibration.ok()) return calibration.status();
 
   runtime::RangeOptions ranges;
-  ranges.method = t.range_method == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax
-                                                            : runtime::RangeMethod::kPercentile;
+  ranges.method =
+      t.range_method == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax : runtime::RangeMethod::kPercentile;
   ranges.threads = t.device_threads;
   absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(*loaded, *plan);
   if (!names.ok()) return AsPrecondition(names.status());

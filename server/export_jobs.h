@@ -43,7 +43,7 @@ struct ExportTarget {
   int64_t device_version = 0;
   int device_threads = 1;
   model::ExportFlavour flavour = model::ExportFlavour::kOrtCpu;  // the device runtime's
-  v1::Candidate candidate;  // with its layers
+  v1::Candidate candidate;                                       // with its layers
   v1::RangeMethod range_method = v1::RANGE_METHOD_PERCENTILE;
   std::string cache_key;
 };

@@ -107,9 +107,8 @@ std::optional<FairQueue::Place> FairQueue::PlaceOf(const std::string& id) {
   for (int position = 1; !queued_.empty(); ++position) {
     int next = PickLocked(running);
     while (next < 0 && !running.empty()) {
-      auto first = std::min_element(running.begin(), running.end(), [](const Running& a, const Running& b) {
-        return a.expected_end < b.expected_end;
-      });
+      auto first = std::min_element(running.begin(), running.end(),
+                                    [](const Running& a, const Running& b) { return a.expected_end < b.expected_end; });
       clock = std::max(clock, first->expected_end);
       running.erase(first);
       next = PickLocked(running);

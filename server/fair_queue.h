@@ -31,13 +31,13 @@ class FairQueue {
   struct Job {
     std::string id;
     std::string team;
-    int64_t memory_bytes = 0;                      // estimated; 0 when unknown
-    absl::Duration expected = absl::Seconds(60);   // estimated run time
+    int64_t memory_bytes = 0;                     // estimated; 0 when unknown
+    absl::Duration expected = absl::Seconds(60);  // estimated run time
     std::function<void()> run;
   };
   struct Place {
-    int position = 0;                   // 1 = next to start
-    absl::Duration expected_wait;       // estimated from the expected run times ahead of it
+    int position = 0;              // 1 = next to start
+    absl::Duration expected_wait;  // estimated from the expected run times ahead of it
   };
   struct Counts {
     int running = 0;

@@ -1,14 +1,13 @@
 // squeezed: the Squeeze server. Thin: parses the command line, starts SqueezeServer, and stops it
 // on SIGINT/SIGTERM; `squeezed keys ...` manages API keys in a data dir, also while a server runs.
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -45,9 +44,7 @@ std::unique_ptr<StateStore> OpenState(const std::string& data_dir, bool create) 
   return *std::move(state);
 }
 
-const char* RoleName(squeeze::server::Role role) {
-  return role == squeeze::server::Role::kAdmin ? "admin" : "member";
-}
+const char* RoleName(squeeze::server::Role role) { return role == squeeze::server::Role::kAdmin ? "admin" : "member"; }
 
 void AddKeysCommands(CLI::App& app, int* exit_code) {
   CLI::App* keys = app.add_subcommand(
@@ -135,8 +132,7 @@ int main(int argc, char** argv) {
   app.add_option("--listen", options.listen, "Address to listen on, HOST:PORT; port 0 picks a free port")
       ->capture_default_str();
   app.add_option("--port-file", port_file, "Write the bound port to this file once listening");
-  app.add_option("--profiles", options.profiles_path,
-                 "Device-profile database (default: DATA_DIR/profiles.db)");
+  app.add_option("--profiles", options.profiles_path, "Device-profile database (default: DATA_DIR/profiles.db)");
   app.add_option("--tls-cert", options.tls_cert_path, "TLS certificate chain (PEM); with --tls-key");
   app.add_option("--tls-key", options.tls_key_path, "TLS private key (PEM); with --tls-cert");
   app.add_flag("--insecure", options.insecure,

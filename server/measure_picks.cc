@@ -21,9 +21,9 @@ namespace {
 
 // One model to export and time: a front candidate (by position) or a uniform baseline.
 struct Entry {
-  std::string label;  // "#3", "uniform int8"
-  int position = -1;  // in front->candidates(); -1 for a baseline
-  std::string baseline;  // the baseline's tag
+  std::string label;                     // "#3", "uniform int8"
+  int position = -1;                     // in front->candidates(); -1 for a baseline
+  std::string baseline;                  // the baseline's tag
   std::optional<search::Choice> choice;  // baselines only
   search::ObjectiveValues values;        // baselines only: the choice's predictions
   double predicted_ms = 0;

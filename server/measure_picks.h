@@ -32,11 +32,11 @@ struct MeasurePicksInputs {
   const search::Problem* problem = nullptr;  // the front's problem: baselines and plans come from it
   v1::Constraints constraints;               // the search's, for the picks Recommend names
   int64_t app_budget_bytes = 0;
-  int threads = 1;                           // ONNX Runtime threads: the device profile's
+  int threads = 1;  // ONNX Runtime threads: the device profile's
   model::ShapeProbe shape_probe;
-  int extra_fastest = 2;                     // predicted-fastest candidates measured beyond the picks
+  int extra_fastest = 2;  // predicted-fastest candidates measured beyond the picks
   const std::atomic<bool>* cancelled = nullptr;
-  std::function<void(double)> on_progress;   // fraction of the exports and timing done
+  std::function<void(double)> on_progress;  // fraction of the exports and timing done
 };
 
 // Measures `front`'s picks and baselines as above. Cancelled when asked to stop; an export or a

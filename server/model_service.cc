@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
-#include <vector>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -23,9 +23,9 @@ constexpr size_t kMaxNameLength = 200;
 std::string Mebibytes(int64_t bytes) { return absl::StrCat(bytes / (1 << 20), " MiB"); }
 
 absl::Status TooLarge(int64_t size, int64_t limit) {
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "the model is ", size, " bytes, over this server's limit of ", limit, " bytes (", Mebibytes(limit),
-      "); ask the operator to raise squeezed --max-model-bytes"));
+  return absl::ResourceExhaustedError(absl::StrCat("the model is ", size, " bytes, over this server's limit of ", limit,
+                                                   " bytes (", Mebibytes(limit),
+                                                   "); ask the operator to raise squeezed --max-model-bytes"));
 }
 
 }  // namespace
@@ -116,7 +116,8 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
         return absl::InvalidArgumentError("the model's name is empty; 'squeeze models upload' uses the file name");
       }
       if (metadata_.name().size() > kMaxNameLength) {
-        return absl::InvalidArgumentError(absl::StrCat("the model's name is longer than ", kMaxNameLength, " characters"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("the model's name is longer than ", kMaxNameLength, " characters"));
       }
       if (metadata_.size_bytes() < 0) {
         return absl::InvalidArgumentError(absl::StrCat("the declared size_bytes ", metadata_.size_bytes(),
@@ -161,11 +162,11 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
     if (metadata_.size_bytes() > 0 && writer_->size() != metadata_.size_bytes()) {
       const int64_t received = writer_->size();
       writer_.reset();
-      FinishOnce(grpc::Status(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("the upload ended after ", received, " of the ", metadata_.size_bytes(),
-                       " bytes its metadata announced (a cut stream, or a message that did not parse): "
-                       "nothing was stored; upload the model again")));
+      FinishOnce(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       absl::StrCat("the upload ended after ", received, " of the ", metadata_.size_bytes(),
+                                    " bytes its metadata announced (a cut stream, or a message that did not parse): "
+                                    "nothing was stored; upload the model again")));
       return;
     }
     if (finished_.exchange(true)) return;  // the idle watch was first
@@ -249,11 +250,11 @@ absl::Status ModelService::Reserve(const UploadReactor* upload, const std::strin
       if (other != upload && reservation.team == team) in_flight += reservation.bytes;
     }
     if (*stored + in_flight + bytes > options_.quota.max_stored_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "team '", team, "' stores ", *stored, " bytes of models and has ", in_flight,
-          " bytes in other uploads in flight; this upload (", bytes, " bytes) would pass the team's quota of ",
-          options_.quota.max_stored_bytes,
-          " stored bytes (squeezed --quota-stored-bytes): delete a model or wait for the other uploads"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("team '", team, "' stores ", *stored, " bytes of models and has ", in_flight,
+                       " bytes in other uploads in flight; this upload (", bytes,
+                       " bytes) would pass the team's quota of ", options_.quota.max_stored_bytes,
+                       " stored bytes (squeezed --quota-stored-bytes): delete a model or wait for the other uploads"));
     }
   }
   mine.team = team;
@@ -305,9 +306,8 @@ absl::StatusOr<v1::Model> ModelService::CompleteUpload(const Caller& caller, con
     if (users.ok() && *users == 0) blobs_.Delete(digest).IgnoreError();
     return stored.status();
   }
-  common::LogInfo("model {} '{}' stored: {} bytes sha256={} layers={} team={} request_id={}", stored->id,
-                  stored->name, stored->size_bytes, stored->sha256, loaded->analysis.layers.size(), team,
-                  caller.request_id);
+  common::LogInfo("model {} '{}' stored: {} bytes sha256={} layers={} team={} request_id={}", stored->id, stored->name,
+                  stored->size_bytes, stored->sha256, loaded->analysis.layers.size(), team, caller.request_id);
   return ToProto(*stored, /*with_layers=*/true);
 }
 

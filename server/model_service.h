@@ -24,10 +24,10 @@ namespace squeeze::server {
 
 struct ModelServiceOptions {
   int64_t max_model_bytes = int64_t{1} << 30;
-  model::ShapeProbe shape_probe;  // ONNX Runtime fallback for shapes inference cannot find
-  int64_t max_ir_version = 0;     // newer models are refused (a stored model is one ONNX Runtime loads)
+  model::ShapeProbe shape_probe;     // ONNX Runtime fallback for shapes inference cannot find
+  int64_t max_ir_version = 0;        // newer models are refused (a stored model is one ONNX Runtime loads)
   int64_t max_activation_bytes = 0;  // per model at its input shapes (model::AnalyzeOptions); 0: not checked
-  TeamQuota quota;                // stored bytes per team; bytes still uploading count too
+  TeamQuota quota;                   // stored bytes per team; bytes still uploading count too
   // An upload that sends nothing for this long is ended (DEADLINE_EXCEEDED) and its bytes dropped.
   absl::Duration upload_idle_timeout = absl::Seconds(60);
 };
@@ -41,11 +41,9 @@ class ModelService final : public v1::ModelService::CallbackService {
                                                                v1::Model* response) override;
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
                                      v1::Model* response) override;
-  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const v1::ListModelsRequest* request,
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
-  grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* context,
-                                        const v1::DeleteModelRequest* request,
+  grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* context, const v1::DeleteModelRequest* request,
                                         v1::DeleteModelResponse* response) override;
 
  private:

@@ -19,10 +19,18 @@ v1::Layer ToProto(const model::Layer& l) {
   out.set_weight_name(l.weight_name);
   out.set_weight_storage(l.weight_storage == model::WeightStorage::kConstantNode ? "constant_node" : "initializer");
   switch (l.weight_elem_type) {
-    case 10: out.set_weight_type("float16"); break;
-    case 11: out.set_weight_type("float64"); break;
-    case 16: out.set_weight_type("bfloat16"); break;
-    default: out.set_weight_type("float32"); break;
+    case 10:
+      out.set_weight_type("float16");
+      break;
+    case 11:
+      out.set_weight_type("float64");
+      break;
+    case 16:
+      out.set_weight_type("bfloat16");
+      break;
+    default:
+      out.set_weight_type("float32");
+      break;
   }
   for (int64_t d : l.weight_shape) out.add_weight_shape(d);
   out.set_params(l.params);
@@ -40,10 +48,18 @@ v1::Layer ToProto(const model::Layer& l) {
   out.set_output_bytes(l.output_bytes);
   out.set_macs(l.macs);
   switch (l.shape_source) {
-    case model::ShapeSource::kDeclared: out.set_shape_source(v1::SHAPE_SOURCE_DECLARED); break;
-    case model::ShapeSource::kInferred: out.set_shape_source(v1::SHAPE_SOURCE_INFERRED); break;
-    case model::ShapeSource::kOnnxRuntime: out.set_shape_source(v1::SHAPE_SOURCE_ONNX_RUNTIME); break;
-    case model::ShapeSource::kUnknown: out.set_shape_source(v1::SHAPE_SOURCE_UNSPECIFIED); break;
+    case model::ShapeSource::kDeclared:
+      out.set_shape_source(v1::SHAPE_SOURCE_DECLARED);
+      break;
+    case model::ShapeSource::kInferred:
+      out.set_shape_source(v1::SHAPE_SOURCE_INFERRED);
+      break;
+    case model::ShapeSource::kOnnxRuntime:
+      out.set_shape_source(v1::SHAPE_SOURCE_ONNX_RUNTIME);
+      break;
+    case model::ShapeSource::kUnknown:
+      out.set_shape_source(v1::SHAPE_SOURCE_UNSPECIFIED);
+      break;
   }
   float absmax = 0;
   double sum_squares = 0;
@@ -229,9 +245,12 @@ v1::ApiKey ToProto(const ApiKeyRecord& key) {
 absl::StatusOr<Role> FromProto(v1::KeyRole role) {
   switch (role) {
     case v1::KEY_ROLE_UNSPECIFIED:
-    case v1::KEY_ROLE_MEMBER: return Role::kMember;
-    case v1::KEY_ROLE_ADMIN: return Role::kAdmin;
-    default: break;
+    case v1::KEY_ROLE_MEMBER:
+      return Role::kMember;
+    case v1::KEY_ROLE_ADMIN:
+      return Role::kAdmin;
+    default:
+      break;
   }
   return absl::InvalidArgumentError(absl::StrCat("key role ", static_cast<int>(role), " is not MEMBER or ADMIN"));
 }
@@ -240,7 +259,8 @@ absl::StatusOr<std::vector<model::LayerPlan>> ExportPlanFromProto(const v1::Cand
                                                                   const model::Analysis& analysis) {
   if (candidate.layers_size() != static_cast<int>(analysis.layers.size())) {
     return absl::InvalidArgumentError(absl::StrCat("candidate ", candidate.index(), " has ", candidate.layers_size(),
-                                                   " layer choices; the model has ", analysis.layers.size(), " layers"));
+                                                   " layer choices; the model has ", analysis.layers.size(),
+                                                   " layers"));
   }
   std::vector<model::LayerPlan> plan;
   for (int i = 0; i < candidate.layers_size(); ++i) {
@@ -254,11 +274,20 @@ absl::StatusOr<std::vector<model::LayerPlan>> ExportPlanFromProto(const v1::Cand
     p.activation_bits = c.activation_bits();
     switch (c.pattern()) {
       case v1::SPARSITY_PATTERN_UNSPECIFIED:
-      case v1::SPARSITY_PATTERN_DENSE: p.pattern = model::PrunePattern::kNone; break;
-      case v1::SPARSITY_PATTERN_UNSTRUCTURED: p.pattern = model::PrunePattern::kUnstructured; break;
-      case v1::SPARSITY_PATTERN_TWO_FOUR: p.pattern = model::PrunePattern::kTwoFour; break;
-      case v1::SPARSITY_PATTERN_OUTPUT_CHANNEL: p.pattern = model::PrunePattern::kOutputChannel; break;
-      default: return absl::InvalidArgumentError(absl::StrCat("layer '", c.layer(), "': unknown sparsity pattern"));
+      case v1::SPARSITY_PATTERN_DENSE:
+        p.pattern = model::PrunePattern::kNone;
+        break;
+      case v1::SPARSITY_PATTERN_UNSTRUCTURED:
+        p.pattern = model::PrunePattern::kUnstructured;
+        break;
+      case v1::SPARSITY_PATTERN_TWO_FOUR:
+        p.pattern = model::PrunePattern::kTwoFour;
+        break;
+      case v1::SPARSITY_PATTERN_OUTPUT_CHANNEL:
+        p.pattern = model::PrunePattern::kOutputChannel;
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat("layer '", c.layer(), "': unknown sparsity pattern"));
     }
     p.prune_ratio = p.pattern == model::PrunePattern::kNone ? 0 : c.prune_ratio();
     plan.push_back(p);
@@ -277,10 +306,18 @@ v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verif
     p->set_weight_bits(l.plan.weight_bits);
     p->set_activation_bits(l.plan.activation_bits);
     switch (l.plan.pattern) {
-      case model::PrunePattern::kNone: p->set_pattern(v1::SPARSITY_PATTERN_DENSE); break;
-      case model::PrunePattern::kUnstructured: p->set_pattern(v1::SPARSITY_PATTERN_UNSTRUCTURED); break;
-      case model::PrunePattern::kTwoFour: p->set_pattern(v1::SPARSITY_PATTERN_TWO_FOUR); break;
-      case model::PrunePattern::kOutputChannel: p->set_pattern(v1::SPARSITY_PATTERN_OUTPUT_CHANNEL); break;
+      case model::PrunePattern::kNone:
+        p->set_pattern(v1::SPARSITY_PATTERN_DENSE);
+        break;
+      case model::PrunePattern::kUnstructured:
+        p->set_pattern(v1::SPARSITY_PATTERN_UNSTRUCTURED);
+        break;
+      case model::PrunePattern::kTwoFour:
+        p->set_pattern(v1::SPARSITY_PATTERN_TWO_FOUR);
+        break;
+      case model::PrunePattern::kOutputChannel:
+        p->set_pattern(v1::SPARSITY_PATTERN_OUTPUT_CHANNEL);
+        break;
     }
     p->set_prune_ratio(l.plan.prune_ratio);
     p->set_params(l.params);

@@ -1,12 +1,12 @@
 #include "server/recommend.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
-
-#include <fmt/format.h>
 
 namespace squeeze::server {
 namespace {
@@ -58,7 +58,8 @@ std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1
       fastest = c;
     }
   }
-  const v1::Candidate* smallest = best([](const v1::Candidate& c) { return static_cast<double>(c.predicted_size_bytes()); });
+  const v1::Candidate* smallest =
+      best([](const v1::Candidate& c) { return static_cast<double>(c.predicted_size_bytes()); });
   const v1::Candidate* accurate = best([](const v1::Candidate& c) { return c.predicted_error(); });
 
   // The knee: nearest the ideal point with every objective scaled to [0, 1] over the candidates.

@@ -110,7 +110,8 @@ std::string BindingConstraint(const search::Front& unconstrained, const search::
   if (limits.max_size) {
     const double best = min_of([](const search::ObjectiveValues& v) { return v.size; });
     if (best > *limits.max_size) {
-      binding.push_back(absl::StrFormat("max size %.0f bytes: the smallest candidate is %.0f bytes", *limits.max_size, best));
+      binding.push_back(
+          absl::StrFormat("max size %.0f bytes: the smallest candidate is %.0f bytes", *limits.max_size, best));
     }
   }
   if (limits.max_error) {
@@ -273,8 +274,8 @@ absl::Status SearchJobs::Recover() {
           " times (the server's log or the kernel's may say why: out of memory is the likely cause); it is "
           "not run again. Start it again with a smaller --input-shape, fewer --max-candidates or a "
           "shorter --time-budget, or ask the operator for more memory"));
-      common::LogWarning("search {} was running when the server died {} times: marked failed, not run again",
-                         record.id, record.attempts);
+      common::LogWarning("search {} was running when the server died {} times: marked failed, not run again", record.id,
+                         record.attempts);
       Publish(record, job, true).IgnoreError();  // logged by Publish
       continue;
     }
@@ -463,7 +464,7 @@ void SearchJobs::Run(JobRecord record) {
   v1::SearchJob job = JobOf(record);
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_phase(v1::PHASE_ANALYZING);
-  ++record.attempts;  // stored with the running state; a clean end or shutdown takes it back
+  ++record.attempts;                         // stored with the running state; a clean end or shutdown takes it back
   Publish(record, job, true).IgnoreError();  // logged by Publish
   const auto start = absl::Now();
   absl::Status status = Execute(record, job, *live);
@@ -513,7 +514,8 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   if (!spec.ParseFromString(record.spec)) return absl::DataLossError("the search's stored spec does not parse");
   absl::StatusOr<ModelRecord> model_record = state_.GetModel(record.team, record.model_id);
   if (!model_record.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("model ", record.model_id, " is gone: ", model_record.status().message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model ", record.model_id, " is gone: ", model_record.status().message()));
   }
   absl::StatusOr<std::string> bytes = blobs_.Read(model_record->sha256);
   if (!bytes.ok()) return bytes.status();
@@ -539,7 +541,8 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   absl::StatusOr<runtime::CalibrationSet> calibration;
   if (spec.calibration_size() > 0) {
     std::vector<std::vector<std::string>> files;
-    for (const v1::CalibrationSample& s : spec.calibration()) files.emplace_back(s.tensors().begin(), s.tensors().end());
+    for (const v1::CalibrationSample& s : spec.calibration())
+      files.emplace_back(s.tensors().begin(), s.tensors().end());
     calibration = runtime::CalibrationFromTensorProtos(loaded->analysis, inputs, files);
   } else {
     calibration = runtime::SyntheticCalibration(loaded->analysis, inputs, options_.calibration_samples, spec.seed());
@@ -578,9 +581,10 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   if (!grid.ok()) return grid.status();
   std::vector<search::Objective> objectives;
   for (int o : spec.objectives()) objectives.push_back(*ObjectiveOf(o));
-  const bool exact = spec.strategy() == v1::STRATEGY_EXACT ||
-                     (spec.strategy() == v1::STRATEGY_AUTO &&
-                      std::find(objectives.begin(), objectives.end(), search::Objective::kPeakMemory) == objectives.end());
+  const bool exact =
+      spec.strategy() == v1::STRATEGY_EXACT ||
+      (spec.strategy() == v1::STRATEGY_AUTO &&
+       std::find(objectives.begin(), objectives.end(), search::Objective::kPeakMemory) == objectives.end());
   const absl::Time deadline = absl::Now() + absl::Seconds(spec.time_budget_seconds());
   job.clear_fronts();
   const int devices = spec.device_ids_size();
@@ -655,12 +659,12 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       search::SearchSpec free_spec = engine_spec;
       free_spec.constraints = {};
       free_spec.max_candidates = 200;
-      absl::StatusOr<search::Front> free = exact ? search::SolveExact(problem->table, free_spec)
-                                                 : search::SolveNsga2(problem->table, free_spec);
+      absl::StatusOr<search::Front> free =
+          exact ? search::SolveExact(problem->table, free_spec) : search::SolveNsga2(problem->table, free_spec);
       if (free.ok()) {
         out->set_binding_constraint(BindingConstraint(*free, engine_spec.constraints));
-        const v1::DeviceFront closest = ToProto(*problem, ClosestCandidates(*free, engine_spec.constraints, 3),
-                                                device->id, device->version, true);
+        const v1::DeviceFront closest =
+            ToProto(*problem, ClosestCandidates(*free, engine_spec.constraints, 3), device->id, device->version, true);
         *out->mutable_candidates() = closest.candidates();
       }
     }
@@ -722,7 +726,8 @@ bool NoStricter(const v1::Constraints& stored, const v1::Constraints& wanted) {
   const double stored_sqnr = stored.min_sqnr_db(), wanted_sqnr = wanted.min_sqnr_db();
   return covers(stored.max_latency_ms(), wanted.max_latency_ms()) &&
          covers(static_cast<double>(stored.max_model_bytes()), static_cast<double>(wanted.max_model_bytes())) &&
-         covers(static_cast<double>(stored.max_peak_memory_bytes()), static_cast<double>(wanted.max_peak_memory_bytes())) &&
+         covers(static_cast<double>(stored.max_peak_memory_bytes()),
+                static_cast<double>(wanted.max_peak_memory_bytes())) &&
          !stored.peak_memory_within_app_budget() && stored_sqnr <= std::max(wanted_sqnr, kDefaultMinSqnrDb);
 }
 
@@ -737,9 +742,8 @@ v1::RecommendResponse Answer(const v1::SearchJob& job, const std::string& device
     for (v1::Recommendation& r : Recommend(front, limits, app_budget)) *response.add_recommendations() = std::move(r);
     response.set_constraints_met(response.recommendations_size() > 0);
     if (!response.constraints_met()) {
-      response.set_binding_constraint(front.binding_constraint().empty()
-                                          ? "no stored candidate meets the limits"
-                                          : front.binding_constraint());
+      response.set_binding_constraint(front.binding_constraint().empty() ? "no stored candidate meets the limits"
+                                                                         : front.binding_constraint());
       // The closest candidates, so the answer is never empty.
       for (const v1::Candidate& c : front.candidates()) {
         v1::Recommendation* r = response.add_recommendations();
@@ -806,9 +810,9 @@ void SearchJobs::Recommend(const std::string& team, const v1::RecommendRequest& 
     if (job.state() == v1::JOB_STATE_SUCCEEDED) {
       done(Answer(job, device_id, limits, budget, false));
     } else {
-      done(absl::AbortedError(absl::StrCat("search ", job.id(), " ended ", job.state() == v1::JOB_STATE_CANCELLED
-                                                                           ? "cancelled"
-                                                                           : "failed: " + job.error())));
+      done(absl::AbortedError(
+          absl::StrCat("search ", job.id(), " ended ",
+                       job.state() == v1::JOB_STATE_CANCELLED ? "cancelled" : "failed: " + job.error())));
     }
   };
   auto on_stop = [pending, done, id = started->id()] {

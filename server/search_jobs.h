@@ -1,11 +1,10 @@
 // SearchJobs: search jobs from start to stored result (DESIGN.md §1, §7).
 //
-// A job waits in the FairQueue and runs on the WorkQueue, never on a gRPC thread: analyse the model, calibrate (uploaded
-// samples or synthetic ones, and the result says which), measure sensitivities (cached in state.db
-// per model bytes and calibration set), then per device build the option table and search it.
-// Every change of phase is persisted; a job queued or running when the process died is run again
-// by Recover() with the same seed, so it ends with the same result. A search of the same model
-// bytes, device profile versions and spec is answered from the stored result.
+// A job waits in the FairQueue and runs on the WorkQueue, never on a gRPC thread: analyse the model, calibrate
+// (uploaded samples or synthetic ones, and the result says which), measure sensitivities (cached in state.db per model
+// bytes and calibration set), then per device build the option table and search it. Every change of phase is persisted;
+// a job queued or running when the process died is run again by Recover() with the same seed, so it ends with the same
+// result. A search of the same model bytes, device profile versions and spec is answered from the stored result.
 //
 // Thread safe. Watchers are called from job threads; they must not block.
 #ifndef SQUEEZE_SERVER_SEARCH_JOBS_H_
@@ -25,8 +24,8 @@
 #include "device_profiles/profile_store.h"
 #include "model/loader.h"
 #include "server/blob_store.h"
-#include "server/state_store.h"
 #include "server/fair_queue.h"
+#include "server/state_store.h"
 #include "squeeze/v1/search.pb.h"
 
 namespace squeeze::server {
@@ -35,10 +34,10 @@ struct SearchJobsOptions {
   double default_time_budget_s = 60;
   int calibration_samples = 2;  // synthetic samples when none are uploaded
   int max_candidates = 200;
-  int threads = 2;              // ONNX Runtime and distortion threads inside one job
+  int threads = 2;  // ONNX Runtime and distortion threads inside one job
   model::ShapeProbe shape_probe;
   int64_t max_activation_bytes = 0;  // per model; 0: not checked (model::AnalyzeOptions)
-  TeamQuota quota;  // concurrent searches and searches per hour, per team
+  TeamQuota quota;                   // concurrent searches and searches per hour, per team
   // Called from the job thread for a succeeded job whose spec asks for verify_recommended.
   std::function<void(const std::string& team, const std::string& job_id)> verify_recommended;
 };

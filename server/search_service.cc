@@ -22,12 +22,12 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, absl::Sta
 }
 
 // The caller's team, or the call answered with why there is none.
-#define SQUEEZE_TEAM_OR_FINISH(team, context)                          \
-  absl::StatusOr<std::string> team = CallerTeam(*(context));           \
-  if (!team.ok()) {                                                    \
-    grpc::ServerUnaryReactor* failed = (context)->DefaultReactor();    \
-    failed->Finish(ToGrpcStatus(team.status()));                       \
-    return failed;                                                     \
+#define SQUEEZE_TEAM_OR_FINISH(team, context)                       \
+  absl::StatusOr<std::string> team = CallerTeam(*(context));        \
+  if (!team.ok()) {                                                 \
+    grpc::ServerUnaryReactor* failed = (context)->DefaultReactor(); \
+    failed->Finish(ToGrpcStatus(team.status()));                    \
+    return failed;                                                  \
   }
 
 }  // namespace
@@ -219,11 +219,10 @@ grpc::ServerUnaryReactor* SearchService::Recommend(grpc::CallbackServerContext* 
   SQUEEZE_TEAM_OR_FINISH(team, context);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Answered now from a stored front, or later from the job thread that finishes a new search.
-  jobs_.Recommend(*team, *request,
-                  [reactor, response](absl::StatusOr<v1::RecommendResponse> result) {
-                    if (result.ok()) *response = *std::move(result);
-                    reactor->Finish(ToGrpcStatus(result.status()));
-                  });
+  jobs_.Recommend(*team, *request, [reactor, response](absl::StatusOr<v1::RecommendResponse> result) {
+    if (result.ok()) *response = *std::move(result);
+    reactor->Finish(ToGrpcStatus(result.status()));
+  });
   return reactor;
 }
 

@@ -20,8 +20,7 @@ class SearchService final : public v1::SearchService::CallbackService {
                                                        const v1::WatchSearchRequest* request) override;
   grpc::ServerUnaryReactor* GetSearch(grpc::CallbackServerContext* context, const v1::GetSearchRequest* request,
                                       v1::SearchJob* response) override;
-  grpc::ServerUnaryReactor* ListSearches(grpc::CallbackServerContext* context,
-                                         const v1::ListSearchesRequest* request,
+  grpc::ServerUnaryReactor* ListSearches(grpc::CallbackServerContext* context, const v1::ListSearchesRequest* request,
                                          v1::ListSearchesResponse* response) override;
   grpc::ServerUnaryReactor* CancelSearch(grpc::CallbackServerContext* context, const v1::CancelSearchRequest* request,
                                          v1::SearchJob* response) override;

@@ -67,19 +67,24 @@ absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space) {
 
 absl::StatusOr<search::Objective> ObjectiveOf(int o) {
   switch (o) {
-    case v1::OBJECTIVE_LATENCY: return search::Objective::kLatency;
-    case v1::OBJECTIVE_SIZE: return search::Objective::kSize;
-    case v1::OBJECTIVE_ERROR: return search::Objective::kError;
-    case v1::OBJECTIVE_PEAK_MEMORY: return search::Objective::kPeakMemory;
-    default: break;
+    case v1::OBJECTIVE_LATENCY:
+      return search::Objective::kLatency;
+    case v1::OBJECTIVE_SIZE:
+      return search::Objective::kSize;
+    case v1::OBJECTIVE_ERROR:
+      return search::Objective::kError;
+    case v1::OBJECTIVE_PEAK_MEMORY:
+      return search::Objective::kPeakMemory;
+    default:
+      break;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("objective ", o, " is not one of LATENCY, SIZE, ERROR, PEAK_MEMORY"));
+  return absl::InvalidArgumentError(absl::StrCat("objective ", o, " is not one of LATENCY, SIZE, ERROR, PEAK_MEMORY"));
 }
 
 // Types, and the inputs of models uploaded without shapes, are checked when the job runs (they
 // need the model loaded).
-absl::Status ValidateCalibration(const v1::SearchSpec& spec, const std::map<std::string, std::vector<int64_t>>& shapes) {
+absl::Status ValidateCalibration(const v1::SearchSpec& spec,
+                                 const std::map<std::string, std::vector<int64_t>>& shapes) {
   std::set<std::string> first_names;
   for (int k = 0; k < spec.calibration_size(); ++k) {
     const v1::CalibrationSample& sample = spec.calibration(k);
@@ -105,17 +110,17 @@ absl::Status ValidateCalibration(const v1::SearchSpec& spec, const std::map<std:
         }
         elements *= d;
       }
-      const int64_t typed = t.float_data_size() + t.int32_data_size() + t.int64_data_size() + t.double_data_size() +
-                            t.uint64_data_size();
-      const size_t element_bytes = t.data_type() == onnx::TensorProto::FLOAT16 ? 2
-                                   : t.data_type() == onnx::TensorProto::INT64 || t.data_type() == onnx::TensorProto::DOUBLE
-                                       ? 8
-                                   : t.data_type() == onnx::TensorProto::INT8 || t.data_type() == onnx::TensorProto::UINT8 ||
-                                           t.data_type() == onnx::TensorProto::BOOL
-                                       ? 1
-                                       : 4;
-      const bool filled = t.has_raw_data() ? t.raw_data().size() == static_cast<size_t>(elements) * element_bytes
-                                           : typed >= elements;
+      const int64_t typed =
+          t.float_data_size() + t.int32_data_size() + t.int64_data_size() + t.double_data_size() + t.uint64_data_size();
+      const size_t element_bytes =
+          t.data_type() == onnx::TensorProto::FLOAT16                                               ? 2
+          : t.data_type() == onnx::TensorProto::INT64 || t.data_type() == onnx::TensorProto::DOUBLE ? 8
+          : t.data_type() == onnx::TensorProto::INT8 || t.data_type() == onnx::TensorProto::UINT8 ||
+                  t.data_type() == onnx::TensorProto::BOOL
+              ? 1
+              : 4;
+      const bool filled =
+          t.has_raw_data() ? t.raw_data().size() == static_cast<size_t>(elements) * element_bytes : typed >= elements;
       if (!filled) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ": its data does not fill its dims [", absl::StrJoin(t.dims(), ","), "]"));
@@ -124,18 +129,18 @@ absl::Status ValidateCalibration(const v1::SearchSpec& spec, const std::map<std:
       if (!names.insert(name).second) {
         return absl::InvalidArgumentError(absl::StrCat(where, ": input '", name, "' given twice"));
       }
-      if (auto it = shapes.find(t.name()); it != shapes.end() &&
-                                           !std::equal(it->second.begin(), it->second.end(), t.dims().begin(), t.dims().end())) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": input '", t.name(), "' is [", absl::StrJoin(t.dims(), ","),
-                                                       "]; the model was uploaded with [", absl::StrJoin(it->second, ","),
-                                                       "]"));
+      if (auto it = shapes.find(t.name());
+          it != shapes.end() && !std::equal(it->second.begin(), it->second.end(), t.dims().begin(), t.dims().end())) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": input '", t.name(), "' is [",
+                                                       absl::StrJoin(t.dims(), ","), "]; the model was uploaded with [",
+                                                       absl::StrJoin(it->second, ","), "]"));
       }
     }
     if (k == 0) first_names = names;
     if (names != first_names) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("calibration sample ", k, " names other inputs than sample 0 (", absl::StrJoin(names, ", "),
-                       " against ", absl::StrJoin(first_names, ", "), ")"));
+      return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, " names other inputs than sample 0 (",
+                                                     absl::StrJoin(names, ", "), " against ",
+                                                     absl::StrJoin(first_names, ", "), ")"));
     }
   }
   return absl::OkStatus();
@@ -173,21 +178,25 @@ absl::Status ValidateSpec(const v1::SearchSpec& spec) {
     }
   }
   if (c.max_model_bytes() < 0 || c.max_peak_memory_bytes() < 0) {
-    return absl::InvalidArgumentError("constraints.max_model_bytes and max_peak_memory_bytes must not be negative "
-                                      "(0 means no limit)");
+    return absl::InvalidArgumentError(
+        "constraints.max_model_bytes and max_peak_memory_bytes must not be negative "
+        "(0 means no limit)");
   }
   if (!(spec.time_budget_seconds() >= 0) || spec.time_budget_seconds() > kMaxTimeBudgetS) {
     return absl::InvalidArgumentError(absl::StrCat("time_budget_seconds is ", spec.time_budget_seconds(),
                                                    ": give 0 (the server's default) to ", kMaxTimeBudgetS, " seconds"));
   }
   if (spec.max_candidates() < 0 || spec.max_candidates() > kMaxCandidates) {
-    return absl::InvalidArgumentError(absl::StrCat("max_candidates is ", spec.max_candidates(), ": give 0 (the "
-                                                   "server's default) to ", kMaxCandidates));
+    return absl::InvalidArgumentError(absl::StrCat("max_candidates is ", spec.max_candidates(),
+                                                   ": give 0 (the "
+                                                   "server's default) to ",
+                                                   kMaxCandidates));
   }
   if (absl::StatusOr<search::OptionGrid> grid = GridOf(spec.option_space()); !grid.ok()) return grid.status();
   for (int k = 0; k < spec.calibration_size(); ++k) {
     const v1::CalibrationSample& sample = spec.calibration(k);
-    if (sample.tensors().empty()) return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, " is empty"));
+    if (sample.tensors().empty())
+      return absl::InvalidArgumentError(absl::StrCat("calibration sample ", k, " is empty"));
     for (int j = 0; j < sample.tensors_size(); ++j) {
       onnx::TensorProto tensor;
       if (!tensor.ParseFromString(sample.tensors(j))) {

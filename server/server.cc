@@ -1,11 +1,10 @@
 #include "server/server.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
-
-#include <grpc/grpc.h>
 
 #include <filesystem>
 #include <set>
@@ -36,10 +35,10 @@ namespace {
 absl::StatusOr<std::pair<std::string, int>> SplitAddress(const std::string& address) {
   const size_t colon = address.rfind(':');
   int port = -1;
-  if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "listen address '", address, "' is not HOST:PORT (e.g. 127.0.0.1:50051, or port 0 for any)"));
+  if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address '", address, "' is not HOST:PORT (e.g. 127.0.0.1:50051, or port 0 for any)"));
   }
   return std::make_pair(address.substr(0, colon), port);
 }
@@ -53,8 +52,8 @@ absl::Status MakeInitialKey(StateStore& state, const std::string& data_dir) {
   if (!key.ok()) return key.status();
   const std::string path = data_dir + "/initial-api-key";
   if (absl::Status s = common::WriteFileAtomically(path, key->key + "\n", 0600); !s.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot write the first admin key (", key->record.id,
-                                                      ") to ", path, ": ", s.message(),
+    return absl::FailedPreconditionError(absl::StrCat("cannot write the first admin key (", key->record.id, ") to ",
+                                                      path, ": ", s.message(),
                                                       "; make another with 'squeezed keys create --admin'"));
   }
   // Never the key itself: logs go to journald and Kubernetes, where others read them.
@@ -64,15 +63,16 @@ absl::Status MakeInitialKey(StateStore& state, const std::string& data_dir) {
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& options,
-                                                                      const std::string& host) {
+                                                                     const std::string& host) {
   if (options.tls_cert_path.empty() != options.tls_key_path.empty()) {
     return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
   }
   if (options.tls_cert_path.empty()) {
     if (!IsLoopbackHost(host) && !options.insecure) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "listening on ", options.listen, " without TLS would send API keys in clear text: give --tls-cert "
-          "and --tls-key, or --insecure when a proxy in front terminates TLS"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("listening on ", options.listen,
+                       " without TLS would send API keys in clear text: give --tls-cert "
+                       "and --tls-key, or --insecure when a proxy in front terminates TLS"));
     }
     return grpc::InsecureServerCredentials();
   }
@@ -106,9 +106,11 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options, address->first);
   if (!credentials.ok()) return credentials.status();
   if (options.max_message_bytes < (2 << 20)) {
-    return absl::InvalidArgumentError("--max-message-bytes must be at least 2 MiB (2097152): uploads send 1 MiB chunks");
+    return absl::InvalidArgumentError(
+        "--max-message-bytes must be at least 2 MiB (2097152): uploads send 1 MiB chunks");
   }
-  if (options.max_concurrent_streams < 1) return absl::InvalidArgumentError("--max-concurrent-streams must be positive");
+  if (options.max_concurrent_streams < 1)
+    return absl::InvalidArgumentError("--max-concurrent-streams must be positive");
   if (options.upload_idle_timeout < absl::Milliseconds(100)) {
     return absl::InvalidArgumentError("--upload-idle-timeout must be at least 0.1 seconds");
   }
@@ -127,8 +129,8 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   {
     // The host is described only when a new database is created; detecting it costs ~0.2 s.
     std::error_code ignored;
-    bool exists = std::filesystem::exists(profiles_path, ignored) &&
-                  std::filesystem::file_size(profiles_path, ignored) > 0;
+    bool exists =
+        std::filesystem::exists(profiles_path, ignored) && std::filesystem::file_size(profiles_path, ignored) > 0;
     if (!exists) {
       absl::StatusOr<device_profiles::Device> host =
           device_profiles::HostDevice(device_profiles::ReadHostFacts(runtime::OrtVersion()));
@@ -214,9 +216,8 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   info.tls = !options.tls_cert_path.empty();
   info.upload_threads = options.upload_threads;
   info.search_memory_budget = options.search_memory_budget;
-  server->server_service_ =
-      std::make_unique<ServerService>(*server->state_, *server->workers_, *server->upload_workers_,
-                                      *server->search_queue_, info);
+  server->server_service_ = std::make_unique<ServerService>(*server->state_, *server->workers_,
+                                                            *server->upload_workers_, *server->search_queue_, info);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -237,8 +238,8 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || bound_port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
-                                               ": the address is in use or not local to this machine"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, ": the address is in use or not local to this machine"));
   }
   server->port_ = bound_port;
   if (absl::Status recovered = server->search_jobs_->Recover(); !recovered.ok()) return recovered;

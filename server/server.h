@@ -14,16 +14,16 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "device_profiles/profile_store.h"
-#include "server/state_store.h"
 #include "server/fair_queue.h"
+#include "server/state_store.h"
 #include "server/work_queue.h"
 
 namespace squeeze::server {
 
 struct ServerOptions {
-  std::string data_dir;       // created when missing
+  std::string data_dir;                    // created when missing
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port
-  std::string profiles_path;  // default: <data_dir>/profiles.db
+  std::string profiles_path;               // default: <data_dir>/profiles.db
   int64_t max_model_bytes = int64_t{1} << 30;
   // The most bytes of activations one model may hold at once at its input shapes (checked from
   // the shapes at upload, search and export, before ONNX Runtime allocates them).
@@ -35,8 +35,8 @@ struct ServerOptions {
   // The memory running searches may need together, as estimated from their models; a search
   // that would pass it waits for others to end (one always runs). 0: no limit.
   int64_t search_memory_budget = int64_t{3} << 30;
-  int worker_threads = 2;     // the arena that runs searches
-  int upload_threads = 2;     // the arena that analyses uploads
+  int worker_threads = 2;  // the arena that runs searches
+  int upload_threads = 2;  // the arena that analyses uploads
   // TLS: both paths (PEM) or neither. Without TLS the server listens only on loopback, unless
   // `insecure` (e.g. behind a proxy that terminates TLS).
   std::string tls_cert_path, tls_key_path;
@@ -92,9 +92,9 @@ class SqueezeServer {
   std::unique_ptr<StateStore> state_;
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<tbb::global_control> parallelism_;  // enough oneTBB workers for both arenas
-  std::unique_ptr<WorkQueue> workers_;         // searches and exports
-  std::unique_ptr<FairQueue> search_queue_;    // which search runs next on workers_
-  std::unique_ptr<WorkQueue> upload_workers_;  // upload analyses
+  std::unique_ptr<WorkQueue> workers_;                // searches and exports
+  std::unique_ptr<FairQueue> search_queue_;           // which search runs next on workers_
+  std::unique_ptr<WorkQueue> upload_workers_;         // upload analyses
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<ServerService> server_service_;
   std::unique_ptr<DeviceService> device_service_;

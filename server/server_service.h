@@ -4,8 +4,8 @@
 #define SQUEEZE_SERVER_SERVER_SERVICE_H_
 
 #include "absl/time/time.h"
-#include "server/state_store.h"
 #include "server/fair_queue.h"
+#include "server/state_store.h"
 #include "server/work_queue.h"
 #include "squeeze/v1/server.grpc.pb.h"
 

@@ -13,7 +13,6 @@ using common::Database;
 using common::Statement;
 using common::Transaction;
 
-
 constexpr char kModelColumns[] = "id, team, name, sha256, size_bytes, input_shapes, analysis, created_at";
 
 ModelRecord ModelFromRow(const Statement& row) {
@@ -40,8 +39,9 @@ absl::Status CheckId(absl::string_view what, const std::string& id) {
   bool printable = !id.empty() && id.size() <= kMaxIdBytes;
   for (char c : id) printable = printable && c > 0x20 && c < 0x7f && c != '\'' && c != '"' && c != '\\';
   if (printable) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(what, " id \"", common::Printable(id, 48), "\" is not one: ids are 1 to ",
-                                                 kMaxIdBytes, " printable characters without spaces or quotes"));
+  return absl::InvalidArgumentError(absl::StrCat(what, " id \"", common::Printable(id, 48),
+                                                 "\" is not one: ids are 1 to ", kMaxIdBytes,
+                                                 " printable characters without spaces or quotes"));
 }
 
 absl::Status NoSuchModel(const std::string& id) {
@@ -191,7 +191,8 @@ absl::Status StateStore::Migrate() {
     absl::StatusOr<Transaction> txn = Transaction::Begin(db_);
     if (!txn.ok()) return txn.status();
     const absl::string_view sql = StateMigrationSql(v + 1);
-    if (sql.empty()) return absl::InternalError(absl::StrCat("this build has no state.db migration to version ", v + 1));
+    if (sql.empty())
+      return absl::InternalError(absl::StrCat("this build has no state.db migration to version ", v + 1));
     absl::Status status = db_.Exec(sql);
     if (status.ok()) status = db_.Exec(absl::StrCat("PRAGMA user_version = ", v + 1));
     if (status.ok()) status = txn->Commit();
@@ -203,24 +204,23 @@ absl::Status StateStore::Migrate() {
 absl::StatusOr<ModelRecord> StateStore::InsertModel(ModelRecord record, const TeamQuota& quota) {
   absl::MutexLock lock(&mutex_);
   if (quota.max_stored_bytes > 0) {
-    absl::StatusOr<Statement> sum =
-        db_.Prepare("SELECT coalesce(sum(size_bytes), 0) FROM models WHERE team = ?1");
+    absl::StatusOr<Statement> sum = db_.Prepare("SELECT coalesce(sum(size_bytes), 0) FROM models WHERE team = ?1");
     if (!sum.ok()) return sum.status();
     sum->Bind(1, record.team);
     absl::StatusOr<int64_t> stored = ScalarInt(*sum);
     if (!stored.ok()) return stored.status();
     if (*stored + record.size_bytes > quota.max_stored_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "team '", record.team, "' stores ", *stored, " bytes of models; this one (", record.size_bytes,
-          " bytes) would pass the team's quota of ", quota.max_stored_bytes,
-          " stored bytes (squeezed --quota-stored-bytes): delete a model first"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("team '", record.team, "' stores ", *stored, " bytes of models; this one (", record.size_bytes,
+                       " bytes) would pass the team's quota of ", quota.max_stored_bytes,
+                       " stored bytes (squeezed --quota-stored-bytes): delete a model first"));
     }
   }
   record.id = absl::StrCat("m-", common::RandomHex(8));
-  absl::StatusOr<Statement> stmt = db_.Prepare(
-      absl::StrCat("INSERT INTO models (", kModelColumns,
-                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')) "
-                   "RETURNING created_at"));
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("INSERT INTO models (", kModelColumns,
+                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')) "
+                               "RETURNING created_at"));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, record.id)
       .Bind(2, record.team)
@@ -235,8 +235,7 @@ absl::StatusOr<ModelRecord> StateStore::InsertModel(ModelRecord record, const Te
   return record;
 }
 
-absl::StatusOr<std::optional<ModelRecord>> StateStore::FindModel(const std::string& team,
-                                                                 const std::string& sha256,
+absl::StatusOr<std::optional<ModelRecord>> StateStore::FindModel(const std::string& team, const std::string& sha256,
                                                                  const std::string& input_shapes) {
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
@@ -274,8 +273,8 @@ absl::StatusOr<std::vector<ModelRecord>> StateStore::ListModels(const std::strin
 absl::StatusOr<ModelRecord> StateStore::DeleteModel(const std::string& team, const std::string& id) {
   if (absl::Status s = CheckId("model", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(
-      absl::StrCat("DELETE FROM models WHERE team = ?1 AND id = ?2 RETURNING ", kModelColumns));
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("DELETE FROM models WHERE team = ?1 AND id = ?2 RETURNING ", kModelColumns));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, team).Bind(2, id);
   absl::StatusOr<std::vector<ModelRecord>> rows = Collect(*stmt);
@@ -361,8 +360,8 @@ absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
 absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuota& quota) {
   absl::MutexLock lock(&mutex_);
   if (!record.from_cache && quota.max_concurrent_searches > 0) {
-    absl::StatusOr<Statement> count = db_.Prepare(
-        "SELECT count(*) FROM jobs WHERE team = ?1 AND state <= ?2 AND from_cache = 0");
+    absl::StatusOr<Statement> count =
+        db_.Prepare("SELECT count(*) FROM jobs WHERE team = ?1 AND state <= ?2 AND from_cache = 0");
     if (!count.ok()) return count.status();
     count->Bind(1, record.team).Bind(2, kJobRunning);
     absl::StatusOr<int64_t> active = ScalarInt(*count);
@@ -425,7 +424,12 @@ absl::Status StateStore::UpdateJob(const JobRecord& r) {
       "finished_at = CASE WHEN ?2 > ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE '' END "
       "WHERE id = ?1");
   if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, r.id).Bind(2, r.state).Bind(3, r.phase).Bind(4, r.fraction).Bind(5, r.error).BindBlob(6, r.result)
+  stmt->Bind(1, r.id)
+      .Bind(2, r.state)
+      .Bind(3, r.phase)
+      .Bind(4, r.fraction)
+      .Bind(5, r.error)
+      .BindBlob(6, r.result)
       .Bind(7, kJobRunning)
       .Bind(8, r.attempts);
   absl::Status status = stmt->Run();
@@ -451,8 +455,8 @@ absl::StatusOr<JobRecord> StateStore::GetJob(const std::string& team, const std:
 
 absl::StatusOr<std::vector<JobRecord>> StateStore::ListJobs(const std::string& team, int limit) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
-      "SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2"));
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2"));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, team).Bind(2, limit);
   return CollectJobs(*stmt);
@@ -461,9 +465,9 @@ absl::StatusOr<std::vector<JobRecord>> StateStore::ListJobs(const std::string& t
 absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::string& team,
                                                                      const std::string& cache_key) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
-      "SELECT ", kJobColumns,
-      " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 3 ORDER BY created_at DESC LIMIT 1"));
+  absl::StatusOr<Statement> stmt = db_.Prepare(
+      absl::StrCat("SELECT ", kJobColumns,
+                   " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 3 ORDER BY created_at DESC LIMIT 1"));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, team).Bind(2, cache_key);
   absl::StatusOr<std::vector<JobRecord>> rows = CollectJobs(*stmt);
@@ -474,8 +478,8 @@ absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::
 
 absl::StatusOr<std::vector<JobRecord>> StateStore::UnfinishedJobs() {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(
-      absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state <= ?1 ORDER BY created_at, rowid"));
+  absl::StatusOr<Statement> stmt =
+      db_.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state <= ?1 ORDER BY created_at, rowid"));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, kJobRunning);
   return CollectJobs(*stmt);
@@ -492,12 +496,23 @@ absl::StatusOr<StateStore::JobCounts> StateStore::CountJobs() {
     if (!*row) break;
     const int64_t n = stmt->ColumnInt(1);
     switch (stmt->ColumnInt(0)) {
-      case 1: counts.queued = n; break;
-      case 2: counts.running = n; break;
-      case 3: counts.succeeded = n; break;
-      case 4: counts.failed = n; break;
-      case 5: counts.cancelled = n; break;
-      default: break;
+      case 1:
+        counts.queued = n;
+        break;
+      case 2:
+        counts.running = n;
+        break;
+      case 3:
+        counts.succeeded = n;
+        break;
+      case 4:
+        counts.failed = n;
+        break;
+      case 5:
+        counts.cancelled = n;
+        break;
+      default:
+        break;
     }
   }
   return counts;
@@ -562,8 +577,7 @@ absl::StatusOr<std::vector<ExportRecord>> StateStore::ListExports(const std::str
 
 absl::StatusOr<std::set<std::string>> StateStore::ReferencedBlobs() {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt =
-      db_.Prepare("SELECT sha256 FROM models UNION SELECT blob_sha256 FROM exports");
+  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT sha256 FROM models UNION SELECT blob_sha256 FROM exports");
   if (!stmt.ok()) return stmt.status();
   absl::StatusOr<std::vector<std::string>> rows =
       common::CollectRows(*stmt, [](const Statement& row) { return row.ColumnText(0); });

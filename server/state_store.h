@@ -66,10 +66,10 @@ enum class Role { kMember = 1, kAdmin = 2 };
 
 // An API key as stored: never the key itself, only its SHA-256.
 struct ApiKeyRecord {
-  std::string id;        // "k-" + 8 hex digits: names the key in lists and revocations
+  std::string id;  // "k-" + 8 hex digits: names the key in lists and revocations
   std::string team;
   Role role = Role::kMember;
-  std::string prefix;    // the key's first characters, to recognise it
+  std::string prefix;  // the key's first characters, to recognise it
   std::string created_at;
   std::string revoked_at;  // empty while the key works
 };

@@ -57,7 +57,8 @@ std::string Num(double v) { return std::isfinite(v) ? fmt::format("{:.4g}", v) :
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Export a model at fp32, int8, mixed 4/8-bit and 30%-channel-pruned plans; measure each on this machine"};
+  CLI::App app{
+      "Export a model at fp32, int8, mixed 4/8-bit and 30%-channel-pruned plans; measure each on this machine"};
   std::string path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx";
   std::vector<std::string> shapes = {"x=1,3,640,640"};
   std::vector<std::string> images;
@@ -75,7 +76,8 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed runs per model; the median is reported");
   app.add_option("--threads", threads, "ONNX Runtime threads (default: the host profile's)");
   app.add_option("--samples", samples, "synthetic samples when no image is given");
-  app.add_option("--range", method, "activation ranges: minmax or percentile")->check(CLI::IsMember({"minmax", "percentile"}));
+  app.add_option("--range", method, "activation ranges: minmax or percentile")
+      ->check(CLI::IsMember({"minmax", "percentile"}));
   app.add_option("--percentile", percentile, "for --range percentile");
   app.add_flag("--json", json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
@@ -105,9 +107,8 @@ int main(int argc, char** argv) {
 
   auto session = runtime::Session::Create(loaded->proto.SerializeAsString());
   if (!session.ok()) return fail(session.status());
-  auto calibrated = images.empty()
-                        ? runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, 1)
-                        : runtime::CalibrationFromImages(loaded->analysis, (*session)->inputs(), images);
+  auto calibrated = images.empty() ? runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, 1)
+                                   : runtime::CalibrationFromImages(loaded->analysis, (*session)->inputs(), images);
   if (!calibrated.ok()) return fail(calibrated.status());
   const runtime::CalibrationSet calibration = *std::move(calibrated);
 
@@ -145,11 +146,13 @@ int main(int argc, char** argv) {
   std::vector<Plan> plans(5);
   plans[0] = {"fp32", "the original model", std::vector<model::LayerPlan>(layers.size())};
   plans[1] = {"int8", "every layer w8a8", std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{8, 8})};
-  plans[4] = {"w8", "every layer w8a32 (weights only)", std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{8, 32})};
+  plans[4] = {"w8", "every layer w8a32 (weights only)",
+              std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{8, 32})};
   plans[2].name = "mixed";
   plans[2].description = "layers with at least the median weight count w4a8, the rest w8a8";
   plans[3].name = "pruned";
-  plans[3].description = "every pointwise (1x1, ungrouped) Conv w8a8 with 30% of its output channels pruned, the rest w8a8";
+  plans[3].description =
+      "every pointwise (1x1, ungrouped) Conv w8a8 with 30% of its output channels pruned, the rest w8a8";
   // Pruned: 30% of the output channels of a quarter of the ungrouped Convs — those where the
   // predictor says it costs least (the pointwise ones when there are no predictions).
   std::vector<std::pair<double, size_t>> prune_cost;
@@ -176,9 +179,11 @@ int main(int argc, char** argv) {
   std::sort(prune_cost.begin(), prune_cost.end());
   prune_cost.resize(std::max<size_t>(1, prune_cost.size() / 4));
   plans[3].layers.assign(layers.size(), model::LayerPlan{8, 8});
-  for (const auto& [cost, i] : prune_cost) plans[3].layers[i] = model::LayerPlan{8, 8, model::PrunePattern::kOutputChannel, 0.3};
-  plans[3].description = fmt::format("w8a8; 30% of the output channels of {} ungrouped Convs pruned (those the predictor says it costs least)",
-                                     prune_cost.size());
+  for (const auto& [cost, i] : prune_cost)
+    plans[3].layers[i] = model::LayerPlan{8, 8, model::PrunePattern::kOutputChannel, 0.3};
+  plans[3].description = fmt::format(
+      "w8a8; 30% of the output channels of {} ungrouped Convs pruned (those the predictor says it costs least)",
+      prune_cost.size());
 
   runtime::ExportCheckOptions options;
   options.ranges.method = method == "minmax" ? runtime::RangeMethod::kMinMax : runtime::RangeMethod::kPercentile;
@@ -234,16 +239,19 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];
       std::cout << (i ? "," : "") << "{\"name\":\"" << r.name << "\",\"plan\":\"" << r.plan
-                << "\",\"measured_latency_ms\":" << Num(r.latency_ms) << ",\"latency_stddev_ms\":"
-                << Num(r.latency_stddev_ms) << ",\"fp32_latency_ms_interleaved\":" << Num(r.original_latency_ms)
-                << ",\"speedup_vs_fp32\":" << Num(r.original_latency_ms / r.latency_ms) << ",\"measured_sqnr_db\":" << Num(r.sqnr_db)
-                << ",\"cosine\":" << Num(r.cosine) << ",\"file_bytes\":" << r.file_bytes
-                << ",\"packed_bytes\":" << r.packed_bytes << ",\"qlinear_conv\":" << r.qlinear_conv
-                << ",\"remaining_qdq\":" << r.remaining_qdq << ",\"removed_channels\":" << r.removed_channels
+                << "\",\"measured_latency_ms\":" << Num(r.latency_ms)
+                << ",\"latency_stddev_ms\":" << Num(r.latency_stddev_ms)
+                << ",\"fp32_latency_ms_interleaved\":" << Num(r.original_latency_ms)
+                << ",\"speedup_vs_fp32\":" << Num(r.original_latency_ms / r.latency_ms)
+                << ",\"measured_sqnr_db\":" << Num(r.sqnr_db) << ",\"cosine\":" << Num(r.cosine)
+                << ",\"file_bytes\":" << r.file_bytes << ",\"packed_bytes\":" << r.packed_bytes
+                << ",\"qlinear_conv\":" << r.qlinear_conv << ",\"remaining_qdq\":" << r.remaining_qdq
+                << ",\"removed_channels\":" << r.removed_channels
                 << ",\"export_and_verify_seconds\":" << Num(r.export_s);
       if (r.predicted) {
         std::cout << ",\"predicted_latency_ms\":" << Num(r.predicted_latency_ms)
-                  << ",\"predicted_bytes\":" << r.predicted_bytes << ",\"predicted_sqnr_db\":" << Num(r.predicted_sqnr_db);
+                  << ",\"predicted_bytes\":" << r.predicted_bytes
+                  << ",\"predicted_sqnr_db\":" << Num(r.predicted_sqnr_db);
       }
       std::cout << "}";
     }
@@ -252,14 +260,15 @@ int main(int argc, char** argv) {
   }
   std::cout << fmt::format("{} on this machine, {} threads, median of {}; {} calibration\n", path, threads, repeats,
                            images.empty() ? "synthetic" : "image");
-  std::cout << fmt::format("{:<7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>8} {:>11} {:>11} {:>11} {:>6} {:>7}\n", "plan", "lat ms",
-                           "speedup", "pred ms", "SQNR dB", "pred dB", "cosine", "file B", "packed B", "pred B", "QLConv", "removed");
+  std::cout << fmt::format("{:<7} {:>10} {:>8} {:>10} {:>9} {:>9} {:>8} {:>11} {:>11} {:>11} {:>6} {:>7}\n", "plan",
+                           "lat ms", "speedup", "pred ms", "SQNR dB", "pred dB", "cosine", "file B", "packed B",
+                           "pred B", "QLConv", "removed");
   for (const Row& r : rows) {
-    std::cout << fmt::format("{:<7} {:>10.2f} {:>8.2f} {:>10} {:>9} {:>9} {:>8.4f} {:>11} {:>11} {:>11} {:>6} {:>7}\n", r.name,
-                             r.latency_ms, r.original_latency_ms / r.latency_ms, r.predicted ? fmt::format("{:.2f}", r.predicted_latency_ms) : "-",
-                             Num(r.sqnr_db), r.predicted ? Num(r.predicted_sqnr_db) : "-", r.cosine, r.file_bytes,
-                             r.packed_bytes, r.predicted ? std::to_string(r.predicted_bytes) : "-", r.qlinear_conv,
-                             r.removed_channels);
+    std::cout << fmt::format("{:<7} {:>10.2f} {:>8.2f} {:>10} {:>9} {:>9} {:>8.4f} {:>11} {:>11} {:>11} {:>6} {:>7}\n",
+                             r.name, r.latency_ms, r.original_latency_ms / r.latency_ms,
+                             r.predicted ? fmt::format("{:.2f}", r.predicted_latency_ms) : "-", Num(r.sqnr_db),
+                             r.predicted ? Num(r.predicted_sqnr_db) : "-", r.cosine, r.file_bytes, r.packed_bytes,
+                             r.predicted ? std::to_string(r.predicted_bytes) : "-", r.qlinear_conv, r.removed_channels);
   }
   return 0;
 }

@@ -196,7 +196,8 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "Predicted vs measured whole-model latency on this machine: six real models of four families, 32 exported variants "
+      "Predicted vs measured whole-model latency on this machine: six real models of four families, 32 exported "
+      "variants "
       "each (fp32, fp16 weights, int8, mixed, pruned), predicted from a squeeze-profile measurement of this machine"};
   const std::string models_dir = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/";
   std::string profile_path;
@@ -207,7 +208,8 @@ int main(int argc, char** argv) {
   app.add_option("--profile", profile_path,
                  "a profile of this machine written by squeeze-profile with --model for every model (default: "
                  "measure one now with squeeze-profile --quick)");
-  app.add_option("--variants", variants, "variants per model, the model as it is included")->check(CLI::Range(12, 1000));
+  app.add_option("--variants", variants, "variants per model, the model as it is included")
+      ->check(CLI::Range(12, 1000));
   app.add_option("--repeats", repeats, "timed runs per variant; the median is compared")->check(CLI::Range(3, 1000));
   app.add_option("--warmup", warmup, "untimed runs before them")->check(CLI::Range(0, 100));
   app.add_option("--min-time", min_time_s, "seconds of timed runs per variant, at least (as squeeze-profile's models)");
@@ -279,7 +281,8 @@ int main(int argc, char** argv) {
   std::vector<double> all_measured, all_corrected, all_predicted, all_samples_only;
   for (const ModelSpec& spec : specs) {
     absl::StatusOr<std::string> bytes = squeeze::common::ReadFile(spec.file);
-    if (!bytes.ok()) return fail(fmt::format("{} (run `make deps` to fetch the test models)", bytes.status().ToString()));
+    if (!bytes.ok())
+      return fail(fmt::format("{} (run `make deps` to fetch the test models)", bytes.status().ToString()));
     model::AnalyzeOptions analyze;
     if (!spec.input_shape.empty()) {
       auto shape = model::ParseInputShape(spec.input_shape);
@@ -314,11 +317,12 @@ int main(int argc, char** argv) {
     auto with_model = search::BuildProblem(problem_inputs);
     if (!with_model.ok()) return fail(with_model.status());
     if (with_model->latency_calibration.empty()) {
-      return fail(fmt::format("the profile holds no latency of {} as it is: profile with --model {}", spec.label,
-                              spec.file));
+      return fail(
+          fmt::format("the profile holds no latency of {} as it is: profile with --model {}", spec.label, spec.file));
     }
 
-    if (!explain.empty()) std::cerr << "  " << spec.label << " calibration: " << with_model->latency_calibration << "\n";
+    if (!explain.empty())
+      std::cerr << "  " << spec.label << " calibration: " << with_model->latency_calibration << "\n";
     // Ranges once for every tensor any variant quantizes (the all-w8a8 plan's).
     const std::vector<Variant> plans = Variants(*with_model, variants, seed);
     auto names = model::ActivationsToCalibrate(*loaded, plans[3].plan);
@@ -355,9 +359,10 @@ int main(int argc, char** argv) {
         if (!exported.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, exported.status().ToString()));
         if (v.name == explain) {
           for (const model::LayerExport& l : exported->report.layers) {
-            std::cerr << fmt::format("  {} export {:<28} {:<24} channels {}/{} kept, {} zeroed, {} inputs removed  {}\n",
-                                     spec.label, l.layer, l.option, l.kept_out_channels, l.out_channels,
-                                     l.zeroed_out_channels, l.removed_in_channels, l.note);
+            std::cerr << fmt::format(
+                "  {} export {:<28} {:<24} channels {}/{} kept, {} zeroed, {} inputs removed  {}\n", spec.label,
+                l.layer, l.option, l.kept_out_channels, l.out_channels, l.zeroed_out_channels, l.removed_in_channels,
+                l.note);
           }
         }
         variant_bytes = std::move(exported->bytes);
@@ -375,7 +380,8 @@ int main(int argc, char** argv) {
       const runtime::Timing& reference = (*timings)[1];
       auto choice = search::ChoiceOfPlan(*with_model, v.plan);
       auto choice_samples = search::ChoiceOfPlan(*samples_only, v.plan);
-      if (!choice || !choice_samples) return fail(fmt::format("{} {}: an option is not in the problem", spec.label, v.name));
+      if (!choice || !choice_samples)
+        return fail(fmt::format("{} {}: an option is not in the problem", spec.label, v.name));
       if (v.name == explain) {
         for (size_t i = 0; i < choice->size(); ++i) {
           const search::OptionDetail& d = with_model->details[i][(*choice)[i]];
@@ -387,23 +393,23 @@ int main(int argc, char** argv) {
       auto value = search::Evaluate(with_model->table, *choice);
       auto value_samples = search::Evaluate(samples_only->table, *choice_samples);
       if (!value.ok() || !value_samples.ok()) return fail("evaluating a plan failed");
-      Scored s{v.name, 1e3 * timing.median_s, 1e3 * timing.stddev_s, 1e3 * reference.median_s, 0,
-               1e3 * value->latency, 1e3 * value_samples->latency};
+      Scored s{v.name, 1e3 * timing.median_s, 1e3 * timing.stddev_s,       1e3 * reference.median_s,
+               0,      1e3 * value->latency,  1e3 * value_samples->latency};
       s.corrected_ms = s.measured_ms * profiled_ms / s.reference_ms;
       if (!json) {
         std::cerr << fmt::format(
-            "{} {:<28} measured {:8.2f} ms (reference {:8.2f}, at profile speed {:8.2f})  predicted {:8.2f} ms ({:+.1f}%)  "
+            "{} {:<28} measured {:8.2f} ms (reference {:8.2f}, at profile speed {:8.2f})  predicted {:8.2f} ms "
+            "({:+.1f}%)  "
             "samples only {:8.2f} ms\n",
             spec.label, v.name, s.measured_ms, s.reference_ms, s.corrected_ms, s.predicted_ms,
             100 * (s.predicted_ms - s.corrected_ms) / s.corrected_ms, s.samples_only_ms);
       }
       // The model as it is is the reference; a uniform plan the profile timed calibrates the
       // predictor, so only the others are held out and scored.
-      const bool calibrated = !v.profiled_as.empty() &&
-                              std::any_of(profile->model_latencies.begin(), profile->model_latencies.end(),
-                                          [&](const dp::ModelLatency& m) {
-                                            return m.model_sha256 == sha && m.variant == v.profiled_as;
-                                          });
+      const bool calibrated =
+          !v.profiled_as.empty() &&
+          std::any_of(profile->model_latencies.begin(), profile->model_latencies.end(),
+                      [&](const dp::ModelLatency& m) { return m.model_sha256 == sha && m.variant == v.profiled_as; });
       s.calibration_point = k == 0 || calibrated;
       if (!s.calibration_point) {
         measured.push_back(s.measured_ms);
@@ -419,11 +425,12 @@ int main(int argc, char** argv) {
     all_samples_only.insert(all_samples_only.end(), predicted_samples.begin(), predicted_samples.end());
     std::string rows;
     for (const Scored& s : scored) {
-      rows += fmt::format("{}{{\"name\":\"{}\",\"measured_ms\":{:.3f},\"stddev_ms\":{:.3f},\"reference_ms\":{:.3f},"
-                          "\"at_profile_speed_ms\":{:.3f},\"predicted_ms\":{:.3f},\"samples_only_ms\":{:.3f},"
-                          "\"calibration_point\":{}}}",
-                          rows.empty() ? "" : ",", s.name, s.measured_ms, s.spread_ms, s.reference_ms, s.corrected_ms,
-                          s.predicted_ms, s.samples_only_ms, s.calibration_point ? "true" : "false");
+      rows += fmt::format(
+          "{}{{\"name\":\"{}\",\"measured_ms\":{:.3f},\"stddev_ms\":{:.3f},\"reference_ms\":{:.3f},"
+          "\"at_profile_speed_ms\":{:.3f},\"predicted_ms\":{:.3f},\"samples_only_ms\":{:.3f},"
+          "\"calibration_point\":{}}}",
+          rows.empty() ? "" : ",", s.name, s.measured_ms, s.spread_ms, s.reference_ms, s.corrected_ms, s.predicted_ms,
+          s.samples_only_ms, s.calibration_point ? "true" : "false");
     }
     per_model.push_back({spec.label, Score(predicted, corrected)});
     models_json += fmt::format(
@@ -440,17 +447,19 @@ int main(int argc, char** argv) {
   const Accuracy raw = Score(all_predicted, all_measured);
   if (json) {
     std::cout << fmt::format(
-        "{{{},\"samples_only\":{{{}}},\"raw\":{{{}}},\"threads\":{},\"repeats\":{},\"warmup\":{},\"onnxruntime\":\"{}\","
+        "{{{},\"samples_only\":{{{}}},\"raw\":{{{}}},\"threads\":{},\"repeats\":{},\"warmup\":{},\"onnxruntime\":\"{}"
+        "\","
         "\"profile\":{{\"file\":\"{}\",\"mode\":\"{}\",\"samples\":{},\"model_latencies\":{},"
         "\"measured_seconds\":{:.1f}}},\"models\":[{}]}}\n",
-        AccuracyJson(overall), AccuracyJson(samples), AccuracyJson(raw), threads, repeats, warmup, runtime::OrtVersion(), profile_path,
-        profile->conditions.mode, profile->samples.size(),
+        AccuracyJson(overall), AccuracyJson(samples), AccuracyJson(raw), threads, repeats, warmup,
+        runtime::OrtVersion(), profile_path, profile->conditions.mode, profile->samples.size(),
         profile->model_latencies.size(), profile_s, models_json);
     return 0;
   }
   for (const auto& [label, a] : per_model) {
-    std::cout << fmt::format("  {:<16} {:3d} held-out variants: {:3.0f}% within ±10%, {:3.0f}% within ±5%, RMSE {:5.1f}%\n",
-                             label, a.variants, 100 * a.within_10pct, 100 * a.within_5pct, a.rmse_pct);
+    std::cout << fmt::format(
+        "  {:<16} {:3d} held-out variants: {:3.0f}% within ±10%, {:3.0f}% within ±5%, RMSE {:5.1f}%\n", label,
+        a.variants, 100 * a.within_10pct, 100 * a.within_5pct, a.rmse_pct);
   }
   std::cout << fmt::format(
       "{} held-out variants (the models as they are and the uniform plans the profile timed are excluded: the "

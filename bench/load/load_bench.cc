@@ -3,15 +3,17 @@
 // (two input shapes, so some uploads are analysed and most answered from the store), start a
 // short search on a device (a small option grid, 5 s budget), poll it to its end, ask Recommend
 // (answered from the stored front), and list models. A search refused by a quota is followed by a
-// Recommend on the last front the client saw, after a 200 ms pause. Reports throughput, p50/p99 latency per RPC, errors by code (quota answers
-// apart), and the server's peak RSS (VmHWM). Starts its own server unless --server is given.
+// Recommend on the last front the client saw, after a 200 ms pause. Reports throughput, p50/p99 latency per RPC, errors
+// by code (quota answers apart), and the server's peak RSS (VmHWM). Starts its own server unless --server is given.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <grpcpp/create_channel.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -25,9 +27,6 @@
 #include <sstream>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "squeeze/v1/model.grpc.pb.h"
 #include "squeeze/v1/search.grpc.pb.h"
@@ -80,10 +79,11 @@ int64_t PeakRssKib(pid_t pid) {
 }
 
 const char* CodeName(grpc::StatusCode code) {
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                 "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  static const char* kNames[] = {
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
   const int i = static_cast<int>(code);
   return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
 }
@@ -122,9 +122,8 @@ class Client {
       spec.set_max_candidates(20 + static_cast<int>(rng_() % 40));  // mostly new specs: real searches
       *spec.mutable_option_space() = Space();
       squeeze::v1::SearchJob job;
-      grpc::Status started = Call("StartSearch", [&](grpc::ClientContext* c) {
-        return searches_->StartSearch(c, spec, &job);
-      });
+      grpc::Status started =
+          Call("StartSearch", [&](grpc::ClientContext* c) { return searches_->StartSearch(c, spec, &job); });
       if (!started.ok()) {
         // At a quota: back off a little, then ask for what is there.
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -182,22 +181,23 @@ class Client {
 
   bool Upload(squeeze::v1::Model* model) {
     const int batch = 1 + static_cast<int>(rng_() % 2);
-    return Call("UploadModel", [&](grpc::ClientContext* c) {
-             auto writer = models_->UploadModel(c, model);
-             squeeze::v1::UploadModelRequest request;
-             request.mutable_metadata()->set_name("cls.onnx");
-             request.mutable_metadata()->set_size_bytes(static_cast<int64_t>(model_bytes_.size()));
-             auto* shape = request.mutable_metadata()->add_input_shapes();
-             shape->set_name("x");
-             for (int64_t d : {int64_t{batch}, int64_t{3}, int64_t{48}, int64_t{192}}) shape->add_dims(d);
-             bool open = writer->Write(request);
-             for (size_t offset = 0; open && offset < model_bytes_.size(); offset += 1 << 20) {
-               request.set_chunk(model_bytes_.substr(offset, 1 << 20));
-               open = writer->Write(request);
-             }
-             if (open) writer->WritesDone();
-             return writer->Finish();
-           })
+    return Call("UploadModel",
+                [&](grpc::ClientContext* c) {
+                  auto writer = models_->UploadModel(c, model);
+                  squeeze::v1::UploadModelRequest request;
+                  request.mutable_metadata()->set_name("cls.onnx");
+                  request.mutable_metadata()->set_size_bytes(static_cast<int64_t>(model_bytes_.size()));
+                  auto* shape = request.mutable_metadata()->add_input_shapes();
+                  shape->set_name("x");
+                  for (int64_t d : {int64_t{batch}, int64_t{3}, int64_t{48}, int64_t{192}}) shape->add_dims(d);
+                  bool open = writer->Write(request);
+                  for (size_t offset = 0; open && offset < model_bytes_.size(); offset += 1 << 20) {
+                    request.set_chunk(model_bytes_.substr(offset, 1 << 20));
+                    open = writer->Write(request);
+                  }
+                  if (open) writer->WritesDone();
+                  return writer->Finish();
+                })
         .ok();
   }
 
@@ -213,9 +213,8 @@ class Client {
 
   void ListModels() {
     squeeze::v1::ListModelsResponse list;
-    Call("ListModels", [&](grpc::ClientContext* c) {
-      return models_->ListModels(c, squeeze::v1::ListModelsRequest(), &list);
-    });
+    Call("ListModels",
+         [&](grpc::ClientContext* c) { return models_->ListModels(c, squeeze::v1::ListModelsRequest(), &list); });
   }
 
   std::string key_;
@@ -246,11 +245,14 @@ int main(int argc, char** argv) {
   std::string bin_dir = fs::path(argv[0]).parent_path().string();
   std::string model_path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
   CLI::App app{"squeeze-bench-load: concurrent clients uploading, searching and calling Recommend against squeezed"};
-  app.add_option("--clients", clients, "Concurrent clients, each with its own connection")->capture_default_str()
+  app.add_option("--clients", clients, "Concurrent clients, each with its own connection")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  app.add_option("--seconds", seconds, "How long the clients start new work")->capture_default_str()
+  app.add_option("--seconds", seconds, "How long the clients start new work")
+      ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
-  app.add_option("--teams", teams, "Teams the clients are spread over (one key each)")->capture_default_str()
+  app.add_option("--teams", teams, "Teams the clients are spread over (one key each)")
+      ->capture_default_str()
       ->check(CLI::Range(1, 100));
   app.add_option("--workers", workers, "squeezed --workers of the server started here")->capture_default_str();
   app.add_option("--server", server, "Use this running server (HOST:PORT) instead of starting one");
@@ -270,8 +272,9 @@ int main(int argc, char** argv) {
   if (server.empty()) {
     data_dir = fs::temp_directory_path() / fmt::format("squeeze-bench-load-{}", getpid());
     const std::string port_file = data_dir + ".port";
-    std::vector<std::string> args = {bin_dir + "/squeezed", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                                     "--port-file", port_file, "--workers", std::to_string(workers)};
+    std::vector<std::string> args = {bin_dir + "/squeezed",  "--data-dir",  data_dir,  "--listen",
+                                     "127.0.0.1:0",          "--port-file", port_file, "--workers",
+                                     std::to_string(workers)};
     std::vector<char*> cargs;
     for (auto& a : args) cargs.push_back(a.data());
     cargs.push_back(nullptr);
@@ -295,8 +298,8 @@ int main(int argc, char** argv) {
     }
     server = "127.0.0.1:" + Trimmed(port);
     for (int t = 0; t < teams; ++t) {
-      std::string out = Trimmed(Capture({bin_dir + "/squeezed", "keys", "create", "--data-dir", data_dir, "--team",
-                                         fmt::format("team-{}", t)}));
+      std::string out = Trimmed(Capture(
+          {bin_dir + "/squeezed", "keys", "create", "--data-dir", data_dir, "--team", fmt::format("team-{}", t)}));
       keys.push_back(out.substr(out.find_last_of(" \n") + 1));
     }
   } else {
@@ -350,14 +353,16 @@ int main(int argc, char** argv) {
     for (const auto& [code, n] : codes) (code == "RESOURCE_EXHAUSTED" ? quota : errors) += n;
   }
   if (json) {
-    std::cout << "{\n  \"clients\": " << clients << ",\n  \"teams\": " << teams << ",\n  \"seconds\": "
-              << fmt::format("{:.1f}", elapsed) << ",\n  \"server_workers\": " << workers
-              << ",\n  \"calls_ok\": " << total_ok << ",\n  \"calls_per_second\": "
-              << fmt::format("{:.1f}", static_cast<double>(total_ok) / elapsed) << ",\n  \"quota_answers\": " << quota
-              << ",\n  \"errors\": " << errors << ",\n  \"searches_succeeded\": " << all.searches_succeeded
+    std::cout << "{\n  \"clients\": " << clients << ",\n  \"teams\": " << teams
+              << ",\n  \"seconds\": " << fmt::format("{:.1f}", elapsed) << ",\n  \"server_workers\": " << workers
+              << ",\n  \"calls_ok\": " << total_ok
+              << ",\n  \"calls_per_second\": " << fmt::format("{:.1f}", static_cast<double>(total_ok) / elapsed)
+              << ",\n  \"quota_answers\": " << quota << ",\n  \"errors\": " << errors
+              << ",\n  \"searches_succeeded\": " << all.searches_succeeded
               << ",\n  \"searches_from_cache\": " << all.searches_from_cache
-              << ",\n  \"load_average_1min_before\": " << load_before << ",\n  \"load_average_1min_after\": "
-              << load_after << ",\n  \"cpus\": " << std::thread::hardware_concurrency()
+              << ",\n  \"load_average_1min_before\": " << load_before
+              << ",\n  \"load_average_1min_after\": " << load_after
+              << ",\n  \"cpus\": " << std::thread::hardware_concurrency()
               << ",\n  \"server_peak_rss_mib\": " << fmt::format("{:.0f}", static_cast<double>(peak_rss_kib) / 1024)
               << ",\n  \"rpcs\": {";
     bool first = true;
@@ -377,11 +382,11 @@ int main(int argc, char** argv) {
     }
     std::cout << "\n  }\n}\n";
   } else {
-    std::cout << fmt::format("{} clients, {} teams, {:.1f} s: {} calls answered ({:.1f}/s), {} quota answers, "
-                             "{} errors, {} searches succeeded ({} from cache), server peak RSS {:.0f} MiB\n",
-                             clients, teams, elapsed, total_ok, static_cast<double>(total_ok) / elapsed, quota, errors,
-                             all.searches_succeeded, all.searches_from_cache,
-                             static_cast<double>(peak_rss_kib) / 1024);
+    std::cout << fmt::format(
+        "{} clients, {} teams, {:.1f} s: {} calls answered ({:.1f}/s), {} quota answers, "
+        "{} errors, {} searches succeeded ({} from cache), server peak RSS {:.0f} MiB\n",
+        clients, teams, elapsed, total_ok, static_cast<double>(total_ok) / elapsed, quota, errors,
+        all.searches_succeeded, all.searches_from_cache, static_cast<double>(peak_rss_kib) / 1024);
     for (const std::string& rpc : rpcs) {
       const std::vector<double>& v = all.ms[rpc];
       std::cout << fmt::format("  {:<12} {:>6} ok  {:>7.2f}/s  p50 {:>8.1f} ms  p99 {:>8.1f} ms", rpc, v.size(),

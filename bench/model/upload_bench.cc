@@ -6,6 +6,7 @@
 // throughput in MB/s, and the server's peak RSS (VmHWM). Models: PP-OCRv4 det and cls from
 // .cache/models, plus a generated ~256 MB MatMul/Conv model to show large-file behaviour.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <grpcpp/create_channel.h>
 #include <onnx/onnx_pb.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -23,9 +25,6 @@
 #include <sstream>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "squeeze/v1/model.grpc.pb.h"
 
@@ -127,8 +126,9 @@ int main(int argc, char** argv) {
   // One server for all uploads, so its peak RSS covers the largest model.
   std::string data_dir = fs::temp_directory_path() / fmt::format("squeeze-bench-upload-{}", getpid());
   std::string port_file = data_dir + ".port";
-  std::vector<std::string> args = {bin_dir + "/squeezed", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-                                   "--port-file", port_file, "--max-model-bytes", "1073741824"};
+  std::vector<std::string> args = {bin_dir + "/squeezed", "--data-dir",  data_dir,  "--listen",
+                                   "127.0.0.1:0",         "--port-file", port_file, "--max-model-bytes",
+                                   "1073741824"};
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
@@ -150,7 +150,8 @@ int main(int argc, char** argv) {
     kill(pid, SIGKILL);
     return 1;
   }
-  auto channel = grpc::CreateChannel("127.0.0.1:" + port.substr(0, port.find('\n')), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + port.substr(0, port.find('\n')), grpc::InsecureChannelCredentials());
   auto stub = squeeze::v1::ModelService::NewStub(channel);
   std::string key = ReadAll(data_dir + "/initial-api-key");
   key = key.substr(0, key.find('\n'));
@@ -225,8 +226,8 @@ int main(int argc, char** argv) {
     }
     std::cout << "]\n";
   } else {
-    std::cout << fmt::format("{:<40} {:>10} {:>7} {:>10} {:>9} {:>14}\n", "model", "size", "layers", "median",
-                             "MB/s", "server peak RSS");
+    std::cout << fmt::format("{:<40} {:>10} {:>7} {:>10} {:>9} {:>14}\n", "model", "size", "layers", "median", "MB/s",
+                             "server peak RSS");
     for (const Result& r : results) {
       std::cout << fmt::format("{:<40} {:>8.1f}MB {:>7} {:>9.3f}s {:>9.1f} {:>11.1f} MiB\n", r.name, r.bytes / 1e6,
                                r.layers, r.median_s, r.mb_per_s, r.server_peak_rss_kib / 1024.0);

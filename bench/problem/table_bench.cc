@@ -2,14 +2,14 @@
 // machine — analysis, measured sensitivities (ONNX Runtime), real-weight distortions and cost-model
 // latencies for every layer and option — and, with --write-csv, the table itself for
 // squeeze-bench-search --table.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "device_profiles/cost_model.h"
 #include "device_profiles/host.h"
@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
   const double sensitivity_s = Since(t);
 
   t = Clock::now();
-  auto host = squeeze::device_profiles::HostDevice(
-      squeeze::device_profiles::ReadHostFacts(squeeze::runtime::OrtVersion()));
+  auto host =
+      squeeze::device_profiles::HostDevice(squeeze::device_profiles::ReadHostFacts(squeeze::runtime::OrtVersion()));
   if (!host.ok()) {
     std::cerr << host.status() << "\n";
     return 1;

@@ -58,8 +58,7 @@ double LagrangianError(const OptionTable& table, double max_latency) {
 
 }  // namespace
 
-absl::StatusOr<BudgetMilpResult> SolveLatencyBudgetMilp(const OptionTable& table,
-                                                        double max_latency,
+absl::StatusOr<BudgetMilpResult> SolveLatencyBudgetMilp(const OptionTable& table, double max_latency,
                                                         double time_limit_seconds) {
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<glp_prob, ProblemDeleter> lp(glp_create_prob());
@@ -81,10 +80,8 @@ absl::StatusOr<BudgetMilpResult> SolveLatencyBudgetMilp(const OptionTable& table
       bool dominated = false;
       for (size_t b = 0; b < options.size() && !dominated; ++b) {
         if (b == a) continue;
-        const bool no_worse =
-            options[b].latency <= options[a].latency && options[b].error <= options[a].error;
-        const bool same =
-            options[b].latency == options[a].latency && options[b].error == options[a].error;
+        const bool no_worse = options[b].latency <= options[a].latency && options[b].error <= options[a].error;
+        const bool same = options[b].latency == options[a].latency && options[b].error == options[a].error;
         dominated = no_worse && (!same || b < a);
       }
       if (!dominated) kept[i].push_back(static_cast<int>(a));

@@ -19,8 +19,7 @@ struct BudgetMilpResult {
 
 // NotFound when no configuration meets the budget; DeadlineExceeded when GLPK found nothing
 // within `time_limit_seconds`; Internal for other GLPK failures.
-absl::StatusOr<BudgetMilpResult> SolveLatencyBudgetMilp(const OptionTable& table,
-                                                        double max_latency,
+absl::StatusOr<BudgetMilpResult> SolveLatencyBudgetMilp(const OptionTable& table, double max_latency,
                                                         double time_limit_seconds);
 
 }  // namespace squeeze::search::bench

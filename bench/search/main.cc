@@ -46,8 +46,7 @@ bool ParseInts(const std::string& text, std::vector<int>& out) {
 SearchSpec SpecFor(int objectives, double max_error) {
   SearchSpec spec;
   spec.objectives = objectives == 2 ? std::vector<Objective>{Objective::kLatency, Objective::kError}
-                                    : std::vector<Objective>{Objective::kLatency, Objective::kSize,
-                                                             Objective::kError};
+                                    : std::vector<Objective>{Objective::kLatency, Objective::kSize, Objective::kError};
   spec.constraints.max_error = max_error;
   return spec;
 }
@@ -76,23 +75,17 @@ int main(int argc, char** argv) {
       ++i;
     } else if (arg == "--max-error" && has_value && absl::SimpleAtod(argv[i + 1], &max_error)) {
       ++i;
-    } else if (arg == "--cells-1d" && has_value &&
-               absl::SimpleAtoi(argv[i + 1], &config.exact.cells_1d)) {
+    } else if (arg == "--cells-1d" && has_value && absl::SimpleAtoi(argv[i + 1], &config.exact.cells_1d)) {
       ++i;
-    } else if (arg == "--cells-2d" && has_value &&
-               absl::SimpleAtoi(argv[i + 1], &config.exact.cells_per_axis_2d)) {
+    } else if (arg == "--cells-2d" && has_value && absl::SimpleAtoi(argv[i + 1], &config.exact.cells_per_axis_2d)) {
       ++i;
-    } else if (arg == "--slices" && has_value &&
-               absl::SimpleAtoi(argv[i + 1], &config.exact.size_slices)) {
+    } else if (arg == "--slices" && has_value && absl::SimpleAtoi(argv[i + 1], &config.exact.size_slices)) {
       ++i;
-    } else if (arg == "--slice-cells" && has_value &&
-               absl::SimpleAtoi(argv[i + 1], &config.exact.slice_cells)) {
+    } else if (arg == "--slice-cells" && has_value && absl::SimpleAtoi(argv[i + 1], &config.exact.slice_cells)) {
       ++i;
-    } else if (arg == "--population" && has_value &&
-               absl::SimpleAtoi(argv[i + 1], &config.nsga2.population)) {
+    } else if (arg == "--population" && has_value && absl::SimpleAtoi(argv[i + 1], &config.nsga2.population)) {
       ++i;
-    } else if (arg == "--generations" && has_value &&
-               absl::SimpleAtoi(argv[i + 1], &config.nsga2.generations)) {
+    } else if (arg == "--generations" && has_value && absl::SimpleAtoi(argv[i + 1], &config.nsga2.generations)) {
       ++i;
     } else if (arg == "--write-tables" && has_value) {
       write_dir = argv[++i];
@@ -132,8 +125,7 @@ int main(int argc, char** argv) {
     text << in.rdbuf();
     absl::StatusOr<OptionTable> table = ParseOptionTableCsv(text.str());
     if (!in || !table.ok()) {
-      std::fprintf(stderr, "%s: %s\n", path.c_str(),
-                   in ? table.status().ToString().c_str() : "cannot read");
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), in ? table.status().ToString().c_str() : "cannot read");
       return 1;
     }
     std::string name = path.substr(path.find_last_of('/') + 1);
@@ -146,8 +138,7 @@ int main(int argc, char** argv) {
     for (int layers : layer_counts) {
       const OptionTable table = bench::SyntheticTable(layers, seed);
       for (int k : objective_counts) {
-        cases.push_back(
-            {absl::StrCat("synthetic-", layers, "x96-", k, "obj"), table, SpecFor(k, max_error)});
+        cases.push_back({absl::StrCat("synthetic-", layers, "x96-", k, "obj"), table, SpecFor(k, max_error)});
       }
     }
   }
@@ -169,9 +160,7 @@ int main(int argc, char** argv) {
       ++failures;
       continue;
     }
-    std::fputs(
-        json ? (bench::ResultJson(*result) + "\n").c_str() : bench::TableRow(*result).c_str(),
-        stdout);
+    std::fputs(json ? (bench::ResultJson(*result) + "\n").c_str() : bench::TableRow(*result).c_str(), stdout);
     std::fflush(stdout);
   }
   return failures == 0 ? 0 : 1;

@@ -102,10 +102,8 @@ absl::StatusOr<BenchResult> RunCase(const BenchCase& c, const BenchConfig& confi
   r.random_hv_ratio = Volume(*baseline, r.reference) / exact_volume;
 
   // The single-budget integer program at budgets spread along the front's latency range.
-  const auto latency_axis =
-      std::find(c.spec.objectives.begin(), c.spec.objectives.end(), Objective::kLatency);
-  const auto error_axis =
-      std::find(c.spec.objectives.begin(), c.spec.objectives.end(), Objective::kError);
+  const auto latency_axis = std::find(c.spec.objectives.begin(), c.spec.objectives.end(), Objective::kLatency);
+  const auto error_axis = std::find(c.spec.objectives.begin(), c.spec.objectives.end(), Objective::kError);
   if (latency_axis != c.spec.objectives.end() && error_axis != c.spec.objectives.end()) {
     const size_t k = latency_axis - c.spec.objectives.begin();
     const size_t e = error_axis - c.spec.objectives.begin();
@@ -117,8 +115,7 @@ absl::StatusOr<BenchResult> RunCase(const BenchCase& c, const BenchConfig& confi
     r.glpk_min_gap = std::numeric_limits<double>::infinity();
     for (int b = 0; b < config.budgets; ++b) {
       const double budget = lo[k] + (b + 0.5) / config.budgets * (hi[k] - lo[k]);
-      absl::StatusOr<BudgetMilpResult> milp =
-          SolveLatencyBudgetMilp(c.table, budget, config.glpk_time_limit_seconds);
+      absl::StatusOr<BudgetMilpResult> milp = SolveLatencyBudgetMilp(c.table, budget, config.glpk_time_limit_seconds);
       if (!milp.ok()) return milp.status();
       r.glpk_seconds += milp->seconds;
       r.glpk_all_optimal = r.glpk_all_optimal && milp->optimal;
@@ -130,8 +127,8 @@ absl::StatusOr<BenchResult> RunCase(const BenchCase& c, const BenchConfig& confi
         std::fprintf(stderr,
                      "  budget %.1f [%.3f]: glpk error %.5g (optimal %d), front %.5g, "
                      "front at +eps %.5g (eps %.3g)\n",
-                     budget, (budget - lo[k]) / (hi[k] - lo[k]), optimum, milp->optimal,
-                     front_error, ErrorWithin(*exact, budget + epsilon_latency), epsilon_latency);
+                     budget, (budget - lo[k]) / (hi[k] - lo[k]), optimum, milp->optimal, front_error,
+                     ErrorWithin(*exact, budget + epsilon_latency), epsilon_latency);
       }
       // The ε promise: within ε more latency the front is at least as good as the optimum.
       const double slack = 1e-9 * std::abs(optimum) + epsilon_error;
@@ -149,22 +146,16 @@ std::string ResultJson(const BenchResult& r) {
   std::vector<std::string> reference;
   for (double v : r.reference) reference.push_back(Number(v));
   return absl::StrCat(
-      "{\"case\": \"", r.name, "\", \"layers\": ", r.layers,
-      ", \"options_per_layer\": ", Number(r.options_per_layer),
-      ", \"objectives\": ", r.objectives.size(), ", \"objective_names\": [",
-      absl::StrJoin(objectives, ", "), "], \"exact_seconds\": ", Number(r.exact_seconds),
-      ", \"exact_front_size\": ", r.exact_front_size,
+      "{\"case\": \"", r.name, "\", \"layers\": ", r.layers, ", \"options_per_layer\": ", Number(r.options_per_layer),
+      ", \"objectives\": ", r.objectives.size(), ", \"objective_names\": [", absl::StrJoin(objectives, ", "),
+      "], \"exact_seconds\": ", Number(r.exact_seconds), ", \"exact_front_size\": ", r.exact_front_size,
       ", \"exact_epsilon_relative\": ", Number(r.exact_epsilon_relative),
-      ", \"nsga2_seconds\": ", Number(r.nsga2_seconds),
-      ", \"nsga2_generations\": ", r.nsga2_generations,
-      ", \"nsga2_front_size\": ", r.nsga2_front_size,
-      ", \"nsga2_hv_ratio\": ", Number(r.nsga2_hv_ratio),
+      ", \"nsga2_seconds\": ", Number(r.nsga2_seconds), ", \"nsga2_generations\": ", r.nsga2_generations,
+      ", \"nsga2_front_size\": ", r.nsga2_front_size, ", \"nsga2_hv_ratio\": ", Number(r.nsga2_hv_ratio),
       ", \"nsga2_seed_hv_ratio\": ", Number(r.nsga2_seed_hv_ratio),
-      ", \"random_hv_ratio\": ", Number(r.random_hv_ratio),
-      ", \"random_samples\": ", r.random_samples, ", \"random_front_size\": ", r.random_front_size,
-      ", \"glpk_seconds\": ", Number(r.glpk_seconds),
-      ", \"glpk_max_gap\": ", Number(r.glpk_max_gap),
-      ", \"glpk_min_gap\": ", Number(r.glpk_min_gap),
+      ", \"random_hv_ratio\": ", Number(r.random_hv_ratio), ", \"random_samples\": ", r.random_samples,
+      ", \"random_front_size\": ", r.random_front_size, ", \"glpk_seconds\": ", Number(r.glpk_seconds),
+      ", \"glpk_max_gap\": ", Number(r.glpk_max_gap), ", \"glpk_min_gap\": ", Number(r.glpk_min_gap),
       ", \"glpk_within_epsilon\": ", r.glpk_within_epsilon ? "true" : "false",
       ", \"glpk_all_optimal\": ", r.glpk_all_optimal ? "true" : "false", ", \"hv_reference\": [",
       absl::StrJoin(reference, ", "), "]}");
@@ -174,17 +165,16 @@ std::string TableHeader() {
   return absl::StrFormat(
       "%-26s %6s %4s | %8s %7s %8s | %8s %5s %8s %8s | %8s | %8s %10s %5s\n"
       "%s\n",
-      "case", "layers", "obj", "exact s", "front", "ε/range", "nsga2 s", "gens", "HV ratio",
-      "seeds HV", "random HV", "glpk s", "glpk gap", "in ε", std::string(137, '-'));
+      "case", "layers", "obj", "exact s", "front", "ε/range", "nsga2 s", "gens", "HV ratio", "seeds HV", "random HV",
+      "glpk s", "glpk gap", "in ε", std::string(137, '-'));
 }
 
 std::string TableRow(const BenchResult& r) {
-  return absl::StrFormat(
-      "%-26s %6d %4d | %8.3f %7d %8.2e | %8.3f %5d %8.4f %8.4f | %8.4f | %8.2f %10.2e %5s\n",
-      r.name, r.layers, static_cast<int>(r.objectives.size()), r.exact_seconds,
-      static_cast<int>(r.exact_front_size), r.exact_epsilon_relative, r.nsga2_seconds,
-      r.nsga2_generations, r.nsga2_hv_ratio, r.nsga2_seed_hv_ratio, r.random_hv_ratio,
-      r.glpk_seconds, r.glpk_max_gap, r.glpk_within_epsilon ? "yes" : "NO");
+  return absl::StrFormat("%-26s %6d %4d | %8.3f %7d %8.2e | %8.3f %5d %8.4f %8.4f | %8.4f | %8.2f %10.2e %5s\n", r.name,
+                         r.layers, static_cast<int>(r.objectives.size()), r.exact_seconds,
+                         static_cast<int>(r.exact_front_size), r.exact_epsilon_relative, r.nsga2_seconds,
+                         r.nsga2_generations, r.nsga2_hv_ratio, r.nsga2_seed_hv_ratio, r.random_hv_ratio,
+                         r.glpk_seconds, r.glpk_max_gap, r.glpk_within_epsilon ? "yes" : "NO");
 }
 
 }  // namespace squeeze::search::bench

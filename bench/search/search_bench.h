@@ -42,10 +42,10 @@ struct BenchResult {
   double nsga2_seed_hv_ratio = 0;  // of its initial population alone
   double random_hv_ratio = 0;
   int64_t random_samples = 0;
-  size_t random_front_size = 0;  // feasible non-dominated configurations it met
-  double glpk_seconds = 0;       // all budgets
-  double glpk_max_gap = 0;       // max over budgets of (front error − GLPK error) / GLPK error
-  double glpk_min_gap = 0;       // min of the same; below 0 means GLPK missed its optimum
+  size_t random_front_size = 0;      // feasible non-dominated configurations it met
+  double glpk_seconds = 0;           // all budgets
+  double glpk_max_gap = 0;           // max over budgets of (front error − GLPK error) / GLPK error
+  double glpk_min_gap = 0;           // min of the same; below 0 means GLPK missed its optimum
   bool glpk_within_epsilon = false;  // front error at budget + ε ≤ GLPK error, at every budget
   bool glpk_all_optimal = false;
   // The hypervolume reference: the exact front's nadir plus 1% of its range per objective.

@@ -23,11 +23,10 @@ struct Sparsity {
   double ratio;
   const char* name;
 };
-constexpr Sparsity kSparsities[] = {
-    {Pattern::kDense, 0, "dense"},           {Pattern::kUnstructured, 0.25, "u25"},
-    {Pattern::kUnstructured, 0.5, "u50"},    {Pattern::kUnstructured, 0.75, "u75"},
-    {Pattern::kTwoFour, 0.5, "2:4"},         {Pattern::kOutputChannel, 0.125, "oc12"},
-    {Pattern::kOutputChannel, 0.25, "oc25"}, {Pattern::kOutputChannel, 0.5, "oc50"}};
+constexpr Sparsity kSparsities[] = {{Pattern::kDense, 0, "dense"},           {Pattern::kUnstructured, 0.25, "u25"},
+                                    {Pattern::kUnstructured, 0.5, "u50"},    {Pattern::kUnstructured, 0.75, "u75"},
+                                    {Pattern::kTwoFour, 0.5, "2:4"},         {Pattern::kOutputChannel, 0.125, "oc12"},
+                                    {Pattern::kOutputChannel, 0.25, "oc25"}, {Pattern::kOutputChannel, 0.5, "oc50"}};
 
 // Share of a Gaussian weight tensor's energy removed by zeroing the fraction p of smallest
 // magnitudes: P(|Z| < t) − 2tφ(t) with P(|Z| < t) = p.
@@ -122,13 +121,11 @@ OptionTable SyntheticTable(int layers, uint64_t seed) {
         const double activation_bytes = s.activations * p.a_bits / 8;
         const double compute = work / ComputeRate(p);
         const double memory = (bytes + activation_bytes) / kBandwidth;
-        const double latency =
-            (std::max(compute, memory) + kOverhead) * std::max(0.5, 1 + 0.03 * noise(gen));
+        const double latency = (std::max(compute, memory) + kOverhead) * std::max(0.5, 1 + 0.03 * noise(gen));
         // Error: weight distortion plus activation quantization, times the layer's sensitivity.
         const double weight_loss =
             QuantizationLoss(p.w_bits) * (1 + 0.15 * u(gen)) + PruningLoss(sp) * (1 + 0.1 * u(gen));
-        const double activation_loss =
-            p.a_bits == 8 ? s.activation_sensitivity * QuantizationLoss(8) : 0;
+        const double activation_loss = p.a_bits == 8 ? s.activation_sensitivity * QuantizationLoss(8) : 0;
         LayerOption o;
         o.label = absl::StrCat("w", p.w_bits, "a", p.a_bits, " ", sp.name);
         o.latency = latency;

@@ -124,7 +124,7 @@ std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
     auto own = classes.find(i);
     if (own == classes.end()) {
       reach.why_not = analysis_.layers[i].subgraph.empty() ? "only an ungrouped Conv's channels can be removed"
-                                                             : "a layer inside a subgraph";
+                                                           : "a layer inside a subgraph";
       continue;
     }
     reach.removable = true;
@@ -207,11 +207,37 @@ void ChannelFlow::Visit(onnx::NodeProto* node_ptr) {
   const onnx::NodeProto& node = *node_ptr;
   const std::string op = NormalizedDomain(node.domain()).empty() ? node.op_type() : "";
   if (op == "Constant") return;
-  static const std::set<std::string> kUnary = {
-      "Relu",  "Sigmoid", "HardSigmoid", "HardSwish", "Clip",     "LeakyRelu", "Tanh",   "Identity",
-      "Exp",   "Neg",     "Abs",         "Sqrt",      "Softplus", "Elu",       "Selu",   "Cast",
-      "Floor", "Ceil",    "Round",       "Reciprocal", "Erf",     "Dropout",   "MaxPool", "AveragePool",
-      "GlobalAveragePool", "GlobalMaxPool", "Resize", "Upsample", "Mish",      "Sign",   "ThresholdedRelu"};
+  static const std::set<std::string> kUnary = {"Relu",
+                                               "Sigmoid",
+                                               "HardSigmoid",
+                                               "HardSwish",
+                                               "Clip",
+                                               "LeakyRelu",
+                                               "Tanh",
+                                               "Identity",
+                                               "Exp",
+                                               "Neg",
+                                               "Abs",
+                                               "Sqrt",
+                                               "Softplus",
+                                               "Elu",
+                                               "Selu",
+                                               "Cast",
+                                               "Floor",
+                                               "Ceil",
+                                               "Round",
+                                               "Reciprocal",
+                                               "Erf",
+                                               "Dropout",
+                                               "MaxPool",
+                                               "AveragePool",
+                                               "GlobalAveragePool",
+                                               "GlobalMaxPool",
+                                               "Resize",
+                                               "Upsample",
+                                               "Mish",
+                                               "Sign",
+                                               "ThresholdedRelu"};
   static const std::set<std::string> kBinary = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean"};
   if (op == "Conv" || op == "ConvTranspose") {
     VisitConv(node_ptr, op == "ConvTranspose");

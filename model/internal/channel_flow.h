@@ -29,8 +29,8 @@ namespace squeeze::model::internal {
 struct ParamSlice {
   onnx::NodeProto* node = nullptr;
   int input = 0;
-  int axis = 0;                  // axis of the constant that runs along the channels
-  std::string channels_of;       // the value whose removed channels apply
+  int axis = 0;             // axis of the constant that runs along the channels
+  std::string channels_of;  // the value whose removed channels apply
 };
 
 class ChannelFlow {
@@ -79,8 +79,8 @@ class ChannelFlow {
   const Analysis& analysis_;
   const std::map<std::string, size_t>& layer_of_node_;
   const std::vector<std::vector<uint8_t>>& pruned_rows_;
-  mutable std::vector<int64_t> parent_;               // union-find over elements
-  std::vector<std::pair<int64_t, int64_t>> source_;   // per element: (layer, row) or (-1, 0)
+  mutable std::vector<int64_t> parent_;              // union-find over elements
+  std::vector<std::pair<int64_t, int64_t>> source_;  // per element: (layer, row) or (-1, 0)
   std::vector<std::string> pin_;
   std::vector<bool> removed_;
   std::map<std::string, ChannelValue> values_;

@@ -153,10 +153,14 @@ class Surveyor {
 ShapeSource Weaker(ShapeSource a, ShapeSource b) {
   auto rank = [](ShapeSource s) {
     switch (s) {
-      case ShapeSource::kDeclared: return 0;
-      case ShapeSource::kInferred: return 1;
-      case ShapeSource::kOnnxRuntime: return 2;
-      case ShapeSource::kUnknown: break;
+      case ShapeSource::kDeclared:
+        return 0;
+      case ShapeSource::kInferred:
+        return 1;
+      case ShapeSource::kOnnxRuntime:
+        return 2;
+      case ShapeSource::kUnknown:
+        break;
     }
     return 3;
   };

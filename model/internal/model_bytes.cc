@@ -71,9 +71,12 @@ absl::Status CheckModelBytes(absl::string_view bytes) {
     const size_t start = pos;
     uint64_t tag;
     switch (ReadVarint(bytes, &pos, &tag)) {
-      case Read::kOk: break;
-      case Read::kTruncated: return Truncated(bytes, start, "a field tag");
-      case Read::kMalformed: return NotOnnx(start, "the bytes are not protobuf wire format");
+      case Read::kOk:
+        break;
+      case Read::kTruncated:
+        return Truncated(bytes, start, "a field tag");
+      case Read::kMalformed:
+        return NotOnnx(start, "the bytes are not protobuf wire format");
     }
     const uint64_t number = tag >> 3;
     const int wire_type = static_cast<int>(tag & 7);
@@ -88,9 +91,12 @@ absl::Status CheckModelBytes(absl::string_view bytes) {
     switch (wire_type) {
       case kVarint:
         switch (ReadVarint(bytes, &pos, &value)) {
-          case Read::kOk: break;
-          case Read::kTruncated: return Truncated(bytes, start, field);
-          case Read::kMalformed: return NotOnnx(start, absl::StrCat(field, " holds a malformed varint"));
+          case Read::kOk:
+            break;
+          case Read::kTruncated:
+            return Truncated(bytes, start, field);
+          case Read::kMalformed:
+            return NotOnnx(start, absl::StrCat(field, " holds a malformed varint"));
         }
         break;
       case kFixed64:
@@ -102,9 +108,12 @@ absl::Status CheckModelBytes(absl::string_view bytes) {
       }
       case kLengthDelimited:
         switch (ReadVarint(bytes, &pos, &value)) {
-          case Read::kOk: break;
-          case Read::kTruncated: return Truncated(bytes, start, field);
-          case Read::kMalformed: return NotOnnx(start, absl::StrCat(field, " has a malformed length"));
+          case Read::kOk:
+            break;
+          case Read::kTruncated:
+            return Truncated(bytes, start, field);
+          case Read::kMalformed:
+            return NotOnnx(start, absl::StrCat(field, " has a malformed length"));
         }
         if (value > bytes.size() - pos) {
           return Truncated(bytes, start, absl::StrCat(field, " of ", value, " bytes"));

@@ -189,8 +189,10 @@ absl::StatusOr<ResolvedInputs> ResolveInputShapes(const onnx::GraphProto& graph,
         }
         if (d > kMaxDimension) {
           return absl::InvalidArgumentError(absl::StrCat("the shape given for input '", name, "', ", DimsString(dims),
-                                                         ", has a dimension of ", d, ", larger than any tensor a "
-                                                         "device holds (at most ", kMaxDimension, ")"));
+                                                         ", has a dimension of ", d,
+                                                         ", larger than any tensor a "
+                                                         "device holds (at most ",
+                                                         kMaxDimension, ")"));
         }
       }
       if (tensor.has_shape()) {

@@ -1,13 +1,12 @@
 #include "model/internal/tensor_data.h"
 
-#include "model/weight_math.h"
-
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "model/weight_math.h"
 
 namespace squeeze::model::internal {
 namespace {
@@ -84,7 +83,8 @@ void ForEachFloat(const TensorProto& tensor, Fn fn) {
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
 }
 
@@ -92,31 +92,56 @@ void ForEachFloat(const TensorProto& tensor, Fn fn) {
 
 std::string DataTypeName(int32_t data_type) {
   switch (data_type) {
-    case TensorProto::FLOAT: return "float";
-    case TensorProto::UINT8: return "uint8";
-    case TensorProto::INT8: return "int8";
-    case TensorProto::UINT16: return "uint16";
-    case TensorProto::INT16: return "int16";
-    case TensorProto::INT32: return "int32";
-    case TensorProto::INT64: return "int64";
-    case TensorProto::STRING: return "string";
-    case TensorProto::BOOL: return "bool";
-    case TensorProto::FLOAT16: return "float16";
-    case TensorProto::DOUBLE: return "double";
-    case TensorProto::UINT32: return "uint32";
-    case TensorProto::UINT64: return "uint64";
-    case TensorProto::COMPLEX64: return "complex64";
-    case TensorProto::COMPLEX128: return "complex128";
-    case TensorProto::BFLOAT16: return "bfloat16";
-    case kFloat8E4M3FN: return "float8e4m3fn";
-    case kFloat8E4M3FNUZ: return "float8e4m3fnuz";
-    case kFloat8E5M2: return "float8e5m2";
-    case kFloat8E5M2FNUZ: return "float8e5m2fnuz";
-    case kUint4: return "uint4";
-    case kInt4: return "int4";
-    case kFloat4E2M1: return "float4e2m1";
-    case kFloat8E8M0: return "float8e8m0";
-    default: return absl::StrCat("type ", data_type);
+    case TensorProto::FLOAT:
+      return "float";
+    case TensorProto::UINT8:
+      return "uint8";
+    case TensorProto::INT8:
+      return "int8";
+    case TensorProto::UINT16:
+      return "uint16";
+    case TensorProto::INT16:
+      return "int16";
+    case TensorProto::INT32:
+      return "int32";
+    case TensorProto::INT64:
+      return "int64";
+    case TensorProto::STRING:
+      return "string";
+    case TensorProto::BOOL:
+      return "bool";
+    case TensorProto::FLOAT16:
+      return "float16";
+    case TensorProto::DOUBLE:
+      return "double";
+    case TensorProto::UINT32:
+      return "uint32";
+    case TensorProto::UINT64:
+      return "uint64";
+    case TensorProto::COMPLEX64:
+      return "complex64";
+    case TensorProto::COMPLEX128:
+      return "complex128";
+    case TensorProto::BFLOAT16:
+      return "bfloat16";
+    case kFloat8E4M3FN:
+      return "float8e4m3fn";
+    case kFloat8E4M3FNUZ:
+      return "float8e4m3fnuz";
+    case kFloat8E5M2:
+      return "float8e5m2";
+    case kFloat8E5M2FNUZ:
+      return "float8e5m2fnuz";
+    case kUint4:
+      return "uint4";
+    case kInt4:
+      return "int4";
+    case kFloat4E2M1:
+      return "float4e2m1";
+    case kFloat8E8M0:
+      return "float8e8m0";
+    default:
+      return absl::StrCat("type ", data_type);
   }
 }
 
@@ -129,23 +154,30 @@ int ElementBits(int32_t data_type) {
     case kFloat8E4M3FNUZ:
     case kFloat8E5M2:
     case kFloat8E5M2FNUZ:
-    case kFloat8E8M0: return 8;
+    case kFloat8E8M0:
+      return 8;
     case TensorProto::UINT16:
     case TensorProto::INT16:
     case TensorProto::FLOAT16:
-    case TensorProto::BFLOAT16: return 16;
+    case TensorProto::BFLOAT16:
+      return 16;
     case TensorProto::FLOAT:
     case TensorProto::INT32:
-    case TensorProto::UINT32: return 32;
+    case TensorProto::UINT32:
+      return 32;
     case TensorProto::INT64:
     case TensorProto::DOUBLE:
     case TensorProto::UINT64:
-    case TensorProto::COMPLEX64: return 64;
-    case TensorProto::COMPLEX128: return 128;
+    case TensorProto::COMPLEX64:
+      return 64;
+    case TensorProto::COMPLEX128:
+      return 128;
     case kUint4:
     case kInt4:
-    case kFloat4E2M1: return 4;
-    default: return 0;
+    case kFloat4E2M1:
+      return 4;
+    default:
+      return 0;
   }
 }
 

@@ -51,7 +51,8 @@ class Restorer {
   ~Restorer() {
     if (model_->ir_version() != ir_version_) model_->set_ir_version(ir_version_);
     for (const auto& [index, domain] : domains_) model_->mutable_graph()->mutable_node(index)->set_domain(domain);
-    for (auto& [index, attributes] : attributes_) model_->mutable_graph()->mutable_node(index)->mutable_attribute()->Swap(&attributes);
+    for (auto& [index, attributes] : attributes_)
+      model_->mutable_graph()->mutable_node(index)->mutable_attribute()->Swap(&attributes);
     if (added_opset_) model_->mutable_opset_import()->RemoveLast();
   }
   Restorer(const Restorer&) = delete;
@@ -144,22 +145,22 @@ absl::StatusOr<ValidationResult> ValidateModel(onnx::ModelProto* model) {
 
 absl::Status CheckDeclaredDimensions(const onnx::ModelProto& model) {
   absl::Status status;
-  ForEachGraph(model.graph(), "", "", [&status](const onnx::GraphProto& graph, const std::string& path,
-                                                const std::string&) {
-    for (const auto* values : {&graph.input(), &graph.output(), &graph.value_info()}) {
-      for (const onnx::ValueInfoProto& value : *values) {
-        if (!status.ok() || !value.type().has_tensor_type()) continue;
-        const auto& dims = value.type().tensor_type().shape().dim();
-        for (int i = 0; i < dims.size(); ++i) {
-          if (!dims[i].has_dim_value() || dims[i].dim_value() <= kMaxDimension) continue;
-          status = absl::InvalidArgumentError(absl::StrCat(
-              "dimension ", i, " of '", value.name(), "'", path.empty() ? "" : absl::StrCat(" in subgraph ", path),
-              " is declared as ", dims[i].dim_value(), ", larger than any tensor a device holds (at most ",
-              kMaxDimension, " per dimension); fix the model's declared shape"));
+  ForEachGraph(
+      model.graph(), "", "", [&status](const onnx::GraphProto& graph, const std::string& path, const std::string&) {
+        for (const auto* values : {&graph.input(), &graph.output(), &graph.value_info()}) {
+          for (const onnx::ValueInfoProto& value : *values) {
+            if (!status.ok() || !value.type().has_tensor_type()) continue;
+            const auto& dims = value.type().tensor_type().shape().dim();
+            for (int i = 0; i < dims.size(); ++i) {
+              if (!dims[i].has_dim_value() || dims[i].dim_value() <= kMaxDimension) continue;
+              status = absl::InvalidArgumentError(absl::StrCat(
+                  "dimension ", i, " of '", value.name(), "'", path.empty() ? "" : absl::StrCat(" in subgraph ", path),
+                  " is declared as ", dims[i].dim_value(), ", larger than any tensor a device holds (at most ",
+                  kMaxDimension, " per dimension); fix the model's declared shape"));
+            }
+          }
         }
-      }
-    }
-  });
+      });
   return status;
 }
 

@@ -110,11 +110,9 @@ struct Grid {
 // Builds the grid for minimizing `value` over `axis_quantities` (at most two), under `limits`.
 // `cells` spans the useful range of each axis. nullopt when the limits leave nothing.
 absl::StatusOr<std::optional<Grid>> BuildGrid(const PrunedTable& pruned, const FixedCost& fixed,
-                                              const OptionValues& value,
-                                              std::optional<double> value_limit,
-                                              const std::vector<Quantity>& axis_quantities,
-                                              const Constraints& limits, int32_t cells,
-                                              int64_t max_backpointer_bytes) {
+                                              const OptionValues& value, std::optional<double> value_limit,
+                                              const std::vector<Quantity>& axis_quantities, const Constraints& limits,
+                                              int32_t cells, int64_t max_backpointer_bytes) {
   const size_t layers = pruned.layers();
   const int dims = static_cast<int>(axis_quantities.size());
   Grid grid;
@@ -125,9 +123,9 @@ absl::StatusOr<std::optional<Grid>> BuildGrid(const PrunedTable& pruned, const F
   for (size_t i = 0; i < layers; ++i) {
     for (size_t k = 1; k < pruned.count(i); ++k) {
       const double v = value[i][k], best = value[i][cheapest[i]];
-      if (v < best || (v == best && dims == 1 &&
-                       Get(pruned.option(i, k), axis_quantities[0]) <
-                           Get(pruned.option(i, cheapest[i]), axis_quantities[0]))) {
+      if (v < best ||
+          (v == best && dims == 1 &&
+           Get(pruned.option(i, k), axis_quantities[0]) < Get(pruned.option(i, cheapest[i]), axis_quantities[0]))) {
         cheapest[i] = k;
       }
     }
@@ -176,8 +174,7 @@ absl::StatusOr<std::optional<Grid>> BuildGrid(const PrunedTable& pruned, const F
     axis.cap = sum_max;
     if (dims == 1 && !limit) axis.cap = std::min(axis.cap, sum_cheapest);
     if (limit) {
-      axis.cap = std::min<int64_t>(
-          axis.cap, static_cast<int64_t>(std::floor(limit_excess / axis.delta + 1e-9)));
+      axis.cap = std::min<int64_t>(axis.cap, static_cast<int64_t>(std::floor(limit_excess / axis.delta + 1e-9)));
     }
     // Rounding bound, over the options that fit.
     for (size_t i = 0; i < layers; ++i) {
@@ -202,11 +199,9 @@ absl::StatusOr<std::optional<Grid>> BuildGrid(const PrunedTable& pruned, const F
   }
   const int64_t cap_a = dims == 2 ? grid.axes[0].cap : 0;
   const int64_t cap_b = dims >= 1 ? grid.axes[dims - 1].cap : 0;
-  if (cap_a >= kMaxGridCells || cap_b >= kMaxGridCells ||
-      (cap_a + 1) * (cap_b + 1) > kMaxGridCells) {
-    return absl::ResourceExhaustedError(absl::StrCat("exact: a grid of ", cap_a + 1, " x ",
-                                                     cap_b + 1, " cells exceeds ", kMaxGridCells,
-                                                     "; lower ExactOptions cells"));
+  if (cap_a >= kMaxGridCells || cap_b >= kMaxGridCells || (cap_a + 1) * (cap_b + 1) > kMaxGridCells) {
+    return absl::ResourceExhaustedError(absl::StrCat("exact: a grid of ", cap_a + 1, " x ", cap_b + 1,
+                                                     " cells exceeds ", kMaxGridCells, "; lower ExactOptions cells"));
   }
   problem.cap_a = static_cast<int32_t>(cap_a);
   problem.cap_b = static_cast<int32_t>(cap_b);
@@ -265,19 +260,16 @@ enum class RunEnd { kCompleted, kDeadline };
 
 // Runs one grid DP and appends its feasible non-dominated configurations (exact values) to
 // `out`. Returns kDeadline when the deadline stopped the forward pass (nothing appended).
-absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec,
-                               const PrunedTable& pruned, Grid grid, internal::RunMonitor& monitor,
-                               const Front& fallback, double fraction_from, double fraction_to,
-                               std::vector<Candidate>& out, bool& peak_filter_removed,
+absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec, const PrunedTable& pruned, Grid grid,
+                               internal::RunMonitor& monitor, const Front& fallback, double fraction_from,
+                               double fraction_to, std::vector<Candidate>& out, bool& peak_filter_removed,
                                SearchStats& stats) {
   const size_t layers = table.layers.size();
   internal::GridDp dp(std::move(grid.problem));
   absl::Status run = dp.Run([&](size_t done) -> absl::Status {
     if (monitor.cancelled()) return absl::CancelledError("exact: cancelled");
     if (monitor.past_deadline()) return absl::DeadlineExceededError("exact: deadline");
-    monitor.Report(
-        "dp", fraction_from + (fraction_to - fraction_from) * static_cast<double>(done) / layers,
-        &fallback);
+    monitor.Report("dp", fraction_from + (fraction_to - fraction_from) * static_cast<double>(done) / layers, &fallback);
     return absl::OkStatus();
   });
   stats.grid_cells += dp.grid_cells();
@@ -308,8 +300,8 @@ absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec,
   if (!traced.ok()) return traced;
   std::vector<size_t> feasible;
   PointSet points;
-  const Constraints without_peak{spec.constraints.max_latency, spec.constraints.max_size,
-                                 spec.constraints.max_error, std::nullopt};
+  const Constraints without_peak{spec.constraints.max_latency, spec.constraints.max_size, spec.constraints.max_error,
+                                 std::nullopt};
   for (size_t t = 0; t < cells.size(); ++t) {
     ObjectiveValues v;
     v.latency = table.fixed.latency + latency[t];
@@ -330,10 +322,7 @@ absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec,
   std::vector<Choice> choices(survivors.size(), Choice(layers));
   traced = dp.Trace(
       survivors,
-      [&](size_t t, size_t layer, uint16_t kept) {
-        choices[t][layer] = pruned.option(layer, kept).original;
-      },
-      check);
+      [&](size_t t, size_t layer, uint16_t kept) { choices[t][layer] = pruned.option(layer, kept).original; }, check);
   if (!traced.ok()) return traced;
   for (Choice& choice : choices) {
     const ObjectiveValues v = internal::EvaluateUnchecked(table, choice.data());
@@ -344,12 +333,12 @@ absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec,
 
 }  // namespace
 
-absl::StatusOr<Front> SolveExact(const OptionTable& table, const SearchSpec& spec,
-                                 const ExactOptions& options, const RunControl& control) {
+absl::StatusOr<Front> SolveExact(const OptionTable& table, const SearchSpec& spec, const ExactOptions& options,
+                                 const RunControl& control) {
   if (absl::Status s = ValidateOptionTable(table); !s.ok()) return s;
   if (absl::Status s = ValidateSearchSpec(spec); !s.ok()) return s;
-  if (options.cells_1d < 2 || options.cells_per_axis_2d < 2 || options.slice_cells < 2 ||
-      options.size_slices < 0 || options.max_backpointer_bytes < 0) {
+  if (options.cells_1d < 2 || options.cells_per_axis_2d < 2 || options.slice_cells < 2 || options.size_slices < 0 ||
+      options.max_backpointer_bytes < 0) {
     return absl::InvalidArgumentError("exact: grid cells must be >= 2, slices and memory >= 0");
   }
   for (Objective objective : spec.objectives) {
@@ -410,14 +399,13 @@ absl::StatusOr<Front> SolveExact(const OptionTable& table, const SearchSpec& spe
     }
   }
   const int dims = static_cast<int>(axis_quantities.size());
-  const bool sliced = dims == 2 && is_objective(axis_quantities[0]) &&
-                      is_objective(axis_quantities[1]) && options.size_slices > 0;
+  const bool sliced =
+      dims == 2 && is_objective(axis_quantities[0]) && is_objective(axis_quantities[1]) && options.size_slices > 0;
   const double grid_share = sliced ? 0.4 : 0.9;
 
   absl::StatusOr<std::optional<Grid>> grid = BuildGrid(
-      pruned, table.fixed, ValuesOf(pruned, value_quantity),
-      LimitOf(spec.constraints, value_quantity), axis_quantities, spec.constraints,
-      dims == 1 ? options.cells_1d : options.cells_per_axis_2d, options.max_backpointer_bytes);
+      pruned, table.fixed, ValuesOf(pruned, value_quantity), LimitOf(spec.constraints, value_quantity), axis_quantities,
+      spec.constraints, dims == 1 ? options.cells_1d : options.cells_per_axis_2d, options.max_backpointer_bytes);
   if (!grid.ok()) return grid.status();
   if (!grid->has_value()) return empty();
   const std::vector<Axis> axes = (*grid)->axes;
@@ -425,9 +413,8 @@ absl::StatusOr<Front> SolveExact(const OptionTable& table, const SearchSpec& spe
 
   std::vector<Candidate> candidates;
   bool peak_filter_removed = false;
-  absl::StatusOr<RunEnd> end =
-      RunGrid(table, spec, pruned, std::move(**grid), monitor, fallback, 0.02, 0.02 + grid_share,
-              candidates, peak_filter_removed, stats);
+  absl::StatusOr<RunEnd> end = RunGrid(table, spec, pruned, std::move(**grid), monitor, fallback, 0.02,
+                                       0.02 + grid_share, candidates, peak_filter_removed, stats);
   if (!end.ok()) return end.status();
   if (*end == RunEnd::kDeadline) return finish(fallback, StopReason::kDeadline);
 
@@ -441,8 +428,7 @@ absl::StatusOr<Front> SolveExact(const OptionTable& table, const SearchSpec& spe
     auto total_range = [&](const OptionValues& v) {
       double range = 0;
       for (const auto& layer : v) {
-        range += *std::max_element(layer.begin(), layer.end()) -
-                 *std::min_element(layer.begin(), layer.end());
+        range += *std::max_element(layer.begin(), layer.end()) - *std::min_element(layer.begin(), layer.end());
       }
       return range > 0 ? range : 1.0;
     };
@@ -459,9 +445,9 @@ absl::StatusOr<Front> SolveExact(const OptionTable& table, const SearchSpec& spe
           combined[i][k] = wv * value[i][k] + ws * second[i][k];
         }
       }
-      absl::StatusOr<std::optional<Grid>> slice = BuildGrid(
-          pruned, table.fixed, combined, std::nullopt, {axis_quantities[0]}, spec.constraints,
-          s == 0 ? options.cells_1d : options.slice_cells, options.max_backpointer_bytes);
+      absl::StatusOr<std::optional<Grid>> slice =
+          BuildGrid(pruned, table.fixed, combined, std::nullopt, {axis_quantities[0]}, spec.constraints,
+                    s == 0 ? options.cells_1d : options.slice_cells, options.max_backpointer_bytes);
       if (!slice.ok()) return slice.status();
       if (!slice->has_value()) continue;
       const double from = 0.02 + grid_share + (0.9 - grid_share) * s / slices;

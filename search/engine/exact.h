@@ -59,8 +59,8 @@ struct ExactOptions {
 // Past control.deadline it returns, marked StopReason::kDeadline: during the grid DP, the
 // weighted-sum front built before it (without ε); during the slices, the grid's front and the
 // slices done so far (with ε).
-absl::StatusOr<Front> SolveExact(const OptionTable& table, const SearchSpec& spec,
-                                 const ExactOptions& options = {}, const RunControl& control = {});
+absl::StatusOr<Front> SolveExact(const OptionTable& table, const SearchSpec& spec, const ExactOptions& options = {},
+                                 const RunControl& control = {});
 
 }  // namespace squeeze::search
 

@@ -67,8 +67,8 @@ bool ConstraintDominates(const Population& p, size_t i, size_t j) {
 // Environmental selection: the best `n` of `from` by (front, crowding), with ranks and crowding
 // distances filled in.
 Population Select(const Population& from, size_t n) {
-  const auto fronts = internal::SortByDominance(
-      from.size(), [&](size_t i, size_t j) { return ConstraintDominates(from, i, j); });
+  const auto fronts =
+      internal::SortByDominance(from.size(), [&](size_t i, size_t j) { return ConstraintDominates(from, i, j); });
   Population to;
   to.layers = from.layers;
   std::vector<size_t> chosen;
@@ -79,8 +79,7 @@ Population Select(const Population& from, size_t n) {
     std::vector<size_t> order(fronts[f].size());
     std::iota(order.begin(), order.end(), 0);
     if (chosen.size() + fronts[f].size() > n) {
-      std::stable_sort(order.begin(), order.end(),
-                       [&](size_t a, size_t b) { return distance[a] > distance[b]; });
+      std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return distance[a] > distance[b]; });
       order.resize(n - chosen.size());
       std::sort(order.begin(), order.end());
     }
@@ -118,8 +117,7 @@ void Mutate(const PrunedTable& table, double rate, Rng& rng, uint16_t* genes) {
     if (rng.UniformDouble() < 0.5) {
       // A small step in the layer's error order: the next finer or coarser option.
       const int step = (rng.Uniform(2) == 0 ? 1 : -1) * static_cast<int>(1 + rng.Uniform(2));
-      const int moved =
-          std::clamp(static_cast<int>(genes[i]) + step, 0, static_cast<int>(count) - 1);
+      const int moved = std::clamp(static_cast<int>(genes[i]) + step, 0, static_cast<int>(count) - 1);
       genes[i] = static_cast<uint16_t>(moved);
     } else {
       genes[i] = static_cast<uint16_t>(rng.Uniform(count));
@@ -128,8 +126,8 @@ void Mutate(const PrunedTable& table, double rate, Rng& rng, uint16_t* genes) {
 }
 
 // Distinct starting configurations, in a fixed order.
-std::vector<std::vector<uint16_t>> Seeds(const OptionTable& table, const PrunedTable& pruned,
-                                         const SearchSpec& spec, const Nsga2Options& options) {
+std::vector<std::vector<uint16_t>> Seeds(const OptionTable& table, const PrunedTable& pruned, const SearchSpec& spec,
+                                         const Nsga2Options& options) {
   const size_t layers = pruned.layers();
   std::vector<std::vector<uint16_t>> seeds;
   std::set<std::vector<uint16_t>> seen;
@@ -166,8 +164,7 @@ std::vector<std::vector<uint16_t>> Seeds(const OptionTable& table, const PrunedT
   for (int r = 0; r < kRanks; ++r) {
     std::vector<uint16_t> genes(layers);
     for (size_t i = 0; i < layers; ++i) {
-      genes[i] = static_cast<uint16_t>(
-          std::lround(static_cast<double>(r) / (kRanks - 1) * (pruned.count(i) - 1)));
+      genes[i] = static_cast<uint16_t>(std::lround(static_cast<double>(r) / (kRanks - 1) * (pruned.count(i) - 1)));
     }
     add(std::move(genes));
   }
@@ -188,8 +185,7 @@ absl::Status ValidateOptions(const OptionTable& table, const Nsga2Options& optio
   for (size_t k = 0; k < options.initial.size(); ++k) {
     absl::StatusOr<ObjectiveValues> v = Evaluate(table, options.initial[k]);
     if (!v.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("nsga2: initial configuration ", k, ": ", v.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat("nsga2: initial configuration ", k, ": ", v.status().message()));
     }
   }
   return absl::OkStatus();
@@ -197,8 +193,8 @@ absl::Status ValidateOptions(const OptionTable& table, const Nsga2Options& optio
 
 }  // namespace
 
-absl::StatusOr<Front> SolveNsga2(const OptionTable& table, const SearchSpec& spec,
-                                 const Nsga2Options& options, const RunControl& control) {
+absl::StatusOr<Front> SolveNsga2(const OptionTable& table, const SearchSpec& spec, const Nsga2Options& options,
+                                 const RunControl& control) {
   if (absl::Status s = ValidateOptionTable(table); !s.ok()) return s;
   if (absl::Status s = ValidateSearchSpec(spec); !s.ok()) return s;
   if (absl::Status s = ValidateOptions(table, options); !s.ok()) return s;
@@ -206,8 +202,7 @@ absl::StatusOr<Front> SolveNsga2(const OptionTable& table, const SearchSpec& spe
   const PrunedTable pruned = PrunedTable::Build(table, spec);
   const size_t layers = pruned.layers();
   const size_t n = static_cast<size_t>(options.population);
-  const double rate =
-      options.mutation_rate > 0 ? options.mutation_rate : std::min(1.0, 2.0 / layers);
+  const double rate = options.mutation_rate > 0 ? options.mutation_rate : std::min(1.0, 2.0 / layers);
   internal::Archive archive(layers, options.archive_limit);
   int64_t evaluations = 0;
   int generation = 0;

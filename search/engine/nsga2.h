@@ -48,8 +48,8 @@ struct Nsga2Options {
 // no feasible configuration was met), or: InvalidArgument for an invalid table, spec, options or
 // initial configuration; Cancelled when control.cancel was set. Past control.deadline it returns
 // the archive so far, marked StopReason::kDeadline.
-absl::StatusOr<Front> SolveNsga2(const OptionTable& table, const SearchSpec& spec,
-                                 const Nsga2Options& options = {}, const RunControl& control = {});
+absl::StatusOr<Front> SolveNsga2(const OptionTable& table, const SearchSpec& spec, const Nsga2Options& options = {},
+                                 const RunControl& control = {});
 
 }  // namespace squeeze::search
 

@@ -22,20 +22,17 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
   for (size_t i = 0; i < table.layers.size(); ++i) {
     const Layer& layer = table.layers[i];
     if (layer.options.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("option table: layer ", i, " (", layer.name, ") has no options"));
+      return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name, ") has no options"));
     }
     if (layer.options.size() > kMaxOptionsPerLayer) {
-      return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name,
-                                                     ") has more than ", kMaxOptionsPerLayer,
-                                                     " options"));
+      return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name, ") has more than ",
+                                                     kMaxOptionsPerLayer, " options"));
     }
     for (size_t j = 0; j < layer.options.size(); ++j) {
       const LayerOption& o = layer.options[j];
       if (!Valid(o.latency) || !Valid(o.bytes) || !Valid(o.error) || !Valid(o.activation_bytes) ||
           !(o.fused_latency == -1 || Valid(o.fused_latency)) || (o.fused_latency >= 0 && o.integer_activations)) {
-        return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name,
-                                                       ") option ", j,
+        return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name, ") option ", j,
                                                        " has a negative or non-finite value"));
       }
     }
@@ -52,13 +49,14 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
   }
   for (size_t k = 0; k < table.boundaries.size(); ++k) {
     const ActivationBoundary& b = table.boundaries[k];
-    if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || !Valid(b.transpose_latency) ||
-        b.producer < -1 || b.producer >= n || b.layout_producer < -1 || b.layout_producer >= n) {
+    if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || !Valid(b.transpose_latency) || b.producer < -1 ||
+        b.producer >= n || b.layout_producer < -1 || b.layout_producer >= n) {
       return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " is malformed"));
     }
     for (const std::vector<int32_t>* layers : {&b.readers, &b.layout_readers}) {
       for (int32_t r : *layers) {
-        if (r < 0 || r >= n) return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " names no layer"));
+        if (r < 0 || r >= n)
+          return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " names no layer"));
       }
     }
   }
@@ -67,10 +65,11 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
   for (size_t i = 0; i < table.layers.size(); ++i) {
     for (const LayerOption& o : table.layers[i].options) {
       if (!Valid(o.boundary_latency)) {
-        return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " has a non-finite boundary latency"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("option table: layer ", i, " has a non-finite boundary latency"));
       }
       // Running fused, an option acts as an integer one, and may be slower than it is alone.
-      const double least = o.integer_activations ? bound[i]
+      const double least = o.integer_activations  ? bound[i]
                            : o.fused_latency >= 0 ? bound[i] + std::max(0.0, o.fused_latency - o.latency)
                                                   : 0;
       if (o.boundary_latency < least * (1 - 1e-9)) {
@@ -98,13 +97,12 @@ std::vector<double> BoundaryBounds(const OptionTable& table) {
 
 absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice& choice) {
   if (choice.size() != table.layers.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "choice has ", choice.size(), " entries; the table has ", table.layers.size(), " layers"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("choice has ", choice.size(), " entries; the table has ", table.layers.size(), " layers"));
   }
   for (size_t i = 0; i < choice.size(); ++i) {
     if (choice[i] >= table.layers[i].options.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("choice for layer ", i, " is ", choice[i],
-                                                     "; the layer has ",
+      return absl::InvalidArgumentError(absl::StrCat("choice for layer ", i, " is ", choice[i], "; the layer has ",
                                                      table.layers[i].options.size(), " options"));
     }
   }

@@ -15,9 +15,9 @@
 // only where the layers on its two sides run in different activation domains (integer or float),
 // so two integer layers in a row pay nothing between them; and where a device runs integer layers
 // in another memory layout than float ones (ONNX Runtime's integer convs run channels-last), the
-// tensor is transposed where the layouts meet. Those conversions are the table's `boundaries`. Strategies that need additive values plan with each option's `boundary_latency`,
-// the most its conversions can cost (an upper bound, so a plan that meets a latency limit that
-// way meets it in fact), and report every answer's exact value.
+// tensor is transposed where the layouts meet. Those conversions are the table's `boundaries`. Strategies that need
+// additive values plan with each option's `boundary_latency`, the most its conversions can cost (an upper bound, so a
+// plan that meets a latency limit that way meets it in fact), and report every answer's exact value.
 #ifndef SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 
@@ -35,11 +35,11 @@ namespace squeeze::search {
 
 // One way to compress one layer. All values finite and ≥ 0.
 struct LayerOption {
-  std::string label;            // for people and for export, e.g. "w4a8 p0.5 2:4"; may be empty
-  double latency = 0;           // this layer's latency with this option
-  double bytes = 0;             // stored weight bytes
-  double error = 0;             // predicted error contribution (s_i · D_i)
-  double activation_bytes = 0;  // live activation bytes while this layer runs with this option
+  std::string label;                 // for people and for export, e.g. "w4a8 p0.5 2:4"; may be empty
+  double latency = 0;                // this layer's latency with this option
+  double bytes = 0;                  // stored weight bytes
+  double error = 0;                  // predicted error contribution (s_i · D_i)
+  double activation_bytes = 0;       // live activation bytes while this layer runs with this option
   bool integer_activations = false;  // runs on integer activations (its boundaries may convert)
   double boundary_latency = 0;       // the most this option's boundary conversions can cost
   // A weight-only integer option (integer weights, float activations) whose input and output a

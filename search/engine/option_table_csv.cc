@@ -19,9 +19,7 @@ std::string Number(double value) {
   return buffer;
 }
 
-bool Plain(absl::string_view text) {
-  return text.find_first_of(",\r\n") == absl::string_view::npos;
-}
+bool Plain(absl::string_view text) { return text.find_first_of(",\r\n") == absl::string_view::npos; }
 
 }  // namespace
 
@@ -78,20 +76,19 @@ absl::StatusOr<OptionTable> ParseOptionTableCsv(absl::string_view text) {
 absl::StatusOr<std::string> FormatOptionTableCsv(const OptionTable& table) {
   if (absl::Status s = ValidateOptionTable(table); !s.ok()) return s;
   std::string out = absl::StrCat(kHeader, "\n");
-  absl::StrAppend(&out, kFixedCostRow, ",,", Number(table.fixed.latency), ",",
-                  Number(table.fixed.bytes), ",0,", Number(table.fixed.activation_bytes), "\n");
+  absl::StrAppend(&out, kFixedCostRow, ",,", Number(table.fixed.latency), ",", Number(table.fixed.bytes), ",0,",
+                  Number(table.fixed.activation_bytes), "\n");
   for (const Layer& layer : table.layers) {
     if (!Plain(layer.name) || layer.name.empty() || layer.name == kFixedCostRow) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("option table: layer name '", layer.name, "' cannot be written"));
+      return absl::InvalidArgumentError(absl::StrCat("option table: layer name '", layer.name, "' cannot be written"));
     }
     for (const LayerOption& o : layer.options) {
       if (!Plain(o.label)) {
         return absl::InvalidArgumentError(
             absl::StrCat("option table: label '", o.label, "' contains a comma or line break"));
       }
-      absl::StrAppend(&out, layer.name, ",", o.label, ",", Number(o.latency), ",", Number(o.bytes),
-                      ",", Number(o.error), ",", Number(o.activation_bytes), "\n");
+      absl::StrAppend(&out, layer.name, ",", o.label, ",", Number(o.latency), ",", Number(o.bytes), ",",
+                      Number(o.error), ",", Number(o.activation_bytes), "\n");
     }
   }
   return out;

@@ -23,8 +23,7 @@ bool WeaklyDominates(const std::vector<double>& a, const std::vector<double>& b)
 std::vector<size_t> LexicographicOrder(const PointSet& points) {
   std::vector<size_t> order(points.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return points[a] < points[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return points[a] < points[b]; });
   return order;
 }
 
@@ -66,10 +65,8 @@ class Staircase {
 };
 
 // Points already filtered to lie strictly inside the reference box; coordinates 0..2 are used.
-double Hypervolume3(std::vector<const std::vector<double>*> points,
-                    const std::vector<double>& reference) {
-  std::stable_sort(points.begin(), points.end(),
-                   [](const auto* a, const auto* b) { return (*a)[2] < (*b)[2]; });
+double Hypervolume3(std::vector<const std::vector<double>*> points, const std::vector<double>& reference) {
+  std::stable_sort(points.begin(), points.end(), [](const auto* a, const auto* b) { return (*a)[2] < (*b)[2]; });
   Staircase staircase(reference[0], reference[1]);
   double volume = 0;
   double previous_z = points.empty() ? reference[2] : (*points.front())[2];
@@ -137,8 +134,7 @@ std::vector<size_t> ParetoFilter(const PointSet& points) {
 }
 
 std::vector<std::vector<size_t>> NonDominatedSort(const PointSet& points) {
-  return internal::SortByDominance(
-      points.size(), [&](size_t i, size_t j) { return Dominates(points[i], points[j]); });
+  return internal::SortByDominance(points.size(), [&](size_t i, size_t j) { return Dominates(points[i], points[j]); });
 }
 
 std::vector<double> CrowdingDistances(const PointSet& points, const std::vector<size_t>& front) {
@@ -158,8 +154,7 @@ std::vector<double> CrowdingDistances(const PointSet& points, const std::vector<
     distance[order.back()] = inf;
     if (hi <= lo) continue;
     for (size_t t = 1; t + 1 < m; ++t) {
-      distance[order[t]] +=
-          (points[front[order[t + 1]]][k] - points[front[order[t - 1]]][k]) / (hi - lo);
+      distance[order[t]] += (points[front[order[t + 1]]][k] - points[front[order[t - 1]]][k]) / (hi - lo);
     }
   }
   return distance;
@@ -168,8 +163,7 @@ std::vector<double> CrowdingDistances(const PointSet& points, const std::vector<
 absl::StatusOr<double> Hypervolume(const PointSet& points, const std::vector<double>& reference) {
   const size_t dims = reference.size();
   if (dims < 1 || dims > 4) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("hypervolume: ", dims, " objectives; 1 to 4 are supported"));
+    return absl::InvalidArgumentError(absl::StrCat("hypervolume: ", dims, " objectives; 1 to 4 are supported"));
   }
   PointSet inside;
   for (const auto& p : points) {
@@ -203,8 +197,7 @@ absl::StatusOr<double> Hypervolume(const PointSet& points, const std::vector<dou
     default: {
       // Slice along the 4th coordinate: between consecutive values, the dominated volume is the
       // 3-D hypervolume of the points at or below the slice.
-      std::stable_sort(front.begin(), front.end(),
-                       [](const auto& a, const auto& b) { return a[3] < b[3]; });
+      std::stable_sort(front.begin(), front.end(), [](const auto& a, const auto& b) { return a[3] < b[3]; });
       double volume = 0;
       std::vector<const std::vector<double>*> below;  // non-dominated in the first three
       auto covers = [](const std::vector<double>& a, const std::vector<double>& b) {
@@ -216,8 +209,7 @@ absl::StatusOr<double> Hypervolume(const PointSet& points, const std::vector<dou
         bool covered = false;
         for (const auto* q : below) covered = covered || covers(*q, front[i]);
         if (!covered) {
-          below.erase(std::remove_if(below.begin(), below.end(),
-                                     [&](const auto* q) { return covers(front[i], *q); }),
+          below.erase(std::remove_if(below.begin(), below.end(), [&](const auto* q) { return covers(front[i], *q); }),
                       below.end());
           below.push_back(&front[i]);
         }

@@ -20,8 +20,8 @@ constexpr uint64_t kStream = 0x72616e646f6dULL;  // keeps samples apart from nsg
 
 }  // namespace
 
-absl::StatusOr<Front> SolveRandom(const OptionTable& table, const SearchSpec& spec,
-                                  const RandomSearchOptions& options, const RunControl& control) {
+absl::StatusOr<Front> SolveRandom(const OptionTable& table, const SearchSpec& spec, const RandomSearchOptions& options,
+                                  const RunControl& control) {
   if (absl::Status s = ValidateOptionTable(table); !s.ok()) return s;
   if (absl::Status s = ValidateSearchSpec(spec); !s.ok()) return s;
   if (options.samples < 0 || options.time_budget <= absl::ZeroDuration()) {
@@ -57,14 +57,12 @@ absl::StatusOr<Front> SolveRandom(const OptionTable& table, const SearchSpec& sp
     });
     for (int64_t s = 0; s < batch; ++s) {
       if (internal::Feasible(values[s], spec.constraints)) {
-        archive.Add(genes.data() + s * layers, internal::ObjectivePoint(values[s], spec),
-                    values[s]);
+        archive.Add(genes.data() + s * layers, internal::ObjectivePoint(values[s], spec), values[s]);
       }
     }
     archive.Compact();
     done += batch;
-    monitor.Report("sample", static_cast<double>(done) / std::max<int64_t>(1, options.samples),
-                   nullptr);
+    monitor.Report("sample", static_cast<double>(done) / std::max<int64_t>(1, options.samples), nullptr);
   }
   archive.Compact();
   Front front = internal::BuildFront(table, spec, Strategy::kRandom, archive.Candidates(pruned));

@@ -25,8 +25,7 @@ struct RandomSearchOptions {
 // generator seeded from (seed, i): reproducible for a sample count on any number of threads.
 // Errors as SolveNsga2.
 absl::StatusOr<Front> SolveRandom(const OptionTable& table, const SearchSpec& spec,
-                                  const RandomSearchOptions& options = {},
-                                  const RunControl& control = {});
+                                  const RandomSearchOptions& options = {}, const RunControl& control = {});
 
 }  // namespace squeeze::search
 

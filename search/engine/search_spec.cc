@@ -37,8 +37,8 @@ double Extreme(const OptionTable& table, Objective objective, bool worst) {
   double activation = table.fixed.activation_bytes;
   for (const Layer& layer : table.layers) {
     const LayerOption& first = layer.options.front();
-    double l = worst ? first.latency + first.boundary_latency : first.least_latency(), b = first.bytes,
-           e = first.error, a = first.activation_bytes;
+    double l = worst ? first.latency + first.boundary_latency : first.least_latency(), b = first.bytes, e = first.error,
+           a = first.activation_bytes;
     for (const LayerOption& o : layer.options) {
       l = pick(l, worst ? o.latency + o.boundary_latency : o.least_latency());
       b = pick(b, o.bytes);
@@ -77,21 +77,18 @@ absl::Status ValidateSearchSpec(const SearchSpec& spec) {
       return absl::InvalidArgumentError("search: unknown objective");
     }
     if (seen[index]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("search: objective ", ObjectiveName(objective), " given twice"));
+      return absl::InvalidArgumentError(absl::StrCat("search: objective ", ObjectiveName(objective), " given twice"));
     }
     seen[index] = true;
   }
   const Constraints& c = spec.constraints;
-  for (auto status :
-       {CheckLimit(c.max_latency, "max_latency"), CheckLimit(c.max_size, "max_size"),
-        CheckLimit(c.max_error, "max_error"), CheckLimit(c.max_peak_memory, "max_peak_memory")}) {
+  for (auto status : {CheckLimit(c.max_latency, "max_latency"), CheckLimit(c.max_size, "max_size"),
+                      CheckLimit(c.max_error, "max_error"), CheckLimit(c.max_peak_memory, "max_peak_memory")}) {
     if (!status.ok()) return status;
   }
   if (!spec.reference.empty()) {
     if (spec.reference.size() != spec.objectives.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("search: reference has ",
-                                                     spec.reference.size(), " values for ",
+      return absl::InvalidArgumentError(absl::StrCat("search: reference has ", spec.reference.size(), " values for ",
                                                      spec.objectives.size(), " objectives"));
     }
     for (double r : spec.reference) {

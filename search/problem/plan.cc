@@ -37,10 +37,18 @@ model::LayerPlan LayerPlanOf(const dp::CompressionOption& o) {
   p.activation_bits = o.activation_bits;
   p.prune_ratio = o.pattern == dp::Sparsity::kDense ? 0 : o.prune_ratio;
   switch (o.pattern) {
-    case dp::Sparsity::kDense: p.pattern = model::PrunePattern::kNone; break;
-    case dp::Sparsity::kUnstructured: p.pattern = model::PrunePattern::kUnstructured; break;
-    case dp::Sparsity::kTwoFour: p.pattern = model::PrunePattern::kTwoFour; break;
-    case dp::Sparsity::kOutputChannel: p.pattern = model::PrunePattern::kOutputChannel; break;
+    case dp::Sparsity::kDense:
+      p.pattern = model::PrunePattern::kNone;
+      break;
+    case dp::Sparsity::kUnstructured:
+      p.pattern = model::PrunePattern::kUnstructured;
+      break;
+    case dp::Sparsity::kTwoFour:
+      p.pattern = model::PrunePattern::kTwoFour;
+      break;
+    case dp::Sparsity::kOutputChannel:
+      p.pattern = model::PrunePattern::kOutputChannel;
+      break;
   }
   return p;
 }
@@ -78,7 +86,9 @@ std::string PlanSummary(const Problem& problem, const Choice& choice) {
   double params = 0, pruned = 0;
   for (size_t i = 0; i < choice.size() && i < problem.details.size(); ++i) {
     const dp::CompressionOption& o = problem.details[i][choice[i]].option;
-    const std::string name = o.weight_bits == 32 ? "fp32" : o.weight_bits == 16 ? "fp16" : absl::StrCat("int", o.weight_bits);
+    const std::string name = o.weight_bits == 32   ? "fp32"
+                             : o.weight_bits == 16 ? "fp16"
+                                                   : absl::StrCat("int", o.weight_bits);
     ++per_precision[name];
     const double layer_params = problem.details[i][choice[i]].params;
     params += layer_params;

@@ -59,10 +59,14 @@ dp::LayerShape ShapeOf(const model::Layer& l) {
 
 model::PrunePattern PatternOf(dp::Sparsity s) {
   switch (s) {
-    case dp::Sparsity::kDense: return model::PrunePattern::kNone;
-    case dp::Sparsity::kUnstructured: return model::PrunePattern::kUnstructured;
-    case dp::Sparsity::kTwoFour: return model::PrunePattern::kTwoFour;
-    case dp::Sparsity::kOutputChannel: return model::PrunePattern::kOutputChannel;
+    case dp::Sparsity::kDense:
+      return model::PrunePattern::kNone;
+    case dp::Sparsity::kUnstructured:
+      return model::PrunePattern::kUnstructured;
+    case dp::Sparsity::kTwoFour:
+      return model::PrunePattern::kTwoFour;
+    case dp::Sparsity::kOutputChannel:
+      return model::PrunePattern::kOutputChannel;
   }
   return model::PrunePattern::kNone;
 }
@@ -92,8 +96,8 @@ std::map<std::string, std::string> FusedIntoLayers(const onnx::GraphProto& graph
     if (node.op_type() == "Constant") constants.insert(node.output(0));
   }
   std::map<std::string, std::string> fused;  // fused node -> the layer node it fuses into
-  std::map<std::string, bool> activated;      // a layer's (or fused chain's) output -> an activation is in it
-  std::map<std::string, std::string> owner;   // that output -> the layer node
+  std::map<std::string, bool> activated;     // a layer's (or fused chain's) output -> an activation is in it
+  std::map<std::string, std::string> owner;  // that output -> the layer node
   for (const onnx::NodeProto& node : graph.node()) {
     const std::string& op = node.op_type();
     if (op == "Conv" || op == "Gemm" || op == "ConvTranspose") {
@@ -165,9 +169,8 @@ void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
                                     seconds * 1e3, m.key, scale));
   }
   if (notes.empty()) return;
-  problem->latency_calibration = absl::StrCat(problem->latency_calibration,
-                                              problem->latency_calibration.empty() ? "" : "; ",
-                                              absl::StrJoin(notes, "; "));
+  problem->latency_calibration = absl::StrCat(
+      problem->latency_calibration, problem->latency_calibration.empty() ? "" : "; ", absl::StrJoin(notes, "; "));
 }
 
 // A weight-only integer option between two tensors its neighbours quantize runs as its uint8
@@ -267,7 +270,8 @@ double DenseLatency(const Problem& problem, size_t j, int weight_bits, int activ
   for (size_t k = 0; k < problem.details[j].size(); ++k) {
     const dp::CompressionOption& o = problem.details[j][k].option;
     if (o.pattern != dp::Sparsity::kDense) continue;
-    if (o.weight_bits == weight_bits && o.activation_bits == activation_bits) return problem.table.layers[j].options[k].latency;
+    if (o.weight_bits == weight_bits && o.activation_bits == activation_bits)
+      return problem.table.layers[j].options[k].latency;
     if (o.weight_bits == 32) fp32 = problem.table.layers[j].options[k].latency;
   }
   return fp32;
@@ -295,7 +299,8 @@ void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
         c += o.prune_ratio * share * DenseLatency(*problem, j, o.weight_bits, o.activation_bits);
       }
       for (const auto& [name, share] : reach[i].nodes) {
-        if (auto op = other_ops.find(name); op != other_ops.end()) c += o.prune_ratio * share * op->second * fixed_scale;
+        if (auto op = other_ops.find(name); op != other_ops.end())
+          c += o.prune_ratio * share * op->second * fixed_scale;
       }
       credit[i][k] = c;
       const double own = problem->table.layers[i].options[k].latency;
@@ -315,11 +320,12 @@ void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
       OptionDetail& d = problem->details[i][k];
       d.latency.seconds = narrowed;
       if (credit[i][k] > 0) {
-        absl::StrAppend(&d.latency.explanation,
-                        absl::StrFormat("; - %.1f us of the layers that read its channels, narrowed with it",
-                                        credit[i][k] * 1e6));
+        absl::StrAppend(
+            &d.latency.explanation,
+            absl::StrFormat("; - %.1f us of the layers that read its channels, narrowed with it", credit[i][k] * 1e6));
       }
-      if (l > 0) absl::StrAppend(&d.latency.explanation, absl::StrFormat("; + %.1f us moved from the fixed cost", l * 1e6));
+      if (l > 0)
+        absl::StrAppend(&d.latency.explanation, absl::StrFormat("; + %.1f us moved from the fixed cost", l * 1e6));
     }
     problem->table.fixed.latency -= l;
   }
@@ -343,8 +349,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   const model::Analysis& analysis = in.model->analysis;
   const size_t n = analysis.layers.size();
   if (in.sensitivity != nullptr && in.sensitivity->layers.size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat("the sensitivity report has ", in.sensitivity->layers.size(),
-                                                   " layers, the model ", n));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the sensitivity report has ", in.sensitivity->layers.size(), " layers, the model ", n));
   }
   absl::StatusOr<std::vector<model::ChannelMatrix>> weights = model::ReadLayerWeights(*in.model);
   if (!weights.ok()) return weights.status();
@@ -435,7 +441,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     b.float_layout_reader = site.float_layout_reader;
     // Only a device whose transposes were measured pays them: its integer samples then exclude them
     // (device_profiles/cost_model.h), where a profile without them has them inside every sample.
-    const dp::OpPrediction transpose = in.cost_model->PredictOp(dp::OpKind::kTranspose, site.elements, site.elements * 2.0);
+    const dp::OpPrediction transpose =
+        in.cost_model->PredictOp(dp::OpKind::kTranspose, site.elements, site.elements * 2.0);
     b.transpose_latency = transpose.basis == dp::Basis::kSamples ? transpose.seconds : 0;
     problem.table.boundaries.push_back(std::move(b));
   }
@@ -458,15 +465,16 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       layer_warnings[i] = absl::StrCat("layer '", layer.name, "': sensitivity not measured, taken as 1");
     }
     if (layer.macs == 0) {
-      layer_warnings[i] = absl::StrCat(layer_warnings[i].empty() ? "" : layer_warnings[i] + "; ", "layer '",
-                                       layer.name, "': shapes unknown, its latency counts only per-op overhead");
+      layer_warnings[i] = absl::StrCat(layer_warnings[i].empty() ? "" : layer_warnings[i] + "; ", "layer '", layer.name,
+                                       "': shapes unknown, its latency counts only per-op overhead");
     }
     const dp::LayerShape shape = ShapeOf(layer);
     std::vector<dp::CompressionOption> options = LayerOptions(in.grid, layer, realization);
     if (i < reach.size() && !reach[i].removable) {
-      options.erase(std::remove_if(options.begin(), options.end(),
-                                   [](const dp::CompressionOption& o) { return o.pattern == dp::Sparsity::kOutputChannel; }),
-                    options.end());
+      options.erase(
+          std::remove_if(options.begin(), options.end(),
+                         [](const dp::CompressionOption& o) { return o.pattern == dp::Sparsity::kOutputChannel; }),
+          options.end());
     }
     // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once and
     // each (mask, bits) quantized once.
@@ -536,9 +544,9 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       details.push_back(OptionDetail{option, std::move(latency), d->second, static_cast<double>(layer.params), act});
     }
     if (out.options.empty()) {
-      layer_status[i] = absl::FailedPreconditionError(absl::StrCat(
-          in.device->id, " can run none of the options of layer '", layer.name, "' (", layer.op_type,
-          "): widen the option space (e.g. allow int8 or fp16)"));
+      layer_status[i] = absl::FailedPreconditionError(
+          absl::StrCat(in.device->id, " can run none of the options of layer '", layer.name, "' (", layer.op_type,
+                       "): widen the option space (e.g. allow int8 or fp16)"));
     }
     const size_t finished = ++done;
     if (in.on_progress) {
@@ -553,7 +561,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       for (size_t i = r.begin(); i != r.end(); ++i) build_layer(i);
     });
   });
-  if (in.cancelled != nullptr && in.cancelled->load()) return absl::CancelledError("the option table build was cancelled");
+  if (in.cancelled != nullptr && in.cancelled->load())
+    return absl::CancelledError("the option table build was cancelled");
   for (size_t i = 0; i < n; ++i) {
     if (!layer_status[i].ok()) return layer_status[i];
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);

@@ -46,9 +46,9 @@ struct OptionDetail {
 };
 
 struct Problem {
-  OptionTable table;                                // what the engine searches
-  std::vector<std::vector<OptionDetail>> details;   // parallel to table.layers[i].options
-  std::vector<double> sensitivity;                  // s_i per layer
+  OptionTable table;                               // what the engine searches
+  std::vector<std::vector<OptionDetail>> details;  // parallel to table.layers[i].options
+  std::vector<double> sensitivity;                 // s_i per layer
   bool synthetic_calibration = false;
   std::vector<std::string> warnings;
   // How a measured whole-model latency corrected the predictions; empty when none applied.
@@ -68,9 +68,9 @@ struct ProblemInputs {
   // model as it is (variant "") corrects the latencies.
   std::string model_sha256;
   std::vector<device_profiles::ModelLatency> model_latencies;
-  int threads = 0;  // oneTBB threads for the distortions; 0 = its default
-  std::function<void(double)> on_progress;            // fraction of layers done
-  const std::atomic<bool>* cancelled = nullptr;       // Cancelled status when it turns true
+  int threads = 0;                               // oneTBB threads for the distortions; 0 = its default
+  std::function<void(double)> on_progress;       // fraction of layers done
+  const std::atomic<bool>* cancelled = nullptr;  // Cancelled status when it turns true
 };
 
 // The channel count a device's float kernels block by, which output-channel pruning keeps to:

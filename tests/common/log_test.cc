@@ -28,7 +28,8 @@ TEST_CASE("A log record is one line whatever its values hold, and bounded", "[lo
   REQUIRE(saved >= 0);
   REQUIRE(file >= 0);
   ::dup2(file, STDERR_FILENO);
-  LogWarning("rpc method=Get error=\"no model '{}'\"", "m-1\n2026-12-06T00:00:00.000Z INFO rpc method=CreateApiKey code=OK");
+  LogWarning("rpc method=Get error=\"no model '{}'\"",
+             "m-1\n2026-12-06T00:00:00.000Z INFO rpc method=CreateApiKey code=OK");
   LogInfo("{}", std::string(1 << 20, 'z'));
   ::dup2(saved, STDERR_FILENO);
   ::close(saved);

@@ -324,7 +324,8 @@ TEST_CASE("Integer-activation conv samples lose the transposes their single-op m
     CHECK(p.basis == Basis::kSamples);
     CHECK(p.seconds == Approx(law + 2 * overhead).epsilon(0.03));
     CHECK_THAT(p.explanation, Contains("less the uint8 NCHW/NHWC transposes"));
-    CHECK(model->PredictOp(OpKind::kTranspose, 76'800, 153'600).seconds == Approx(transpose_us(76'800) * 1e-6).epsilon(0.02));
+    CHECK(model->PredictOp(OpKind::kTranspose, 76'800, 153'600).seconds ==
+          Approx(transpose_us(76'800) * 1e-6).epsilon(0.02));
     // Float samples are as measured.
     std::vector<LatencySample> fp32 = samples;
     for (LatencySample& s : fp32) {

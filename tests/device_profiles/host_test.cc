@@ -1,11 +1,10 @@
 #include "device_profiles/host.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-
-#include <catch2/catch.hpp>
 
 namespace squeeze::device_profiles {
 namespace {
@@ -65,8 +64,9 @@ TEST_CASE("An AVX2 host without VNNI gets 2x int8", "[host]") {
 
 TEST_CASE("An ARM host reads its clock from cpufreq; its fp16 arithmetic runs no exported file", "[host]") {
   HostFacts f;
-  f.cpuinfo = "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes fphp asimdhp asimddp\n"
-              "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n";
+  f.cpuinfo =
+      "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes fphp asimdhp asimddp\n"
+      "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n";
   f.cpufreq_max_khz = "2400000\n";
   f.meminfo = "MemTotal:        8000000 kB\n";
   f.online_cpus = 4;
@@ -84,7 +84,8 @@ TEST_CASE("An ARM host reads its clock from cpufreq; its fp16 arithmetic runs no
 
 TEST_CASE("A Sapphire Rapids host (AVX-512-FP16, AMX) gets no fp16 row for ONNX Runtime's CPU provider", "[host]") {
   absl::StatusOr<Device> d = HostDevice(X86Facts(
-      "GenuineIntel", 6, "avx avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx512_fp16 amx_tile amx_int8 amx_bf16"));
+      "GenuineIntel", 6,
+      "avx avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx512_fp16 amx_tile amx_int8 amx_bf16"));
   REQUIRE(d.ok());
   CHECK(std::count(d->simd_features.begin(), d->simd_features.end(), "avx512_fp16") == 1);
   CHECK(std::count(d->simd_features.begin(), d->simd_features.end(), "amx_int8") == 1);
@@ -93,7 +94,8 @@ TEST_CASE("A Sapphire Rapids host (AVX-512-FP16, AMX) gets no fp16 row for ONNX 
 }
 
 TEST_CASE("SQUEEZE_HOST_CPUINFO makes detection read another machine's /proc/cpuinfo", "[host]") {
-  const std::string path = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/squeeze-cpuinfo-test";
+  const std::string path =
+      std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/squeeze-cpuinfo-test";
   {
     std::ofstream out(path);
     out << "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+"
@@ -128,8 +130,8 @@ TEST_CASE("A container's cgroup limits are the host's cores and RAM", "[host]") 
     CHECK(d.threads == 2);
     CHECK(d.ram_bytes == int64_t{4} << 30);
     CHECK(d.app_memory_budget_bytes == int64_t{2} << 30);
-    CHECK_THAT(d.derivation, Contains("cgroup's CPU quota 150000 100000 (of 16 CPUs") &&
-                                 Contains("cgroup's memory limit"));
+    CHECK_THAT(d.derivation,
+               Contains("cgroup's CPU quota 150000 100000 (of 16 CPUs") && Contains("cgroup's memory limit"));
     CHECK_THAT(d.source, Contains("cgroup limits from /sys/fs/cgroup/kubepods/pod"));
     // The peak follows the cores the container may use.
     const Device whole = *HostDevice(X86Facts("GenuineIntel", 6, "avx2 fma"));

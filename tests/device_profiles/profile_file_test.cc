@@ -1,7 +1,6 @@
 #include "device_profiles/profile_file.h"
 
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <string>
 
@@ -164,8 +163,12 @@ TEST_CASE("Profile files that are not profiles are InvalidArgument naming the pa
   std::string text;
   SECTION("not JSON") { text = "conv,3,16,32\n"; }
   SECTION("an unknown op kind") { text = absl::StrReplaceAll(*good, {{"OP_KIND_DEPTHWISE_CONV", "OP_KIND_WINOGRAD"}}); }
-  SECTION("an unknown field") { text = absl::StrReplaceAll(*good, {{"\"latency_median_us\"", "\"latency_median_ms\""}}); }
-  SECTION("an unspecified op kind") { text = absl::StrReplaceAll(*good, {{"OP_KIND_DEPTHWISE_CONV", "OP_KIND_UNSPECIFIED"}}); }
+  SECTION("an unknown field") {
+    text = absl::StrReplaceAll(*good, {{"\"latency_median_us\"", "\"latency_median_ms\""}});
+  }
+  SECTION("an unspecified op kind") {
+    text = absl::StrReplaceAll(*good, {{"OP_KIND_DEPTHWISE_CONV", "OP_KIND_UNSPECIFIED"}});
+  }
   const std::string path = dir.File("bad.json");
   REQUIRE(common::WriteFileAtomically(path, text).ok());
   absl::StatusOr<Profile> read = ReadProfileFile(path);
@@ -175,11 +178,12 @@ TEST_CASE("Profile files that are not profiles are InvalidArgument naming the pa
   CHECK(ReadProfileFile(dir.File("missing.json")).status().code() == absl::StatusCode::kNotFound);
 }
 
-TEST_CASE("Provenance is never upgraded: a row is measured only where samples measured it", "[profiles][profile-file]") {
-  Profile p = TestProfile();  // samples: conv w8a8, depthwise fp32, gemm w8a8, quantize
+TEST_CASE("Provenance is never upgraded: a row is measured only where samples measured it",
+          "[profiles][profile-file]") {
+  Profile p = TestProfile();                              // samples: conv w8a8, depthwise fp32, gemm w8a8, quantize
   std::vector<Capability>& rows = p.device.capabilities;  // fp32 and int8 all-kinds rows, spec
-  rows[1].provenance = Provenance::kMeasured;                // int8, all kinds: the conv w8a8 sample
-  Capability fp16 = rows[0];                                 // an fp16 rate read off a CPU flag
+  rows[1].provenance = Provenance::kMeasured;             // int8, all kinds: the conv w8a8 sample
+  Capability fp16 = rows[0];                              // an fp16 rate read off a CPU flag
   fp16.weight_bits = fp16.activation_bits = 16;
   fp16.provenance = Provenance::kMeasured;
   rows.push_back(fp16);

@@ -109,8 +109,8 @@ TEST_CASE("Model latencies are stored per version and a merge replaces entries b
   REQUIRE(*store->PutDevice(d, {TestSample("a", 10), TestSample("b", 20)}, {TestModelLatency("det")}) == 1);
 
   // Merge: "b" re-measured, "c" new, a model latency added; the description kept.
-  absl::StatusOr<int64_t> merged =
-      store->MergeDevice("board", std::nullopt, {TestSample("b", 25), TestSample("c", 30)}, {TestModelLatency("cls", 900)});
+  absl::StatusOr<int64_t> merged = store->MergeDevice("board", std::nullopt, {TestSample("b", 25), TestSample("c", 30)},
+                                                      {TestModelLatency("cls", 900)});
   REQUIRE(merged.ok());
   CHECK(*merged == 2);
   absl::StatusOr<Device> newest = store->GetDevice("board");
@@ -144,23 +144,29 @@ TEST_CASE("A version 1 database is migrated in place and keeps its samples", "[p
   testing::TempDir dir;
   const std::string path = dir.File("profiles.db");
   {
-    absl::StatusOr<std::string> v1 = common::ReadFile(SQUEEZE_SOURCE_DIR "/tests/device_profiles/testdata/profiles_schema_v1.sql");
+    absl::StatusOr<std::string> v1 =
+        common::ReadFile(SQUEEZE_SOURCE_DIR "/tests/device_profiles/testdata/profiles_schema_v1.sql");
     REQUIRE(v1.ok());
     absl::StatusOr<common::Database> db = common::Database::Open(path);
     REQUIRE(db.ok());
     REQUIRE(db->Exec(*v1).ok());
-    REQUIRE(db->Exec(
-        "INSERT INTO devices (id, version, name, vendor, soc, os, cpu, cpu_cores, simd, ram_bytes, "
-        "app_memory_budget_bytes, memory_bandwidth_bytes_per_s, runtime, runtime_version, threads, op_overhead_us, "
-        "source, derivation, provenance) VALUES ('old-board', 1, 'Old board', 'Acme', 'A1', 'Linux', '4x A53', 4, "
-        "'neon', 4000000000, 1000000000, 4e9, 'onnxruntime-cpu', '1.16', 4, 8, 'test', 'test', 'measured');"
-        "INSERT INTO capabilities VALUES ('old-board', 1, '*', 32, 32, 'dense', 1, 20e9, 0.5, 'test', 'test', 'measured');"
-        "INSERT INTO latency_samples (device_id, device_version, op_kind, in_channels, out_channels, height, width, "
-        "kernel, weight_bits, activation_bits, sparsity, macs, weight_bytes, activation_bytes, latency_mean_us, "
-        "latency_stddev_us, repeats, threads, runtime_version, measured_at, source, provenance) VALUES "
-        "('old-board', 1, 'conv', 16, 32, 20, 20, 3, 32, 32, 'dense', 1843200, 18432, 76800, 120.5, 3, 10, 4, "
-        "'1.16', '2026-01-01T00:00:00Z', 'test', 'measured');")
-                .ok());
+    REQUIRE(
+        db->Exec(
+              "INSERT INTO devices (id, version, name, vendor, soc, os, cpu, cpu_cores, simd, ram_bytes, "
+              "app_memory_budget_bytes, memory_bandwidth_bytes_per_s, runtime, runtime_version, threads, "
+              "op_overhead_us, "
+              "source, derivation, provenance) VALUES ('old-board', 1, 'Old board', 'Acme', 'A1', 'Linux', '4x A53', "
+              "4, "
+              "'neon', 4000000000, 1000000000, 4e9, 'onnxruntime-cpu', '1.16', 4, 8, 'test', 'test', 'measured');"
+              "INSERT INTO capabilities VALUES ('old-board', 1, '*', 32, 32, 'dense', 1, 20e9, 0.5, 'test', 'test', "
+              "'measured');"
+              "INSERT INTO latency_samples (device_id, device_version, op_kind, in_channels, out_channels, height, "
+              "width, "
+              "kernel, weight_bits, activation_bits, sparsity, macs, weight_bytes, activation_bytes, latency_mean_us, "
+              "latency_stddev_us, repeats, threads, runtime_version, measured_at, source, provenance) VALUES "
+              "('old-board', 1, 'conv', 16, 32, 20, 20, 3, 32, 32, 'dense', 1843200, 18432, 76800, 120.5, 3, 10, 4, "
+              "'1.16', '2026-01-01T00:00:00Z', 'test', 'measured');")
+            .ok());
     REQUIRE(*db->UserVersion() == 1);
   }
   auto store = OpenStore(path);
@@ -189,7 +195,8 @@ TEST_CASE("A version 1 database is migrated in place and keeps its samples", "[p
 // A database as version `version` of the schema left it: version 1's schema (kept as it was),
 // then the frozen migrations up to `version`.
 void CreateAtVersion(const std::string& path, int version) {
-  absl::StatusOr<std::string> v1 = common::ReadFile(SQUEEZE_SOURCE_DIR "/tests/device_profiles/testdata/profiles_schema_v1.sql");
+  absl::StatusOr<std::string> v1 =
+      common::ReadFile(SQUEEZE_SOURCE_DIR "/tests/device_profiles/testdata/profiles_schema_v1.sql");
   REQUIRE(v1.ok());
   absl::StatusOr<common::Database> db = common::Database::Open(path);
   REQUIRE(db.ok());
@@ -272,13 +279,13 @@ std::vector<std::string> SchemaOf(const std::string& path) {
   for (const auto& [type, name] : names) {
     lines.push_back(type + " " + name);
     if (type != "table") continue;
-    absl::StatusOr<common::Statement> columns =
-        db->Prepare("SELECT name, type, \"notnull\", ifnull(dflt_value, ''), pk FROM pragma_table_info(?) ORDER BY cid");
+    absl::StatusOr<common::Statement> columns = db->Prepare(
+        "SELECT name, type, \"notnull\", ifnull(dflt_value, ''), pk FROM pragma_table_info(?) ORDER BY cid");
     REQUIRE(columns.ok());
     columns->Bind(1, name);
     while (*columns->Step()) {
-      lines.push_back(name + "." + columns->ColumnText(0) + " " + columns->ColumnText(1) + " " + columns->ColumnText(2) +
-                      " " + columns->ColumnText(3) + " " + columns->ColumnText(4));
+      lines.push_back(name + "." + columns->ColumnText(0) + " " + columns->ColumnText(1) + " " +
+                      columns->ColumnText(2) + " " + columns->ColumnText(3) + " " + columns->ColumnText(4));
     }
   }
   return lines;

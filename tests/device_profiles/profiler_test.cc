@@ -27,8 +27,7 @@
 namespace squeeze::device_profiles {
 namespace {
 
-OpSpec ConvSpec(OpKind kind, int64_t in, int64_t out, int64_t res, int64_t kernel, int64_t stride,
-                int64_t groups = 1) {
+OpSpec ConvSpec(OpKind kind, int64_t in, int64_t out, int64_t res, int64_t kernel, int64_t stride, int64_t groups = 1) {
   OpSpec s;
   s.kind = kind;
   s.in_channels = in;
@@ -97,11 +96,13 @@ double WeightZeroShare(const std::string& bytes) {
 }
 
 TEST_CASE("Single-op models of every kind and precision run with the shape and MACs they claim", "[profiler]") {
-  const std::vector<OpSpec> shapes = {
-      ConvSpec(OpKind::kConv, 16, 32, 20, 3, 2),        ConvSpec(OpKind::kConv, 24, 12, 14, 1, 1),
-      ConvSpec(OpKind::kConv, 32, 32, 10, 3, 1, 4),     ConvSpec(OpKind::kDepthwiseConv, 16, 16, 15, 5, 2),
-      ConvSpec(OpKind::kConvTranspose, 8, 8, 12, 2, 2), ConvSpec(OpKind::kConvTranspose, 8, 1, 12, 4, 2),
-      GemmSpec(4, 64, 16)};
+  const std::vector<OpSpec> shapes = {ConvSpec(OpKind::kConv, 16, 32, 20, 3, 2),
+                                      ConvSpec(OpKind::kConv, 24, 12, 14, 1, 1),
+                                      ConvSpec(OpKind::kConv, 32, 32, 10, 3, 1, 4),
+                                      ConvSpec(OpKind::kDepthwiseConv, 16, 16, 15, 5, 2),
+                                      ConvSpec(OpKind::kConvTranspose, 8, 8, 12, 2, 2),
+                                      ConvSpec(OpKind::kConvTranspose, 8, 1, 12, 4, 2),
+                                      GemmSpec(4, 64, 16)};
   struct Precision {
     int w, a;
     Sparsity sparsity;
@@ -149,11 +150,13 @@ TEST_CASE("Single-op models of every kind and precision run with the shape and M
 
 TEST_CASE("Single-op models of the ops around layers", "[profiler]") {
   const std::vector<int64_t> shape = {1, 8, 4, 6};
-  const std::vector<OpSpec> specs = {
-      OpOf(OpKind::kQuantizeLinear, "QuantizeLinear", shape), OpOf(OpKind::kDequantizeLinear, "DequantizeLinear", shape),
-      OpOf(OpKind::kElementwise, "Add", shape),                OpOf(OpKind::kElementwise, "Mul", shape),
-      OpOf(OpKind::kElementwise, "Relu", shape),               OpOf(OpKind::kElementwise, "HardSigmoid", shape),
-      OpOf(OpKind::kElementwise, "HardSwish", shape)};
+  const std::vector<OpSpec> specs = {OpOf(OpKind::kQuantizeLinear, "QuantizeLinear", shape),
+                                     OpOf(OpKind::kDequantizeLinear, "DequantizeLinear", shape),
+                                     OpOf(OpKind::kElementwise, "Add", shape),
+                                     OpOf(OpKind::kElementwise, "Mul", shape),
+                                     OpOf(OpKind::kElementwise, "Relu", shape),
+                                     OpOf(OpKind::kElementwise, "HardSigmoid", shape),
+                                     OpOf(OpKind::kElementwise, "HardSwish", shape)};
   for (const OpSpec& spec : specs) {
     INFO(OpSpecKey(spec));
     absl::StatusOr<SingleOpModel> model = BuildSingleOpModel(spec, 1);
@@ -262,7 +265,8 @@ TEST_CASE("The grids: unique keys, every kind at every precision, a size that fi
               sample.macs = ShapeMacs(sample);
               sample.latency_median_us = sample.latency_mean_us = 1;
               return sample;
-            }()).ok());
+            }())
+                .ok());
     }
     CHECK(keys.size() == grid.size());
     for (OpKind kind : {OpKind::kConv, OpKind::kDepthwiseConv, OpKind::kConvTranspose, OpKind::kGemm}) {
@@ -419,10 +423,14 @@ LatencySample Measured(const OpSpec& spec, double us) {
 TEST_CASE("Capabilities from samples: what is no faster than what it stands for is not native", "[profiler]") {
   const OpSpec a = ConvSpec(OpKind::kConv, 32, 32, 20, 3, 1), b = ConvSpec(OpKind::kConv, 64, 64, 20, 3, 1);
   const std::vector<LatencySample> samples = {
-      Measured(a, 100),                              Measured(b, 400),
-      Measured(At(a, 8, 8), 50),                     Measured(At(b, 8, 8), 200),  // 2x: native
-      Measured(At(a, 32, 32, Sparsity::kTwoFour), 98), Measured(At(b, 32, 32, Sparsity::kTwoFour), 410),
-      Measured(At(a, 8, 32), 150),                   Measured(At(b, 8, 32), 600),  // slower: emulated
+      Measured(a, 100),
+      Measured(b, 400),
+      Measured(At(a, 8, 8), 50),
+      Measured(At(b, 8, 8), 200),  // 2x: native
+      Measured(At(a, 32, 32, Sparsity::kTwoFour), 98),
+      Measured(At(b, 32, 32, Sparsity::kTwoFour), 410),
+      Measured(At(a, 8, 32), 150),
+      Measured(At(b, 8, 32), 600),  // slower: emulated
   };
   const std::vector<Capability> rows = MeasuredCapabilities(samples, {{"conv w8a8 dense", "QLinearConv"}}, "test");
   auto find = [&](std::optional<OpKind> kind, int w, int act, Sparsity sp) -> const Capability* {
@@ -474,7 +482,8 @@ TEST_CASE("squeeze-profile --list prints the grid without measuring; --help desc
   CHECK_THAT(quick.err, Catch::Matchers::Contains("quick grid"));
   testing::CommandResult full = testing::Run({binary, "--list"});
   REQUIRE(full.exit_code == 0);
-  CHECK(std::count(full.out.begin(), full.out.end(), '\n') == static_cast<long>(ProfileGrid(ProfileMode::kFull).size()));
+  CHECK(std::count(full.out.begin(), full.out.end(), '\n') ==
+        static_cast<long>(ProfileGrid(ProfileMode::kFull).size()));
 
   testing::CommandResult help = testing::Run({binary, "--help"});
   CHECK(help.exit_code == 0);

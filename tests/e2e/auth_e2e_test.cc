@@ -2,19 +2,18 @@
 // service needs a key (found by reading the .proto files, so services added later are covered
 // too); two teams see nothing of each other; quotas answer RESOURCE_EXHAUSTED with their limit;
 // keys made or revoked while the server runs take effect at once; TLS with a certificate made here.
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <catch2/catch.hpp>
 #include <condition_variable>
 #include <filesystem>
-#include <mutex>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <thread>
-
-#include <catch2/catch.hpp>
-#include <google/protobuf/util/json_util.h>
 
 #include "squeeze/v1/model.pb.h"
 #include "squeeze/v1/search.grpc.pb.h"
@@ -136,11 +135,11 @@ TEST_CASE("Two teams see nothing of each other's models and searches", "[e2e][au
   RunningServer server(dir.File("data"));
   const std::string alpha = server.CreateKey("alpha");
   const std::string beta = server.CreateKey("beta");
-  const v1::Model model = Parse<v1::Model>(
-      server.CliAs(alpha, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
-  const v1::SearchJob job = Parse<v1::SearchJob>(server.CliAs(
-      alpha, {"--json", "search", "start", model.id(), "--device", "host", "--strategy", "nsga2", "--time-budget",
-              "1"}));
+  const v1::Model model =
+      Parse<v1::Model>(server.CliAs(alpha, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+  const v1::SearchJob job =
+      Parse<v1::SearchJob>(server.CliAs(alpha, {"--json", "search", "start", model.id(), "--device", "host",
+                                                "--strategy", "nsga2", "--time-budget", "1"}));
 
   // Beta's answers for alpha's ids are exactly those for ids that do not exist.
   auto expect_hidden = [&](std::vector<std::string> args, const std::string& id, const std::string& unknown) {
@@ -185,8 +184,8 @@ TEST_CASE("Two teams see nothing of each other's models and searches", "[e2e][au
 
   // Devices are shared; the same bytes uploaded by beta are beta's own model.
   CHECK(server.CliAs(beta, {"devices", "show", "host"}).exit_code == 0);
-  const v1::Model beta_model = Parse<v1::Model>(
-      server.CliAs(beta, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+  const v1::Model beta_model =
+      Parse<v1::Model>(server.CliAs(beta, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
   CHECK(beta_model.id() != model.id());
   CHECK(beta_model.sha256() == model.sha256());
   // Alpha's work is untouched by everything beta did, and alpha deleting its model leaves beta's.
@@ -249,8 +248,8 @@ TEST_CASE("Quotas answer RESOURCE_EXHAUSTED with the limit, per team", "[e2e][qu
                                           "--quota-searches-per-hour", "2"});
   const std::string alpha = server.CreateKey("alpha");
   const std::string beta = server.CreateKey("beta");
-  const v1::Model model = Parse<v1::Model>(
-      server.CliAs(alpha, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+  const v1::Model model =
+      Parse<v1::Model>(server.CliAs(alpha, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
   // The same bytes with other input shapes are a second model: over 1,000,000 stored bytes.
   CommandResult full = server.CliAs(alpha, {"models", "upload", kClsModel, "--input-shape", "x=1,3,48,96"});
   CHECK(full.exit_code == 1);
@@ -258,9 +257,9 @@ TEST_CASE("Quotas answer RESOURCE_EXHAUSTED with the limit, per team", "[e2e][qu
   CHECK_THAT(server.CliAs(alpha, {"models", "list"}).out, Contains("1 models"));
 
   // One search at a time: a long NSGA-II run holds the slot.
-  const v1::SearchJob first = Parse<v1::SearchJob>(server.CliAs(
-      alpha, {"--json", "search", "start", model.id(), "--device", "host", "--objectives",
-              "latency,size,error,peak-memory", "--time-budget", "60"}));
+  const v1::SearchJob first = Parse<v1::SearchJob>(
+      server.CliAs(alpha, {"--json", "search", "start", model.id(), "--device", "host", "--objectives",
+                           "latency,size,error,peak-memory", "--time-budget", "60"}));
   // The server's status counts it (every team's jobs).
   const v1::ServerStatus status = Parse<v1::ServerStatus>(server.CliAs(alpha, {"--json", "server", "status"}));
   CHECK(status.jobs_queued() + status.jobs_running() == 1);
@@ -271,10 +270,10 @@ TEST_CASE("Quotas answer RESOURCE_EXHAUSTED with the limit, per team", "[e2e][qu
   CHECK(second.exit_code == 1);
   CHECK_THAT(second.err, Contains("RESOURCE_EXHAUSTED") && Contains("1 concurrent searches"));
   // Another team is not held back by alpha's use.
-  const v1::Model beta_model = Parse<v1::Model>(
-      server.CliAs(beta, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
-  CHECK(server.CliAs(beta, {"recommend", beta_model.id(), "--device", "host"}, std::chrono::seconds(120))
-            .exit_code == 0);
+  const v1::Model beta_model =
+      Parse<v1::Model>(server.CliAs(beta, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+  CHECK(server.CliAs(beta, {"recommend", beta_model.id(), "--device", "host"}, std::chrono::seconds(120)).exit_code ==
+        0);
 
   auto wait_ended = [&](const std::string& id) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -287,9 +286,9 @@ TEST_CASE("Quotas answer RESOURCE_EXHAUSTED with the limit, per team", "[e2e][qu
   REQUIRE(server.CliAs(alpha, {"search", "cancel", first.id()}).exit_code == 0);
   wait_ended(first.id());
   // Two searches in the hour is the limit: the second runs, the third is refused.
-  const v1::SearchJob again = Parse<v1::SearchJob>(
-      server.CliAs(alpha, {"--json", "search", "start", model.id(), "--device", "raspberry-pi-5", "--strategy",
-                           "nsga2", "--time-budget", "1"}));
+  const v1::SearchJob again =
+      Parse<v1::SearchJob>(server.CliAs(alpha, {"--json", "search", "start", model.id(), "--device", "raspberry-pi-5",
+                                                "--strategy", "nsga2", "--time-budget", "1"}));
   REQUIRE(server.CliAs(alpha, {"search", "cancel", again.id()}).exit_code == 0);
   wait_ended(again.id());
   CommandResult third = server.CliAs(alpha, {"search", "start", model.id(), "--device", "pixel-8"});
@@ -322,9 +321,9 @@ TEST_CASE("Server limits refuse oversized messages and bad settings", "[e2e][quo
 TEST_CASE("TLS with a self-signed certificate, and plaintext clients are refused", "[e2e][tls]") {
   TempDir dir;
   const std::string cert = dir.File("cert.pem"), key = dir.File("key.pem");
-  CommandResult made = Run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                            "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
-                            "subjectAltName=IP:127.0.0.1,DNS:localhost"});
+  CommandResult made =
+      Run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days",
+           "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"});
   INFO(made.err);
   REQUIRE(made.exit_code == 0);
   RunningServer server(dir.File("data"), {"--tls-cert", cert, "--tls-key", key});

@@ -24,8 +24,7 @@ const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/
 // that the shape probe must run it.
 const std::string kSeeds = std::string(SQUEEZE_SOURCE_DIR) + "/fuzz/seeds/model_load/";
 
-TEST_CASE("Under a 2 GiB limit, memory bombs get clear errors and another team is still served",
-          "[e2e][budget]") {
+TEST_CASE("Under a 2 GiB limit, memory bombs get clear errors and another team is still served", "[e2e][budget]") {
   TempDir dir;
   RunningServer server(dir.File("data"), {}, {"/usr/bin/prlimit", "--as=2147483648", "--"});
   const std::string beta = server.CreateKey("beta");
@@ -67,9 +66,9 @@ TEST_CASE("Under a 2 GiB limit, memory bombs get clear errors and another team i
   REQUIRE(::kill(server.pid(), 0) == 0);
   const v1::Model mine =
       Parse<v1::Model>(server.CliAs(beta, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
-  const v1::SearchJob job = Parse<v1::SearchJob>(server.CliAs(
-      beta, {"--json", "search", "start", mine.id(), "--device", "host", "--time-budget", "3", "--watch"},
-      std::chrono::seconds(240)));
+  const v1::SearchJob job = Parse<v1::SearchJob>(
+      server.CliAs(beta, {"--json", "search", "start", mine.id(), "--device", "host", "--time-budget", "3", "--watch"},
+                   std::chrono::seconds(240)));
   CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
   CHECK(job.fronts_size() == 1);
   CHECK(server.Stop() == 0);

@@ -2,15 +2,14 @@
 // the middle of a search loses nothing that was acknowledged (state.db passes integrity_check,
 // stored models hash to their recorded sha256, the search completes after the restart); SIGTERM
 // ends the process within a bounded time even with an idle client connected.
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <catch2/catch.hpp>
-#include <google/protobuf/util/json_util.h>
 
 #include "common/sha256.h"
 #include "common/sqlite.h"
@@ -54,8 +53,7 @@ void ExpectIntact(const RunningServer& server, const v1::Model& acknowledged, co
   const v1::Model now = Parse<v1::Model>(server.Cli({"--json", "models", "show", acknowledged.id()}));
   CHECK(now.sha256() == acknowledged.sha256());
   CHECK(now.sha256() == common::Sha256Hex(ReadBinary(file)));
-  const std::string blob =
-      server.data_dir() + "/blobs/" + now.sha256().substr(0, 2) + "/" + now.sha256();
+  const std::string blob = server.data_dir() + "/blobs/" + now.sha256().substr(0, 2) + "/" + now.sha256();
   CHECK(common::Sha256Hex(ReadBinary(blob)) == now.sha256());
 }
 
@@ -89,7 +87,8 @@ TEST_CASE("kill -9 during an upload and during a search loses nothing acknowledg
   v1::Model acknowledged;
   {
     RunningServer server(data);
-    acknowledged = Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+    acknowledged =
+        Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
     // Half of PP-OCRv4 det is on its way when the server dies.
     auto stub = v1::ModelService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext context;
@@ -147,8 +146,8 @@ TEST_CASE("A search that was running when the server died twice is failed with t
     RunningServer server(data);
     const v1::Model model =
         Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
-    job_id = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model.id(), "--device", "host",
-                                              "--strategy", "nsga2", "--time-budget", "300"}))
+    job_id = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model.id(), "--device", "host", "--strategy",
+                                              "nsga2", "--time-budget", "300"}))
                  .id();
     WaitRunning(server, job_id);
     server.Kill();  // first death
@@ -172,16 +171,15 @@ TEST_CASE("A search that was running when the server died twice is failed with t
   CHECK(server.Stop() == 0);
 }
 
-TEST_CASE("SIGTERM stops within a bounded time with an idle client connected and a search running",
-          "[e2e][shutdown]") {
+TEST_CASE("SIGTERM stops within a bounded time with an idle client connected and a search running", "[e2e][shutdown]") {
   TempDir dir;
   RunningServer server(dir.File("data"), {"--shutdown-grace", "10"});
   const v1::Model model =
       Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
-  const std::string job = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model.id(), "--device",
-                                                           "host", "--objectives", "latency,size,error,peak-memory",
-                                                           "--time-budget", "120"}))
-                              .id();
+  const std::string job =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model.id(), "--device", "host", "--objectives",
+                                       "latency,size,error,peak-memory", "--time-budget", "120"}))
+          .id();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline &&
          Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job})).state() != v1::JOB_STATE_RUNNING) {

@@ -1,14 +1,13 @@
 // Exports through the real binaries: ExportService.ExportModel over gRPC (progress, chunks, report,
 // the cached repeat), `squeeze export` writing the file and report, `squeeze search show` with the
 // measured columns, and the status codes of bad requests.
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <onnx/onnx_pb.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <thread>
-
-#include <catch2/catch.hpp>
-#include <google/protobuf/util/json_util.h>
 
 #include "squeeze/v1/export.grpc.pb.h"
 #include "squeeze/v1/model.pb.h"
@@ -190,10 +189,12 @@ TEST_CASE("Bad exports: unknown job, device or candidate NOT_FOUND, unfinished s
                                    std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx",
                                    "--input-shape", "x=1,3,640,640"}))
           .id();
-  const v1::SearchJob running = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", det, "--device", "host"}));
+  const v1::SearchJob running =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", det, "--device", "host"}));
   const Streamed early = ExportOverRpc(server, Request(running.id(), "host", 0));
   CHECK(early.status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-  CommandResult cli = server.Cli({"export", running.id(), "--device", "host", "--candidate", "0", "-o", dir.File("x.onnx")});
+  CommandResult cli =
+      server.Cli({"export", running.id(), "--device", "host", "--candidate", "0", "-o", dir.File("x.onnx")});
   CHECK(cli.exit_code == 1);
   CHECK_THAT(cli.err, Contains("JOB_STATE_"));
   CHECK_FALSE(std::ifstream(dir.File("x.onnx")).good());

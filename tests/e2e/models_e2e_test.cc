@@ -1,16 +1,15 @@
 // Model upload, listing and deletion through the real server; every bad input is refused with
 // its status code and leaves the store as it was.
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/create_channel.h>
 #include <onnx/defs/parser.h>
 #include <onnx/onnx_pb.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <thread>
-
-#include <catch2/catch.hpp>
-#include <google/protobuf/util/json_util.h>
 
 #include "squeeze/v1/model.grpc.pb.h"
 #include "tests/e2e/server_fixture.h"
@@ -114,8 +113,7 @@ constexpr char kTinyConv[] = R"onnx(
 TEST_CASE("Uploading PP-OCRv4 det reports its 62 Conv and 2 ConvTranspose layers", "[e2e][models]") {
   TempDir dir;
   RunningServer server(dir.File("data"));
-  CommandResult upload =
-      server.Cli({"--json", "models", "upload", kDetModel, "--input-shape", "x=1,3,640,640"});
+  CommandResult upload = server.Cli({"--json", "models", "upload", kDetModel, "--input-shape", "x=1,3,640,640"});
   INFO(upload.err << server.log());
   REQUIRE(upload.exit_code == 0);
   v1::Model model;
@@ -173,7 +171,8 @@ TEST_CASE("A symbolic batch gets batch 1 and says so while other symbolic dims n
       w = Constant <value = float[3, 2, 1, 1] w_init {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
       y = Conv (x, w)
     }
-  )onnx"), &model, "batched.onnx");
+  )onnx"),
+                                      &model, "batched.onnx");
   INFO(status.error_message());
   REQUIRE(status.ok());
   REQUIRE(model.analysis().defaulted_dims_size() == 1);
@@ -224,7 +223,8 @@ TEST_CASE("Bad uploads are refused with their status code and change nothing", "
       broken (float[1, 2, 4, 4] x) => (float[1, 3, 4, 4] y) {
         y = Conv (x, missing_weight)
       }
-    )onnx"), grpc::StatusCode::INVALID_ARGUMENT, "missing_weight");
+    )onnx"),
+                   grpc::StatusCode::INVALID_ARGUMENT, "missing_weight");
   }
   SECTION("weights with NaN") {
     onnx::ModelProto model;
@@ -239,7 +239,8 @@ TEST_CASE("Bad uploads are refused with their status code and change nothing", "
       relu_only (float[1, 4] x) => (float[1, 4] y) {
         y = Relu (x)
       }
-    )onnx"), grpc::StatusCode::INVALID_ARGUMENT, "compressible");
+    )onnx"),
+                   grpc::StatusCode::INVALID_ARGUMENT, "compressible");
   }
   SECTION("a tensor whose data does not match its shape") {
     onnx::ModelProto model;
@@ -352,7 +353,8 @@ TEST_CASE("An upload that ends short of its announced size stores nothing", "[e2
   writer->WritesDone();
   const grpc::Status status = writer->Finish();
   CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK_THAT(status.error_message(), Contains(std::to_string(cls.size() / 2) + " of the " + std::to_string(cls.size())));
+  CHECK_THAT(status.error_message(),
+             Contains(std::to_string(cls.size() / 2) + " of the " + std::to_string(cls.size())));
   CHECK(client.ListCount() == 0);
   CHECK(CountStoreFiles(dir.File("data")) == StoreFiles{});
 }

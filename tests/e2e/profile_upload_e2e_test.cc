@@ -4,7 +4,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-
 #include <catch2/catch.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -102,9 +101,9 @@ std::string CheckBasisCounts(const v1::DeviceFront& front) {
     int own_spec = 0;
     for (const v1::LayerChoice& layer : c.layers()) own_spec += layer.latency_basis() == "spec-roofline" ? 1 : 0;
     CHECK(c.spec_layers() == own_spec);
-    CHECK(c.latency_basis() == (own_spec == 0 ? std::string("samples")
-                                              : absl::StrCat("spec-roofline for ", own_spec, " of ",
-                                                             c.layers_size(), " layers")));
+    CHECK(c.latency_basis() ==
+          (own_spec == 0 ? std::string("samples")
+                         : absl::StrCat("spec-roofline for ", own_spec, " of ", c.layers_size(), " layers")));
     samples += c.layers_size() - own_spec;
     spec += own_spec;
   }
@@ -127,8 +126,7 @@ v1::SearchJob SearchClsOnHost(const RunningServer& server) {
 }
 
 v1::Device Show(const RunningServer& server, const std::string& id, int64_t version = 0) {
-  return Parse<v1::Device>(
-      server.Cli({"--json", "devices", "show", id, "--version", std::to_string(version)}));
+  return Parse<v1::Device>(server.Cli({"--json", "devices", "show", id, "--version", std::to_string(version)}));
 }
 
 TEST_CASE("devices put makes host a measured device and keeps the spec version", "[e2e][profiles]") {
@@ -166,10 +164,9 @@ TEST_CASE("devices put makes host a measured device and keeps the spec version",
 
   CommandResult samples = server.Cli({"devices", "show", "host", "--samples"});
   REQUIRE(samples.exit_code == 0);
-  CHECK_THAT(samples.out, Contains("depthwise") && Contains("gemm") && Contains("Measured by") &&
-                              Contains("performance"));
-  const v1::Device with_samples =
-      Parse<v1::Device>(server.Cli({"--json", "devices", "show", "host", "--samples"}));
+  CHECK_THAT(samples.out,
+             Contains("depthwise") && Contains("gemm") && Contains("Measured by") && Contains("performance"));
+  const v1::Device with_samples = Parse<v1::Device>(server.Cli({"--json", "devices", "show", "host", "--samples"}));
   REQUIRE(with_samples.samples_size() == static_cast<int>(profile.samples.size()));
   CHECK(with_samples.samples(0).id() == profile.samples[0].key);
   CHECK(with_samples.samples(0).latency_median_us() == profile.samples[0].latency_median_us);
@@ -253,8 +250,8 @@ TEST_CASE("A search on a measured device predicts from its samples and a reporte
   const std::string model =
       Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"})).id();
 
-  v1::SearchJob first = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host",
-                                                          "--time-budget", "10", "--watch"}));
+  v1::SearchJob first = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--time-budget", "10", "--watch"}));
   REQUIRE(first.state() == v1::JOB_STATE_SUCCEEDED);
   REQUIRE(first.fronts_size() == 1);
   const v1::DeviceFront& front = first.fronts(0);
@@ -288,8 +285,8 @@ TEST_CASE("A search on a measured device predicts from its samples and a reporte
   CHECK(host.model_latency_count() == 1);
   CHECK(host.latency_sample_count() == static_cast<int64_t>(SmallProfile().samples.size()));
 
-  v1::SearchJob second = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host",
-                                                           "--time-budget", "10", "--watch"}));
+  v1::SearchJob second = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--time-budget", "10", "--watch"}));
   REQUIRE(second.state() == v1::JOB_STATE_SUCCEEDED);
   REQUIRE(second.fronts_size() == 1);
   CHECK(second.fronts(0).device_version() == 3);
@@ -310,10 +307,10 @@ TEST_CASE("squeeze-profile --quick then devices put: a search on host predicts f
   TempDir dir;
   const std::string profile_path = dir.File("host-profile.json");
   // The quick grid with the fewest runs: what is checked here is the path, not the figures.
-  CommandResult profiled = Run({Binary("squeeze-profile"), "--quick", "--warmup", "1", "--repeats", "1",
-                                "--min-time-ms", "0", "--model", kClsModel, "--input-shape", "x=1,3,48,192", "-o",
-                                profile_path},
-                               {}, std::chrono::seconds(240));
+  CommandResult profiled =
+      Run({Binary("squeeze-profile"), "--quick", "--warmup", "1", "--repeats", "1", "--min-time-ms", "0", "--model",
+           kClsModel, "--input-shape", "x=1,3,48,192", "-o", profile_path},
+          {}, std::chrono::seconds(240));
   INFO(profiled.out << profiled.err);
   REQUIRE(profiled.exit_code == 0);
   CHECK_THAT(profiled.err, Contains("100%"));
@@ -334,7 +331,8 @@ TEST_CASE("squeeze-profile --quick then devices put: a search on host predicts f
   const v1::SearchJob job = SearchClsOnHost(server);
   CHECK(job.fronts(0).device_version() == 2);
   INFO(job.fronts(0).latency_basis());
-  CHECK_THAT(job.fronts(0).latency_basis(), Contains("the model as it is measured") && Contains("uniform w8a8 measured"));
+  CHECK_THAT(job.fronts(0).latency_basis(),
+             Contains("the model as it is measured") && Contains("uniform w8a8 measured"));
   REQUIRE(job.fronts(0).candidates_size() > 0);
   // Whatever this CPU offers: the header counts exactly what the candidates' layers used, and no
   // option has 16-bit activations, which the CPU flavour's file would not have.

@@ -1,21 +1,19 @@
 // Search jobs through the real binaries: start, watch, result; the cached repeat; impossible
 // limits; cancellation; a restart in the middle of a job.
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <onnx/onnx_pb.h>
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <limits>
-#include <thread>
-
-#include <catch2/catch.hpp>
-#include <grpcpp/grpcpp.h>
-#include <google/protobuf/util/json_util.h>
-#include <onnx/onnx_pb.h>
-
-#include <filesystem>
-#include <fstream>
 #include <random>
+#include <thread>
 
 #include "squeeze/v1/model.pb.h"
 #include "squeeze/v1/search.grpc.pb.h"
@@ -62,8 +60,8 @@ TEST_CASE("Teams share the search slots: another team's search goes before a tea
       Parse<v1::Model>(server.CliAs(beta, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}))
           .id();
   auto start = [&](const std::string& key, const std::string& model, const std::string& budget) {
-    return Parse<v1::SearchJob>(server.CliAs(key, {"--json", "search", "start", model, "--device", "host", "--strategy",
-                                                   "nsga2", "--time-budget", budget}));
+    return Parse<v1::SearchJob>(server.CliAs(
+        key, {"--json", "search", "start", model, "--device", "host", "--strategy", "nsga2", "--time-budget", budget}));
   };
   auto show = [&](const std::string& key, const std::string& id) {
     return Parse<v1::SearchJob>(server.CliAs(key, {"--json", "search", "show", id}));
@@ -105,8 +103,8 @@ TEST_CASE("A search for two devices runs to a front per device and a repeat is a
   TempDir dir;
   RunningServer server(dir.File("data"));
   const std::string model = UploadCls(server);
-  CommandResult watched = server.Cli(
-      {"--json", "search", "start", model, "--device", "host", "--device", "raspberry-pi-5", "--watch"});
+  CommandResult watched =
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--device", "raspberry-pi-5", "--watch"});
   INFO(watched.err << server.log());
   v1::SearchJob job = Parse<v1::SearchJob>(watched);
   CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
@@ -130,12 +128,11 @@ TEST_CASE("A search for two devices runs to a front per device and a repeat is a
       const v1::Candidate& a = front.candidates(i - 1);
       const v1::Candidate& b = front.candidates(i);
       CHECK(a.predicted_latency_ms() <= b.predicted_latency_ms());
-      const bool dominated = b.predicted_latency_ms() >= a.predicted_latency_ms() &&
-                             b.predicted_size_bytes() >= a.predicted_size_bytes() &&
-                             b.predicted_error() >= a.predicted_error() &&
-                             (b.predicted_latency_ms() > a.predicted_latency_ms() ||
-                              b.predicted_size_bytes() > a.predicted_size_bytes() ||
-                              b.predicted_error() > a.predicted_error());
+      const bool dominated =
+          b.predicted_latency_ms() >= a.predicted_latency_ms() &&
+          b.predicted_size_bytes() >= a.predicted_size_bytes() && b.predicted_error() >= a.predicted_error() &&
+          (b.predicted_latency_ms() > a.predicted_latency_ms() || b.predicted_size_bytes() > a.predicted_size_bytes() ||
+           b.predicted_error() > a.predicted_error());
       CHECK_FALSE(dominated);
     }
     CHECK(front.candidates(0).layers_size() == 54);
@@ -187,9 +184,9 @@ TEST_CASE("On host the picks are measured before they are named: the fastest is 
   TempDir dir;
   RunningServer server(dir.File("data"));
   const std::string model = UploadCls(server);
-  const v1::SearchJob job = Parse<v1::SearchJob>(server.Cli(
-      {"--json", "search", "start", model, "--device", "host", "--device", "raspberry-pi-5", "--time-budget", "10",
-       "--watch"}));
+  const v1::SearchJob job =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--device",
+                                       "raspberry-pi-5", "--time-budget", "10", "--watch"}));
   REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
   REQUIRE(job.fronts_size() == 2);
   const v1::DeviceFront& host = job.fronts(0).device_id() == "host" ? job.fronts(0) : job.fronts(1);
@@ -235,13 +232,13 @@ TEST_CASE("Recommend names the trade-offs from a stored front or from a search r
     CHECK_FALSE(r.why().empty());
     CHECK(r.candidate().predicted_sqnr_db() >= 10);
   }
-  CHECK_THAT(names, Contains("fastest") && Contains("smallest") && Contains("most accurate") &&
-                        Contains("balanced knee"));
+  CHECK_THAT(names,
+             Contains("fastest") && Contains("smallest") && Contains("most accurate") && Contains("balanced knee"));
 
   // A tighter request is answered from the stored front, within its limits.
   const double limit = first.recommendations(0).candidate().predicted_latency_ms() * 1.5;
-  v1::RecommendResponse second = Parse<v1::RecommendResponse>(server.Cli(
-      {"--json", "recommend", model, "--device", "host", "--max-latency-ms", std::to_string(limit)}));
+  v1::RecommendResponse second = Parse<v1::RecommendResponse>(
+      server.Cli({"--json", "recommend", model, "--device", "host", "--max-latency-ms", std::to_string(limit)}));
   CHECK(second.from_stored_front());
   CHECK(second.search_id() == first.search_id());
   for (const v1::Recommendation& r : second.recommendations()) CHECK(r.candidate().predicted_latency_ms() <= limit);
@@ -258,8 +255,9 @@ TEST_CASE("PP-OCRv4 det's front on host beats uniform int8 and fp16 or says why 
   const std::string model = UploadDet(server);
   // Measuring det's sensitivities takes ~25 s on a quiet 2-core machine and several times that
   // while it compiles: a short search budget and a long wait.
-  v1::SearchJob job = Parse<v1::SearchJob>(server.Cli(
-      {"--json", "search", "start", model, "--device", "host", "--time-budget", "15", "--watch"}, std::chrono::seconds(280)));
+  v1::SearchJob job = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "host", "--time-budget", "15", "--watch"},
+                 std::chrono::seconds(280)));
   REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
   REQUIRE(job.fronts_size() == 1);
   int judged = 0;
@@ -313,8 +311,8 @@ TEST_CASE("Unknown models and devices are NOT_FOUND and bad specs INVALID_ARGUME
   CommandResult no_device = server.Cli({"search", "start", model, "--device", "pixel-99"});
   CHECK(no_device.exit_code == 1);
   CHECK_THAT(no_device.err, Contains("NOT_FOUND") && Contains("pixel-99"));
-  CommandResult exact_peak =
-      server.Cli({"search", "start", model, "--device", "host", "--strategy", "exact", "--objectives", "latency,peak-memory"});
+  CommandResult exact_peak = server.Cli(
+      {"search", "start", model, "--device", "host", "--strategy", "exact", "--objectives", "latency,peak-memory"});
   CHECK(exact_peak.exit_code == 1);
   CHECK_THAT(exact_peak.err, Contains("INVALID_ARGUMENT") && Contains("nsga2"));
 
@@ -394,10 +392,10 @@ TEST_CASE("A search on uploaded calibration samples measures fidelity on them", 
   REQUIRE(std::filesystem::exists(dir.File("from-image/sample_0/input_0.pb")));
 
   SECTION("good samples: the job says its fidelity is not synthetic") {
-    CommandResult watched = server.Cli({"--json", "search", "start", model, "--device", "host", "--calibration",
-                                        dir.File("sample0"), "--calibration", dir.File("sample1"), "--calibration",
-                                        dir.File("third.pb"), "--calibration", dir.File("from-image/sample_0"),
-                                        "--watch"});
+    CommandResult watched =
+        server.Cli({"--json", "search", "start", model, "--device", "host", "--calibration", dir.File("sample0"),
+                    "--calibration", dir.File("sample1"), "--calibration", dir.File("third.pb"), "--calibration",
+                    dir.File("from-image/sample_0"), "--watch"});
     INFO(watched.err << server.log());
     v1::SearchJob job = Parse<v1::SearchJob>(watched);
     CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
@@ -449,8 +447,8 @@ TEST_CASE("A search interrupted by a crash is run again after the restart", "[e2
   {
     RunningServer server(data);
     const std::string model = UploadCls(server);
-    id = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--strategy",
-                                          "nsga2", "--time-budget", "3"}))
+    id = Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model, "--device", "host", "--strategy", "nsga2",
+                                          "--time-budget", "3"}))
              .id();
     // Wait until it runs, then kill the server without warning.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);

@@ -4,18 +4,16 @@
 #ifndef SQUEEZE_TESTS_E2E_SERVER_FIXTURE_H_
 #define SQUEEZE_TESTS_E2E_SERVER_FIXTURE_H_
 
+#include <google/protobuf/util/json_util.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "squeeze/v1/search.pb.h"
 #include "tests/testing/process.h"

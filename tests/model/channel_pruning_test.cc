@@ -13,7 +13,6 @@ namespace {
 using Catch::Matchers::Contains;
 using testing::MustLoad;
 
-
 TEST_CASE("A chain's Convs can lose channels on their own and narrow the layers that read them", "[channel-pruning]") {
   const LoadedModel m = MustLoad(testing::ChainProto());
   const std::vector<ChannelPruningReach> reach = AnalyzeChannelPruning(m);

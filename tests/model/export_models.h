@@ -78,8 +78,7 @@ inline onnx::ModelProto ChainProto() {
   AddInitializer(g, FloatTensor("wc", {4, 8, 1, 1}, Encoding::kRaw));
   return proto;
 }
-inline const std::vector<float> kSmallFirstHalf
- = {0.001f, 0.001f, 0.001f, 0.001f, 1, 1, 1, 1};
+inline const std::vector<float> kSmallFirstHalf = {0.001f, 0.001f, 0.001f, 0.001f, 1, 1, 1, 1};
 
 }  // namespace squeeze::model::testing
 

@@ -24,10 +24,10 @@ using testing::AddConstantNode;
 using testing::AddInitializer;
 using testing::Encoding;
 using testing::FloatTensor;
+using testing::kSmallFirstHalf;
 using testing::MustLoad;
 using testing::ParseModel;
 using testing::ResidualProto;
-using testing::kSmallFirstHalf;
 
 onnx::ModelProto Parse(const std::string& bytes) {
   onnx::ModelProto m;
@@ -254,7 +254,8 @@ TEST_CASE("4-bit weights stay within ±7 and weight-only layers get no activatio
 
 TEST_CASE("2:4 and unstructured pruning are zeros in the stored weights") {
   const LoadedModel m = TwoConvs();
-  const ExportedModel out = MustExport(m, {{8, 32, PrunePattern::kTwoFour, 0.5}, {32, 32, PrunePattern::kUnstructured, 0.5}});
+  const ExportedModel out =
+      MustExport(m, {{8, 32, PrunePattern::kTwoFour, 0.5}, {32, 32, PrunePattern::kUnstructured, 0.5}});
   const onnx::ModelProto e = Parse(out.bytes);
   const onnx::GraphProto& g = e.graph();
   const onnx::NodeProto* conv = NodeNamed(g, m.analysis.layers[0].name);
@@ -289,7 +290,7 @@ TEST_CASE("channel pruning removes channels through a residual Add, BN, depthwis
   CHECK(out.report.layers[0].zeroed_out_channels == 0);
   CHECK(out.report.layers[1].kept_out_channels == 4);
   CHECK(out.report.layers[1].removed_in_channels == 4);
-  CHECK(out.report.layers[2].kept_out_channels == 4);  // the depthwise conv follows
+  CHECK(out.report.layers[2].kept_out_channels == 4);    // the depthwise conv follows
   CHECK(out.report.layers[3].removed_in_channels == 8);  // both halves of the concat
   const onnx::NodeProto* d = NodeNamed(g, m.analysis.layers[2].name);
   REQUIRE(d != nullptr);
@@ -313,7 +314,8 @@ TEST_CASE("channels an Add partner keeps are zeroed, not removed, and the report
   CHECK_THAT(out.report.layers[0].note, Contains("keeps it"));
   const onnx::ModelProto e = Parse(out.bytes);
   const onnx::GraphProto& g = e.graph();
-  const std::vector<float> wa = internal::DecodeFloats(*Initializer(g, NodeNamed(g, m.analysis.layers[0].name)->input(1)));
+  const std::vector<float> wa =
+      internal::DecodeFloats(*Initializer(g, NodeNamed(g, m.analysis.layers[0].name)->input(1)));
   REQUIRE(wa.size() == 8 * 27);
   for (size_t k = 0; k < 4 * 27; ++k) CHECK(wa[k] == 0);
 }
@@ -343,9 +345,10 @@ TEST_CASE("weights inside an If branch are exported in their subgraph") {
   CHECK_THAT(out.report.layers[0].note, Contains("subgraph"));
   const onnx::ModelProto e = Parse(out.bytes);
   int dq = 0;
-  internal::ForEachGraph(e.graph(), "", "", [&](const onnx::GraphProto& g, const std::string& path, const std::string&) {
-    if (!path.empty()) dq += CountOps(g, "DequantizeLinear");
-  });
+  internal::ForEachGraph(e.graph(), "", "",
+                         [&](const onnx::GraphProto& g, const std::string& path, const std::string&) {
+                           if (!path.empty()) dq += CountOps(g, "DequantizeLinear");
+                         });
   CHECK(dq == 1);
 }
 
@@ -384,8 +387,8 @@ TEST_CASE("The CPU flavour writes no 16-bit activations; the plan in the file sa
   const LoadedModel m = TwoConvs();
   const absl::Status refused = ExportModel(m, {{8, 32}, {16, 16}}, {}).status();
   CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
-  CHECK_THAT(std::string(refused.message()), Contains("w16a16 is not written by the ort-cpu export") &&
-                                                 Contains("search again"));
+  CHECK_THAT(std::string(refused.message()),
+             Contains("w16a16 is not written by the ort-cpu export") && Contains("search again"));
   const ExportedModel out = MustExport(m, {{8, 32}, {16, 32}});
   const onnx::ModelProto e = Parse(out.bytes);
   std::string plan, flavour;

@@ -69,8 +69,8 @@ TEST_CASE("A model newer than the runtime loads is refused, naming both IR versi
   model.set_ir_version(int64_t{1} << 40);
   const absl::Status refused = LoadModel(Bytes(model), options).status();
   REQUIRE(refused.code() == absl::StatusCode::kInvalidArgument);
-  CHECK_THAT(std::string(refused.message()), Catch::Matchers::Contains("ir_version 1099511627776") &&
-                                                 Catch::Matchers::Contains("at most 8"));
+  CHECK_THAT(std::string(refused.message()),
+             Catch::Matchers::Contains("ir_version 1099511627776") && Catch::Matchers::Contains("at most 8"));
 }
 
 // Memory bombs: a few hundred bytes of model whose values need gigabytes.
@@ -137,8 +137,13 @@ TEST_CASE("Inputs the fuzzer made crash no longer do: each is refused or loaded"
   // The first: a Conv input declared with a dimension near INT64_MAX, on which libonnx 1.12's
   // shape inference read out of bounds. Such a dimension is refused by name first.
   onnx::ModelProto model = SmallCnn();
-  model.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(2)->set_dim_value(
-      INT64_MAX - 67);
+  model.mutable_graph()
+      ->mutable_input(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->mutable_dim(2)
+      ->set_dim_value(INT64_MAX - 67);
   const absl::Status huge = LoadModel(Bytes(model), AnalyzeOptions()).status();
   CHECK(huge.code() == absl::StatusCode::kInvalidArgument);
   CHECK_THAT(std::string(huge.message()), Contains("dimension 2 of") && Contains("at most 2147483647"));
@@ -570,8 +575,7 @@ bool AnyContains(const std::vector<std::string>& lines, const std::string& part)
   return false;
 }
 
-TEST_CASE("Models ONNX Runtime loads are accepted: unsorted nodes, an opset-18 Split inside an If",
-          "[model]") {
+TEST_CASE("Models ONNX Runtime loads are accepted: unsorted nodes, an opset-18 Split inside an If", "[model]") {
   SECTION("nodes out of order are sorted, as ONNX Runtime sorts them") {
     onnx::ModelProto model = SmallCnn();
     const LoadedModel sorted = MustLoad(model);

@@ -7,8 +7,6 @@
 #include <onnx/defs/parser.h>
 #include <onnx/onnx_pb.h>
 
-#include "model/weight_math.h"
-
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fstream>
@@ -18,6 +16,7 @@
 
 #include "model/internal/tensor_data.h"
 #include "model/loader.h"
+#include "model/weight_math.h"
 
 namespace squeeze::model::testing {
 

@@ -1,9 +1,8 @@
 #include "model/weight_math.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
-
-#include <catch2/catch.hpp>
 
 namespace squeeze::model {
 namespace {
@@ -42,8 +41,7 @@ TEST_CASE("Channel pruning removes whole rows of smallest norm and keeps one at 
   std::vector<uint8_t> mask = PruneMask(w, PrunePattern::kOutputChannel, 0.5);
   CHECK(mask == std::vector<uint8_t>{0, 0, 1, 1, 0, 0, 1, 1});
   CHECK(KeptChannels(w, mask) == std::vector<int64_t>{1, 3});
-  CHECK(RelativeDistortion(w.values, Compress(w, 32, PrunePattern::kOutputChannel, 0.5).values) ==
-        Approx(2.0 / 31.0));
+  CHECK(RelativeDistortion(w.values, Compress(w, 32, PrunePattern::kOutputChannel, 0.5).values) == Approx(2.0 / 31.0));
   CHECK(KeptChannels(w, PruneMask(w, PrunePattern::kOutputChannel, 1.0)).size() == 1);
 }
 
@@ -114,7 +112,7 @@ TEST_CASE("fp16 rounding", "[weight_math]") {
   CHECK(RoundToHalf(1.0f) == 1.0f);
   CHECK(RoundToHalf(65504.f) == 65504.f);
   CHECK(std::isinf(RoundToHalf(1e6f)));
-  CHECK(RoundToHalf(1.0f + 1.0f / 4096) == 1.0f);         // below half an ulp (2^-10)
+  CHECK(RoundToHalf(1.0f + 1.0f / 4096) == 1.0f);               // below half an ulp (2^-10)
   CHECK(RoundToHalf(1.0f + 3.0f / 2048) == 1.0f + 1.0f / 512);  // 1.5 ulp rounds to even (2 ulp)
   CHECK(HalfBitsToFloat(FloatToHalfBits(-2.5f)) == -2.5f);
   CHECK(HalfBitsToFloat(0x0001) == std::ldexp(1.0f, -24));  // smallest subnormal

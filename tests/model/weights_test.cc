@@ -1,9 +1,8 @@
 #include "model/weights.h"
 
 #include <algorithm>
-#include <cmath>
-
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "tests/model/test_models.h"
 
@@ -57,11 +56,11 @@ TEST_CASE("Activation liveness follows the execution order", "[activations]") {
   const int64_t x = 2 * 16 * 4, t = 3 * 16 * 4;  // bytes of x and of every 1x3x4x4 value
   CHECK(an.nodes[0].live_bytes == x);            // the Constant: only x is alive
   CHECK(an.nodes[1].layer == 0);
-  CHECK(an.nodes[1].input_bytes == x);           // the weight is a constant, not an activation
+  CHECK(an.nodes[1].input_bytes == x);  // the weight is a constant, not an activation
   CHECK(an.nodes[1].output_bytes == t);
-  CHECK(an.nodes[1].live_bytes == x + t);        // x dies after the Conv
-  CHECK(an.nodes[2].live_bytes == 2 * t);        // a and b
-  CHECK(an.nodes[3].live_bytes == 3 * t);        // a, b and y
+  CHECK(an.nodes[1].live_bytes == x + t);  // x dies after the Conv
+  CHECK(an.nodes[2].live_bytes == 2 * t);  // a and b
+  CHECK(an.nodes[3].live_bytes == 3 * t);  // a, b and y
   CHECK(an.peak_activation_bytes == 3 * t);
 }
 

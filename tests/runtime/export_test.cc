@@ -2,7 +2,7 @@
 // its output shape through channel pruning, and PP-OCRv4 det exported at uniform int8, a mixed
 // 4/8-bit plan and 30% output-channel pruning passes the checker, runs, fuses integer kernels and
 // still finds rendered text.
-#include "runtime/verify.h"
+#include "model/export.h"
 
 #include <onnx/onnx_pb.h>
 
@@ -10,8 +10,8 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "model/export.h"
 #include "runtime/shape_probe.h"
+#include "runtime/verify.h"
 #include "tests/model/export_models.h"
 #include "tests/model/test_models.h"
 #include "tests/testing/temp_dir.h"
@@ -31,8 +31,8 @@ CalibrationSet RandomInputs(const model::LoadedModel& m, int count) {
 }
 
 TEST_CASE("channel pruning keeps a residual model's output shape, and it runs") {
-  const model::LoadedModel m =
-      model::testing::MustLoad(model::testing::ResidualProto(model::testing::kSmallFirstHalf, model::testing::kSmallFirstHalf));
+  const model::LoadedModel m = model::testing::MustLoad(
+      model::testing::ResidualProto(model::testing::kSmallFirstHalf, model::testing::kSmallFirstHalf));
   std::vector<LayerPlan> plan(m.analysis.layers.size());
   plan[0] = {32, 32, PrunePattern::kOutputChannel, 0.5};
   plan[1] = {32, 32, PrunePattern::kOutputChannel, 0.5};
@@ -65,8 +65,8 @@ TEST_CASE("channel pruning keeps a residual model's output shape, and it runs") 
 }
 
 TEST_CASE("ranges: min/max covers every value, the percentile clips the tails") {
-  const model::LoadedModel m =
-      model::testing::MustLoad(model::testing::ResidualProto(model::testing::kSmallFirstHalf, model::testing::kSmallFirstHalf));
+  const model::LoadedModel m = model::testing::MustLoad(
+      model::testing::ResidualProto(model::testing::kSmallFirstHalf, model::testing::kSmallFirstHalf));
   const CalibrationSet inputs = RandomInputs(m, 2);
   RangeOptions options;
   options.method = RangeMethod::kMinMax;
@@ -130,7 +130,6 @@ TEST_CASE("PP-OCR cls (opset 9) exports at w8a8 through the opset-13 conversion,
 
 // ---- PP-OCRv4 det ----
 
-
 struct Det {
   model::LoadedModel model;
   std::string bytes;
@@ -156,7 +155,8 @@ const Det& LoadDet() {
         "convert -size 640x640 xc:'#fafafa' -font DejaVu-Sans -fill '#101010' -pointsize 38 -annotate +50+120 "
         "'Receipt No. 4711' -pointsize 30 -annotate +60+260 'Fresh bread daily' -font DejaVu-Serif "
         "-pointsize 46 -annotate +40+420 'CLOSED SUNDAY' -pointsize 24 -annotate +120+560 'squeeze your models' "
-        "-depth 8 ppm:" + held_out;
+        "-depth 8 ppm:" +
+        held_out;
     REQUIRE(std::system(render.c_str()) == 0);
     absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(d->bytes);
     REQUIRE(session.ok());

@@ -1,17 +1,15 @@
 #include "runtime/sensitivity.h"
 
-#include "model/surgery.h"
-
 #include <onnx/onnx_pb.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 
-#include <catch2/catch.hpp>
-
-#include "runtime/calibration.h"
+#include "model/surgery.h"
 #include "model/weight_math.h"
+#include "runtime/calibration.h"
 #include "runtime/session.h"
 #include "tests/model/test_models.h"
 
@@ -22,7 +20,6 @@ using Catch::Matchers::Contains;
 
 // Synthetic(LinearModel(), 2, 7).hash, pinned (see the platform test).
 constexpr char kPinnedHash[] = "0c763b4bc352babf9ace8adca0b37932e8ee37e056b917c67740c0937d53d4b3";
-
 
 CalibrationSet Synthetic(const model::LoadedModel& m, int count, uint64_t seed = 1) {
   absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(m.proto.SerializeAsString());
@@ -43,7 +40,8 @@ model::LoadedModel LinearModel() {
   )onnx");
   std::vector<float> w(64 * 64);
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
-  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("w", {64, 64}, model::testing::Encoding::kRaw, w));
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("w", {64, 64}, model::testing::Encoding::kRaw, w));
   return model::testing::MustLoad(proto);
 }
 
@@ -129,8 +127,8 @@ TEST_CASE("A layer the calibration inputs never wake is not taken as free to com
   CHECK(dead.measured);
   CHECK(dead.weight == Approx(1e-3 * live.weight).epsilon(1e-6));
   REQUIRE(report->warnings.size() == 1);
-  CHECK_THAT(report->warnings[0], Catch::Matchers::Contains(dead.layer) &&
-                                      Catch::Matchers::Contains("calibrate on more varied inputs"));
+  CHECK_THAT(report->warnings[0],
+             Catch::Matchers::Contains(dead.layer) && Catch::Matchers::Contains("calibrate on more varied inputs"));
 }
 
 // Reads w back from the linear model.
@@ -190,7 +188,7 @@ TEST_CASE("An fp16 layer is measured through fp16 inputs, as its fp32 twin", "[s
         y = MatMul (x, w)
       }
     )onnx"
-                                                              : R"onnx(
+                                                             : R"onnx(
       <ir_version: 8, opset_import: ["" : 17]>
       single (float[16, 64] x) => (float[16, 32] y) {
         y = MatMul (x, w)
@@ -231,8 +229,10 @@ TEST_CASE("A layer whose output dominates the result is the more sensitive", "[s
   )onnx");
   std::vector<float> w(32 * 32);
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.11f * static_cast<float>(i));
-  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("wa", {32, 32}, model::testing::Encoding::kRaw, w));
-  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("wb", {32, 32}, model::testing::Encoding::kRaw, w));
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("wa", {32, 32}, model::testing::Encoding::kRaw, w));
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("wb", {32, 32}, model::testing::Encoding::kRaw, w));
   const model::LoadedModel m = model::testing::MustLoad(proto);
   SensitivityOptions options;
   absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, Synthetic(m, 2), options);
@@ -263,7 +263,8 @@ TEST_CASE("A model ONNX Runtime cannot run gets unmeasured sensitivities and a w
     }
   )onnx");
   std::vector<float> w(64, 0.5f);
-  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("w", {8, 8}, model::testing::Encoding::kRaw, w));
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("w", {8, 8}, model::testing::Encoding::kRaw, w));
   model::AnalyzeOptions analyze;
   const model::LoadedModel m = model::testing::MustLoad(proto, analyze);
   CalibrationSet set;
@@ -428,7 +429,8 @@ TEST_CASE("Uploaded calibration tensors are checked against the model", "[calibr
   REQUIRE(session.ok());
   const auto& inputs = (*session)->inputs();
   std::vector<float> values(16 * 64, 0.5f);
-  const std::string good = model::testing::FloatTensor("x", {16, 64}, model::testing::Encoding::kRaw, values).SerializeAsString();
+  const std::string good =
+      model::testing::FloatTensor("x", {16, 64}, model::testing::Encoding::kRaw, values).SerializeAsString();
 
   absl::StatusOr<CalibrationSet> ok = CalibrationFromTensorProtos(m.analysis, inputs, {{good}});
   REQUIRE(ok.ok());
@@ -444,13 +446,16 @@ TEST_CASE("Uploaded calibration tensors are checked against the model", "[calibr
   SECTION("a wrong shape") {
     std::vector<float> short_values(8 * 64, 0.5f);
     auto bad = CalibrationFromTensorProtos(
-        m.analysis, inputs, {{model::testing::FloatTensor("x", {8, 64}, model::testing::Encoding::kRaw, short_values).SerializeAsString()}});
+        m.analysis, inputs,
+        {{model::testing::FloatTensor("x", {8, 64}, model::testing::Encoding::kRaw, short_values)
+              .SerializeAsString()}});
     CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK_THAT(std::string(bad.status().message()), Contains("[8,64]") && Contains("[16,64]"));
   }
   SECTION("an unknown input name") {
     auto bad = CalibrationFromTensorProtos(
-        m.analysis, inputs, {{model::testing::FloatTensor("nope", {16, 64}, model::testing::Encoding::kRaw, values).SerializeAsString()}});
+        m.analysis, inputs,
+        {{model::testing::FloatTensor("nope", {16, 64}, model::testing::Encoding::kRaw, values).SerializeAsString()}});
     CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK_THAT(std::string(bad.status().message()), Contains("nope"));
   }

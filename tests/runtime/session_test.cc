@@ -74,9 +74,7 @@ TEST_CASE("Bad inputs and models come back as statuses", "[runtime]") {
   }
   absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(SmallModel());
   REQUIRE(session.ok());
-  SECTION("a missing input") {
-    CHECK((*session)->Run({}).status().code() == absl::StatusCode::kInvalidArgument);
-  }
+  SECTION("a missing input") { CHECK((*session)->Run({}).status().code() == absl::StatusCode::kInvalidArgument); }
   SECTION("an unknown input") {
     const float v[] = {1, 2, 3};
     CHECK((*session)->Run({Tensor::Float("x", {1, 3}, v), Tensor::Float("nope", {1, 3}, v)}).status().code() ==
@@ -89,8 +87,7 @@ TEST_CASE("Bad inputs and models come back as statuses", "[runtime]") {
     CHECK_THAT(std::string(out.status().message()), Contains("ONNX Runtime"));
   }
   SECTION("zero threads") {
-    CHECK(Session::Create(SmallModel(), Threads(0)).status().code() ==
-          absl::StatusCode::kInvalidArgument);
+    CHECK(Session::Create(SmallModel(), Threads(0)).status().code() == absl::StatusCode::kInvalidArgument);
   }
 }
 

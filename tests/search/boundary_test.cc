@@ -91,8 +91,7 @@ TEST_CASE("A layout transpose is paid once where integer and float layouts meet"
   // the integer producer's output is transposed back though nothing dequantizes it as a reader.
   OptionTable through = table;
   through.boundaries[2].layout_readers = {2, 3};
-  CHECK(Evaluate(through, {1, 1, 1, 0})->latency ==
-        Approx(Evaluate(table, {1, 1, 1, 0})->latency + kTranspose));
+  CHECK(Evaluate(through, {1, 1, 1, 0})->latency == Approx(Evaluate(table, {1, 1, 1, 0})->latency + kTranspose));
   // Every option's bound covers its transposes: what the exact strategy plans with.
   const std::vector<double> bound = BoundaryBounds(table);
   CHECK(bound[0] == Approx(kQuantize + kDequantize + 2 * kTranspose));
@@ -180,8 +179,7 @@ TEST_CASE("A weight-only layer between quantized tensors runs fused, as an integ
   CHECK(Evaluate(table, {0, 2, 1})->latency == Approx(1 + 10 + 12 + 4 + kQuantize + kDequantize));
   // Two weight-only layers in a row quantize nothing between them: neither fuses.
   const OptionTable four = FusingChain(4);
-  CHECK(Evaluate(four, {1, 2, 2, 1})->latency ==
-        Approx(1 + 4 + 12 + 12 + 4 + 2 * (kQuantize + kDequantize)));
+  CHECK(Evaluate(four, {1, 2, 2, 1})->latency == Approx(1 + 4 + 12 + 12 + 4 + 2 * (kQuantize + kDequantize)));
   // A fused option slower than it is alone must be bounded for it.
   OptionTable slow = table;
   slow.layers[1].options[2].fused_latency = 20;

@@ -24,8 +24,7 @@ SearchSpec Spec(std::vector<Objective> objectives, Constraints constraints = {})
 // The front equals the brute-force Pareto set within the stated ε, both ways: every brute-force
 // point is covered by a candidate within ε, and no brute-force point beats a candidate by more
 // than ε.
-void CheckAgainstBruteForce(const OptionTable& table, const SearchSpec& spec,
-                            const ExactOptions& options = {}) {
+void CheckAgainstBruteForce(const OptionTable& table, const SearchSpec& spec, const ExactOptions& options = {}) {
   const auto front = SolveExact(table, spec, options);
   REQUIRE(front.ok());
   const auto expected = BruteForceFront(table, spec);
@@ -39,8 +38,7 @@ void CheckAgainstBruteForce(const OptionTable& table, const SearchSpec& spec,
   const Front::LimitMargins& m = front->limit_margins;
   for (size_t i = 0; i < expected.points.size(); ++i) {
     const ObjectiveValues v = Evaluate(table, expected.choices[i]).value();
-    if ((c.max_latency && v.latency > *c.max_latency - m.latency) ||
-        (c.max_size && v.size > *c.max_size - m.size) ||
+    if ((c.max_latency && v.latency > *c.max_latency - m.latency) || (c.max_size && v.size > *c.max_size - m.size) ||
         (c.max_error && v.error > *c.max_error - m.error)) {
       continue;
     }
@@ -109,8 +107,7 @@ TEST_CASE("exact with a fine grid finds exactly the brute-force front", "[exact]
 TEST_CASE("exact matches brute force for three objectives", "[exact]") {
   for (uint32_t seed = 1; seed <= 3; ++seed) {
     INFO("seed " << seed);
-    CheckAgainstBruteForce(RandomTable(5, 6, seed),
-                           Spec({Objective::kLatency, Objective::kSize, Objective::kError}));
+    CheckAgainstBruteForce(RandomTable(5, 6, seed), Spec({Objective::kLatency, Objective::kSize, Objective::kError}));
   }
 }
 
@@ -123,8 +120,7 @@ TEST_CASE("exact keeps its ε promise on a coarse grid", "[exact]") {
     INFO("seed " << seed);
     const OptionTable table = RandomTable(5, 6, seed);
     CheckAgainstBruteForce(table, Spec({Objective::kLatency, Objective::kError}), coarse);
-    CheckAgainstBruteForce(table, Spec({Objective::kLatency, Objective::kSize, Objective::kError}),
-                           coarse);
+    CheckAgainstBruteForce(table, Spec({Objective::kLatency, Objective::kSize, Objective::kError}), coarse);
     const auto front = SolveExact(table, Spec({Objective::kLatency, Objective::kError}), coarse);
     CHECK(front->epsilon[0] > 0);
   }
@@ -138,8 +134,7 @@ TEST_CASE("exact's ε is nearly attained on an adversarial table", "[exact]") {
   OptionTable table;
   for (int i = 0; i < 10; ++i) {
     table.layers.push_back(
-        Layer{"l" + std::to_string(i),
-              {{"free", 0, 0, 1, 0}, {"cell", 1, 0, 0, 0}, {"hint", 0.01, 0, 0.1, 0}}});
+        Layer{"l" + std::to_string(i), {{"free", 0, 0, 1, 0}, {"cell", 1, 0, 0, 0}, {"hint", 0.01, 0, 0.1, 0}}});
   }
   const SearchSpec spec = Spec({Objective::kLatency, Objective::kError});
   ExactOptions options;
@@ -183,8 +178,7 @@ TEST_CASE("exact honours limits on objectives and on other quantities", "[exact]
   Constraints all = latency;
   all.max_size = size.max_size;
   all.max_error = 1.5 * mid_error;
-  CheckAgainstBruteForce(table,
-                         Spec({Objective::kLatency, Objective::kSize, Objective::kError}, all));
+  CheckAgainstBruteForce(table, Spec({Objective::kLatency, Objective::kSize, Objective::kError}, all));
 
   // A limit that nothing meets gives an empty front, not an error.
   Constraints impossible;
@@ -219,8 +213,7 @@ TEST_CASE("exact's three-objective front contains the latency-error front", "[ex
   const auto two = SolveExact(table, Spec({Objective::kLatency, Objective::kError}));
   REQUIRE(two.ok());
   auto projected = [&](const ExactOptions& options) {
-    const auto three = SolveExact(
-        table, Spec({Objective::kLatency, Objective::kSize, Objective::kError}), options);
+    const auto three = SolveExact(table, Spec({Objective::kLatency, Objective::kSize, Objective::kError}), options);
     REQUIRE(three.ok());
     PointSet points;
     for (const Candidate& c : three->candidates) {
@@ -237,8 +230,7 @@ TEST_CASE("exact's three-objective front contains the latency-error front", "[ex
 }
 
 TEST_CASE("exact refuses peak memory as an objective", "[exact]") {
-  const auto front =
-      SolveExact(RandomTable(3, 3, 1), Spec({Objective::kPeakMemory, Objective::kError}));
+  const auto front = SolveExact(RandomTable(3, 3, 1), Spec({Objective::kPeakMemory, Objective::kError}));
   CHECK(front.status().code() == absl::StatusCode::kInvalidArgument);
 }
 
@@ -262,9 +254,8 @@ TEST_CASE("exact reconstructs the same front through checkpoints", "[exact]") {
 
 TEST_CASE("exact gives the same front on 1 and 2 threads", "[exact][threads]") {
   const OptionTable table = RandomTable(40, 12, 7);
-  for (const auto& objectives :
-       {std::vector<Objective>{Objective::kLatency, Objective::kError},
-        std::vector<Objective>{Objective::kLatency, Objective::kSize, Objective::kError}}) {
+  for (const auto& objectives : {std::vector<Objective>{Objective::kLatency, Objective::kError},
+                                 std::vector<Objective>{Objective::kLatency, Objective::kSize, Objective::kError}}) {
     ExactOptions options;
     options.cells_1d = 20000;
     options.cells_per_axis_2d = 200;

@@ -31,8 +31,7 @@ Nsga2Options Small() {
   return options;
 }
 
-void CheckFindsBruteForce(const OptionTable& table, const SearchSpec& spec,
-                          const Nsga2Options& options = Small()) {
+void CheckFindsBruteForce(const OptionTable& table, const SearchSpec& spec, const Nsga2Options& options = Small()) {
   const auto front = SolveNsga2(table, spec, options);
   REQUIRE(front.ok());
   const auto expected = BruteForceFront(table, spec);
@@ -59,10 +58,8 @@ TEST_CASE("nsga2 finds the brute-force front with peak memory", "[nsga2]") {
   // A tenth of all configurations are on this front: it takes longer to meet them all.
   Nsga2Options longer = Small();
   longer.generations = 1000;
-  CheckFindsBruteForce(
-      table,
-      Spec({Objective::kLatency, Objective::kSize, Objective::kError, Objective::kPeakMemory}),
-      longer);
+  CheckFindsBruteForce(table, Spec({Objective::kLatency, Objective::kSize, Objective::kError, Objective::kPeakMemory}),
+                       longer);
 }
 
 TEST_CASE("nsga2 handles limits by constraint domination", "[nsga2]") {
@@ -133,8 +130,7 @@ TEST_CASE("nsga2 starts from given configurations", "[nsga2]") {
   CHECK(SolveNsga2(table, spec, options).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("nsga2 reports progress, stops when cancelled, returns its archive at a deadline",
-          "[nsga2][control]") {
+TEST_CASE("nsga2 reports progress, stops when cancelled, returns its archive at a deadline", "[nsga2][control]") {
   const OptionTable table = RandomTable(30, 10, 4);
   const SearchSpec spec = Spec({Objective::kLatency, Objective::kError});
   Nsga2Options options = Small();

@@ -97,17 +97,14 @@ TEST_CASE("CSV round-trips a table exactly", "[table][csv]") {
 
 TEST_CASE("CSV parsing reports the offending line", "[table][csv]") {
   const std::string header = "layer,option,latency,bytes,error,activation_bytes\n";
-  CHECK(ParseOptionTableCsv("# only a comment\n").status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(ParseOptionTableCsv("# only a comment\n").status().code() == absl::StatusCode::kInvalidArgument);
   auto bad_number = ParseOptionTableCsv(header + "a,x,1,2,3,4\na,y,1,two,3,4\n");
   REQUIRE(bad_number.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(bad_number.status().message().find("line 3") != absl::string_view::npos);
   CHECK(ParseOptionTableCsv(header + "a,x,1,2,3,4\nb,x,1,2,3,4\na,y,1,2,3,4\n").status().code() ==
         absl::StatusCode::kInvalidArgument);
-  CHECK(ParseOptionTableCsv(header + "a,x,1,2,3\n").status().code() ==
-        absl::StatusCode::kInvalidArgument);
-  CHECK(ParseOptionTableCsv(header + "a,x,1,2,-3,4\n").status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(ParseOptionTableCsv(header + "a,x,1,2,3\n").status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ParseOptionTableCsv(header + "a,x,1,2,-3,4\n").status().code() == absl::StatusCode::kInvalidArgument);
   const auto ok = ParseOptionTableCsv("# t\n" + header + "__fixed__,,1,2,0,3\n\na,x,1,2,3,4\n");
   REQUIRE(ok.ok());
   CHECK(ok->fixed.bytes == 2);

@@ -110,8 +110,7 @@ TEST_CASE("Hypervolume of known shapes", "[pareto]") {
 
 TEST_CASE("Hypervolume rejects bad dimensions", "[pareto]") {
   CHECK(Hypervolume({{1, 2}}, {3, 3, 3}).status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Hypervolume({{1, 2, 3, 4, 5}}, {9, 9, 9, 9, 9}).status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(Hypervolume({{1, 2, 3, 4, 5}}, {9, 9, 9, 9, 9}).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,9 +1,8 @@
 #include "search/problem/problem.h"
 
 #include <algorithm>
-#include <set>
-
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "model/weight_math.h"
 #include "search/problem/plan.h"
@@ -200,7 +199,9 @@ TEST_CASE("Integer layers pay for the followers ONNX Runtime no longer fuses int
   const double quantize = cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 256, 256 * 5).seconds;
   const double dequantize = cost->get()->PredictOp(dp::OpKind::kDequantizeLinear, 192, 192 * 5).seconds;
   REQUIRE(follower > 0);
-  auto layer_latency = [&](int w, int a) { return cost->get()->Predict(shape, dp::CompressionOption{w, a, 0, dp::Sparsity::kDense}).seconds; };
+  auto layer_latency = [&](int w, int a) {
+    return cost->get()->Predict(shape, dp::CompressionOption{w, a, 0, dp::Sparsity::kDense}).seconds;
+  };
   CHECK(FindOption(*problem, 0, "fp32")->latency == Approx(layer_latency(32, 32)));
   // Weight-only: the BatchNormalization is folded, the HardSigmoid still fuses.
   CHECK(FindOption(*problem, 0, "w8a32")->latency == Approx(layer_latency(8, 32)));
@@ -263,7 +264,8 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   const dp::LayerShape shape{dp::OpKind::kConv, 3 * 4 * 64, 12, 3, 256, 192};
   const double quantize = cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 256, 256 * 5).seconds;
   const double dequantize = cost->get()->PredictOp(dp::OpKind::kDequantizeLinear, 192, 192 * 5).seconds;
-  CHECK(int8->latency == Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense}).seconds));
+  CHECK(int8->latency ==
+        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense}).seconds));
   CHECK(int8->boundary_latency == Approx(quantize + dequantize));
   REQUIRE(problem->table.boundaries.size() == 2);
   CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("quantizing its input"));
@@ -293,8 +295,8 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
   REQUIRE(problem.ok());
   auto shape_of = [&](size_t i) {
     const model::Layer& l = model.analysis.layers[i];
-    dp::LayerShape s{l.depthwise ? dp::OpKind::kDepthwiseConv : dp::OpKind::kConv, l.macs, l.params, l.out_channels,
-                     1, 1};
+    dp::LayerShape s{
+        l.depthwise ? dp::OpKind::kDepthwiseConv : dp::OpKind::kConv, l.macs, l.params, l.out_channels, 1, 1};
     s.input_elements = 1;
     for (int64_t d : l.input_shape) s.input_elements *= d;
     s.output_elements = 1;
@@ -304,8 +306,10 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
   };
   const double b = FindOption(*problem, 1, "fp32")->latency, d = FindOption(*problem, 2, "fp32")->latency,
                c = FindOption(*problem, 3, "fp32")->latency;
-  const double own_a = cost->get()->Predict(shape_of(0), dp::CompressionOption{32, 32, 0.5, dp::Sparsity::kOutputChannel}).seconds;
-  const double own_b = cost->get()->Predict(shape_of(1), dp::CompressionOption{32, 32, 0.5, dp::Sparsity::kOutputChannel}).seconds;
+  const double own_a =
+      cost->get()->Predict(shape_of(0), dp::CompressionOption{32, 32, 0.5, dp::Sparsity::kOutputChannel}).seconds;
+  const double own_b =
+      cost->get()->Predict(shape_of(1), dp::CompressionOption{32, 32, 0.5, dp::Sparsity::kOutputChannel}).seconds;
   CHECK(FindOption(*problem, 0, "fp32 channel 50%")->latency == Approx(own_a - 0.5 * b));
   CHECK(FindOption(*problem, 1, "fp32 channel 50%")->latency == Approx(std::max(0.02 * own_b, own_b - 0.5 * (d + c))));
   CHECK_THAT(Find(*problem, 0, "fp32 channel 50%")->latency.explanation, Contains("read its channels"));

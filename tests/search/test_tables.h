@@ -87,8 +87,7 @@ inline BruteForce BruteForceFront(const OptionTable& table, const SearchSpec& sp
 }
 
 // q ≤ p + slack in every coordinate.
-inline bool Covers(const std::vector<double>& q, const std::vector<double>& p,
-                   const std::vector<double>& slack) {
+inline bool Covers(const std::vector<double>& q, const std::vector<double>& p, const std::vector<double>& slack) {
   for (size_t k = 0; k < p.size(); ++k) {
     if (q[k] > p[k] + slack[k] + 1e-9 * std::max(1.0, std::abs(p[k]))) return false;
   }
@@ -96,8 +95,7 @@ inline bool Covers(const std::vector<double>& q, const std::vector<double>& p,
 }
 
 // Every point of `expected` is covered by some point of `actual` within `slack`.
-inline bool CoversAll(const PointSet& actual, const PointSet& expected,
-                      const std::vector<double>& slack) {
+inline bool CoversAll(const PointSet& actual, const PointSet& expected, const std::vector<double>& slack) {
   for (const auto& p : expected) {
     bool covered = false;
     for (const auto& q : actual) covered = covered || Covers(q, p, slack);

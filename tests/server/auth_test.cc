@@ -1,9 +1,10 @@
 // The access table and key checks, without a network: what each method needs, and what a call's
 // metadata gets.
+#include "server/auth.h"
+
 #include <catch2/catch.hpp>
 
 #include "common/sha256.h"
-#include "server/auth.h"
 #include "server/proto_conversion.h"
 #include "server/server.h"
 #include "tests/testing/temp_dir.h"

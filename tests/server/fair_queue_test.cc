@@ -2,13 +2,13 @@
 // the memory budget, and the places and waits it reports for queued searches.
 #include "server/fair_queue.h"
 
+#include <oneapi/tbb/global_control.h>
+
+#include <catch2/catch.hpp>
 #include <deque>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <oneapi/tbb/global_control.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"

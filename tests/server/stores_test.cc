@@ -1,7 +1,6 @@
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-
-#include <catch2/catch.hpp>
 
 #include "common/sha256.h"
 #include "common/sqlite.h"

@@ -43,18 +43,37 @@ int DeviceCharacteristics(sqlite3_file* f) { return Real(f)->pMethods->xDeviceCh
 int ShmMap(sqlite3_file* f, int page, int size, int extend, void volatile** out) {
   return Real(f)->pMethods->xShmMap(Real(f), page, size, extend, out);
 }
-int ShmLock(sqlite3_file* f, int offset, int n, int flags) { return Real(f)->pMethods->xShmLock(Real(f), offset, n, flags); }
+int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
+  return Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
+}
 void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
 int ShmUnmap(sqlite3_file* f, int delete_flag) { return Real(f)->pMethods->xShmUnmap(Real(f), delete_flag); }
 int Fetch(sqlite3_file* f, sqlite3_int64 offset, int amount, void** out) {
   return Real(f)->pMethods->xFetch(Real(f), offset, amount, out);
 }
-int Unfetch(sqlite3_file* f, sqlite3_int64 offset, void* page) { return Real(f)->pMethods->xUnfetch(Real(f), offset, page); }
+int Unfetch(sqlite3_file* f, sqlite3_int64 offset, void* page) {
+  return Real(f)->pMethods->xUnfetch(Real(f), offset, page);
+}
 
-const sqlite3_io_methods kMethods = {3,        Close,     Read,       Write,    Truncate,   Sync,
-                                     FileSize, Lock,      Unlock,     CheckReservedLock,    FileControl,
-                                     SectorSize, DeviceCharacteristics, ShmMap, ShmLock, ShmBarrier,
-                                     ShmUnmap, Fetch,     Unfetch};
+const sqlite3_io_methods kMethods = {3,
+                                     Close,
+                                     Read,
+                                     Write,
+                                     Truncate,
+                                     Sync,
+                                     FileSize,
+                                     Lock,
+                                     Unlock,
+                                     CheckReservedLock,
+                                     FileControl,
+                                     SectorSize,
+                                     DeviceCharacteristics,
+                                     ShmMap,
+                                     ShmLock,
+                                     ShmBarrier,
+                                     ShmUnmap,
+                                     Fetch,
+                                     Unfetch};
 
 int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int* out_flags) {
   ShimFile* shim = reinterpret_cast<ShimFile*>(file);

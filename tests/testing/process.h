@@ -42,8 +42,7 @@ class Child {
 };
 
 // Runs `argv` to completion (killed after `timeout`), capturing stdout and stderr.
-CommandResult Run(const std::vector<std::string>& argv,
-                  const std::map<std::string, std::string>& env = {},
+CommandResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 // Reads a whole file; empty when missing.

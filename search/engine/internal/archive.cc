@@ -8,8 +8,7 @@
 
 namespace squeeze::search::internal {
 
-void Archive::Add(const uint16_t* genes, const std::vector<double>& point,
-                  const ObjectiveValues& values) {
+void Archive::Add(const uint16_t* genes, const std::vector<double>& point, const ObjectiveValues& values) {
   genes_.insert(genes_.end(), genes, genes + layers_);
   points_.push_back(point);
   values_.push_back(values);

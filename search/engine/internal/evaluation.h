@@ -79,7 +79,9 @@ inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_
   const bool fused = RunsInteger(
       table.boundaries, n, [&](size_t i) { return option(i).integer_activations; },
       [&](size_t i) { return option(i).fused_latency >= 0; },
-      [&](size_t i) { return std::array<int32_t, 2>{table.layers[i].input_boundary, table.layers[i].output_boundary}; },
+      [&](size_t i) {
+        return std::array<int32_t, 2>{table.layers[i].input_boundary, table.layers[i].output_boundary};
+      },
       &runs_integer);
   ObjectiveValues v;
   v.latency = table.fixed.latency;
@@ -97,14 +99,11 @@ inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_
   return v;
 }
 
-inline bool WithinLimit(double value, double limit) {
-  return value <= limit + 1e-9 * std::abs(limit);
-}
+inline bool WithinLimit(double value, double limit) { return value <= limit + 1e-9 * std::abs(limit); }
 
 inline bool Feasible(const ObjectiveValues& v, const Constraints& c) {
   return (!c.max_latency || WithinLimit(v.latency, *c.max_latency)) &&
-         (!c.max_size || WithinLimit(v.size, *c.max_size)) &&
-         (!c.max_error || WithinLimit(v.error, *c.max_error)) &&
+         (!c.max_size || WithinLimit(v.size, *c.max_size)) && (!c.max_error || WithinLimit(v.error, *c.max_error)) &&
          (!c.max_peak_memory || WithinLimit(v.peak_memory, *c.max_peak_memory));
 }
 
@@ -114,8 +113,8 @@ inline double Violation(const ObjectiveValues& v, const Constraints& c) {
     if (!limit || WithinLimit(value, *limit)) return 0.0;
     return (value - *limit) / (*limit > 0 ? *limit : 1.0);
   };
-  return excess(v.latency, c.max_latency) + excess(v.size, c.max_size) +
-         excess(v.error, c.max_error) + excess(v.peak_memory, c.max_peak_memory);
+  return excess(v.latency, c.max_latency) + excess(v.size, c.max_size) + excess(v.error, c.max_error) +
+         excess(v.peak_memory, c.max_peak_memory);
 }
 
 }  // namespace squeeze::search::internal

@@ -11,8 +11,8 @@
 namespace squeeze::search::internal {
 namespace {
 
-size_t CountBoxes(const PointSet& points, const std::vector<double>& lo,
-                  const std::vector<double>& hi, int64_t boxes, std::vector<size_t>* firsts) {
+size_t CountBoxes(const PointSet& points, const std::vector<double>& lo, const std::vector<double>& hi, int64_t boxes,
+                  std::vector<size_t>* firsts) {
   std::set<std::array<int64_t, 4>> seen;
   for (size_t i = 0; i < points.size(); ++i) {
     std::array<int64_t, 4> key = {0, 0, 0, 0};
@@ -58,8 +58,7 @@ std::vector<size_t> ThinByBoxes(const PointSet& points, size_t max_count) {
     return kept;
   }
   const size_t budget = max_count - extremes.size();
-  int64_t lo_boxes = 1,
-          hi_boxes = int64_t{1} << 24;  // lo fits (one box), find the largest that fits
+  int64_t lo_boxes = 1, hi_boxes = int64_t{1} << 24;  // lo fits (one box), find the largest that fits
   while (lo_boxes < hi_boxes) {
     const int64_t mid = lo_boxes + (hi_boxes - lo_boxes + 1) / 2;
     if (CountBoxes(points, lo, hi, mid, nullptr) <= budget) {
@@ -84,10 +83,9 @@ Front BuildFront(const OptionTable& table, const SearchSpec& spec, Strategy stra
   front.reference = spec.reference.empty() ? DefaultReference(table, spec) : spec.reference;
   front.ideal = IdealPoint(table, spec);
 
-  candidates.erase(
-      std::remove_if(candidates.begin(), candidates.end(),
-                     [&](const Candidate& c) { return !Feasible(c.values, spec.constraints); }),
-      candidates.end());
+  candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                  [&](const Candidate& c) { return !Feasible(c.values, spec.constraints); }),
+                   candidates.end());
   PointSet points;
   points.reserve(candidates.size());
   for (const Candidate& c : candidates) points.push_back(ObjectivePoint(c.values, spec));

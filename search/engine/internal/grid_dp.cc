@@ -58,40 +58,38 @@ void GridDp::Step(size_t layer, uint8_t* backpointers) {
   const int32_t rows = window.rows, cols = window.cols;
 
   // Relax every new cell from the old cells one option-step away.
-  tbb::parallel_for(tbb::blocked_range2d<int32_t>(0, rows, 1, 0, cols, kColumnGrain),
-                    [&](const tbb::blocked_range2d<int32_t>& r) {
-                      const int32_t b0 = r.cols().begin(), b1 = r.cols().end();
-                      for (int32_t a = r.rows().begin(); a < r.rows().end(); ++a) {
-                        float* value = next_.data() + static_cast<size_t>(a) * stride_;
-                        float* tag = tag_.data() + static_cast<size_t>(a) * stride_;
-                        std::fill(value + b0, value + b1, kInf);
-                        std::fill(tag + b0, tag + b1, 0.0f);
-                        for (size_t j = 0; j < options.size(); ++j) {
-                          const GridOption& o = options[j];
-                          const int32_t source_row = a - o.wa;
-                          if (source_row < 0 || source_row > last_row_) continue;
-                          const Extent& e = cur_extents_[source_row];
-                          const int32_t lo = std::max(b0, e.first + o.wb);
-                          const int32_t hi = std::min(b1 - 1, e.last + o.wb);
-                          if (lo > hi) continue;
-                          const float* source =
-                              cur_.data() + static_cast<size_t>(source_row) * stride_;
-                          RelaxRow(source + (lo - o.wb), value + lo, tag + lo, hi - lo + 1, o.value,
-                                   static_cast<float>(j));
-                        }
-                        if (backpointers != nullptr) {
-                          const size_t base = static_cast<size_t>(a) * cols;
-                          for (int32_t b = b0; b < b1; ++b) {
-                            const uint16_t j = static_cast<uint16_t>(tag[b]);
-                            if (bp_size_ == 1) {
-                              backpointers[base + b] = static_cast<uint8_t>(j);
-                            } else {
-                              std::memcpy(backpointers + 2 * (base + b), &j, 2);
-                            }
-                          }
-                        }
-                      }
-                    });
+  tbb::parallel_for(
+      tbb::blocked_range2d<int32_t>(0, rows, 1, 0, cols, kColumnGrain), [&](const tbb::blocked_range2d<int32_t>& r) {
+        const int32_t b0 = r.cols().begin(), b1 = r.cols().end();
+        for (int32_t a = r.rows().begin(); a < r.rows().end(); ++a) {
+          float* value = next_.data() + static_cast<size_t>(a) * stride_;
+          float* tag = tag_.data() + static_cast<size_t>(a) * stride_;
+          std::fill(value + b0, value + b1, kInf);
+          std::fill(tag + b0, tag + b1, 0.0f);
+          for (size_t j = 0; j < options.size(); ++j) {
+            const GridOption& o = options[j];
+            const int32_t source_row = a - o.wa;
+            if (source_row < 0 || source_row > last_row_) continue;
+            const Extent& e = cur_extents_[source_row];
+            const int32_t lo = std::max(b0, e.first + o.wb);
+            const int32_t hi = std::min(b1 - 1, e.last + o.wb);
+            if (lo > hi) continue;
+            const float* source = cur_.data() + static_cast<size_t>(source_row) * stride_;
+            RelaxRow(source + (lo - o.wb), value + lo, tag + lo, hi - lo + 1, o.value, static_cast<float>(j));
+          }
+          if (backpointers != nullptr) {
+            const size_t base = static_cast<size_t>(a) * cols;
+            for (int32_t b = b0; b < b1; ++b) {
+              const uint16_t j = static_cast<uint16_t>(tag[b]);
+              if (bp_size_ == 1) {
+                backpointers[base + b] = static_cast<uint8_t>(j);
+              } else {
+                std::memcpy(backpointers + 2 * (base + b), &j, 2);
+              }
+            }
+          }
+        }
+      });
 
   // Clear cells over the value cap and cells matched or beaten by a cell at or below them in both
   // axes. tag_ now holds each row's running minimum (R); a column sweep carries the minimum over
@@ -159,8 +157,7 @@ void GridDp::SaveCheckpoint(Checkpoint& checkpoint) const {
   const size_t cols = static_cast<size_t>(last_col_ + 1);
   checkpoint.values.resize(static_cast<size_t>(last_row_ + 1) * cols);
   for (int32_t a = 0; a <= last_row_; ++a) {
-    std::copy_n(cur_.data() + static_cast<size_t>(a) * stride_, cols,
-                checkpoint.values.data() + a * cols);
+    std::copy_n(cur_.data() + static_cast<size_t>(a) * stride_, cols, checkpoint.values.data() + a * cols);
   }
 }
 
@@ -170,8 +167,7 @@ void GridDp::RestoreCheckpoint(const Checkpoint& checkpoint) {
   std::copy(checkpoint.extents.begin(), checkpoint.extents.end(), cur_extents_.begin());
   const size_t cols = static_cast<size_t>(last_col_ + 1);
   for (int32_t a = 0; a <= last_row_; ++a) {
-    std::copy_n(checkpoint.values.data() + a * cols, cols,
-                cur_.data() + static_cast<size_t>(a) * stride_);
+    std::copy_n(checkpoint.values.data() + a * cols, cols, cur_.data() + static_cast<size_t>(a) * stride_);
   }
 }
 
@@ -192,8 +188,8 @@ absl::Status GridDp::Run(const std::function<absl::Status(size_t done)>& after_l
   if (bound <= p_.max_backpointer_bytes) {
     segment_length_ = layers;
   } else {
-    segment_length_ = static_cast<size_t>(std::max<int64_t>(
-        1, p_.max_backpointer_bytes / std::max<int64_t>(1, grid_cells() * bp_size_)));
+    segment_length_ = static_cast<size_t>(
+        std::max<int64_t>(1, p_.max_backpointer_bytes / std::max<int64_t>(1, grid_cells() * bp_size_)));
   }
   segments_ = static_cast<int>((layers + segment_length_ - 1) / segment_length_);
   checkpoints_.assign(segments_, Checkpoint{});
@@ -238,14 +234,11 @@ std::vector<GridCell> GridDp::FrontCells() const {
   return cells;
 }
 
-float GridDp::Value(GridCell cell) const {
-  return cur_[static_cast<size_t>(cell.a) * stride_ + cell.b];
-}
+float GridDp::Value(GridCell cell) const { return cur_[static_cast<size_t>(cell.a) * stride_ + cell.b]; }
 
-absl::Status GridDp::Trace(
-    const std::vector<GridCell>& cells,
-    const std::function<void(size_t target, size_t layer, uint16_t kept)>& visit,
-    const std::function<absl::Status()>& check) {
+absl::Status GridDp::Trace(const std::vector<GridCell>& cells,
+                           const std::function<void(size_t target, size_t layer, uint16_t kept)>& visit,
+                           const std::function<absl::Status()>& check) {
   const size_t layers = p_.layers.size();
   std::vector<GridCell> at = cells;
   std::vector<std::vector<uint8_t>> recomputed;

@@ -43,9 +43,7 @@ Relevant RelevantQuantities(const SearchSpec& spec) {
   return r;
 }
 
-std::array<double, 4> Quantities(const LayerOption& o) {
-  return {o.latency, o.bytes, o.error, o.activation_bytes};
-}
+std::array<double, 4> Quantities(const LayerOption& o) { return {o.latency, o.bytes, o.error, o.activation_bytes}; }
 
 // The least each quantity can be in some plan (a fused option's latency may be lower).
 std::array<double, 4> LeastQuantities(const LayerOption& o) {
@@ -55,16 +53,14 @@ std::array<double, 4> LeastQuantities(const LayerOption& o) {
 std::array<bool, 4> Mask(const Relevant& r) { return {r.latency, r.bytes, r.error, r.activation}; }
 
 // a is at least as good as b in every relevant quantity.
-bool NoWorse(const std::array<double, 4>& a, const std::array<double, 4>& b,
-             const std::array<bool, 4>& mask) {
+bool NoWorse(const std::array<double, 4>& a, const std::array<double, 4>& b, const std::array<bool, 4>& mask) {
   for (int k = 0; k < 4; ++k) {
     if (mask[k] && a[k] > b[k]) return false;
   }
   return true;
 }
 
-bool SameRelevant(const std::array<double, 4>& a, const std::array<double, 4>& b,
-                  const std::array<bool, 4>& mask) {
+bool SameRelevant(const std::array<double, 4>& a, const std::array<double, 4>& b, const std::array<bool, 4>& mask) {
   return NoWorse(a, b, mask) && NoWorse(b, a, mask);
 }
 
@@ -111,8 +107,8 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
       const double error = total_min[2] - minima[i][2] + q[2];
       // Other layers' activations can only raise the peak.
       const double peak = bytes + std::max(q[3], table.fixed.activation_bytes);
-      if (exceeds(latency, c.max_latency) || exceeds(bytes, c.max_size) ||
-          exceeds(error, c.max_error) || exceeds(peak, c.max_peak_memory)) {
+      if (exceeds(latency, c.max_latency) || exceeds(bytes, c.max_size) || exceeds(error, c.max_error) ||
+          exceeds(peak, c.max_peak_memory)) {
         continue;
       }
       alive.push_back(j);
@@ -187,8 +183,8 @@ ObjectiveValues PrunedTable::Evaluate(const uint16_t* genes) const {
   auto option = [&](size_t i) -> const KeptOption& { return options_[offsets_[i] + genes[i]]; };
   thread_local std::vector<char> runs_integer;
   const bool fused = RunsInteger(
-      boundaries_, layers(), [&](size_t i) { return option(i).integer; }, [&](size_t i) { return option(i).fused >= 0; },
-      [&](size_t i) { return io_[i]; }, &runs_integer);
+      boundaries_, layers(), [&](size_t i) { return option(i).integer; },
+      [&](size_t i) { return option(i).fused >= 0; }, [&](size_t i) { return io_[i]; }, &runs_integer);
   ObjectiveValues v;
   v.latency = fixed_.latency;
   v.size = fixed_.bytes;

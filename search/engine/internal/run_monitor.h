@@ -25,8 +25,7 @@ class RunMonitor {
   // when someone will see them).
   bool ReportDue() const {
     return control_.on_progress &&
-           (!reported_ ||
-            absl::Now() - last_report_ >= std::max(control_.progress_interval, min_interval_));
+           (!reported_ || absl::Now() - last_report_ >= std::max(control_.progress_interval, min_interval_));
   }
 
   // Spaces reports at least ten times what preparing one cost, so that building best-so-far

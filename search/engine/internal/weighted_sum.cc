@@ -22,8 +22,7 @@ double Quantity(const KeptOption& o, Objective objective) {
 }
 
 // All weight vectors with `dims` non-negative entries summing to `divisions` (then scaled).
-void Lattice(size_t dims, int divisions, std::vector<int>& prefix,
-             std::vector<std::vector<double>>& out) {
+void Lattice(size_t dims, int divisions, std::vector<int>& prefix, std::vector<std::vector<double>>& out) {
   if (prefix.size() + 1 == dims) {
     int used = 0;
     for (int p : prefix) used += p;
@@ -44,8 +43,7 @@ void Lattice(size_t dims, int divisions, std::vector<int>& prefix,
 
 }  // namespace
 
-std::vector<std::vector<uint16_t>> WeightedSumGenes(const PrunedTable& table,
-                                                    const SearchSpec& spec) {
+std::vector<std::vector<uint16_t>> WeightedSumGenes(const PrunedTable& table, const SearchSpec& spec) {
   const size_t dims = spec.objectives.size();
   const size_t layers = table.layers();
   // Normalize each objective by its total per-layer range so weights are comparable.

@@ -16,8 +16,7 @@ namespace squeeze::search::internal {
 
 // Genes (kept indices), distinct, in lattice order. Peak memory is costed per layer as bytes plus
 // activation bytes, a surrogate.
-std::vector<std::vector<uint16_t>> WeightedSumGenes(const PrunedTable& table,
-                                                    const SearchSpec& spec);
+std::vector<std::vector<uint16_t>> WeightedSumGenes(const PrunedTable& table, const SearchSpec& spec);
 
 }  // namespace squeeze::search::internal
 

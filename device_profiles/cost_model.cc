@@ -59,7 +59,8 @@ std::vector<double> LayerKey(const LayerShape& l) {
   }
   const bool ragged = l.out_channels % 8 != 0 || l.in_channels % 8 != 0;
   return {Log2(l.in_channels), Log2(l.out_channels), Log2(static_cast<double>(l.height) * l.width) / 2,
-          2 * Log2(l.kernel), 2 * Log2(l.stride), Log2(l.groups), ragged ? 3.0 : 0.0};
+          2 * Log2(l.kernel),  2 * Log2(l.stride),   Log2(l.groups),
+          ragged ? 3.0 : 0.0};
 }
 
 // A sample as the layer it measured (shapes as LayerShape counts them).
@@ -159,18 +160,24 @@ double Dot(const std::vector<double>& a, const std::vector<double>& b) {
 
 absl::string_view SupportName(Support support) {
   switch (support) {
-    case Support::kNative: return "native";
-    case Support::kEmulated: return "emulated";
-    case Support::kUnsupported: return "unsupported";
+    case Support::kNative:
+      return "native";
+    case Support::kEmulated:
+      return "emulated";
+    case Support::kUnsupported:
+      return "unsupported";
   }
   return "unsupported";
 }
 
 absl::string_view BasisName(Basis basis) {
   switch (basis) {
-    case Basis::kSamples: return "samples";
-    case Basis::kSpecRoofline: return "spec-roofline";
-    case Basis::kReported: return "reported";
+    case Basis::kSamples:
+      return "samples";
+    case Basis::kSpecRoofline:
+      return "spec-roofline";
+    case Basis::kReported:
+      return "reported";
   }
   return "spec-roofline";
 }
@@ -201,8 +208,7 @@ int64_t WeightStorageBytes(const LayerShape& layer, const CompressionOption& opt
   return CeilDiv8(kept * option.weight_bits) + CeilDiv8(index_bits) + scale_bytes;
 }
 
-LatencyPrediction ProportionalCostModel::Predict(const LayerShape& layer,
-                                                 const CompressionOption& option) const {
+LatencyPrediction ProportionalCostModel::Predict(const LayerShape& layer, const CompressionOption& option) const {
   LatencyPrediction p;
   const double keep = option.pattern == Sparsity::kDense ? 1.0 : 1.0 - option.prune_ratio;
   const double bits = std::max(option.weight_bits, option.activation_bits);
@@ -216,8 +222,8 @@ LatencyPrediction ProportionalCostModel::Predict(const LayerShape& layer,
   return p;
 }
 
-absl::StatusOr<std::unique_ptr<DeviceCostModel>> DeviceCostModel::Create(
-    Device device, std::vector<LatencySample> samples) {
+absl::StatusOr<std::unique_ptr<DeviceCostModel>> DeviceCostModel::Create(Device device,
+                                                                         std::vector<LatencySample> samples) {
   absl::Status status = ValidateDevice(device);
   if (!status.ok()) return status;
   for (const LatencySample& sample : samples) {
@@ -238,7 +244,12 @@ DeviceCostModel::DeviceCostModel(Device device, std::vector<LatencySample> sampl
       }
     }
     if (group == nullptr) {
-      groups_.push_back(SampleGroup{s.op_kind, s.weight_bits, s.activation_bits, s.sparsity, {}, {}});
+      SampleGroup fresh;
+      fresh.kind = s.op_kind;
+      fresh.weight_bits = s.weight_bits;
+      fresh.activation_bits = s.activation_bits;
+      fresh.sparsity = s.sparsity;
+      groups_.push_back(std::move(fresh));
       group = &groups_.back();
     }
     group->samples.push_back(&s);
@@ -260,7 +271,8 @@ DeviceCostModel::DeviceCostModel(Device device, std::vector<LatencySample> sampl
       // already, comes off each.
       const double overhead = device_.op_overhead_us * 1e-6;
       auto transpose = [&](int64_t elements) {
-        return std::max(0.0, FromSamples(*transposes, ElementFeatures(elements), ElementKey(elements), nullptr) - overhead);
+        return std::max(0.0,
+                        FromSamples(*transposes, ElementFeatures(elements), ElementKey(elements), nullptr) - overhead);
       };
       for (size_t i = 0; i < g.samples.size(); ++i) {
         const LayerShape shape = SampleLayer(*g.samples[i]);
@@ -302,7 +314,9 @@ double DeviceCostModel::FromSamples(const SampleGroup& group, const std::vector<
     const std::vector<double> key = layer ? LayerKey(SampleLayer(*s)) : ElementKey(s->elements);
     const std::vector<double> f = layer ? LayerFeatures(SampleLayer(*s)) : ElementFeatures(s->elements);
     double d2 = 0;
-    for (size_t i = 0; i < key.size() && i < shape_key.size(); ++i) d2 += (key[i] - shape_key[i]) * (key[i] - shape_key[i]);
+    for (size_t k = 0; k < key.size() && k < shape_key.size(); ++k) {
+      d2 += (key[k] - shape_key[k]) * (key[k] - shape_key[k]);
+    }
     near.push_back({d2, std::log(group.seconds[i] / std::max(1e-9, Dot(group.coefficients, f))), s});
   }
   constexpr size_t kNeighbours = 3;
@@ -330,8 +344,8 @@ OpPrediction DeviceCostModel::PredictOp(OpKind kind, int64_t elements, double by
   return {bytes / device_.memory_bandwidth_bytes_per_s + device_.op_overhead_us * 1e-6, Basis::kSpecRoofline};
 }
 
-double DeviceCostModel::Roofline(const LayerShape& layer, const CompressionOption& option,
-                                 const Capability& capability, bool sparse_kernel) const {
+double DeviceCostModel::Roofline(const LayerShape& layer, const CompressionOption& option, const Capability& capability,
+                                 bool sparse_kernel) const {
   const double keep = sparse_kernel ? 1.0 - option.prune_ratio : 1.0;
   const double ops = 2.0 * layer.macs * keep;
   const double compute_s = ops / (capability.peak_ops_per_s * capability.efficiency);
@@ -349,8 +363,7 @@ double DeviceCostModel::Roofline(const LayerShape& layer, const CompressionOptio
   return std::max(compute_s, memory_s) + device_.op_overhead_us * 1e-6;
 }
 
-LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
-                                           const CompressionOption& requested) const {
+LatencyPrediction DeviceCostModel::Predict(const LayerShape& original, const CompressionOption& requested) const {
   // Output-channel pruning is a smaller dense layer; 2:4 always removes half.
   LayerShape layer = original;
   CompressionOption option = requested;
@@ -422,22 +435,20 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
       }
       if (chosen != nullptr) {
         emulated = true;
-        std::string unpack = absl::StrFormat(
-            "no %s kernel: runs as %s", PrecisionName(option.weight_bits, option.activation_bits),
-            PrecisionName(chosen->weight_bits, chosen->activation_bits));
+        std::string unpack =
+            absl::StrFormat("no %s kernel: runs as %s", PrecisionName(option.weight_bits, option.activation_bits),
+                            PrecisionName(chosen->weight_bits, chosen->activation_bits));
         why = why.empty() ? unpack : absl::StrCat(why, "; ", unpack);
       }
     }
   }
   // Samples of the option's own (dense) realization measured what its file does: they come before
   // what the rows say it would run as.
-  const SampleGroup* own = sparse_kernel ? nullptr
-                                         : FindGroup(layer.kind, option.weight_bits, option.activation_bits,
-                                                     Sparsity::kDense);
+  const SampleGroup* own =
+      sparse_kernel ? nullptr : FindGroup(layer.kind, option.weight_bits, option.activation_bits, Sparsity::kDense);
   if (chosen == nullptr && own == nullptr) {
     p.support = Support::kUnsupported;
-    p.explanation = absl::StrFormat("%s has no kernel that can run %s %s", device_.id,
-                                    OpKindName(layer.kind),
+    p.explanation = absl::StrFormat("%s has no kernel that can run %s %s", device_.id, OpKindName(layer.kind),
                                     PrecisionName(option.weight_bits, option.activation_bits));
     return p;
   }
@@ -451,8 +462,8 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
   // too few samples to fit on its own rides on the kind's fp32 fit, scaled by how its samples
   // compare with that fit at their shapes (one tiny gemm cannot say how a large one scales).
   const SampleGroup* reference = FindGroup(layer.kind, 32, 32, Sparsity::kDense);
-  if (const SampleGroup* group = FindGroup(layer.kind, p.executed_weight_bits, p.executed_activation_bits,
-                                           p.executed_sparsity)) {
+  if (const SampleGroup* group =
+          FindGroup(layer.kind, p.executed_weight_bits, p.executed_activation_bits, p.executed_sparsity)) {
     std::string nearest;
     p.basis = Basis::kSamples;
     if (group->samples.size() < kMinSamplesToFit && reference != nullptr && reference != group &&
@@ -472,9 +483,9 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original,
           PrecisionName(group->weight_bits, group->activation_bits));
     } else {
       p.seconds = FromSamples(*group, LayerFeatures(layer), LayerKey(layer), &nearest);
-      p.explanation = absl::StrFormat("fit over %zu measured %s %s samples, nearest '%s'", group->samples.size(),
-                                      OpKindName(layer.kind),
-                                      PrecisionName(group->weight_bits, group->activation_bits), nearest);
+      p.explanation =
+          absl::StrFormat("fit over %zu measured %s %s samples, nearest '%s'", group->samples.size(),
+                          OpKindName(layer.kind), PrecisionName(group->weight_bits, group->activation_bits), nearest);
     }
     if (group->transposes_removed) {
       absl::StrAppend(&p.explanation,

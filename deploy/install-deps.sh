@@ -21,7 +21,7 @@ apt_packages=(
   libabsl-dev libtbb-dev libsqlite3-dev sqlite3 catch2 libonnx-dev
   libcli11-dev libfmt-dev libbenchmark-dev libglpk-dev libssl-dev
   imagemagick librsvg2-bin fonts-dejavu-core
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format
 )
 # npm fetches ONNX Runtime and the models; a machine whose Node.js already brings npm keeps it.
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)

@@ -136,7 +136,8 @@ model::ShapeProbe IsolatedShapeProbe(IsolatedProbeOptions options) {
           const onnx::ModelProto& model, const std::map<std::string, std::vector<int64_t>>& input_shapes,
           const std::vector<std::string>& value_names) -> absl::StatusOr<std::map<std::string, std::vector<int64_t>>> {
         const char* tmp = std::getenv("TMPDIR");
-        std::string dir = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/squeeze-probe-XXXXXX");
+        const std::string parent = !options.temp_dir.empty() ? options.temp_dir : tmp && *tmp ? tmp : "/tmp";
+        std::string dir = absl::StrCat(parent, "/squeeze-probe-XXXXXX");
         if (::mkdtemp(dir.data()) == nullptr)
           return common::ErrnoStatus(errno, "cannot create a directory for the shape probe");
         absl::Cleanup remove_dir = [&dir] {

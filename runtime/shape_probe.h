@@ -42,6 +42,9 @@ model::ShapeProbe OnnxRuntimeShapeProbe(const ShapeProbeOptions& options = {});
 // appended, and it runs ShapeProbeHelperMain.
 struct IsolatedProbeOptions {
   std::vector<std::string> helper_argv;
+  // Where the model is written for the child (a directory per call, removed after it); empty:
+  // $TMPDIR or /tmp. A server gives its data dir, so large models do not fill a RAM-backed /tmp.
+  std::string temp_dir;
   // The child's data memory: this much for the model's values, plus three times the model's
   // size (its bytes, ONNX Runtime's copy of the weights) and a fixed allowance for the runtime.
   int64_t activation_bytes = int64_t{1} << 30;

@@ -183,6 +183,11 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   } else {
     runtime::IsolatedProbeOptions probe;
     probe.helper_argv = options.probe_helper_argv;
+    // On the data dir's disk; what a killed server left there is removed at start.
+    probe.temp_dir = options.data_dir + "/probe";
+    std::error_code ignored;
+    std::filesystem::remove_all(probe.temp_dir, ignored);
+    if (absl::Status made = common::MakeDirectories(probe.temp_dir); !made.ok()) return made;
     probe.activation_bytes = options.max_activation_bytes;
     probe.time_limit = options.analysis_timeout;
     model_options.shape_probe = runtime::IsolatedShapeProbe(std::move(probe));

@@ -25,13 +25,4 @@ absl::StatusOr<std::vector<ChannelMatrix>> ReadLayerWeights(const LoadedModel& m
   return out;
 }
 
-absl::StatusOr<std::vector<float>> DecodeFloatTensor(const onnx::TensorProto& tensor, absl::string_view name) {
-  if (absl::Status s = internal::CheckTensorData(tensor, name); !s.ok()) return s;
-  if (!internal::IsDecodableFloat(tensor.data_type())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tensor '", name, "' is ", internal::DataTypeName(tensor.data_type()), ", not a float type"));
-  }
-  return internal::DecodeFloats(tensor);
-}
-
 }  // namespace squeeze::model

@@ -80,12 +80,11 @@ std::string Gibibytes(int64_t bytes) {
   return absl::StrFormat("%.2f GiB", static_cast<double>(bytes) / (1 << 30));
 }
 
-// ResourceExhausted when the activations alive at once (as far as `shapes` knows them) pass the
+// ResourceExhausted when the activations alive at once (as far as `nodes`' shapes are known) pass the
 // budget, naming the peak and the node that writes the most.
-absl::Status CheckActivationBudget(const onnx::GraphProto& graph, const internal::ShapeTable& shapes,
+absl::Status CheckActivationBudget(const std::vector<NodeActivations>& nodes,
                                    const std::map<std::string, std::vector<int64_t>>& input_shapes, int64_t budget) {
   if (budget <= 0) return absl::OkStatus();
-  const std::vector<NodeActivations> nodes = internal::ProfileActivations(graph, shapes, {});
   const NodeActivations* peak = nullptr;
   const NodeActivations* largest = nullptr;
   for (const NodeActivations& node : nodes) {
@@ -115,10 +114,12 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
       internal::InferShapes(proto, validation.opaque_nodes, inputs->shapes, validation.newer_than_libonnx);
   if (!inference.ok()) return inference.status();
   // What the shapes already say must fit before ONNX Runtime allocates anything.
-  if (absl::Status s =
-          CheckActivationBudget(proto->graph(), inference->shapes, inputs->shapes, options.max_activation_bytes);
-      !s.ok()) {
-    return s;
+  if (options.max_activation_bytes > 0) {
+    if (absl::Status s = CheckActivationBudget(internal::ProfileActivations(proto->graph(), inference->shapes, {}),
+                                               inputs->shapes, options.max_activation_bytes);
+        !s.ok()) {
+      return s;
+    }
   }
   std::vector<std::string> inference_warnings = inference->warnings;
   google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> value_info;
@@ -198,8 +199,7 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
   for (const NodeActivations& node : analysis->nodes) {
     analysis->peak_activation_bytes = std::max(analysis->peak_activation_bytes, node.live_bytes);
   }
-  if (absl::Status s = CheckActivationBudget(proto->graph(), shapes, inputs->shapes, options.max_activation_bytes);
-      !s.ok()) {
+  if (absl::Status s = CheckActivationBudget(analysis->nodes, inputs->shapes, options.max_activation_bytes); !s.ok()) {
     return s;
   }
   if (value_info_inferred) proto->mutable_graph()->mutable_value_info()->Swap(&value_info);

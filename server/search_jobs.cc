@@ -210,10 +210,12 @@ void SearchJobs::Enqueue(const JobRecord& record) {
 
 void SearchJobs::AddPlace(v1::SearchJob* job) {
   if (job->state() != v1::JOB_STATE_QUEUED) return;
-  std::optional<FairQueue::Place> place = queue_.PlaceOf(job->id());
-  if (!place) return;
-  job->set_queue_position(place->position);
-  job->set_expected_wait_seconds(absl::ToDoubleSeconds(place->expected_wait));
+  if (std::optional<FairQueue::Place> place = queue_.PlaceOf(job->id())) SetPlace(*place, job);
+}
+
+void SearchJobs::SetPlace(const FairQueue::Place& place, v1::SearchJob* job) {
+  job->set_queue_position(place.position);
+  job->set_expected_wait_seconds(absl::ToDoubleSeconds(place.expected_wait));
 }
 
 void SearchJobs::NotifyQueued() {
@@ -232,8 +234,7 @@ void SearchJobs::NotifyQueued() {
     absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
     if (!record.ok() || record->state != v1::JOB_STATE_QUEUED) continue;
     v1::SearchJob job = JobOf(*record);
-    job.set_queue_position(place->position);
-    job.set_expected_wait_seconds(absl::ToDoubleSeconds(place->expected_wait));
+    SetPlace(*place, &job);
     watcher(job);
   }
 }

@@ -89,6 +89,7 @@ class SearchJobs {
   void Enqueue(const JobRecord& record);
   // A queued job's place in the queue, filled into `job`.
   void AddPlace(v1::SearchJob* job);
+  static void SetPlace(const FairQueue::Place& place, v1::SearchJob* job);
   // Tells the watchers of queued jobs their new places.
   void NotifyQueued();
   absl::Status Execute(JobRecord& record, v1::SearchJob& job, Live& live);

@@ -41,6 +41,8 @@ std::string OpKindName(v1::OpKind kind) {
       return "elementwise";
     case v1::OP_KIND_TRANSPOSE:
       return "transpose";
+    case v1::OP_KIND_MAX_POOL:
+      return "max-pool";
     default:
       return "all";
   }
@@ -109,6 +111,7 @@ std::string SampleShape(const v1::LatencySample& s) {
     case v1::OP_KIND_DEQUANTIZE_LINEAR:
     case v1::OP_KIND_ELEMENTWISE:
     case v1::OP_KIND_TRANSPOSE:
+    case v1::OP_KIND_MAX_POOL:
       return fmt::format("{} elements", s.elements());
     default:
       return fmt::format("k{} s{} g{} {}>{} {}x{}", s.kernel(), s.stride(), s.groups(), s.in_channels(),

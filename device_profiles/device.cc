@@ -26,6 +26,8 @@ absl::string_view OpKindName(OpKind kind) {
       return "elementwise";
     case OpKind::kTranspose:
       return "transpose";
+    case OpKind::kMaxPool:
+      return "max_pool";
   }
   return "conv";
 }
@@ -51,8 +53,9 @@ bool IsLayerKind(OpKind kind) {
 }
 
 std::optional<OpKind> ParseOpKind(absl::string_view name) {
-  for (OpKind kind : {OpKind::kConv, OpKind::kDepthwiseConv, OpKind::kConvTranspose, OpKind::kGemm,
-                      OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise, OpKind::kTranspose}) {
+  for (OpKind kind :
+       {OpKind::kConv, OpKind::kDepthwiseConv, OpKind::kConvTranspose, OpKind::kGemm, OpKind::kQuantizeLinear,
+        OpKind::kDequantizeLinear, OpKind::kElementwise, OpKind::kTranspose, OpKind::kMaxPool}) {
     if (OpKindName(kind) == name) return kind;
   }
   return std::nullopt;

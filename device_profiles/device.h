@@ -24,6 +24,7 @@ enum class OpKind {
   kDequantizeLinear,
   kElementwise,
   kTranspose,  // uint8 activations between NCHW and NHWC (integer kernels run NHWC)
+  kMaxPool,    // uint8 MaxPool in NCHW (where ONNX Runtime moves a QuantizeLinear above a float pool)
 };
 bool IsLayerKind(OpKind kind);
 enum class Sparsity { kDense, kUnstructured, kTwoFour, kOutputChannel };

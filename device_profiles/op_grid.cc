@@ -343,14 +343,16 @@ std::vector<OpSpec> ProfileGrid(ProfileMode mode) {
                                                              {OpKind::kElementwise, "Relu"},
                                                              {OpKind::kElementwise, "HardSigmoid"},
                                                              {OpKind::kElementwise, "HardSwish"},
-                                                             {OpKind::kTranspose, "Transpose"}};
+                                                             {OpKind::kTranspose, "Transpose"},
+                                                             {OpKind::kMaxPool, "MaxPool"}};
     for (int e : p.element_exponents) {
       for (const auto& [kind, op] : ops) {
         OpSpec s;
         s.kind = kind;
         s.op_type = op;
         s.shape = {1, 32, int64_t{1} << ((e - 5) / 2), int64_t{1} << (e - 5 - (e - 5) / 2)};
-        if (kind == OpKind::kQuantizeLinear || kind == OpKind::kDequantizeLinear || kind == OpKind::kTranspose) {
+        if (kind == OpKind::kQuantizeLinear || kind == OpKind::kDequantizeLinear || kind == OpKind::kTranspose ||
+            kind == OpKind::kMaxPool) {
           s.activation_bits = 8;
         }
         shapes.push_back({s});

@@ -190,6 +190,8 @@ v1::OpKind ToProto(OpKind kind) {
       return v1::OP_KIND_ELEMENTWISE;
     case OpKind::kTranspose:
       return v1::OP_KIND_TRANSPOSE;
+    case OpKind::kMaxPool:
+      return v1::OP_KIND_MAX_POOL;
   }
   return v1::OP_KIND_UNSPECIFIED;
 }
@@ -230,12 +232,15 @@ absl::StatusOr<OpKind> FromProto(v1::OpKind kind) {
       return OpKind::kElementwise;
     case v1::OP_KIND_TRANSPOSE:
       return OpKind::kTranspose;
+    case v1::OP_KIND_MAX_POOL:
+      return OpKind::kMaxPool;
     default:
       break;
   }
-  return absl::InvalidArgumentError(absl::StrCat("op_kind ", static_cast<int>(kind),
-                                                 " is not one of CONV, DEPTHWISE_CONV, CONV_TRANSPOSE, GEMM, "
-                                                 "QUANTIZE_LINEAR, DEQUANTIZE_LINEAR, ELEMENTWISE, TRANSPOSE"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("op_kind ", static_cast<int>(kind),
+                   " is not one of CONV, DEPTHWISE_CONV, CONV_TRANSPOSE, GEMM, "
+                   "QUANTIZE_LINEAR, DEQUANTIZE_LINEAR, ELEMENTWISE, TRANSPOSE, MAX_POOL"));
 }
 
 absl::StatusOr<Sparsity> FromProto(v1::SparsityPattern sparsity) {

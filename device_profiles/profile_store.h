@@ -23,7 +23,7 @@
 namespace squeeze::device_profiles {
 
 // The schema version this build reads and writes (PRAGMA user_version).
-inline constexpr int kProfileSchemaVersion = 3;
+inline constexpr int kProfileSchemaVersion = 4;
 
 struct ProfileStoreOptions {
   // Seed a new database with the devices shipped in seed.sql.

@@ -1,4 +1,4 @@
--- Squeeze device-profile database (profiles.db), schema version 3 (PRAGMA user_version).
+-- Squeeze device-profile database (profiles.db), schema version 4 (PRAGMA user_version).
 -- Older databases are migrated in place on open by the frozen, numbered files in migrations/
 -- (NNNN_name.sql brings user_version to NNNN; a schema change here needs one more there).
 --
@@ -85,7 +85,7 @@ CREATE TABLE latency_samples (
   sample_key        TEXT    NOT NULL CHECK (length(sample_key) > 0),
   op_kind           TEXT    NOT NULL CHECK (op_kind IN ('conv', 'depthwise_conv', 'conv_transpose', 'gemm',
                                                         'quantize_linear', 'dequantize_linear', 'elementwise',
-                                                        'transpose')),
+                                                        'transpose', 'max_pool')),
   batch             INTEGER NOT NULL DEFAULT 1,
   in_channels       INTEGER NOT NULL DEFAULT 0,
   out_channels      INTEGER NOT NULL DEFAULT 0,
@@ -142,4 +142,4 @@ CREATE TABLE model_latencies (
   FOREIGN KEY (device_id, device_version) REFERENCES devices (id, version) ON DELETE CASCADE
 );
 
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;

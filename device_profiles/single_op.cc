@@ -153,11 +153,13 @@ absl::Status CheckSpec(const OpSpec& s) {
   } else {
     if (s.shape.empty() || s.Elements() < 1) return bad("the tensor shape must be positive");
     static const char* kElementwise[] = {"Add", "Mul", "Relu", "HardSigmoid", "HardSwish", "Sigmoid", "Clip"};
-    const bool known = s.kind == OpKind::kQuantizeLinear     ? s.op_type == "QuantizeLinear"
-                       : s.kind == OpKind::kDequantizeLinear ? s.op_type == "DequantizeLinear"
-                       : s.kind == OpKind::kTranspose        ? s.op_type == "Transpose" && s.shape.size() == 4
-                                                      : std::find(std::begin(kElementwise), std::end(kElementwise),
-                                                                  s.op_type) != std::end(kElementwise);
+    const bool known =
+        s.kind == OpKind::kQuantizeLinear     ? s.op_type == "QuantizeLinear"
+        : s.kind == OpKind::kDequantizeLinear ? s.op_type == "DequantizeLinear"
+        : s.kind == OpKind::kTranspose        ? s.op_type == "Transpose" && s.shape.size() == 4
+        : s.kind == OpKind::kMaxPool
+            ? s.op_type == "MaxPool" && s.shape.size() == 4 && s.shape[2] % 2 == 0 && s.shape[3] % 2 == 0
+            : std::find(std::begin(kElementwise), std::end(kElementwise), s.op_type) != std::end(kElementwise);
     if (!known) return bad(absl::StrCat("'", s.op_type, "' is not an op of this kind"));
   }
   const bool integer = s.weight_bits >= 2 && s.weight_bits <= 8;
@@ -205,7 +207,8 @@ onnx::ModelProto LayerModel(const OpSpec& s, std::mt19937_64* rng) {
 // The model of a non-layer spec: QuantizeLinear and DequantizeLinear per tensor (scalar scale and
 // uint8 zero point, as the exporter writes activations), binary ops on two inputs of one shape, a
 // uint8 NCHW -> NHWC Transpose (what ONNX Runtime inserts where an integer kernel, which runs NHWC,
-// meets a float one).
+// meets a float one), a uint8 NCHW MaxPool 2x2 stride 2 (what a float pool between a float layer
+// and an integer one becomes: ONNX Runtime moves the QuantizeLinear above it).
 onnx::ModelProto OpModel(const OpSpec& s) {
   onnx::ModelProto m = EmptyModel();
   onnx::GraphProto* g = m.mutable_graph();
@@ -217,6 +220,13 @@ onnx::ModelProto OpModel(const OpSpec& s) {
     inputs = {{"x", onnx::TensorProto::UINT8}};
     output_type = onnx::TensorProto::UINT8;
     output_shape = {s.shape[0], s.shape[2], s.shape[3], s.shape[1]};
+  } else if (s.op_type == "MaxPool") {
+    onnx::NodeProto* pool = AddNode(g, "MaxPool", {"x"}, "y");
+    SetInts(pool, "kernel_shape", {2, 2});
+    SetInts(pool, "strides", {2, 2});
+    inputs = {{"x", onnx::TensorProto::UINT8}};
+    output_type = onnx::TensorProto::UINT8;
+    output_shape = {s.shape[0], s.shape[1], s.shape[2] / 2, s.shape[3] / 2};
   } else if (s.op_type == "QuantizeLinear" || s.op_type == "DequantizeLinear") {
     const float scale = 0.02f;
     AddScalarInitializer(g, "scale", onnx::TensorProto::FLOAT,

@@ -50,6 +50,20 @@ void TraceLayouts(const LoadedModel& model, std::vector<ActivationSite>* sites) 
     }
   }
   for (ActivationSite& site : *sites) {
+    if (auto p = producer.find(site.tensor); p != producer.end() && p->second->op_type() == "MaxPool") {
+      const onnx::NodeProto& pool = *p->second;
+      const bool indices = pool.output_size() > 1 && !pool.output(1).empty();
+      const std::string& input = pool.input_size() > 0 ? pool.input(0) : site.tensor;
+      if (!indices && readers[input].size() == 1 && graph_outputs.count(input) == 0) {
+        site.pool = pool.name();
+        int64_t area = 1;
+        for (const onnx::AttributeProto& a : pool.attribute()) {
+          if (a.name() != "kernel_shape") continue;
+          for (int64_t k : a.ints()) area = k > 0 ? area * k : 0;
+        }
+        site.pool_reads = site.elements * area;
+      }
+    }
     // Upstream: through layout-neutral ops by their first activation input.
     std::string tensor = site.tensor;
     for (size_t steps = 0; steps < static_cast<size_t>(g.node_size()); ++steps) {

@@ -14,7 +14,8 @@
 // moves the transposes between them through the ops that work in either layout (activations,
 // elementwise arithmetic, pooling, concatenation), so they cancel between two integer layers and
 // run once where an integer layer meets a float one (or a graph input or output, or an op that
-// reshapes). Each site says which layer's layout it carries and which layers it reaches.
+// reshapes). Each site says which layer's layout it carries and which layers it reaches, and
+// whether a max pool writes it (which then runs on uint8 where an integer layer reads it).
 #ifndef SQUEEZE_MODEL_ACTIVATION_SITES_H_
 #define SQUEEZE_MODEL_ACTIVATION_SITES_H_
 
@@ -48,6 +49,11 @@ struct ActivationSite {
   int layout_producer = -1;
   std::vector<int> layout_readers;   // the layers it reaches downstream through layout-neutral ops
   bool float_layout_reader = false;  // it also reaches a graph output or a reshaping op
+  // A MaxPool that writes the tensor and is the only reader of its input: ONNX Runtime moves the
+  // QuantizeLinear an integer reader needs above it, so it runs on uint8, in the float layout
+  // unless its layout producer runs integer. Empty when the tensor is written by anything else.
+  std::string pool;
+  int64_t pool_reads = 0;  // values it reads: output elements x kernel area (0: shape unknown)
 };
 std::vector<ActivationSite> ActivationSites(const LoadedModel& model);
 

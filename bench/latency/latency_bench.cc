@@ -4,7 +4,8 @@
 // model/export.h, every layer at an option the search offers — the model as it is, uniform fp16
 // weights / w8a32 / w8a8 / w4a8, output-channel pruning near 25% and 50% (fp32 and w8a8),
 // unstructured and 2:4 sparsity, and seeded random per-layer mixes of all of these — times each
-// in ONNX Runtime in turns with the model as it is (the profile's threads, warm rounds) and
+// in ONNX Runtime in turns with the model as it is and its uniform w8a8 export (the profile's
+// threads, warm rounds; the two correct for the machine's drift, float and integer apart) and
 // predicts it from a device profile measured by squeeze-profile on this machine, exactly as a
 // search would (search/problem: Σ layer predictions + the other ops). Two predictions a variant:
 //   samples only   — single-op samples, nothing of the model measured;
@@ -61,7 +62,10 @@ struct Scored {
   std::string name;
   double measured_ms = 0, spread_ms = 0;  // median, and stddev of the timed runs
   double reference_ms = 0;                // the model as it is, timed in turn with this variant
+  double int_reference_ms = 0;            // the uniform w8a8 export, timed in turn with it (0: none)
+  double integer_share = 0;               // of predicted_ms, the layers that run on integer activations
   double corrected_ms = 0;                // measured_ms at the machine's speed when it was profiled
+  double fp32_corrected_ms = 0;           // the same, corrected by the fp32 reference alone
   double predicted_ms = 0;                // with the model's measured latency
   double samples_only_ms = 0;             // from single-op samples alone
   bool calibration_point = false;         // the model as it is, or a uniform plan the profile timed
@@ -278,7 +282,7 @@ int main(int argc, char** argv) {
 
   std::string models_json;
   std::vector<std::pair<std::string, Accuracy>> per_model;  // held-out variants, at profile speed
-  std::vector<double> all_measured, all_corrected, all_predicted, all_samples_only;
+  std::vector<double> all_measured, all_corrected, all_fp32_corrected, all_predicted, all_samples_only;
   for (const ModelSpec& spec : specs) {
     absl::StatusOr<std::string> bytes = squeeze::common::ReadFile(spec.file);
     if (!bytes.ok())
@@ -334,15 +338,29 @@ int main(int argc, char** argv) {
     model::ExportOptions export_options;
     export_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
 
-    // This VM's speed drifts by tens of percent within minutes, more than the predictor's error. So
-    // each variant is timed in turn with the model as it is, and its latency is also given at the
-    // speed the profile was measured at: measured x profile's latency of the model / reference now.
-    double profiled_ms = 0;
+    // This VM's speed drifts by tens of percent within minutes, more than the predictor's error, and
+    // not alike for float and integer kernels (it switches between states where the uniform w8a8
+    // export runs 1.05x or 1.30x the fp32 model). So each variant is timed in turns with the model as
+    // it is and with its uniform w8a8 export, and its latency is also given at the speed the profile
+    // was measured at: measured / r, where r is the drift now of each reference (its latency now / in
+    // the profile) weighted by the share of the variant's predicted time in its domain. With one
+    // drift for both, this is measured x profiled / reference now.
+    double profiled_ms = 0, profiled_int_ms = 0;
     for (const dp::ModelLatency& m : profile->model_latencies) {
-      if (m.model_sha256 == sha && m.variant.empty()) profiled_ms = m.latency_median_us * 1e-3;
+      if (m.model_sha256 != sha) continue;
+      if (m.variant.empty()) profiled_ms = m.latency_median_us * 1e-3;
+      if (m.variant == dp::UniformVariantLabel(8, 8)) profiled_int_ms = m.latency_median_us * 1e-3;
     }
-    // In turns with the model as it is, round by round, warm within each round (as the profiler
-    // times a model's uniform exports).
+    std::unique_ptr<runtime::Session> int_reference;
+    if (profiled_int_ms > 0) {
+      auto exported = model::ExportModel(*loaded, plans[3].plan, *ranges, export_options);
+      if (!exported.ok()) return fail(fmt::format("{} w8a8: {}", spec.label, exported.status().ToString()));
+      auto session = runtime::Session::Create(exported->bytes, session_options);
+      if (!session.ok()) return fail(fmt::format("{} w8a8: {}", spec.label, session.status().ToString()));
+      int_reference = *std::move(session);
+    }
+    // In turns with the references, round by round, warm within each round (as the profiler times
+    // a model's uniform exports).
     runtime::InterleavedTiming turns;
     turns.warmup = warmup;
     turns.rounds = repeats;
@@ -350,7 +368,7 @@ int main(int argc, char** argv) {
     turns.min_time_s = min_time_s;
 
     std::vector<Scored> scored;
-    std::vector<double> measured, corrected, predicted, predicted_samples;
+    std::vector<double> measured, corrected, fp32_corrected, predicted, predicted_samples;
     for (size_t k = 0; k < plans.size(); ++k) {
       const Variant& v = plans[k];
       std::string variant_bytes = *bytes;
@@ -374,7 +392,9 @@ int main(int argc, char** argv) {
       }
       auto session = runtime::Session::Create(variant_bytes, session_options);
       if (!session.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, session.status().ToString()));
-      auto timings = runtime::TimeInterleaved({session->get(), original->get()}, inputs, turns);
+      std::vector<const runtime::Session*> timed = {session->get(), original->get()};
+      if (int_reference) timed.push_back(int_reference.get());
+      auto timings = runtime::TimeInterleaved(timed, inputs, turns);
       if (!timings.ok()) return fail(timings.status());
       const runtime::Timing& timing = (*timings)[0];
       const runtime::Timing& reference = (*timings)[1];
@@ -393,15 +413,34 @@ int main(int argc, char** argv) {
       auto value = search::Evaluate(with_model->table, *choice);
       auto value_samples = search::Evaluate(samples_only->table, *choice_samples);
       if (!value.ok() || !value_samples.ok()) return fail("evaluating a plan failed");
-      Scored s{v.name, 1e3 * timing.median_s, 1e3 * timing.stddev_s,       1e3 * reference.median_s,
-               0,      1e3 * value->latency,  1e3 * value_samples->latency};
-      s.corrected_ms = s.measured_ms * profiled_ms / s.reference_ms;
+      Scored s;
+      s.name = v.name;
+      s.measured_ms = 1e3 * timing.median_s;
+      s.spread_ms = 1e3 * timing.stddev_s;
+      s.reference_ms = 1e3 * reference.median_s;
+      s.predicted_ms = 1e3 * value->latency;
+      s.samples_only_ms = 1e3 * value_samples->latency;
+      double integer_ms = 0;  // the predicted time of the layers that run on integer activations
+      for (size_t i = 0; i < choice->size(); ++i) {
+        const search::LayerOption& o = with_model->table.layers[i].options[(*choice)[i]];
+        if (o.integer_activations) integer_ms += 1e3 * o.latency;
+      }
+      s.integer_share = std::clamp(integer_ms / s.predicted_ms, 0.0, 1.0);
+      const double float_drift = s.reference_ms / profiled_ms;
+      s.fp32_corrected_ms = s.measured_ms / float_drift;
+      s.corrected_ms = s.fp32_corrected_ms;
+      if (int_reference) {
+        s.int_reference_ms = 1e3 * (*timings)[2].median_s;
+        const double int_drift = s.int_reference_ms / profiled_int_ms;
+        s.corrected_ms = s.measured_ms / ((1 - s.integer_share) * float_drift + s.integer_share * int_drift);
+      }
       if (!json) {
         std::cerr << fmt::format(
-            "{} {:<28} measured {:8.2f} ms (reference {:8.2f}, at profile speed {:8.2f})  predicted {:8.2f} ms "
+            "{} {:<28} measured {:8.2f} ms (references {:8.2f} fp32, {:8.2f} w8a8; at profile speed {:8.2f})  "
+            "predicted {:8.2f} ms "
             "({:+.1f}%)  "
             "samples only {:8.2f} ms\n",
-            spec.label, v.name, s.measured_ms, s.reference_ms, s.corrected_ms, s.predicted_ms,
+            spec.label, v.name, s.measured_ms, s.reference_ms, s.int_reference_ms, s.corrected_ms, s.predicted_ms,
             100 * (s.predicted_ms - s.corrected_ms) / s.corrected_ms, s.samples_only_ms);
       }
       // The model as it is is the reference; a uniform plan the profile timed calibrates the
@@ -414,6 +453,7 @@ int main(int argc, char** argv) {
       if (!s.calibration_point) {
         measured.push_back(s.measured_ms);
         corrected.push_back(s.corrected_ms);
+        fp32_corrected.push_back(s.fp32_corrected_ms);
         predicted.push_back(s.predicted_ms);
         predicted_samples.push_back(s.samples_only_ms);
       }
@@ -421,38 +461,43 @@ int main(int argc, char** argv) {
     }
     all_measured.insert(all_measured.end(), measured.begin(), measured.end());
     all_corrected.insert(all_corrected.end(), corrected.begin(), corrected.end());
+    all_fp32_corrected.insert(all_fp32_corrected.end(), fp32_corrected.begin(), fp32_corrected.end());
     all_predicted.insert(all_predicted.end(), predicted.begin(), predicted.end());
     all_samples_only.insert(all_samples_only.end(), predicted_samples.begin(), predicted_samples.end());
     std::string rows;
     for (const Scored& s : scored) {
       rows += fmt::format(
           "{}{{\"name\":\"{}\",\"measured_ms\":{:.3f},\"stddev_ms\":{:.3f},\"reference_ms\":{:.3f},"
-          "\"at_profile_speed_ms\":{:.3f},\"predicted_ms\":{:.3f},\"samples_only_ms\":{:.3f},"
+          "\"int_reference_ms\":{:.3f},\"integer_share\":{:.3f},\"at_profile_speed_ms\":{:.3f},"
+          "\"at_profile_speed_fp32_reference_ms\":{:.3f},\"predicted_ms\":{:.3f},\"samples_only_ms\":{:.3f},"
           "\"calibration_point\":{}}}",
-          rows.empty() ? "" : ",", s.name, s.measured_ms, s.spread_ms, s.reference_ms, s.corrected_ms, s.predicted_ms,
-          s.samples_only_ms, s.calibration_point ? "true" : "false");
+          rows.empty() ? "" : ",", s.name, s.measured_ms, s.spread_ms, s.reference_ms, s.int_reference_ms,
+          s.integer_share, s.corrected_ms, s.fp32_corrected_ms, s.predicted_ms, s.samples_only_ms,
+          s.calibration_point ? "true" : "false");
     }
     per_model.push_back({spec.label, Score(predicted, corrected)});
     models_json += fmt::format(
         "{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},\"profiled_ms\":{:.3f},\"calibration\":\"{}\",{},"
-        "\"samples_only\":{{{}}},\"raw\":{{{}}},\"results\":[{}]}}",
+        "\"samples_only\":{{{}}},\"fp32_reference_only\":{{{}}},\"raw\":{{{}}},\"results\":[{}]}}",
         models_json.empty() ? "" : ",", spec.label, spec.file.substr(spec.file.rfind('/') + 1),
         loaded->analysis.layers.size(), profiled_ms, with_model->latency_calibration,
         AccuracyJson(Score(predicted, corrected)), AccuracyJson(Score(predicted_samples, corrected)),
-        AccuracyJson(Score(predicted, measured)), rows);
+        AccuracyJson(Score(predicted, fp32_corrected)), AccuracyJson(Score(predicted, measured)), rows);
   }
 
   const Accuracy overall = Score(all_predicted, all_corrected);
   const Accuracy samples = Score(all_samples_only, all_corrected);
+  const Accuracy fp32_only = Score(all_predicted, all_fp32_corrected);
   const Accuracy raw = Score(all_predicted, all_measured);
   if (json) {
     std::cout << fmt::format(
-        "{{{},\"samples_only\":{{{}}},\"raw\":{{{}}},\"threads\":{},\"repeats\":{},\"warmup\":{},\"onnxruntime\":\"{}"
+        "{{{},\"samples_only\":{{{}}},\"fp32_reference_only\":{{{}}},\"raw\":{{{}}},\"threads\":{},\"repeats\":{},"
+        "\"warmup\":{},\"onnxruntime\":\"{}"
         "\","
         "\"profile\":{{\"file\":\"{}\",\"mode\":\"{}\",\"samples\":{},\"model_latencies\":{},"
         "\"measured_seconds\":{:.1f}}},\"models\":[{}]}}\n",
-        AccuracyJson(overall), AccuracyJson(samples), AccuracyJson(raw), threads, repeats, warmup,
-        runtime::OrtVersion(), profile_path, profile->conditions.mode, profile->samples.size(),
+        AccuracyJson(overall), AccuracyJson(samples), AccuracyJson(fp32_only), AccuracyJson(raw), threads, repeats,
+        warmup, runtime::OrtVersion(), profile_path, profile->conditions.mode, profile->samples.size(),
         profile->model_latencies.size(), profile_s, models_json);
     return 0;
   }
@@ -466,8 +511,10 @@ int main(int argc, char** argv) {
       "predictor is calibrated to them), measured latencies at the speed the machine had when profiled\n"
       "  with the model's measured latency: {:.0f}% within ±10%, {:.0f}% within ±5%, RMSE {:.1f}%\n"
       "  single-op samples only:            {:.0f}% within ±10%, {:.0f}% within ±5%, RMSE {:.1f}%\n"
+      "  drift corrected by the fp32 reference alone: {:.0f}% within ±10%, RMSE {:.1f}%\n"
       "  as measured, without the correction for the machine's drift: {:.0f}% within ±10%, RMSE {:.1f}%\n",
       overall.variants, 100 * overall.within_10pct, 100 * overall.within_5pct, overall.rmse_pct,
-      100 * samples.within_10pct, 100 * samples.within_5pct, samples.rmse_pct, 100 * raw.within_10pct, raw.rmse_pct);
+      100 * samples.within_10pct, 100 * samples.within_5pct, samples.rmse_pct, 100 * fp32_only.within_10pct,
+      fp32_only.rmse_pct, 100 * raw.within_10pct, raw.rmse_pct);
   return 0;
 }

@@ -49,8 +49,9 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
   }
   for (size_t k = 0; k < table.boundaries.size(); ++k) {
     const ActivationBoundary& b = table.boundaries[k];
-    if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || !Valid(b.transpose_latency) || b.producer < -1 ||
-        b.producer >= n || b.layout_producer < -1 || b.layout_producer >= n) {
+    if (!Valid(b.quantize_latency) || !Valid(b.dequantize_latency) || !Valid(b.transpose_latency) ||
+        !Valid(b.pool_latency) || b.producer < -1 || b.producer >= n || b.layout_producer < -1 ||
+        b.layout_producer >= n) {
       return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " is malformed"));
     }
     for (const std::vector<int32_t>* layers : {&b.readers, &b.layout_readers}) {
@@ -89,7 +90,7 @@ std::vector<double> BoundaryBounds(const OptionTable& table) {
       bound[b.producer] += b.dequantize_latency + (b.producer == b.layout_producer ? b.transpose_latency : 0);
     }
     for (int32_t r : b.readers) {
-      if (in_range(r)) bound[r] += b.quantize_latency + b.transpose_latency;
+      if (in_range(r)) bound[r] += b.quantize_latency + b.transpose_latency + b.pool_latency;
     }
   }
   return bound;

@@ -69,6 +69,10 @@ struct ActivationBoundary {
   std::vector<int32_t> layout_readers;
   bool float_layout_reader = false;
   double transpose_latency = 0;
+  // Paid with the first transpose (some reader runs integer, the layout producer does not): what
+  // the max pools that write this tensor cost more on uint8 in the float layout than in float.
+  // ONNX Runtime moves the QuantizeLinear an integer reader needs above such a pool.
+  double pool_latency = 0;
 };
 
 struct Layer {
@@ -102,7 +106,7 @@ inline constexpr size_t kMaxOptionsPerLayer = 65535;
 absl::Status ValidateOptionTable(const OptionTable& table);
 
 // Per layer, the most its boundaries can cost when it runs integer: the quantization (and
-// transpose) of what it reads and the dequantization (and transpose) of what it writes (the least
+// transpose, and uint8 pools) of what it reads and the dequantization (and transpose) of what it writes (the least
 // valid LayerOption::boundary_latency).
 // Boundaries naming no layer are skipped (ValidateOptionTable refuses them).
 std::vector<double> BoundaryBounds(const OptionTable& table);

@@ -11,7 +11,7 @@ namespace squeeze::search {
 bool NeedsPolish(const OptionTable& table) {
   bool costly = false;
   for (const ActivationBoundary& b : table.boundaries) {
-    costly |= b.quantize_latency > 0 || b.dequantize_latency > 0 || b.transpose_latency > 0;
+    costly |= b.quantize_latency > 0 || b.dequantize_latency > 0 || b.transpose_latency > 0 || b.pool_latency > 0;
   }
   if (!costly) return false;
   for (const Layer& layer : table.layers) {

@@ -444,6 +444,17 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     const dp::OpPrediction transpose =
         in.cost_model->PredictOp(dp::OpKind::kTranspose, site.elements, site.elements * 2.0);
     b.transpose_latency = transpose.basis == dp::Basis::kSamples ? transpose.seconds : 0;
+    if (!site.pool.empty() && site.pool_reads > 0) {
+      // A pool sample is a whole run: less the run's overhead, and less the float pool the fixed
+      // cost already holds. Only where uint8 pools were measured.
+      const dp::OpPrediction pool =
+          in.cost_model->PredictOp(dp::OpKind::kMaxPool, site.pool_reads, site.pool_reads + site.elements);
+      auto in_fixed = other_ops.find(site.pool);
+      if (pool.basis == dp::Basis::kSamples) {
+        b.pool_latency = std::max(0.0, pool.seconds - in.device->op_overhead_us * 1e-6 -
+                                           (in_fixed != other_ops.end() ? in_fixed->second : 0.0));
+      }
+    }
     problem.table.boundaries.push_back(std::move(b));
   }
   const std::vector<double> boundary_bound = BoundaryBounds(problem.table);

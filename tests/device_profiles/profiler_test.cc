@@ -197,6 +197,28 @@ TEST_CASE("Single-op models of the ops around layers", "[profiler]") {
     CHECK(BuildSingleOpModel(flat, 1).status().code() == absl::StatusCode::kInvalidArgument);
   }
 
+  SECTION("a uint8 max pool in channels-first, 2x2 stride 2") {
+    OpSpec spec = OpOf(OpKind::kMaxPool, "MaxPool", shape);
+    spec.activation_bits = 8;
+    absl::StatusOr<SingleOpModel> model = BuildSingleOpModel(spec, 1);
+    REQUIRE(model.ok());
+    CHECK(model->op_types == std::vector<std::string>{"MaxPool"});
+    absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(model->bytes);
+    REQUIRE(session.ok());
+    absl::StatusOr<std::vector<runtime::Tensor>> out = (*session)->Run(model->inputs);
+    REQUIRE(out.ok());
+    CHECK((*out)[0].shape == std::vector<int64_t>{1, 8, 2, 3});
+    CHECK((*out)[0].type == runtime::ElementType::kUint8);
+    // Output (c, h, w) is the largest of its 2x2 window.
+    const auto in = [&](int c, int h, int w) {
+      return static_cast<uint8_t>(model->inputs[0].bytes[(c * 4 + h) * 6 + w]);
+    };
+    const uint8_t expected = std::max({in(5, 2, 4), in(5, 2, 5), in(5, 3, 4), in(5, 3, 5)});
+    CHECK(static_cast<uint8_t>((*out)[0].bytes[(5 * 2 + 1) * 3 + 2]) == expected);
+    OpSpec odd = OpOf(OpKind::kMaxPool, "MaxPool", {1, 8, 5, 6});
+    CHECK(BuildSingleOpModel(odd, 1).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+
   SECTION("specs that are no op are InvalidArgument") {
     OpSpec unknown = OpOf(OpKind::kElementwise, "Softmax", shape);
     CHECK(BuildSingleOpModel(unknown, 1).status().code() == absl::StatusCode::kInvalidArgument);
@@ -276,7 +298,8 @@ TEST_CASE("The grids: unique keys, every kind at every precision, a size that fi
         CHECK(groups.count(absl::StrCat(OpKindName(kind), " ", precision)) == 1);
       }
     }
-    for (OpKind kind : {OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise, OpKind::kTranspose}) {
+    for (OpKind kind : {OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise, OpKind::kTranspose,
+                        OpKind::kMaxPool}) {
       CHECK(std::any_of(grid.begin(), grid.end(), [&](const OpSpec& s) { return s.kind == kind; }));
     }
     if (mode == ProfileMode::kQuick) {

@@ -220,6 +220,11 @@ TEST_CASE("Activation sites: which layer's layout each carries and which layers 
   REQUIRE(by_tensor.count("m") == 1);  // c2's input: no layer writes it, c1's layout reaches it
   CHECK(by_tensor["m"]->producer == -1);
   CHECK(by_tensor["m"]->layout_producer == 0);
+  // A max pool writes it, the only reader of its input: it runs on uint8 where c2 does.
+  CHECK(by_tensor["m"]->pool == "MaxPool_2");
+  CHECK(by_tensor["m"]->pool_reads == 8 * 4 * 4 * 4);  // output values x the 2x2 window
+  CHECK(by_tensor["a"]->pool.empty());
+  CHECK(by_tensor["y2"]->pool.empty());
   REQUIRE(by_tensor.count("y2") == 1);
   CHECK(by_tensor["y2"]->layout_producer == 1);
   CHECK(by_tensor["y2"]->layout_readers == std::vector<int>{2});

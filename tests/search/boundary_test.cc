@@ -107,6 +107,29 @@ TEST_CASE("A layout transpose is paid once where integer and float layouts meet"
         Approx(4 - 10 + kQuantize + kDequantize + kTranspose));
 }
 
+TEST_CASE("A max pool between a float layer and an integer one is paid on uint8", "[boundary]") {
+  // Layer 1 reads a pooled tensor whose layout comes from layer 0 through the pool.
+  constexpr double kTranspose = 0.5, kPool = 2;
+  OptionTable table = LayoutChain(4, kTranspose);
+  table.boundaries[1].producer = -1;
+  table.boundaries[1].layout_producer = 0;
+  table.boundaries[1].pool_latency = kPool;
+  const std::vector<double> bound = BoundaryBounds(table);
+  for (size_t i = 0; i < table.layers.size(); ++i) table.layers[i].options[1].boundary_latency = bound[i];
+  REQUIRE(ValidateOptionTable(table).ok());
+  CHECK(bound[1] == Approx(kQuantize + kTranspose + kPool + kDequantize + kTranspose));
+  // Layer 0 float, layer 1 integer: the pool runs on uint8 in the float layout.
+  const double float_before = Evaluate(table, {0, 1, 0, 0})->latency;
+  OptionTable no_pool = table;
+  no_pool.boundaries[1].pool_latency = 0;
+  CHECK(float_before == Approx(Evaluate(no_pool, {0, 1, 0, 0})->latency + kPool));
+  // Both integer: the pool runs in the integer layout, at no extra cost; both float: none either.
+  CHECK(Evaluate(table, {1, 1, 0, 0})->latency == Approx(Evaluate(no_pool, {1, 1, 0, 0})->latency));
+  CHECK(Evaluate(table, {0, 0, 0, 0})->latency == Approx(Evaluate(no_pool, {0, 0, 0, 0})->latency));
+  table.boundaries[1].pool_latency = -1;
+  CHECK(absl::IsInvalidArgument(ValidateOptionTable(table)));
+}
+
 TEST_CASE("A bound below what an option's boundaries can cost is refused", "[boundary]") {
   OptionTable table = Chain(2);
   table.layers[1].options[1].boundary_latency = kQuantize;

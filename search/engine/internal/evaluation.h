@@ -25,9 +25,9 @@ double BoundaryLatency(const std::vector<ActivationBoundary>& boundaries, IsInte
     for (int32_t r : b.readers) (integer(static_cast<size_t>(r)) ? integer_reader : float_reader) = true;
     if (from_integer && float_reader) total += b.dequantize_latency;
     if (!from_integer && integer_reader) total += b.quantize_latency;
-    if (b.transpose_latency > 0) {
+    if (b.transpose_latency > 0 || b.pool_latency > 0) {
       const bool integer_layout = b.layout_producer >= 0 && integer(static_cast<size_t>(b.layout_producer));
-      if (!integer_layout && integer_reader) total += b.transpose_latency;
+      if (!integer_layout && integer_reader) total += b.transpose_latency + b.pool_latency;
       if (integer_layout && b.producer == b.layout_producer) {
         bool float_layout = b.float_layout_reader;
         for (int32_t r : b.layout_readers) float_layout = float_layout || !integer(static_cast<size_t>(r));

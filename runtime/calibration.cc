@@ -249,4 +249,29 @@ absl::StatusOr<CalibrationSet> CalibrationFromTensorProtos(const model::Analysis
   return set;
 }
 
+absl::Status CheckModelRunsOn(const Session& original, const CalibrationSet& set) {
+  for (size_t k = 0; k < set.samples.size(); ++k) {
+    absl::StatusOr<std::vector<Tensor>> out = original.Run(set.samples[k]);
+    if (out.ok()) continue;
+    std::string how;
+    if (set.synthetic) {
+      std::vector<std::string> zeros;
+      for (const Tensor& t : set.samples[k]) {
+        if (t.type != ElementType::kFloat32 && t.type != ElementType::kFloat16) {
+          zeros.push_back(absl::StrCat("'", t.name, "' (", ElementTypeName(t.type), ")"));
+        }
+      }
+      how = absl::StrCat("synthetic inputs (floats from N(0, 1)",
+                         zeros.empty() ? "" : absl::StrCat("; zeros for ", absl::StrJoin(zeros, ", ")), ")");
+    } else {
+      how = absl::StrCat("uploaded calibration sample ", k + 1, " of ", set.samples.size());
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the model as uploaded (before any compression) does not run on ", how, ": ", out.status().message(),
+        ". Give inputs it runs on with --calibration DIR (input_N.pb TensorProto files, e.g. from "
+        "'squeeze calibration from-image')"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace squeeze::runtime

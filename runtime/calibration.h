@@ -40,6 +40,12 @@ absl::StatusOr<CalibrationSet> CalibrationFromTensorProtos(const model::Analysis
                                                            const std::vector<TensorInfo>& inputs,
                                                            const std::vector<std::vector<std::string>>& files);
 
+// OK when `original`, the model as it was uploaded, runs on every sample of `set`. Otherwise
+// FailedPrecondition saying so: that the model itself (not a compressed variant) fails on these
+// inputs, how they were made (for synthetic ones, which inputs got zeros) and how to give inputs
+// it runs on (--calibration). A search or export checks this before anything else runs.
+absl::Status CheckModelRunsOn(const Session& original, const CalibrationSet& set);
+
 // Samples from 8-bit binary PPM/PGM images, one per sample, for a model with one image input
 // [1, C, H, W] of the images' size, normalized with ImageNet's mean and std (PP-OCR's and most
 // vision models' preprocessing; model/image_tensor.h), through CalibrationFromTensorProtos.

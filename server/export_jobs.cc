@@ -203,12 +203,9 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   absl::StatusOr<std::vector<model::LayerPlan>> plan = ExportPlanFromProto(t.candidate, loaded->analysis);
   if (!plan.ok()) return absl::FailedPreconditionError(plan.status().message());
 
-  std::vector<runtime::TensorInfo> inputs;
-  if (absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(*bytes); session.ok()) {
-    inputs = (*session)->inputs();
-  } else {
-    return AsPrecondition(session.status());
-  }
+  absl::StatusOr<std::unique_ptr<runtime::Session>> original = runtime::Session::Create(*bytes);
+  if (!original.ok()) return AsPrecondition(original.status());
+  const std::vector<runtime::TensorInfo> inputs = (*original)->inputs();
   absl::StatusOr<runtime::CalibrationSet> calibration;
   if (t.spec.calibration_size() > 0) {
     std::vector<std::vector<std::string>> files;
@@ -219,6 +216,8 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
     calibration = runtime::SyntheticCalibration(loaded->analysis, inputs, options_.calibration_samples, t.spec.seed());
   }
   if (!calibration.ok()) return calibration.status();
+  // The original failing on these inputs is no fault of the candidate: say so before exporting it.
+  if (absl::Status runs = runtime::CheckModelRunsOn(**original, *calibration); !runs.ok()) return runs;
 
   runtime::RangeOptions ranges;
   ranges.method =

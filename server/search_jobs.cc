@@ -535,10 +535,9 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   job.set_phase(v1::PHASE_MEASURING_SENSITIVITY);
   job.set_fraction(0.05);
   Publish(record, job, true).IgnoreError();  // logged by Publish
+  absl::StatusOr<std::unique_ptr<runtime::Session>> original = runtime::Session::Create(*bytes);
   std::vector<runtime::TensorInfo> inputs;
-  if (absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(*bytes); session.ok()) {
-    inputs = (*session)->inputs();
-  }
+  if (original.ok()) inputs = (*original)->inputs();
   absl::StatusOr<runtime::CalibrationSet> calibration;
   if (spec.calibration_size() > 0) {
     std::vector<std::vector<std::string>> files;
@@ -549,6 +548,10 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     calibration = runtime::SyntheticCalibration(loaded->analysis, inputs, options_.calibration_samples, spec.seed());
   }
   if (!calibration.ok()) return calibration.status();
+  // A model that does not run on these inputs would leave every sensitivity unmeasured: say so now.
+  if (original.ok()) {
+    if (absl::Status runs = runtime::CheckModelRunsOn(**original, *calibration); !runs.ok()) return runs;
+  }
   job.set_synthetic_calibration(calibration->synthetic);
   runtime::SensitivityOptions sensitivity_options;
   sensitivity_options.threads = options_.threads;

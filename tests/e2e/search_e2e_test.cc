@@ -2,6 +2,7 @@
 // limits; cancellation; a restart in the middle of a job.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <onnx/defs/parser.h>
 #include <onnx/onnx_pb.h>
 #include <signal.h>
 
@@ -419,6 +420,37 @@ TEST_CASE("A search on uploaded calibration samples measures fidelity on them", 
     CHECK(bad.exit_code == 2);
     CHECK_THAT(bad.err, Contains("input_N.pb"));
   }
+}
+
+TEST_CASE("A model that does not run on its calibration inputs fails the search at once, saying why", "[e2e][search]") {
+  // A sample-rate-like int64 input: synthetic calibration gives it 0, which Range refuses as a step.
+  onnx::ModelProto proto;
+  REQUIRE(onnx::OnnxParser::Parse(proto, R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    stepped (float[1, 2, 4, 4] x, int64 step) => (float[1, 3, 4, 4] y, int64[N] r) {
+      w = Constant <value = float[3, 2, 1, 1] w_init {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}> ()
+      y = Conv (x, w)
+      start = Constant <value = int64 {0}> ()
+      limit = Constant <value = int64 {8}> ()
+      r = Range (start, limit, step)
+    }
+  )onnx")
+              .IsOK());
+  TempDir dir;
+  {
+    std::ofstream file(dir.File("stepped.onnx"), std::ios::binary);
+    file << proto.SerializeAsString();
+  }
+  RunningServer server(dir.File("data"));
+  const v1::Model model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", dir.File("stepped.onnx")}));
+  const v1::SearchJob started =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model.id(), "--device", "host"}));
+  const v1::SearchJob job = WaitFinished(server, started.id());
+  INFO(server.log());
+  CHECK(job.state() == v1::JOB_STATE_FAILED);
+  CHECK_THAT(job.error(),
+             Contains("before any compression") && Contains("zeros for 'step' (int64)") && Contains("--calibration"));
+  CHECK(job.fronts_size() == 0);
 }
 
 TEST_CASE("A search cancelled while it measures sensitivities ends cancelled", "[e2e][search]") {

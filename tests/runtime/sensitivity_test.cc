@@ -280,6 +280,43 @@ TEST_CASE("A model ONNX Runtime cannot run gets unmeasured sensitivities and a w
   CHECK_THAT(report->warnings.back(), Contains("ONNX Runtime"));
 }
 
+TEST_CASE("A model that does not run on its synthetic inputs is named before anything is measured", "[sensitivity]") {
+  // An int64 step input: synthetic calibration gives it 0, and Range refuses a step of 0 (as a
+  // sample-rate input outside the model's set refuses it).
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    stepped (float[4, 8] x, int64 step) => (float[4, 8] y, int64[N] r) {
+      y = MatMul (x, w)
+      start = Constant <value = int64 {0}> ()
+      limit = Constant <value = int64 {8}> ()
+      r = Range (start, limit, step)
+    }
+  )onnx");
+  model::testing::AddInitializer(
+      proto.mutable_graph(),
+      model::testing::FloatTensor("w", {8, 8}, model::testing::Encoding::kRaw, std::vector<float>(64, 0.5f)));
+  const model::LoadedModel m = model::testing::MustLoad(proto);
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(m.proto.SerializeAsString());
+  REQUIRE(session.ok());
+  CalibrationSet set = Synthetic(m, 2);
+  absl::Status runs = CheckModelRunsOn(**session, set);
+  CHECK(runs.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(runs.message()),
+             Contains("before any compression") && Contains("zeros for 'step' (int64)") && Contains("--calibration"));
+  // Given a step it runs on, it passes.
+  for (std::vector<Tensor>& sample : set.samples) {
+    for (Tensor& t : sample) {
+      if (t.name == "step") t.bytes = std::string("\x02\0\0\0\0\0\0\0", 8);
+    }
+  }
+  CHECK(CheckModelRunsOn(**session, set).ok());
+  set.synthetic = false;
+  for (Tensor& t : set.samples[1]) {
+    if (t.name == "step") t.bytes.assign(8, '\0');
+  }
+  CHECK_THAT(std::string(CheckModelRunsOn(**session, set).message()), Contains("uploaded calibration sample 2 of 2"));
+}
+
 TEST_CASE("Measuring stops when cancelled", "[sensitivity]") {
   const model::LoadedModel m = LinearModel();
   std::atomic<bool> cancelled{true};

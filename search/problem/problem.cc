@@ -137,9 +137,14 @@ int PrecisionClass(int weight_bits, int activation_bits) {
 // Measured uniform variants of the model (squeeze-profile --model) calibrate their precision: the
 // layers of a uniform plan at (w, a) predict Σ; the variant measured t; every option of that
 // precision class is scaled by (t − fixed) / Σ, so the uniform plan comes out as measured and a
-// mixed plan takes each layer at its class's measured scale.
-void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
+// mixed plan takes each layer at its class's measured scale. Returns 1, or, when some variant
+// measured no more than the other ops and conversions of its plan predict (so no scale of its
+// layers can match it: the other ops are what is over-predicted), the least measured / predicted
+// ratio of such a variant's whole plan, which the caller scales the other ops by before
+// calibrating again. Such a variant is skipped here.
+double CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
   std::vector<std::string> notes;
+  double fixed_scale = 1;
   for (const dp::ModelLatency& m : in.model_latencies) {
     if (in.model_sha256.empty() || m.model_sha256 != in.model_sha256) continue;
     const std::optional<std::pair<int, int>> precision = dp::ParseUniformVariant(m.variant);
@@ -154,7 +159,11 @@ void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
     const double seconds = m.latency_median_us * 1e-6;
     // The other ops and the uniform plan's own conversions (around float ops) are not its layers'.
     const double fixed = whole->latency - predicted;
-    if (predicted <= 0 || seconds <= fixed) continue;
+    if (predicted <= 0) continue;
+    if (seconds <= fixed) {
+      fixed_scale = std::min(fixed_scale, seconds / whole->latency);
+      continue;
+    }
     const double scale = (seconds - fixed) / predicted;
     const int cls = PrecisionClass(w, a);
     for (size_t i = 0; i < problem->details.size(); ++i) {
@@ -168,9 +177,10 @@ void CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
     notes.push_back(absl::StrFormat("%s measured %.2f ms (%s): its precision's options scaled by %.3f", m.variant,
                                     seconds * 1e3, m.key, scale));
   }
-  if (notes.empty()) return;
+  if (notes.empty()) return fixed_scale;
   problem->latency_calibration = absl::StrCat(
       problem->latency_calibration, problem->latency_calibration.empty() ? "" : "; ", absl::StrJoin(notes, "; "));
+  return fixed_scale;
 }
 
 // A weight-only integer option between two tensors its neighbours quantize runs as its uint8
@@ -211,8 +221,8 @@ void PriceFusedWeightOnly(const std::vector<double>& boundary_bound, Problem* pr
 // reorders around its kernel, which a network of float layers mostly skips), so the float options
 // of every layer are scaled until the model as it is comes out as measured. Integer options keep
 // their own samples. Only when the other ops alone predict more than was measured is everything
-// scaled down.
-void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
+// scaled down. With `other_ops_known` (a uniform export bounded them) only the float options move.
+void CalibrateToMeasurement(const ProblemInputs& in, bool other_ops_known, Problem* problem) {
   const dp::ModelLatency* measured = nullptr;
   for (const dp::ModelLatency& m : in.model_latencies) {
     if (!in.model_sha256.empty() && m.model_sha256 == in.model_sha256 && m.variant.empty()) measured = &m;
@@ -234,7 +244,7 @@ void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
       }
     }
   };
-  if (seconds >= layers + fixed && layers + fixed > 0) {
+  if (!other_ops_known && seconds >= layers + fixed && layers + fixed > 0) {
     // Slower than the single ops say: the network runs its float layers and other ops alike
     // slower than alone (their share of the time, and what pruning saves of it, keep their ratio).
     const double scale = seconds / (layers + fixed);
@@ -250,9 +260,9 @@ void CalibrateToMeasurement(const ProblemInputs& in, Problem* problem) {
     const double scale = (seconds - fixed) / layers;
     scale_options(scale, /*float_only=*/true);
     problem->latency_calibration = absl::StrFormat(
-        "the model as it is measured %.2f ms on this device (%s), less than predicted (fp32 layers %.2f ms, other "
+        "the model as it is measured %.2f ms on this device (%s), %s than predicted (fp32 layers %.2f ms, other "
         "ops %.2f ms): the float options are scaled by %.3f, the integer ones keep their samples",
-        seconds * 1e3, measured->key, layers * 1e3, fixed * 1e3, scale);
+        seconds * 1e3, measured->key, scale > 1 ? "more" : "less", layers * 1e3, fixed * 1e3, scale);
     return;
   }
   const double scale = seconds / (layers + fixed);
@@ -579,8 +589,19 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
   }
   const double fixed_before_calibration = problem.table.fixed.latency;
-  CalibrateToMeasurement(in, &problem);
-  CalibrateToVariants(in, &problem);
+  const Problem uncalibrated = problem;
+  CalibrateToMeasurement(in, /*other_ops_known=*/false, &problem);
+  if (const double shrink = CalibrateToVariants(in, &problem); shrink < 1) {
+    // A uniform export ran faster than its other ops predict: those are over-predicted. Scaled by
+    // the ratio that export's whole plan missed by, then both calibrations again from the start.
+    problem = uncalibrated;
+    problem.table.fixed.latency *= shrink;
+    CalibrateToMeasurement(in, /*other_ops_known=*/true, &problem);
+    CalibrateToVariants(in, &problem);
+    problem.latency_calibration =
+        absl::StrFormat("the other ops scaled by %.3f first (a uniform export measured less than they predict); %s",
+                        shrink, problem.latency_calibration);
+  }
   const double fixed_scale =
       fixed_before_calibration > 0 ? problem.table.fixed.latency / fixed_before_calibration : 1.0;
   CreditNarrowedReaders(reach, other_ops, fixed_scale, &problem);

@@ -151,6 +151,27 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
     CHECK(FindOption(*p, 0, "fp32")->latency == Approx(fp32));
     CHECK_THAT(p->latency_calibration, Catch::Matchers::Contains("uniform w8a8 measured"));
   }
+  SECTION("a uniform export faster than its other ops predict shrinks the other ops, then calibrates again") {
+    measured.latency_median_us = (fp32 + other) * 1e6;
+    dp::ModelLatency w8a8 = measured;
+    w8a8.key = "small uniform w8a8";
+    w8a8.variant = dp::UniformVariantLabel(8, 8);
+    const Choice uniform = {static_cast<uint16_t>(FindOption(*plain, 0, "w8a8") - &plain->table.layers[0].options[0])};
+    absl::StatusOr<ObjectiveValues> whole = Evaluate(plain->table, uniform);
+    REQUIRE(whole.ok());
+    // Measured at half of what the other ops and conversions alone predict: no scale of the layer fits.
+    w8a8.latency_median_us = 0.5 * (whole->latency - int8) * 1e6;
+    in.model_latencies = {measured, w8a8};
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    const double shrink = w8a8.latency_median_us * 1e-6 / whole->latency;
+    CHECK(p->table.fixed.latency == Approx(shrink * other));
+    // The model as it is still comes out as measured: its float layer took what the other ops gave up.
+    const Choice fp32_plan = {static_cast<uint16_t>(FindOption(*p, 0, "fp32") - &p->table.layers[0].options[0])};
+    CHECK(Evaluate(p->table, fp32_plan)->latency == Approx(fp32 + other));
+    CHECK_THAT(p->latency_calibration, Catch::Matchers::Contains("other ops scaled by") &&
+                                           Catch::Matchers::Contains("the model as it is measured"));
+  }
   SECTION("faster than predicted: the float options absorb it, the integer ones keep their samples") {
     measured.latency_median_us = (other + fp32 / 2) * 1e6;
     in.model_latencies = {measured};

@@ -17,6 +17,7 @@
 #include "runtime/session.h"
 #include "runtime/verify.h"
 #include "search/problem/plan.h"
+#include "server/job_inputs.h"
 #include "server/measure_picks.h"
 #include "server/proto_conversion.h"
 #include "server/recommend.h"
@@ -191,33 +192,17 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   progress(Phase("loading", absl::StrCat("model ", t.model.id)));
   absl::StatusOr<std::string> bytes = blobs_.Read(t.model.sha256);
   if (!bytes.ok()) return bytes.status();
-  model::AnalyzeOptions analyze;
-  absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = ParseShapes(t.model.input_shapes);
-  if (!shapes.ok()) return shapes.status();
-  analyze.input_shapes = *shapes;
-  analyze.shape_probe = options_.shape_probe;
-  analyze.max_activation_bytes = options_.max_activation_bytes;
-  analyze.threads = options_.threads;
-  absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, analyze);
+  absl::StatusOr<model::LoadedModel> loaded = LoadJobModel(
+      *bytes, t.model.input_shapes, {options_.shape_probe, options_.max_activation_bytes, options_.threads});
   if (!loaded.ok()) return loaded.status();
   absl::StatusOr<std::vector<model::LayerPlan>> plan = ExportPlanFromProto(t.candidate, loaded->analysis);
   if (!plan.ok()) return absl::FailedPreconditionError(plan.status().message());
 
   absl::StatusOr<std::unique_ptr<runtime::Session>> original = runtime::Session::Create(*bytes);
   if (!original.ok()) return AsPrecondition(original.status());
-  const std::vector<runtime::TensorInfo> inputs = (*original)->inputs();
-  absl::StatusOr<runtime::CalibrationSet> calibration;
-  if (t.spec.calibration_size() > 0) {
-    std::vector<std::vector<std::string>> files;
-    for (const v1::CalibrationSample& s : t.spec.calibration())
-      files.emplace_back(s.tensors().begin(), s.tensors().end());
-    calibration = runtime::CalibrationFromTensorProtos(loaded->analysis, inputs, files);
-  } else {
-    calibration = runtime::SyntheticCalibration(loaded->analysis, inputs, options_.calibration_samples, t.spec.seed());
-  }
+  absl::StatusOr<runtime::CalibrationSet> calibration =
+      JobCalibration(*loaded, **original, t.spec.calibration(), options_.calibration_samples, t.spec.seed());
   if (!calibration.ok()) return calibration.status();
-  // The original failing on these inputs is no fault of the candidate: say so before exporting it.
-  if (absl::Status runs = runtime::CheckModelRunsOn(**original, *calibration); !runs.ok()) return runs;
 
   runtime::RangeOptions ranges;
   ranges.method =

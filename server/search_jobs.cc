@@ -26,6 +26,7 @@
 #include "search/engine/polish.h"
 #include "search/problem/plan.h"
 #include "search/problem/problem.h"
+#include "server/job_inputs.h"
 #include "server/measure_picks.h"
 #include "server/proto_conversion.h"
 #include "server/recommend.h"
@@ -520,14 +521,8 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   }
   absl::StatusOr<std::string> bytes = blobs_.Read(model_record->sha256);
   if (!bytes.ok()) return bytes.status();
-  model::AnalyzeOptions analyze;
-  absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = ParseShapes(model_record->input_shapes);
-  if (!shapes.ok()) return shapes.status();
-  analyze.input_shapes = *shapes;
-  analyze.shape_probe = options_.shape_probe;
-  analyze.max_activation_bytes = options_.max_activation_bytes;
-  analyze.threads = options_.threads;
-  absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, analyze);
+  absl::StatusOr<model::LoadedModel> loaded = LoadJobModel(
+      *bytes, model_record->input_shapes, {options_.shape_probe, options_.max_activation_bytes, options_.threads});
   if (!loaded.ok()) return loaded.status();
   if (live.cancel) return absl::CancelledError("cancelled");
 
@@ -536,22 +531,10 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   job.set_fraction(0.05);
   Publish(record, job, true).IgnoreError();  // logged by Publish
   absl::StatusOr<std::unique_ptr<runtime::Session>> original = runtime::Session::Create(*bytes);
-  std::vector<runtime::TensorInfo> inputs;
-  if (original.ok()) inputs = (*original)->inputs();
-  absl::StatusOr<runtime::CalibrationSet> calibration;
-  if (spec.calibration_size() > 0) {
-    std::vector<std::vector<std::string>> files;
-    for (const v1::CalibrationSample& s : spec.calibration())
-      files.emplace_back(s.tensors().begin(), s.tensors().end());
-    calibration = runtime::CalibrationFromTensorProtos(loaded->analysis, inputs, files);
-  } else {
-    calibration = runtime::SyntheticCalibration(loaded->analysis, inputs, options_.calibration_samples, spec.seed());
-  }
+  if (!original.ok()) return original.status();
+  absl::StatusOr<runtime::CalibrationSet> calibration =
+      JobCalibration(*loaded, **original, spec.calibration(), options_.calibration_samples, spec.seed());
   if (!calibration.ok()) return calibration.status();
-  // A model that does not run on these inputs would leave every sensitivity unmeasured: say so now.
-  if (original.ok()) {
-    if (absl::Status runs = runtime::CheckModelRunsOn(**original, *calibration); !runs.ok()) return runs;
-  }
   job.set_synthetic_calibration(calibration->synthetic);
   runtime::SensitivityOptions sensitivity_options;
   sensitivity_options.threads = options_.threads;

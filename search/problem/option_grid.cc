@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "model/export.h"
+#include "search/problem/plan.h"
 
 namespace squeeze::search {
 
@@ -108,22 +110,6 @@ std::vector<dp::CompressionOption> LayerOptions(const OptionGrid& grid, const mo
   return out;
 }
 
-std::string OptionLabel(const dp::CompressionOption& o) {
-  std::string precision = o.weight_bits == 32 && o.activation_bits == 32 ? "fp32"
-                          : o.weight_bits == 16 && o.activation_bits == 16
-                              ? "fp16"
-                              : absl::StrCat("w", o.weight_bits, "a", o.activation_bits);
-  switch (o.pattern) {
-    case dp::Sparsity::kDense:
-      return precision;
-    case dp::Sparsity::kTwoFour:
-      return absl::StrCat(precision, " 2:4");
-    case dp::Sparsity::kUnstructured:
-      return absl::StrFormat("%s unstructured %.0f%%", precision, o.prune_ratio * 100);
-    case dp::Sparsity::kOutputChannel:
-      return absl::StrFormat("%s channel %.0f%%", precision, o.prune_ratio * 100);
-  }
-  return precision;
-}
+std::string OptionLabel(const dp::CompressionOption& o) { return model::LayerPlanLabel(LayerPlanOf(o)); }
 
 }  // namespace squeeze::search

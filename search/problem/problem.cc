@@ -589,12 +589,18 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
   }
   const double fixed_before_calibration = problem.table.fixed.latency;
-  const Problem uncalibrated = problem;
+  // Kept only where a uniform export may ask for a second calibration.
+  std::optional<Problem> uncalibrated;
+  if (std::any_of(in.model_latencies.begin(), in.model_latencies.end(), [&](const dp::ModelLatency& m) {
+        return !in.model_sha256.empty() && m.model_sha256 == in.model_sha256 && !m.variant.empty();
+      })) {
+    uncalibrated = problem;
+  }
   CalibrateToMeasurement(in, /*other_ops_known=*/false, &problem);
-  if (const double shrink = CalibrateToVariants(in, &problem); shrink < 1) {
+  if (const double shrink = CalibrateToVariants(in, &problem); shrink < 1 && uncalibrated) {
     // A uniform export ran faster than its other ops predict: those are over-predicted. Scaled by
     // the ratio that export's whole plan missed by, then both calibrations again from the start.
-    problem = uncalibrated;
+    problem = *std::move(uncalibrated);
     problem.table.fixed.latency *= shrink;
     CalibrateToMeasurement(in, /*other_ops_known=*/true, &problem);
     CalibrateToVariants(in, &problem);

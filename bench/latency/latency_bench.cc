@@ -18,6 +18,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -35,6 +36,7 @@
 #include "runtime/session.h"
 #include "runtime/shape_probe.h"
 #include "runtime/verify.h"
+#include "search/engine/internal/evaluation.h"
 #include "search/engine/option_table.h"
 #include "search/problem/plan.h"
 #include "search/problem/problem.h"
@@ -173,6 +175,53 @@ std::vector<Variant> Variants(const search::Problem& problem, int count, uint64_
   return out;
 }
 
+// A plan given on the command line, "NAME=CODE CODE ...", one code per layer in layer order: F
+// (fp32), H (fp16 weights, w16a32), W (w8a32), I (w8a8), J (w4a8), each optionally followed by c
+// or C (a quarter or half of the output channels pruned). To look at what moves one variant's
+// latency, layer by layer.
+absl::StatusOr<Variant> ParsePlan(const search::Problem& problem, const std::string& text) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return absl::InvalidArgumentError(fmt::format("--plan {}: expected NAME=CODES", text));
+  Variant v{text.substr(0, eq), {}, ""};
+  const std::vector<std::string> codes = absl::StrSplit(text.substr(eq + 1), absl::ByAnyChar(" ,"), absl::SkipEmpty());
+  if (codes.size() != problem.details.size()) {
+    return absl::InvalidArgumentError(
+        fmt::format("--plan {}: {} codes for {} layers", v.name, codes.size(), problem.details.size()));
+  }
+  for (size_t i = 0; i < codes.size(); ++i) {
+    const std::string& c = codes[i];
+    model::LayerPlan p;
+    switch (c[0]) {
+      case 'F':
+        p = model::LayerPlan{};
+        break;
+      case 'H':
+        p = model::LayerPlan{16, 32};
+        break;
+      case 'W':
+        p = model::LayerPlan{8, 32};
+        break;
+      case 'I':
+        p = model::LayerPlan{8, 8};
+        break;
+      case 'J':
+        p = model::LayerPlan{4, 8};
+        break;
+      default:
+        return absl::InvalidArgumentError(fmt::format("--plan {}: unknown code '{}'", v.name, c));
+    }
+    if (c.size() == 2 && (c[1] == 'c' || c[1] == 'C')) {
+      p.pattern = model::PrunePattern::kOutputChannel;
+      p.prune_ratio = c[1] == 'c' ? 0.25 : 0.5;
+    } else if (c.size() != 1) {
+      return absl::InvalidArgumentError(fmt::format("--plan {}: unknown code '{}'", v.name, c));
+    }
+    v.plan.push_back(Nearest(problem, i, p));
+  }
+  return v;
+}
+
 struct ModelSpec {
   std::string label, file, input_shape;  // input_shape "" for a model whose shapes are all fixed
 };
@@ -227,6 +276,11 @@ int main(int argc, char** argv) {
   app.add_option("--save-variants", save_dir,
                  "DIR: also write every exported variant there as LABEL-NAME.onnx (to look into one with ONNX "
                  "Runtime's profiler)");
+  std::vector<std::string> plan_args;
+  app.add_option("--plan", plan_args,
+                 "NAME=CODES also score this plan (repeatable; one code per layer: F fp32, H w16a32, W w8a32, I "
+                 "w8a8, J w4a8, each optionally followed by c or C for a quarter or half of the output channels "
+                 "pruned); with one --model");
   std::vector<std::string> model_args;
   app.add_option("--model", model_args,
                  "LABEL:FILE[:INPUT=D0,D1,...] a model to check (repeatable; default: PP-OCRv4 det, rec, PP-OCR cls, "
@@ -328,7 +382,12 @@ int main(int argc, char** argv) {
     if (!explain.empty())
       std::cerr << "  " << spec.label << " calibration: " << with_model->latency_calibration << "\n";
     // Ranges once for every tensor any variant quantizes (the all-w8a8 plan's).
-    const std::vector<Variant> plans = Variants(*with_model, variants, seed);
+    std::vector<Variant> plans = Variants(*with_model, variants, seed);
+    for (const std::string& text : plan_args) {
+      auto v = ParsePlan(*with_model, text);
+      if (!v.ok()) return fail(v.status());
+      plans.push_back(*std::move(v));
+    }
     auto names = model::ActivationsToCalibrate(*loaded, plans[3].plan);
     if (!names.ok()) return fail(names.status());
     runtime::RangeOptions range_options;
@@ -408,6 +467,29 @@ int main(int argc, char** argv) {
           std::cerr << fmt::format("  {} {:<28} {:<24} {:9.1f} us  {}\n", spec.label, loaded->analysis.layers[i].name,
                                    with_model->table.layers[i].options[(*choice)[i]].label, d.latency.seconds * 1e6,
                                    d.latency.explanation);
+        }
+        // What the plan pays outside its layers: the other ops, and each conversion between domains.
+        std::vector<char> runs_integer;
+        const search::OptionTable& t = with_model->table;
+        auto option = [&](size_t i) -> const search::LayerOption& { return t.layers[i].options[(*choice)[i]]; };
+        search::internal::RunsInteger(
+            t.boundaries, t.layers.size(), [&](size_t i) { return option(i).integer_activations; },
+            [&](size_t i) { return option(i).fused_latency >= 0; },
+            [&](size_t i) {
+              return std::array<int32_t, 2>{t.layers[i].input_boundary, t.layers[i].output_boundary};
+            },
+            &runs_integer);
+        std::cerr << fmt::format("  {} fixed cost (other ops) {:.1f} us\n", spec.label, t.fixed.latency * 1e6);
+        for (const search::ActivationBoundary& b : t.boundaries) {
+          const double paid = search::internal::BoundaryLatency(
+              {b}, [&](size_t i) { return runs_integer[i] != 0; },
+              [&](size_t i) { return option(i).removed_channels; });
+          if (paid <= 0) continue;
+          std::cerr << fmt::format(
+              "  {} boundary after {:<28} {:7.1f} us (quantize {:.1f}, dequantize {:.1f}, transpose {:.1f}, pool "
+              "{:.1f})\n",
+              spec.label, b.producer >= 0 ? loaded->analysis.layers[b.producer].name : "(input)", paid * 1e6,
+              b.quantize_latency * 1e6, b.dequantize_latency * 1e6, b.transpose_latency * 1e6, b.pool_latency * 1e6);
         }
       }
       auto value = search::Evaluate(with_model->table, *choice);

@@ -13,6 +13,26 @@ bool Valid(double value) { return std::isfinite(value) && value >= 0; }
 
 }  // namespace
 
+ConversionCosts ActivationBoundary::CostsAt(double kept) const {
+  ConversionCosts whole{1, quantize_latency, dequantize_latency, transpose_latency, pool_latency};
+  if (kept >= 1) return whole;
+  kept = std::max(0.0, kept);
+  // The narrower widths bracketing `kept`; the whole tensor above them, nothing at 0.
+  ConversionCosts lo{0, 0, 0, 0, 0}, hi = whole;
+  for (const ConversionCosts& c : narrower) {
+    if (c.kept <= kept) lo = c;
+    if (c.kept >= kept) {
+      hi = c;
+      break;
+    }
+  }
+  if (hi.kept - lo.kept <= 1e-12) return hi;
+  const double t = (kept - lo.kept) / (hi.kept - lo.kept);
+  auto mix = [t](double a, double b) { return a + t * (b - a); };
+  return {kept, mix(lo.quantize_latency, hi.quantize_latency), mix(lo.dequantize_latency, hi.dequantize_latency),
+          mix(lo.transpose_latency, hi.transpose_latency), mix(lo.pool_latency, hi.pool_latency)};
+}
+
 absl::Status ValidateOptionTable(const OptionTable& table) {
   if (table.layers.empty()) return absl::InvalidArgumentError("option table: no layers");
   const FixedCost& f = table.fixed;
@@ -31,7 +51,8 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
     for (size_t j = 0; j < layer.options.size(); ++j) {
       const LayerOption& o = layer.options[j];
       if (!Valid(o.latency) || !Valid(o.bytes) || !Valid(o.error) || !Valid(o.activation_bytes) ||
-          !(o.fused_latency == -1 || Valid(o.fused_latency)) || (o.fused_latency >= 0 && o.integer_activations)) {
+          !(o.fused_latency == -1 || Valid(o.fused_latency)) || (o.fused_latency >= 0 && o.integer_activations) ||
+          !(o.removed_channels >= 0 && o.removed_channels < 1)) {
         return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name, ") option ", j,
                                                        " has a negative or non-finite value"));
       }
@@ -54,6 +75,17 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
         b.layout_producer >= n) {
       return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " is malformed"));
     }
+    bool malformed = false;
+    for (const auto& [layer, share] : b.narrowed_by) malformed |= layer < 0 || layer >= n || !(share > 0 && share <= 1);
+    double previous = 0;
+    for (const ConversionCosts& c : b.narrower) {
+      malformed |= !(c.kept > previous && c.kept < 1) || !Valid(c.quantize_latency) || !Valid(c.dequantize_latency) ||
+                   !Valid(c.transpose_latency) || !Valid(c.pool_latency) || c.quantize_latency > b.quantize_latency ||
+                   c.dequantize_latency > b.dequantize_latency || c.transpose_latency > b.transpose_latency ||
+                   c.pool_latency > b.pool_latency;
+      previous = c.kept;
+    }
+    if (malformed) return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " is malformed"));
     for (const std::vector<int32_t>* layers : {&b.readers, &b.layout_readers}) {
       for (int32_t r : *layers) {
         if (r < 0 || r >= n)

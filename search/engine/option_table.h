@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -48,8 +49,17 @@ struct LayerOption {
   // activations and takes `fused_latency`. -1: never fused. Its boundary_latency also covers what
   // running fused can cost more than `latency`.
   double fused_latency = -1;
+  // The share of the layer's output channels the option removes from the file (output-channel
+  // pruning): the tensors that carry them shrink alike, and so do their boundaries' conversions.
+  double removed_channels = 0;
   // The least latency the option can take in any plan.
   double least_latency() const { return fused_latency >= 0 ? std::min(latency, fused_latency) : latency; }
+};
+
+// What converting one activation tensor costs, where channel pruning keeps a share `kept` of it.
+struct ConversionCosts {
+  double kept = 1;
+  double quantize_latency = 0, dequantize_latency = 0, transpose_latency = 0, pool_latency = 0;
 };
 
 // A tensor that integer-activation layers may read or write, and what converting it costs.
@@ -73,6 +83,15 @@ struct ActivationBoundary {
   // the max pools that write this tensor cost more on uint8 in the float layout than in float.
   // ONNX Runtime moves the QuantizeLinear an integer reader needs above such a pool.
   double pool_latency = 0;
+  // The layers whose output-channel pruning narrows the tensor, each with the share of its
+  // channels that are theirs: a plan keeps 1 - Σ share x LayerOption::removed_channels of it (its
+  // chosen options'). The costs above are the whole tensor's; `narrower` holds them at narrower
+  // widths (kept ascending, each in (0, 1), none above the whole tensor's), interpolated in
+  // between and scaled down proportionally below the first.
+  std::vector<std::pair<int32_t, double>> narrowed_by;
+  std::vector<ConversionCosts> narrower;
+  // The costs at `kept` (1: the fields above).
+  ConversionCosts CostsAt(double kept) const;
 };
 
 struct Layer {
@@ -101,7 +120,8 @@ using Choice = std::vector<uint16_t>;
 inline constexpr size_t kMaxOptionsPerLayer = 65535;
 
 // OK, or InvalidArgument naming the first problem: no layers, a layer without options or with
-// more than kMaxOptionsPerLayer, a negative or non-finite value, a boundary naming no layer, or an
+// more than kMaxOptionsPerLayer, a negative or non-finite value, a removed-channel share outside
+// [0, 1), a boundary naming no layer or narrowed by a share outside (0, 1], or an
 // option whose boundary_latency is below what its boundaries can cost.
 absl::Status ValidateOptionTable(const OptionTable& table);
 

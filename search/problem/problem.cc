@@ -433,7 +433,47 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   std::vector<bool> quantizable(n, false);
   for (size_t i = 0; i < n; ++i) quantizable[i] = model::ActivationsQuantizable(analysis, i);
   problem.table.layers.resize(n);
-  for (const model::ActivationSite& site : model::ActivationSites(*in.model)) {
+  // The layers whose output-channel pruning narrows a tensor: through its writer, a node that
+  // carries their channels (ChannelPruningReach::nodes), or as their own output.
+  std::map<std::string, std::string> writer;
+  for (const onnx::NodeProto& node : in.model->proto.graph().node()) {
+    for (const std::string& out : node.output()) writer[out] = node.name();
+  }
+  std::map<std::string, std::vector<std::pair<int32_t, double>>> narrowing;
+  for (size_t j = 0; j < reach.size(); ++j) {
+    if (!reach[j].removable) continue;
+    for (const auto& [name, share] : reach[j].nodes) {
+      if (!name.empty()) narrowing[name].emplace_back(static_cast<int32_t>(j), std::min(1.0, share));
+    }
+  }
+  // What converting a site costs where pruning keeps a share `kept` of its channels. Conversions
+  // are not linear in size (a uint8 pool slows down threefold per value once its input leaves L1),
+  // so each narrower width is predicted for itself.
+  auto conversion_costs = [&](const model::ActivationSite& site, double kept) {
+    ConversionCosts c;
+    c.kept = kept;
+    const int64_t elements = std::llround(static_cast<double>(site.elements) * kept);
+    c.quantize_latency = in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, elements, elements * 5.0).seconds;
+    c.dequantize_latency = in.cost_model->PredictOp(dp::OpKind::kDequantizeLinear, elements, elements * 5.0).seconds;
+    // Only a device whose transposes were measured pays them: its integer samples then exclude them
+    // (device_profiles/cost_model.h), where a profile without them has them inside every sample.
+    const dp::OpPrediction transpose = in.cost_model->PredictOp(dp::OpKind::kTranspose, elements, elements * 2.0);
+    c.transpose_latency = transpose.basis == dp::Basis::kSamples ? transpose.seconds : 0;
+    if (!site.pool.empty() && site.pool_reads > 0) {
+      // A pool sample is a whole run: less the run's overhead, and less the float pool the fixed
+      // cost already holds. Only where uint8 pools were measured.
+      const int64_t reads = std::llround(static_cast<double>(site.pool_reads) * kept);
+      const dp::OpPrediction pool = in.cost_model->PredictOp(dp::OpKind::kMaxPool, reads, reads + elements);
+      auto in_fixed = other_ops.find(site.pool);
+      if (pool.basis == dp::Basis::kSamples) {
+        c.pool_latency = std::max(0.0, pool.seconds - in.device->op_overhead_us * 1e-6 -
+                                           kept * (in_fixed != other_ops.end() ? in_fixed->second : 0.0));
+      }
+    }
+    return c;
+  };
+  const std::vector<model::ActivationSite> sites = model::ActivationSites(*in.model);
+  for (const model::ActivationSite& site : sites) {
     // The site is its producer's output and its readers' input.
     const int32_t index = static_cast<int32_t>(problem.table.boundaries.size());
     if (site.producer >= 0) problem.table.layers[site.producer].output_boundary = index;
@@ -442,29 +482,19 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     b.producer = site.producer;
     b.readers.assign(site.readers.begin(), site.readers.end());
     b.float_readers = site.float_readers;
-    b.quantize_latency =
-        in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, site.elements, site.elements * 5.0).seconds;
-    b.dequantize_latency =
-        in.cost_model->PredictOp(dp::OpKind::kDequantizeLinear, site.elements, site.elements * 5.0).seconds;
+    if (site.producer >= 0 && static_cast<size_t>(site.producer) < reach.size() && reach[site.producer].removable) {
+      b.narrowed_by.emplace_back(site.producer, 1.0);
+    } else if (auto w = writer.find(site.tensor); w != writer.end() && !w->second.empty()) {
+      if (auto by = narrowing.find(w->second); by != narrowing.end()) b.narrowed_by = by->second;
+    }
     b.layout_producer = site.layout_producer;
     b.layout_readers.assign(site.layout_readers.begin(), site.layout_readers.end());
     b.float_layout_reader = site.float_layout_reader;
-    // Only a device whose transposes were measured pays them: its integer samples then exclude them
-    // (device_profiles/cost_model.h), where a profile without them has them inside every sample.
-    const dp::OpPrediction transpose =
-        in.cost_model->PredictOp(dp::OpKind::kTranspose, site.elements, site.elements * 2.0);
-    b.transpose_latency = transpose.basis == dp::Basis::kSamples ? transpose.seconds : 0;
-    if (!site.pool.empty() && site.pool_reads > 0) {
-      // A pool sample is a whole run: less the run's overhead, and less the float pool the fixed
-      // cost already holds. Only where uint8 pools were measured.
-      const dp::OpPrediction pool =
-          in.cost_model->PredictOp(dp::OpKind::kMaxPool, site.pool_reads, site.pool_reads + site.elements);
-      auto in_fixed = other_ops.find(site.pool);
-      if (pool.basis == dp::Basis::kSamples) {
-        b.pool_latency = std::max(0.0, pool.seconds - in.device->op_overhead_us * 1e-6 -
-                                           (in_fixed != other_ops.end() ? in_fixed->second : 0.0));
-      }
-    }
+    const ConversionCosts c = conversion_costs(site, 1.0);
+    b.quantize_latency = c.quantize_latency;
+    b.dequantize_latency = c.dequantize_latency;
+    b.transpose_latency = c.transpose_latency;
+    b.pool_latency = c.pool_latency;
     problem.table.boundaries.push_back(std::move(b));
   }
   const std::vector<double> boundary_bound = BoundaryBounds(problem.table);
@@ -547,6 +577,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
                         absl::StrFormat("; + %.1f us of ops no longer fused into it", unfused * 1e6));
       }
       LayerOption o;
+      o.removed_channels = 1.0 - keep_out;
       if (option.activation_bits == 8 && quantizable[i]) {
         o.integer_activations = true;
         o.boundary_latency = boundary_bound[i];
@@ -587,6 +618,26 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   for (size_t i = 0; i < n; ++i) {
     if (!layer_status[i].ok()) return layer_status[i];
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
+  }
+  // Each narrowed boundary's costs at the widths its narrowing layers' options leave it.
+  for (size_t k = 0; k < problem.table.boundaries.size(); ++k) {
+    ActivationBoundary& b = problem.table.boundaries[k];
+    std::set<double> widths;
+    for (const auto& [j, share] : b.narrowed_by) {
+      for (const LayerOption& o : problem.table.layers[j].options) {
+        if (o.removed_channels > 0) widths.insert(1.0 - share * o.removed_channels);
+      }
+    }
+    for (double kept : widths) {
+      if (kept <= 0 || kept >= 1) continue;
+      ConversionCosts c = conversion_costs(sites[k], kept);
+      // Never above the whole tensor's: the options' boundary bounds stay bounds.
+      c.quantize_latency = std::min(c.quantize_latency, b.quantize_latency);
+      c.dequantize_latency = std::min(c.dequantize_latency, b.dequantize_latency);
+      c.transpose_latency = std::min(c.transpose_latency, b.transpose_latency);
+      c.pool_latency = std::min(c.pool_latency, b.pool_latency);
+      b.narrower.push_back(c);
+    }
   }
   const double fixed_before_calibration = problem.table.fixed.latency;
   // Kept only where a uniform export may ask for a second calibration.

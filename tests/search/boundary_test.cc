@@ -130,6 +130,85 @@ TEST_CASE("A max pool between a float layer and an integer one is paid on uint8"
   CHECK(absl::IsInvalidArgument(ValidateOptionTable(table)));
 }
 
+TEST_CASE("Pruning a tensor's channels shrinks its conversions, at the costs predicted for that width", "[boundary]") {
+  // Layer 0 may drop half its output channels; the tensor after it (read by integer layer 1) is
+  // narrowed with it, and its pool is priced at that width: a quarter of the whole, not a half,
+  // as a uint8 pool whose input now fits the cache is.
+  constexpr double kTranspose = 0.5, kPool = 8;
+  OptionTable table = LayoutChain(3, kTranspose);
+  LayerOption pruned{"fp32 channel 50%", 6, 20, 0.5, 0};
+  pruned.removed_channels = 0.5;
+  table.layers[0].options.push_back(pruned);
+  ActivationBoundary& b = table.boundaries[1];
+  b.producer = -1;
+  b.layout_producer = 0;
+  b.pool_latency = kPool;
+  b.narrowed_by = {{0, 1.0}};
+  b.narrower = {ConversionCosts{0.5, kQuantize / 2, kDequantize / 2, kTranspose / 2, kPool / 4}};
+  const std::vector<double> bound = BoundaryBounds(table);
+  for (size_t i = 0; i < table.layers.size(); ++i) table.layers[i].options[1].boundary_latency = bound[i];
+  REQUIRE(ValidateOptionTable(table).ok());
+  const double whole = Evaluate(table, {0, 1, 0})->latency;
+  const double narrow = Evaluate(table, {2, 1, 0})->latency;
+  // Layer 0's own time drops 10 -> 6; the quantization, transpose and pool into layer 1 shrink to
+  // the narrower costs; layer 1's output is not narrowed by layer 0 and costs as before.
+  CHECK(whole - narrow == Approx(4 + kQuantize / 2 + kTranspose / 2 + kPool * 3 / 4));
+  // Between the listed widths the costs are interpolated; below them, scaled down proportionally.
+  CHECK(b.CostsAt(0.75).pool_latency == Approx((kPool / 4 + kPool) / 2));
+  CHECK(b.CostsAt(0.25).pool_latency == Approx(kPool / 8));
+  CHECK(b.CostsAt(1).quantize_latency == Approx(kQuantize));
+  // Nothing paid, nothing narrowed: both float.
+  CHECK(Evaluate(table, {0, 0, 0})->latency - Evaluate(table, {2, 0, 0})->latency == Approx(4));
+  OptionTable bad = table;
+  bad.boundaries[1].narrower[0].pool_latency = 2 * kPool;  // above the whole tensor's
+  CHECK(absl::IsInvalidArgument(ValidateOptionTable(bad)));
+  bad = table;
+  bad.boundaries[1].narrowed_by = {{0, 1.5}};
+  CHECK(absl::IsInvalidArgument(ValidateOptionTable(bad)));
+  bad = table;
+  bad.boundaries[1].narrower.push_back(ConversionCosts{0.25, 0, 0, 0, 0});  // not ascending
+  CHECK(absl::IsInvalidArgument(ValidateOptionTable(bad)));
+  bad = table;
+  bad.layers[0].options[2].removed_channels = 1;
+  CHECK(absl::IsInvalidArgument(ValidateOptionTable(bad)));
+}
+
+TEST_CASE("An option that keeps more channels never stands in for one that keeps fewer", "[boundary]") {
+  // Layer 0 is float only; pruning it does not speed it up (10.5 against 10, same size and error),
+  // but it narrows the pooled tensor integer layer 1 reads (pool 8 -> 4, quantization 3 -> 1.5).
+  // Dropping it as dominated would lose the fastest plan: 1 + 10.5 + 1 + 1.5 + 4 + 2 = 20 against
+  // all float's 21.
+  constexpr double kPool = 8;
+  OptionTable table = LayoutChain(2, 0);
+  table.layers[0].options.resize(1);
+  LayerOption pruned{"fp32 channel 50%", 10.5, 40, 0, 0};
+  pruned.removed_channels = 0.5;
+  table.layers[0].options.push_back(pruned);
+  table.layers[1].options[1].latency = 1;
+  ActivationBoundary& b = table.boundaries[1];
+  b.producer = -1;
+  b.layout_producer = 0;
+  b.pool_latency = kPool;
+  b.narrowed_by = {{0, 1.0}};
+  const std::vector<double> bound = BoundaryBounds(table);
+  table.layers[1].options[1].boundary_latency = bound[1];
+  REQUIRE(ValidateOptionTable(table).ok());
+  REQUIRE(Evaluate(table, {1, 1})->latency == Approx(20));
+  const SearchSpec spec = LatencyError();
+  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
+  REQUIRE(expected.points.front()[0] == Approx(20));
+  absl::StatusOr<Front> exact = SolveExact(table, spec);
+  REQUIRE(exact.ok());
+  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
+  REQUIRE(polished.ok());
+  CHECK(polished->Points() == expected.points);
+  Nsga2Options nsga2;
+  nsga2.generations = 60;
+  absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
+  REQUIRE(evolved.ok());
+  CHECK(evolved->Points() == expected.points);
+}
+
 TEST_CASE("A bound below what an option's boundaries can cost is refused", "[boundary]") {
   OptionTable table = Chain(2);
   table.layers[1].options[1].boundary_latency = kQuantize;

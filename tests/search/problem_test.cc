@@ -340,6 +340,47 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
   }
 }
 
+TEST_CASE("A tensor narrowed by pruning converts at the cost of its narrower width", "[problem]") {
+  // Chain: a's output (after its Relu, 8x8x8 values) is what an integer b quantizes; removing
+  // half of a's channels leaves half of it, and its conversions are predicted at that size.
+  const model::LoadedModel model = model::testing::MustLoad(model::testing::ChainProto());
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in = InputsFor(model, device, **cost);
+  in.channel_alignment = 4;
+  in.grid.weight_bits = {32, 8};
+  in.grid.activation_bits = {32, 8};
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  const LayerOption* pruned = FindOption(*problem, 0, "fp32 channel 50%");
+  REQUIRE(pruned != nullptr);
+  CHECK(pruned->removed_channels == Approx(0.5));
+  CHECK(FindOption(*problem, 0, "fp32")->removed_channels == 0);
+  const int32_t index = problem->table.layers[0].output_boundary;
+  REQUIRE(index >= 0);
+  const ActivationBoundary& b = problem->table.boundaries[static_cast<size_t>(index)];
+  CHECK(b.narrowed_by == std::vector<std::pair<int32_t, double>>{{0, 1.0}});
+  REQUIRE(b.narrower.size() == 1);
+  CHECK(b.narrower[0].kept == Approx(0.5));
+  CHECK(b.quantize_latency == Approx(cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 512, 512 * 5).seconds));
+  CHECK(b.narrower[0].quantize_latency ==
+        Approx(cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 256, 256 * 5).seconds));
+  CHECK(b.narrower[0].quantize_latency < b.quantize_latency);
+  // A plan with a pruned and float, b integer pays the narrower quantization.
+  Choice plan(problem->table.layers.size(), 0);
+  plan[0] = static_cast<uint16_t>(pruned - &problem->table.layers[0].options[0]);
+  const LayerOption* b_int = FindOption(*problem, 1, "w8a8");
+  REQUIRE(b_int != nullptr);
+  plan[1] = static_cast<uint16_t>(b_int - &problem->table.layers[1].options[0]);
+  Choice whole = plan;
+  whole[0] = 0;
+  const double saved = Evaluate(problem->table, whole)->latency - Evaluate(problem->table, plan)->latency;
+  CHECK(saved == Approx(FindOption(*problem, 0, "fp32")->latency - pruned->latency + b.quantize_latency -
+                        b.narrower[0].quantize_latency));
+  CHECK(ValidateOptionTable(problem->table).ok());
+}
+
 TEST_CASE("The options respect what the device runs", "[problem]") {
   const model::LoadedModel model = SmallModel();
   dp::Device npu = dp::TestDevice("npu");

@@ -123,6 +123,8 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
         if (b == a) continue;
         const auto qb = Quantities(options[b]);
         if (options[b].integer_activations != options[a].integer_activations) continue;
+        // Nor does one that keeps more channels: its tensors' conversions cost more.
+        if (options[b].removed_channels < options[a].removed_channels) continue;
         // A fused option runs as an integer one: only a fusable option at least as fast fused
         // stands in for it.
         if ((options[b].fused_latency >= 0) != (options[a].fused_latency >= 0) ||
@@ -148,7 +150,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
     for (size_t j : kept) {
       const LayerOption& o = options[j];
       result.options_.push_back({o.latency, o.bytes, o.error, o.activation_bytes, o.boundary_latency,
-                                 o.integer_activations, o.fused_latency, static_cast<uint16_t>(j)});
+                                 o.integer_activations, o.fused_latency, o.removed_channels, static_cast<uint16_t>(j)});
     }
     result.offsets_.push_back(result.options_.size());
 
@@ -196,7 +198,8 @@ ObjectiveValues PrunedTable::Evaluate(const uint16_t* genes) const {
     v.error += o.error;
     activation = std::max(activation, o.activation);
   }
-  v.latency += BoundaryLatency(boundaries_, [&](size_t i) { return runs_integer[i] != 0; });
+  v.latency += BoundaryLatency(
+      boundaries_, [&](size_t i) { return runs_integer[i] != 0; }, [&](size_t i) { return option(i).removed; });
   v.peak_memory = v.size + activation;
   return v;
 }

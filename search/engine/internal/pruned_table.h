@@ -3,7 +3,8 @@
 // least as good in every quantity the search looks at (objectives and limits; peak memory looks
 // at both bytes and activation bytes), or when it breaks a limit even with every other layer at
 // its cheapest. Only options of the same activation domain dominate each other: which is faster
-// in a plan depends on the neighbours' domains (OptionTable::boundaries).
+// in a plan depends on the neighbours' domains (OptionTable::boundaries); and only options that
+// remove at least as many channels, which shrink those conversions.
 #ifndef SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
 
@@ -23,6 +24,7 @@ struct KeptOption {
   double boundary = 0;    // LayerOption::boundary_latency
   bool integer = false;   // LayerOption::integer_activations
   double fused = -1;      // LayerOption::fused_latency
+  double removed = 0;     // LayerOption::removed_channels
   uint16_t original = 0;  // index in the source table's layer
   // The latency additive strategies plan with: its own and the most its boundaries can cost.
   double planned_latency() const { return latency + boundary; }

@@ -183,6 +183,8 @@ int Show(const Connection& connection, const std::string& id) {
     }
     if (l.weight_type() != "float32") notes.push_back(l.weight_type());
     if (!l.subgraph().empty()) notes.push_back("in " + l.subgraph());
+    if (l.channel_pruning() == v1::CHANNEL_PRUNING_NOT_ALLOWED)
+      notes.push_back("channels kept: " + l.channel_pruning_note());
     if (l.shape_source() != v1::SHAPE_SOURCE_INFERRED)
       notes.push_back(std::string("shapes ") + ShapeSourceName(l.shape_source()));
     table.AddRow({std::to_string(index++), l.name(), l.op_type(), Dims(l.weight_shape()), Count(l.params()),

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "model/channel_pruning.h"
 #include "server/caller.h"
 #include "server/proto_conversion.h"
 #include "server/status.h"
@@ -295,7 +296,9 @@ absl::StatusOr<v1::Model> ModelService::CompleteUpload(const Caller& caller, con
   record.sha256 = digest;
   record.size_bytes = writer.size();
   record.input_shapes = shapes_key;
-  record.analysis = ToProto(loaded->analysis).SerializeAsString();
+  v1::ModelAnalysis analysis = ToProto(loaded->analysis);
+  SetChannelPruning(model::AnalyzeChannelPruning(*loaded), &analysis);
+  record.analysis = analysis.SerializeAsString();
 
   absl::MutexLock lock(&blob_mutex_);
   absl::StatusOr<std::string> committed = blobs_.Commit(writer);

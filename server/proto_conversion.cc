@@ -102,6 +102,15 @@ v1::ModelAnalysis ToProto(const model::Analysis& a) {
   return out;
 }
 
+void SetChannelPruning(const std::vector<model::ChannelPruningReach>& reach, v1::ModelAnalysis* analysis) {
+  for (int i = 0; i < analysis->layers_size() && static_cast<size_t>(i) < reach.size(); ++i) {
+    v1::Layer* layer = analysis->mutable_layers(i);
+    const model::ChannelPruningReach& r = reach[static_cast<size_t>(i)];
+    layer->set_channel_pruning(r.removable ? v1::CHANNEL_PRUNING_ALLOWED : v1::CHANNEL_PRUNING_NOT_ALLOWED);
+    if (!r.removable) layer->set_channel_pruning_note(r.why_not);
+  }
+}
+
 absl::StatusOr<v1::Model> ToProto(const ModelRecord& record, bool with_layers) {
   v1::Model out;
   out.set_id(record.id);

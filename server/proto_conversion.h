@@ -11,6 +11,7 @@
 #include "device_profiles/device.h"
 #include "device_profiles/profile_file.h"
 #include "model/analysis.h"
+#include "model/channel_pruning.h"
 #include "model/export.h"
 #include "runtime/sensitivity.h"
 #include "runtime/verify.h"
@@ -32,6 +33,8 @@ using device_profiles::ToProto;
 
 // Models.
 v1::ModelAnalysis ToProto(const model::Analysis& analysis);
+// Each layer's channel_pruning and its note, from model::AnalyzeChannelPruning (one per layer).
+void SetChannelPruning(const std::vector<model::ChannelPruningReach>& reach, v1::ModelAnalysis* analysis);
 v1::Layer ToProto(const model::Layer& layer);
 // The stored model; DataLoss when its stored analysis cannot be read back. Without layers, the
 // analysis keeps its totals only (for listings).

@@ -66,6 +66,8 @@ struct Scored {
   double reference_ms = 0;                // the model as it is, timed in turn with this variant
   double int_reference_ms = 0;            // the uniform w8a8 export, timed in turn with it (0: none)
   double integer_share = 0;               // of predicted_ms, the layers that run on integer activations
+  double weight_only_reference_ms = 0;    // the uniform w8a32 export, timed in turn with it (0: none)
+  double weight_only_share = 0;           // of predicted_ms, the weight-only integer layers that run float
   double corrected_ms = 0;                // measured_ms at the machine's speed when it was profiled
   double fp32_corrected_ms = 0;           // the same, corrected by the fp32 reference alone
   double predicted_ms = 0;                // with the model's measured latency
@@ -398,25 +400,36 @@ int main(int argc, char** argv) {
     export_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
 
     // This VM's speed drifts by tens of percent within minutes, more than the predictor's error, and
-    // not alike for float and integer kernels (it switches between states where the uniform w8a8
-    // export runs 1.05x or 1.30x the fp32 model). So each variant is timed in turns with the model as
-    // it is and with its uniform w8a8 export, and its latency is also given at the speed the profile
-    // was measured at: measured / r, where r is the drift now of each reference (its latency now / in
-    // the profile) weighted by the share of the variant's predicted time in its domain. With one
-    // drift for both, this is measured x profiled / reference now.
-    double profiled_ms = 0, profiled_int_ms = 0;
+    // not alike for every kind of kernel (it switches between states where the uniform w8a8 export
+    // runs 1.05x or 1.30x the fp32 model, and UltraFace's w8a32 export, whose weights are dequantized
+    // on every run, slows down more than either). So each variant is timed in turns with three
+    // references the profile also timed: the model as it is, its uniform w8a8 export and its uniform
+    // w8a32 export; and its latency is also given at the speed the profile was measured at:
+    // measured / r, where r is the drift now of each reference (its latency now / in the profile)
+    // weighted by the share of the variant's predicted time in its domain (float, integer,
+    // weight-only). With one drift for all, this is measured x profiled / reference now.
+    double profiled_ms = 0, profiled_int_ms = 0, profiled_weight_only_ms = 0;
     for (const dp::ModelLatency& m : profile->model_latencies) {
       if (m.model_sha256 != sha) continue;
       if (m.variant.empty()) profiled_ms = m.latency_median_us * 1e-3;
       if (m.variant == dp::UniformVariantLabel(8, 8)) profiled_int_ms = m.latency_median_us * 1e-3;
+      if (m.variant == dp::UniformVariantLabel(8, 32)) profiled_weight_only_ms = m.latency_median_us * 1e-3;
     }
-    std::unique_ptr<runtime::Session> int_reference;
+    auto reference_session = [&](const Variant& v) -> absl::StatusOr<std::unique_ptr<runtime::Session>> {
+      auto exported = model::ExportModel(*loaded, v.plan, *ranges, export_options);
+      if (!exported.ok()) return exported.status();
+      return runtime::Session::Create(exported->bytes, session_options);
+    };
+    std::unique_ptr<runtime::Session> int_reference, weight_only_reference;
     if (profiled_int_ms > 0) {
-      auto exported = model::ExportModel(*loaded, plans[3].plan, *ranges, export_options);
-      if (!exported.ok()) return fail(fmt::format("{} w8a8: {}", spec.label, exported.status().ToString()));
-      auto session = runtime::Session::Create(exported->bytes, session_options);
+      auto session = reference_session(plans[3]);
       if (!session.ok()) return fail(fmt::format("{} w8a8: {}", spec.label, session.status().ToString()));
       int_reference = *std::move(session);
+    }
+    if (profiled_weight_only_ms > 0) {
+      auto session = reference_session(plans[2]);
+      if (!session.ok()) return fail(fmt::format("{} w8a32: {}", spec.label, session.status().ToString()));
+      weight_only_reference = *std::move(session);
     }
     // In turns with the references, round by round, warm within each round (as the profiler times
     // a model's uniform exports).
@@ -452,7 +465,10 @@ int main(int argc, char** argv) {
       auto session = runtime::Session::Create(variant_bytes, session_options);
       if (!session.ok()) return fail(fmt::format("{} {}: {}", spec.label, v.name, session.status().ToString()));
       std::vector<const runtime::Session*> timed = {session->get(), original->get()};
+      const size_t int_index = timed.size();
       if (int_reference) timed.push_back(int_reference.get());
+      const size_t weight_only_index = timed.size();
+      if (weight_only_reference) timed.push_back(weight_only_reference.get());
       auto timings = runtime::TimeInterleaved(timed, inputs, turns);
       if (!timings.ok()) return fail(timings.status());
       const runtime::Timing& timing = (*timings)[0];
@@ -502,28 +518,51 @@ int main(int argc, char** argv) {
       s.reference_ms = 1e3 * reference.median_s;
       s.predicted_ms = 1e3 * value->latency;
       s.samples_only_ms = 1e3 * value_samples->latency;
-      double integer_ms = 0;  // the predicted time of the layers that run on integer activations
+      // The predicted time of the layers that run on integer activations (fused weight-only ones
+      // included) and of the weight-only ones that run float.
+      const search::OptionTable& table = with_model->table;
+      auto chosen = [&](size_t i) -> const search::LayerOption& { return table.layers[i].options[(*choice)[i]]; };
+      std::vector<char> runs_integer;
+      search::internal::RunsInteger(
+          table.boundaries, table.layers.size(), [&](size_t i) { return chosen(i).integer_activations; },
+          [&](size_t i) { return chosen(i).fused_latency >= 0; },
+          [&](size_t i) {
+            return std::array<int32_t, 2>{table.layers[i].input_boundary, table.layers[i].output_boundary};
+          },
+          &runs_integer);
+      double integer_ms = 0, weight_only_ms = 0;
       for (size_t i = 0; i < choice->size(); ++i) {
-        const search::LayerOption& o = with_model->table.layers[i].options[(*choice)[i]];
-        if (o.integer_activations) integer_ms += 1e3 * o.latency;
+        const search::LayerOption& o = chosen(i);
+        const int weight_bits = with_model->details[i][(*choice)[i]].option.weight_bits;
+        if (runs_integer[i]) {
+          integer_ms += 1e3 * (o.integer_activations ? o.latency : o.fused_latency);
+        } else if (weight_bits <= 8) {
+          weight_only_ms += 1e3 * o.latency;
+        }
       }
       s.integer_share = std::clamp(integer_ms / s.predicted_ms, 0.0, 1.0);
+      s.weight_only_share = std::clamp(weight_only_ms / s.predicted_ms, 0.0, 1.0 - s.integer_share);
       const double float_drift = s.reference_ms / profiled_ms;
       s.fp32_corrected_ms = s.measured_ms / float_drift;
-      s.corrected_ms = s.fp32_corrected_ms;
+      double int_drift = float_drift, weight_only_drift = float_drift;
       if (int_reference) {
-        s.int_reference_ms = 1e3 * (*timings)[2].median_s;
-        const double int_drift = s.int_reference_ms / profiled_int_ms;
-        s.corrected_ms = s.measured_ms / ((1 - s.integer_share) * float_drift + s.integer_share * int_drift);
+        s.int_reference_ms = 1e3 * (*timings)[int_index].median_s;
+        int_drift = s.int_reference_ms / profiled_int_ms;
       }
+      if (weight_only_reference) {
+        s.weight_only_reference_ms = 1e3 * (*timings)[weight_only_index].median_s;
+        weight_only_drift = s.weight_only_reference_ms / profiled_weight_only_ms;
+      }
+      const double float_share = 1 - s.integer_share - s.weight_only_share;
+      s.corrected_ms = s.measured_ms / (float_share * float_drift + s.integer_share * int_drift +
+                                        s.weight_only_share * weight_only_drift);
       if (!json) {
         std::cerr << fmt::format(
-            "{} {:<28} measured {:8.2f} ms (references {:8.2f} fp32, {:8.2f} w8a8; at profile speed {:8.2f})  "
-            "predicted {:8.2f} ms "
-            "({:+.1f}%)  "
-            "samples only {:8.2f} ms\n",
-            spec.label, v.name, s.measured_ms, s.reference_ms, s.int_reference_ms, s.corrected_ms, s.predicted_ms,
-            100 * (s.predicted_ms - s.corrected_ms) / s.corrected_ms, s.samples_only_ms);
+            "{} {:<28} measured {:8.2f} ms (references {:8.2f} fp32, {:8.2f} w8a8, {:8.2f} w8a32; at profile speed "
+            "{:8.2f})  predicted {:8.2f} ms ({:+.1f}%)  samples only {:8.2f} ms\n",
+            spec.label, v.name, s.measured_ms, s.reference_ms, s.int_reference_ms, s.weight_only_reference_ms,
+            s.corrected_ms, s.predicted_ms, 100 * (s.predicted_ms - s.corrected_ms) / s.corrected_ms,
+            s.samples_only_ms);
       }
       // The model as it is is the reference; a uniform plan the profile timed calibrates the
       // predictor, so only the others are held out and scored.
@@ -550,12 +589,13 @@ int main(int argc, char** argv) {
     for (const Scored& s : scored) {
       rows += fmt::format(
           "{}{{\"name\":\"{}\",\"measured_ms\":{:.3f},\"stddev_ms\":{:.3f},\"reference_ms\":{:.3f},"
-          "\"int_reference_ms\":{:.3f},\"integer_share\":{:.3f},\"at_profile_speed_ms\":{:.3f},"
+          "\"int_reference_ms\":{:.3f},\"integer_share\":{:.3f},\"weight_only_reference_ms\":{:.3f},"
+          "\"weight_only_share\":{:.3f},\"at_profile_speed_ms\":{:.3f},"
           "\"at_profile_speed_fp32_reference_ms\":{:.3f},\"predicted_ms\":{:.3f},\"samples_only_ms\":{:.3f},"
           "\"calibration_point\":{}}}",
           rows.empty() ? "" : ",", s.name, s.measured_ms, s.spread_ms, s.reference_ms, s.int_reference_ms,
-          s.integer_share, s.corrected_ms, s.fp32_corrected_ms, s.predicted_ms, s.samples_only_ms,
-          s.calibration_point ? "true" : "false");
+          s.integer_share, s.weight_only_reference_ms, s.weight_only_share, s.corrected_ms, s.fp32_corrected_ms,
+          s.predicted_ms, s.samples_only_ms, s.calibration_point ? "true" : "false");
     }
     per_model.push_back({spec.label, Score(predicted, corrected)});
     models_json += fmt::format(

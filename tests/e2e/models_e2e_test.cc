@@ -178,6 +178,9 @@ TEST_CASE("A symbolic batch gets batch 1 and says so while other symbolic dims n
   REQUIRE(model.analysis().defaulted_dims_size() == 1);
   CHECK_THAT(model.analysis().defaulted_dims(0), Contains("batch"));
   CHECK(model.analysis().layers(0).macs() == 1 * 3 * 4 * 4 * 2);
+  // Its one Conv writes the graph output: its channels are what the task means, never pruned.
+  CHECK(model.analysis().layers(0).channel_pruning() == v1::CHANNEL_PRUNING_NOT_ALLOWED);
+  CHECK_THAT(model.analysis().layers(0).channel_pruning_note(), Contains("graph output 'y'"));
 
   // The PP-OCR classifier's height and width are symbolic: the error says how to give them.
   status = client.Upload(ReadBinary(kClsModel), &model, "cls.onnx");
@@ -187,6 +190,18 @@ TEST_CASE("A symbolic batch gets batch 1 and says so while other symbolic dims n
   INFO(status.error_message());
   REQUIRE(status.ok());
   CHECK(model.analysis().layer_count() == 54);
+  // Its convs may be pruned; its classifier head (a MatMul whose outputs are the class scores) not.
+  int allowed = 0;
+  for (const v1::Layer& l : model.analysis().layers()) {
+    allowed += l.channel_pruning() == v1::CHANNEL_PRUNING_ALLOWED ? 1 : 0;
+    if (l.channel_pruning() == v1::CHANNEL_PRUNING_NOT_ALLOWED) CHECK_FALSE(l.channel_pruning_note().empty());
+  }
+  CHECK(allowed > 0);
+  const v1::Layer& head = model.analysis().layers(model.analysis().layers_size() - 1);
+  CHECK(head.channel_pruning() == v1::CHANNEL_PRUNING_NOT_ALLOWED);
+  CommandResult show = server.Cli({"models", "show", model.id()});
+  REQUIRE(show.exit_code == 0);
+  CHECK_THAT(show.out, Contains("channels kept: " + head.channel_pruning_note()));
 }
 
 TEST_CASE("Bad uploads are refused with their status code and change nothing", "[e2e][models]") {

@@ -59,7 +59,7 @@ const char* PhaseName(v1::Phase p) {
   }
 }
 
-std::string Sqnr(double db) { return db >= 999 ? "lossless" : fmt::format("{:.1f}", db); }
+std::string Sqnr(double db) { return std::isinf(db) ? "lossless" : fmt::format("{:.1f}", db); }
 
 bool AnyMeasured(const google::protobuf::RepeatedPtrField<v1::Candidate>& candidates) {
   for (const v1::Candidate& c : candidates) {

@@ -197,7 +197,8 @@ v1::Candidate ToProto(const search::Problem& problem, const search::Candidate& c
   out.set_predicted_size_bytes(static_cast<int64_t>(std::llround(c.values.size)));
   out.set_predicted_peak_memory_bytes(static_cast<int64_t>(std::llround(c.values.peak_memory)));
   out.set_predicted_error(c.values.error);
-  out.set_predicted_sqnr_db(std::min(search::SqnrDb(c.values.error), 999.0));
+  // +inf where nothing the error model sees changes ("lossless"; JSON: "Infinity").
+  out.set_predicted_sqnr_db(search::SqnrDb(c.values.error));
   out.set_plan_summary(search::PlanSummary(problem, c.choice));
   const search::BasisCount basis = search::LatencyBasisOf(problem, c.choice);
   out.set_latency_basis(search::BasisLabel(basis));

@@ -13,7 +13,7 @@ namespace {
 
 std::string Figures(const v1::Candidate& c) {
   const std::string sqnr =
-      c.predicted_sqnr_db() >= 999 ? "lossless" : fmt::format("{:.1f} dB SQNR", c.predicted_sqnr_db());
+      std::isinf(c.predicted_sqnr_db()) ? "lossless" : fmt::format("{:.1f} dB SQNR", c.predicted_sqnr_db());
   const std::string measured =
       c.has_measured() && c.measured().latency_measured()
           ? fmt::format("; measured here {:.2f} ms, {}", c.measured().latency_ms(),

@@ -4,8 +4,9 @@
 // model/export.h, every layer at an option the search offers — the model as it is, uniform fp16
 // weights / w8a32 / w8a8 / w4a8, output-channel pruning near 25% and 50% (fp32 and w8a8),
 // unstructured and 2:4 sparsity, and seeded random per-layer mixes of all of these — times each
-// in ONNX Runtime in turns with the model as it is and its uniform w8a8 export (the profile's
-// threads, warm rounds; the two correct for the machine's drift, float and integer apart) and
+// in ONNX Runtime in turns with the model as it is and its uniform w8a8 and w8a32 exports (the
+// profile's threads, warm rounds; the three correct for the machine's drift, float, integer and
+// weight-only layers apart) and
 // predicts it from a device profile measured by squeeze-profile on this machine, exactly as a
 // search would (search/problem: Σ layer predictions + the other ops). Two predictions a variant:
 //   samples only   — single-op samples, nothing of the model measured;

@@ -137,6 +137,9 @@ TEST_CASE("A search for two devices runs to a front per device and a repeat is a
       CHECK_FALSE(dominated);
     }
     CHECK(front.candidates(0).layers_size() == 54);
+    // A plan that changes nothing is "lossless": an infinite SQNR, no sentinel number.
+    for (const v1::Candidate& c : front.candidates())
+      CHECK((c.predicted_error() == 0) == std::isinf(c.predicted_sqnr_db()));
     CHECK_FALSE(front.candidates(0).plan_summary().empty());
   }
 

@@ -1,6 +1,9 @@
 #include "server/proto_conversion.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "server/status.h"
 #include "tests/device_profiles/test_device.h"
@@ -128,6 +131,28 @@ TEST_CASE("An export report carries the plan, sizes and measurements", "[proto_c
   CHECK(f.file_bytes() == 1234);
   CHECK(f.packed_size_bytes() == 900);
   CHECK(f.latency_measured());
+}
+
+TEST_CASE("A lossless candidate's SQNR is infinite on the wire, not a sentinel", "[proto_conversion]") {
+  search::Problem problem;
+  search::Layer layer;
+  layer.name = "c";
+  layer.options.push_back(search::LayerOption{"fp32", 1e-3, 40, 0, 0});
+  problem.table.layers.push_back(layer);
+  problem.details = {{search::OptionDetail{}}};
+  search::Candidate lossless;
+  lossless.choice = {0};
+  lossless.values.latency = 1e-3;
+  lossless.values.size = 40;
+  const v1::Candidate proto = ToProto(problem, lossless, /*with_layers=*/false);
+  CHECK(std::isinf(proto.predicted_sqnr_db()));
+  CHECK(proto.predicted_sqnr_db() > 0);
+  std::string json;
+  REQUIRE(google::protobuf::util::MessageToJsonString(proto, &json).ok());
+  CHECK_THAT(json, Catch::Matchers::Contains("\"predictedSqnrDb\":\"Infinity\""));
+  search::Candidate lossy = lossless;
+  lossy.values.error = 0.01;
+  CHECK(ToProto(problem, lossy, false).predicted_sqnr_db() == Approx(20));
 }
 
 }  // namespace

@@ -47,6 +47,24 @@ SearchSpec LatencyError(Constraints constraints = {}) {
   return spec;
 }
 
+// The exact strategy (its values exact), polished, and NSGA-II after `generations` all reach the
+// brute-force front of (latency, error).
+void CheckStrategiesReachTheFront(const OptionTable& table, int generations) {
+  const SearchSpec spec = LatencyError();
+  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
+  absl::StatusOr<Front> exact = SolveExact(table, spec);
+  REQUIRE(exact.ok());
+  for (const Candidate& c : exact->candidates) CHECK(Evaluate(table, c.choice)->latency == c.values.latency);
+  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
+  REQUIRE(polished.ok());
+  CHECK(polished->Points() == expected.points);
+  Nsga2Options nsga2;
+  nsga2.generations = generations;
+  absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
+  REQUIRE(evolved.ok());
+  CHECK(evolved->Points() == expected.points);
+}
+
 TEST_CASE("A conversion is paid only where the two sides of a tensor differ in domain", "[boundary]") {
   const OptionTable table = Chain(4);
   REQUIRE(ValidateOptionTable(table).ok());
@@ -194,19 +212,8 @@ TEST_CASE("An option that keeps more channels never stands in for one that keeps
   table.layers[1].options[1].boundary_latency = bound[1];
   REQUIRE(ValidateOptionTable(table).ok());
   REQUIRE(Evaluate(table, {1, 1})->latency == Approx(20));
-  const SearchSpec spec = LatencyError();
-  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
-  REQUIRE(expected.points.front()[0] == Approx(20));
-  absl::StatusOr<Front> exact = SolveExact(table, spec);
-  REQUIRE(exact.ok());
-  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
-  REQUIRE(polished.ok());
-  CHECK(polished->Points() == expected.points);
-  Nsga2Options nsga2;
-  nsga2.generations = 60;
-  absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
-  REQUIRE(evolved.ok());
-  CHECK(evolved->Points() == expected.points);
+  REQUIRE(testing::BruteForceFront(table, LatencyError()).points.front()[0] == Approx(20));
+  CheckStrategiesReachTheFront(table, 60);
 }
 
 TEST_CASE("A bound below what an option's boundaries can cost is refused", "[boundary]") {
@@ -298,20 +305,7 @@ TEST_CASE("A weight-only layer between quantized tensors runs fused, as an integ
 }
 
 TEST_CASE("Strategies find the plans that fuse weight-only layers", "[boundary]") {
-  const OptionTable table = FusingChain(5);
-  const SearchSpec spec = LatencyError();
-  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
-  absl::StatusOr<Front> exact = SolveExact(table, spec);
-  REQUIRE(exact.ok());
-  for (const Candidate& c : exact->candidates) CHECK(Evaluate(table, c.choice)->latency == c.values.latency);
-  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
-  REQUIRE(polished.ok());
-  CHECK(polished->Points() == expected.points);
-  Nsga2Options nsga2;
-  nsga2.generations = 150;
-  absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
-  REQUIRE(evolved.ok());
-  CHECK(evolved->Points() == expected.points);
+  CheckStrategiesReachTheFront(FusingChain(5), 150);
 }
 
 TEST_CASE("A latency limit holds with conversions counted", "[boundary]") {

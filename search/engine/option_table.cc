@@ -1,6 +1,7 @@
 #include "search/engine/option_table.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -126,6 +127,26 @@ std::vector<double> BoundaryBounds(const OptionTable& table) {
     }
   }
   return bound;
+}
+
+absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Choice& choice) {
+  if (absl::Status valid = Evaluate(table, choice).status(); !valid.ok()) return valid;
+  auto option = [&](size_t i) -> const LayerOption& { return table.layers[i].options[choice[i]]; };
+  std::vector<char> runs_integer;
+  internal::RunsInteger(
+      table.boundaries, table.layers.size(), [&](size_t i) { return option(i).integer_activations; },
+      [&](size_t i) { return option(i).fused_latency >= 0; },
+      [&](size_t i) {
+        return std::array<int32_t, 2>{table.layers[i].input_boundary, table.layers[i].output_boundary};
+      },
+      &runs_integer);
+  PlanConversions out;
+  out.runs_integer.assign(runs_integer.begin(), runs_integer.end());
+  for (const ActivationBoundary& b : table.boundaries) {
+    out.boundary_latency.push_back(internal::BoundaryCost(
+        b, [&](size_t i) { return runs_integer[i] != 0; }, [&](size_t i) { return option(i).removed_channels; }));
+  }
+  return out;
 }
 
 absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice& choice) {

@@ -135,6 +135,16 @@ std::vector<double> BoundaryBounds(const OptionTable& table);
 // index out of range. The table is assumed valid.
 absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice& choice);
 
+// Where a plan's latency goes beyond its options' own, for explanations: which layers run on
+// integer activations (weight-only ones that run fused included) and what each boundary costs
+// (parallel to table.boundaries). Evaluate's latency is the fixed cost, each layer's option (its
+// fused latency where it runs fused) and these. Errors as Evaluate.
+struct PlanConversions {
+  std::vector<bool> runs_integer;
+  std::vector<double> boundary_latency;
+};
+absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Choice& choice);
+
 }  // namespace squeeze::search
 
 #endif  // SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_

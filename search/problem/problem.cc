@@ -435,10 +435,6 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   problem.table.layers.resize(n);
   // The layers whose output-channel pruning narrows a tensor: through its writer, a node that
   // carries their channels (ChannelPruningReach::nodes), or as their own output.
-  std::map<std::string, std::string> writer;
-  for (const onnx::NodeProto& node : in.model->proto.graph().node()) {
-    for (const std::string& out : node.output()) writer[out] = node.name();
-  }
   std::map<std::string, std::vector<std::pair<int32_t, double>>> narrowing;
   for (size_t j = 0; j < reach.size(); ++j) {
     if (!reach[j].removable) continue;
@@ -484,8 +480,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     b.float_readers = site.float_readers;
     if (site.producer >= 0 && static_cast<size_t>(site.producer) < reach.size() && reach[site.producer].removable) {
       b.narrowed_by.emplace_back(site.producer, 1.0);
-    } else if (auto w = writer.find(site.tensor); w != writer.end() && !w->second.empty()) {
-      if (auto by = narrowing.find(w->second); by != narrowing.end()) b.narrowed_by = by->second;
+    } else if (auto by = narrowing.find(site.writer); !site.writer.empty() && by != narrowing.end()) {
+      b.narrowed_by = by->second;
     }
     b.layout_producer = site.layout_producer;
     b.layout_readers.assign(site.layout_readers.begin(), site.layout_readers.end());

@@ -103,6 +103,12 @@ TEST_CASE("A layout transpose is paid once where integer and float layouts meet"
   CHECK(Evaluate(table, {0, 0, 0, 0})->latency == Approx(1 + 40));
   // All integer: into the integer layout at the input, back at the output, none between.
   CHECK(Evaluate(table, {1, 1, 1, 1})->latency == Approx(1 + 16 + kQuantize + kDequantize + 2 * kTranspose));
+  // Where it goes: the input and the output tensor pay, the ones between do not.
+  absl::StatusOr<PlanConversions> where = ConversionsOf(table, {1, 1, 1, 1});
+  REQUIRE(where.ok());
+  CHECK(where->runs_integer == std::vector<bool>(4, true));
+  CHECK(where->boundary_latency == std::vector<double>{kQuantize + kTranspose, 0, 0, 0, kDequantize + kTranspose});
+  CHECK(absl::IsInvalidArgument(ConversionsOf(table, {1, 1}).status()));
   // Two islands of integer layers: two transposes each.
   CHECK(Evaluate(table, {1, 0, 1, 0})->latency == Approx(1 + 28 + 2 * (kQuantize + kDequantize) + 4 * kTranspose));
   // A tensor reaching a float layer through layout-neutral ops (not as its quantized reader):

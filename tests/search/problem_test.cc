@@ -120,6 +120,13 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
   measured.model_sha256 = in.model_sha256;
   const double other = plain->table.fixed.latency;
   REQUIRE(other > 0);
+  // A measurement of the uniform w8a8 export, and that plan's whole prediction.
+  dp::ModelLatency w8a8 = measured;
+  w8a8.key = "small uniform w8a8";
+  w8a8.variant = dp::UniformVariantLabel(8, 8);
+  const Choice uniform = {static_cast<uint16_t>(FindOption(*plain, 0, "w8a8") - &plain->table.layers[0].options[0])};
+  absl::StatusOr<ObjectiveValues> whole = Evaluate(plain->table, uniform);
+  REQUIRE(whole.ok());
   SECTION("slower than predicted: the float layers and the other ops are scaled up alike") {
     measured.latency_median_us = 1.5 * (fp32 + other) * 1e6;
     in.model_latencies = {measured};
@@ -132,14 +139,8 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
   }
   SECTION("measured uniform exports calibrate their precision class") {
     measured.latency_median_us = (fp32 + other) * 1e6;
-    dp::ModelLatency w8a8 = measured;
-    w8a8.key = "small uniform w8a8";
-    w8a8.variant = dp::UniformVariantLabel(8, 8);
     // The uniform plan also converts its input (the graph's) and its output (read by the float
     // Mul): those keep their prediction, the layer takes the rest.
-    const Choice uniform = {static_cast<uint16_t>(FindOption(*plain, 0, "w8a8") - &plain->table.layers[0].options[0])};
-    absl::StatusOr<ObjectiveValues> whole = Evaluate(plain->table, uniform);
-    REQUIRE(whole.ok());
     const double conversions = whole->latency - other - int8;
     CHECK(conversions > 0);
     w8a8.latency_median_us = (other + conversions + 2 * int8) * 1e6;
@@ -153,12 +154,6 @@ TEST_CASE("A measured latency of the model corrects what single ops cannot see",
   }
   SECTION("a uniform export faster than its other ops predict shrinks the other ops, then calibrates again") {
     measured.latency_median_us = (fp32 + other) * 1e6;
-    dp::ModelLatency w8a8 = measured;
-    w8a8.key = "small uniform w8a8";
-    w8a8.variant = dp::UniformVariantLabel(8, 8);
-    const Choice uniform = {static_cast<uint16_t>(FindOption(*plain, 0, "w8a8") - &plain->table.layers[0].options[0])};
-    absl::StatusOr<ObjectiveValues> whole = Evaluate(plain->table, uniform);
-    REQUIRE(whole.ok());
     // Measured at half of what the other ops and conversions alone predict: no scale of the layer fits.
     w8a8.latency_median_us = 0.5 * (whole->latency - int8) * 1e6;
     in.model_latencies = {measured, w8a8};

@@ -14,35 +14,39 @@
 
 namespace squeeze::search::internal {
 
-// What `choice` spends converting tensors between activation domains (OptionTable::boundaries).
-// `integer(i)` says whether layer i's chosen option runs on integer activations, `removed(i)` the
-// share of its output channels it removes (LayerOption::removed_channels).
+// What boundary `b` costs in a plan (OptionTable::boundaries): `integer(i)` says whether layer i's
+// chosen option runs on integer activations, `removed(i)` the share of its output channels it
+// removes (LayerOption::removed_channels).
+template <typename IsInteger, typename Removed>
+double BoundaryCost(const ActivationBoundary& b, IsInteger integer, Removed removed) {
+  const bool from_integer = b.producer >= 0 && integer(static_cast<size_t>(b.producer));
+  bool integer_reader = false, float_reader = b.float_readers;
+  for (int32_t r : b.readers) (integer(static_cast<size_t>(r)) ? integer_reader : float_reader) = true;
+  const bool dequantize = from_integer && float_reader, quantize = !from_integer && integer_reader;
+  int transposes = 0;
+  bool pool = false;
+  if (b.transpose_latency > 0 || b.pool_latency > 0) {
+    const bool integer_layout = b.layout_producer >= 0 && integer(static_cast<size_t>(b.layout_producer));
+    if (!integer_layout && integer_reader) ++transposes, pool = true;
+    if (integer_layout && b.producer == b.layout_producer) {
+      bool float_layout = b.float_layout_reader;
+      for (int32_t r : b.layout_readers) float_layout = float_layout || !integer(static_cast<size_t>(r));
+      if (float_layout) ++transposes;
+    }
+  }
+  if (!dequantize && !quantize && transposes == 0 && !pool) return 0;
+  double kept = 1;
+  for (const auto& [layer, share] : b.narrowed_by) kept -= share * removed(static_cast<size_t>(layer));
+  const ConversionCosts c = b.CostsAt(kept);
+  return (dequantize ? c.dequantize_latency : 0) + (quantize ? c.quantize_latency : 0) +
+         transposes * c.transpose_latency + (pool ? c.pool_latency : 0);
+}
+
+// What a plan spends converting tensors between activation domains: Σ BoundaryCost.
 template <typename IsInteger, typename Removed>
 double BoundaryLatency(const std::vector<ActivationBoundary>& boundaries, IsInteger integer, Removed removed) {
   double total = 0;
-  for (const ActivationBoundary& b : boundaries) {
-    const bool from_integer = b.producer >= 0 && integer(static_cast<size_t>(b.producer));
-    bool integer_reader = false, float_reader = b.float_readers;
-    for (int32_t r : b.readers) (integer(static_cast<size_t>(r)) ? integer_reader : float_reader) = true;
-    const bool dequantize = from_integer && float_reader, quantize = !from_integer && integer_reader;
-    int transposes = 0;
-    bool pool = false;
-    if (b.transpose_latency > 0 || b.pool_latency > 0) {
-      const bool integer_layout = b.layout_producer >= 0 && integer(static_cast<size_t>(b.layout_producer));
-      if (!integer_layout && integer_reader) ++transposes, pool = true;
-      if (integer_layout && b.producer == b.layout_producer) {
-        bool float_layout = b.float_layout_reader;
-        for (int32_t r : b.layout_readers) float_layout = float_layout || !integer(static_cast<size_t>(r));
-        if (float_layout) ++transposes;
-      }
-    }
-    if (!dequantize && !quantize && transposes == 0 && !pool) continue;
-    double kept = 1;
-    for (const auto& [layer, share] : b.narrowed_by) kept -= share * removed(static_cast<size_t>(layer));
-    const ConversionCosts c = b.CostsAt(kept);
-    total += (dequantize ? c.dequantize_latency : 0) + (quantize ? c.quantize_latency : 0) +
-             transposes * c.transpose_latency + (pool ? c.pool_latency : 0);
-  }
+  for (const ActivationBoundary& b : boundaries) total += BoundaryCost(b, integer, removed);
   return total;
 }
 

@@ -25,6 +25,7 @@ namespace squeeze::model {
 namespace {
 
 constexpr int64_t kQdqOpset = 13;  // DequantizeLinear with `axis` (per-channel scales)
+constexpr double kInt32Max = 2147483647.0;
 
 int64_t OpsetOf(const onnx::ModelProto& model) {
   for (const auto& opset : model.opset_import()) {
@@ -680,6 +681,24 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
       notes.push_back("a grouped layout has no single channel axis for per-channel scales: weights kept float");
       weight_bits = 32;
     }
+    // An 8-bit-activation Conv fuses into ONNX Runtime's integer kernel only with an int32 bias at
+    // scale input x weight. A channel whose bias would overflow int32 there (weights far smaller
+    // than its bias) gets the least weight scale at which it fits, as ONNX Runtime's own quantizer
+    // does, rather than leaving the layer float.
+    const bool quantize_bias = p.activation_bits == 8 && weight_bits <= 8 && main && layer.op_type == "Conv" &&
+                               act_quant.count(node->input(0)) && layer.weight_elem_type == onnx::TensorProto::FLOAT;
+    std::vector<float> scale_floor;
+    if (quantize_bias && node->input_size() > 2 && !node->input(2).empty()) {
+      const onnx::TensorProto* b = internal::FindConstant(site.scopes, node->input(2));
+      if (b != nullptr && b->dims_size() == 1 && internal::IsDecodableFloat(b->data_type())) {
+        std::vector<int64_t> bdims = {b->dims(0)};
+        std::vector<float> bias = internal::DecodeFloats(*b);
+        if (!rows_removed.empty()) bias = SliceAxis(bias, &bdims, 0, Complement(bdims[0], rows_removed));
+        const double sx = act_quant.at(node->input(0)).scale;
+        // A little below the limit, for the float roundings of the scales.
+        for (float v : bias) scale_floor.push_back(static_cast<float>(std::fabs(v) / (sx * kInt32Max * (1 - 1e-5))));
+      }
+    }
     const std::string base = absl::StrCat("squeeze_w", i);
     std::string weight_value;  // what the layer reads
     std::vector<float> w_hat;
@@ -694,6 +713,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
       ChannelMatrix out = cm;
       std::vector<int8_t> q_cm(cm.values.size());
       scales.resize(static_cast<size_t>(cm.channels));
+      int64_t raised_scales = 0;
       for (int64_t c = 0; c < cm.channels; ++c) {
         const size_t begin = static_cast<size_t>(c * cm.per_channel);
         std::vector<uint8_t> row_mask(static_cast<size_t>(cm.per_channel));
@@ -701,10 +721,20 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
         float s = QuantizeRow(cm.Row(c), row_mask, weight_bits,
                               absl::MakeSpan(out.values).subspan(begin, static_cast<size_t>(cm.per_channel)));
         if (!(s > 0)) s = 1;  // an all-zero row
+        if (static_cast<size_t>(c) < scale_floor.size() && s < scale_floor[c]) {
+          s = scale_floor[c];
+          QuantizeRowAt(cm.Row(c), row_mask, weight_bits, s,
+                        absl::MakeSpan(out.values).subspan(begin, static_cast<size_t>(cm.per_channel)));
+          ++raised_scales;
+        }
         scales[c] = s;
         for (int64_t k = 0; k < cm.per_channel; ++k) {
           q_cm[begin + k] = static_cast<int8_t>(std::nearbyint(out.values[begin + k] / s));
         }
+      }
+      if (raised_scales > 0) {
+        notes.push_back(absl::StrCat("weight scale raised on ", raised_scales,
+                                     raised_scales == 1 ? " channel" : " channels", " so its bias fits int32"));
       }
       w_hat = FromChannelMajor(out, layout);
       ChannelMatrix qf = cm;
@@ -765,8 +795,6 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     le.weight_distortion = energy > 0 ? (energy - kept_energy + err) / energy : 0;
 
     // Bias: sliced with removed rows; int32 for an 8-bit-activation Conv so it fuses.
-    const bool quantize_bias = p.activation_bits == 8 && weight_bits <= 8 && main && layer.op_type == "Conv" &&
-                               act_quant.count(node->input(0)) && layer.weight_elem_type == onnx::TensorProto::FLOAT;
     if (node->input_size() > 2 && !node->input(2).empty() && (!rows_removed.empty() || quantize_bias)) {
       const onnx::TensorProto* b = internal::FindConstant(site.scopes, node->input(2));
       if (b == nullptr || b->dims_size() != 1 || !internal::IsDecodableFloat(b->data_type())) {
@@ -788,7 +816,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
           for (size_t c = 0; c < bias.size(); ++c) {
             bs[c] = sx * scales[c];
             const double v = std::nearbyint(static_cast<double>(bias[c]) / bs[c]);
-            fits &= std::fabs(v) < 2147483647.0 && bs[c] > 0;
+            fits &= std::fabs(v) <= kInt32Max && bs[c] > 0;
             qb[c] = fits ? static_cast<int32_t>(v) : 0;
           }
           if (fits) {

@@ -148,11 +148,18 @@ float QuantizeRow(absl::Span<const float> row, absl::Span<const uint8_t> mask, i
     search(center - 4 * step, center + 4 * step);
   }
   const double best_scale = absmax * best_clip / q_max;
-  for (size_t i = 0; i < row.size(); ++i) {
-    if (!mask.empty() && !mask[i]) continue;
-    out[i] = static_cast<float>(std::clamp(std::nearbyint(row[i] / best_scale), -q_max, q_max) * best_scale);
-  }
+  QuantizeRowAt(row, mask, bits, best_scale, out);
   return static_cast<float>(best_scale);
+}
+
+void QuantizeRowAt(absl::Span<const float> row, absl::Span<const uint8_t> mask, int bits, double scale,
+                   absl::Span<float> out) {
+  const double q_max = std::ldexp(1.0, bits - 1) - 1;
+  for (size_t i = 0; i < row.size(); ++i) {
+    out[i] = !mask.empty() && !mask[i]
+                 ? 0.f
+                 : static_cast<float>(std::clamp(std::nearbyint(row[i] / scale), -q_max, q_max) * scale);
+  }
 }
 
 uint16_t FloatToHalfBits(float value) {

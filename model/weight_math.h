@@ -61,6 +61,10 @@ std::vector<int64_t> KeptChannels(const ChannelMatrix& w, const std::vector<uint
 // stay 0) and returns the scale (0 for an all-zero row).
 float QuantizeRow(absl::Span<const float> row, absl::Span<const uint8_t> mask, int bits, absl::Span<float> out);
 
+// The same at a given scale (> 0): q = clamp(round(x / scale), -Q, Q); masked values 0.
+void QuantizeRowAt(absl::Span<const float> row, absl::Span<const uint8_t> mask, int bits, double scale,
+                   absl::Span<float> out);
+
 // Rounds to the nearest fp16 value (round half to even; overflow to ±inf, as fp16 storage does).
 float RoundToHalf(float x);
 uint16_t FloatToHalfBits(float x);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "search/problem/plan.h"
 
@@ -204,6 +205,8 @@ v1::Candidate ToProto(const search::Problem& problem, const search::Candidate& c
   out.set_latency_basis(search::BasisLabel(basis));
   out.set_spec_layers(basis.spec);
   if (!with_layers) return out;
+  // What each layer takes less on the input other layers' pruning narrowed, in this plan.
+  const absl::StatusOr<search::PlanConversions> conversions = search::ConversionsOf(problem.table, c.choice);
   for (size_t i = 0; i < c.choice.size() && i < problem.details.size(); ++i) {
     const search::OptionDetail& d = problem.details[i][c.choice[i]];
     v1::LayerChoice* l = out.add_layers();
@@ -213,10 +216,14 @@ v1::Candidate ToProto(const search::Problem& problem, const search::Candidate& c
     l->set_activation_bits(d.option.activation_bits);
     l->set_prune_ratio(d.option.prune_ratio);
     l->set_pattern(ToProto(d.option.pattern));
-    l->set_predicted_latency_ms(d.latency.seconds * 1e3);
+    const double narrowed = conversions.ok() ? conversions->narrowed_latency[i] : 0;
+    l->set_predicted_latency_ms((d.latency.seconds - narrowed) * 1e3);
     l->set_latency_basis(std::string(device_profiles::BasisName(d.latency.basis)));
     l->set_support(std::string(device_profiles::SupportName(d.latency.support)));
-    l->set_latency_explanation(d.latency.explanation);
+    l->set_latency_explanation(
+        narrowed > 0 ? absl::StrFormat("%s; - %.1f us: the layers before it pruned some of the channels it reads",
+                                       d.latency.explanation, narrowed * 1e6)
+                     : d.latency.explanation);
   }
   return out;
 }

@@ -481,9 +481,12 @@ int main(int argc, char** argv) {
       if (v.name == explain) {
         for (size_t i = 0; i < choice->size(); ++i) {
           const search::OptionDetail& d = with_model->details[i][(*choice)[i]];
-          std::cerr << fmt::format("  {} {:<28} {:<24} {:9.1f} us  {}\n", spec.label, loaded->analysis.layers[i].name,
-                                   with_model->table.layers[i].options[(*choice)[i]].label, d.latency.seconds * 1e6,
-                                   d.latency.explanation);
+          const double narrowed = conversions->narrowed_latency[i];
+          std::cerr << fmt::format(
+              "  {} {:<28} {:<24} {:9.1f} us  {}{}\n", spec.label, loaded->analysis.layers[i].name,
+              with_model->table.layers[i].options[(*choice)[i]].label, (d.latency.seconds - narrowed) * 1e6,
+              d.latency.explanation,
+              narrowed > 0 ? fmt::format("; - {:.1f} us on its narrowed input", narrowed * 1e6) : std::string());
         }
         // What the plan pays outside its layers: the other ops, and each conversion between domains.
         std::cerr << fmt::format("  {} fixed cost (other ops) {:.1f} us\n", spec.label,

@@ -53,7 +53,7 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
       const LayerOption& o = layer.options[j];
       if (!Valid(o.latency) || !Valid(o.bytes) || !Valid(o.error) || !Valid(o.activation_bytes) ||
           !(o.fused_latency == -1 || Valid(o.fused_latency)) || (o.fused_latency >= 0 && o.integer_activations) ||
-          !(o.removed_channels >= 0 && o.removed_channels < 1)) {
+          !(o.removed_channels >= 0 && o.removed_channels < 1) || !Valid(o.narrowing_credit)) {
         return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name, ") option ", j,
                                                        " has a negative or non-finite value"));
       }
@@ -92,6 +92,20 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
         if (r < 0 || r >= n)
           return absl::InvalidArgumentError(absl::StrCat("option table: boundary ", k, " names no layer"));
       }
+    }
+  }
+  std::vector<double> narrowed_share(table.layers.size(), 0);
+  for (size_t k = 0; k < table.narrowings.size(); ++k) {
+    const Narrowing& x = table.narrowings[k];
+    if (x.pruner < 0 || x.pruner >= n || x.reader < 0 || x.reader >= n || x.pruner == x.reader ||
+        !(x.share > 0 && x.share <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat("option table: narrowing ", k, " is malformed"));
+    }
+    narrowed_share[static_cast<size_t>(x.reader)] += x.share;
+    if (narrowed_share[static_cast<size_t>(x.reader)] > 1 + 1e-9) {
+      return absl::InvalidArgumentError(absl::StrCat("option table: layer ", x.reader, " (",
+                                                     table.layers[static_cast<size_t>(x.reader)].name,
+                                                     ") is narrowed by shares that sum above 1"));
     }
   }
   // Each option's bound covers what its boundaries can cost.
@@ -142,9 +156,19 @@ absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Ch
       &runs_integer);
   PlanConversions out;
   out.runs_integer.assign(runs_integer.begin(), runs_integer.end());
+  auto removed = [&](size_t i) { return option(i).removed_channels; };
   for (const ActivationBoundary& b : table.boundaries) {
     out.boundary_latency.push_back(internal::BoundaryCost(
-        b, [&](size_t i) { return runs_integer[i] != 0; }, [&](size_t i) { return option(i).removed_channels; }));
+        b, [&](size_t i) { return runs_integer[i] != 0; }, removed));
+  }
+  out.narrowed_latency.assign(table.layers.size(), 0);
+  for (const Narrowing& x : table.narrowings) {
+    const LayerOption& reader = option(static_cast<size_t>(x.reader));
+    const double latency = runs_integer[x.reader] && !reader.integer_activations && reader.fused_latency >= 0
+                               ? reader.fused_latency
+                               : reader.latency;
+    out.narrowed_latency[x.reader] += internal::NarrowedLatency(
+        std::vector<Narrowing>{x}, [&](size_t) { return latency; }, removed);
   }
   return out;
 }

@@ -3,7 +3,7 @@
 // engine only reads it.
 //
 // Model-level values of a configuration (one option per layer):
-//   latency     = fixed.latency + Σ latency + Σ boundary conversions (below)
+//   latency     = fixed.latency + Σ latency + Σ boundary conversions − Σ narrowed input (below)
 //   size        = fixed.bytes + Σ bytes
 //   error       = Σ error
 //   peak memory = size + max(fixed.activation_bytes, max over layers of activation_bytes)
@@ -15,9 +15,13 @@
 // only where the layers on its two sides run in different activation domains (integer or float),
 // so two integer layers in a row pay nothing between them; and where a device runs integer layers
 // in another memory layout than float ones (ONNX Runtime's integer convs run channels-last), the
-// tensor is transposed where the layouts meet. Those conversions are the table's `boundaries`. Strategies that need
-// additive values plan with each option's `boundary_latency`, the most its conversions can cost (an upper bound, so a
-// plan that meets a latency limit that way meets it in fact), and report every answer's exact value.
+// tensor is transposed where the layouts meet. Those conversions are the table's `boundaries`.
+// Nor is a layer's latency its own alone where another layer's output-channel pruning removes
+// channels it reads (the table's `narrowings`): it runs on a narrower input, and takes that much
+// less time. Strategies that need additive values plan with each option's `boundary_latency`, the
+// most its conversions can cost, less its `narrowing_credit`, an estimate of what it saves the
+// layers it narrows; every answer is reported with its exact values, and only those are held
+// against the limits.
 #ifndef SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 
@@ -52,6 +56,10 @@ struct LayerOption {
   // The share of the layer's output channels the option removes from the file (output-channel
   // pruning): the tensors that carry them shrink alike, and so do their boundaries' conversions.
   double removed_channels = 0;
+  // What additive strategies take off `latency` for the time the option's channel pruning saves
+  // the layers that read those channels (OptionTable::narrowings), at latencies the builder
+  // expects of them; a plan's exact latency takes off what they save at the options it chose.
+  double narrowing_credit = 0;
   // The least latency the option can take in any plan.
   double least_latency() const { return fused_latency >= 0 ? std::min(latency, fused_latency) : latency; }
 };
@@ -94,6 +102,15 @@ struct ActivationBoundary {
   ConversionCosts CostsAt(double kept) const;
 };
 
+// Layer `pruner`'s output-channel pruning removes channels layer `reader` reads (the exporter cuts
+// its input channels, or a depthwise conv's channels alike): in a plan the reader takes
+// share x removed_channels of the pruner's option less than its latency (its fused latency where
+// it runs fused). The shares narrowing one reader sum to at most 1.
+struct Narrowing {
+  int32_t pruner = -1, reader = -1;
+  double share = 0;  // the share of the reader's input channels that are the pruner's, in (0, 1]
+};
+
 struct Layer {
   std::string name;
   std::vector<LayerOption> options;
@@ -113,6 +130,7 @@ struct OptionTable {
   std::vector<Layer> layers;
   FixedCost fixed;
   std::vector<ActivationBoundary> boundaries;
+  std::vector<Narrowing> narrowings;
 };
 
 // A configuration: the index of the chosen option in each layer, in layer order.
@@ -121,8 +139,9 @@ inline constexpr size_t kMaxOptionsPerLayer = 65535;
 
 // OK, or InvalidArgument naming the first problem: no layers, a layer without options or with
 // more than kMaxOptionsPerLayer, a negative or non-finite value, a removed-channel share outside
-// [0, 1), a boundary naming no layer or narrowed by a share outside (0, 1], or an
-// option whose boundary_latency is below what its boundaries can cost.
+// [0, 1), a boundary naming no layer or narrowed by a share outside (0, 1], a narrowing naming no
+// layer (or one layer twice) or whose shares into one reader exceed 1, or an option whose
+// boundary_latency is below what its boundaries can cost.
 absl::Status ValidateOptionTable(const OptionTable& table);
 
 // Per layer, the most its boundaries can cost when it runs integer: the quantization (and
@@ -136,12 +155,15 @@ std::vector<double> BoundaryBounds(const OptionTable& table);
 absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice& choice);
 
 // Where a plan's latency goes beyond its options' own, for explanations: which layers run on
-// integer activations (weight-only ones that run fused included) and what each boundary costs
-// (parallel to table.boundaries). Evaluate's latency is the fixed cost, each layer's option (its
-// fused latency where it runs fused) and these. Errors as Evaluate.
+// integer activations (weight-only ones that run fused included), what each boundary costs
+// (parallel to table.boundaries) and how much less each layer takes on the input other layers'
+// pruning narrowed (parallel to table.layers). Evaluate's latency is the fixed cost, each layer's
+// option (its fused latency where it runs fused) and the boundaries, less the narrowed time.
+// Errors as Evaluate.
 struct PlanConversions {
   std::vector<bool> runs_integer;
   std::vector<double> boundary_latency;
+  std::vector<double> narrowed_latency;
 };
 absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Choice& choice);
 

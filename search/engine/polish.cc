@@ -9,6 +9,12 @@
 namespace squeeze::search {
 
 bool NeedsPolish(const OptionTable& table) {
+  // What a pruning option saves the layers it narrows depends on their options.
+  for (const Narrowing& x : table.narrowings) {
+    for (const LayerOption& o : table.layers[static_cast<size_t>(x.pruner)].options) {
+      if (o.removed_channels > 0) return true;
+    }
+  }
   bool costly = false;
   for (const ActivationBoundary& b : table.boundaries) {
     costly |= b.quantize_latency > 0 || b.dequantize_latency > 0 || b.transpose_latency > 0 || b.pool_latency > 0;

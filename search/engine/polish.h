@@ -1,7 +1,9 @@
 // After an additive strategy: a short NSGA-II run on the exact values, seeded with its answers,
 // for what additivity cannot see. Boundary conversions (OptionTable::boundaries) make a chain of
 // integer layers cheaper than its layers planned alone: the exact DP plans every integer option at
-// its conversions' bound, so the polish is what finds the plans whose layers share a domain.
+// its conversions' bound, so the polish is what finds the plans whose layers share a domain; and
+// a pruning option saves the layers it narrows what their chosen options take, which the DP only
+// estimates (OptionTable::narrowings).
 #ifndef SQUEEZE_SEARCH_ENGINE_POLISH_H_
 #define SQUEEZE_SEARCH_ENGINE_POLISH_H_
 
@@ -22,7 +24,7 @@ struct PolishOptions {
 };
 
 // Whether `table` has anything a polish could find: a boundary with a positive cost next to an
-// option that runs integer.
+// option that runs integer, or a narrowing whose pruner has an option that removes channels.
 bool NeedsPolish(const OptionTable& table);
 
 // `front` (from SolveExact on `table` and `spec`) merged with what the polish finds: every

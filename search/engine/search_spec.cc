@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "search/engine/internal/evaluation.h"
 
 namespace squeeze::search {
 namespace {
@@ -33,7 +34,9 @@ std::optional<double> Limit(const Constraints& c, Objective objective) {
 // best = every layer at its smallest.
 double Extreme(const OptionTable& table, Objective objective, bool worst) {
   auto pick = [worst](double a, double b) { return worst ? std::max(a, b) : std::min(a, b); };
-  double latency = table.fixed.latency, bytes = table.fixed.bytes, error = 0;
+  // Narrowed inputs take off at most MostNarrowedLatency, and nothing in the worst plan.
+  double latency = table.fixed.latency - (worst ? 0 : internal::MostNarrowedLatency(table)), bytes = table.fixed.bytes,
+         error = 0;
   double activation = table.fixed.activation_bytes;
   for (const Layer& layer : table.layers) {
     const LayerOption& first = layer.options.front();

@@ -288,33 +288,49 @@ double DenseLatency(const Problem& problem, size_t j, int weight_bits, int activ
 }
 
 // Removing a share r of a layer's output channels also narrows the layers that read them (the
-// exporter cuts their input channels, or a depthwise Conv's channels): that time is credited to the
-// pruning option, priced at the readers' dense latency at the option's precision. The table stays
-// additive: where a credit outgrows the option's own time, the layer's options are lifted alike by
-// what the fixed cost can give up, so no latency is negative and every plan's total is unchanged.
-// The other ops its channels pass through shrink with it too: `other_ops` holds each such node's
-// share of the fixed cost before calibration, which scaled the fixed cost by `fixed_scale`.
+// exporter cuts their input channels, or a depthwise Conv's channels): the table's narrowings,
+// which a plan evaluates at the readers' chosen options. Additive strategies plan with an estimate,
+// the option's narrowing_credit: the readers' dense latency at the option's own precision.
+// The other ops its channels pass through shrink with it too, whatever the plan: `other_ops` holds
+// each such node's share of the fixed cost before calibration, which scaled the fixed cost by
+// `fixed_scale`; that time is moved from the fixed cost to the option. Where it outgrows the
+// option's own time, the layer's options are lifted alike by what the fixed cost can give up, so
+// no latency is negative and every plan's total is unchanged.
 void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
                            const std::map<std::string, double>& other_ops, double fixed_scale, Problem* problem) {
+  for (size_t i = 0; i < problem->details.size() && i < reach.size(); ++i) {
+    const std::vector<LayerOption>& options = problem->table.layers[i].options;
+    if (std::none_of(options.begin(), options.end(), [](const LayerOption& o) { return o.removed_channels > 0; }))
+      continue;
+    for (const auto& [j, share] : reach[i].readers) {
+      problem->table.narrowings.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j), share});
+    }
+  }
   std::vector<double> lift(problem->details.size(), 0);
   std::vector<std::vector<double>> credit(problem->details.size());
   for (size_t i = 0; i < problem->details.size() && i < reach.size(); ++i) {
     credit[i].assign(problem->details[i].size(), 0);
-    if (reach[i].readers.empty()) continue;
     for (size_t k = 0; k < problem->details[i].size(); ++k) {
       const dp::CompressionOption& o = problem->details[i][k].option;
       if (o.pattern != dp::Sparsity::kOutputChannel || o.prune_ratio <= 0) continue;
-      double c = 0;
+      LayerOption& option = problem->table.layers[i].options[k];
       for (const auto& [j, share] : reach[i].readers) {
-        c += o.prune_ratio * share * DenseLatency(*problem, j, o.weight_bits, o.activation_bits);
+        option.narrowing_credit +=
+            option.removed_channels * share * DenseLatency(*problem, j, o.weight_bits, o.activation_bits);
       }
+      if (option.narrowing_credit > 0) {
+        absl::StrAppend(&problem->details[i][k].latency.explanation,
+                        absl::StrFormat("; the layers that read its channels take less with them (%.1f us at this "
+                                        "precision; a plan counts what their chosen options save)",
+                                        option.narrowing_credit * 1e6));
+      }
+      double c = 0;
       for (const auto& [name, share] : reach[i].nodes) {
         if (auto op = other_ops.find(name); op != other_ops.end())
           c += o.prune_ratio * share * op->second * fixed_scale;
       }
       credit[i][k] = c;
-      const double own = problem->table.layers[i].options[k].latency;
-      lift[i] = std::max(lift[i], c - 0.98 * own);  // keep at least 2% of its own time
+      lift[i] = std::max(lift[i], c - 0.98 * option.latency);  // keep at least 2% of its own time
     }
   }
   double total_lift = 0;
@@ -322,17 +338,15 @@ void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
   const double affordable = total_lift > 0 ? std::min(1.0, problem->table.fixed.latency / total_lift) : 0;
   for (size_t i = 0; i < problem->details.size(); ++i) {
     const double l = lift[i] * affordable;
-    for (size_t k = 0; k < problem->details[i].size(); ++k) {
+    for (size_t k = 0; k < problem->details[i].size() && k < credit[i].size(); ++k) {
       LayerOption& option = problem->table.layers[i].options[k];
-      const double own = option.latency;
-      const double narrowed = std::max(0.02 * own, own - credit[i][k] + l);
+      const double narrowed = std::max(0.02 * option.latency, option.latency - credit[i][k] + l);
       option.latency = narrowed;
       OptionDetail& d = problem->details[i][k];
       d.latency.seconds = narrowed;
       if (credit[i][k] > 0) {
-        absl::StrAppend(
-            &d.latency.explanation,
-            absl::StrFormat("; - %.1f us of the layers that read its channels, narrowed with it", credit[i][k] * 1e6));
+        absl::StrAppend(&d.latency.explanation,
+                        absl::StrFormat("; - %.1f us of the other ops its channels pass through", credit[i][k] * 1e6));
       }
       if (l > 0)
         absl::StrAppend(&d.latency.explanation, absl::StrFormat("; + %.1f us moved from the fixed cost", l * 1e6));

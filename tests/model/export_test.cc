@@ -163,6 +163,50 @@ TEST_CASE("w8a8 export: per-channel int8 weights, QDQ activations, int32 bias, m
   CHECK(out.report.layers[0].weight_distortion < 1e-3);
 }
 
+TEST_CASE("A channel whose bias would overflow int32 gets the weight scale at which it fits") {
+  // conv2's channel 0 has weights ~1e-9 and bias 100: at the input scale (5 / 255) and the weight
+  // scale its weights ask for, the bias would be ~1e15 in int32. Left float, the layer would not
+  // fuse into the integer kernel the search priced.
+  onnx::ModelProto proto = ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    two (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, w1, b1)
+      r = Relu (a)
+      y = Conv (r, w2, b2)
+    }
+  )onnx");
+  std::vector<float> w2(32, 0.5f);
+  for (int k = 0; k < 8; ++k) w2[k] = 1e-9f * static_cast<float>(k + 1);
+  AddInitializer(proto.mutable_graph(), FloatTensor("w1", {8, 3, 3, 3}));
+  AddInitializer(proto.mutable_graph(), FloatTensor("b1", {8}));
+  AddInitializer(proto.mutable_graph(), FloatTensor("w2", {4, 8, 1, 1}, Encoding::kRaw, w2));
+  AddInitializer(proto.mutable_graph(), FloatTensor("b2", {4}, Encoding::kTyped, {100.f, 0.1f, 0.2f, 0.3f}));
+  const LoadedModel m = MustLoad(proto);
+  const ExportedModel out = MustExport(m, {{8, 8}, {8, 8}});
+  const onnx::ModelProto e = Parse(out.bytes);
+  const onnx::GraphProto& g = e.graph();
+  const onnx::NodeProto* conv2 = NodeNamed(g, m.analysis.layers[1].name);
+  REQUIRE(conv2 != nullptr);
+  const onnx::NodeProto* bias = Producer(g, conv2->input(2));
+  REQUIRE(bias != nullptr);
+  CHECK(bias->op_type() == "DequantizeLinear");
+  const onnx::TensorProto* q = Initializer(g, bias->input(0));
+  REQUIRE(q != nullptr);
+  CHECK(q->data_type() == onnx::TensorProto::INT32);
+  CHECK_THAT(out.report.layers[1].note, Contains("weight scale raised on 1 channel"));
+  // Channel 0's scale is what its bias needs; its weights, far below it, quantize to 0. The other
+  // channels keep the scales their weights ask for.
+  const onnx::NodeProto* wdq = Producer(g, conv2->input(1));
+  const std::vector<float> scales = internal::DecodeFloats(*Initializer(g, wdq->input(1)));
+  const double sx = 5.0 / 255;
+  CHECK(scales[0] >= 100 / (sx * 2147483647.0));
+  CHECK(scales[0] < 1.01 * 100 / (sx * 2147483647.0));
+  CHECK(scales[1] < 0.5f / 100);
+  const std::vector<int8_t> weights = Int8Values(*Initializer(g, wdq->input(0)));
+  for (int k = 0; k < 8; ++k) CHECK(weights[static_cast<size_t>(k)] == 0);
+  CHECK(weights[8] != 0);
+}
+
 TEST_CASE("Activation sites: who writes and reads each tensor an integer layer would quantize") {
   // x → conv1 → a → Relu → r → conv2 → y (the graph output).
   const LoadedModel m = TwoConvs();

@@ -326,9 +326,25 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
       cost->get()->Predict(shape_of(0), dp::CompressionOption{32, 32, 0.5, dp::Sparsity::kOutputChannel}).seconds;
   const double own_b =
       cost->get()->Predict(shape_of(1), dp::CompressionOption{32, 32, 0.5, dp::Sparsity::kOutputChannel}).seconds;
-  CHECK(FindOption(*problem, 0, "fp32 channel 50%")->latency == Approx(own_a - 0.5 * b));
-  CHECK(FindOption(*problem, 1, "fp32 channel 50%")->latency == Approx(std::max(0.02 * own_b, own_b - 0.5 * (d + c))));
+  // The options keep their own time; the narrowings say whom they narrow, and planning credits
+  // each with its readers at its own precision.
+  const LayerOption* a_pruned = FindOption(*problem, 0, "fp32 channel 50%");
+  const LayerOption* b_pruned = FindOption(*problem, 1, "fp32 channel 50%");
+  CHECK(a_pruned->latency == Approx(own_a));
+  CHECK(b_pruned->latency == Approx(own_b));
+  CHECK(a_pruned->narrowing_credit == Approx(0.5 * b));
+  CHECK(b_pruned->narrowing_credit == Approx(0.5 * (d + c)));
   CHECK_THAT(Find(*problem, 0, "fp32 channel 50%")->latency.explanation, Contains("read its channels"));
+  REQUIRE(problem->table.narrowings.size() == 3);
+  CHECK(problem->table.narrowings[0].pruner == 0);
+  CHECK(problem->table.narrowings[0].reader == 1);
+  CHECK(problem->table.narrowings[0].share == 1.0);
+  // A plan pruning a and b takes half of b's own (pruned) time, and half of d's and c's, off.
+  Choice plan(problem->table.layers.size(), 0);
+  plan[0] = static_cast<uint16_t>(a_pruned - &problem->table.layers[0].options[0]);
+  plan[1] = static_cast<uint16_t>(b_pruned - &problem->table.layers[1].options[0]);
+  const double fixed = problem->table.fixed.latency;
+  CHECK(Evaluate(problem->table, plan)->latency == Approx(fixed + own_a + own_b * 0.5 + (d + c) * 0.5));
   // The depthwise Conv carries b's channels and the last Conv's are the graph output: neither is pruned alone.
   for (size_t i : {2, 3}) {
     for (const LayerOption& o : problem->table.layers[i].options) CHECK(o.label.find("channel") == std::string::npos);
@@ -371,8 +387,9 @@ TEST_CASE("A tensor narrowed by pruning converts at the cost of its narrower wid
   Choice whole = plan;
   whole[0] = 0;
   const double saved = Evaluate(problem->table, whole)->latency - Evaluate(problem->table, plan)->latency;
-  CHECK(saved == Approx(FindOption(*problem, 0, "fp32")->latency - pruned->latency + b.quantize_latency -
-                        b.narrower[0].quantize_latency));
+  // a's own time, half of b's (int8) and the quantization's narrower cost.
+  CHECK(saved == Approx(FindOption(*problem, 0, "fp32")->latency - pruned->latency + 0.5 * b_int->latency +
+                        b.quantize_latency - b.narrower[0].quantize_latency));
   CHECK(ValidateOptionTable(problem->table).ok());
 }
 

@@ -50,6 +50,34 @@ double BoundaryLatency(const std::vector<ActivationBoundary>& boundaries, IsInte
   return total;
 }
 
+// What a plan's narrowings take off its latency (OptionTable::narrowings): `latency(i)` is layer
+// i's latency in the plan, `removed(i)` the share of its output channels its chosen option removes.
+template <typename Latency, typename Removed>
+double NarrowedLatency(const std::vector<Narrowing>& narrowings, Latency latency, Removed removed) {
+  double total = 0;
+  for (const Narrowing& n : narrowings) {
+    total += n.share * removed(static_cast<size_t>(n.pruner)) * latency(static_cast<size_t>(n.reader));
+  }
+  return total;
+}
+
+// The most narrowings can take off any plan of `table`: each at its pruner's largest removed
+// share and its reader's largest latency. A valid table is assumed.
+inline double MostNarrowedLatency(const OptionTable& table) {
+  double total = 0;
+  for (const Narrowing& n : table.narrowings) {
+    double removed = 0, latency = 0;
+    for (const LayerOption& o : table.layers[static_cast<size_t>(n.pruner)].options) {
+      removed = std::max(removed, o.removed_channels);
+    }
+    for (const LayerOption& o : table.layers[static_cast<size_t>(n.reader)].options) {
+      latency = std::max({latency, o.latency, o.fused_latency});
+    }
+    total += n.share * removed * latency;
+  }
+  return total;
+}
+
 // Which layers of a plan run on integer activations: those whose chosen option does, and the
 // weight-only integer ones whose input and output boundaries the plan quantizes anyway
 // (LayerOption::fused_latency). `integer(i)` and `fusable(i)` describe layer i's chosen option,
@@ -95,20 +123,25 @@ inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_
         return std::array<int32_t, 2>{table.layers[i].input_boundary, table.layers[i].output_boundary};
       },
       &runs_integer);
+  thread_local std::vector<double> latency;
+  latency.resize(n);
   ObjectiveValues v;
   v.latency = table.fixed.latency;
   v.size = table.fixed.bytes;
   double activation = table.fixed.activation_bytes;
   for (size_t i = 0; i < n; ++i) {
     const LayerOption& o = option(i);
-    v.latency += fused && runs_integer[i] && !o.integer_activations ? o.fused_latency : o.latency;
+    latency[i] = fused && runs_integer[i] && !o.integer_activations ? o.fused_latency : o.latency;
+    v.latency += latency[i];
     v.size += o.bytes;
     v.error += o.error;
     activation = std::max(activation, o.activation_bytes);
   }
+  auto removed = [&](size_t i) { return option(i).removed_channels; };
   v.latency += BoundaryLatency(
-      table.boundaries, [&](size_t i) { return runs_integer[i] != 0; },
-      [&](size_t i) { return option(i).removed_channels; });
+      table.boundaries, [&](size_t i) { return runs_integer[i] != 0; }, removed);
+  v.latency -= NarrowedLatency(
+      table.narrowings, [&](size_t i) { return latency[i]; }, removed);
   v.peak_memory = v.size + activation;
   return v;
 }

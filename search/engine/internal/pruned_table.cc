@@ -70,6 +70,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
   PrunedTable result;
   result.fixed_ = table.fixed;
   result.boundaries_ = table.boundaries;
+  result.narrowings_ = table.narrowings;
   for (const Layer& layer : table.layers) result.io_.push_back({layer.input_boundary, layer.output_boundary});
   const Relevant relevant = RelevantQuantities(spec);
   const std::array<bool, 4> mask = Mask(relevant);
@@ -78,7 +79,8 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
 
   // Per-layer minima, to test each option against the limits with every other layer cheapest.
   std::vector<std::array<double, 4>> minima(n);
-  std::array<double, 4> total_min = {table.fixed.latency, table.fixed.bytes, 0, 0};
+  // Narrowed inputs can take up to MostNarrowedLatency off any plan.
+  std::array<double, 4> total_min = {table.fixed.latency - MostNarrowedLatency(table), table.fixed.bytes, 0, 0};
   for (size_t i = 0; i < n; ++i) {
     std::array<double, 4> m;
     m.fill(std::numeric_limits<double>::infinity());
@@ -150,7 +152,8 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
     for (size_t j : kept) {
       const LayerOption& o = options[j];
       result.options_.push_back({o.latency, o.bytes, o.error, o.activation_bytes, o.boundary_latency,
-                                 o.integer_activations, o.fused_latency, o.removed_channels, static_cast<uint16_t>(j)});
+                                 o.integer_activations, o.fused_latency, o.removed_channels, o.narrowing_credit,
+                                 static_cast<uint16_t>(j)});
     }
     result.offsets_.push_back(result.options_.size());
 
@@ -187,19 +190,25 @@ ObjectiveValues PrunedTable::Evaluate(const uint16_t* genes) const {
   const bool fused = RunsInteger(
       boundaries_, layers(), [&](size_t i) { return option(i).integer; },
       [&](size_t i) { return option(i).fused >= 0; }, [&](size_t i) { return io_[i]; }, &runs_integer);
+  thread_local std::vector<double> latency;
+  latency.resize(layers());
   ObjectiveValues v;
   v.latency = fixed_.latency;
   v.size = fixed_.bytes;
   double activation = fixed_.activation_bytes;
   for (size_t i = 0; i + 1 < offsets_.size(); ++i) {
     const KeptOption& o = option(i);
-    v.latency += fused && runs_integer[i] && !o.integer ? o.fused : o.latency;
+    latency[i] = fused && runs_integer[i] && !o.integer ? o.fused : o.latency;
+    v.latency += latency[i];
     v.size += o.bytes;
     v.error += o.error;
     activation = std::max(activation, o.activation);
   }
+  auto removed = [&](size_t i) { return option(i).removed; };
   v.latency += BoundaryLatency(
-      boundaries_, [&](size_t i) { return runs_integer[i] != 0; }, [&](size_t i) { return option(i).removed; });
+      boundaries_, [&](size_t i) { return runs_integer[i] != 0; }, removed);
+  v.latency -= NarrowedLatency(
+      narrowings_, [&](size_t i) { return latency[i]; }, removed);
   v.peak_memory = v.size + activation;
   return v;
 }

@@ -25,9 +25,11 @@ struct KeptOption {
   bool integer = false;   // LayerOption::integer_activations
   double fused = -1;      // LayerOption::fused_latency
   double removed = 0;     // LayerOption::removed_channels
+  double credit = 0;      // LayerOption::narrowing_credit
   uint16_t original = 0;  // index in the source table's layer
-  // The latency additive strategies plan with: its own and the most its boundaries can cost.
-  double planned_latency() const { return latency + boundary; }
+  // The latency additive strategies plan with: its own and the most its boundaries can cost, less
+  // what it is expected to save the layers it narrows (may be below 0).
+  double planned_latency() const { return latency + boundary - credit; }
 };
 
 class PrunedTable {
@@ -58,6 +60,7 @@ class PrunedTable {
   std::vector<std::vector<uint16_t>> nearest_;
   FixedCost fixed_;
   std::vector<ActivationBoundary> boundaries_;
+  std::vector<Narrowing> narrowings_;
   std::vector<std::array<int32_t, 2>> io_;  // Layer::input_boundary, output_boundary
   bool feasible_ = true;
   int64_t options_total_ = 0;

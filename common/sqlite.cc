@@ -135,6 +135,18 @@ std::string Statement::ColumnBlob(int column) const {
 
 bool Statement::ColumnIsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
+int Statement::ColumnIndex(absl::string_view name) const {
+  const int n = sqlite3_column_count(stmt_);
+  for (int i = 0; i < n; ++i) {
+    const char* column = sqlite3_column_name(stmt_, i);
+    if (column != nullptr && name == column) return i;
+  }
+  const char* sql = sqlite3_sql(stmt_);
+  std::fprintf(stderr, "squeeze: internal error: no column '%.*s' in: %s\n", static_cast<int>(name.size()), name.data(),
+               sql != nullptr ? sql : "(no statement)");
+  std::abort();
+}
+
 absl::StatusOr<Database> Database::Open(const std::string& path, const OpenOptions& options) {
   int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;

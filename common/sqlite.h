@@ -53,6 +53,13 @@ class Statement {
   std::string ColumnText(int column) const;
   std::string ColumnBlob(int column) const;
   bool ColumnIsNull(int column) const;
+  // The same by the result column's name (as the SELECT names it, or its alias). A name the
+  // statement has no column for is a programming error: it aborts, naming both.
+  int64_t ColumnInt(absl::string_view name) const { return ColumnInt(ColumnIndex(name)); }
+  double ColumnDouble(absl::string_view name) const { return ColumnDouble(ColumnIndex(name)); }
+  std::string ColumnText(absl::string_view name) const { return ColumnText(ColumnIndex(name)); }
+  std::string ColumnBlob(absl::string_view name) const { return ColumnBlob(ColumnIndex(name)); }
+  int ColumnIndex(absl::string_view name) const;
 
  private:
   friend class Database;

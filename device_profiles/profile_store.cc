@@ -25,41 +25,41 @@ constexpr char kDeviceColumns[] =
 
 Device DeviceFromRow(const Statement& row) {
   Device d;
-  d.id = row.ColumnText(0);
-  d.version = row.ColumnInt(1);
-  d.name = row.ColumnText(2);
-  d.vendor = row.ColumnText(3);
-  d.soc = row.ColumnText(4);
-  d.os = row.ColumnText(5);
-  d.cpu = row.ColumnText(6);
-  d.cpu_cores = static_cast<int>(row.ColumnInt(7));
-  d.simd_features = absl::StrSplit(row.ColumnText(8), ',', absl::SkipWhitespace());
-  d.accelerator = row.ColumnText(9);
-  d.ram_bytes = row.ColumnInt(10);
-  d.app_memory_budget_bytes = row.ColumnInt(11);
-  d.memory_bandwidth_bytes_per_s = row.ColumnDouble(12);
-  d.runtime = row.ColumnText(13);
-  d.runtime_version = row.ColumnText(14);
-  d.threads = static_cast<int>(row.ColumnInt(15));
-  d.op_overhead_us = row.ColumnDouble(16);
-  d.source = row.ColumnText(17);
-  d.derivation = row.ColumnText(18);
-  d.provenance = ParseProvenance(row.ColumnText(19)).value_or(Provenance::kSpec);
-  d.created_at = row.ColumnText(20);
-  if (!row.ColumnText(21).empty()) {
+  d.id = row.ColumnText("id");
+  d.version = row.ColumnInt("version");
+  d.name = row.ColumnText("name");
+  d.vendor = row.ColumnText("vendor");
+  d.soc = row.ColumnText("soc");
+  d.os = row.ColumnText("os");
+  d.cpu = row.ColumnText("cpu");
+  d.cpu_cores = static_cast<int>(row.ColumnInt("cpu_cores"));
+  d.simd_features = absl::StrSplit(row.ColumnText("simd"), ',', absl::SkipWhitespace());
+  d.accelerator = row.ColumnText("accelerator");
+  d.ram_bytes = row.ColumnInt("ram_bytes");
+  d.app_memory_budget_bytes = row.ColumnInt("app_memory_budget_bytes");
+  d.memory_bandwidth_bytes_per_s = row.ColumnDouble("memory_bandwidth_bytes_per_s");
+  d.runtime = row.ColumnText("runtime");
+  d.runtime_version = row.ColumnText("runtime_version");
+  d.threads = static_cast<int>(row.ColumnInt("threads"));
+  d.op_overhead_us = row.ColumnDouble("op_overhead_us");
+  d.source = row.ColumnText("source");
+  d.derivation = row.ColumnText("derivation");
+  d.provenance = ParseProvenance(row.ColumnText("provenance")).value_or(Provenance::kSpec);
+  d.created_at = row.ColumnText("created_at");
+  if (!row.ColumnText("measure_tool").empty()) {
     ProfileConditions c;
-    c.tool = row.ColumnText(21);
-    c.mode = row.ColumnText(22);
-    c.measured_at = row.ColumnText(23);
-    c.duration_seconds = row.ColumnDouble(24);
-    c.threads = static_cast<int>(row.ColumnInt(25));
-    c.warmup_runs = static_cast<int>(row.ColumnInt(26));
-    c.repeats = static_cast<int>(row.ColumnInt(27));
-    c.cpu_governor = row.ColumnText(28);
-    c.cpu_frequency_khz = row.ColumnInt(29);
-    c.cpu_max_frequency_khz = row.ColumnInt(30);
-    c.runtime_version = row.ColumnText(31);
-    c.host = row.ColumnText(32);
+    c.tool = row.ColumnText("measure_tool");
+    c.mode = row.ColumnText("measure_mode");
+    c.measured_at = row.ColumnText("measure_started_at");
+    c.duration_seconds = row.ColumnDouble("measure_duration_s");
+    c.threads = static_cast<int>(row.ColumnInt("measure_threads"));
+    c.warmup_runs = static_cast<int>(row.ColumnInt("measure_warmup_runs"));
+    c.repeats = static_cast<int>(row.ColumnInt("measure_repeats"));
+    c.cpu_governor = row.ColumnText("measure_cpu_governor");
+    c.cpu_frequency_khz = row.ColumnInt("measure_cpu_frequency_khz");
+    c.cpu_max_frequency_khz = row.ColumnInt("measure_cpu_max_frequency_khz");
+    c.runtime_version = row.ColumnText("measure_runtime_version");
+    c.host = row.ColumnText("measure_host");
     d.conditions = std::move(c);
   }
   return d;
@@ -77,27 +77,27 @@ absl::Status LoadCapabilities(Database& db, Device& device) {
     if (!row.ok()) return row.status();
     if (!*row) break;
     Capability c;
-    c.op_kind = ParseOpKind(stmt->ColumnText(0));  // '*' parses to nullopt: every kind
-    c.weight_bits = static_cast<int>(stmt->ColumnInt(1));
-    c.activation_bits = static_cast<int>(stmt->ColumnInt(2));
-    c.sparsity = ParseSparsity(stmt->ColumnText(3)).value_or(Sparsity::kDense);
-    c.native = stmt->ColumnInt(4) != 0;
-    c.peak_ops_per_s = stmt->ColumnDouble(5);
-    c.efficiency = stmt->ColumnDouble(6);
-    c.source = stmt->ColumnText(7);
-    c.derivation = stmt->ColumnText(8);
-    c.provenance = ParseProvenance(stmt->ColumnText(9)).value_or(Provenance::kSpec);
+    c.op_kind = ParseOpKind(stmt->ColumnText("op_kind"));  // '*' parses to nullopt: every kind
+    c.weight_bits = static_cast<int>(stmt->ColumnInt("weight_bits"));
+    c.activation_bits = static_cast<int>(stmt->ColumnInt("activation_bits"));
+    c.sparsity = ParseSparsity(stmt->ColumnText("sparsity")).value_or(Sparsity::kDense);
+    c.native = stmt->ColumnInt("native") != 0;
+    c.peak_ops_per_s = stmt->ColumnDouble("peak_ops_per_s");
+    c.efficiency = stmt->ColumnDouble("efficiency");
+    c.source = stmt->ColumnText("source");
+    c.derivation = stmt->ColumnText("derivation");
+    c.provenance = ParseProvenance(stmt->ColumnText("provenance")).value_or(Provenance::kSpec);
     device.capabilities.push_back(std::move(c));
   }
   absl::StatusOr<Statement> count = db.Prepare(
-      "SELECT (SELECT count(*) FROM latency_samples WHERE device_id = ?1 AND device_version = ?2), "
-      "(SELECT count(*) FROM model_latencies WHERE device_id = ?1 AND device_version = ?2)");
+      "SELECT (SELECT count(*) FROM latency_samples WHERE device_id = ?1 AND device_version = ?2) AS samples, "
+      "(SELECT count(*) FROM model_latencies WHERE device_id = ?1 AND device_version = ?2) AS model_latencies");
   if (!count.ok()) return count.status();
   count->Bind(1, device.id).Bind(2, device.version);
   absl::StatusOr<bool> row = count->Step();
   if (!row.ok()) return row.status();
-  device.latency_sample_count = count->ColumnInt(0);
-  device.model_latency_count = count->ColumnInt(1);
+  device.latency_sample_count = count->ColumnInt("samples");
+  device.model_latency_count = count->ColumnInt("model_latencies");
   return absl::OkStatus();
 }
 
@@ -219,38 +219,38 @@ absl::StatusOr<std::vector<LatencySample>> ProfileStore::ReadSamples(absl::strin
   stmt->Bind(1, id).Bind(2, version);
   return common::CollectRows(*stmt, [](const Statement& row) {
     LatencySample s;
-    s.key = row.ColumnText(0);
-    s.op_kind = ParseOpKind(row.ColumnText(1)).value_or(OpKind::kConv);
-    s.batch = row.ColumnInt(2);
-    s.in_channels = row.ColumnInt(3);
-    s.out_channels = row.ColumnInt(4);
-    s.height = row.ColumnInt(5);
-    s.width = row.ColumnInt(6);
-    s.kernel = row.ColumnInt(7);
-    s.stride = row.ColumnInt(8);
-    s.groups = row.ColumnInt(9);
-    s.gemm_m = row.ColumnInt(10);
-    s.gemm_k = row.ColumnInt(11);
-    s.gemm_n = row.ColumnInt(12);
-    s.elements = row.ColumnInt(13);
-    s.weight_bits = static_cast<int>(row.ColumnInt(14));
-    s.activation_bits = static_cast<int>(row.ColumnInt(15));
-    s.sparsity = ParseSparsity(row.ColumnText(16)).value_or(Sparsity::kDense);
-    s.sparsity_ratio = row.ColumnDouble(17);
-    s.macs = row.ColumnInt(18);
-    s.weight_bytes = row.ColumnInt(19);
-    s.activation_bytes = row.ColumnInt(20);
-    s.latency_median_us = row.ColumnDouble(21);
-    s.latency_mean_us = row.ColumnDouble(22);
-    s.latency_stddev_us = row.ColumnDouble(23);
-    s.latency_p10_us = row.ColumnDouble(24);
-    s.latency_p90_us = row.ColumnDouble(25);
-    s.repeats = static_cast<int>(row.ColumnInt(26));
-    s.threads = static_cast<int>(row.ColumnInt(27));
-    s.runtime_version = row.ColumnText(28);
-    s.measured_at = row.ColumnText(29);
-    s.source = row.ColumnText(30);
-    s.provenance = ParseProvenance(row.ColumnText(31)).value_or(Provenance::kMeasured);
+    s.key = row.ColumnText("sample_key");
+    s.op_kind = ParseOpKind(row.ColumnText("op_kind")).value_or(OpKind::kConv);
+    s.batch = row.ColumnInt("batch");
+    s.in_channels = row.ColumnInt("in_channels");
+    s.out_channels = row.ColumnInt("out_channels");
+    s.height = row.ColumnInt("height");
+    s.width = row.ColumnInt("width");
+    s.kernel = row.ColumnInt("kernel");
+    s.stride = row.ColumnInt("stride");
+    s.groups = row.ColumnInt("groups");
+    s.gemm_m = row.ColumnInt("gemm_m");
+    s.gemm_k = row.ColumnInt("gemm_k");
+    s.gemm_n = row.ColumnInt("gemm_n");
+    s.elements = row.ColumnInt("elements");
+    s.weight_bits = static_cast<int>(row.ColumnInt("weight_bits"));
+    s.activation_bits = static_cast<int>(row.ColumnInt("activation_bits"));
+    s.sparsity = ParseSparsity(row.ColumnText("sparsity")).value_or(Sparsity::kDense);
+    s.sparsity_ratio = row.ColumnDouble("sparsity_ratio");
+    s.macs = row.ColumnInt("macs");
+    s.weight_bytes = row.ColumnInt("weight_bytes");
+    s.activation_bytes = row.ColumnInt("activation_bytes");
+    s.latency_median_us = row.ColumnDouble("latency_median_us");
+    s.latency_mean_us = row.ColumnDouble("latency_mean_us");
+    s.latency_stddev_us = row.ColumnDouble("latency_stddev_us");
+    s.latency_p10_us = row.ColumnDouble("latency_p10_us");
+    s.latency_p90_us = row.ColumnDouble("latency_p90_us");
+    s.repeats = static_cast<int>(row.ColumnInt("repeats"));
+    s.threads = static_cast<int>(row.ColumnInt("threads"));
+    s.runtime_version = row.ColumnText("runtime_version");
+    s.measured_at = row.ColumnText("measured_at");
+    s.source = row.ColumnText("source");
+    s.provenance = ParseProvenance(row.ColumnText("provenance")).value_or(Provenance::kMeasured);
     return s;
   });
 }
@@ -265,17 +265,17 @@ absl::StatusOr<std::vector<ModelLatency>> ProfileStore::ReadModelLatencies(absl:
   stmt->Bind(1, id).Bind(2, version);
   return common::CollectRows(*stmt, [](const Statement& row) {
     ModelLatency m;
-    m.key = row.ColumnText(0);
-    m.model_sha256 = row.ColumnText(1);
-    m.model_name = row.ColumnText(2);
-    m.variant = row.ColumnText(3);
-    m.latency_median_us = row.ColumnDouble(4);
-    m.latency_p10_us = row.ColumnDouble(5);
-    m.latency_p90_us = row.ColumnDouble(6);
-    m.repeats = static_cast<int>(row.ColumnInt(7));
-    m.threads = static_cast<int>(row.ColumnInt(8));
-    m.measured_at = row.ColumnText(9);
-    m.source = row.ColumnText(10);
+    m.key = row.ColumnText("latency_key");
+    m.model_sha256 = row.ColumnText("model_sha256");
+    m.model_name = row.ColumnText("model_name");
+    m.variant = row.ColumnText("variant");
+    m.latency_median_us = row.ColumnDouble("latency_median_us");
+    m.latency_p10_us = row.ColumnDouble("latency_p10_us");
+    m.latency_p90_us = row.ColumnDouble("latency_p90_us");
+    m.repeats = static_cast<int>(row.ColumnInt("repeats"));
+    m.threads = static_cast<int>(row.ColumnInt("threads"));
+    m.measured_at = row.ColumnText("measured_at");
+    m.source = row.ColumnText("source");
     return m;
   });
 }

@@ -331,12 +331,77 @@ std::vector<Capability> MeasuredCapabilities(const std::vector<LatencySample>& s
   return rows;
 }
 
+absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const std::string& name,
+                                                    const runtime::SessionOptions& session_options,
+                                                    const ProfilerOptions& options, std::mt19937_64* rng,
+                                                    std::vector<std::string>* notes) {
+  absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(m.bytes, session_options);
+  if (!session.ok()) return absl::Status(session.status().code(), absl::StrCat(m.path, ": ", session.status().message()));
+  absl::StatusOr<std::vector<runtime::Tensor>> inputs = ModelInputs(**session, m, rng);
+  if (!inputs.ok()) return inputs.status();
+  // The model as it is and, where the exporter can write them, its uniform variants, timed in
+  // turns so the machine's drift weighs on all alike.
+  std::vector<std::pair<std::string, std::string>> variants;  // label, bytes
+  if (options.model_variants) {
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> exported =
+        UniformVariants(m.bytes, *inputs, options.threads);
+    if (exported.ok()) {
+      variants = *std::move(exported);
+    } else if (notes != nullptr) {
+      notes->push_back(absl::StrCat("uniform variants of ", name, " not measured: ", exported.status().message()));
+    }
+  }
+  std::vector<std::unique_ptr<runtime::Session>> variant_sessions;
+  std::vector<const runtime::Session*> timed = {session->get()};
+  for (const auto& [label, bytes] : variants) {
+    absl::StatusOr<std::unique_ptr<runtime::Session>> vs = runtime::Session::Create(bytes, session_options);
+    if (!vs.ok()) return absl::Status(vs.status().code(), absl::StrCat(m.path, " ", label, ": ", vs.status().message()));
+    timed.push_back(vs->get());
+    variant_sessions.push_back(*std::move(vs));
+  }
+  runtime::InterleavedTiming turns;
+  turns.warmup = options.model_timing.warmup;
+  turns.rounds = std::max(9, options.model_timing.min_repeats);  // many short turns: the drift evens out
+  turns.round_time_s = options.model_timing.min_time_s / std::max(1, turns.rounds);
+  turns.min_time_s = options.model_timing.min_time_s;
+  absl::StatusOr<std::vector<runtime::Timing>> timings = runtime::TimeInterleaved(timed, *inputs, turns);
+  if (!timings.ok()) return absl::Status(timings.status().code(), absl::StrCat(m.path, ": ", timings.status().message()));
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const runtime::Tensor& t : *inputs) shapes[t.name] = t.shape;
+  const std::string sha256 = common::Sha256Hex(m.bytes);
+  std::vector<ModelLatency> out;
+  for (size_t v = 0; v < timed.size(); ++v) {
+    const runtime::Timing& timing = (*timings)[v];
+    const std::string variant = v == 0 ? "" : variants[v - 1].first;
+    ModelLatency latency;
+    latency.key = absl::StrCat(name, " ", ShapesText(shapes), variant.empty() ? "" : " ", variant);
+    latency.model_sha256 = sha256;
+    latency.model_name = name;
+    latency.variant = variant;
+    latency.latency_median_us = timing.median_s * 1e6;
+    latency.latency_p10_us = timing.p10_s * 1e6;
+    latency.latency_p90_us = timing.p90_s * 1e6;
+    latency.repeats = timing.repeats;
+    latency.threads = options.threads;
+    latency.measured_at = Rfc3339(absl::Now());
+    latency.source = absl::StrCat(
+        kProfilerTool, " ", kProfilerVersion, ": ",
+        variant.empty() ? "the model as given (fp32)"
+                        : absl::StrCat("the model exported with every layer ", variant.substr(8),
+                                       " for ONNX Runtime's CPU provider (ranges from the timing inputs)"),
+        ", inputs ", ShapesText(shapes), " from N(0, 1); median of ", timing.repeats, " rounds timed in turns with ",
+        timed.size() - 1, " other variants");
+    out.push_back(std::move(latency));
+  }
+  return out;
+}
+
 absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   const std::vector<int> allowed = runtime::AllowedCpus();
   if (options.threads < 1) return absl::InvalidArgumentError("threads must be at least 1");
-  if (options.threads > static_cast<int>(allowed.size())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(options.threads, " threads, but this process may run on ", allowed.size(), " CPUs"));
+  if (options.pin_threads && options.threads > static_cast<int>(allowed.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(options.threads, " threads to pin, but this process may run on ",
+                                                   allowed.size(), " CPUs"));
   }
   absl::flat_hash_set<std::string> keys;
   for (const OpSpec& spec : options.grid) {
@@ -364,7 +429,7 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   };
   std::vector<ModelBytes> models;
   for (const ModelToTime& m : options.models) {
-    absl::StatusOr<std::string> bytes = common::ReadFile(m.path);
+    absl::StatusOr<std::string> bytes = m.bytes.empty() ? common::ReadFile(m.path) : m.bytes;
     if (!bytes.ok()) return bytes.status();
     models.push_back({*bytes, common::Sha256Hex(*bytes), std::filesystem::path(m.path).stem().string()});
   }
@@ -466,82 +531,21 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
     if (status = time_reference(); !status.ok()) return;
     std::mt19937_64 rng(options.seed);
     for (size_t i = 0; i < models.size(); ++i) {
-      const ModelToTime& m = options.models[i];
-      absl::StatusOr<std::unique_ptr<runtime::Session>> session =
-          runtime::Session::Create(models[i].bytes, session_options);
-      if (!session.ok()) {
-        status = absl::Status(session.status().code(), absl::StrCat(m.path, ": ", session.status().message()));
+      ModelToTime m = options.models[i];
+      m.bytes = models[i].bytes;
+      absl::StatusOr<std::vector<ModelLatency>> latencies =
+          TimeModel(m, models[i].name, session_options, options, &rng, &variant_notes);
+      if (!latencies.ok()) {
+        status = latencies.status();
         return;
       }
-      absl::StatusOr<std::vector<runtime::Tensor>> inputs = ModelInputs(**session, m, &rng);
-      if (!inputs.ok()) {
-        status = inputs.status();
-        return;
-      }
-      // The model as it is and, where the exporter can write them, its uniform variants, timed in
-      // turns so the machine's drift weighs on all alike.
-      std::vector<std::pair<std::string, std::string>> variants;  // label, bytes
-      if (options.model_variants) {
-        absl::StatusOr<std::vector<std::pair<std::string, std::string>>> exported =
-            UniformVariants(models[i].bytes, *inputs, options.threads);
-        if (exported.ok()) {
-          variants = *std::move(exported);
-        } else {
-          variant_notes.push_back(
-              absl::StrCat("uniform variants of ", models[i].name, " not measured: ", exported.status().message()));
-        }
-      }
-      std::vector<std::unique_ptr<runtime::Session>> variant_sessions;
-      std::vector<const runtime::Session*> timed = {session->get()};
-      for (const auto& [label, bytes] : variants) {
-        absl::StatusOr<std::unique_ptr<runtime::Session>> vs = runtime::Session::Create(bytes, session_options);
-        if (!vs.ok()) {
-          status = absl::Status(vs.status().code(), absl::StrCat(m.path, " ", label, ": ", vs.status().message()));
-          return;
-        }
-        timed.push_back(vs->get());
-        variant_sessions.push_back(*std::move(vs));
-      }
-      runtime::InterleavedTiming turns;
-      turns.warmup = options.model_timing.warmup;
-      turns.rounds = std::max(9, options.model_timing.min_repeats);  // many short turns: the drift evens out
-      turns.round_time_s = options.model_timing.min_time_s / std::max(1, turns.rounds);
-      turns.min_time_s = options.model_timing.min_time_s;
-      absl::StatusOr<std::vector<runtime::Timing>> timings = runtime::TimeInterleaved(timed, *inputs, turns);
-      if (!timings.ok()) {
-        status = absl::Status(timings.status().code(), absl::StrCat(m.path, ": ", timings.status().message()));
-        return;
-      }
-      std::map<std::string, std::vector<int64_t>> shapes;
-      for (const runtime::Tensor& t : *inputs) shapes[t.name] = t.shape;
-      for (size_t v = 0; v < timed.size(); ++v) {
-        const runtime::Timing& timing = (*timings)[v];
-        const std::string variant = v == 0 ? "" : variants[v - 1].first;
-        ModelLatency latency;
-        const std::string base =
-            absl::StrCat(models[i].name, " ", ShapesText(shapes), variant.empty() ? "" : " ", variant);
-        latency.key = base;
+      for (ModelLatency& latency : *latencies) {
+        const std::string base = latency.key;
         for (int n = 2; std::any_of(profile.model_latencies.begin(), profile.model_latencies.end(),
                                     [&](const ModelLatency& l) { return l.key == latency.key; });
              ++n) {
           latency.key = absl::StrCat(base, " #", n);
         }
-        latency.model_sha256 = models[i].sha256;
-        latency.model_name = models[i].name;
-        latency.variant = variant;
-        latency.latency_median_us = timing.median_s * 1e6;
-        latency.latency_p10_us = timing.p10_s * 1e6;
-        latency.latency_p90_us = timing.p90_s * 1e6;
-        latency.repeats = timing.repeats;
-        latency.threads = options.threads;
-        latency.measured_at = Rfc3339(absl::Now());
-        latency.source = absl::StrCat(
-            kProfilerTool, " ", kProfilerVersion, ": ",
-            variant.empty() ? "the model as given (fp32)"
-                            : absl::StrCat("the model exported with every layer ", variant.substr(8),
-                                           " for ONNX Runtime's CPU provider (ranges from the timing inputs)"),
-            ", inputs ", ShapesText(shapes), " from N(0, 1); median of ", timing.repeats,
-            " rounds timed in turns with ", timed.size() - 1, " other variants");
         profile.model_latencies.push_back(std::move(latency));
       }
       if (i + 1 == models.size()) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,8 @@ inline constexpr char kProfilerVersion[] = "0.1.0";
 
 // A whole model to time as it is (fp32), with the shapes of its symbolic inputs.
 struct ModelToTime {
-  std::string path;
+  std::string path;   // read when `bytes` is empty; its stem names the model
+  std::string bytes;  // the model itself, when the caller has it
   std::map<std::string, std::vector<int64_t>> input_shapes;
 };
 
@@ -76,11 +78,21 @@ struct MachineState {
 MachineState ReadMachineState(int cpu);
 
 // Measures everything `options` names and returns the profile; ValidateProfile passes on it.
-// InvalidArgument for bad options (threads < 1, more threads than CPUs allowed, a bad device id,
+// InvalidArgument for bad options (threads < 1, more threads to pin than CPUs allowed, a bad device id,
 // a grid naming a sample twice, nothing to measure, a model input without a shape); NotFound (or
 // the OS's reason) for a model file that cannot be read. A single-op model that cannot be built or
 // run stops the run with that status, naming its key; a model that fails, naming its path.
 absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options);
+
+// One model (`m.bytes`, named `name`) as it is and, with options.model_variants, its uniform
+// exports, timed in turns on the calling thread with `session_options` and options.model_timing,
+// as RunProfile times options.models: ModelLatency rows for the model's SHA-256. Inputs from N(0, 1)
+// drawn with `rng`. Why the variants could not be exported, when they could not, goes to `notes`.
+// Errors as RunProfile's for a model.
+absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const std::string& name,
+                                                    const runtime::SessionOptions& session_options,
+                                                    const ProfilerOptions& options, std::mt19937_64* rng,
+                                                    std::vector<std::string>* notes);
 
 // Capability rows from measured layer samples, one per (kind, weight bits, activation bits,
 // sparsity) measured, plus all-kinds rows from the conv samples: peak = the fastest sample's ops/s

@@ -122,6 +122,7 @@ int main(int argc, char** argv) {
   double shutdown_grace_s = 10;
   double upload_idle_timeout_s = 60;
   double analysis_timeout_s = 120;
+  double host_model_time_ms = 1000;
   CLI::App app{
       "squeezed: the Squeeze model compression search server.\n"
       "Serves squeeze.v1 over gRPC (with the standard health service and reflection) from a data\n"
@@ -154,6 +155,12 @@ int main(int argc, char** argv) {
                  "a search that would pass it waits for others to end (0: no limit)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--host-model-time-ms", host_model_time_ms,
+                 "A search on 'host' whose profile never timed the model first times it and its uniform exports here, "
+                 "each for this long, so the predictions calibrate to them (0: never; predictions then rest on the "
+                 "profile alone)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600000.0));
   app.add_option("--max-message-bytes", options.max_message_bytes, "Largest gRPC message received or sent")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2} << 20, int64_t{1} << 30));
@@ -194,6 +201,7 @@ int main(int argc, char** argv) {
   if (!app.get_subcommands().empty()) return exit_code;
   options.upload_idle_timeout = absl::Seconds(upload_idle_timeout_s);
   options.analysis_timeout = absl::Seconds(analysis_timeout_s);
+  options.host_model_time_s = host_model_time_ms / 1000;
   if (absl::StatusOr<std::string> self = squeeze::common::SelfExecutable(); self.ok()) {
     options.probe_helper_argv = {*self, "probe-shapes"};
   } else {

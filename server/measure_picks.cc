@@ -4,11 +4,13 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "device_profiles/profiler.h"
 #include "runtime/session.h"
 #include "runtime/verify.h"
 #include "search/engine/option_table.h"
@@ -70,6 +72,36 @@ v1::MeasuredFigures FiguresOf(const Entry& e) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
+    absl::string_view model_bytes, absl::string_view model_name, const std::string& sha256,
+    const std::vector<runtime::Tensor>& inputs, int threads, double min_time_s,
+    const std::function<void(double)>& on_progress, std::vector<std::string>* notes) {
+  device_profiles::ProfilerOptions options;
+  device_profiles::ModelToTime model;
+  model.path = std::string(model_name);
+  model.bytes = std::string(model_bytes);
+  for (const runtime::Tensor& t : inputs) model.input_shapes[t.name] = t.shape;
+  options.threads = threads;
+  options.model_timing.warmup = 1;
+  options.model_timing.min_repeats = 5;
+  options.model_timing.min_time_s = min_time_s;
+  runtime::SessionOptions session_options;
+  session_options.intra_op_threads = threads;  // not pinned: the server's threads are not ours to pin
+  std::mt19937_64 rng(1);
+  if (on_progress) on_progress(0);
+  absl::StatusOr<std::vector<device_profiles::ModelLatency>> timed =
+      device_profiles::TimeModel(model, std::string(model_name), session_options, options, &rng, notes);
+  if (!timed.ok()) return timed.status();
+  std::vector<device_profiles::ModelLatency> out = *std::move(timed);
+  for (device_profiles::ModelLatency& m : out) {
+    m.model_sha256 = sha256;
+    m.key = absl::StrCat(m.key, " (timed before this search)");
+    m.source = absl::StrCat("measured by squeezed on this machine before the search; ", m.source);
+  }
+  if (on_progress) on_progress(1);
+  return out;
+}
 
 absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) {
   if (in.model == nullptr || in.calibration == nullptr || in.problem == nullptr || in.calibration->samples.empty()) {

@@ -12,9 +12,11 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "device_profiles/device.h"
 #include "model/loader.h"
 #include "runtime/calibration.h"
 #include "search/problem/problem.h"
@@ -38,6 +40,19 @@ struct MeasurePicksInputs {
   const std::atomic<bool>* cancelled = nullptr;
   std::function<void(double)> on_progress;  // fraction of the exports and timing done
 };
+
+// Before a search on this machine whose device profile holds no latency of the model: the model
+// as it is and its uniform exports (fp16 weights, int8 weights, int8), timed here in turns as
+// `squeeze-profile --model` would time them, so the predictions calibrate to them
+// (search::ProblemInputs::model_latencies) as on a device profiled with the model. `inputs` gives
+// the input shapes; `threads` the profile's ONNX Runtime threads; each variant is timed for at
+// least `min_time_s` (squeeze-profile --quick: 1 s), in at least five turns; why the uniform
+// exports could not be timed, when only the model as it is was, goes to `notes`. The rows carry `sha256` and say
+// in their source that they were measured before the search.
+absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
+    absl::string_view model_bytes, absl::string_view model_name, const std::string& sha256,
+    const std::vector<runtime::Tensor>& inputs, int threads, double min_time_s,
+    const std::function<void(double)>& on_progress, std::vector<std::string>* notes);
 
 // Measures `front`'s picks and baselines as above. Cancelled when asked to stop; an export or a
 // run that fails is named in the returned status (the front keeps what was measured before it).

@@ -582,6 +582,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     Publish(record, job, true).IgnoreError();  // logged by Publish
     absl::StatusOr<dp::Device> device = profiles_.GetDevice(spec.device_ids(d));
     if (!device.ok()) return device.status();
+    std::vector<std::string> host_notes;
     absl::StatusOr<std::vector<dp::LatencySample>> samples = profiles_.GetSamples(device->id, device->version);
     if (!samples.ok()) return samples.status();
     absl::StatusOr<std::unique_ptr<dp::DeviceCostModel>> cost = dp::DeviceCostModel::Create(*device, *samples);
@@ -599,6 +600,26 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
         profiles_.GetModelLatencies(device->id, device->version);
     if (!model_latencies.ok()) return model_latencies.status();
     problem_inputs.model_latencies = *std::move(model_latencies);
+    if (device->id == kHostDevice && options_.host_model_time_s > 0 &&
+        std::none_of(problem_inputs.model_latencies.begin(), problem_inputs.model_latencies.end(),
+                     [&](const dp::ModelLatency& m) { return m.model_sha256 == model_record->sha256; })) {
+      // This machine, and its profile never timed the model: time it here first, so the
+      // predictions calibrate to it as on a device profiled with the model.
+      absl::StatusOr<std::vector<dp::ModelLatency>> here = MeasureModelHere(
+          *bytes, model_record->name, model_record->sha256, calibration->samples.front(), std::max(1, device->threads),
+          options_.host_model_time_s, [&](double f) {
+            job.set_fraction(base + span * 0.15 * f);
+            Publish(record, job, false).IgnoreError();  // not stored: cannot fail
+          },
+          &host_notes);
+      if (live.cancel) return absl::CancelledError("cancelled");
+      if (here.ok()) {
+        problem_inputs.model_latencies.insert(problem_inputs.model_latencies.end(), here->begin(), here->end());
+      } else {
+        host_notes.push_back(absl::StrCat("the model could not be timed on this machine before the search (",
+                                          here.status().message(), "), so its predictions rest on the samples alone"));
+      }
+    }
     absl::StatusOr<search::Problem> problem = search::BuildProblem(problem_inputs);
     if (!problem.ok()) return problem.status();
 
@@ -695,6 +716,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       }
     }
     for (const std::string& w : problem->warnings) out->add_warnings(w);
+    for (const std::string& w : host_notes) out->add_warnings(w);
     out->set_latency_basis(LatencyBasisSummary(*problem, *out));
     out->set_search_seconds(front->stats.seconds);
     job.set_fraction(base + span);

@@ -38,6 +38,9 @@ struct SearchJobsOptions {
   model::ShapeProbe shape_probe;
   int64_t max_activation_bytes = 0;  // per model; 0: not checked (model::AnalyzeOptions)
   TeamQuota quota;                   // concurrent searches and searches per hour, per team
+  // On host, a model its profile never timed is timed first (MeasureModelHere), each variant for
+  // at least this long; 0: never, the predictions rest on the profile alone.
+  double host_model_time_s = 1.0;
   // Called from the job thread for a succeeded job whose spec asks for verify_recommended.
   std::function<void(const std::string& team, const std::string& job_id)> verify_recommended;
 };

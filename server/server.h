@@ -36,6 +36,9 @@ struct ServerOptions {
   // that would pass it waits for others to end (one always runs). 0: no limit.
   int64_t search_memory_budget = int64_t{3} << 30;
   int worker_threads = 2;  // the arena that runs searches
+  // A search on host whose profile never timed the model times it first, each of its uniform
+  // variants for this long (SearchJobsOptions::host_model_time_s); 0: never.
+  double host_model_time_s = 1.0;
   int upload_threads = 2;  // the arena that analyses uploads
   // TLS: both paths (PEM) or neither. Without TLS the server listens only on loopback, unless
   // `insecure` (e.g. behind a proxy that terminates TLS).

@@ -1,5 +1,6 @@
 #include "server/state_store.h"
 
+#include <array>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,14 +18,14 @@ constexpr char kModelColumns[] = "id, team, name, sha256, size_bytes, input_shap
 
 ModelRecord ModelFromRow(const Statement& row) {
   ModelRecord m;
-  m.id = row.ColumnText(0);
-  m.team = row.ColumnText(1);
-  m.name = row.ColumnText(2);
-  m.sha256 = row.ColumnText(3);
-  m.size_bytes = row.ColumnInt(4);
-  m.input_shapes = row.ColumnText(5);
-  m.analysis = row.ColumnBlob(6);
-  m.created_at = row.ColumnText(7);
+  m.id = row.ColumnText("id");
+  m.team = row.ColumnText("team");
+  m.name = row.ColumnText("name");
+  m.sha256 = row.ColumnText("sha256");
+  m.size_bytes = row.ColumnInt("size_bytes");
+  m.input_shapes = row.ColumnText("input_shapes");
+  m.analysis = row.ColumnBlob("analysis");
+  m.created_at = row.ColumnText("created_at");
   return m;
 }
 
@@ -53,12 +54,12 @@ constexpr char kKeyColumns[] = "id, team, role, prefix, created_at, revoked_at";
 absl::StatusOr<std::vector<ApiKeyRecord>> CollectKeys(Statement& stmt) {
   return common::CollectRows(stmt, [](const Statement& row) {
     ApiKeyRecord k;
-    k.id = row.ColumnText(0);
-    k.team = row.ColumnText(1);
-    k.role = row.ColumnInt(2) == static_cast<int>(Role::kAdmin) ? Role::kAdmin : Role::kMember;
-    k.prefix = row.ColumnText(3);
-    k.created_at = row.ColumnText(4);
-    k.revoked_at = row.ColumnText(5);
+    k.id = row.ColumnText("id");
+    k.team = row.ColumnText("team");
+    k.role = row.ColumnInt("role") == static_cast<int>(Role::kAdmin) ? Role::kAdmin : Role::kMember;
+    k.prefix = row.ColumnText("prefix");
+    k.created_at = row.ColumnText("created_at");
+    k.revoked_at = row.ColumnText("revoked_at");
     return k;
   });
 }
@@ -331,39 +332,60 @@ namespace {
 constexpr char kJobColumns[] =
     "id, team, model_id, cache_key, state, phase, fraction, error, spec, result, created_at, started_at, "
     "finished_at, from_cache, attempts";
-constexpr int kJobRunning = 2;  // squeeze.v1.JOB_STATE_RUNNING; higher values are final
+// Job states as stored (migration 0007), indexed by their squeeze.v1.JobState number.
+constexpr std::array<absl::string_view, 6> kJobStateNames = {"", "queued", "running", "succeeded", "failed",
+                                                              "cancelled"};
+constexpr int kJobRunning = 2;  // squeeze.v1.JOB_STATE_RUNNING; higher numbers are final
+
+absl::string_view JobStateName(int state) {
+  return state > 0 && static_cast<size_t>(state) < kJobStateNames.size() ? kJobStateNames[state] : "";
+}
+
+int JobStateFromName(absl::string_view name) {
+  for (size_t i = 1; i < kJobStateNames.size(); ++i) {
+    if (kJobStateNames[i] == name) return static_cast<int>(i);
+  }
+  return 0;  // the table's CHECK keeps anything else out
+}
 
 absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
   return common::CollectRows(stmt, [](const Statement& row) {
     JobRecord j;
-    j.id = row.ColumnText(0);
-    j.team = row.ColumnText(1);
-    j.model_id = row.ColumnText(2);
-    j.cache_key = row.ColumnText(3);
-    j.state = static_cast<int>(row.ColumnInt(4));
-    j.phase = static_cast<int>(row.ColumnInt(5));
-    j.fraction = row.ColumnDouble(6);
-    j.error = row.ColumnText(7);
-    j.spec = row.ColumnBlob(8);
-    j.result = row.ColumnBlob(9);
-    j.created_at = row.ColumnText(10);
-    j.started_at = row.ColumnText(11);
-    j.finished_at = row.ColumnText(12);
-    j.from_cache = row.ColumnInt(13) != 0;
-    j.attempts = static_cast<int>(row.ColumnInt(14));
+    j.id = row.ColumnText("id");
+    j.team = row.ColumnText("team");
+    j.model_id = row.ColumnText("model_id");
+    j.cache_key = row.ColumnText("cache_key");
+    j.state = JobStateFromName(row.ColumnText("state"));
+    j.phase = static_cast<int>(row.ColumnInt("phase"));
+    j.fraction = row.ColumnDouble("fraction");
+    j.error = row.ColumnText("error");
+    j.spec = row.ColumnBlob("spec");
+    j.result = row.ColumnBlob("result");
+    j.created_at = row.ColumnText("created_at");
+    j.started_at = row.ColumnText("started_at");
+    j.finished_at = row.ColumnText("finished_at");
+    j.from_cache = row.ColumnInt("from_cache") != 0;
+    j.attempts = static_cast<int>(row.ColumnInt("attempts"));
     return j;
   });
+}
+
+// A state this build can store: InvalidArgument for any other number.
+absl::Status CheckJobState(const JobRecord& r) {
+  if (!JobStateName(r.state).empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("search job '", r.id, "': ", r.state, " is no job state"));
 }
 
 }  // namespace
 
 absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuota& quota) {
+  if (absl::Status s = CheckJobState(record); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
   if (!record.from_cache && quota.max_concurrent_searches > 0) {
     absl::StatusOr<Statement> count =
-        db_.Prepare("SELECT count(*) FROM jobs WHERE team = ?1 AND state <= ?2 AND from_cache = 0");
+        db_.Prepare("SELECT count(*) FROM jobs WHERE team = ?1 AND state IN ('queued', 'running') AND from_cache = 0");
     if (!count.ok()) return count.status();
-    count->Bind(1, record.team).Bind(2, kJobRunning);
+    count->Bind(1, record.team);
     absl::StatusOr<int64_t> active = ScalarInt(*count);
     if (!active.ok()) return active.status();
     if (*active >= quota.max_concurrent_searches) {
@@ -399,7 +421,7 @@ absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuot
       .Bind(2, record.team)
       .Bind(3, record.model_id)
       .Bind(4, record.cache_key)
-      .Bind(5, record.state)
+      .Bind(5, JobStateName(record.state))
       .Bind(6, record.phase)
       .Bind(7, record.fraction)
       .Bind(8, record.error)
@@ -416,21 +438,22 @@ absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuot
 }
 
 absl::Status StateStore::UpdateJob(const JobRecord& r) {
+  if (absl::Status s = CheckJobState(r); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt = db_.Prepare(
       "UPDATE jobs SET state = ?2, phase = ?3, fraction = ?4, error = ?5, result = ?6, attempts = ?8, "
-      "started_at = CASE WHEN started_at = '' AND ?2 >= ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+      "started_at = CASE WHEN started_at = '' AND ?2 <> 'queued' THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
       "ELSE started_at END, "
-      "finished_at = CASE WHEN ?2 > ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE '' END "
+      "finished_at = CASE WHEN ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE '' END "
       "WHERE id = ?1");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, r.id)
-      .Bind(2, r.state)
+      .Bind(2, JobStateName(r.state))
       .Bind(3, r.phase)
       .Bind(4, r.fraction)
       .Bind(5, r.error)
       .BindBlob(6, r.result)
-      .Bind(7, kJobRunning)
+      .Bind(7, r.state > kJobRunning ? 1 : 0)
       .Bind(8, r.attempts);
   absl::Status status = stmt->Run();
   if (!status.ok()) return status;
@@ -467,7 +490,7 @@ absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt = db_.Prepare(
       absl::StrCat("SELECT ", kJobColumns,
-                   " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 3 ORDER BY created_at DESC LIMIT 1"));
+                   " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 'succeeded' ORDER BY created_at DESC LIMIT 1"));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, team).Bind(2, cache_key);
   absl::StatusOr<std::vector<JobRecord>> rows = CollectJobs(*stmt);
@@ -479,23 +502,23 @@ absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::
 absl::StatusOr<std::vector<JobRecord>> StateStore::UnfinishedJobs() {
   absl::MutexLock lock(&mutex_);
   absl::StatusOr<Statement> stmt =
-      db_.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state <= ?1 ORDER BY created_at, rowid"));
+      db_.Prepare(absl::StrCat("SELECT ", kJobColumns,
+                               " FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, rowid"));
   if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, kJobRunning);
   return CollectJobs(*stmt);
 }
 
 absl::StatusOr<StateStore::JobCounts> StateStore::CountJobs() {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT state, count(*) FROM jobs GROUP BY state");
+  absl::StatusOr<Statement> stmt = db_.Prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state");
   if (!stmt.ok()) return stmt.status();
   JobCounts counts;
   while (true) {
     absl::StatusOr<bool> row = stmt->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    const int64_t n = stmt->ColumnInt(1);
-    switch (stmt->ColumnInt(0)) {
+    const int64_t n = stmt->ColumnInt("n");
+    switch (JobStateFromName(stmt->ColumnText("state"))) {
       case 1:
         counts.queued = n;
         break;
@@ -524,14 +547,14 @@ constexpr char kExportColumns[] = "team, job_id, device_id, candidate, cache_key
 
 ExportRecord ExportFromRow(const Statement& row) {
   ExportRecord e;
-  e.team = row.ColumnText(0);
-  e.job_id = row.ColumnText(1);
-  e.device_id = row.ColumnText(2);
-  e.candidate = static_cast<int>(row.ColumnInt(3));
-  e.cache_key = row.ColumnText(4);
-  e.blob_sha256 = row.ColumnText(5);
-  e.report = row.ColumnBlob(6);
-  e.created_at = row.ColumnText(7);
+  e.team = row.ColumnText("team");
+  e.job_id = row.ColumnText("job_id");
+  e.device_id = row.ColumnText("device_id");
+  e.candidate = static_cast<int>(row.ColumnInt("candidate"));
+  e.cache_key = row.ColumnText("cache_key");
+  e.blob_sha256 = row.ColumnText("blob_sha256");
+  e.report = row.ColumnBlob("report");
+  e.created_at = row.ColumnText("created_at");
   return e;
 }
 

@@ -23,7 +23,7 @@
 
 namespace squeeze::server {
 
-inline constexpr int kStateSchemaVersion = 6;
+inline constexpr int kStateSchemaVersion = 7;
 
 // The SQL of the frozen migration server/migrations/NNNN_name.sql that brings state.db's
 // user_version to `to_version` (embedded at build time); empty for any other version.
@@ -42,7 +42,8 @@ struct ModelRecord {
 };
 
 // A search job as stored. spec and result are serialized squeeze.v1 messages (SearchSpec and
-// SearchJob with its fronts); state and phase are squeeze.v1.JobState / Phase values.
+// SearchJob with its fronts); state and phase are squeeze.v1.JobState / Phase values (the state is
+// stored as its word: "queued", "running", "succeeded", "failed", "cancelled").
 struct JobRecord {
   std::string id;
   std::string team = kDefaultTeam;

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "device_profiles/profile_file.h"
@@ -266,6 +267,12 @@ TEST_CASE("A search on a measured device predicts from its samples and a reporte
     CHECK(c.latency_basis() == "samples");
     for (const v1::LayerChoice& layer : c.layers()) CHECK(layer.activation_bits() != 16);
   }
+  // The profile never timed this model, and host is this machine: the search timed it first, as
+  // it is and exported uniformly, and calibrated every precision to those times.
+  INFO(absl::StrJoin(front.warnings(), "; "));
+  CHECK_THAT(front.latency_basis(), Contains("the model as it is measured"));
+  CHECK_THAT(front.latency_basis(), Contains("uniform w8a32 (timed before this search)"));
+  CHECK(Show(server, "host").model_latency_count() == 0);  // the profile itself is unchanged
 
   // A user reports the model's measured latency on this device: merged, a new version.
   absl::StatusOr<std::string> bytes = common::ReadFile(kClsModel);

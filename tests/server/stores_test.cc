@@ -348,7 +348,11 @@ TEST_CASE("A version-3 state.db keeps the default team's rows and gains teams an
       INSERT INTO models VALUES ('m-old', 'default', 'old.onnx',
         'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 10, 'x=1', x'', '2026-01-01T00:00:00Z');
       INSERT INTO jobs (id, team, model_id, cache_key, state, phase, spec, created_at)
-        VALUES ('s-old', 'default', 'm-old', 'k', 3, 7, x'', '2026-01-01T00:00:00.000Z');
+        VALUES ('s-old', 'default', 'm-old', 'k', 3, 7, x'', '2026-01-01T00:00:00.000Z'),
+               ('s-queued', 'default', 'm-old', 'k', 1, 1, x'', '2026-01-01T00:00:01.000Z'),
+               ('s-running', 'default', 'm-old', 'k', 2, 5, x'', '2026-01-01T00:00:02.000Z'),
+               ('s-failed', 'default', 'm-old', 'k', 4, 3, x'', '2026-01-01T00:00:03.000Z'),
+               ('s-cancelled', 'default', 'm-old', 'k', 5, 2, x'', '2026-01-01T00:00:04.000Z');
       PRAGMA user_version = 3;)sql")
                 .ok());
   }
@@ -367,6 +371,29 @@ TEST_CASE("A version-3 state.db keeps the default team's rows and gains teams an
   REQUIRE(teams.ok());
   REQUIRE(*teams->Step());
   CHECK(teams->ColumnText(0) == kDefaultTeam);
+  // Job states became words (migration 0007), each job keeping its own.
+  auto states = db->Prepare("SELECT id, state FROM jobs ORDER BY created_at");
+  REQUIRE(states.ok());
+  std::vector<std::pair<std::string, std::string>> stored;
+  while (*states->Step()) stored.emplace_back(states->ColumnText("id"), states->ColumnText("state"));
+  CHECK(stored == std::vector<std::pair<std::string, std::string>>{{"s-old", "succeeded"},
+                                                                   {"s-queued", "queued"},
+                                                                   {"s-running", "running"},
+                                                                   {"s-failed", "failed"},
+                                                                   {"s-cancelled", "cancelled"}});
+  CHECK((*state)->GetJob(kDefaultTeam, "s-cancelled")->state == 5);
+  absl::StatusOr<std::vector<JobRecord>> unfinished = (*state)->UnfinishedJobs();
+  REQUIRE(unfinished.ok());
+  REQUIRE(unfinished->size() == 2);
+  CHECK((*unfinished)[0].id == "s-queued");
+  CHECK((*unfinished)[1].id == "s-running");
+  CHECK((*state)->FindFinishedJob(kDefaultTeam, "k")->value().id == "s-old");
+  // Nothing but the five words gets in, by the store or by hand.
+  JobRecord bad = *job;
+  bad.state = 9;
+  CHECK(absl::IsInvalidArgument((*state)->UpdateJob(bad)));
+  CHECK((*state)->GetJob(kDefaultTeam, "s-old")->state == 3);
+  CHECK_FALSE(db->Exec("UPDATE jobs SET state = 'done' WHERE id = 's-old'").ok());
 }
 
 TEST_CASE("API keys are stored as hashes, found by hash and stop working when revoked", "[state_store][keys]") {

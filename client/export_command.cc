@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "client/commands.h"
+#include "client/fidelity_text.h"
 #include "client/table.h"
 #include "squeeze/v1/export.grpc.pb.h"
 
@@ -46,6 +47,10 @@ void PrintReport(const v1::ExportReport& r, const std::string& output) {
   table.AddRow(
       {"output SQNR dB", Db(r.predicted_sqnr_db()), fmt::format("{} (cosine {:.4f})", Db(m.sqnr_db()), m.cosine())});
   table.Print(std::cout);
+  if (WorthShowing(m.outputs())) {
+    std::cout << "  measured per output:\n";
+    for (const v1::OutputFidelity& o : m.outputs()) std::cout << "    " << OutputFigures(o) << "\n";
+  }
   std::string kernels;
   for (const auto& [op, count] : m.integer_ops())
     kernels += fmt::format("{}{}×{}", kernels.empty() ? "" : ", ", count, op);

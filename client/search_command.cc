@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
+#include "client/fidelity_text.h"
 #include "client/front_plot.h"
 #include "client/table.h"
 #include "common/files.h"
@@ -144,6 +145,17 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
     table.Print(std::cout);
     for (const v1::Candidate& b : f.baselines()) {
       if (b.tags_size() >= 2) std::cout << "  " << b.tags(0) << ": " << b.tags(1) << "\n";
+    }
+    // What the pooled measured SQNR hides: each output on its own, and its task metrics.
+    for (const auto* list : {&f.candidates(), &f.baselines()}) {
+      for (const v1::Candidate& c : *list) {
+        if (!c.has_measured() || !WorthShowing(c.measured().outputs())) continue;
+        std::vector<std::string> parts;
+        for (const v1::OutputFidelity& o : c.measured().outputs()) parts.push_back(OutputFigures(o));
+        std::cout << fmt::format("  {} measured per output: {}\n",
+                                 c.tags().empty() ? "#" + std::to_string(c.index()) : c.tags(0),
+                                 absl::StrJoin(parts, "; "));
+      }
     }
     for (const std::string& w : f.warnings()) std::cout << "  warning: " << w << "\n";
   }

@@ -204,29 +204,28 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
         absl::StrCat("the exported model has ", cand_outputs.size(), " outputs, the original ", ref_outputs.size()));
   }
   std::vector<std::string> names;
-  for (const TensorInfo& info : ref_outputs) names.push_back(info.name);
-  double signal = 0, noise = 0, dot = 0, cand_energy = 0;
+  std::vector<OutputComparison> comparisons;
+  for (const TensorInfo& info : ref_outputs) {
+    names.push_back(info.name);
+    comparisons.emplace_back(info.name);
+  }
   for (const std::vector<Tensor>& sample : calibration.samples) {
     absl::StatusOr<std::vector<Tensor>> y = (*reference)->Run(sample, names);
     if (!y.ok()) return y.status();
     absl::StatusOr<std::vector<Tensor>> y2 = (*candidate)->Run(sample, names);
     if (!y2.ok()) return y2.status();
     for (size_t k = 0; k < names.size(); ++k) {
-      const Tensor& a = (*y)[k];
-      const Tensor& b = (*y2)[k];
-      if (a.shape != b.shape || a.type != b.type) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("output '", names[k], "' of the exported model has another shape or type"));
-      }
-      absl::Span<const float> fa = a.floats(), fb = b.floats();
-      for (size_t i = 0; i < fa.size(); ++i) {
-        const double d = static_cast<double>(fb[i]) - fa[i];
-        signal += static_cast<double>(fa[i]) * fa[i];
-        noise += d * d;
-        dot += static_cast<double>(fa[i]) * fb[i];
-        cand_energy += static_cast<double>(fb[i]) * fb[i];
-      }
+      if (absl::Status s = comparisons[k].Add((*y)[k], (*y2)[k]); !s.ok()) return s;
     }
+  }
+  // Pooled over the float outputs, and per output.
+  double signal = 0, noise = 0, dot = 0, cand_energy = 0;
+  for (const OutputComparison& c : comparisons) {
+    signal += c.signal();
+    noise += c.noise();
+    dot += c.dot();
+    cand_energy += c.candidate_energy();
+    v.outputs.push_back(c.Result());
   }
   v.relative_error = signal > 0 ? noise / signal : (noise > 0 ? std::numeric_limits<double>::infinity() : 0);
   v.sqnr_db = noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();

@@ -16,6 +16,7 @@
 #include "model/export.h"
 #include "model/loader.h"
 #include "runtime/calibration.h"
+#include "runtime/output_fidelity.h"
 #include "runtime/session.h"
 
 namespace squeeze::runtime {
@@ -56,6 +57,8 @@ struct Verification {
   double sqnr_db = 0;         // 10·log10(Σy² / Σ(y' − y)²) over float outputs and samples; +inf when exact
   double cosine = 0;          // cosine similarity of all float outputs together
   double relative_error = 0;  // Σ(y' − y)² / Σy²
+  // Each graph output on its own, in the model's order, with its task metrics.
+  std::vector<OutputFidelity> outputs;
   int samples = 0;
   bool synthetic_calibration = false;
   bool latency_measured = false;

@@ -68,6 +68,7 @@ v1::MeasuredFigures FiguresOf(const Entry& e) {
   f.set_file_bytes(e.exported.exported.report.file_bytes);
   f.set_packed_size_bytes(e.exported.exported.report.packed_model_bytes);
   f.set_synthetic_calibration(e.exported.verification.synthetic_calibration);
+  for (const runtime::OutputFidelity& o : e.exported.verification.outputs) *f.add_outputs() = ToProto(o);
   return f;
 }
 

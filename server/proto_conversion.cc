@@ -372,6 +372,22 @@ v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verif
   for (const auto& [op, count] : verification.integer_ops) (*m->mutable_integer_ops())[op] = count;
   m->set_remaining_qdq(verification.remaining_qdq);
   m->set_range_method(std::string(runtime::RangeMethodName(range_method)));
+  for (const runtime::OutputFidelity& o : verification.outputs) *m->add_outputs() = ToProto(o);
+  return out;
+}
+
+v1::OutputFidelity ToProto(const runtime::OutputFidelity& output) {
+  v1::OutputFidelity out;
+  out.set_name(output.name);
+  for (int64_t d : output.shape) out.add_shape(d);
+  out.set_kind(std::string(runtime::OutputKindName(output.kind)));
+  out.set_sqnr_db(output.sqnr_db);
+  out.set_cosine(output.cosine);
+  for (const auto& [name, value] : output.metrics) {
+    v1::TaskMetric* m = out.add_metrics();
+    m->set_name(name);
+    m->set_value(value);
+  }
   return out;
 }
 
@@ -384,6 +400,7 @@ v1::MeasuredFigures MeasuredFiguresOf(const v1::ExportReport& report) {
   f.set_file_bytes(report.file_bytes());
   f.set_packed_size_bytes(report.packed_model_bytes());
   f.set_synthetic_calibration(report.measured().synthetic_calibration());
+  *f.mutable_outputs() = report.measured().outputs();
   return f;
 }
 

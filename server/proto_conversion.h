@@ -70,6 +70,9 @@ v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verif
 // The figures a front's candidate shows once exported.
 v1::MeasuredFigures MeasuredFiguresOf(const v1::ExportReport& report);
 
+// One output's measured fidelity.
+v1::OutputFidelity ToProto(const runtime::OutputFidelity& output);
+
 }  // namespace squeeze::server
 
 #endif  // SQUEEZE_SERVER_PROTO_CONVERSION_H_

@@ -137,6 +137,44 @@ TEST_CASE("A candidate is exported over gRPC and with the CLI, cached, and shown
   }
 }
 
+TEST_CASE("A two-output detector's export is measured per output, in the report and in search show",
+          "[e2e][export]") {
+  // UltraFace (faceplugin-face-recognition-js, installed by deploy/install-deps.sh): per-anchor
+  // face/background probabilities [1, 4420, 2] and box coordinates [1, 4420, 4].
+  const std::string path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/bench/ultraface_rfb320_fr_detect.onnx";
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", path})).id();
+  const v1::SearchJob job = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "pixel-8", "--time-budget", "10", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts(0).candidates_size() > 0);
+  const std::string out = dir.File("fastest.onnx");
+  CommandResult cli = server.Cli({"export", job.id(), "--device", "pixel-8", "--candidate", "0", "-o", out});
+  INFO(cli.out << cli.err);
+  REQUIRE(cli.exit_code == 0);
+  CHECK_THAT(cli.out, Contains("measured per output") && Contains("'scores' 1x4420x2 (sequence scores)") &&
+                          Contains("argmax agreement") && Contains("'boxes' 1x4420x4 (map)"));
+
+  const v1::SearchJob shown = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job.id()}));
+  const v1::MeasuredFigures& measured = shown.fronts(0).candidates(0).measured();
+  REQUIRE(measured.outputs_size() == 2);
+  const v1::OutputFidelity& scores = measured.outputs(0);
+  CHECK(scores.name() == "scores");
+  CHECK(scores.kind() == "sequence scores");
+  REQUIRE(scores.metrics_size() == 1);
+  CHECK(scores.metrics(0).name() == "argmax agreement");
+  CHECK(scores.metrics(0).value() >= 0);
+  CHECK(scores.metrics(0).value() <= 1);
+  CHECK(measured.outputs(1).name() == "boxes");
+  CHECK(measured.outputs(1).metrics_size() == 0);
+  // The pooled SQNR lies between the two outputs' own.
+  CHECK(measured.sqnr_db() >= std::min(scores.sqnr_db(), measured.outputs(1).sqnr_db()) - 1e-9);
+  CHECK(measured.sqnr_db() <= std::max(scores.sqnr_db(), measured.outputs(1).sqnr_db()) + 1e-9);
+  CommandResult show = server.Cli({"search", "show", job.id()});
+  CHECK_THAT(show.out, Contains("#0 measured per output: 'scores'"));
+}
+
 TEST_CASE("A search started with --verify gets its recommended candidates measured", "[e2e][export]") {
   TempDir dir;
   RunningServer server(dir.File("data"));

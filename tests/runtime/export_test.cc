@@ -107,6 +107,16 @@ TEST_CASE("PP-OCR cls (opset 9) exports at w8a8 through the opset-13 conversion,
   CHECK(out->exported.report.opset == 13);
   CHECK(out->verification.integer_ops["QLinearConv"] >= 40);
   CHECK(out->verification.cosine > 0.9);
+  // Its one output, two class probabilities, on its own: the pooled figures, and which class wins.
+  REQUIRE(out->verification.outputs.size() == 1);
+  const OutputFidelity& probabilities = out->verification.outputs[0];
+  CHECK(probabilities.kind == OutputKind::kClassScores);
+  CHECK(probabilities.shape == std::vector<int64_t>{1, 2});
+  CHECK(probabilities.sqnr_db == Approx(out->verification.sqnr_db));
+  REQUIRE(probabilities.metrics.size() == 1);
+  CHECK(probabilities.metrics[0].first == "top-1 agreement");
+  CHECK(probabilities.metrics[0].second >= 0);
+  CHECK(probabilities.metrics[0].second <= 1);
   // Its 35 BatchNormalizations are folded into the integer weights, not left to run on their own.
   auto count = [](const onnx::GraphProto& g, const std::string& op) {
     int n = 0;

@@ -1,9 +1,10 @@
 #include "client/fidelity_text.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "absl/strings/str_join.h"
-#include <fmt/format.h>
 
 namespace squeeze::client {
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
@@ -214,8 +215,23 @@ struct StartFlags {
   bool watch = false;
   bool csv = false;
   std::vector<std::string> calibration;
+  std::vector<std::string> input_values;  // NAME=V
   bool verify = false;
 };
+
+// NAME=V pairs into the spec's input values. InvalidArgument naming the pair that does not parse.
+absl::Status AddInputValues(const std::vector<std::string>& pairs, v1::SearchSpec* spec) {
+  for (const std::string& pair : pairs) {
+    const size_t eq = pair.find('=');
+    double value = 0;
+    if (eq == std::string::npos || eq == 0 || !absl::SimpleAtod(pair.substr(eq + 1), &value)) {
+      return absl::InvalidArgumentError(
+          fmt::format("--input-value '{}': expected NAME=V with V a number, e.g. sr=16000", pair));
+    }
+    (*spec->mutable_input_values())[pair.substr(0, eq)] = value;
+  }
+  return absl::OkStatus();
+}
 
 // One calibration sample per path, in the ONNX test-data layout: a directory holds the sample's
 // input_N.pb files (one serialized TensorProto per model input, taken in N order), a file is
@@ -284,6 +300,10 @@ int Start(const Connection& connection, const StartFlags& f) {
   spec.set_time_budget_seconds(f.time_budget);
   if (absl::Status s = AddCalibration(f.calibration, &spec); !s.ok()) {
     std::cerr << "error: calibration: " << s.message() << "\n";
+    return 2;
+  }
+  if (absl::Status s = AddInputValues(f.input_values, &spec); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
     return 2;
   }
   auto stub = v1::SearchService::NewStub(connection.channel());
@@ -475,6 +495,9 @@ void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
                     "A calibration sample (repeatable): a directory of input_N.pb TensorProto files, one per "
                     "model input, or one .pb file for a one-input model. Without any, fidelity is measured on "
                     "synthetic inputs");
+  start->add_option("--input-value", f->input_values,
+                    "NAME=V (repeatable): without --calibration, every element of input NAME takes the value V "
+                    "instead of a draw from N(0, 1) (floats) or 0 (integers, bools), e.g. a sample rate sr=16000");
   start->add_flag("--verify", f->verify,
                   "Then export and measure each device's recommended candidates in the background "
                   "('search show' gets their measured figures)");

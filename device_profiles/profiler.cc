@@ -336,7 +336,8 @@ absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const 
                                                     const ProfilerOptions& options, std::mt19937_64* rng,
                                                     std::vector<std::string>* notes) {
   absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(m.bytes, session_options);
-  if (!session.ok()) return absl::Status(session.status().code(), absl::StrCat(m.path, ": ", session.status().message()));
+  if (!session.ok())
+    return absl::Status(session.status().code(), absl::StrCat(m.path, ": ", session.status().message()));
   absl::StatusOr<std::vector<runtime::Tensor>> inputs = ModelInputs(**session, m, rng);
   if (!inputs.ok()) return inputs.status();
   // The model as it is and, where the exporter can write them, its uniform variants, timed in
@@ -355,7 +356,8 @@ absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const 
   std::vector<const runtime::Session*> timed = {session->get()};
   for (const auto& [label, bytes] : variants) {
     absl::StatusOr<std::unique_ptr<runtime::Session>> vs = runtime::Session::Create(bytes, session_options);
-    if (!vs.ok()) return absl::Status(vs.status().code(), absl::StrCat(m.path, " ", label, ": ", vs.status().message()));
+    if (!vs.ok())
+      return absl::Status(vs.status().code(), absl::StrCat(m.path, " ", label, ": ", vs.status().message()));
     timed.push_back(vs->get());
     variant_sessions.push_back(*std::move(vs));
   }
@@ -365,7 +367,8 @@ absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const 
   turns.round_time_s = options.model_timing.min_time_s / std::max(1, turns.rounds);
   turns.min_time_s = options.model_timing.min_time_s;
   absl::StatusOr<std::vector<runtime::Timing>> timings = runtime::TimeInterleaved(timed, *inputs, turns);
-  if (!timings.ok()) return absl::Status(timings.status().code(), absl::StrCat(m.path, ": ", timings.status().message()));
+  if (!timings.ok())
+    return absl::Status(timings.status().code(), absl::StrCat(m.path, ": ", timings.status().message()));
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const runtime::Tensor& t : *inputs) shapes[t.name] = t.shape;
   const std::string sha256 = common::Sha256Hex(m.bytes);
@@ -384,13 +387,13 @@ absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const 
     latency.repeats = timing.repeats;
     latency.threads = options.threads;
     latency.measured_at = Rfc3339(absl::Now());
-    latency.source = absl::StrCat(
-        kProfilerTool, " ", kProfilerVersion, ": ",
-        variant.empty() ? "the model as given (fp32)"
-                        : absl::StrCat("the model exported with every layer ", variant.substr(8),
-                                       " for ONNX Runtime's CPU provider (ranges from the timing inputs)"),
-        ", inputs ", ShapesText(shapes), " from N(0, 1); median of ", timing.repeats, " rounds timed in turns with ",
-        timed.size() - 1, " other variants");
+    latency.source =
+        absl::StrCat(kProfilerTool, " ", kProfilerVersion, ": ",
+                     variant.empty() ? "the model as given (fp32)"
+                                     : absl::StrCat("the model exported with every layer ", variant.substr(8),
+                                                    " for ONNX Runtime's CPU provider (ranges from the timing inputs)"),
+                     ", inputs ", ShapesText(shapes), " from N(0, 1); median of ", timing.repeats,
+                     " rounds timed in turns with ", timed.size() - 1, " other variants");
     out.push_back(std::move(latency));
   }
   return out;
@@ -400,8 +403,8 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   const std::vector<int> allowed = runtime::AllowedCpus();
   if (options.threads < 1) return absl::InvalidArgumentError("threads must be at least 1");
   if (options.pin_threads && options.threads > static_cast<int>(allowed.size())) {
-    return absl::InvalidArgumentError(absl::StrCat(options.threads, " threads to pin, but this process may run on ",
-                                                   allowed.size(), " CPUs"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.threads, " threads to pin, but this process may run on ", allowed.size(), " CPUs"));
   }
   absl::flat_hash_set<std::string> keys;
   for (const OpSpec& spec : options.grid) {

@@ -2,6 +2,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -145,11 +146,71 @@ std::vector<float> StandardNormal(uint64_t seed, size_t count) {
   return out;
 }
 
+namespace {
+
+// One element of `input` holding `value`, as its bytes. InvalidArgument for a value its type
+// cannot hold.
+absl::StatusOr<std::string> ElementBytes(const TensorInfo& input, double value) {
+  auto refuse = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the value ", value, " for input '", input.name, "' (", ElementTypeName(input.type), "): ", why));
+  };
+  if (!std::isfinite(value)) return refuse("not a finite number");
+  auto bytes_of = [](auto v) { return std::string(reinterpret_cast<const char*>(&v), sizeof(v)); };
+  auto whole = [&](double lo, double hi) -> absl::Status {
+    if (value != std::floor(value)) return refuse("an integer input takes whole numbers");
+    if (value < lo || value > hi) return refuse(absl::StrCat("outside its type's range [", lo, ", ", hi, "]"));
+    return absl::OkStatus();
+  };
+  switch (input.type) {
+    case ElementType::kFloat32:
+      return bytes_of(static_cast<float>(value));
+    case ElementType::kFloat16:
+      return bytes_of(model::FloatToHalfBits(static_cast<float>(value)));
+    case ElementType::kInt64:
+      if (absl::Status s = whole(-9007199254740992.0, 9007199254740992.0); !s.ok()) return s;
+      return bytes_of(static_cast<int64_t>(value));
+    case ElementType::kInt32:
+      if (absl::Status s = whole(-2147483648.0, 2147483647.0); !s.ok()) return s;
+      return bytes_of(static_cast<int32_t>(value));
+    case ElementType::kInt8:
+      if (absl::Status s = whole(-128, 127); !s.ok()) return s;
+      return bytes_of(static_cast<int8_t>(value));
+    case ElementType::kUint8:
+      if (absl::Status s = whole(0, 255); !s.ok()) return s;
+      return bytes_of(static_cast<uint8_t>(value));
+    case ElementType::kBool:
+      if (value != 0 && value != 1) return refuse("a bool input takes 0 or 1");
+      return bytes_of(static_cast<uint8_t>(value));
+    case ElementType::kUnsupported:
+      break;
+  }
+  return refuse("calibration cannot feed this type");
+}
+
+}  // namespace
+
 absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analysis,
-                                                    const std::vector<TensorInfo>& inputs, int count, uint64_t seed) {
+                                                    const std::vector<TensorInfo>& inputs, int count, uint64_t seed,
+                                                    const std::map<std::string, double>& values) {
   if (count < 1) return absl::InvalidArgumentError("at least one calibration sample is needed");
+  std::map<std::string, std::string> given;  // input name -> one element's bytes
+  for (const auto& [name, value] : values) {
+    auto input = std::find_if(inputs.begin(), inputs.end(), [&](const TensorInfo& i) { return i.name == name; });
+    if (input == inputs.end()) {
+      std::vector<std::string> names;
+      for (const TensorInfo& i : inputs) names.push_back(absl::StrCat("'", i.name, "'"));
+      return absl::InvalidArgumentError(absl::StrCat("an input value names '", name,
+                                                     "', which is no input of the model; its inputs are ",
+                                                     absl::StrJoin(names, ", ")));
+    }
+    absl::StatusOr<std::string> element = ElementBytes(*input, value);
+    if (!element.ok()) return element.status();
+    given[name] = *std::move(element);
+  }
   CalibrationSet set;
   set.synthetic = true;
+  set.input_values = values;
   for (int k = 0; k < count; ++k) {
     std::vector<Tensor> sample;
     for (size_t j = 0; j < inputs.size(); ++j) {
@@ -170,7 +231,9 @@ absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analy
       }
       const size_t n = static_cast<size_t>(t.ElementCount());
       t.bytes.assign(n * size, '\0');
-      if (t.type == ElementType::kFloat32 || t.type == ElementType::kFloat16) {
+      if (auto value = given.find(t.name); value != given.end()) {
+        for (size_t i = 0; i < n; ++i) std::memcpy(&t.bytes[i * size], value->second.data(), size);
+      } else if (t.type == ElementType::kFloat32 || t.type == ElementType::kFloat16) {
         const std::vector<float> values = StandardNormal(DeriveSeed(DeriveSeed(seed, k), j), n);
         if (t.type == ElementType::kFloat32) {
           std::memcpy(t.bytes.data(), values.data(), n * sizeof(float));
@@ -255,21 +318,26 @@ absl::Status CheckModelRunsOn(const Session& original, const CalibrationSet& set
     if (out.ok()) continue;
     std::string how;
     if (set.synthetic) {
-      std::vector<std::string> zeros;
+      std::vector<std::string> zeros, given;
       for (const Tensor& t : set.samples[k]) {
-        if (t.type != ElementType::kFloat32 && t.type != ElementType::kFloat16) {
+        if (auto v = set.input_values.find(t.name); v != set.input_values.end()) {
+          given.push_back(absl::StrCat("'", t.name, "' = ", v->second));
+        } else if (t.type != ElementType::kFloat32 && t.type != ElementType::kFloat16) {
           zeros.push_back(absl::StrCat("'", t.name, "' (", ElementTypeName(t.type), ")"));
         }
       }
       how = absl::StrCat("synthetic inputs (floats from N(0, 1)",
-                         zeros.empty() ? "" : absl::StrCat("; zeros for ", absl::StrJoin(zeros, ", ")), ")");
+                         zeros.empty() ? "" : absl::StrCat("; zeros for ", absl::StrJoin(zeros, ", ")),
+                         given.empty() ? "" : absl::StrCat("; ", absl::StrJoin(given, ", ")), ")");
     } else {
       how = absl::StrCat("uploaded calibration sample ", k + 1, " of ", set.samples.size());
     }
     return absl::FailedPreconditionError(absl::StrCat(
         "the model as uploaded (before any compression) does not run on ", how, ": ", out.status().message(),
         ". Give inputs it runs on with --calibration DIR (input_N.pb TensorProto files, e.g. from "
-        "'squeeze calibration from-image')"));
+        "'squeeze calibration from-image')",
+        set.synthetic ? ", or give an input the value it expects with --input-value NAME=V (e.g. a sample rate)" : "",
+        "."));
   }
   return absl::OkStatus();
 }

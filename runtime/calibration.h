@@ -19,16 +19,21 @@ struct CalibrationSet {
   // samples[k] holds one tensor per model input (matched by name).
   std::vector<std::vector<Tensor>> samples;
   bool synthetic = false;
+  std::map<std::string, double> input_values;  // synthetic: the inputs given one value (SyntheticCalibration)
   // sha256 over the samples' names, types, shapes and bytes: the sensitivity cache's key.
   std::string hash;
 };
 
 // `count` samples drawn with `seed` for the analysed input shapes: float inputs (fp32, fp16) from
-// N(0, 1) (what normalised images and embeddings look like), integer and bool inputs 0. Marked
+// N(0, 1) (what normalised images and embeddings look like), integer and bool inputs 0, and the
+// inputs `values` names that one value in every element (a sample rate, a state of zeros). Marked
 // synthetic. The same seed gives the same bytes and hash on every platform. InvalidArgument for
-// count < 1, an input without a concrete shape or of an element type sessions cannot feed.
+// count < 1, an input without a concrete shape or of an element type sessions cannot feed, and a
+// value naming no input, not finite, not whole for an integer input, not 0 or 1 for a bool one or
+// outside its type's range.
 absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analysis,
-                                                    const std::vector<TensorInfo>& inputs, int count, uint64_t seed);
+                                                    const std::vector<TensorInfo>& inputs, int count, uint64_t seed,
+                                                    const std::map<std::string, double>& values = {});
 
 // Samples from serialized onnx::TensorProto files: files[k][j] is sample k's tensor for one
 // input, named by the TensorProto's name or, when unnamed, by position j. Every element type a

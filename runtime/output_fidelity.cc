@@ -142,11 +142,10 @@ OutputFidelity OutputComparison::Result() const {
     r.metrics.emplace_back("exact agreement", r.cosine);
     return r;
   }
-  r.relative_error =
-      signal_ > 0 ? noise_ / signal_ : (noise_ > 0 ? std::numeric_limits<double>::infinity() : 0);
+  r.relative_error = signal_ > 0 ? noise_ / signal_ : (noise_ > 0 ? std::numeric_limits<double>::infinity() : 0);
   r.sqnr_db = noise_ > 0 ? 10 * std::log10(signal_ / noise_) : std::numeric_limits<double>::infinity();
-  r.cosine = signal_ > 0 && candidate_energy_ > 0 ? dot_ / std::sqrt(signal_ * candidate_energy_)
-                                                  : (noise_ == 0 ? 1 : 0);
+  r.cosine =
+      signal_ > 0 && candidate_energy_ > 0 ? dot_ / std::sqrt(signal_ * candidate_energy_) : (noise_ == 0 ? 1 : 0);
   if (rows_ > 0 && r.kind == OutputKind::kClassScores) {
     r.metrics.emplace_back("top-1 agreement", static_cast<double>(top1_) / static_cast<double>(rows_));
     if (!r.shape.empty() && r.shape.back() >= 10)

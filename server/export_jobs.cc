@@ -200,8 +200,8 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
 
   absl::StatusOr<std::unique_ptr<runtime::Session>> original = runtime::Session::Create(*bytes);
   if (!original.ok()) return AsPrecondition(original.status());
-  absl::StatusOr<runtime::CalibrationSet> calibration =
-      JobCalibration(*loaded, **original, t.spec.calibration(), options_.calibration_samples, t.spec.seed());
+  absl::StatusOr<runtime::CalibrationSet> calibration = JobCalibration(
+      *loaded, **original, t.spec.calibration(), t.spec.input_values(), options_.calibration_samples, t.spec.seed());
   if (!calibration.ok()) return calibration.status();
 
   runtime::RangeOptions ranges;

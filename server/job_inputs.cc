@@ -21,14 +21,16 @@ absl::StatusOr<model::LoadedModel> LoadJobModel(const std::string& bytes, const 
 
 absl::StatusOr<runtime::CalibrationSet> JobCalibration(
     const model::LoadedModel& model, const runtime::Session& original,
-    const google::protobuf::RepeatedPtrField<v1::CalibrationSample>& uploaded, int synthetic, uint64_t seed) {
+    const google::protobuf::RepeatedPtrField<v1::CalibrationSample>& uploaded,
+    const google::protobuf::Map<std::string, double>& input_values, int synthetic, uint64_t seed) {
   absl::StatusOr<runtime::CalibrationSet> calibration;
   if (!uploaded.empty()) {
     std::vector<std::vector<std::string>> files;
     for (const v1::CalibrationSample& s : uploaded) files.emplace_back(s.tensors().begin(), s.tensors().end());
     calibration = runtime::CalibrationFromTensorProtos(model.analysis, original.inputs(), files);
   } else {
-    calibration = runtime::SyntheticCalibration(model.analysis, original.inputs(), synthetic, seed);
+    const std::map<std::string, double> values(input_values.begin(), input_values.end());
+    calibration = runtime::SyntheticCalibration(model.analysis, original.inputs(), synthetic, seed, values);
   }
   if (!calibration.ok()) return calibration.status();
   // A model that does not run on these inputs would leave every sensitivity unmeasured and fail

@@ -26,12 +26,14 @@ struct JobModelOptions {
 absl::StatusOr<model::LoadedModel> LoadJobModel(const std::string& bytes, const std::string& input_shapes,
                                                 const JobModelOptions& options);
 
-// The uploaded samples, or `synthetic` samples drawn with `seed` when there are none, for
-// `original` (the model as uploaded); FailedPrecondition when it does not run on them
-// (runtime::CheckModelRunsOn), InvalidArgument for samples that do not fit its inputs.
+// The uploaded samples, or `synthetic` samples drawn with `seed` when there are none (with the
+// spec's `input_values`), for `original` (the model as uploaded); FailedPrecondition when it does
+// not run on them (runtime::CheckModelRunsOn), InvalidArgument for samples or values that do not
+// fit its inputs.
 absl::StatusOr<runtime::CalibrationSet> JobCalibration(
     const model::LoadedModel& model, const runtime::Session& original,
-    const google::protobuf::RepeatedPtrField<v1::CalibrationSample>& uploaded, int synthetic, uint64_t seed);
+    const google::protobuf::RepeatedPtrField<v1::CalibrationSample>& uploaded,
+    const google::protobuf::Map<std::string, double>& input_values, int synthetic, uint64_t seed);
 
 }  // namespace squeeze::server
 

@@ -291,6 +291,36 @@ absl::Status SearchJobs::Recover() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The spec's input values name inputs of the model, are finite, and stand for drawn inputs only.
+// Whether an input's type holds its value is checked when the inputs are drawn.
+absl::Status ValidateInputValues(const v1::SearchSpec& spec, const ModelRecord& model) {
+  if (spec.input_values().empty()) return absl::OkStatus();
+  if (spec.calibration_size() > 0) {
+    return absl::InvalidArgumentError(
+        "input values set drawn inputs, and this search has calibration samples, which give every input: drop "
+        "--input-value or put the value in the samples");
+  }
+  v1::ModelAnalysis analysis;
+  if (!analysis.ParseFromString(model.analysis))
+    return absl::DataLossError("the model's stored analysis does not parse");
+  std::vector<std::string> names;
+  for (const v1::InputShape& input : analysis.input_shapes()) names.push_back(input.name());
+  for (const auto& [name, value] : spec.input_values()) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("--input-value names '", name, "', which is no input of model ",
+                                                     model.id, "; its inputs are ", absl::StrJoin(names, ", ")));
+    }
+    if (!std::isfinite(value)) {
+      return absl::InvalidArgumentError(absl::StrCat("--input-value ", name, ": not a finite number"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v1::SearchSpec& requested) {
   const v1::SearchSpec spec = NormalizedSpec(requested, options_.max_candidates, options_.default_time_budget_s);
   if (absl::Status s = ValidateSpec(spec); !s.ok()) return s;
@@ -301,6 +331,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
     if (!shapes.ok()) return shapes.status();
     if (absl::Status s = ValidateCalibration(spec, *shapes); !s.ok()) return s;
   }
+  if (absl::Status s = ValidateInputValues(spec, *model); !s.ok()) return s;
   std::vector<std::pair<std::string, int64_t>> versions;
   for (const std::string& id : spec.device_ids()) {
     absl::StatusOr<dp::Device> device = profiles_.GetDevice(id);
@@ -532,8 +563,8 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   Publish(record, job, true).IgnoreError();  // logged by Publish
   absl::StatusOr<std::unique_ptr<runtime::Session>> original = runtime::Session::Create(*bytes);
   if (!original.ok()) return original.status();
-  absl::StatusOr<runtime::CalibrationSet> calibration =
-      JobCalibration(*loaded, **original, spec.calibration(), options_.calibration_samples, spec.seed());
+  absl::StatusOr<runtime::CalibrationSet> calibration = JobCalibration(
+      *loaded, **original, spec.calibration(), spec.input_values(), options_.calibration_samples, spec.seed());
   if (!calibration.ok()) return calibration.status();
   job.set_synthetic_calibration(calibration->synthetic);
   runtime::SensitivityOptions sensitivity_options;
@@ -607,7 +638,8 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       // predictions calibrate to it as on a device profiled with the model.
       absl::StatusOr<std::vector<dp::ModelLatency>> here = MeasureModelHere(
           *bytes, model_record->name, model_record->sha256, calibration->samples.front(), std::max(1, device->threads),
-          options_.host_model_time_s, [&](double f) {
+          options_.host_model_time_s,
+          [&](double f) {
             job.set_fraction(base + span * 0.15 * f);
             Publish(record, job, false).IgnoreError();  // not stored: cannot fail
           },

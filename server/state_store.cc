@@ -333,8 +333,8 @@ constexpr char kJobColumns[] =
     "id, team, model_id, cache_key, state, phase, fraction, error, spec, result, created_at, started_at, "
     "finished_at, from_cache, attempts";
 // Job states as stored (migration 0007), indexed by their squeeze.v1.JobState number.
-constexpr std::array<absl::string_view, 6> kJobStateNames = {"", "queued", "running", "succeeded", "failed",
-                                                              "cancelled"};
+constexpr std::array<absl::string_view, 6> kJobStateNames = {"",          "queued", "running",
+                                                             "succeeded", "failed", "cancelled"};
 constexpr int kJobRunning = 2;  // squeeze.v1.JOB_STATE_RUNNING; higher numbers are final
 
 absl::string_view JobStateName(int state) {
@@ -488,9 +488,9 @@ absl::StatusOr<std::vector<JobRecord>> StateStore::ListJobs(const std::string& t
 absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::string& team,
                                                                      const std::string& cache_key) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(
-      absl::StrCat("SELECT ", kJobColumns,
-                   " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 'succeeded' ORDER BY created_at DESC LIMIT 1"));
+  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
+      "SELECT ", kJobColumns,
+      " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 'succeeded' ORDER BY created_at DESC LIMIT 1"));
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, team).Bind(2, cache_key);
   absl::StatusOr<std::vector<JobRecord>> rows = CollectJobs(*stmt);
@@ -501,9 +501,8 @@ absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::
 
 absl::StatusOr<std::vector<JobRecord>> StateStore::UnfinishedJobs() {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt =
-      db_.Prepare(absl::StrCat("SELECT ", kJobColumns,
-                               " FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, rowid"));
+  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
+      "SELECT ", kJobColumns, " FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, rowid"));
   if (!stmt.ok()) return stmt.status();
   return CollectJobs(*stmt);
 }

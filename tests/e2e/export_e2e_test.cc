@@ -137,8 +137,7 @@ TEST_CASE("A candidate is exported over gRPC and with the CLI, cached, and shown
   }
 }
 
-TEST_CASE("A two-output detector's export is measured per output, in the report and in search show",
-          "[e2e][export]") {
+TEST_CASE("A two-output detector's export is measured per output, in the report and in search show", "[e2e][export]") {
   // UltraFace (faceplugin-face-recognition-js, installed by deploy/install-deps.sh): per-anchor
   // face/background probabilities [1, 4420, 2] and box coordinates [1, 4420, 4].
   const std::string path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/bench/ultraface_rfb320_fr_detect.onnx";

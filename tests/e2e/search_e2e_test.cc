@@ -451,9 +451,24 @@ TEST_CASE("A model that does not run on its calibration inputs fails the search 
   const v1::SearchJob job = WaitFinished(server, started.id());
   INFO(server.log());
   CHECK(job.state() == v1::JOB_STATE_FAILED);
-  CHECK_THAT(job.error(),
-             Contains("before any compression") && Contains("zeros for 'step' (int64)") && Contains("--calibration"));
+  CHECK_THAT(job.error(), Contains("before any compression") && Contains("zeros for 'step' (int64)") &&
+                              Contains("--calibration") && Contains("--input-value NAME=V"));
   CHECK(job.fronts_size() == 0);
+
+  // The flag the error names: the step gets a value the model runs on, and the search succeeds.
+  const v1::SearchJob given = Parse<v1::SearchJob>(server.Cli(
+      {"--json", "search", "start", model.id(), "--device", "pixel-8", "--input-value", "step=2", "--watch"}));
+  CHECK(given.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(given.synthetic_calibration());
+  CHECK(given.spec().input_values().at("step") == 2);
+  // Values for no input, or beside uploaded samples, are refused before anything runs.
+  CommandResult unknown =
+      server.Cli({"search", "start", model.id(), "--device", "pixel-8", "--input-value", "stride=2"});
+  CHECK(unknown.exit_code != 0);
+  CHECK_THAT(unknown.err, Contains("INVALID_ARGUMENT") && Contains("its inputs are"));
+  CommandResult malformed = server.Cli({"search", "start", model.id(), "--device", "pixel-8", "--input-value", "step"});
+  CHECK(malformed.exit_code == 2);
+  CHECK_THAT(malformed.err, Contains("expected NAME=V"));
 }
 
 TEST_CASE("A search cancelled while it measures sensitivities ends cancelled", "[e2e][search]") {

@@ -58,8 +58,9 @@ TEST_CASE("Sequence scores: argmax agreement per position, over samples", "[fide
   CHECK(r.metrics[0].second == Approx(5.0 / 6));
   // Rows that are no distributions (box coordinates) are a map: their argmax means nothing.
   OutputComparison boxes("boxes");
-  REQUIRE(boxes.Add(Floats({1, 2, 4}, {0.1f, 0.2f, 0.5f, 0.9f, 3, 1, 4, 2}), Floats({1, 2, 4}, {0, 0, 0, 0, 0, 0, 0, 0}))
-              .ok());
+  REQUIRE(
+      boxes.Add(Floats({1, 2, 4}, {0.1f, 0.2f, 0.5f, 0.9f, 3, 1, 4, 2}), Floats({1, 2, 4}, {0, 0, 0, 0, 0, 0, 0, 0}))
+          .ok());
   CHECK(boxes.Result().kind == OutputKind::kMap);
   CHECK(boxes.Result().metrics.empty());
 }

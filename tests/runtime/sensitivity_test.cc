@@ -315,6 +315,34 @@ TEST_CASE("A model that does not run on its synthetic inputs is named before any
     if (t.name == "step") t.bytes.assign(8, '\0');
   }
   CHECK_THAT(std::string(CheckModelRunsOn(**session, set).message()), Contains("uploaded calibration sample 2 of 2"));
+
+  SECTION("an input value gives the step a value it runs on, and a bad one is refused") {
+    CHECK_THAT(std::string(runs.message()), Contains("--input-value NAME=V"));
+    absl::StatusOr<CalibrationSet> given = SyntheticCalibration(m.analysis, (*session)->inputs(), 2, 1, {{"step", 2}});
+    REQUIRE(given.ok());
+    CHECK(given->synthetic);
+    CHECK(CheckModelRunsOn(**session, *given).ok());
+    for (const std::vector<Tensor>& sample : given->samples) {
+      CHECK(sample[1].name == "step");
+      CHECK(sample[1].bytes == std::string("\x02\0\0\0\0\0\0\0", 8));
+    }
+    // The float input is still drawn; the hash tells the two sets apart.
+    CHECK(given->samples[0][0].floats() == Synthetic(m, 2).samples[0][0].floats());
+    CHECK(given->hash != Synthetic(m, 2).hash);
+    // A value the model rejects is named with the value it got.
+    absl::StatusOr<CalibrationSet> zero = SyntheticCalibration(m.analysis, (*session)->inputs(), 1, 1, {{"step", 0}});
+    REQUIRE(zero.ok());
+    CHECK_THAT(std::string(CheckModelRunsOn(**session, *zero).message()), Contains("'step' = 0"));
+    for (const auto& [values, why] : std::vector<std::pair<std::map<std::string, double>, std::string>>{
+             {{{"stride", 2}}, "no input of the model; its inputs are 'x', 'step'"},
+             {{{"step", 2.5}}, "whole numbers"},
+             {{{"step", 1e30}}, "outside its type's range"},
+             {{{"step", std::nan("")}}, "not a finite number"}}) {
+      absl::StatusOr<CalibrationSet> bad = SyntheticCalibration(m.analysis, (*session)->inputs(), 1, 1, values);
+      CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+      CHECK_THAT(std::string(bad.status().message()), Contains(why));
+    }
+  }
 }
 
 TEST_CASE("Measuring stops when cancelled", "[sensitivity]") {

@@ -348,7 +348,8 @@ class Measurement {
   // probe shows nothing, yet compression errors of real size can push them out of saturation,
   // and inputs the calibration set lacks can wake them. They are probed again at
   // kSaturationNoiseEnergy, keep the larger response, and are floored at kSaturationRatio of the
-  // median layer's, so the search never takes a layer for free to compress.
+  // median layer's, so the search never takes a layer for free to compress. One whose response is
+  // still exactly 0 never ran on these inputs (LayerSensitivity::exercised).
   absl::Status ReprobeSaturated() {
     std::vector<double> responses;
     for (const LayerSensitivity& l : report_->layers) {
@@ -382,13 +383,24 @@ class Measurement {
     for (const absl::Status& st : status) {
       if (!st.ok()) return st;
     }
-    std::vector<std::string> floored;
+    std::vector<std::string> floored, idle;
     for (size_t i : low) {
       LayerSensitivity& l = report_->layers[i];
+      if (l.weight == 0) {
+        l.exercised = false;
+        idle.push_back(l.layer);
+      }
       if (l.weight < floor) {
         l.weight = floor;
-        floored.push_back(l.layer);
+        if (l.exercised) floored.push_back(l.layer);
       }
+    }
+    if (!idle.empty()) {
+      report_->warnings.push_back(absl::StrCat(
+          idle.size(), " layers never ran on the calibration inputs (", absl::StrJoin(idle, ", "),
+          "): nothing they compute reaches the outputs there, so their sensitivity is unknown and the search keeps "
+          "them at 8-bit weights or more, unpruned; calibrate on inputs that run them (e.g. --input-value for a "
+          "mode input) to compress them further"));
     }
     if (!floored.empty()) {
       report_->warnings.push_back(

@@ -43,9 +43,13 @@ struct ActivationRange {
 };
 
 struct LayerSensitivity {
-  std::string layer;                       // model::Layer::name
-  double weight = 1;                       // s_i
-  bool measured = false;                   // false: s_i = 1 by default
+  std::string layer;      // model::Layer::name
+  double weight = 1;      // s_i
+  bool measured = false;  // false: s_i = 1 by default
+  // False when noise in its weights, even at the saturation probe's energy, moved no output at all
+  // on the calibration inputs: it never ran on them (a branch they do not take, a path they leave
+  // dead). Its s_i is a floor, not a measurement; the search keeps it conservative.
+  bool exercised = true;
   std::map<int, double> activation_error;  // activation bits -> relative output error; empty: unmeasured
   ActivationRange input_range;             // calibrated range of the layer's input
 };

@@ -160,6 +160,7 @@ v1::SensitivityReport ToProto(const runtime::SensitivityReport& r) {
     p->set_layer(l.layer);
     p->set_weight(l.weight);
     p->set_measured(l.measured);
+    p->set_unexercised(!l.exercised);
     for (const auto& [bits, error] : l.activation_error) (*p->mutable_activation_error())[bits] = error;
     p->set_input_min(l.input_range.min);
     p->set_input_max(l.input_range.max);
@@ -179,6 +180,7 @@ runtime::SensitivityReport FromProto(const v1::SensitivityReport& in) {
     l.layer = p.layer();
     l.weight = p.weight();
     l.measured = p.measured();
+    l.exercised = !p.unexercised();
     for (const auto& [bits, error] : p.activation_error()) l.activation_error[bits] = error;
     l.input_range.min = p.input_min();
     l.input_range.max = p.input_max();

@@ -573,7 +573,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   sensitivity_options.cancelled = &live.cancel;
   // The key names the measurement method: a change to it must not reuse older figures.
   const std::string sensitivity_key =
-      absl::StrCat("method=4;noise=", sensitivity_options.noise_energy, ";bits=8,16;seed=1");
+      absl::StrCat("method=5;noise=", sensitivity_options.noise_energy, ";bits=8,16;seed=1");
   runtime::SensitivityReport sensitivity;
   absl::StatusOr<std::optional<std::string>> cached =
       state_.GetSensitivity(model_record->sha256, calibration->hash, sensitivity_key);

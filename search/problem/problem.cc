@@ -537,6 +537,15 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
                          [](const dp::CompressionOption& o) { return o.pattern == dp::Sparsity::kOutputChannel; }),
           options.end());
     }
+    // A layer the calibration inputs never ran has no measured sensitivity to trade: only the
+    // options whose error is small whatever it is (8-bit weights or more, nothing pruned).
+    if (sens != nullptr && !sens->exercised) {
+      options.erase(std::remove_if(options.begin(), options.end(),
+                                   [](const dp::CompressionOption& o) {
+                                     return o.weight_bits < 8 || o.pattern != dp::Sparsity::kDense;
+                                   }),
+                    options.end());
+    }
     // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once and
     // each (mask, bits) quantized once.
     std::map<std::pair<int, double>, std::vector<uint8_t>> masks;

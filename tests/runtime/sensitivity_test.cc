@@ -126,9 +126,12 @@ TEST_CASE("A layer the calibration inputs never wake is not taken as free to com
   CHECK(live.weight > 0.1);
   CHECK(dead.measured);
   CHECK(dead.weight == Approx(1e-3 * live.weight).epsilon(1e-6));
+  // Its ReLU is never on for these inputs: noise in its weights moves nothing at all.
+  CHECK(live.exercised);
+  CHECK_FALSE(dead.exercised);
   REQUIRE(report->warnings.size() == 1);
-  CHECK_THAT(report->warnings[0],
-             Catch::Matchers::Contains(dead.layer) && Catch::Matchers::Contains("calibrate on more varied inputs"));
+  CHECK_THAT(report->warnings[0], Catch::Matchers::Contains(dead.layer) && Catch::Matchers::Contains("never ran") &&
+                                      Catch::Matchers::Contains("8-bit weights or more, unpruned"));
 }
 
 // Reads w back from the linear model.

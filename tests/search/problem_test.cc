@@ -393,6 +393,29 @@ TEST_CASE("A tensor narrowed by pruning converts at the cost of its narrower wid
   CHECK(ValidateOptionTable(problem->table).ok());
 }
 
+TEST_CASE("A layer the calibration never ran keeps only 8-bit-or-more, unpruned options", "[problem]") {
+  const model::LoadedModel model = SmallModel();
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  runtime::SensitivityReport report = Report(2.0, 0.01);
+  ProblemInputs in = InputsFor(model, device, **cost);
+  in.sensitivity = &report;
+  in.channel_alignment = 1;
+  const size_t all = BuildProblem(in)->table.layers[0].options.size();
+  report.layers[0].exercised = false;
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  const std::vector<OptionDetail>& options = problem->details[0];
+  REQUIRE_FALSE(options.empty());
+  CHECK(options.size() < all);
+  for (const OptionDetail& o : options) {
+    CHECK(o.option.weight_bits >= 8);
+    CHECK(o.option.pattern == dp::Sparsity::kDense);
+  }
+  CHECK(FindOption(*problem, 0, "w8a8") != nullptr);
+}
+
 TEST_CASE("The options respect what the device runs", "[problem]") {
   const model::LoadedModel model = SmallModel();
   dp::Device npu = dp::TestDevice("npu");

@@ -70,8 +70,9 @@ std::vector<int8_t> Int8Values(const onnx::TensorProto& t) {
   return v;
 }
 
-// x → Conv(3→8, 3×3) → Relu → Conv(8→4, 1×1) → y; the first weight in a Constant node.
-LoadedModel TwoConvs() {
+// x → Conv(3→8, 3×3) → Relu → Conv(8→4, 1×1) → y; the first weight in a Constant node. The
+// second conv's weight and bias are ramps unless given.
+LoadedModel TwoConvs(std::vector<float> w2 = {}, std::vector<float> b2 = {}) {
   onnx::ModelProto proto = ParseModel(R"onnx(
     <ir_version: 8, opset_import: ["" : 13]>
     two (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) {
@@ -82,8 +83,8 @@ LoadedModel TwoConvs() {
   )onnx");
   AddConstantNode(proto.mutable_graph(), "w1", FloatTensor("", {8, 3, 3, 3}, Encoding::kRaw));
   AddInitializer(proto.mutable_graph(), FloatTensor("b1", {8}));
-  AddInitializer(proto.mutable_graph(), FloatTensor("w2", {4, 8, 1, 1}, Encoding::kRaw));
-  AddInitializer(proto.mutable_graph(), FloatTensor("b2", {4}));
+  AddInitializer(proto.mutable_graph(), FloatTensor("w2", {4, 8, 1, 1}, Encoding::kRaw, std::move(w2)));
+  AddInitializer(proto.mutable_graph(), FloatTensor("b2", {4}, Encoding::kTyped, std::move(b2)));
   return MustLoad(proto);
 }
 
@@ -167,21 +168,9 @@ TEST_CASE("A channel whose bias would overflow int32 gets the weight scale at wh
   // conv2's channel 0 has weights ~1e-9 and bias 100: at the input scale (5 / 255) and the weight
   // scale its weights ask for, the bias would be ~1e15 in int32. Left float, the layer would not
   // fuse into the integer kernel the search priced.
-  onnx::ModelProto proto = ParseModel(R"onnx(
-    <ir_version: 8, opset_import: ["" : 13]>
-    two (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) {
-      a = Conv <pads = [1, 1, 1, 1]> (x, w1, b1)
-      r = Relu (a)
-      y = Conv (r, w2, b2)
-    }
-  )onnx");
   std::vector<float> w2(32, 0.5f);
   for (int k = 0; k < 8; ++k) w2[k] = 1e-9f * static_cast<float>(k + 1);
-  AddInitializer(proto.mutable_graph(), FloatTensor("w1", {8, 3, 3, 3}));
-  AddInitializer(proto.mutable_graph(), FloatTensor("b1", {8}));
-  AddInitializer(proto.mutable_graph(), FloatTensor("w2", {4, 8, 1, 1}, Encoding::kRaw, w2));
-  AddInitializer(proto.mutable_graph(), FloatTensor("b2", {4}, Encoding::kTyped, {100.f, 0.1f, 0.2f, 0.3f}));
-  const LoadedModel m = MustLoad(proto);
+  const LoadedModel m = TwoConvs(w2, {100.f, 0.1f, 0.2f, 0.3f});
   const ExportedModel out = MustExport(m, {{8, 8}, {8, 8}});
   const onnx::ModelProto e = Parse(out.bytes);
   const onnx::GraphProto& g = e.graph();

@@ -2,10 +2,7 @@
 // the strategies plan with, and the brute-force oracle.
 #include <catch2/catch.hpp>
 
-#include "search/engine/exact.h"
-#include "search/engine/nsga2.h"
-#include "search/engine/polish.h"
-#include "tests/search/test_tables.h"
+#include "tests/search/strategy_checks.h"
 
 namespace squeeze::search {
 namespace {
@@ -40,30 +37,8 @@ OptionTable Chain(int n) {
   return table;
 }
 
-SearchSpec LatencyError(Constraints constraints = {}) {
-  SearchSpec spec;
-  spec.objectives = {Objective::kLatency, Objective::kError};
-  spec.constraints = constraints;
-  return spec;
-}
-
-// The exact strategy (its values exact), polished, and NSGA-II after `generations` all reach the
-// brute-force front of (latency, error).
-void CheckStrategiesReachTheFront(const OptionTable& table, int generations) {
-  const SearchSpec spec = LatencyError();
-  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
-  absl::StatusOr<Front> exact = SolveExact(table, spec);
-  REQUIRE(exact.ok());
-  for (const Candidate& c : exact->candidates) CHECK(Evaluate(table, c.choice)->latency == c.values.latency);
-  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
-  REQUIRE(polished.ok());
-  CHECK(polished->Points() == expected.points);
-  Nsga2Options nsga2;
-  nsga2.generations = generations;
-  absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
-  REQUIRE(evolved.ok());
-  CHECK(evolved->Points() == expected.points);
-}
+using testing::CheckStrategiesReachTheFront;
+using testing::LatencyError;
 
 TEST_CASE("A conversion is paid only where the two sides of a tensor differ in domain", "[boundary]") {
   const OptionTable table = Chain(4);

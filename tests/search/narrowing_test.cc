@@ -3,20 +3,13 @@
 // brute-force oracle.
 #include <catch2/catch.hpp>
 
-#include "search/engine/exact.h"
-#include "search/engine/nsga2.h"
-#include "search/engine/polish.h"
-#include "tests/search/test_tables.h"
+#include "tests/search/strategy_checks.h"
 
 namespace squeeze::search {
 namespace {
 
-SearchSpec LatencyError(Constraints constraints = {}) {
-  SearchSpec spec;
-  spec.objectives = {Objective::kLatency, Objective::kError};
-  spec.constraints = constraints;
-  return spec;
-}
+using testing::CheckStrategiesReachTheFront;
+using testing::LatencyError;
 
 // A chain of `n` layers, each with four options: fp32 (10, error 0), fp32 with half its output
 // channels removed (6, error 1), w8a8 (4, error 0.5) and w8a8 with half removed (2.5, error 1.5).
@@ -80,21 +73,8 @@ TEST_CASE("Narrowings are validated", "[narrowing]") {
 
 TEST_CASE("Strategies report exact values and reach the front the credits only estimate", "[narrowing]") {
   const OptionTable table = NarrowingChain(6);
-  const SearchSpec spec = LatencyError();
-  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
   REQUIRE(NeedsPolish(table));
-  absl::StatusOr<Front> exact = SolveExact(table, spec);
-  REQUIRE(exact.ok());
-  for (const Candidate& c : exact->candidates) CHECK(Evaluate(table, c.choice)->latency == c.values.latency);
-  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
-  REQUIRE(polished.ok());
-  CHECK(polished->Points() == expected.points);
-
-  Nsga2Options nsga2;
-  nsga2.generations = 150;
-  absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
-  REQUIRE(evolved.ok());
-  CHECK(evolved->Points() == expected.points);
+  CheckStrategiesReachTheFront(table, 150);
 }
 
 TEST_CASE("A latency limit met only thanks to narrowed inputs is met", "[narrowing]") {

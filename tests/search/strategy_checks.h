@@ -1,0 +1,42 @@
+// What the engine's non-additive tests (boundaries, narrowings) check of every strategy: exact
+// values in every answer, and the brute-force front reached after the polish and by NSGA-II.
+#ifndef SQUEEZE_TESTS_SEARCH_STRATEGY_CHECKS_H_
+#define SQUEEZE_TESTS_SEARCH_STRATEGY_CHECKS_H_
+
+#include <catch2/catch.hpp>
+
+#include "search/engine/exact.h"
+#include "search/engine/nsga2.h"
+#include "search/engine/polish.h"
+#include "tests/search/test_tables.h"
+
+namespace squeeze::search::testing {
+
+inline SearchSpec LatencyError(Constraints constraints = {}) {
+  SearchSpec spec;
+  spec.objectives = {Objective::kLatency, Objective::kError};
+  spec.constraints = constraints;
+  return spec;
+}
+
+// The exact strategy (its values exact), polished, and NSGA-II after `generations` all reach the
+// brute-force front of (latency, error) under `constraints`.
+inline void CheckStrategiesReachTheFront(const OptionTable& table, int generations, Constraints constraints = {}) {
+  const SearchSpec spec = LatencyError(constraints);
+  const BruteForce expected = BruteForceFront(table, spec);
+  absl::StatusOr<Front> exact = SolveExact(table, spec);
+  REQUIRE(exact.ok());
+  for (const Candidate& c : exact->candidates) CHECK(Evaluate(table, c.choice)->latency == c.values.latency);
+  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
+  REQUIRE(polished.ok());
+  CHECK(polished->Points() == expected.points);
+  Nsga2Options nsga2;
+  nsga2.generations = generations;
+  absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
+  REQUIRE(evolved.ok());
+  CHECK(evolved->Points() == expected.points);
+}
+
+}  // namespace squeeze::search::testing
+
+#endif  // SQUEEZE_TESTS_SEARCH_STRATEGY_CHECKS_H_

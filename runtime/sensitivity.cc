@@ -8,12 +8,14 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <optional>
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/surgery.h"
@@ -21,6 +23,22 @@
 
 namespace squeeze::runtime {
 namespace {
+
+// `message` without the "layer 'NAME' " it may open with, so layers failing alike share it.
+std::string ReasonWithoutLayer(absl::string_view message, absl::string_view layer) {
+  const std::string prefix = absl::StrCat("layer '", layer, "' ");
+  if (absl::StartsWith(message, prefix)) message.remove_prefix(prefix.size());
+  return std::string(message);
+}
+
+// "layer 'a'", or "3 layers ('a', 'b', 'c')", the first five named.
+std::string NamedLayers(const std::vector<std::string>& layers) {
+  if (layers.size() == 1) return absl::StrCat("layer '", layers[0], "'");
+  std::vector<std::string> named;
+  for (size_t i = 0; i < layers.size() && i < 5; ++i) named.push_back(absl::StrCat("'", layers[i], "'"));
+  return absl::StrCat(layers.size(), " layers (", absl::StrJoin(named, ", "),
+                      layers.size() > 5 ? absl::StrCat(" and ", layers.size() - 5, " more") : "", ")");
+}
 
 // The least weight-noise energy an fp16 layer is probed with.
 constexpr double kHalfNoiseEnergy = 1e-3;
@@ -129,6 +147,8 @@ class Measurement {
     if (!deltas.ok()) return deltas.status();
     weights_ = *std::move(weights);
     deltas_ = *std::move(deltas);
+    // Layers whose activation cannot be probed, one warning per reason (a subgraph's layers share one).
+    std::map<std::string, std::vector<std::string>> unprobed;
     for (size_t i = 0; i < n; ++i) {
       if (!weights_[i].status.ok()) {
         report_->warnings.push_back(
@@ -136,9 +156,13 @@ class Measurement {
                          "': weight sensitivity not measured (taken as 1): ", weights_[i].status.message()));
       }
       if (!deltas_[i].status.ok()) {
-        report_->warnings.push_back(absl::StrCat("layer '", analysis.layers[i].name,
-                                                 "': activation error not measured: ", deltas_[i].status.message()));
+        unprobed[ReasonWithoutLayer(deltas_[i].status.message(), analysis.layers[i].name)].push_back(
+            analysis.layers[i].name);
       }
+    }
+    for (const auto& [reason, layers] : unprobed) {
+      report_->warnings.push_back(
+          absl::StrCat("activation error not measured for ", NamedLayers(layers), ": ", reason));
     }
 
     // The clean model exposes every perturbable layer input that is not a graph input.

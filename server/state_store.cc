@@ -337,16 +337,25 @@ constexpr std::array<absl::string_view, 6> kJobStateNames = {"",          "queue
                                                              "succeeded", "failed", "cancelled"};
 constexpr int kJobRunning = 2;  // squeeze.v1.JOB_STATE_RUNNING; higher numbers are final
 
-absl::string_view JobStateName(int state) {
-  return state > 0 && static_cast<size_t>(state) < kJobStateNames.size() ? kJobStateNames[state] : "";
+// Phases as stored (migration 0007), indexed by their squeeze.v1.Phase number.
+constexpr std::array<absl::string_view, 8> kPhaseNames = {
+    "", "queued", "analyzing", "measuring sensitivity", "building the option table", "searching", "verifying", "done"};
+
+template <size_t N>
+absl::string_view NameOf(const std::array<absl::string_view, N>& names, int value) {
+  return value > 0 && static_cast<size_t>(value) < names.size() ? names[static_cast<size_t>(value)] : "";
 }
 
-int JobStateFromName(absl::string_view name) {
-  for (size_t i = 1; i < kJobStateNames.size(); ++i) {
-    if (kJobStateNames[i] == name) return static_cast<int>(i);
+template <size_t N>
+int ValueOf(const std::array<absl::string_view, N>& names, absl::string_view name) {
+  for (size_t i = 1; i < names.size(); ++i) {
+    if (names[i] == name) return static_cast<int>(i);
   }
-  return 0;  // the table's CHECK keeps anything else out
+  return 0;  // the table's CHECKs keep anything else out
 }
+
+absl::string_view JobStateName(int state) { return NameOf(kJobStateNames, state); }
+int JobStateFromName(absl::string_view name) { return ValueOf(kJobStateNames, name); }
 
 absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
   return common::CollectRows(stmt, [](const Statement& row) {
@@ -356,7 +365,7 @@ absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
     j.model_id = row.ColumnText("model_id");
     j.cache_key = row.ColumnText("cache_key");
     j.state = JobStateFromName(row.ColumnText("state"));
-    j.phase = static_cast<int>(row.ColumnInt("phase"));
+    j.phase = ValueOf(kPhaseNames, row.ColumnText("phase"));
     j.fraction = row.ColumnDouble("fraction");
     j.error = row.ColumnText("error");
     j.spec = row.ColumnBlob("spec");
@@ -370,10 +379,15 @@ absl::StatusOr<std::vector<JobRecord>> CollectJobs(Statement& stmt) {
   });
 }
 
-// A state this build can store: InvalidArgument for any other number.
+// A state and phase this build can store: InvalidArgument for any other number.
 absl::Status CheckJobState(const JobRecord& r) {
-  if (!JobStateName(r.state).empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("search job '", r.id, "': ", r.state, " is no job state"));
+  if (JobStateName(r.state).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("search job '", r.id, "': ", r.state, " is no job state"));
+  }
+  if (NameOf(kPhaseNames, r.phase).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("search job '", r.id, "': ", r.phase, " is no job phase"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -422,7 +436,7 @@ absl::StatusOr<JobRecord> StateStore::InsertJob(JobRecord record, const TeamQuot
       .Bind(3, record.model_id)
       .Bind(4, record.cache_key)
       .Bind(5, JobStateName(record.state))
-      .Bind(6, record.phase)
+      .Bind(6, NameOf(kPhaseNames, record.phase))
       .Bind(7, record.fraction)
       .Bind(8, record.error)
       .BindBlob(9, record.spec)
@@ -449,7 +463,7 @@ absl::Status StateStore::UpdateJob(const JobRecord& r) {
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, r.id)
       .Bind(2, JobStateName(r.state))
-      .Bind(3, r.phase)
+      .Bind(3, NameOf(kPhaseNames, r.phase))
       .Bind(4, r.fraction)
       .Bind(5, r.error)
       .BindBlob(6, r.result)

@@ -42,8 +42,9 @@ struct ModelRecord {
 };
 
 // A search job as stored. spec and result are serialized squeeze.v1 messages (SearchSpec and
-// SearchJob with its fronts); state and phase are squeeze.v1.JobState / Phase values (the state is
-// stored as its word: "queued", "running", "succeeded", "failed", "cancelled").
+// SearchJob with its fronts); state and phase are squeeze.v1.JobState / Phase values, stored as
+// words ("queued", "running", "succeeded", "failed", "cancelled"; "queued", "analyzing", ...,
+// "done").
 struct JobRecord {
   std::string id;
   std::string team = kDefaultTeam;

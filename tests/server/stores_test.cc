@@ -382,6 +382,11 @@ TEST_CASE("A version-3 state.db keeps the default team's rows and gains teams an
                                                                    {"s-failed", "failed"},
                                                                    {"s-cancelled", "cancelled"}});
   CHECK((*state)->GetJob(kDefaultTeam, "s-cancelled")->state == 5);
+  CHECK((*state)->GetJob(kDefaultTeam, "s-cancelled")->phase == 2);  // analyzing, as stored
+  auto phase = db->Prepare("SELECT phase FROM jobs WHERE id = 's-failed'");
+  REQUIRE(phase.ok());
+  REQUIRE(*phase->Step());
+  CHECK(phase->ColumnText("phase") == "measuring sensitivity");
   absl::StatusOr<std::vector<JobRecord>> unfinished = (*state)->UnfinishedJobs();
   REQUIRE(unfinished.ok());
   REQUIRE(unfinished->size() == 2);
@@ -391,6 +396,9 @@ TEST_CASE("A version-3 state.db keeps the default team's rows and gains teams an
   // Nothing but the five words gets in, by the store or by hand.
   JobRecord bad = *job;
   bad.state = 9;
+  CHECK(absl::IsInvalidArgument((*state)->UpdateJob(bad)));
+  bad.state = 3;
+  bad.phase = 0;
   CHECK(absl::IsInvalidArgument((*state)->UpdateJob(bad)));
   CHECK((*state)->GetJob(kDefaultTeam, "s-old")->state == 3);
   CHECK_FALSE(db->Exec("UPDATE jobs SET state = 'done' WHERE id = 's-old'").ok());

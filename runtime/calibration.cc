@@ -195,7 +195,8 @@ absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analy
                                                     const std::map<std::string, double>& values) {
   if (count < 1) return absl::InvalidArgumentError("at least one calibration sample is needed");
   std::map<std::string, std::string> given;  // input name -> one element's bytes
-  for (const auto& [name, value] : values) {
+  for (const auto& [given_name, value] : values) {
+    const std::string& name = given_name;  // a lambda cannot capture a structured binding in C++17
     auto input = std::find_if(inputs.begin(), inputs.end(), [&](const TensorInfo& i) { return i.name == name; });
     if (input == inputs.end()) {
       std::vector<std::string> names;
@@ -234,12 +235,12 @@ absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analy
       if (auto value = given.find(t.name); value != given.end()) {
         for (size_t i = 0; i < n; ++i) std::memcpy(&t.bytes[i * size], value->second.data(), size);
       } else if (t.type == ElementType::kFloat32 || t.type == ElementType::kFloat16) {
-        const std::vector<float> values = StandardNormal(DeriveSeed(DeriveSeed(seed, k), j), n);
+        const std::vector<float> draws = StandardNormal(DeriveSeed(DeriveSeed(seed, k), j), n);
         if (t.type == ElementType::kFloat32) {
-          std::memcpy(t.bytes.data(), values.data(), n * sizeof(float));
+          std::memcpy(t.bytes.data(), draws.data(), n * sizeof(float));
         } else {
           for (size_t i = 0; i < n; ++i) {
-            const uint16_t half = model::FloatToHalfBits(values[i]);
+            const uint16_t half = model::FloatToHalfBits(draws[i]);
             std::memcpy(&t.bytes[i * 2], &half, 2);
           }
         }

@@ -73,7 +73,7 @@ std::string FormatRate(double ops) { return absl::StrFormat("%.2f Gops/s", ops /
 // weights; int8 weights; int8 weights with uint8 activations), labelled as UniformVariantLabel,
 // with activation ranges calibrated on `inputs`. What LoadModel or the exporter refuses comes back.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UniformVariants(
-    const std::string& bytes, const std::vector<runtime::Tensor>& inputs, int threads) {
+    absl::string_view bytes, const std::vector<runtime::Tensor>& inputs, int threads) {
   model::AnalyzeOptions analyze;
   for (const runtime::Tensor& t : inputs) analyze.input_shapes[t.name] = t.shape;
   analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
@@ -331,21 +331,23 @@ std::vector<Capability> MeasuredCapabilities(const std::vector<LatencySample>& s
   return rows;
 }
 
-absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const std::string& name,
+absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, absl::string_view bytes,
+                                                    const std::string& name, const std::string& sha256,
                                                     const runtime::SessionOptions& session_options,
                                                     const ProfilerOptions& options, std::mt19937_64* rng,
                                                     std::vector<std::string>* notes) {
-  absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(m.bytes, session_options);
+  absl::StatusOr<std::unique_ptr<runtime::Session>> session = runtime::Session::Create(bytes, session_options);
   if (!session.ok())
     return absl::Status(session.status().code(), absl::StrCat(m.path, ": ", session.status().message()));
-  absl::StatusOr<std::vector<runtime::Tensor>> inputs = ModelInputs(**session, m, rng);
+  absl::StatusOr<std::vector<runtime::Tensor>> inputs =
+      m.inputs.empty() ? ModelInputs(**session, m, rng) : absl::StatusOr<std::vector<runtime::Tensor>>(m.inputs);
   if (!inputs.ok()) return inputs.status();
   // The model as it is and, where the exporter can write them, its uniform variants, timed in
   // turns so the machine's drift weighs on all alike.
   std::vector<std::pair<std::string, std::string>> variants;  // label, bytes
   if (options.model_variants) {
     absl::StatusOr<std::vector<std::pair<std::string, std::string>>> exported =
-        UniformVariants(m.bytes, *inputs, options.threads);
+        UniformVariants(bytes, *inputs, options.threads);
     if (exported.ok()) {
       variants = *std::move(exported);
     } else if (notes != nullptr) {
@@ -371,7 +373,6 @@ absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const 
     return absl::Status(timings.status().code(), absl::StrCat(m.path, ": ", timings.status().message()));
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const runtime::Tensor& t : *inputs) shapes[t.name] = t.shape;
-  const std::string sha256 = common::Sha256Hex(m.bytes);
   std::vector<ModelLatency> out;
   for (size_t v = 0; v < timed.size(); ++v) {
     const runtime::Timing& timing = (*timings)[v];
@@ -392,8 +393,8 @@ absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const 
                      variant.empty() ? "the model as given (fp32)"
                                      : absl::StrCat("the model exported with every layer ", variant.substr(8),
                                                     " for ONNX Runtime's CPU provider (ranges from the timing inputs)"),
-                     ", inputs ", ShapesText(shapes), " from N(0, 1); median of ", timing.repeats,
-                     " rounds timed in turns with ", timed.size() - 1, " other variants");
+                     ", inputs ", ShapesText(shapes), m.inputs.empty() ? " from N(0, 1)" : " as given", "; median of ",
+                     timing.repeats, " rounds timed in turns with ", timed.size() - 1, " other variants");
     out.push_back(std::move(latency));
   }
   return out;
@@ -432,7 +433,7 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
   };
   std::vector<ModelBytes> models;
   for (const ModelToTime& m : options.models) {
-    absl::StatusOr<std::string> bytes = m.bytes.empty() ? common::ReadFile(m.path) : m.bytes;
+    absl::StatusOr<std::string> bytes = common::ReadFile(m.path);
     if (!bytes.ok()) return bytes.status();
     models.push_back({*bytes, common::Sha256Hex(*bytes), std::filesystem::path(m.path).stem().string()});
   }
@@ -534,10 +535,9 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
     if (status = time_reference(); !status.ok()) return;
     std::mt19937_64 rng(options.seed);
     for (size_t i = 0; i < models.size(); ++i) {
-      ModelToTime m = options.models[i];
-      m.bytes = models[i].bytes;
       absl::StatusOr<std::vector<ModelLatency>> latencies =
-          TimeModel(m, models[i].name, session_options, options, &rng, &variant_notes);
+          TimeModel(options.models[i], models[i].bytes, models[i].name, models[i].sha256, session_options, options,
+                    &rng, &variant_notes);
       if (!latencies.ok()) {
         status = latencies.status();
         return;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "device_profiles/device.h"
 #include "device_profiles/op_grid.h"
 #include "device_profiles/profile_file.h"
@@ -30,8 +31,10 @@ inline constexpr char kProfilerVersion[] = "0.1.0";
 
 // A whole model to time as it is (fp32), with the shapes of its symbolic inputs.
 struct ModelToTime {
-  std::string path;   // read when `bytes` is empty; its stem names the model
-  std::string bytes;  // the model itself, when the caller has it
+  std::string path;
+  // The inputs to time it on (one tensor per model input); empty: drawn from N(0, 1), integer
+  // inputs 0, at `input_shapes`.
+  std::vector<runtime::Tensor> inputs;
   std::map<std::string, std::vector<int64_t>> input_shapes;
 };
 
@@ -84,12 +87,13 @@ MachineState ReadMachineState(int cpu);
 // run stops the run with that status, naming its key; a model that fails, naming its path.
 absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options);
 
-// One model (`m.bytes`, named `name`) as it is and, with options.model_variants, its uniform
-// exports, timed in turns on the calling thread with `session_options` and options.model_timing,
-// as RunProfile times options.models: ModelLatency rows for the model's SHA-256. Inputs from N(0, 1)
-// drawn with `rng`. Why the variants could not be exported, when they could not, goes to `notes`.
-// Errors as RunProfile's for a model.
-absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, const std::string& name,
+// One model (`bytes`, named `name`, its SHA-256 `sha256`; `m` gives its input shapes and the path
+// errors name) as it is and, with options.model_variants, its uniform exports, timed in turns on the
+// calling thread with `session_options` and options.model_timing, as RunProfile times
+// options.models: its ModelLatency rows. Inputs from N(0, 1) drawn with `rng`. Why the variants
+// could not be exported, when they could not, goes to `notes`. Errors as RunProfile's for a model.
+absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, absl::string_view bytes,
+                                                    const std::string& name, const std::string& sha256,
                                                     const runtime::SessionOptions& session_options,
                                                     const ProfilerOptions& options, std::mt19937_64* rng,
                                                     std::vector<std::string>* notes);

@@ -687,17 +687,27 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     // does, rather than leaving the layer float.
     const bool quantize_bias = p.activation_bits == 8 && weight_bits <= 8 && main && layer.op_type == "Conv" &&
                                act_quant.count(node->input(0)) && layer.weight_elem_type == onnx::TensorProto::FLOAT;
-    std::vector<float> scale_floor;
-    if (quantize_bias && node->input_size() > 2 && !node->input(2).empty()) {
+    // The bias, where it is rewritten (removed rows, int32): the constant vector, sliced with the
+    // removed rows; `bias_constant` null when it is no constant vector.
+    const bool rewrite_bias =
+        node->input_size() > 2 && !node->input(2).empty() && (!rows_removed.empty() || quantize_bias);
+    const onnx::TensorProto* bias_constant = nullptr;
+    std::vector<int64_t> bdims;
+    std::vector<float> bias;
+    if (rewrite_bias) {
       const onnx::TensorProto* b = internal::FindConstant(site.scopes, node->input(2));
       if (b != nullptr && b->dims_size() == 1 && internal::IsDecodableFloat(b->data_type())) {
-        std::vector<int64_t> bdims = {b->dims(0)};
-        std::vector<float> bias = internal::DecodeFloats(*b);
+        bias_constant = b;
+        bdims = {b->dims(0)};
+        bias = internal::DecodeFloats(*b);
         if (!rows_removed.empty()) bias = SliceAxis(bias, &bdims, 0, Complement(bdims[0], rows_removed));
-        const double sx = act_quant.at(node->input(0)).scale;
-        // A little below the limit, for the float roundings of the scales.
-        for (float v : bias) scale_floor.push_back(static_cast<float>(std::fabs(v) / (sx * kInt32Max * (1 - 1e-5))));
       }
+    }
+    std::vector<float> scale_floor;
+    if (quantize_bias && bias_constant != nullptr) {
+      const double sx = act_quant.at(node->input(0)).scale;
+      // A little below the limit, for the float roundings of the scales.
+      for (float v : bias) scale_floor.push_back(static_cast<float>(std::fabs(v) / (sx * kInt32Max * (1 - 1e-5))));
     }
     const std::string base = absl::StrCat("squeeze_w", i);
     std::string weight_value;  // what the layer reads
@@ -795,17 +805,13 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
     le.weight_distortion = energy > 0 ? (energy - kept_energy + err) / energy : 0;
 
     // Bias: sliced with removed rows; int32 for an 8-bit-activation Conv so it fuses.
-    if (node->input_size() > 2 && !node->input(2).empty() && (!rows_removed.empty() || quantize_bias)) {
-      const onnx::TensorProto* b = internal::FindConstant(site.scopes, node->input(2));
-      if (b == nullptr || b->dims_size() != 1 || !internal::IsDecodableFloat(b->data_type())) {
+    if (rewrite_bias) {
+      if (bias_constant == nullptr) {
         if (!rows_removed.empty()) {
           return absl::FailedPreconditionError(absl::StrCat(
               "layer '", layer.name, "': its bias is not a constant vector, so its channels cannot be removed"));
         }
       } else {
-        std::vector<int64_t> bdims = {b->dims(0)};
-        std::vector<float> bias = internal::DecodeFloats(*b);
-        if (!rows_removed.empty()) bias = SliceAxis(bias, &bdims, 0, Complement(bdims[0], rows_removed));
         const std::string old = node->input(2);
         bool done = false;
         if (quantize_bias && static_cast<int64_t>(scales.size()) == bdims[0]) {
@@ -840,8 +846,8 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
           }
         }
         if (!done) {
-          const int32_t type =
-              b->data_type() == onnx::TensorProto::FLOAT16 ? onnx::TensorProto::FLOAT16 : onnx::TensorProto::FLOAT;
+          const int32_t type = bias_constant->data_type() == onnx::TensorProto::FLOAT16 ? onnx::TensorProto::FLOAT16
+                                                                                        : onnx::TensorProto::FLOAT;
           node->set_input(2,
                           add_initializer(site.graph(), FloatTensorOf(names.Fresh(base + "_bias"), type, bdims, bias)));
         }

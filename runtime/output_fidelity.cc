@@ -13,23 +13,20 @@ namespace {
 
 bool IsFloat(ElementType type) { return type == ElementType::kFloat32 || type == ElementType::kFloat16; }
 
-// The values of an fp32 or fp16 tensor as floats.
-std::vector<float> FloatsOf(const Tensor& t) {
-  if (t.type == ElementType::kFloat32) {
-    absl::Span<const float> f = t.floats();
-    return std::vector<float>(f.begin(), f.end());
-  }
-  std::vector<float> out(t.bytes.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i) {
+// The values of an fp32 or fp16 tensor as floats: fp32 in place, fp16 decoded into `storage`.
+absl::Span<const float> FloatsOf(const Tensor& t, std::vector<float>* storage) {
+  if (t.type == ElementType::kFloat32) return t.floats();
+  storage->resize(t.bytes.size() / 2);
+  for (size_t i = 0; i < storage->size(); ++i) {
     uint16_t bits;
     std::memcpy(&bits, t.bytes.data() + 2 * i, 2);
-    out[i] = model::HalfBitsToFloat(bits);
+    (*storage)[i] = model::HalfBitsToFloat(bits);
   }
-  return out;
+  return *storage;
 }
 
 // Whether every row of `row_size` values is a distribution: none below 0, summing to 1.
-bool Distributions(const std::vector<float>& values, int64_t row_size) {
+bool Distributions(absl::Span<const float> values, int64_t row_size) {
   const size_t n = static_cast<size_t>(std::max<int64_t>(1, row_size));
   for (size_t row = 0; row + n <= values.size(); row += n) {
     double sum = 0;
@@ -98,7 +95,8 @@ absl::Status OutputComparison::Add(const Tensor& original, const Tensor& candida
     }
     return absl::OkStatus();
   }
-  const std::vector<float> a = FloatsOf(original), b = FloatsOf(candidate);
+  std::vector<float> a_storage, b_storage;
+  const absl::Span<const float> a = FloatsOf(original, &a_storage), b = FloatsOf(candidate, &b_storage);
   if (first && result_.kind == OutputKind::kSequenceScores && !Distributions(a, original.shape.back())) {
     result_.kind = OutputKind::kMap;
   }

@@ -81,8 +81,7 @@ absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
   device_profiles::ProfilerOptions options;
   device_profiles::ModelToTime model;
   model.path = std::string(model_name);
-  model.bytes = std::string(model_bytes);
-  for (const runtime::Tensor& t : inputs) model.input_shapes[t.name] = t.shape;
+  model.inputs = inputs;  // the search's calibration inputs: a mode input keeps the value it was given
   options.threads = threads;
   options.model_timing.warmup = 1;
   options.model_timing.min_repeats = 5;
@@ -91,12 +90,11 @@ absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
   session_options.intra_op_threads = threads;  // not pinned: the server's threads are not ours to pin
   std::mt19937_64 rng(1);
   if (on_progress) on_progress(0);
-  absl::StatusOr<std::vector<device_profiles::ModelLatency>> timed =
-      device_profiles::TimeModel(model, std::string(model_name), session_options, options, &rng, notes);
+  absl::StatusOr<std::vector<device_profiles::ModelLatency>> timed = device_profiles::TimeModel(
+      model, model_bytes, std::string(model_name), sha256, session_options, options, &rng, notes);
   if (!timed.ok()) return timed.status();
   std::vector<device_profiles::ModelLatency> out = *std::move(timed);
   for (device_profiles::ModelLatency& m : out) {
-    m.model_sha256 = sha256;
     m.key = absl::StrCat(m.key, " (timed before this search)");
     m.source = absl::StrCat("measured by squeezed on this machine before the search; ", m.source);
   }

@@ -44,11 +44,12 @@ struct MeasurePicksInputs {
 // Before a search on this machine whose device profile holds no latency of the model: the model
 // as it is and its uniform exports (fp16 weights, int8 weights, int8), timed here in turns as
 // `squeeze-profile --model` would time them, so the predictions calibrate to them
-// (search::ProblemInputs::model_latencies) as on a device profiled with the model. `inputs` gives
-// the input shapes; `threads` the profile's ONNX Runtime threads; each variant is timed for at
-// least `min_time_s` (squeeze-profile --quick: 1 s), in at least five turns; why the uniform
-// exports could not be timed, when only the model as it is was, goes to `notes`. The rows carry `sha256` and say
-// in their source that they were measured before the search.
+// (search::ProblemInputs::model_latencies) as on a device profiled with the model. It runs on
+// `inputs` (a calibration sample, so a mode input keeps the value the search gave it) with
+// `threads`, the profile's ONNX Runtime threads; each variant is timed for at least `min_time_s`
+// (squeeze-profile --quick: 1 s), in at least five turns; why the uniform exports could not be
+// timed, when only the model as it is was, goes to `notes`. The rows carry `sha256` and say in
+// their source that they were measured before the search.
 absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
     absl::string_view model_bytes, absl::string_view model_name, const std::string& sha256,
     const std::vector<runtime::Tensor>& inputs, int threads, double min_time_s,

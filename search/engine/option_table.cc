@@ -12,6 +12,21 @@ namespace {
 
 bool Valid(double value) { return std::isfinite(value) && value >= 0; }
 
+// InvalidArgument unless `choice` has one option index in range per layer.
+absl::Status CheckChoice(const OptionTable& table, const Choice& choice) {
+  if (choice.size() != table.layers.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("choice has ", choice.size(), " entries; the table has ", table.layers.size(), " layers"));
+  }
+  for (size_t i = 0; i < choice.size(); ++i) {
+    if (choice[i] >= table.layers[i].options.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("choice for layer ", i, " is ", choice[i], "; the layer has ",
+                                                     table.layers[i].options.size(), " options"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ConversionCosts ActivationBoundary::CostsAt(double kept) const {
@@ -144,7 +159,7 @@ std::vector<double> BoundaryBounds(const OptionTable& table) {
 }
 
 absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Choice& choice) {
-  if (absl::Status valid = Evaluate(table, choice).status(); !valid.ok()) return valid;
+  if (absl::Status valid = CheckChoice(table, choice); !valid.ok()) return valid;
   auto option = [&](size_t i) -> const LayerOption& { return table.layers[i].options[choice[i]]; };
   std::vector<char> runs_integer;
   internal::RunsInteger(
@@ -162,28 +177,15 @@ absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Ch
         b, [&](size_t i) { return runs_integer[i] != 0; }, removed));
   }
   out.narrowed_latency.assign(table.layers.size(), 0);
+  auto latency = [&](size_t i) { return internal::LatencyInPlan(option(i), runs_integer[i] != 0); };
   for (const Narrowing& x : table.narrowings) {
-    const LayerOption& reader = option(static_cast<size_t>(x.reader));
-    const double latency = runs_integer[x.reader] && !reader.integer_activations && reader.fused_latency >= 0
-                               ? reader.fused_latency
-                               : reader.latency;
-    out.narrowed_latency[x.reader] += internal::NarrowedLatency(
-        std::vector<Narrowing>{x}, [&](size_t) { return latency; }, removed);
+    out.narrowed_latency[static_cast<size_t>(x.reader)] += internal::NarrowedBy(x, latency, removed);
   }
   return out;
 }
 
 absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice& choice) {
-  if (choice.size() != table.layers.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("choice has ", choice.size(), " entries; the table has ", table.layers.size(), " layers"));
-  }
-  for (size_t i = 0; i < choice.size(); ++i) {
-    if (choice[i] >= table.layers[i].options.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("choice for layer ", i, " is ", choice[i], "; the layer has ",
-                                                     table.layers[i].options.size(), " options"));
-    }
-  }
+  if (absl::Status valid = CheckChoice(table, choice); !valid.ok()) return valid;
   return internal::EvaluateUnchecked(table, choice.data());
 }
 

@@ -270,8 +270,10 @@ TEST_CASE("A search on a measured device predicts from its samples and a reporte
   // The profile never timed this model, and host is this machine: the search timed it first, as
   // it is and exported uniformly, and calibrated every precision to those times.
   INFO(absl::StrJoin(front.warnings(), "; "));
+  // Which uniform exports get a line of their own depends on how fast this CPU runs them against
+  // the other ops' prediction; the model as it is always does.
   CHECK_THAT(front.latency_basis(), Contains("the model as it is measured"));
-  CHECK_THAT(front.latency_basis(), Contains("uniform w8a32 (timed before this search)"));
+  CHECK_THAT(front.latency_basis(), Contains("x=1,3,48,192 (timed before this search)"));
   CHECK(Show(server, "host").model_latency_count() == 0);  // the profile itself is unchanged
 
   // A user reports the model's measured latency on this device: merged, a new version.

@@ -50,15 +50,25 @@ double BoundaryLatency(const std::vector<ActivationBoundary>& boundaries, IsInte
   return total;
 }
 
-// What a plan's narrowings take off its latency (OptionTable::narrowings): `latency(i)` is layer
-// i's latency in the plan, `removed(i)` the share of its output channels its chosen option removes.
+// What narrowing `n` takes off its reader's latency in a plan: `latency(i)` is layer i's latency
+// in the plan, `removed(i)` the share of its output channels its chosen option removes.
+template <typename Latency, typename Removed>
+double NarrowedBy(const Narrowing& n, Latency latency, Removed removed) {
+  return n.share * removed(static_cast<size_t>(n.pruner)) * latency(static_cast<size_t>(n.reader));
+}
+
+// What a plan's narrowings take off its latency (OptionTable::narrowings): Σ NarrowedBy.
 template <typename Latency, typename Removed>
 double NarrowedLatency(const std::vector<Narrowing>& narrowings, Latency latency, Removed removed) {
   double total = 0;
-  for (const Narrowing& n : narrowings) {
-    total += n.share * removed(static_cast<size_t>(n.pruner)) * latency(static_cast<size_t>(n.reader));
-  }
+  for (const Narrowing& n : narrowings) total += NarrowedBy(n, latency, removed);
   return total;
+}
+
+// A layer's latency in a plan: its option's, or its fused latency where the plan runs it on integer
+// activations though the option does not (RunsInteger).
+inline double LatencyInPlan(const LayerOption& o, bool runs_integer) {
+  return runs_integer && !o.integer_activations && o.fused_latency >= 0 ? o.fused_latency : o.latency;
 }
 
 // The most narrowings can take off any plan of `table`: each at its pruner's largest removed
@@ -131,7 +141,7 @@ inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_
   double activation = table.fixed.activation_bytes;
   for (size_t i = 0; i < n; ++i) {
     const LayerOption& o = option(i);
-    latency[i] = fused && runs_integer[i] && !o.integer_activations ? o.fused_latency : o.latency;
+    latency[i] = LatencyInPlan(o, fused && runs_integer[i]);
     v.latency += latency[i];
     v.size += o.bytes;
     v.error += o.error;

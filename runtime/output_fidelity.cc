@@ -71,7 +71,11 @@ OutputKind OutputKindOf(const std::vector<int64_t>& shape, bool is_float) {
   if (!is_float) return OutputKind::kNotFloat;
   if (shape.size() == 2 && shape[1] >= 2) return OutputKind::kClassScores;
   if (shape.size() == 3 && shape[1] >= 2 && shape[2] >= 2) return OutputKind::kSequenceScores;
-  if (shape.size() == 4 && shape[1] == 1 && shape[2] >= 2 && shape[3] >= 2) return OutputKind::kMask;
+  // One channel, channels first [N, 1, H, W] or last [N, H, W, 1] (TensorFlow exports).
+  if (shape.size() == 4 &&
+      ((shape[1] == 1 && shape[2] >= 2 && shape[3] >= 2) || (shape[3] == 1 && shape[1] >= 2 && shape[2] >= 2))) {
+    return OutputKind::kMask;
+  }
   return OutputKind::kMap;
 }
 

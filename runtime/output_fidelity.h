@@ -9,8 +9,8 @@
 //   sequence scores  [N, T, C], T, C >= 2,    argmax agreement per position (e.g. a CTC head);
 //                    each row a distribution   rows that are not (box regressions, raw logits)
 //                    (>= 0, summing to 1)      make a map
-//   mask             [N, 1, H, W]             IoU of the two maps thresholded at 0.5 where the
-//                                              original's values lie in [0, 1], else at 0
+//   mask             [N, 1, H, W] or          IoU of the two maps thresholded at 0.5 where the
+//                    [N, H, W, 1]              original's values lie in [0, 1], else at 0
 //   map              any other float output   SQNR and cosine only
 //   not float        integer or bool outputs  exact agreement of the values
 #ifndef SQUEEZE_RUNTIME_OUTPUT_FIDELITY_H_

@@ -20,6 +20,7 @@ TEST_CASE("An output's kind follows its shape", "[fidelity]") {
   CHECK(OutputKindOf({1, 1000}, true) == OutputKind::kClassScores);
   CHECK(OutputKindOf({1, 80, 6625}, true) == OutputKind::kSequenceScores);
   CHECK(OutputKindOf({1, 1, 320, 320}, true) == OutputKind::kMask);
+  CHECK(OutputKindOf({1, 160, 160, 1}, true) == OutputKind::kMask);  // channels last (M-LSD's scores)
   CHECK(OutputKindOf({1, 64, 80, 80}, true) == OutputKind::kMap);
   CHECK(OutputKindOf({1, 1}, true) == OutputKind::kMap);  // one score: nothing to rank
   CHECK(OutputKindOf({1, 1000}, false) == OutputKind::kNotFloat);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 
 namespace squeeze::device_profiles {
@@ -32,19 +33,32 @@ absl::string_view OpKindName(OpKind kind) {
   return "conv";
 }
 
-std::string UniformVariantLabel(int weight_bits, int activation_bits) {
-  return absl::StrCat("uniform w", weight_bits, "a", activation_bits);
+std::string UniformVariantLabel(int weight_bits, int activation_bits, double channel_ratio) {
+  std::string label = absl::StrCat("uniform w", weight_bits, "a", activation_bits);
+  if (channel_ratio > 0) absl::StrAppend(&label, absl::StrFormat(" channel %.0f%%", 100 * channel_ratio));
+  return label;
 }
 
-std::optional<std::pair<int, int>> ParseUniformVariant(absl::string_view variant) {
+std::optional<UniformVariant> ParseUniformVariant(absl::string_view variant) {
   if (!absl::ConsumePrefix(&variant, "uniform w")) return std::nullopt;
-  const size_t a = variant.find('a');
-  int w = 0, act = 0;
-  if (a == absl::string_view::npos || !absl::SimpleAtoi(variant.substr(0, a), &w) ||
-      !absl::SimpleAtoi(variant.substr(a + 1), &act)) {
+  UniformVariant out;
+  absl::string_view precision = variant;
+  if (const size_t space = variant.find(' '); space != absl::string_view::npos) {
+    precision = variant.substr(0, space);
+    absl::string_view pruning = variant.substr(space + 1);
+    int percent = 0;
+    if (!absl::ConsumePrefix(&pruning, "channel ") || !absl::ConsumeSuffix(&pruning, "%") ||
+        !absl::SimpleAtoi(pruning, &percent) || percent <= 0 || percent >= 100) {
+      return std::nullopt;
+    }
+    out.channel_ratio = percent / 100.0;
+  }
+  const size_t a = precision.find('a');
+  if (a == absl::string_view::npos || !absl::SimpleAtoi(precision.substr(0, a), &out.weight_bits) ||
+      !absl::SimpleAtoi(precision.substr(a + 1), &out.activation_bits)) {
     return std::nullopt;
   }
-  return std::make_pair(w, act);
+  return out;
 }
 
 bool IsLayerKind(OpKind kind) {

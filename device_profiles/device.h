@@ -96,12 +96,22 @@ struct ModelLatency {
   std::string source;
 };
 
-// ModelLatency.variant of a uniform export of the model: every layer dense at (weight bits,
-// activation bits), e.g. "uniform w8a8". squeeze-profile --model measures these beside the model
-// as it is; the predictor calibrates each precision's layers of that model to them.
-std::string UniformVariantLabel(int weight_bits, int activation_bits);
-// The (weight bits, activation bits) of such a label; nullopt for any other variant.
-std::optional<std::pair<int, int>> ParseUniformVariant(absl::string_view variant);
+// A uniform export of a model: every layer at (weight bits, activation bits), dense, or with about
+// `channel_ratio` of its output channels pruned where the exporter can remove them (at the
+// device's channel alignment: model::UniformChannelPlan).
+struct UniformVariant {
+  int weight_bits = 32;
+  int activation_bits = 32;
+  double channel_ratio = 0;
+};
+
+// ModelLatency.variant of a uniform export, e.g. "uniform w8a8", "uniform w32a32 channel 50%".
+// squeeze-profile --model measures these beside the model as it is; the predictor calibrates
+// each precision's layers of that model to the dense ones, and its pruned float options to the
+// channel-pruned one.
+std::string UniformVariantLabel(int weight_bits, int activation_bits, double channel_ratio = 0);
+// What such a label names; nullopt for any other variant.
+std::optional<UniformVariant> ParseUniformVariant(absl::string_view variant);
 
 // How a measured version was measured (DeviceProfile.conditions).
 struct ProfileConditions {

@@ -25,6 +25,7 @@
 #include "common/sha256.h"
 #include "device_profiles/host.h"
 #include "device_profiles/single_op.h"
+#include "model/channel_pruning.h"
 #include "model/export.h"
 #include "model/export_flavour.h"
 #include "model/loader.h"
@@ -69,11 +70,21 @@ double Rate(const LatencySample& s) {
 
 std::string FormatRate(double ops) { return absl::StrFormat("%.2f Gops/s", ops / 1e9); }
 
+// options.channel_alignment, else the host's as detected (8 when detection fails).
+int ChannelAlignmentFor(const ProfilerOptions& options) {
+  if (options.channel_alignment > 0) return options.channel_alignment;
+  absl::StatusOr<Device> host = HostDevice(ReadHostFacts(runtime::OrtVersion()));
+  return model::ChannelAlignment(model::ExportFlavour::kOrtCpu,
+                                 host.ok() ? host->simd_features : std::vector<std::string>{});
+}
+
 // The uniform variants of a model as the export for ONNX Runtime's CPU provider writes them (fp16
-// weights; int8 weights; int8 weights with uint8 activations), labelled as UniformVariantLabel,
-// with activation ranges calibrated on `inputs`. What LoadModel or the exporter refuses comes back.
+// weights; int8 weights; int8 weights with uint8 activations; fp32 with half the output channels
+// pruned, kept at multiples of `channel_alignment`), labelled as UniformVariantLabel, with
+// activation ranges calibrated on `inputs`. What LoadModel or the exporter refuses comes back; a
+// model with no channel the exporter can remove has no pruned variant.
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UniformVariants(
-    absl::string_view bytes, const std::vector<runtime::Tensor>& inputs, int threads) {
+    absl::string_view bytes, const std::vector<runtime::Tensor>& inputs, int threads, int channel_alignment) {
   model::AnalyzeOptions analyze;
   for (const runtime::Tensor& t : inputs) analyze.input_shapes[t.name] = t.shape;
   analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
@@ -82,10 +93,21 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UniformVariants
   runtime::CalibrationSet calibration;
   calibration.samples = {inputs};
   calibration.synthetic = true;
-  std::vector<std::pair<std::string, std::string>> out;
+  const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(*loaded);
+  std::vector<std::pair<UniformVariant, std::vector<model::LayerPlan>>> plans;
   for (const auto& [w, a] : {std::make_pair(16, 32), std::make_pair(8, 32), std::make_pair(8, 8)}) {
     if (!model::Realizes(model::ExportFlavour::kOrtCpu, w, a)) continue;
-    const std::vector<model::LayerPlan> plan(loaded->analysis.layers.size(), model::LayerPlan{w, a});
+    plans.emplace_back(UniformVariant{w, a, 0},
+                       std::vector<model::LayerPlan>(loaded->analysis.layers.size(), model::LayerPlan{w, a}));
+  }
+  constexpr double kPrunedRatio = 0.5;
+  std::vector<model::LayerPlan> pruned =
+      model::UniformChannelPlan(reach, *loaded, model::LayerPlan{32, 32}, kPrunedRatio, channel_alignment);
+  if (std::any_of(pruned.begin(), pruned.end(), [](const model::LayerPlan& p) { return p.prune_ratio > 0; })) {
+    plans.emplace_back(UniformVariant{32, 32, kPrunedRatio}, std::move(pruned));
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [variant, plan] : plans) {
     runtime::RangeOptions range_options;
     range_options.threads = threads;
     model::ExportOptions export_options;
@@ -93,7 +115,8 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> UniformVariants
     absl::StatusOr<model::ExportedModel> exported =
         runtime::ExportCalibrated(*loaded, plan, calibration, range_options, export_options);
     if (!exported.ok()) return exported.status();
-    out.emplace_back(UniformVariantLabel(w, a), std::move(exported->bytes));
+    out.emplace_back(UniformVariantLabel(variant.weight_bits, variant.activation_bits, variant.channel_ratio),
+                     std::move(exported->bytes));
   }
   return out;
 }
@@ -347,7 +370,7 @@ absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, absl::
   std::vector<std::pair<std::string, std::string>> variants;  // label, bytes
   if (options.model_variants) {
     absl::StatusOr<std::vector<std::pair<std::string, std::string>>> exported =
-        UniformVariants(bytes, *inputs, options.threads);
+        UniformVariants(bytes, *inputs, options.threads, ChannelAlignmentFor(options));
     if (exported.ok()) {
       variants = *std::move(exported);
     } else if (notes != nullptr) {

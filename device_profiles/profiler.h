@@ -54,9 +54,14 @@ struct ProfilerOptions {
   std::vector<OpSpec> grid;   // what to measure, e.g. ProfileGrid(kFull)
   std::vector<ModelToTime> models;
   // Also time each model's uniform variants as the exporter writes them for ONNX Runtime's CPU
-  // provider (ModelLatency variants "uniform w16a32", "uniform w8a32", "uniform w8a8"), in turns
-  // with the model as it is: the predictor calibrates each precision of that model to them.
+  // provider (ModelLatency variants "uniform w16a32", "uniform w8a32", "uniform w8a8" and "uniform
+  // w32a32 channel 50%", half its output channels pruned where they can be), in turns with the
+  // model as it is: the predictor calibrates each precision of that model to the dense ones and
+  // its pruned float options to the pruned one.
   bool model_variants = true;
+  // The channel multiple pruning keeps in the pruned variant (model::UniformChannelPlan), as the
+  // search will for this device; 0: model::ChannelAlignment for the host as detected.
+  int channel_alignment = 0;
   int threads = 1;  // ONNX Runtime intra-op threads, pinned to the first CPUs allowed
   bool pin_threads = true;
   runtime::TimingOptions timing;        // per single-op sample

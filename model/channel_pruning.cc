@@ -1,5 +1,7 @@
 #include "model/channel_pruning.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "model/internal/channel_flow.h"
@@ -19,6 +21,34 @@ std::vector<ChannelPruningReach> AnalyzeChannelPruning(const LoadedModel& model)
   internal::ChannelFlow flow(&proto, analysis, layer_of_node, pruned_rows);
   flow.Run();
   return flow.PerLayer();
+}
+
+std::optional<double> AlignedChannelRatio(int64_t out_channels, double ratio, int alignment) {
+  const int64_t a = std::max(1, alignment);
+  const int64_t most = (out_channels - 1) / a * a;  // the largest aligned count below out
+  if (ratio <= 0 || most < a) return std::nullopt;
+  const double out = static_cast<double>(out_channels);
+  const int64_t target = out_channels - std::llround(out * ratio);  // the unaligned count kept
+  const int64_t kept =
+      std::clamp<int64_t>(std::llround(static_cast<double>(target) / static_cast<double>(a)) * a, a, most);
+  return static_cast<double>(out_channels - kept) / out;
+}
+
+std::vector<LayerPlan> UniformChannelPlan(const std::vector<ChannelPruningReach>& reach, const LoadedModel& model,
+                                          LayerPlan precision, double ratio, int alignment) {
+  const Analysis& analysis = model.analysis;
+  precision.pattern = PrunePattern::kNone;
+  precision.prune_ratio = 0;
+  std::vector<LayerPlan> plan(analysis.layers.size(), precision);
+  for (size_t i = 0; i < plan.size() && i < reach.size(); ++i) {
+    const Layer& layer = analysis.layers[i];
+    if (!reach[i].removable || layer.grouped) continue;
+    const std::optional<double> r = AlignedChannelRatio(layer.out_channels, ratio, alignment);
+    if (!r) continue;
+    plan[i].pattern = PrunePattern::kOutputChannel;
+    plan[i].prune_ratio = *r;
+  }
+  return plan;
 }
 
 }  // namespace squeeze::model

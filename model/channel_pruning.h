@@ -10,11 +10,14 @@
 #define SQUEEZE_MODEL_CHANNEL_PRUNING_H_
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/export.h"
 
 namespace squeeze::model {
 
@@ -37,6 +40,20 @@ struct ChannelPruningReach {
 
 // One entry per Analysis::layers entry.
 std::vector<ChannelPruningReach> AnalyzeChannelPruning(const LoadedModel& model);
+
+// The prune ratio that keeps the positive multiple of `alignment` channels nearest to what
+// `ratio` keeps of `out_channels` and below all of them, as (out − kept) / out. nullopt when ratio
+// <= 0 or no positive multiple of `alignment` is below out_channels. The search's channel options
+// and the plans below use it alike, so the distortion, the cost model and the exporter remove the
+// same count.
+std::optional<double> AlignedChannelRatio(int64_t out_channels, double ratio, int alignment);
+
+// A plan every layer of which is at `precision`, with about `ratio` of its output channels pruned
+// (AlignedChannelRatio) where pruning it removes channels from the file (`reach[i].removable`),
+// dense where not: the uniformly pruned export the profiler times to calibrate the predictor at
+// that width, and that the predictor finds among its options again.
+std::vector<LayerPlan> UniformChannelPlan(const std::vector<ChannelPruningReach>& reach, const LoadedModel& model,
+                                          LayerPlan precision, double ratio, int alignment);
 
 }  // namespace squeeze::model
 

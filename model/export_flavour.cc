@@ -1,5 +1,7 @@
 #include "model/export_flavour.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -55,6 +57,11 @@ std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activati
     default:
       return absl::StrCat(weights, "; float activations: computes in fp32");
   }
+}
+
+int ChannelAlignment(ExportFlavour flavour, const std::vector<std::string>& simd_features) {
+  const bool avx512 = std::find(simd_features.begin(), simd_features.end(), "avx512f") != simd_features.end();
+  return flavour == ExportFlavour::kOrtCpu && avx512 ? 16 : 8;
 }
 
 }  // namespace squeeze::model

@@ -16,6 +16,7 @@
 #define SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -37,6 +38,12 @@ bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits);
 // What the file holds for such a layer and what the runtime computes, in a few words (the
 // exported plan's "file" field), e.g. "fp16 weights cast to float at load: computes in fp32".
 std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activation_bits);
+
+// The multiple of output channels a device's kernels run well, which output-channel pruning keeps
+// (vector kernels and blocked layouts run ragged counts slower): 16 for ONNX Runtime's CPU
+// provider on a CPU with `avx512f` among `simd_features` (its blocked layout is 16 channels
+// wide), else 8.
+int ChannelAlignment(ExportFlavour flavour, const std::vector<std::string>& simd_features);
 
 }  // namespace squeeze::model
 

@@ -76,13 +76,14 @@ v1::MeasuredFigures FiguresOf(const Entry& e) {
 
 absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
     absl::string_view model_bytes, absl::string_view model_name, const std::string& sha256,
-    const std::vector<runtime::Tensor>& inputs, int threads, double min_time_s,
+    const std::vector<runtime::Tensor>& inputs, int threads, int channel_alignment, double min_time_s,
     const std::function<void(double)>& on_progress, std::vector<std::string>* notes) {
   device_profiles::ProfilerOptions options;
   device_profiles::ModelToTime model;
   model.path = std::string(model_name);
   model.inputs = inputs;  // the search's calibration inputs: a mode input keeps the value it was given
   options.threads = threads;
+  options.channel_alignment = channel_alignment;
   options.model_timing.warmup = 1;
   options.model_timing.min_repeats = 5;
   options.model_timing.min_time_s = min_time_s;

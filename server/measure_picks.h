@@ -42,7 +42,8 @@ struct MeasurePicksInputs {
 };
 
 // Before a search on this machine whose device profile holds no latency of the model: the model
-// as it is and its uniform exports (fp16 weights, int8 weights, int8), timed here in turns as
+// as it is and its uniform exports (fp16 weights, int8 weights, int8, fp32 with half its output
+// channels pruned at multiples of `channel_alignment`, the device's), timed here in turns as
 // `squeeze-profile --model` would time them, so the predictions calibrate to them
 // (search::ProblemInputs::model_latencies) as on a device profiled with the model. It runs on
 // `inputs` (a calibration sample, so a mode input keeps the value the search gave it) with
@@ -52,7 +53,7 @@ struct MeasurePicksInputs {
 // their source that they were measured before the search.
 absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
     absl::string_view model_bytes, absl::string_view model_name, const std::string& sha256,
-    const std::vector<runtime::Tensor>& inputs, int threads, double min_time_s,
+    const std::vector<runtime::Tensor>& inputs, int threads, int channel_alignment, double min_time_s,
     const std::function<void(double)>& on_progress, std::vector<std::string>* notes);
 
 // Measures `front`'s picks and baselines as above. Cancelled when asked to stop; an export or a

@@ -638,7 +638,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       // predictions calibrate to it as on a device profiled with the model.
       absl::StatusOr<std::vector<dp::ModelLatency>> here = MeasureModelHere(
           *bytes, model_record->name, model_record->sha256, calibration->samples.front(), std::max(1, device->threads),
-          options_.host_model_time_s,
+          search::ChannelAlignment(*device), options_.host_model_time_s,
           [&](double f) {
             job.set_fraction(base + span * 0.15 * f);
             Publish(record, job, false).IgnoreError();  // not stored: cannot fail

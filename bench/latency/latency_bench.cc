@@ -30,6 +30,7 @@
 #include "common/sha256.h"
 #include "device_profiles/cost_model.h"
 #include "device_profiles/profile_file.h"
+#include "model/channel_pruning.h"
 #include "model/export.h"
 #include "model/loader.h"
 #include "runtime/calibration.h"
@@ -130,8 +131,11 @@ model::LayerPlan Nearest(const search::Problem& problem, size_t i, model::LayerP
 }
 
 // The variants of one model, every layer at an option the search offers: uniform plans, pruning,
-// sparsity and seeded random mixes.
-std::vector<Variant> Variants(const search::Problem& problem, int count, uint64_t seed) {
+// sparsity and seeded random mixes. The fp32 export with half the channels pruned is the plan
+// squeeze-profile --model times to calibrate pruned float options (model::UniformChannelPlan at
+// the device's `alignment`).
+std::vector<Variant> Variants(const search::Problem& problem, const model::LoadedModel& loaded, int alignment,
+                              int count, uint64_t seed) {
   const size_t n = problem.details.size();
   using model::LayerPlan;
   using model::PrunePattern;
@@ -150,7 +154,10 @@ std::vector<Variant> Variants(const search::Problem& problem, int count, uint64_
   out.back().profiled_as = dp::UniformVariantLabel(8, 8);
   out.push_back(uniform("w4a8", LayerPlan{4, 8}));
   out.push_back(uniform("fp32 channel 25%", LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.25}));
-  out.push_back(uniform("fp32 channel 50%", LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.5}));
+  out.push_back(
+      Variant{"fp32 channel 50%",
+              model::UniformChannelPlan(model::AnalyzeChannelPruning(loaded), loaded, LayerPlan{}, 0.5, alignment),
+              dp::UniformVariantLabel(32, 32, 0.5)});
   out.push_back(uniform("w8a8 channel 25%", LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.25}));
   out.push_back(uniform("w8a8 channel 50%", LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.5}));
   out.push_back(uniform("fp32 unstructured 50%", LayerPlan{32, 32, PrunePattern::kUnstructured, 0.5}));
@@ -383,7 +390,8 @@ int main(int argc, char** argv) {
     if (!explain.empty())
       std::cerr << "  " << spec.label << " calibration: " << with_model->latency_calibration << "\n";
     // Ranges once for every tensor any variant quantizes (the all-w8a8 plan's).
-    std::vector<Variant> plans = Variants(*with_model, variants, seed);
+    std::vector<Variant> plans =
+        Variants(*with_model, *loaded, search::ChannelAlignment(profile->device), variants, seed);
     for (const std::string& text : plan_args) {
       auto v = ParsePlan(*with_model, text);
       if (!v.ok()) return fail(v.status());

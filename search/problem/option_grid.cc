@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "model/channel_pruning.h"
 #include "model/export.h"
 #include "search/problem/plan.h"
 
@@ -42,19 +44,13 @@ absl::Status ValidateOptionGrid(const OptionGrid& grid) {
 namespace {
 
 // The prune ratios of output-channel pruning: each grid ratio moved to the nearest kept count that
-// is a positive multiple of `alignment` and below `out`, as removed / out, in grid order, once each.
+// is a positive multiple of `alignment` and below `out` (model::AlignedChannelRatio), in grid
+// order, once each.
 std::vector<double> ChannelRatios(const std::vector<double>& grid_ratios, int64_t out, int alignment) {
-  const int64_t a = std::max(1, alignment);
-  const int64_t most = (out - 1) / a * a;  // the largest aligned count below out
   std::vector<double> ratios;
-  if (most < a) return ratios;
   for (double r : grid_ratios) {
-    if (r <= 0) continue;
-    const int64_t target = out - std::llround(static_cast<double>(out) * r);  // the unaligned count kept
-    const int64_t kept =
-        std::clamp<int64_t>(std::llround(static_cast<double>(target) / static_cast<double>(a)) * a, a, most);
-    const double ratio = static_cast<double>(out - kept) / static_cast<double>(out);
-    if (std::find(ratios.begin(), ratios.end(), ratio) == ratios.end()) ratios.push_back(ratio);
+    const std::optional<double> ratio = model::AlignedChannelRatio(out, r, alignment);
+    if (ratio && std::find(ratios.begin(), ratios.end(), *ratio) == ratios.end()) ratios.push_back(*ratio);
   }
   return ratios;
 }

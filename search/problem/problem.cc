@@ -147,9 +147,9 @@ double CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
   double fixed_scale = 1;
   for (const dp::ModelLatency& m : in.model_latencies) {
     if (in.model_sha256.empty() || m.model_sha256 != in.model_sha256) continue;
-    const std::optional<std::pair<int, int>> precision = dp::ParseUniformVariant(m.variant);
-    if (!precision) continue;
-    const auto [w, a] = *precision;
+    const std::optional<dp::UniformVariant> variant = dp::ParseUniformVariant(m.variant);
+    if (!variant || variant->channel_ratio > 0) continue;  // a pruned one: CalibrateToPrunedVariant
+    const int w = variant->weight_bits, a = variant->activation_bits;
     const std::optional<Choice> uniform = UniformChoice(*problem, w, a);
     if (!uniform) continue;  // some layer has no such option on this device
     double predicted = 0;
@@ -181,6 +181,85 @@ double CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
   problem->latency_calibration = absl::StrCat(
       problem->latency_calibration, problem->latency_calibration.empty() ? "" : "; ", absl::StrJoin(notes, "; "));
   return fixed_scale;
+}
+
+// A measured uniform export of the model in fp32 with a share r0 of every layer's output channels
+// pruned (squeeze-profile --model's "uniform w32a32 channel 50%", model::UniformChannelPlan at
+// `alignment`) calibrates the pruned float options. The calibration to the model as it is holds at
+// full width; a narrower layer's single-op samples stand in another ratio to its time in the
+// network (at half the channels its activations may fit a cache the full width spills, or its
+// per-op overhead weighs more). A float option pruning a share r is scaled by
+// 1 + (s − 1) · min(1, r / r0), moving from the full width's calibration to s at the variant's
+// width, with s such that the variant's plan, narrowings and all, comes out as measured (a plan's
+// latency is linear in s). Runs after CreditNarrowedReaders, whose table that plan needs. A scale
+// outside [1/4, 4] is not applied (the variant or the samples are off), and says so.
+void CalibrateToPrunedVariant(const ProblemInputs& in, const std::vector<model::ChannelPruningReach>& reach,
+                              int alignment, Problem* problem) {
+  for (const dp::ModelLatency& m : in.model_latencies) {
+    if (in.model_sha256.empty() || m.model_sha256 != in.model_sha256) continue;
+    const std::optional<dp::UniformVariant> variant = dp::ParseUniformVariant(m.variant);
+    if (!variant || variant->channel_ratio <= 0 || variant->weight_bits != 32 || variant->activation_bits != 32) {
+      continue;
+    }
+    const double r0 = variant->channel_ratio;
+    const std::vector<model::LayerPlan> plan =
+        model::UniformChannelPlan(reach, *in.model, model::LayerPlan{32, 32}, r0, alignment);
+    Choice choice;
+    for (size_t i = 0; i < problem->details.size() && i < plan.size(); ++i) {
+      for (size_t k = 0; k < problem->details[i].size(); ++k) {
+        const model::LayerPlan p = LayerPlanOf(problem->details[i][k].option);
+        if (p.weight_bits == 32 && p.activation_bits == 32 && p.pattern == plan[i].pattern &&
+            std::fabs(p.prune_ratio - plan[i].prune_ratio) < 1e-9) {
+          choice.push_back(static_cast<Choice::value_type>(k));
+          break;
+        }
+      }
+      if (choice.size() != i + 1) break;
+    }
+    if (choice.size() != problem->details.size()) continue;  // some layer has no such option on offer
+    // The share of each option the scale acts on.
+    auto weight = [&](const dp::CompressionOption& o) {
+      if (o.weight_bits < 16 || o.pattern != dp::Sparsity::kOutputChannel || o.prune_ratio <= 0) return 0.0;
+      return std::min(1.0, o.prune_ratio / r0);
+    };
+    const absl::StatusOr<ObjectiveValues> now = Evaluate(problem->table, choice);
+    OptionTable unscaled = problem->table;  // at s = 0
+    for (size_t i = 0; i < problem->details.size(); ++i) {
+      for (size_t k = 0; k < problem->details[i].size(); ++k) {
+        unscaled.layers[i].options[k].latency *= 1 - weight(problem->details[i][k].option);
+      }
+    }
+    const absl::StatusOr<ObjectiveValues> at_zero = Evaluate(unscaled, choice);
+    if (!now.ok() || !at_zero.ok()) continue;
+    const double seconds = m.latency_median_us * 1e-6;
+    const double slope = now->latency - at_zero->latency;
+    if (slope <= 0) continue;
+    const double s = 1 + (seconds - now->latency) / slope;
+    std::string note;
+    if (s < 0.25 || s > 4) {
+      note = absl::StrFormat(
+          "%s measured %.2f ms (%s) against %.2f ms predicted: a scale of %.3f for the pruned "
+          "float options is out of bounds, not applied",
+          m.variant, seconds * 1e3, m.key, now->latency * 1e3, s);
+    } else {
+      for (size_t i = 0; i < problem->details.size(); ++i) {
+        for (size_t k = 0; k < problem->details[i].size(); ++k) {
+          const double f = 1 + (s - 1) * weight(problem->details[i][k].option);
+          if (f == 1) continue;
+          problem->table.layers[i].options[k].latency *= f;
+          problem->details[i][k].latency.seconds *= f;
+          absl::StrAppend(&problem->details[i][k].latency.explanation,
+                          absl::StrFormat("; x %.3f for its width (%s measured)", f, m.variant));
+        }
+      }
+      note = absl::StrFormat(
+          "%s measured %.2f ms (%s), %.2f ms predicted before: the pruned float options scaled "
+          "by up to %.3f (in proportion to their pruned share, up to %.0f%%)",
+          m.variant, seconds * 1e3, m.key, now->latency * 1e3, s, 100 * r0);
+    }
+    problem->latency_calibration =
+        absl::StrCat(problem->latency_calibration, problem->latency_calibration.empty() ? "" : "; ", note);
+  }
 }
 
 // A weight-only integer option between two tensors its neighbours quantize runs as its uint8
@@ -359,10 +438,7 @@ void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
 }  // namespace
 
 int ChannelAlignment(const dp::Device& device) {
-  const auto& simd = device.simd_features;
-  const bool cpu_runtime = model::FlavourForRuntime(device.runtime) == model::ExportFlavour::kOrtCpu;
-  if (cpu_runtime && std::find(simd.begin(), simd.end(), "avx512f") != simd.end()) return 16;
-  return 8;
+  return model::ChannelAlignment(model::FlavourForRuntime(device.runtime), device.simd_features);
 }
 
 absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
@@ -681,6 +757,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   const double fixed_scale =
       fixed_before_calibration > 0 ? problem.table.fixed.latency / fixed_before_calibration : 1.0;
   CreditNarrowedReaders(reach, other_ops, fixed_scale, &problem);
+  CalibrateToPrunedVariant(in, reach, realization.channel_alignment, &problem);
   PriceFusedWeightOnly(boundary_bound, &problem);
   return problem;
 }

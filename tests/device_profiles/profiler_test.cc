@@ -21,6 +21,7 @@
 #include "model/loader.h"
 #include "runtime/session.h"
 #include "runtime/shape_probe.h"
+#include "tests/model/export_models.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -380,6 +381,7 @@ TEST_CASE("A tiny profiling run gives a valid profile with sane figures and its 
     CHECK(u.latency_median_us > 0);
     CHECK(ParseUniformVariant(u.variant).has_value());
   }
+  // A single Conv writes the graph output: no channel of it can go, so no pruned variant.
 
   const ProfileConditions& c = profile->conditions;
   CHECK(c.tool == "squeeze-profile 0.1.0");
@@ -441,6 +443,59 @@ LatencySample Measured(const OpSpec& spec, double us) {
   s.macs = ShapeMacs(s);
   s.latency_median_us = s.latency_mean_us = us;
   return s;
+}
+
+TEST_CASE("A model whose channels can go is also timed with half of them pruned", "[profiler]") {
+  // Chain: a and b (8 channels each) can lose channels; at multiples of 4 half of each goes.
+  testing::TempDir dir;
+  const std::string model_path = dir.File("chain.onnx");
+  std::ofstream(model_path, std::ios::binary) << model::testing::ChainProto().SerializeAsString();
+  ProfilerOptions options;
+  options.mode = "test";
+  options.grid = {ConvSpec(OpKind::kConv, 8, 8, 8, 1, 1)};  // a profile needs a sample
+  options.timing.min_repeats = 1;
+  options.timing.min_time_s = 0;
+  options.models = {{model_path, {}}};
+  options.channel_alignment = 4;
+  options.model_timing.warmup = 0;
+  options.model_timing.min_repeats = 1;
+  options.model_timing.min_time_s = 0;
+  options.reference_checks = 0;
+  absl::StatusOr<Profile> profile = RunProfile(options);
+  INFO(profile.status().ToString());
+  REQUIRE(profile.ok());
+  std::vector<std::string> variants;
+  for (const ModelLatency& m : profile->model_latencies) {
+    variants.push_back(m.variant);
+    CHECK(m.latency_median_us > 0);
+  }
+  CHECK(variants ==
+        std::vector<std::string>{"", "uniform w16a32", "uniform w8a32", "uniform w8a8", "uniform w32a32 channel 50%"});
+  const std::optional<UniformVariant> pruned = ParseUniformVariant(variants.back());
+  REQUIRE(pruned.has_value());
+  CHECK(pruned->weight_bits == 32);
+  CHECK(pruned->activation_bits == 32);
+  CHECK(pruned->channel_ratio == 0.5);
+  // At multiples of 8 nothing of 8 channels can go: no pruned variant.
+  options.channel_alignment = 8;
+  profile = RunProfile(options);
+  REQUIRE(profile.ok());
+  CHECK(profile->model_latencies.size() == 4);
+}
+
+TEST_CASE("Uniform variant labels read back as what they name", "[profiler]") {
+  CHECK(UniformVariantLabel(8, 8) == "uniform w8a8");
+  CHECK(UniformVariantLabel(32, 32, 0.25) == "uniform w32a32 channel 25%");
+  const std::optional<UniformVariant> dense = ParseUniformVariant("uniform w16a32");
+  REQUIRE(dense.has_value());
+  CHECK(dense->weight_bits == 16);
+  CHECK(dense->activation_bits == 32);
+  CHECK(dense->channel_ratio == 0);
+  for (const char* bad : {"", "w8a8", "uniform w8", "uniform w8a8 channel", "uniform w8a8 channel 0%",
+                          "uniform w8a8 channel 100%", "uniform w8a8 unstructured 50%", "uniform w8a8 channel x%"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseUniformVariant(bad).has_value());
+  }
 }
 
 TEST_CASE("Capabilities from samples: what is no faster than what it stands for is not native", "[profiler]") {

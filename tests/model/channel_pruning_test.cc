@@ -51,5 +51,41 @@ TEST_CASE("Channels an Add or Concat partner also produces are not removable by 
   }
 }
 
+TEST_CASE("Pruning keeps an aligned channel count below the whole", "[channel-pruning]") {
+  // 8 channels at multiples of 4: half keeps 4; a quarter (6 kept) rounds to 8, which is all, so 4.
+  CHECK(AlignedChannelRatio(8, 0.5, 4) == 0.5);
+  CHECK(AlignedChannelRatio(8, 0.25, 4) == 0.5);
+  CHECK(AlignedChannelRatio(8, 0.25, 2) == 0.25);
+  // 24 at 16: 12 kept rounds to 16.
+  CHECK(*AlignedChannelRatio(24, 0.5, 16) == Approx(8.0 / 24));
+  // At least one multiple is kept: 90% of 64 at 16 keeps 16.
+  CHECK(AlignedChannelRatio(64, 0.9, 16) == 0.75);
+  // No multiple below the whole, or nothing to prune: none.
+  CHECK_FALSE(AlignedChannelRatio(16, 0.5, 16).has_value());
+  CHECK_FALSE(AlignedChannelRatio(8, 0, 1).has_value());
+}
+
+TEST_CASE("A uniform channel plan prunes the layers that can lose channels, the rest stay dense", "[channel-pruning]") {
+  const LoadedModel m = MustLoad(testing::ChainProto());
+  const std::vector<LayerPlan> plan =
+      UniformChannelPlan(AnalyzeChannelPruning(m), m, LayerPlan{8, 8, PrunePattern::kTwoFour, 0.5}, 0.5, 4);
+  REQUIRE(plan.size() == 4);
+  for (const LayerPlan& p : plan) {
+    CHECK(p.weight_bits == 8);
+    CHECK(p.activation_bits == 8);
+  }
+  // a and b: half of 8 channels; the depthwise d is grouped and c writes the graph output.
+  CHECK(plan[0].pattern == PrunePattern::kOutputChannel);
+  CHECK(plan[0].prune_ratio == 0.5);
+  CHECK(plan[1].pattern == PrunePattern::kOutputChannel);
+  CHECK(plan[2].pattern == PrunePattern::kNone);
+  CHECK(plan[2].prune_ratio == 0);
+  CHECK(plan[3].pattern == PrunePattern::kNone);
+  // At a multiple of 8, 8 channels cannot be pruned at all.
+  for (const LayerPlan& p : UniformChannelPlan(AnalyzeChannelPruning(m), m, LayerPlan{}, 0.5, 8)) {
+    CHECK(p.pattern == PrunePattern::kNone);
+  }
+}
+
 }  // namespace
 }  // namespace squeeze::model

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <set>
 
+#include "model/channel_pruning.h"
 #include "model/weight_math.h"
 #include "search/problem/plan.h"
 #include "tests/device_profiles/test_device.h"
@@ -348,6 +349,86 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
   // The depthwise Conv carries b's channels and the last Conv's are the graph output: neither is pruned alone.
   for (size_t i : {2, 3}) {
     for (const LayerOption& o : problem->table.layers[i].options) CHECK(o.label.find("channel") == std::string::npos);
+  }
+}
+
+TEST_CASE("A measured pruned export calibrates the pruned float options by their width", "[problem]") {
+  // Chain: a (3>8) and b (8>8) can lose channels; at alignment 2 the grid's 25% and 50% keep 6 and 4.
+  const model::LoadedModel model = model::testing::MustLoad(model::testing::ChainProto());
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in = InputsFor(model, device, **cost);
+  in.channel_alignment = 2;
+  in.grid.weight_bits = {32, 8};
+  in.grid.activation_bits = {32, 8};
+  in.grid.prune_ratios = {0, 0.25, 0.5};
+  in.model_sha256 = std::string(64, 'c');
+  absl::StatusOr<Problem> plain = BuildProblem(in);
+  REQUIRE(plain.ok());
+  // The plan the profiler times (model::UniformChannelPlan): a and b half pruned, d and c dense.
+  const std::vector<model::LayerPlan> timed = model::UniformChannelPlan(
+      model::AnalyzeChannelPruning(model), model, model::LayerPlan{32, 32}, 0.5, in.channel_alignment);
+  REQUIRE(timed.size() == 4);
+  CHECK(timed[0].prune_ratio == 0.5);
+  CHECK(timed[1].prune_ratio == 0.5);
+  CHECK(timed[2].pattern == model::PrunePattern::kNone);
+  CHECK(timed[3].pattern == model::PrunePattern::kNone);
+  auto index = [&](const Problem& p, size_t layer, const std::string& label) {
+    const LayerOption* o = FindOption(p, layer, label);
+    REQUIRE(o != nullptr);
+    return static_cast<uint16_t>(o - &p.table.layers[layer].options[0]);
+  };
+  const Choice plan = {index(*plain, 0, "fp32 channel 50%"), index(*plain, 1, "fp32 channel 50%"),
+                       index(*plain, 2, "fp32"), index(*plain, 3, "fp32")};
+  const double predicted = Evaluate(plain->table, plan)->latency;
+  // The pruned layers' share of that plan: their own time less what b's narrowing takes off it.
+  const double a50 = FindOption(*plain, 0, "fp32 channel 50%")->latency;
+  const double b50 = FindOption(*plain, 1, "fp32 channel 50%")->latency;
+  const double d = FindOption(*plain, 2, "fp32")->latency, c = FindOption(*plain, 3, "fp32")->latency;
+  REQUIRE(predicted == Approx(plain->table.fixed.latency + a50 + 0.5 * b50 + 0.5 * (d + c)));
+
+  dp::ModelLatency pruned;
+  pruned.key = "chain uniform w32a32 channel 50%";
+  pruned.model_sha256 = in.model_sha256;
+  pruned.variant = dp::UniformVariantLabel(32, 32, 0.5);
+  REQUIRE(pruned.variant == "uniform w32a32 channel 50%");
+  SECTION("the measured plan comes out as measured; a quarter pruned moves half as far") {
+    const double measured = predicted - 0.4 * (a50 + 0.5 * b50);  // s = 0.6
+    pruned.latency_median_us = measured * 1e6;
+    in.model_latencies = {pruned};
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    CHECK(Evaluate(p->table, plan)->latency == Approx(measured));
+    CHECK(FindOption(*p, 0, "fp32 channel 50%")->latency == Approx(0.6 * a50));
+    CHECK(FindOption(*p, 1, "fp32 channel 50%")->latency == Approx(0.6 * b50));
+    CHECK(FindOption(*p, 0, "fp32 channel 25%")->latency ==
+          Approx(0.8 * FindOption(*plain, 0, "fp32 channel 25%")->latency));
+    // Dense and integer options keep theirs.
+    CHECK(FindOption(*p, 0, "fp32")->latency == Approx(FindOption(*plain, 0, "fp32")->latency));
+    CHECK(FindOption(*p, 0, "w8a8 channel 50%")->latency == Approx(FindOption(*plain, 0, "w8a8 channel 50%")->latency));
+    CHECK_THAT(p->latency_calibration, Contains("uniform w32a32 channel 50% measured"));
+    CHECK_THAT(Find(*p, 0, "fp32 channel 25%")->latency.explanation, Contains("x 0.800 for its width"));
+  }
+  SECTION("a measurement no scale within bounds can match is not applied, and the calibration says so") {
+    pruned.latency_median_us = predicted * 1e6 * 50;
+    in.model_latencies = {pruned};
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    CHECK(FindOption(*p, 0, "fp32 channel 50%")->latency == Approx(a50));
+    CHECK_THAT(p->latency_calibration, Contains("not applied"));
+  }
+  SECTION("a variant of another model, or the plan not on offer, changes nothing") {
+    pruned.latency_median_us = predicted * 1e6 / 2;
+    pruned.model_sha256 = std::string(64, 'd');
+    in.model_latencies = {pruned};
+    CHECK(BuildProblem(in)->latency_calibration.empty());
+    pruned.model_sha256 = in.model_sha256;
+    in.model_latencies = {pruned};
+    in.grid.prune_ratios = {0, 0.25};  // the timed plan's 50% is not among the options
+    absl::StatusOr<Problem> p = BuildProblem(in);
+    REQUIRE(p.ok());
+    CHECK(p->latency_calibration.empty());
   }
 }
 

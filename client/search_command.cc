@@ -131,6 +131,7 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
     std::cout << fmt::format("\n{} (profile v{}): {} Pareto-optimal candidates, {} search, {:.2f} s\n", f.device_id(),
                              f.device_version(), f.candidates_size(), f.strategy(), f.search_seconds());
     if (!f.latency_basis().empty()) std::cout << "  latency: " << f.latency_basis() << "\n";
+    if (!f.error_calibration().empty()) std::cout << "  error: " << f.error_calibration() << "\n";
     if (!f.measured_picks().empty()) std::cout << "  " << f.measured_picks() << "\n";
     if (!f.constraints_met()) {
       std::cout << "  No candidate meets the constraints. Binding: " << f.binding_constraint()

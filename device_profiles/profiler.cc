@@ -379,8 +379,8 @@ absl::StatusOr<std::vector<ModelLatency>> TimeModel(const ModelToTime& m, absl::
   }
   std::vector<std::unique_ptr<runtime::Session>> variant_sessions;
   std::vector<const runtime::Session*> timed = {session->get()};
-  for (const auto& [label, bytes] : variants) {
-    absl::StatusOr<std::unique_ptr<runtime::Session>> vs = runtime::Session::Create(bytes, session_options);
+  for (const auto& [label, variant_bytes] : variants) {
+    absl::StatusOr<std::unique_ptr<runtime::Session>> vs = runtime::Session::Create(variant_bytes, session_options);
     if (!vs.ok())
       return absl::Status(vs.status().code(), absl::StrCat(m.path, " ", label, ": ", vs.status().message()));
     timed.push_back(vs->get());

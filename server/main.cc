@@ -161,6 +161,11 @@ int main(int argc, char** argv) {
                  "profile alone)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 600000.0));
+  app.add_flag("--error-probes,!--no-error-probes", options.measure_error,
+               "After each search, export its candidates near the SQNR floor, run them on the calibration inputs and, "
+               "where they measure more than 1 dB off, scale the predicted errors to them and search again "
+               "(--no-error-probes: predicted errors rest on the per-layer sensitivities alone)")
+      ->capture_default_str();
   app.add_option("--max-message-bytes", options.max_message_bytes, "Largest gRPC message received or sent")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2} << 20, int64_t{1} << 30));

@@ -17,6 +17,7 @@
 #include "search/problem/plan.h"
 #include "server/proto_conversion.h"
 #include "server/recommend.h"
+#include "server/search_spec.h"
 
 namespace squeeze::server {
 namespace {
@@ -100,6 +101,44 @@ absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
     m.source = absl::StrCat("measured by squeezed on this machine before the search; ", m.source);
   }
   if (on_progress) on_progress(1);
+  return out;
+}
+
+absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const MeasureErrorInputs& in,
+                                                                   std::map<std::string, double>* measured) {
+  if (in.model == nullptr || in.calibration == nullptr || in.problem == nullptr || measured == nullptr) {
+    return absl::InvalidArgumentError("measuring error probes needs the model, its problem and calibration samples");
+  }
+  runtime::ExportCheckOptions check;
+  check.ranges.threads = in.threads;
+  check.verify.threads = in.threads;
+  check.verify.measure_latency = false;
+  check.export_options.shape_probe = in.shape_probe;
+  std::vector<search::ErrorProbe> out;
+  const size_t n = in.candidates.size();
+  for (size_t k = 0; k < n; ++k) {
+    if (in.cancelled != nullptr && in.cancelled->load()) return absl::CancelledError("cancelled");
+    const search::Candidate& c = in.candidates[k];
+    const std::vector<model::LayerPlan> plan = search::ExportPlanOf(*in.problem, c.choice);
+    std::string key;
+    for (const model::LayerPlan& p : plan) {
+      absl::StrAppend(&key, p.weight_bits, "/", p.activation_bits, "/", static_cast<int>(p.pattern), "/",
+                      absl::StrFormat("%.6f", p.prune_ratio), ";");
+    }
+    const std::string summary = search::PlanSummary(*in.problem, c.choice);
+    auto known = measured->find(key);
+    if (known == measured->end()) {
+      absl::StatusOr<runtime::VerifiedExport> exported =
+          runtime::ExportAndVerify(*in.model, in.model_bytes, plan, *in.calibration, check);
+      if (!exported.ok()) {
+        return absl::Status(exported.status().code(),
+                            absl::StrCat("exporting ", summary, ": ", exported.status().message()));
+      }
+      known = measured->emplace(key, exported->verification.relative_error).first;
+    }
+    out.push_back(search::ErrorProbe{summary, c.values.error, known->second});
+    if (in.on_progress) in.on_progress(static_cast<double>(k + 1) / static_cast<double>(n));
+  }
   return out;
 }
 
@@ -191,7 +230,12 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
     for (v1::Candidate& b : *front->mutable_baselines()) {
       if (!b.tags().empty() && b.tags(0) == e.baseline) *b.mutable_measured() = FiguresOf(e);
     }
-    if (e.timing.median_s < fastest_candidate &&
+    // Only one that keeps the search's limits, its SQNR as measured, may join the front.
+    const double floor = in.constraints.min_sqnr_db() > 0 ? in.constraints.min_sqnr_db() : kDefaultMinSqnrDb;
+    const bool within = MeetsConstraints(ToProto(*in.problem, search::Candidate{*e.choice, e.values}, false),
+                                         in.constraints, in.app_budget_bytes) &&
+                        e.exported.verification.sqnr_db >= floor;
+    if (within && e.timing.median_s < fastest_candidate &&
         (fastest_baseline == nullptr || e.timing.median_s < fastest_baseline->timing.median_s)) {
       fastest_baseline = &e;
     }

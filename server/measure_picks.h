@@ -3,14 +3,16 @@
 // and int8 baselines are exported through runtime::ExportAndVerify (outputs compared with the
 // original) and timed here with their runs interleaved, so a machine whose speed drifts weighs on
 // all alike. The figures go into the front (Candidate.measured, DeviceFront.measured_picks); a
-// baseline that measures faster than every measured candidate joins the candidates, so the
-// "fastest" pick never measures slower than a uniform baseline.
+// baseline that measures faster than every measured candidate and keeps the search's limits (its
+// SQNR as measured) joins the candidates, so the "fastest" pick never measures slower than a
+// uniform baseline the user could have taken.
 #ifndef SQUEEZE_SERVER_MEASURE_PICKS_H_
 #define SQUEEZE_SERVER_MEASURE_PICKS_H_
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "device_profiles/device.h"
 #include "model/loader.h"
 #include "runtime/calibration.h"
+#include "search/problem/error_calibration.h"
 #include "search/problem/problem.h"
 #include "squeeze/v1/search.pb.h"
 
@@ -55,6 +58,25 @@ absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
     absl::string_view model_bytes, absl::string_view model_name, const std::string& sha256,
     const std::vector<runtime::Tensor>& inputs, int threads, int channel_alignment, double min_time_s,
     const std::function<void(double)>& on_progress, std::vector<std::string>* notes);
+
+// After a search on any device: `candidates` of its front (search::ErrorProbeCandidates) exported
+// through runtime::ExportAndVerify and run on `calibration`, their predicted and measured relative
+// errors for search::ErrorFactor. A plan already in `measured` (keyed by its export plan; the
+// devices of one search share it, as the same plan is the same file) is not exported again; new
+// ones are added. Cancelled when asked to stop; an export that fails is named in the status.
+struct MeasureErrorInputs {
+  const model::LoadedModel* model = nullptr;
+  absl::string_view model_bytes;
+  const runtime::CalibrationSet* calibration = nullptr;
+  const search::Problem* problem = nullptr;
+  std::vector<search::Candidate> candidates;
+  int threads = 1;
+  model::ShapeProbe shape_probe;
+  const std::atomic<bool>* cancelled = nullptr;
+  std::function<void(double)> on_progress;  // fraction of the candidates exported and run
+};
+absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const MeasureErrorInputs& inputs,
+                                                                   std::map<std::string, double>* measured);
 
 // Measures `front`'s picks and baselines as above. Cancelled when asked to stop; an export or a
 // run that fails is named in the returned status (the front keeps what was measured before it).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -606,6 +607,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   const absl::Time deadline = absl::Now() + absl::Seconds(spec.time_budget_seconds());
   job.clear_fronts();
   const int devices = spec.device_ids_size();
+  std::map<std::string, double> probe_errors;  // export plan -> measured relative error, for every device
   for (int d = 0; d < devices; ++d) {
     const double base = 0.5 + 0.5 * d / devices, span = 0.5 / devices;
     job.set_phase(v1::PHASE_BUILDING_TABLE);
@@ -654,6 +656,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     }
     absl::StatusOr<search::Problem> problem = search::BuildProblem(problem_inputs);
     if (!problem.ok()) return problem.status();
+    std::vector<std::string> error_notes;
 
     job.set_phase(v1::PHASE_SEARCHING);
     job.set_fraction(base + 0.2 * span);
@@ -675,23 +678,70 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       if (p.best_so_far != nullptr) *out = ToProto(*problem, *p.best_so_far, device->id, device->version, false);
       Publish(record, job, false).IgnoreError();  // not stored: cannot fail
     };
-    absl::StatusOr<search::Front> front;
-    if (exact) {
-      front = search::SolveExact(problem->table, engine_spec, {}, control);
-      // The DP plans integer layers at their conversions' bound; chains of them are found here.
-      if (front.ok()) {
+    auto run_search = [&](absl::Duration budget, const search::RunControl& run) -> absl::StatusOr<search::Front> {
+      if (exact) {
+        absl::StatusOr<search::Front> f = search::SolveExact(problem->table, engine_spec, {}, run);
+        // The DP plans integer layers at their conversions' bound; chains of them are found here.
+        if (!f.ok()) return f;
         search::PolishOptions polish;
         polish.seed = spec.seed();
-        front = search::Polish(problem->table, engine_spec, *std::move(front), polish, control);
+        return search::Polish(problem->table, engine_spec, *std::move(f), polish, run);
       }
-    } else {
       search::Nsga2Options nsga2;
       nsga2.seed = spec.seed();
-      nsga2.time_budget = std::max(absl::Seconds(1), deadline - absl::Now());
-      front = search::SolveNsga2(problem->table, engine_spec, nsga2, control);
-    }
+      nsga2.time_budget = std::max(absl::Seconds(1), budget);
+      return search::SolveNsga2(problem->table, engine_spec, nsga2, run);
+    };
+    // With the errors checked after it, NSGA-II's first run takes half the time; runs on the scaled
+    // table share the rest.
+    absl::StatusOr<search::Front> front =
+        run_search(options_.measure_error ? (deadline - absl::Now()) / 2 : deadline - absl::Now(), control);
     if (!front.ok()) return front.status();
     if (live.cancel) return absl::CancelledError("cancelled");
+    if (options_.measure_error) {
+      // Predicted = measured for the error too: candidates near the floor exported and run, the
+      // table's errors scaled to them and the search run again, in up to two rounds.
+      const std::optional<double> max_error = engine_spec.constraints.max_error;
+      const double floor = max_error && *max_error > 0 ? search::SqnrDb(*max_error) : kDefaultMinSqnrDb;
+      std::vector<double> factors;
+      std::vector<search::ErrorProbe> probes;
+      search::RunControl quiet = control;  // a rerun's progress does not move the job's backwards
+      quiet.on_progress = nullptr;
+      for (int round = 0; round < 2; ++round) {
+        MeasureErrorInputs probe_inputs;
+        probe_inputs.model = &*loaded;
+        probe_inputs.model_bytes = *bytes;
+        probe_inputs.calibration = &*calibration;
+        probe_inputs.problem = &*problem;
+        probe_inputs.candidates = search::ErrorProbeCandidates(*front, floor);
+        probe_inputs.threads = options_.threads;
+        probe_inputs.shape_probe = options_.shape_probe;
+        probe_inputs.cancelled = &live.cancel;
+        if (probe_inputs.candidates.empty()) break;
+        job.set_phase(v1::PHASE_VERIFYING);
+        Publish(record, job, true).IgnoreError();  // logged by Publish
+        absl::StatusOr<std::vector<search::ErrorProbe>> measured = MeasureErrorProbes(probe_inputs, &probe_errors);
+        if (live.cancel) return absl::CancelledError("cancelled");
+        if (!measured.ok()) {
+          error_notes.push_back(absl::StrCat("the predicted errors rest on the per-layer sensitivities alone: ",
+                                             measured.status().message()));
+          break;
+        }
+        probes.insert(probes.end(), measured->begin(), measured->end());
+        const double factor = search::ErrorFactor(*measured);
+        // Within 1 dB the front stands; errors found over-predicted after a first scaling stay so
+        // (the safe side).
+        if (std::fabs(10 * std::log10(factor)) <= 1 || (round > 0 && factor < 1)) break;
+        search::ScaleErrors(factor, &*problem);
+        factors.push_back(factor);
+        job.set_phase(v1::PHASE_SEARCHING);
+        Publish(record, job, true).IgnoreError();  // logged by Publish
+        front = run_search(round == 0 ? (deadline - absl::Now()) / 2 : deadline - absl::Now(), quiet);
+        if (!front.ok()) return front.status();
+        if (live.cancel) return absl::CancelledError("cancelled");
+      }
+      problem->error_calibration = search::DescribeErrorCalibration(factors, probes);
+    }
     *out = ToProto(*problem, *front, device->id, device->version, true);
     out->set_constraints_met(!front->candidates.empty());
     if (front->candidates.empty()) {
@@ -749,6 +799,8 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     }
     for (const std::string& w : problem->warnings) out->add_warnings(w);
     for (const std::string& w : host_notes) out->add_warnings(w);
+    for (const std::string& w : error_notes) out->add_warnings(w);
+    out->set_error_calibration(problem->error_calibration);
     out->set_latency_basis(LatencyBasisSummary(*problem, *out));
     out->set_search_seconds(front->stats.seconds);
     job.set_fraction(base + span);

@@ -41,6 +41,11 @@ struct SearchJobsOptions {
   // On host, a model its profile never timed is timed first (MeasureModelHere), each variant for
   // at least this long; 0: never, the predictions rest on the profile alone.
   double host_model_time_s = 1.0;
+  // After each device's search, candidates near the SQNR floor are exported and run on the
+  // calibration inputs, and where they measure more than 1 dB off, the predicted errors are scaled
+  // to them and the search runs again (MeasureErrorProbes, search::ErrorFactor); false: the
+  // predicted errors rest on the per-layer sensitivities alone.
+  bool measure_error = true;
   // Called from the job thread for a succeeded job whose spec asks for verify_recommended.
   std::function<void(const std::string& team, const std::string& job_id)> verify_recommended;
 };

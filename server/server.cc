@@ -209,6 +209,7 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   search_options.max_activation_bytes = options.max_activation_bytes;
   search_options.quota = options.quota;
   search_options.host_model_time_s = options.host_model_time_s;
+  search_options.measure_error = options.measure_error;
   ExportJobs* exports = server->export_jobs_.get();
   search_options.verify_recommended = [exports](const std::string& team, const std::string& id) {
     exports->VerifyRecommended(team, id);

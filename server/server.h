@@ -39,6 +39,9 @@ struct ServerOptions {
   // A search on host whose profile never timed the model times it first, each of its uniform
   // variants for this long (SearchJobsOptions::host_model_time_s); 0: never.
   double host_model_time_s = 1.0;
+  // Check each search's predicted errors against exports of its candidates near the SQNR floor
+  // (SearchJobsOptions::measure_error).
+  bool measure_error = true;
   int upload_threads = 2;  // the arena that analyses uploads
   // TLS: both paths (PEM) or neither. Without TLS the server listens only on loopback, unless
   // `insecure` (e.g. behind a proxy that terminates TLS).

@@ -204,19 +204,9 @@ void CalibrateToPrunedVariant(const ProblemInputs& in, const std::vector<model::
     const double r0 = variant->channel_ratio;
     const std::vector<model::LayerPlan> plan =
         model::UniformChannelPlan(reach, *in.model, model::LayerPlan{32, 32}, r0, alignment);
-    Choice choice;
-    for (size_t i = 0; i < problem->details.size() && i < plan.size(); ++i) {
-      for (size_t k = 0; k < problem->details[i].size(); ++k) {
-        const model::LayerPlan p = LayerPlanOf(problem->details[i][k].option);
-        if (p.weight_bits == 32 && p.activation_bits == 32 && p.pattern == plan[i].pattern &&
-            std::fabs(p.prune_ratio - plan[i].prune_ratio) < 1e-9) {
-          choice.push_back(static_cast<Choice::value_type>(k));
-          break;
-        }
-      }
-      if (choice.size() != i + 1) break;
-    }
-    if (choice.size() != problem->details.size()) continue;  // some layer has no such option on offer
+    const std::optional<Choice> found = ChoiceOfPlan(*problem, plan);
+    if (!found) continue;  // some layer has no such option on offer
+    const Choice& choice = *found;
     // The share of each option the scale acts on.
     auto weight = [&](const dp::CompressionOption& o) {
       if (o.weight_bits < 16 || o.pattern != dp::Sparsity::kOutputChannel || o.prune_ratio <= 0) return 0.0;

@@ -53,6 +53,8 @@ struct Problem {
   std::vector<std::string> warnings;
   // How a measured whole-model latency corrected the predictions; empty when none applied.
   std::string latency_calibration;
+  // How measured exports corrected the predicted errors (CalibrateError); empty when none did.
+  std::string error_calibration;
 };
 
 struct ProblemInputs {

@@ -200,6 +200,17 @@ TEST_CASE("On host the picks are measured before they are named: the fastest is 
   for (const v1::Candidate& c : host.candidates()) {
     if (c.has_measured()) CHECK(c.measured().sqnr_db() > 0);
   }
+  // The predicted errors were checked against exports of candidates near the floor, on every
+  // device, and scaled where those measured worse: the measured picks err on the safe side.
+  for (const v1::DeviceFront* f : {&host, &pi}) {
+    INFO(f->error_calibration());
+    CHECK_THAT(f->error_calibration(), Contains("near the SQNR floor exported and run on the calibration inputs"));
+  }
+  for (const v1::Candidate& c : host.candidates()) {
+    if (!c.has_measured()) continue;
+    INFO("#" << c.index() << " " << c.plan_summary());
+    CHECK(c.measured().sqnr_db() >= c.predicted_sqnr_db() - 1);
+  }
   // A phone is not this machine: its picks stand on predictions.
   CHECK(pi.measured_picks().empty());
   for (const v1::Candidate& c : pi.candidates()) CHECK_FALSE(c.has_measured());

@@ -1,0 +1,53 @@
+// Predicted error calibrated against measured exports (DESIGN.md §3, issue 15 "safe side").
+//
+// The search predicts a candidate's output error as the sum of its layers' terms, s_i · D_i(o)
+// plus an activation term, each from one layer compressed alone. In a network the errors of many
+// compressed layers compound, cancel or saturate, so the sum can be several times off either way
+// (PP-OCRv4 det: ~8x above what its exports measure; M-LSD: a plan predicted 12.5 dB measured
+// 1.5 dB, while uniform int8, predicted -3 dB, measured 1.3 dB: the sum overshoots where the
+// output is already lost and undershoots near the floor). So the calibration looks where the
+// answer is decided: after a search, a few of its own candidates near the SQNR floor are exported
+// and run on the calibration inputs, every option's predicted error is scaled by the largest
+// measured / predicted ratio among them, and the search runs again on the scaled table.
+#ifndef SQUEEZE_SEARCH_PROBLEM_ERROR_CALIBRATION_H_
+#define SQUEEZE_SEARCH_PROBLEM_ERROR_CALIBRATION_H_
+
+#include <string>
+#include <vector>
+
+#include "search/engine/front.h"
+#include "search/engine/option_table.h"
+#include "search/problem/problem.h"
+
+namespace squeeze::search {
+
+// The candidates of `front` worth exporting to check its predicted errors: for each target SQNR
+// (`floor_sqnr_db`, 10 dB above it, 20 dB above it) the candidate predicted nearest at or above
+// it, each once; candidates predicted exact are left out. Fewer when the front has fewer.
+std::vector<Candidate> ErrorProbeCandidates(const Front& front, double floor_sqnr_db);
+
+// A candidate exported and run: its predicted relative error (the table's, when it was probed)
+// and the relative output error its file measured on the calibration inputs (Σ(y' − y)² / Σy²
+// over the float outputs and samples).
+struct ErrorProbe {
+  std::string plan;  // what it was, in words (PlanSummary)
+  double predicted = 0;
+  double measured = 0;
+};
+
+// The largest measured / predicted ratio of `probes` (those predicted above 0), within
+// [0.1, 1000]; 1 with none.
+double ErrorFactor(const std::vector<ErrorProbe>& probes);
+
+// Multiplies every option's predicted error (LayerOption::error) by `factor`.
+void ScaleErrors(double factor, Problem* problem);
+
+// "predicted errors x 7.8, then x 2 to match 5 candidates near the SQNR floor exported and run on
+// the calibration inputs (...): 16×fp16, ... measured 1.3 dB (predicted 10.2); ...", or with no
+// factor "predicted errors kept: ...". `factors` holds the factor of each round that scaled,
+// `probes` every probe of every round; empty with no probe.
+std::string DescribeErrorCalibration(const std::vector<double>& factors, const std::vector<ErrorProbe>& probes);
+
+}  // namespace squeeze::search
+
+#endif  // SQUEEZE_SEARCH_PROBLEM_ERROR_CALIBRATION_H_

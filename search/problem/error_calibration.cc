@@ -65,15 +65,14 @@ std::string DescribeErrorCalibration(const std::vector<double>& factors, const s
     scaled.push_back(absl::StrFormat(r == 0 ? "x %.3g" : "then x %.3g", factors[r]));
   }
   for (const ErrorProbe& p : probes) {
-    measured.push_back(absl::StrFormat("%s measured %.1f dB (predicted %.1f)", p.plan, SqnrDb(p.measured),
-                                       SqnrDb(p.predicted)));
+    measured.push_back(
+        absl::StrFormat("%s measured %.1f dB (predicted %.1f)", p.plan, SqnrDb(p.measured), SqnrDb(p.predicted)));
   }
-  const std::string exported =
-      absl::StrCat(probes.size(), probes.size() == 1 ? " candidate" : " candidates",
-                   " near the SQNR floor exported and run on the calibration inputs");
+  const std::string exported = absl::StrCat(probes.size(), probes.size() == 1 ? " candidate" : " candidates",
+                                            " near the SQNR floor exported and run on the calibration inputs");
   if (scaled.empty()) {
-    return absl::StrCat("predicted errors kept: ", exported, " measured within 1 dB of their predictions or better: ",
-                        absl::StrJoin(measured, "; "));
+    return absl::StrCat("predicted errors kept: ", exported,
+                        " measured within 1 dB of their predictions or better: ", absl::StrJoin(measured, "; "));
   }
   return absl::StrCat("predicted errors ", absl::StrJoin(scaled, ", "), " to match ", exported,
                       " (the largest measured / predicted, so those are predicted no better than measured): ",

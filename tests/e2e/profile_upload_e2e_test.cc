@@ -325,8 +325,9 @@ TEST_CASE("squeeze-profile --quick then devices put: a search on host predicts f
   CHECK_THAT(profiled.err, Contains("100%"));
   absl::StatusOr<dp::Profile> profile = dp::ReadProfileFile(profile_path);
   REQUIRE(profile.ok());
-  // The model as it is and its uniform fp16-weight, int8-weight and int8 exports.
-  REQUIRE(profile->model_latencies.size() == 4);
+  // The model as it is and its uniform fp16-weight, int8-weight, int8 and half-pruned fp32 exports.
+  REQUIRE(profile->model_latencies.size() == 5);
+  CHECK(profile->model_latencies.back().variant == "uniform w32a32 channel 50%");
 
   RunningServer server(dir.File("data"));
   CommandResult put = server.Cli({"devices", "put", profile_path, "--id", "host"});
@@ -335,13 +336,14 @@ TEST_CASE("squeeze-profile --quick then devices put: a search on host predicts f
   const v1::Device host = Show(server, "host");
   CHECK(host.provenance() == v1::PROVENANCE_MEASURED);
   CHECK(host.latency_sample_count() == static_cast<int64_t>(profile->samples.size()));
-  CHECK(host.model_latency_count() == 4);
+  CHECK(host.model_latency_count() == 5);
 
   const v1::SearchJob job = SearchClsOnHost(server);
   CHECK(job.fronts(0).device_version() == 2);
   INFO(job.fronts(0).latency_basis());
   CHECK_THAT(job.fronts(0).latency_basis(),
-             Contains("the model as it is measured") && Contains("uniform w8a8 measured"));
+             Contains("the model as it is measured") && Contains("uniform w8a8 measured") &&
+                 Contains("uniform w32a32 channel 50% measured"));
   REQUIRE(job.fronts(0).candidates_size() > 0);
   // Whatever this CPU offers: the header counts exactly what the candidates' layers used, and no
   // option has 16-bit activations, which the CPU flavour's file would not have.

@@ -20,7 +20,8 @@ Candidate At(double sqnr_db, uint16_t tag) {
 
 TEST_CASE("The probes are the candidates nearest at or above the floor, 10 and 20 dB above it", "[error-calibration]") {
   Front front;
-  for (double db : {5.0, 10.5, 12.0, 19.0, 21.0, 33.0, 45.0}) front.candidates.push_back(At(db, static_cast<uint16_t>(db)));
+  for (double db : {5.0, 10.5, 12.0, 19.0, 21.0, 33.0, 45.0})
+    front.candidates.push_back(At(db, static_cast<uint16_t>(db)));
   front.candidates.push_back(At(std::numeric_limits<double>::infinity(), 99));  // lossless: nothing to learn
   std::vector<Candidate> probes = ErrorProbeCandidates(front, 10);
   REQUIRE(probes.size() == 3);
@@ -34,7 +35,8 @@ TEST_CASE("The probes are the candidates nearest at or above the floor, 10 and 2
   CHECK(ErrorProbeCandidates(Front{}, 10).empty());
 }
 
-TEST_CASE("The factor is the largest measured / predicted, bounded; scaling moves every option", "[error-calibration]") {
+TEST_CASE("The factor is the largest measured / predicted, bounded; scaling moves every option",
+          "[error-calibration]") {
   CHECK(ErrorFactor({}) == 1);
   CHECK(ErrorFactor({{"a", 0.01, 0.05}, {"b", 0.001, 0.002}}) == Approx(5));
   CHECK(ErrorFactor({{"a", 0.01, 0.001}}) == Approx(0.1));
@@ -59,7 +61,8 @@ TEST_CASE("The calibration says what was measured against what was predicted", "
   const std::string text = DescribeErrorCalibration(
       {7.8, 1.5}, {{"16×fp16, 15×int8", ErrorOfSqnrDb(10.2), ErrorOfSqnrDb(1.3)}, {"58×int8", 0.1, 0.1}});
   CHECK_THAT(text, Contains("x 7.8, then x 1.5") && Contains("2 candidates") &&
-                       Contains("16×fp16, 15×int8 measured 1.3 dB (predicted 10.2)") && Contains("58×int8 measured 10.0 dB"));
+                       Contains("16×fp16, 15×int8 measured 1.3 dB (predicted 10.2)") &&
+                       Contains("58×int8 measured 10.0 dB"));
   CHECK_THAT(DescribeErrorCalibration({}, {{"58×int8", 0.1, 0.1}}),
              Contains("predicted errors kept") && Contains("1 candidate near") && Contains("within 1 dB"));
 }

@@ -341,9 +341,9 @@ TEST_CASE("squeeze-profile --quick then devices put: a search on host predicts f
   const v1::SearchJob job = SearchClsOnHost(server);
   CHECK(job.fronts(0).device_version() == 2);
   INFO(job.fronts(0).latency_basis());
-  CHECK_THAT(job.fronts(0).latency_basis(),
-             Contains("the model as it is measured") && Contains("uniform w8a8 measured") &&
-                 Contains("uniform w32a32 channel 50% measured"));
+  CHECK_THAT(job.fronts(0).latency_basis(), Contains("the model as it is measured") &&
+                                                Contains("uniform w8a8 measured") &&
+                                                Contains("uniform w32a32 channel 50% measured"));
   REQUIRE(job.fronts(0).candidates_size() > 0);
   // Whatever this CPU offers: the header counts exactly what the candidates' layers used, and no
   // option has 16-bit activations, which the CPU flavour's file would not have.

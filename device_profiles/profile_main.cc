@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   for (const CLI::Option* o : app.parse_order()) {
     const size_t i = seen[o]++;
     if (o == model_option) {
-      options.models.push_back({model_paths[i], {}});
+      options.models.push_back({model_paths[i], {}, {}});
     } else if (o == shape_option) {
       if (options.models.empty()) {
         std::cerr << "--input-shape " << shape_texts[i] << " comes before any --model\n";

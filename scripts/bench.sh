@@ -35,6 +35,8 @@ run squeeze-bench-fidelity@det "${det[@]}" --image "$images/det0.ppm" --image "$
 run squeeze-bench-fidelity@det-synthetic "${det[@]}"
 run squeeze-bench-fidelity@cls "${cls[@]}" --image "$images/cls0.ppm" --image "$images/cls1.ppm" --candidates 200
 run squeeze-bench-fidelity@cls-synthetic "${cls[@]}" --candidates 200
+# A front's predicted SQNR against its exports, after the search's check of the predicted errors.
+run squeeze-bench-front-fidelity
 # Exports measured on the rendered text pages, the realistic calibration for det.
 run squeeze-bench-export@det "${det[@]}" --image "$images/det0.ppm" --image "$images/det1.ppm" --repeats 20
 # Predicted against measured whole-model latency: measures this machine with squeeze-profile --quick

@@ -700,47 +700,38 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     if (live.cancel) return absl::CancelledError("cancelled");
     if (options_.measure_error) {
       // Predicted = measured for the error too: candidates near the floor exported and run, the
-      // table's errors scaled to them and the search run again, in up to two rounds.
+      // table's errors scaled to them and the search run again (search::CheckErrors).
       const std::optional<double> max_error = engine_spec.constraints.max_error;
       const double floor = max_error && *max_error > 0 ? search::SqnrDb(*max_error) : kDefaultMinSqnrDb;
-      std::vector<double> factors;
-      std::vector<search::ErrorProbe> probes;
       search::RunControl quiet = control;  // a rerun's progress does not move the job's backwards
       quiet.on_progress = nullptr;
-      for (int round = 0; round < 2; ++round) {
+      auto measure = [&](const std::vector<search::Candidate>& candidates) {
+        job.set_phase(v1::PHASE_VERIFYING);
+        Publish(record, job, true).IgnoreError();  // logged by Publish
         MeasureErrorInputs probe_inputs;
         probe_inputs.model = &*loaded;
         probe_inputs.model_bytes = *bytes;
         probe_inputs.calibration = &*calibration;
         probe_inputs.problem = &*problem;
-        probe_inputs.candidates = search::ErrorProbeCandidates(*front, floor);
+        probe_inputs.candidates = candidates;
         probe_inputs.threads = options_.threads;
         probe_inputs.shape_probe = options_.shape_probe;
         probe_inputs.cancelled = &live.cancel;
-        if (probe_inputs.candidates.empty()) break;
-        job.set_phase(v1::PHASE_VERIFYING);
-        Publish(record, job, true).IgnoreError();  // logged by Publish
-        absl::StatusOr<std::vector<search::ErrorProbe>> measured = MeasureErrorProbes(probe_inputs, &probe_errors);
-        if (live.cancel) return absl::CancelledError("cancelled");
-        if (!measured.ok()) {
-          error_notes.push_back(absl::StrCat("the predicted errors rest on the per-layer sensitivities alone: ",
-                                             measured.status().message()));
-          break;
-        }
-        probes.insert(probes.end(), measured->begin(), measured->end());
-        const double factor = search::ErrorFactor(*measured);
-        // Within 1 dB the front stands; errors found over-predicted after a first scaling stay so
-        // (the safe side).
-        if (std::fabs(10 * std::log10(factor)) <= 1 || (round > 0 && factor < 1)) break;
-        search::ScaleErrors(factor, &*problem);
-        factors.push_back(factor);
+        return MeasureErrorProbes(probe_inputs, &probe_errors);
+      };
+      auto rerun = [&](int round) {
         job.set_phase(v1::PHASE_SEARCHING);
         Publish(record, job, true).IgnoreError();  // logged by Publish
-        front = run_search(round == 0 ? (deadline - absl::Now()) / 2 : deadline - absl::Now(), quiet);
-        if (!front.ok()) return front.status();
-        if (live.cancel) return absl::CancelledError("cancelled");
+        return run_search(round == 0 ? (deadline - absl::Now()) / 2 : deadline - absl::Now(), quiet);
+      };
+      absl::StatusOr<search::ErrorCheck> checked = search::CheckErrors(floor, measure, rerun, &*problem, &*front);
+      if (live.cancel) return absl::CancelledError("cancelled");
+      if (!checked.ok()) return checked.status();
+      if (!checked->measurement.ok()) {
+        error_notes.push_back(absl::StrCat(
+            "the predicted errors rest on the per-layer sensitivities",
+            checked->factors.empty() ? " alone: " : " and what was measured before: ", checked->measurement.message()));
       }
-      problem->error_calibration = search::DescribeErrorCalibration(factors, probes);
     }
     *out = ToProto(*problem, *front, device->id, device->version, true);
     out->set_constraints_met(!front->candidates.empty());

@@ -26,6 +26,7 @@
 #include <random>
 
 #include "absl/strings/str_split.h"
+#include "bench/common/bench_models.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "device_profiles/cost_model.h"
@@ -230,28 +231,9 @@ absl::StatusOr<Variant> ParsePlan(const search::Problem& problem, const std::str
   return v;
 }
 
-struct ModelSpec {
-  std::string label, file, input_shape;  // input_shape "" for a model whose shapes are all fixed
-};
-
-// Six real models of four families, installed by deploy/install-deps.sh from npm packages.
-std::vector<ModelSpec> DefaultModels(const std::string& dir) {
-  return {{"det", dir + "ch_PP-OCRv4_det_infer.onnx", "x=1,3,640,640"},
-          {"cls", dir + "ch_ppocr_mobile_v2.0_cls_infer.onnx", "x=1,3,48,192"},
-          {"rec", dir + "bench/ppocrv4_rec.onnx", "x=1,3,48,320"},
-          {"ultraface", dir + "bench/ultraface_rfb320_fr_detect.onnx", ""},
-          {"liveness", dir + "bench/face_liveness_cls.onnx", ""},
-          {"oww-embedding", dir + "bench/oww_embedding.onnx", "input_1=1,76,32,1"}};
-}
-
-// "label:file[:name=d0,d1,...]".
-absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {
-  const std::vector<std::string> parts = absl::StrSplit(text, absl::MaxSplits(':', 2));
-  if (parts.size() < 2 || parts[0].empty() || parts[1].empty()) {
-    return absl::InvalidArgumentError(fmt::format("--model {}: expected LABEL:FILE[:INPUT=SHAPE]", text));
-  }
-  return ModelSpec{parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
-}
+using squeeze::bench::DefaultModels;
+using squeeze::bench::ModelSpec;
+using squeeze::bench::ParseModelSpec;
 
 }  // namespace
 
@@ -499,9 +481,9 @@ int main(int argc, char** argv) {
         // What the plan pays outside its layers: the other ops, and each conversion between domains.
         std::cerr << fmt::format("  {} fixed cost (other ops) {:.1f} us\n", spec.label,
                                  with_model->table.fixed.latency * 1e6);
-        for (size_t k = 0; k < with_model->table.boundaries.size(); ++k) {
-          const search::ActivationBoundary& b = with_model->table.boundaries[k];
-          const double paid = conversions->boundary_latency[k];
+        for (size_t at = 0; at < with_model->table.boundaries.size(); ++at) {
+          const search::ActivationBoundary& b = with_model->table.boundaries[at];
+          const double paid = conversions->boundary_latency[at];
           if (paid <= 0) continue;
           std::cerr << fmt::format(
               "  {} boundary after {:<28} {:7.1f} us (quantize {:.1f}, dequantize {:.1f}, transpose {:.1f}, pool "

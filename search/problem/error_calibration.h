@@ -12,9 +12,12 @@
 #ifndef SQUEEZE_SEARCH_PROBLEM_ERROR_CALIBRATION_H_
 #define SQUEEZE_SEARCH_PROBLEM_ERROR_CALIBRATION_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "search/engine/front.h"
 #include "search/engine/option_table.h"
 #include "search/problem/problem.h"
@@ -47,6 +50,27 @@ void ScaleErrors(double factor, Problem* problem);
 // factor "predicted errors kept: ...". `factors` holds the factor of each round that scaled,
 // `probes` every probe of every round; empty with no probe.
 std::string DescribeErrorCalibration(const std::vector<double>& factors, const std::vector<ErrorProbe>& probes);
+
+// What CheckErrors did: the factor of each round that scaled, every probe, and why it stopped
+// early when a measurement failed (the errors keep what was scaled before it).
+struct ErrorCheck {
+  std::vector<double> factors;
+  std::vector<ErrorProbe> probes;
+  absl::Status measurement;
+};
+
+// Exports and runs candidates (one ErrorProbe per candidate, in order).
+using MeasureProbes = std::function<absl::StatusOr<std::vector<ErrorProbe>>(const std::vector<Candidate>&)>;
+// Searches `problem`'s table again after round `round` scaled it.
+using Rerun = std::function<absl::StatusOr<Front>(int round)>;
+
+// The check after a search, in up to two rounds: `front`'s ErrorProbeCandidates at `floor_sqnr_db`
+// measured by `measure`; where the largest measured / predicted ratio is more than 1 dB off (in
+// the second round: more than 1 dB worse), every option's error is scaled by it and `rerun`
+// replaces `front`. Writes problem->error_calibration (DescribeErrorCalibration). An error only
+// when a rerun fails.
+absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const MeasureProbes& measure, const Rerun& rerun,
+                                       Problem* problem, Front* front);
 
 }  // namespace squeeze::search
 

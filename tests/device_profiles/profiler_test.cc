@@ -328,7 +328,7 @@ TEST_CASE("A tiny profiling run gives a valid profile with sane figures and its 
   options.device_name = "Test box";
   options.mode = "test";
   options.grid = {small, big, At(big, 8, 8), OpOf(OpKind::kElementwise, "Relu", {1, 8, 8, 8})};
-  options.models = {{model_path, {}}};
+  options.models = {{model_path, {}, {}}};
   options.timing.warmup = 1;
   options.timing.min_repeats = 1;
   options.timing.min_time_s = 0;
@@ -429,7 +429,7 @@ TEST_CASE("A tiny profiling run gives a valid profile with sane figures and its 
     bad.grid.push_back(small);
     CHECK(RunProfile(bad).status().code() == absl::StatusCode::kInvalidArgument);
     bad = options;
-    bad.models = {{dir.File("missing.onnx"), {}}};
+    bad.models = {{dir.File("missing.onnx"), {}, {}}};
     CHECK(RunProfile(bad).status().code() == absl::StatusCode::kNotFound);
     bad = options;
     bad.grid.clear();
@@ -455,7 +455,7 @@ TEST_CASE("A model whose channels can go is also timed with half of them pruned"
   options.grid = {ConvSpec(OpKind::kConv, 8, 8, 8, 1, 1)};  // a profile needs a sample
   options.timing.min_repeats = 1;
   options.timing.min_time_s = 0;
-  options.models = {{model_path, {}}};
+  options.models = {{model_path, {}, {}}};
   options.channel_alignment = 4;
   options.model_timing.warmup = 0;
   options.model_timing.min_repeats = 1;

@@ -67,5 +67,74 @@ TEST_CASE("The calibration says what was measured against what was predicted", "
              Contains("predicted errors kept") && Contains("1 candidate near") && Contains("within 1 dB"));
 }
 
+TEST_CASE("The check scales the errors and searches again until the probes measure as predicted",
+          "[error-calibration]") {
+  Problem problem;
+  problem.table.layers.resize(1);
+  problem.table.layers[0].options = {LayerOption{}, LayerOption{}};
+  problem.table.layers[0].options[1].error = 0.01;
+  Front front;
+  for (double db : {11.0, 22.0, 35.0}) front.candidates.push_back(At(db, static_cast<uint16_t>(db)));
+  // The "network": each probe measures `worse` x its predicted error in round r.
+  std::vector<double> worse;
+  int measured_rounds = 0, reruns = 0;
+  const MeasureProbes measure = [&](const std::vector<Candidate>& candidates) {
+    std::vector<ErrorProbe> out;
+    for (const Candidate& c : candidates) {
+      out.push_back({"plan", c.values.error, worse[static_cast<size_t>(measured_rounds)] * c.values.error});
+    }
+    ++measured_rounds;
+    return absl::StatusOr<std::vector<ErrorProbe>>(out);
+  };
+  const Rerun rerun = [&](int round) {
+    CHECK(round == reruns);
+    ++reruns;
+    return absl::StatusOr<Front>(front);
+  };
+  SECTION("4x worse, then within 1 dB: one scaling, one rerun") {
+    worse = {4, 1.1};
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, measure, rerun, &problem, &front);
+    REQUIRE(check.ok());
+    CHECK(check->factors == std::vector<double>{4});
+    CHECK(check->probes.size() == 6);
+    CHECK(reruns == 1);
+    CHECK(problem.table.layers[0].options[1].error == Approx(0.04));
+    CHECK_THAT(problem.error_calibration, Contains("x 4 to match 6 candidates"));
+  }
+  SECTION("worse in both rounds: scaled twice; better in the second round: left on the safe side") {
+    worse = {4, 2};
+    REQUIRE(CheckErrors(10, measure, rerun, &problem, &front).ok());
+    CHECK(reruns == 2);
+    CHECK(problem.table.layers[0].options[1].error == Approx(0.08));
+    Problem other = problem;
+    measured_rounds = reruns = 0;
+    worse = {4, 0.25};
+    REQUIRE(CheckErrors(10, measure, rerun, &other, &front).ok());
+    CHECK(reruns == 1);
+    CHECK(other.table.layers[0].options[1].error == Approx(0.32));
+  }
+  SECTION("within 1 dB at once: nothing scaled, nothing searched again, and the front says so") {
+    worse = {0.9};
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, measure, rerun, &problem, &front);
+    REQUIRE(check.ok());
+    CHECK(check->factors.empty());
+    CHECK(reruns == 0);
+    CHECK(problem.table.layers[0].options[1].error == Approx(0.01));
+    CHECK_THAT(problem.error_calibration, Contains("predicted errors kept"));
+  }
+  SECTION("a failed export ends the check with its reason; a failed rerun fails it") {
+    const MeasureProbes broken = [](const std::vector<Candidate>&) {
+      return absl::StatusOr<std::vector<ErrorProbe>>(absl::InternalError("export failed"));
+    };
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, broken, rerun, &problem, &front);
+    REQUIRE(check.ok());
+    CHECK(check->measurement.message() == "export failed");
+    CHECK(problem.error_calibration.empty());
+    worse = {4};
+    const Rerun failing = [](int) { return absl::StatusOr<Front>(absl::CancelledError("cancelled")); };
+    CHECK(CheckErrors(10, measure, failing, &problem, &front).status().code() == absl::StatusCode::kCancelled);
+  }
+}
+
 }  // namespace
 }  // namespace squeeze::search

@@ -1,0 +1,304 @@
+// squeeze-bench-front-fidelity: is a front's predicted SQNR what its exports measure? For each real
+// model it does what a search on `host` does — sensitivities on the calibration inputs, the option
+// table, the exact search with the default 10 dB floor, then the check of the predicted errors
+// against exports of candidates near the floor (search::CheckErrors, up to two rounds of scaling
+// and searching again) — and then exports candidates spread along the final front through
+// runtime::ExportAndVerify and runs them on the calibration inputs. Reports, per model and over
+// all: how many exported candidates measured at least their predicted SQNR minus 1 dB (the safe
+// side), with the check and with the predictions as they were before it; the Spearman rank
+// correlation of predicted and measured error; and the median measured / predicted error.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bench/common/bench_models.h"
+#include "common/files.h"
+#include "device_profiles/cost_model.h"
+#include "device_profiles/host.h"
+#include "model/loader.h"
+#include "runtime/calibration.h"
+#include "runtime/sensitivity.h"
+#include "runtime/session.h"
+#include "runtime/shape_probe.h"
+#include "runtime/verify.h"
+#include "search/engine/exact.h"
+#include "search/engine/polish.h"
+#include "search/problem/error_calibration.h"
+#include "search/problem/plan.h"
+#include "search/problem/problem.h"
+
+namespace {
+
+namespace dp = squeeze::device_profiles;
+namespace model = squeeze::model;
+namespace runtime = squeeze::runtime;
+namespace search = squeeze::search;
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+constexpr double kFloorDb = 10;
+
+// One exported candidate of a final front.
+struct Exported {
+  std::string plan;
+  double predicted = 0;         // relative error, the checked (scaled) table's
+  double predicted_before = 0;  // the table's before the check
+  double measured = 0;
+};
+
+// Average ranks (ties share their mean rank), and Spearman's rho as their Pearson correlation.
+std::vector<double> Ranks(const std::vector<double>& v) {
+  std::vector<size_t> order(v.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> ranks(v.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (size_t k = i; k <= j; ++k) ranks[order[k]] = (i + j) / 2.0;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+double Spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  const std::vector<double> ra = Ranks(a), rb = Ranks(b);
+  const double n = static_cast<double>(ra.size());
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < ra.size(); ++i) ma += ra[i] / n, mb += rb[i] / n;
+  double cov = 0, va = 0, vb = 0;
+  for (size_t i = 0; i < ra.size(); ++i) {
+    cov += (ra[i] - ma) * (rb[i] - mb);
+    va += (ra[i] - ma) * (ra[i] - ma);
+    vb += (rb[i] - mb) * (rb[i] - mb);
+  }
+  return va > 0 && vb > 0 ? cov / std::sqrt(va * vb) : 0;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct Score {
+  int exported = 0;
+  int safe = 0;         // measured SQNR >= predicted - 1 dB, with the check
+  int safe_before = 0;  // the same against the predictions before it
+  double spearman = 0;
+  double median_ratio = 0, median_ratio_before = 0;  // measured / predicted error
+};
+
+Score ScoreOf(const std::vector<Exported>& rows) {
+  Score s;
+  std::vector<double> predicted, measured, ratio, ratio_before;
+  for (const Exported& e : rows) {
+    ++s.exported;
+    s.safe += search::SqnrDb(e.measured) >= search::SqnrDb(e.predicted) - 1 ? 1 : 0;
+    s.safe_before += search::SqnrDb(e.measured) >= search::SqnrDb(e.predicted_before) - 1 ? 1 : 0;
+    predicted.push_back(e.predicted);
+    measured.push_back(e.measured);
+    if (e.predicted > 0) ratio.push_back(e.measured / e.predicted);
+    if (e.predicted_before > 0) ratio_before.push_back(e.measured / e.predicted_before);
+  }
+  s.spearman = Spearman(predicted, measured);
+  s.median_ratio = Median(ratio);
+  s.median_ratio_before = Median(ratio_before);
+  return s;
+}
+
+std::string ScoreJson(const Score& s) {
+  return fmt::format(
+      "\"exported\":{},\"safe_side\":{},\"safe_side_share\":{:.4f},\"safe_side_before_check\":{},"
+      "\"safe_side_share_before_check\":{:.4f},\"spearman\":{:.4f},\"median_measured_over_predicted\":{:.4g},"
+      "\"median_measured_over_predicted_before_check\":{:.4g}",
+      s.exported, s.safe, s.exported ? static_cast<double>(s.safe) / s.exported : 0, s.safe_before,
+      s.exported ? static_cast<double>(s.safe_before) / s.exported : 0, s.spearman, s.median_ratio,
+      s.median_ratio_before);
+}
+
+// Up to `count` of `front`'s candidates with a predicted error above 0, evenly spread over the
+// front ordered by predicted error.
+std::vector<search::Candidate> Spread(const search::Front& front, int count) {
+  std::vector<search::Candidate> lossy;
+  for (const search::Candidate& c : front.candidates) {
+    if (c.values.error > 0) lossy.push_back(c);
+  }
+  std::sort(lossy.begin(), lossy.end(),
+            [](const search::Candidate& a, const search::Candidate& b) { return a.values.error < b.values.error; });
+  if (static_cast<int>(lossy.size()) <= count) return lossy;
+  std::vector<search::Candidate> out;
+  for (int k = 0; k < count; ++k) {
+    const size_t at = static_cast<size_t>(std::llround(static_cast<double>(k) * (lossy.size() - 1) / (count - 1)));
+    out.push_back(lossy[at]);
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Predicted vs measured SQNR of a front's exported candidates, with the check of the predicted errors against "
+      "exports near the floor that a search runs, on six real models (synthetic calibration inputs, as a search "
+      "without --calibration)"};
+  const std::string models_dir = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/";
+  std::vector<std::string> model_args;
+  int exports = 12, threads = 2, samples = 2;
+  uint64_t seed = 1;
+  bool json = false;
+  app.add_option("--model", model_args,
+                 "LABEL:FILE[:INPUT=D0,D1,...] a model to check (repeatable; default: PP-OCRv4 det, rec, PP-OCR cls, "
+                 "UltraFace, a face liveness classifier and openWakeWord's embedding)");
+  app.add_option("--exports", exports, "candidates of each final front to export and run")
+      ->check(CLI::Range(2, 200))
+      ->capture_default_str();
+  app.add_option("--samples", samples, "synthetic calibration samples")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--threads", threads, "ONNX Runtime threads")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--seed", seed, "seed of the calibration inputs and the sensitivity noise")->capture_default_str();
+  app.add_flag("--json", json, "print one JSON object");
+  CLI11_PARSE(app, argc, argv);
+  auto fail = [](const auto& what) {
+    std::cerr << "squeeze-bench-front-fidelity: " << what << "\n";
+    return 1;
+  };
+  std::vector<squeeze::bench::ModelSpec> specs = squeeze::bench::DefaultModels(models_dir);
+  if (!model_args.empty()) {
+    specs.clear();
+    for (const std::string& a : model_args) {
+      absl::StatusOr<squeeze::bench::ModelSpec> spec = squeeze::bench::ParseModelSpec(a);
+      if (!spec.ok()) return fail(spec.status());
+      specs.push_back(*spec);
+    }
+  }
+  absl::StatusOr<dp::Device> host = dp::HostDevice(dp::ReadHostFacts(runtime::OrtVersion()));
+  if (!host.ok()) return fail(host.status());
+  // Latency does not enter the error; the host's spec figures shape the front as on any device.
+  absl::StatusOr<std::unique_ptr<dp::DeviceCostModel>> cost = dp::DeviceCostModel::Create(*host, {});
+  if (!cost.ok()) return fail(cost.status());
+
+  std::vector<Exported> all;
+  std::string models_json;
+  for (const squeeze::bench::ModelSpec& spec : specs) {
+    const Clock::time_point start = Clock::now();
+    absl::StatusOr<std::string> bytes = squeeze::common::ReadFile(spec.file);
+    if (!bytes.ok()) return fail(fmt::format("{} (run `make deps` to fetch the models)", bytes.status().ToString()));
+    model::AnalyzeOptions analyze;
+    if (!spec.input_shape.empty()) {
+      auto shape = model::ParseInputShape(spec.input_shape);
+      if (!shape.ok()) return fail(shape.status());
+      analyze.input_shapes[shape->first] = shape->second;
+    }
+    analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
+    absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, analyze);
+    if (!loaded.ok()) return fail(loaded.status());
+    auto session = runtime::Session::Create(*bytes);
+    if (!session.ok()) return fail(session.status());
+    auto calibration = runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, seed);
+    if (!calibration.ok()) return fail(calibration.status());
+    runtime::SensitivityOptions sensitivity_options;
+    sensitivity_options.threads = threads;
+    sensitivity_options.seed = seed;
+    auto sensitivity = runtime::MeasureSensitivity(*loaded, *calibration, sensitivity_options);
+    if (!sensitivity.ok()) return fail(sensitivity.status());
+
+    search::ProblemInputs inputs;
+    inputs.model = &*loaded;
+    inputs.device = &*host;
+    inputs.cost_model = cost->get();
+    inputs.sensitivity = &*sensitivity;
+    inputs.threads = threads;
+    absl::StatusOr<search::Problem> problem = search::BuildProblem(inputs);
+    if (!problem.ok()) return fail(problem.status());
+    const search::Problem before = *problem;
+    search::SearchSpec engine_spec;
+    engine_spec.objectives = {search::Objective::kLatency, search::Objective::kSize, search::Objective::kError};
+    engine_spec.constraints.max_error = search::ErrorOfSqnrDb(kFloorDb);
+    engine_spec.max_candidates = 200;
+    auto solve = [&]() -> absl::StatusOr<search::Front> {
+      absl::StatusOr<search::Front> f = search::SolveExact(problem->table, engine_spec);
+      if (!f.ok()) return f;
+      return search::Polish(problem->table, engine_spec, *std::move(f), search::PolishOptions{});
+    };
+    absl::StatusOr<search::Front> front = solve();
+    if (!front.ok()) return fail(front.status());
+
+    runtime::ExportCheckOptions check;
+    check.ranges.threads = threads;
+    check.verify.threads = threads;
+    check.verify.measure_latency = false;
+    check.export_options.shape_probe = analyze.shape_probe;
+    auto measure = [&](const std::vector<search::Candidate>& candidates)
+        -> absl::StatusOr<std::vector<search::ErrorProbe>> {
+      std::vector<search::ErrorProbe> out;
+      for (const search::Candidate& c : candidates) {
+        auto exported = runtime::ExportAndVerify(*loaded, *bytes, search::ExportPlanOf(*problem, c.choice),
+                                                 *calibration, check);
+        if (!exported.ok()) return exported.status();
+        out.push_back({search::PlanSummary(*problem, c.choice), c.values.error,
+                       exported->verification.relative_error});
+      }
+      return out;
+    };
+    absl::StatusOr<search::ErrorCheck> checked =
+        search::CheckErrors(kFloorDb, measure, [&](int) { return solve(); }, &*problem, &*front);
+    if (!checked.ok()) return fail(checked.status());
+    if (!checked->measurement.ok()) return fail(checked->measurement);
+
+    std::vector<Exported> rows;
+    for (const search::Candidate& c : Spread(*front, exports)) {
+      auto exported =
+          runtime::ExportAndVerify(*loaded, *bytes, search::ExportPlanOf(*problem, c.choice), *calibration, check);
+      if (!exported.ok()) return fail(fmt::format("{}: {}", spec.label, exported.status().ToString()));
+      absl::StatusOr<search::ObjectiveValues> was = search::Evaluate(before.table, c.choice);
+      if (!was.ok()) return fail(was.status());
+      rows.push_back({search::PlanSummary(*problem, c.choice), c.values.error, was->error,
+                      exported->verification.relative_error});
+    }
+    all.insert(all.end(), rows.begin(), rows.end());
+    const Score score = ScoreOf(rows);
+    const double seconds = Since(start);
+    if (!json) {
+      std::cout << fmt::format(
+          "{:<14} {:2d} exported: {:2d} at or above predicted - 1 dB ({:2d} before the check), Spearman {:.3f}, "
+          "measured / predicted error {:.3g} ({:.3g} before); {:.0f} s\n  {}\n",
+          spec.label, score.exported, score.safe, score.safe_before, score.spearman, score.median_ratio,
+          score.median_ratio_before, seconds, problem->error_calibration);
+    }
+    std::string rows_json;
+    for (const Exported& e : rows) {
+      rows_json += fmt::format(
+          "{}{{\"plan\":\"{}\",\"predicted_sqnr_db\":{:.3f},\"predicted_sqnr_db_before_check\":{:.3f},"
+          "\"measured_sqnr_db\":{:.3f}}}",
+          rows_json.empty() ? "" : ",", e.plan, search::SqnrDb(e.predicted), search::SqnrDb(e.predicted_before),
+          search::SqnrDb(e.measured));
+    }
+    models_json += fmt::format("{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},{},\"error_calibration\":\"{}\","
+                               "\"seconds\":{:.1f},\"candidates\":[{}]}}",
+                               models_json.empty() ? "" : ",", spec.label,
+                               spec.file.substr(spec.file.rfind('/') + 1), loaded->analysis.layers.size(),
+                               ScoreJson(score), problem->error_calibration, seconds, rows_json);
+  }
+  const Score overall = ScoreOf(all);
+  if (json) {
+    std::cout << fmt::format(
+        "{{{},\"floor_db\":{},\"calibration\":\"{} synthetic N(0, 1) samples, seed {}\",\"threads\":{},"
+        "\"onnxruntime\":\"{}\",\"models\":[{}]}}\n",
+        ScoreJson(overall), kFloorDb, samples, seed, threads, runtime::OrtVersion(), models_json);
+    return 0;
+  }
+  std::cout << fmt::format(
+      "all {} exported: {} at or above predicted - 1 dB ({:.0f}%; {:.0f}% before the check)\n", overall.exported,
+      overall.safe, overall.exported ? 100.0 * overall.safe / overall.exported : 0,
+      overall.exported ? 100.0 * overall.safe_before / overall.exported : 0);
+  return 0;
+}

@@ -162,7 +162,9 @@ int main(int argc, char** argv) {
   app.add_option("--exports", exports, "candidates of each final front to export and run")
       ->check(CLI::Range(2, 200))
       ->capture_default_str();
-  app.add_option("--samples", samples, "synthetic calibration samples")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--samples", samples, "synthetic calibration samples")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--threads", threads, "ONNX Runtime threads")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--seed", seed, "seed of the calibration inputs and the sensitivity noise")->capture_default_str();
   app.add_flag("--json", json, "print one JSON object");
@@ -237,20 +239,19 @@ int main(int argc, char** argv) {
     check.verify.threads = threads;
     check.verify.measure_latency = false;
     check.export_options.shape_probe = analyze.shape_probe;
-    auto measure = [&](const std::vector<search::Candidate>& candidates)
-        -> absl::StatusOr<std::vector<search::ErrorProbe>> {
+    auto measure =
+        [&](const std::vector<search::Candidate>& candidates) -> absl::StatusOr<std::vector<search::ErrorProbe>> {
       std::vector<search::ErrorProbe> out;
       for (const search::Candidate& c : candidates) {
-        auto exported = runtime::ExportAndVerify(*loaded, *bytes, search::ExportPlanOf(*problem, c.choice),
-                                                 *calibration, check);
+        auto exported =
+            runtime::ExportAndVerify(*loaded, *bytes, search::ExportPlanOf(*problem, c.choice), *calibration, check);
         if (!exported.ok()) return exported.status();
-        out.push_back({search::PlanSummary(*problem, c.choice), c.values.error,
-                       exported->verification.relative_error});
+        out.push_back({search::PlanSummary(*problem, c.choice), c.values.error, exported->verification.relative_error});
       }
       return out;
     };
-    absl::StatusOr<search::ErrorCheck> checked =
-        search::CheckErrors(kFloorDb, measure, [&](int) { return solve(); }, &*problem, &*front);
+    absl::StatusOr<search::ErrorCheck> checked = search::CheckErrors(
+        kFloorDb, measure, [&](int) { return solve(); }, &*problem, &*front);
     if (!checked.ok()) return fail(checked.status());
     if (!checked->measurement.ok()) return fail(checked->measurement);
 
@@ -261,8 +262,8 @@ int main(int argc, char** argv) {
       if (!exported.ok()) return fail(fmt::format("{}: {}", spec.label, exported.status().ToString()));
       absl::StatusOr<search::ObjectiveValues> was = search::Evaluate(before.table, c.choice);
       if (!was.ok()) return fail(was.status());
-      rows.push_back({search::PlanSummary(*problem, c.choice), c.values.error, was->error,
-                      exported->verification.relative_error});
+      rows.push_back(
+          {search::PlanSummary(*problem, c.choice), c.values.error, was->error, exported->verification.relative_error});
     }
     all.insert(all.end(), rows.begin(), rows.end());
     const Score score = ScoreOf(rows);
@@ -282,11 +283,11 @@ int main(int argc, char** argv) {
           rows_json.empty() ? "" : ",", e.plan, search::SqnrDb(e.predicted), search::SqnrDb(e.predicted_before),
           search::SqnrDb(e.measured));
     }
-    models_json += fmt::format("{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},{},\"error_calibration\":\"{}\","
-                               "\"seconds\":{:.1f},\"candidates\":[{}]}}",
-                               models_json.empty() ? "" : ",", spec.label,
-                               spec.file.substr(spec.file.rfind('/') + 1), loaded->analysis.layers.size(),
-                               ScoreJson(score), problem->error_calibration, seconds, rows_json);
+    models_json += fmt::format(
+        "{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},{},\"error_calibration\":\"{}\","
+        "\"seconds\":{:.1f},\"candidates\":[{}]}}",
+        models_json.empty() ? "" : ",", spec.label, spec.file.substr(spec.file.rfind('/') + 1),
+        loaded->analysis.layers.size(), ScoreJson(score), problem->error_calibration, seconds, rows_json);
   }
   const Score overall = ScoreOf(all);
   if (json) {
@@ -296,9 +297,9 @@ int main(int argc, char** argv) {
         ScoreJson(overall), kFloorDb, samples, seed, threads, runtime::OrtVersion(), models_json);
     return 0;
   }
-  std::cout << fmt::format(
-      "all {} exported: {} at or above predicted - 1 dB ({:.0f}%; {:.0f}% before the check)\n", overall.exported,
-      overall.safe, overall.exported ? 100.0 * overall.safe / overall.exported : 0,
-      overall.exported ? 100.0 * overall.safe_before / overall.exported : 0);
+  std::cout << fmt::format("all {} exported: {} at or above predicted - 1 dB ({:.0f}%; {:.0f}% before the check)\n",
+                           overall.exported, overall.safe,
+                           overall.exported ? 100.0 * overall.safe / overall.exported : 0,
+                           overall.exported ? 100.0 * overall.safe_before / overall.exported : 0);
   return 0;
 }

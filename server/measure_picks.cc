@@ -219,10 +219,12 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
 
   // The figures into the front.
   double fastest_candidate = std::numeric_limits<double>::infinity();
+  // Only what keeps the SQNR floor as measured counts: Recommend never names the rest.
+  const double floor = in.constraints.min_sqnr_db() > 0 ? in.constraints.min_sqnr_db() : kDefaultMinSqnrDb;
   for (const Entry& e : entries) {
     if (e.position < 0) continue;
     *front->mutable_candidates(e.position)->mutable_measured() = FiguresOf(e);
-    fastest_candidate = std::min(fastest_candidate, e.timing.median_s);
+    if (e.exported.verification.sqnr_db >= floor) fastest_candidate = std::min(fastest_candidate, e.timing.median_s);
   }
   const Entry* fastest_baseline = nullptr;
   for (const Entry& e : entries) {
@@ -231,7 +233,6 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
       if (!b.tags().empty() && b.tags(0) == e.baseline) *b.mutable_measured() = FiguresOf(e);
     }
     // Only one that keeps the search's limits, its SQNR as measured, may join the front.
-    const double floor = in.constraints.min_sqnr_db() > 0 ? in.constraints.min_sqnr_db() : kDefaultMinSqnrDb;
     const bool within = MeetsConstraints(ToProto(*in.problem, search::Candidate{*e.choice, e.values}, false),
                                          in.constraints, in.app_budget_bytes) &&
                         e.exported.verification.sqnr_db >= floor;
@@ -247,11 +248,12 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
         ToProto(*in.problem, search::Candidate{*fastest_baseline->choice, fastest_baseline->values}, true);
     joiner.set_index(front->candidates_size());
     joiner.add_tags(fastest_baseline->baseline);
-    joiner.add_tags("measured faster than every measured candidate");
+    joiner.add_tags("measured faster than every measured candidate that keeps the limits");
     *joiner.mutable_measured() = FiguresOf(*fastest_baseline);
     *front->add_candidates() = std::move(joiner);
-    joined = absl::StrFormat("; %s measured faster than every measured candidate and joins the front as #%d",
-                             fastest_baseline->label, front->candidates_size() - 1);
+    joined = absl::StrFormat(
+        "; %s measured faster than every measured candidate that keeps the limits and joins the front as #%d",
+        fastest_baseline->label, front->candidates_size() - 1);
   }
   std::vector<std::string> parts;
   for (const Entry& e : entries) {

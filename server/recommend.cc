@@ -30,6 +30,8 @@ bool MeetsConstraints(const v1::Candidate& c, const v1::Constraints& k, int64_t 
   if (k.max_latency_ms() > 0 && c.predicted_latency_ms() > k.max_latency_ms()) return false;
   if (k.max_model_bytes() > 0 && c.predicted_size_bytes() > k.max_model_bytes()) return false;
   if (k.min_sqnr_db() > 0 && c.predicted_sqnr_db() < k.min_sqnr_db()) return false;
+  // What was measured outranks what was predicted: an export measured below the floor is out.
+  if (k.min_sqnr_db() > 0 && c.has_measured() && c.measured().sqnr_db() < k.min_sqnr_db()) return false;
   int64_t peak = k.max_peak_memory_bytes();
   if (peak == 0 && k.peak_memory_within_app_budget()) peak = app_budget_bytes;
   if (peak > 0 && c.predicted_peak_memory_bytes() > peak) return false;

@@ -9,10 +9,11 @@
 namespace squeeze::server {
 
 // Whether a candidate meets the limits (0 = no limit; a peak-memory limit of `app_budget_bytes`
-// applies when the constraints ask for the app budget).
+// applies when the constraints ask for the app budget). The SQNR floor holds for the prediction
+// and, where the candidate was exported and measured, for the measurement too.
 bool MeetsConstraints(const v1::Candidate& candidate, const v1::Constraints& constraints, int64_t app_budget_bytes);
 
-// From the candidates that meet `constraints` (by their predictions): the fastest (by measured
+// From the candidates that meet `constraints` (MeetsConstraints): the fastest (by measured
 // latency among those measured on the device, when any were), the smallest, the most accurate, and
 // the balanced knee (nearest the ideal point once latency, size and error are scaled to [0, 1]
 // over those candidates). A candidate picked twice carries both names. Empty when none qualifies.

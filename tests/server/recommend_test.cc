@@ -1,0 +1,54 @@
+// Which candidates of a front are named, and what a measurement changes about it.
+#include "server/recommend.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+namespace squeeze::server {
+namespace {
+
+v1::Candidate Candidate(int index, double latency_ms, double sqnr_db, int64_t bytes) {
+  v1::Candidate c;
+  c.set_index(index);
+  c.set_predicted_latency_ms(latency_ms);
+  c.set_predicted_sqnr_db(sqnr_db);
+  c.set_predicted_error(std::pow(10.0, -sqnr_db / 10));
+  c.set_predicted_size_bytes(bytes);
+  return c;
+}
+
+void Measure(v1::Candidate* c, double latency_ms, double sqnr_db) {
+  c->mutable_measured()->set_latency_measured(true);
+  c->mutable_measured()->set_latency_ms(latency_ms);
+  c->mutable_measured()->set_sqnr_db(sqnr_db);
+}
+
+const v1::Recommendation* Named(const std::vector<v1::Recommendation>& picks, const std::string& name) {
+  for (const v1::Recommendation& r : picks) {
+    if (r.name().find(name) != std::string::npos) return &r;
+  }
+  return nullptr;
+}
+
+TEST_CASE("An export measured below the SQNR floor is not recommended, whatever was predicted", "[recommend]") {
+  v1::DeviceFront front;
+  *front.add_candidates() = Candidate(0, 1.0, 10.5, 1000);  // predicted fastest, measures 2.3 dB
+  *front.add_candidates() = Candidate(1, 1.2, 12.0, 1500);
+  *front.add_candidates() = Candidate(2, 2.0, 40.0, 4000);
+  Measure(front.mutable_candidates(0), 1.1, 2.3);
+  Measure(front.mutable_candidates(1), 1.3, 15.0);
+  v1::Constraints limits;
+  limits.set_min_sqnr_db(10);
+  CHECK_FALSE(MeetsConstraints(front.candidates(0), limits, 0));
+  CHECK(MeetsConstraints(front.candidates(1), limits, 0));
+  CHECK(MeetsConstraints(front.candidates(2), limits, 0));  // predicted only: the prediction holds
+  const std::vector<v1::Recommendation> picks = Recommend(front, limits, 0);
+  REQUIRE(Named(picks, "fastest") != nullptr);
+  CHECK(Named(picks, "fastest")->candidate().index() == 1);
+  for (const v1::Recommendation& r : picks) CHECK(r.candidate().index() != 0);
+  // Without a floor the measurement excludes nothing.
+  CHECK(MeetsConstraints(front.candidates(0), v1::Constraints{}, 0));
+}
+
+}  // namespace
+}  // namespace squeeze::server

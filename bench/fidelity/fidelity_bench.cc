@@ -25,6 +25,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/common/stats.h"
 #include "model/loader.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
@@ -60,33 +61,9 @@ struct Candidate {
   double measured = 0;
 };
 
-// Average ranks (ties share their mean rank).
-std::vector<double> Ranks(const std::vector<double>& v) {
-  std::vector<size_t> order(v.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> ranks(v.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (size_t k = i; k <= j; ++k) ranks[order[k]] = (i + j) / 2.0;
-    i = j + 1;
-  }
-  return ranks;
-}
-
-double Pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const double n = static_cast<double>(a.size());
-  double ma = 0, mb = 0;
-  for (size_t i = 0; i < a.size(); ++i) ma += a[i] / n, mb += b[i] / n;
-  double cov = 0, va = 0, vb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    cov += (a[i] - ma) * (b[i] - mb);
-    va += (a[i] - ma) * (a[i] - ma);
-    vb += (b[i] - mb) * (b[i] - mb);
-  }
-  return va > 0 && vb > 0 ? cov / std::sqrt(va * vb) : 0;
-}
+using squeeze::bench::Median;
+using squeeze::bench::Pearson;
+using squeeze::bench::Ranks;
 
 // Draws plan c from its own stream. A third of the plans compress a few layers hard and leave the
 // rest alone (they test the per-layer sensitivities); the others draw every layer with their own
@@ -137,13 +114,6 @@ void AddError(const std::vector<runtime::Tensor>& got, const std::vector<runtime
       *den += static_cast<double>(b[i]) * b[i];
     }
   }
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 // Calls fn(i) for i in [0, count) on `threads` threads.

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench/common/bench_models.h"
+#include "bench/common/stats.h"
 #include "common/files.h"
 #include "device_profiles/cost_model.h"
 #include "device_profiles/host.h"
@@ -54,41 +55,8 @@ struct Exported {
   double measured = 0;
 };
 
-// Average ranks (ties share their mean rank), and Spearman's rho as their Pearson correlation.
-std::vector<double> Ranks(const std::vector<double>& v) {
-  std::vector<size_t> order(v.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> ranks(v.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (size_t k = i; k <= j; ++k) ranks[order[k]] = (i + j) / 2.0;
-    i = j + 1;
-  }
-  return ranks;
-}
-
-double Spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  const std::vector<double> ra = Ranks(a), rb = Ranks(b);
-  const double n = static_cast<double>(ra.size());
-  double ma = 0, mb = 0;
-  for (size_t i = 0; i < ra.size(); ++i) ma += ra[i] / n, mb += rb[i] / n;
-  double cov = 0, va = 0, vb = 0;
-  for (size_t i = 0; i < ra.size(); ++i) {
-    cov += (ra[i] - ma) * (rb[i] - mb);
-    va += (ra[i] - ma) * (ra[i] - ma);
-    vb += (rb[i] - mb) * (rb[i] - mb);
-  }
-  return va > 0 && vb > 0 ? cov / std::sqrt(va * vb) : 0;
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using squeeze::bench::Median;
+using squeeze::bench::Spearman;
 
 struct Score {
   int exported = 0;
@@ -275,13 +243,17 @@ int main(int argc, char** argv) {
           spec.label, score.exported, score.safe, score.safe_before, score.spearman, score.median_ratio,
           score.median_ratio_before, seconds, problem->error_calibration);
     }
+    // An exact export (no error) has no finite SQNR: null.
+    auto db = [](double error) {
+      const double v = search::SqnrDb(error);
+      return std::isfinite(v) ? fmt::format("{:.3f}", v) : std::string("null");
+    };
     std::string rows_json;
     for (const Exported& e : rows) {
       rows_json += fmt::format(
-          "{}{{\"plan\":\"{}\",\"predicted_sqnr_db\":{:.3f},\"predicted_sqnr_db_before_check\":{:.3f},"
-          "\"measured_sqnr_db\":{:.3f}}}",
-          rows_json.empty() ? "" : ",", e.plan, search::SqnrDb(e.predicted), search::SqnrDb(e.predicted_before),
-          search::SqnrDb(e.measured));
+          "{}{{\"plan\":\"{}\",\"predicted_sqnr_db\":{},\"predicted_sqnr_db_before_check\":{},"
+          "\"measured_sqnr_db\":{}}}",
+          rows_json.empty() ? "" : ",", e.plan, db(e.predicted), db(e.predicted_before), db(e.measured));
     }
     models_json += fmt::format(
         "{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},{},\"error_calibration\":\"{}\","

@@ -70,7 +70,8 @@ double Rate(const LatencySample& s) {
 
 std::string FormatRate(double ops) { return absl::StrFormat("%.2f Gops/s", ops / 1e9); }
 
-// options.channel_alignment, else the host's as detected (8 when detection fails).
+// options.channel_alignment, else the host's as detected (8 when detection fails): RunProfile
+// sets it from the device it detected once; a direct TimeModel caller may leave it to this.
 int ChannelAlignmentFor(const ProfilerOptions& options) {
   if (options.channel_alignment > 0) return options.channel_alignment;
   absl::StatusOr<Device> host = HostDevice(ReadHostFacts(runtime::OrtVersion()));
@@ -557,10 +558,16 @@ absl::StatusOr<Profile> RunProfile(const ProfilerOptions& options) {
     }
     if (status = time_reference(); !status.ok()) return;
     std::mt19937_64 rng(options.seed);
+    // The pruned variant keeps the channel counts the search will offer the device just detected.
+    ProfilerOptions model_options = options;
+    if (model_options.channel_alignment <= 0) {
+      model_options.channel_alignment =
+          model::ChannelAlignment(model::FlavourForRuntime(device.runtime), device.simd_features);
+    }
     for (size_t i = 0; i < models.size(); ++i) {
       absl::StatusOr<std::vector<ModelLatency>> latencies =
-          TimeModel(options.models[i], models[i].bytes, models[i].name, models[i].sha256, session_options, options,
-                    &rng, &variant_notes);
+          TimeModel(options.models[i], models[i].bytes, models[i].name, models[i].sha256, session_options,
+                    model_options, &rng, &variant_notes);
       if (!latencies.ok()) {
         status = latencies.status();
         return;

@@ -17,7 +17,6 @@
 #include "search/problem/plan.h"
 #include "server/proto_conversion.h"
 #include "server/recommend.h"
-#include "server/search_spec.h"
 
 namespace squeeze::server {
 namespace {
@@ -58,6 +57,17 @@ std::vector<int> PositionsToMeasure(const v1::DeviceFront& front, const MeasureP
     ++extra;
   }
   return positions;
+}
+
+// Exports through the tested path, outputs compared with the original's; no timing (the picks
+// are timed together, interleaved).
+runtime::ExportCheckOptions CheckOptionsFor(const ExportRun& run) {
+  runtime::ExportCheckOptions check;
+  check.ranges.threads = run.threads;
+  check.verify.threads = run.threads;
+  check.verify.measure_latency = false;
+  check.export_options.shape_probe = run.shape_probe;
+  return check;
 }
 
 v1::MeasuredFigures FiguresOf(const Entry& e) {
@@ -104,32 +114,26 @@ absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
   return out;
 }
 
-absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const MeasureErrorInputs& in,
+absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const ExportRun& run,
+                                                                   const std::vector<search::Candidate>& candidates,
                                                                    std::map<std::string, double>* measured) {
-  if (in.model == nullptr || in.calibration == nullptr || in.problem == nullptr || measured == nullptr) {
+  if (run.model == nullptr || run.calibration == nullptr || run.problem == nullptr || measured == nullptr) {
     return absl::InvalidArgumentError("measuring error probes needs the model, its problem and calibration samples");
   }
-  runtime::ExportCheckOptions check;
-  check.ranges.threads = in.threads;
-  check.verify.threads = in.threads;
-  check.verify.measure_latency = false;
-  check.export_options.shape_probe = in.shape_probe;
   std::vector<search::ErrorProbe> out;
-  const size_t n = in.candidates.size();
-  for (size_t k = 0; k < n; ++k) {
-    if (in.cancelled != nullptr && in.cancelled->load()) return absl::CancelledError("cancelled");
-    const search::Candidate& c = in.candidates[k];
-    const std::vector<model::LayerPlan> plan = search::ExportPlanOf(*in.problem, c.choice);
+  for (const search::Candidate& c : candidates) {
+    if (run.cancelled != nullptr && run.cancelled->load()) return absl::CancelledError("cancelled");
+    const std::vector<model::LayerPlan> plan = search::ExportPlanOf(*run.problem, c.choice);
     std::string key;
     for (const model::LayerPlan& p : plan) {
       absl::StrAppend(&key, p.weight_bits, "/", p.activation_bits, "/", static_cast<int>(p.pattern), "/",
                       absl::StrFormat("%.6f", p.prune_ratio), ";");
     }
-    const std::string summary = search::PlanSummary(*in.problem, c.choice);
+    const std::string summary = search::PlanSummary(*run.problem, c.choice);
     auto known = measured->find(key);
     if (known == measured->end()) {
       absl::StatusOr<runtime::VerifiedExport> exported =
-          runtime::ExportAndVerify(*in.model, in.model_bytes, plan, *in.calibration, check);
+          runtime::ExportAndVerify(*run.model, run.model_bytes, plan, *run.calibration, CheckOptionsFor(run));
       if (!exported.ok()) {
         return absl::Status(exported.status().code(),
                             absl::StrCat("exporting ", summary, ": ", exported.status().message()));
@@ -137,31 +141,32 @@ absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const Measure
       known = measured->emplace(key, exported->verification.relative_error).first;
     }
     out.push_back(search::ErrorProbe{summary, c.values.error, known->second});
-    if (in.on_progress) in.on_progress(static_cast<double>(k + 1) / static_cast<double>(n));
   }
   return out;
 }
 
 absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) {
-  if (in.model == nullptr || in.calibration == nullptr || in.problem == nullptr || in.calibration->samples.empty()) {
+  if (in.run.model == nullptr || in.run.calibration == nullptr || in.run.problem == nullptr ||
+      in.run.calibration->samples.empty()) {
     return absl::InvalidArgumentError("measuring picks needs the model, its problem and calibration samples");
   }
-  auto cancelled = [&] { return in.cancelled != nullptr && in.cancelled->load(); };
+  auto cancelled = [&] { return in.run.cancelled != nullptr && in.run.cancelled->load(); };
   std::vector<Entry> entries;
   for (int p : PositionsToMeasure(*front, in)) {
     Entry e;
     e.label = absl::StrCat("#", front->candidates(p).index());
     e.position = p;
     e.predicted_ms = front->candidates(p).predicted_latency_ms();
-    absl::StatusOr<std::vector<model::LayerPlan>> plan = ExportPlanFromProto(front->candidates(p), in.model->analysis);
+    absl::StatusOr<std::vector<model::LayerPlan>> plan =
+        ExportPlanFromProto(front->candidates(p), in.run.model->analysis);
     if (!plan.ok()) return plan.status();
     e.plan = *std::move(plan);
     entries.push_back(std::move(e));
   }
   for (const auto& [w, a, name] : {std::make_tuple(32, 32, "fp32"), std::make_tuple(8, 8, "uniform int8")}) {
-    std::optional<search::Choice> choice = search::UniformChoice(*in.problem, w, a);
+    std::optional<search::Choice> choice = search::UniformChoice(*in.run.problem, w, a);
     if (!choice) continue;
-    absl::StatusOr<search::ObjectiveValues> values = search::Evaluate(in.problem->table, *choice);
+    absl::StatusOr<search::ObjectiveValues> values = search::Evaluate(in.run.problem->table, *choice);
     if (!values.ok()) return values.status();
     Entry e;
     e.values = *values;
@@ -169,22 +174,18 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
     e.label = name;
     e.baseline = name;
     e.choice = choice;
-    e.plan = search::ExportPlanOf(*in.problem, *choice);
+    e.plan = search::ExportPlanOf(*in.run.problem, *choice);
     entries.push_back(std::move(e));
   }
   if (entries.empty()) return absl::OkStatus();
 
   // Export each through the tested path, its outputs compared with the original's.
-  runtime::ExportCheckOptions check;
-  check.ranges.threads = in.threads;
-  check.verify.threads = in.threads;
-  check.verify.measure_latency = false;
-  check.export_options.shape_probe = in.shape_probe;
+  const runtime::ExportCheckOptions check = CheckOptionsFor(in.run);
   const double steps = static_cast<double>(entries.size()) + 1;
   for (size_t k = 0; k < entries.size(); ++k) {
     if (cancelled()) return absl::CancelledError("cancelled");
     absl::StatusOr<runtime::VerifiedExport> exported =
-        runtime::ExportAndVerify(*in.model, in.model_bytes, entries[k].plan, *in.calibration, check);
+        runtime::ExportAndVerify(*in.run.model, in.run.model_bytes, entries[k].plan, *in.run.calibration, check);
     if (!exported.ok()) {
       return absl::Status(exported.status().code(),
                           absl::StrCat("exporting ", entries[k].label, ": ", exported.status().message()));
@@ -197,7 +198,7 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   std::vector<std::unique_ptr<runtime::Session>> sessions;
   std::vector<const runtime::Session*> views;
   runtime::SessionOptions session_options;
-  session_options.intra_op_threads = in.threads;
+  session_options.intra_op_threads = in.run.threads;
   for (const Entry& e : entries) {
     absl::StatusOr<std::unique_ptr<runtime::Session>> s =
         runtime::Session::Create(e.exported.exported.bytes, session_options);
@@ -212,19 +213,21 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   timing.round_time_s = 0.05;
   timing.min_time_s = 0.3;
   absl::StatusOr<std::vector<runtime::Timing>> times =
-      runtime::TimeInterleaved(views, in.calibration->samples.front(), timing);
+      runtime::TimeInterleaved(views, in.run.calibration->samples.front(), timing);
   if (!times.ok()) return times.status();
   for (size_t k = 0; k < entries.size(); ++k) entries[k].timing = (*times)[k];
   if (in.on_progress) in.on_progress(1);
 
   // The figures into the front.
   double fastest_candidate = std::numeric_limits<double>::infinity();
-  // Only what keeps the SQNR floor as measured counts: Recommend never names the rest.
-  const double floor = in.constraints.min_sqnr_db() > 0 ? in.constraints.min_sqnr_db() : kDefaultMinSqnrDb;
+  // Only what keeps the limits, its SQNR as measured, counts: Recommend never names the rest.
   for (const Entry& e : entries) {
     if (e.position < 0) continue;
-    *front->mutable_candidates(e.position)->mutable_measured() = FiguresOf(e);
-    if (e.exported.verification.sqnr_db >= floor) fastest_candidate = std::min(fastest_candidate, e.timing.median_s);
+    v1::Candidate& c = *front->mutable_candidates(e.position);
+    *c.mutable_measured() = FiguresOf(e);
+    if (MeetsConstraints(c, in.constraints, in.app_budget_bytes)) {
+      fastest_candidate = std::min(fastest_candidate, e.timing.median_s);
+    }
   }
   const Entry* fastest_baseline = nullptr;
   for (const Entry& e : entries) {
@@ -233,10 +236,9 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
       if (!b.tags().empty() && b.tags(0) == e.baseline) *b.mutable_measured() = FiguresOf(e);
     }
     // Only one that keeps the search's limits, its SQNR as measured, may join the front.
-    const bool within = MeetsConstraints(ToProto(*in.problem, search::Candidate{*e.choice, e.values}, false),
-                                         in.constraints, in.app_budget_bytes) &&
-                        e.exported.verification.sqnr_db >= floor;
-    if (within && e.timing.median_s < fastest_candidate &&
+    v1::Candidate as_measured = ToProto(*in.run.problem, search::Candidate{*e.choice, e.values}, false);
+    *as_measured.mutable_measured() = FiguresOf(e);
+    if (MeetsConstraints(as_measured, in.constraints, in.app_budget_bytes) && e.timing.median_s < fastest_candidate &&
         (fastest_baseline == nullptr || e.timing.median_s < fastest_baseline->timing.median_s)) {
       fastest_baseline = &e;
     }
@@ -245,7 +247,7 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   if (fastest_baseline != nullptr) {
     // Faster than every measured candidate: it joins the front, so the fastest pick is never slower.
     v1::Candidate joiner =
-        ToProto(*in.problem, search::Candidate{*fastest_baseline->choice, fastest_baseline->values}, true);
+        ToProto(*in.run.problem, search::Candidate{*fastest_baseline->choice, fastest_baseline->values}, true);
     joiner.set_index(front->candidates_size());
     joiner.add_tags(fastest_baseline->baseline);
     joiner.add_tags("measured faster than every measured candidate that keeps the limits");
@@ -259,7 +261,7 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   for (const Entry& e : entries) {
     parts.push_back(absl::StrFormat("%s %.3f ms (predicted %.3f)", e.label, e.timing.median_s * 1e3, e.predicted_ms));
   }
-  front->set_measured_picks(absl::StrCat("measured here, ", in.threads, " thread", in.threads == 1 ? "" : "s",
+  front->set_measured_picks(absl::StrCat("measured here, ", in.run.threads, " thread", in.run.threads == 1 ? "" : "s",
                                          ", runs interleaved: ", absl::StrJoin(parts, ", "), joined));
   return absl::OkStatus();
 }

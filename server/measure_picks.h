@@ -30,17 +30,22 @@ namespace squeeze::server {
 // The device id of the machine the server runs on: the one device whose picks are measured.
 inline constexpr char kHostDevice[] = "host";
 
-struct MeasurePicksInputs {
+// What exporting a front's plans through runtime::ExportAndVerify and running them needs.
+struct ExportRun {
   const model::LoadedModel* model = nullptr;
   absl::string_view model_bytes;  // what `model` was loaded from
   const runtime::CalibrationSet* calibration = nullptr;
   const search::Problem* problem = nullptr;  // the front's problem: baselines and plans come from it
-  v1::Constraints constraints;               // the search's, for the picks Recommend names
-  int64_t app_budget_bytes = 0;
-  int threads = 1;  // ONNX Runtime threads: the device profile's
+  int threads = 1;                           // ONNX Runtime threads
   model::ShapeProbe shape_probe;
-  int extra_fastest = 2;  // predicted-fastest candidates measured beyond the picks
   const std::atomic<bool>* cancelled = nullptr;
+};
+
+struct MeasurePicksInputs {
+  ExportRun run;                // its threads: the device profile's, as they are timed
+  v1::Constraints constraints;  // the search's, for the picks Recommend names
+  int64_t app_budget_bytes = 0;
+  int extra_fastest = 2;                    // predicted-fastest candidates measured beyond the picks
   std::function<void(double)> on_progress;  // fraction of the exports and timing done
 };
 
@@ -60,22 +65,12 @@ absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
     const std::function<void(double)>& on_progress, std::vector<std::string>* notes);
 
 // After a search on any device: `candidates` of its front (search::ErrorProbeCandidates) exported
-// through runtime::ExportAndVerify and run on `calibration`, their predicted and measured relative
-// errors for search::ErrorFactor. A plan already in `measured` (keyed by its export plan; the
-// devices of one search share it, as the same plan is the same file) is not exported again; new
-// ones are added. Cancelled when asked to stop; an export that fails is named in the status.
-struct MeasureErrorInputs {
-  const model::LoadedModel* model = nullptr;
-  absl::string_view model_bytes;
-  const runtime::CalibrationSet* calibration = nullptr;
-  const search::Problem* problem = nullptr;
-  std::vector<search::Candidate> candidates;
-  int threads = 1;
-  model::ShapeProbe shape_probe;
-  const std::atomic<bool>* cancelled = nullptr;
-  std::function<void(double)> on_progress;  // fraction of the candidates exported and run
-};
-absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const MeasureErrorInputs& inputs,
+// and run on `run.calibration`, their predicted and measured relative errors for
+// search::ErrorFactor. A plan already in `measured` (keyed by its export plan; the devices of one
+// search share it, as the same plan is the same file) is not exported again; new ones are added.
+// Cancelled when asked to stop; an export that fails is named in the status.
+absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const ExportRun& run,
+                                                                   const std::vector<search::Candidate>& candidates,
                                                                    std::map<std::string, double>* measured);
 
 // Measures `front`'s picks and baselines as above. Cancelled when asked to stop; an export or a

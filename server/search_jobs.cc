@@ -657,6 +657,9 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     absl::StatusOr<search::Problem> problem = search::BuildProblem(problem_inputs);
     if (!problem.ok()) return problem.status();
     std::vector<std::string> error_notes;
+    // Exports of this device's plans, for the error check and the picks on host.
+    const ExportRun exports{&*loaded,    *bytes, &*calibration, &*problem, options_.threads, options_.shape_probe,
+                            &live.cancel};
 
     job.set_phase(v1::PHASE_SEARCHING);
     job.set_fraction(base + 0.2 * span);
@@ -708,16 +711,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       auto measure = [&](const std::vector<search::Candidate>& candidates) {
         job.set_phase(v1::PHASE_VERIFYING);
         Publish(record, job, true).IgnoreError();  // logged by Publish
-        MeasureErrorInputs probe_inputs;
-        probe_inputs.model = &*loaded;
-        probe_inputs.model_bytes = *bytes;
-        probe_inputs.calibration = &*calibration;
-        probe_inputs.problem = &*problem;
-        probe_inputs.candidates = candidates;
-        probe_inputs.threads = options_.threads;
-        probe_inputs.shape_probe = options_.shape_probe;
-        probe_inputs.cancelled = &live.cancel;
-        return MeasureErrorProbes(probe_inputs, &probe_errors);
+        return MeasureErrorProbes(exports, candidates, &probe_errors);
       };
       auto rerun = [&](int round) {
         job.set_phase(v1::PHASE_SEARCHING);
@@ -769,15 +763,10 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
       job.set_phase(v1::PHASE_VERIFYING);
       Publish(record, job, true).IgnoreError();  // logged by Publish
       MeasurePicksInputs measure;
-      measure.model = &*loaded;
-      measure.model_bytes = *bytes;
-      measure.calibration = &*calibration;
-      measure.problem = &*problem;
+      measure.run = exports;
+      measure.run.threads = std::max(1, device->threads);  // timed as the profile's runs were
       measure.constraints = spec.constraints();
       measure.app_budget_bytes = device->app_memory_budget_bytes;
-      measure.threads = std::max(1, device->threads);
-      measure.shape_probe = options_.shape_probe;
-      measure.cancelled = &live.cancel;
       measure.on_progress = [&](double f) {
         job.set_fraction(base + span * (0.9 + 0.1 * f));
         Publish(record, job, false).IgnoreError();  // not stored: cannot fail

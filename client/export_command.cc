@@ -48,7 +48,8 @@ void PrintReport(const v1::ExportReport& r, const std::string& output) {
       {"output SQNR dB", Db(r.predicted_sqnr_db()), fmt::format("{} (cosine {:.4f})", Db(m.sqnr_db()), m.cosine())});
   table.Print(std::cout);
   if (WorthShowing(m.outputs())) {
-    std::cout << "  measured per output:\n";
+    std::cout << "  measured per output"
+              << (m.weighted_over().empty() ? std::string() : " (the SQNR above: " + m.weighted_over() + ")") << ":\n";
     for (const v1::OutputFidelity& o : m.outputs()) std::cout << "    " << OutputFigures(o) << "\n";
   }
   std::string kernels;

@@ -9,7 +9,8 @@
 namespace squeeze::client {
 
 std::string OutputFigures(const v1::OutputFidelity& output) {
-  std::string text = fmt::format("'{}' {} ({}): ", output.name(), absl::StrJoin(output.shape(), "x"), output.kind());
+  std::string text = fmt::format("'{}' {} ({}{}): ", output.name(), absl::StrJoin(output.shape(), "x"), output.kind(),
+                                 output.kind() == "not float" ? "" : fmt::format(", weight {:.2f}", output.weight()));
   if (output.kind() != "not float") {
     text += fmt::format("{}, cosine {:.3f}",
                         std::isinf(output.sqnr_db()) ? "lossless" : fmt::format("{:.2f} dB", output.sqnr_db()),

@@ -10,7 +10,7 @@
 
 namespace squeeze::client {
 
-// "'mask' 1x1x320x320 (mask): 0.74 dB, cosine 0.520, mask IoU 0.812".
+// "'mask' 1x1x320x320 (mask, weight 0.50): 0.74 dB, cosine 0.520, mask IoU 0.812".
 std::string OutputFigures(const v1::OutputFidelity& output);
 
 // Whether the per-output figures say more than the pooled ones: several outputs, or task metrics.

@@ -70,6 +70,11 @@ void PrintSummary(const v1::Model& m) {
   std::cout << fmt::format("  {} compressible layers ({} grouped, {} depthwise), {} params, {} MACs, inputs {}\n",
                            a.layer_count(), a.grouped_layers(), a.depthwise_layers(), Count(a.total_params()),
                            Count(a.total_macs()), absl::StrJoin(inputs, " "));
+  if (a.outputs_size() > 0) {
+    std::vector<std::string> outputs;
+    for (const v1::ModelOutput& o : a.outputs()) outputs.push_back(o.name() + (o.is_float() ? "" : " (not float)"));
+    std::cout << "  outputs " << absl::StrJoin(outputs, ", ") << "\n";
+  }
   for (const std::string& d : a.defaulted_dims()) std::cout << "  default: " << d << "\n";
   for (const std::string& w : a.warnings()) std::cout << "  warning: " << w << "\n";
 }

@@ -131,6 +131,7 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
     std::cout << fmt::format("\n{} (profile v{}): {} Pareto-optimal candidates, {} search, {:.2f} s\n", f.device_id(),
                              f.device_version(), f.candidates_size(), f.strategy(), f.search_seconds());
     if (!f.latency_basis().empty()) std::cout << "  latency: " << f.latency_basis() << "\n";
+    if (!f.error_outputs().empty()) std::cout << "  errors over: " << f.error_outputs() << "\n";
     if (!f.error_calibration().empty()) std::cout << "  error: " << f.error_calibration() << "\n";
     if (!f.measured_picks().empty()) std::cout << "  " << f.measured_picks() << "\n";
     if (!f.constraints_met()) {
@@ -217,6 +218,7 @@ struct StartFlags {
   bool csv = false;
   std::vector<std::string> calibration;
   std::vector<std::string> input_values;  // NAME=V
+  std::vector<std::string> outputs;       // NAME or NAME=W
   bool verify = false;
 };
 
@@ -230,6 +232,27 @@ absl::Status AddInputValues(const std::vector<std::string>& pairs, v1::SearchSpe
           fmt::format("--input-value '{}': expected NAME=V with V a number, e.g. sr=16000", pair));
     }
     (*spec->mutable_input_values())[pair.substr(0, eq)] = value;
+  }
+  return absl::OkStatus();
+}
+
+// NAME or NAME=W into output weights (SearchSpec.output_weights; a bare NAME weighs 1).
+// InvalidArgument naming the one that does not parse or is named twice.
+absl::Status AddOutputWeights(const std::vector<std::string>& outputs,
+                              google::protobuf::Map<std::string, double>* weights) {
+  for (const std::string& text : outputs) {
+    const size_t eq = text.find('=');
+    const std::string name = text.substr(0, eq);
+    double weight = 1;
+    if (name.empty() || (eq != std::string::npos &&
+                         (!absl::SimpleAtod(text.substr(eq + 1), &weight) || !std::isfinite(weight) || weight < 0))) {
+      return absl::InvalidArgumentError(fmt::format(
+          "--output '{}': expected NAME or NAME=W with W a number >= 0, e.g. --output scores=3 --output offsets",
+          text));
+    }
+    if (!weights->insert({name, weight}).second) {
+      return absl::InvalidArgumentError(fmt::format("--output '{}' is given twice", name));
+    }
   }
   return absl::OkStatus();
 }
@@ -307,6 +330,10 @@ int Start(const Connection& connection, const StartFlags& f) {
     std::cerr << "error: " << s.message() << "\n";
     return 2;
   }
+  if (absl::Status s = AddOutputWeights(f.outputs, spec.mutable_output_weights()); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return 2;
+  }
   auto stub = v1::SearchService::NewStub(connection.channel());
   v1::SearchJob job;
   grpc::Status status = stub->StartSearch(connection.NewContext().get(), spec, &job);
@@ -375,6 +402,7 @@ struct RecommendFlags {
   std::string model, device;
   double max_latency_ms = 0, max_size_mb = 0, min_sqnr_db = 0, time_budget = 0;
   bool within_app_budget = false;
+  std::vector<std::string> outputs;  // NAME or NAME=W
 };
 
 int Recommend(const Connection& connection, const RecommendFlags& f) {
@@ -386,6 +414,10 @@ int Recommend(const Connection& connection, const RecommendFlags& f) {
   request.mutable_constraints()->set_min_sqnr_db(f.min_sqnr_db);
   request.mutable_constraints()->set_peak_memory_within_app_budget(f.within_app_budget);
   request.set_time_budget_seconds(f.time_budget);
+  if (absl::Status s = AddOutputWeights(f.outputs, request.mutable_output_weights()); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return 2;
+  }
   auto stub = v1::SearchService::NewStub(connection.channel());
   auto context = connection.NewContext();
   // A recommendation may need a search: allow for its budget (and sensitivities) on top.
@@ -469,6 +501,8 @@ void AddRecommendCommand(CLI::App& app, const GlobalOptions& options, int* exit_
   cmd->add_option("--min-sqnr-db", f->min_sqnr_db, "Output SQNR floor, dB (default 10)");
   cmd->add_flag("--within-app-budget", f->within_app_budget, "Peak memory within the device's app budget");
   cmd->add_option("--time-budget", f->time_budget, "Seconds a new search may take (default 30)");
+  cmd->add_option("--output", f->outputs,
+                  "NAME or NAME=W (repeatable): the outputs that matter and their weights, as for 'search start'");
   cmd->callback([&options, exit_code, f] { *exit_code = Recommend(Connection(options), *f); });
 }
 
@@ -499,6 +533,10 @@ void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
   start->add_option("--input-value", f->input_values,
                     "NAME=V (repeatable): without --calibration, every element of input NAME takes the value V "
                     "instead of a draw from N(0, 1) (floats) or 0 (integers, bools), e.g. a sample rate sr=16000");
+  start->add_option("--output", f->outputs,
+                    "NAME or NAME=W (repeatable): the outputs that matter and their weights (a bare NAME weighs 1); "
+                    "errors are taken over them alone. Default: every float output weighs the same, so a large "
+                    "auxiliary output does not decide ('models show' lists the outputs)");
   start->add_flag("--verify", f->verify,
                   "Then export and measure each device's recommended candidates in the background "
                   "('search show' gets their measured figures)");

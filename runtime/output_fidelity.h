@@ -44,6 +44,7 @@ struct OutputFidelity {
   double sqnr_db = 0;  // 10·log10(Σy² / Σ(y' − y)²) over the samples; +inf when exact
   double cosine = 0;
   double relative_error = 0;
+  double weight = 0;  // its share of the model's SQNR (VerifyOptions::output_weights)
   // The task metrics its kind calls for, named as above, each in [0, 1].
   std::vector<std::pair<std::string, double>> metrics;
 };

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "model/output_weights.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
 
@@ -90,23 +91,21 @@ double Energy(absl::Span<const float> x) {
   return e;
 }
 
-// Σ‖a − b‖² over the float outputs.
-double SquaredError(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+// Σ_o scale[o]·‖a_o − b_o‖² over the outputs.
+double WeightedSquaredError(const std::vector<Tensor>& a, const std::vector<Tensor>& b,
+                            const std::vector<double>& scale) {
   double num = 0;
-  for (size_t o = 0; o < a.size() && o < b.size(); ++o) {
+  for (size_t o = 0; o < a.size() && o < b.size() && o < scale.size(); ++o) {
+    if (scale[o] == 0) continue;
     const std::vector<float> x = Floats(a[o]), y = Floats(b[o]);
+    double sum = 0;
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
       const double d = static_cast<double>(x[i]) - y[i];
-      num += d * d;
+      sum += d * d;
     }
+    num += scale[o] * sum;
   }
   return num;
-}
-
-double OutputEnergy(const std::vector<Tensor>& outputs) {
-  double e = 0;
-  for (const Tensor& t : outputs) e += Energy(Floats(t));
-  return e;
 }
 
 // Calls fn(worker, i) for i in [0, count) on `workers` threads (the caller's among them), each
@@ -130,8 +129,12 @@ void ParallelFor(int workers, size_t count, const std::function<void(int, size_t
 class Measurement {
  public:
   Measurement(const model::LoadedModel& model, const CalibrationSet& calibration, const SensitivityOptions& options,
-              SensitivityReport* report)
-      : model_(model), calibration_(calibration), options_(options), report_(report) {}
+              std::vector<double> output_weights, SensitivityReport* report)
+      : model_(model),
+        calibration_(calibration),
+        options_(options),
+        report_(report),
+        output_weights_(std::move(output_weights)) {}
 
   absl::Status Measure() {
     const model::Analysis& analysis = model_.analysis;
@@ -232,7 +235,6 @@ class Measurement {
       }
     }
     reference_.resize(samples);
-    reference_energy_ = 0;
     if (absl::Status s = ForSamples([&](size_t k) -> absl::Status {
           absl::StatusOr<std::vector<Tensor>> out = session_->Run(base_feeds_[k], outputs_);
           if (!out.ok()) return out.status();
@@ -242,17 +244,40 @@ class Measurement {
         !s.ok()) {
       return s;
     }
+    // Each output's error counts relative to its own energy, times its weight
+    // (model/output_weights.h): the relative output error is then Σ_o scale_[o]·‖Δ_o‖².
+    // An output that is 0 on every sample has no relative error: the others share its weight.
+    scale_.assign(outputs_.size(), 0.0);
+    std::vector<std::string> silent;
+    double kept = 0;
+    for (size_t o = 0; o < outputs_.size(); ++o) {
+      if (output_weights_[o] == 0) continue;
+      double energy = 0;
+      for (size_t k = 0; k < samples; ++k) energy += Energy(Floats(reference_[k][o]));
+      if (energy > 0) {
+        scale_[o] = output_weights_[o] / energy;
+        kept += output_weights_[o];
+      } else {
+        silent.push_back(model_.proto.graph().output(static_cast<int>(o)).name());
+      }
+    }
+    if (kept > 0) {
+      for (double& sc : scale_) sc /= kept;
+    }
+    if (!silent.empty()) {
+      report_->warnings.push_back(absl::StrCat(
+          "outputs ", absl::StrJoin(silent, ", "),
+          " are 0 on every calibration sample: no relative error can be measured on them, so the other outputs "
+          "share their weight"));
+    }
     double drift = 0;
     for (size_t k = 0; k < samples; ++k) {
-      reference_energy_ += OutputEnergy(reference_[k]);
       std::vector<Tensor> clean_outputs(clean_[k].begin(), clean_[k].begin() + outputs_.size());
-      drift += SquaredError(reference_[k], clean_outputs);
+      drift += WeightedSquaredError(reference_[k], clean_outputs, scale_);
     }
-    if (reference_energy_ > 0 && drift / reference_energy_ > 1e-6) {
+    if (drift > 1e-6) {
       report_->warnings.push_back(
-          absl::StrCat("the perturbation graph's unperturbed outputs differ from the model's "
-                       "by a relative ",
-                       drift / reference_energy_));
+          absl::StrCat("the perturbation graph's unperturbed outputs differ from the model's by a relative ", drift));
     }
 
     // Every layer's runs, layers side by side.
@@ -328,7 +353,8 @@ class Measurement {
   // Σ over samples of gain · squared output error with feeds[slot] replaced by make(k); samples
   // where make gives no probe are left unperturbed (they add 0).
   absl::StatusOr<double> PerturbedError(std::vector<std::vector<Tensor>>& feeds, size_t slot,
-                                        const std::function<std::optional<Probe>(size_t)>& make) {
+                                        const std::function<std::optional<Probe>(size_t)>& make,
+                                        const std::vector<double>& scale) {
     double error = 0;
     for (size_t k = 0; k < feeds.size(); ++k) {
       if (Cancelled()) return absl::CancelledError("sensitivity measurement cancelled");
@@ -338,14 +364,15 @@ class Measurement {
       absl::StatusOr<std::vector<Tensor>> out = session_->Run(feeds[k], outputs_);
       std::swap(feeds[k][slot], probe->tensor);
       if (!out.ok()) return out.status();
-      error += probe->gain * SquaredError(*out, reference_[k]);
+      error += probe->gain * WeightedSquaredError(*out, reference_[k], scale);
     }
     return error;
   }
 
-  // Σ over samples of the squared output error per unit of relative weight noise, with layer i's
-  // weight given Gaussian noise of relative energy `probe`.
-  absl::StatusOr<double> WeightResponse(std::vector<std::vector<Tensor>>& feeds, size_t i, double probe) {
+  // Σ over samples of the output error (weighed by `scale`, scale_ by default) per unit of
+  // relative weight noise, with layer i's weight given Gaussian noise of relative energy `probe`.
+  absl::StatusOr<double> WeightResponse(std::vector<std::vector<Tensor>>& feeds, size_t i, double probe,
+                                        const std::vector<double>* scale = nullptr) {
     const model::WeightInput& w = weights_[i];
     // Each sample gets its own draw of the relative energy from the layer's stream (a second
     // draw for free, where the samples are more than one); fp16 weights are fed rounded, and
@@ -353,18 +380,21 @@ class Measurement {
     const size_t n = w.values.size();
     const std::vector<float> noise = StandardNormal(DeriveSeed(options_.seed, i), n * feeds.size());
     const double energy = Energy(w.values);
-    return PerturbedError(feeds, weight_slot_.at(i), [&](size_t k) -> std::optional<Probe> {
-      absl::Span<const float> draw = absl::MakeConstSpan(noise).subspan(k * n, n);
-      const double scale = std::sqrt(probe * energy / std::max(Energy(draw), 1e-300));
-      std::vector<float> noisy(n);
-      for (size_t j = 0; j < n; ++j) {
-        noisy[j] = static_cast<float>(w.values[j] + scale * draw[j]);
-        if (w.elem_type == onnx::TensorProto::FLOAT16) noisy[j] = model::RoundToHalf(noisy[j]);
-      }
-      const double reached = model::RelativeDistortion(w.values, noisy);
-      if (!(reached > 0)) return std::nullopt;
-      return Probe{MakeTensor(w.name, TypeOf(w.elem_type), w.dims, noisy), 1 / reached};
-    });
+    return PerturbedError(
+        feeds, weight_slot_.at(i),
+        [&](size_t k) -> std::optional<Probe> {
+          absl::Span<const float> draw = absl::MakeConstSpan(noise).subspan(k * n, n);
+          const double scale = std::sqrt(probe * energy / std::max(Energy(draw), 1e-300));
+          std::vector<float> noisy(n);
+          for (size_t j = 0; j < n; ++j) {
+            noisy[j] = static_cast<float>(w.values[j] + scale * draw[j]);
+            if (w.elem_type == onnx::TensorProto::FLOAT16) noisy[j] = model::RoundToHalf(noisy[j]);
+          }
+          const double reached = model::RelativeDistortion(w.values, noisy);
+          if (!(reached > 0)) return std::nullopt;
+          return Probe{MakeTensor(w.name, TypeOf(w.elem_type), w.dims, noisy), 1 / reached};
+        },
+        scale != nullptr ? *scale : scale_);
   }
 
   // Layers whose linear response is far below the model's typical one sit where the calibration
@@ -373,7 +403,8 @@ class Measurement {
   // and inputs the calibration set lacks can wake them. They are probed again at
   // kSaturationNoiseEnergy, keep the larger response, and are floored at kSaturationRatio of the
   // median layer's, so the search never takes a layer for free to compress. One whose response is
-  // still exactly 0 never ran on these inputs (LayerSensitivity::exercised).
+  // still exactly 0 never ran on these inputs (LayerSensitivity::exercised), unless its noise
+  // reaches outputs that weigh nothing (model/output_weights.h): that one ran, and stays floored.
   absl::Status ReprobeSaturated() {
     std::vector<double> responses;
     for (const LayerSensitivity& l : report_->layers) {
@@ -387,36 +418,52 @@ class Measurement {
       const LayerSensitivity& l = report_->layers[i];
       if (l.measured && l.weight < floor) low.push_back(i);
     }
-    const double den = reference_energy_ > 0 ? reference_energy_ : 1.0;
+    // Every output with values, weighed alike: whether a layer reaches outputs at all.
+    std::vector<double> any_output(outputs_.size(), 0.0);
+    bool some_unweighed = false;
+    for (size_t o = 0; o < outputs_.size(); ++o) {
+      double energy = 0;
+      for (const std::vector<Tensor>& sample : reference_) energy += Energy(Floats(sample[o]));
+      if (energy > 0) any_output[o] = 1 / energy;
+      some_unweighed = some_unweighed || (energy > 0 && scale_[o] == 0);
+    }
     std::vector<absl::Status> status(low.size());
+    std::vector<uint8_t> unweighed_only(low.size(), 0);
     ParallelFor(
         options_.threads, low.size(),
         [&](int worker, size_t j) {
           std::vector<std::vector<Tensor>>& feeds = worker_feeds_[static_cast<size_t>(worker)];
           if (feeds.empty()) feeds = base_feeds_;
           absl::StatusOr<double> error = WeightResponse(feeds, low[j], kSaturationNoiseEnergy);
+          if (error.ok() && *error == 0 && some_unweighed) {
+            absl::StatusOr<double> anywhere = WeightResponse(feeds, low[j], kSaturationNoiseEnergy, &any_output);
+            if (!anywhere.ok()) error = anywhere.status();
+            if (anywhere.ok() && *anywhere > 0) unweighed_only[j] = 1;
+          }
           if (!error.ok()) {
             status[j] = error.status();
             return;
           }
           LayerSensitivity& l = report_->layers[low[j]];
-          l.weight = std::max(l.weight, *error / den);
+          l.weight = std::max(l.weight, *error);
         },
         [&] { return Cancelled(); });
     if (Cancelled()) return absl::CancelledError("sensitivity measurement cancelled");
     for (const absl::Status& st : status) {
       if (!st.ok()) return st;
     }
-    std::vector<std::string> floored, idle;
-    for (size_t i : low) {
-      LayerSensitivity& l = report_->layers[i];
-      if (l.weight == 0) {
+    std::vector<std::string> floored, idle, unweighed;
+    for (size_t j = 0; j < low.size(); ++j) {
+      LayerSensitivity& l = report_->layers[low[j]];
+      if (unweighed_only[j]) {
+        unweighed.push_back(l.layer);
+      } else if (l.weight == 0) {
         l.exercised = false;
         idle.push_back(l.layer);
       }
       if (l.weight < floor) {
         l.weight = floor;
-        if (l.exercised) floored.push_back(l.layer);
+        if (l.exercised && !unweighed_only[j]) floored.push_back(l.layer);
       }
     }
     if (!idle.empty()) {
@@ -425,6 +472,13 @@ class Measurement {
           "): nothing they compute reaches the outputs there, so their sensitivity is unknown and the search keeps "
           "them at 8-bit weights or more, unpruned; calibrate on inputs that run them (e.g. --input-value for a "
           "mode input) to compress them further"));
+    }
+    if (!unweighed.empty()) {
+      report_->warnings.push_back(absl::StrCat(
+          unweighed.size(), " layers reach only outputs that weigh nothing in the error (",
+          absl::StrJoin(unweighed, ", "), "): their sensitivity is taken as ", kSaturationRatio,
+          " of the median layer's, so the search compresses them hard; name their outputs with --output if they "
+          "matter"));
     }
     if (!floored.empty()) {
       report_->warnings.push_back(
@@ -439,7 +493,6 @@ class Measurement {
     std::vector<std::vector<Tensor>>& feeds = worker_feeds_[static_cast<size_t>(worker)];
     if (feeds.empty()) feeds = base_feeds_;
     LayerSensitivity& out = report_->layers[i];
-    const double den = reference_energy_ > 0 ? reference_energy_ : 1.0;
     const double epsilon = options_.noise_energy;
 
     if (const model::WeightInput& w = weights_[i]; w.status.ok() && Energy(w.values) > 0) {
@@ -447,7 +500,7 @@ class Measurement {
       const double probe = w.elem_type == onnx::TensorProto::FLOAT16 ? std::max(epsilon, kHalfNoiseEnergy) : epsilon;
       absl::StatusOr<double> error = WeightResponse(feeds, i, probe);
       if (!error.ok()) return error.status();
-      out.weight = *error / den;
+      out.weight = *error;
       out.measured = true;
     }
 
@@ -457,24 +510,27 @@ class Measurement {
       // the predictor adds them.
       const Uint8Quantizer q = QuantizerFor(out.input_range);
       for (int bits : options_.activation_bits) {
-        absl::StatusOr<double> error = PerturbedError(feeds, delta_slot_.at(i), [&](size_t k) -> std::optional<Probe> {
-          const Tensor* clean = CleanInput(k, d);
-          if (clean == nullptr) return std::nullopt;
-          std::vector<float> delta = Floats(*clean);
-          const double signal = Energy(delta);
-          for (float& v : delta) v = FakeQuantize(v, bits, q) - v;
-          const double noise = Energy(delta);
-          if (!(noise > 0)) return std::nullopt;
-          double gain = 1;
-          if (signal > 0 && noise > epsilon * signal) {
-            const double alpha = std::sqrt(epsilon * signal / noise);
-            for (float& v : delta) v = static_cast<float>(v * alpha);
-            gain = 1 / (alpha * alpha);
-          }
-          return Probe{MakeTensor(d.name, TypeOf(d.elem_type), clean->shape, delta), gain};
-        });
+        absl::StatusOr<double> error = PerturbedError(
+            feeds, delta_slot_.at(i),
+            [&](size_t k) -> std::optional<Probe> {
+              const Tensor* clean = CleanInput(k, d);
+              if (clean == nullptr) return std::nullopt;
+              std::vector<float> delta = Floats(*clean);
+              const double signal = Energy(delta);
+              for (float& v : delta) v = FakeQuantize(v, bits, q) - v;
+              const double noise = Energy(delta);
+              if (!(noise > 0)) return std::nullopt;
+              double gain = 1;
+              if (signal > 0 && noise > epsilon * signal) {
+                const double alpha = std::sqrt(epsilon * signal / noise);
+                for (float& v : delta) v = static_cast<float>(v * alpha);
+                gain = 1 / (alpha * alpha);
+              }
+              return Probe{MakeTensor(d.name, TypeOf(d.elem_type), clean->shape, delta), gain};
+            },
+            scale_);
         if (!error.ok()) return error.status();
-        out.activation_error[bits] = *error / den;
+        out.activation_error[bits] = *error;
       }
     }
     return absl::OkStatus();
@@ -495,7 +551,8 @@ class Measurement {
   std::vector<std::vector<std::vector<Tensor>>> worker_feeds_;  // each worker's copy
   std::map<size_t, size_t> weight_slot_, delta_slot_;           // layer -> index in the feeds
   std::vector<std::vector<Tensor>> reference_;                  // per sample: unperturbed outputs
-  double reference_energy_ = 0;
+  std::vector<double> output_weights_;                          // per graph output (model::ResolveOutputWeights)
+  std::vector<double> scale_;                                   // per output: its weight over its reference energy
   std::atomic<bool> failed_{false};
 };
 
@@ -532,6 +589,9 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
   }
   if (options.threads < 1) return absl::InvalidArgumentError("threads must be at least 1");
   if (calibration.samples.empty()) return absl::InvalidArgumentError("the calibration set has no samples");
+  absl::StatusOr<std::vector<double>> output_weights =
+      model::ResolveOutputWeights(model::GraphOutputs(model.proto), options.output_weights);
+  if (!output_weights.ok()) return output_weights.status();
   const auto start = std::chrono::steady_clock::now();
   SensitivityReport report;
   report.synthetic_calibration = calibration.synthetic;
@@ -542,7 +602,9 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
     l.layer = layer.name;
     report.layers.push_back(std::move(l));
   }
-  absl::Status status = Measurement(model, calibration, options, &report).Measure();
+  report.weighted_over =
+      model::DescribeOutputWeights(model::GraphOutputs(model.proto), *output_weights, !options.output_weights.empty());
+  absl::Status status = Measurement(model, calibration, options, *output_weights, &report).Measure();
   if (status.code() == absl::StatusCode::kCancelled) return status;
   if (!status.ok()) {
     // A model ONNX Runtime cannot run still gets a table: every layer at s_i = 1, said so.

@@ -1,8 +1,9 @@
 // Per-layer output sensitivity, measured in ONNX Runtime on calibration inputs (DESIGN.md §5).
 //
 // Weight sensitivity s_i: add Gaussian noise of relative energy ε = ||N||²/||W||² to layer i's
-// weights, run the model, and divide the relative output error ||Y' - Y||²/||Y||² (summed over
-// float outputs and samples) by ε. The predicted error of an option is then s_i · D_i(o).
+// weights, run the model, and divide the relative output error Σ_o w_o·||Y'_o - Y_o||²/||Y_o||²
+// (each output's error relative to its own energy over the samples, weighted as
+// model/output_weights.h says) by ε. The predicted error of an option is then s_i · D_i(o).
 // Activation error: the relative output error when layer i's input alone is fake-quantized at each
 // activation bit-width (FakeQuantize, with the range calibrated on the same inputs), linearized as
 // the weights' is: the error q(x) − x is fed scaled down to relative energy ε where it is larger,
@@ -58,7 +59,8 @@ struct SensitivityReport {
   std::vector<LayerSensitivity> layers;  // in model::Analysis::layers order
   bool synthetic_calibration = false;
   int samples = 0;
-  double noise_energy = 0;  // ε asked for (fp16 weights get what fp16 rounding leaves)
+  double noise_energy = 0;    // ε asked for (fp16 weights get what fp16 rounding leaves)
+  std::string weighted_over;  // the outputs the errors are taken over (model::DescribeOutputWeights)
   std::vector<std::string> warnings;
   double seconds = 0;  // wall time of the measurement
 };
@@ -71,6 +73,9 @@ struct SensitivityOptions {
   // Runs in flight at once, each on one ONNX Runtime thread: whole runs side by side use cores
   // better than one run's ops split between them. Results do not depend on it.
   int threads = 2;
+  // The outputs the relative output error is taken over, by graph output name, and their weights
+  // (model/output_weights.h); empty: every float output weighs the same.
+  std::map<std::string, double> output_weights;
   uint64_t seed = 1;  // noise draws: one stream per layer; results are deterministic for a seed
   // Called with the fraction done (0..1) after each layer, from the measuring threads, one call
   // at a time.
@@ -80,8 +85,8 @@ struct SensitivityOptions {
 
 // Measures every layer of `model` (LoadedModel::analysis order) on `calibration`. InvalidArgument
 // for options out of range (noise_energy not positive, activation bits other than 8/16/32,
-// threads < 1) or an empty calibration set; Cancelled when options.cancelled turns true. Anything
-// ONNX Runtime refuses gives an unmeasured report with a warning, not an error.
+// threads < 1), an empty calibration set or output weights model::ResolveOutputWeights refuses; Cancelled when
+// options.cancelled turns true. Anything ONNX Runtime refuses gives an unmeasured report with a warning, not an error.
 absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model, const CalibrationSet& calibration,
                                                      const SensitivityOptions& options);
 

@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "model/output_weights.h"
 #include "model/surgery.h"
 #include "runtime/shape_probe.h"
 
@@ -204,11 +205,16 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
         absl::StrCat("the exported model has ", cand_outputs.size(), " outputs, the original ", ref_outputs.size()));
   }
   std::vector<std::string> names;
+  std::vector<model::GraphOutput> graph_outputs;
   std::vector<OutputComparison> comparisons;
   for (const TensorInfo& info : ref_outputs) {
     names.push_back(info.name);
+    graph_outputs.push_back({info.name, info.type == ElementType::kFloat32 || info.type == ElementType::kFloat16});
     comparisons.emplace_back(info.name);
   }
+  absl::StatusOr<std::vector<double>> weights = model::ResolveOutputWeights(graph_outputs, options.output_weights);
+  if (!weights.ok()) return weights.status();
+  v.weighted_over = model::DescribeOutputWeights(graph_outputs, *weights, !options.output_weights.empty());
   for (const std::vector<Tensor>& sample : calibration.samples) {
     absl::StatusOr<std::vector<Tensor>> y = (*reference)->Run(sample, names);
     if (!y.ok()) return y.status();
@@ -218,18 +224,23 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
       if (absl::Status s = comparisons[k].Add((*y)[k], (*y2)[k]); !s.ok()) return s;
     }
   }
-  // Pooled over the float outputs, and per output.
-  double signal = 0, noise = 0, dot = 0, cand_energy = 0;
-  for (const OutputComparison& c : comparisons) {
-    signal += c.signal();
-    noise += c.noise();
-    dot += c.dot();
-    cand_energy += c.candidate_energy();
-    v.outputs.push_back(c.Result());
+  // Each output on its own, and the model's figures over them by weight. An output that is 0 on
+  // every sample has no relative error: the others share its weight (as in the sensitivities).
+  double kept = 0;
+  for (size_t k = 0; k < comparisons.size(); ++k) {
+    if (comparisons[k].signal() > 0) kept += (*weights)[k];
   }
-  v.relative_error = signal > 0 ? noise / signal : (noise > 0 ? std::numeric_limits<double>::infinity() : 0);
-  v.sqnr_db = noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
-  v.cosine = signal > 0 && cand_energy > 0 ? dot / std::sqrt(signal * cand_energy) : (noise == 0 ? 1 : 0);
+  for (size_t k = 0; k < comparisons.size(); ++k) {
+    OutputFidelity f = comparisons[k].Result();
+    f.weight = comparisons[k].signal() > 0 && kept > 0 ? (*weights)[k] / kept : 0;
+    if (f.weight > 0) {
+      v.relative_error += f.weight * f.relative_error;
+      v.cosine += f.weight * f.cosine;
+    }
+    v.outputs.push_back(std::move(f));
+  }
+  if (!(kept > 0)) v.cosine = 1;  // nothing to compare by SQNR
+  v.sqnr_db = v.relative_error > 0 ? -10 * std::log10(v.relative_error) : std::numeric_limits<double>::infinity();
   if (options.measure_latency) {
     // Interleaved, one run of each at a time, so a machine whose load drifts weighs on both alike.
     InterleavedTiming timing;

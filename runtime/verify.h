@@ -51,12 +51,20 @@ struct VerifyOptions {
   int repeats = 10;  // timed runs per model; the median is reported
   // When set, ONNX Runtime's optimized form of the exported model is kept there (for inspection).
   std::string keep_optimized_model;
+  // The outputs the SQNR is taken over and their weights (model/output_weights.h), as the
+  // sensitivities were measured; empty: every float output weighs the same.
+  std::map<std::string, double> output_weights;
 };
 
 struct Verification {
-  double sqnr_db = 0;         // 10·log10(Σy² / Σ(y' − y)²) over float outputs and samples; +inf when exact
-  double cosine = 0;          // cosine similarity of all float outputs together
-  double relative_error = 0;  // Σ(y' − y)² / Σy²
+  // Over the outputs by their weights w_o (model/output_weights.h): relative_error =
+  // Σ_o w_o·Σ(y'_o − y_o)²/Σy_o² over the samples, sqnr_db = −10·log10(relative_error) (+inf when
+  // exact), cosine = Σ_o w_o·cosine_o. With one float output, that output's own figures. An output
+  // that is 0 on every sample weighs 0 and the others share its weight.
+  double sqnr_db = 0;
+  double cosine = 0;
+  double relative_error = 0;
+  std::string weighted_over;  // the outputs they are taken over (model::DescribeOutputWeights)
   // Each graph output on its own, in the model's order, with its task metrics.
   std::vector<OutputFidelity> outputs;
   int samples = 0;
@@ -74,8 +82,9 @@ struct Verification {
 };
 
 // Runs `original` and `exported` (serialized ONNX with the same inputs and outputs) on every
-// calibration sample. InvalidArgument for an empty calibration set or models whose outputs do not
-// match in names and shapes; ONNX Runtime's refusals come back with its message.
+// calibration sample. InvalidArgument for an empty calibration set, models whose outputs do not
+// match in names and shapes, or output weights model::ResolveOutputWeights refuses; ONNX Runtime's refusals come back
+// with its message.
 absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::string_view exported,
                                           const CalibrationSet& calibration, const VerifyOptions& options);
 

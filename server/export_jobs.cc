@@ -125,7 +125,7 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   t.range_method =
       request.range_method() == v1::RANGE_METHOD_MINMAX ? v1::RANGE_METHOD_MINMAX : v1::RANGE_METHOD_PERCENTILE;
   // The cache key: model bytes and shapes, the plan, the calibration set, and the options.
-  std::string key = absl::StrCat("export-v3|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
+  std::string key = absl::StrCat("export-v4|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
                                  t.model.input_shapes, "|", v1::RangeMethod_Name(t.range_method), "|");
   for (const v1::LayerChoice& c : t.candidate.layers()) {
     absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",
@@ -138,6 +138,7 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   } else {
     absl::StrAppend(&key, "|synthetic:", options_.calibration_samples, ":", t.spec.seed());
   }
+  for (const auto& [name, weight] : OutputWeightsOf(t.spec)) absl::StrAppend(&key, "|output:", name, "=", weight);
   if (t.device_id == kHostDevice)
     absl::StrAppend(&key, "|latency:", t.device_id, ":", t.device_version, ":", t.device_threads);
   t.cache_key = common::Sha256Hex(key);
@@ -232,6 +233,7 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   verify.threads = on_host ? t.device_threads : options_.threads;
   verify.measure_latency = on_host;
   verify.repeats = options_.latency_repeats;
+  verify.output_weights = OutputWeightsOf(t.spec);
   absl::StatusOr<runtime::Verification> verification =
       runtime::VerifyExport(loaded->proto.SerializeAsString(), exported->bytes, *calibration, verify);
   if (!verification.ok()) return AsPrecondition(verification.status());

@@ -39,6 +39,7 @@ struct ExportRun {
   int threads = 1;                           // ONNX Runtime threads
   model::ShapeProbe shape_probe;
   const std::atomic<bool>* cancelled = nullptr;
+  std::map<std::string, double> output_weights;  // the search's (SearchSpec.output_weights)
 };
 
 struct MeasurePicksInputs {

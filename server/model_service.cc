@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "model/channel_pruning.h"
+#include "model/output_weights.h"
 #include "server/caller.h"
 #include "server/proto_conversion.h"
 #include "server/status.h"
@@ -298,6 +299,7 @@ absl::StatusOr<v1::Model> ModelService::CompleteUpload(const Caller& caller, con
   record.input_shapes = shapes_key;
   v1::ModelAnalysis analysis = ToProto(loaded->analysis);
   SetChannelPruning(model::AnalyzeChannelPruning(*loaded), &analysis);
+  SetOutputs(model::GraphOutputs(loaded->proto), &analysis);
   record.analysis = analysis.SerializeAsString();
 
   absl::MutexLock lock(&blob_mutex_);

@@ -103,6 +103,20 @@ v1::ModelAnalysis ToProto(const model::Analysis& a) {
   return out;
 }
 
+void SetOutputs(const std::vector<model::GraphOutput>& outputs, v1::ModelAnalysis* analysis) {
+  for (const model::GraphOutput& o : outputs) {
+    v1::ModelOutput* out = analysis->add_outputs();
+    out->set_name(o.name);
+    out->set_is_float(o.is_float);
+  }
+}
+
+std::vector<model::GraphOutput> OutputsOf(const v1::ModelAnalysis& analysis) {
+  std::vector<model::GraphOutput> outputs;
+  for (const v1::ModelOutput& o : analysis.outputs()) outputs.push_back({o.name(), o.is_float()});
+  return outputs;
+}
+
 void SetChannelPruning(const std::vector<model::ChannelPruningReach>& reach, v1::ModelAnalysis* analysis) {
   for (int i = 0; i < analysis->layers_size() && static_cast<size_t>(i) < reach.size(); ++i) {
     v1::Layer* layer = analysis->mutable_layers(i);
@@ -168,6 +182,7 @@ v1::SensitivityReport ToProto(const runtime::SensitivityReport& r) {
   out.set_synthetic_calibration(r.synthetic_calibration);
   out.set_samples(r.samples);
   out.set_noise_energy(r.noise_energy);
+  out.set_weighted_over(r.weighted_over);
   for (const std::string& w : r.warnings) out.add_warnings(w);
   out.set_seconds(r.seconds);
   return out;
@@ -189,6 +204,7 @@ runtime::SensitivityReport FromProto(const v1::SensitivityReport& in) {
   r.synthetic_calibration = in.synthetic_calibration();
   r.samples = in.samples();
   r.noise_energy = in.noise_energy();
+  r.weighted_over = in.weighted_over();
   r.warnings.assign(in.warnings().begin(), in.warnings().end());
   r.seconds = in.seconds();
   return r;
@@ -375,6 +391,7 @@ v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verif
   m->set_remaining_qdq(verification.remaining_qdq);
   m->set_range_method(std::string(runtime::RangeMethodName(range_method)));
   for (const runtime::OutputFidelity& o : verification.outputs) *m->add_outputs() = ToProto(o);
+  m->set_weighted_over(verification.weighted_over);
   return out;
 }
 
@@ -385,6 +402,7 @@ v1::OutputFidelity ToProto(const runtime::OutputFidelity& output) {
   out.set_kind(std::string(runtime::OutputKindName(output.kind)));
   out.set_sqnr_db(output.sqnr_db);
   out.set_cosine(output.cosine);
+  out.set_weight(output.weight);
   for (const auto& [name, value] : output.metrics) {
     v1::TaskMetric* m = out.add_metrics();
     m->set_name(name);

@@ -13,6 +13,7 @@
 #include "model/analysis.h"
 #include "model/channel_pruning.h"
 #include "model/export.h"
+#include "model/output_weights.h"
 #include "runtime/sensitivity.h"
 #include "runtime/verify.h"
 #include "search/engine/front.h"
@@ -35,6 +36,9 @@ using device_profiles::ToProto;
 v1::ModelAnalysis ToProto(const model::Analysis& analysis);
 // Each layer's channel_pruning and its note, from model::AnalyzeChannelPruning (one per layer).
 void SetChannelPruning(const std::vector<model::ChannelPruningReach>& reach, v1::ModelAnalysis* analysis);
+// The graph's outputs (model::GraphOutputs), and back.
+void SetOutputs(const std::vector<model::GraphOutput>& outputs, v1::ModelAnalysis* analysis);
+std::vector<model::GraphOutput> OutputsOf(const v1::ModelAnalysis& analysis);
 v1::Layer ToProto(const model::Layer& layer);
 // The stored model; DataLoss when its stored analysis cannot be read back. Without layers, the
 // analysis keeps its totals only (for listings).

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/sha256.h"
 #include "device_profiles/cost_model.h"
+#include "model/output_weights.h"
 #include "runtime/calibration.h"
 #include "runtime/sensitivity.h"
 #include "runtime/session.h"
@@ -173,9 +174,10 @@ std::string SearchCacheKey(const std::string& model_sha256, const std::vector<st
     keyed.SerializeToCodedStream(&coded);
   }
   common::Sha256 hash;
-  // The option-space method: a stored front from an older one (e.g. with fp16 compute options
-  // the export flavour does not realize) must not answer a new search.
-  hash.Update("options=realized-2|");
+  // The option-space and error methods: a stored front from an older one (e.g. with fp16 compute
+  // options the export flavour does not realize, or errors pooled over outputs rather than weighed
+  // per output) must not answer a new search.
+  hash.Update("options=realized-2|errors=output-weighted|");
   hash.Update(model_sha256);
   for (const auto& [id, version] : devices) hash.Update(absl::StrCat("|", id, "@", version));
   hash.Update("|");
@@ -296,6 +298,20 @@ namespace {
 
 // The spec's input values name inputs of the model, are finite, and stand for drawn inputs only.
 // Whether an input's type holds its value is checked when the inputs are drawn.
+// The spec's output weights name outputs of the model, float ones, and do not all weigh 0
+// (model::ResolveOutputWeights). A model analysed before its outputs were recorded is checked
+// when the search loads it.
+absl::Status ValidateOutputWeights(const v1::SearchSpec& spec, const ModelRecord& model) {
+  if (spec.output_weights().empty()) return absl::OkStatus();
+  v1::ModelAnalysis analysis;
+  if (!analysis.ParseFromString(model.analysis))
+    return absl::DataLossError("the model's stored analysis does not parse");
+  if (analysis.outputs_size() == 0) return absl::OkStatus();
+  absl::StatusOr<std::vector<double>> weights = model::ResolveOutputWeights(OutputsOf(analysis), OutputWeightsOf(spec));
+  if (!weights.ok()) return absl::InvalidArgumentError(absl::StrCat("--output: ", weights.status().message()));
+  return absl::OkStatus();
+}
+
 absl::Status ValidateInputValues(const v1::SearchSpec& spec, const ModelRecord& model) {
   if (spec.input_values().empty()) return absl::OkStatus();
   if (spec.calibration_size() > 0) {
@@ -333,6 +349,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
     if (absl::Status s = ValidateCalibration(spec, *shapes); !s.ok()) return s;
   }
   if (absl::Status s = ValidateInputValues(spec, *model); !s.ok()) return s;
+  if (absl::Status s = ValidateOutputWeights(spec, *model); !s.ok()) return s;
   std::vector<std::pair<std::string, int64_t>> versions;
   for (const std::string& id : spec.device_ids()) {
     absl::StatusOr<dp::Device> device = profiles_.GetDevice(id);
@@ -572,9 +589,13 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   sensitivity_options.threads = options_.threads;
   sensitivity_options.seed = 1;
   sensitivity_options.cancelled = &live.cancel;
-  // The key names the measurement method: a change to it must not reuse older figures.
-  const std::string sensitivity_key =
-      absl::StrCat("method=5;noise=", sensitivity_options.noise_energy, ";bits=8,16;seed=1");
+  sensitivity_options.output_weights = OutputWeightsOf(spec);
+  // The key names the measurement method and the outputs it weighs: a change to either must not
+  // reuse older figures.
+  std::string sensitivity_key = absl::StrCat("method=6;noise=", sensitivity_options.noise_energy, ";bits=8,16;seed=1");
+  for (const auto& [name, weight] : sensitivity_options.output_weights) {
+    absl::StrAppend(&sensitivity_key, ";output:", name, "=", weight);
+  }
   runtime::SensitivityReport sensitivity;
   absl::StatusOr<std::optional<std::string>> cached =
       state_.GetSensitivity(model_record->sha256, calibration->hash, sensitivity_key);
@@ -658,8 +679,10 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     if (!problem.ok()) return problem.status();
     std::vector<std::string> error_notes;
     // Exports of this device's plans, for the error check and the picks on host.
-    const ExportRun exports{&*loaded,    *bytes, &*calibration, &*problem, options_.threads, options_.shape_probe,
-                            &live.cancel};
+    const ExportRun exports{&*loaded,         *bytes,
+                            &*calibration,    &*problem,
+                            options_.threads, options_.shape_probe,
+                            &live.cancel,     OutputWeightsOf(spec)};
 
     job.set_phase(v1::PHASE_SEARCHING);
     job.set_fraction(base + 0.2 * span);
@@ -781,6 +804,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
     for (const std::string& w : host_notes) out->add_warnings(w);
     for (const std::string& w : error_notes) out->add_warnings(w);
     out->set_error_calibration(problem->error_calibration);
+    out->set_error_outputs(sensitivity.weighted_over);
     out->set_latency_basis(LatencyBasisSummary(*problem, *out));
     out->set_search_seconds(front->stats.seconds);
     job.set_fraction(base + span);
@@ -844,10 +868,12 @@ void SearchJobs::Recommend(const std::string& team, const v1::RecommendRequest& 
   absl::StatusOr<std::vector<JobRecord>> jobs = state_.ListJobs(team, 200);
   if (!jobs.ok()) return done(jobs.status());
   const std::string wanted_space = request.option_space().SerializeAsString();
+  const std::map<std::string, double> wanted_outputs(request.output_weights().begin(), request.output_weights().end());
   for (const JobRecord& record : *jobs) {
     if (record.state != v1::JOB_STATE_SUCCEEDED || record.model_id != request.model_id()) continue;
     const v1::SearchJob job = JobOf(record);
     if (job.spec().option_space().SerializeAsString() != wanted_space) continue;
+    if (OutputWeightsOf(job.spec()) != wanted_outputs) continue;
     if (!NoStricter(job.spec().constraints(), limits)) continue;
     for (const v1::DeviceFront& front : job.fronts()) {
       if (front.device_id() != device->id || front.device_version() != device->version) continue;
@@ -862,6 +888,7 @@ void SearchJobs::Recommend(const std::string& team, const v1::RecommendRequest& 
   spec.add_device_ids(request.device_id());
   *spec.mutable_constraints() = limits;
   *spec.mutable_option_space() = request.option_space();
+  *spec.mutable_output_weights() = request.output_weights();
   spec.set_time_budget_seconds(request.time_budget_seconds() > 0 ? request.time_budget_seconds()
                                                                  : kRecommendTimeBudgetS);
   absl::StatusOr<v1::SearchJob> started = Start(team, spec);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/log.h"
 #include "device_profiles/profile_file.h"
 
 namespace squeeze::server {
@@ -63,6 +64,10 @@ absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space) {
   }
   if (absl::Status s = search::ValidateOptionGrid(grid); !s.ok()) return s;
   return grid;
+}
+
+std::map<std::string, double> OutputWeightsOf(const v1::SearchSpec& spec) {
+  return std::map<std::string, double>(spec.output_weights().begin(), spec.output_weights().end());
 }
 
 absl::StatusOr<search::Objective> ObjectiveOf(int o) {
@@ -182,6 +187,16 @@ absl::Status ValidateSpec(const v1::SearchSpec& spec) {
         "constraints.max_model_bytes and max_peak_memory_bytes must not be negative "
         "(0 means no limit)");
   }
+  bool weighed = spec.output_weights().empty();
+  for (const auto& [name, weight] : spec.output_weights()) {
+    if (name.empty()) return absl::InvalidArgumentError("output_weights: an output without a name");
+    if (!(weight >= 0) || !std::isfinite(weight)) {
+      return absl::InvalidArgumentError(absl::StrCat("output_weights['", common::Printable(name, 100), "'] is ", weight,
+                                                     ": give a finite weight of at least 0"));
+    }
+    weighed = weighed || weight > 0;
+  }
+  if (!weighed) return absl::InvalidArgumentError("output_weights: every output weighs 0; give one a positive weight");
   if (!(spec.time_budget_seconds() >= 0) || spec.time_budget_seconds() > kMaxTimeBudgetS) {
     return absl::InvalidArgumentError(absl::StrCat("time_budget_seconds is ", spec.time_budget_seconds(),
                                                    ": give 0 (the server's default) to ", kMaxTimeBudgetS, " seconds"));

@@ -42,6 +42,9 @@ absl::Status ValidateCalibration(const v1::SearchSpec& spec, const std::map<std:
 // The option grid a spec's option space names (the default grid where it names nothing).
 absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space);
 
+// The spec's output weights as the runtime takes them (model/output_weights.h), ordered by name.
+std::map<std::string, double> OutputWeightsOf(const v1::SearchSpec& spec);
+
 // A spec's objective number as the engine's objective.
 absl::StatusOr<search::Objective> ObjectiveOf(int objective);
 

@@ -152,8 +152,9 @@ TEST_CASE("A two-output detector's export is measured per output, in the report 
   CommandResult cli = server.Cli({"export", job.id(), "--device", "pixel-8", "--candidate", "0", "-o", out});
   INFO(cli.out << cli.err);
   REQUIRE(cli.exit_code == 0);
-  CHECK_THAT(cli.out, Contains("measured per output") && Contains("'scores' 1x4420x2 (sequence scores)") &&
-                          Contains("argmax agreement") && Contains("'boxes' 1x4420x4 (map)"));
+  CHECK_THAT(cli.out, Contains("measured per output (the SQNR above: equal over 2 outputs)") &&
+                          Contains("'scores' 1x4420x2 (sequence scores, weight 0.50)") &&
+                          Contains("argmax agreement") && Contains("'boxes' 1x4420x4 (map, weight 0.50)"));
 
   const v1::SearchJob shown = Parse<v1::SearchJob>(server.Cli({"--json", "search", "show", job.id()}));
   const v1::MeasuredFigures& measured = shown.fronts(0).candidates(0).measured();
@@ -167,7 +168,9 @@ TEST_CASE("A two-output detector's export is measured per output, in the report 
   CHECK(scores.metrics(0).value() <= 1);
   CHECK(measured.outputs(1).name() == "boxes");
   CHECK(measured.outputs(1).metrics_size() == 0);
-  // The pooled SQNR lies between the two outputs' own.
+  // Each output weighs the same: the model's SQNR lies between the two outputs' own.
+  CHECK(scores.weight() == 0.5);
+  CHECK(measured.outputs(1).weight() == 0.5);
   CHECK(measured.sqnr_db() >= std::min(scores.sqnr_db(), measured.outputs(1).sqnr_db()) - 1e-9);
   CHECK(measured.sqnr_db() <= std::max(scores.sqnr_db(), measured.outputs(1).sqnr_db()) + 1e-9);
   CommandResult show = server.Cli({"search", "show", job.id()});

@@ -350,6 +350,8 @@ TEST_CASE("Unknown models and devices are NOT_FOUND and bad specs INVALID_ARGUME
       {"constraints.min_sqnr_db", [&](v1::SearchSpec* s) { s->mutable_constraints()->set_min_sqnr_db(inf); }},
       {"strategy 99", [&](v1::SearchSpec* s) { s->set_strategy(static_cast<v1::Strategy>(99)); }},
       {"max_candidates is 2147483647", [&](v1::SearchSpec* s) { s->set_max_candidates(2147483647); }},
+      {"output_weights['y'] is nan", [&](v1::SearchSpec* s) { (*s->mutable_output_weights())["y"] = nan; }},
+      {"output_weights: every output weighs 0", [&](v1::SearchSpec* s) { (*s->mutable_output_weights())["y"] = 0; }},
   };
   for (const auto& [field, edit] : bad) {
     const grpc::Status status = start(edit);
@@ -478,6 +480,73 @@ TEST_CASE("A model that does not run on its calibration inputs fails the search 
   CommandResult malformed = server.Cli({"search", "start", model.id(), "--device", "pixel-8", "--input-value", "step"});
   CHECK(malformed.exit_code == 2);
   CHECK_THAT(malformed.err, Contains("expected NAME=V"));
+}
+
+TEST_CASE("The outputs that matter are named at search time; by default each output weighs the same", "[e2e][search]") {
+  // Two heads of one Conv trunk: 'boxes' 100x larger than 'mask'. Pooled, the mask's error would
+  // not count at all.
+  onnx::ModelProto proto;
+  REQUIRE(onnx::OnnxParser::Parse(proto, R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    heads (float[1, 8, 8, 8] x) => (float[1, 8, 8, 8] boxes, float[1, 1, 8, 8] mask) {
+      t = Conv <pads = [1, 1, 1, 1]> (x, wt)
+      r = Relu (t)
+      b = Conv (r, wb)
+      k = Constant <value = float[1] k_init {100.0}> ()
+      boxes = Mul (b, k)
+      m = Conv (r, wm)
+      mask = Sigmoid (m)
+    }
+  )onnx")
+              .IsOK());
+  auto add = [&](const std::string& name, std::vector<int64_t> dims) {
+    onnx::TensorProto* t = proto.mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (int64_t d : dims) {
+      t->add_dims(d);
+      n *= d;
+    }
+    for (int64_t i = 0; i < n; ++i) t->add_float_data(std::sin(0.31f * static_cast<float>(i)) * 0.3f);
+  };
+  add("wt", {8, 8, 3, 3});
+  add("wb", {8, 8, 1, 1});
+  add("wm", {1, 8, 1, 1});
+  TempDir dir;
+  {
+    std::ofstream file(dir.File("heads.onnx"), std::ios::binary);
+    file << proto.SerializeAsString();
+  }
+  RunningServer server(dir.File("data"));
+  const v1::Model model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", dir.File("heads.onnx")}));
+  REQUIRE(model.analysis().outputs_size() == 2);
+  CHECK(model.analysis().outputs(1).name() == "mask");
+  CHECK_THAT(server.Cli({"models", "show", model.id()}).out, Contains("outputs boxes, mask"));
+
+  const v1::SearchJob equal =
+      Parse<v1::SearchJob>(server.Cli({"--json", "search", "start", model.id(), "--device", "pixel-8", "--watch"}));
+  INFO(server.log());
+  REQUIRE(equal.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(equal.fronts(0).error_outputs() == "equal over 2 outputs");
+
+  const v1::SearchJob mask = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model.id(), "--device", "pixel-8", "--output", "mask=2", "--watch"}));
+  REQUIRE(mask.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(mask.spec().output_weights().at("mask") == 2);
+  CHECK(mask.fronts(0).error_outputs() == "mask 1");
+  CHECK_FALSE(mask.from_cache());  // other weights, another search
+  CHECK_THAT(server.Cli({"search", "show", mask.id()}).out, Contains("errors over: mask 1"));
+
+  // An output the model does not have is refused at once, naming the ones it has; nothing queued.
+  CommandResult unknown = server.Cli({"search", "start", model.id(), "--device", "pixel-8", "--output", "scores"});
+  CHECK(unknown.exit_code == 1);
+  CHECK_THAT(unknown.err,
+             Contains("INVALID_ARGUMENT") && Contains("no output 'scores'") && Contains("'boxes', 'mask'"));
+  CommandResult malformed = server.Cli({"search", "start", model.id(), "--device", "pixel-8", "--output", "mask=x"});
+  CHECK(malformed.exit_code == 2);
+  CHECK_THAT(malformed.err, Contains("expected NAME or NAME=W"));
+  CHECK_THAT(server.Cli({"search", "list"}).out, Contains("2 searches"));
 }
 
 TEST_CASE("A search cancelled while it measures sensitivities ends cancelled", "[e2e][search]") {

@@ -64,6 +64,59 @@ TEST_CASE("channel pruning keeps a residual model's output shape, and it runs") 
   }
 }
 
+// A model with a large output and a small one, and a copy whose small output is 10% off: the SQNR
+// weighs each output's own relative error, so the small output's error is not hidden behind the
+// large one's energy.
+TEST_CASE("verification weighs each output's relative error, not its bytes") {
+  const char* text = R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    two (float[4, 8] x) => (float[4, 8] big, float[4, 8] small) {
+      big = Mul (x, k)
+      small = Mul (x, s)
+    }
+  )onnx";
+  auto make = [&](float small_scale) {
+    onnx::ModelProto proto = model::testing::ParseModel(text);
+    model::testing::AddInitializer(proto.mutable_graph(),
+                                   model::testing::FloatTensor("k", {}, model::testing::Encoding::kRaw, {1000.f}));
+    model::testing::AddInitializer(proto.mutable_graph(),
+                                   model::testing::FloatTensor("s", {}, model::testing::Encoding::kRaw, {small_scale}));
+    return proto.SerializeAsString();
+  };
+  const std::string original = make(1.f), off = make(1.1f);  // small: relative error 0.01, 20 dB
+  CalibrationSet inputs;
+  for (int k = 0; k < 2; ++k) {
+    std::vector<float> x(32);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.7f * static_cast<float>(i + 32 * k)) + 0.2f;
+    inputs.samples.push_back({Tensor::Float("x", {4, 8}, x)});
+  }
+  VerifyOptions options;
+
+  absl::StatusOr<Verification> equal = VerifyExport(original, off, inputs, options);
+  REQUIRE(equal.ok());
+  REQUIRE(equal->outputs.size() == 2);
+  CHECK(equal->outputs[0].weight == 0.5);
+  CHECK(equal->outputs[1].sqnr_db == Approx(20).margin(0.01));
+  CHECK(equal->relative_error == Approx(0.005).epsilon(1e-3));  // pooled it would be 1e-8
+  CHECK(equal->sqnr_db == Approx(23.01).margin(0.01));
+  CHECK(equal->weighted_over == "equal over 2 outputs");
+
+  options.output_weights = {{"small", 1}};
+  absl::StatusOr<Verification> small = VerifyExport(original, off, inputs, options);
+  REQUIRE(small.ok());
+  CHECK(small->sqnr_db == Approx(20).margin(0.01));
+  CHECK(small->outputs[0].weight == 0);
+
+  options.output_weights = {{"big", 1}};
+  absl::StatusOr<Verification> big = VerifyExport(original, off, inputs, options);
+  REQUIRE(big.ok());
+  CHECK(std::isinf(big->sqnr_db));
+  CHECK(big->cosine == 1);
+
+  options.output_weights = {{"mask", 1}};
+  CHECK(VerifyExport(original, off, inputs, options).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("ranges: min/max covers every value, the percentile clips the tails") {
   const model::LoadedModel m = model::testing::MustLoad(
       model::testing::ResidualProto(model::testing::kSmallFirstHalf, model::testing::kSmallFirstHalf));

@@ -129,8 +129,13 @@ TEST_CASE("A layer the calibration inputs never wake is not taken as free to com
   // Its ReLU is never on for these inputs: noise in its weights moves nothing at all.
   CHECK(live.exercised);
   CHECK_FALSE(dead.exercised);
-  REQUIRE(report->warnings.size() == 1);
-  CHECK_THAT(report->warnings[0], Catch::Matchers::Contains(dead.layer) && Catch::Matchers::Contains("never ran") &&
+  // Its output z is 0 everywhere: y alone carries the error at the full weight (s about 1 over
+  // these two samples; about half that if z kept its share).
+  CHECK(live.weight > 0.6);
+  REQUIRE(report->warnings.size() == 2);
+  CHECK_THAT(report->warnings[0], Catch::Matchers::Contains("outputs z are 0 on every calibration sample") &&
+                                      Catch::Matchers::Contains("share"));
+  CHECK_THAT(report->warnings[1], Catch::Matchers::Contains(dead.layer) && Catch::Matchers::Contains("never ran") &&
                                       Catch::Matchers::Contains("8-bit weights or more, unpruned"));
 }
 
@@ -242,6 +247,61 @@ TEST_CASE("A layer whose output dominates the result is the more sensitive", "[s
   REQUIRE(report.ok());
   REQUIRE(report->layers.size() == 2);
   CHECK(report->layers[0].weight > 100 * report->layers[1].weight);
+}
+
+// Two outputs of the same shape, one 100x the other: y_big = 100·(x·A), y_small = x·B.
+model::LoadedModel TwoOutputModel() {
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    two (float[8, 32] x) => (float[8, 32] big, float[8, 32] small) {
+      a = MatMul (x, wa)
+      k = Constant <value = float[1] k_init {100.0}> ()
+      big = Mul (a, k)
+      small = MatMul (x, wb)
+    }
+  )onnx");
+  std::vector<float> w(32 * 32);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.11f * static_cast<float>(i));
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("wa", {32, 32}, model::testing::Encoding::kRaw, w));
+  model::testing::AddInitializer(proto.mutable_graph(),
+                                 model::testing::FloatTensor("wb", {32, 32}, model::testing::Encoding::kRaw, w));
+  return model::testing::MustLoad(proto);
+}
+
+TEST_CASE("Each output's error counts relative to its own size, by its weight", "[sensitivity]") {
+  const model::LoadedModel m = TwoOutputModel();
+  const CalibrationSet set = Synthetic(m, 2);
+  SensitivityOptions options;
+  options.threads = 1;
+
+  SECTION("by default both outputs weigh the same, whatever their magnitudes") {
+    // Pooled over both outputs, noise in B would show 10^4 times weaker than noise in A.
+    absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, set, options);
+    REQUIRE(report.ok());
+    REQUIRE(report->layers.size() == 2);
+    CHECK(report->layers[0].weight == Approx(0.5).epsilon(0.3));
+    CHECK(report->layers[1].weight == Approx(0.5).epsilon(0.3));
+    CHECK(report->weighted_over == "equal over 2 outputs");
+  }
+  SECTION("named outputs alone count; a layer reaching only the others is compressible, not idle") {
+    options.output_weights = {{"small", 1}};
+    absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, set, options);
+    REQUIRE(report.ok());
+    CHECK(report->layers[1].weight == Approx(1.0).epsilon(0.3));
+    CHECK(report->layers[0].weight < 0.01 * report->layers[1].weight);
+    CHECK(report->layers[0].exercised);
+    CHECK(report->weighted_over == "small 1");
+    bool warned = false;
+    for (const std::string& w : report->warnings) warned = warned || w.find("weigh nothing") != std::string::npos;
+    CHECK(warned);
+  }
+  SECTION("an output the model does not have is refused") {
+    options.output_weights = {{"mask", 1}};
+    absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, set, options);
+    CHECK(report.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(report.status().message()), Contains("no output 'mask'") && Contains("'big', 'small'"));
+  }
 }
 
 TEST_CASE("The same seed measures the same sensitivities", "[sensitivity]") {

@@ -115,9 +115,9 @@ absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
   return out;
 }
 
-absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const ExportRun& run,
-                                                                   const std::vector<search::Candidate>& candidates,
-                                                                   std::map<std::string, double>* measured) {
+absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(
+    const ExportRun& run, const std::vector<search::Candidate>& candidates,
+    std::map<std::string, search::ErrorProbe>* measured) {
   if (run.model == nullptr || run.calibration == nullptr || run.problem == nullptr || measured == nullptr) {
     return absl::InvalidArgumentError("measuring error probes needs the model, its problem and calibration samples");
   }
@@ -139,9 +139,21 @@ absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const ExportR
         return absl::Status(exported.status().code(),
                             absl::StrCat("exporting ", summary, ": ", exported.status().message()));
       }
-      known = measured->emplace(key, exported->verification.relative_error).first;
+      search::ErrorProbe probe;
+      probe.measured = exported->verification.relative_error;
+      for (const runtime::OutputFidelity& o : exported->verification.outputs) {
+        if (o.weight <= 0) continue;
+        for (const auto& [metric, value] : o.metrics) {
+          auto [it, added] = probe.metrics.emplace(metric, value);
+          if (!added) it->second = std::min(it->second, value);
+        }
+      }
+      known = measured->emplace(key, std::move(probe)).first;
     }
-    out.push_back(search::ErrorProbe{summary, c.values.error, known->second});
+    search::ErrorProbe probe = known->second;
+    probe.plan = summary;
+    probe.predicted = c.values.error;
+    out.push_back(std::move(probe));
   }
   return out;
 }

@@ -67,12 +67,13 @@ absl::StatusOr<std::vector<device_profiles::ModelLatency>> MeasureModelHere(
 
 // After a search on any device: `candidates` of its front (search::ErrorProbeCandidates) exported
 // and run on `run.calibration`, their predicted and measured relative errors for
-// search::ErrorFactor. A plan already in `measured` (keyed by its export plan; the devices of one
-// search share it, as the same plan is the same file) is not exported again; new ones are added.
-// Cancelled when asked to stop; an export that fails is named in the status.
+// search::ErrorFactor, and the worst value of each task metric over the outputs that count
+// (weight > 0) for task floors. A plan already in `measured` (keyed by its export plan; the devices
+// of one search share it, as the same plan is the same file) is not exported again; new ones are
+// added. Cancelled when asked to stop; an export that fails is named in the status.
 absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(const ExportRun& run,
                                                                    const std::vector<search::Candidate>& candidates,
-                                                                   std::map<std::string, double>* measured);
+                                                                   std::map<std::string, search::ErrorProbe>* measured);
 
 // Measures `front`'s picks and baselines as above. Cancelled when asked to stop; an export or a
 // run that fails is named in the returned status (the front keeps what was measured before it).

@@ -8,6 +8,8 @@
 #include <functional>
 #include <limits>
 
+#include "server/search_spec.h"
+
 namespace squeeze::server {
 namespace {
 
@@ -32,6 +34,21 @@ bool MeetsConstraints(const v1::Candidate& c, const v1::Constraints& k, int64_t 
   if (k.min_sqnr_db() > 0 && c.predicted_sqnr_db() < k.min_sqnr_db()) return false;
   // What was measured outranks what was predicted: an export measured below the floor is out.
   if (k.min_sqnr_db() > 0 && c.has_measured() && c.measured().sqnr_db() < k.min_sqnr_db()) return false;
+  // So do the task floors, which only exports measure: an output that counts (or every output,
+  // where the figures predate weights) below one is out.
+  if (c.has_measured()) {
+    const std::vector<search::TaskFloor> floors = TaskFloorsOf(k);
+    bool weighed = false;
+    for (const v1::OutputFidelity& o : c.measured().outputs()) weighed = weighed || o.weight() > 0;
+    for (const v1::OutputFidelity& o : c.measured().outputs()) {
+      if (weighed && o.weight() <= 0) continue;
+      for (const v1::TaskMetric& m : o.metrics()) {
+        for (const search::TaskFloor& f : floors) {
+          if (m.name() == f.metric && m.value() < f.min) return false;
+        }
+      }
+    }
+  }
   int64_t peak = k.max_peak_memory_bytes();
   if (peak == 0 && k.peak_memory_within_app_budget()) peak = app_budget_bytes;
   if (peak > 0 && c.predicted_peak_memory_bytes() > peak) return false;

@@ -10,7 +10,8 @@ namespace squeeze::server {
 
 // Whether a candidate meets the limits (0 = no limit; a peak-memory limit of `app_budget_bytes`
 // applies when the constraints ask for the app budget). The SQNR floor holds for the prediction
-// and, where the candidate was exported and measured, for the measurement too.
+// and, where the candidate was exported and measured, for the measurement too; task floors
+// (min_top1_agreement ...) hold for the measurement, on the outputs that count.
 bool MeetsConstraints(const v1::Candidate& candidate, const v1::Constraints& constraints, int64_t app_budget_bytes);
 
 // From the candidates that meet `constraints` (MeetsConstraints): the fastest (by measured

@@ -628,7 +628,7 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
   const absl::Time deadline = absl::Now() + absl::Seconds(spec.time_budget_seconds());
   job.clear_fronts();
   const int devices = spec.device_ids_size();
-  std::map<std::string, double> probe_errors;  // export plan -> measured relative error, for every device
+  std::map<std::string, search::ErrorProbe> probe_errors;  // export plan -> what it measured, for every device
   for (int d = 0; d < devices; ++d) {
     const double base = 0.5 + 0.5 * d / devices, span = 0.5 / devices;
     job.set_phase(v1::PHASE_BUILDING_TABLE);
@@ -736,12 +736,15 @@ absl::Status SearchJobs::Execute(JobRecord& record, v1::SearchJob& job, Live& li
         Publish(record, job, true).IgnoreError();  // logged by Publish
         return MeasureErrorProbes(exports, candidates, &probe_errors);
       };
-      auto rerun = [&](int round) {
+      auto rerun = [&](int round, double floor_sqnr_db) {
         job.set_phase(v1::PHASE_SEARCHING);
         Publish(record, job, true).IgnoreError();  // logged by Publish
+        // A task floor a probe missed raises the SQNR floor for this device's front.
+        engine_spec.constraints.max_error = search::ErrorOfSqnrDb(floor_sqnr_db);
         return run_search(round == 0 ? (deadline - absl::Now()) / 2 : deadline - absl::Now(), quiet);
       };
-      absl::StatusOr<search::ErrorCheck> checked = search::CheckErrors(floor, measure, rerun, &*problem, &*front);
+      absl::StatusOr<search::ErrorCheck> checked =
+          search::CheckErrors(floor, TaskFloorsOf(spec.constraints()), measure, rerun, &*problem, &*front);
       if (live.cancel) return absl::CancelledError("cancelled");
       if (!checked.ok()) return checked.status();
       if (!checked->measurement.ok()) {
@@ -825,7 +828,11 @@ bool NoStricter(const v1::Constraints& stored, const v1::Constraints& wanted) {
          covers(static_cast<double>(stored.max_model_bytes()), static_cast<double>(wanted.max_model_bytes())) &&
          covers(static_cast<double>(stored.max_peak_memory_bytes()),
                 static_cast<double>(wanted.max_peak_memory_bytes())) &&
-         !stored.peak_memory_within_app_budget() && stored_sqnr <= std::max(wanted_sqnr, kDefaultMinSqnrDb);
+         !stored.peak_memory_within_app_budget() && stored_sqnr <= std::max(wanted_sqnr, kDefaultMinSqnrDb) &&
+         // A task floor shapes the front through the error check: only the same floors answer.
+         stored.min_top1_agreement() == wanted.min_top1_agreement() &&
+         stored.min_argmax_agreement() == wanted.min_argmax_agreement() &&
+         stored.min_mask_iou() == wanted.min_mask_iou();
 }
 
 v1::RecommendResponse Answer(const v1::SearchJob& job, const std::string& device_id, const v1::Constraints& limits,

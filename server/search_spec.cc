@@ -66,6 +66,16 @@ absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space) {
   return grid;
 }
 
+std::vector<search::TaskFloor> TaskFloorsOf(const v1::Constraints& constraints) {
+  std::vector<search::TaskFloor> floors;
+  for (const auto& [metric, min] : {std::make_pair("top-1 agreement", constraints.min_top1_agreement()),
+                                    std::make_pair("argmax agreement", constraints.min_argmax_agreement()),
+                                    std::make_pair("mask IoU", constraints.min_mask_iou())}) {
+    if (min > 0) floors.push_back({metric, min});
+  }
+  return floors;
+}
+
 std::map<std::string, double> OutputWeightsOf(const v1::SearchSpec& spec) {
   return std::map<std::string, double>(spec.output_weights().begin(), spec.output_weights().end());
 }
@@ -180,6 +190,14 @@ absl::Status ValidateSpec(const v1::SearchSpec& spec) {
     if (!(value >= 0) || !std::isfinite(value)) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, " is ", value, ": give a finite value of at least 0 (0 means no limit)"));
+    }
+  }
+  for (const auto& [name, value] : {std::make_pair("constraints.min_top1_agreement", c.min_top1_agreement()),
+                                    std::make_pair("constraints.min_argmax_agreement", c.min_argmax_agreement()),
+                                    std::make_pair("constraints.min_mask_iou", c.min_mask_iou())}) {
+    if (!(value >= 0 && value <= 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " is ", value, ": give a share between 0 and 1 (0 means no floor)"));
     }
   }
   if (c.max_model_bytes() < 0 || c.max_peak_memory_bytes() < 0) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "search/engine/objective.h"
+#include "search/problem/error_calibration.h"
 #include "search/problem/option_grid.h"
 #include "squeeze/v1/search.pb.h"
 
@@ -44,6 +45,10 @@ absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space);
 
 // The spec's output weights as the runtime takes them (model/output_weights.h), ordered by name.
 std::map<std::string, double> OutputWeightsOf(const v1::SearchSpec& spec);
+
+// The constraints' task-metric floors (those above 0), named as runtime/output_fidelity.h names
+// the metrics.
+std::vector<search::TaskFloor> TaskFloorsOf(const v1::Constraints& constraints);
 
 // A spec's objective number as the engine's objective.
 absl::StatusOr<search::Objective> ObjectiveOf(int objective);

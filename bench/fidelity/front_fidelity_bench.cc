@@ -214,12 +214,13 @@ int main(int argc, char** argv) {
         auto exported =
             runtime::ExportAndVerify(*loaded, *bytes, search::ExportPlanOf(*problem, c.choice), *calibration, check);
         if (!exported.ok()) return exported.status();
-        out.push_back({search::PlanSummary(*problem, c.choice), c.values.error, exported->verification.relative_error});
+        out.push_back(
+            {search::PlanSummary(*problem, c.choice), c.values.error, exported->verification.relative_error, {}});
       }
       return out;
     };
     absl::StatusOr<search::ErrorCheck> checked = search::CheckErrors(
-        kFloorDb, measure, [&](int) { return solve(); }, &*problem, &*front);
+        kFloorDb, {}, measure, [&](int, double) { return solve(); }, &*problem, &*front);
     if (!checked.ok()) return fail(checked.status());
     if (!checked->measurement.ok()) return fail(checked->measurement);
 

@@ -41,6 +41,17 @@ std::vector<Candidate> ErrorProbeCandidates(const Front& front, double floor_sqn
   return out;
 }
 
+std::vector<std::string> MissedFloors(const ErrorProbe& probe, const std::vector<TaskFloor>& floors) {
+  std::vector<std::string> missed;
+  for (const TaskFloor& f : floors) {
+    auto it = probe.metrics.find(f.metric);
+    if (it != probe.metrics.end() && it->second < f.min) {
+      missed.push_back(absl::StrFormat("%s %.3f < %.3g", f.metric, it->second, f.min));
+    }
+  }
+  return missed;
+}
+
 double ErrorFactor(const std::vector<ErrorProbe>& probes) {
   double factor = 0;
   bool any = false;
@@ -58,32 +69,40 @@ void ScaleErrors(double factor, Problem* problem) {
   }
 }
 
-std::string DescribeErrorCalibration(const std::vector<double>& factors, const std::vector<ErrorProbe>& probes) {
+std::string DescribeErrorCalibration(const std::vector<double>& factors, const std::vector<ErrorProbe>& probes,
+                                     const std::vector<std::string>& raised) {
   if (probes.empty()) return "";
   std::vector<std::string> scaled, measured;
   for (size_t r = 0; r < factors.size(); ++r) {
     scaled.push_back(absl::StrCat(r == 0 ? "x " : "then x ", absl::StrFormat("%.3g", factors[r])));
   }
   for (const ErrorProbe& p : probes) {
-    measured.push_back(
-        absl::StrFormat("%s measured %.1f dB (predicted %.1f)", p.plan, SqnrDb(p.measured), SqnrDb(p.predicted)));
+    std::string text =
+        absl::StrFormat("%s measured %.1f dB (predicted %.1f)", p.plan, SqnrDb(p.measured), SqnrDb(p.predicted));
+    for (const auto& [metric, value] : p.metrics) absl::StrAppend(&text, absl::StrFormat(", %s %.3f", metric, value));
+    measured.push_back(std::move(text));
   }
   const std::string exported = absl::StrCat(probes.size(), probes.size() == 1 ? " candidate" : " candidates",
                                             " near the SQNR floor exported and run on the calibration inputs");
-  if (scaled.empty()) {
-    return absl::StrCat("predicted errors kept: ", exported,
-                        " measured within 1 dB of their predictions or better: ", absl::StrJoin(measured, "; "));
-  }
-  return absl::StrCat("predicted errors ", absl::StrJoin(scaled, ", "), " to match ", exported,
-                      " (the largest measured / predicted, so those are predicted no better than measured): ",
-                      absl::StrJoin(measured, "; "));
+  std::string text =
+      scaled.empty()
+          ? absl::StrCat("predicted errors kept: ", exported,
+                         " measured within 1 dB of their predictions or better: ", absl::StrJoin(measured, "; "))
+          : absl::StrCat("predicted errors ", absl::StrJoin(scaled, ", "), " to match ", exported,
+                         " (the largest measured / predicted, so those are predicted no better than measured): ",
+                         absl::StrJoin(measured, "; "));
+  if (!raised.empty()) absl::StrAppend(&text, "; ", absl::StrJoin(raised, "; "));
+  return text;
 }
 
-absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const MeasureProbes& measure, const Rerun& rerun,
-                                       Problem* problem, Front* front) {
+absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const std::vector<TaskFloor>& task_floors,
+                                       const MeasureProbes& measure, const Rerun& rerun, Problem* problem,
+                                       Front* front) {
   ErrorCheck check;
-  for (int round = 0; round < 2; ++round) {
-    const std::vector<Candidate> candidates = ErrorProbeCandidates(*front, floor_sqnr_db);
+  check.floor_sqnr_db = floor_sqnr_db;
+  const int rounds = task_floors.empty() ? 2 : 3;
+  for (int round = 0; round < rounds; ++round) {
+    const std::vector<Candidate> candidates = ErrorProbeCandidates(*front, check.floor_sqnr_db);
     if (candidates.empty()) break;
     absl::StatusOr<std::vector<ErrorProbe>> measured = measure(candidates);
     if (!measured.ok()) {
@@ -91,17 +110,36 @@ absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const MeasureProbes
       break;
     }
     check.probes.insert(check.probes.end(), measured->begin(), measured->end());
-    const double factor = ErrorFactor(*measured);
+    double factor = ErrorFactor(*measured);
     // Within 1 dB the front stands; errors found over-predicted after a first scaling stay so
     // (the safe side).
-    if (std::fabs(10 * std::log10(factor)) <= 1 || (round > 0 && factor < 1)) break;
-    ScaleErrors(factor, problem);
-    check.factors.push_back(factor);
-    absl::StatusOr<Front> again = rerun(round);
+    if (std::fabs(10 * std::log10(factor)) <= 1 || (round > 0 && factor < 1)) factor = 1;
+    // A probe below a task floor: the floor goes 1 dB above its prediction (as scaled now), so
+    // no candidate predicted as close to the error it measured is offered again.
+    double floor = check.floor_sqnr_db;
+    std::vector<std::string> why;
+    for (const ErrorProbe& p : *measured) {
+      const std::vector<std::string> missed = MissedFloors(p, task_floors);
+      if (missed.empty() || p.predicted <= 0) continue;
+      floor = std::max(floor, SqnrDb(p.predicted * factor) + 1);
+      why.push_back(absl::StrCat(p.plan, ": ", absl::StrJoin(missed, ", ")));
+    }
+    if (factor == 1 && floor == check.floor_sqnr_db) break;
+    if (factor != 1) {
+      ScaleErrors(factor, problem);
+      check.factors.push_back(factor);
+    }
+    if (floor > check.floor_sqnr_db) {
+      check.raised.push_back(
+          absl::StrFormat("the SQNR floor raised to %.1f dB, as measured exports missed a task floor (%s)", floor,
+                          absl::StrJoin(why, "; ")));
+      check.floor_sqnr_db = floor;
+    }
+    absl::StatusOr<Front> again = rerun(round, check.floor_sqnr_db);
     if (!again.ok()) return again.status();
     *front = *std::move(again);
   }
-  problem->error_calibration = DescribeErrorCalibration(check.factors, check.probes);
+  problem->error_calibration = DescribeErrorCalibration(check.factors, check.probes, check.raised);
   return check;
 }
 

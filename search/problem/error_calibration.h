@@ -13,6 +13,7 @@
 #define SQUEEZE_SEARCH_PROBLEM_ERROR_CALIBRATION_H_
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,14 +30,27 @@ namespace squeeze::search {
 // it, each once; candidates predicted exact are left out. Fewer when the front has fewer.
 std::vector<Candidate> ErrorProbeCandidates(const Front& front, double floor_sqnr_db);
 
-// A candidate exported and run: its predicted relative error (the table's, when it was probed)
-// and the relative output error its file measured on the calibration inputs (Σ(y' − y)² / Σy²
-// over the float outputs and samples).
+// A floor on a task metric of the outputs that count (e.g. top-1 agreement >= 0.99), held on
+// what exports measure: predictions say nothing of task metrics.
+struct TaskFloor {
+  std::string metric;  // as runtime/output_fidelity.h names it: "top-1 agreement", "mask IoU", ...
+  double min = 0;
+};
+
+// A candidate exported and run: its predicted relative error (the table's, when it was probed),
+// the relative output error its file measured on the calibration inputs (weighted over the
+// outputs as model/output_weights.h says), and the worst value each task metric measured over
+// the outputs that count, by metric name.
 struct ErrorProbe {
   std::string plan;  // what it was, in words (PlanSummary)
   double predicted = 0;
   double measured = 0;
+  std::map<std::string, double> metrics;
 };
+
+// The floors `probe` measured below, in words ("top-1 agreement 0.970 < 0.99"); empty when it
+// keeps them all (a metric it did not measure keeps its floor).
+std::vector<std::string> MissedFloors(const ErrorProbe& probe, const std::vector<TaskFloor>& floors);
 
 // The largest measured / predicted ratio of `probes` (those predicted above 0), within
 // [0.1, 1000]; 1 with none.
@@ -48,29 +62,37 @@ void ScaleErrors(double factor, Problem* problem);
 // "predicted errors x 7.8, then x 2 to match 5 candidates near the SQNR floor exported and run on
 // the calibration inputs (...): 16×fp16, ... measured 1.3 dB (predicted 10.2); ...", or with no
 // factor "predicted errors kept: ...". `factors` holds the factor of each round that scaled,
-// `probes` every probe of every round; empty with no probe.
-std::string DescribeErrorCalibration(const std::vector<double>& factors, const std::vector<ErrorProbe>& probes);
+// `probes` every probe of every round; empty with no probe. `raised` says how task floors raised
+// the SQNR floor, when they did.
+std::string DescribeErrorCalibration(const std::vector<double>& factors, const std::vector<ErrorProbe>& probes,
+                                     const std::vector<std::string>& raised = {});
 
-// What CheckErrors did: the factor of each round that scaled, every probe, and why it stopped
-// early when a measurement failed (the errors keep what was scaled before it).
+// What CheckErrors did: the factor of each round that scaled, every probe, the SQNR floor the
+// front ends with (raised above the floor asked for where probes missed a task floor) and why it
+// stopped early when a measurement failed (the errors keep what was scaled before it).
 struct ErrorCheck {
   std::vector<double> factors;
   std::vector<ErrorProbe> probes;
+  double floor_sqnr_db = 0;
+  std::vector<std::string> raised;  // each raise of the floor, in words
   absl::Status measurement;
 };
 
 // Exports and runs candidates (one ErrorProbe per candidate, in order).
 using MeasureProbes = std::function<absl::StatusOr<std::vector<ErrorProbe>>(const std::vector<Candidate>&)>;
-// Searches `problem`'s table again after round `round` scaled it.
-using Rerun = std::function<absl::StatusOr<Front>(int round)>;
+// Searches `problem`'s table again after round `round` scaled it, with candidates held to
+// `floor_sqnr_db`.
+using Rerun = std::function<absl::StatusOr<Front>(int round, double floor_sqnr_db)>;
 
-// The check after a search, in up to two rounds: `front`'s ErrorProbeCandidates at `floor_sqnr_db`
-// measured by `measure`; where the largest measured / predicted ratio is more than 1 dB off (in
-// the second round: more than 1 dB worse), every option's error is scaled by it and `rerun`
-// replaces `front`. Writes problem->error_calibration (DescribeErrorCalibration). An error only
+// The check after a search: `front`'s ErrorProbeCandidates at the SQNR floor measured by `measure`.
+// Where the largest measured / predicted ratio is more than 1 dB off (after the first round: more
+// than 1 dB worse), every option's error is scaled by it; where a probe misses a task floor, the
+// SQNR floor is raised 1 dB above that probe's (scaled) prediction; either way `rerun` replaces
+// `front`. Two rounds, three with task floors. Writes problem->error_calibration. An error only
 // when a rerun fails.
-absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const MeasureProbes& measure, const Rerun& rerun,
-                                       Problem* problem, Front* front);
+absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const std::vector<TaskFloor>& task_floors,
+                                       const MeasureProbes& measure, const Rerun& rerun, Problem* problem,
+                                       Front* front);
 
 }  // namespace squeeze::search
 

@@ -350,6 +350,9 @@ TEST_CASE("Unknown models and devices are NOT_FOUND and bad specs INVALID_ARGUME
       {"constraints.min_sqnr_db", [&](v1::SearchSpec* s) { s->mutable_constraints()->set_min_sqnr_db(inf); }},
       {"strategy 99", [&](v1::SearchSpec* s) { s->set_strategy(static_cast<v1::Strategy>(99)); }},
       {"max_candidates is 2147483647", [&](v1::SearchSpec* s) { s->set_max_candidates(2147483647); }},
+      {"constraints.min_top1_agreement is 1.5",
+       [&](v1::SearchSpec* s) { s->mutable_constraints()->set_min_top1_agreement(1.5); }},
+      {"constraints.min_mask_iou is nan", [&](v1::SearchSpec* s) { s->mutable_constraints()->set_min_mask_iou(nan); }},
       {"output_weights['y'] is nan", [&](v1::SearchSpec* s) { (*s->mutable_output_weights())["y"] = nan; }},
       {"output_weights: every output weighs 0", [&](v1::SearchSpec* s) { (*s->mutable_output_weights())["y"] = 0; }},
   };
@@ -538,6 +541,18 @@ TEST_CASE("The outputs that matter are named at search time; by default each out
   CHECK_FALSE(mask.from_cache());  // other weights, another search
   CHECK_THAT(server.Cli({"search", "show", mask.id()}).out, Contains("errors over: mask 1"));
 
+  // A task floor: the error check's exports report the mask IoU they measured, and the floor
+  // shapes the search (another search than the one without it).
+  const v1::SearchJob floored = Parse<v1::SearchJob>(server.Cli(
+      {"--json", "search", "start", model.id(), "--device", "pixel-8", "--min-mask-iou", "0.99", "--watch"}));
+  REQUIRE(floored.state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK_FALSE(floored.from_cache());
+  CHECK(floored.spec().constraints().min_mask_iou() == 0.99);
+  CHECK_THAT(floored.fronts(0).error_calibration(), Contains("mask IoU"));
+  CommandResult over = server.Cli({"search", "start", model.id(), "--device", "pixel-8", "--min-mask-iou", "1.5"});
+  CHECK(over.exit_code != 0);
+  CHECK_THAT(over.err, Contains("--min-mask-iou") && Contains("not in range"));
+
   // An output the model does not have is refused at once, naming the ones it has; nothing queued.
   CommandResult unknown = server.Cli({"search", "start", model.id(), "--device", "pixel-8", "--output", "scores"});
   CHECK(unknown.exit_code == 1);
@@ -546,7 +561,7 @@ TEST_CASE("The outputs that matter are named at search time; by default each out
   CommandResult malformed = server.Cli({"search", "start", model.id(), "--device", "pixel-8", "--output", "mask=x"});
   CHECK(malformed.exit_code == 2);
   CHECK_THAT(malformed.err, Contains("expected NAME or NAME=W"));
-  CHECK_THAT(server.Cli({"search", "list"}).out, Contains("2 searches"));
+  CHECK_THAT(server.Cli({"search", "list"}).out, Contains("3 searches"));
 }
 
 TEST_CASE("A search cancelled while it measures sensitivities ends cancelled", "[e2e][search]") {

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "search/problem/plan.h"
 
 namespace squeeze::search {
@@ -59,11 +60,11 @@ TEST_CASE("The factor is the largest measured / predicted, bounded; scaling move
 TEST_CASE("The calibration says what was measured against what was predicted", "[error-calibration]") {
   CHECK(DescribeErrorCalibration({}, {}).empty());
   const std::string text = DescribeErrorCalibration(
-      {7.8, 1.5}, {{"16×fp16, 15×int8", ErrorOfSqnrDb(10.2), ErrorOfSqnrDb(1.3)}, {"58×int8", 0.1, 0.1}});
+      {7.8, 1.5}, {{"16×fp16, 15×int8", ErrorOfSqnrDb(10.2), ErrorOfSqnrDb(1.3), {}}, {"58×int8", 0.1, 0.1, {}}});
   CHECK_THAT(text, Contains("x 7.8, then x 1.5") && Contains("2 candidates") &&
                        Contains("16×fp16, 15×int8 measured 1.3 dB (predicted 10.2)") &&
                        Contains("58×int8 measured 10.0 dB"));
-  CHECK_THAT(DescribeErrorCalibration({}, {{"58×int8", 0.1, 0.1}}),
+  CHECK_THAT(DescribeErrorCalibration({}, {{"58×int8", 0.1, 0.1, {}}}),
              Contains("predicted errors kept") && Contains("1 candidate near") && Contains("within 1 dB"));
 }
 
@@ -81,19 +82,19 @@ TEST_CASE("The check scales the errors and searches again until the probes measu
   const MeasureProbes measure = [&](const std::vector<Candidate>& candidates) {
     std::vector<ErrorProbe> out;
     for (const Candidate& c : candidates) {
-      out.push_back({"plan", c.values.error, worse[static_cast<size_t>(measured_rounds)] * c.values.error});
+      out.push_back({"plan", c.values.error, worse[static_cast<size_t>(measured_rounds)] * c.values.error, {}});
     }
     ++measured_rounds;
     return absl::StatusOr<std::vector<ErrorProbe>>(out);
   };
-  const Rerun rerun = [&](int round) {
+  const Rerun rerun = [&](int round, double) {
     CHECK(round == reruns);
     ++reruns;
     return absl::StatusOr<Front>(front);
   };
   SECTION("4x worse, then within 1 dB: one scaling, one rerun") {
     worse = {4, 1.1};
-    absl::StatusOr<ErrorCheck> check = CheckErrors(10, measure, rerun, &problem, &front);
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, {}, measure, rerun, &problem, &front);
     REQUIRE(check.ok());
     CHECK(check->factors == std::vector<double>{4});
     CHECK(check->probes.size() == 6);
@@ -103,19 +104,19 @@ TEST_CASE("The check scales the errors and searches again until the probes measu
   }
   SECTION("worse in both rounds: scaled twice; better in the second round: left on the safe side") {
     worse = {4, 2};
-    REQUIRE(CheckErrors(10, measure, rerun, &problem, &front).ok());
+    REQUIRE(CheckErrors(10, {}, measure, rerun, &problem, &front).ok());
     CHECK(reruns == 2);
     CHECK(problem.table.layers[0].options[1].error == Approx(0.08));
     Problem other = problem;
     measured_rounds = reruns = 0;
     worse = {4, 0.25};
-    REQUIRE(CheckErrors(10, measure, rerun, &other, &front).ok());
+    REQUIRE(CheckErrors(10, {}, measure, rerun, &other, &front).ok());
     CHECK(reruns == 1);
     CHECK(other.table.layers[0].options[1].error == Approx(0.32));
   }
   SECTION("within 1 dB at once: nothing scaled, nothing searched again, and the front says so") {
     worse = {0.9};
-    absl::StatusOr<ErrorCheck> check = CheckErrors(10, measure, rerun, &problem, &front);
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, {}, measure, rerun, &problem, &front);
     REQUIRE(check.ok());
     CHECK(check->factors.empty());
     CHECK(reruns == 0);
@@ -126,13 +127,69 @@ TEST_CASE("The check scales the errors and searches again until the probes measu
     const MeasureProbes broken = [](const std::vector<Candidate>&) {
       return absl::StatusOr<std::vector<ErrorProbe>>(absl::InternalError("export failed"));
     };
-    absl::StatusOr<ErrorCheck> check = CheckErrors(10, broken, rerun, &problem, &front);
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, {}, broken, rerun, &problem, &front);
     REQUIRE(check.ok());
     CHECK(check->measurement.message() == "export failed");
     CHECK(problem.error_calibration.empty());
     worse = {4};
-    const Rerun failing = [](int) { return absl::StatusOr<Front>(absl::CancelledError("cancelled")); };
-    CHECK(CheckErrors(10, measure, failing, &problem, &front).status().code() == absl::StatusCode::kCancelled);
+    const Rerun failing = [](int, double) { return absl::StatusOr<Front>(absl::CancelledError("cancelled")); };
+    CHECK(CheckErrors(10, {}, measure, failing, &problem, &front).status().code() == absl::StatusCode::kCancelled);
+  }
+}
+
+TEST_CASE("A probe below a task floor raises the SQNR floor above it, and the search runs again",
+          "[error-calibration]") {
+  Problem problem;
+  problem.table.layers.resize(1);
+  problem.table.layers[0].options = {LayerOption{}, LayerOption{}};
+  problem.table.layers[0].options[1].error = 0.01;
+  Front front;
+  for (double db : {11.0, 22.0, 35.0}) front.candidates.push_back(At(db, static_cast<uint16_t>(db)));
+  // Measured as predicted; top-1 agreement is 0.95 below 20 dB, 0.995 above.
+  std::vector<double> floors_asked;
+  const MeasureProbes measure = [&](const std::vector<Candidate>& candidates) {
+    std::vector<ErrorProbe> out;
+    for (const Candidate& c : candidates) {
+      const double db = SqnrDb(c.values.error);
+      out.push_back({absl::StrCat(db, " dB plan"),
+                     c.values.error,
+                     c.values.error,
+                     {{"top-1 agreement", db < 20 ? 0.95 : 0.995}}});
+    }
+    return absl::StatusOr<std::vector<ErrorProbe>>(out);
+  };
+  const Rerun rerun = [&](int, double floor_sqnr_db) {
+    floors_asked.push_back(floor_sqnr_db);
+    Front kept;
+    for (const Candidate& c : front.candidates) {
+      if (SqnrDb(c.values.error) >= floor_sqnr_db) kept.candidates.push_back(c);
+    }
+    return absl::StatusOr<Front>(kept);
+  };
+
+  CHECK(MissedFloors({"p", 0.1, 0.1, {{"top-1 agreement", 0.95}}}, {{"top-1 agreement", 0.99}}) ==
+        std::vector<std::string>{"top-1 agreement 0.950 < 0.99"});
+  CHECK(MissedFloors({"p", 0.1, 0.1, {{"mask IoU", 0.5}}}, {{"top-1 agreement", 0.99}}).empty());
+
+  SECTION("the 11 dB probe misses 0.99: the floor goes to 12 dB and the 11 dB candidate is gone") {
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, {{"top-1 agreement", 0.99}}, measure, rerun, &problem, &front);
+    REQUIRE(check.ok());
+    CHECK(check->factors.empty());  // the errors measured as predicted
+    CHECK(check->floor_sqnr_db == Approx(12.0));
+    REQUIRE(floors_asked.size() == 1);
+    CHECK(floors_asked[0] == Approx(12.0));
+    REQUIRE(front.candidates.size() == 2);
+    CHECK(SqnrDb(front.candidates[0].values.error) == Approx(22.0));
+    CHECK_THAT(problem.error_calibration, Contains("the SQNR floor raised to 12.0 dB") &&
+                                              Contains("top-1 agreement 0.950 < 0.99") &&
+                                              Contains("top-1 agreement 0.995"));
+  }
+  SECTION("a floor every probe keeps changes nothing") {
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, {{"top-1 agreement", 0.9}}, measure, rerun, &problem, &front);
+    REQUIRE(check.ok());
+    CHECK(floors_asked.empty());
+    CHECK(check->floor_sqnr_db == 10);
+    CHECK(front.candidates.size() == 3);
   }
 }
 

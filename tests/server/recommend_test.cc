@@ -50,5 +50,45 @@ TEST_CASE("An export measured below the SQNR floor is not recommended, whatever 
   CHECK(MeetsConstraints(front.candidates(0), v1::Constraints{}, 0));
 }
 
+// An output's measured task metric, with its weight.
+void AddOutput(v1::Candidate* c, const std::string& name, double weight, const std::string& metric, double value) {
+  v1::OutputFidelity* o = c->mutable_measured()->add_outputs();
+  o->set_name(name);
+  o->set_weight(weight);
+  v1::TaskMetric* m = o->add_metrics();
+  m->set_name(metric);
+  m->set_value(value);
+}
+
+TEST_CASE("A task floor holds on the measured outputs that count", "[recommend]") {
+  v1::DeviceFront front;
+  *front.add_candidates() = Candidate(0, 1.0, 20.0, 1000);  // argmax agreement 0.95: below the floor
+  *front.add_candidates() = Candidate(1, 1.2, 25.0, 1500);  // 0.995
+  *front.add_candidates() = Candidate(2, 1.1, 21.0, 1200);  // 0.9 on an output that weighs nothing
+  *front.add_candidates() = Candidate(3, 2.0, 40.0, 4000);  // not measured
+  for (int i = 0; i < 3; ++i) Measure(front.mutable_candidates(i), 1.0 + 0.1 * i, 30);
+  AddOutput(front.mutable_candidates(0), "scores", 1, "argmax agreement", 0.95);
+  AddOutput(front.mutable_candidates(1), "scores", 1, "argmax agreement", 0.995);
+  AddOutput(front.mutable_candidates(2), "scores", 1, "argmax agreement", 0.999);
+  AddOutput(front.mutable_candidates(2), "aux", 0, "argmax agreement", 0.9);
+  v1::Constraints limits;
+  limits.set_min_argmax_agreement(0.99);
+  CHECK_FALSE(MeetsConstraints(front.candidates(0), limits, 0));
+  CHECK(MeetsConstraints(front.candidates(1), limits, 0));
+  CHECK(MeetsConstraints(front.candidates(2), limits, 0));
+  CHECK(MeetsConstraints(front.candidates(3), limits, 0));  // nothing measured, nothing to hold
+  // Another metric's floor does not apply to these outputs.
+  v1::Constraints top1;
+  top1.set_min_top1_agreement(0.99);
+  CHECK(MeetsConstraints(front.candidates(0), top1, 0));
+  // Figures from before weights (every weight 0): every output counts.
+  v1::Candidate old = front.candidates(1);
+  old.mutable_measured()->mutable_outputs(0)->set_weight(0);
+  old.mutable_measured()->mutable_outputs(0)->mutable_metrics(0)->set_value(0.5);
+  CHECK_FALSE(MeetsConstraints(old, limits, 0));
+  const std::vector<v1::Recommendation> picks = Recommend(front, limits, 0);
+  for (const v1::Recommendation& r : picks) CHECK(r.candidate().index() != 0);
+}
+
 }  // namespace
 }  // namespace squeeze::server

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "client/fidelity_text.h"
+
 namespace squeeze::client {
 namespace {
 
@@ -57,6 +59,20 @@ std::vector<double> Ticks(double lo, double hi) {
 }
 
 std::string Number(double v) { return std::fabs(v) >= 100 ? fmt::format("{:.0f}", v) : fmt::format("{:.3g}", v); }
+
+// "; measured 1.31 ms, 14.2 dB; 'scores' 1x4420x2 (...): ..." for an exported candidate, each
+// output on its own where that says more; "" when nothing was measured.
+std::string MeasuredText(const v1::Candidate& c) {
+  if (!c.has_measured()) return "";
+  const v1::MeasuredFigures& m = c.measured();
+  std::string text = "; measured ";
+  if (m.latency_measured()) text += fmt::format("{:.2f} ms, ", m.latency_ms());
+  text += std::isinf(m.sqnr_db()) ? std::string("lossless") : fmt::format("{:.1f} dB", m.sqnr_db());
+  if (WorthShowing(m.outputs())) {
+    for (const v1::OutputFidelity& o : m.outputs()) text += "; " + OutputFigures(o);
+  }
+  return text;
+}
 
 }  // namespace
 
@@ -137,10 +153,10 @@ std::string FrontPlotSvg(const v1::SearchJob& job,
       const bool spec = c.spec_layers() > 0;
       svg += fmt::format(
           "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\" stroke=\"{}\"><title>#{}: {:.2f} ms, "
-          "{:.2f} MB, {:.1f} dB; {}; latency from {}</title></circle>\n",
+          "{:.2f} MB, {:.1f} dB predicted{}; {}; latency from {}</title></circle>\n",
           X(c.predicted_latency_ms()), Y(c.predicted_size_bytes() / 1e6), spec ? "white" : Colour(t), Colour(t),
           c.index(), c.predicted_latency_ms(), c.predicted_size_bytes() / 1e6, c.predicted_sqnr_db(),
-          Escape(c.plan_summary()), spec ? Escape(c.latency_basis()) : "measured samples");
+          Escape(MeasuredText(c)), Escape(c.plan_summary()), spec ? Escape(c.latency_basis()) : "measured samples");
     }
     for (const v1::Candidate& c : f.baselines()) {
       const double x = X(c.predicted_latency_ms()), y = Y(c.predicted_size_bytes() / 1e6);

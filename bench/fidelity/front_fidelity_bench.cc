@@ -52,7 +52,8 @@ struct Exported {
   std::string plan;
   double predicted = 0;         // relative error, the checked (scaled) table's
   double predicted_before = 0;  // the table's before the check
-  double measured = 0;
+  double measured = 0;          // over the outputs by their weights (model/output_weights.h)
+  std::vector<runtime::OutputFidelity> outputs;
 };
 
 using squeeze::bench::Median;
@@ -82,6 +83,39 @@ Score ScoreOf(const std::vector<Exported>& rows) {
   s.median_ratio = Median(ratio);
   s.median_ratio_before = Median(ratio_before);
   return s;
+}
+
+// Per graph output, over a model's exports: how its own measured error ranks with the predicted
+// (weighted) one, its median measured / predicted, and the worst value of each task metric.
+std::string OutputsJson(const std::vector<Exported>& rows) {
+  if (rows.empty()) return "[]";
+  std::string out;
+  for (size_t o = 0; o < rows.front().outputs.size(); ++o) {
+    std::vector<double> predicted, measured, ratio;
+    std::map<std::string, double> worst;
+    for (const Exported& e : rows) {
+      if (o >= e.outputs.size()) continue;
+      const runtime::OutputFidelity& f = e.outputs[o];
+      predicted.push_back(e.predicted);
+      measured.push_back(f.relative_error);
+      if (e.predicted > 0) ratio.push_back(f.relative_error / e.predicted);
+      for (const auto& [metric, value] : f.metrics) {
+        auto [it, added] = worst.emplace(metric, value);
+        if (!added) it->second = std::min(it->second, value);
+      }
+    }
+    std::string metrics;
+    for (const auto& [metric, value] : worst) {
+      metrics += fmt::format("{}\"{}\":{:.4f}", metrics.empty() ? "" : ",", metric, value);
+    }
+    const runtime::OutputFidelity& first = rows.front().outputs[o];
+    out += fmt::format(
+        "{}{{\"name\":\"{}\",\"kind\":\"{}\",\"weight\":{:.4f},\"spearman\":{:.4f},"
+        "\"median_measured_over_predicted\":{:.4g},\"worst_task_metrics\":{{{}}}}}",
+        out.empty() ? "" : ",", first.name, std::string(runtime::OutputKindName(first.kind)), first.weight,
+        Spearman(predicted, measured), Median(ratio), metrics);
+  }
+  return "[" + out + "]";
 }
 
 std::string ScoreJson(const Score& s) {
@@ -123,6 +157,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> model_args;
   int exports = 12, threads = 2, samples = 2;
   uint64_t seed = 1;
+  double bandwidth_gbps = 30;  // about what this machine measures (31-35 GB/s)
   bool json = false;
   app.add_option("--model", model_args,
                  "LABEL:FILE[:INPUT=D0,D1,...] a model to check (repeatable; default: PP-OCRv4 det, rec, PP-OCR cls, "
@@ -135,6 +170,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", threads, "ONNX Runtime threads")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--seed", seed, "seed of the calibration inputs and the sensitivity noise")->capture_default_str();
+  app.add_option("--memory-bandwidth-gbps", bandwidth_gbps,
+                 "the host's memory bandwidth for its spec roofline, GB/s (0: measure it, as squeezed does at start; "
+                 "then the fronts move with the measurement from run to run)")
+      ->check(CLI::Range(0.0, 10000.0))
+      ->capture_default_str();
   app.add_flag("--json", json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
   auto fail = [](const auto& what) {
@@ -150,7 +190,11 @@ int main(int argc, char** argv) {
       specs.push_back(*spec);
     }
   }
-  absl::StatusOr<dp::Device> host = dp::HostDevice(dp::ReadHostFacts(runtime::OrtVersion()));
+  // The host's memory bandwidth is measured at each start and shapes the spec roofline, so the
+  // fronts (and every figure here) would move from run to run with it: fixed unless asked.
+  dp::HostFacts facts = dp::ReadHostFacts(runtime::OrtVersion());
+  if (bandwidth_gbps > 0) facts.memory_bandwidth_bytes_per_s = bandwidth_gbps * 1e9;
+  absl::StatusOr<dp::Device> host = dp::HostDevice(facts);
   if (!host.ok()) return fail(host.status());
   // Latency does not enter the error; the host's spec figures shape the front as on any device.
   absl::StatusOr<std::unique_ptr<dp::DeviceCostModel>> cost = dp::DeviceCostModel::Create(*host, {});
@@ -231,8 +275,8 @@ int main(int argc, char** argv) {
       if (!exported.ok()) return fail(fmt::format("{}: {}", spec.label, exported.status().ToString()));
       absl::StatusOr<search::ObjectiveValues> was = search::Evaluate(before.table, c.choice);
       if (!was.ok()) return fail(was.status());
-      rows.push_back(
-          {search::PlanSummary(*problem, c.choice), c.values.error, was->error, exported->verification.relative_error});
+      rows.push_back({search::PlanSummary(*problem, c.choice), c.values.error, was->error,
+                      exported->verification.relative_error, exported->verification.outputs});
     }
     all.insert(all.end(), rows.begin(), rows.end());
     const Score score = ScoreOf(rows);
@@ -251,23 +295,34 @@ int main(int argc, char** argv) {
     };
     std::string rows_json;
     for (const Exported& e : rows) {
+      std::string outputs;
+      for (const runtime::OutputFidelity& f : e.outputs) {
+        std::string metrics;
+        for (const auto& [metric, value] : f.metrics) {
+          metrics += fmt::format("{}\"{}\":{:.4f}", metrics.empty() ? "" : ",", metric, value);
+        }
+        outputs += fmt::format("{}{{\"name\":\"{}\",\"sqnr_db\":{},\"metrics\":{{{}}}}}", outputs.empty() ? "" : ",",
+                               f.name, db(f.relative_error), metrics);
+      }
       rows_json += fmt::format(
           "{}{{\"plan\":\"{}\",\"predicted_sqnr_db\":{},\"predicted_sqnr_db_before_check\":{},"
-          "\"measured_sqnr_db\":{}}}",
-          rows_json.empty() ? "" : ",", e.plan, db(e.predicted), db(e.predicted_before), db(e.measured));
+          "\"measured_sqnr_db\":{},\"outputs\":[{}]}}",
+          rows_json.empty() ? "" : ",", e.plan, db(e.predicted), db(e.predicted_before), db(e.measured), outputs);
     }
     models_json += fmt::format(
-        "{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},{},\"error_calibration\":\"{}\","
+        "{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},{},\"outputs\":{},\"error_calibration\":\"{}\","
         "\"seconds\":{:.1f},\"candidates\":[{}]}}",
         models_json.empty() ? "" : ",", spec.label, spec.file.substr(spec.file.rfind('/') + 1),
-        loaded->analysis.layers.size(), ScoreJson(score), problem->error_calibration, seconds, rows_json);
+        loaded->analysis.layers.size(), ScoreJson(score), OutputsJson(rows), problem->error_calibration, seconds,
+        rows_json);
   }
   const Score overall = ScoreOf(all);
   if (json) {
     std::cout << fmt::format(
         "{{{},\"floor_db\":{},\"calibration\":\"{} synthetic N(0, 1) samples, seed {}\",\"threads\":{},"
-        "\"onnxruntime\":\"{}\",\"models\":[{}]}}\n",
-        ScoreJson(overall), kFloorDb, samples, seed, threads, runtime::OrtVersion(), models_json);
+        "\"memory_bandwidth_gbps\":{:.3g},\"onnxruntime\":\"{}\",\"models\":[{}]}}\n",
+        ScoreJson(overall), kFloorDb, samples, seed, threads, host->memory_bandwidth_bytes_per_s / 1e9,
+        runtime::OrtVersion(), models_json);
     return 0;
   }
   std::cout << fmt::format("all {} exported: {} at or above predicted - 1 dB ({:.0f}%; {:.0f}% before the check)\n",

@@ -175,6 +175,11 @@ TEST_CASE("A two-output detector's export is measured per output, in the report 
   CHECK(measured.sqnr_db() <= std::max(scores.sqnr_db(), measured.outputs(1).sqnr_db()) + 1e-9);
   CommandResult show = server.Cli({"search", "show", job.id()});
   CHECK_THAT(show.out, Contains("#0 measured per output: 'scores'"));
+  // The chart's tooltip of the exported candidate gives the same per-output figures.
+  CommandResult plot = server.Cli({"search", "plot", job.id(), "-o", dir.File("front.svg")});
+  REQUIRE(plot.exit_code == 0);
+  CHECK_THAT(ReadText(dir.File("front.svg")),
+             Contains("dB predicted; measured ") && Contains("; 'scores' 1x4420x2 (sequence scores"));
 }
 
 TEST_CASE("A search started with --verify gets its recommended candidates measured", "[e2e][export]") {

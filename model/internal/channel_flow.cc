@@ -1,6 +1,8 @@
 #include "model/internal/channel_flow.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -82,6 +84,33 @@ std::string ChannelFlow::WhyKept(size_t layer) const {
   return absl::StrJoin(it->second, "; ");
 }
 
+std::string ChannelFlow::GraphOutputReached(const std::string& layer_node) const {
+  const onnx::GraphProto& graph = model_->graph();
+  std::set<std::string> outputs;
+  for (const auto& out : graph.output()) outputs.insert(out.name());
+  std::map<std::string, std::vector<const onnx::NodeProto*>> readers;
+  std::vector<std::string> frontier;
+  for (const onnx::NodeProto& node : graph.node()) {
+    if (node.name() == layer_node) frontier.assign(node.output().begin(), node.output().end());
+    if (layer_of_node_.count(node.name()) > 0) continue;  // another layer mixes the channels
+    for (const std::string& in : node.input()) readers[in].push_back(&node);
+  }
+  std::set<std::string> seen(frontier.begin(), frontier.end());
+  while (!frontier.empty()) {
+    const std::string value = frontier.back();
+    frontier.pop_back();
+    if (outputs.count(value) > 0) return value;
+    auto it = readers.find(value);
+    if (it == readers.end()) continue;
+    for (const onnx::NodeProto* node : it->second) {
+      for (const std::string& out : node->output()) {
+        if (seen.insert(out).second) frontier.push_back(out);
+      }
+    }
+  }
+  return "";
+}
+
 std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
   std::vector<ChannelPruningReach> out(analysis_.layers.size());
   const int64_t n = static_cast<int64_t>(source_.size());
@@ -123,8 +152,15 @@ std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
     ChannelPruningReach& reach = out[i];
     auto own = classes.find(i);
     if (own == classes.end()) {
-      reach.why_not = analysis_.layers[i].subgraph.empty() ? "only an ungrouped Conv's channels can be removed"
-                                                           : "a layer inside a subgraph";
+      if (!analysis_.layers[i].subgraph.empty()) {
+        reach.why_not = "a layer inside a subgraph";
+      } else if (const std::string output = GraphOutputReached(analysis_.layers[i].name); !output.empty()) {
+        // The first reason a user needs: these channels are what the task reads (class logits).
+        reach.why_not = absl::StrCat("its channels reach graph output '", output,
+                                     "' (what the task reads); only an ungrouped Conv's channels can be removed");
+      } else {
+        reach.why_not = "only an ungrouped Conv's channels can be removed";
+      }
       continue;
     }
     reach.removable = true;

@@ -67,6 +67,8 @@ class ChannelFlow {
   void PinInputs(const onnx::NodeProto& node, const std::string& why);
   void PinAll(const onnx::NodeProto& node);
   const onnx::TensorProto* Constant(const std::string& name) const;
+  // The graph output a main-graph layer's output reaches through ops that are not layers, or "".
+  std::string GraphOutputReached(const std::string& layer_node) const;
   std::string Feeds(const onnx::NodeProto& node) const;
   int64_t Find(int64_t element) const;
   void Union(int64_t a, int64_t b);

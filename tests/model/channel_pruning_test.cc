@@ -51,6 +51,30 @@ TEST_CASE("Channels an Add or Concat partner also produces are not removable by 
   }
 }
 
+TEST_CASE("A classifier head's channels are named as what the task reads", "[channel-pruning]") {
+  // A MatMul head whose class scores reach the output through a Softmax, and a hidden MatMul.
+  onnx::ModelProto proto = testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    head (float[1, 4, 8] x) => (float[1, 4, 6] probs) {
+      h = MatMul (x, w1)
+      r = Relu (h)
+      logits = MatMul (r, w2)
+      probs = Softmax <axis = -1> (logits)
+    }
+  )onnx");
+  testing::AddInitializer(proto.mutable_graph(),
+                          testing::FloatTensor("w1", {8, 8}, testing::Encoding::kRaw, testing::Ramp(64)));
+  testing::AddInitializer(proto.mutable_graph(),
+                          testing::FloatTensor("w2", {8, 6}, testing::Encoding::kRaw, testing::Ramp(48)));
+  const LoadedModel m = MustLoad(proto);
+  const std::vector<ChannelPruningReach> reach = AnalyzeChannelPruning(m);
+  REQUIRE(reach.size() == 2);
+  CHECK_FALSE(reach[1].removable);
+  CHECK_THAT(reach[1].why_not, Contains("its channels reach graph output 'probs'"));
+  CHECK_FALSE(reach[0].removable);
+  CHECK(reach[0].why_not == "only an ungrouped Conv's channels can be removed");
+}
+
 TEST_CASE("Pruning keeps an aligned channel count below the whole", "[channel-pruning]") {
   // 8 channels at multiples of 4: half keeps 4; a quarter (6 kept) rounds to 8, which is all, so 4.
   CHECK(AlignedChannelRatio(8, 0.5, 4) == 0.5);

@@ -21,10 +21,10 @@ case "$command" in
       CC=clang CXX=clang++ cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DSQUEEZE_FUZZ=ON -DBUILD_TESTING=OFF > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
     fi
-    cmake --build "$dir" -j"${JOBS:-2}" --target fuzz_model_load fuzz_profile_json fuzz_requests
+    cmake --build "$dir" -j"${JOBS:-2}" --target fuzz_model_load fuzz_profile_json fuzz_requests fuzz_option_table
     ;;
   run)
-    target="${2:?target: model_load, profile_json or requests}"
+    target="${2:?target: model_load, profile_json, requests or option_table}"
     seconds="${3:?seconds}"
     dir="${4:-$root/build-fuzz}"
     binary="$dir/bin/fuzz_$target"
@@ -49,6 +49,8 @@ case "$command" in
         max_len=524288 ;;
       requests)
         max_len=65536 ;;
+      option_table)
+        max_len=4096 ;;
       *) echo "fuzz.sh: no target '$target'" >&2; exit 2 ;;
     esac
     log="$out/$target.log"

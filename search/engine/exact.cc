@@ -19,6 +19,10 @@
 namespace squeeze::search {
 namespace {
 
+// The most grid steps an axis counts: far beyond any grid, and no sum of a few of them wraps
+// round an int64.
+constexpr int64_t kMostSteps = int64_t{1} << 60;
+
 using internal::GridCell;
 using internal::GridOption;
 using internal::KeptOption;
@@ -164,17 +168,22 @@ absl::StatusOr<std::optional<Grid>> BuildGrid(const PrunedTable& pruned, const F
         const double excess = Get(pruned.option(i, k), q) - minimum[i];
         // Round up; the tiny slack keeps exact multiples from spilling into the next cell.
         const double cells_up = std::ceil(excess / axis.delta - 1e-9);
-        const int64_t step = static_cast<int64_t>(std::max(0.0, std::min(cells_up, 4e18)));
+        const int64_t step = static_cast<int64_t>(std::max(0.0, std::min(cells_up, static_cast<double>(kMostSteps))));
         axis.steps[i].push_back(step);
         max_step = std::max(max_step, step);
       }
-      sum_max += max_step;
-      sum_cheapest += axis.steps[i][cheapest[i]];
+      // Saturating: steps run to 4e18 each, and a sum of them must not wrap round.
+      sum_max = std::min<int64_t>(kMostSteps, sum_max + std::min<int64_t>(max_step, kMostSteps));
+      sum_cheapest =
+          std::min<int64_t>(kMostSteps, sum_cheapest + std::min<int64_t>(axis.steps[i][cheapest[i]], kMostSteps));
     }
     axis.cap = sum_max;
     if (dims == 1 && !limit) axis.cap = std::min(axis.cap, sum_cheapest);
     if (limit) {
-      axis.cap = std::min<int64_t>(axis.cap, static_cast<int64_t>(std::floor(limit_excess / axis.delta + 1e-9)));
+      // A limit far beyond the span is as many cells as int64 holds (a cast of more is undefined).
+      const double cells_to_limit =
+          std::min(std::floor(limit_excess / axis.delta + 1e-9), static_cast<double>(kMostSteps));
+      axis.cap = std::min<int64_t>(axis.cap, static_cast<int64_t>(cells_to_limit));
     }
     // Rounding bound, over the options that fit.
     for (size_t i = 0; i < layers; ++i) {

@@ -150,18 +150,30 @@ double CalibrateToVariants(const ProblemInputs& in, Problem* problem) {
     const std::optional<dp::UniformVariant> variant = dp::ParseUniformVariant(m.variant);
     if (!variant || variant->channel_ratio > 0) continue;  // a pruned one: CalibrateToPrunedVariant
     const int w = variant->weight_bits, a = variant->activation_bits;
+    const double seconds = m.latency_median_us * 1e-6;
+    // A measurement that cannot be used is said so, never dropped in silence.
+    auto unused = [&](const std::string& why) {
+      notes.push_back(absl::StrFormat("%s measured %.2f ms (%s): not used, %s", m.variant, seconds * 1e3, m.key, why));
+    };
     const std::optional<Choice> uniform = UniformChoice(*problem, w, a);
-    if (!uniform) continue;  // some layer has no such option on this device
+    if (!uniform) {
+      unused("as some layer has no such option on this device");
+      continue;
+    }
     double predicted = 0;
     for (size_t i = 0; i < uniform->size(); ++i) predicted += problem->table.layers[i].options[(*uniform)[i]].latency;
     const absl::StatusOr<ObjectiveValues> whole = Evaluate(problem->table, *uniform);
     if (!whole.ok()) continue;
-    const double seconds = m.latency_median_us * 1e-6;
     // The other ops and the uniform plan's own conversions (around float ops) are not its layers'.
     const double fixed = whole->latency - predicted;
-    if (predicted <= 0) continue;
+    if (predicted <= 0) {
+      unused("as its layers are predicted to take no time");
+      continue;
+    }
     if (seconds <= fixed) {
       fixed_scale = std::min(fixed_scale, seconds / whole->latency);
+      unused(absl::StrFormat("as it is no more than the other ops and conversions of its plan predict (%.2f ms)",
+                             fixed * 1e3));
       continue;
     }
     const double scale = (seconds - fixed) / predicted;
@@ -204,8 +216,17 @@ void CalibrateToPrunedVariant(const ProblemInputs& in, const std::vector<model::
     const double r0 = variant->channel_ratio;
     const std::vector<model::LayerPlan> plan =
         model::UniformChannelPlan(reach, *in.model, model::LayerPlan{32, 32}, r0, alignment);
+    const double seconds = m.latency_median_us * 1e-6;
+    auto unused = [&](const std::string& why) {
+      problem->latency_calibration =
+          absl::StrCat(problem->latency_calibration, problem->latency_calibration.empty() ? "" : "; ",
+                       absl::StrFormat("%s measured %.2f ms (%s): not used, %s", m.variant, seconds * 1e3, m.key, why));
+    };
     const std::optional<Choice> found = ChoiceOfPlan(*problem, plan);
-    if (!found) continue;  // some layer has no such option on offer
+    if (!found) {
+      unused("as some layer has no such option on offer");
+      continue;
+    }
     const Choice& choice = *found;
     // The share of each option the scale acts on.
     auto weight = [&](const dp::CompressionOption& o) {
@@ -221,9 +242,11 @@ void CalibrateToPrunedVariant(const ProblemInputs& in, const std::vector<model::
     }
     const absl::StatusOr<ObjectiveValues> at_zero = Evaluate(unscaled, choice);
     if (!now.ok() || !at_zero.ok()) continue;
-    const double seconds = m.latency_median_us * 1e-6;
     const double slope = now->latency - at_zero->latency;
-    if (slope <= 0) continue;
+    if (slope <= 0) {
+      unused("as no pruned float option of its plan takes any time");
+      continue;
+    }
     const double s = 1 + (seconds - now->latency) / slope;
     std::string note;
     if (s < 0.25 || s > 4) {

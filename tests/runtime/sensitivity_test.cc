@@ -223,9 +223,21 @@ TEST_CASE("An fp16 layer is measured through fp16 inputs, as its fp32 twin", "[s
   CHECK(l.activation_error.at(8) == Approx(f->layers[0].activation_error.at(8)).epsilon(0.1));
 }
 
+// The model `text` with its two 32x32 weights wa and wb, both cosine ramps.
+model::LoadedModel WithWeightsAB(const char* text) {
+  onnx::ModelProto proto = model::testing::ParseModel(text);
+  std::vector<float> w(32 * 32);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.11f * static_cast<float>(i));
+  for (const char* name : {"wa", "wb"}) {
+    model::testing::AddInitializer(proto.mutable_graph(),
+                                   model::testing::FloatTensor(name, {32, 32}, model::testing::Encoding::kRaw, w));
+  }
+  return model::testing::MustLoad(proto);
+}
+
 TEST_CASE("A layer whose output dominates the result is the more sensitive", "[sensitivity]") {
   // y = 100 · (x · A) + x · B: noise in A shows 100x stronger than in B.
-  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+  const model::LoadedModel m = WithWeightsAB(R"onnx(
     <ir_version: 8, opset_import: ["" : 17]>
     two (float[8, 32] x) => (float[8, 32] y) {
       a = MatMul (x, wa)
@@ -235,13 +247,6 @@ TEST_CASE("A layer whose output dominates the result is the more sensitive", "[s
       y = Add (big, b)
     }
   )onnx");
-  std::vector<float> w(32 * 32);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.11f * static_cast<float>(i));
-  model::testing::AddInitializer(proto.mutable_graph(),
-                                 model::testing::FloatTensor("wa", {32, 32}, model::testing::Encoding::kRaw, w));
-  model::testing::AddInitializer(proto.mutable_graph(),
-                                 model::testing::FloatTensor("wb", {32, 32}, model::testing::Encoding::kRaw, w));
-  const model::LoadedModel m = model::testing::MustLoad(proto);
   SensitivityOptions options;
   absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, Synthetic(m, 2), options);
   REQUIRE(report.ok());
@@ -251,7 +256,7 @@ TEST_CASE("A layer whose output dominates the result is the more sensitive", "[s
 
 // Two outputs of the same shape, one 100x the other: y_big = 100·(x·A), y_small = x·B.
 model::LoadedModel TwoOutputModel() {
-  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+  return WithWeightsAB(R"onnx(
     <ir_version: 8, opset_import: ["" : 17]>
     two (float[8, 32] x) => (float[8, 32] big, float[8, 32] small) {
       a = MatMul (x, wa)
@@ -260,13 +265,6 @@ model::LoadedModel TwoOutputModel() {
       small = MatMul (x, wb)
     }
   )onnx");
-  std::vector<float> w(32 * 32);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.11f * static_cast<float>(i));
-  model::testing::AddInitializer(proto.mutable_graph(),
-                                 model::testing::FloatTensor("wa", {32, 32}, model::testing::Encoding::kRaw, w));
-  model::testing::AddInitializer(proto.mutable_graph(),
-                                 model::testing::FloatTensor("wb", {32, 32}, model::testing::Encoding::kRaw, w));
-  return model::testing::MustLoad(proto);
 }
 
 TEST_CASE("Each output's error counts relative to its own size, by its weight", "[sensitivity]") {

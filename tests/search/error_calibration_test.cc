@@ -68,14 +68,26 @@ TEST_CASE("The calibration says what was measured against what was predicted", "
              Contains("predicted errors kept") && Contains("1 candidate near") && Contains("within 1 dB"));
 }
 
-TEST_CASE("The check scales the errors and searches again until the probes measure as predicted",
-          "[error-calibration]") {
+// One layer of two options, the second at relative error 0.01.
+Problem OneLayerProblem() {
   Problem problem;
   problem.table.layers.resize(1);
   problem.table.layers[0].options = {LayerOption{}, LayerOption{}};
   problem.table.layers[0].options[1].error = 0.01;
+  return problem;
+}
+
+// A front of one candidate per predicted SQNR.
+Front FrontAt(const std::vector<double>& sqnr_db) {
   Front front;
-  for (double db : {11.0, 22.0, 35.0}) front.candidates.push_back(At(db, static_cast<uint16_t>(db)));
+  for (double db : sqnr_db) front.candidates.push_back(At(db, static_cast<uint16_t>(db)));
+  return front;
+}
+
+TEST_CASE("The check scales the errors and searches again until the probes measure as predicted",
+          "[error-calibration]") {
+  Problem problem = OneLayerProblem();
+  Front front = FrontAt({11.0, 22.0, 35.0});
   // The "network": each probe measures `worse` x its predicted error in round r.
   std::vector<double> worse;
   int measured_rounds = 0, reruns = 0;
@@ -139,12 +151,8 @@ TEST_CASE("The check scales the errors and searches again until the probes measu
 
 TEST_CASE("A probe below a task floor raises the SQNR floor above it, and the search runs again",
           "[error-calibration]") {
-  Problem problem;
-  problem.table.layers.resize(1);
-  problem.table.layers[0].options = {LayerOption{}, LayerOption{}};
-  problem.table.layers[0].options[1].error = 0.01;
-  Front front;
-  for (double db : {11.0, 22.0, 35.0}) front.candidates.push_back(At(db, static_cast<uint16_t>(db)));
+  Problem problem = OneLayerProblem();
+  Front front = FrontAt({11.0, 22.0, 35.0});
   // Measured as predicted; top-1 agreement is 0.95 below 20 dB, 0.995 above.
   std::vector<double> floors_asked;
   const MeasureProbes measure = [&](const std::vector<Candidate>& candidates) {

@@ -62,6 +62,26 @@ void CheckAgainstBruteForce(const OptionTable& table, const SearchSpec& spec, co
   }
 }
 
+// Found by fuzz_option_table: a limit far beyond a tiny span asked for more grid cells than an
+// int64 holds, and the cast wrapped the cap round to a negative count (an empty front).
+TEST_CASE("exact keeps both ends of a tiny span under a limit far beyond it", "[exact]") {
+  OptionTable table;
+  Layer layer;
+  layer.options.resize(2);
+  layer.options[0].latency = 0;
+  layer.options[0].error = 1;
+  layer.options[1].latency = 1e-200;
+  layer.options[1].error = 0;
+  table.layers = {layer, layer};
+  Constraints limits;
+  limits.max_latency = 1e200;
+  const SearchSpec spec = Spec({Objective::kLatency, Objective::kError}, limits);
+  CheckAgainstBruteForce(table, spec);
+  absl::StatusOr<Front> front = SolveExact(table, spec);
+  REQUIRE(front.ok());
+  CHECK(front->candidates.size() == 3);  // latency 0 / error 2, 1e-200 / 1, 2e-200 / 0
+}
+
 TEST_CASE("exact matches brute force for two objectives", "[exact]") {
   for (uint32_t seed = 1; seed <= 4; ++seed) {
     const OptionTable table = RandomTable(5, 6, seed);

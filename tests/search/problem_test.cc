@@ -418,7 +418,7 @@ TEST_CASE("A measured pruned export calibrates the pruned float options by their
     CHECK(FindOption(*p, 0, "fp32 channel 50%")->latency == Approx(a50));
     CHECK_THAT(p->latency_calibration, Contains("not applied"));
   }
-  SECTION("a variant of another model, or the plan not on offer, changes nothing") {
+  SECTION("a variant of another model changes nothing; one whose plan is not on offer says so") {
     pruned.latency_median_us = predicted * 1e6 / 2;
     pruned.model_sha256 = std::string(64, 'd');
     in.model_latencies = {pruned};
@@ -428,7 +428,13 @@ TEST_CASE("A measured pruned export calibrates the pruned float options by their
     in.grid.prune_ratios = {0, 0.25};  // the timed plan's 50% is not among the options
     absl::StatusOr<Problem> p = BuildProblem(in);
     REQUIRE(p.ok());
-    CHECK(p->latency_calibration.empty());
+    ProblemInputs untimed = in;
+    untimed.model_latencies.clear();
+    absl::StatusOr<Problem> plain = BuildProblem(untimed);
+    REQUIRE(plain.ok());
+    CHECK(FindOption(*p, 0, "fp32 channel 25%")->latency == Approx(FindOption(*plain, 0, "fp32 channel 25%")->latency));
+    CHECK_THAT(p->latency_calibration, Contains("uniform w32a32 channel 50% measured") &&
+                                           Contains("not used, as some layer has no such option"));
   }
 }
 

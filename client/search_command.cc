@@ -237,6 +237,7 @@ absl::Status AddInputValues(const std::vector<std::string>& pairs, v1::SearchSpe
   return absl::OkStatus();
 }
 
+// The task-metric floors (0: none) into the constraints.
 void SetTaskFloors(double top1, double argmax, double mask_iou, v1::Constraints* constraints) {
   constraints->set_min_top1_agreement(top1);
   constraints->set_min_argmax_agreement(argmax);

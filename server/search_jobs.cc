@@ -296,8 +296,6 @@ absl::Status SearchJobs::Recover() {
 
 namespace {
 
-// The spec's input values name inputs of the model, are finite, and stand for drawn inputs only.
-// Whether an input's type holds its value is checked when the inputs are drawn.
 // The spec's output weights name outputs of the model, float ones, and do not all weigh 0
 // (model::ResolveOutputWeights). A model analysed before its outputs were recorded is checked
 // when the search loads it.
@@ -312,6 +310,8 @@ absl::Status ValidateOutputWeights(const v1::SearchSpec& spec, const ModelRecord
   return absl::OkStatus();
 }
 
+// The spec's input values name inputs of the model, are finite, and stand for drawn inputs only.
+// Whether an input's type holds its value is checked when the inputs are drawn.
 absl::Status ValidateInputValues(const v1::SearchSpec& spec, const ModelRecord& model) {
   if (spec.input_values().empty()) return absl::OkStatus();
   if (spec.calibration_size() > 0) {

@@ -1,7 +1,8 @@
 // libFuzzer target: what the server checks in a search request before it queues anything. The
 // first byte picks the check, the rest is the input: a SearchSpec's bytes through its defaults,
 // validation and calibration checks (against PP-OCR cls's input shape); an --input-shape as the
-// upload takes it; a model record's stored shape string.
+// upload takes it; a model record's stored shape string; a RecommendRequest's bytes through its
+// validation (what a stored front may answer).
 // Each must answer OK or a status, never crash; a spec that validates must validate again after
 // its own round trip.
 #include <cstddef>
@@ -14,7 +15,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: {
       squeeze::v1::SearchSpec requested;
       if (!requested.ParseFromString(bytes)) return 0;
@@ -33,6 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 2:
       (void)squeeze::server::ParseShapes(bytes);
       break;
+    case 3: {
+      squeeze::v1::RecommendRequest request;
+      if (request.ParseFromString(bytes)) (void)squeeze::server::ValidateRecommendRequest(request);
+      break;
+    }
   }
   return 0;
 }

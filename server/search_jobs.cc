@@ -864,6 +864,8 @@ v1::RecommendResponse Answer(const v1::SearchJob& job, const std::string& device
 }  // namespace
 
 void SearchJobs::Recommend(const std::string& team, const v1::RecommendRequest& request, RecommendDone done) {
+  // Checked before a stored front can answer, as a search started for it would be.
+  if (absl::Status s = ValidateRecommendRequest(request); !s.ok()) return done(s);
   absl::StatusOr<ModelRecord> model = state_.GetModel(team, request.model_id());
   if (!model.ok()) return done(model.status());
   absl::StatusOr<dp::Device> device = profiles_.GetDevice(request.device_id());

@@ -161,6 +161,58 @@ absl::Status ValidateCalibration(const v1::SearchSpec& spec,
   return absl::OkStatus();
 }
 
+absl::Status ValidateConstraints(const v1::Constraints& c) {
+  // `!(x >= 0)` also refuses NaN; infinities are refused as no finite candidate could mean them.
+  for (const auto& [name, value] : {std::make_pair("constraints.max_latency_ms", c.max_latency_ms()),
+                                    std::make_pair("constraints.min_sqnr_db", c.min_sqnr_db())}) {
+    if (!(value >= 0) || !std::isfinite(value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " is ", value, ": give a finite value of at least 0 (0 means no limit)"));
+    }
+  }
+  for (const auto& [name, value] : {std::make_pair("constraints.min_top1_agreement", c.min_top1_agreement()),
+                                    std::make_pair("constraints.min_argmax_agreement", c.min_argmax_agreement()),
+                                    std::make_pair("constraints.min_mask_iou", c.min_mask_iou())}) {
+    if (!(value >= 0 && value <= 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " is ", value, ": give a share between 0 and 1 (0 means no floor)"));
+    }
+  }
+  if (c.max_model_bytes() < 0 || c.max_peak_memory_bytes() < 0) {
+    return absl::InvalidArgumentError(
+        "constraints.max_model_bytes and max_peak_memory_bytes must not be negative "
+        "(0 means no limit)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateOutputWeightValues(const google::protobuf::Map<std::string, double>& weights) {
+  bool weighed = weights.empty();
+  for (const auto& [name, weight] : weights) {
+    if (name.empty()) return absl::InvalidArgumentError("output_weights: an output without a name");
+    if (!(weight >= 0) || !std::isfinite(weight)) {
+      return absl::InvalidArgumentError(absl::StrCat("output_weights['", common::Printable(name, 100), "'] is ", weight,
+                                                     ": give a finite weight of at least 0"));
+    }
+    weighed = weighed || weight > 0;
+  }
+  if (!weighed) return absl::InvalidArgumentError("output_weights: every output weighs 0; give one a positive weight");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRecommendRequest(const v1::RecommendRequest& request) {
+  if (request.model_id().empty()) return absl::InvalidArgumentError("model_id is required");
+  if (request.device_id().empty()) return absl::InvalidArgumentError("device_id is required");
+  if (absl::Status s = ValidateConstraints(request.constraints()); !s.ok()) return s;
+  if (absl::Status s = ValidateOutputWeightValues(request.output_weights()); !s.ok()) return s;
+  if (!(request.time_budget_seconds() >= 0) || request.time_budget_seconds() > kMaxTimeBudgetS) {
+    return absl::InvalidArgumentError(absl::StrCat("time_budget_seconds is ", request.time_budget_seconds(),
+                                                   ": give 0 (30 s) to ", kMaxTimeBudgetS, " seconds"));
+  }
+  if (absl::StatusOr<search::OptionGrid> grid = GridOf(request.option_space()); !grid.ok()) return grid.status();
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSpec(const v1::SearchSpec& spec) {
   if (spec.device_ids().empty()) return absl::InvalidArgumentError("name at least one device (--device ID)");
   std::set<std::string> devices(spec.device_ids().begin(), spec.device_ids().end());
@@ -183,38 +235,8 @@ absl::Status ValidateSpec(const v1::SearchSpec& spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("strategy ", spec.strategy(), " is not AUTO (0), EXACT (1) or NSGA2 (2)"));
   }
-  const v1::Constraints& c = spec.constraints();
-  // `!(x >= 0)` also refuses NaN; infinities are refused as no finite candidate could mean them.
-  for (const auto& [name, value] : {std::make_pair("constraints.max_latency_ms", c.max_latency_ms()),
-                                    std::make_pair("constraints.min_sqnr_db", c.min_sqnr_db())}) {
-    if (!(value >= 0) || !std::isfinite(value)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, " is ", value, ": give a finite value of at least 0 (0 means no limit)"));
-    }
-  }
-  for (const auto& [name, value] : {std::make_pair("constraints.min_top1_agreement", c.min_top1_agreement()),
-                                    std::make_pair("constraints.min_argmax_agreement", c.min_argmax_agreement()),
-                                    std::make_pair("constraints.min_mask_iou", c.min_mask_iou())}) {
-    if (!(value >= 0 && value <= 1)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, " is ", value, ": give a share between 0 and 1 (0 means no floor)"));
-    }
-  }
-  if (c.max_model_bytes() < 0 || c.max_peak_memory_bytes() < 0) {
-    return absl::InvalidArgumentError(
-        "constraints.max_model_bytes and max_peak_memory_bytes must not be negative "
-        "(0 means no limit)");
-  }
-  bool weighed = spec.output_weights().empty();
-  for (const auto& [name, weight] : spec.output_weights()) {
-    if (name.empty()) return absl::InvalidArgumentError("output_weights: an output without a name");
-    if (!(weight >= 0) || !std::isfinite(weight)) {
-      return absl::InvalidArgumentError(absl::StrCat("output_weights['", common::Printable(name, 100), "'] is ", weight,
-                                                     ": give a finite weight of at least 0"));
-    }
-    weighed = weighed || weight > 0;
-  }
-  if (!weighed) return absl::InvalidArgumentError("output_weights: every output weighs 0; give one a positive weight");
+  if (absl::Status s = ValidateConstraints(spec.constraints()); !s.ok()) return s;
+  if (absl::Status s = ValidateOutputWeightValues(spec.output_weights()); !s.ok()) return s;
   if (!(spec.time_budget_seconds() >= 0) || spec.time_budget_seconds() > kMaxTimeBudgetS) {
     return absl::InvalidArgumentError(absl::StrCat("time_budget_seconds is ", spec.time_budget_seconds(),
                                                    ": give 0 (the server's default) to ", kMaxTimeBudgetS, " seconds"));

@@ -31,6 +31,19 @@ absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const st
 // The spec with its defaults filled in, so equal searches have equal keys.
 v1::SearchSpec NormalizedSpec(v1::SearchSpec spec, int max_candidates, double time_budget);
 
+// InvalidArgument naming the field for limits no search can hold: a negative, NaN or infinite
+// limit, a task floor outside [0, 1].
+absl::Status ValidateConstraints(const v1::Constraints& constraints);
+
+// InvalidArgument for output weights that are negative, not finite, unnamed or all 0. Whether the
+// model has such outputs is checked against it (model::ResolveOutputWeights).
+absl::Status ValidateOutputWeightValues(const google::protobuf::Map<std::string, double>& weights);
+
+// InvalidArgument naming the field for a recommendation request no answer can hold to: no model
+// or device, limits as ValidateConstraints, output weights as above, a time budget outside
+// [0, kMaxTimeBudgetS], an option space GridOf refuses. Checked before any stored front answers.
+absl::Status ValidateRecommendRequest(const v1::RecommendRequest& request);
+
 // InvalidArgument naming the field for a spec no search can run: devices, objectives, strategy,
 // limits (NaN and infinities included), budget, candidates, option grid, calibration bytes.
 absl::Status ValidateSpec(const v1::SearchSpec& spec);

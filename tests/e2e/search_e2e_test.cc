@@ -260,6 +260,31 @@ TEST_CASE("Recommend names the trade-offs from a stored front or from a search r
   CHECK(text.exit_code == 0);
   CHECK_THAT(text.out, Contains("balanced knee") && Contains("from a stored front"));
   CHECK(server.Cli({"recommend", model, "--device", "pixel-99"}).exit_code == 1);
+
+  // Limits no answer can hold are refused before the stored front could answer them.
+  auto stub = v1::SearchService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  for (const auto& [field, edit] : std::vector<std::pair<std::string, std::function<void(v1::RecommendRequest*)>>>{
+           {"constraints.max_latency_ms is nan",
+            [](v1::RecommendRequest* r) {
+              r->mutable_constraints()->set_max_latency_ms(std::numeric_limits<double>::quiet_NaN());
+            }},
+           {"constraints.min_top1_agreement is 2",
+            [](v1::RecommendRequest* r) { r->mutable_constraints()->set_min_top1_agreement(2); }},
+           {"output_weights['x'] is -1", [](v1::RecommendRequest* r) { (*r->mutable_output_weights())["x"] = -1; }},
+       }) {
+    v1::RecommendRequest request;
+    request.set_model_id(model);
+    request.set_device_id("host");
+    edit(&request);
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + server.admin_key());
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::RecommendResponse response;
+    const grpc::Status status = stub->Recommend(&context, request, &response);
+    INFO(field << ": " << status.error_message());
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(status.error_message(), Contains(field));
+  }
 }
 
 TEST_CASE("PP-OCRv4 det's front on host beats uniform int8 and fp16 or says why not", "[e2e][search]") {

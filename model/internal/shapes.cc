@@ -150,6 +150,86 @@ std::string RunInference(onnx::ModelProto* model, int error_mode) {
   }
 }
 
+// Replaces every Conv and ConvTranspose of `graph` and its subgraphs by ConstantOfShape(Shape(W)):
+// an output of the weight's rank, as a valid Conv's is. Appends (graph path, node, X, W) of each.
+struct ConvSite {
+  std::string node, x, w;
+};
+void StandInConvs(onnx::GraphProto* graph, std::vector<ConvSite>* sites) {
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+  for (onnx::NodeProto& n : *graph->mutable_node()) {
+    for (onnx::AttributeProto& a : *n.mutable_attribute()) {
+      if (a.has_g()) StandInConvs(a.mutable_g(), sites);
+      for (onnx::GraphProto& g : *a.mutable_graphs()) StandInConvs(&g, sites);
+    }
+    const bool conv = (n.op_type() == "Conv" || n.op_type() == "ConvTranspose") &&
+                      (n.domain().empty() || n.domain() == "ai.onnx") && n.input_size() >= 2 && n.output_size() >= 1;
+    if (!conv) {
+      *nodes.Add() = std::move(n);
+      continue;
+    }
+    sites->push_back({n.name().empty() ? n.output(0) : n.name(), n.input(0), n.input(1)});
+    const std::string shape = absl::StrCat("__squeeze_weight_shape_", sites->size());
+    onnx::NodeProto* of_w = nodes.Add();
+    of_w->set_op_type("Shape");
+    of_w->add_input(n.input(1));
+    of_w->add_output(shape);
+    onnx::NodeProto* fill = nodes.Add();
+    fill->set_op_type("ConstantOfShape");
+    fill->add_input(shape);
+    fill->add_output(n.output(0));
+  }
+  graph->mutable_node()->Swap(&nodes);
+}
+
+// The ranks libonnx knows of `graph`'s values (inputs, initializers, value_info, outputs), over
+// its subgraphs too (a name's first rank wins).
+void CollectRanks(const onnx::GraphProto& graph, std::map<std::string, int>* ranks) {
+  for (const onnx::TensorProto& t : graph.initializer()) ranks->emplace(t.name(), t.dims_size());
+  for (const auto* list : {&graph.input(), &graph.value_info(), &graph.output()}) {
+    for (const onnx::ValueInfoProto& info : *list) {
+      if (info.type().has_tensor_type() && info.type().tensor_type().has_shape()) {
+        ranks->emplace(info.name(), info.type().tensor_type().shape().dim_size());
+      }
+    }
+  }
+  for (const onnx::NodeProto& n : graph.node()) {
+    if (n.op_type() == "Constant") {
+      for (const onnx::AttributeProto& a : n.attribute()) {
+        if (a.name() == "value" && a.has_t() && n.output_size() > 0) ranks->emplace(n.output(0), a.t().dims_size());
+      }
+    }
+    for (const onnx::AttributeProto& a : n.attribute()) {
+      if (a.has_g()) CollectRanks(a.g(), ranks);
+      for (const onnx::GraphProto& g : a.graphs()) CollectRanks(g, ranks);
+    }
+  }
+}
+
+// InvalidArgument naming the node when a Conv's or ConvTranspose's input does not have its
+// weight's rank, or has fewer than 3 dims, as one libonnx pass over a copy whose Convs stand in
+// for themselves (StandInConvs) shows. Ranks libonnx cannot tell are not checked.
+absl::Status CheckConvRanks(onnx::ModelProto copy, const ShapeMap& inputs,
+                            const std::map<std::string, ValueShape>& seeds) {
+  std::vector<ConvSite> sites;
+  StandInConvs(copy.mutable_graph(), &sites);
+  if (sites.empty()) return absl::OkStatus();
+  SetKnownShapes(&copy, inputs, seeds);
+  (void)RunInference(&copy, /*error_mode=*/0);  // what fails here, the real pass reports
+  std::map<std::string, int> ranks;
+  CollectRanks(copy.graph(), &ranks);
+  for (const ConvSite& site : sites) {
+    auto x = ranks.find(site.x), w = ranks.find(site.w);
+    if (x == ranks.end() || w == ranks.end()) continue;
+    if (x->second != w->second || x->second < 3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "node '", site.node, "': its input '", site.x, "' has rank ", x->second, " and its weight '", site.w,
+          "' rank ", w->second, "; a Conv's input and weight have the same rank, at least 3 (N, C, spatial...)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string DimsString(const Dims& dims) { return absl::StrCat("[", absl::StrJoin(dims, ","), "]"); }
@@ -316,6 +396,9 @@ absl::StatusOr<InferenceResult> InferShapes(onnx::ModelProto* model, const std::
   // With the declared inputs, for the canonical model's value_info: symbolic dims stay symbolic,
   // so the record holds whatever input shapes the model later runs with. Not for a model newer
   // than libonnx, whose outdated definitions could record shapes a runtime would contradict.
+  // libonnx 1.12's Conv shape inference reads past the input's dims when the input's rank is not
+  // the weight's (a crafted upload crashed the analysis): the ranks are checked before it runs.
+  if (absl::Status s = CheckConvRanks(fresh_copy(), inputs, seeds); !s.ok()) return s;
   if (!newer_than_libonnx && seeds.empty()) {
     onnx::ModelProto symbolic = fresh_copy();
     const std::string error = RunInference(&symbolic, /*error_mode=*/0);

@@ -277,8 +277,7 @@ TEST_CASE("Recommend names the trade-offs from a stored front or from a search r
     request.set_device_id("host");
     edit(&request);
     grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer " + server.admin_key());
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    server.Authorize(&context);
     v1::RecommendResponse response;
     const grpc::Status status = stub->Recommend(&context, request, &response);
     INFO(field << ": " << status.error_message());
@@ -362,8 +361,7 @@ TEST_CASE("Unknown models and devices are NOT_FOUND and bad specs INVALID_ARGUME
     spec.add_device_ids("host");
     edit(&spec);
     grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer " + server.admin_key());
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    server.Authorize(&context);
     v1::SearchJob job;
     return stub->StartSearch(&context, spec, &job);
   };

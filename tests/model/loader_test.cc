@@ -150,6 +150,22 @@ TEST_CASE("Inputs the fuzzer made crash no longer do: each is refused or loaded"
   AnalyzeOptions given;
   given.input_shapes[model.graph().input(0).name()] = {1, 3, int64_t{1} << 40, 8};
   CHECK_THAT(std::string(LoadModel(Bytes(SmallCnn()), given).status().message()), Contains("larger than any tensor"));
+
+  // The second: a rank-3 value computed into a Conv with a rank-4 weight, on which libonnx 1.12's
+  // Conv shape inference read out of bounds. The ranks are checked before it runs.
+  onnx::ModelProto ranks = testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    ranks (float[2, 4, 4] x) => (float[1, 3, 4, 4] y) {
+      one = Constant <value = float {1.0}> ()
+      xs = Add (x, one)
+      y = Conv (xs, w)
+    }
+  )onnx");
+  testing::AddInitializer(ranks.mutable_graph(),
+                          testing::FloatTensor("w", {3, 2, 1, 1}, testing::Encoding::kRaw, testing::Ramp(6)));
+  const absl::Status mismatch = LoadModel(Bytes(ranks), AnalyzeOptions()).status();
+  CHECK(mismatch.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(mismatch.message()), Contains("its input 'xs' has rank 3 and its weight 'w' rank 4"));
 }
 
 TEST_CASE("A small CNN: layers, shapes, MACs and params by hand", "[model]") {

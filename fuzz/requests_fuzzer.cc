@@ -2,7 +2,8 @@
 // first byte picks the check, the rest is the input: a SearchSpec's bytes through its defaults,
 // validation and calibration checks (against PP-OCR cls's input shape); an --input-shape as the
 // upload takes it; a model record's stored shape string; a RecommendRequest's bytes through its
-// validation (what a stored front may answer).
+// validation (what a stored front may answer); an upload's metadata message and an export request
+// through theirs.
 // Each must answer OK or a status, never crash; a spec that validates must validate again after
 // its own round trip.
 #include <cstddef>
@@ -15,7 +16,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 6) {
     case 0: {
       squeeze::v1::SearchSpec requested;
       if (!requested.ParseFromString(bytes)) return 0;
@@ -37,6 +38,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 3: {
       squeeze::v1::RecommendRequest request;
       if (request.ParseFromString(bytes)) (void)squeeze::server::ValidateRecommendRequest(request);
+      break;
+    }
+    case 4: {
+      squeeze::v1::UploadMetadata metadata;
+      if (metadata.ParseFromString(bytes)) (void)squeeze::server::ValidateUploadMetadata(metadata, int64_t{1} << 30);
+      break;
+    }
+    case 5: {
+      squeeze::v1::ExportRequest request;
+      if (request.ParseFromString(bytes)) (void)squeeze::server::ValidateExportRequest(request);
       break;
     }
   }

@@ -57,8 +57,7 @@ ExportJobs::ExportJobs(StateStore& state, BlobStore& blobs, device_profiles::Pro
     : state_(state), blobs_(blobs), profiles_(profiles), workers_(workers), options_(std::move(options)) {}
 
 absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const v1::ExportRequest& request) {
-  if (request.job_id().empty()) return absl::InvalidArgumentError("job_id is required");
-  if (request.device_id().empty()) return absl::InvalidArgumentError("device_id is required");
+  if (absl::Status s = ValidateExportRequest(request); !s.ok()) return s;
   ExportTarget t;
   t.team = team;
   absl::StatusOr<JobRecord> job = state_.GetJob(team, request.job_id());

@@ -15,12 +15,11 @@
 #include "model/output_weights.h"
 #include "server/caller.h"
 #include "server/proto_conversion.h"
+#include "server/search_spec.h"
 #include "server/status.h"
 
 namespace squeeze::server {
 namespace {
-
-constexpr size_t kMaxNameLength = 200;
 
 std::string Mebibytes(int64_t bytes) { return absl::StrCat(bytes / (1 << 20), " MiB"); }
 
@@ -114,20 +113,7 @@ class ModelService::UploadReactor final : public grpc::ServerReadReactor<v1::Upl
       if (has_metadata_) return absl::InvalidArgumentError("the upload sent its metadata twice");
       has_metadata_ = true;
       metadata_ = request_.metadata();
-      if (metadata_.name().empty()) {
-        return absl::InvalidArgumentError("the model's name is empty; 'squeeze models upload' uses the file name");
-      }
-      if (metadata_.name().size() > kMaxNameLength) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("the model's name is longer than ", kMaxNameLength, " characters"));
-      }
-      if (metadata_.size_bytes() < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("the declared size_bytes ", metadata_.size_bytes(),
-                                                       " is negative; send the file's size or 0"));
-      }
-      if (metadata_.size_bytes() > service_.options_.max_model_bytes) {
-        return TooLarge(metadata_.size_bytes(), service_.options_.max_model_bytes);
-      }
+      if (absl::Status s = ValidateUploadMetadata(metadata_, service_.options_.max_model_bytes); !s.ok()) return s;
       if (absl::Status s = service_.Reserve(this, caller_.team, metadata_.size_bytes()); !s.ok()) return s;
       absl::StatusOr<std::unique_ptr<BlobWriter>> writer = service_.blobs_.NewWriter();
       if (!writer.ok()) return writer.status();

@@ -200,6 +200,44 @@ absl::Status ValidateOutputWeightValues(const google::protobuf::Map<std::string,
   return absl::OkStatus();
 }
 
+absl::Status ValidateUploadMetadata(const v1::UploadMetadata& metadata, int64_t max_model_bytes) {
+  if (metadata.name().empty()) {
+    return absl::InvalidArgumentError("the model's name is empty; 'squeeze models upload' uses the file name");
+  }
+  if (metadata.name().size() > kMaxModelNameLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model's name is longer than ", kMaxModelNameLength, " characters"));
+  }
+  if (metadata.size_bytes() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the declared size_bytes ", metadata.size_bytes(), " is negative; send the file's size or 0"));
+  }
+  if (metadata.size_bytes() > max_model_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model is ", metadata.size_bytes(), " bytes, over this server's limit of ", max_model_bytes, " bytes (",
+        max_model_bytes / (1 << 20), " MiB); ask the operator to raise squeezed --max-model-bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateExportRequest(const v1::ExportRequest& request) {
+  if (request.job_id().empty()) return absl::InvalidArgumentError("job_id is required");
+  if (request.device_id().empty()) return absl::InvalidArgumentError("device_id is required");
+  if (request.candidate_ref_case() == v1::ExportRequest::kCandidate && request.candidate() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("candidate is ", request.candidate(), ": give a candidate's index, from 0"));
+  }
+  if (request.candidate_ref_case() == v1::ExportRequest::kRecommendation && request.recommendation().empty()) {
+    return absl::InvalidArgumentError(
+        "recommendation is empty: give one of fastest, smallest, most accurate, balanced knee");
+  }
+  if (!v1::RangeMethod_IsValid(request.range_method())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("range_method ", request.range_method(), " is not UNSPECIFIED (0), PERCENTILE (1) or MINMAX (2)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRecommendRequest(const v1::RecommendRequest& request) {
   if (request.model_id().empty()) return absl::InvalidArgumentError("model_id is required");
   if (request.device_id().empty()) return absl::InvalidArgumentError("device_id is required");

@@ -14,6 +14,8 @@
 #include "search/engine/objective.h"
 #include "search/problem/error_calibration.h"
 #include "search/problem/option_grid.h"
+#include "squeeze/v1/export.pb.h"
+#include "squeeze/v1/model.pb.h"
 #include "squeeze/v1/search.pb.h"
 
 namespace squeeze::server {
@@ -43,6 +45,17 @@ absl::Status ValidateOutputWeightValues(const google::protobuf::Map<std::string,
 // or device, limits as ValidateConstraints, output weights as above, a time budget outside
 // [0, kMaxTimeBudgetS], an option space GridOf refuses. Checked before any stored front answers.
 absl::Status ValidateRecommendRequest(const v1::RecommendRequest& request);
+
+// An upload's metadata message: InvalidArgument for an empty name or one over kMaxModelNameLength
+// bytes, or a negative declared size; ResourceExhausted, with the flag to raise, for a declared
+// size over `max_model_bytes`.
+inline constexpr size_t kMaxModelNameLength = 200;
+absl::Status ValidateUploadMetadata(const v1::UploadMetadata& metadata, int64_t max_model_bytes);
+
+// An export request before anything is looked up: InvalidArgument naming the field for a missing
+// job or device, a negative candidate index, an empty recommendation name or an unknown range
+// method.
+absl::Status ValidateExportRequest(const v1::ExportRequest& request);
 
 // InvalidArgument naming the field for a spec no search can run: devices, objectives, strategy,
 // limits (NaN and infinities included), budget, candidates, option grid, calibration bytes.

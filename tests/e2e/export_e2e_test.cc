@@ -208,8 +208,10 @@ TEST_CASE("A search started with --verify gets its recommended candidates measur
   CHECK(measured < job.fronts(0).candidates_size());  // only the recommended ones
 }
 
-TEST_CASE("Bad exports: unknown job, device or candidate NOT_FOUND, unfinished search FAILED_PRECONDITION",
-          "[e2e][export]") {
+TEST_CASE(
+    "Bad exports: unknown job, device or candidate NOT_FOUND, bad fields INVALID_ARGUMENT, unfinished search "
+    "FAILED_PRECONDITION",
+    "[e2e][export]") {
   TempDir dir;
   RunningServer server(dir.File("data"));
   const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", WriteResidualModel(dir)})).id();
@@ -220,7 +222,8 @@ TEST_CASE("Bad exports: unknown job, device or candidate NOT_FOUND, unfinished s
   CHECK(code(Request("s-0000000000000000", "host", 0)) == grpc::StatusCode::NOT_FOUND);
   CHECK(code(Request(job.id(), "pixel-8", 0)) == grpc::StatusCode::NOT_FOUND);
   CHECK(code(Request(job.id(), "host", 9999)) == grpc::StatusCode::NOT_FOUND);
-  CHECK(code(Request(job.id(), "host", -1)) == grpc::StatusCode::NOT_FOUND);
+  // A negative index or a missing job is a bad field, not a missing candidate.
+  CHECK(code(Request(job.id(), "host", -1)) == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(code(Request("", "host", 0)) == grpc::StatusCode::INVALID_ARGUMENT);
   v1::ExportRequest named = Request(job.id(), "host", 0);
   named.set_recommendation("cheapest");

@@ -247,15 +247,17 @@ class Measurement {
     // Each output's error counts relative to its own energy, times its weight
     // (model/output_weights.h): the relative output error is then Σ_o scale_[o]·‖Δ_o‖².
     // An output that is 0 on every sample has no relative error: the others share its weight.
+    inverse_energy_.assign(outputs_.size(), 0.0);
     scale_.assign(outputs_.size(), 0.0);
     std::vector<std::string> silent;
     double kept = 0;
     for (size_t o = 0; o < outputs_.size(); ++o) {
-      if (output_weights_[o] == 0) continue;
       double energy = 0;
       for (size_t k = 0; k < samples; ++k) energy += Energy(Floats(reference_[k][o]));
+      if (energy > 0) inverse_energy_[o] = 1 / energy;
+      if (output_weights_[o] == 0) continue;
       if (energy > 0) {
-        scale_[o] = output_weights_[o] / energy;
+        scale_[o] = output_weights_[o] * inverse_energy_[o];
         kept += output_weights_[o];
       } else {
         silent.push_back(model_.proto.graph().output(static_cast<int>(o)).name());
@@ -418,15 +420,9 @@ class Measurement {
       const LayerSensitivity& l = report_->layers[i];
       if (l.measured && l.weight < floor) low.push_back(i);
     }
-    // Every output with values, weighed alike: whether a layer reaches outputs at all.
-    std::vector<double> any_output(outputs_.size(), 0.0);
+    // Outputs with values that weigh nothing: a layer may reach only those.
     bool some_unweighed = false;
-    for (size_t o = 0; o < outputs_.size(); ++o) {
-      double energy = 0;
-      for (const std::vector<Tensor>& sample : reference_) energy += Energy(Floats(sample[o]));
-      if (energy > 0) any_output[o] = 1 / energy;
-      some_unweighed = some_unweighed || (energy > 0 && scale_[o] == 0);
-    }
+    for (size_t o = 0; o < outputs_.size(); ++o) some_unweighed |= inverse_energy_[o] > 0 && scale_[o] == 0;
     std::vector<absl::Status> status(low.size());
     std::vector<uint8_t> unweighed_only(low.size(), 0);
     ParallelFor(
@@ -436,7 +432,7 @@ class Measurement {
           if (feeds.empty()) feeds = base_feeds_;
           absl::StatusOr<double> error = WeightResponse(feeds, low[j], kSaturationNoiseEnergy);
           if (error.ok() && *error == 0 && some_unweighed) {
-            absl::StatusOr<double> anywhere = WeightResponse(feeds, low[j], kSaturationNoiseEnergy, &any_output);
+            absl::StatusOr<double> anywhere = WeightResponse(feeds, low[j], kSaturationNoiseEnergy, &inverse_energy_);
             if (!anywhere.ok()) error = anywhere.status();
             if (anywhere.ok() && *anywhere > 0) unweighed_only[j] = 1;
           }
@@ -552,7 +548,8 @@ class Measurement {
   std::map<size_t, size_t> weight_slot_, delta_slot_;           // layer -> index in the feeds
   std::vector<std::vector<Tensor>> reference_;                  // per sample: unperturbed outputs
   std::vector<double> output_weights_;                          // per graph output (model::ResolveOutputWeights)
-  std::vector<double> scale_;                                   // per output: its weight over its reference energy
+  std::vector<double> inverse_energy_;  // per output: 1 / its reference energy, 0 for an output all 0
+  std::vector<double> scale_;           // per output: its share of the weight times inverse_energy_
   std::atomic<bool> failed_{false};
 };
 
@@ -589,8 +586,9 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
   }
   if (options.threads < 1) return absl::InvalidArgumentError("threads must be at least 1");
   if (calibration.samples.empty()) return absl::InvalidArgumentError("the calibration set has no samples");
+  const std::vector<model::GraphOutput> graph_outputs = model::GraphOutputs(model.proto);
   absl::StatusOr<std::vector<double>> output_weights =
-      model::ResolveOutputWeights(model::GraphOutputs(model.proto), options.output_weights);
+      model::ResolveOutputWeights(graph_outputs, options.output_weights);
   if (!output_weights.ok()) return output_weights.status();
   const auto start = std::chrono::steady_clock::now();
   SensitivityReport report;
@@ -602,8 +600,7 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
     l.layer = layer.name;
     report.layers.push_back(std::move(l));
   }
-  report.weighted_over =
-      model::DescribeOutputWeights(model::GraphOutputs(model.proto), *output_weights, !options.output_weights.empty());
+  report.weighted_over = model::DescribeOutputWeights(graph_outputs, *output_weights, !options.output_weights.empty());
   absl::Status status = Measurement(model, calibration, options, *output_weights, &report).Measure();
   if (status.code() == absl::StatusCode::kCancelled) return status;
   if (!status.ok()) {

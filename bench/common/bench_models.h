@@ -9,6 +9,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "model/loader.h"
+#include "runtime/shape_probe.h"
 
 namespace squeeze::bench {
 
@@ -34,6 +36,19 @@ inline absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {
     return absl::InvalidArgumentError(absl::StrCat("--model ", text, ": expected LABEL:FILE[:INPUT=SHAPE]"));
   }
   return ModelSpec{parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
+}
+
+// How the benchmarks analyse `spec`'s model: at its input shape, with ONNX Runtime's shape probe
+// for what libonnx cannot infer. InvalidArgument for an input shape that does not parse.
+inline absl::StatusOr<model::AnalyzeOptions> AnalyzeOptionsFor(const ModelSpec& spec) {
+  model::AnalyzeOptions analyze;
+  if (!spec.input_shape.empty()) {
+    auto shape = model::ParseInputShape(spec.input_shape);
+    if (!shape.ok()) return shape.status();
+    analyze.input_shapes[shape->first] = shape->second;
+  }
+  analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
+  return analyze;
 }
 
 }  // namespace squeeze::bench

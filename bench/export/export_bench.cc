@@ -16,6 +16,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench/common/problem.h"
+#include "bench/common/timing.h"
 #include "device_profiles/cost_model.h"
 #include "device_profiles/host.h"
 #include "model/export.h"
@@ -34,9 +36,8 @@ namespace {
 namespace model = squeeze::model;
 namespace runtime = squeeze::runtime;
 namespace search = squeeze::search;
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+using squeeze::bench::Clock;
+using squeeze::bench::Since;
 
 struct Row {
   std::string name;
@@ -122,13 +123,7 @@ int main(int argc, char** argv) {
     if (!sensitivity.ok()) return fail(sensitivity.status());
     auto cost = squeeze::device_profiles::DeviceCostModel::Create(*host, {});
     if (!cost.ok()) return fail(cost.status());
-    search::ProblemInputs inputs;
-    inputs.model = &*loaded;
-    inputs.device = &*host;
-    inputs.cost_model = cost->get();
-    inputs.sensitivity = &*sensitivity;
-    inputs.threads = threads;
-    auto built = search::BuildProblem(inputs);
+    auto built = squeeze::bench::ProblemOn(*loaded, *host, **cost, *sensitivity, threads);
     if (!built.ok()) return fail(built.status());
     problem = *std::move(built);
   }

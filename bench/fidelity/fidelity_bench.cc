@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "bench/common/stats.h"
+#include "bench/common/timing.h"
 #include "model/loader.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
@@ -37,11 +38,10 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using squeeze::bench::Clock;
+using squeeze::bench::Since;
 namespace model = squeeze::model;
 namespace runtime = squeeze::runtime;
-
-double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 struct LayerPlan {
   int weight_bits = 32;

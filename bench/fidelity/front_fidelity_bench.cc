@@ -19,7 +19,9 @@
 #include <vector>
 
 #include "bench/common/bench_models.h"
+#include "bench/common/problem.h"
 #include "bench/common/stats.h"
+#include "bench/common/timing.h"
 #include "common/files.h"
 #include "device_profiles/cost_model.h"
 #include "device_profiles/host.h"
@@ -41,9 +43,8 @@ namespace dp = squeeze::device_profiles;
 namespace model = squeeze::model;
 namespace runtime = squeeze::runtime;
 namespace search = squeeze::search;
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+using squeeze::bench::Clock;
+using squeeze::bench::Since;
 
 constexpr double kFloorDb = 10;
 
@@ -206,14 +207,9 @@ int main(int argc, char** argv) {
     const Clock::time_point start = Clock::now();
     absl::StatusOr<std::string> bytes = squeeze::common::ReadFile(spec.file);
     if (!bytes.ok()) return fail(fmt::format("{} (run `make deps` to fetch the models)", bytes.status().ToString()));
-    model::AnalyzeOptions analyze;
-    if (!spec.input_shape.empty()) {
-      auto shape = model::ParseInputShape(spec.input_shape);
-      if (!shape.ok()) return fail(shape.status());
-      analyze.input_shapes[shape->first] = shape->second;
-    }
-    analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
-    absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, analyze);
+    absl::StatusOr<model::AnalyzeOptions> analyze = squeeze::bench::AnalyzeOptionsFor(spec);
+    if (!analyze.ok()) return fail(analyze.status());
+    absl::StatusOr<model::LoadedModel> loaded = model::LoadModel(*bytes, *analyze);
     if (!loaded.ok()) return fail(loaded.status());
     auto session = runtime::Session::Create(*bytes);
     if (!session.ok()) return fail(session.status());
@@ -225,13 +221,7 @@ int main(int argc, char** argv) {
     auto sensitivity = runtime::MeasureSensitivity(*loaded, *calibration, sensitivity_options);
     if (!sensitivity.ok()) return fail(sensitivity.status());
 
-    search::ProblemInputs inputs;
-    inputs.model = &*loaded;
-    inputs.device = &*host;
-    inputs.cost_model = cost->get();
-    inputs.sensitivity = &*sensitivity;
-    inputs.threads = threads;
-    absl::StatusOr<search::Problem> problem = search::BuildProblem(inputs);
+    absl::StatusOr<search::Problem> problem = squeeze::bench::ProblemOn(*loaded, *host, **cost, *sensitivity, threads);
     if (!problem.ok()) return fail(problem.status());
     const search::Problem before = *problem;
     search::SearchSpec engine_spec;
@@ -250,7 +240,7 @@ int main(int argc, char** argv) {
     check.ranges.threads = threads;
     check.verify.threads = threads;
     check.verify.measure_latency = false;
-    check.export_options.shape_probe = analyze.shape_probe;
+    check.export_options.shape_probe = analyze->shape_probe;
     auto measure =
         [&](const std::vector<search::Candidate>& candidates) -> absl::StatusOr<std::vector<search::ErrorProbe>> {
       std::vector<search::ErrorProbe> out;

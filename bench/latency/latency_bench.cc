@@ -27,6 +27,7 @@
 
 #include "absl/strings/str_split.h"
 #include "bench/common/bench_models.h"
+#include "bench/common/timing.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "device_profiles/cost_model.h"
@@ -49,9 +50,8 @@ namespace model = squeeze::model;
 namespace runtime = squeeze::runtime;
 namespace search = squeeze::search;
 namespace v1 = squeeze::v1;
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+using squeeze::bench::Clock;
+using squeeze::bench::Since;
 
 struct Variant {
   std::string name;
@@ -331,14 +331,9 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> bytes = squeeze::common::ReadFile(spec.file);
     if (!bytes.ok())
       return fail(fmt::format("{} (run `make deps` to fetch the test models)", bytes.status().ToString()));
-    model::AnalyzeOptions analyze;
-    if (!spec.input_shape.empty()) {
-      auto shape = model::ParseInputShape(spec.input_shape);
-      if (!shape.ok()) return fail(shape.status());
-      analyze.input_shapes[shape->first] = shape->second;
-    }
-    analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
-    auto loaded = model::LoadModel(*bytes, analyze);
+    absl::StatusOr<model::AnalyzeOptions> analyze = squeeze::bench::AnalyzeOptionsFor(spec);
+    if (!analyze.ok()) return fail(analyze.status());
+    auto loaded = model::LoadModel(*bytes, *analyze);
     if (!loaded.ok()) return fail(loaded.status());
     const std::string sha = squeeze::common::Sha256Hex(*bytes);
 

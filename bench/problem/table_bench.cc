@@ -11,6 +11,8 @@
 #include <map>
 #include <sstream>
 
+#include "bench/common/problem.h"
+#include "bench/common/timing.h"
 #include "device_profiles/cost_model.h"
 #include "device_profiles/host.h"
 #include "model/loader.h"
@@ -23,9 +25,8 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+using squeeze::bench::Clock;
+using squeeze::bench::Since;
 
 }  // namespace
 
@@ -109,13 +110,7 @@ int main(int argc, char** argv) {
     std::cerr << cost.status() << "\n";
     return 1;
   }
-  squeeze::search::ProblemInputs inputs;
-  inputs.model = &*loaded;
-  inputs.device = &*host;
-  inputs.cost_model = cost->get();
-  inputs.sensitivity = &*sensitivity;
-  inputs.threads = threads;
-  auto problem = squeeze::search::BuildProblem(inputs);
+  auto problem = squeeze::bench::ProblemOn(*loaded, *host, **cost, *sensitivity, threads);
   if (!problem.ok()) {
     std::cerr << problem.status() << "\n";
     return 1;

@@ -82,9 +82,7 @@ grpc::Status CallWithEmptyRequest(const std::shared_ptr<grpc::Channel>& channel,
   return CallWithBytes(channel, method, key, "");
 }
 
-std::shared_ptr<grpc::Channel> Channel(const RunningServer& server) {
-  return grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
-}
+std::shared_ptr<grpc::Channel> Channel(const RunningServer& server) { return server.Channel(); }
 
 TEST_CASE("Every RPC of every service needs a valid key, but health does not", "[e2e][auth]") {
   TempDir dir;
@@ -118,7 +116,7 @@ TEST_CASE("Every RPC of every service needs a valid key, but health does not", "
   }
   // The standard health service answers without a key.
   grpc::GenericStub stub(channel);
-  auto health = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  auto health = server.Channel();
   grpc::Status status = CallWithEmptyRequest(health, "/grpc.health.v1.Health/Check", "");
   CHECK(status.ok());
   CommandResult probe = server.CliAs("", {"health"});
@@ -309,8 +307,7 @@ TEST_CASE("Server limits refuse oversized messages and bad settings", "[e2e][quo
   // A 3 MiB message is refused by gRPC itself before any handler sees it.
   auto stub = v1::SearchService::NewStub(Channel(server));
   grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + server.admin_key());
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  server.Authorize(&context, std::chrono::seconds(10));
   v1::SearchSpec spec;
   spec.set_model_id("m-0000000000000000");
   spec.add_calibration()->add_tensors(std::string(3 << 20, 'x'));

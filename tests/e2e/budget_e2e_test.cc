@@ -52,7 +52,7 @@ TEST_CASE("Under a 2 GiB limit, memory bombs get clear errors and another team i
   // Row 5: a search asking for 2^31 - 1 candidates, refused naming the field.
   const v1::Model cls =
       Parse<v1::Model>(server.CliAs(alpha, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
-  auto stub = v1::SearchService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  auto stub = v1::SearchService::NewStub(server.Channel());
   grpc::ClientContext context;
   context.AddMetadata("authorization", "Bearer " + alpha);
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));

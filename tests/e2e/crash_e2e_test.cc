@@ -90,7 +90,7 @@ TEST_CASE("kill -9 during an upload and during a search loses nothing acknowledg
     acknowledged =
         Parse<v1::Model>(server.Cli({"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
     // Half of PP-OCRv4 det is on its way when the server dies.
-    auto stub = v1::ModelService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+    auto stub = v1::ModelService::NewStub(server.Channel());
     grpc::ClientContext context;
     context.AddMetadata("authorization", "Bearer " + server.admin_key());
     v1::Model ignored;
@@ -186,7 +186,7 @@ TEST_CASE("SIGTERM stops within a bounded time with an idle client connected and
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // An idle client: its connection stays open after one call.
-  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  auto channel = server.Channel();
   auto stub = v1::ServerService::NewStub(channel);
   {
     grpc::ClientContext context;

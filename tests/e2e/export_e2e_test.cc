@@ -29,10 +29,9 @@ struct Streamed {
 };
 
 Streamed ExportOverRpc(const RunningServer& server, const v1::ExportRequest& request) {
-  auto stub = v1::ExportService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  auto stub = v1::ExportService::NewStub(server.Channel());
   grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + server.admin_key());
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  server.Authorize(&context, std::chrono::seconds(120));
   auto reader = stub->ExportModel(&context, request);
   Streamed s;
   v1::ExportChunk chunk;

@@ -186,10 +186,9 @@ TEST_CASE("devices put makes host a measured device and keeps the spec version",
 // PutDeviceProfile over gRPC with the admin key; the CLI checks files itself, so the server's
 // own checks are reached only this way.
 grpc::Status Put(const RunningServer& server, const v1::PutDeviceProfileRequest& request, v1::Device* out) {
-  auto stub = v1::DeviceService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  auto stub = v1::DeviceService::NewStub(server.Channel());
   grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + server.admin_key());
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  server.Authorize(&context);
   return stub->PutDeviceProfile(&context, request, out);
 }
 

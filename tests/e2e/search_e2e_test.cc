@@ -262,7 +262,7 @@ TEST_CASE("Recommend names the trade-offs from a stored front or from a search r
   CHECK(server.Cli({"recommend", model, "--device", "pixel-99"}).exit_code == 1);
 
   // Limits no answer can hold are refused before the stored front could answer them.
-  auto stub = v1::SearchService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  auto stub = v1::SearchService::NewStub(server.Channel());
   for (const auto& [field, edit] : std::vector<std::pair<std::string, std::function<void(v1::RecommendRequest*)>>>{
            {"constraints.max_latency_ms is nan",
             [](v1::RecommendRequest* r) {
@@ -354,7 +354,7 @@ TEST_CASE("Unknown models and devices are NOT_FOUND and bad specs INVALID_ARGUME
   CHECK_THAT(exact_peak.err, Contains("INVALID_ARGUMENT") && Contains("nsga2"));
 
   // Over gRPC, fields the CLI would never send: each refused naming the field, nothing queued.
-  auto stub = v1::SearchService::NewStub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  auto stub = v1::SearchService::NewStub(server.Channel());
   auto start = [&](const std::function<void(v1::SearchSpec*)>& edit) {
     v1::SearchSpec spec;
     spec.set_model_id(model);

@@ -77,10 +77,14 @@ class RunningServer {
   const std::string& data_dir() const { return data_dir_; }
   // The first admin key of the data dir (team "default").
   const std::string& admin_key() const { return admin_key_; }
-  // Sets `context` up for a call as this server's first admin, with a 20 s deadline.
-  void Authorize(grpc::ClientContext* context) const {
+  // A plaintext channel to the server, for calls the CLI cannot make.
+  std::shared_ptr<grpc::Channel> Channel() const {
+    return grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  }
+  // Sets `context` up for a call as this server's first admin, within `deadline`.
+  void Authorize(grpc::ClientContext* context, std::chrono::seconds deadline = std::chrono::seconds(20)) const {
     context->AddMetadata("authorization", "Bearer " + admin_key_);
-    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    context->set_deadline(std::chrono::system_clock::now() + deadline);
   }
   int pid() const { return child_ ? child_->pid() : -1; }
   // Arguments every Cli call gets before its own (e.g. --ca-cert for a TLS server).

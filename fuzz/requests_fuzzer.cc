@@ -5,7 +5,8 @@
 // validation (what a stored front may answer); an upload's metadata message and an export request
 // through theirs.
 // Each must answer OK or a status, never crash; a spec that validates must validate again after
-// its own round trip.
+// its own round trip, and an upload's input shapes that are taken must read back from their
+// stored form unchanged.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -42,7 +43,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 4: {
       squeeze::v1::UploadMetadata metadata;
-      if (metadata.ParseFromString(bytes)) (void)squeeze::server::ValidateUploadMetadata(metadata, int64_t{1} << 30);
+      if (!metadata.ParseFromString(bytes)) break;
+      (void)squeeze::server::ValidateUploadMetadata(metadata, int64_t{1} << 30);
+      // Shapes that are taken are stored in their canonical form and must read back the same.
+      const auto shapes = squeeze::server::InputShapesOf(metadata.input_shapes());
+      if (!shapes.ok()) break;
+      const auto stored = squeeze::server::ParseShapes(squeeze::server::CanonicalInputShapes(*shapes));
+      if (!stored.ok() || *stored != *shapes) __builtin_trap();
       break;
     }
     case 5: {

@@ -1,11 +1,16 @@
 #include "model/batch_norm_folding.h"
 
 #include <cmath>
+#include <map>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "model/internal/graph.h"
+#include "model/internal/graph_editor.h"
 #include "model/internal/tensor_data.h"
+#include "model/weight_math.h"
 
 namespace squeeze::model {
 
@@ -107,6 +112,57 @@ absl::StatusOr<FoldedBatchNorm> FoldBatchNorm(const onnx::GraphProto& graph, con
     out.bias[c] = static_cast<float>(folded);
   }
   return out;
+}
+
+absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
+                                                                    const std::set<size_t>& layers) {
+  onnx::GraphProto* g = proto->mutable_graph();
+  internal::GraphEditor editor(proto);
+  std::map<size_t, std::vector<float>> row_scales;
+  std::set<std::string> removed;
+  for (size_t i : layers) {
+    if (i >= analysis.layers.size()) break;
+    const Layer& layer = analysis.layers[i];
+    if (!layer.subgraph.empty() || layer.op_type != "Conv" || layer.weight_elem_type != onnx::TensorProto::FLOAT) {
+      continue;
+    }
+    absl::StatusOr<internal::Site> site = editor.Find(layer);
+    if (!site.ok()) continue;
+    onnx::NodeProto* conv = site->node;
+    const onnx::NodeProto* bn = FoldableBatchNorm(*g, *conv);
+    if (bn == nullptr) continue;
+    onnx::TensorProto* weight = MutableGraphConstant(g, conv->input(1));
+    if (weight == nullptr) return absl::InternalError("a foldable Conv's weight is no constant");
+    std::vector<float> bias;
+    if (conv->input_size() > 2 && !conv->input(2).empty()) {
+      bias = internal::DecodeFloats(*GraphConstant(*g, conv->input(2)));
+    }
+    absl::StatusOr<FoldedBatchNorm> folded = FoldBatchNorm(*g, *bn, bias, layer.out_channels);
+    if (!folded.ok()) return folded.status();
+    ChannelMatrix rows = ToChannelMajor(internal::DecodeFloats(*weight), layer.weight_layout);
+    for (int64_t c = 0; c < rows.channels; ++c) {
+      for (int64_t k = 0; k < rows.per_channel; ++k) rows.values[c * rows.per_channel + k] *= folded->row_scale[c];
+    }
+    const std::vector<int64_t> dims(weight->dims().begin(), weight->dims().end());
+    *weight = internal::FloatTensorOf(weight->name(), onnx::TensorProto::FLOAT, dims,
+                                      FromChannelMajor(rows, layer.weight_layout));
+    const std::string bias_name = editor.Fresh(layer.name + "_folded_bias");
+    editor.AddInitializer(
+        g, internal::FloatTensorOf(bias_name, onnx::TensorProto::FLOAT, {layer.out_channels}, folded->bias));
+    while (conv->input_size() < 3) conv->add_input("");
+    conv->set_input(2, bias_name);
+    conv->set_output(0, bn->output(0));
+    removed.insert(bn->name());
+    row_scales[i] = std::move(folded->row_scale);
+  }
+  if (!removed.empty()) {
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+    for (onnx::NodeProto& n : *g->mutable_node()) {
+      if (!removed.count(n.name())) *kept.Add() = std::move(n);
+    }
+    g->mutable_node()->Swap(&kept);
+  }
+  return row_scales;
 }
 
 }  // namespace squeeze::model

@@ -9,9 +9,12 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <map>
+#include <set>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/analysis.h"
 
 namespace squeeze::model {
 
@@ -33,6 +36,14 @@ struct FoldedBatchNorm {
 };
 absl::StatusOr<FoldedBatchNorm> FoldBatchNorm(const onnx::GraphProto& graph, const onnx::NodeProto& batch_norm,
                                               const std::vector<float>& bias, int64_t channels);
+
+// Folds the foldable BatchNormalization after each main-graph fp32 Conv among `layers` (indices
+// into analysis.layers: those the plan gives integer weights) into its weight and a new bias
+// initializer, and removes it. Returns, per folded layer, the factor each output channel's row was
+// multiplied by, so masks are still made on the weights the predictor saw. Nodes move: indices
+// and pointers into the graph taken before do not hold after it.
+absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
+                                                                    const std::set<size_t>& layers);
 
 }  // namespace squeeze::model
 

@@ -66,6 +66,11 @@ struct LoadedModel {
 // fully_validated = false and warnings saying what could not be checked.
 absl::StatusOr<LoadedModel> LoadModel(absl::string_view bytes, const AnalyzeOptions& options);
 
+// The largest tensor dimension accepted, declared or given. Larger ones describe no tensor a
+// device holds, and libonnx's shape inference overflows (and crashes) on them, so they are
+// refused first.
+inline constexpr int64_t kMaxDimension = (int64_t{1} << 31) - 1;
+
 // Parses "NAME=1,3,224,224" (the CLI's --input-shape) into a name and dims; the name is what
 // precedes the last '='. InvalidArgument when there is no name, no dims, or a dim that is not a
 // positive integer.

@@ -65,6 +65,20 @@ float QuantizeRow(absl::Span<const float> row, absl::Span<const uint8_t> mask, i
 void QuantizeRowAt(absl::Span<const float> row, absl::Span<const uint8_t> mask, int bits, double scale,
                    absl::Span<float> out);
 
+// The asymmetric uint8 quantizer of an activation range [min, max], widened to hold 0 (zero
+// padding stays exact): scale (hi − lo) / 255 and zero point round(−lo / scale), as ONNX's
+// QuantizeLinear takes them. A range of zeros gives scale 1, zero point 0 (any scale is exact).
+// The one formula: the exporter writes it, and the sensitivities measure it.
+struct Uint8Quantizer {
+  float scale = 1;
+  uint8_t zero_point = 0;
+};
+Uint8Quantizer Uint8QuantizerOf(float min, float max);
+
+// `x` fake-quantized at `bits`: 8 through `q` as QuantizeLinear then DequantizeLinear compute it
+// (float math, round half to even, saturating), 16 rounded to fp16, anything else x itself.
+float FakeQuantize(float x, int bits, const Uint8Quantizer& q);
+
 // Rounds to the nearest fp16 value (round half to even; overflow to ±inf, as fp16 storage does).
 float RoundToHalf(float x);
 uint16_t FloatToHalfBits(float x);

@@ -504,7 +504,7 @@ class Measurement {
       // The quantization error q(x) − x, fed at most at relative energy ε and scaled back: the
       // linear response, so that activation terms add to each other and to the weight terms as
       // the predictor adds them.
-      const Uint8Quantizer q = QuantizerFor(out.input_range);
+      const model::Uint8Quantizer q = model::Uint8QuantizerOf(out.input_range.min, out.input_range.max);
       for (int bits : options_.activation_bits) {
         absl::StatusOr<double> error = PerturbedError(
             feeds, delta_slot_.at(i),
@@ -513,7 +513,7 @@ class Measurement {
               if (clean == nullptr) return std::nullopt;
               std::vector<float> delta = Floats(*clean);
               const double signal = Energy(delta);
-              for (float& v : delta) v = FakeQuantize(v, bits, q) - v;
+              for (float& v : delta) v = model::FakeQuantize(v, bits, q) - v;
               const double noise = Energy(delta);
               if (!(noise > 0)) return std::nullopt;
               double gain = 1;
@@ -554,25 +554,6 @@ class Measurement {
 };
 
 }  // namespace
-
-Uint8Quantizer QuantizerFor(const ActivationRange& range) {
-  const float lo = std::min(range.min, 0.f), hi = std::max(range.max, 0.f);
-  Uint8Quantizer q;
-  const float scale = (hi - lo) / 255.f;
-  if (!(scale > 0) || !std::isfinite(scale)) return q;
-  q.scale = scale;
-  q.zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(-lo / scale), 0.f, 255.f));
-  return q;
-}
-
-float FakeQuantize(float x, int bits, const Uint8Quantizer& q) {
-  if (bits == 8) {
-    const float level = std::clamp(std::nearbyint(x / q.scale) + static_cast<float>(q.zero_point), 0.f, 255.f);
-    return static_cast<float>(static_cast<int32_t>(level) - static_cast<int32_t>(q.zero_point)) * q.scale;
-  }
-  if (bits == 16) return model::RoundToHalf(x);
-  return x;
-}
 
 absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model, const CalibrationSet& calibration,
                                                      const SensitivityOptions& options) {

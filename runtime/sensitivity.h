@@ -5,7 +5,7 @@
 // (each output's error relative to its own energy over the samples, weighted as
 // model/output_weights.h says) by ε. The predicted error of an option is then s_i · D_i(o).
 // Activation error: the relative output error when layer i's input alone is fake-quantized at each
-// activation bit-width (FakeQuantize, with the range calibrated on the same inputs), linearized as
+// activation bit-width (model::FakeQuantize, with the range calibrated on the same inputs), linearized as
 // the weights' is: the error q(x) − x is fed scaled down to relative energy ε where it is larger,
 // and the output error scaled back up, so that every term adds the way the predictor adds them.
 // Both are measured where the response is linear; compressions large enough to leave that regime
@@ -89,18 +89,6 @@ struct SensitivityOptions {
 // options.cancelled turns true. Anything ONNX Runtime refuses gives an unmeasured report with a warning, not an error.
 absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model, const CalibrationSet& calibration,
                                                      const SensitivityOptions& options);
-
-// The asymmetric uint8 quantizer of an activation range, widened to hold 0 (zero padding stays
-// exact), with the scale and zero point ONNX's QuantizeLinear takes.
-struct Uint8Quantizer {
-  float scale = 1;
-  uint8_t zero_point = 0;
-};
-Uint8Quantizer QuantizerFor(const ActivationRange& range);
-
-// `x` fake-quantized at `bits`: 8 through `q` as QuantizeLinear then DequantizeLinear compute it
-// (float math, round half to even, saturating), 16 rounded to fp16, anything else x itself.
-float FakeQuantize(float x, int bits, const Uint8Quantizer& q);
 
 }  // namespace squeeze::runtime
 

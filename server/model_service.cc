@@ -259,7 +259,7 @@ absl::StatusOr<v1::Model> ModelService::CompleteUpload(const Caller& caller, con
                                                        BlobWriter& writer) {
   const std::string& team = caller.team;
   const std::string digest = writer.Finish();
-  absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = FromProto(metadata.input_shapes());
+  absl::StatusOr<std::map<std::string, std::vector<int64_t>>> shapes = InputShapesOf(metadata.input_shapes());
   if (!shapes.ok()) return shapes.status();
   const std::string shapes_key = CanonicalInputShapes(*shapes);
 

@@ -140,33 +140,6 @@ absl::StatusOr<v1::Model> ToProto(const ModelRecord& record, bool with_layers) {
   return out;
 }
 
-absl::StatusOr<std::map<std::string, std::vector<int64_t>>> FromProto(
-    const google::protobuf::RepeatedPtrField<v1::InputShape>& shapes) {
-  std::map<std::string, std::vector<int64_t>> out;
-  for (const v1::InputShape& shape : shapes) {
-    if (shape.name().empty()) return absl::InvalidArgumentError("an input shape has no input name");
-    if (shape.dims().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("input shape '", shape.name(), "' has no dimensions"));
-    }
-    for (int64_t d : shape.dims()) {
-      if (d < 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("input shape '", shape.name(), "' has dimension ", d, "; every dimension must be at least 1"));
-      }
-    }
-    if (!out.emplace(shape.name(), std::vector<int64_t>(shape.dims().begin(), shape.dims().end())).second) {
-      return absl::InvalidArgumentError(absl::StrCat("input '", shape.name(), "' is given two shapes"));
-    }
-  }
-  return out;
-}
-
-std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t>>& shapes) {
-  std::vector<std::string> parts;
-  for (const auto& [name, dims] : shapes) parts.push_back(absl::StrCat(name, "=", absl::StrJoin(dims, ",")));
-  return absl::StrJoin(parts, ";");
-}
-
 v1::SensitivityReport ToProto(const runtime::SensitivityReport& r) {
   v1::SensitivityReport out;
   for (const runtime::LayerSensitivity& l : r.layers) {

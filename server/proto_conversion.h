@@ -44,12 +44,6 @@ v1::Layer ToProto(const model::Layer& layer);
 // analysis keeps its totals only (for listings).
 absl::StatusOr<v1::Model> ToProto(const ModelRecord& record, bool with_layers);
 
-// Input shapes by name. InvalidArgument for an empty or repeated name or a dimension below 1.
-absl::StatusOr<std::map<std::string, std::vector<int64_t>>> FromProto(
-    const google::protobuf::RepeatedPtrField<v1::InputShape>& shapes);
-// "a=1,3,224,224;b=1,10": sorted by name, the key uploads are de-duplicated on.
-std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t>>& shapes);
-
 // Sensitivities.
 // API keys. A key's secret never passes through here: only the stored record.
 v1::ApiKey ToProto(const ApiKeyRecord& key);

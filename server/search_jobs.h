@@ -1,10 +1,11 @@
-// SearchJobs: search jobs from start to stored result (DESIGN.md §1, §7).
+// SearchJobs: the lifecycle of search jobs, from start to stored result (DESIGN.md §1, §7).
 //
-// A job waits in the FairQueue and runs on the WorkQueue, never on a gRPC thread: analyse the model, calibrate
-// (uploaded samples or synthetic ones, and the result says which), measure sensitivities (cached in state.db per model
-// bytes and calibration set), then per device build the option table and search it. Every change of phase is persisted;
-// a job queued or running when the process died is run again by Recover() with the same seed, so it ends with the same
-// result. A search of the same model bytes, device profile versions and spec is answered from the stored result.
+// A job is validated and stored queued, waits in the FairQueue and runs on the WorkQueue, never on a gRPC thread: its
+// runner (a SearchPipeline in the server, server/search_pipeline.h) does the work and reports progress, and the job
+// ends succeeded, failed (with the reason), or cancelled. Every change of phase is persisted; a job queued or running
+// when the process died is run again by Recover() with the same seed, so it ends with the same result, unless it was
+// running at two such deaths (then it is failed, not run a third time). A search of the same model bytes, device
+// profile versions and spec is answered from the stored result.
 //
 // Thread safe. Watchers are called from job threads; they must not block.
 #ifndef SQUEEZE_SERVER_SEARCH_JOBS_H_
@@ -22,9 +23,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "device_profiles/profile_store.h"
-#include "model/loader.h"
-#include "server/blob_store.h"
 #include "server/fair_queue.h"
+#include "server/search_pipeline.h"
 #include "server/state_store.h"
 #include "squeeze/v1/search.pb.h"
 
@@ -32,20 +32,8 @@ namespace squeeze::server {
 
 struct SearchJobsOptions {
   double default_time_budget_s = 60;
-  int calibration_samples = 2;  // synthetic samples when none are uploaded
   int max_candidates = 200;
-  int threads = 2;  // ONNX Runtime and distortion threads inside one job
-  model::ShapeProbe shape_probe;
-  int64_t max_activation_bytes = 0;  // per model; 0: not checked (model::AnalyzeOptions)
-  TeamQuota quota;                   // concurrent searches and searches per hour, per team
-  // On host, a model its profile never timed is timed first (MeasureModelHere), each variant for
-  // at least this long; 0: never, the predictions rest on the profile alone.
-  double host_model_time_s = 1.0;
-  // After each device's search, candidates near the SQNR floor are exported and run on the
-  // calibration inputs, and where they measure more than 1 dB off, the predicted errors are scaled
-  // to them and the search runs again (MeasureErrorProbes, search::ErrorFactor); false: the
-  // predicted errors rest on the per-layer sensitivities alone.
-  bool measure_error = true;
+  TeamQuota quota;  // concurrent searches and searches per hour, per team
   // Called from the job thread for a succeeded job whose spec asks for verify_recommended.
   std::function<void(const std::string& team, const std::string& job_id)> verify_recommended;
 };
@@ -54,8 +42,9 @@ class SearchJobs {
  public:
   using Watcher = std::function<void(const v1::SearchJob&)>;
 
-  SearchJobs(StateStore& state, BlobStore& blobs, device_profiles::ProfileStore& profiles, FairQueue& queue,
-             SearchJobsOptions options);
+  // `runner` does each job's work (SearchPipeline::Run in the server).
+  SearchJobs(StateStore& state, device_profiles::ProfileStore& profiles, FairQueue& queue, SearchJobsOptions options,
+             SearchRunner runner);
   // Asks running jobs to stop; they are left queued in state.db and run again on restart.
   ~SearchJobs();
 
@@ -100,16 +89,15 @@ class SearchJobs {
   static void SetPlace(const FairQueue::Place& place, v1::SearchJob* job);
   // Tells the watchers of queued jobs their new places.
   void NotifyQueued();
-  absl::Status Execute(JobRecord& record, v1::SearchJob& job, Live& live);
   // Persists `job`'s state into `record` and tells the watchers; returns whether it was stored (a
   // failure is logged here).
   absl::Status Publish(JobRecord& record, const v1::SearchJob& job, bool persist);
 
   StateStore& state_;
-  BlobStore& blobs_;
   device_profiles::ProfileStore& profiles_;
   FairQueue& queue_;
   const SearchJobsOptions options_;
+  const SearchRunner runner_;
 
   absl::Mutex mutex_;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;

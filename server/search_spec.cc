@@ -13,17 +13,66 @@
 #include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "device_profiles/profile_file.h"
+#include "model/loader.h"
 
 namespace squeeze::server {
 
 namespace dp = device_profiles;
 
+absl::StatusOr<std::map<std::string, std::vector<int64_t>>> InputShapesOf(
+    const google::protobuf::RepeatedPtrField<v1::InputShape>& shapes) {
+  std::map<std::string, std::vector<int64_t>> out;
+  if (shapes.size() > kMaxInputShapes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(shapes.size(), " input shapes are given; at most ", kMaxInputShapes, " are taken"));
+  }
+  for (const v1::InputShape& shape : shapes) {
+    if (shape.name().empty()) return absl::InvalidArgumentError("an input shape has no input name");
+    if (shape.name().size() > kMaxInputNameLength) {
+      return absl::InvalidArgumentError(absl::StrCat("an input shape's name is longer than ", kMaxInputNameLength,
+                                                     " characters; name one of the model's inputs"));
+    }
+    // The stored form is NAME=d0,d1;NAME=... (CanonicalInputShapes): a ';' or a control character
+    // in a name could not be read back, and no input the CLI can name holds one.
+    for (char c : shape.name()) {
+      if (c == ';' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        return absl::InvalidArgumentError(
+            "an input shape's name holds ';' or a control character; name one of the model's inputs");
+      }
+    }
+    const std::string quoted = absl::StrCat("input shape '", shape.name(), "'");
+    if (shape.dims().empty()) return absl::InvalidArgumentError(absl::StrCat(quoted, " has no dimensions"));
+    if (shape.dims().size() > kMaxInputRank) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(quoted, " has ", shape.dims().size(), " dimensions; at most ", kMaxInputRank, " are taken"));
+    }
+    for (int64_t d : shape.dims()) {
+      if (d < 1 || d > model::kMaxDimension) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            quoted, " has dimension ", d, "; every dimension must be from 1 to 2^31-1 (", model::kMaxDimension, ")"));
+      }
+    }
+    if (!out.emplace(shape.name(), std::vector<int64_t>(shape.dims().begin(), shape.dims().end())).second) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", shape.name(), "' is given two shapes"));
+    }
+  }
+  return out;
+}
+
+std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t>>& shapes) {
+  std::vector<std::string> parts;
+  for (const auto& [name, dims] : shapes) parts.push_back(absl::StrCat(name, "=", absl::StrJoin(dims, ",")));
+  return absl::StrJoin(parts, ";");
+}
+
 absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::string& canonical) {
   std::map<std::string, std::vector<int64_t>> shapes;
   for (absl::string_view part : absl::StrSplit(canonical, ';', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
-    std::vector<int64_t>& dims = shapes[kv.first];
-    for (absl::string_view d : absl::StrSplit(kv.second, ',')) {
+    // A name may hold '=' (FromProto allows it): the dimensions follow the last one.
+    const size_t eq = part.rfind('=');
+    if (eq == absl::string_view::npos) return absl::DataLossError(absl::StrCat("stored input shape '", part, "'"));
+    std::vector<int64_t>& dims = shapes[std::string(part.substr(0, eq))];
+    for (absl::string_view d : absl::StrSplit(part.substr(eq + 1), ',')) {
       int64_t v = 0;
       if (!absl::SimpleAtoi(d, &v)) return absl::DataLossError(absl::StrCat("stored input shape '", part, "'"));
       dims.push_back(v);
@@ -208,6 +257,7 @@ absl::Status ValidateUploadMetadata(const v1::UploadMetadata& metadata, int64_t 
     return absl::InvalidArgumentError(
         absl::StrCat("the model's name is longer than ", kMaxModelNameLength, " characters"));
   }
+  if (absl::Status shapes = InputShapesOf(metadata.input_shapes()).status(); !shapes.ok()) return shapes;
   if (metadata.size_bytes() < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("the declared size_bytes ", metadata.size_bytes(), " is negative; send the file's size or 0"));

@@ -27,7 +27,18 @@ inline constexpr double kDefaultMinSqnrDb = 10;
 inline constexpr int kMaxCandidates = 1000;
 inline constexpr double kMaxTimeBudgetS = 3600;
 
-// "x=1,3,48,192;y=..." as a model record stores its input shapes. DataLoss when it does not parse.
+// Input shapes by name. InvalidArgument for more than kMaxInputShapes, an empty, repeated or
+// over-long name, one holding ';' or a control character (the stored form could not be read
+// back), no dimensions or more than kMaxInputRank, or a dimension outside [1, 2^31-1].
+inline constexpr int kMaxInputShapes = 256;
+inline constexpr size_t kMaxInputNameLength = 256;
+inline constexpr int kMaxInputRank = 64;
+absl::StatusOr<std::map<std::string, std::vector<int64_t>>> InputShapesOf(
+    const google::protobuf::RepeatedPtrField<v1::InputShape>& shapes);
+// "a=1,3,224,224;b=1,10": sorted by name, the key uploads are de-duplicated on.
+std::string CanonicalInputShapes(const std::map<std::string, std::vector<int64_t>>& shapes);
+// "x=1,3,48,192;y=..." as a model record stores its input shapes (CanonicalInputShapes' inverse
+// for every map InputShapesOf returns). DataLoss when it does not parse.
 absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::string& canonical);
 
 // The spec with its defaults filled in, so equal searches have equal keys.
@@ -47,7 +58,8 @@ absl::Status ValidateOutputWeightValues(const google::protobuf::Map<std::string,
 absl::Status ValidateRecommendRequest(const v1::RecommendRequest& request);
 
 // An upload's metadata message: InvalidArgument for an empty name or one over kMaxModelNameLength
-// bytes, or a negative declared size; ResourceExhausted, with the flag to raise, for a declared
+// bytes, input shapes InputShapesOf refuses, or a negative declared size;
+// ResourceExhausted, with the flag to raise, for a declared
 // size over `max_model_bytes`.
 inline constexpr size_t kMaxModelNameLength = 200;
 absl::Status ValidateUploadMetadata(const v1::UploadMetadata& metadata, int64_t max_model_bytes);

@@ -204,18 +204,23 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
   server->export_jobs_ = std::make_unique<ExportJobs>(*server->state_, *server->blobs_, *server->profiles_,
                                                       *server->workers_, export_options);
   server->export_service_ = std::make_unique<ExportService>(*server->export_jobs_);
+  SearchPipelineOptions pipeline_options;
+  pipeline_options.shape_probe = model_options.shape_probe;
+  pipeline_options.max_activation_bytes = options.max_activation_bytes;
+  pipeline_options.host_model_time_s = options.host_model_time_s;
+  pipeline_options.measure_error = options.measure_error;
+  server->search_pipeline_ =
+      std::make_unique<SearchPipeline>(*server->state_, *server->blobs_, *server->profiles_, pipeline_options);
   SearchJobsOptions search_options;
-  search_options.shape_probe = model_options.shape_probe;
-  search_options.max_activation_bytes = options.max_activation_bytes;
   search_options.quota = options.quota;
-  search_options.host_model_time_s = options.host_model_time_s;
-  search_options.measure_error = options.measure_error;
   ExportJobs* exports = server->export_jobs_.get();
   search_options.verify_recommended = [exports](const std::string& team, const std::string& id) {
     exports->VerifyRecommended(team, id);
   };
-  server->search_jobs_ = std::make_unique<SearchJobs>(*server->state_, *server->blobs_, *server->profiles_,
-                                                      *server->search_queue_, search_options);
+  const SearchPipeline* pipeline = server->search_pipeline_.get();
+  server->search_jobs_ =
+      std::make_unique<SearchJobs>(*server->state_, *server->profiles_, *server->search_queue_, search_options,
+                                   [pipeline](RunningSearch& run) { return pipeline->Run(run); });
   server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_, server->export_jobs_.get());
   ServerInfo info;
   info.started_at = started_at;

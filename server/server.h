@@ -61,6 +61,7 @@ class Authenticator;
 class DeviceService;
 class ServerService;
 class ModelService;
+class SearchPipeline;
 class SearchJobs;
 class SearchService;
 class ExportJobs;
@@ -105,6 +106,7 @@ class SqueezeServer {
   std::unique_ptr<ServerService> server_service_;
   std::unique_ptr<DeviceService> device_service_;
   std::unique_ptr<ModelService> model_service_;
+  std::unique_ptr<SearchPipeline> search_pipeline_;  // what search_jobs_ runs
   std::unique_ptr<SearchJobs> search_jobs_;
   std::unique_ptr<SearchService> search_service_;
   std::unique_ptr<ExportJobs> export_jobs_;

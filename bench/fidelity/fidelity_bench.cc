@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
       if (p.activation_bits < 32 && !s.activation_error.empty()) {  // unmeasured inputs stay as they are
         auto it = s.activation_error.find(p.activation_bits);
         candidate.predicted_activation += it == s.activation_error.end() ? 0 : it->second;
-        const runtime::Uint8Quantizer q = runtime::QuantizerFor(s.input_range);
+        const model::Uint8Quantizer q = model::Uint8QuantizerOf(s.input_range.min, s.input_range.max);
         fake_quant[i] = model::ActivationFakeQuant{p.activation_bits, q.scale, q.zero_point};
       }
     }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "model/loader.h"
 
 namespace squeeze::model::internal {
 
@@ -26,10 +27,6 @@ struct ValidationResult {
 // a check, unless the model is newer than libonnx and the failing node's opset is one of the newer
 // ones. `model` is changed while checking (IR version, opaque nodes) and restored before return.
 absl::StatusOr<ValidationResult> ValidateModel(onnx::ModelProto* model);
-
-// The largest tensor dimension accepted. Larger ones describe no tensor a device holds, and
-// libonnx's shape inference overflows (and crashes) on them, so they are refused first.
-inline constexpr int64_t kMaxDimension = (int64_t{1} << 31) - 1;
 
 // InvalidArgument naming the value and the dimension when a declared shape (inputs, outputs,
 // value_info, of any graph) has a dimension over kMaxDimension.

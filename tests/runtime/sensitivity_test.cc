@@ -163,7 +163,7 @@ TEST_CASE("A linear layer's activation errors are what the quantizer's error giv
   }
   CHECK(l.input_range.min == lo);
   CHECK(l.input_range.max == hi);
-  const Uint8Quantizer q = QuantizerFor(l.input_range);
+  const model::Uint8Quantizer q = model::Uint8QuantizerOf(l.input_range.min, l.input_range.max);
   for (int bits : {8, 16}) {
     double num = 0, den = 0;
     for (const auto& sample : set.samples) {
@@ -173,7 +173,7 @@ TEST_CASE("A linear layer's activation errors are what the quantizer's error giv
           double dy = 0, y = 0;
           for (int k = 0; k < 64; ++k) {
             const float xv = x[r * 64 + k];
-            dy += (static_cast<double>(FakeQuantize(xv, bits, q)) - xv) * w[k * 64 + c];
+            dy += (static_cast<double>(model::FakeQuantize(xv, bits, q)) - xv) * w[k * 64 + c];
             y += static_cast<double>(xv) * w[k * 64 + c];
           }
           num += dy * dy;

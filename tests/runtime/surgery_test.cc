@@ -214,7 +214,7 @@ TEST_CASE("In-graph fake quantization is the quantizer the measurement uses", "[
   const model::LoadedModel m = Identity(opset);
   std::vector<float> x(64);
   for (int i = 0; i < 64; ++i) x[i] = 0.137f * static_cast<float>(i) - 3.1f + 0.01f * std::sin(static_cast<float>(i));
-  const Uint8Quantizer q = QuantizerFor({-3.0f, 5.5f});
+  const model::Uint8Quantizer q = model::Uint8QuantizerOf(-3.0f, 5.5f);
   for (int bits : {8, 16, 32}) {
     INFO("bits " << bits);
     onnx::ModelProto edited = m.proto;
@@ -222,7 +222,7 @@ TEST_CASE("In-graph fake quantization is the quantizer the measurement uses", "[
     const std::vector<float> y = Floats(Run(edited, {Tensor::Float("x", {1, 64}, x)})[0]);
     int differ = 0;
     for (int i = 0; i < 64; ++i) {
-      CHECK(y[i] == Approx(FakeQuantize(x[i], bits, q)).margin(1e-6));
+      CHECK(y[i] == Approx(model::FakeQuantize(x[i], bits, q)).margin(1e-6));
       differ += y[i] != x[i];
     }
     CHECK((bits == 32 ? differ == 0 : differ > 32));

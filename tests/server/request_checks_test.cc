@@ -33,6 +33,56 @@ TEST_CASE("An upload's metadata is checked before any byte is stored", "[request
   CHECK_THAT(std::string(large.message()), Contains("--max-model-bytes"));
 }
 
+TEST_CASE("An upload's input shapes are checked with its metadata and read back from their stored form",
+          "[request-checks]") {
+  v1::UploadMetadata m;
+  m.set_name("det.onnx");
+  v1::InputShape* x = m.add_input_shapes();
+  x->set_name("x=image");  // a name may hold '=': the dimensions follow the last one
+  for (int64_t d : {1, 3, 640, 640}) x->add_dims(d);
+  v1::InputShape* sr = m.add_input_shapes();
+  sr->set_name("sr");
+  sr->add_dims(1);
+  REQUIRE(ValidateUploadMetadata(m, 2000).ok());
+  const auto shapes = InputShapesOf(m.input_shapes());
+  REQUIRE(shapes.ok());
+  CHECK(CanonicalInputShapes(*shapes) == "sr=1;x=image=1,3,640,640");
+  const auto stored = ParseShapes(CanonicalInputShapes(*shapes));
+  REQUIRE(stored.ok());
+  CHECK(*stored == *shapes);
+
+  for (const auto& [why, edit] : std::vector<std::pair<std::string, std::function<void(v1::UploadMetadata*)>>>{
+           {"no input name", [](v1::UploadMetadata* u) { u->mutable_input_shapes(0)->clear_name(); }},
+           {"';' or a control character", [](v1::UploadMetadata* u) { u->mutable_input_shapes(0)->set_name("a;b"); }},
+           {"';' or a control character",
+            [](v1::UploadMetadata* u) { u->mutable_input_shapes(0)->set_name("x\nINFO rpc"); }},
+           {"longer than 256",
+            [](v1::UploadMetadata* u) { u->mutable_input_shapes(0)->set_name(std::string(300, 'x')); }},
+           {"has no dimensions", [](v1::UploadMetadata* u) { u->mutable_input_shapes(0)->clear_dims(); }},
+           {"has dimension 0", [](v1::UploadMetadata* u) { u->mutable_input_shapes(0)->set_dims(0, 0); }},
+           {"has dimension 9223372036854775807",
+            [](v1::UploadMetadata* u) {
+              u->mutable_input_shapes(0)->set_dims(1, std::numeric_limits<int64_t>::max());
+            }},
+           {"at most 64 are taken",
+            [](v1::UploadMetadata* u) {
+              for (int i = 0; i < 70; ++i) u->mutable_input_shapes(0)->add_dims(1);
+            }},
+           {"given two shapes", [](v1::UploadMetadata* u) { u->mutable_input_shapes(1)->set_name("x=image"); }},
+           {"at most 256 are taken",
+            [](v1::UploadMetadata* u) {
+              for (int i = 0; i < 300; ++i) *u->add_input_shapes() = u->input_shapes(1);
+            }},
+       }) {
+    v1::UploadMetadata bad = m;
+    edit(&bad);
+    const absl::Status s = ValidateUploadMetadata(bad, 2000);
+    INFO(why);
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(s.message()), Contains(why));
+  }
+}
+
 TEST_CASE("An export request names a job, a device and a candidate it can have", "[request-checks]") {
   v1::ExportRequest r;
   r.set_job_id("s-0123456789abcdef");

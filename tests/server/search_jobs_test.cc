@@ -1,0 +1,324 @@
+// The search job lifecycle (server/search_jobs.h) without a server: real state.db and device
+// database files, a real FairQueue on a real WorkQueue, and runners that stand in for the
+// pipeline (the seam SearchJobs takes): they succeed with a front, fail, wait for a cancel or
+// block until released. Every state a job can reach, and what a restart does to it.
+#include "server/search_jobs.h"
+
+#include <oneapi/tbb/global_control.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "server/work_queue.h"
+#include "tests/testing/temp_dir.h"
+
+namespace squeeze::server {
+namespace {
+
+using Catch::Matchers::Contains;
+
+constexpr char kTeam[] = "alpha";
+constexpr char kDevice[] = "galaxy-s24";
+
+// A runner's view of what happened, and the means to hold it.
+struct Script {
+  enum class Ends { kSucceeds, kFails, kWaitsForCancel, kWaitsForRelease };
+  Ends ends = Ends::kSucceeds;
+  absl::Notification release;
+  absl::Mutex mutex;
+  std::vector<std::string> ran;  // job ids, in start order
+  int running = 0;
+
+  SearchRunner Runner() {
+    return [this](RunningSearch& run) -> absl::Status {
+      {
+        absl::MutexLock lock(&mutex);
+        ran.push_back(run.record.id);
+        ++running;
+      }
+      run.job.set_phase(v1::PHASE_SEARCHING);
+      run.job.set_fraction(0.5);
+      run.publish(true);
+      absl::Status status = absl::OkStatus();
+      if (ends == Ends::kWaitsForCancel) {
+        while (!run.cancel) absl::SleepFor(absl::Milliseconds(2));
+        status = absl::CancelledError("cancelled");
+      } else if (ends == Ends::kWaitsForRelease) {
+        while (!run.cancel && !release.HasBeenNotified()) absl::SleepFor(absl::Milliseconds(2));
+        if (run.cancel) status = absl::CancelledError("cancelled");
+      } else if (ends == Ends::kFails) {
+        status = absl::FailedPreconditionError("the model does not run on its calibration inputs");
+      }
+      if (status.ok()) {
+        v1::DeviceFront* front = run.job.add_fronts();
+        front->set_device_id(kDevice);
+        front->add_candidates()->set_predicted_latency_ms(1.5);
+      }
+      absl::MutexLock lock(&mutex);
+      --running;
+      return status;
+    };
+  }
+  size_t Ran() {
+    absl::MutexLock lock(&mutex);
+    return ran.size();
+  }
+  bool Running() {
+    absl::MutexLock lock(&mutex);
+    return running > 0;
+  }
+};
+
+// The stores and queues a server holds, under one temporary directory that outlives restarts.
+class Stores {
+ public:
+  Stores() : threads_(tbb::global_control::max_allowed_parallelism, 4) {
+    state_ = *StateStore::Open(dir_.File("state.db"));
+    profiles_ = *device_profiles::ProfileStore::Open(dir_.File("devices.db"));
+    ModelRecord model;
+    model.team = kTeam;
+    model.name = "tiny.onnx";
+    model.sha256 = std::string(64, 'a');
+    model.size_bytes = 1000;
+    model.input_shapes = "x=1,3,8,8";
+    model_id_ = state_->InsertModel(model)->id;
+  }
+
+  // Closes state.db and opens it again, as a restarted server does.
+  void Reopen() {
+    state_.reset();
+    state_ = *StateStore::Open(dir_.File("state.db"));
+  }
+
+  v1::SearchSpec Spec(uint64_t seed = 7) const {
+    v1::SearchSpec spec;
+    spec.set_model_id(model_id_);
+    spec.add_device_ids(kDevice);
+    spec.set_seed(seed);
+    return spec;
+  }
+
+  StateStore& state() { return *state_; }
+  device_profiles::ProfileStore& profiles() { return *profiles_; }
+
+ private:
+  tbb::global_control threads_;  // as squeezed raises it: a thread for every slot
+  testing::TempDir dir_;
+  std::unique_ptr<StateStore> state_;
+  std::unique_ptr<device_profiles::ProfileStore> profiles_;
+  std::string model_id_;
+};
+
+// SearchJobs as the server wires it: a FairQueue on a WorkQueue with `slots` threads.
+struct Jobs {
+  Jobs(Stores& stores, Script& script, int slots = 1)
+      : workers(slots), queue(workers, slots, 0), jobs(stores.state(), stores.profiles(), queue, {}, script.Runner()) {}
+  WorkQueue workers;
+  FairQueue queue;
+  SearchJobs jobs;
+};
+
+// Polls until the job is in `state` (or 10 s have passed) and returns it as stored.
+v1::SearchJob AwaitState(SearchJobs& jobs, const std::string& id, v1::JobState state) {
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  absl::StatusOr<v1::SearchJob> job = jobs.Get(kTeam, id);
+  while (job.ok() && job->state() != state && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(2));
+    job = jobs.Get(kTeam, id);
+  }
+  REQUIRE(job.ok());
+  return *job;
+}
+
+TEST_CASE("A search goes from queued to running to succeeded, and its watcher sees each state once stored",
+          "[search-jobs]") {
+  Stores stores;
+  Script script;
+  script.ends = Script::Ends::kWaitsForRelease;
+  Jobs jobs(stores, script);
+  absl::StatusOr<v1::SearchJob> started = jobs.jobs.Start(kTeam, stores.Spec());
+  REQUIRE(started.ok());
+  absl::Mutex mutex;
+  std::vector<v1::JobState> seen;
+  absl::StatusOr<int64_t> handle = jobs.jobs.Watch(kTeam, started->id(), [&](const v1::SearchJob& job) {
+    absl::MutexLock lock(&mutex);
+    if (seen.empty() || seen.back() != job.state()) seen.push_back(job.state());
+  });
+  REQUIRE(handle.ok());
+  const v1::SearchJob running = AwaitState(jobs.jobs, started->id(), v1::JOB_STATE_RUNNING);
+  CHECK_FALSE(running.started_at().empty());
+  CHECK(running.finished_at().empty());
+  script.release.Notify();
+  const v1::SearchJob done = AwaitState(jobs.jobs, started->id(), v1::JOB_STATE_SUCCEEDED);
+  CHECK(done.phase() == v1::PHASE_DONE);
+  CHECK(done.fraction() == 1);
+  REQUIRE(done.fronts_size() == 1);
+  CHECK(done.fronts(0).candidates(0).predicted_latency_ms() == 1.5);
+  CHECK_FALSE(done.finished_at().empty());
+  absl::MutexLock lock(&mutex);
+  CHECK(seen.front() != v1::JOB_STATE_SUCCEEDED);
+  CHECK(seen.back() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(std::find(seen.begin(), seen.end(), v1::JOB_STATE_RUNNING) != seen.end());
+}
+
+TEST_CASE("A search whose runner fails ends failed with the reason and no front", "[search-jobs]") {
+  Stores stores;
+  Script script;
+  script.ends = Script::Ends::kFails;
+  Jobs jobs(stores, script);
+  absl::StatusOr<v1::SearchJob> started = jobs.jobs.Start(kTeam, stores.Spec());
+  REQUIRE(started.ok());
+  const v1::SearchJob failed = AwaitState(jobs.jobs, started->id(), v1::JOB_STATE_FAILED);
+  CHECK_THAT(failed.error(), Contains("does not run on its calibration inputs"));
+  CHECK(failed.fronts_size() == 0);
+  // A failed search is no stored result: the same spec runs again.
+  absl::StatusOr<v1::SearchJob> again = jobs.jobs.Start(kTeam, stores.Spec());
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->from_cache());
+  AwaitState(jobs.jobs, again->id(), v1::JOB_STATE_FAILED);
+  CHECK(script.Ran() == 2);
+}
+
+TEST_CASE("A running search that is cancelled ends cancelled; a queued one never runs", "[search-jobs]") {
+  Stores stores;
+  Script script;
+  script.ends = Script::Ends::kWaitsForCancel;
+  Jobs jobs(stores, script, /*slots=*/1);
+  absl::StatusOr<v1::SearchJob> first = jobs.jobs.Start(kTeam, stores.Spec(1));
+  REQUIRE(first.ok());
+  AwaitState(jobs.jobs, first->id(), v1::JOB_STATE_RUNNING);
+  absl::StatusOr<v1::SearchJob> second = jobs.jobs.Start(kTeam, stores.Spec(2));
+  REQUIRE(second.ok());
+  CHECK(second->state() == v1::JOB_STATE_QUEUED);
+  CHECK(second->queue_position() == 1);
+
+  absl::StatusOr<v1::SearchJob> cancelled_queued = jobs.jobs.Cancel(kTeam, second->id());
+  REQUIRE(cancelled_queued.ok());
+  CHECK(cancelled_queued->state() == v1::JOB_STATE_CANCELLED);
+  REQUIRE(jobs.jobs.Cancel(kTeam, first->id()).ok());
+  const v1::SearchJob cancelled_running = AwaitState(jobs.jobs, first->id(), v1::JOB_STATE_CANCELLED);
+  CHECK(cancelled_running.error() == "cancelled");
+  // Cancelling a finished search changes nothing.
+  absl::StatusOr<v1::SearchJob> again = jobs.jobs.Cancel(kTeam, first->id());
+  REQUIRE(again.ok());
+  CHECK(again->state() == v1::JOB_STATE_CANCELLED);
+  CHECK(script.Ran() == 1);
+}
+
+TEST_CASE("A search interrupted by a clean shutdown is queued again and runs after the restart", "[search-jobs]") {
+  Stores stores;
+  Script script;
+  script.ends = Script::Ends::kWaitsForRelease;
+  std::string id;
+  {
+    Jobs jobs(stores, script);
+    absl::StatusOr<v1::SearchJob> started = jobs.jobs.Start(kTeam, stores.Spec());
+    REQUIRE(started.ok());
+    id = started->id();
+    AwaitState(jobs.jobs, id, v1::JOB_STATE_RUNNING);
+    jobs.jobs.Stop();
+    while (script.Running()) absl::SleepFor(absl::Milliseconds(2));
+  }
+  stores.Reopen();
+  absl::StatusOr<JobRecord> stored = stores.state().GetJob(kTeam, id);
+  REQUIRE(stored.ok());
+  CHECK(stored->state == v1::JOB_STATE_QUEUED);
+  CHECK(stored->attempts == 0);  // a clean shutdown is no crash
+
+  Script after;
+  Jobs restarted(stores, after);
+  REQUIRE(restarted.jobs.Recover().ok());
+  const v1::SearchJob done = AwaitState(restarted.jobs, id, v1::JOB_STATE_SUCCEEDED);
+  CHECK(done.fronts_size() == 1);
+  CHECK(after.Ran() == 1);
+}
+
+TEST_CASE("A search that was running when the process died runs again once, and is failed after a second death",
+          "[search-jobs]") {
+  Stores stores;
+  Script script;
+  script.ends = Script::Ends::kWaitsForRelease;
+  Jobs jobs(stores, script);
+  absl::StatusOr<v1::SearchJob> started = jobs.jobs.Start(kTeam, stores.Spec());
+  REQUIRE(started.ok());
+  AwaitState(jobs.jobs, started->id(), v1::JOB_STATE_RUNNING);
+  // What a process that died mid-run leaves: the row running, its attempt counted.
+  absl::StatusOr<JobRecord> crashed = stores.state().GetJob(kTeam, started->id());
+  REQUIRE(crashed.ok());
+  CHECK(crashed->state == v1::JOB_STATE_RUNNING);
+  CHECK(crashed->attempts == 1);
+  script.release.Notify();
+  AwaitState(jobs.jobs, started->id(), v1::JOB_STATE_SUCCEEDED);
+
+  SECTION("one death: run again") {
+    REQUIRE(stores.state().UpdateJob(*crashed).ok());
+    Script after;
+    Jobs restarted(stores, after);
+    REQUIRE(restarted.jobs.Recover().ok());
+    AwaitState(restarted.jobs, started->id(), v1::JOB_STATE_SUCCEEDED);
+    CHECK(after.Ran() == 1);
+  }
+  SECTION("two deaths: failed, saying why, never run a third time") {
+    crashed->attempts = 2;
+    REQUIRE(stores.state().UpdateJob(*crashed).ok());
+    Script after;
+    Jobs restarted(stores, after);
+    REQUIRE(restarted.jobs.Recover().ok());
+    const v1::SearchJob failed = AwaitState(restarted.jobs, started->id(), v1::JOB_STATE_FAILED);
+    CHECK_THAT(failed.error(), Contains("running when the server died, 2 times"));
+    CHECK(after.Ran() == 0);
+  }
+}
+
+TEST_CASE("The same search again is answered from the stored result without running", "[search-jobs]") {
+  Stores stores;
+  Script script;
+  Jobs jobs(stores, script);
+  absl::StatusOr<v1::SearchJob> first = jobs.jobs.Start(kTeam, stores.Spec());
+  REQUIRE(first.ok());
+  AwaitState(jobs.jobs, first->id(), v1::JOB_STATE_SUCCEEDED);
+  absl::StatusOr<v1::SearchJob> second = jobs.jobs.Start(kTeam, stores.Spec());
+  REQUIRE(second.ok());
+  CHECK(second->id() != first->id());
+  CHECK(second->state() == v1::JOB_STATE_SUCCEEDED);
+  CHECK(second->from_cache());
+  CHECK(second->fronts_size() == 1);
+  CHECK(script.Ran() == 1);
+  // Another seed is another search.
+  absl::StatusOr<v1::SearchJob> third = jobs.jobs.Start(kTeam, stores.Spec(99));
+  REQUIRE(third.ok());
+  CHECK_FALSE(third->from_cache());
+  AwaitState(jobs.jobs, third->id(), v1::JOB_STATE_SUCCEEDED);
+  CHECK(script.Ran() == 2);
+}
+
+TEST_CASE("Another team sees none of a team's searches, and bad starts queue nothing", "[search-jobs]") {
+  Stores stores;
+  Script script;
+  Jobs jobs(stores, script);
+  absl::StatusOr<v1::SearchJob> started = jobs.jobs.Start(kTeam, stores.Spec());
+  REQUIRE(started.ok());
+  CHECK(jobs.jobs.Get("beta", started->id()).status().code() == absl::StatusCode::kNotFound);
+  CHECK(jobs.jobs.Cancel("beta", started->id()).status().code() == absl::StatusCode::kNotFound);
+  CHECK(jobs.jobs.Start("beta", stores.Spec()).status().code() == absl::StatusCode::kNotFound);  // not its model
+  v1::SearchSpec unknown_device = stores.Spec();
+  unknown_device.set_device_ids(0, "no-such-phone");
+  CHECK(jobs.jobs.Start(kTeam, unknown_device).status().code() == absl::StatusCode::kNotFound);
+  v1::SearchSpec bad = stores.Spec();
+  bad.set_max_candidates(-1);
+  CHECK(jobs.jobs.Start(kTeam, bad).status().code() == absl::StatusCode::kInvalidArgument);
+  AwaitState(jobs.jobs, started->id(), v1::JOB_STATE_SUCCEEDED);
+  absl::StatusOr<std::vector<v1::SearchJob>> listed = jobs.jobs.List(kTeam, 10);
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 1);
+  CHECK(script.Ran() == 1);
+}
+
+}  // namespace
+}  // namespace squeeze::server

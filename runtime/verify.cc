@@ -259,12 +259,19 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
 absl::StatusOr<model::ExportedModel> ExportCalibrated(const model::LoadedModel& model,
                                                       const std::vector<model::LayerPlan>& plan,
                                                       const CalibrationSet& calibration, const RangeOptions& ranges,
-                                                      model::ExportOptions export_options) {
+                                                      model::ExportOptions export_options,
+                                                      const StageCallback& on_stage) {
+  auto stage = [&on_stage](absl::string_view name, const std::string& detail) {
+    if (on_stage) on_stage(name, detail);
+  };
   absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(model, plan);
   if (!names.ok()) return names.status();
+  stage("calibrating", absl::StrCat(names->size(), " activations on ", calibration.samples.size(),
+                                    calibration.synthetic ? " synthetic samples" : " uploaded samples"));
   absl::StatusOr<std::map<std::string, model::TensorRange>> values =
       CalibrateRanges(model, *names, calibration, ranges);
   if (!values.ok()) return values.status();
+  stage("exporting", "");
   if (!export_options.shape_probe) export_options.shape_probe = OnnxRuntimeShapeProbe();
   return model::ExportModel(model, plan, *values, export_options);
 }
@@ -273,8 +280,9 @@ absl::StatusOr<VerifiedExport> ExportAndVerify(const model::LoadedModel& model, 
                                                const std::vector<model::LayerPlan>& plan,
                                                const CalibrationSet& calibration, const ExportCheckOptions& options) {
   absl::StatusOr<model::ExportedModel> exported =
-      ExportCalibrated(model, plan, calibration, options.ranges, options.export_options);
+      ExportCalibrated(model, plan, calibration, options.ranges, options.export_options, options.on_stage);
   if (!exported.ok()) return exported.status();
+  if (options.on_stage) options.on_stage("verifying", "");
   absl::StatusOr<Verification> verification =
       VerifyExport(original_bytes, exported->bytes, calibration, options.verify);
   if (!verification.ok()) return verification.status();

@@ -7,6 +7,7 @@
 #ifndef SQUEEZE_RUNTIME_VERIFY_H_
 #define SQUEEZE_RUNTIME_VERIFY_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -88,17 +89,15 @@ struct Verification {
 absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::string_view exported,
                                           const CalibrationSet& calibration, const VerifyOptions& options);
 
-struct ExportCheckOptions {
-  RangeOptions ranges;
-  VerifyOptions verify;
-  model::ExportOptions export_options;
-};
-
 struct VerifiedExport {
   model::ExportedModel exported;
   Verification verification;
   RangeMethod range_method = RangeMethod::kPercentile;
 };
+
+// Called as each stage of an export starts: "calibrating" (with "N activations on M synthetic|
+// uploaded samples"), "exporting" and "verifying" (with "").
+using StageCallback = std::function<void(absl::string_view stage, const std::string& detail)>;
 
 // ActivationsToCalibrate → CalibrateRanges → ExportModel, with ONNX Runtime's shape probe unless
 // `export_options` gives one: the file `plan` makes of `model` with ranges from `calibration`.
@@ -106,10 +105,19 @@ struct VerifiedExport {
 absl::StatusOr<model::ExportedModel> ExportCalibrated(const model::LoadedModel& model,
                                                       const std::vector<model::LayerPlan>& plan,
                                                       const CalibrationSet& calibration, const RangeOptions& ranges,
-                                                      model::ExportOptions export_options);
+                                                      model::ExportOptions export_options,
+                                                      const StageCallback& on_stage = {});
 
-// ExportCalibrated → VerifyExport, with `original_bytes` the bytes `model` was loaded from.
-// Errors as those functions.
+struct ExportCheckOptions {
+  RangeOptions ranges;
+  VerifyOptions verify;
+  model::ExportOptions export_options;
+  StageCallback on_stage;
+};
+
+// ActivationsToCalibrate → CalibrateRanges → ExportModel → VerifyExport, with `original_bytes` the
+// bytes `model` was loaded from (or its proto serialized): what the server's exports and the
+// benches run. Errors as those functions.
 absl::StatusOr<VerifiedExport> ExportAndVerify(const model::LoadedModel& model, absl::string_view original_bytes,
                                                const std::vector<model::LayerPlan>& plan,
                                                const CalibrationSet& calibration, const ExportCheckOptions& options);

@@ -204,42 +204,38 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
       *loaded, **original, t.spec.calibration(), t.spec.input_values(), options_.calibration_samples, t.spec.seed());
   if (!calibration.ok()) return calibration.status();
 
-  runtime::RangeOptions ranges;
-  ranges.method =
-      t.range_method == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax : runtime::RangeMethod::kPercentile;
-  ranges.threads = t.device_threads;
-  absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(*loaded, *plan);
-  if (!names.ok()) return AsPrecondition(names.status());
-  progress(Phase("calibrating", absl::StrCat(names->size(), " activations on ", calibration->samples.size(),
-                                             calibration->synthetic ? " synthetic samples" : " uploaded samples")));
-  absl::StatusOr<std::map<std::string, model::TensorRange>> range_values =
-      runtime::CalibrateRanges(*loaded, *names, *calibration, ranges);
-  if (!range_values.ok()) return AsPrecondition(range_values.status());
-  progress(Phase("exporting", t.candidate.plan_summary()));
-  model::ExportOptions export_options;
-  export_options.shape_probe = options_.shape_probe;
-  export_options.flavour = t.flavour;
-  export_options.metadata = {{"squeeze.job", t.job.id},
-                             {"squeeze.device", t.device_id},
-                             {"squeeze.candidate", absl::StrCat(t.candidate.index())},
-                             {"squeeze.model_sha256", t.model.sha256}};
-  absl::StatusOr<model::ExportedModel> exported = model::ExportModel(*loaded, *plan, *range_values, export_options);
-  if (!exported.ok()) return AsPrecondition(exported.status());
   const bool on_host = t.device_id == kHostDevice;
-  progress(Phase("verifying", on_host ? absl::StrCat("outputs and latency, ", t.device_threads, " threads")
-                                      : std::string("outputs (latency is measured on 'host' only)")));
-  runtime::VerifyOptions verify;
-  verify.threads = on_host ? t.device_threads : options_.threads;
-  verify.measure_latency = on_host;
-  verify.repeats = options_.latency_repeats;
-  verify.output_weights = OutputWeightsOf(t.spec);
-  absl::StatusOr<runtime::Verification> verification =
-      runtime::VerifyExport(loaded->proto.SerializeAsString(), exported->bytes, *calibration, verify);
-  if (!verification.ok()) return AsPrecondition(verification.status());
+  runtime::ExportCheckOptions check;
+  check.ranges.method =
+      t.range_method == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax : runtime::RangeMethod::kPercentile;
+  check.ranges.threads = t.device_threads;
+  check.export_options.shape_probe = options_.shape_probe;
+  check.export_options.flavour = t.flavour;
+  check.export_options.metadata = {{"squeeze.job", t.job.id},
+                                   {"squeeze.device", t.device_id},
+                                   {"squeeze.candidate", absl::StrCat(t.candidate.index())},
+                                   {"squeeze.model_sha256", t.model.sha256}};
+  check.verify.threads = on_host ? t.device_threads : options_.threads;
+  check.verify.measure_latency = on_host;
+  check.verify.repeats = options_.latency_repeats;
+  check.verify.output_weights = OutputWeightsOf(t.spec);
+  check.on_stage = [&](absl::string_view stage, const std::string& detail) {
+    if (stage == "exporting") {
+      progress(Phase("exporting", t.candidate.plan_summary()));
+    } else if (stage == "verifying") {
+      progress(Phase("verifying", on_host ? absl::StrCat("outputs and latency, ", t.device_threads, " threads")
+                                          : std::string("outputs (latency is measured on 'host' only)")));
+    } else {
+      progress(Phase(std::string(stage), detail));
+    }
+  };
+  absl::StatusOr<runtime::VerifiedExport> verified =
+      runtime::ExportAndVerify(*loaded, loaded->proto.SerializeAsString(), *plan, *calibration, check);
+  if (!verified.ok()) return AsPrecondition(verified.status());
 
   ExportResult result;
-  result.report = ToProto(exported->report, *verification, ranges.method);
-  result.bytes = std::move(exported->bytes);
+  result.report = ToProto(verified->exported.report, verified->verification, verified->range_method);
+  result.bytes = std::move(verified->exported.bytes);
   absl::StatusOr<std::string> sha = blobs_.Put(result.bytes);
   if (!sha.ok()) return sha.status();
   result.report.set_file_sha256(*sha);

@@ -150,44 +150,59 @@ void ExportJobs::Run(ExportTarget target, Progress progress, Done done) {
   });
 }
 
-absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Progress& progress) {
-  const auto start = std::chrono::steady_clock::now();
+namespace {
+
+// The record of an export of `t`, as state.db keeps it.
+ExportRecord RecordOf(const ExportTarget& t) {
   ExportRecord record;
   record.team = t.team;
   record.job_id = t.job.id;
   record.device_id = t.device_id;
   record.candidate = t.candidate.index();
   record.cache_key = t.cache_key;
-  auto finish = [&](ExportResult result) {
-    v1::ExportReport& r = result.report;
-    r.set_job_id(t.job.id);
-    r.set_model_id(t.model.id);
-    r.set_device_id(t.device_id);
-    r.set_candidate(t.candidate.index());
-    r.set_plan_summary(t.candidate.plan_summary());
-    r.set_predicted_latency_ms(t.candidate.predicted_latency_ms());
-    r.set_predicted_size_bytes(t.candidate.predicted_size_bytes());
-    r.set_predicted_sqnr_db(t.candidate.predicted_sqnr_db());
-    return result;
-  };
+  return record;
+}
 
+// `result` as an answer for `t`: which search, device and candidate, and what it predicted.
+ExportResult Stamped(ExportResult result, const ExportTarget& t) {
+  v1::ExportReport& r = result.report;
+  r.set_job_id(t.job.id);
+  r.set_model_id(t.model.id);
+  r.set_device_id(t.device_id);
+  r.set_candidate(t.candidate.index());
+  r.set_plan_summary(t.candidate.plan_summary());
+  r.set_predicted_latency_ms(t.candidate.predicted_latency_ms());
+  r.set_predicted_size_bytes(t.candidate.predicted_size_bytes());
+  r.set_predicted_sqnr_db(t.candidate.predicted_sqnr_db());
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<ExportResult>> ExportJobs::FromStoredExport(const ExportTarget& t,
+                                                                         const Progress& progress) {
   absl::StatusOr<std::optional<ExportRecord>> cached = state_.FindExport(t.team, t.cache_key);
   if (!cached.ok()) return cached.status();
-  if (cached->has_value()) {
-    progress(Phase("loading", "from an earlier export of the same model and plan"));
-    absl::StatusOr<std::string> bytes = blobs_.Read((*cached)->blob_sha256);
-    v1::ExportReport report;
-    if (bytes.ok() && report.ParseFromString((*cached)->report)) {
-      ExportResult result{*std::move(bytes), std::move(report)};
-      result.report.set_from_cache(true);
-      result = finish(std::move(result));
-      record.blob_sha256 = (*cached)->blob_sha256;
-      record.report = result.report.SerializeAsString();
-      if (absl::Status s = state_.PutExport(record); !s.ok()) return s;
-      return result;
-    }
-    // A lost or unreadable blob: export again.
-  }
+  if (!cached->has_value()) return std::nullopt;
+  progress(Phase("loading", "from an earlier export of the same model and plan"));
+  absl::StatusOr<std::string> bytes = blobs_.Read((*cached)->blob_sha256);
+  v1::ExportReport report;
+  if (!bytes.ok() || !report.ParseFromString((*cached)->report)) return std::nullopt;  // lost: export again
+  ExportResult result{*std::move(bytes), std::move(report)};
+  result.report.set_from_cache(true);
+  result = Stamped(std::move(result), t);
+  ExportRecord record = RecordOf(t);
+  record.blob_sha256 = (*cached)->blob_sha256;
+  record.report = result.report.SerializeAsString();
+  if (absl::Status s = state_.PutExport(record); !s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Progress& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::optional<ExportResult>> stored = FromStoredExport(t, progress);
+  if (!stored.ok()) return stored.status();
+  if (stored->has_value()) return **std::move(stored);
 
   progress(Phase("loading", absl::StrCat("model ", t.model.id)));
   absl::StatusOr<std::string> bytes = blobs_.Read(t.model.sha256);
@@ -241,7 +256,8 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
   result.report.set_file_sha256(*sha);
   result.report.set_export_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   result.report.set_created_at(UtcNow());
-  result = finish(std::move(result));
+  result = Stamped(std::move(result), t);
+  ExportRecord record = RecordOf(t);
   record.blob_sha256 = *sha;
   record.report = result.report.SerializeAsString();
   if (absl::Status s = state_.PutExport(record); !s.ok()) return s;

@@ -11,6 +11,7 @@
 #define SQUEEZE_SERVER_EXPORT_JOBS_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -78,6 +79,9 @@ class ExportJobs {
 
  private:
   absl::StatusOr<ExportResult> Execute(const ExportTarget& target, const Progress& progress);
+  // The stored export of the same model bytes and plan, re-recorded for `target`; nullopt when
+  // there is none or its file is lost.
+  absl::StatusOr<std::optional<ExportResult>> FromStoredExport(const ExportTarget& target, const Progress& progress);
 
   StateStore& state_;
   BlobStore& blobs_;

@@ -106,6 +106,125 @@ void AddKeysCommands(CLI::App& app, int* exit_code) {
   });
 }
 
+// What the command line sets, before the durations are converted.
+struct Flags {
+  squeeze::server::ServerOptions options;
+  std::string port_file;
+  double shutdown_grace_s = 10;
+  double upload_idle_timeout_s = 60;
+  double analysis_timeout_s = 120;
+  double host_model_time_ms = 1000;
+};
+
+// The serving flags. A table, one entry per flag with its help and check, so it is one long
+// function on purpose: split, the flags would be harder to read together.
+void AddServeFlags(CLI::App& app, Flags* f) {
+  app.add_option("--data-dir", f->options.data_dir, "Directory for profiles.db and server state (created if missing)");
+  app.add_option("--listen", f->options.listen, "Address to listen on, HOST:PORT; port 0 picks a free port")
+      ->capture_default_str();
+  app.add_option("--port-file", f->port_file, "Write the bound port to this file once listening");
+  app.add_option("--profiles", f->options.profiles_path, "Device-profile database (default: DATA_DIR/profiles.db)");
+  app.add_option("--tls-cert", f->options.tls_cert_path, "TLS certificate chain (PEM); with --tls-key");
+  app.add_option("--tls-key", f->options.tls_key_path, "TLS private key (PEM); with --tls-cert");
+  app.add_flag("--insecure", f->options.insecure,
+               "Allow plaintext on a non-loopback address (only behind a proxy that terminates TLS)");
+  app.add_option("--max-model-bytes", f->options.max_model_bytes, "Largest model upload accepted, in bytes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-activation-bytes", f->options.max_activation_bytes,
+                 "Most bytes of activations one model may hold at once at its input shapes; bigger "
+                 "models are refused before ONNX Runtime runs them")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 40));
+  app.add_option("--analysis-timeout", f->analysis_timeout_s,
+                 "Seconds ONNX Runtime may take to run a model once to find shapes libonnx cannot infer")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
+  app.add_option("--search-memory", f->options.search_memory_budget,
+                 "Bytes of memory the running searches may need together, as estimated from their models; "
+                 "a search that would pass it waits for others to end (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--host-model-time-ms", f->host_model_time_ms,
+                 "A search on 'host' whose profile never timed the model first times it and its uniform exports here, "
+                 "each for this long, so the predictions calibrate to them (0: never; predictions then rest on the "
+                 "profile alone)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600000.0));
+  app.add_flag("--error-probes,!--no-error-probes", f->options.measure_error,
+               "After each search, export its candidates near the SQNR floor, run them on the calibration inputs and, "
+               "where they measure more than 1 dB off, scale the predicted errors to them and search again "
+               "(--no-error-probes: predicted errors rest on the per-layer sensitivities alone)")
+      ->capture_default_str();
+  app.add_option("--max-message-bytes", f->options.max_message_bytes, "Largest gRPC message received or sent")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2} << 20, int64_t{1} << 30));
+  app.add_option("--max-concurrent-streams", f->options.max_concurrent_streams,
+                 "Most calls in flight on one client connection")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--upload-idle-timeout", f->upload_idle_timeout_s,
+                 "Seconds an upload may send nothing before it is ended and its bytes dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--quota-stored-bytes", f->options.quota.max_stored_bytes,
+                 "Per team: most bytes of stored models (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--quota-concurrent-searches", f->options.quota.max_concurrent_searches,
+                 "Per team: most searches queued or running at once (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--quota-searches-per-hour", f->options.quota.max_searches_per_hour,
+                 "Per team: most searches started in any hour; answers from stored results are free (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--workers", f->options.worker_threads, "Threads that run searches")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--upload-workers", f->options.upload_threads,
+                 "Threads that analyse uploads (apart from searches, so uploads never wait behind them)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--shutdown-grace", f->shutdown_grace_s,
+                 "On SIGTERM, seconds calls in flight get to finish before they are cancelled")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
+}
+
+// Serves until SIGINT or SIGTERM; the exit code.
+int Serve(const Flags& f) {
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto server = squeeze::server::SqueezeServer::Start(f.options);
+  if (!server.ok()) {
+    LogError("cannot start: {}", server.status().ToString());
+    return 1;
+  }
+  LogInfo("listening on {} data_dir={} tls={}", (*server)->address(), f.options.data_dir,
+          f.options.tls_cert_path.empty() ? "off" : "on");
+  if (!f.port_file.empty()) {
+    absl::Status written = squeeze::common::WriteFileAtomically(f.port_file, absl::StrCat((*server)->port(), "\n"));
+    if (!written.ok()) {
+      LogError("cannot write --port-file: {}", written.ToString());
+      return 1;
+    }
+  }
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  LogInfo("received {}, shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->Shutdown(absl::Seconds(f.shutdown_grace_s));
+  (*server)->Wait();
+  server->reset();
+  LogInfo("stopped");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -117,134 +236,29 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "probe-shapes") {
     return squeeze::runtime::ShapeProbeHelperMain(std::vector<std::string>(argv + 2, argv + argc));
   }
-  squeeze::server::ServerOptions options;
-  std::string port_file;
-  double shutdown_grace_s = 10;
-  double upload_idle_timeout_s = 60;
-  double analysis_timeout_s = 120;
-  double host_model_time_ms = 1000;
+  Flags f;
   CLI::App app{
       "squeezed: the Squeeze model compression search server.\n"
       "Serves squeeze.v1 over gRPC (with the standard health service and reflection) from a data\n"
       "directory holding the device-profile database and the teams' state. Every call but health\n"
       "needs an API key; a new data dir gets its first admin key in DATA_DIR/initial-api-key."};
   app.require_subcommand(0, 1);
-  app.add_option("--data-dir", options.data_dir, "Directory for profiles.db and server state (created if missing)");
-  app.add_option("--listen", options.listen, "Address to listen on, HOST:PORT; port 0 picks a free port")
-      ->capture_default_str();
-  app.add_option("--port-file", port_file, "Write the bound port to this file once listening");
-  app.add_option("--profiles", options.profiles_path, "Device-profile database (default: DATA_DIR/profiles.db)");
-  app.add_option("--tls-cert", options.tls_cert_path, "TLS certificate chain (PEM); with --tls-key");
-  app.add_option("--tls-key", options.tls_key_path, "TLS private key (PEM); with --tls-cert");
-  app.add_flag("--insecure", options.insecure,
-               "Allow plaintext on a non-loopback address (only behind a proxy that terminates TLS)");
-  app.add_option("--max-model-bytes", options.max_model_bytes, "Largest model upload accepted, in bytes")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--max-activation-bytes", options.max_activation_bytes,
-                 "Most bytes of activations one model may hold at once at its input shapes; bigger "
-                 "models are refused before ONNX Runtime runs them")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 40));
-  app.add_option("--analysis-timeout", analysis_timeout_s,
-                 "Seconds ONNX Runtime may take to run a model once to find shapes libonnx cannot infer")
-      ->capture_default_str()
-      ->check(CLI::Range(1.0, 3600.0));
-  app.add_option("--search-memory", options.search_memory_budget,
-                 "Bytes of memory the running searches may need together, as estimated from their models; "
-                 "a search that would pass it waits for others to end (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--host-model-time-ms", host_model_time_ms,
-                 "A search on 'host' whose profile never timed the model first times it and its uniform exports here, "
-                 "each for this long, so the predictions calibrate to them (0: never; predictions then rest on the "
-                 "profile alone)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 600000.0));
-  app.add_flag("--error-probes,!--no-error-probes", options.measure_error,
-               "After each search, export its candidates near the SQNR floor, run them on the calibration inputs and, "
-               "where they measure more than 1 dB off, scale the predicted errors to them and search again "
-               "(--no-error-probes: predicted errors rest on the per-layer sensitivities alone)")
-      ->capture_default_str();
-  app.add_option("--max-message-bytes", options.max_message_bytes, "Largest gRPC message received or sent")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{2} << 20, int64_t{1} << 30));
-  app.add_option("--max-concurrent-streams", options.max_concurrent_streams,
-                 "Most calls in flight on one client connection")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--upload-idle-timeout", upload_idle_timeout_s,
-                 "Seconds an upload may send nothing before it is ended and its bytes dropped")
-      ->capture_default_str()
-      ->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--quota-stored-bytes", options.quota.max_stored_bytes,
-                 "Per team: most bytes of stored models (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--quota-concurrent-searches", options.quota.max_concurrent_searches,
-                 "Per team: most searches queued or running at once (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--quota-searches-per-hour", options.quota.max_searches_per_hour,
-                 "Per team: most searches started in any hour; answers from stored results are free (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--workers", options.worker_threads, "Threads that run searches")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--upload-workers", options.upload_threads,
-                 "Threads that analyse uploads (apart from searches, so uploads never wait behind them)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--shutdown-grace", shutdown_grace_s,
-                 "On SIGTERM, seconds calls in flight get to finish before they are cancelled")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 600.0));
+  AddServeFlags(app, &f);
   int exit_code = 0;
   AddKeysCommands(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   if (!app.get_subcommands().empty()) return exit_code;
-  options.upload_idle_timeout = absl::Seconds(upload_idle_timeout_s);
-  options.analysis_timeout = absl::Seconds(analysis_timeout_s);
-  options.host_model_time_s = host_model_time_ms / 1000;
+  f.options.upload_idle_timeout = absl::Seconds(f.upload_idle_timeout_s);
+  f.options.analysis_timeout = absl::Seconds(f.analysis_timeout_s);
+  f.options.host_model_time_s = f.host_model_time_ms / 1000;
   if (absl::StatusOr<std::string> self = squeeze::common::SelfExecutable(); self.ok()) {
-    options.probe_helper_argv = {*self, "probe-shapes"};
+    f.options.probe_helper_argv = {*self, "probe-shapes"};
   } else {
     std::cerr << "squeezed: " << self.status().message() << "; the shape probe runs in this process, unbounded\n";
   }
-  if (options.data_dir.empty()) {
+  if (f.options.data_dir.empty()) {
     std::cerr << "--data-dir is required\nRun with --help for more information.\n";
     return 106;  // CLI11's code for a missing required option
   }
-
-  // Block the stop signals in every thread; the main thread waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  auto server = squeeze::server::SqueezeServer::Start(options);
-  if (!server.ok()) {
-    LogError("cannot start: {}", server.status().ToString());
-    return 1;
-  }
-  LogInfo("listening on {} data_dir={} tls={}", (*server)->address(), options.data_dir,
-          options.tls_cert_path.empty() ? "off" : "on");
-  if (!port_file.empty()) {
-    absl::Status written = squeeze::common::WriteFileAtomically(port_file, absl::StrCat((*server)->port(), "\n"));
-    if (!written.ok()) {
-      LogError("cannot write --port-file: {}", written.ToString());
-      return 1;
-    }
-  }
-
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
-  LogInfo("received {}, shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
-  (*server)->Shutdown(absl::Seconds(shutdown_grace_s));
-  (*server)->Wait();
-  server->reset();
-  LogInfo("stopped");
-  return 0;
+  return Serve(f);
 }

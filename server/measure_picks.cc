@@ -158,20 +158,18 @@ absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(
   return out;
 }
 
-absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) {
-  if (in.run.model == nullptr || in.run.calibration == nullptr || in.run.problem == nullptr ||
-      in.run.calibration->samples.empty()) {
-    return absl::InvalidArgumentError("measuring picks needs the model, its problem and calibration samples");
-  }
-  auto cancelled = [&] { return in.run.cancelled != nullptr && in.run.cancelled->load(); };
+namespace {
+
+// The front's picks (and the fastest beyond them) and the uniform baselines, each with its plan.
+absl::StatusOr<std::vector<Entry>> EntriesToMeasure(const MeasurePicksInputs& in, const v1::DeviceFront& front) {
   std::vector<Entry> entries;
-  for (int p : PositionsToMeasure(*front, in)) {
+  for (int p : PositionsToMeasure(front, in)) {
     Entry e;
-    e.label = absl::StrCat("#", front->candidates(p).index());
+    e.label = absl::StrCat("#", front.candidates(p).index());
     e.position = p;
-    e.predicted_ms = front->candidates(p).predicted_latency_ms();
+    e.predicted_ms = front.candidates(p).predicted_latency_ms();
     absl::StatusOr<std::vector<model::LayerPlan>> plan =
-        ExportPlanFromProto(front->candidates(p), in.run.model->analysis);
+        ExportPlanFromProto(front.candidates(p), in.run.model->analysis);
     if (!plan.ok()) return plan.status();
     e.plan = *std::move(plan);
     entries.push_back(std::move(e));
@@ -190,29 +188,32 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
     e.plan = search::ExportPlanOf(*in.run.problem, *choice);
     entries.push_back(std::move(e));
   }
-  if (entries.empty()) return absl::OkStatus();
+  return entries;
+}
 
-  // Export each through the tested path, its outputs compared with the original's.
+// Each entry exported through the tested path, its outputs compared with the original's, then
+// all of them timed together, in turns.
+absl::Status ExportAndTime(const MeasurePicksInputs& in, std::vector<Entry>* entries) {
+  auto cancelled = [&] { return in.run.cancelled != nullptr && in.run.cancelled->load(); };
   const runtime::ExportCheckOptions check = CheckOptionsFor(in.run);
-  const double steps = static_cast<double>(entries.size()) + 1;
-  for (size_t k = 0; k < entries.size(); ++k) {
+  const double steps = static_cast<double>(entries->size()) + 1;
+  for (size_t k = 0; k < entries->size(); ++k) {
+    Entry& e = (*entries)[k];
     if (cancelled()) return absl::CancelledError("cancelled");
     absl::StatusOr<runtime::VerifiedExport> exported =
-        runtime::ExportAndVerify(*in.run.model, in.run.model_bytes, entries[k].plan, *in.run.calibration, check);
+        runtime::ExportAndVerify(*in.run.model, in.run.model_bytes, e.plan, *in.run.calibration, check);
     if (!exported.ok()) {
       return absl::Status(exported.status().code(),
-                          absl::StrCat("exporting ", entries[k].label, ": ", exported.status().message()));
+                          absl::StrCat("exporting ", e.label, ": ", exported.status().message()));
     }
-    entries[k].exported = *std::move(exported);
+    e.exported = *std::move(exported);
     if (in.on_progress) in.on_progress((k + 1) / steps);
   }
-
-  // Timed together, in turns.
   std::vector<std::unique_ptr<runtime::Session>> sessions;
   std::vector<const runtime::Session*> views;
   runtime::SessionOptions session_options;
   session_options.intra_op_threads = in.run.threads;
-  for (const Entry& e : entries) {
+  for (const Entry& e : *entries) {
     absl::StatusOr<std::unique_ptr<runtime::Session>> s =
         runtime::Session::Create(e.exported.exported.bytes, session_options);
     if (!s.ok()) return absl::Status(s.status().code(), absl::StrCat("loading ", e.label, ": ", s.status().message()));
@@ -228,10 +229,14 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
   absl::StatusOr<std::vector<runtime::Timing>> times =
       runtime::TimeInterleaved(views, in.run.calibration->samples.front(), timing);
   if (!times.ok()) return times.status();
-  for (size_t k = 0; k < entries.size(); ++k) entries[k].timing = (*times)[k];
+  for (size_t k = 0; k < entries->size(); ++k) (*entries)[k].timing = (*times)[k];
   if (in.on_progress) in.on_progress(1);
+  return absl::OkStatus();
+}
 
-  // The figures into the front.
+// The measured figures into the front's picks and baselines; a baseline that keeps the limits and
+// is faster than every measured pick joins the front. Returns what `measured_picks` says of that.
+std::string RecordFigures(const MeasurePicksInputs& in, const std::vector<Entry>& entries, v1::DeviceFront* front) {
   double fastest_candidate = std::numeric_limits<double>::infinity();
   // Only what keeps the limits, its SQNR as measured, counts: Recommend never names the rest.
   for (const Entry& e : entries) {
@@ -256,22 +261,34 @@ absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) 
       fastest_baseline = &e;
     }
   }
-  std::string joined;
-  if (fastest_baseline != nullptr) {
-    // Faster than every measured candidate: it joins the front, so the fastest pick is never slower.
-    v1::Candidate joiner =
-        ToProto(*in.run.problem, search::Candidate{*fastest_baseline->choice, fastest_baseline->values}, true);
-    joiner.set_index(front->candidates_size());
-    joiner.add_tags(fastest_baseline->baseline);
-    joiner.add_tags("measured faster than every measured candidate that keeps the limits");
-    *joiner.mutable_measured() = FiguresOf(*fastest_baseline);
-    *front->add_candidates() = std::move(joiner);
-    joined = absl::StrFormat(
-        "; %s measured faster than every measured candidate that keeps the limits and joins the front as #%d",
-        fastest_baseline->label, front->candidates_size() - 1);
+  if (fastest_baseline == nullptr) return "";
+  // Faster than every measured candidate: it joins the front, so the fastest pick is never slower.
+  v1::Candidate joiner =
+      ToProto(*in.run.problem, search::Candidate{*fastest_baseline->choice, fastest_baseline->values}, true);
+  joiner.set_index(front->candidates_size());
+  joiner.add_tags(fastest_baseline->baseline);
+  joiner.add_tags("measured faster than every measured candidate that keeps the limits");
+  *joiner.mutable_measured() = FiguresOf(*fastest_baseline);
+  *front->add_candidates() = std::move(joiner);
+  return absl::StrFormat(
+      "; %s measured faster than every measured candidate that keeps the limits and joins the front as #%d",
+      fastest_baseline->label, front->candidates_size() - 1);
+}
+
+}  // namespace
+
+absl::Status MeasurePicks(const MeasurePicksInputs& in, v1::DeviceFront* front) {
+  if (in.run.model == nullptr || in.run.calibration == nullptr || in.run.problem == nullptr ||
+      in.run.calibration->samples.empty()) {
+    return absl::InvalidArgumentError("measuring picks needs the model, its problem and calibration samples");
   }
+  absl::StatusOr<std::vector<Entry>> entries = EntriesToMeasure(in, *front);
+  if (!entries.ok()) return entries.status();
+  if (entries->empty()) return absl::OkStatus();
+  if (absl::Status s = ExportAndTime(in, &*entries); !s.ok()) return s;
+  const std::string joined = RecordFigures(in, *entries, front);
   std::vector<std::string> parts;
-  for (const Entry& e : entries) {
+  for (const Entry& e : *entries) {
     parts.push_back(absl::StrFormat("%s %.3f ms (predicted %.3f)", e.label, e.timing.median_s * 1e3, e.predicted_ms));
   }
   front->set_measured_picks(absl::StrCat("measured here, ", in.run.threads, " thread", in.run.threads == 1 ? "" : "s",

@@ -316,6 +316,22 @@ absl::Status SearchPipeline::BuildProblem(RunningSearch& run, const Inputs& in, 
   return absl::OkStatus();
 }
 
+absl::StatusOr<search::Front> SearchPipeline::Solve(const Inputs& in, const DeviceRun& dev, absl::Duration budget,
+                                                    const search::RunControl& control) const {
+  if (in.exact) {
+    absl::StatusOr<search::Front> front = search::SolveExact(dev.problem.table, dev.engine_spec, {}, control);
+    // The DP plans integer layers at their conversions' bound; chains of them are found here.
+    if (!front.ok()) return front;
+    search::PolishOptions polish;
+    polish.seed = in.spec.seed();
+    return search::Polish(dev.problem.table, dev.engine_spec, *std::move(front), polish, control);
+  }
+  search::Nsga2Options nsga2;
+  nsga2.seed = in.spec.seed();
+  nsga2.time_budget = std::max(absl::Seconds(1), budget);
+  return search::SolveNsga2(dev.problem.table, dev.engine_spec, nsga2, control);
+}
+
 absl::Status SearchPipeline::SearchAndCheck(RunningSearch& run, const Inputs& in, DeviceRun* dev,
                                             ErrorProbes* probes) const {
   run.job.set_phase(v1::PHASE_SEARCHING);
@@ -339,72 +355,66 @@ absl::Status SearchPipeline::SearchAndCheck(RunningSearch& run, const Inputs& in
     }
     run.publish(false);
   };
-  auto run_search = [&](absl::Duration budget, const search::RunControl& rc) -> absl::StatusOr<search::Front> {
-    if (in.exact) {
-      absl::StatusOr<search::Front> f = search::SolveExact(dev->problem.table, dev->engine_spec, {}, rc);
-      // The DP plans integer layers at their conversions' bound; chains of them are found here.
-      if (!f.ok()) return f;
-      search::PolishOptions polish;
-      polish.seed = in.spec.seed();
-      return search::Polish(dev->problem.table, dev->engine_spec, *std::move(f), polish, rc);
-    }
-    search::Nsga2Options nsga2;
-    nsga2.seed = in.spec.seed();
-    nsga2.time_budget = std::max(absl::Seconds(1), budget);
-    return search::SolveNsga2(dev->problem.table, dev->engine_spec, nsga2, rc);
-  };
   // With the errors checked after it, NSGA-II's first run takes half the time; runs on the scaled
   // table share the rest.
   absl::StatusOr<search::Front> front =
-      run_search(options_.measure_error ? (in.deadline - absl::Now()) / 2 : in.deadline - absl::Now(), control);
+      Solve(in, *dev, options_.measure_error ? (in.deadline - absl::Now()) / 2 : in.deadline - absl::Now(), control);
   if (!front.ok()) return front.status();
   if (run.cancel) return Cancelled();
   dev->front = *std::move(front);
   if (options_.measure_error) {
-    // Predicted = measured for the error too: candidates near the floor exported and run, the
-    // table's errors scaled to them and the search run again (search::CheckErrors).
-    const std::optional<double> max_error = dev->engine_spec.constraints.max_error;
-    const double floor = max_error && *max_error > 0 ? search::SqnrDb(*max_error) : kDefaultMinSqnrDb;
     search::RunControl quiet = control;  // a rerun's progress does not move the job's backwards
     quiet.on_progress = nullptr;
-    auto measure = [&](const std::vector<search::Candidate>& candidates) {
-      run.job.set_phase(v1::PHASE_VERIFYING);
-      run.publish(true);
-      return MeasureErrorProbes(dev->exports, candidates, probes);
-    };
-    auto rerun = [&](int round, double floor_sqnr_db) {
-      run.job.set_phase(v1::PHASE_SEARCHING);
-      run.publish(true);
-      // A task floor a probe missed raises the SQNR floor for this device's front.
-      dev->engine_spec.constraints.max_error = search::ErrorOfSqnrDb(floor_sqnr_db);
-      return run_search(round == 0 ? (in.deadline - absl::Now()) / 2 : in.deadline - absl::Now(), quiet);
-    };
-    absl::StatusOr<search::ErrorCheck> checked =
-        search::CheckErrors(floor, TaskFloorsOf(in.spec.constraints()), measure, rerun, &dev->problem, &dev->front);
-    if (run.cancel) return Cancelled();
-    if (!checked.ok()) return checked.status();
-    if (!checked->measurement.ok()) {
-      dev->notes.push_back(absl::StrCat(
-          "the predicted errors rest on the per-layer sensitivities",
-          checked->factors.empty() ? " alone: " : " and what was measured before: ", checked->measurement.message()));
-    }
+    if (absl::Status s = CheckPredictedErrors(run, in, dev, quiet, probes); !s.ok()) return s;
   }
   *dev->out = ToProto(dev->problem, dev->front, dev->device.id, dev->device.version, true);
   dev->out->set_constraints_met(!dev->front.candidates.empty());
-  if (!dev->front.candidates.empty()) return absl::OkStatus();
+  if (dev->front.candidates.empty()) AddClosest(in, dev);
+  return absl::OkStatus();
+}
+
+absl::Status SearchPipeline::CheckPredictedErrors(RunningSearch& run, const Inputs& in, DeviceRun* dev,
+                                                  const search::RunControl& control, ErrorProbes* probes) const {
+  // Predicted = measured for the error too: candidates near the floor exported and run, the
+  // table's errors scaled to them and the search run again (search::CheckErrors).
+  const std::optional<double> max_error = dev->engine_spec.constraints.max_error;
+  const double floor = max_error && *max_error > 0 ? search::SqnrDb(*max_error) : kDefaultMinSqnrDb;
+  auto measure = [&](const std::vector<search::Candidate>& candidates) {
+    run.job.set_phase(v1::PHASE_VERIFYING);
+    run.publish(true);
+    return MeasureErrorProbes(dev->exports, candidates, probes);
+  };
+  auto rerun = [&](int round, double floor_sqnr_db) {
+    run.job.set_phase(v1::PHASE_SEARCHING);
+    run.publish(true);
+    // A task floor a probe missed raises the SQNR floor for this device's front.
+    dev->engine_spec.constraints.max_error = search::ErrorOfSqnrDb(floor_sqnr_db);
+    return Solve(in, *dev, round == 0 ? (in.deadline - absl::Now()) / 2 : in.deadline - absl::Now(), control);
+  };
+  absl::StatusOr<search::ErrorCheck> checked =
+      search::CheckErrors(floor, TaskFloorsOf(in.spec.constraints()), measure, rerun, &dev->problem, &dev->front);
+  if (run.cancel) return Cancelled();
+  if (!checked.ok()) return checked.status();
+  if (!checked->measurement.ok()) {
+    dev->notes.push_back(absl::StrCat(
+        "the predicted errors rest on the per-layer sensitivities",
+        checked->factors.empty() ? " alone: " : " and what was measured before: ", checked->measurement.message()));
+  }
+  return absl::OkStatus();
+}
+
+void SearchPipeline::AddClosest(const Inputs& in, DeviceRun* dev) const {
   // Say which limit binds, and offer the closest candidates of the unconstrained front.
   search::SearchSpec free_spec = dev->engine_spec;
   free_spec.constraints = {};
   free_spec.max_candidates = 200;
   absl::StatusOr<search::Front> free =
       in.exact ? search::SolveExact(dev->problem.table, free_spec) : search::SolveNsga2(dev->problem.table, free_spec);
-  if (free.ok()) {
-    dev->out->set_binding_constraint(BindingConstraint(*free, dev->engine_spec.constraints));
-    const v1::DeviceFront closest = ToProto(dev->problem, ClosestCandidates(*free, dev->engine_spec.constraints, 3),
-                                            dev->device.id, dev->device.version, true);
-    *dev->out->mutable_candidates() = closest.candidates();
-  }
-  return absl::OkStatus();
+  if (!free.ok()) return;
+  dev->out->set_binding_constraint(BindingConstraint(*free, dev->engine_spec.constraints));
+  const v1::DeviceFront closest = ToProto(dev->problem, ClosestCandidates(*free, dev->engine_spec.constraints, 3),
+                                          dev->device.id, dev->device.version, true);
+  *dev->out->mutable_candidates() = closest.candidates();
 }
 
 void SearchPipeline::AddBaselines(const Inputs& in, const DeviceRun& dev) const {

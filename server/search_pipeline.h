@@ -18,8 +18,11 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "device_profiles/profile_store.h"
 #include "model/loader.h"
+#include "search/engine/front.h"
+#include "search/engine/run_control.h"
 #include "search/problem/error_calibration.h"
 #include "server/blob_store.h"
 #include "server/state_store.h"
@@ -75,6 +78,13 @@ class SearchPipeline {
   absl::Status SearchDevice(RunningSearch& run, const Inputs& in, int d, ErrorProbes* probes) const;
   absl::Status BuildProblem(RunningSearch& run, const Inputs& in, DeviceRun* dev) const;
   absl::Status SearchAndCheck(RunningSearch& run, const Inputs& in, DeviceRun* dev, ErrorProbes* probes) const;
+  // The device's search engine on its table: the exact DP and its polish, or NSGA-II for `budget`.
+  absl::StatusOr<search::Front> Solve(const Inputs& in, const DeviceRun& dev, absl::Duration budget,
+                                      const search::RunControl& control) const;
+  absl::Status CheckPredictedErrors(RunningSearch& run, const Inputs& in, DeviceRun* dev,
+                                    const search::RunControl& control, ErrorProbes* probes) const;
+  // For a front no candidate of which meets the limits: the binding limit and the closest candidates.
+  void AddClosest(const Inputs& in, DeviceRun* dev) const;
   void AddBaselines(const Inputs& in, const DeviceRun& dev) const;
   absl::Status MeasureHostPicks(RunningSearch& run, const Inputs& in, DeviceRun* dev) const;
 

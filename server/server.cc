@@ -99,18 +99,18 @@ bool IsLoopbackHost(const std::string& host) {
   return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
 }
 
-absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const ServerOptions& options) {
+namespace {
+
+// The options a server cannot start with, named by their flags.
+absl::Status CheckOptions(const ServerOptions& options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data-dir is required");
-  absl::StatusOr<std::pair<std::string, int>> address = SplitAddress(options.listen);
-  if (!address.ok()) return address.status();
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options, address->first);
-  if (!credentials.ok()) return credentials.status();
   if (options.max_message_bytes < (2 << 20)) {
     return absl::InvalidArgumentError(
         "--max-message-bytes must be at least 2 MiB (2097152): uploads send 1 MiB chunks");
   }
-  if (options.max_concurrent_streams < 1)
+  if (options.max_concurrent_streams < 1) {
     return absl::InvalidArgumentError("--max-concurrent-streams must be positive");
+  }
   if (options.upload_idle_timeout < absl::Milliseconds(100)) {
     return absl::InvalidArgumentError("--upload-idle-timeout must be at least 0.1 seconds");
   }
@@ -118,145 +118,173 @@ absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const Server
       options.quota.max_searches_per_hour < 0) {
     return absl::InvalidArgumentError("quotas must not be negative (0 means no limit)");
   }
-  const absl::Time started_at = absl::Now();
-  absl::Status status = common::MakeDirectories(options.data_dir);
-  if (!status.ok()) return status;
-
-  std::unique_ptr<SqueezeServer> server(new SqueezeServer());
-  const std::string profiles_path =
-      options.profiles_path.empty() ? options.data_dir + "/profiles.db" : options.profiles_path;
-  device_profiles::ProfileStoreOptions profile_options;
-  {
-    // The host is described only when a new database is created; detecting it costs ~0.2 s.
-    std::error_code ignored;
-    bool exists =
-        std::filesystem::exists(profiles_path, ignored) && std::filesystem::file_size(profiles_path, ignored) > 0;
-    if (!exists) {
-      absl::StatusOr<device_profiles::Device> host =
-          device_profiles::HostDevice(device_profiles::ReadHostFacts(runtime::OrtVersion()));
-      if (host.ok()) {
-        profile_options.host = *std::move(host);
-      } else {
-        common::LogWarning("cannot describe this machine as device 'host': {}", host.status().ToString());
-      }
-    }
-  }
-  absl::StatusOr<std::unique_ptr<device_profiles::ProfileStore>> profiles =
-      device_profiles::ProfileStore::Open(profiles_path, profile_options);
-  if (!profiles.ok()) return profiles.status();
-  server->profiles_ = *std::move(profiles);
-  server->device_service_ = std::make_unique<DeviceService>(*server->profiles_);
-
-  absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(options.data_dir + "/state.db");
-  if (!state.ok()) return state.status();
-  server->state_ = *std::move(state);
-  if (absl::Status s = MakeInitialKey(*server->state_, options.data_dir); !s.ok()) return s;
-  server->auth_ = std::make_unique<Authenticator>(*server->state_);
-  absl::StatusOr<std::unique_ptr<BlobStore>> blobs = BlobStore::Open(options.data_dir + "/blobs");
-  if (!blobs.ok()) return blobs.status();
-  server->blobs_ = *std::move(blobs);
-  absl::StatusOr<std::set<std::string>> referenced = server->state_->ReferencedBlobs();
-  if (!referenced.ok()) return referenced.status();
-  absl::StatusOr<int> collected = server->blobs_->CollectGarbage(*referenced);
-  if (!collected.ok()) return collected.status();
-  if (*collected > 0) common::LogInfo("blob store: removed {} blobs no model refers to", *collected);
-
   if (options.worker_threads < 1) return absl::InvalidArgumentError("worker threads must be at least 1");
   if (options.max_model_bytes < 1) return absl::InvalidArgumentError("--max-model-bytes must be positive");
   if (options.upload_threads < 1) return absl::InvalidArgumentError("upload threads must be at least 1");
+  return absl::OkStatus();
+}
+
+// The device database's options: the host is described only when a new database is created
+// (detecting it costs ~0.2 s).
+device_profiles::ProfileStoreOptions ProfileOptionsFor(const std::string& profiles_path) {
+  device_profiles::ProfileStoreOptions profile_options;
+  std::error_code ignored;
+  const bool exists =
+      std::filesystem::exists(profiles_path, ignored) && std::filesystem::file_size(profiles_path, ignored) > 0;
+  if (exists) return profile_options;
+  absl::StatusOr<device_profiles::Device> host =
+      device_profiles::HostDevice(device_profiles::ReadHostFacts(runtime::OrtVersion()));
+  if (host.ok()) {
+    profile_options.host = *std::move(host);
+  } else {
+    common::LogWarning("cannot describe this machine as device 'host': {}", host.status().ToString());
+  }
+  return profile_options;
+}
+
+// ONNX Runtime's shape probe: in this process, or in a helper process under the activation and
+// time budget when the server was given one (squeezed probe-shapes).
+absl::StatusOr<model::ShapeProbe> ShapeProbeFor(const ServerOptions& options) {
+  if (options.probe_helper_argv.empty()) return runtime::OnnxRuntimeShapeProbe();
+  runtime::IsolatedProbeOptions probe;
+  probe.helper_argv = options.probe_helper_argv;
+  // On the data dir's disk; what a killed server left there is removed at start.
+  probe.temp_dir = options.data_dir + "/probe";
+  std::error_code ignored;
+  std::filesystem::remove_all(probe.temp_dir, ignored);
+  if (absl::Status made = common::MakeDirectories(probe.temp_dir); !made.ok()) return made;
+  probe.activation_bytes = options.max_activation_bytes;
+  probe.time_limit = options.analysis_timeout;
+  return runtime::IsolatedShapeProbe(std::move(probe));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqueezeServer>> SqueezeServer::Start(const ServerOptions& options) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  absl::StatusOr<std::pair<std::string, int>> address = SplitAddress(options.listen);
+  if (!address.ok()) return address.status();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options, address->first);
+  if (!credentials.ok()) return credentials.status();
+  const absl::Time started_at = absl::Now();
+  if (absl::Status s = common::MakeDirectories(options.data_dir); !s.ok()) return s;
+
+  std::unique_ptr<SqueezeServer> server(new SqueezeServer());
+  if (absl::Status s = server->OpenStores(options); !s.ok()) return s;
+  server->StartWorkers(options);
+  absl::StatusOr<model::ShapeProbe> shape_probe = ShapeProbeFor(options);
+  if (!shape_probe.ok()) return shape_probe.status();
+  server->MakeServices(options, *shape_probe, started_at);
+  if (absl::Status s = server->Listen(options, *credentials); !s.ok()) return s;
+  if (absl::Status recovered = server->search_jobs_->Recover(); !recovered.ok()) return recovered;
+  server->address_ = absl::StrCat(address->first, ":", server->port_);
+  return server;
+}
+
+absl::Status SqueezeServer::OpenStores(const ServerOptions& options) {
+  const std::string profiles_path =
+      options.profiles_path.empty() ? options.data_dir + "/profiles.db" : options.profiles_path;
+  absl::StatusOr<std::unique_ptr<device_profiles::ProfileStore>> profiles =
+      device_profiles::ProfileStore::Open(profiles_path, ProfileOptionsFor(profiles_path));
+  if (!profiles.ok()) return profiles.status();
+  profiles_ = *std::move(profiles);
+  absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(options.data_dir + "/state.db");
+  if (!state.ok()) return state.status();
+  state_ = *std::move(state);
+  if (absl::Status s = MakeInitialKey(*state_, options.data_dir); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<BlobStore>> blobs = BlobStore::Open(options.data_dir + "/blobs");
+  if (!blobs.ok()) return blobs.status();
+  blobs_ = *std::move(blobs);
+  absl::StatusOr<std::set<std::string>> referenced = state_->ReferencedBlobs();
+  if (!referenced.ok()) return referenced.status();
+  absl::StatusOr<int> collected = blobs_->CollectGarbage(*referenced);
+  if (!collected.ok()) return collected.status();
+  if (*collected > 0) common::LogInfo("blob store: removed {} blobs no model refers to", *collected);
+  return absl::OkStatus();
+}
+
+void SqueezeServer::StartWorkers(const ServerOptions& options) {
   // oneTBB runs enqueued work on one pool of worker threads shared by every arena, by default one
   // fewer than the cores (a single thread on 2 cores): without a larger pool the upload arena
   // would wait for a search to end before it got a thread.
-  server->parallelism_ = std::make_unique<tbb::global_control>(
+  parallelism_ = std::make_unique<tbb::global_control>(
       tbb::global_control::max_allowed_parallelism,
       std::max<size_t>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
                        static_cast<size_t>(options.worker_threads + options.upload_threads + 1)));
-  server->workers_ = std::make_unique<WorkQueue>(options.worker_threads);
-  server->search_queue_ =
-      std::make_unique<FairQueue>(*server->workers_, options.worker_threads, options.search_memory_budget);
+  workers_ = std::make_unique<WorkQueue>(options.worker_threads);
+  search_queue_ = std::make_unique<FairQueue>(*workers_, options.worker_threads, options.search_memory_budget);
   // Uploads have threads of their own, so they are never queued behind long searches.
-  server->upload_workers_ = std::make_unique<WorkQueue>(options.upload_threads);
+  upload_workers_ = std::make_unique<WorkQueue>(options.upload_threads);
+}
+
+void SqueezeServer::MakeServices(const ServerOptions& options, const model::ShapeProbe& shape_probe,
+                                 absl::Time started_at) {
+  auth_ = std::make_unique<Authenticator>(*state_);
+  device_service_ = std::make_unique<DeviceService>(*profiles_);
   ModelServiceOptions model_options;
   model_options.max_model_bytes = options.max_model_bytes;
-  if (options.probe_helper_argv.empty()) {
-    model_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
-  } else {
-    runtime::IsolatedProbeOptions probe;
-    probe.helper_argv = options.probe_helper_argv;
-    // On the data dir's disk; what a killed server left there is removed at start.
-    probe.temp_dir = options.data_dir + "/probe";
-    std::error_code ignored;
-    std::filesystem::remove_all(probe.temp_dir, ignored);
-    if (absl::Status made = common::MakeDirectories(probe.temp_dir); !made.ok()) return made;
-    probe.activation_bytes = options.max_activation_bytes;
-    probe.time_limit = options.analysis_timeout;
-    model_options.shape_probe = runtime::IsolatedShapeProbe(std::move(probe));
-  }
+  model_options.shape_probe = shape_probe;
   model_options.max_ir_version = runtime::MaxLoadableIrVersion();
   model_options.max_activation_bytes = options.max_activation_bytes;
   model_options.quota = options.quota;
   model_options.upload_idle_timeout = options.upload_idle_timeout;
-  server->model_service_ =
-      std::make_unique<ModelService>(*server->state_, *server->blobs_, *server->upload_workers_, model_options);
+  model_service_ = std::make_unique<ModelService>(*state_, *blobs_, *upload_workers_, model_options);
   ExportJobsOptions export_options;
-  export_options.shape_probe = model_options.shape_probe;
+  export_options.shape_probe = shape_probe;
   export_options.max_activation_bytes = options.max_activation_bytes;
-  server->export_jobs_ = std::make_unique<ExportJobs>(*server->state_, *server->blobs_, *server->profiles_,
-                                                      *server->workers_, export_options);
-  server->export_service_ = std::make_unique<ExportService>(*server->export_jobs_);
+  export_jobs_ = std::make_unique<ExportJobs>(*state_, *blobs_, *profiles_, *workers_, export_options);
+  export_service_ = std::make_unique<ExportService>(*export_jobs_);
   SearchPipelineOptions pipeline_options;
-  pipeline_options.shape_probe = model_options.shape_probe;
+  pipeline_options.shape_probe = shape_probe;
   pipeline_options.max_activation_bytes = options.max_activation_bytes;
   pipeline_options.host_model_time_s = options.host_model_time_s;
   pipeline_options.measure_error = options.measure_error;
-  server->search_pipeline_ =
-      std::make_unique<SearchPipeline>(*server->state_, *server->blobs_, *server->profiles_, pipeline_options);
+  search_pipeline_ = std::make_unique<SearchPipeline>(*state_, *blobs_, *profiles_, pipeline_options);
   SearchJobsOptions search_options;
   search_options.quota = options.quota;
-  ExportJobs* exports = server->export_jobs_.get();
+  ExportJobs* exports = export_jobs_.get();
   search_options.verify_recommended = [exports](const std::string& team, const std::string& id) {
     exports->VerifyRecommended(team, id);
   };
-  const SearchPipeline* pipeline = server->search_pipeline_.get();
-  server->search_jobs_ =
-      std::make_unique<SearchJobs>(*server->state_, *server->profiles_, *server->search_queue_, search_options,
-                                   [pipeline](RunningSearch& run) { return pipeline->Run(run); });
-  server->search_service_ = std::make_unique<SearchService>(*server->search_jobs_, server->export_jobs_.get());
+  const SearchPipeline* pipeline = search_pipeline_.get();
+  search_jobs_ = std::make_unique<SearchJobs>(*state_, *profiles_, *search_queue_, search_options,
+                                              [pipeline](RunningSearch& run) { return pipeline->Run(run); });
+  search_service_ = std::make_unique<SearchService>(*search_jobs_, export_jobs_.get());
   ServerInfo info;
   info.started_at = started_at;
   info.worker_threads = options.worker_threads;
   info.tls = !options.tls_cert_path.empty();
   info.upload_threads = options.upload_threads;
   info.search_memory_budget = options.search_memory_budget;
-  server->server_service_ = std::make_unique<ServerService>(*server->state_, *server->workers_,
-                                                            *server->upload_workers_, *server->search_queue_, info);
+  server_service_ = std::make_unique<ServerService>(*state_, *workers_, *upload_workers_, *search_queue_, info);
+}
 
+absl::Status SqueezeServer::Listen(const ServerOptions& options,
+                                   const std::shared_ptr<grpc::ServerCredentials>& credentials) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(options.listen, *credentials, &bound_port);
-  builder.RegisterService(server->device_service_.get());
-  builder.RegisterService(server->model_service_.get());
-  builder.RegisterService(server->search_service_.get());
-  builder.RegisterService(server->export_service_.get());
-  builder.RegisterService(server->server_service_.get());
+  builder.AddListeningPort(options.listen, credentials, &bound_port);
+  builder.RegisterService(device_service_.get());
+  builder.RegisterService(model_service_.get());
+  builder.RegisterService(search_service_.get());
+  builder.RegisterService(export_service_.get());
+  builder.RegisterService(server_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(NewCallInterceptorFactory(*server->auth_, &server->calls_in_flight_));
+  interceptors.push_back(NewCallInterceptorFactory(*auth_, &calls_in_flight_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // Uploads arrive in chunks of 1 MiB.
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX)));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
-  server->server_ = builder.BuildAndStart();
-  if (!server->server_ || bound_port == 0) {
+  server_ = builder.BuildAndStart();
+  if (!server_ || bound_port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen, ": the address is in use or not local to this machine"));
   }
-  server->port_ = bound_port;
-  if (absl::Status recovered = server->search_jobs_->Recover(); !recovered.ok()) return recovered;
-  server->address_ = absl::StrCat(address->first, ":", bound_port);
-  return server;
+  port_ = bound_port;
+  return absl::OkStatus();
 }
 
 SqueezeServer::~SqueezeServer() {

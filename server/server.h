@@ -3,6 +3,7 @@
 #ifndef SQUEEZE_SERVER_SERVER_H_
 #define SQUEEZE_SERVER_SERVER_H_
 
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <oneapi/tbb/global_control.h>
 
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "device_profiles/profile_store.h"
+#include "model/loader.h"
 #include "server/fair_queue.h"
 #include "server/state_store.h"
 #include "server/work_queue.h"
@@ -94,6 +96,11 @@ class SqueezeServer {
 
  private:
   SqueezeServer() = default;
+  // The steps of Start, in order.
+  absl::Status OpenStores(const ServerOptions& options);
+  void StartWorkers(const ServerOptions& options);
+  void MakeServices(const ServerOptions& options, const model::ShapeProbe& shape_probe, absl::Time started_at);
+  absl::Status Listen(const ServerOptions& options, const std::shared_ptr<grpc::ServerCredentials>& credentials);
 
   std::unique_ptr<device_profiles::ProfileStore> profiles_;
   std::unique_ptr<StateStore> state_;

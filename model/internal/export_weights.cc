@@ -1,6 +1,7 @@
 #include "model/internal/export_weights.h"
 
 #include <cmath>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -287,6 +288,85 @@ double Distortion(const SlicedWeight& s, const std::vector<float>& w_hat) {
   return s.energy > 0 ? (s.energy - kept_energy + err) / s.energy : 0;
 }
 
+// A layer's report before its rewrite: what it is and what the plan asks.
+LayerExport ReportOf(const Layer& layer, const LayerPlan& plan) {
+  LayerExport le;
+  le.layer = layer.name;
+  le.op_type = layer.op_type;
+  le.plan = plan;
+  le.option = LayerPlanLabel(plan);
+  le.params = layer.params;
+  le.out_channels = layer.out_channels;
+  return le;
+}
+
+// The rows the plan prunes that stay in the file as zeros, with a note saying why.
+int64_t ZeroedRows(const Layer& layer, size_t index, const LayerWeight& weight, const Removals& removals,
+                   const ChannelFlow& flow, std::vector<std::string>* notes) {
+  int64_t zeroed = 0;
+  for (int64_t c = 0; c < layer.out_channels; ++c) zeroed += weight.pruned_rows[c] && !removals.rows.count(c);
+  if (zeroed == 0) return 0;
+  const std::string why = flow.WhyKept(index);
+  notes->push_back(absl::StrCat(zeroed, " pruned output channels kept as zeros: ",
+                                !layer.subgraph.empty()   ? "the layer sits in a subgraph"
+                                : layer.op_type != "Conv" ? "only Conv output channels are removed"
+                                : !why.empty()            ? why
+                                                          : "they cannot be followed"));
+  return zeroed;
+}
+
+// A layer's weight as written: the value the layer reads, what it holds, its per-channel scales
+// (integer weights) and its size at the chosen bit-width with scales and sparse index.
+struct WrittenWeight {
+  std::string value;
+  std::vector<float> w_hat;
+  std::vector<float> scales;
+  int64_t packed_bytes = 0;
+};
+
+WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, PrunePattern pattern, int bits, int32_t elem_type,
+                          int channel_axis, const Bias& bias, std::optional<float> int32_bias_at,
+                          std::vector<std::string>* notes) {
+  WrittenWeight w;
+  if (bits <= 8) {
+    const std::vector<float> floor =
+        int32_bias_at && bias.constant != nullptr ? ScaleFloor(bias, *int32_bias_at) : std::vector<float>{};
+    IntWeight iw = QuantizeWeight(sliced, bits, floor);
+    if (iw.raised_scales > 0) {
+      notes->push_back(absl::StrCat("weight scale raised on ", iw.raised_scales,
+                                    iw.raised_scales == 1 ? " channel" : " channels", " so its bias fits int32"));
+    }
+    w.value = StoreIntWeight(out, sliced, iw, channel_axis, elem_type);
+    w.packed_bytes = (sliced.kept * bits + 7) / 8 + 4 * sliced.layout.channels();
+    w.w_hat = std::move(iw.w_hat);
+    w.scales = std::move(iw.scales);
+  } else {
+    w.value = StoreFloatWeight(out, sliced, bits, elem_type, &w.w_hat);
+    w.packed_bytes = (sliced.kept * bits + 7) / 8;
+  }
+  if (pattern == PrunePattern::kUnstructured) w.packed_bytes += (static_cast<int64_t>(sliced.mask.size()) + 7) / 8;
+  if (pattern == PrunePattern::kTwoFour) w.packed_bytes += (sliced.kept * 2 + 7) / 8;
+  return w;
+}
+
+// The bias: int32 at `int32_bias_at` × the weight scales for an 8-bit-activation Conv so it fuses,
+// else float; sliced with the removed rows either way.
+void WriteBias(Writer& out, const Bias& bias, std::optional<float> int32_bias_at, const std::vector<float>& scales,
+               std::vector<std::string>* notes) {
+  onnx::NodeProto* node = out.site.node;
+  const std::string old = node->input(2);
+  bool stored = false;
+  if (int32_bias_at && static_cast<int64_t>(scales.size()) == bias.dims[0]) {
+    stored = StoreInt32Bias(out, bias, *int32_bias_at, scales);
+    if (!stored) notes->push_back("bias too large for int32 at the input and weight scales: kept float");
+  }
+  if (!stored) {
+    node->set_input(
+        2, out.Constant(FloatTensorOf(out.Fresh("_bias"), bias.constant->data_type(), bias.dims, bias.values)));
+  }
+  out.editor.Orphan(old);
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<LayerWeight>> LayerWeightsOf(const GraphEditor& editor, const Analysis& analysis,
@@ -377,29 +457,11 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
                                 const ChannelFlow& flow, const std::map<std::string, Uint8Quantizer>& activation_quant,
                                 GraphEditor& editor, std::set<std::string>* weight_constants, ExportReport* report) {
   onnx::NodeProto* node = weight.site.node;
-  LayerExport& le = report->layers.emplace_back();
-  le.layer = layer.name;
-  le.op_type = layer.op_type;
-  le.plan = plan;
-  le.option = LayerPlanLabel(plan);
-  le.params = layer.params;
-  le.out_channels = layer.out_channels;
+  LayerExport& le = report->layers.emplace_back(ReportOf(layer, plan));
   std::vector<std::string> notes;
-
-  const bool main = layer.subgraph.empty();
   const int channel_axis = ChannelAxis(weight.dims, layer.weight_layout);
   const Removals removals = RemovalsOf(layer, node, flow);
-  int64_t zeroed = 0;
-  for (int64_t c = 0; c < layer.out_channels; ++c) zeroed += weight.pruned_rows[c] && !removals.rows.count(c);
-  le.zeroed_out_channels = zeroed;
-  if (zeroed > 0) {
-    const std::string why = flow.WhyKept(index);
-    notes.push_back(absl::StrCat(zeroed, " pruned output channels kept as zeros: ",
-                                 !main                     ? "the layer sits in a subgraph"
-                                 : layer.op_type != "Conv" ? "only Conv output channels are removed"
-                                 : !why.empty()            ? why
-                                                           : "they cannot be followed"));
-  }
+  le.zeroed_out_channels = ZeroedRows(layer, index, weight, removals, flow, &notes);
   if (!removals.depthwise) report->removed_channels += static_cast<int>(removals.rows.size());
   le.removed_in_channels = static_cast<int64_t>(removals.inputs.size());
   const SlicedWeight sliced = Slice(layer, weight, removals, channel_axis);
@@ -415,11 +477,13 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
   // scale input x weight. A channel whose bias would overflow int32 there (weights far smaller
   // than its bias) gets the least weight scale at which it fits rather than leaving the layer float.
   const auto input_quant = activation_quant.find(node->input(0));
-  const bool quantize_bias = plan.activation_bits == 8 && weight_bits <= 8 && main && layer.op_type == "Conv" &&
-                             input_quant != activation_quant.end() &&
-                             layer.weight_elem_type == onnx::TensorProto::FLOAT;
+  const std::optional<float> int32_bias_at = plan.activation_bits == 8 && weight_bits <= 8 && layer.subgraph.empty() &&
+                                                     layer.op_type == "Conv" && input_quant != activation_quant.end() &&
+                                                     layer.weight_elem_type == onnx::TensorProto::FLOAT
+                                                 ? std::optional<float>(input_quant->second.scale)
+                                                 : std::nullopt;
   const bool rewrite_bias =
-      node->input_size() > 2 && !node->input(2).empty() && (!removals.rows.empty() || quantize_bias);
+      node->input_size() > 2 && !node->input(2).empty() && (!removals.rows.empty() || int32_bias_at.has_value());
   const Bias bias = rewrite_bias ? BiasOf(weight.site, removals.rows) : Bias{};
   if (rewrite_bias && bias.constant == nullptr && !removals.rows.empty()) {
     return absl::FailedPreconditionError(
@@ -427,45 +491,13 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
   }
 
   Writer out{editor, weight.site, absl::StrCat("squeeze_w", index), weight_constants};
-  std::vector<float> w_hat;
-  std::vector<float> scales;
-  std::string value;
-  if (weight_bits <= 8) {
-    const std::vector<float> floor =
-        quantize_bias && bias.constant != nullptr ? ScaleFloor(bias, input_quant->second.scale) : std::vector<float>{};
-    IntWeight iw = QuantizeWeight(sliced, weight_bits, floor);
-    if (iw.raised_scales > 0) {
-      notes.push_back(absl::StrCat("weight scale raised on ", iw.raised_scales,
-                                   iw.raised_scales == 1 ? " channel" : " channels", " so its bias fits int32"));
-    }
-    value = StoreIntWeight(out, sliced, iw, channel_axis, weight.elem_type);
-    le.packed_bytes = (sliced.kept * weight_bits + 7) / 8 + 4 * sliced.layout.channels();
-    w_hat = std::move(iw.w_hat);
-    scales = std::move(iw.scales);
-  } else {
-    value = StoreFloatWeight(out, sliced, weight_bits, weight.elem_type, &w_hat);
-    le.packed_bytes = (sliced.kept * weight_bits + 7) / 8;
-  }
-  if (plan.pattern == PrunePattern::kUnstructured)
-    le.packed_bytes += (static_cast<int64_t>(sliced.mask.size()) + 7) / 8;
-  if (plan.pattern == PrunePattern::kTwoFour) le.packed_bytes += (sliced.kept * 2 + 7) / 8;
+  const WrittenWeight written =
+      WriteWeight(out, sliced, plan.pattern, weight_bits, weight.elem_type, channel_axis, bias, int32_bias_at, &notes);
+  le.packed_bytes = written.packed_bytes;
   editor.Orphan(node->input(1));
-  node->set_input(1, value);
-  le.weight_distortion = Distortion(sliced, w_hat);
-
-  // The bias: int32 for an 8-bit-activation Conv so it fuses, else float, sliced with removed rows.
-  if (bias.constant != nullptr) {
-    const std::string old = node->input(2);
-    bool stored = false;
-    if (quantize_bias && static_cast<int64_t>(scales.size()) == bias.dims[0]) {
-      stored = StoreInt32Bias(out, bias, input_quant->second.scale, scales);
-      if (!stored) notes.push_back("bias too large for int32 at the input and weight scales: kept float");
-    }
-    if (!stored)
-      node->set_input(
-          2, out.Constant(FloatTensorOf(out.Fresh("_bias"), bias.constant->data_type(), bias.dims, bias.values)));
-    editor.Orphan(old);
-  }
+  node->set_input(1, written.value);
+  le.weight_distortion = Distortion(sliced, written.w_hat);
+  if (bias.constant != nullptr) WriteBias(out, bias, int32_bias_at, written.scales, &notes);
   if (std::string note = ActivationNote(layer, plan, &le); !note.empty()) notes.push_back(std::move(note));
   le.note = absl::StrJoin(notes, "; ");
   report->packed_weight_bytes += le.packed_bytes;

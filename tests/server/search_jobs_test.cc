@@ -119,6 +119,12 @@ class Stores {
 struct Jobs {
   Jobs(Stores& stores, Script& script, int slots = 1)
       : workers(slots), queue(workers, slots, 0), jobs(stores.state(), stores.profiles(), queue, {}, script.Runner()) {}
+  // As the server stops: running jobs asked to stop, and what the workers hold finished, before
+  // the lifecycle goes (a job's last steps run after its final state is stored).
+  ~Jobs() {
+    jobs.Stop();
+    workers.Drain();
+  }
   WorkQueue workers;
   FairQueue queue;
   SearchJobs jobs;

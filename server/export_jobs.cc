@@ -56,6 +56,48 @@ ExportJobs::ExportJobs(StateStore& state, BlobStore& blobs, device_profiles::Pro
                        ExportJobsOptions options)
     : state_(state), blobs_(blobs), profiles_(profiles), workers_(workers), options_(std::move(options)) {}
 
+namespace {
+
+// The candidate `request` names: its index, or the one recommended under its name.
+absl::StatusOr<int> CandidateIndex(const v1::ExportRequest& request, const v1::DeviceFront& front,
+                                   const v1::Constraints& constraints, int64_t app_budget_bytes) {
+  if (request.candidate_ref_case() != v1::ExportRequest::kRecommendation) return request.candidate();
+  std::vector<std::string> names;
+  for (const v1::Recommendation& r : Recommend(front, constraints, app_budget_bytes)) {
+    for (const std::string& name : r.names()) {
+      if (name == request.recommendation()) return r.candidate().index();
+      names.push_back(name);
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no candidate of '", front.device_id(), "' is recommended as '", request.recommendation(),
+                   "'; the recommendations: ", names.empty() ? "none" : absl::StrJoin(names, ", ")));
+}
+
+// The cache key of an export: model bytes and shapes, the plan, the calibration set, and the options.
+std::string ExportCacheKey(const ExportTarget& t, int synthetic_samples) {
+  std::string key = absl::StrCat("export-v4|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
+                                 t.model.input_shapes, "|", v1::RangeMethod_Name(t.range_method), "|");
+  for (const v1::LayerChoice& c : t.candidate.layers()) {
+    absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",
+                    c.pattern() == v1::SPARSITY_PATTERN_DENSE ? 0.0 : c.prune_ratio(), ";");
+  }
+  if (t.spec.calibration_size() > 0) {
+    std::string samples;
+    for (const v1::CalibrationSample& s : t.spec.calibration()) absl::StrAppend(&samples, s.SerializeAsString());
+    absl::StrAppend(&key, "|calibration:", common::Sha256Hex(samples));
+  } else {
+    absl::StrAppend(&key, "|synthetic:", synthetic_samples, ":", t.spec.seed());
+  }
+  for (const auto& [name, weight] : OutputWeightsOf(t.spec)) absl::StrAppend(&key, "|output:", name, "=", weight);
+  if (t.device_id == kHostDevice) {
+    absl::StrAppend(&key, "|latency:", t.device_id, ":", t.device_version, ":", t.device_threads);
+  }
+  return common::Sha256Hex(key);
+}
+
+}  // namespace
+
 absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const v1::ExportRequest& request) {
   if (absl::Status s = ValidateExportRequest(request); !s.ok()) return s;
   ExportTarget t;
@@ -87,33 +129,16 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   if (!device.ok()) return device.status();
   t.device_threads = std::max(1, device->threads);
   t.flavour = model::FlavourForRuntime(device->runtime);
-  int index = -1;
-  if (request.candidate_ref_case() == v1::ExportRequest::kRecommendation) {
-    const std::vector<v1::Recommendation> picks =
-        Recommend(*front, t.spec.constraints(), device->app_memory_budget_bytes);
-    std::vector<std::string> names;
-    for (const v1::Recommendation& r : picks) {
-      for (absl::string_view name : absl::StrSplit(r.name(), ", ")) {
-        names.emplace_back(name);
-        if (name == request.recommendation() && index < 0) index = r.candidate().index();
-      }
-    }
-    if (index < 0) {
-      return absl::NotFoundError(
-          absl::StrCat("no candidate of '", t.device_id, "' is recommended as '", request.recommendation(),
-                       "'; the recommendations: ", names.empty() ? "none" : absl::StrJoin(names, ", ")));
-    }
-  } else {
-    index = request.candidate();
-  }
+  absl::StatusOr<int> index = CandidateIndex(request, *front, t.spec.constraints(), device->app_memory_budget_bytes);
+  if (!index.ok()) return index.status();
   for (const v1::Candidate& c : front->candidates()) {
-    if (c.index() == index) t.candidate = c;
+    if (c.index() == *index) t.candidate = c;
   }
   if (t.candidate.layers_size() == 0) {
     return absl::NotFoundError(absl::StrCat("device '", t.device_id, "' of search '", t.job.id, "' has no candidate ",
-                                            index, " (", front->candidates_size(), " candidates, numbered from 0)"));
+                                            *index, " (", front->candidates_size(), " candidates, numbered from 0)"));
   }
-  t.candidate.set_index(index);
+  t.candidate.set_index(*index);
   absl::StatusOr<ModelRecord> model = state_.GetModel(team, t.job.model_id);
   if (!model.ok()) {
     return model.status().code() == absl::StatusCode::kNotFound
@@ -123,24 +148,7 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   t.model = *std::move(model);
   t.range_method =
       request.range_method() == v1::RANGE_METHOD_MINMAX ? v1::RANGE_METHOD_MINMAX : v1::RANGE_METHOD_PERCENTILE;
-  // The cache key: model bytes and shapes, the plan, the calibration set, and the options.
-  std::string key = absl::StrCat("export-v4|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
-                                 t.model.input_shapes, "|", v1::RangeMethod_Name(t.range_method), "|");
-  for (const v1::LayerChoice& c : t.candidate.layers()) {
-    absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",
-                    c.pattern() == v1::SPARSITY_PATTERN_DENSE ? 0.0 : c.prune_ratio(), ";");
-  }
-  if (t.spec.calibration_size() > 0) {
-    std::string samples;
-    for (const v1::CalibrationSample& s : t.spec.calibration()) absl::StrAppend(&samples, s.SerializeAsString());
-    absl::StrAppend(&key, "|calibration:", common::Sha256Hex(samples));
-  } else {
-    absl::StrAppend(&key, "|synthetic:", options_.calibration_samples, ":", t.spec.seed());
-  }
-  for (const auto& [name, weight] : OutputWeightsOf(t.spec)) absl::StrAppend(&key, "|output:", name, "=", weight);
-  if (t.device_id == kHostDevice)
-    absl::StrAppend(&key, "|latency:", t.device_id, ":", t.device_version, ":", t.device_threads);
-  t.cache_key = common::Sha256Hex(key);
+  t.cache_key = ExportCacheKey(t, options_.calibration_samples);
   return t;
 }
 

@@ -55,40 +55,37 @@ bool MeetsConstraints(const v1::Candidate& c, const v1::Constraints& k, int64_t 
   return true;
 }
 
-std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1::Constraints& constraints,
-                                          int64_t app_budget_bytes) {
-  std::vector<const v1::Candidate*> ok;
-  for (const v1::Candidate& c : front.candidates()) {
-    if (MeetsConstraints(c, constraints, app_budget_bytes)) ok.push_back(&c);
-  }
-  std::vector<v1::Recommendation> out;
-  if (ok.empty()) return out;
-  auto best = [&](const std::function<double(const v1::Candidate&)>& key) {
-    return *std::min_element(ok.begin(), ok.end(), [&](const auto* a, const auto* b) { return key(*a) < key(*b); });
-  };
-  // Where candidates were measured on the device (measure_picks.h), the fastest is the measured
-  // fastest among them; the predicted fastest is named when the measurement contradicts it.
-  const v1::Candidate* predicted_fastest = best([](const v1::Candidate& c) { return c.predicted_latency_ms(); });
+namespace {
+
+using Candidates = std::vector<const v1::Candidate*>;
+
+const v1::Candidate* Best(const Candidates& ok, const std::function<double(const v1::Candidate&)>& key) {
+  return *std::min_element(ok.begin(), ok.end(), [&](const auto* a, const auto* b) { return key(*a) < key(*b); });
+}
+
+bool LatencyMeasured(const v1::Candidate& c) { return c.has_measured() && c.measured().latency_measured(); }
+
+// The fastest: where candidates were measured on the device (measure_picks.h), the measured
+// fastest among them; else the predicted fastest.
+const v1::Candidate* Fastest(const Candidates& ok, const v1::Candidate* predicted_fastest) {
   const v1::Candidate* fastest = predicted_fastest;
   for (const v1::Candidate* c : ok) {
-    if (!c->has_measured() || !c->measured().latency_measured()) continue;
-    if (!fastest->has_measured() || !fastest->measured().latency_measured() ||
-        c->measured().latency_ms() < fastest->measured().latency_ms()) {
-      fastest = c;
-    }
+    if (!LatencyMeasured(*c)) continue;
+    if (!LatencyMeasured(*fastest) || c->measured().latency_ms() < fastest->measured().latency_ms()) fastest = c;
   }
-  const v1::Candidate* smallest =
-      best([](const v1::Candidate& c) { return static_cast<double>(c.predicted_size_bytes()); });
-  const v1::Candidate* accurate = best([](const v1::Candidate& c) { return c.predicted_error(); });
+  return fastest;
+}
 
-  // The knee: nearest the ideal point with every objective scaled to [0, 1] over the candidates.
-  double lo[3] = {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity(),
-                  std::numeric_limits<double>::infinity()};
-  double hi[3] = {-lo[0], -lo[0], -lo[0]};
+// The knee: nearest the ideal point with every objective scaled to [0, 1] over the candidates
+// (the error on a log scale).
+const v1::Candidate* Knee(const Candidates& ok) {
   auto values = [](const v1::Candidate& c) {
     return std::array<double, 3>{c.predicted_latency_ms(), static_cast<double>(c.predicted_size_bytes()),
                                  std::log10(std::max(c.predicted_error(), 1e-12))};
   };
+  std::array<double, 3> lo, hi;
+  lo.fill(std::numeric_limits<double>::infinity());
+  hi.fill(-std::numeric_limits<double>::infinity());
   for (const auto* c : ok) {
     const auto v = values(*c);
     for (int i = 0; i < 3; ++i) {
@@ -96,7 +93,7 @@ std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1
       hi[i] = std::max(hi[i], v[i]);
     }
   }
-  const v1::Candidate* knee = best([&](const v1::Candidate& c) {
+  return Best(ok, [&](const v1::Candidate& c) {
     const auto v = values(c);
     double d = 0;
     for (int i = 0; i < 3; ++i) {
@@ -105,37 +102,59 @@ std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1
     }
     return d;
   });
+}
 
-  auto add = [&](const v1::Candidate* c, const std::string& name, const std::string& why) {
-    for (v1::Recommendation& r : out) {
-      if (r.candidate().index() == c->index()) {
-        r.set_name(r.name() + ", " + name);
-        return;
-      }
-    }
-    v1::Recommendation r;
-    r.set_name(name);
-    r.set_why(why + ": " + Figures(*c));
-    *r.mutable_candidate() = *c;
-    out.push_back(std::move(r));
-  };
+// Why the fastest is named, saying so where a measurement overruled the prediction.
+std::string FastestWhy(const v1::Candidate& fastest, const v1::Candidate& predicted_fastest,
+                       const std::string& within) {
+  std::string why = (LatencyMeasured(fastest) ? "lowest measured latency" : "lowest latency") + within;
+  if (&fastest == &predicted_fastest) return why;
+  return why + fmt::format(" (the predicted fastest, #{} at {:.2f} ms, {})", predicted_fastest.index(),
+                           predicted_fastest.predicted_latency_ms(),
+                           LatencyMeasured(predicted_fastest)
+                               ? fmt::format("measured {:.2f} ms", predicted_fastest.measured().latency_ms())
+                               : std::string("was not measured"));
+}
+
+// Names `c` `name` in `out`: a new recommendation, or one more name of the candidate's.
+void AddPick(const v1::Candidate& c, const std::string& name, const std::string& why,
+             std::vector<v1::Recommendation>* out) {
+  for (v1::Recommendation& r : *out) {
+    if (r.candidate().index() != c.index()) continue;
+    r.set_name(r.name() + ", " + name);
+    r.add_names(name);
+    return;
+  }
+  v1::Recommendation r;
+  r.set_name(name);
+  r.add_names(name);
+  r.set_why(why + ": " + Figures(c));
+  *r.mutable_candidate() = c;
+  out->push_back(std::move(r));
+}
+
+}  // namespace
+
+std::vector<v1::Recommendation> Recommend(const v1::DeviceFront& front, const v1::Constraints& constraints,
+                                          int64_t app_budget_bytes) {
+  Candidates ok;
+  for (const v1::Candidate& c : front.candidates()) {
+    if (MeetsConstraints(c, constraints, app_budget_bytes)) ok.push_back(&c);
+  }
+  std::vector<v1::Recommendation> out;
+  if (ok.empty()) return out;
+  const v1::Candidate* predicted_fastest = Best(ok, [](const v1::Candidate& c) { return c.predicted_latency_ms(); });
+  const v1::Candidate* fastest = Fastest(ok, predicted_fastest);
   const bool limited = constraints.max_latency_ms() > 0 || constraints.max_model_bytes() > 0 ||
                        constraints.min_sqnr_db() > 0 || constraints.max_peak_memory_bytes() > 0 ||
                        constraints.peak_memory_within_app_budget();
   const std::string within = limited ? " within the limits" : "";
-  const bool measured_fastest = fastest->has_measured() && fastest->measured().latency_measured();
-  std::string fastest_why = (measured_fastest ? "lowest measured latency" : "lowest latency") + within;
-  if (fastest != predicted_fastest) {
-    const bool timed = predicted_fastest->has_measured() && predicted_fastest->measured().latency_measured();
-    fastest_why += fmt::format(" (the predicted fastest, #{} at {:.2f} ms, {})", predicted_fastest->index(),
-                               predicted_fastest->predicted_latency_ms(),
-                               timed ? fmt::format("measured {:.2f} ms", predicted_fastest->measured().latency_ms())
-                                     : std::string("was not measured"));
-  }
-  add(fastest, "fastest", fastest_why);
-  add(smallest, "smallest", "fewest stored bytes" + within);
-  add(accurate, "most accurate", "highest output SQNR" + within);
-  add(knee, "balanced knee", "nearest the ideal of latency, size and error together");
+  AddPick(*fastest, "fastest", FastestWhy(*fastest, *predicted_fastest, within), &out);
+  AddPick(*Best(ok, [](const v1::Candidate& c) { return static_cast<double>(c.predicted_size_bytes()); }), "smallest",
+          "fewest stored bytes" + within, &out);
+  AddPick(*Best(ok, [](const v1::Candidate& c) { return c.predicted_error(); }), "most accurate",
+          "highest output SQNR" + within, &out);
+  AddPick(*Knee(ok), "balanced knee", "nearest the ideal of latency, size and error together", &out);
   return out;
 }
 

@@ -513,6 +513,29 @@ v1::RecommendResponse Answer(const v1::SearchJob& job, const std::string& device
 
 }  // namespace
 
+absl::StatusOr<std::optional<v1::RecommendResponse>> SearchJobs::StoredAnswer(const std::string& team,
+                                                                              const v1::RecommendRequest& request,
+                                                                              const v1::Constraints& limits,
+                                                                              const dp::Device& device) {
+  absl::StatusOr<std::vector<JobRecord>> jobs = state_.ListJobs(team, 200);
+  if (!jobs.ok()) return jobs.status();
+  const std::string wanted_space = request.option_space().SerializeAsString();
+  const std::map<std::string, double> wanted_outputs(request.output_weights().begin(), request.output_weights().end());
+  for (const JobRecord& record : *jobs) {
+    if (record.state != v1::JOB_STATE_SUCCEEDED || record.model_id != request.model_id()) continue;
+    const v1::SearchJob job = JobOf(record);
+    if (job.spec().option_space().SerializeAsString() != wanted_space) continue;
+    if (OutputWeightsOf(job.spec()) != wanted_outputs) continue;
+    if (!NoStricter(job.spec().constraints(), limits)) continue;
+    for (const v1::DeviceFront& front : job.fronts()) {
+      if (front.device_id() != device.id || front.device_version() != device.version) continue;
+      v1::RecommendResponse answer = Answer(job, device.id, limits, device.app_memory_budget_bytes, true);
+      if (answer.constraints_met()) return answer;
+    }
+  }
+  return std::nullopt;
+}
+
 void SearchJobs::Recommend(const std::string& team, const v1::RecommendRequest& request, RecommendDone done) {
   // Checked before a stored front can answer, as a search started for it would be.
   if (absl::Status s = ValidateRecommendRequest(request); !s.ok()) return done(s);
@@ -523,23 +546,9 @@ void SearchJobs::Recommend(const std::string& team, const v1::RecommendRequest& 
   v1::Constraints limits = request.constraints();
   if (limits.min_sqnr_db() == 0) limits.set_min_sqnr_db(kDefaultMinSqnrDb);
 
-  // A stored front that covers the request.
-  absl::StatusOr<std::vector<JobRecord>> jobs = state_.ListJobs(team, 200);
-  if (!jobs.ok()) return done(jobs.status());
-  const std::string wanted_space = request.option_space().SerializeAsString();
-  const std::map<std::string, double> wanted_outputs(request.output_weights().begin(), request.output_weights().end());
-  for (const JobRecord& record : *jobs) {
-    if (record.state != v1::JOB_STATE_SUCCEEDED || record.model_id != request.model_id()) continue;
-    const v1::SearchJob job = JobOf(record);
-    if (job.spec().option_space().SerializeAsString() != wanted_space) continue;
-    if (OutputWeightsOf(job.spec()) != wanted_outputs) continue;
-    if (!NoStricter(job.spec().constraints(), limits)) continue;
-    for (const v1::DeviceFront& front : job.fronts()) {
-      if (front.device_id() != device->id || front.device_version() != device->version) continue;
-      v1::RecommendResponse answer = Answer(job, device->id, limits, device->app_memory_budget_bytes, true);
-      if (answer.constraints_met()) return done(answer);
-    }
-  }
+  absl::StatusOr<std::optional<v1::RecommendResponse>> stored = StoredAnswer(team, request, limits, *device);
+  if (!stored.ok()) return done(stored.status());
+  if (stored->has_value()) return done(**stored);
 
   // Otherwise a search now.
   v1::SearchSpec spec;

@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,12 @@ class SearchJobs {
   };
 
   void Run(JobRecord record);
+  // A stored front of the same model, device version, option space and output weights whose
+  // limits are no stricter than `limits`, answering `request`; nullopt when none does.
+  absl::StatusOr<std::optional<v1::RecommendResponse>> StoredAnswer(const std::string& team,
+                                                                    const v1::RecommendRequest& request,
+                                                                    const v1::Constraints& limits,
+                                                                    const device_profiles::Device& device);
   // Queues a stored job on the FairQueue with its estimated run time and memory.
   void Enqueue(const JobRecord& record);
   // A queued job's place in the queue, filled into `job`.

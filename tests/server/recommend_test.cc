@@ -1,8 +1,11 @@
 // Which candidates of a front are named, and what a measurement changes about it.
 #include "server/recommend.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
+
+#include "absl/strings/str_join.h"
 
 namespace squeeze::server {
 namespace {
@@ -25,7 +28,10 @@ void Measure(v1::Candidate* c, double latency_ms, double sqnr_db) {
 
 const v1::Recommendation* Named(const std::vector<v1::Recommendation>& picks, const std::string& name) {
   for (const v1::Recommendation& r : picks) {
-    if (r.name().find(name) != std::string::npos) return &r;
+    // Each name once, in `names`; `name` joins them for display.
+    if (std::find(r.names().begin(), r.names().end(), name) == r.names().end()) continue;
+    CHECK(r.name() == absl::StrJoin(r.names(), ", "));
+    return &r;
   }
   return nullptr;
 }

@@ -140,6 +140,38 @@ absl::StatusOr<v1::Model> ToProto(const ModelRecord& record, bool with_layers) {
   return out;
 }
 
+v1::SearchJob ToProto(const JobRecord& record) {
+  v1::SearchJob job;
+  if (!record.result.empty()) job.ParseFromString(record.result);
+  job.set_id(record.id);
+  job.mutable_spec()->ParseFromString(record.spec);
+  // Calibration samples can be megabytes each: answers and progress updates say how many there
+  // were, not what they held.
+  job.set_calibration_samples(job.spec().calibration_size());
+  job.mutable_spec()->clear_calibration();
+  job.set_state(static_cast<v1::JobState>(record.state));
+  job.set_phase(static_cast<v1::Phase>(record.phase));
+  job.set_fraction(record.fraction);
+  job.set_error(record.error);
+  job.set_created_at(record.created_at);
+  job.set_started_at(record.started_at);
+  job.set_finished_at(record.finished_at);
+  return job;
+}
+
+search::Constraints FromProto(const v1::Constraints& c, const device_profiles::Device& device) {
+  search::Constraints limits;
+  if (c.max_latency_ms() > 0) limits.max_latency = c.max_latency_ms() / 1000;
+  if (c.max_model_bytes() > 0) limits.max_size = static_cast<double>(c.max_model_bytes());
+  if (c.min_sqnr_db() > 0) limits.max_error = search::ErrorOfSqnrDb(c.min_sqnr_db());
+  if (c.max_peak_memory_bytes() > 0) {
+    limits.max_peak_memory = static_cast<double>(c.max_peak_memory_bytes());
+  } else if (c.peak_memory_within_app_budget()) {
+    limits.max_peak_memory = static_cast<double>(device.app_memory_budget_bytes);
+  }
+  return limits;
+}
+
 v1::SensitivityReport ToProto(const runtime::SensitivityReport& r) {
   v1::SensitivityReport out;
   for (const runtime::LayerSensitivity& l : r.layers) {

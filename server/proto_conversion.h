@@ -17,6 +17,7 @@
 #include "runtime/sensitivity.h"
 #include "runtime/verify.h"
 #include "search/engine/front.h"
+#include "search/engine/search_spec.h"
 #include "search/problem/problem.h"
 #include "server/state_store.h"
 #include "squeeze/v1/device.pb.h"
@@ -43,6 +44,13 @@ v1::Layer ToProto(const model::Layer& layer);
 // The stored model; DataLoss when its stored analysis cannot be read back. Without layers, the
 // analysis keeps its totals only (for listings).
 absl::StatusOr<v1::Model> ToProto(const ModelRecord& record, bool with_layers);
+
+// A stored search job as answers carry it: its spec without the calibration samples' bytes
+// (calibration_samples says how many there were), its state, progress and stamps, its fronts.
+v1::SearchJob ToProto(const JobRecord& record);
+
+// A search's limits for the engine on `device` (its app budget where the spec asks for it).
+search::Constraints FromProto(const v1::Constraints& constraints, const device_profiles::Device& device);
 
 // Sensitivities.
 // API keys. A key's secret never passes through here: only the stored record.

@@ -46,25 +46,6 @@ constexpr double kRecommendTimeBudgetS = 30;
 
 bool Final(int state) { return state >= v1::JOB_STATE_SUCCEEDED; }
 
-v1::SearchJob JobOf(const JobRecord& record) {
-  v1::SearchJob job;
-  if (!record.result.empty()) job.ParseFromString(record.result);
-  job.set_id(record.id);
-  job.mutable_spec()->ParseFromString(record.spec);
-  // Calibration samples can be megabytes each: answers and progress updates say how many there
-  // were, not what they held.
-  job.set_calibration_samples(job.spec().calibration_size());
-  job.mutable_spec()->clear_calibration();
-  job.set_state(static_cast<v1::JobState>(record.state));
-  job.set_phase(static_cast<v1::Phase>(record.phase));
-  job.set_fraction(record.fraction);
-  job.set_error(record.error);
-  job.set_created_at(record.created_at);
-  job.set_started_at(record.started_at);
-  job.set_finished_at(record.finished_at);
-  return job;
-}
-
 }  // namespace
 
 std::string SearchCacheKey(const std::string& model_sha256, const std::vector<std::pair<std::string, int64_t>>& devices,
@@ -142,7 +123,7 @@ void SearchJobs::NotifyQueued() {
     if (!place) continue;  // not queued: its own progress reaches its watchers
     absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
     if (!record.ok() || record->state != v1::JOB_STATE_QUEUED) continue;
-    v1::SearchJob job = JobOf(*record);
+    v1::SearchJob job = ToProto(*record);
     SetPlace(*place, &job);
     watcher(job);
   }
@@ -177,7 +158,7 @@ absl::Status SearchJobs::Recover() {
   for (JobRecord& record : *unfinished) {
     if (record.attempts >= kMaxCrashedAttempts) {
       // Poison: twice this search was running when the process died (out of memory, most likely).
-      v1::SearchJob job = JobOf(record);
+      v1::SearchJob job = ToProto(record);
       job.set_state(v1::JOB_STATE_FAILED);
       job.set_error(absl::StrCat(
           "this search was running when the server died, ", record.attempts,
@@ -270,7 +251,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
   absl::StatusOr<std::optional<JobRecord>> cached = state_.FindFinishedJob(team, record.cache_key);
   if (!cached.ok()) return cached.status();
   if (cached->has_value()) {
-    v1::SearchJob result = JobOf(**cached);
+    v1::SearchJob result = ToProto(**cached);
     result.set_from_cache(true);
     record.state = v1::JOB_STATE_SUCCEEDED;
     record.phase = v1::PHASE_DONE;
@@ -300,7 +281,7 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Start(const std::string& team, const v
 absl::StatusOr<v1::SearchJob> SearchJobs::Get(const std::string& team, const std::string& id) {
   absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
   if (!record.ok()) return record.status();
-  v1::SearchJob job = JobOf(*record);
+  v1::SearchJob job = ToProto(*record);
   AddPlace(&job);
   return job;
 }
@@ -310,7 +291,7 @@ absl::StatusOr<std::vector<v1::SearchJob>> SearchJobs::List(const std::string& t
   if (!records.ok()) return records.status();
   std::vector<v1::SearchJob> jobs;
   for (const JobRecord& r : *records) {
-    v1::SearchJob job = JobOf(r);
+    v1::SearchJob job = ToProto(r);
     AddPlace(&job);
     for (v1::DeviceFront& front : *job.mutable_fronts()) {
       for (v1::Candidate& c : *front.mutable_candidates()) c.clear_layers();
@@ -323,9 +304,9 @@ absl::StatusOr<std::vector<v1::SearchJob>> SearchJobs::List(const std::string& t
 absl::StatusOr<v1::SearchJob> SearchJobs::Cancel(const std::string& team, const std::string& id) {
   absl::StatusOr<JobRecord> record = state_.GetJob(team, id);
   if (!record.ok()) return record.status();
-  if (Final(record->state)) return JobOf(*record);
+  if (Final(record->state)) return ToProto(*record);
   if (queue_.Remove(id)) {  // still waiting: it never runs
-    v1::SearchJob job = JobOf(*record);
+    v1::SearchJob job = ToProto(*record);
     job.set_state(v1::JOB_STATE_CANCELLED);
     job.set_error("cancelled");
     Publish(*record, job, true).IgnoreError();  // logged by Publish
@@ -398,7 +379,7 @@ absl::Status SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bo
   v1::SearchJob snapshot = job;
   if (persist && stored.ok()) {
     absl::StatusOr<JobRecord> reread = state_.GetJob(record.team, record.id);
-    if (reread.ok()) snapshot = JobOf(*reread);
+    if (reread.ok()) snapshot = ToProto(*reread);
   }
   for (const Watcher& w : to_call) w(snapshot);
   return stored;
@@ -417,7 +398,7 @@ void SearchJobs::Run(JobRecord record) {
     if (stopping_) return;  // stays queued for the next start
     live_[record.id] = live;
   }
-  v1::SearchJob job = JobOf(record);
+  v1::SearchJob job = ToProto(record);
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_phase(v1::PHASE_ANALYZING);
   ++record.attempts;                         // stored with the running state; a clean end or shutdown takes it back
@@ -523,7 +504,7 @@ absl::StatusOr<std::optional<v1::RecommendResponse>> SearchJobs::StoredAnswer(co
   const std::map<std::string, double> wanted_outputs(request.output_weights().begin(), request.output_weights().end());
   for (const JobRecord& record : *jobs) {
     if (record.state != v1::JOB_STATE_SUCCEEDED || record.model_id != request.model_id()) continue;
-    const v1::SearchJob job = JobOf(record);
+    const v1::SearchJob job = ToProto(record);
     if (job.spec().option_space().SerializeAsString() != wanted_space) continue;
     if (OutputWeightsOf(job.spec()) != wanted_outputs) continue;
     if (!NoStricter(job.spec().constraints(), limits)) continue;

@@ -19,6 +19,7 @@
 #include "runtime/session.h"
 #include "search/engine/exact.h"
 #include "search/engine/nsga2.h"
+#include "search/engine/pareto.h"
 #include "search/engine/polish.h"
 #include "search/problem/plan.h"
 #include "search/problem/problem.h"
@@ -39,20 +40,6 @@ std::string SensitivityKey(const runtime::SensitivityOptions& options) {
   std::string key = absl::StrCat("method=6;noise=", options.noise_energy, ";bits=8,16;seed=1");
   for (const auto& [name, weight] : options.output_weights) absl::StrAppend(&key, ";output:", name, "=", weight);
   return key;
-}
-
-// The engine's limits for one device.
-search::Constraints LimitsOf(const v1::Constraints& c, const dp::Device& device) {
-  search::Constraints limits;
-  if (c.max_latency_ms() > 0) limits.max_latency = c.max_latency_ms() / 1000;
-  if (c.max_model_bytes() > 0) limits.max_size = static_cast<double>(c.max_model_bytes());
-  if (c.min_sqnr_db() > 0) limits.max_error = search::ErrorOfSqnrDb(c.min_sqnr_db());
-  if (c.max_peak_memory_bytes() > 0) {
-    limits.max_peak_memory = static_cast<double>(c.max_peak_memory_bytes());
-  } else if (c.peak_memory_within_app_budget()) {
-    limits.max_peak_memory = static_cast<double>(device.app_memory_budget_bytes);
-  }
-  return limits;
 }
 
 // What the front's latencies stand on, counted over its candidates' layers (each candidate carries
@@ -100,27 +87,23 @@ std::string BindingConstraint(const search::Front& unconstrained, const search::
   return absl::StrJoin(binding, "; ");
 }
 
-// How a uniform baseline compares with the front: which candidate dominates it, or why none does.
-std::string BaselineVerdict(const v1::Candidate& b, const v1::DeviceFront& front, const v1::Constraints& limits) {
-  if (!front.constraints_met()) return "no candidate meets the limits to compare with";
-  if (limits.min_sqnr_db() > 0 && b.predicted_sqnr_db() < limits.min_sqnr_db()) {
-    return absl::StrFormat("outside the limits: %.1f dB SQNR < %.1f dB floor", b.predicted_sqnr_db(),
-                           limits.min_sqnr_db());
+// How a uniform baseline compares with the front: which candidate dominates it in latency, size
+// and error, or why none does. `limits` are the spec's (not a floor a task floor raised).
+std::string BaselineVerdict(const search::ObjectiveValues& b, const search::Front& front, bool constraints_met,
+                            const search::Constraints& limits) {
+  if (!constraints_met) return "no candidate meets the limits to compare with";
+  if (limits.max_error && b.error > *limits.max_error) {
+    return absl::StrFormat("outside the limits: %.1f dB SQNR < %.1f dB floor", search::SqnrDb(b.error),
+                           search::SqnrDb(*limits.max_error));
   }
-  if (limits.max_latency_ms() > 0 && b.predicted_latency_ms() > limits.max_latency_ms()) {
-    return absl::StrFormat("outside the limits: %.2f ms > %.2f ms", b.predicted_latency_ms(), limits.max_latency_ms());
+  if (limits.max_latency && b.latency > *limits.max_latency) {
+    return absl::StrFormat("outside the limits: %.2f ms > %.2f ms", b.latency * 1e3, *limits.max_latency * 1e3);
   }
-  if (limits.max_model_bytes() > 0 && b.predicted_size_bytes() > limits.max_model_bytes()) {
-    return "outside the limits: over the size cap";
-  }
-  for (const v1::Candidate& c : front.candidates()) {
-    const bool no_worse = c.predicted_latency_ms() <= b.predicted_latency_ms() &&
-                          c.predicted_size_bytes() <= b.predicted_size_bytes() &&
-                          c.predicted_error() <= b.predicted_error();
-    const bool better = c.predicted_latency_ms() < b.predicted_latency_ms() ||
-                        c.predicted_size_bytes() < b.predicted_size_bytes() ||
-                        c.predicted_error() < b.predicted_error();
-    if (no_worse && better) return absl::StrCat("dominated by #", c.index());
+  if (limits.max_size && b.size > *limits.max_size) return "outside the limits: over the size cap";
+  const std::vector<double> baseline = {b.latency, b.size, b.error};
+  for (size_t i = 0; i < front.candidates.size(); ++i) {
+    const search::ObjectiveValues& c = front.candidates[i].values;
+    if (search::Dominates({c.latency, c.size, c.error}, baseline)) return absl::StrCat("dominated by #", i);
   }
   return "on the front: no candidate beats it in every objective";
 }
@@ -338,7 +321,7 @@ absl::Status SearchPipeline::SearchAndCheck(RunningSearch& run, const Inputs& in
   run.job.set_fraction(dev->base + 0.2 * dev->span);
   run.publish(true);
   dev->engine_spec.objectives = in.objectives;
-  dev->engine_spec.constraints = LimitsOf(in.spec.constraints(), dev->device);
+  dev->engine_spec.constraints = FromProto(in.spec.constraints(), dev->device);
   dev->engine_spec.max_candidates = static_cast<size_t>(in.spec.max_candidates());
   search::RunControl control;
   control.cancel = &run.cancel;
@@ -430,7 +413,8 @@ void SearchPipeline::AddBaselines(const Inputs& in, const DeviceRun& dev) const 
     if (!values.ok()) continue;
     v1::Candidate baseline = ToProto(dev.problem, search::Candidate{*choice, *values}, false);
     baseline.add_tags(name);
-    baseline.add_tags(BaselineVerdict(baseline, *dev.out, in.spec.constraints()));
+    baseline.add_tags(
+        BaselineVerdict(*values, dev.front, dev.out->constraints_met(), FromProto(in.spec.constraints(), dev.device)));
     *dev.out->add_baselines() = std::move(baseline);
   }
 }

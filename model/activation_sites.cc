@@ -27,89 +27,121 @@ bool Reshaping(const std::string& op) {
   return kOps.count(op) > 0;
 }
 
-// Fills the layout fields of every site (see ActivationSite).
-void TraceLayouts(const LoadedModel& model, std::vector<ActivationSite>* sites) {
-  const onnx::GraphProto& g = model.proto.graph();
-  const Analysis& analysis = model.analysis;
+// The main graph as TraceLayouts walks it: its layer nodes, who writes and who reads each value,
+// its constants and its outputs.
+struct LayoutGraph {
   std::map<std::string, int> layer_of;  // main-graph layer nodes by name
-  for (size_t i = 0; i < analysis.layers.size(); ++i) {
-    if (analysis.layers[i].subgraph.empty()) layer_of[analysis.layers[i].name] = static_cast<int>(i);
-  }
   std::map<std::string, const onnx::NodeProto*> producer;
   std::map<std::string, std::vector<const onnx::NodeProto*>> readers;
   std::set<std::string> constants, graph_outputs;
-  for (const onnx::TensorProto& t : g.initializer()) constants.insert(t.name());
-  for (const onnx::ValueInfoProto& o : g.output()) graph_outputs.insert(o.name());
+  int node_count = 0;
+};
+LayoutGraph IndexLayoutGraph(const LoadedModel& model) {
+  const onnx::GraphProto& g = model.proto.graph();
+  const Analysis& analysis = model.analysis;
+  LayoutGraph graph;
+  graph.node_count = g.node_size();
+  for (size_t i = 0; i < analysis.layers.size(); ++i) {
+    if (analysis.layers[i].subgraph.empty()) graph.layer_of[analysis.layers[i].name] = static_cast<int>(i);
+  }
+  for (const onnx::TensorProto& t : g.initializer()) graph.constants.insert(t.name());
+  for (const onnx::ValueInfoProto& o : g.output()) graph.graph_outputs.insert(o.name());
   for (const onnx::NodeProto& n : g.node()) {
     for (const std::string& out : n.output()) {
-      producer[out] = &n;
-      if (n.op_type() == "Constant") constants.insert(out);
+      graph.producer[out] = &n;
+      if (n.op_type() == "Constant") graph.constants.insert(out);
     }
     for (const std::string& in : n.input()) {
-      if (!in.empty()) readers[in].push_back(&n);
+      if (!in.empty()) graph.readers[in].push_back(&n);
     }
   }
-  for (ActivationSite& site : *sites) {
-    const auto written = producer.find(site.tensor);
-    if (written != producer.end()) site.writer = written->second->name();
-    if (written != producer.end() && written->second->op_type() == "MaxPool") {
-      const onnx::NodeProto& pool = *written->second;
-      const bool indices = pool.output_size() > 1 && !pool.output(1).empty();
-      const std::string& input = pool.input_size() > 0 ? pool.input(0) : site.tensor;
-      if (!indices && readers[input].size() == 1 && graph_outputs.count(input) == 0) {
-        site.pool = pool.name();
-        int64_t area = 1;
-        for (const onnx::AttributeProto& a : pool.attribute()) {
-          if (a.name() != "kernel_shape") continue;
-          for (int64_t k : a.ints()) area = k > 0 ? area * k : 0;
-        }
-        site.pool_reads = site.elements * area;
-      }
+  return graph;
+}
+
+// The nodes of `graph` that read `value` (none for a value nothing reads).
+const std::vector<const onnx::NodeProto*>& ReadersOf(const LayoutGraph& graph, const std::string& value) {
+  static const std::vector<const onnx::NodeProto*> kNone;
+  auto it = graph.readers.find(value);
+  return it == graph.readers.end() ? kNone : it->second;
+}
+
+// The site's writer, and the MaxPool that writes it when that pool's input has no other use.
+void TraceWriter(const LayoutGraph& graph, ActivationSite* site) {
+  const auto written = graph.producer.find(site->tensor);
+  if (written != graph.producer.end()) site->writer = written->second->name();
+  if (written == graph.producer.end() || written->second->op_type() != "MaxPool") return;
+  const onnx::NodeProto& pool = *written->second;
+  const bool indices = pool.output_size() > 1 && !pool.output(1).empty();
+  const std::string& input = pool.input_size() > 0 ? pool.input(0) : site->tensor;
+  if (indices || ReadersOf(graph, input).size() != 1 || graph.graph_outputs.count(input) != 0) return;
+  site->pool = pool.name();
+  int64_t area = 1;
+  for (const onnx::AttributeProto& a : pool.attribute()) {
+    if (a.name() != "kernel_shape") continue;
+    for (int64_t k : a.ints()) area = k > 0 ? area * k : 0;
+  }
+  site->pool_reads = site->elements * area;
+}
+
+// The layer whose output layout the site has: upstream through layout-neutral ops by their first
+// activation input.
+void TraceLayoutProducer(const LayoutGraph& graph, ActivationSite* site) {
+  std::string tensor = site->tensor;
+  for (size_t steps = 0; steps < static_cast<size_t>(graph.node_count); ++steps) {
+    auto p = graph.producer.find(tensor);
+    if (p == graph.producer.end()) break;  // a graph input
+    const onnx::NodeProto& n = *p->second;
+    if (auto layer = graph.layer_of.find(n.name()); layer != graph.layer_of.end()) {
+      site->layout_producer = layer->second;
+      break;
     }
-    // Upstream: through layout-neutral ops by their first activation input.
-    std::string tensor = site.tensor;
-    for (size_t steps = 0; steps < static_cast<size_t>(g.node_size()); ++steps) {
-      auto p = producer.find(tensor);
-      if (p == producer.end()) break;  // a graph input
-      const onnx::NodeProto& n = *p->second;
-      if (auto layer = layer_of.find(n.name()); layer != layer_of.end()) {
-        site.layout_producer = layer->second;
+    if (Reshaping(n.op_type())) break;
+    std::string next;
+    for (const std::string& in : n.input()) {
+      if (!in.empty() && graph.constants.count(in) == 0) {
+        next = in;
         break;
       }
-      if (Reshaping(n.op_type())) break;
-      std::string next;
-      for (const std::string& in : n.input()) {
-        if (!in.empty() && constants.count(in) == 0) {
-          next = in;
-          break;
-        }
-      }
-      if (next.empty()) break;
-      tensor = next;
     }
-    // Downstream: every layer reached through layout-neutral ops.
-    std::set<std::string> seen = {site.tensor};
-    std::vector<std::string> pending = {site.tensor};
-    std::set<int> reached;
-    while (!pending.empty()) {
-      const std::string t = pending.back();
-      pending.pop_back();
-      if (graph_outputs.count(t) > 0) site.float_layout_reader = true;
-      for (const onnx::NodeProto* n : readers[t]) {
-        if (auto layer = layer_of.find(n->name()); layer != layer_of.end()) {
-          reached.insert(layer->second);
-          continue;
-        }
-        if (Reshaping(n->op_type())) {
-          site.float_layout_reader = true;
-          continue;
-        }
-        for (const std::string& out : n->output()) {
-          if (!out.empty() && seen.insert(out).second) pending.push_back(out);
-        }
+    if (next.empty()) break;
+    tensor = next;
+  }
+}
+
+// The layers reached downstream through layout-neutral ops, and whether anything reads the float
+// layout (a graph output, a reshaping op) on the way.
+void TraceLayoutReaders(const LayoutGraph& graph, ActivationSite* site) {
+  std::set<std::string> seen = {site->tensor};
+  std::vector<std::string> pending = {site->tensor};
+  std::set<int> reached;
+  while (!pending.empty()) {
+    const std::string t = pending.back();
+    pending.pop_back();
+    if (graph.graph_outputs.count(t) > 0) site->float_layout_reader = true;
+    for (const onnx::NodeProto* n : ReadersOf(graph, t)) {
+      if (auto layer = graph.layer_of.find(n->name()); layer != graph.layer_of.end()) {
+        reached.insert(layer->second);
+        continue;
+      }
+      if (Reshaping(n->op_type())) {
+        site->float_layout_reader = true;
+        continue;
+      }
+      for (const std::string& out : n->output()) {
+        if (!out.empty() && seen.insert(out).second) pending.push_back(out);
       }
     }
-    site.layout_readers.assign(reached.begin(), reached.end());
+  }
+  site->layout_readers.assign(reached.begin(), reached.end());
+}
+
+// Fills the layout fields of every site (see ActivationSite).
+void TraceLayouts(const LoadedModel& model, std::vector<ActivationSite>* sites) {
+  const LayoutGraph graph = IndexLayoutGraph(model);
+  for (ActivationSite& site : *sites) {
+    TraceWriter(graph, &site);
+    TraceLayoutProducer(graph, &site);
+    TraceLayoutReaders(graph, &site);
   }
 }
 

@@ -30,15 +30,15 @@ bool NextNumber(absl::string_view bytes, size_t* pos, int* value) {
   return digits > 0;
 }
 
-}  // namespace
-
-absl::StatusOr<onnx::TensorProto> ImageToTensor(absl::string_view image, const ImageTensorOptions& options) {
+// InvalidArgument unless the options describe a [1, C, H, W] input with C 1 or 3, and 1 or C
+// means and stds, none of them 0.
+absl::Status CheckOptions(const ImageTensorOptions& options) {
   const std::vector<int64_t>& shape = options.shape;
   if (shape.size() != 4 || shape[0] != 1 || (shape[1] != 1 && shape[1] != 3) || shape[2] < 1 || shape[3] < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("an image fills a [1, C, H, W] input with C 1 or 3, not [", absl::StrJoin(shape, ","), "]"));
   }
-  const int64_t channels = shape[1], height = shape[2], width = shape[3];
+  const int64_t channels = shape[1];
   for (const std::vector<float>* v : {&options.mean, &options.std}) {
     if (v->size() != 1 && static_cast<int64_t>(v->size()) != channels) {
       return absl::InvalidArgumentError(
@@ -48,36 +48,65 @@ absl::StatusOr<onnx::TensorProto> ImageToTensor(absl::string_view image, const I
   for (float s : options.std) {
     if (!(s != 0)) return absl::InvalidArgumentError("a std of 0 divides by zero");
   }
+  return absl::OkStatus();
+}
+
+// The header of a binary PPM (P6) or PGM (P5) image: its channels, width, height and maximum
+// value, and the offset of its pixels.
+struct NetpbmHeader {
+  int channels = 0;
+  int width = 0, height = 0, maxval = 0;
+  size_t pixels = 0;
+};
+absl::StatusOr<NetpbmHeader> ReadNetpbmHeader(absl::string_view image) {
   if (image.size() < 2 || image[0] != 'P' || (image[1] != '6' && image[1] != '5')) {
     return absl::InvalidArgumentError(
         "not a binary PPM or PGM image (convert IMAGE -depth 8 ppm:OUT.ppm makes one from any format)");
   }
-  const int image_channels = image[1] == '6' ? 3 : 1;
+  NetpbmHeader header;
+  header.channels = image[1] == '6' ? 3 : 1;
   size_t pos = 2;
-  int w = 0, h = 0, maxval = 0;
-  if (!NextNumber(image, &pos, &w) || !NextNumber(image, &pos, &h) || !NextNumber(image, &pos, &maxval) ||
-      pos >= image.size() || !std::isspace(static_cast<unsigned char>(image[pos]))) {
+  if (!NextNumber(image, &pos, &header.width) || !NextNumber(image, &pos, &header.height) ||
+      !NextNumber(image, &pos, &header.maxval) || pos >= image.size() ||
+      !std::isspace(static_cast<unsigned char>(image[pos]))) {
     return absl::InvalidArgumentError("the PPM/PGM header is cut short or malformed");
   }
-  ++pos;
-  if (maxval != 255) {
-    return absl::InvalidArgumentError(absl::StrCat("the image has ", maxval,
+  header.pixels = pos + 1;
+  return header;
+}
+
+// InvalidArgument unless the image (`header` read from it) is 8-bit, of the input's height and
+// width, not colour for a 1-channel input, and holds all its pixels.
+absl::Status CheckImageFits(absl::string_view image, const NetpbmHeader& header, int64_t channels, int64_t height,
+                            int64_t width) {
+  if (header.maxval != 255) {
+    return absl::InvalidArgumentError(absl::StrCat("the image has ", header.maxval,
                                                    " as its maximum value; only 8-bit "
                                                    "images (255) are read: convert IMAGE -depth 8 ppm:OUT.ppm"));
   }
-  if (w != width || h != height) {
-    return absl::InvalidArgumentError(absl::StrCat("the image is ", w, "x", h, "; the input takes ", width, "x", height,
-                                                   ": convert IMAGE -resize ", width, "x", height, "! ppm:OUT.ppm"));
+  if (header.width != width || header.height != height) {
+    return absl::InvalidArgumentError(absl::StrCat("the image is ", header.width, "x", header.height,
+                                                   "; the input takes ", width, "x", height, ": convert IMAGE -resize ",
+                                                   width, "x", height, "! ppm:OUT.ppm"));
   }
-  if (image_channels == 3 && channels == 1) {
+  if (header.channels == 3 && channels == 1) {
     return absl::InvalidArgumentError("a colour PPM for a 1-channel input: convert IMAGE -colorspace Gray pgm:OUT.pgm");
   }
   const size_t plane = static_cast<size_t>(width) * static_cast<size_t>(height);
-  if (image.size() - pos < plane * image_channels) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the image's pixels are cut short: ", image.size() - pos, " bytes for ", plane * image_channels));
+  if (image.size() - header.pixels < plane * header.channels) {
+    return absl::InvalidArgumentError(absl::StrCat("the image's pixels are cut short: ", image.size() - header.pixels,
+                                                   " bytes for ", plane * header.channels));
   }
-  const auto* pixels = reinterpret_cast<const unsigned char*>(image.data() + pos);
+  return absl::OkStatus();
+}
+
+// The image's pixels as the input's channel planes, each scaled to [0, 1], less its mean, over its std.
+std::vector<float> NormalizedPlanes(absl::string_view image, const NetpbmHeader& header,
+                                    const ImageTensorOptions& options) {
+  const int64_t channels = options.shape[1], height = options.shape[2], width = options.shape[3];
+  const int image_channels = header.channels;
+  const size_t plane = static_cast<size_t>(width) * static_cast<size_t>(height);
+  const auto* pixels = reinterpret_cast<const unsigned char*>(image.data() + header.pixels);
   std::vector<float> values(plane * static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
     const float mean = options.mean.size() == 1 ? options.mean[0] : options.mean[static_cast<size_t>(c)];
@@ -88,6 +117,18 @@ absl::StatusOr<onnx::TensorProto> ImageToTensor(absl::string_view image, const I
       out[p] = (pixels[p * image_channels + static_cast<size_t>(source)] / 255.f - mean) / stddev;
     }
   }
+  return values;
+}
+
+}  // namespace
+
+absl::StatusOr<onnx::TensorProto> ImageToTensor(absl::string_view image, const ImageTensorOptions& options) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  const std::vector<int64_t>& shape = options.shape;
+  absl::StatusOr<NetpbmHeader> header = ReadNetpbmHeader(image);
+  if (!header.ok()) return header.status();
+  if (absl::Status s = CheckImageFits(image, *header, shape[1], shape[2], shape[3]); !s.ok()) return s;
+  const std::vector<float> values = NormalizedPlanes(image, *header, options);
   onnx::TensorProto tensor;
   tensor.set_name(options.input);
   tensor.set_data_type(onnx::TensorProto::FLOAT);

@@ -101,6 +101,97 @@ absl::Status CheckActivationBudget(const std::vector<NodeActivations>& nodes,
                    "raise the budget"));
 }
 
+// Whether the shape of `name`, as `site`'s graph sees it, is fully known in `shapes`.
+bool ShapeKnown(const internal::ShapeTable& shapes, const LayerSite& site, const std::string& name) {
+  const ValueShape* shape = shapes.Find(site.graph_path, name);
+  return shape && shape->known;
+}
+
+// The values the main graph's nodes write: ONNX Runtime can expose these only, which subgraph layers may read too.
+std::set<std::string> MainGraphValues(const onnx::GraphProto& graph) {
+  std::set<std::string> values;
+  for (const onnx::NodeProto& node : graph.node()) values.insert(node.output().begin(), node.output().end());
+  return values;
+}
+
+// The main-graph values a layer reads or writes whose shapes inference left open, in the order the
+// layers first use them, with the element type of each (its layer's weight's).
+struct MissingShapes {
+  std::vector<std::string> names;
+  std::map<std::string, int32_t> elem_types;
+};
+MissingShapes FindMissingShapes(const internal::ShapeTable& shapes, const std::set<std::string>& main_values,
+                                const std::vector<LayerSite>& sites) {
+  MissingShapes missing;
+  for (const LayerSite& site : sites) {
+    for (const std::string* name : {&site.input_name, &site.output_name}) {
+      if (ShapeKnown(shapes, site, *name) || !main_values.count(*name)) continue;
+      if (missing.elem_types.emplace(*name, site.layer.weight_elem_type).second) missing.names.push_back(*name);
+    }
+  }
+  return missing;
+}
+
+// The shapes the probe measures for `missing`, as seeds of their element types; the probe's error
+// when it fails.
+absl::StatusOr<std::map<std::string, ValueShape>> ProbeShapes(const ShapeProbe& probe, const onnx::ModelProto& proto,
+                                                              const internal::ShapeMap& input_shapes,
+                                                              const MissingShapes& missing) {
+  absl::StatusOr<std::map<std::string, std::vector<int64_t>>> probed = probe(proto, input_shapes, missing.names);
+  if (!probed.ok()) return probed.status();
+  std::map<std::string, ValueShape> seeds;
+  for (const auto& [name, dims] : *probed) {
+    auto type = missing.elem_types.find(name);
+    if (type != missing.elem_types.end()) seeds[name] = ValueShape{type->second, dims, true, ShapeSource::kOnnxRuntime};
+  }
+  return seeds;
+}
+
+// Inference again from the measured shapes (`seeds`), so that what depends on them (subgraphs) is
+// known; when libonnx's inference rejects them, a warning, and the shapes are used as measured.
+void InferFromProbedShapes(const internal::ValidationResult& validation, const internal::ShapeMap& input_shapes,
+                           const std::map<std::string, ValueShape>& seeds, onnx::ModelProto* proto,
+                           absl::StatusOr<internal::InferenceResult>* inference, std::vector<std::string>* warnings) {
+  absl::StatusOr<internal::InferenceResult> again =
+      internal::InferShapes(proto, validation.opaque_nodes, input_shapes, validation.newer_than_libonnx, seeds);
+  if (again.ok()) {
+    *inference = std::move(again);
+  } else {
+    warnings->push_back(absl::StrCat("ONNX Runtime's shapes do not fit libonnx's inference (", again.status().message(),
+                                     "); they are used as measured"));
+    for (const auto& [name, seed] : seeds) (*inference)->shapes.Set("", name, seed);
+  }
+}
+
+// The warning for a layer whose input or output shape `shapes` does not know: which, and why
+// neither libonnx nor the shape probe gave it.
+std::string UnknownShapeWarning(const LayerSite& site, const internal::ShapeTable& shapes,
+                                const std::set<std::string>& main_values, const AnalyzeOptions& options,
+                                const std::string& probe_failure) {
+  const ValueShape* in = shapes.Find(site.graph_path, site.input_name);
+  const ValueShape* out = shapes.Find(site.graph_path, site.output_name);
+  std::vector<std::string> open;
+  if (!in || !in->known) open.push_back(absl::StrCat("input '", site.input_name, "'"));
+  if (!out || !out->known) open.push_back(absl::StrCat("output '", site.output_name, "'"));
+  const bool probeable = (ShapeKnown(shapes, site, site.input_name) || main_values.count(site.input_name)) &&
+                         (ShapeKnown(shapes, site, site.output_name) || main_values.count(site.output_name));
+  const std::string why = !probeable               ? "values inside subgraphs cannot be probed"
+                          : !options.shape_probe   ? "no shape probe was given"
+                          : !probe_failure.empty() ? "the shape probe failed"
+                                                   : "the shape probe did not report them";
+  return absl::StrCat(site.layer.op_type, " '", site.layer.name, "': the shape of its ", absl::StrJoin(open, " and "),
+                      " is unknown (libonnx cannot infer it; ", why, "); its MACs are not counted");
+}
+
+// The index in `sites` of each main-graph layer, by its node's name.
+std::map<std::string, int> MainGraphLayerOfNode(const std::vector<LayerSite>& sites) {
+  std::map<std::string, int> layer_of_node;
+  for (size_t i = 0; i < sites.size(); ++i) {
+    if (sites[i].graph_path.empty()) layer_of_node[sites[i].layer.name] = static_cast<int>(i);
+  }
+  return layer_of_node;
+}
+
 // Shapes, bytes and MACs of every layer: the analysis' input shapes, libonnx's inference from
 // them, and the shape probe (then inference again) for main-graph values inference left open.
 // Records the inferred value_info into `proto`.
@@ -126,46 +217,18 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
   const bool value_info_inferred = inference->value_info_inferred;
   value_info.Swap(&inference->value_info);
 
-  auto known = [&inference](const LayerSite& site, const std::string& name) {
-    const ValueShape* shape = inference->shapes.Find(site.graph_path, name);
-    return shape && shape->known;
-  };
-  // ONNX Runtime can expose values of the main graph only, which subgraph layers may read too.
-  std::set<std::string> main_values;
-  for (const onnx::NodeProto& node : proto->graph().node())
-    main_values.insert(node.output().begin(), node.output().end());
-  std::vector<std::string> missing;
-  std::map<std::string, int32_t> elem_types;  // a layer's activations have its weight's type
-  for (const LayerSite& site : *sites) {
-    for (const std::string* name : {&site.input_name, &site.output_name}) {
-      if (known(site, *name) || !main_values.count(*name)) continue;
-      if (elem_types.emplace(*name, site.layer.weight_elem_type).second) missing.push_back(*name);
-    }
-  }
+  const std::set<std::string> main_values = MainGraphValues(proto->graph());
+  const MissingShapes missing = FindMissingShapes(inference->shapes, main_values, *sites);
   std::string probe_failure;
-  if (!missing.empty() && options.shape_probe) {
-    absl::StatusOr<std::map<std::string, std::vector<int64_t>>> probed =
-        options.shape_probe(*proto, inputs->shapes, missing);
-    if (probed.ok()) {
-      std::map<std::string, ValueShape> seeds;
-      for (const auto& [name, dims] : *probed) {
-        auto type = elem_types.find(name);
-        if (type != elem_types.end()) seeds[name] = ValueShape{type->second, dims, true, ShapeSource::kOnnxRuntime};
-      }
-      // Inference again from the measured shapes, so that what depends on them (subgraphs) is known.
-      absl::StatusOr<internal::InferenceResult> again =
-          internal::InferShapes(proto, validation.opaque_nodes, inputs->shapes, validation.newer_than_libonnx, seeds);
-      if (again.ok()) {
-        inference = std::move(again);
-      } else {
-        inference_warnings.push_back(absl::StrCat("ONNX Runtime's shapes do not fit libonnx's inference (",
-                                                  again.status().message(), "); they are used as measured"));
-        for (const auto& [name, seed] : seeds) inference->shapes.Set("", name, seed);
-      }
-    } else if (absl::IsResourceExhausted(probed.status())) {
-      return probed.status();  // past a budget: the model cannot be run here at these shapes
+  if (!missing.names.empty() && options.shape_probe) {
+    absl::StatusOr<std::map<std::string, ValueShape>> seeds =
+        ProbeShapes(options.shape_probe, *proto, inputs->shapes, missing);
+    if (seeds.ok()) {
+      InferFromProbedShapes(validation, inputs->shapes, *seeds, proto, &inference, &inference_warnings);
+    } else if (absl::IsResourceExhausted(seeds.status())) {
+      return seeds.status();  // past a budget: the model cannot be run here at these shapes
     } else {
-      probe_failure = probed.status().ToString();
+      probe_failure = seeds.status().ToString();
       inference_warnings.push_back(absl::StrCat("the shape probe failed: ", probe_failure));
     }
   }
@@ -178,24 +241,9 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
       if (absl::Status s = internal::SetLayerShapes(&site, *in, *out); !s.ok()) return s;
       continue;
     }
-    std::vector<std::string> open;
-    if (!in || !in->known) open.push_back(absl::StrCat("input '", site.input_name, "'"));
-    if (!out || !out->known) open.push_back(absl::StrCat("output '", site.output_name, "'"));
-    const bool probeable = (known(site, site.input_name) || main_values.count(site.input_name)) &&
-                           (known(site, site.output_name) || main_values.count(site.output_name));
-    const std::string why = !probeable               ? "values inside subgraphs cannot be probed"
-                            : !options.shape_probe   ? "no shape probe was given"
-                            : !probe_failure.empty() ? "the shape probe failed"
-                                                     : "the shape probe did not report them";
-    analysis->warnings.push_back(absl::StrCat(site.layer.op_type, " '", site.layer.name, "': the shape of its ",
-                                              absl::StrJoin(open, " and "), " is unknown (libonnx cannot infer it; ",
-                                              why, "); its MACs are not counted"));
+    analysis->warnings.push_back(UnknownShapeWarning(site, shapes, main_values, options, probe_failure));
   }
-  std::map<std::string, int> layer_of_node;
-  for (size_t i = 0; i < sites->size(); ++i) {
-    if ((*sites)[i].graph_path.empty()) layer_of_node[(*sites)[i].layer.name] = static_cast<int>(i);
-  }
-  analysis->nodes = internal::ProfileActivations(proto->graph(), shapes, layer_of_node);
+  analysis->nodes = internal::ProfileActivations(proto->graph(), shapes, MainGraphLayerOfNode(*sites));
   for (const NodeActivations& node : analysis->nodes) {
     analysis->peak_activation_bytes = std::max(analysis->peak_activation_bytes, node.live_bytes);
   }
@@ -206,50 +254,89 @@ absl::Status AnalyseShapes(const internal::ValidationResult& validation, const A
   return absl::OkStatus();
 }
 
-absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& options) {
-  if (options.threads < 0) return absl::InvalidArgumentError("threads must be 0 (default) or more");
+// The model parsed from `bytes` into `proto`: InvalidArgument for bytes that are no ModelProto or
+// for an IR version past `max_ir_version` (when positive), ResourceExhausted past protobuf's limit.
+absl::Status ParseModel(absl::string_view bytes, int64_t max_ir_version, onnx::ModelProto* proto) {
   if (absl::Status s = internal::CheckModelBytes(bytes); !s.ok()) return s;
   if (bytes.size() > static_cast<size_t>(INT_MAX)) {
     return absl::ResourceExhaustedError("the model is larger than protobuf's 2 GiB limit");
   }
-  LoadedModel loaded;
-  onnx::ModelProto& proto = loaded.proto;
-  if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+  if (!proto->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return absl::InvalidArgumentError("not an ONNX model: protobuf cannot parse the bytes as a ModelProto");
   }
-
-  if (options.max_ir_version > 0 && proto.ir_version() > options.max_ir_version) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the model's ir_version ", proto.ir_version(), " is newer than ONNX Runtime here loads (at most ",
-                     options.max_ir_version, "): export it with IR version ", options.max_ir_version, " or older"));
+  if (max_ir_version > 0 && proto->ir_version() > max_ir_version) {
+    return absl::InvalidArgumentError(absl::StrCat("the model's ir_version ", proto->ir_version(),
+                                                   " is newer than ONNX Runtime here loads (at most ", max_ir_version,
+                                                   "): export it with IR version ", max_ir_version, " or older"));
   }
-  Analysis& analysis = loaded.analysis;
-  analysis.ir_version = proto.ir_version();
+  return absl::OkStatus();
+}
+
+// The model's IR version, opsets and producer, into `analysis`.
+void RecordProvenance(const onnx::ModelProto& proto, Analysis* analysis) {
+  analysis->ir_version = proto.ir_version();
   for (const onnx::OperatorSetIdProto& opset : proto.opset_import()) {
-    analysis.opsets[internal::NormalizedDomain(opset.domain())] = opset.version();
+    analysis->opsets[internal::NormalizedDomain(opset.domain())] = opset.version();
   }
-  analysis.producer = proto.producer_name();
+  analysis->producer = proto.producer_name();
   if (!proto.producer_version().empty()) {
-    absl::StrAppend(&analysis.producer, analysis.producer.empty() ? "" : " ", proto.producer_version());
+    absl::StrAppend(&analysis->producer, analysis->producer.empty() ? "" : " ", proto.producer_version());
   }
+}
 
-  // Structure: unique names, sound tensors, libonnx's checks, the layers.
-  internal::CanonicalizeNodeNames(&proto);
-  if (absl::Status s = internal::CheckDeclaredDimensions(proto); !s.ok()) return s;
-  absl::StatusOr<std::vector<std::string>> sorted = internal::SortNodesTopologically(&proto);
+// Sorts the nodes of every graph topologically, with a warning per graph that was out of order;
+// InvalidArgument for a cycle.
+absl::Status SortNodes(onnx::ModelProto* proto, std::vector<std::string>* warnings) {
+  absl::StatusOr<std::vector<std::string>> sorted = internal::SortNodesTopologically(proto);
   if (!sorted.ok()) return sorted.status();
   for (const std::string& path : *sorted) {
-    analysis.warnings.push_back(
-        absl::StrCat("the nodes of ", path.empty() ? "the main graph" : absl::StrCat("subgraph ", path),
-                     " were not in topological order; they were sorted, as ONNX Runtime sorts them"));
+    warnings->push_back(absl::StrCat("the nodes of ", path.empty() ? "the main graph" : absl::StrCat("subgraph ", path),
+                                     " were not in topological order; they were sorted, as ONNX Runtime sorts them"));
   }
-  const std::vector<internal::NamedTensor> constants = internal::AllConstants(proto);
-  const std::vector<internal::NamedTensor> attribute_tensors = internal::AttributeTensors(proto);
+  return absl::OkStatus();
+}
+
+// The first tensor, constants first, whose data does not fit its type and shape (CheckTensorData).
+absl::Status CheckTensors(const std::vector<internal::NamedTensor>& constants,
+                          const std::vector<internal::NamedTensor>& attribute_tensors) {
   for (const auto* list : {&constants, &attribute_tensors}) {
     for (const internal::NamedTensor& t : *list) {
       if (absl::Status s = internal::CheckTensorData(*t.tensor, t.name); !s.ok()) return s;
     }
   }
+  return absl::OkStatus();
+}
+
+// The layers' parameter, MAC and weight byte totals and the other constants' bytes, into
+// `analysis`, whose layers the sites' are moved to.
+void AddLayers(const std::vector<internal::NamedTensor>& constants, std::vector<LayerSite>* sites, Analysis* analysis) {
+  std::set<const onnx::TensorProto*> weights;
+  for (LayerSite& site : *sites) {
+    analysis->total_params += site.layer.params;
+    analysis->total_macs += site.layer.macs;
+    if (weights.insert(site.weight).second) analysis->compressible_weight_bytes += internal::StoredBytes(*site.weight);
+    analysis->layers.push_back(std::move(site.layer));
+  }
+  for (const internal::NamedTensor& c : constants) {
+    if (!weights.count(c.tensor)) analysis->other_initializer_bytes += internal::StoredBytes(*c.tensor);
+  }
+}
+
+absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& options) {
+  if (options.threads < 0) return absl::InvalidArgumentError("threads must be 0 (default) or more");
+  LoadedModel loaded;
+  onnx::ModelProto& proto = loaded.proto;
+  if (absl::Status s = ParseModel(bytes, options.max_ir_version, &proto); !s.ok()) return s;
+  Analysis& analysis = loaded.analysis;
+  RecordProvenance(proto, &analysis);
+
+  // Structure: unique names, sound tensors, libonnx's checks, the layers.
+  internal::CanonicalizeNodeNames(&proto);
+  if (absl::Status s = internal::CheckDeclaredDimensions(proto); !s.ok()) return s;
+  if (absl::Status s = SortNodes(&proto, &analysis.warnings); !s.ok()) return s;
+  const std::vector<internal::NamedTensor> constants = internal::AllConstants(proto);
+  const std::vector<internal::NamedTensor> attribute_tensors = internal::AttributeTensors(proto);
+  if (absl::Status s = CheckTensors(constants, attribute_tensors); !s.ok()) return s;
   absl::StatusOr<internal::ValidationResult> validation = internal::ValidateModel(&proto);
   if (!validation.ok()) return validation.status();
   analysis.fully_validated = !validation->newer_than_libonnx;
@@ -272,17 +359,7 @@ absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& 
 
   if (absl::Status s = AnalyseShapes(*validation, options, &proto, &sites, &analysis); !s.ok()) return s;
   internal::ComputeWeightStats(&sites, options.threads);
-
-  std::set<const onnx::TensorProto*> weights;
-  for (LayerSite& site : sites) {
-    analysis.total_params += site.layer.params;
-    analysis.total_macs += site.layer.macs;
-    if (weights.insert(site.weight).second) analysis.compressible_weight_bytes += internal::StoredBytes(*site.weight);
-    analysis.layers.push_back(std::move(site.layer));
-  }
-  for (const internal::NamedTensor& c : constants) {
-    if (!weights.count(c.tensor)) analysis.other_initializer_bytes += internal::StoredBytes(*c.tensor);
-  }
+  AddLayers(constants, &sites, &analysis);
   return loaded;
 }
 

@@ -10,6 +10,59 @@
 
 namespace squeeze::model::internal {
 
+namespace {
+
+// Ops whose output has their first input's channels, one for one.
+const std::set<std::string>& ChannelwiseUnaryOps() {
+  static const std::set<std::string> kOps = {"Relu",
+                                             "Sigmoid",
+                                             "HardSigmoid",
+                                             "HardSwish",
+                                             "Clip",
+                                             "LeakyRelu",
+                                             "Tanh",
+                                             "Identity",
+                                             "Exp",
+                                             "Neg",
+                                             "Abs",
+                                             "Sqrt",
+                                             "Softplus",
+                                             "Elu",
+                                             "Selu",
+                                             "Cast",
+                                             "Floor",
+                                             "Ceil",
+                                             "Round",
+                                             "Reciprocal",
+                                             "Erf",
+                                             "Dropout",
+                                             "MaxPool",
+                                             "AveragePool",
+                                             "GlobalAveragePool",
+                                             "GlobalMaxPool",
+                                             "Resize",
+                                             "Upsample",
+                                             "Mish",
+                                             "Sign",
+                                             "ThresholdedRelu"};
+  return kOps;
+}
+
+// Elementwise ops of several inputs, which broadcast them to one another.
+const std::set<std::string>& ElementwiseBinaryOps() {
+  static const std::set<std::string> kOps = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean"};
+  return kOps;
+}
+
+// How many of `roots` are among `own`.
+int64_t SharedCount(const std::vector<int64_t>& roots, const std::set<int64_t>& own) {
+  int64_t shared = 0;
+  for (int64_t r : roots) shared += own.count(r);
+  return shared;
+}
+
+}  // namespace
+
 ChannelFlow::ChannelFlow(onnx::ModelProto* model, const Analysis& analysis,
                          const std::map<std::string, size_t>& layer_of_node,
                          const std::vector<std::vector<uint8_t>>& pruned_rows)
@@ -111,89 +164,99 @@ std::string ChannelFlow::GraphOutputReached(const std::string& layer_node) const
   return "";
 }
 
-std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
-  std::vector<ChannelPruningReach> out(analysis_.layers.size());
+std::vector<int64_t> ChannelFlow::Roots(const ChannelValue& value) const {
+  std::vector<int64_t> roots;
+  for (int64_t c = 0; c < value.count; ++c) roots.push_back(Find(value.base + c));
+  return roots;
+}
+
+ChannelFlow::ClassIndex ChannelFlow::IndexClasses() const {
+  ClassIndex index;
   const int64_t n = static_cast<int64_t>(source_.size());
-  // Per class: its pin, and the layers producing it.
-  std::map<int64_t, std::string> pinned;
-  std::map<int64_t, std::set<int64_t>> producers;
   for (int64_t e = 0; e < n; ++e) {
     const int64_t r = Find(e);
-    if (!pin_[e].empty() && !pinned.count(r)) pinned[r] = pin_[e];
-    if (source_[e].first >= 0) producers[r].insert(source_[e].first);
+    if (!pin_[e].empty() && !index.pinned.count(r)) index.pinned[r] = pin_[e];
+    if (source_[e].first >= 0) index.producers[r].insert(source_[e].first);
   }
-  // Per layer: the classes of its output channels.
-  std::map<size_t, std::set<int64_t>> classes;
   for (int64_t e = 0; e < n; ++e) {
-    if (source_[e].first >= 0) classes[static_cast<size_t>(source_[e].first)].insert(Find(e));
+    if (source_[e].first >= 0) index.classes[static_cast<size_t>(source_[e].first)].insert(Find(e));
   }
-  // Per main-graph layer: the classes of its input's channels (empty when the flow does not know it).
-  std::vector<std::pair<size_t, std::vector<int64_t>>> inputs;  // layer, class of each input channel
   for (const onnx::NodeProto& node : model_->graph().node()) {
     auto layer = layer_of_node_.find(node.name());
     if (layer == layer_of_node_.end() || node.input_size() == 0) continue;
     const ChannelValue* x = Known(node.input(0));
     if (x == nullptr || x->count == 0) continue;
-    std::vector<int64_t> roots;
-    for (int64_t c = 0; c < x->count; ++c) roots.push_back(Find(x->base + c));
-    inputs.emplace_back(layer->second, std::move(roots));
+    index.inputs.emplace_back(layer->second, Roots(*x));
   }
-  // Per other main-graph node: the classes of its output's channels.
-  std::vector<std::pair<std::string, std::vector<int64_t>>> others;
   for (const onnx::NodeProto& node : model_->graph().node()) {
     if (layer_of_node_.count(node.name()) > 0 || node.output_size() == 0) continue;
     const ChannelValue* y = Known(node.output(0));
     if (y == nullptr || y->count == 0) continue;
-    std::vector<int64_t> roots;
-    for (int64_t c = 0; c < y->count; ++c) roots.push_back(Find(y->base + c));
-    others.emplace_back(node.name(), std::move(roots));
+    index.others.emplace_back(node.name(), Roots(*y));
   }
+  return index;
+}
+
+std::string ChannelFlow::WhyNoChannels(size_t layer) const {
+  if (!analysis_.layers[layer].subgraph.empty()) return "a layer inside a subgraph";
+  if (const std::string output = GraphOutputReached(analysis_.layers[layer].name); !output.empty()) {
+    // The first reason a user needs: these channels are what the task reads (class logits).
+    return absl::StrCat("its channels reach graph output '", output,
+                        "' (what the task reads); only an ungrouped Conv's channels can be removed");
+  }
+  return "only an ungrouped Conv's channels can be removed";
+}
+
+void ChannelFlow::DecideRemovable(size_t layer, const std::set<int64_t>& own, const ClassIndex& index,
+                                  ChannelPruningReach* reach) const {
+  reach->removable = true;
+  for (int64_t r : own) {
+    if (auto p = index.pinned.find(r); p != index.pinned.end()) {
+      reach->removable = false;
+      reach->why_not = p->second;
+      return;
+    }
+    auto producers = index.producers.find(r);
+    if (producers != index.producers.end() && producers->second.size() > 1) {
+      reach->removable = false;
+      for (int64_t other : producers->second) {
+        if (static_cast<size_t>(other) == layer) continue;
+        reach->why_not = absl::StrCat("layer '", analysis_.layers[other].name,
+                                      "' produces the same channels (Add/Mul/Concat partner)");
+        break;
+      }
+      return;
+    }
+  }
+}
+
+void ChannelFlow::AddReaders(size_t layer, const std::set<int64_t>& own, const ClassIndex& index,
+                             ChannelPruningReach* reach) {
+  for (const auto& [j, roots] : index.inputs) {
+    if (j == layer) continue;
+    const int64_t shared = SharedCount(roots, own);
+    if (shared > 0) reach->readers.emplace_back(j, static_cast<double>(shared) / static_cast<double>(roots.size()));
+  }
+  for (const auto& [name, roots] : index.others) {
+    const int64_t shared = SharedCount(roots, own);
+    if (shared > 0) reach->nodes.emplace_back(name, static_cast<double>(shared) / static_cast<double>(roots.size()));
+  }
+}
+
+std::vector<ChannelPruningReach> ChannelFlow::PerLayer() const {
+  std::vector<ChannelPruningReach> out(analysis_.layers.size());
+  const ClassIndex index = IndexClasses();
   for (size_t i = 0; i < out.size(); ++i) {
     ChannelPruningReach& reach = out[i];
-    auto own = classes.find(i);
-    if (own == classes.end()) {
-      if (!analysis_.layers[i].subgraph.empty()) {
-        reach.why_not = "a layer inside a subgraph";
-      } else if (const std::string output = GraphOutputReached(analysis_.layers[i].name); !output.empty()) {
-        // The first reason a user needs: these channels are what the task reads (class logits).
-        reach.why_not = absl::StrCat("its channels reach graph output '", output,
-                                     "' (what the task reads); only an ungrouped Conv's channels can be removed");
-      } else {
-        reach.why_not = "only an ungrouped Conv's channels can be removed";
-      }
+    auto own = index.classes.find(i);
+    if (own == index.classes.end()) {
+      reach.why_not = WhyNoChannels(i);
       continue;
     }
-    reach.removable = true;
-    for (int64_t r : own->second) {
-      if (auto p = pinned.find(r); p != pinned.end()) {
-        reach.removable = false;
-        reach.why_not = p->second;
-        break;
-      }
-      if (producers[r].size() > 1) {
-        reach.removable = false;
-        for (int64_t other : producers[r]) {
-          if (static_cast<size_t>(other) == i) continue;
-          reach.why_not = absl::StrCat("layer '", analysis_.layers[other].name,
-                                       "' produces the same channels (Add/Mul/Concat partner)");
-          break;
-        }
-        break;
-      }
-    }
+    DecideRemovable(i, own->second, index, &reach);
     if (!reach.removable) continue;
     // Readers: layers whose input value carries these channels.
-    for (const auto& [j, roots] : inputs) {
-      if (j == i) continue;
-      int64_t shared = 0;
-      for (int64_t r : roots) shared += own->second.count(r);
-      if (shared > 0) reach.readers.emplace_back(j, static_cast<double>(shared) / static_cast<double>(roots.size()));
-    }
-    for (const auto& [name, roots] : others) {
-      int64_t shared = 0;
-      for (int64_t r : roots) shared += own->second.count(r);
-      if (shared > 0) reach.nodes.emplace_back(name, static_cast<double>(shared) / static_cast<double>(roots.size()));
-    }
+    AddReaders(i, own->second, index, &reach);
   }
   return out;
 }
@@ -243,80 +306,61 @@ void ChannelFlow::Visit(onnx::NodeProto* node_ptr) {
   const onnx::NodeProto& node = *node_ptr;
   const std::string op = NormalizedDomain(node.domain()).empty() ? node.op_type() : "";
   if (op == "Constant") return;
-  static const std::set<std::string> kUnary = {"Relu",
-                                               "Sigmoid",
-                                               "HardSigmoid",
-                                               "HardSwish",
-                                               "Clip",
-                                               "LeakyRelu",
-                                               "Tanh",
-                                               "Identity",
-                                               "Exp",
-                                               "Neg",
-                                               "Abs",
-                                               "Sqrt",
-                                               "Softplus",
-                                               "Elu",
-                                               "Selu",
-                                               "Cast",
-                                               "Floor",
-                                               "Ceil",
-                                               "Round",
-                                               "Reciprocal",
-                                               "Erf",
-                                               "Dropout",
-                                               "MaxPool",
-                                               "AveragePool",
-                                               "GlobalAveragePool",
-                                               "GlobalMaxPool",
-                                               "Resize",
-                                               "Upsample",
-                                               "Mish",
-                                               "Sign",
-                                               "ThresholdedRelu"};
-  static const std::set<std::string> kBinary = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean"};
   if (op == "Conv" || op == "ConvTranspose") {
     VisitConv(node_ptr, op == "ConvTranspose");
   } else if (op == "BatchNormalization") {
-    const ChannelValue* x = Known(node.input(0));
-    bool ok = x != nullptr && node.output_size() >= 1;
-    for (int i = 1; ok && i < 5 && i < node.input_size(); ++i) {
-      const onnx::TensorProto* t = Constant(node.input(i));
-      ok = t != nullptr && t->dims_size() == 1 && t->dims(0) == x->count;
-    }
-    if (!ok) return PinAll(node);
-    const ChannelValue x_copy = *x;
-    Link(x_copy, New(node.output(0), x_copy.count, x_copy.rank));
-    for (int i = 1; i < 5 && i < node.input_size(); ++i) slices_.push_back({node_ptr, i, 0, node.input(0)});
-  } else if (kUnary.count(op)) {
-    const ChannelValue* x = node.input_size() > 0 ? Known(node.input(0)) : nullptr;
-    const bool sizes = op == "Resize" && node.input_size() > 3 && !node.input(3).empty();
-    if (x == nullptr || sizes || node.output_size() < 1) return PinAll(node);
-    const ChannelValue x_copy = *x;
-    Link(x_copy, New(node.output(0), x_copy.count, x_copy.rank));
-  } else if (kBinary.count(op)) {
+    VisitBatchNorm(node_ptr);
+  } else if (ChannelwiseUnaryOps().count(op)) {
+    VisitUnary(node, op);
+  } else if (ElementwiseBinaryOps().count(op)) {
     VisitBinary(node_ptr);
   } else if (op == "Concat") {
-    int64_t rank = 0, total = 0;
-    std::vector<ChannelValue> inputs;
-    for (const std::string& in : node.input()) {
-      const ChannelValue* v = Known(in);
-      if (v == nullptr || (rank != 0 && v->rank != rank)) return PinAll(node);
-      rank = v->rank;
-      inputs.push_back(*v);
-      total += v->count;
-    }
-    int64_t axis = IntAttribute(node, "axis", 0);
-    if (axis < 0) axis += rank;
-    if (inputs.empty() || axis != 1) return PinAll(node);
-    const ChannelValue out = New(node.output(0), total, rank);
-    int64_t offset = 0;
-    for (const ChannelValue& v : inputs) {
-      Link(v, out, offset);
-      offset += v.count;
-    }
+    VisitConcat(node);
   } else {
     PinAll(node);
+  }
+}
+
+void ChannelFlow::VisitBatchNorm(onnx::NodeProto* node_ptr) {
+  const onnx::NodeProto& node = *node_ptr;
+  const ChannelValue* x = Known(node.input(0));
+  bool ok = x != nullptr && node.output_size() >= 1;
+  for (int i = 1; ok && i < 5 && i < node.input_size(); ++i) {
+    const onnx::TensorProto* t = Constant(node.input(i));
+    ok = t != nullptr && t->dims_size() == 1 && t->dims(0) == x->count;
+  }
+  if (!ok) return PinAll(node);
+  const ChannelValue x_copy = *x;
+  Link(x_copy, New(node.output(0), x_copy.count, x_copy.rank));
+  for (int i = 1; i < 5 && i < node.input_size(); ++i) slices_.push_back({node_ptr, i, 0, node.input(0)});
+}
+
+void ChannelFlow::VisitUnary(const onnx::NodeProto& node, const std::string& op) {
+  const ChannelValue* x = node.input_size() > 0 ? Known(node.input(0)) : nullptr;
+  const bool sizes = op == "Resize" && node.input_size() > 3 && !node.input(3).empty();
+  if (x == nullptr || sizes || node.output_size() < 1) return PinAll(node);
+  const ChannelValue x_copy = *x;
+  Link(x_copy, New(node.output(0), x_copy.count, x_copy.rank));
+}
+
+void ChannelFlow::VisitConcat(const onnx::NodeProto& node) {
+  int64_t rank = 0, total = 0;
+  std::vector<ChannelValue> inputs;
+  for (const std::string& in : node.input()) {
+    const ChannelValue* v = Known(in);
+    if (v == nullptr || (rank != 0 && v->rank != rank)) return PinAll(node);
+    rank = v->rank;
+    inputs.push_back(*v);
+    total += v->count;
+  }
+  int64_t axis = IntAttribute(node, "axis", 0);
+  if (axis < 0) axis += rank;
+  if (inputs.empty() || axis != 1) return PinAll(node);
+  const ChannelValue out = New(node.output(0), total, rank);
+  int64_t offset = 0;
+  for (const ChannelValue& v : inputs) {
+    Link(v, out, offset);
+    offset += v.count;
   }
 }
 

@@ -59,6 +59,16 @@ class ChannelFlow {
     int64_t count = 0;
     int64_t rank = 0;
   };
+  // What PerLayer reads of the classes (by root): each one's pin and producing layers, each layer's
+  // output classes, each main-graph layer's input classes and each other main-graph node's output
+  // classes (the last two per channel).
+  struct ClassIndex {
+    std::map<int64_t, std::string> pinned;
+    std::map<int64_t, std::set<int64_t>> producers;
+    std::map<size_t, std::set<int64_t>> classes;
+    std::vector<std::pair<size_t, std::vector<int64_t>>> inputs;       // layer, class of each input channel
+    std::vector<std::pair<std::string, std::vector<int64_t>>> others;  // node, class of each output channel
+  };
 
   const ChannelValue* Known(const std::string& name) const;
   const ChannelValue& New(const std::string& name, int64_t count, int64_t rank);
@@ -73,9 +83,33 @@ class ChannelFlow {
   int64_t Find(int64_t element) const;
   void Union(int64_t a, int64_t b);
 
+  // The class of each channel of `value`.
+  std::vector<int64_t> Roots(const ChannelValue& value) const;
+  // The classes as PerLayer reads them (after Run).
+  ClassIndex IndexClasses() const;
+  // Why pruning `layer`, which sources no channel of the flow, removes nothing.
+  std::string WhyNoChannels(size_t layer) const;
+  // Whether pruning `layer`, whose output channels are of the classes `own`, removes them: not when a
+  // class is pinned or another layer produces it too (then why_not says so).
+  void DecideRemovable(size_t layer, const std::set<int64_t>& own, const ClassIndex& index,
+                       ChannelPruningReach* reach) const;
+  // The layers (other than `layer`) and other nodes reading the classes `own`, with the share of
+  // their channels that are.
+  static void AddReaders(size_t layer, const std::set<int64_t>& own, const ClassIndex& index,
+                         ChannelPruningReach* reach);
+
+  // Follows the channels through one node, by its op type (below), or pins what it cannot follow.
   void Visit(onnx::NodeProto* node);
+  // Conv: a source of its channels, or a link (depthwise); ConvTranspose: new channels.
   void VisitConv(onnx::NodeProto* node, bool transpose);
+  // BatchNormalization: its input's channels, its per-channel parameters sliced along with them.
+  void VisitBatchNorm(onnx::NodeProto* node);
+  // An op whose output has its input's channels one for one (`op`, the node's op type).
+  void VisitUnary(const onnx::NodeProto& node, const std::string& op);
+  // An elementwise op of broadcast inputs: their channels linked, constants sliced along them.
   void VisitBinary(onnx::NodeProto* node);
+  // Concat: along the channels, its inputs' channels in order.
+  void VisitConcat(const onnx::NodeProto& node);
 
   onnx::ModelProto* model_;
   const Analysis& analysis_;

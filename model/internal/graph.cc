@@ -70,66 +70,99 @@ void OuterNamesRead(const onnx::GraphProto& g, std::set<std::string>* out) {
   }
 }
 
+namespace {
+
+// Per node of a graph: the nodes that read its outputs, and how many nodes it waits for; whether
+// every node already comes after the nodes it reads from.
+struct Dependencies {
+  std::vector<std::vector<int>> readers;
+  std::vector<int> waiting;
+  bool in_order = true;
+};
+Dependencies NodeDependencies(const onnx::GraphProto& graph) {
+  const int n = graph.node_size();
+  std::map<std::string, int> producer;
+  for (int k = 0; k < n; ++k) {
+    for (const std::string& out : graph.node(k).output()) {
+      if (!out.empty()) producer.emplace(out, k);
+    }
+  }
+  Dependencies deps;
+  deps.readers.resize(n);
+  deps.waiting.assign(n, 0);
+  for (int k = 0; k < n; ++k) {
+    const onnx::NodeProto& node = graph.node(k);
+    std::set<std::string> reads(node.input().begin(), node.input().end());
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      if (a.has_g()) OuterNamesRead(a.g(), &reads);
+      for (const onnx::GraphProto& sub : a.graphs()) OuterNamesRead(sub, &reads);
+    }
+    std::set<int> after;
+    for (const std::string& name : reads) {
+      auto p = producer.find(name);
+      if (p != producer.end() && p->second != k) after.insert(p->second);
+      if (p != producer.end() && p->second >= k) deps.in_order = false;
+    }
+    deps.waiting[k] = static_cast<int>(after.size());
+    for (int p : after) deps.readers[p].push_back(k);
+  }
+  return deps;
+}
+
+// Kahn's algorithm, always taking the earliest ready node: the model's order where it can.
+// InvalidArgument naming a node of graph `path` that depends on its own output.
+absl::StatusOr<std::vector<int>> EarliestReadyOrder(const onnx::GraphProto& graph, const std::string& path,
+                                                    Dependencies* deps) {
+  const int n = graph.node_size();
+  std::priority_queue<int, std::vector<int>, std::greater<int>> ready;
+  for (int k = 0; k < n; ++k) {
+    if (deps->waiting[k] == 0) ready.push(k);
+  }
+  std::vector<int> order;
+  while (!ready.empty()) {
+    const int k = ready.top();
+    ready.pop();
+    order.push_back(k);
+    for (int r : deps->readers[k]) {
+      if (--deps->waiting[r] == 0) ready.push(r);
+    }
+  }
+  if (static_cast<int>(order.size()) < n) {
+    int stuck = 0;
+    while (deps->waiting[stuck] == 0) ++stuck;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the graph has a cycle: node '", QualifiedNodeName(path, graph.node(stuck).name()), "' (",
+        graph.node(stuck).op_type(), ") depends, through other nodes, on its own output; no order runs it"));
+  }
+  return order;
+}
+
+// Puts `graph`'s nodes in `order` (old indices, in their new order).
+void PermuteNodes(const std::vector<int>& order, onnx::GraphProto* graph) {
+  const int n = graph->node_size();
+  std::vector<onnx::NodeProto> nodes(n);
+  for (int k = 0; k < n; ++k) nodes[k].Swap(graph->mutable_node(k));
+  for (int i = 0; i < n; ++i) graph->mutable_node(i)->Swap(&nodes[order[i]]);
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<std::string>> SortNodesTopologically(onnx::ModelProto* model) {
   std::vector<std::string> reordered;
   absl::Status status;
-  ForEachGraph(
-      *model->mutable_graph(), "", "", [&](onnx::GraphProto& graph, const std::string& path, const std::string&) {
-        if (!status.ok()) return;
-        const int n = graph.node_size();
-        std::map<std::string, int> producer;
-        for (int k = 0; k < n; ++k) {
-          for (const std::string& out : graph.node(k).output()) {
-            if (!out.empty()) producer.emplace(out, k);
-          }
-        }
-        std::vector<std::vector<int>> readers(n);
-        std::vector<int> waiting(n, 0);
-        bool in_order = true;
-        for (int k = 0; k < n; ++k) {
-          const onnx::NodeProto& node = graph.node(k);
-          std::set<std::string> reads(node.input().begin(), node.input().end());
-          for (const onnx::AttributeProto& a : node.attribute()) {
-            if (a.has_g()) OuterNamesRead(a.g(), &reads);
-            for (const onnx::GraphProto& sub : a.graphs()) OuterNamesRead(sub, &reads);
-          }
-          std::set<int> after;
-          for (const std::string& name : reads) {
-            auto p = producer.find(name);
-            if (p != producer.end() && p->second != k) after.insert(p->second);
-            if (p != producer.end() && p->second >= k) in_order = false;
-          }
-          waiting[k] = static_cast<int>(after.size());
-          for (int p : after) readers[p].push_back(k);
-        }
-        if (in_order) return;
-        // Kahn's algorithm, always taking the earliest ready node: the model's order where it can.
-        std::priority_queue<int, std::vector<int>, std::greater<int>> ready;
-        for (int k = 0; k < n; ++k) {
-          if (waiting[k] == 0) ready.push(k);
-        }
-        std::vector<int> order;
-        while (!ready.empty()) {
-          const int k = ready.top();
-          ready.pop();
-          order.push_back(k);
-          for (int r : readers[k]) {
-            if (--waiting[r] == 0) ready.push(r);
-          }
-        }
-        if (static_cast<int>(order.size()) < n) {
-          int stuck = 0;
-          while (waiting[stuck] == 0) ++stuck;
-          status = absl::InvalidArgumentError(absl::StrCat(
-              "the graph has a cycle: node '", QualifiedNodeName(path, graph.node(stuck).name()), "' (",
-              graph.node(stuck).op_type(), ") depends, through other nodes, on its own output; no order runs it"));
-          return;
-        }
-        std::vector<onnx::NodeProto> nodes(n);
-        for (int k = 0; k < n; ++k) nodes[k].Swap(graph.mutable_node(k));
-        for (int i = 0; i < n; ++i) graph.mutable_node(i)->Swap(&nodes[order[i]]);
-        reordered.push_back(path);
-      });
+  ForEachGraph(*model->mutable_graph(), "", "",
+               [&](onnx::GraphProto& graph, const std::string& path, const std::string&) {
+                 if (!status.ok()) return;
+                 Dependencies deps = NodeDependencies(graph);
+                 if (deps.in_order) return;
+                 absl::StatusOr<std::vector<int>> order = EarliestReadyOrder(graph, path, &deps);
+                 if (!order.ok()) {
+                   status = order.status();
+                   return;
+                 }
+                 PermuteNodes(*order, &graph);
+                 reordered.push_back(path);
+               });
   if (!status.ok()) return status;
   return reordered;
 }

@@ -61,6 +61,64 @@ absl::Status NotOnnx(size_t field_start, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("not an ONNX model: at byte ", field_start, ", ", why));
 }
 
+// Reads the tag of the field starting at `*pos`; InvalidArgument when it is cut short or no varint.
+absl::Status ReadTag(absl::string_view bytes, size_t* pos, uint64_t* tag) {
+  const size_t start = *pos;
+  switch (ReadVarint(bytes, pos, tag)) {
+    case Read::kOk:
+      break;
+    case Read::kTruncated:
+      return Truncated(bytes, start, "a field tag");
+    case Read::kMalformed:
+      return NotOnnx(start, "the bytes are not protobuf wire format");
+  }
+  return absl::OkStatus();
+}
+
+// Moves `*pos` past the value of the field starting at `start` (named `field` in messages), whose
+// tag it follows; InvalidArgument when the value is cut short or malformed, or the wire type is one
+// ONNX never uses.
+absl::Status SkipValue(absl::string_view bytes, size_t start, int wire_type, const std::string& field, size_t* pos) {
+  uint64_t value;
+  switch (wire_type) {
+    case kVarint:
+      switch (ReadVarint(bytes, pos, &value)) {
+        case Read::kOk:
+          break;
+        case Read::kTruncated:
+          return Truncated(bytes, start, field);
+        case Read::kMalformed:
+          return NotOnnx(start, absl::StrCat(field, " holds a malformed varint"));
+      }
+      break;
+    case kFixed64:
+    case kFixed32: {
+      const size_t size = wire_type == kFixed64 ? 8 : 4;
+      if (bytes.size() - *pos < size) return Truncated(bytes, start, field);
+      *pos += size;
+      break;
+    }
+    case kLengthDelimited:
+      switch (ReadVarint(bytes, pos, &value)) {
+        case Read::kOk:
+          break;
+        case Read::kTruncated:
+          return Truncated(bytes, start, field);
+        case Read::kMalformed:
+          return NotOnnx(start, absl::StrCat(field, " has a malformed length"));
+      }
+      if (value > bytes.size() - *pos) {
+        return Truncated(bytes, start, absl::StrCat(field, " of ", value, " bytes"));
+      }
+      *pos += static_cast<size_t>(value);
+      break;
+    default:
+      // Groups (3, 4) are not used by ONNX; 6 and 7 do not exist.
+      return NotOnnx(start, absl::StrCat(field, " has wire type ", wire_type, ", which ONNX never uses"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status CheckModelBytes(absl::string_view bytes) {
@@ -69,15 +127,8 @@ absl::Status CheckModelBytes(absl::string_view bytes) {
   size_t pos = 0;
   while (pos < bytes.size()) {
     const size_t start = pos;
-    uint64_t tag;
-    switch (ReadVarint(bytes, &pos, &tag)) {
-      case Read::kOk:
-        break;
-      case Read::kTruncated:
-        return Truncated(bytes, start, "a field tag");
-      case Read::kMalformed:
-        return NotOnnx(start, "the bytes are not protobuf wire format");
-    }
+    uint64_t tag = 0;
+    if (absl::Status s = ReadTag(bytes, &pos, &tag); !s.ok()) return s;
     const uint64_t number = tag >> 3;
     const int wire_type = static_cast<int>(tag & 7);
     if (number == 0 || number > 536870911) return NotOnnx(start, "the bytes are not protobuf wire format");
@@ -87,44 +138,8 @@ absl::Status CheckModelBytes(absl::string_view bytes) {
     if (known && known->wire_type != wire_type) {
       return NotOnnx(start, absl::StrCat(field, " has wire type ", wire_type, " instead of ", known->wire_type));
     }
-    uint64_t value;
-    switch (wire_type) {
-      case kVarint:
-        switch (ReadVarint(bytes, &pos, &value)) {
-          case Read::kOk:
-            break;
-          case Read::kTruncated:
-            return Truncated(bytes, start, field);
-          case Read::kMalformed:
-            return NotOnnx(start, absl::StrCat(field, " holds a malformed varint"));
-        }
-        break;
-      case kFixed64:
-      case kFixed32: {
-        const size_t size = wire_type == kFixed64 ? 8 : 4;
-        if (bytes.size() - pos < size) return Truncated(bytes, start, field);
-        pos += size;
-        break;
-      }
-      case kLengthDelimited:
-        switch (ReadVarint(bytes, &pos, &value)) {
-          case Read::kOk:
-            break;
-          case Read::kTruncated:
-            return Truncated(bytes, start, field);
-          case Read::kMalformed:
-            return NotOnnx(start, absl::StrCat(field, " has a malformed length"));
-        }
-        if (value > bytes.size() - pos) {
-          return Truncated(bytes, start, absl::StrCat(field, " of ", value, " bytes"));
-        }
-        pos += static_cast<size_t>(value);
-        if (number == 7) has_graph = true;
-        break;
-      default:
-        // Groups (3, 4) are not used by ONNX; 6 and 7 do not exist.
-        return NotOnnx(start, absl::StrCat(field, " has wire type ", wire_type, ", which ONNX never uses"));
-    }
+    if (absl::Status s = SkipValue(bytes, start, wire_type, field, &pos); !s.ok()) return s;
+    if (number == 7 && wire_type == kLengthDelimited) has_graph = true;
   }
   if (!has_graph) return absl::InvalidArgumentError("not an ONNX model: it has no graph");
   return absl::OkStatus();

@@ -230,11 +230,9 @@ absl::Status CheckConvRanks(onnx::ModelProto copy, const ShapeMap& inputs,
   return absl::OkStatus();
 }
 
-}  // namespace
-
-std::string DimsString(const Dims& dims) { return absl::StrCat("[", absl::StrJoin(dims, ","), "]"); }
-
-absl::StatusOr<ResolvedInputs> ResolveInputShapes(const onnx::GraphProto& graph, const ShapeMap& given) {
+// The graph's inputs that are not initializers; InvalidArgument when `given` names any other value.
+absl::StatusOr<std::vector<const onnx::ValueInfoProto*>> NonConstantInputs(const onnx::GraphProto& graph,
+                                                                           const ShapeMap& given) {
   std::set<std::string> initializers;
   for (const onnx::TensorProto& t : graph.initializer()) initializers.insert(t.name());
   std::vector<const onnx::ValueInfoProto*> inputs;
@@ -250,9 +248,154 @@ absl::StatusOr<ResolvedInputs> ResolveInputShapes(const onnx::GraphProto& graph,
           absl::StrCat("--input-shape names '", name, "', but the model's inputs are: ", absl::StrJoin(names, ", ")));
     }
   }
+  return inputs;
+}
 
+// InvalidArgument unless the shape given for input `name` has dims from 1 to kMaxDimension and,
+// where the input declares a shape (`tensor`), its rank and its fixed dims.
+absl::Status CheckGivenShape(const std::string& name, const onnx::TypeProto_Tensor& tensor, const Dims& dims) {
+  for (int64_t d : dims) {
+    if (d <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the shape given for input '", name, "', ", DimsString(dims), ", has a dimension below 1"));
+    }
+    if (d > kMaxDimension) {
+      return absl::InvalidArgumentError(absl::StrCat("the shape given for input '", name, "', ", DimsString(dims),
+                                                     ", has a dimension of ", d,
+                                                     ", larger than any tensor a "
+                                                     "device holds (at most ",
+                                                     kMaxDimension, ")"));
+    }
+  }
+  if (!tensor.has_shape()) return absl::OkStatus();
+  const int rank = tensor.shape().dim_size();
+  if (static_cast<int>(dims.size()) != rank) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", name, "' has rank ", rank, " (", DeclaredString(tensor),
+                                                   "), but the shape given, ", DimsString(dims), ", has rank ",
+                                                   dims.size()));
+  }
+  for (int i = 0; i < rank; ++i) {
+    const onnx::TensorShapeProto_Dimension& d = tensor.shape().dim(i);
+    if (d.has_dim_value() && d.dim_value() > 0 && d.dim_value() != dims[i]) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", name, "' dimension ", i, " is fixed at ", d.dim_value(),
+                                                     " (", DeclaredString(tensor), "), but the shape given, ",
+                                                     DimsString(dims), ", has ", dims[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Input `name`'s declared shape (`tensor`), a symbolic dim 0 defaulting to 1 (batch), into
+// `resolved`; InvalidArgument when it declares no shape or another dim is symbolic.
+absl::Status ResolveDeclaredShape(const std::string& name, const onnx::TypeProto_Tensor& tensor,
+                                  ResolvedInputs* resolved) {
+  if (!tensor.has_shape()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", name, "' has no declared shape; give it with ", "--input-shape ", name, "=d0,d1,..."));
+  }
+  Dims dims;
+  std::vector<std::string> defaulted;
+  std::vector<std::string> unknown;
+  for (int i = 0; i < tensor.shape().dim_size(); ++i) {
+    const onnx::TensorShapeProto_Dimension& d = tensor.shape().dim(i);
+    const std::string label = d.dim_param().empty() ? "" : absl::StrCat(" '", d.dim_param(), "'");
+    if (d.has_dim_value() && d.dim_value() > 0) {
+      dims.push_back(d.dim_value());
+    } else if (i == 0) {
+      dims.push_back(1);
+      defaulted.push_back(absl::StrCat(name, "[0] = 1 (batch", label, ")"));
+    } else {
+      dims.push_back(-1);
+      unknown.push_back(absl::StrCat(i, label));
+    }
+  }
+  if (!unknown.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", name, "' ", DeclaredString(tensor), " has symbolic dimensions that cannot be guessed: ",
+        absl::StrJoin(unknown, ", "), "; give its shape with --input-shape ", name, "=", Placeholder(dims.size())));
+  }
+  resolved->shapes[name] = dims;
+  resolved->defaulted.insert(resolved->defaulted.end(), defaulted.begin(), defaulted.end());
+  return absl::OkStatus();
+}
+
+// What the model states itself (initializers; inputs, outputs and value_info with concrete dims),
+// the main graph's inputs at the analysis' shapes (`inputs`), into `table`.
+void AddDeclaredShapes(const onnx::GraphProto& main_graph, const ShapeMap& inputs, ShapeTable* table) {
+  ForEachGraph(
+      main_graph, "", "", [&](const onnx::GraphProto& graph, const std::string& path, const std::string& parent) {
+        table->AddGraph(path, parent);
+        for (const onnx::TensorProto& t : graph.initializer()) {
+          ValueShape shape{t.data_type(), Dims(t.dims().begin(), t.dims().end()), true, ShapeSource::kDeclared};
+          table->Set(path, t.name(), shape);
+        }
+        for (const auto* list : {&graph.input(), &graph.output(), &graph.value_info()}) {
+          for (const onnx::ValueInfoProto& info : *list) {
+            ValueShape shape = FromValueInfo(info);
+            auto given = inputs.find(info.name());
+            if (path.empty() && given != inputs.end()) {
+              shape.dims = given->second;
+              shape.known = true;
+            }
+            if (shape.known) shape.source = ShapeSource::kDeclared;
+            table->Set(path, info.name(), shape);
+          }
+        }
+      });
+}
+
+// The shapes libonnx's inference left in `main_graph` and its subgraphs (inputs, outputs and
+// value_info), into `table`.
+void AddInferredShapes(const onnx::GraphProto& main_graph, ShapeTable* table) {
+  ForEachGraph(main_graph, "", "",
+               [&](const onnx::GraphProto& graph, const std::string& path, const std::string& parent) {
+                 table->AddGraph(path, parent);
+                 for (const auto* list : {&graph.input(), &graph.output(), &graph.value_info()}) {
+                   for (const onnx::ValueInfoProto& info : *list) {
+                     ValueShape shape = FromValueInfo(info);
+                     if (shape.known) shape.source = ShapeSource::kInferred;
+                     table->Set(path, info.name(), shape);
+                   }
+                 }
+               });
+}
+
+// A copy of `model` made compatible with libonnx (MakeLibOnnxCompatible), for an inference pass.
+onnx::ModelProto LibOnnxCopy(const onnx::ModelProto& model, const std::vector<int>& opaque_nodes) {
+  onnx::ModelProto copy = model;
+  MakeLibOnnxCompatible(&copy, opaque_nodes);
+  return copy;
+}
+
+// LibOnnxCopy with the analysis' inputs at their concrete shapes and `seeds` stated (SetKnownShapes).
+onnx::ModelProto ConcreteCopy(const onnx::ModelProto& model, const std::vector<int>& opaque_nodes,
+                              const ShapeMap& inputs, const std::map<std::string, ValueShape>& seeds) {
+  onnx::ModelProto copy = LibOnnxCopy(model, opaque_nodes);
+  SetKnownShapes(&copy, inputs, seeds);
+  return copy;
+}
+
+// libonnx's inference on `symbolic` (a LibOnnxCopy with the declared inputs), whose value_info it
+// moves into `result`; when libonnx fails, a warning there instead.
+void InferSymbolicValueInfo(onnx::ModelProto symbolic, InferenceResult* result) {
+  const std::string error = RunInference(&symbolic, /*error_mode=*/0);
+  if (error.empty()) {
+    result->value_info.Swap(symbolic.mutable_graph()->mutable_value_info());
+    result->value_info_inferred = true;
+  } else {
+    result->warnings.push_back(absl::StrCat("no inferred shapes recorded in the model: libonnx: ", error));
+  }
+}
+
+}  // namespace
+
+std::string DimsString(const Dims& dims) { return absl::StrCat("[", absl::StrJoin(dims, ","), "]"); }
+
+absl::StatusOr<ResolvedInputs> ResolveInputShapes(const onnx::GraphProto& graph, const ShapeMap& given) {
+  absl::StatusOr<std::vector<const onnx::ValueInfoProto*>> inputs = NonConstantInputs(graph, given);
+  if (!inputs.ok()) return inputs.status();
   ResolvedInputs resolved;
-  for (const onnx::ValueInfoProto* input : inputs) {
+  for (const onnx::ValueInfoProto* input : *inputs) {
     const std::string& name = input->name();
     if (!input->type().has_tensor_type()) {
       return absl::InvalidArgumentError(
@@ -261,66 +404,11 @@ absl::StatusOr<ResolvedInputs> ResolveInputShapes(const onnx::GraphProto& graph,
     const onnx::TypeProto_Tensor& tensor = input->type().tensor_type();
     auto it = given.find(name);
     if (it != given.end()) {
-      const Dims& dims = it->second;
-      for (int64_t d : dims) {
-        if (d <= 0) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("the shape given for input '", name, "', ", DimsString(dims), ", has a dimension below 1"));
-        }
-        if (d > kMaxDimension) {
-          return absl::InvalidArgumentError(absl::StrCat("the shape given for input '", name, "', ", DimsString(dims),
-                                                         ", has a dimension of ", d,
-                                                         ", larger than any tensor a "
-                                                         "device holds (at most ",
-                                                         kMaxDimension, ")"));
-        }
-      }
-      if (tensor.has_shape()) {
-        const int rank = tensor.shape().dim_size();
-        if (static_cast<int>(dims.size()) != rank) {
-          return absl::InvalidArgumentError(absl::StrCat("input '", name, "' has rank ", rank, " (",
-                                                         DeclaredString(tensor), "), but the shape given, ",
-                                                         DimsString(dims), ", has rank ", dims.size()));
-        }
-        for (int i = 0; i < rank; ++i) {
-          const onnx::TensorShapeProto_Dimension& d = tensor.shape().dim(i);
-          if (d.has_dim_value() && d.dim_value() > 0 && d.dim_value() != dims[i]) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("input '", name, "' dimension ", i, " is fixed at ", d.dim_value(), " (",
-                             DeclaredString(tensor), "), but the shape given, ", DimsString(dims), ", has ", dims[i]));
-          }
-        }
-      }
-      resolved.shapes[name] = dims;
+      if (absl::Status s = CheckGivenShape(name, tensor, it->second); !s.ok()) return s;
+      resolved.shapes[name] = it->second;
       continue;
     }
-    if (!tensor.has_shape()) {
-      return absl::InvalidArgumentError(absl::StrCat("input '", name, "' has no declared shape; give it with ",
-                                                     "--input-shape ", name, "=d0,d1,..."));
-    }
-    Dims dims;
-    std::vector<std::string> defaulted;
-    std::vector<std::string> unknown;
-    for (int i = 0; i < tensor.shape().dim_size(); ++i) {
-      const onnx::TensorShapeProto_Dimension& d = tensor.shape().dim(i);
-      const std::string label = d.dim_param().empty() ? "" : absl::StrCat(" '", d.dim_param(), "'");
-      if (d.has_dim_value() && d.dim_value() > 0) {
-        dims.push_back(d.dim_value());
-      } else if (i == 0) {
-        dims.push_back(1);
-        defaulted.push_back(absl::StrCat(name, "[0] = 1 (batch", label, ")"));
-      } else {
-        dims.push_back(-1);
-        unknown.push_back(absl::StrCat(i, label));
-      }
-    }
-    if (!unknown.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", name, "' ", DeclaredString(tensor), " has symbolic dimensions that cannot be guessed: ",
-          absl::StrJoin(unknown, ", "), "; give its shape with --input-shape ", name, "=", Placeholder(dims.size())));
-    }
-    resolved.shapes[name] = dims;
-    resolved.defaulted.insert(resolved.defaulted.end(), defaulted.begin(), defaulted.end());
+    if (absl::Status s = ResolveDeclaredShape(name, tensor, &resolved); !s.ok()) return s;
   }
   return resolved;
 }
@@ -363,57 +451,20 @@ absl::StatusOr<InferenceResult> InferShapes(onnx::ModelProto* model, const std::
   ShapeTable& table = result.shapes;
   table.AddGraph("", "");
   for (const auto& [name, seed] : seeds) table.Set("", name, seed);
-
-  // What the model states itself, and the input shapes the analysis runs with.
-  ForEachGraph(
-      model->graph(), "", "", [&](const onnx::GraphProto& graph, const std::string& path, const std::string& parent) {
-        table.AddGraph(path, parent);
-        for (const onnx::TensorProto& t : graph.initializer()) {
-          ValueShape shape{t.data_type(), Dims(t.dims().begin(), t.dims().end()), true, ShapeSource::kDeclared};
-          table.Set(path, t.name(), shape);
-        }
-        for (const auto* list : {&graph.input(), &graph.output(), &graph.value_info()}) {
-          for (const onnx::ValueInfoProto& info : *list) {
-            ValueShape shape = FromValueInfo(info);
-            auto given = inputs.find(info.name());
-            if (path.empty() && given != inputs.end()) {
-              shape.dims = given->second;
-              shape.known = true;
-            }
-            if (shape.known) shape.source = ShapeSource::kDeclared;
-            table.Set(path, info.name(), shape);
-          }
-        }
-      });
+  AddDeclaredShapes(model->graph(), inputs, &table);
 
   TensorDataStash stash(model);
-  auto fresh_copy = [&] {
-    onnx::ModelProto copy = *model;
-    MakeLibOnnxCompatible(&copy, opaque_nodes);
-    return copy;
-  };
-
   // With the declared inputs, for the canonical model's value_info: symbolic dims stay symbolic,
   // so the record holds whatever input shapes the model later runs with. Not for a model newer
   // than libonnx, whose outdated definitions could record shapes a runtime would contradict.
   // libonnx 1.12's Conv shape inference reads past the input's dims when the input's rank is not
   // the weight's (a crafted upload crashed the analysis): the ranks are checked before it runs.
-  if (absl::Status s = CheckConvRanks(fresh_copy(), inputs, seeds); !s.ok()) return s;
-  if (!newer_than_libonnx && seeds.empty()) {
-    onnx::ModelProto symbolic = fresh_copy();
-    const std::string error = RunInference(&symbolic, /*error_mode=*/0);
-    if (error.empty()) {
-      result.value_info.Swap(symbolic.mutable_graph()->mutable_value_info());
-      result.value_info_inferred = true;
-    } else {
-      result.warnings.push_back(absl::StrCat("no inferred shapes recorded in the model: libonnx: ", error));
-    }
-  }
+  if (absl::Status s = CheckConvRanks(LibOnnxCopy(*model, opaque_nodes), inputs, seeds); !s.ok()) return s;
+  if (!newer_than_libonnx && seeds.empty()) InferSymbolicValueInfo(LibOnnxCopy(*model, opaque_nodes), &result);
 
   // With the concrete inputs, strictly first: a node-level error means the model, or the input
   // shapes given, do not add up — unless libonnx's definitions are older than the model's.
-  onnx::ModelProto concrete = fresh_copy();
-  SetKnownShapes(&concrete, inputs, seeds);
+  onnx::ModelProto concrete = ConcreteCopy(*model, opaque_nodes, inputs, seeds);
   std::string error = RunInference(&concrete, /*error_mode=*/1);
   if (!error.empty()) {
     if (!newer_than_libonnx) {
@@ -422,25 +473,14 @@ absl::StatusOr<InferenceResult> InferShapes(onnx::ModelProto* model, const std::
     }
     result.warnings.push_back(
         absl::StrCat("libonnx shape inference, whose definitions are older than the ", "model's, reports: ", error));
-    concrete = fresh_copy();
-    SetKnownShapes(&concrete, inputs, seeds);
+    concrete = ConcreteCopy(*model, opaque_nodes, inputs, seeds);
     error = RunInference(&concrete, /*error_mode=*/0);
     if (!error.empty()) {
       result.warnings.push_back(absl::StrCat("libonnx shape inference gave up: ", error));
       return result;
     }
   }
-  ForEachGraph(concrete.graph(), "", "",
-               [&](const onnx::GraphProto& graph, const std::string& path, const std::string& parent) {
-                 table.AddGraph(path, parent);
-                 for (const auto* list : {&graph.input(), &graph.output(), &graph.value_info()}) {
-                   for (const onnx::ValueInfoProto& info : *list) {
-                     ValueShape shape = FromValueInfo(info);
-                     if (shape.known) shape.source = ShapeSource::kInferred;
-                     table.Set(path, info.name(), shape);
-                   }
-                 }
-               });
+  AddInferredShapes(concrete.graph(), &table);
   return result;
 }
 

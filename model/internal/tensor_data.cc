@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/weight_math.h"
@@ -86,6 +87,108 @@ void ForEachFloat(const TensorProto& tensor, Fn fn) {
     default:
       break;
   }
+}
+
+// The element count of `tensor`'s dims; InvalidArgument for a negative dim, or a count past 2^48,
+// which no real tensor has (refusing it keeps products in range).
+absl::StatusOr<int64_t> CheckedElementCount(const TensorProto& tensor, absl::string_view name) {
+  constexpr int64_t kMaxElements = int64_t{1} << 48;
+  int64_t count = 1;
+  for (int64_t d : tensor.dims()) {
+    if (d < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor '", name, "' has a negative dimension: ", DimsString(tensor)));
+    }
+    if (d > 0 && count > kMaxElements / d) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' is impossibly large: ", DimsString(tensor)));
+    }
+    count *= d;
+  }
+  return count;
+}
+
+// How many of the typed value fields (float_data, int32_data, ...) hold values.
+int TypedFieldsUsed(const TensorProto& tensor) {
+  int typed_fields = 0;
+  typed_fields += tensor.float_data_size() > 0;
+  typed_fields += tensor.int32_data_size() > 0;
+  typed_fields += tensor.string_data_size() > 0;
+  typed_fields += tensor.int64_data_size() > 0;
+  typed_fields += tensor.double_data_size() > 0;
+  typed_fields += tensor.uint64_data_size() > 0;
+  return typed_fields;
+}
+
+// InvalidArgument unless raw_data holds exactly the bytes of `count` elements of the tensor's type
+// (`shape` describes both), and no typed field holds values too.
+absl::Status CheckRawData(const TensorProto& tensor, absl::string_view name, int64_t count, int typed_fields,
+                          const std::string& shape) {
+  const int32_t type = tensor.data_type();
+  if (typed_fields > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", name, "' stores its values twice, in raw_data and in a typed field"));
+  }
+  const int bits = ElementBits(type);
+  if (bits == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", name, "' of ", DataTypeName(type), " cannot be stored in raw_data"));
+  }
+  const int64_t expected = (count * bits + 7) / 8;
+  const int64_t actual = static_cast<int64_t>(tensor.raw_data().size());
+  if (actual != expected) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has ", actual,
+                                                   " bytes of raw_data, but its shape ", shape, " needs ", expected));
+  }
+  return absl::OkStatus();
+}
+
+// Which typed field a type stores its values in, how many the tensor holds there, and how many
+// `count` elements need.
+struct TypedField {
+  const char* field = nullptr;
+  int64_t actual = 0;
+  int64_t expected = 0;
+};
+absl::StatusOr<TypedField> TypedFieldOf(const TensorProto& tensor, absl::string_view name, int64_t count) {
+  const int32_t type = tensor.data_type();
+  TypedField f;
+  f.expected = count;
+  switch (type) {
+    case TensorProto::FLOAT:
+    case TensorProto::COMPLEX64:
+      f.field = "float_data";
+      f.actual = tensor.float_data_size();
+      if (type == TensorProto::COMPLEX64) f.expected = 2 * count;
+      break;
+    case TensorProto::DOUBLE:
+    case TensorProto::COMPLEX128:
+      f.field = "double_data";
+      f.actual = tensor.double_data_size();
+      if (type == TensorProto::COMPLEX128) f.expected = 2 * count;
+      break;
+    case TensorProto::INT64:
+      f.field = "int64_data";
+      f.actual = tensor.int64_data_size();
+      break;
+    case TensorProto::UINT32:
+    case TensorProto::UINT64:
+      f.field = "uint64_data";
+      f.actual = tensor.uint64_data_size();
+      break;
+    case TensorProto::STRING:
+      f.field = "string_data";
+      f.actual = tensor.string_data_size();
+      break;
+    default:
+      if (ElementBits(type) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has an unknown data type (", type, ")"));
+      }
+      f.field = "int32_data";
+      f.actual = tensor.int32_data_size();
+      f.expected = StorageUnits(count, type);
+      break;
+  }
+  return f;
 }
 
 }  // namespace
@@ -206,92 +309,21 @@ absl::Status CheckTensorData(const TensorProto& tensor, absl::string_view name) 
   if (type == TensorProto::UNDEFINED) {
     return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has no data type"));
   }
-  // Element counts beyond 2^48 cannot be real tensors; refusing them keeps products in range.
-  constexpr int64_t kMaxElements = int64_t{1} << 48;
-  int64_t count = 1;
-  for (int64_t d : tensor.dims()) {
-    if (d < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", name, "' has a negative dimension: ", DimsString(tensor)));
-    }
-    if (d > 0 && count > kMaxElements / d) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' is impossibly large: ", DimsString(tensor)));
-    }
-    count *= d;
-  }
+  absl::StatusOr<int64_t> count = CheckedElementCount(tensor, name);
+  if (!count.ok()) return count.status();
   const std::string shape = absl::StrCat(DimsString(tensor), " of ", DataTypeName(type));
 
-  int typed_fields = 0;
-  typed_fields += tensor.float_data_size() > 0;
-  typed_fields += tensor.int32_data_size() > 0;
-  typed_fields += tensor.string_data_size() > 0;
-  typed_fields += tensor.int64_data_size() > 0;
-  typed_fields += tensor.double_data_size() > 0;
-  typed_fields += tensor.uint64_data_size() > 0;
-  if (!tensor.raw_data().empty()) {
-    if (typed_fields > 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", name, "' stores its values twice, in raw_data and in a typed field"));
-    }
-    const int bits = ElementBits(type);
-    if (bits == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", name, "' of ", DataTypeName(type), " cannot be stored in raw_data"));
-    }
-    const int64_t expected = (count * bits + 7) / 8;
-    const int64_t actual = static_cast<int64_t>(tensor.raw_data().size());
-    if (actual != expected) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has ", actual,
-                                                     " bytes of raw_data, but its shape ", shape, " needs ", expected));
-    }
-    return absl::OkStatus();
-  }
+  const int typed_fields = TypedFieldsUsed(tensor);
+  if (!tensor.raw_data().empty()) return CheckRawData(tensor, name, *count, typed_fields, shape);
   if (typed_fields > 1) {
     return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' stores values in more than one typed field"));
   }
-
-  // Which typed field the type uses, and how many values it must hold.
-  const char* field = nullptr;
-  int64_t actual = 0;
-  int64_t expected = count;
-  switch (type) {
-    case TensorProto::FLOAT:
-    case TensorProto::COMPLEX64:
-      field = "float_data";
-      actual = tensor.float_data_size();
-      if (type == TensorProto::COMPLEX64) expected = 2 * count;
-      break;
-    case TensorProto::DOUBLE:
-    case TensorProto::COMPLEX128:
-      field = "double_data";
-      actual = tensor.double_data_size();
-      if (type == TensorProto::COMPLEX128) expected = 2 * count;
-      break;
-    case TensorProto::INT64:
-      field = "int64_data";
-      actual = tensor.int64_data_size();
-      break;
-    case TensorProto::UINT32:
-    case TensorProto::UINT64:
-      field = "uint64_data";
-      actual = tensor.uint64_data_size();
-      break;
-    case TensorProto::STRING:
-      field = "string_data";
-      actual = tensor.string_data_size();
-      break;
-    default:
-      if (ElementBits(type) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has an unknown data type (", type, ")"));
-      }
-      field = "int32_data";
-      actual = tensor.int32_data_size();
-      expected = StorageUnits(count, type);
-      break;
-  }
-  if (actual != expected) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has ", actual, " values in ", field,
-                                                   ", but its shape ", shape, " needs ", expected));
+  absl::StatusOr<TypedField> field = TypedFieldOf(tensor, name, *count);
+  if (!field.ok()) return field.status();
+  if (field->actual != field->expected) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has ", field->actual, " values in ",
+                                                   field->field, ", but its shape ", shape, " needs ",
+                                                   field->expected));
   }
   return absl::OkStatus();
 }

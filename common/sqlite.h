@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -130,6 +131,18 @@ auto CollectRows(Statement& stmt, RowFn row_to_value) -> absl::StatusOr<std::vec
     if (!*row) return out;
     out.push_back(row_to_value(stmt));
   }
+}
+
+// Prepares `sql` on `db`, binds `args` to ?1, ?2, ... in order, and hands the statement to
+// `collect` (CollectRows with a row mapper, say): a query in one call.
+template <typename Collect, typename... Args>
+auto Query(Database& db, absl::string_view sql, Collect collect, const Args&... args)
+    -> decltype(collect(std::declval<Statement&>())) {
+  absl::StatusOr<Statement> stmt = db.Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  int index = 0;
+  (stmt->Bind(++index, args), ...);
+  return collect(*stmt);
 }
 
 // Runs a write ending in `RETURNING column` to its end and returns that column of its one row. A

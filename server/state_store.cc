@@ -119,20 +119,16 @@ absl::StatusOr<NewApiKey> StateStore::CreateApiKey(const std::string& team, Role
 
 absl::StatusOr<std::vector<ApiKeyRecord>> StateStore::ListApiKeys() {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt =
-      db_.Prepare(absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys ORDER BY created_at, rowid"));
-  if (!stmt.ok()) return stmt.status();
-  return CollectKeys(*stmt);
+  return common::Query(db_, absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys ORDER BY created_at, rowid"),
+                       CollectKeys);
 }
 
 absl::StatusOr<ApiKeyRecord> StateStore::RevokeApiKey(const std::string& id) {
   if (absl::Status s = CheckId("API key", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> find = db_.Prepare(
-      absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys WHERE id = ?1 OR (length(?1) >= 8 AND prefix = ?1)"));
-  if (!find.ok()) return find.status();
-  find->Bind(1, id);
-  absl::StatusOr<std::vector<ApiKeyRecord>> rows = CollectKeys(*find);
+  absl::StatusOr<std::vector<ApiKeyRecord>> rows = common::Query(
+      db_, absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys WHERE id = ?1 OR (length(?1) >= 8 AND prefix = ?1)"),
+      CollectKeys, id);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) {
     return absl::NotFoundError(absl::StrCat("no API key '", id, "'; 'squeezed keys list' shows them"));
@@ -239,11 +235,11 @@ absl::StatusOr<ModelRecord> StateStore::InsertModel(ModelRecord record, const Te
 absl::StatusOr<std::optional<ModelRecord>> StateStore::FindModel(const std::string& team, const std::string& sha256,
                                                                  const std::string& input_shapes) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
-      "SELECT ", kModelColumns, " FROM models WHERE team = ?1 AND sha256 = ?2 AND input_shapes = ?3 LIMIT 1"));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team).Bind(2, sha256).Bind(3, input_shapes);
-  absl::StatusOr<std::vector<ModelRecord>> rows = Collect(*stmt);
+  absl::StatusOr<std::vector<ModelRecord>> rows =
+      common::Query(db_,
+                    absl::StrCat("SELECT ", kModelColumns,
+                                 " FROM models WHERE team = ?1 AND sha256 = ?2 AND input_shapes = ?3 LIMIT 1"),
+                    Collect, team, sha256, input_shapes);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return std::optional<ModelRecord>();
   return std::optional<ModelRecord>(std::move(rows->front()));
@@ -252,11 +248,8 @@ absl::StatusOr<std::optional<ModelRecord>> StateStore::FindModel(const std::stri
 absl::StatusOr<ModelRecord> StateStore::GetModel(const std::string& team, const std::string& id) {
   if (absl::Status s = CheckId("model", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt =
-      db_.Prepare(absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE team = ?1 AND id = ?2"));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team).Bind(2, id);
-  absl::StatusOr<std::vector<ModelRecord>> rows = Collect(*stmt);
+  absl::StatusOr<std::vector<ModelRecord>> rows = common::Query(
+      db_, absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE team = ?1 AND id = ?2"), Collect, team, id);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return NoSuchModel(id);
   return std::move(rows->front());
@@ -264,21 +257,16 @@ absl::StatusOr<ModelRecord> StateStore::GetModel(const std::string& team, const 
 
 absl::StatusOr<std::vector<ModelRecord>> StateStore::ListModels(const std::string& team) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(
-      absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE team = ?1 ORDER BY created_at DESC, rowid DESC"));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team);
-  return Collect(*stmt);
+  return common::Query(
+      db_, absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE team = ?1 ORDER BY created_at DESC, rowid DESC"),
+      Collect, team);
 }
 
 absl::StatusOr<ModelRecord> StateStore::DeleteModel(const std::string& team, const std::string& id) {
   if (absl::Status s = CheckId("model", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt =
-      db_.Prepare(absl::StrCat("DELETE FROM models WHERE team = ?1 AND id = ?2 RETURNING ", kModelColumns));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team).Bind(2, id);
-  absl::StatusOr<std::vector<ModelRecord>> rows = Collect(*stmt);
+  absl::StatusOr<std::vector<ModelRecord>> rows = common::Query(
+      db_, absl::StrCat("DELETE FROM models WHERE team = ?1 AND id = ?2 RETURNING ", kModelColumns), Collect, team, id);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return NoSuchModel(id);
   return std::move(rows->front());
@@ -478,11 +466,8 @@ absl::Status StateStore::UpdateJob(const JobRecord& r) {
 absl::StatusOr<JobRecord> StateStore::GetJob(const std::string& team, const std::string& id) {
   if (absl::Status s = CheckId("search", id); !s.ok()) return s;
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt =
-      db_.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 AND id = ?2"));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team).Bind(2, id);
-  absl::StatusOr<std::vector<JobRecord>> rows = CollectJobs(*stmt);
+  absl::StatusOr<std::vector<JobRecord>> rows = common::Query(
+      db_, absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 AND id = ?2"), CollectJobs, team, id);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) {
     return absl::NotFoundError(absl::StrCat("no search job '", id, "'; 'squeeze search list' shows your searches"));
@@ -492,22 +477,21 @@ absl::StatusOr<JobRecord> StateStore::GetJob(const std::string& team, const std:
 
 absl::StatusOr<std::vector<JobRecord>> StateStore::ListJobs(const std::string& team, int limit) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(
-      absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2"));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team).Bind(2, limit);
-  return CollectJobs(*stmt);
+  return common::Query(
+      db_,
+      absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE team = ?1 ORDER BY created_at DESC, rowid DESC LIMIT ?2"),
+      CollectJobs, team, limit);
 }
 
 absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::string& team,
                                                                      const std::string& cache_key) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
-      "SELECT ", kJobColumns,
-      " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 'succeeded' ORDER BY created_at DESC LIMIT 1"));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team).Bind(2, cache_key);
-  absl::StatusOr<std::vector<JobRecord>> rows = CollectJobs(*stmt);
+  absl::StatusOr<std::vector<JobRecord>> rows = common::Query(
+      db_,
+      absl::StrCat(
+          "SELECT ", kJobColumns,
+          " FROM jobs WHERE team = ?1 AND cache_key = ?2 AND state = 'succeeded' ORDER BY created_at DESC LIMIT 1"),
+      CollectJobs, team, cache_key);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return std::optional<JobRecord>();
   return std::optional<JobRecord>(std::move(rows->front()));
@@ -515,10 +499,10 @@ absl::StatusOr<std::optional<JobRecord>> StateStore::FindFinishedJob(const std::
 
 absl::StatusOr<std::vector<JobRecord>> StateStore::UnfinishedJobs() {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
-      "SELECT ", kJobColumns, " FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, rowid"));
-  if (!stmt.ok()) return stmt.status();
-  return CollectJobs(*stmt);
+  return common::Query(db_,
+                       absl::StrCat("SELECT ", kJobColumns,
+                                    " FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, rowid"),
+                       CollectJobs);
 }
 
 absl::StatusOr<StateStore::JobCounts> StateStore::CountJobs() {
@@ -571,6 +555,10 @@ ExportRecord ExportFromRow(const Statement& row) {
   return e;
 }
 
+absl::StatusOr<std::vector<ExportRecord>> CollectExports(Statement& stmt) {
+  return common::CollectRows(stmt, ExportFromRow);
+}
+
 }  // namespace
 
 absl::Status StateStore::PutExport(const ExportRecord& record) {
@@ -592,11 +580,11 @@ absl::Status StateStore::PutExport(const ExportRecord& record) {
 absl::StatusOr<std::optional<ExportRecord>> StateStore::FindExport(const std::string& team,
                                                                    const std::string& cache_key) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
-      "SELECT ", kExportColumns, " FROM exports WHERE team = ?1 AND cache_key = ?2 ORDER BY created_at DESC LIMIT 1"));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team).Bind(2, cache_key);
-  absl::StatusOr<std::vector<ExportRecord>> rows = common::CollectRows(*stmt, ExportFromRow);
+  absl::StatusOr<std::vector<ExportRecord>> rows =
+      common::Query(db_,
+                    absl::StrCat("SELECT ", kExportColumns,
+                                 " FROM exports WHERE team = ?1 AND cache_key = ?2 ORDER BY created_at DESC LIMIT 1"),
+                    CollectExports, team, cache_key);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return std::optional<ExportRecord>();
   return std::optional<ExportRecord>(std::move(rows->front()));
@@ -604,11 +592,10 @@ absl::StatusOr<std::optional<ExportRecord>> StateStore::FindExport(const std::st
 
 absl::StatusOr<std::vector<ExportRecord>> StateStore::ListExports(const std::string& team, const std::string& job_id) {
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<Statement> stmt = db_.Prepare(absl::StrCat(
-      "SELECT ", kExportColumns, " FROM exports WHERE team = ?1 AND job_id = ?2 ORDER BY created_at, rowid"));
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, team).Bind(2, job_id);
-  return common::CollectRows(*stmt, ExportFromRow);
+  return common::Query(db_,
+                       absl::StrCat("SELECT ", kExportColumns,
+                                    " FROM exports WHERE team = ?1 AND job_id = ?2 ORDER BY created_at, rowid"),
+                       CollectExports, team, job_id);
 }
 
 absl::StatusOr<std::set<std::string>> StateStore::ReferencedBlobs() {

@@ -204,11 +204,16 @@ int Watch(const Connection& connection, const std::string& id, bool csv) {
   return job.state() == v1::JOB_STATE_SUCCEEDED ? 0 : 1;
 }
 
+// The floors on what exports measure, the task metrics' and each output's SQNR (0: none).
+struct MeasuredFloors {
+  double top1 = 0, argmax = 0, mask_iou = 0, output_sqnr_db = 0;
+};
+
 struct StartFlags {
   std::string model;
   std::vector<std::string> devices;
   double max_latency_ms = 0, max_size_mb = 0, min_sqnr_db = 0;
-  double min_top1 = 0, min_argmax = 0, min_mask_iou = 0;
+  MeasuredFloors floors;
   int64_t max_peak_memory_bytes = 0;
   bool within_app_budget = false;
   std::string strategy = "auto";
@@ -237,31 +242,36 @@ absl::Status AddInputValues(const std::vector<std::string>& pairs, v1::SearchSpe
   return absl::OkStatus();
 }
 
-// The task-metric floors (0: none) into the constraints.
-void SetTaskFloors(double top1, double argmax, double mask_iou, v1::Constraints* constraints) {
-  constraints->set_min_top1_agreement(top1);
-  constraints->set_min_argmax_agreement(argmax);
-  constraints->set_min_mask_iou(mask_iou);
+void SetMeasuredFloors(const MeasuredFloors& f, v1::Constraints* constraints) {
+  constraints->set_min_top1_agreement(f.top1);
+  constraints->set_min_argmax_agreement(f.argmax);
+  constraints->set_min_mask_iou(f.mask_iou);
+  constraints->set_min_output_sqnr_db(f.output_sqnr_db);
 }
 
-// The task-metric floors' flags, alike on 'search start' and 'recommend'.
-void AddTaskFloorOptions(CLI::App* cmd, double* top1, double* argmax, double* mask_iou) {
+// The measured floors' flags, alike on 'search start' and 'recommend'.
+void AddMeasuredFloorOptions(CLI::App* cmd, MeasuredFloors* f) {
   const char* held =
       ", held on what exports of the front measure (the error check raises the SQNR floor until they keep "
       "it; a candidate measured below it is never recommended)";
-  cmd->add_option("--min-top1-agreement", *top1,
+  cmd->add_option("--min-top1-agreement", f->top1,
                   std::string("Floor on the share of rows whose best class is the original's, for class-score "
                               "outputs [N, C], 0 to 1") +
                       held)
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-argmax-agreement", *argmax,
+  cmd->add_option("--min-argmax-agreement", f->argmax,
                   std::string("Floor on per-position argmax agreement, for sequence-score outputs [N, T, C] "
                               "(a CTC head), 0 to 1") +
                       held)
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-mask-iou", *mask_iou,
+  cmd->add_option("--min-mask-iou", f->mask_iou,
                   std::string("Floor on the IoU of thresholded single-channel masks, 0 to 1") + held)
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--min-output-sqnr", f->output_sqnr_db,
+                  std::string("Floor on each counted output's own SQNR in dB: the model's SQNR is weighed over its "
+                              "outputs, so a small head can sit far below it") +
+                      held)
+      ->check(CLI::Range(0.0, 200.0));
 }
 
 // NAME or NAME=W into output weights (SearchSpec.output_weights; a bare NAME weighs 1).
@@ -328,7 +338,7 @@ int Start(const Connection& connection, const StartFlags& f) {
   spec.mutable_constraints()->set_max_latency_ms(f.max_latency_ms);
   spec.mutable_constraints()->set_max_model_bytes(static_cast<int64_t>(f.max_size_mb * 1e6));
   spec.mutable_constraints()->set_min_sqnr_db(f.min_sqnr_db);
-  SetTaskFloors(f.min_top1, f.min_argmax, f.min_mask_iou, spec.mutable_constraints());
+  SetMeasuredFloors(f.floors, spec.mutable_constraints());
   spec.mutable_constraints()->set_max_peak_memory_bytes(f.max_peak_memory_bytes);
   spec.mutable_constraints()->set_peak_memory_within_app_budget(f.within_app_budget);
   spec.set_strategy(f.strategy == "exact"   ? v1::STRATEGY_EXACT
@@ -430,7 +440,7 @@ int Cancel(const Connection& connection, const std::string& id) {
 struct RecommendFlags {
   std::string model, device;
   double max_latency_ms = 0, max_size_mb = 0, min_sqnr_db = 0, time_budget = 0;
-  double min_top1 = 0, min_argmax = 0, min_mask_iou = 0;
+  MeasuredFloors floors;
   bool within_app_budget = false;
   std::vector<std::string> outputs;  // NAME or NAME=W
 };
@@ -442,7 +452,7 @@ int Recommend(const Connection& connection, const RecommendFlags& f) {
   request.mutable_constraints()->set_max_latency_ms(f.max_latency_ms);
   request.mutable_constraints()->set_max_model_bytes(static_cast<int64_t>(f.max_size_mb * 1e6));
   request.mutable_constraints()->set_min_sqnr_db(f.min_sqnr_db);
-  SetTaskFloors(f.min_top1, f.min_argmax, f.min_mask_iou, request.mutable_constraints());
+  SetMeasuredFloors(f.floors, request.mutable_constraints());
   request.mutable_constraints()->set_peak_memory_within_app_budget(f.within_app_budget);
   request.set_time_budget_seconds(f.time_budget);
   if (absl::Status s = AddOutputWeights(f.outputs, request.mutable_output_weights()); !s.ok()) {
@@ -530,7 +540,7 @@ void AddRecommendCommand(CLI::App& app, const GlobalOptions& options, int* exit_
   cmd->add_option("--max-latency-ms", f->max_latency_ms, "Latency limit, ms");
   cmd->add_option("--max-size-mb", f->max_size_mb, "Model size limit, MB");
   cmd->add_option("--min-sqnr-db", f->min_sqnr_db, "Output SQNR floor, dB (default 10)");
-  AddTaskFloorOptions(cmd, &f->min_top1, &f->min_argmax, &f->min_mask_iou);
+  AddMeasuredFloorOptions(cmd, &f->floors);
   cmd->add_flag("--within-app-budget", f->within_app_budget, "Peak memory within the device's app budget");
   cmd->add_option("--time-budget", f->time_budget, "Seconds a new search may take (default 30)");
   cmd->add_option("--output", f->outputs,
@@ -549,7 +559,7 @@ void AddSearchCommands(CLI::App& app, const GlobalOptions& options, int* exit_co
   start->add_option("--max-latency-ms", f->max_latency_ms, "Latency limit per device, ms");
   start->add_option("--max-size-mb", f->max_size_mb, "Model size limit, MB (10^6 bytes)");
   start->add_option("--min-sqnr-db", f->min_sqnr_db, "Output SQNR floor, dB");
-  AddTaskFloorOptions(start, &f->min_top1, &f->min_argmax, &f->min_mask_iou);
+  AddMeasuredFloorOptions(start, &f->floors);
   start->add_option("--max-peak-memory-bytes", f->max_peak_memory_bytes, "Peak memory limit, bytes");
   start->add_flag("--within-app-budget", f->within_app_budget, "Peak memory within each device's app budget");
   start->add_option("--strategy", f->strategy, "auto, exact or nsga2")

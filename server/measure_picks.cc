@@ -143,7 +143,9 @@ absl::StatusOr<std::vector<search::ErrorProbe>> MeasureErrorProbes(
       probe.measured = exported->verification.relative_error;
       for (const runtime::OutputFidelity& o : exported->verification.outputs) {
         if (o.weight <= 0) continue;
-        for (const auto& [metric, value] : o.metrics) {
+        std::vector<std::pair<std::string, double>> metrics = o.metrics;
+        metrics.emplace_back(search::kOutputSqnrMetric, o.sqnr_db);
+        for (const auto& [metric, value] : metrics) {
           auto [it, added] = probe.metrics.emplace(metric, value);
           if (!added) it->second = std::min(it->second, value);
         }

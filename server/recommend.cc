@@ -42,6 +42,7 @@ bool MeetsConstraints(const v1::Candidate& c, const v1::Constraints& k, int64_t 
     for (const v1::OutputFidelity& o : c.measured().outputs()) weighed = weighed || o.weight() > 0;
     for (const v1::OutputFidelity& o : c.measured().outputs()) {
       if (weighed && o.weight() <= 0) continue;
+      if (k.min_output_sqnr_db() > 0 && o.sqnr_db() < k.min_output_sqnr_db()) return false;
       for (const v1::TaskMetric& m : o.metrics()) {
         for (const search::TaskFloor& f : floors) {
           if (m.name() == f.metric && m.value() < f.min) return false;

@@ -463,7 +463,7 @@ bool NoStricter(const v1::Constraints& stored, const v1::Constraints& wanted) {
          // A task floor shapes the front through the error check: only the same floors answer.
          stored.min_top1_agreement() == wanted.min_top1_agreement() &&
          stored.min_argmax_agreement() == wanted.min_argmax_agreement() &&
-         stored.min_mask_iou() == wanted.min_mask_iou();
+         stored.min_mask_iou() == wanted.min_mask_iou() && stored.min_output_sqnr_db() == wanted.min_output_sqnr_db();
 }
 
 v1::RecommendResponse Answer(const v1::SearchJob& job, const std::string& device_id, const v1::Constraints& limits,

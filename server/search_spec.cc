@@ -119,7 +119,8 @@ std::vector<search::TaskFloor> TaskFloorsOf(const v1::Constraints& constraints) 
   std::vector<search::TaskFloor> floors;
   for (const auto& [metric, min] : {std::make_pair("top-1 agreement", constraints.min_top1_agreement()),
                                     std::make_pair("argmax agreement", constraints.min_argmax_agreement()),
-                                    std::make_pair("mask IoU", constraints.min_mask_iou())}) {
+                                    std::make_pair("mask IoU", constraints.min_mask_iou()),
+                                    std::make_pair(search::kOutputSqnrMetric, constraints.min_output_sqnr_db())}) {
     if (min > 0) floors.push_back({metric, min});
   }
   return floors;
@@ -213,7 +214,8 @@ absl::Status ValidateCalibration(const v1::SearchSpec& spec,
 absl::Status ValidateConstraints(const v1::Constraints& c) {
   // `!(x >= 0)` also refuses NaN; infinities are refused as no finite candidate could mean them.
   for (const auto& [name, value] : {std::make_pair("constraints.max_latency_ms", c.max_latency_ms()),
-                                    std::make_pair("constraints.min_sqnr_db", c.min_sqnr_db())}) {
+                                    std::make_pair("constraints.min_sqnr_db", c.min_sqnr_db()),
+                                    std::make_pair("constraints.min_output_sqnr_db", c.min_output_sqnr_db())}) {
     if (!(value >= 0) || !std::isfinite(value)) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, " is ", value, ": give a finite value of at least 0 (0 means no limit)"));

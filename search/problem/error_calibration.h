@@ -37,6 +37,10 @@ struct TaskFloor {
   double min = 0;
 };
 
+// The metric an output's own SQNR goes by among the task metrics (in dB, not a share): a floor on
+// it holds every output that counts above it.
+inline constexpr char kOutputSqnrMetric[] = "output SQNR dB";
+
 // A candidate exported and run: its predicted relative error (the table's, when it was probed),
 // the relative output error its file measured on the calibration inputs (weighted over the
 // outputs as model/output_weights.h says), and the worst value each task metric measured over

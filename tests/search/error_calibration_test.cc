@@ -39,11 +39,11 @@ TEST_CASE("The probes are the candidates nearest at or above the floor, 10 and 2
 TEST_CASE("The factor is the largest measured / predicted, bounded; scaling moves every option",
           "[error-calibration]") {
   CHECK(ErrorFactor({}) == 1);
-  CHECK(ErrorFactor({{"a", 0.01, 0.05}, {"b", 0.001, 0.002}}) == Approx(5));
-  CHECK(ErrorFactor({{"a", 0.01, 0.001}}) == Approx(0.1));
-  CHECK(ErrorFactor({{"a", 0.01, 0}}) == Approx(0.1));  // exact: held to the bound
-  CHECK(ErrorFactor({{"a", 1e-9, 1}}) == Approx(1000));
-  CHECK(ErrorFactor({{"exact", 0, 0.5}}) == 1);  // predicted exact: no ratio
+  CHECK(ErrorFactor({{"a", 0.01, 0.05, {}}, {"b", 0.001, 0.002, {}}}) == Approx(5));
+  CHECK(ErrorFactor({{"a", 0.01, 0.001, {}}}) == Approx(0.1));
+  CHECK(ErrorFactor({{"a", 0.01, 0, {}}}) == Approx(0.1));  // exact: held to the bound
+  CHECK(ErrorFactor({{"a", 1e-9, 1, {}}}) == Approx(1000));
+  CHECK(ErrorFactor({{"exact", 0, 0.5, {}}}) == 1);  // predicted exact: no ratio
 
   Problem problem;
   problem.table.layers.resize(2);

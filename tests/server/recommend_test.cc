@@ -4,8 +4,12 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_join.h"
+#include "search/problem/error_calibration.h"
+#include "server/search_spec.h"
 
 namespace squeeze::server {
 namespace {
@@ -94,6 +98,41 @@ TEST_CASE("A task floor holds on the measured outputs that count", "[recommend]"
   CHECK_FALSE(MeetsConstraints(old, limits, 0));
   const std::vector<v1::Recommendation> picks = Recommend(front, limits, 0);
   for (const v1::Recommendation& r : picks) CHECK(r.candidate().index() != 0);
+}
+
+TEST_CASE("A per-output SQNR floor holds every counted output, however small, on what exports measured",
+          "[recommend]") {
+  v1::DeviceFront front;
+  *front.add_candidates() = Candidate(0, 1.0, 20.0, 1000);  // boxes 22 dB, scores 7 dB: the model 20 dB
+  *front.add_candidates() = Candidate(1, 1.2, 19.0, 1500);  // boxes 19 dB, scores 14 dB
+  for (int i = 0; i < 2; ++i) Measure(front.mutable_candidates(i), 1.0 + 0.1 * i, 20);
+  for (const auto& [c, boxes, scores] : {std::make_tuple(0, 22.0, 7.0), std::make_tuple(1, 19.0, 14.0)}) {
+    for (const auto& [name, sqnr] : {std::make_pair("boxes", boxes), std::make_pair("scores", scores)}) {
+      v1::OutputFidelity* o = front.mutable_candidates(c)->mutable_measured()->add_outputs();
+      o->set_name(name);
+      o->set_weight(0.5);
+      o->set_sqnr_db(sqnr);
+    }
+  }
+  v1::Constraints limits;
+  limits.set_min_sqnr_db(10);
+  CHECK(MeetsConstraints(front.candidates(0), limits, 0));  // the pooled figure hides the score head
+  limits.set_min_output_sqnr_db(10);
+  CHECK_FALSE(MeetsConstraints(front.candidates(0), limits, 0));
+  CHECK(MeetsConstraints(front.candidates(1), limits, 0));
+  // An output that does not count is not held.
+  v1::Candidate boxes_only = front.candidates(0);
+  boxes_only.mutable_measured()->mutable_outputs(0)->set_weight(1);
+  boxes_only.mutable_measured()->mutable_outputs(1)->set_weight(0);
+  CHECK(MeetsConstraints(boxes_only, limits, 0));
+  const std::vector<v1::Recommendation> picks = Recommend(front, limits, 0);
+  REQUIRE_FALSE(picks.empty());
+  for (const v1::Recommendation& r : picks) CHECK(r.candidate().index() == 1);
+  // The error check's probes carry it as a floor of their own.
+  const std::vector<search::TaskFloor> floors = TaskFloorsOf(limits);
+  REQUIRE(floors.size() == 1);
+  CHECK(floors[0].metric == search::kOutputSqnrMetric);
+  CHECK(floors[0].min == 10);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The checks a request passes before anything is looked up (server/search_spec.h): each bad field
 // is refused with the code a person can act on, naming the field.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <string>
@@ -119,6 +120,9 @@ TEST_CASE("A recommendation request is checked as a search's limits are", "[requ
   v1::RecommendRequest floor = r;
   floor.mutable_constraints()->set_min_mask_iou(-0.5);
   CHECK_THAT(std::string(ValidateRecommendRequest(floor).message()), Contains("constraints.min_mask_iou"));
+  v1::RecommendRequest output_floor = r;
+  output_floor.mutable_constraints()->set_min_output_sqnr_db(std::nan(""));
+  CHECK_THAT(std::string(ValidateRecommendRequest(output_floor).message()), Contains("constraints.min_output_sqnr_db"));
 }
 
 }  // namespace

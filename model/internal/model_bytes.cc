@@ -61,36 +61,34 @@ absl::Status NotOnnx(size_t field_start, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("not an ONNX model: at byte ", field_start, ", ", why));
 }
 
-// Reads the tag of the field starting at `*pos`; InvalidArgument when it is cut short or no varint.
-absl::Status ReadTag(absl::string_view bytes, size_t* pos, uint64_t* tag) {
-  const size_t start = *pos;
-  switch (ReadVarint(bytes, pos, tag)) {
+// Reads a varint at `*pos` of the field starting at `start`: InvalidArgument saying `what` was cut
+// short, or `malformed` when it is no varint.
+absl::Status ReadFieldVarint(absl::string_view bytes, size_t start, absl::string_view what, absl::string_view malformed,
+                             size_t* pos, uint64_t* value) {
+  switch (ReadVarint(bytes, pos, value)) {
     case Read::kOk:
-      break;
+      return absl::OkStatus();
     case Read::kTruncated:
-      return Truncated(bytes, start, "a field tag");
+      return Truncated(bytes, start, what);
     case Read::kMalformed:
-      return NotOnnx(start, "the bytes are not protobuf wire format");
+      return NotOnnx(start, malformed);
   }
   return absl::OkStatus();
+}
+
+// Reads the tag of the field starting at `*pos`; InvalidArgument when it is cut short or no varint.
+absl::Status ReadTag(absl::string_view bytes, size_t* pos, uint64_t* tag) {
+  return ReadFieldVarint(bytes, *pos, "a field tag", "the bytes are not protobuf wire format", pos, tag);
 }
 
 // Moves `*pos` past the value of the field starting at `start` (named `field` in messages), whose
 // tag it follows; InvalidArgument when the value is cut short or malformed, or the wire type is one
 // ONNX never uses.
 absl::Status SkipValue(absl::string_view bytes, size_t start, int wire_type, const std::string& field, size_t* pos) {
-  uint64_t value;
+  uint64_t value = 0;
   switch (wire_type) {
     case kVarint:
-      switch (ReadVarint(bytes, pos, &value)) {
-        case Read::kOk:
-          break;
-        case Read::kTruncated:
-          return Truncated(bytes, start, field);
-        case Read::kMalformed:
-          return NotOnnx(start, absl::StrCat(field, " holds a malformed varint"));
-      }
-      break;
+      return ReadFieldVarint(bytes, start, field, absl::StrCat(field, " holds a malformed varint"), pos, &value);
     case kFixed64:
     case kFixed32: {
       const size_t size = wire_type == kFixed64 ? 8 : 4;
@@ -99,13 +97,10 @@ absl::Status SkipValue(absl::string_view bytes, size_t start, int wire_type, con
       break;
     }
     case kLengthDelimited:
-      switch (ReadVarint(bytes, pos, &value)) {
-        case Read::kOk:
-          break;
-        case Read::kTruncated:
-          return Truncated(bytes, start, field);
-        case Read::kMalformed:
-          return NotOnnx(start, absl::StrCat(field, " has a malformed length"));
+      if (absl::Status s =
+              ReadFieldVarint(bytes, start, field, absl::StrCat(field, " has a malformed length"), pos, &value);
+          !s.ok()) {
+        return s;
       }
       if (value > bytes.size() - *pos) {
         return Truncated(bytes, start, absl::StrCat(field, " of ", value, " bytes"));

@@ -24,7 +24,6 @@ absl::StatusOr<std::vector<WeightInput>> WeightsToInputs(onnx::ModelProto* model
   absl::StatusOr<std::vector<Site>> sites = editor.FindAll(analysis, {layers.begin(), layers.end()});
   if (!sites.ok()) return sites.status();
   std::vector<WeightInput> out(layers.size());
-  std::set<std::string> orphaned;
   for (size_t k = 0; k < layers.size(); ++k) {
     const Layer& layer = analysis.layers[layers[k]];
     const Site& site = (*sites)[k];
@@ -54,9 +53,8 @@ absl::StatusOr<std::vector<WeightInput>> WeightsToInputs(onnx::ModelProto* model
     w.name = editor.Fresh(absl::StrCat("squeeze_weight_", layers[k]));
     site.node->set_input(1, w.name);
     *model->mutable_graph()->add_input() = internal::TensorValueInfo(w.name, w.elem_type, w.dims);
-    orphaned.insert(weight);
+    editor.Orphan(weight);
   }
-  for (const std::string& name : orphaned) editor.Orphan(name);
   editor.Finish();
   return out;
 }

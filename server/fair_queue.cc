@@ -71,7 +71,7 @@ bool FairQueue::DispatchLocked() {
   for (int next = PickLocked(running_); next >= 0; next = PickLocked(running_)) {
     Job job = std::move(queued_[next]);
     queued_.erase(queued_.begin() + next);
-    running_.push_back(Running{job.id, job.team, job.memory_bytes, absl::Now() + job.expected});
+    running_.push_back(Running{job.id, job.team, job.memory_bytes, clock_.Now() + job.expected});
     last_start_[job.team] = ++starts_;
     workers_.Submit([this, id = job.id, run = std::move(job.run)] {
       run();
@@ -97,7 +97,7 @@ std::optional<FairQueue::Place> FairQueue::PlaceOf(const std::string& id) {
   auto it = std::find_if(queued_.begin(), queued_.end(), [&id](const Job& j) { return j.id == id; });
   if (it == queued_.end()) return std::nullopt;
   // Play the rule forward: the earliest expected end frees a slot, and the pick then starts.
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_.Now();
   std::vector<Running> running = running_;
   std::vector<Job> saved = queued_;
   const std::map<std::string, int64_t> saved_starts = last_start_;

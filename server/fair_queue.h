@@ -22,6 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "server/work_queue.h"
 
 namespace squeeze::server {
@@ -45,9 +46,10 @@ class FairQueue {
     int64_t running_memory_bytes = 0;
   };
 
-  // `slots` searches at once on `workers`; `memory_budget` bytes for all of them (0: no limit).
-  FairQueue(WorkQueue& workers, int slots, int64_t memory_budget)
-      : workers_(workers), slots_(slots), memory_budget_(memory_budget) {}
+  // `slots` searches at once on `workers`; `memory_budget` bytes for all of them (0: no limit);
+  // expected waits on `clock`.
+  FairQueue(WorkQueue& workers, int slots, int64_t memory_budget, const common::Clock& clock = common::Clock::System())
+      : workers_(workers), slots_(slots), memory_budget_(memory_budget), clock_(clock) {}
 
   void Submit(Job job);
   // Takes a queued job out; false when it is not queued (running, finished or unknown).
@@ -77,6 +79,7 @@ class FairQueue {
   WorkQueue& workers_;
   const int slots_;
   const int64_t memory_budget_;
+  const common::Clock& clock_;
   absl::Mutex mutex_;
   std::vector<Job> queued_ ABSL_GUARDED_BY(mutex_);  // in arrival order
   std::vector<Running> running_ ABSL_GUARDED_BY(mutex_);

@@ -139,7 +139,8 @@ TEST_CASE("A queued search's expected wait adds up the expected runs ahead of it
   const tbb::global_control threads = ThreadsForSlots();
   WorkQueue workers(1);
   Jobs jobs;
-  FairQueue queue(workers, 1, 0);
+  common::ManualClock clock;
+  FairQueue queue(workers, 1, 0, clock);
   queue.Submit(jobs.Make("running", "alpha", 0, absl::Seconds(100)));
   REQUIRE(jobs.Started(1).size() == 1);
   queue.Submit(jobs.Make("next", "beta", 0, absl::Seconds(30)));
@@ -148,9 +149,16 @@ TEST_CASE("A queued search's expected wait adds up the expected runs ahead of it
   const FairQueue::Place after = *queue.PlaceOf("after");
   CHECK(next.position == 1);
   CHECK(after.position == 2);
-  // Estimates from the expected run times: about 100 s, then 100 + 30 s (less the time elapsed).
-  CHECK(absl::ToDoubleSeconds(next.expected_wait) == Approx(100).margin(5));
-  CHECK(absl::ToDoubleSeconds(after.expected_wait) == Approx(130).margin(5));
+  // Estimates from the expected run times: 100 s, then 100 + 30 s.
+  CHECK(next.expected_wait == absl::Seconds(100));
+  CHECK(after.expected_wait == absl::Seconds(130));
+  // Time passing shortens them; a run that overstays its estimate leaves the next one due now.
+  clock.Advance(absl::Seconds(40));
+  CHECK(queue.PlaceOf("next")->expected_wait == absl::Seconds(60));
+  CHECK(queue.PlaceOf("after")->expected_wait == absl::Seconds(90));
+  clock.Advance(absl::Seconds(500));
+  CHECK(queue.PlaceOf("next")->expected_wait == absl::ZeroDuration());
+  CHECK(queue.PlaceOf("after")->expected_wait == absl::Seconds(30));
   jobs.ReleaseAll();
   workers.Drain();
 }

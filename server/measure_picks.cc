@@ -67,6 +67,7 @@ runtime::ExportCheckOptions CheckOptionsFor(const ExportRun& run) {
   check.verify.threads = run.threads;
   check.verify.measure_latency = false;
   check.export_options.shape_probe = run.shape_probe;
+  check.export_options.flavour = run.flavour;
   check.verify.output_weights = run.output_weights;
   return check;
 }

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "device_profiles/device.h"
+#include "model/export_flavour.h"
 #include "model/loader.h"
 #include "runtime/calibration.h"
 #include "search/problem/error_calibration.h"
@@ -40,6 +41,9 @@ struct ExportRun {
   model::ShapeProbe shape_probe;
   const std::atomic<bool>* cancelled = nullptr;
   std::map<std::string, double> output_weights;  // the search's (SearchSpec.output_weights)
+  // The device's export flavour (model::FlavourForRuntime of its runtime): probes and picks are
+  // exported as the device's file is, so every option its front offers can be.
+  model::ExportFlavour flavour = model::ExportFlavour::kOrtCpu;
 };
 
 struct MeasurePicksInputs {

@@ -235,8 +235,15 @@ absl::Status SearchPipeline::SearchDevice(RunningSearch& run, const Inputs& in, 
   if (!device.ok()) return device.status();
   dev.device = *std::move(device);
   if (absl::Status s = BuildProblem(run, in, &dev); !s.ok()) return s;
-  dev.exports = ExportRun{&in.loaded,           in.bytes,    &in.calibration,         &dev.problem, options_.threads,
-                          options_.shape_probe, &run.cancel, OutputWeightsOf(in.spec)};
+  dev.exports = ExportRun{&in.loaded,
+                          in.bytes,
+                          &in.calibration,
+                          &dev.problem,
+                          options_.threads,
+                          options_.shape_probe,
+                          &run.cancel,
+                          OutputWeightsOf(in.spec),
+                          model::FlavourForRuntime(dev.device.runtime)};
   if (absl::Status s = SearchAndCheck(run, in, &dev, probes); !s.ok()) return s;
   AddBaselines(in, dev);
   if (absl::Status s = MeasureHostPicks(run, in, &dev); !s.ok()) return s;

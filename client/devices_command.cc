@@ -3,15 +3,33 @@
 
 #include <iostream>
 #include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "client/table.h"
 #include "device_profiles/profile_file.h"
+#include "model/export_flavour.h"
 #include "squeeze/v1/device.grpc.pb.h"
 
 namespace squeeze::client {
 namespace {
+
+// The export flavour the device's runtime gets and the precisions its file can hold, e.g.
+// "ort-cpu: w32a32, w16a32, w2..8a32, w2..8a8".
+std::string ExportFlavourSummary(const std::string& runtime) {
+  const model::ExportFlavour flavour = model::FlavourForRuntime(runtime);
+  std::vector<std::string> precisions;
+  for (const auto& [w, a, label] :
+       {std::make_tuple(32, 32, "w32a32"), std::make_tuple(16, 16, "w16a16"), std::make_tuple(16, 32, "w16a32"),
+        std::make_tuple(8, 32, "w2..8a32"), std::make_tuple(8, 16, "w2..8a16"), std::make_tuple(8, 8, "w2..8a8")}) {
+    if (model::Realizes(flavour, w, a)) precisions.push_back(label);
+  }
+  return absl::StrCat(model::FlavourName(flavour), ": ", absl::StrJoin(precisions, ", "));
+}
 
 // "Ampere GPU: 1024 CUDA cores ..." -> "Ampere GPU"; empty -> "CPU".
 std::string ShortTarget(const std::string& accelerator) {
@@ -183,6 +201,7 @@ int Show(const Connection& connection, const std::string& id, int64_t version, b
   facts.AddRow({"app memory budget", FormatBytes(d.app_memory_budget_bytes())});
   facts.AddRow({"memory bandwidth", FormatRate(d.memory_bandwidth_bytes_per_second(), "B/s")});
   facts.AddRow({"runtime", fmt::format("{} {} ({} threads)", d.runtime(), d.runtime_version(), d.threads())});
+  facts.AddRow({"export flavour", ExportFlavourSummary(d.runtime())});
   facts.AddRow({"op overhead", fmt::format("{} us", d.op_overhead_us())});
   facts.AddRow({"provenance", ProvenanceName(d.provenance())});
   facts.AddRow({"latency samples", std::to_string(d.latency_sample_count())});

@@ -60,6 +60,11 @@ TEST_CASE("devices show host gives this machine's cores and SIMD features", "[e2
   CommandResult text = server.Cli({"devices", "show", "host"});
   REQUIRE(text.exit_code == 0);
   CHECK_THAT(text.out, Contains("cores") && Contains("Derivation"));
+  // Which file its exports are, and the precisions that file can hold: no 16-bit activations on
+  // ONNX Runtime's CPU provider; a Core ML phone computes fp16.
+  CHECK_THAT(text.out, Contains("export flavour     ort-cpu: w32a32, w16a32, w2..8a32, w2..8a8"));
+  CommandResult phone = server.Cli({"devices", "show", "iphone-15-pro"});
+  CHECK_THAT(phone.out, Contains("export flavour     runtime-precision: w32a32, w16a16"));
 }
 
 TEST_CASE("An unknown device is NOT_FOUND naming the id", "[e2e]") {

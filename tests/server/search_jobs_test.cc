@@ -79,21 +79,26 @@ struct Script {
 class Stores {
  public:
   Stores() : threads_(tbb::global_control::max_allowed_parallelism, 4) {
-    state_ = *StateStore::Open(dir_.File("state.db"));
-    profiles_ = *device_profiles::ProfileStore::Open(dir_.File("devices.db"));
+    OpenState();
+    absl::StatusOr<std::unique_ptr<device_profiles::ProfileStore>> profiles =
+        device_profiles::ProfileStore::Open(dir_.File("devices.db"));
+    REQUIRE(profiles.ok());
+    profiles_ = *std::move(profiles);
     ModelRecord model;
     model.team = kTeam;
     model.name = "tiny.onnx";
     model.sha256 = std::string(64, 'a');
     model.size_bytes = 1000;
     model.input_shapes = "x=1,3,8,8";
-    model_id_ = state_->InsertModel(model)->id;
+    absl::StatusOr<ModelRecord> stored = state_->InsertModel(model);
+    REQUIRE(stored.ok());
+    model_id_ = stored->id;
   }
 
   // Closes state.db and opens it again, as a restarted server does.
   void Reopen() {
     state_.reset();
-    state_ = *StateStore::Open(dir_.File("state.db"));
+    OpenState();
   }
 
   v1::SearchSpec Spec(uint64_t seed = 7) const {
@@ -108,6 +113,12 @@ class Stores {
   device_profiles::ProfileStore& profiles() { return *profiles_; }
 
  private:
+  void OpenState() {
+    absl::StatusOr<std::unique_ptr<StateStore>> state = StateStore::Open(dir_.File("state.db"));
+    REQUIRE(state.ok());
+    state_ = *std::move(state);
+  }
+
   tbb::global_control threads_;  // as squeezed raises it: a thread for every slot
   testing::TempDir dir_;
   std::unique_ptr<StateStore> state_;

@@ -24,19 +24,6 @@ const onnx::TensorProto* GraphConstant(const onnx::GraphProto& graph, const std:
   return nullptr;
 }
 
-onnx::TensorProto* MutableGraphConstant(onnx::GraphProto* graph, const std::string& name) {
-  for (onnx::TensorProto& t : *graph->mutable_initializer()) {
-    if (t.name() == name) return &t;
-  }
-  for (onnx::NodeProto& n : *graph->mutable_node()) {
-    if (n.op_type() != "Constant" || n.output_size() != 1 || n.output(0) != name) continue;
-    for (onnx::AttributeProto& a : *n.mutable_attribute()) {
-      if (a.name() == "value" && a.has_t()) return a.mutable_t();
-    }
-  }
-  return nullptr;
-}
-
 namespace {
 
 bool ChannelVector(const onnx::TensorProto* t, int64_t channels) {
@@ -131,7 +118,7 @@ absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelP
     onnx::NodeProto* conv = site->node;
     const onnx::NodeProto* bn = FoldableBatchNorm(*g, *conv);
     if (bn == nullptr) continue;
-    onnx::TensorProto* weight = MutableGraphConstant(g, conv->input(1));
+    onnx::TensorProto* weight = internal::MutableConstant(*site, conv->input(1));
     if (weight == nullptr) return absl::InternalError("a foldable Conv's weight is no constant");
     std::vector<float> bias;
     if (conv->input_size() > 2 && !conv->input(2).empty()) {

@@ -25,7 +25,6 @@ const onnx::NodeProto* FoldableBatchNorm(const onnx::GraphProto& graph, const on
 
 // A constant of the graph by name: an initializer or a Constant node's `value`; nullptr when none.
 const onnx::TensorProto* GraphConstant(const onnx::GraphProto& graph, const std::string& name);
-onnx::TensorProto* MutableGraphConstant(onnx::GraphProto* graph, const std::string& name);
 
 // Per output channel: the factor the weights' row is multiplied by, and the bias after folding
 // `bias` (one per channel; zeros when the Conv has none). InvalidArgument when the BatchNormalization's

@@ -92,7 +92,8 @@ std::string DeclaredString(const onnx::TypeProto_Tensor& tensor) {
   return absl::StrCat("[", absl::StrJoin(dims, ","), "]");
 }
 
-std::string Placeholder(size_t rank) {
+// "d0,d1,d2" for rank 3: the form of an --input-shape value the user fills in.
+std::string DimsToFill(size_t rank) {
   std::vector<std::string> dims;
   for (size_t i = 0; i < rank; ++i) dims.push_back(absl::StrCat("d", i));
   return absl::StrJoin(dims, ",");
@@ -312,7 +313,7 @@ absl::Status ResolveDeclaredShape(const std::string& name, const onnx::TypeProto
   if (!unknown.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input '", name, "' ", DeclaredString(tensor), " has symbolic dimensions that cannot be guessed: ",
-        absl::StrJoin(unknown, ", "), "; give its shape with --input-shape ", name, "=", Placeholder(dims.size())));
+        absl::StrJoin(unknown, ", "), "; give its shape with --input-shape ", name, "=", DimsToFill(dims.size())));
   }
   resolved->shapes[name] = dims;
   resolved->defaulted.insert(resolved->defaulted.end(), defaulted.begin(), defaulted.end());

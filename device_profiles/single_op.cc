@@ -282,7 +282,10 @@ absl::Status QuantizedBoundary(onnx::ModelProto* m) {
   return absl::OkStatus();
 }
 
-model::PrunePattern PatternOf(Sparsity s) {
+// The mask a sample applies for a sparsity. Samples never ask for output-channel pruning (a pruned
+// layer is sampled as the smaller dense layer it exports to; CheckSpec refuses it), so unlike the
+// search's mapping of the same names (search/problem), that one has no mask here.
+model::PrunePattern SampleMaskPattern(Sparsity s) {
   switch (s) {
     case Sparsity::kUnstructured:
       return model::PrunePattern::kUnstructured;
@@ -330,7 +333,7 @@ absl::StatusOr<SingleOpModel> BuildSingleOpModel(const OpSpec& spec, uint64_t se
       model::LayerPlan plan;
       plan.weight_bits = spec.weight_bits;
       plan.activation_bits = spec.activation_bits;
-      plan.pattern = PatternOf(spec.sparsity);
+      plan.pattern = SampleMaskPattern(spec.sparsity);
       plan.prune_ratio = spec.sparsity_ratio;
       const std::vector<model::LayerPlan> plans = {plan};
       absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(*loaded, plans);

@@ -74,12 +74,6 @@ std::string ShapesText(const std::map<std::string, std::vector<int64_t>>& shapes
   return absl::StrJoin(parts, " ");
 }
 
-// Sizes past a pebibyte come from shapes no device holds (and saturate in the count): say so.
-std::string Gibibytes(int64_t bytes) {
-  if (bytes >= (int64_t{1} << 50)) return "over 1 PiB";
-  return absl::StrFormat("%.2f GiB", static_cast<double>(bytes) / (1 << 30));
-}
-
 // ResourceExhausted when the activations alive at once (as far as `nodes`' shapes are known) pass the
 // budget, naming the peak and the node that writes the most.
 absl::Status CheckActivationBudget(const std::vector<NodeActivations>& nodes,
@@ -397,6 +391,12 @@ absl::StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseInputShape(abs
     dims.push_back(d);
   }
   return std::make_pair(std::string(text.substr(0, eq)), std::move(dims));
+}
+
+std::string Gibibytes(int64_t bytes) {
+  // Sizes past a pebibyte come from shapes no device holds (and saturate in the count): say so.
+  if (bytes >= (int64_t{1} << 50)) return "over 1 PiB";
+  return absl::StrFormat("%.2f GiB", static_cast<double>(bytes) / (1 << 30));
 }
 
 }  // namespace squeeze::model

@@ -71,6 +71,9 @@ absl::StatusOr<LoadedModel> LoadModel(absl::string_view bytes, const AnalyzeOpti
 // refused first.
 inline constexpr int64_t kMaxDimension = (int64_t{1} << 31) - 1;
 
+// A memory size as budgets and their errors write it: "3.73 GiB" ("over 1 PiB" past that).
+std::string Gibibytes(int64_t bytes);
+
 // Parses "NAME=1,3,224,224" (the CLI's --input-shape) into a name and dims; the name is what
 // precedes the last '='. InvalidArgument when there is no name, no dims, or a dim that is not a
 // positive integer.

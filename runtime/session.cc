@@ -11,10 +11,15 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <unordered_map>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "model/loader.h"
 
 namespace squeeze::runtime {
 namespace {
@@ -25,8 +30,76 @@ Ort::Env& Environment() {
   return *env;
 }
 
+// The memory ONNX Runtime may hold for the process's runs together (LimitRunMemory). While a limit
+// is set, every session allocates its tensors from ONNX Runtime's environment-wide CPU arena, made
+// with that cap; when the last session using it ends, the arena is released, so what a finished
+// job's runs held goes back to the system (an arena in use never shrinks: the CPU arena of
+// ONNX Runtime 1.29 does not implement OrtAllocator::Shrink) and the next session gets a fresh one.
+class RunMemory {
+ public:
+  static RunMemory& Get() {
+    static RunMemory* memory = new RunMemory();
+    return *memory;
+  }
+
+  void Limit(int64_t bytes, std::string how_to_raise) {
+    absl::MutexLock lock(&mutex_);
+    limit_ = std::max<int64_t>(0, bytes);
+    how_to_raise_ = std::move(how_to_raise);
+  }
+
+  // Called before a session is made: registers the capped arena if there is none yet and counts the
+  // session as its user; false when no limit is set (the session then has an arena of its own,
+  // even while sessions made under an earlier limit live on).
+  bool Enter() ABSL_LOCKS_EXCLUDED(mutex_) {
+    absl::MutexLock lock(&mutex_);
+    if (limit_ == 0) return false;
+    if (registered_ == 0) {
+      Ort::MemoryInfo memory("Cpu", OrtArenaAllocator, 0, OrtMemTypeDefault);
+      const std::unordered_map<std::string, size_t> config{{"max_mem", static_cast<size_t>(limit_)}};
+      Ort::ArenaCfg arena(config);
+      Ort::ThrowOnError(Ort::GetApi().CreateAndRegisterAllocator(Environment(), memory, arena));
+      registered_ = limit_;
+    }
+    ++users_;
+    return true;
+  }
+
+  // Called after a session that Enter counted has ended.
+  void Leave() ABSL_LOCKS_EXCLUDED(mutex_) {
+    absl::MutexLock lock(&mutex_);
+    if (--users_ > 0) return;
+    Ort::MemoryInfo memory("Cpu", OrtArenaAllocator, 0, OrtMemTypeDefault);
+    // Only a bug of ours could make this fail (no arena registered): then the next Enter registers
+    // over it, which ONNX Runtime refuses with an error the caller sees.
+    Ort::Status released(Ort::GetApi().UnregisterAllocator(Environment(), memory));
+    registered_ = 0;
+  }
+
+  // What ONNX Runtime's "Available memory of A is smaller than requested bytes of R" means here.
+  std::string Explain() ABSL_LOCKS_EXCLUDED(mutex_) {
+    absl::MutexLock lock(&mutex_);
+    if (registered_ == 0) return "the memory ONNX Runtime may hold is used up";
+    return absl::StrCat("ONNX Runtime's runs in this process may hold ", model::Gibibytes(registered_),
+                        " together and this run needed more", how_to_raise_.empty() ? "" : "; ", how_to_raise_);
+  }
+
+ private:
+  absl::Mutex mutex_;
+  int64_t limit_ ABSL_GUARDED_BY(mutex_) = 0;       // wanted; 0: none
+  int64_t registered_ ABSL_GUARDED_BY(mutex_) = 0;  // the registered arena's cap; 0: none registered
+  int users_ ABSL_GUARDED_BY(mutex_) = 0;           // sessions alive that allocate from it
+  std::string how_to_raise_ ABSL_GUARDED_BY(mutex_);
+};
+
 absl::Status OrtStatus(const Ort::Exception& e, absl::string_view context) {
   std::string message = absl::StrCat(context, ": ONNX Runtime: ", e.what());
+  // The arena's words when a capped arena is full, and the allocator's when the system is.
+  if (absl::StrContains(e.what(), "Available memory of") && absl::StrContains(e.what(), "smaller than requested")) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(context, ": ", RunMemory::Get().Explain(), " (ONNX Runtime: ", e.what(), ")"));
+  }
+  if (absl::StrContains(e.what(), "Failed to allocate memory")) return absl::ResourceExhaustedError(message);
   switch (e.GetOrtErrorCode()) {
     case ORT_INVALID_ARGUMENT:
     case ORT_INVALID_PROTOBUF:
@@ -226,8 +299,15 @@ Tensor Tensor::Float(std::string name, std::vector<int64_t> shape, absl::Span<co
 }
 
 struct Session::Impl {
+  ~Impl() {
+    session = Ort::Session{nullptr};
+    if (shared_arena) RunMemory::Get().Leave();
+  }
+  bool shared_arena = false;  // allocates from the capped arena of LimitRunMemory
   Ort::Session session{nullptr};
 };
+
+void LimitRunMemory(int64_t bytes, std::string how_to_raise) { RunMemory::Get().Limit(bytes, std::move(how_to_raise)); }
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
@@ -260,6 +340,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(absl::string_view model
     if (!affinities.empty()) so.AddConfigEntry("session.intra_op_thread_affinities", affinities.c_str());
     if (!options.optimized_model_path.empty()) so.SetOptimizedModelFilePath(options.optimized_model_path.c_str());
     auto impl = std::make_unique<Impl>();
+    impl->shared_arena = RunMemory::Get().Enter();
+    if (impl->shared_arena) so.AddConfigEntry("session.use_env_allocators", "1");
     impl->session = Ort::Session(Environment(), model_bytes.data(), model_bytes.size(), so);
     std::unique_ptr<Session> session(new Session(std::move(impl)));
     Ort::AllocatorWithDefaultOptions allocator;

@@ -115,6 +115,15 @@ class Session {
   std::vector<TensorInfo> outputs_;
 };
 
+// Caps the memory ONNX Runtime may hold for all the sessions of this process together (`bytes` <= 0:
+// no cap, ONNX Runtime's default of an arena per session, for the sessions made from now on). A new
+// cap takes effect from the next session made while none made under the old one is alive. Their tensors — initializers,
+// inputs, intermediate values, outputs — then come from one shared arena of that size, released whenever the last
+// session using it ends; a session or run that would pass it fails with ResourceExhausted saying so and ending with
+// `how_to_raise` (e.g. the server flag that sets it). What ONNX Runtime allocates outside its allocators (thread
+// stacks, some kernels' scratch) is not counted.
+void LimitRunMemory(int64_t bytes, std::string how_to_raise);
+
 // Median, mean, spread, percentiles and total of run times (seconds).
 Timing SummarizeTimes(std::vector<double> seconds);
 

@@ -14,10 +14,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/subprocess.h"
+#include "model/loader.h"
 #include "runtime/session.h"
 
 namespace squeeze::runtime {
@@ -121,8 +121,6 @@ constexpr int kOutOfMemory = 3;
 // What the helper needs besides the model and its values: ONNX Runtime, thread stacks, protobuf.
 constexpr int64_t kRuntimeAllowance = int64_t{512} << 20;
 
-std::string Gibibytes(int64_t bytes) { return absl::StrFormat("%.2f GiB", static_cast<double>(bytes) / (1 << 30)); }
-
 bool LooksOutOfMemory(absl::string_view message) {
   return absl::StrContains(message, "bad_alloc") || absl::StrContains(message, "bad allocation") ||
          absl::StrContains(message, "Failed to allocate memory");
@@ -170,7 +168,7 @@ model::ShapeProbe IsolatedShapeProbe(IsolatedProbeOptions options) {
         }
         absl::StatusOr<common::ChildExit> child = common::RunChild(argv, options.time_limit);
         if (!child.ok()) return child.status();
-        const std::string budget = absl::StrCat("this server's budget of ", Gibibytes(options.activation_bytes),
+        const std::string budget = absl::StrCat("this server's budget of ", model::Gibibytes(options.activation_bytes),
                                                 " of values per model (squeezed ", options.memory_flag, ")");
         if (child->timed_out) {
           return absl::ResourceExhaustedError(absl::StrCat(

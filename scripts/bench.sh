@@ -43,5 +43,7 @@ run squeeze-bench-export@det "${det[@]}" --image "$images/det0.ppm" --image "$im
 # first (the profile is kept as bench/results/host-profile-quick.json).
 run squeeze-bench-latency
 [ -f "$build/bench-host-profile.json" ] && cp "$build/bench-host-profile.json" "$out/host-profile-quick.json"
+# What squeezed's cap on ONNX Runtime's memory (--search-memory) costs in latency.
+run squeeze-bench-arena
 run "squeeze-bench-load@$(hostname -s)" --clients 50 --seconds 60
 echo "$ran benchmark programs ran; figures in $out/"

@@ -142,7 +142,8 @@ void AddServeFlags(CLI::App& app, Flags* f) {
       ->check(CLI::Range(1.0, 3600.0));
   app.add_option("--search-memory", f->options.search_memory_budget,
                  "Bytes of memory the running searches may need together, as estimated from their models; "
-                 "a search that would pass it waits for others to end (0: no limit)")
+                 "a search that would pass it waits for others to end. ONNX Runtime's runs for searches and "
+                 "exports hold at most this much together: one that needs more fails saying so (0: no limit)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--host-model-time-ms", f->host_model_time_ms,

@@ -211,6 +211,10 @@ void SqueezeServer::StartWorkers(const ServerOptions& options) {
       tbb::global_control::max_allowed_parallelism,
       std::max<size_t>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
                        static_cast<size_t>(options.worker_threads + options.upload_threads + 1)));
+  // What the estimates admit, ONNX Runtime enforces: its runs for searches and exports hold at most
+  // the search budget together, and one that would pass it fails naming the flag.
+  runtime::LimitRunMemory(options.search_memory_budget,
+                          "raise squeezed --search-memory, or search the model at smaller --input-shape");
   workers_ = std::make_unique<WorkQueue>(options.worker_threads);
   search_queue_ = std::make_unique<FairQueue>(*workers_, options.worker_threads, options.search_memory_budget);
   // Uploads have threads of their own, so they are never queued behind long searches.

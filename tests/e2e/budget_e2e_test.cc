@@ -15,6 +15,7 @@ namespace squeeze::testing {
 namespace {
 
 using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
 
 const std::string kClsModel = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 
@@ -74,6 +75,35 @@ TEST_CASE("Under a 2 GiB limit, memory bombs get clear errors and another team i
                    std::chrono::seconds(240)));
   CHECK(job.state() == v1::JOB_STATE_SUCCEEDED);
   CHECK(job.fronts_size() == 1);
+  CHECK(server.Stop() == 0);
+}
+
+TEST_CASE("A search whose ONNX Runtime runs need more than --search-memory fails naming it, and the next is served",
+          "[e2e][budget]") {
+  TempDir dir;
+  // 48 MiB: cls at 480×1920 holds about 50 MB of values at once, at 48×192 a hundredth of that.
+  RunningServer server(dir.File("data"), {"--search-memory", std::to_string(48 << 20)});
+  const std::string alpha = server.CreateKey("alpha");
+  const v1::Model big = Parse<v1::Model>(
+      server.CliAs(alpha, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,480,1920"}));
+  const CommandResult watched =
+      server.CliAs(alpha, {"--json", "search", "start", big.id(), "--device", "host", "--time-budget", "3", "--watch"},
+                   std::chrono::seconds(240));
+  INFO(watched.out << watched.err);
+  CHECK(watched.exit_code != 0);
+  v1::SearchJob failed;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(watched.out, &failed).ok());
+  CHECK(failed.state() == v1::JOB_STATE_FAILED);
+  CHECK_THAT(failed.error(), StartsWith("RESOURCE_EXHAUSTED") && Contains("0.05 GiB") &&
+                                 Contains("raise squeezed --search-memory") && !Contains("--calibration"));
+
+  // Its runs ended, the memory they held is free again: a search that fits is served.
+  const v1::Model small =
+      Parse<v1::Model>(server.CliAs(alpha, {"--json", "models", "upload", kClsModel, "--input-shape", "x=1,3,48,192"}));
+  const v1::SearchJob served = Parse<v1::SearchJob>(server.CliAs(
+      alpha, {"--json", "search", "start", small.id(), "--device", "host", "--time-budget", "3", "--watch"},
+      std::chrono::seconds(240)));
+  CHECK(served.state() == v1::JOB_STATE_SUCCEEDED);
   CHECK(server.Stop() == 0);
 }
 

@@ -142,6 +142,51 @@ TEST_CASE("Timing with a minimum time repeats a fast model past min_repeats", "[
   }
 }
 
+TEST_CASE("A run-memory limit caps what the sessions of the process hold together", "[runtime]") {
+  const std::string how = "raise --the-flag";
+  LimitRunMemory(int64_t{24} << 20, how);
+  // 4,000,000 rows: the model's 4,000,000 × 2 result is 32 MB (its MatMul and Add fused), past the
+  // 24 MiB cap; 100,000 rows need 0.8 MB.
+  const std::vector<float> big(4'000'000 * 3, 1.0f);
+
+  SECTION("A run whose values pass it fails saying so; a smaller run in the same session is served") {
+    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(SmallModel(), Threads(1));
+    REQUIRE(session.ok());
+    absl::StatusOr<std::vector<Tensor>> over = (*session)->Run({Tensor::Float("x", {4'000'000, 3}, big)});
+    INFO(over.status().ToString());
+    CHECK(over.status().code() == absl::StatusCode::kResourceExhausted);
+    CHECK_THAT(std::string(over.status().message()), Contains("0.02 GiB") && Contains(how));
+    const std::vector<float> small(100'000 * 3, 1.0f);
+    CHECK((*session)->Run({Tensor::Float("x", {100'000, 3}, small)}).ok());
+  }
+
+  SECTION("Sessions share one arena: a new cap takes effect once none is alive") {
+    absl::StatusOr<std::unique_ptr<Session>> first = Session::Create(SmallModel(), Threads(1));
+    REQUIRE(first.ok());
+    LimitRunMemory(int64_t{64} << 20, how);
+    absl::StatusOr<std::unique_ptr<Session>> second = Session::Create(SmallModel(), Threads(1));
+    REQUIRE(second.ok());
+    // Made while the first was alive, the second allocates from the same 24 MiB arena.
+    CHECK_THAT(std::string((*second)->Run({Tensor::Float("x", {4'000'000, 3}, big)}).status().message()),
+               Contains("0.02 GiB"));
+    first->reset();
+    second->reset();
+    absl::StatusOr<std::unique_ptr<Session>> third = Session::Create(SmallModel(), Threads(1));
+    REQUIRE(third.ok());
+    absl::StatusOr<std::vector<Tensor>> served = (*third)->Run({Tensor::Float("x", {4'000'000, 3}, big)});
+    INFO(served.status().ToString());
+    CHECK(served.ok());
+  }
+
+  SECTION("Lifted, the run is served") {
+    LimitRunMemory(0, "");
+    absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(SmallModel(), Threads(1));
+    REQUIRE(session.ok());
+    CHECK((*session)->Run({Tensor::Float("x", {4'000'000, 3}, big)}).ok());
+  }
+  LimitRunMemory(0, "");
+}
+
 TEST_CASE("Threads pinned to CPUs run the model", "[runtime]") {
   const std::vector<int> cpus = AllowedCpus();
   REQUIRE_FALSE(cpus.empty());

@@ -57,6 +57,7 @@ void PrintReport(const v1::ExportReport& r, const std::string& output) {
     kernels += fmt::format("{}{}×{}", kernels.empty() ? "" : ", ", count, op);
   std::cout << fmt::format("  ONNX Runtime integer kernels: {}; activations quantized: {}; channels removed: {}\n",
                            kernels.empty() ? "none" : kernels, r.quantized_activations(), r.removed_channels());
+  if (!r.conformance().empty()) std::cout << "  conformance: " << r.conformance() << "\n";
   std::cout << fmt::format("  measured on {} {} samples, {} activation ranges; opset {}{}\n", m.samples(),
                            m.synthetic_calibration() ? "synthetic" : "uploaded", m.range_method(), r.opset(),
                            r.original_opset() != r.opset() ? fmt::format(" (from {})", r.original_opset()) : "");

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "model/activation_sites.h"
 #include "model/batch_norm_folding.h"
+#include "model/conformance.h"
 #include "model/internal/channel_flow.h"
 #include "model/internal/export_activations.h"
 #include "model/internal/export_opset.h"
@@ -183,8 +184,8 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   if (absl::Status s = ValidatePlan(analysis, plan, options.flavour); !s.ok()) return s;
   absl::StatusOr<std::vector<std::string>> to_calibrate = ActivationsToCalibrate(model, plan);
   if (!to_calibrate.ok()) return to_calibrate.status();
-  absl::StatusOr<std::map<std::string, Uint8Quantizer>> activation_quant =
-      internal::ActivationQuantizers(*to_calibrate, ranges);
+  absl::StatusOr<std::map<std::string, ActivationQuantizer>> activation_quant =
+      internal::ActivationQuantizers(*to_calibrate, ranges, ActivationSchemeOf(options.flavour));
   if (!activation_quant.ok()) return activation_quant.status();
 
   ExportedModel result;
@@ -223,6 +224,15 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   SetMetadata(&proto, "squeeze.flavour", std::string(FlavourName(options.flavour)));
   for (const auto& [k, v] : options.metadata) SetMetadata(&proto, k, v);
   if (absl::Status s = CheckExported(&proto); !s.ok()) return s;
+  const ConformanceReport conformance = CheckConformance(proto, options.flavour);
+  report.conformance = conformance.Summary();
+  if (!conformance.ok()) {
+    if (options.flavour == ExportFlavour::kTensorRt) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the file would break TensorRT's rules for quantized ONNX: ", report.conformance));
+    }
+    report.warnings.push_back(absl::StrCat("conformance: ", report.conformance));
+  }
 
   for (const internal::NamedTensor& t : internal::AllConstants(proto)) {
     if (!weight_constants.count(t.name)) report.other_constant_bytes += internal::StoredBytes(*t.tensor);

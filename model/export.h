@@ -92,6 +92,8 @@ struct ExportReport {
   int64_t opset = 0;
   int quantized_activations = 0;  // tensors given a QuantizeLinear/DequantizeLinear pair
   int removed_channels = 0;       // output channels physically removed, all layers
+  // The flavour's runtime rules checked on the file (model/conformance.h): what held, or what broke.
+  std::string conformance;
   std::vector<std::string> warnings;
 };
 
@@ -110,7 +112,9 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
 // ratios out of range, float weights with 8-bit activations, a precision options.flavour does not
 // write (16-bit activations for ONNX Runtime's CPU provider), a missing or non-finite range, or an
 // output that fails libonnx's checker (with its reason); FailedPrecondition for a model below
-// opset 13 that libonnx cannot convert, or one that no longer holds a layer the analysis names.
+// opset 13 that libonnx cannot convert, one that no longer holds a layer the analysis names, or a
+// tensorrt file that breaks TensorRT's rules (CheckConformance; a broken ort-cpu rule is a warning,
+// as the file is run in ONNX Runtime anyway).
 absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::vector<LayerPlan>& plan,
                                           const std::map<std::string, TensorRange>& ranges,
                                           const ExportOptions& options = {});

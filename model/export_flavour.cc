@@ -14,13 +14,20 @@ absl::string_view FlavourName(ExportFlavour flavour) {
       return "ort-cpu";
     case ExportFlavour::kRuntimePrecision:
       return "runtime-precision";
+    case ExportFlavour::kTensorRt:
+      return "tensorrt";
   }
   return "ort-cpu";
 }
 
+ActivationScheme ActivationSchemeOf(ExportFlavour flavour) {
+  return flavour == ExportFlavour::kTensorRt ? ActivationScheme::kSymmetricInt8 : ActivationScheme::kAsymmetricUint8;
+}
+
 ExportFlavour FlavourForRuntime(absl::string_view runtime) {
   const std::string r = absl::AsciiStrToLower(runtime);
-  if (absl::StartsWith(r, "coreml") || absl::StartsWith(r, "tensorrt")) return ExportFlavour::kRuntimePrecision;
+  if (absl::StartsWith(r, "tensorrt")) return ExportFlavour::kTensorRt;
+  if (absl::StartsWith(r, "coreml")) return ExportFlavour::kRuntimePrecision;
   return ExportFlavour::kOrtCpu;
 }
 
@@ -34,6 +41,7 @@ bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits) {
     case ExportFlavour::kOrtCpu:
       return activation_bits == 32 || activation_bits == 8;
     case ExportFlavour::kRuntimePrecision:
+    case ExportFlavour::kTensorRt:
       return activation_bits == 32 || activation_bits == 16 || activation_bits == 8;
   }
   return false;
@@ -47,11 +55,16 @@ std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activati
   } else if (weight_bits == 16) {
     weights = flavour == ExportFlavour::kOrtCpu ? "fp16 weights cast to float at load" : "fp16 weights";
   } else {
-    weights = absl::StrCat(weight_bits, "-bit weights stored in int8 with a per-channel DequantizeLinear");
+    weights = absl::StrCat(weight_bits, "-bit weights stored in int8 with a per-channel DequantizeLinear",
+                           flavour == ExportFlavour::kTensorRt ? " (zero point 0)" : "");
   }
   switch (activation_bits) {
     case 8:
-      return absl::StrCat(weights, "; uint8 QuantizeLinear/DequantizeLinear activations: computes in int8");
+      return absl::StrCat(weights,
+                          flavour == ExportFlavour::kTensorRt
+                              ? "; int8 symmetric QuantizeLinear/DequantizeLinear activations (zero point 0)"
+                              : "; uint8 QuantizeLinear/DequantizeLinear activations",
+                          ": computes in int8");
     case 16:
       return absl::StrCat(weights, "; float activations in the file: fp16 when the runtime is built for fp16");
     default:

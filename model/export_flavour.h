@@ -9,9 +9,13 @@
 //   weights in int8 with a per-channel DequantizeLinear, computed in fp32 (w*a32); 2..8-bit
 //   weights with uint8 QuantizeLinear/DequantizeLinear activations (w*a8, QLinearConv and
 //   friends). The file has no 16-bit activations, so no w*a16 option exists for it.
-// - runtime-precision (Core ML, TensorRT): the same file; 16-bit activations are float in it and
-//   computed in fp16 by the runtime when it is built for fp16 (Core ML's ML Program, TensorRT's
-//   fp16 flag). Per-runtime flavours of their own replace this one (issue 18).
+// - tensorrt (TensorRT, explicit quantization): what TensorRT accepts of Q/DQ — int8 activations
+//   with zero point 0 (symmetric: scale = max |range| / 127) and 2..8-bit weights in int8 with a
+//   per-channel DequantizeLinear of zero point 0 on the output-channel axis (0 for Conv); 16-bit
+//   activations are float in the file, computed in fp16 when TensorRT builds with fp16. Every
+//   export is checked against these rules (model/conformance.h).
+// - runtime-precision (Core ML): the ort-cpu file; 16-bit activations are float in it and
+//   computed in fp16 by the runtime when it is built for fp16 (Core ML's ML Program).
 #ifndef SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
 #define SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
 
@@ -19,17 +23,22 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "model/weight_math.h"
 
 namespace squeeze::model {
 
-enum class ExportFlavour { kOrtCpu, kRuntimePrecision };
+enum class ExportFlavour { kOrtCpu, kRuntimePrecision, kTensorRt };
 
-// "ort-cpu", "runtime-precision".
+// "ort-cpu", "runtime-precision", "tensorrt".
 absl::string_view FlavourName(ExportFlavour flavour);
 
 // The flavour a device's runtime (devices.runtime: "onnxruntime-cpu", "coreml", "tensorrt", ...)
 // is exported in. Unknown runtimes get ort-cpu, the file every ONNX runtime loads as written.
 ExportFlavour FlavourForRuntime(absl::string_view runtime);
+
+// How the flavour's runtime takes 8-bit activations: int8 symmetric for tensorrt, else uint8 with
+// a zero point.
+ActivationScheme ActivationSchemeOf(ExportFlavour flavour);
 
 // Whether `flavour` writes a layer at (weight_bits, activation_bits) as a file that does it.
 // Float weights (32, 16) never take 8-bit activations; fp32 weights take only fp32.

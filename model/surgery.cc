@@ -284,7 +284,8 @@ absl::Status InsertActivationFakeQuant(onnx::ModelProto* model, const Analysis& 
     std::string out;
     if (has_qdq) {
       // The pair the exported file holds, its parameters as Constant nodes beside it.
-      for (onnx::NodeProto& node : internal::QdqNodes(editor, site.graph(), x, prefix + "qdq", {q.scale, q.zero_point},
+      for (onnx::NodeProto& node : internal::QdqNodes(editor, site.graph(), x, prefix + "qdq",
+                                                      {ActivationScheme::kAsymmetricUint8, q.scale, q.zero_point},
                                                       internal::QdqParams::kConstantNodes, &out)) {
         add(std::move(node));
       }

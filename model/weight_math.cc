@@ -246,20 +246,28 @@ double RelativeDistortion(absl::Span<const float> w, absl::Span<const float> w_h
   return den > 0 ? num / den : 0;
 }
 
-Uint8Quantizer Uint8QuantizerOf(float min, float max) {
+ActivationQuantizer ActivationQuantizerOf(ActivationScheme scheme, float min, float max) {
+  ActivationQuantizer q;
+  q.scheme = scheme;
+  if (scheme == ActivationScheme::kSymmetricInt8) {
+    const float scale = std::max(std::fabs(min), std::fabs(max)) / 127.f;
+    if (scale > 0 && std::isfinite(scale)) q.scale = scale;
+    return q;
+  }
   const float lo = std::min(min, 0.f), hi = std::max(max, 0.f);
-  Uint8Quantizer q;
   const float scale = (hi - lo) / 255.f;
   if (!(scale > 0) || !std::isfinite(scale)) return q;
   q.scale = scale;
-  q.zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(-lo / scale), 0.f, 255.f));
+  q.zero_point = static_cast<int32_t>(std::clamp(std::nearbyint(-lo / scale), 0.f, 255.f));
   return q;
 }
 
-float FakeQuantize(float x, int bits, const Uint8Quantizer& q) {
+float FakeQuantize(float x, int bits, const ActivationQuantizer& q) {
   if (bits == 8) {
-    const float level = std::clamp(std::nearbyint(x / q.scale) + static_cast<float>(q.zero_point), 0.f, 255.f);
-    return static_cast<float>(static_cast<int32_t>(level) - static_cast<int32_t>(q.zero_point)) * q.scale;
+    const bool int8 = q.scheme == ActivationScheme::kSymmetricInt8;
+    const float level = std::clamp(std::nearbyint(x / q.scale) + static_cast<float>(q.zero_point), int8 ? -128.f : 0.f,
+                                   int8 ? 127.f : 255.f);
+    return (level - static_cast<float>(q.zero_point)) * q.scale;
   }
   if (bits == 16) return RoundToHalf(x);
   return x;

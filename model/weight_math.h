@@ -65,19 +65,28 @@ float QuantizeRow(absl::Span<const float> row, absl::Span<const uint8_t> mask, i
 void QuantizeRowAt(absl::Span<const float> row, absl::Span<const uint8_t> mask, int bits, double scale,
                    absl::Span<float> out);
 
-// The asymmetric uint8 quantizer of an activation range [min, max], widened to hold 0 (zero
-// padding stays exact): scale (hi − lo) / 255 and zero point round(−lo / scale), as ONNX's
-// QuantizeLinear takes them. A range of zeros gives scale 1, zero point 0 (any scale is exact).
-// The one formula: the exporter writes it, and the sensitivities measure it.
-struct Uint8Quantizer {
+// How a runtime takes 8-bit activations:
+// - kAsymmetricUint8 (ONNX Runtime's CPU provider, and most): the range [min, max], widened to hold
+//   0 (zero padding stays exact), in uint8 levels: scale (hi − lo) / 255, zero point
+//   round(−lo / scale).
+// - kSymmetricInt8 (TensorRT): int8 with zero point 0, scale max(|min|, |max|) / 127 — a range of
+//   one sign uses half the levels, so its error is up to 4× the asymmetric one's.
+enum class ActivationScheme { kAsymmetricUint8, kSymmetricInt8 };
+
+// The quantizer of an activation range, as ONNX's QuantizeLinear takes it. A range of zeros gives
+// scale 1, zero point 0 (any scale is exact). The one formula: the exporter writes it, and the
+// sensitivities measure it.
+struct ActivationQuantizer {
+  ActivationScheme scheme = ActivationScheme::kAsymmetricUint8;
   float scale = 1;
-  uint8_t zero_point = 0;
+  int32_t zero_point = 0;  // in [0, 255] for uint8; 0 for int8
 };
-Uint8Quantizer Uint8QuantizerOf(float min, float max);
+ActivationQuantizer ActivationQuantizerOf(ActivationScheme scheme, float min, float max);
 
 // `x` fake-quantized at `bits`: 8 through `q` as QuantizeLinear then DequantizeLinear compute it
-// (float math, round half to even, saturating), 16 rounded to fp16, anything else x itself.
-float FakeQuantize(float x, int bits, const Uint8Quantizer& q);
+// (float math, round half to even, saturating to the type's levels), 16 rounded to fp16, anything
+// else x itself.
+float FakeQuantize(float x, int bits, const ActivationQuantizer& q);
 
 // Rounds to the nearest fp16 value (round half to even; overflow to ±inf, as fp16 storage does).
 float RoundToHalf(float x);

@@ -501,35 +501,51 @@ class Measurement {
     }
 
     if (const model::ActivationDelta& d = deltas_[i]; d.status.ok()) {
-      // The quantization error q(x) − x, fed at most at relative energy ε and scaled back: the
-      // linear response, so that activation terms add to each other and to the weight terms as
-      // the predictor adds them.
-      const model::Uint8Quantizer q = model::Uint8QuantizerOf(out.input_range.min, out.input_range.max);
+      const model::ActivationQuantizer q = model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint8,
+                                                                        out.input_range.min, out.input_range.max);
       for (int bits : options_.activation_bits) {
-        absl::StatusOr<double> error = PerturbedError(
-            feeds, delta_slot_.at(i),
-            [&](size_t k) -> std::optional<Probe> {
-              const Tensor* clean = CleanInput(k, d);
-              if (clean == nullptr) return std::nullopt;
-              std::vector<float> delta = Floats(*clean);
-              const double signal = Energy(delta);
-              for (float& v : delta) v = model::FakeQuantize(v, bits, q) - v;
-              const double noise = Energy(delta);
-              if (!(noise > 0)) return std::nullopt;
-              double gain = 1;
-              if (signal > 0 && noise > epsilon * signal) {
-                const double alpha = std::sqrt(epsilon * signal / noise);
-                for (float& v : delta) v = static_cast<float>(v * alpha);
-                gain = 1 / (alpha * alpha);
-              }
-              return Probe{MakeTensor(d.name, TypeOf(d.elem_type), clean->shape, delta), gain};
-            },
-            scale_);
+        absl::StatusOr<double> error = ActivationResponse(feeds, i, d, bits, q);
         if (!error.ok()) return error.status();
         out.activation_error[bits] = *error;
       }
+      if (options_.int8_symmetric) {
+        absl::StatusOr<double> error =
+            ActivationResponse(feeds, i, d, 8,
+                               model::ActivationQuantizerOf(model::ActivationScheme::kSymmetricInt8,
+                                                            out.input_range.min, out.input_range.max));
+        if (!error.ok()) return error.status();
+        out.int8_symmetric_activation_error = *error;
+      }
     }
     return absl::OkStatus();
+  }
+
+  // The output error when layer i's input is quantized by `q` at `bits`: the quantization error
+  // q(x) − x, fed at most at relative energy ε and scaled back — the linear response, so that
+  // activation terms add to each other and to the weight terms as the predictor adds them.
+  absl::StatusOr<double> ActivationResponse(std::vector<std::vector<Tensor>>& feeds, size_t i,
+                                            const model::ActivationDelta& d, int bits,
+                                            const model::ActivationQuantizer& q) {
+    const double epsilon = options_.noise_energy;
+    return PerturbedError(
+        feeds, delta_slot_.at(i),
+        [&](size_t k) -> std::optional<Probe> {
+          const Tensor* clean = CleanInput(k, d);
+          if (clean == nullptr) return std::nullopt;
+          std::vector<float> delta = Floats(*clean);
+          const double signal = Energy(delta);
+          for (float& v : delta) v = model::FakeQuantize(v, bits, q) - v;
+          const double noise = Energy(delta);
+          if (!(noise > 0)) return std::nullopt;
+          double gain = 1;
+          if (signal > 0 && noise > epsilon * signal) {
+            const double alpha = std::sqrt(epsilon * signal / noise);
+            for (float& v : delta) v = static_cast<float>(v * alpha);
+            gain = 1 / (alpha * alpha);
+          }
+          return Probe{MakeTensor(d.name, TypeOf(d.elem_type), clean->shape, delta), gain};
+        },
+        scale_);
   }
 
   const model::LoadedModel& model_;
@@ -591,6 +607,7 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
       l.weight = 1;
       l.measured = false;
       l.activation_error.clear();
+      l.int8_symmetric_activation_error.reset();
     }
     report.warnings.push_back(
         absl::StrCat("sensitivities could not be measured in ONNX Runtime (", status.message(),

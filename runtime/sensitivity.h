@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,10 @@ struct LayerSensitivity {
   // dead). Its s_i is a floor, not a measurement; the search keeps it conservative.
   bool exercised = true;
   std::map<int, double> activation_error;  // activation bits -> relative output error; empty: unmeasured
-  ActivationRange input_range;             // calibrated range of the layer's input
+  // The same for 8-bit activations in int8 symmetric (SensitivityOptions::int8_symmetric); unset:
+  // not measured.
+  std::optional<double> int8_symmetric_activation_error;
+  ActivationRange input_range;  // calibrated range of the layer's input
 };
 
 struct SensitivityReport {
@@ -71,6 +75,9 @@ struct SensitivityOptions {
   double noise_energy = 1e-5;
   // Each of 8 (asymmetric uint8 over the calibrated range), 16 (fp16 rounding), 32 (exact: 0).
   std::vector<int> activation_bits = {8, 16};
+  // Also 8-bit activations as TensorRT takes them (int8 symmetric, model::ActivationScheme), into
+  // LayerSensitivity::int8_symmetric_activation_error: for a search of a TensorRT device.
+  bool int8_symmetric = false;
   // Runs in flight at once, each on one ONNX Runtime thread: whole runs side by side use cores
   // better than one run's ops split between them. Results do not depend on it.
   int threads = 2;

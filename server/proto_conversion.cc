@@ -181,6 +181,7 @@ v1::SensitivityReport ToProto(const runtime::SensitivityReport& r) {
     p->set_measured(l.measured);
     p->set_unexercised(!l.exercised);
     for (const auto& [bits, error] : l.activation_error) (*p->mutable_activation_error())[bits] = error;
+    if (l.int8_symmetric_activation_error) p->set_int8_symmetric_activation_error(*l.int8_symmetric_activation_error);
     p->set_input_min(l.input_range.min);
     p->set_input_max(l.input_range.max);
   }
@@ -202,6 +203,8 @@ runtime::SensitivityReport FromProto(const v1::SensitivityReport& in) {
     l.measured = p.measured();
     l.exercised = !p.unexercised();
     for (const auto& [bits, error] : p.activation_error()) l.activation_error[bits] = error;
+    if (p.has_int8_symmetric_activation_error())
+      l.int8_symmetric_activation_error = p.int8_symmetric_activation_error();
     l.input_range.min = p.input_min();
     l.input_range.max = p.input_max();
     r.layers.push_back(std::move(l));
@@ -379,6 +382,7 @@ v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verif
   out.set_opset(report.opset);
   out.set_quantized_activations(report.quantized_activations);
   out.set_removed_channels(report.removed_channels);
+  out.set_conformance(report.conformance);
   for (const std::string& w : report.warnings) out.add_warnings(w);
   v1::Measurement* m = out.mutable_measured();
   m->set_sqnr_db(verification.sqnr_db);

@@ -37,7 +37,8 @@ namespace dp = device_profiles;
 // The sensitivities' cache key names the measurement method and the outputs it weighs: a change to
 // either must not reuse older figures.
 std::string SensitivityKey(const runtime::SensitivityOptions& options) {
-  std::string key = absl::StrCat("method=6;noise=", options.noise_energy, ";bits=8,16;seed=1");
+  std::string key = absl::StrCat("method=6;noise=", options.noise_energy, ";bits=8,16",
+                                 options.int8_symmetric ? ",int8-symmetric" : "", ";seed=1");
   for (const auto& [name, weight] : options.output_weights) absl::StrAppend(&key, ";output:", name, "=", weight);
   return key;
 }
@@ -201,6 +202,14 @@ absl::Status SearchPipeline::MeasureSensitivities(RunningSearch& run, Inputs* in
   options.seed = 1;
   options.cancelled = &run.cancel;
   options.output_weights = OutputWeightsOf(in->spec);
+  // A TensorRT device takes 8-bit activations int8 symmetric: their error is measured as such.
+  for (const std::string& id : in->spec.device_ids()) {
+    absl::StatusOr<dp::Device> device = profiles_.GetDevice(id);
+    if (device.ok() && model::ActivationSchemeOf(model::FlavourForRuntime(device->runtime)) ==
+                           model::ActivationScheme::kSymmetricInt8) {
+      options.int8_symmetric = true;
+    }
+  }
   const std::string key = SensitivityKey(options);
   absl::StatusOr<std::optional<std::string>> cached =
       state_.GetSensitivity(in->model.sha256, in->calibration.hash, key);

@@ -240,8 +240,9 @@ int main(int argc, char** argv) {
       if (p.activation_bits < 32 && !s.activation_error.empty()) {  // unmeasured inputs stay as they are
         auto it = s.activation_error.find(p.activation_bits);
         candidate.predicted_activation += it == s.activation_error.end() ? 0 : it->second;
-        const model::Uint8Quantizer q = model::Uint8QuantizerOf(s.input_range.min, s.input_range.max);
-        fake_quant[i] = model::ActivationFakeQuant{p.activation_bits, q.scale, q.zero_point};
+        const model::ActivationQuantizer q = model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint8,
+                                                                          s.input_range.min, s.input_range.max);
+        fake_quant[i] = model::ActivationFakeQuant{p.activation_bits, q.scale, static_cast<uint8_t>(q.zero_point)};
       }
     }
     candidate.predicted = candidate.predicted_weight + candidate.predicted_activation;

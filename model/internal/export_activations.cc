@@ -7,21 +7,21 @@
 
 namespace squeeze::model::internal {
 
-absl::StatusOr<std::map<std::string, Uint8Quantizer>> ActivationQuantizers(
-    const std::vector<std::string>& names, const std::map<std::string, TensorRange>& ranges) {
-  std::map<std::string, Uint8Quantizer> quantizers;
+absl::StatusOr<std::map<std::string, ActivationQuantizer>> ActivationQuantizers(
+    const std::vector<std::string>& names, const std::map<std::string, TensorRange>& ranges, ActivationScheme scheme) {
+  std::map<std::string, ActivationQuantizer> quantizers;
   for (const std::string& name : names) {
     auto it = ranges.find(name);
     if (it == ranges.end()) return absl::InvalidArgumentError(absl::StrCat("no calibrated range for '", name, "'"));
     if (!std::isfinite(it->second.min) || !std::isfinite(it->second.max) || it->second.min > it->second.max) {
       return absl::InvalidArgumentError(absl::StrCat("the range of '", name, "' is not finite and ordered"));
     }
-    quantizers[name] = Uint8QuantizerOf(it->second.min, it->second.max);
+    quantizers[name] = ActivationQuantizerOf(scheme, it->second.min, it->second.max);
   }
   return quantizers;
 }
 
-int InsertActivationQdq(const std::map<std::string, Uint8Quantizer>& quantizers, GraphEditor& editor) {
+int InsertActivationQdq(const std::map<std::string, ActivationQuantizer>& quantizers, GraphEditor& editor) {
   onnx::GraphProto* g = editor.main_graph();
   std::map<std::string, onnx::NodeProto*> producer;
   for (onnx::NodeProto& n : *g->mutable_node()) {

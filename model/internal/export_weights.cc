@@ -454,8 +454,9 @@ absl::Status SliceChannelConsumers(const ChannelFlow& flow, GraphEditor& editor)
 }
 
 absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPlan& plan, const LayerWeight& weight,
-                                const ChannelFlow& flow, const std::map<std::string, Uint8Quantizer>& activation_quant,
-                                GraphEditor& editor, std::set<std::string>* weight_constants, ExportReport* report) {
+                                const ChannelFlow& flow,
+                                const std::map<std::string, ActivationQuantizer>& activation_quant, GraphEditor& editor,
+                                std::set<std::string>* weight_constants, ExportReport* report) {
   onnx::NodeProto* node = weight.site.node;
   LayerExport& le = report->layers.emplace_back(ReportOf(layer, plan));
   std::vector<std::string> notes;
@@ -476,9 +477,12 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
   // An 8-bit-activation Conv fuses into ONNX Runtime's integer kernel only with an int32 bias at
   // scale input x weight. A channel whose bias would overflow int32 there (weights far smaller
   // than its bias) gets the least weight scale at which it fits rather than leaving the layer float.
+  // TensorRT (int8 symmetric activations) takes the bias float and fuses it itself: its
+  // DequantizeLinear reads int8, not int32.
   const auto input_quant = activation_quant.find(node->input(0));
   const std::optional<float> int32_bias_at = plan.activation_bits == 8 && weight_bits <= 8 && layer.subgraph.empty() &&
                                                      layer.op_type == "Conv" && input_quant != activation_quant.end() &&
+                                                     input_quant->second.scheme == ActivationScheme::kAsymmetricUint8 &&
                                                      layer.weight_elem_type == onnx::TensorProto::FLOAT
                                                  ? std::optional<float>(input_quant->second.scale)
                                                  : std::nullopt;

@@ -218,7 +218,7 @@ onnx::TensorProto* MutableConstant(const Site& site, const std::string& name) {
 }
 
 std::vector<onnx::NodeProto> QdqNodes(GraphEditor& editor, onnx::GraphProto* graph, const std::string& input,
-                                      const std::string& base, const Uint8Quantizer& q, QdqParams params,
+                                      const std::string& base, const ActivationQuantizer& q, QdqParams params,
                                       std::string* dequantized) {
   std::vector<onnx::NodeProto> nodes;
   auto add_param = [&](onnx::TensorProto t) {
@@ -230,8 +230,12 @@ std::vector<onnx::NodeProto> QdqNodes(GraphEditor& editor, onnx::GraphProto* gra
   };
   const std::string scale =
       add_param(RawTensorOf(editor.Fresh(base + "_scale"), onnx::TensorProto::FLOAT, {}, std::vector<float>{q.scale}));
-  const std::string zero_point = add_param(RawTensorOf(editor.Fresh(base + "_zero_point"), onnx::TensorProto::UINT8, {},
-                                                       std::vector<uint8_t>{q.zero_point}));
+  const std::string zero_point =
+      q.scheme == ActivationScheme::kSymmetricInt8
+          ? add_param(
+                RawTensorOf(editor.Fresh(base + "_zero_point"), onnx::TensorProto::INT8, {}, std::vector<int8_t>{0}))
+          : add_param(RawTensorOf(editor.Fresh(base + "_zero_point"), onnx::TensorProto::UINT8, {},
+                                  std::vector<uint8_t>{static_cast<uint8_t>(q.zero_point)}));
   const std::string quantized = editor.Fresh(base + "_q");
   *dequantized = editor.Fresh(base + "_dq");
   nodes.push_back(

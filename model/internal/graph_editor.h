@@ -119,12 +119,12 @@ onnx::TensorProto* MutableConstant(const Site& site, const std::string& name);
 // version that lists initializers among the graph's inputs).
 enum class QdqParams { kInitializers, kConstantNodes };
 
-// A QuantizeLinear → DequantizeLinear pair on `input` with the per-tensor uint8 parameters `q`
-// (Uint8QuantizerOf): the nodes to insert, in order (Constant nodes first when asked for), all
-// named from `base`. Sets `*dequantized` to the pair's output. What the exported file holds and
-// what the sensitivities measure are built here alike.
+// A QuantizeLinear → DequantizeLinear pair on `input` with the per-tensor parameters `q`
+// (ActivationQuantizerOf; a uint8 or int8 zero point as its scheme says): the nodes to insert, in order (Constant nodes
+// first when asked for), all named from `base`. Sets `*dequantized` to the pair's output. What the exported file holds
+// and what the sensitivities measure are built here alike.
 std::vector<onnx::NodeProto> QdqNodes(GraphEditor& editor, onnx::GraphProto* graph, const std::string& input,
-                                      const std::string& base, const Uint8Quantizer& q, QdqParams params,
+                                      const std::string& base, const ActivationQuantizer& q, QdqParams params,
                                       std::string* dequantized);
 
 }  // namespace squeeze::model::internal

@@ -71,6 +71,17 @@ model::PrunePattern PatternOf(dp::Sparsity s) {
   return model::PrunePattern::kNone;
 }
 
+// The measured activation error of a layer at `bits` in `scheme` (8-bit activations int8 symmetric
+// for TensorRT, else asymmetric uint8); nullopt when it was not measured.
+std::optional<double> MeasuredActivationError(const runtime::LayerSensitivity* sens, int bits,
+                                              model::ActivationScheme scheme) {
+  if (sens == nullptr || !sens->measured) return std::nullopt;
+  if (bits == 8 && scheme == model::ActivationScheme::kSymmetricInt8) return sens->int8_symmetric_activation_error;
+  auto it = sens->activation_error.find(bits);
+  if (it == sens->activation_error.end()) return std::nullopt;
+  return it->second;
+}
+
 // Relative noise of uniform b-bit quantization over a range of 8 standard deviations, for layers
 // whose activation error could not be measured: (8 / 2^b)² / 12. fp16 rounding: 2^-22.
 double AssumedActivationError(int bits) {
@@ -552,8 +563,13 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     ConversionCosts c;
     c.kept = kept;
     const int64_t elements = std::llround(static_cast<double>(site.elements) * kept);
-    c.quantize_latency = in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, elements, elements * 5.0).seconds;
-    c.dequantize_latency = in.cost_model->PredictOp(dp::OpKind::kDequantizeLinear, elements, elements * 5.0).seconds;
+    // TensorRT fuses a Q/DQ into the neighbouring layer's kernel (an int8 convolution reads and
+    // writes its scales itself, float or int8 on either side): no standalone op runs there.
+    const bool fused_qdq = realization.flavour == model::ExportFlavour::kTensorRt;
+    c.quantize_latency =
+        fused_qdq ? 0 : in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, elements, elements * 5.0).seconds;
+    c.dequantize_latency =
+        fused_qdq ? 0 : in.cost_model->PredictOp(dp::OpKind::kDequantizeLinear, elements, elements * 5.0).seconds;
     // Only a device whose transposes were measured pays them: its integer samples then exclude them
     // (device_profiles/cost_model.h), where a profile without them has them inside every sample.
     const dp::OpPrediction transpose = in.cost_model->PredictOp(dp::OpKind::kTranspose, elements, elements * 2.0);
@@ -658,11 +674,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       }
       double act = 0;
       if (option.activation_bits < 32) {
-        auto measured = sens != nullptr ? sens->activation_error.find(option.activation_bits)
-                                        : std::map<int, double>::const_iterator();
-        act = (sens != nullptr && sens->measured && measured != sens->activation_error.end())
-                  ? measured->second
-                  : AssumedActivationError(option.activation_bits);
+        act = MeasuredActivationError(sens, option.activation_bits, model::ActivationSchemeOf(realization.flavour))
+                  .value_or(AssumedActivationError(option.activation_bits));
       }
       const double keep_out =
           option.pattern == dp::Sparsity::kOutputChannel && layer.out_channels > 0
@@ -671,9 +684,11 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
               : 1.0;
       // Integer weights: the affine followers run on their own; uint8 activations: so do the
       // activations a QLinearConv cannot take, and the input is quantized on the way in and the
-      // output dequantized on the way out (the float ops around keep float).
+      // output dequantized on the way out (the float ops around keep float). That is ONNX Runtime's
+      // CPU provider; TensorRT fuses scales, biases and pointwise activations into its int8
+      // convolutions as into float ones (its documented layer fusions), so nothing runs apart there.
       double unfused = 0;
-      if (option.weight_bits <= 8) {
+      if (option.weight_bits <= 8 && realization.flavour != model::ExportFlavour::kTensorRt) {
         if (auto it = unfused_affine.find(layer.name); it != unfused_affine.end()) unfused += it->second;
         if (option.activation_bits == 8) {
           if (auto it = unfused_activation.find(layer.name); it != unfused_activation.end()) unfused += it->second;

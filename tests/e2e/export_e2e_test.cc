@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "squeeze/v1/export.grpc.pb.h"
@@ -179,6 +180,49 @@ TEST_CASE("A two-output detector's export is measured per output, in the report 
   REQUIRE(plot.exit_code == 0);
   CHECK_THAT(ReadText(dir.File("front.svg")),
              Contains("dB predicted; measured ") && Contains("; 'scores' 1x4420x2 (sequence scores"));
+}
+
+TEST_CASE("A Jetson's export is TensorRT's flavour: int8 Q/DQ of zero point 0, its rules checked, measured here",
+          "[e2e][export]") {
+  // face-liveness (a real 57-layer classifier from npm): on the spec Jetson profile its fastest
+  // candidates take int8 activations, which TensorRT wants symmetric.
+  const std::string path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/bench/face_liveness_cls.onnx";
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  CHECK_THAT(server.Cli({"devices", "show", "jetson-orin-nano"}).out,
+             Contains("export flavour     tensorrt: w32a32, w16a16, w16a32, w2..8a32, w2..8a16, w2..8a8"));
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", path})).id();
+  const v1::SearchJob job = Parse<v1::SearchJob>(server.Cli(
+      {"--json", "search", "start", model, "--device", "jetson-orin-nano", "--time-budget", "10", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts(0).candidates_size() > 0);
+  const std::string out = dir.File("jetson.onnx");
+  CommandResult cli =
+      server.Cli({"export", job.id(), "--device", "jetson-orin-nano", "--recommendation", "fastest", "-o", out});
+  INFO(cli.out << cli.err);
+  REQUIRE(cli.exit_code == 0);
+  CHECK_THAT(cli.out, Contains("conformance: tensorrt: 6 rules held on") && Contains("output SQNR dB"));
+
+  onnx::ModelProto file;
+  {
+    std::ifstream in(out, std::ios::binary);
+    REQUIRE(file.ParseFromIstream(&in));
+  }
+  std::map<std::string, const onnx::TensorProto*> initializers;
+  for (const onnx::TensorProto& t : file.graph().initializer()) initializers[t.name()] = &t;
+  int quantize = 0, dequantize = 0;
+  for (const onnx::NodeProto& n : file.graph().node()) {
+    if (n.op_type() != "QuantizeLinear" && n.op_type() != "DequantizeLinear") continue;
+    (n.op_type() == "QuantizeLinear" ? quantize : dequantize) += 1;
+    INFO(n.name());
+    REQUIRE(n.input_size() == 3);
+    REQUIRE(initializers.count(n.input(2)) == 1);
+    const onnx::TensorProto& zero_point = *initializers.at(n.input(2));
+    CHECK(zero_point.data_type() == onnx::TensorProto::INT8);
+    CHECK(zero_point.raw_data() == std::string(zero_point.raw_data().size(), '\0'));
+  }
+  CHECK(quantize > 10);  // int8 activations, not only weights
+  CHECK(dequantize > quantize);
 }
 
 TEST_CASE("A search started with --verify gets its recommended candidates measured", "[e2e][export]") {

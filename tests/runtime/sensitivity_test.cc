@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/export_flavour.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
 #include "runtime/calibration.h"
@@ -152,6 +153,7 @@ TEST_CASE("A linear layer's activation errors are what the quantizer's error giv
   const CalibrationSet set = Synthetic(m, 2);
   SensitivityOptions options;
   options.activation_bits = {8, 16, 32};
+  options.int8_symmetric = true;
   absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, set, options);
   REQUIRE(report.ok());
   const LayerSensitivity& l = report->layers[0];
@@ -163,8 +165,7 @@ TEST_CASE("A linear layer's activation errors are what the quantizer's error giv
   }
   CHECK(l.input_range.min == lo);
   CHECK(l.input_range.max == hi);
-  const model::Uint8Quantizer q = model::Uint8QuantizerOf(l.input_range.min, l.input_range.max);
-  for (int bits : {8, 16}) {
+  auto by_hand = [&](int bits, const model::ActivationQuantizer& q) {
     double num = 0, den = 0;
     for (const auto& sample : set.samples) {
       absl::Span<const float> x = sample[0].floats();
@@ -181,11 +182,42 @@ TEST_CASE("A linear layer's activation errors are what the quantizer's error giv
         }
       }
     }
+    return num / den;
+  };
+  const model::ActivationQuantizer uint8 =
+      model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint8, l.input_range.min, l.input_range.max);
+  for (int bits : {8, 16}) {
     INFO("bits " << bits);
-    CHECK(l.activation_error.at(bits) == Approx(num / den).epsilon(0.01));
+    CHECK(l.activation_error.at(bits) == Approx(by_hand(bits, uint8)).epsilon(0.01));
   }
   CHECK(l.activation_error.at(32) == 0);
   CHECK(l.activation_error.at(8) > 100 * l.activation_error.at(16));
+  // As TensorRT takes them: int8 about 0 with the larger end's scale, a coarser step on N(0, 1)
+  // inputs whose ends differ.
+  const model::ActivationQuantizer int8 =
+      model::ActivationQuantizerOf(model::ActivationScheme::kSymmetricInt8, l.input_range.min, l.input_range.max);
+  REQUIRE(l.int8_symmetric_activation_error.has_value());
+  CHECK(*l.int8_symmetric_activation_error == Approx(by_hand(8, int8)).epsilon(0.01));
+  CHECK(*l.int8_symmetric_activation_error > l.activation_error.at(8));
+}
+
+TEST_CASE("Activation quantizers: uint8 with a zero point, or int8 symmetric as TensorRT takes them", "[sensitivity]") {
+  const model::ActivationQuantizer relu6 = model::ActivationQuantizerOf(model::ActivationScheme::kSymmetricInt8, 0, 6);
+  CHECK(relu6.zero_point == 0);
+  CHECK(relu6.scale == Approx(6.0 / 127));
+  CHECK(model::FakeQuantize(6.0f, 8, relu6) == Approx(6.0));
+  CHECK(model::FakeQuantize(-100.0f, 8, relu6) == Approx(-128 * 6.0 / 127));  // saturates at -128
+  const model::ActivationQuantizer asym = model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint8, 0, 6);
+  CHECK(asym.scale == Approx(6.0 / 255));
+  CHECK(model::FakeQuantize(-1.0f, 8, asym) == 0);  // saturates at level 0
+  // A one-signed range wastes half of int8's levels: the step is about twice the uint8 one.
+  CHECK(relu6.scale / asym.scale == Approx(255.0 / 127));
+  const model::ActivationQuantizer zeros = model::ActivationQuantizerOf(model::ActivationScheme::kSymmetricInt8, 0, 0);
+  CHECK(zeros.scale == 1);
+  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("tensorrt")) == model::ActivationScheme::kSymmetricInt8);
+  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("onnxruntime-cpu")) ==
+        model::ActivationScheme::kAsymmetricUint8);
+  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("coreml")) == model::ActivationScheme::kAsymmetricUint8);
 }
 
 TEST_CASE("An fp16 layer is measured through fp16 inputs, as its fp32 twin", "[sensitivity]") {

@@ -214,11 +214,14 @@ TEST_CASE("In-graph fake quantization is the quantizer the measurement uses", "[
   const model::LoadedModel m = Identity(opset);
   std::vector<float> x(64);
   for (int i = 0; i < 64; ++i) x[i] = 0.137f * static_cast<float>(i) - 3.1f + 0.01f * std::sin(static_cast<float>(i));
-  const model::Uint8Quantizer q = model::Uint8QuantizerOf(-3.0f, 5.5f);
+  const model::ActivationQuantizer q =
+      model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint8, -3.0f, 5.5f);
   for (int bits : {8, 16, 32}) {
     INFO("bits " << bits);
     onnx::ModelProto edited = m.proto;
-    REQUIRE(model::InsertActivationFakeQuant(&edited, m.analysis, {{0, {bits, q.scale, q.zero_point}}}).ok());
+    REQUIRE(model::InsertActivationFakeQuant(&edited, m.analysis,
+                                             {{0, {bits, q.scale, static_cast<uint8_t>(q.zero_point)}}})
+                .ok());
     const std::vector<float> y = Floats(Run(edited, {Tensor::Float("x", {1, 64}, x)})[0]);
     int differ = 0;
     for (int i = 0; i < 64; ++i) {

@@ -24,6 +24,7 @@ struct ExportArgs {
   std::string output;
   std::string report;
   std::string range = "percentile";
+  std::string flavour;
   double deadline_s = 1800;
 };
 
@@ -77,6 +78,7 @@ int Export(const Connection& connection, const ExportArgs& args) {
     request.set_candidate(args.candidate);
   }
   request.set_range_method(args.range == "minmax" ? v1::RANGE_METHOD_MINMAX : v1::RANGE_METHOD_PERCENTILE);
+  request.set_flavour(args.flavour);
   auto stub = v1::ExportService::NewStub(connection.channel());
   grpc::ClientContext context;
   connection.Authorize(context);
@@ -162,6 +164,10 @@ void AddExportCommand(CLI::App& app, const GlobalOptions& options, int* exit_cod
   cmd->add_option("--report", args->report, "Also write the export report (JSON) here");
   cmd->add_option("--range", args->range, "Activation ranges: percentile (default) or minmax")
       ->check(CLI::IsMember({"percentile", "minmax"}));
+  cmd->add_option("--flavour", args->flavour,
+                  "Export flavour instead of the device's ('squeeze devices show DEVICE' names it): ort-cpu, "
+                  "tensorrt or runtime-precision; the predicted figures stay the device flavour's")
+      ->check(CLI::IsMember({"ort-cpu", "tensorrt", "runtime-precision"}));
   cmd->add_option("--deadline", args->deadline_s, "Seconds the export may take (default 1800)");
   cmd->callback([&options, exit_code, args] {
     if (args->candidate < 0 && args->recommendation.empty()) {

@@ -20,6 +20,13 @@ absl::string_view FlavourName(ExportFlavour flavour) {
   return "ort-cpu";
 }
 
+std::optional<ExportFlavour> ParseFlavour(absl::string_view name) {
+  for (ExportFlavour f : {ExportFlavour::kOrtCpu, ExportFlavour::kRuntimePrecision, ExportFlavour::kTensorRt}) {
+    if (FlavourName(f) == name) return f;
+  }
+  return std::nullopt;
+}
+
 ActivationScheme ActivationSchemeOf(ExportFlavour flavour) {
   return flavour == ExportFlavour::kTensorRt ? ActivationScheme::kSymmetricInt8 : ActivationScheme::kAsymmetricUint8;
 }

@@ -19,6 +19,7 @@
 #ifndef SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
 #define SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ enum class ExportFlavour { kOrtCpu, kRuntimePrecision, kTensorRt };
 
 // "ort-cpu", "runtime-precision", "tensorrt".
 absl::string_view FlavourName(ExportFlavour flavour);
+// FlavourName's inverse; nullopt for any other name.
+std::optional<ExportFlavour> ParseFlavour(absl::string_view name);
 
 // The flavour a device's runtime (devices.runtime: "onnxruntime-cpu", "coreml", "tensorrt", ...)
 // is exported in. Unknown runtimes get ort-cpu, the file every ONNX runtime loads as written.

@@ -1,11 +1,13 @@
 #include "server/export_jobs.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <map>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -96,6 +98,24 @@ std::string ExportCacheKey(const ExportTarget& t, int synthetic_samples) {
   return common::Sha256Hex(key);
 }
 
+// The flavour the request names, else the device's; InvalidArgument when a layer of `candidate`
+// is at a precision that flavour does not write.
+absl::StatusOr<model::ExportFlavour> FlavourOf(const v1::ExportRequest& request, model::ExportFlavour device_flavour,
+                                               const v1::Candidate& candidate) {
+  if (request.flavour().empty()) return device_flavour;
+  const model::ExportFlavour flavour = *model::ParseFlavour(request.flavour());  // validated
+  for (const v1::LayerChoice& l : candidate.layers()) {
+    if (!model::Realizes(flavour, l.weight_bits(), l.activation_bits())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer '", l.layer(), "' is ", l.option(), ", which the ", request.flavour(), " flavour does not write (",
+          model::RealizationNote(device_flavour, l.weight_bits(), l.activation_bits()),
+          " on this device); export in the device's flavour (", model::FlavourName(device_flavour),
+          ") or pick a candidate without it"));
+    }
+  }
+  return flavour;
+}
+
 }  // namespace
 
 absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const v1::ExportRequest& request) {
@@ -128,7 +148,7 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   absl::StatusOr<device_profiles::Device> device = profiles_.GetDevice(t.device_id, t.device_version);
   if (!device.ok()) return device.status();
   t.device_threads = std::max(1, device->threads);
-  t.flavour = model::FlavourForRuntime(device->runtime);
+  t.device_flavour = model::FlavourForRuntime(device->runtime);
   absl::StatusOr<int> index = CandidateIndex(request, *front, t.spec.constraints(), device->app_memory_budget_bytes);
   if (!index.ok()) return index.status();
   for (const v1::Candidate& c : front->candidates()) {
@@ -139,6 +159,9 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
                                             *index, " (", front->candidates_size(), " candidates, numbered from 0)"));
   }
   t.candidate.set_index(*index);
+  absl::StatusOr<model::ExportFlavour> flavour = FlavourOf(request, t.device_flavour, t.candidate);
+  if (!flavour.ok()) return flavour.status();
+  t.flavour = *flavour;
   absl::StatusOr<ModelRecord> model = state_.GetModel(team, t.job.model_id);
   if (!model.ok()) {
     return model.status().code() == absl::StatusCode::kNotFound
@@ -182,6 +205,17 @@ ExportResult Stamped(ExportResult result, const ExportTarget& t) {
   r.set_predicted_latency_ms(t.candidate.predicted_latency_ms());
   r.set_predicted_size_bytes(t.candidate.predicted_size_bytes());
   r.set_predicted_sqnr_db(t.candidate.predicted_sqnr_db());
+  // Whether this request overrode the device's flavour (a stored report may come from another).
+  constexpr absl::string_view kOverride = "exported in the ";
+  auto* warnings = r.mutable_warnings();
+  warnings->erase(std::remove_if(warnings->begin(), warnings->end(),
+                                 [&](const std::string& w) { return absl::StartsWith(w, kOverride); }),
+                  warnings->end());
+  if (t.flavour != t.device_flavour) {
+    r.add_warnings(absl::StrCat(kOverride, model::FlavourName(t.flavour), " flavour, not ", t.device_id, "'s ",
+                                model::FlavourName(t.device_flavour),
+                                ": the predicted figures are for the device's flavour"));
+  }
   return result;
 }
 

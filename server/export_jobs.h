@@ -43,8 +43,9 @@ struct ExportTarget {
   std::string device_id;
   int64_t device_version = 0;
   int device_threads = 1;
-  model::ExportFlavour flavour = model::ExportFlavour::kOrtCpu;  // the device runtime's
-  v1::Candidate candidate;                                       // with its layers
+  model::ExportFlavour flavour = model::ExportFlavour::kOrtCpu;         // the request's, else the device's
+  model::ExportFlavour device_flavour = model::ExportFlavour::kOrtCpu;  // the device runtime's
+  v1::Candidate candidate;                                              // with its layers
   v1::RangeMethod range_method = v1::RANGE_METHOD_PERCENTILE;
   std::string cache_key;
 };

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "device_profiles/profile_file.h"
+#include "model/export_flavour.h"
 #include "model/loader.h"
 
 namespace squeeze::server {
@@ -286,6 +287,10 @@ absl::Status ValidateExportRequest(const v1::ExportRequest& request) {
   if (!v1::RangeMethod_IsValid(request.range_method())) {
     return absl::InvalidArgumentError(
         absl::StrCat("range_method ", request.range_method(), " is not UNSPECIFIED (0), PERCENTILE (1) or MINMAX (2)"));
+  }
+  if (!request.flavour().empty() && !model::ParseFlavour(request.flavour())) {
+    return absl::InvalidArgumentError(absl::StrCat("flavour '", common::Printable(request.flavour(), 48),
+                                                   "' is not one of ort-cpu, tensorrt, runtime-precision"));
   }
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
@@ -223,6 +224,28 @@ TEST_CASE("A Jetson's export is TensorRT's flavour: int8 Q/DQ of zero point 0, i
   }
   CHECK(quantize > 10);  // int8 activations, not only weights
   CHECK(dequantize > quantize);
+
+  // Another flavour on request: the Core ML file of the same plan (uint8 activations), said so;
+  // ONNX Runtime's CPU flavour writes no 16-bit activations, so a plan holding them is refused.
+  CommandResult other = server.Cli({"export", job.id(), "--device", "jetson-orin-nano", "--recommendation", "fastest",
+                                    "--flavour", "runtime-precision", "-o", dir.File("coreml.onnx")});
+  INFO(other.out << other.err);
+  REQUIRE(other.exit_code == 0);
+  CHECK_THAT(other.out, Contains("conformance: runtime-precision: 3 rules held") &&
+                            Contains("exported in the runtime-precision flavour, not jetson-orin-nano's tensorrt"));
+  int with_half = -1;  // the Jetson computes fp16: its front holds w16a16 layers
+  for (const v1::Candidate& c : job.fronts(0).candidates()) {
+    for (const v1::LayerChoice& l : c.layers()) {
+      if (with_half < 0 && l.weight_bits() == 16 && l.activation_bits() == 16) with_half = c.index();
+    }
+  }
+  REQUIRE(with_half >= 0);
+  {
+    CommandResult refused = server.Cli({"export", job.id(), "--device", "jetson-orin-nano", "--candidate",
+                                        std::to_string(with_half), "--flavour", "ort-cpu", "-o", dir.File("cpu.onnx")});
+    CHECK(refused.exit_code != 0);
+    CHECK_THAT(refused.err, Contains("INVALID_ARGUMENT") && Contains("which the ort-cpu flavour does not write"));
+  }
 }
 
 TEST_CASE("A search started with --verify gets its recommended candidates measured", "[e2e][export]") {
@@ -273,6 +296,11 @@ TEST_CASE(
   const Streamed unnamed = ExportOverRpc(server, named);
   CHECK(unnamed.status.error_code() == grpc::StatusCode::NOT_FOUND);
   CHECK_THAT(unnamed.status.error_message(), Contains("balanced knee"));
+  v1::ExportRequest qnn = Request(job.id(), "host", 0);
+  qnn.set_flavour("qnn");
+  const Streamed unknown_flavour = ExportOverRpc(server, qnn);
+  CHECK(unknown_flavour.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(unknown_flavour.status.error_message(), Contains("flavour 'qnn' is not one of ort-cpu, tensorrt"));
 
   // A search still running: PP-OCRv4 det takes a while to measure.
   const std::string det =

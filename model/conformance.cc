@@ -15,7 +15,7 @@ namespace {
 
 using internal::NamedTensor;
 
-// The values of an integer tensor (int8, uint8, int32), from raw_data or int32_data.
+// The values of an integer tensor (int4, int8, uint8, int32), from raw_data or int32_data.
 std::vector<int64_t> IntValues(const onnx::TensorProto& t) {
   std::vector<int64_t> out;
   const int64_t count = internal::ElementCount(t);
@@ -23,6 +23,12 @@ std::vector<int64_t> IntValues(const onnx::TensorProto& t) {
     const std::string& raw = t.raw_data();
     for (int64_t i = 0; i < count; ++i) {
       switch (t.data_type()) {
+        case internal::kInt4: {
+          const uint8_t byte = static_cast<uint8_t>(raw[static_cast<size_t>(i / 2)]);
+          const int nibble = i % 2 ? byte >> 4 : byte & 0x0F;
+          out.push_back(nibble >= 8 ? nibble - 16 : nibble);
+          break;
+        }
         case onnx::TensorProto::INT8:
           out.push_back(static_cast<int8_t>(raw[static_cast<size_t>(i)]));
           break;
@@ -177,7 +183,9 @@ class Checker {
     const auto zp = ZeroPoint(n);
     if (weight) {
       if (zp && zp->first == onnx::TensorProto::INT32) return;  // the int32 bias
-      if (!zp || zp->first != onnx::TensorProto::INT8) return Violation("int8 weights", n, "has no int8 zero point");
+      if (!zp || (zp->first != onnx::TensorProto::INT8 && zp->first != internal::kInt4)) {
+        return Violation("int8 or int4 weights", n, "has no int8 or int4 zero point");
+      }
       for (int64_t v : zp->second) {
         if (v != 0) return Violation("weights with zero point 0", n, absl::StrCat("has zero point ", v));
       }
@@ -213,7 +221,7 @@ ConformanceReport CheckConformance(const onnx::ModelProto& model, ExportFlavour 
                     "activations per tensor",    "int8 weights in [-127, 127], per tensor or per output channel",
                     "no int32 DequantizeLinear", "every QuantizeLinear read by DequantizeLinear only"};
   } else {
-    report.rules = {"uint8 activations with a constant zero point", "int8 weights with zero point 0",
+    report.rules = {"uint8 activations with a constant zero point", "int8 (or int4) weights with zero point 0",
                     "positive, finite, constant scales"};
   }
   Checker checker(model, &report);

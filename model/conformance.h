@@ -10,8 +10,8 @@
 //   float); every QuantizeLinear is read by DequantizeLinear only (Q/DQ pairs).
 // - ort-cpu and runtime-precision (ONNX Runtime's CPU provider's u8s8 kernels, and the Core ML
 //   provider, which takes the same file): activations uint8 with a constant zero point, weights
-//   int8 with zero point 0, positive and finite scales. The file is also run in ONNX Runtime on
-//   every export (runtime/verify.h), which is the stronger check for these.
+//   int8 (or int4, model::StoresInt4) with zero point 0, positive and finite scales. The file is also run in ONNX
+//   Runtime on every export (runtime/verify.h), which is the stronger check for these.
 #ifndef SQUEEZE_MODEL_CONFORMANCE_H_
 #define SQUEEZE_MODEL_CONFORMANCE_H_
 

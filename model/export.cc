@@ -3,6 +3,7 @@
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <algorithm>
 #include <exception>
 #include <set>
 #include <utility>
@@ -177,6 +178,12 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
   return names;
 }
 
+int64_t StructureBytes(const onnx::ModelProto& model) {
+  int64_t constants = 0;
+  for (const internal::NamedTensor& t : internal::AllConstants(model)) constants += internal::StoredBytes(*t.tensor);
+  return std::max<int64_t>(0, static_cast<int64_t>(model.ByteSizeLong()) - constants);
+}
+
 absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::vector<LayerPlan>& plan,
                                           const std::map<std::string, TensorRange>& ranges,
                                           const ExportOptions& options) {
@@ -210,14 +217,16 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
 
   std::set<std::string> weight_constants;  // what the packed figure covers
   for (size_t i = 0; i < analysis.layers.size(); ++i) {
-    if (absl::Status s = internal::ExportLayerWeights(analysis.layers[i], i, plan[i], (*weights)[i], flow,
-                                                      *activation_quant, editor, &weight_constants, &report);
+    if (absl::Status s =
+            internal::ExportLayerWeights(analysis.layers[i], i, plan[i], (*weights)[i], flow, *activation_quant,
+                                         options.flavour, editor, &weight_constants, &report);
         !s.ok()) {
       return s;
     }
   }
   report.quantized_activations = internal::InsertActivationQdq(*activation_quant, editor);
   editor.Finish();
+  internal::ImportDomainsUsed(&proto);
   proto.mutable_graph()->clear_value_info();
 
   SetMetadata(&proto, "squeeze.plan", PlanJson(analysis, plan, options.flavour));
@@ -237,7 +246,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   for (const internal::NamedTensor& t : internal::AllConstants(proto)) {
     if (!weight_constants.count(t.name)) report.other_constant_bytes += internal::StoredBytes(*t.tensor);
   }
-  report.packed_model_bytes = report.packed_weight_bytes + report.other_constant_bytes;
+  report.packed_model_bytes = report.packed_weight_bytes + report.other_constant_bytes + StructureBytes(proto);
   result.bytes = proto.SerializeAsString();
   report.file_bytes = static_cast<int64_t>(result.bytes.size());
   return result;

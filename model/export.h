@@ -86,8 +86,9 @@ struct ExportReport {
   std::vector<LayerExport> layers;   // Analysis::layers order
   int64_t packed_weight_bytes = 0;   // Σ LayerExport::packed_bytes
   int64_t other_constant_bytes = 0;  // every other constant of the exported file
-  int64_t packed_model_bytes = 0;    // the two together: the size at the chosen bit-widths
-  int64_t file_bytes = 0;            // the ONNX file (int8 storage for 2..8 bits)
+  // The two and the file's StructureBytes: the file's size were every weight at its bit-width.
+  int64_t packed_model_bytes = 0;
+  int64_t file_bytes = 0;  // the ONNX file (int8 storage for 2..8 bits)
   int64_t original_opset = 0;
   int64_t opset = 0;
   int quantized_activations = 0;  // tensors given a QuantizeLinear/DequantizeLinear pair
@@ -118,6 +119,11 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
 absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::vector<LayerPlan>& plan,
                                           const std::map<std::string, TensorRange>& ranges,
                                           const ExportOptions& options = {});
+
+// What a file of `model` holds besides its constants' values — node, tensor and graph names,
+// attributes, shapes, metadata: the bytes every export of it carries whatever its bit-widths, and
+// which the predicted size counts beside the weights.
+int64_t StructureBytes(const onnx::ModelProto& model);
 
 // "w8a8", "w4a8 2:4", "fp16", "fp32 channel 30%": the label search/problem's OptionLabel gives.
 std::string LayerPlanLabel(const LayerPlan& plan);

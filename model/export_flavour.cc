@@ -54,6 +54,10 @@ bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits) {
   return false;
 }
 
+bool StoresInt4(ExportFlavour flavour, int weight_bits, int activation_bits) {
+  return flavour == ExportFlavour::kOrtCpu && weight_bits >= 2 && weight_bits <= 4 && activation_bits != 8;
+}
+
 std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activation_bits) {
   if (!Realizes(flavour, weight_bits, activation_bits)) return "not realized by this flavour";
   std::string weights;
@@ -62,7 +66,10 @@ std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activati
   } else if (weight_bits == 16) {
     weights = flavour == ExportFlavour::kOrtCpu ? "fp16 weights cast to float at load" : "fp16 weights";
   } else {
-    weights = absl::StrCat(weight_bits, "-bit weights stored in int8 with a per-channel DequantizeLinear",
+    weights =
+        StoresInt4(flavour, weight_bits, activation_bits)
+            ? absl::StrCat(weight_bits, "-bit weights stored in int4 with a per-channel com.microsoft.DequantizeLinear")
+            : absl::StrCat(weight_bits, "-bit weights stored in int8 with a per-channel DequantizeLinear",
                            flavour == ExportFlavour::kTensorRt ? " (zero point 0)" : "");
   }
   switch (activation_bits) {

@@ -47,6 +47,16 @@ ActivationScheme ActivationSchemeOf(ExportFlavour flavour);
 // Float weights (32, 16) never take 8-bit activations; fp32 weights take only fp32.
 bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits);
 
+// Whether `flavour` stores a layer's integer weights in INT4, two to a byte (ONNX Runtime's
+// com.microsoft DequantizeLinear): ort-cpu, for 2..4-bit weights of a layer whose activations stay
+// float (weight-only). An 8-bit-activation layer keeps int8 storage, which ONNX Runtime fuses into
+// its integer kernels (QLinearConv) as it does not fuse INT4; the other flavours' runtimes take
+// no com.microsoft ops.
+bool StoresInt4(ExportFlavour flavour, int weight_bits, int activation_bits);
+
+// The ONNX domain of ONNX Runtime's own operators.
+inline constexpr absl::string_view kMicrosoftDomain = "com.microsoft";
+
 // What the file holds for such a layer and what the runtime computes, in a few words (the
 // exported plan's "file" field), e.g. "fp16 weights cast to float at load: computes in fp32".
 std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activation_bits);

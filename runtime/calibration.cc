@@ -317,8 +317,8 @@ absl::Status CheckModelRunsOn(const Session& original, const CalibrationSet& set
   for (size_t k = 0; k < set.samples.size(); ++k) {
     absl::StatusOr<std::vector<Tensor>> out = original.Run(set.samples[k]);
     if (out.ok()) continue;
-    // Out of memory is not about the inputs: other inputs would not help.
-    if (absl::IsResourceExhausted(out.status())) return out.status();
+    // Out of memory or time is not about the inputs: other inputs would not help.
+    if (absl::IsResourceExhausted(out.status()) || absl::IsDeadlineExceeded(out.status())) return out.status();
     std::string how;
     if (set.synthetic) {
       std::vector<std::string> zeros, given;

@@ -48,8 +48,8 @@ absl::StatusOr<CalibrationSet> CalibrationFromTensorProtos(const model::Analysis
 // OK when `original`, the model as it was uploaded, runs on every sample of `set`. Otherwise
 // FailedPrecondition saying so: that the model itself (not a compressed variant) fails on these
 // inputs, how they were made (for synthetic ones, which inputs got zeros) and how to give inputs
-// it runs on (--calibration); ResourceExhausted as the run gave it when it ran out of memory (no
-// input would help). A search or export checks this before anything else runs.
+// it runs on (--calibration); ResourceExhausted or DeadlineExceeded as the run gave it when it ran
+// out of memory or time (no input would help). A search or export checks this before anything else runs.
 absl::Status CheckModelRunsOn(const Session& original, const CalibrationSet& set);
 
 // Samples from 8-bit binary PPM/PGM images, one per sample, for a model with one image input

@@ -599,8 +599,10 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
   }
   report.weighted_over = model::DescribeOutputWeights(graph_outputs, *output_weights, !options.output_weights.empty());
   absl::Status status = Measurement(model, calibration, options, *output_weights, &report).Measure();
-  // Out of memory says nothing of the model: a table of defaults would hide it.
-  if (absl::IsCancelled(status) || absl::IsResourceExhausted(status)) return status;
+  // Out of memory or time says nothing of the model: a table of defaults would hide it.
+  if (absl::IsCancelled(status) || absl::IsResourceExhausted(status) || absl::IsDeadlineExceeded(status)) {
+    return status;
+  }
   if (!status.ok()) {
     // A model ONNX Runtime cannot run still gets a table: every layer at s_i = 1, said so.
     for (LayerSensitivity& l : report.layers) {

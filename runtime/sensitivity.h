@@ -18,8 +18,9 @@
 // outputs are that second model's own unperturbed ones, so ONNX Runtime's rounding cancels out.
 //
 // A model ONNX Runtime cannot run, or whose perturbation graph it rejects, still gets a report:
-// every s_i = 1, unmeasured, with a warning — unless it ran out of memory (ResourceExhausted, as
-// ONNX Runtime's runs say it, runtime::LimitRunMemory), which fails the measurement. A layer that alone cannot be
+// every s_i = 1, unmeasured, with a warning — unless it ran out of memory or time
+// (ResourceExhausted, DeadlineExceeded: runtime::LimitRunMemory, LimitRunTime), which fails the
+// measurement. A layer that alone cannot be
 // perturbed (its weight not fp32/fp16, its input in a subgraph) stays unmeasured there, with a warning.
 //
 // Thread safe: a measurement builds its own sessions and shares nothing with another.

@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <numeric>
+#include <thread>
 #include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
@@ -19,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "model/loader.h"
 
 namespace squeeze::runtime {
@@ -92,6 +95,87 @@ class RunMemory {
   std::string how_to_raise_ ABSL_GUARDED_BY(mutex_);
 };
 
+// How long one run may take (LimitRunTime): a thread of its own calls SetTerminate on the
+// RunOptions of every run past its deadline; ONNX Runtime then stops before its next node (a
+// single kernel is not interrupted) and the run fails.
+class RunWatchdog {
+ public:
+  static RunWatchdog& Get() {
+    static RunWatchdog* watchdog = new RunWatchdog();
+    return *watchdog;
+  }
+
+  void Limit(absl::Duration limit, std::string how_to_raise) {
+    absl::MutexLock lock(&mutex_);
+    limit_ = std::max(limit, absl::ZeroDuration());
+    how_to_raise_ = std::move(how_to_raise);
+    if (limit_ > absl::ZeroDuration() && !started_) {
+      started_ = true;
+      std::thread([this] { Loop(); }).detach();
+    }
+  }
+
+  // Watches a run from now until the returned ticket is passed to Unwatch (0: no limit is set).
+  int64_t Watch(Ort::RunOptions* options) ABSL_LOCKS_EXCLUDED(mutex_) {
+    absl::MutexLock lock(&mutex_);
+    if (limit_ <= absl::ZeroDuration()) return 0;
+    const int64_t ticket = next_++;
+    runs_[ticket] = {absl::Now() + limit_, options};
+    return ticket;
+  }
+
+  void Unwatch(int64_t ticket) ABSL_LOCKS_EXCLUDED(mutex_) {
+    if (ticket == 0) return;
+    absl::MutexLock lock(&mutex_);
+    runs_.erase(ticket);
+  }
+
+  std::string Explain() ABSL_LOCKS_EXCLUDED(mutex_) {
+    absl::MutexLock lock(&mutex_);
+    return absl::StrCat("an ONNX Runtime run may take ", absl::FormatDuration(limit_), " and this one took longer",
+                        how_to_raise_.empty() ? "" : "; ", how_to_raise_);
+  }
+
+ private:
+  void Loop() {
+    absl::MutexLock lock(&mutex_);
+    while (true) {
+      absl::Time next = absl::Now() + absl::Seconds(1);
+      for (auto it = runs_.begin(); it != runs_.end();) {
+        if (it->second.first <= absl::Now()) {
+          it->second.second->SetTerminate();
+          it = runs_.erase(it);
+        } else {
+          next = std::min(next, it->second.first);
+          ++it;
+        }
+      }
+      const size_t watched = runs_.size();
+      auto changed = [this, watched] { return runs_.size() > watched; };
+      mutex_.AwaitWithDeadline(absl::Condition(&changed), next);
+    }
+  }
+
+  absl::Mutex mutex_;
+  absl::Duration limit_ ABSL_GUARDED_BY(mutex_) = absl::ZeroDuration();
+  std::string how_to_raise_ ABSL_GUARDED_BY(mutex_);
+  bool started_ ABSL_GUARDED_BY(mutex_) = false;
+  std::map<int64_t, std::pair<absl::Time, Ort::RunOptions*>> runs_ ABSL_GUARDED_BY(mutex_);
+  int64_t next_ ABSL_GUARDED_BY(mutex_) = 1;
+};
+
+// A run watched by the RunWatchdog while this lives.
+class WatchedRun {
+ public:
+  explicit WatchedRun(Ort::RunOptions* options) : ticket_(RunWatchdog::Get().Watch(options)) {}
+  ~WatchedRun() { RunWatchdog::Get().Unwatch(ticket_); }
+  WatchedRun(const WatchedRun&) = delete;
+  WatchedRun& operator=(const WatchedRun&) = delete;
+
+ private:
+  const int64_t ticket_;
+};
+
 absl::Status OrtStatus(const Ort::Exception& e, absl::string_view context) {
   std::string message = absl::StrCat(context, ": ONNX Runtime: ", e.what());
   // The arena's words when a capped arena is full, and the allocator's when the system is.
@@ -100,6 +184,9 @@ absl::Status OrtStatus(const Ort::Exception& e, absl::string_view context) {
         absl::StrCat(context, ": ", RunMemory::Get().Explain(), " (ONNX Runtime: ", e.what(), ")"));
   }
   if (absl::StrContains(e.what(), "Failed to allocate memory")) return absl::ResourceExhaustedError(message);
+  if (absl::StrContains(e.what(), "terminate flag")) {
+    return absl::DeadlineExceededError(absl::StrCat(context, ": ", RunWatchdog::Get().Explain()));
+  }
   switch (e.GetOrtErrorCode()) {
     case ORT_INVALID_ARGUMENT:
     case ORT_INVALID_PROTOBUF:
@@ -309,6 +396,10 @@ struct Session::Impl {
 
 void LimitRunMemory(int64_t bytes, std::string how_to_raise) { RunMemory::Get().Limit(bytes, std::move(how_to_raise)); }
 
+void LimitRunTime(absl::Duration limit, std::string how_to_raise) {
+  RunWatchdog::Get().Limit(limit, std::move(how_to_raise));
+}
+
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
 
@@ -371,9 +462,12 @@ absl::StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Tensor>& inpu
     std::vector<const char*> out_names;
     for (const std::string& n : wanted) out_names.push_back(n.c_str());
     Ort::RunOptions run_options;
-    std::vector<Ort::Value> results =
-        const_cast<Ort::Session&>(impl_->session)
-            .Run(run_options, names.data(), values.data(), values.size(), out_names.data(), out_names.size());
+    std::vector<Ort::Value> results;
+    {
+      WatchedRun watched(&run_options);
+      results = const_cast<Ort::Session&>(impl_->session)
+                    .Run(run_options, names.data(), values.data(), values.size(), out_names.data(), out_names.size());
+    }
     std::vector<Tensor> outputs;
     for (size_t i = 0; i < results.size(); ++i) {
       Tensor t;
@@ -446,13 +540,17 @@ absl::StatusOr<Timing> Session::Time(const std::vector<Tensor>& inputs, const Ti
       binding.BindOutput(info.name.c_str(), output_values.back());
     }
     Ort::RunOptions run_options;
-    for (int i = 0; i < options.warmup; ++i) session.Run(run_options, binding);
+    auto run = [&] {
+      WatchedRun watched(&run_options);
+      session.Run(run_options, binding);
+    };
+    for (int i = 0; i < options.warmup; ++i) run();
     std::vector<double> seconds;
     double total = 0;
     while (static_cast<int>(seconds.size()) < options.max_repeats &&
            (static_cast<int>(seconds.size()) < options.min_repeats || total < options.min_time_s)) {
       auto start = std::chrono::steady_clock::now();
-      session.Run(run_options, binding);
+      run();
       auto end = std::chrono::steady_clock::now();
       seconds.push_back(std::chrono::duration<double>(end - start).count());
       total += seconds.back();

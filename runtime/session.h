@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 
 namespace squeeze::runtime {
@@ -123,6 +124,11 @@ class Session {
 // `how_to_raise` (e.g. the server flag that sets it). What ONNX Runtime allocates outside its allocators (thread
 // stacks, some kernels' scratch) is not counted.
 void LimitRunMemory(int64_t bytes, std::string how_to_raise);
+
+// The longest one run (Session::Run, or one timed run of Session::Time) may take, from now on
+// (<= 0: no limit). A run past it is stopped by ONNX Runtime before its next node and fails with
+// DeadlineExceeded ending with `how_to_raise`; a single kernel is not interrupted.
+void LimitRunTime(absl::Duration limit, std::string how_to_raise);
 
 // Median, mean, spread, percentiles and total of run times (seconds).
 Timing SummarizeTimes(std::vector<double> seconds);

@@ -113,6 +113,7 @@ struct Flags {
   double shutdown_grace_s = 10;
   double upload_idle_timeout_s = 60;
   double analysis_timeout_s = 120;
+  double max_run_seconds = 600;
   double host_model_time_ms = 1000;
 };
 
@@ -140,6 +141,11 @@ void AddServeFlags(CLI::App& app, Flags* f) {
                  "Seconds ONNX Runtime may take to run a model once to find shapes libonnx cannot infer")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
+  app.add_option("--max-run-seconds", f->max_run_seconds,
+                 "Seconds one ONNX Runtime run of a search or export may take (a model that loops for ever "
+                 "is stopped and its job fails saying so; 0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--search-memory", f->options.search_memory_budget,
                  "Bytes of memory the running searches may need together, as estimated from their models; "
                  "a search that would pass it waits for others to end. ONNX Runtime's runs for searches and "
@@ -251,6 +257,7 @@ int main(int argc, char** argv) {
   if (!app.get_subcommands().empty()) return exit_code;
   f.options.upload_idle_timeout = absl::Seconds(f.upload_idle_timeout_s);
   f.options.analysis_timeout = absl::Seconds(f.analysis_timeout_s);
+  f.options.max_run_time = absl::Seconds(f.max_run_seconds);
   f.options.host_model_time_s = f.host_model_time_ms / 1000;
   if (absl::StatusOr<std::string> self = squeeze::common::SelfExecutable(); self.ok()) {
     f.options.probe_helper_argv = {*self, "probe-shapes"};

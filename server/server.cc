@@ -215,6 +215,7 @@ void SqueezeServer::StartWorkers(const ServerOptions& options) {
   // the search budget together, and one that would pass it fails naming the flag.
   runtime::LimitRunMemory(options.search_memory_budget,
                           "raise squeezed --search-memory, or search the model at smaller --input-shape");
+  runtime::LimitRunTime(options.max_run_time, "raise squeezed --max-run-seconds");
   workers_ = std::make_unique<WorkQueue>(options.worker_threads);
   search_queue_ = std::make_unique<FairQueue>(*workers_, options.worker_threads, options.search_memory_budget);
   // Uploads have threads of their own, so they are never queued behind long searches.

@@ -34,6 +34,8 @@ struct ServerOptions {
   // itself and "probe-shapes"); empty: the probe runs in this process, unbounded.
   std::vector<std::string> probe_helper_argv;
   absl::Duration analysis_timeout = absl::Seconds(120);  // the shape probe's time budget
+  // The longest one ONNX Runtime run of a search or export may take (runtime::LimitRunTime).
+  absl::Duration max_run_time = absl::Seconds(600);
   // The memory running searches may need together, as estimated from their models; a search
   // that would pass it waits for others to end (one always runs). 0: no limit.
   int64_t search_memory_budget = int64_t{3} << 30;

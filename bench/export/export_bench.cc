@@ -1,8 +1,9 @@
 // squeeze-bench-export: compressed exports of a model measured against their predictions.
 // Builds the model's search problem on this machine's `host` profile (sensitivities measured on
-// the calibration inputs), exports four plans — fp32 (the original), uniform int8 (weights and
+// the calibration inputs), exports six plans — fp32 (the original), uniform int8 (weights and
 // activations), mixed (the larger half of the layers at 4-bit weights, the rest at 8, 8-bit
-// activations) and pruned (30% of the output channels of every plain Conv, int8) — through
+// activations), pruned (30% of the output channels of every plain Conv, int8), and weight-only
+// w8 and w4 (8- and 4-bit weights, float activations; the 4-bit ones stored in INT4) — through
 // model/export.h, runs each in ONNX Runtime on the calibration inputs (runtime/verify.h) and
 // reports measured host latency (median of repeats, the host profile's threads), measured output
 // SQNR, file and packed sizes, and the predicted latency, size and SQNR beside them.
@@ -138,19 +139,23 @@ int main(int argc, char** argv) {
     std::string name, description;
     std::vector<model::LayerPlan> layers;
   };
-  std::vector<Plan> plans(5);
+  std::vector<Plan> plans(6);
   plans[0] = {"fp32", "the original model", std::vector<model::LayerPlan>(layers.size())};
   plans[1] = {"int8", "every layer w8a8", std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{8, 8})};
   plans[4] = {"w8", "every layer w8a32 (weights only)",
               std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{8, 32})};
+  plans[5] = {"w4", "every layer w4a32 (weights only, stored in INT4)",
+              std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{4, 32})};
   plans[2].name = "mixed";
   plans[2].description = "layers with at least the median weight count w4a8, the rest w8a8";
   plans[3].name = "pruned";
   plans[3].description =
       "every pointwise (1x1, ungrouped) Conv w8a8 with 30% of its output channels pruned, the rest w8a8";
-  // Pruned: 30% of the output channels of a quarter of the ungrouped Convs — those where the
-  // predictor says it costs least (the pointwise ones when there are no predictions).
+  // Pruned: about 30% of the output channels of a quarter of the ungrouped Convs — those where the
+  // predictor says it costs least (the pointwise ones when there are no predictions), each at the
+  // offered ratio nearest 30% (the search rounds channel counts to the device's kernel blocks).
   std::vector<std::pair<double, size_t>> prune_cost;
+  std::vector<double> prune_ratio(layers.size(), 0.3);
   for (size_t i = 0; i < layers.size(); ++i) {
     const model::Layer& l = layers[i];
     plans[2].layers.push_back(model::LayerPlan{l.params >= median ? 4 : 8, 8});
@@ -162,8 +167,10 @@ int main(int argc, char** argv) {
         const model::LayerPlan p = search::LayerPlanOf(problem->details[i][k].option);
         if (p.weight_bits != 8 || p.activation_bits != 8) continue;
         if (p.pattern == model::PrunePattern::kNone) dense = problem->table.layers[i].options[k].error;
-        if (p.pattern == model::PrunePattern::kOutputChannel && std::fabs(p.prune_ratio - 0.3) < 1e-9) {
+        if (p.pattern == model::PrunePattern::kOutputChannel && std::fabs(p.prune_ratio - 0.3) < 0.1 &&
+            (pruned < 0 || std::fabs(p.prune_ratio - 0.3) < std::fabs(prune_ratio[i] - 0.3))) {
           pruned = problem->table.layers[i].options[k].error;
+          prune_ratio[i] = p.prune_ratio;
         }
       }
       if (dense < 0 || pruned < 0) continue;
@@ -175,10 +182,36 @@ int main(int argc, char** argv) {
   prune_cost.resize(std::max<size_t>(1, prune_cost.size() / 4));
   plans[3].layers.assign(layers.size(), model::LayerPlan{8, 8});
   for (const auto& [cost, i] : prune_cost)
-    plans[3].layers[i] = model::LayerPlan{8, 8, model::PrunePattern::kOutputChannel, 0.3};
+    plans[3].layers[i] = model::LayerPlan{8, 8, model::PrunePattern::kOutputChannel, prune_ratio[i]};
   plans[3].description = fmt::format(
-      "w8a8; 30% of the output channels of {} ungrouped Convs pruned (those the predictor says it costs least)",
+      "w8a8; about 30% of the output channels of {} ungrouped Convs pruned (those the predictor says it costs least)",
       prune_cost.size());
+
+  // A layer the search would not offer the plan's option (one the calibration never ran is kept at
+  // 8 bits, unpruned; a channel count the device's blocks round) gets 8-bit weights at the plan's
+  // activations instead, so every plan is one the search could pick and has a prediction.
+  if (problem) {
+    for (Plan& plan : plans) {
+      int substituted = 0;
+      for (size_t i = 0; i < plan.layers.size(); ++i) {
+        bool offered = false;
+        for (const auto& detail : problem->details[i]) {
+          const model::LayerPlan p = search::LayerPlanOf(detail.option);
+          offered =
+              offered ||
+              (p.weight_bits == plan.layers[i].weight_bits && p.activation_bits == plan.layers[i].activation_bits &&
+               p.pattern == plan.layers[i].pattern && std::fabs(p.prune_ratio - plan.layers[i].prune_ratio) < 1e-9);
+        }
+        if (offered || plan.name == "fp32") continue;
+        plan.layers[i] = model::LayerPlan{8, plan.layers[i].activation_bits};
+        ++substituted;
+      }
+      if (substituted > 0) {
+        plan.description +=
+            fmt::format(" ({} layers the search does not offer it at 8-bit weights instead)", substituted);
+      }
+    }
+  }
 
   runtime::ExportCheckOptions options;
   options.ranges.method = method == "minmax" ? runtime::RangeMethod::kMinMax : runtime::RangeMethod::kPercentile;

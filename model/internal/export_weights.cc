@@ -194,18 +194,40 @@ struct Writer {
   void Before(onnx::NodeProto node) { editor.InsertBefore(site.graph(), site.node, std::move(node)); }
 };
 
-// Stores integer weights as int8 with a per-channel DequantizeLinear (a Cast to fp16 after it for
-// an fp16 model); returns the value the layer reads.
-std::string StoreIntWeight(Writer& out, const SlicedWeight& s, const IntWeight& iw, int channel_axis,
-                           int32_t elem_type) {
+// int4 values (each in [-8, 7]) two to a byte, the first in the low nibble: ONNX's INT4 layout.
+onnx::TensorProto Int4TensorOf(const std::string& name, const std::vector<int64_t>& dims,
+                               const std::vector<int8_t>& values) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(kInt4);
+  for (int64_t d : dims) t.add_dims(d);
+  std::string packed((values.size() + 1) / 2, '\0');
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint8_t nibble = static_cast<uint8_t>(values[i]) & 0x0F;
+    packed[i / 2] = static_cast<char>(static_cast<uint8_t>(packed[i / 2]) | (i % 2 ? nibble << 4 : nibble));
+  }
+  t.set_raw_data(std::move(packed));
+  return t;
+}
+
+// Stores integer weights with a per-channel DequantizeLinear (a Cast to fp16 after it for an fp16
+// model): in int8, or — `int4`, for 2..4-bit weights — two to a byte in INT4, read by ONNX
+// Runtime's com.microsoft DequantizeLinear (the standard one takes INT4 only from opset 21, which
+// the converter this build links cannot reach). Returns the value the layer reads.
+std::string StoreIntWeight(Writer& out, const SlicedWeight& s, const IntWeight& iw, int channel_axis, int32_t elem_type,
+                           bool int4) {
   const int64_t channels = s.layout.channels();
-  const std::string q = out.Weight(RawTensorOf(out.Fresh("_q"), onnx::TensorProto::INT8, s.dims, iw.q));
+  const std::vector<int8_t> zeros(static_cast<size_t>(channels), 0);
+  const std::string q = out.Weight(int4 ? Int4TensorOf(out.Fresh("_q"), s.dims, iw.q)
+                                        : RawTensorOf(out.Fresh("_q"), onnx::TensorProto::INT8, s.dims, iw.q));
   const std::string scale =
       out.Weight(RawTensorOf(out.Fresh("_scale"), onnx::TensorProto::FLOAT, {channels}, iw.scales));
-  const std::string zero_point = out.Weight(RawTensorOf(out.Fresh("_zero_point"), onnx::TensorProto::INT8, {channels},
-                                                        std::vector<int8_t>(static_cast<size_t>(channels), 0)));
+  const std::string zero_point =
+      out.Weight(int4 ? Int4TensorOf(out.Fresh("_zero_point"), {channels}, zeros)
+                      : RawTensorOf(out.Fresh("_zero_point"), onnx::TensorProto::INT8, {channels}, zeros));
   std::string value = out.Fresh("_dq");
   onnx::NodeProto dq = MakeNode("DequantizeLinear", out.Fresh("_dequantize"), {q, scale, zero_point}, {value});
+  if (int4) dq.set_domain(std::string(kMicrosoftDomain));
   SetIntAttribute(&dq, "axis", channel_axis);
   out.Before(std::move(dq));
   if (elem_type == onnx::TensorProto::FLOAT16) {
@@ -324,8 +346,8 @@ struct WrittenWeight {
   int64_t packed_bytes = 0;
 };
 
-WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, PrunePattern pattern, int bits, int32_t elem_type,
-                          int channel_axis, const Bias& bias, std::optional<float> int32_bias_at,
+WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, PrunePattern pattern, int bits, bool int4,
+                          int32_t elem_type, int channel_axis, const Bias& bias, std::optional<float> int32_bias_at,
                           std::vector<std::string>* notes) {
   WrittenWeight w;
   if (bits <= 8) {
@@ -336,7 +358,7 @@ WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, PrunePattern 
       notes->push_back(absl::StrCat("weight scale raised on ", iw.raised_scales,
                                     iw.raised_scales == 1 ? " channel" : " channels", " so its bias fits int32"));
     }
-    w.value = StoreIntWeight(out, sliced, iw, channel_axis, elem_type);
+    w.value = StoreIntWeight(out, sliced, iw, channel_axis, elem_type, int4 && bits <= 4);
     w.packed_bytes = (sliced.kept * bits + 7) / 8 + 4 * sliced.layout.channels();
     w.w_hat = std::move(iw.w_hat);
     w.scales = std::move(iw.scales);
@@ -455,8 +477,9 @@ absl::Status SliceChannelConsumers(const ChannelFlow& flow, GraphEditor& editor)
 
 absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPlan& plan, const LayerWeight& weight,
                                 const ChannelFlow& flow,
-                                const std::map<std::string, ActivationQuantizer>& activation_quant, GraphEditor& editor,
-                                std::set<std::string>* weight_constants, ExportReport* report) {
+                                const std::map<std::string, ActivationQuantizer>& activation_quant,
+                                ExportFlavour flavour, GraphEditor& editor, std::set<std::string>* weight_constants,
+                                ExportReport* report) {
   onnx::NodeProto* node = weight.site.node;
   LayerExport& le = report->layers.emplace_back(ReportOf(layer, plan));
   std::vector<std::string> notes;
@@ -496,7 +519,8 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
 
   Writer out{editor, weight.site, absl::StrCat("squeeze_w", index), weight_constants};
   const WrittenWeight written =
-      WriteWeight(out, sliced, plan.pattern, weight_bits, weight.elem_type, channel_axis, bias, int32_bias_at, &notes);
+      WriteWeight(out, sliced, plan.pattern, weight_bits, StoresInt4(flavour, weight_bits, plan.activation_bits),
+                  weight.elem_type, channel_axis, bias, int32_bias_at, &notes);
   le.packed_bytes = written.packed_bytes;
   editor.Orphan(node->input(1));
   node->set_input(1, written.value);

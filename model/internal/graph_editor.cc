@@ -118,6 +118,20 @@ int64_t OpsetOf(const onnx::ModelProto& model) {
   return 0;
 }
 
+void ImportDomainsUsed(onnx::ModelProto* model) {
+  std::set<std::string> imported, used;
+  for (const auto& opset : model->opset_import()) imported.insert(NormalizedDomain(opset.domain()));
+  ForEachGraph(model->graph(), "", "", [&](const onnx::GraphProto& g, const std::string&, const std::string&) {
+    for (const onnx::NodeProto& n : g.node()) used.insert(NormalizedDomain(n.domain()));
+  });
+  for (const std::string& domain : used) {
+    if (imported.count(domain)) continue;
+    onnx::OperatorSetIdProto* opset = model->add_opset_import();
+    opset->set_domain(domain);
+    opset->set_version(1);
+  }
+}
+
 onnx::NodeProto MakeNode(const std::string& op, const std::string& name, std::vector<std::string> inputs,
                          std::vector<std::string> outputs) {
   onnx::NodeProto node;

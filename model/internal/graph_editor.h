@@ -78,6 +78,10 @@ class GraphEditor {
 // The model's ai.onnx opset (0 when it imports none).
 int64_t OpsetOf(const onnx::ModelProto& model);
 
+// Imports, at version 1, every domain a node of the model uses and its opset_import lacks (the
+// com.microsoft operators an edit added).
+void ImportDomainsUsed(onnx::ModelProto* model);
+
 // A node of the default domain.
 onnx::NodeProto MakeNode(const std::string& op, const std::string& name, std::vector<std::string> inputs,
                          std::vector<std::string> outputs);

@@ -20,7 +20,6 @@ constexpr int32_t kFloat8E4M3FNUZ = 18;
 constexpr int32_t kFloat8E5M2 = 19;
 constexpr int32_t kFloat8E5M2FNUZ = 20;
 constexpr int32_t kUint4 = 21;
-constexpr int32_t kInt4 = 22;
 constexpr int32_t kFloat4E2M1 = 23;
 constexpr int32_t kFloat8E8M0 = 24;
 

@@ -15,6 +15,10 @@
 
 namespace squeeze::model::internal {
 
+// ONNX's INT4 element type (IR 10), newer than the libonnx 1.12 enum: two values to a byte, the
+// first in the low nibble.
+inline constexpr int32_t kInt4 = 22;
+
 // The type's name as ONNX spells it ("float", "float16", ...), "type N" for unknown ones.
 std::string DataTypeName(int32_t data_type);
 

@@ -19,6 +19,7 @@
 #include "model/activation_sites.h"
 #include "model/batch_norm_folding.h"
 #include "model/channel_pruning.h"
+#include "model/export.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
 #include "search/problem/plan.h"
@@ -536,7 +537,9 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     problem.table.fixed.latency += op.seconds;
     other_ops[node.name] += op.seconds;
   }
-  problem.table.fixed.bytes = static_cast<double>(analysis.other_initializer_bytes);
+  // Besides the weights, every file of the model holds its other constants and its structure.
+  problem.table.fixed.bytes =
+      static_cast<double>(analysis.other_initializer_bytes + model::StructureBytes(in.model->proto));
 
   const DeviceRealization realization{model::FlavourForRuntime(in.device->runtime),
                                       in.channel_alignment > 0 ? in.channel_alignment : ChannelAlignment(*in.device)};

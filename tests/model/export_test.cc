@@ -5,6 +5,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -67,6 +68,17 @@ int CountOps(const onnx::GraphProto& g, const std::string& op) {
 std::vector<int8_t> Int8Values(const onnx::TensorProto& t) {
   std::vector<int8_t> v(t.raw_data().size());
   std::memcpy(v.data(), t.raw_data().data(), v.size());
+  return v;
+}
+
+// ONNX INT4 (data type 22): two values a byte, the first in the low nibble.
+std::vector<int8_t> Int4Values(const onnx::TensorProto& t, int64_t count) {
+  std::vector<int8_t> v;
+  for (int64_t i = 0; i < count; ++i) {
+    const uint8_t byte = static_cast<uint8_t>(t.raw_data()[static_cast<size_t>(i / 2)]);
+    const int nibble = i % 2 ? byte >> 4 : byte & 0x0F;
+    v.push_back(static_cast<int8_t>(nibble >= 8 ? nibble - 16 : nibble));
+  }
   return v;
 }
 
@@ -267,19 +279,36 @@ TEST_CASE("Activation sites: which layer's layout each carries and which layers 
   CHECK(by_tensor["y3"]->layout_readers.empty());
 }
 
-TEST_CASE("4-bit weights stay within ±7 and weight-only layers get no activation QDQ") {
+TEST_CASE(
+    "4-bit weight-only weights are INT4 within ±7, behind com.microsoft DequantizeLinear, with no activation QDQ") {
   const LoadedModel m = TwoConvs();
   const ExportedModel out = MustExport(m, {{4, 32}, {16, 32}});
   const onnx::ModelProto e = Parse(out.bytes);
   const onnx::GraphProto& g = e.graph();
   CHECK(CountOps(g, "QuantizeLinear") == 0);
   const onnx::NodeProto* conv = NodeNamed(g, m.analysis.layers[0].name);
-  const onnx::TensorProto* q = Initializer(g, Producer(g, conv->input(1))->input(0));
+  const onnx::NodeProto* dq = Producer(g, conv->input(1));
+  REQUIRE(dq != nullptr);
+  CHECK(dq->domain() == "com.microsoft");
+  CHECK(std::any_of(e.opset_import().begin(), e.opset_import().end(), [](const onnx::OperatorSetIdProto& o) {
+    return o.domain() == "com.microsoft" && o.version() == 1;
+  }));
+  const onnx::TensorProto* q = Initializer(g, dq->input(0));
   REQUIRE(q != nullptr);
+  CHECK(q->data_type() == 22);  // INT4
+  CHECK(q->raw_data().size() == (8 * 27 + 1) / 2);
   int max_abs = 0;
-  for (int8_t v : Int8Values(*q)) max_abs = std::max(max_abs, std::abs(static_cast<int>(v)));
+  for (int8_t v : Int4Values(*q, 8 * 27)) max_abs = std::max(max_abs, std::abs(static_cast<int>(v)));
   CHECK(max_abs <= 7);
   CHECK(max_abs >= 4);
+  // With 8-bit activations the same weights stay int8, which ONNX Runtime fuses into QLinearConv.
+  absl::StatusOr<ExportedModel> fused = ExportModel(m, {{4, 8}, {16, 32}}, Ranges(m, {{4, 8}, {16, 32}}));
+  REQUIRE(fused.ok());
+  const onnx::ModelProto f = Parse(fused->bytes);
+  const onnx::NodeProto* fdq = Producer(f.graph(), NodeNamed(f.graph(), m.analysis.layers[0].name)->input(1));
+  REQUIRE(fdq != nullptr);
+  CHECK(fdq->domain().empty());
+  CHECK(Initializer(f.graph(), fdq->input(0))->data_type() == onnx::TensorProto::INT8);
   // fp16 weight: an fp16 initializer cast back to float.
   const onnx::NodeProto* conv2 = NodeNamed(g, m.analysis.layers[1].name);
   const onnx::NodeProto* cast = Producer(g, conv2->input(1));

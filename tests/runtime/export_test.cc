@@ -360,6 +360,30 @@ ZeroPoints ZeroPointsOf(const onnx::ModelProto& model) {
   return z;
 }
 
+TEST_CASE("PP-OCRv4 det at 4-bit weights: INT4 in the file, within 10% of the packed size, and it runs") {
+  const Det& det = LoadDet();
+  const size_t layers = det.model.analysis.layers.size();
+  const VerifiedExport w8 = MustExportDet(std::vector<LayerPlan>(layers, LayerPlan{8, 32}));
+  const VerifiedExport w4 = MustExportDet(std::vector<LayerPlan>(layers, LayerPlan{4, 32}));
+  const model::ExportReport& r = w4.exported.report;
+  INFO("w4 file " << r.file_bytes << " B, packed " << r.packed_model_bytes << " B; w8 file "
+                  << w8.exported.report.file_bytes << " B; SQNR " << w4.verification.sqnr_db << " dB");
+  CHECK(r.file_bytes < w8.exported.report.file_bytes * 6 / 10);
+  CHECK(std::abs(static_cast<double>(r.file_bytes) / static_cast<double>(r.packed_model_bytes) - 1) < 0.10);
+  onnx::ModelProto file;
+  REQUIRE(file.ParseFromString(w4.exported.bytes));
+  int int4_dq = 0;
+  for (const onnx::NodeProto& n : file.graph().node())
+    int4_dq += n.op_type() == "DequantizeLinear" && n.domain() == "com.microsoft";
+  CHECK(int4_dq == static_cast<int>(layers));
+  CHECK(std::isfinite(w4.verification.sqnr_db));
+  CHECK(w4.verification.sqnr_db < w8.verification.sqnr_db);
+  CHECK(model::CheckConformance(file, model::ExportFlavour::kOrtCpu).ok());
+  // w4a8 keeps int8 storage, which ONNX Runtime fuses into QLinearConv.
+  const VerifiedExport w4a8 = MustExportDet(std::vector<LayerPlan>(layers, LayerPlan{4, 8}));
+  CHECK(w4a8.verification.integer_ops.at("QLinearConv") >= 50);
+}
+
 TEST_CASE("PP-OCRv4 det exports for TensorRT: int8 zero-point-0 Q/DQ only, TensorRT's rules hold, it runs here") {
   const Det& det = LoadDet();
   const std::vector<LayerPlan> plan(det.model.analysis.layers.size(), LayerPlan{8, 8});

@@ -187,6 +187,54 @@ TEST_CASE("A run-memory limit caps what the sessions of the process hold togethe
   LimitRunMemory(0, "");
 }
 
+// y = x + 1 applied `steps` times in a chain of Add nodes over a float[n] input.
+std::string AddChain(int steps) {
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(17);
+  onnx::GraphProto* graph = model.mutable_graph();
+  onnx::TensorProto* one = graph->add_initializer();
+  one->set_name("one");
+  one->set_data_type(onnx::TensorProto::FLOAT);
+  one->add_float_data(1.0f);
+  std::string previous = "x";
+  for (int i = 0; i < steps; ++i) {
+    onnx::NodeProto* add = graph->add_node();
+    add->set_op_type("Add");
+    add->add_input(previous);
+    add->add_input("one");
+    previous = i + 1 == steps ? "y" : "v" + std::to_string(i);
+    add->add_output(previous);
+  }
+  for (const char* name : {"x", "y"}) {
+    onnx::ValueInfoProto* value = std::string(name) == "x" ? graph->add_input() : graph->add_output();
+    value->set_name(name);
+    onnx::TypeProto_Tensor* type = value->mutable_type()->mutable_tensor_type();
+    type->set_elem_type(onnx::TensorProto::FLOAT);
+    type->mutable_shape()->add_dim()->set_dim_param("n");
+  }
+  return model.SerializeAsString();
+}
+
+TEST_CASE("A run past the run-time limit is stopped and fails saying so; a short one is served", "[runtime]") {
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(AddChain(400), Threads(1));
+  REQUIRE(session.ok());
+  // 400 Adds over 4 M floats (16 MB each): hundreds of milliseconds on any CPU; 8 floats: microseconds.
+  const std::vector<float> big(4'000'000, 0.0f), small(8, 0.0f);
+  LimitRunTime(absl::Milliseconds(100), "raise --the-flag");
+  absl::StatusOr<std::vector<Tensor>> stopped = (*session)->Run({Tensor::Float("x", {4'000'000}, big)});
+  INFO(stopped.status().ToString());
+  CHECK(stopped.status().code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK_THAT(std::string(stopped.status().message()), Contains("100ms") && Contains("raise --the-flag"));
+  absl::StatusOr<std::vector<Tensor>> served = (*session)->Run({Tensor::Float("x", {8}, small)});
+  REQUIRE(served.ok());
+  CHECK((*served)[0].floats()[0] == 400.0f);
+  CHECK((*session)->Time({Tensor::Float("x", {4'000'000}, big)}, TimingOptions{0, 1, 1, 0}).status().code() ==
+        absl::StatusCode::kDeadlineExceeded);
+  LimitRunTime(absl::ZeroDuration(), "");
+  CHECK((*session)->Run({Tensor::Float("x", {4'000'000}, big)}).ok());
+}
+
 TEST_CASE("Threads pinned to CPUs run the model", "[runtime]") {
   const std::vector<int> cpus = AllowedCpus();
   REQUIRE_FALSE(cpus.empty());

@@ -120,7 +120,11 @@ class RunWatchdog {
     absl::MutexLock lock(&mutex_);
     if (limit_ <= absl::ZeroDuration()) return 0;
     const int64_t ticket = next_++;
-    runs_[ticket] = {absl::Now() + limit_, options};
+    const absl::Time deadline = absl::Now() + limit_;
+    runs_[ticket] = {deadline, options};
+    // The watchdog is woken only for a deadline before it would wake anyway (a limit under its
+    // one-second round), so timed runs do not each cost a thread switch.
+    if (deadline < sleeping_until_) wake_ = true;
     return ticket;
   }
 
@@ -150,9 +154,9 @@ class RunWatchdog {
           ++it;
         }
       }
-      const size_t watched = runs_.size();
-      auto changed = [this, watched] { return runs_.size() > watched; };
-      mutex_.AwaitWithDeadline(absl::Condition(&changed), next);
+      sleeping_until_ = next;
+      wake_ = false;
+      mutex_.AwaitWithDeadline(absl::Condition(&wake_), next);
     }
   }
 
@@ -162,6 +166,8 @@ class RunWatchdog {
   bool started_ ABSL_GUARDED_BY(mutex_) = false;
   std::map<int64_t, std::pair<absl::Time, Ort::RunOptions*>> runs_ ABSL_GUARDED_BY(mutex_);
   int64_t next_ ABSL_GUARDED_BY(mutex_) = 1;
+  absl::Time sleeping_until_ ABSL_GUARDED_BY(mutex_) = absl::InfinitePast();
+  bool wake_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
 // A run watched by the RunWatchdog while this lives.

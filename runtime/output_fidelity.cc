@@ -154,9 +154,10 @@ OutputFidelity OutputComparison::Result() const {
       r.metrics.emplace_back("top-5 agreement", static_cast<double>(top5_) / static_cast<double>(rows_));
   } else if (rows_ > 0 && r.kind == OutputKind::kSequenceScores) {
     r.metrics.emplace_back("argmax agreement", static_cast<double>(top1_) / static_cast<double>(rows_));
-  } else if (r.kind == OutputKind::kMask) {
-    r.metrics.emplace_back("mask IoU",
-                           union_ > 0 ? static_cast<double>(intersection_) / static_cast<double>(union_) : 1.0);
+  } else if (r.kind == OutputKind::kMask && union_ > 0) {
+    // Two empty masks agree on nothing worth a figure: no IoU (an empty mask on the calibration
+    // inputs — synthetic ones, most often — cannot tell a good export from a bad one).
+    r.metrics.emplace_back("mask IoU", static_cast<double>(intersection_) / static_cast<double>(union_));
   }
   return r;
 }

@@ -10,7 +10,8 @@
 //                    each row a distribution   rows that are not (box regressions, raw logits)
 //                    (>= 0, summing to 1)      make a map
 //   mask             [N, 1, H, W] or          IoU of the two maps thresholded at 0.5 where the
-//                    [N, H, W, 1]              original's values lie in [0, 1], else at 0
+//                    [N, H, W, 1]              original's values lie in [0, 1], else at 0;
+//                                              none where both masks are empty
 //   map              any other float output   SQNR and cosine only
 //   not float        integer or bool outputs  exact agreement of the values
 #ifndef SQUEEZE_RUNTIME_OUTPUT_FIDELITY_H_

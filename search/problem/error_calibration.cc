@@ -139,7 +139,20 @@ absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const std::vector<T
     if (!again.ok()) return again.status();
     *front = *std::move(again);
   }
-  problem->error_calibration = DescribeErrorCalibration(check.factors, check.probes, check.raised);
+  // A floor on a metric no export measured (an empty mask on every calibration input) held
+  // nothing back: say so rather than let it read as met.
+  std::vector<std::string> notes = check.raised;
+  for (const TaskFloor& f : task_floors) {
+    const bool measured = std::any_of(check.probes.begin(), check.probes.end(),
+                                      [&](const ErrorProbe& p) { return p.metrics.count(f.metric) > 0; });
+    if (!check.probes.empty() && !measured) {
+      check.unmeasured_floors.push_back(f.metric);
+      notes.push_back(absl::StrCat("the floor on ", f.metric, " was not checked: no export measured it on the ",
+                                   "calibration inputs (nothing there for it to compare, e.g. an empty mask); ",
+                                   "calibrate on inputs that show what the output finds"));
+    }
+  }
+  problem->error_calibration = DescribeErrorCalibration(check.factors, check.probes, notes);
   return check;
 }
 

@@ -79,6 +79,9 @@ struct ErrorCheck {
   std::vector<ErrorProbe> probes;
   double floor_sqnr_db = 0;
   std::vector<std::string> raised;  // each raise of the floor, in words
+  // The task floors' metrics no probe measured (an empty mask on every calibration input): those
+  // floors held nothing back, and the error calibration's text says so.
+  std::vector<std::string> unmeasured_floors;
   absl::Status measurement;
 };
 

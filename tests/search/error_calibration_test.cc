@@ -198,6 +198,14 @@ TEST_CASE("A probe below a task floor raises the SQNR floor above it, and the se
     CHECK(floors_asked.empty());
     CHECK(check->floor_sqnr_db == 10);
     CHECK(front.candidates.size() == 3);
+    CHECK(check->unmeasured_floors.empty());
+  }
+  SECTION("a floor on a metric no export measured (an empty mask) is said not to have been checked") {
+    absl::StatusOr<ErrorCheck> check = CheckErrors(10, {{"mask IoU", 0.9}}, measure, rerun, &problem, &front);
+    REQUIRE(check.ok());
+    CHECK(floors_asked.empty());
+    CHECK(check->unmeasured_floors == std::vector<std::string>{"mask IoU"});
+    CHECK_THAT(problem.error_calibration, Contains("the floor on mask IoU was not checked"));
   }
 }
 

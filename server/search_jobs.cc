@@ -60,10 +60,8 @@ std::string SearchCacheKey(const std::string& model_sha256, const std::vector<st
     keyed.SerializeToCodedStream(&coded);
   }
   common::Sha256 hash;
-  // The option-space and error methods: a stored front from an older one (e.g. with fp16 compute
-  // options the export flavour does not realize, or errors pooled over outputs rather than weighed
-  // per output) must not answer a new search.
-  hash.Update("options=realized-2|errors=output-weighted|");
+  hash.Update(kSearchMethod);  // a front of an older method answers no new search
+  hash.Update("|");
   hash.Update(model_sha256);
   for (const auto& [id, version] : devices) hash.Update(absl::StrCat("|", id, "@", version));
   hash.Update("|");
@@ -364,6 +362,7 @@ absl::Status SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bo
     *result.mutable_fronts() = job.fronts();
     result.set_synthetic_calibration(job.synthetic_calibration());
     result.set_from_cache(job.from_cache());
+    result.set_method(job.method());
     record.result = result.SerializeAsString();
     stored = state_.UpdateJob(record);
     if (!stored.ok()) common::LogWarning("search {}: cannot store its progress: {}", record.id, stored.ToString());
@@ -401,6 +400,7 @@ void SearchJobs::Run(JobRecord record) {
   v1::SearchJob job = ToProto(record);
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_phase(v1::PHASE_ANALYZING);
+  job.set_method(std::string(kSearchMethod));
   ++record.attempts;                         // stored with the running state; a clean end or shutdown takes it back
   Publish(record, job, true).IgnoreError();  // logged by Publish
   const auto start = absl::Now();
@@ -505,6 +505,7 @@ absl::StatusOr<std::optional<v1::RecommendResponse>> SearchJobs::StoredAnswer(co
   for (const JobRecord& record : *jobs) {
     if (record.state != v1::JOB_STATE_SUCCEEDED || record.model_id != request.model_id()) continue;
     const v1::SearchJob job = ToProto(record);
+    if (job.method() != kSearchMethod) continue;  // predicted by an older method
     if (job.spec().option_space().SerializeAsString() != wanted_space) continue;
     if (OutputWeightsOf(job.spec()) != wanted_outputs) continue;
     if (!NoStricter(job.spec().constraints(), limits)) continue;

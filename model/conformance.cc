@@ -1,7 +1,6 @@
 #include "model/conformance.h"
 
 #include <cmath>
-#include <cstring>
 #include <map>
 #include <optional>
 
@@ -14,42 +13,6 @@ namespace squeeze::model {
 namespace {
 
 using internal::NamedTensor;
-
-// The values of an integer tensor (int4, int8, uint8, int32), from raw_data or int32_data.
-std::vector<int64_t> IntValues(const onnx::TensorProto& t) {
-  std::vector<int64_t> out;
-  const int64_t count = internal::ElementCount(t);
-  if (t.has_raw_data()) {
-    const std::string& raw = t.raw_data();
-    for (int64_t i = 0; i < count; ++i) {
-      switch (t.data_type()) {
-        case internal::kInt4: {
-          const uint8_t byte = static_cast<uint8_t>(raw[static_cast<size_t>(i / 2)]);
-          const int nibble = i % 2 ? byte >> 4 : byte & 0x0F;
-          out.push_back(nibble >= 8 ? nibble - 16 : nibble);
-          break;
-        }
-        case onnx::TensorProto::INT8:
-          out.push_back(static_cast<int8_t>(raw[static_cast<size_t>(i)]));
-          break;
-        case onnx::TensorProto::UINT8:
-          out.push_back(static_cast<uint8_t>(raw[static_cast<size_t>(i)]));
-          break;
-        case onnx::TensorProto::INT32: {
-          int32_t v;
-          std::memcpy(&v, raw.data() + 4 * i, 4);
-          out.push_back(v);
-          break;
-        }
-        default:
-          return {};
-      }
-    }
-    return out;
-  }
-  for (int32_t v : t.int32_data()) out.push_back(v);
-  return out;
-}
 
 // The axis of a consumer's weight input that holds its output channels; nullopt when `input` is
 // not its weight input.
@@ -83,7 +46,7 @@ class Checker {
       if (report_.flavour == ExportFlavour::kTensorRt) {
         CheckTensorRt(n, quantize, weight, x, readers);
       } else {
-        CheckOrtCpu(n, quantize, weight);
+        CheckOrtCpu(n, weight);
       }
     }
   }
@@ -112,7 +75,7 @@ class Checker {
   std::optional<std::pair<int32_t, std::vector<int64_t>>> ZeroPoint(const onnx::NodeProto& n) const {
     const onnx::TensorProto* zp = n.input_size() > 2 && !n.input(2).empty() ? Constant(n.input(2)) : nullptr;
     if (zp == nullptr) return std::nullopt;
-    return std::make_pair(zp->data_type(), IntValues(*zp));
+    return std::make_pair(zp->data_type(), internal::DecodeIntegers(*zp));
   }
 
   void CheckTensorRt(const onnx::NodeProto& n, bool quantize, bool weight, const onnx::TensorProto* x,
@@ -138,7 +101,7 @@ class Checker {
     if (!weight) {
       if (!per_tensor) Violation("activations per tensor", n, "has a per-axis scale on an activation");
     } else {
-      for (int64_t v : IntValues(*x)) {
+      for (int64_t v : internal::DecodeIntegers(*x)) {
         if (v < -127 || v > 127) {
           Violation("int8 weights in [-127, 127]", n, absl::StrCat("holds ", v));
           break;
@@ -179,7 +142,7 @@ class Checker {
     }
   }
 
-  void CheckOrtCpu(const onnx::NodeProto& n, bool quantize, bool weight) {
+  void CheckOrtCpu(const onnx::NodeProto& n, bool weight) {
     const auto zp = ZeroPoint(n);
     if (weight) {
       if (zp && zp->first == onnx::TensorProto::INT32) return;  // the int32 bias
@@ -195,7 +158,6 @@ class Checker {
       Violation("uint8 activations with a constant zero point", n,
                 zp ? absl::StrCat("has a ", internal::DataTypeName(zp->first), " zero point") : "has no zero point");
     }
-    (void)quantize;
   }
 
   ConformanceReport& report_;

@@ -54,6 +54,8 @@ bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits) {
   return false;
 }
 
+bool FusesQdq(ExportFlavour flavour) { return flavour == ExportFlavour::kTensorRt; }
+
 bool StoresInt4(ExportFlavour flavour, int weight_bits, int activation_bits) {
   return flavour == ExportFlavour::kOrtCpu && weight_bits >= 2 && weight_bits <= 4 && activation_bits != 8;
 }

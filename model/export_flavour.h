@@ -47,6 +47,12 @@ ActivationScheme ActivationSchemeOf(ExportFlavour flavour);
 // Float weights (32, 16) never take 8-bit activations; fp32 weights take only fp32.
 bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits);
 
+// Whether the flavour's runtime fuses Q/DQ, scales, biases and pointwise activations into its integer
+// kernels, so none of them runs as an op of its own: TensorRT (its documented layer fusions). ONNX
+// Runtime's CPU provider runs a standalone QuantizeLinear/DequantizeLinear where float and integer
+// layers meet, and fuses into QLinearConv only a Relu it quantizes after.
+bool FusesQdq(ExportFlavour flavour);
+
 // Whether `flavour` stores a layer's integer weights in INT4, two to a byte (ONNX Runtime's
 // com.microsoft DequantizeLinear): ort-cpu, for 2..4-bit weights of a layer whose activations stay
 // float (weight-only). An 8-bit-activation layer keeps int8 storage, which ONNX Runtime fuses into

@@ -7,7 +7,6 @@
 #include <map>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -176,12 +175,6 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   return t;
 }
 
-void ExportJobs::Run(ExportTarget target, Progress progress, Done done) {
-  workers_.Submit([this, target = std::move(target), progress = std::move(progress), done = std::move(done)] {
-    done(Execute(target, progress));
-  });
-}
-
 namespace {
 
 // The record of an export of `t`, as state.db keeps it.
@@ -206,21 +199,27 @@ ExportResult Stamped(ExportResult result, const ExportTarget& t) {
   r.set_predicted_latency_ms(t.candidate.predicted_latency_ms());
   r.set_predicted_size_bytes(t.candidate.predicted_size_bytes());
   r.set_predicted_sqnr_db(t.candidate.predicted_sqnr_db());
-  // Whether this request overrode the device's flavour (a stored report may come from another).
-  constexpr absl::string_view kOverride = "exported in the ";
-  auto* warnings = r.mutable_warnings();
-  warnings->erase(std::remove_if(warnings->begin(), warnings->end(),
-                                 [&](const std::string& w) { return absl::StartsWith(w, kOverride); }),
-                  warnings->end());
-  if (t.flavour != t.device_flavour) {
-    r.add_warnings(absl::StrCat(kOverride, model::FlavourName(t.flavour), " flavour, not ", t.device_id, "'s ",
-                                model::FlavourName(t.device_flavour),
-                                ": the predicted figures are for the device's flavour"));
+  return result;
+}
+
+// The answer to the request: where it overrode the device's flavour, the report says what its
+// predicted figures are then (said to the caller only; the stored report is the file's).
+absl::StatusOr<ExportResult> Answered(absl::StatusOr<ExportResult> result, const ExportTarget& t) {
+  if (result.ok() && t.flavour != t.device_flavour) {
+    result->report.add_warnings(absl::StrCat("exported in the ", model::FlavourName(t.flavour), " flavour, not ",
+                                             t.device_id, "'s ", model::FlavourName(t.device_flavour),
+                                             ": the predicted figures are for the device's flavour"));
   }
   return result;
 }
 
 }  // namespace
+
+void ExportJobs::Run(ExportTarget target, Progress progress, Done done) {
+  workers_.Submit([this, target = std::move(target), progress = std::move(progress), done = std::move(done)] {
+    done(Answered(Execute(target, progress), target));
+  });
+}
 
 absl::StatusOr<std::optional<ExportResult>> ExportJobs::FromStoredExport(const ExportTarget& t,
                                                                          const Progress& progress) {

@@ -119,6 +119,7 @@ struct SearchPipeline::Inputs {
   ModelRecord model;
   std::string bytes;
   model::LoadedModel loaded;
+  std::vector<dp::Device> devices;  // the spec's, in its order, read once for the whole job
   runtime::CalibrationSet calibration;
   runtime::SensitivityReport sensitivity;
   search::OptionGrid grid;
@@ -182,6 +183,11 @@ absl::Status SearchPipeline::LoadInputs(RunningSearch& run, Inputs* in) const {
       in->bytes, in->model.input_shapes, {options_.shape_probe, options_.max_activation_bytes, options_.threads});
   if (!loaded.ok()) return loaded.status();
   in->loaded = *std::move(loaded);
+  for (const std::string& id : in->spec.device_ids()) {
+    absl::StatusOr<dp::Device> device = profiles_.GetDevice(id);
+    if (!device.ok()) return device.status();
+    in->devices.push_back(*std::move(device));
+  }
   return absl::OkStatus();
 }
 
@@ -203,10 +209,9 @@ absl::Status SearchPipeline::MeasureSensitivities(RunningSearch& run, Inputs* in
   options.cancelled = &run.cancel;
   options.output_weights = OutputWeightsOf(in->spec);
   // A TensorRT device takes 8-bit activations int8 symmetric: their error is measured as such.
-  for (const std::string& id : in->spec.device_ids()) {
-    absl::StatusOr<dp::Device> device = profiles_.GetDevice(id);
-    if (device.ok() && model::ActivationSchemeOf(model::FlavourForRuntime(device->runtime)) ==
-                           model::ActivationScheme::kSymmetricInt8) {
+  for (const dp::Device& device : in->devices) {
+    if (model::ActivationSchemeOf(model::FlavourForRuntime(device.runtime)) ==
+        model::ActivationScheme::kSymmetricInt8) {
       options.int8_symmetric = true;
     }
   }
@@ -240,9 +245,7 @@ absl::Status SearchPipeline::SearchDevice(RunningSearch& run, const Inputs& in, 
   run.job.set_phase(v1::PHASE_BUILDING_TABLE);
   run.job.set_fraction(dev.base);
   run.publish(true);
-  absl::StatusOr<dp::Device> device = profiles_.GetDevice(in.spec.device_ids(d));
-  if (!device.ok()) return device.status();
-  dev.device = *std::move(device);
+  dev.device = in.devices[static_cast<size_t>(d)];
   if (absl::Status s = BuildProblem(run, in, &dev); !s.ok()) return s;
   dev.exports = ExportRun{&in.loaded,
                           in.bytes,

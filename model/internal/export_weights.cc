@@ -358,7 +358,7 @@ WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, PrunePattern 
       notes->push_back(absl::StrCat("weight scale raised on ", iw.raised_scales,
                                     iw.raised_scales == 1 ? " channel" : " channels", " so its bias fits int32"));
     }
-    w.value = StoreIntWeight(out, sliced, iw, channel_axis, elem_type, int4 && bits <= 4);
+    w.value = StoreIntWeight(out, sliced, iw, channel_axis, elem_type, int4);
     w.packed_bytes = (sliced.kept * bits + 7) / 8 + 4 * sliced.layout.channels();
     w.w_hat = std::move(iw.w_hat);
     w.scales = std::move(iw.scales);

@@ -347,4 +347,35 @@ std::vector<float> DecodeFloats(const TensorProto& tensor) {
   return values;
 }
 
+std::vector<int64_t> DecodeIntegers(const TensorProto& t) {
+  const int32_t type = t.data_type();
+  if (type != kInt4 && type != TensorProto::INT8 && type != TensorProto::UINT8 && type != TensorProto::INT32) return {};
+  std::vector<int64_t> out;
+  if (!t.has_raw_data()) {
+    out.assign(t.int32_data().begin(), t.int32_data().end());
+    return out;
+  }
+  const std::string& raw = t.raw_data();
+  const int64_t count = ElementCount(t);
+  for (int64_t i = 0; i < count; ++i) {
+    if (type == kInt4) {
+      if (static_cast<size_t>(i / 2) >= raw.size()) break;
+      const uint8_t byte = static_cast<uint8_t>(raw[static_cast<size_t>(i / 2)]);
+      const int nibble = i % 2 ? byte >> 4 : byte & 0x0F;
+      out.push_back(nibble >= 8 ? nibble - 16 : nibble);
+    } else if (type == TensorProto::INT32) {
+      if (static_cast<size_t>(4 * i + 4) > raw.size()) break;
+      int32_t v;
+      std::memcpy(&v, raw.data() + 4 * i, 4);
+      out.push_back(v);
+    } else {
+      if (static_cast<size_t>(i) >= raw.size()) break;
+      out.push_back(type == TensorProto::INT8
+                        ? static_cast<int64_t>(static_cast<int8_t>(raw[static_cast<size_t>(i)]))
+                        : static_cast<int64_t>(static_cast<uint8_t>(raw[static_cast<size_t>(i)])));
+    }
+  }
+  return out;
+}
+
 }  // namespace squeeze::model::internal

@@ -49,6 +49,10 @@ struct NonFiniteCount {
 // NaN and ±Inf values of a decodable float tensor (zero counts for other types).
 NonFiniteCount CountNonFinite(const onnx::TensorProto& tensor);
 
+// The values of an integer tensor — INT4 (two to a byte), INT8, UINT8, INT32 — from raw_data or
+// int32_data; empty for other types.
+std::vector<int64_t> DecodeIntegers(const onnx::TensorProto& tensor);
+
 // The values of a decodable float tensor as float; empty for other types.
 std::vector<float> DecodeFloats(const onnx::TensorProto& tensor);
 

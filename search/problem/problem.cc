@@ -566,9 +566,9 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     ConversionCosts c;
     c.kept = kept;
     const int64_t elements = std::llround(static_cast<double>(site.elements) * kept);
-    // TensorRT fuses a Q/DQ into the neighbouring layer's kernel (an int8 convolution reads and
-    // writes its scales itself, float or int8 on either side): no standalone op runs there.
-    const bool fused_qdq = realization.flavour == model::ExportFlavour::kTensorRt;
+    // A runtime that fuses Q/DQ into the neighbouring layer's kernel (an int8 convolution reads
+    // and writes its scales itself, float or int8 on either side) runs no standalone op there.
+    const bool fused_qdq = model::FusesQdq(realization.flavour);
     c.quantize_latency =
         fused_qdq ? 0 : in.cost_model->PredictOp(dp::OpKind::kQuantizeLinear, elements, elements * 5.0).seconds;
     c.dequantize_latency =
@@ -687,11 +687,10 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
               : 1.0;
       // Integer weights: the affine followers run on their own; uint8 activations: so do the
       // activations a QLinearConv cannot take, and the input is quantized on the way in and the
-      // output dequantized on the way out (the float ops around keep float). That is ONNX Runtime's
-      // CPU provider; TensorRT fuses scales, biases and pointwise activations into its int8
-      // convolutions as into float ones (its documented layer fusions), so nothing runs apart there.
+      // output dequantized on the way out (the float ops around keep float). A runtime that fuses
+      // them into its integer kernels (model::FusesQdq) runs nothing apart.
       double unfused = 0;
-      if (option.weight_bits <= 8 && realization.flavour != model::ExportFlavour::kTensorRt) {
+      if (option.weight_bits <= 8 && !model::FusesQdq(realization.flavour)) {
         if (auto it = unfused_affine.find(layer.name); it != unfused_affine.end()) unfused += it->second;
         if (option.activation_bits == 8) {
           if (auto it = unfused_activation.find(layer.name); it != unfused_activation.end()) unfused += it->second;

@@ -71,17 +71,6 @@ std::vector<int8_t> Int8Values(const onnx::TensorProto& t) {
   return v;
 }
 
-// ONNX INT4 (data type 22): two values a byte, the first in the low nibble.
-std::vector<int8_t> Int4Values(const onnx::TensorProto& t, int64_t count) {
-  std::vector<int8_t> v;
-  for (int64_t i = 0; i < count; ++i) {
-    const uint8_t byte = static_cast<uint8_t>(t.raw_data()[static_cast<size_t>(i / 2)]);
-    const int nibble = i % 2 ? byte >> 4 : byte & 0x0F;
-    v.push_back(static_cast<int8_t>(nibble >= 8 ? nibble - 16 : nibble));
-  }
-  return v;
-}
-
 // x → Conv(3→8, 3×3) → Relu → Conv(8→4, 1×1) → y; the first weight in a Constant node. The
 // second conv's weight and bias are ramps unless given.
 LoadedModel TwoConvs(std::vector<float> w2 = {}, std::vector<float> b2 = {}) {
@@ -298,7 +287,9 @@ TEST_CASE(
   CHECK(q->data_type() == 22);  // INT4
   CHECK(q->raw_data().size() == (8 * 27 + 1) / 2);
   int max_abs = 0;
-  for (int8_t v : Int4Values(*q, 8 * 27)) max_abs = std::max(max_abs, std::abs(static_cast<int>(v)));
+  const std::vector<int64_t> levels = internal::DecodeIntegers(*q);
+  CHECK(levels.size() == 8 * 27);
+  for (int64_t v : levels) max_abs = std::max(max_abs, static_cast<int>(std::abs(v)));
   CHECK(max_abs <= 7);
   CHECK(max_abs >= 4);
   // With 8-bit activations the same weights stay int8, which ONNX Runtime fuses into QLinearConv.

@@ -56,8 +56,12 @@ void PrintReport(const v1::ExportReport& r, const std::string& output) {
   std::string kernels;
   for (const auto& [op, count] : m.integer_ops())
     kernels += fmt::format("{}{}×{}", kernels.empty() ? "" : ", ", count, op);
-  std::cout << fmt::format("  ONNX Runtime integer kernels: {}; activations quantized: {}; channels removed: {}\n",
-                           kernels.empty() ? "none" : kernels, r.quantized_activations(), r.removed_channels());
+  std::cout << fmt::format(
+      "  ONNX Runtime integer kernels: {}; activations quantized: {}{}; float ops between quantized tensors: {}; "
+      "channels removed: {}\n",
+      kernels.empty() ? "none" : kernels, r.quantized_activations(),
+      r.quantized_constants() > 0 ? fmt::format(" (and {} constants)", r.quantized_constants()) : "",
+      r.float_ops_between_quantized(), r.removed_channels());
   if (!r.conformance().empty()) std::cout << "  conformance: " << r.conformance() << "\n";
   std::cout << fmt::format("  measured on {} {} samples, {} activation ranges; opset {}{}\n", m.samples(),
                            m.synthetic_calibration() ? "synthetic" : "uploaded", m.range_method(), r.opset(),
@@ -166,8 +170,8 @@ void AddExportCommand(CLI::App& app, const GlobalOptions& options, int* exit_cod
       ->check(CLI::IsMember({"percentile", "minmax"}));
   cmd->add_option("--flavour", args->flavour,
                   "Export flavour instead of the device's ('squeeze devices show DEVICE' names it): ort-cpu, "
-                  "tensorrt or runtime-precision; the predicted figures stay the device flavour's")
-      ->check(CLI::IsMember({"ort-cpu", "tensorrt", "runtime-precision"}));
+                  "tensorrt, qnn or runtime-precision; the predicted figures stay the device flavour's")
+      ->check(CLI::IsMember({"ort-cpu", "tensorrt", "qnn", "runtime-precision"}));
   cmd->add_option("--deadline", args->deadline_s, "Seconds the export may take (default 1800)");
   cmd->callback([&options, exit_code, args] {
     if (args->candidate < 0 && args->recommendation.empty()) {

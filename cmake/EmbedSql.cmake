@@ -3,7 +3,9 @@
 # Writes a C++ source holding a database's SQL verbatim (no variable substitution), so the binary
 # needs no source tree at run time: <PREFIX>MigrationSql(to_version) returns the migration file
 # NNNN_name.sql that brings user_version to NNNN (empty for any other version); with SCHEMA and
-# SEED also <PREFIX>SchemaSql() and <PREFIX>SeedSql().
+# SEED also <PREFIX>SchemaSql(), <PREFIX>SeedSql() and <PREFIX>SeedMigrations(), the versions of the
+# migrations named NNNN_seed_*.sql (rows the seed gained since schema.sql's first version, which a
+# new database runs after seed.sql).
 foreach(required PREFIX NAMESPACE HEADER MIGRATIONS_DIR OUTPUT)
   if(NOT DEFINED ${required})
     message(FATAL_ERROR "EmbedSql.cmake needs -D${required}=...")
@@ -27,6 +29,7 @@ endif()
 file(GLOB migrations "${MIGRATIONS_DIR}/*.sql")
 list(SORT migrations)
 set(cases "")
+set(seed_versions "")
 set(expected 1)
 foreach(path IN LISTS migrations)
   get_filename_component(name "${path}" NAME)
@@ -34,12 +37,19 @@ foreach(path IN LISTS migrations)
     message(FATAL_ERROR "migration ${name}: expected NNNN_name.sql")
   endif()
   math(EXPR version "${CMAKE_MATCH_1}")
+  if(name MATCHES "^[0-9][0-9][0-9][0-9]_seed_")
+    string(APPEND seed_versions "${version}, ")
+  endif()
   file(READ "${path}" sql)
   string(APPEND all "${sql}")
   string(APPEND cases "    case ${version}: {  // ${name}\n"
                       "      static constexpr char kSql[] = R\"${delimiter}(${sql})${delimiter}\";\n"
                       "      return kSql;\n    }\n")
 endforeach()
+set(seed_function "")
+if(DEFINED SCHEMA)
+  set(seed_function "std::vector<int> ${PREFIX}SeedMigrations() { return {${seed_versions}}; }\n\n")
+endif()
 string(FIND "${all}" ")${delimiter}\"" clash)
 if(NOT clash EQUAL -1)
   message(FATAL_ERROR "the SQL contains the raw-string delimiter )${delimiter}\"")
@@ -50,6 +60,7 @@ file(WRITE "${OUTPUT}.tmp"
 "#include \"${HEADER}\"\n\n"
 "namespace ${NAMESPACE} {\n\n"
 "${extra}"
+"${seed_function}"
 "absl::string_view ${PREFIX}MigrationSql(int to_version) {\n"
 "  switch (to_version) {\n${cases}"
 "    default: return {};\n  }\n}\n\n"

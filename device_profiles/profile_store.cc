@@ -146,6 +146,10 @@ absl::Status ProfileStore::Initialize(const ProfileStoreOptions& options) {
   if (options.seed) {
     status = db_.Exec(ProfileSeedSql());
     if (!status.ok()) return absl::InternalError(absl::StrCat("seed.sql: ", status.message()));
+    for (int v : ProfileSeedMigrations()) {
+      status = db_.Exec(ProfileMigrationSql(v));
+      if (!status.ok()) return absl::InternalError(absl::StrCat("seed migration ", v, ": ", status.message()));
+    }
   }
   if (options.host.has_value()) {
     absl::StatusOr<int64_t> host_version = InsertDevice(*options.host, {}, {});

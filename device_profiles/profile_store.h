@@ -23,7 +23,7 @@
 namespace squeeze::device_profiles {
 
 // The schema version this build reads and writes (PRAGMA user_version).
-inline constexpr int kProfileSchemaVersion = 4;
+inline constexpr int kProfileSchemaVersion = 5;
 
 struct ProfileStoreOptions {
   // Seed a new database with the devices shipped in seed.sql.
@@ -91,6 +91,10 @@ absl::string_view ProfileSchemaSql();
 // version to_version - 1 to to_version; empty when there is none.
 absl::string_view ProfileMigrationSql(int to_version);
 absl::string_view ProfileSeedSql();
+// The migrations named NNNN_seed_*.sql: device rows added after seed.sql was frozen, each guarded
+// to change only a database seeded with the spec rows it builds on. A new database runs them
+// after seed.sql.
+std::vector<int> ProfileSeedMigrations();
 
 }  // namespace squeeze::device_profiles
 

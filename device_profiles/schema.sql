@@ -1,4 +1,4 @@
--- Squeeze device-profile database (profiles.db), schema version 4 (PRAGMA user_version).
+-- Squeeze device-profile database (profiles.db), schema version 5 (PRAGMA user_version).
 -- Older databases are migrated in place on open by the frozen, numbered files in migrations/
 -- (NNNN_name.sql brings user_version to NNNN; a schema change here needs one more there).
 --
@@ -142,4 +142,4 @@ CREATE TABLE model_latencies (
   FOREIGN KEY (device_id, device_version) REFERENCES devices (id, version) ON DELETE CASCADE
 );
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;

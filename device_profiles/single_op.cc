@@ -336,7 +336,8 @@ absl::StatusOr<SingleOpModel> BuildSingleOpModel(const OpSpec& spec, uint64_t se
       plan.pattern = SampleMaskPattern(spec.sparsity);
       plan.prune_ratio = spec.sparsity_ratio;
       const std::vector<model::LayerPlan> plans = {plan};
-      absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(*loaded, plans);
+      absl::StatusOr<std::vector<std::string>> names =
+          model::ActivationsToCalibrate(*loaded, plans, model::ExportFlavour::kOrtCpu);
       if (!names.ok()) return names.status();
       // Ranges matter to the values, not the time: inputs are uniform in ±1, outputs a few units.
       std::map<std::string, model::TensorRange> ranges;

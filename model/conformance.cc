@@ -3,11 +3,13 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/internal/graph.h"
 #include "model/internal/tensor_data.h"
+#include "model/quantized_region.h"
 
 namespace squeeze::model {
 namespace {
@@ -43,8 +45,13 @@ class Checker {
       const onnx::TensorProto* x = Constant(n.input(0));
       const bool weight = dequantize && x != nullptr;
       CheckScale(n);
-      if (report_.flavour == ExportFlavour::kTensorRt) {
+      if (report_.flavour == ExportFlavour::kRuntimePrecision) {
+        Violation("no QuantizeLinear or DequantizeLinear (the CoreML provider converts neither)", n,
+                  "would run on the CPU provider");
+      } else if (report_.flavour == ExportFlavour::kTensorRt) {
         CheckTensorRt(n, quantize, weight, x, readers);
+      } else if (report_.flavour == ExportFlavour::kQnn) {
+        CheckQnn(n, quantize, weight, x, readers);
       } else {
         CheckOrtCpu(n, weight);
       }
@@ -142,6 +149,42 @@ class Checker {
     }
   }
 
+  void CheckQnn(const onnx::NodeProto& n, bool quantize, bool weight, const onnx::TensorProto* x,
+                const std::map<std::string, std::vector<std::pair<const onnx::NodeProto*, int>>>& readers) {
+    const auto zp = ZeroPoint(n);
+    if (!zp) return Violation("constant zero points", n, "has no constant zero point");
+    const onnx::TensorProto* scale = n.input_size() > 1 ? Constant(n.input(1)) : nullptr;
+    const bool per_tensor = scale != nullptr && internal::ElementCount(*scale) == 1;
+    if (!weight) {
+      if (zp->first != onnx::TensorProto::UINT8 && zp->first != onnx::TensorProto::UINT16) {
+        Violation("uint8 or uint16 activations", n,
+                  absl::StrCat("has a ", internal::DataTypeName(zp->first), " zero point"));
+      }
+      if (!per_tensor) Violation("activations per tensor", n, "has a per-axis scale on an activation");
+    } else if (x->data_type() == onnx::TensorProto::INT8 || x->data_type() == onnx::TensorProto::INT32) {
+      for (int64_t v : zp->second) {
+        if (v != 0)
+          return Violation("int8 weights and int32 biases with zero point 0", n, absl::StrCat("has zero point ", v));
+      }
+      if (x->data_type() == onnx::TensorProto::INT8 && !per_tensor) CheckWeightAxis(n, *x, readers);
+    } else if (x->data_type() == onnx::TensorProto::UINT8) {
+      if (!per_tensor) Violation("uint8 constants per tensor", n, "has a per-axis scale");
+    } else {
+      Violation("int8 weights, int32 biases or uint8 constants", n,
+                absl::StrCat("dequantizes ", internal::DataTypeName(x->data_type())));
+    }
+    if (quantize) {
+      auto it = readers.find(n.output(0));
+      if (it == readers.end()) return;
+      for (const auto& [reader, input] : it->second) {
+        if (reader->op_type() != "DequantizeLinear") {
+          return Violation("Q/DQ pairs (a QuantizeLinear is read by DequantizeLinear only)", n,
+                           absl::StrCat("is read by ", reader->op_type(), " '", reader->name(), "'"));
+        }
+      }
+    }
+  }
+
   void CheckOrtCpu(const onnx::NodeProto& n, bool weight) {
     const auto zp = ZeroPoint(n);
     if (weight) {
@@ -164,12 +207,85 @@ class Checker {
   std::map<std::string, const onnx::TensorProto*> constants_;
 };
 
+// Ops whose outputs are integers or booleans whatever they read.
+bool WritesIntegers(const std::string& op) {
+  static const std::set<std::string> kOps = {"Shape",   "Size", "ArgMax",         "ArgMin",      "NonZero", "Equal",
+                                             "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Not",     "And",
+                                             "Or",      "Xor",  "IsNaN",          "IsInf"};
+  return kOps.count(op) > 0;
+}
+
+// The main graph's ops that read a dequantized activation but run in float (see conformance.h).
+void CountFloatOps(const onnx::ModelProto& model, ConformanceReport* report) {
+  const onnx::GraphProto& g = model.graph();
+  std::set<std::string> constants;
+  for (const auto& t : g.initializer()) constants.insert(t.name());
+  std::map<std::string, const onnx::NodeProto*> producer;
+  std::map<std::string, std::vector<const onnx::NodeProto*>> readers;
+  for (const onnx::NodeProto& n : g.node()) {
+    if (n.op_type() == "Constant") constants.insert(n.output().begin(), n.output().end());
+    for (const std::string& o : n.output()) producer[o] = &n;
+    for (const std::string& i : n.input()) readers[i].push_back(&n);
+  }
+  std::set<std::string> outputs;
+  for (const auto& o : g.output()) outputs.insert(o.name());
+  auto dequantized_activation = [&](const std::string& t) {
+    auto p = producer.find(t);
+    return p != producer.end() && p->second->op_type() == "DequantizeLinear" && p->second->input_size() > 0 &&
+           !constants.count(p->second->input(0));
+  };
+  auto read_by_quantize_only = [&](const std::string& t) {
+    auto r = readers.find(t);
+    if (r == readers.end()) return !outputs.count(t);
+    for (const onnx::NodeProto* reader : r->second) {
+      if (reader->op_type() != "QuantizeLinear") return false;
+    }
+    return !outputs.count(t);
+  };
+  // A layer of float weights is the float domain's own: where it reads a dequantized value, that
+  // is the conversion between the domains.
+  auto float_layer = [&](const onnx::NodeProto& n) {
+    static const std::set<std::string> kLayers = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
+    if (!kLayers.count(n.op_type()) || n.input_size() < 2) return false;
+    auto p = producer.find(n.input(1));
+    return p == producer.end() || p->second->op_type() != "DequantizeLinear";
+  };
+  for (const onnx::NodeProto& n : g.node()) {
+    const std::string& op = n.op_type();
+    if (op == "QuantizeLinear" || op == "DequantizeLinear" || op == "Constant" || WritesIntegers(op)) continue;
+    bool reads = false;
+    for (int k = 0; k < n.input_size(); ++k) {
+      reads = reads || (IsDataInput(op, k) && dequantized_activation(n.input(k)));
+    }
+    if (!reads || float_layer(n)) continue;
+    bool float_out = false;
+    for (const std::string& o : n.output()) {
+      if (o.empty() || read_by_quantize_only(o)) continue;
+      // A Relu or Clip alone between a layer and its output quantization folds into it.
+      auto r = readers.find(o);
+      const bool folded = r != readers.end() && r->second.size() == 1 && !outputs.count(o) &&
+                          (r->second[0]->op_type() == "Relu" || r->second[0]->op_type() == "Clip") &&
+                          r->second[0]->output_size() == 1 && read_by_quantize_only(r->second[0]->output(0));
+      if (!folded) float_out = true;
+    }
+    if (!float_out) continue;
+    ++report->float_ops_between_quantized;
+    if (report->float_ops.size() < 5) report->float_ops.push_back(absl::StrCat(op, " '", n.name(), "'"));
+  }
+}
+
 }  // namespace
 
 std::string ConformanceReport::Summary() const {
+  const std::string float_ops =
+      float_ops_between_quantized == 0
+          ? (flavour == ExportFlavour::kQnn ? "; no float op between quantized tensors" : "")
+          : absl::StrCat("; ", float_ops_between_quantized,
+                         " ops read dequantized activations and write float values (",
+                         absl::StrJoin(this->float_ops, ", "), float_ops_between_quantized > 5 ? ", ..." : "", ")");
   if (ok()) {
     return absl::StrCat(FlavourName(flavour), ": ", rules.size(), " rules held on ", checked_nodes,
-                        " QuantizeLinear/DequantizeLinear nodes (", absl::StrJoin(rules, "; "), ")");
+                        " QuantizeLinear/DequantizeLinear nodes (", absl::StrJoin(rules, "; "), ")", float_ops);
   }
   return absl::StrCat(FlavourName(flavour), ": ", violations.size(), violations.size() >= 20 ? "+" : "",
                       " violations of its rules: ", absl::StrJoin(violations, "; "));
@@ -182,6 +298,15 @@ ConformanceReport CheckConformance(const onnx::ModelProto& model, ExportFlavour 
     report.rules = {"int8 zero points of 0",     "positive, finite, constant scales",
                     "activations per tensor",    "int8 weights in [-127, 127], per tensor or per output channel",
                     "no int32 DequantizeLinear", "every QuantizeLinear read by DequantizeLinear only"};
+  } else if (flavour == ExportFlavour::kQnn) {
+    report.rules = {"uint8 or uint16 activations per tensor, constant zero points",
+                    "int8 weights (per tensor or per output channel) and int32 biases of zero point 0",
+                    "uint8 constants per tensor",
+                    "positive, finite, constant scales",
+                    "every QuantizeLinear read by DequantizeLinear only",
+                    "whole-graph QDQ: no op reads a dequantized activation and writes a float value"};
+  } else if (flavour == ExportFlavour::kRuntimePrecision) {
+    report.rules = {"no QuantizeLinear or DequantizeLinear (the CoreML provider converts neither)"};
   } else {
     report.rules = {"uint8 activations with a constant zero point", "int8 (or int4) weights with zero point 0",
                     "positive, finite, constant scales"};
@@ -190,6 +315,13 @@ ConformanceReport CheckConformance(const onnx::ModelProto& model, ExportFlavour 
   internal::ForEachGraph(model.graph(), "", "", [&](const onnx::GraphProto& g, const std::string&, const std::string&) {
     checker.CheckGraph(g);
   });
+  CountFloatOps(model, &report);
+  if (flavour == ExportFlavour::kQnn) {
+    for (const std::string& op : report.float_ops) {
+      report.violations.push_back(
+          absl::StrCat("whole-graph QDQ: ", op, " reads a dequantized activation and writes a float value"));
+    }
+  }
   return report;
 }
 

@@ -8,10 +8,24 @@
 //   quantized per tensor or per output channel (the axis of the consuming Conv's, ConvTranspose's,
 //   Gemm's or MatMul's output channels); no DequantizeLinear reads int32 (TensorRT takes biases
 //   float); every QuantizeLinear is read by DequantizeLinear only (Q/DQ pairs).
-// - ort-cpu and runtime-precision (ONNX Runtime's CPU provider's u8s8 kernels, and the Core ML
-//   provider, which takes the same file): activations uint8 with a constant zero point, weights
-//   int8 (or int4, model::StoresInt4) with zero point 0, positive and finite scales. The file is also run in ONNX
-//   Runtime on every export (runtime/verify.h), which is the stronger check for these.
+// - qnn (ONNX Runtime's QNN provider on the HTP, per its documentation and quantization tools):
+//   activations uint8 or uint16 with a constant zero point, per tensor; layer weights int8 with
+//   zero point 0, per tensor or per output channel; other constants uint8 per tensor; biases
+//   int32 with zero point 0; positive, finite, constant scales; every QuantizeLinear read by
+//   DequantizeLinear only; and whole-graph QDQ: no op reads a dequantized activation and writes a
+//   float value (each such op is named: the HTP would run it outside a quantized node unit, in
+//   fp16 where the chip has it, else on the CPU).
+// - runtime-precision (ONNX Runtime's CoreML provider): no QuantizeLinear or DequantizeLinear at
+//   all (it converts neither; they would run on the CPU).
+// - ort-cpu (ONNX Runtime's CPU provider's u8s8 kernels): activations uint8 with a constant zero
+//   point, weights int8 (or int4, model::StoresInt4) with zero point 0, positive and finite
+//   scales. The file is also run in ONNX Runtime on every export (runtime/verify.h), which is the
+//   stronger check for it.
+//
+// Every flavour's report counts the ops that read a dequantized activation and write a float value
+// nothing quantizes (a Relu or Clip a layer's output quantization folds counts with the layer; a
+// layer of float weights, where the float domain begins, does not count): for ort-cpu the float
+// elementwise ops between its integer layers, for qnn the ops left out of quantized node units.
 #ifndef SQUEEZE_MODEL_CONFORMANCE_H_
 #define SQUEEZE_MODEL_CONFORMANCE_H_
 
@@ -29,6 +43,8 @@ struct ConformanceReport {
   std::vector<std::string> rules;       // what was checked, one phrase each
   int checked_nodes = 0;                // QuantizeLinear and DequantizeLinear nodes, every graph
   std::vector<std::string> violations;  // "rule: node 'name' ..." ; empty when it conforms
+  int float_ops_between_quantized = 0;  // main graph, see above
+  std::vector<std::string> float_ops;   // the first few: "Add 'name'"
 
   bool ok() const { return violations.empty(); }
   // "tensorrt: 5 rules held on 126 Q/DQ nodes" or the first violations.

@@ -22,6 +22,7 @@
 #include "model/internal/graph_editor.h"
 #include "model/internal/tensor_data.h"
 #include "model/internal/validation.h"
+#include "model/quantized_region.h"
 
 namespace squeeze::model {
 namespace {
@@ -55,6 +56,21 @@ const char* PatternName(PrunePattern p) {
   return "dense";
 }
 
+// Why a flavour writes no file for some precision, in a few words.
+const char* UnrealizedWhy(ExportFlavour flavour) {
+  switch (flavour) {
+    case ExportFlavour::kOrtCpu:
+      return "ONNX Runtime's CPU provider computes float layers in fp32";
+    case ExportFlavour::kRuntimePrecision:
+      return "ONNX Runtime's CoreML provider converts no quantized op: fp32 or fp16 only";
+    case ExportFlavour::kQnn:
+      return "the HTP computes integer layers on integer activations, float ones in fp16";
+    case ExportFlavour::kTensorRt:
+      break;
+  }
+  return "no such file";
+}
+
 absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>& plan, ExportFlavour flavour) {
   if (plan.size() != analysis.layers.size()) {
     return absl::InvalidArgumentError(
@@ -79,9 +95,7 @@ absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>
     if (!Realizes(flavour, p.weight_bits, p.activation_bits)) {
       return absl::InvalidArgumentError(
           absl::StrCat("layer '", name, "': w", p.weight_bits, "a", p.activation_bits, " is not written by the ",
-                       FlavourName(flavour), " export (",
-                       flavour == ExportFlavour::kOrtCpu ? "ONNX Runtime's CPU provider computes float layers in fp32"
-                                                         : "no such file",
+                       FlavourName(flavour), " export (", UnrealizedWhy(flavour),
                        "): search again for this device, whose options are what its export writes"));
     }
     if (!(p.prune_ratio >= 0 && p.prune_ratio < 1)) {
@@ -163,18 +177,11 @@ std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& pla
 }
 
 absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedModel& model,
-                                                                const std::vector<LayerPlan>& plan) {
-  // Which tensors need ranges does not depend on the flavour: the most permissive one checks.
-  if (absl::Status s = ValidatePlan(model.analysis, plan, ExportFlavour::kRuntimePrecision); !s.ok()) return s;
-  const ActivationTensors tensors = ActivationTensorsOf(model);
+                                                                const std::vector<LayerPlan>& plan,
+                                                                ExportFlavour flavour) {
+  if (absl::Status s = ValidatePlan(model.analysis, plan, flavour); !s.ok()) return s;
   std::vector<std::string> names;
-  std::set<std::string> seen;
-  for (size_t i = 0; i < plan.size(); ++i) {
-    if (plan[i].activation_bits != 8 || tensors.input[i].empty()) continue;
-    for (const std::string& name : {tensors.input[i], tensors.output[i]}) {
-      if (seen.insert(name).second) names.push_back(name);
-    }
-  }
+  for (const QuantizedTensor& t : QuantizedRegionOf(model, plan, flavour).tensors) names.push_back(t.name);
   return names;
 }
 
@@ -189,10 +196,9 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
                                           const ExportOptions& options) {
   const Analysis& analysis = model.analysis;
   if (absl::Status s = ValidatePlan(analysis, plan, options.flavour); !s.ok()) return s;
-  absl::StatusOr<std::vector<std::string>> to_calibrate = ActivationsToCalibrate(model, plan);
-  if (!to_calibrate.ok()) return to_calibrate.status();
+  const QuantizedRegion region = QuantizedRegionOf(model, plan, options.flavour);
   absl::StatusOr<std::map<std::string, ActivationQuantizer>> activation_quant =
-      internal::ActivationQuantizers(*to_calibrate, ranges, ActivationSchemeOf(options.flavour));
+      internal::ActivationQuantizers(region.tensors, ranges, options.flavour);
   if (!activation_quant.ok()) return activation_quant.status();
 
   ExportedModel result;
@@ -224,7 +230,9 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
       return s;
     }
   }
-  report.quantized_activations = internal::InsertActivationQdq(*activation_quant, editor);
+  const bool whole_graph = QuantizesWholeGraph(options.flavour);
+  report.quantized_activations = internal::InsertActivationQdq(*activation_quant, whole_graph, editor);
+  report.quantized_constants = internal::QuantizeRegionConstants(region.constants, editor);
   editor.Finish();
   internal::ImportDomainsUsed(&proto);
   proto.mutable_graph()->clear_value_info();
@@ -235,10 +243,12 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   if (absl::Status s = CheckExported(&proto); !s.ok()) return s;
   const ConformanceReport conformance = CheckConformance(proto, options.flavour);
   report.conformance = conformance.Summary();
+  report.float_ops_between_quantized = conformance.float_ops_between_quantized;
   if (!conformance.ok()) {
-    if (options.flavour == ExportFlavour::kTensorRt) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the file would break TensorRT's rules for quantized ONNX: ", report.conformance));
+    if (options.flavour != ExportFlavour::kOrtCpu) {
+      return absl::FailedPreconditionError(absl::StrCat("the file would break the rules of the ",
+                                                        FlavourName(options.flavour),
+                                                        " flavour's runtime: ", report.conformance));
     }
     report.warnings.push_back(absl::StrCat("conformance: ", report.conformance));
   }

@@ -92,7 +92,11 @@ struct ExportReport {
   int64_t original_opset = 0;
   int64_t opset = 0;
   int quantized_activations = 0;  // tensors given a QuantizeLinear/DequantizeLinear pair
-  int removed_channels = 0;       // output channels physically removed, all layers
+  int quantized_constants = 0;    // float constants stored uint8 for a whole-graph flavour's ops
+  // Ops that read a dequantized activation and write a float value nothing quantizes
+  // (ConformanceReport).
+  int float_ops_between_quantized = 0;
+  int removed_channels = 0;  // output channels physically removed, all layers
   // The flavour's runtime rules checked on the file (model/conformance.h): what held, or what broke.
   std::string conformance;
   std::vector<std::string> warnings;
@@ -103,10 +107,13 @@ struct ExportedModel {
   ExportReport report;
 };
 
-// The main-graph tensors whose ranges ExportModel needs for `plan`: the input and quantized output
-// (ActivationTensorsOf) of every layer at 8-bit activations. InvalidArgument as ExportModel for a malformed plan.
+// The main-graph tensors whose ranges ExportModel needs for `plan` in `flavour`: the input and
+// quantized output (ActivationTensorsOf) of every layer at integer activations, and for a flavour
+// that quantizes the whole graph the tensors joined to them (QuantizedRegionOf). InvalidArgument
+// as ExportModel for a malformed plan.
 absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedModel& model,
-                                                                const std::vector<LayerPlan>& plan);
+                                                                const std::vector<LayerPlan>& plan,
+                                                                ExportFlavour flavour);
 
 // Applies `plan` (one entry per Analysis::layers entry) to `model`. `ranges` must hold every
 // tensor ActivationsToCalibrate names. InvalidArgument for a plan of the wrong length, bits or
@@ -114,8 +121,8 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
 // write (16-bit activations for ONNX Runtime's CPU provider), a missing or non-finite range, or an
 // output that fails libonnx's checker (with its reason); FailedPrecondition for a model below
 // opset 13 that libonnx cannot convert, one that no longer holds a layer the analysis names, or a
-// tensorrt file that breaks TensorRT's rules (CheckConformance; a broken ort-cpu rule is a warning,
-// as the file is run in ONNX Runtime anyway).
+// file that breaks its flavour runtime's rules (CheckConformance; a broken ort-cpu rule is a
+// warning, as the file is run in ONNX Runtime anyway).
 absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::vector<LayerPlan>& plan,
                                           const std::map<std::string, TensorRange>& ranges,
                                           const ExportOptions& options = {});

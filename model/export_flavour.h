@@ -14,8 +14,20 @@
 //   per-channel DequantizeLinear of zero point 0 on the output-channel axis (0 for Conv); 16-bit
 //   activations are float in the file, computed in fp16 when TensorRT builds with fp16. Every
 //   export is checked against these rules (model/conformance.h).
-// - runtime-precision (Core ML): the ort-cpu file; 16-bit activations are float in it and
-//   computed in fp16 by the runtime when it is built for fp16 (Core ML's ML Program).
+// - runtime-precision (ONNX Runtime's CoreML provider, ML Program): a float file, fp32 or fp16
+//   weights (an fp16 initializer and a Cast), computed in the precision the Core ML compute unit
+//   runs (fp16 on the Neural Engine). The provider converts no QuantizeLinear, DequantizeLinear or
+//   quantized op and takes float tensors only, so there are no integer weights or activations:
+//   in a QDQ file the Q/DQ would run on the CPU and take their layers off the Neural Engine.
+// - qnn (ONNX Runtime's QNN provider on a Qualcomm HTP, the Hexagon NPU): whole-graph QDQ, as
+//   the HTP runs only quantized node units and anything float leaves it. Integer-weight layers
+//   take uint8 (a8) or uint16 (a16, com.microsoft QuantizeLinear/DequantizeLinear) activations,
+//   int8 per-channel weights of zero point 0 and int32 biases; every float tensor joined to them
+//   through the ops the HTP runs quantized (elementwise arithmetic, activations, batch norms,
+//   pooling, concatenation, resizing, reshaping: model/quantized_region.h) is quantized too, its float
+//   constants and the graph outputs it reaches included. fp16 layers (w16a16) are float in the file,
+//   computed in fp16 by the HTP (the provider's enable_htp_fp16_precision). There is no fp32 and
+//   no weight-only (float-activation) option: the HTP computes neither.
 #ifndef SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
 #define SQUEEZE_MODEL_EXPORT_FLAVOUR_H_
 
@@ -28,27 +40,39 @@
 
 namespace squeeze::model {
 
-enum class ExportFlavour { kOrtCpu, kRuntimePrecision, kTensorRt };
+enum class ExportFlavour { kOrtCpu, kRuntimePrecision, kTensorRt, kQnn };
 
-// "ort-cpu", "runtime-precision", "tensorrt".
+// "ort-cpu", "runtime-precision", "tensorrt", "qnn".
 absl::string_view FlavourName(ExportFlavour flavour);
 // FlavourName's inverse; nullopt for any other name.
 std::optional<ExportFlavour> ParseFlavour(absl::string_view name);
 
-// The flavour a device's runtime (devices.runtime: "onnxruntime-cpu", "coreml", "tensorrt", ...)
-// is exported in. Unknown runtimes get ort-cpu, the file every ONNX runtime loads as written.
+// The flavour a device's runtime (devices.runtime: "onnxruntime-cpu", "coreml", "tensorrt",
+// "onnxruntime-qnn", ...) is exported in. Unknown runtimes get ort-cpu, the file every ONNX
+// runtime loads as written.
 ExportFlavour FlavourForRuntime(absl::string_view runtime);
 
-// How the flavour's runtime takes 8-bit activations: int8 symmetric for tensorrt, else uint8 with
-// a zero point.
-ActivationScheme ActivationSchemeOf(ExportFlavour flavour);
+// How the flavour's runtime takes integer activations of `bits` (8, or 16 for qnn): int8
+// symmetric for tensorrt, uint16 for qnn's 16 bits, else uint8 with a zero point.
+ActivationScheme ActivationSchemeOf(ExportFlavour flavour, int bits);
+
+// Whether `flavour` writes a layer at (weight_bits, activation_bits) with integer activations
+// (QuantizeLinear/DequantizeLinear in the file): integer weights with 8-bit activations for every
+// flavour, and with 16-bit ones for qnn.
+bool QuantizesActivations(ExportFlavour flavour, int weight_bits, int activation_bits);
+
+// Whether the flavour quantizes the whole graph around its integer layers (qnn), not only their
+// inputs and outputs.
+bool QuantizesWholeGraph(ExportFlavour flavour);
 
 // Whether `flavour` writes a layer at (weight_bits, activation_bits) as a file that does it.
 // Float weights (32, 16) never take 8-bit activations; fp32 weights take only fp32.
 bool Realizes(ExportFlavour flavour, int weight_bits, int activation_bits);
 
 // Whether the flavour's runtime fuses Q/DQ, scales, biases and pointwise activations into its integer
-// kernels, so none of them runs as an op of its own: TensorRT (its documented layer fusions). ONNX
+// kernels, so none of them runs as an op of its own: TensorRT (its documented layer fusions) and
+// the QNN HTP (a QDQ node unit runs as one quantized op; whole-graph QDQ leaves no standalone
+// conversion between them). ONNX
 // Runtime's CPU provider runs a standalone QuantizeLinear/DequantizeLinear where float and integer
 // layers meet, and fuses into QLinearConv only a Relu it quantizes after.
 bool FusesQdq(ExportFlavour flavour);

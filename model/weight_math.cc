@@ -246,6 +246,18 @@ double RelativeDistortion(absl::Span<const float> w, absl::Span<const float> w_h
   return den > 0 ? num / den : 0;
 }
 
+int ActivationLevels(ActivationScheme scheme) {
+  switch (scheme) {
+    case ActivationScheme::kSymmetricInt8:
+      return 254;
+    case ActivationScheme::kAsymmetricUint16:
+      return 65535;
+    case ActivationScheme::kAsymmetricUint8:
+      break;
+  }
+  return 255;
+}
+
 ActivationQuantizer ActivationQuantizerOf(ActivationScheme scheme, float min, float max) {
   ActivationQuantizer q;
   q.scheme = scheme;
@@ -254,19 +266,21 @@ ActivationQuantizer ActivationQuantizerOf(ActivationScheme scheme, float min, fl
     if (scale > 0 && std::isfinite(scale)) q.scale = scale;
     return q;
   }
+  const float levels = static_cast<float>(ActivationLevels(scheme));
   const float lo = std::min(min, 0.f), hi = std::max(max, 0.f);
-  const float scale = (hi - lo) / 255.f;
+  const float scale = (hi - lo) / levels;
   if (!(scale > 0) || !std::isfinite(scale)) return q;
   q.scale = scale;
-  q.zero_point = static_cast<int32_t>(std::clamp(std::nearbyint(-lo / scale), 0.f, 255.f));
+  q.zero_point = static_cast<int32_t>(std::clamp(std::nearbyint(-lo / scale), 0.f, levels));
   return q;
 }
 
 float FakeQuantize(float x, int bits, const ActivationQuantizer& q) {
-  if (bits == 8) {
+  const bool uint16 = q.scheme == ActivationScheme::kAsymmetricUint16;
+  if (bits == 8 || (bits == 16 && uint16)) {
     const bool int8 = q.scheme == ActivationScheme::kSymmetricInt8;
-    const float level = std::clamp(std::nearbyint(x / q.scale) + static_cast<float>(q.zero_point), int8 ? -128.f : 0.f,
-                                   int8 ? 127.f : 255.f);
+    const float lowest = int8 ? -128.f : 0.f, highest = int8 ? 127.f : static_cast<float>(ActivationLevels(q.scheme));
+    const float level = std::clamp(std::nearbyint(x / q.scale) + static_cast<float>(q.zero_point), lowest, highest);
     return (level - static_cast<float>(q.zero_point)) * q.scale;
   }
   if (bits == 16) return RoundToHalf(x);

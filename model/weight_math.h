@@ -65,13 +65,17 @@ float QuantizeRow(absl::Span<const float> row, absl::Span<const uint8_t> mask, i
 void QuantizeRowAt(absl::Span<const float> row, absl::Span<const uint8_t> mask, int bits, double scale,
                    absl::Span<float> out);
 
-// How a runtime takes 8-bit activations:
+// How a runtime takes integer activations:
 // - kAsymmetricUint8 (ONNX Runtime's CPU provider, and most): the range [min, max], widened to hold
 //   0 (zero padding stays exact), in uint8 levels: scale (hi − lo) / 255, zero point
 //   round(−lo / scale).
 // - kSymmetricInt8 (TensorRT): int8 with zero point 0, scale max(|min|, |max|) / 127 — a range of
 //   one sign uses half the levels, so its error is up to 4× the asymmetric one's.
-enum class ActivationScheme { kAsymmetricUint8, kSymmetricInt8 };
+// - kAsymmetricUint16 (Qualcomm's HTP, 16-bit activations): as uint8 in 65535 levels.
+enum class ActivationScheme { kAsymmetricUint8, kSymmetricInt8, kAsymmetricUint16 };
+
+// The levels above the lowest of a scheme's type: 255, 254 (int8 -127..127 is symmetric), 65535.
+int ActivationLevels(ActivationScheme scheme);
 
 // The quantizer of an activation range, as ONNX's QuantizeLinear takes it. A range of zeros gives
 // scale 1, zero point 0 (any scale is exact). The one formula: the exporter writes it, and the
@@ -79,13 +83,13 @@ enum class ActivationScheme { kAsymmetricUint8, kSymmetricInt8 };
 struct ActivationQuantizer {
   ActivationScheme scheme = ActivationScheme::kAsymmetricUint8;
   float scale = 1;
-  int32_t zero_point = 0;  // in [0, 255] for uint8; 0 for int8
+  int32_t zero_point = 0;  // in [0, 255] for uint8, [0, 65535] for uint16; 0 for int8
 };
 ActivationQuantizer ActivationQuantizerOf(ActivationScheme scheme, float min, float max);
 
-// `x` fake-quantized at `bits`: 8 through `q` as QuantizeLinear then DequantizeLinear compute it
-// (float math, round half to even, saturating to the type's levels), 16 rounded to fp16, anything
-// else x itself.
+// `x` fake-quantized at `bits`: 8 (and 16 in uint16) through `q` as QuantizeLinear then
+// DequantizeLinear compute it (float math, round half to even, saturating to the type's levels),
+// other 16 rounded to fp16, anything else x itself.
 float FakeQuantize(float x, int bits, const ActivationQuantizer& q);
 
 // Rounds to the nearest fp16 value (round half to even; overflow to ±inf, as fp16 storage does).

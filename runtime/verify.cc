@@ -264,7 +264,7 @@ absl::StatusOr<model::ExportedModel> ExportCalibrated(const model::LoadedModel& 
   auto stage = [&on_stage](absl::string_view name, const std::string& detail) {
     if (on_stage) on_stage(name, detail);
   };
-  absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(model, plan);
+  absl::StatusOr<std::vector<std::string>> names = model::ActivationsToCalibrate(model, plan, export_options.flavour);
   if (!names.ok()) return names.status();
   stage("calibrating", absl::StrCat(names->size(), " activations on ", calibration.samples.size(),
                                     calibration.synthetic ? " synthetic samples" : " uploaded samples"));

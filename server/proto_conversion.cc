@@ -383,6 +383,8 @@ v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verif
   out.set_quantized_activations(report.quantized_activations);
   out.set_removed_channels(report.removed_channels);
   out.set_conformance(report.conformance);
+  out.set_float_ops_between_quantized(report.float_ops_between_quantized);
+  out.set_quantized_constants(report.quantized_constants);
   for (const std::string& w : report.warnings) out.add_warnings(w);
   v1::Measurement* m = out.mutable_measured();
   m->set_sqnr_db(verification.sqnr_db);

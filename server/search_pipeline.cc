@@ -210,7 +210,7 @@ absl::Status SearchPipeline::MeasureSensitivities(RunningSearch& run, Inputs* in
   options.output_weights = OutputWeightsOf(in->spec);
   // A TensorRT device takes 8-bit activations int8 symmetric: their error is measured as such.
   for (const dp::Device& device : in->devices) {
-    if (model::ActivationSchemeOf(model::FlavourForRuntime(device.runtime)) ==
+    if (model::ActivationSchemeOf(model::FlavourForRuntime(device.runtime), 8) ==
         model::ActivationScheme::kSymmetricInt8) {
       options.int8_symmetric = true;
     }

@@ -290,7 +290,7 @@ absl::Status ValidateExportRequest(const v1::ExportRequest& request) {
   }
   if (!request.flavour().empty() && !model::ParseFlavour(request.flavour())) {
     return absl::InvalidArgumentError(absl::StrCat("flavour '", common::Printable(request.flavour(), 48),
-                                                   "' is not one of ort-cpu, tensorrt, runtime-precision"));
+                                                   "' is not one of ort-cpu, tensorrt, qnn, runtime-precision"));
   }
   return absl::OkStatus();
 }

@@ -374,7 +374,7 @@ int main(int argc, char** argv) {
       if (!v.ok()) return fail(v.status());
       plans.push_back(*std::move(v));
     }
-    auto names = model::ActivationsToCalibrate(*loaded, plans[3].plan);
+    auto names = model::ActivationsToCalibrate(*loaded, plans[3].plan, model::ExportFlavour::kOrtCpu);
     if (!names.ok()) return fail(names.status());
     runtime::RangeOptions range_options;
     range_options.threads = threads;

@@ -290,9 +290,14 @@ std::vector<float> ScaleFloor(const Bias& bias, double input_scale) {
 }
 
 // Why a layer's plan is not followed exactly for its activations, or "" when it is.
-std::string ActivationNote(const Layer& layer, const LayerPlan& plan, LayerExport* le) {
-  if (plan.activation_bits == 16) return "16-bit activations are the runtime's choice: float in the file";
-  if (plan.activation_bits != 8) return "";
+std::string ActivationNote(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, LayerExport* le) {
+  if (!QuantizesActivations(flavour, plan.weight_bits, plan.activation_bits)) {
+    // (An fp16 layer is float in the file by definition; integer weights with 16-bit activations
+    // are worth the note.)
+    return plan.activation_bits == 16 && plan.weight_bits <= 8
+               ? "16-bit activations are the runtime's choice: float in the file"
+               : "";
+  }
   if (!layer.subgraph.empty()) return "activations inside a subgraph stay float";
   if (layer.weight_elem_type != onnx::TensorProto::FLOAT) return "fp16 activations stay float16";
   le->activation_quantized = true;
@@ -497,15 +502,16 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
     notes.push_back("a grouped layout has no single channel axis for per-channel scales: weights kept float");
     weight_bits = 32;
   }
-  // An 8-bit-activation Conv fuses into ONNX Runtime's integer kernel only with an int32 bias at
-  // scale input x weight. A channel whose bias would overflow int32 there (weights far smaller
-  // than its bias) gets the least weight scale at which it fits rather than leaving the layer float.
-  // TensorRT (int8 symmetric activations) takes the bias float and fuses it itself: its
-  // DequantizeLinear reads int8, not int32.
+  // An integer-activation Conv fuses into ONNX Runtime's integer kernel (and into the QNN HTP's
+  // quantized node unit) only with an int32 bias at scale input x weight. A channel whose bias
+  // would overflow int32 there (weights far smaller than its bias) gets the least weight scale at
+  // which it fits rather than leaving the layer float. TensorRT (int8 symmetric activations) takes
+  // the bias float and fuses it itself: its DequantizeLinear reads int8, not int32.
   const auto input_quant = activation_quant.find(node->input(0));
-  const std::optional<float> int32_bias_at = plan.activation_bits == 8 && weight_bits <= 8 && layer.subgraph.empty() &&
+  const std::optional<float> int32_bias_at = QuantizesActivations(flavour, plan.weight_bits, plan.activation_bits) &&
+                                                     weight_bits <= 8 && layer.subgraph.empty() &&
                                                      layer.op_type == "Conv" && input_quant != activation_quant.end() &&
-                                                     input_quant->second.scheme == ActivationScheme::kAsymmetricUint8 &&
+                                                     input_quant->second.scheme != ActivationScheme::kSymmetricInt8 &&
                                                      layer.weight_elem_type == onnx::TensorProto::FLOAT
                                                  ? std::optional<float>(input_quant->second.scale)
                                                  : std::nullopt;
@@ -526,7 +532,7 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
   node->set_input(1, written.value);
   le.weight_distortion = Distortion(sliced, written.w_hat);
   if (bias.constant != nullptr) WriteBias(out, bias, int32_bias_at, written.scales, &notes);
-  if (std::string note = ActivationNote(layer, plan, &le); !note.empty()) notes.push_back(std::move(note));
+  if (std::string note = ActivationNote(layer, plan, flavour, &le); !note.empty()) notes.push_back(std::move(note));
   le.note = absl::StrJoin(notes, "; ");
   report->packed_weight_bytes += le.packed_bytes;
   return absl::OkStatus();

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "model/export_flavour.h"
 #include "model/internal/graph.h"
 
 namespace squeeze::model::internal {
@@ -244,18 +245,31 @@ std::vector<onnx::NodeProto> QdqNodes(GraphEditor& editor, onnx::GraphProto* gra
   };
   const std::string scale =
       add_param(RawTensorOf(editor.Fresh(base + "_scale"), onnx::TensorProto::FLOAT, {}, std::vector<float>{q.scale}));
-  const std::string zero_point =
-      q.scheme == ActivationScheme::kSymmetricInt8
-          ? add_param(
-                RawTensorOf(editor.Fresh(base + "_zero_point"), onnx::TensorProto::INT8, {}, std::vector<int8_t>{0}))
-          : add_param(RawTensorOf(editor.Fresh(base + "_zero_point"), onnx::TensorProto::UINT8, {},
-                                  std::vector<uint8_t>{static_cast<uint8_t>(q.zero_point)}));
+  std::string zero_point;
+  switch (q.scheme) {
+    case ActivationScheme::kSymmetricInt8:
+      zero_point = add_param(
+          RawTensorOf(editor.Fresh(base + "_zero_point"), onnx::TensorProto::INT8, {}, std::vector<int8_t>{0}));
+      break;
+    case ActivationScheme::kAsymmetricUint16:
+      zero_point = add_param(RawTensorOf(editor.Fresh(base + "_zero_point"), onnx::TensorProto::UINT16, {},
+                                         std::vector<uint16_t>{static_cast<uint16_t>(q.zero_point)}));
+      break;
+    case ActivationScheme::kAsymmetricUint8:
+      zero_point = add_param(RawTensorOf(editor.Fresh(base + "_zero_point"), onnx::TensorProto::UINT8, {},
+                                         std::vector<uint8_t>{static_cast<uint8_t>(q.zero_point)}));
+      break;
+  }
   const std::string quantized = editor.Fresh(base + "_q");
   *dequantized = editor.Fresh(base + "_dq");
   nodes.push_back(
       MakeNode("QuantizeLinear", editor.Fresh(base + "_quantize"), {input, scale, zero_point}, {quantized}));
   nodes.push_back(
       MakeNode("DequantizeLinear", editor.Fresh(base + "_dequantize"), {quantized, scale, zero_point}, {*dequantized}));
+  // uint16 Q/DQ are ONNX's from opset 21 only; below that ONNX Runtime's own (com.microsoft) take them.
+  if (q.scheme == ActivationScheme::kAsymmetricUint16) {
+    for (size_t k = nodes.size() - 2; k < nodes.size(); ++k) nodes[k].set_domain(std::string(kMicrosoftDomain));
+  }
   return nodes;
 }
 

@@ -73,11 +73,19 @@ model::PrunePattern PatternOf(dp::Sparsity s) {
 }
 
 // The measured activation error of a layer at `bits` in `scheme` (8-bit activations int8 symmetric
-// for TensorRT, else asymmetric uint8); nullopt when it was not measured.
+// for TensorRT, else asymmetric uint8; 16-bit ones uint16 for the QNN HTP, else fp16); nullopt
+// when it was not measured. uint16 is not measured on its own: uniform quantization noise goes
+// with the square of the step, and over the same range uint16's step is 255/65535 of uint8's.
 std::optional<double> MeasuredActivationError(const runtime::LayerSensitivity* sens, int bits,
                                               model::ActivationScheme scheme) {
   if (sens == nullptr || !sens->measured) return std::nullopt;
   if (bits == 8 && scheme == model::ActivationScheme::kSymmetricInt8) return sens->int8_symmetric_activation_error;
+  if (bits == 16 && scheme == model::ActivationScheme::kAsymmetricUint16) {
+    auto it = sens->activation_error.find(8);
+    if (it == sens->activation_error.end()) return std::nullopt;
+    const double step_ratio = 255.0 / 65535.0;
+    return it->second * step_ratio * step_ratio;
+  }
   auto it = sens->activation_error.find(bits);
   if (it == sens->activation_error.end()) return std::nullopt;
   return it->second;
@@ -85,9 +93,9 @@ std::optional<double> MeasuredActivationError(const runtime::LayerSensitivity* s
 
 // Relative noise of uniform b-bit quantization over a range of 8 standard deviations, for layers
 // whose activation error could not be measured: (8 / 2^b)² / 12. fp16 rounding: 2^-22.
-double AssumedActivationError(int bits) {
+double AssumedActivationError(int bits, model::ActivationScheme scheme) {
   if (bits >= 32) return 0;
-  if (bits == 16) return std::ldexp(1.0, -22);
+  if (bits == 16 && scheme != model::ActivationScheme::kAsymmetricUint16) return std::ldexp(1.0, -22);
   const double step = 8.0 / std::ldexp(1.0, bits);
   return step * step / 12;
 }
@@ -531,9 +539,13 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       problem.table.fixed.latency += in.device->op_overhead_us * 1e-6;
       continue;
     }
-    // Memory-bound work over its float output (4 bytes a value).
-    const dp::OpPrediction op = in.cost_model->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
-                                                         static_cast<double>(node.input_bytes + node.output_bytes));
+    // Memory-bound work over its float output (4 bytes a value); a whole-graph flavour (qnn) runs
+    // it quantized, on uint8 values — the width of every plan with an 8-bit layer near it (an
+    // all-fp16 neighbourhood moves twice that: priced optimistically there).
+    const double width = model::QuantizesWholeGraph(model::FlavourForRuntime(in.device->runtime)) ? 0.25 : 1.0;
+    const dp::OpPrediction op =
+        in.cost_model->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
+                                 width * static_cast<double>(node.input_bytes + node.output_bytes));
     problem.table.fixed.latency += op.seconds;
     other_ops[node.name] += op.seconds;
   }
@@ -677,8 +689,9 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       }
       double act = 0;
       if (option.activation_bits < 32) {
-        act = MeasuredActivationError(sens, option.activation_bits, model::ActivationSchemeOf(realization.flavour))
-                  .value_or(AssumedActivationError(option.activation_bits));
+        const model::ActivationScheme scheme = model::ActivationSchemeOf(realization.flavour, option.activation_bits);
+        act = MeasuredActivationError(sens, option.activation_bits, scheme)
+                  .value_or(AssumedActivationError(option.activation_bits, scheme));
       }
       const double keep_out =
           option.pattern == dp::Sparsity::kOutputChannel && layer.out_channels > 0
@@ -703,7 +716,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       }
       LayerOption o;
       o.removed_channels = 1.0 - keep_out;
-      if (option.activation_bits == 8 && quantizable[i]) {
+      if (model::QuantizesActivations(realization.flavour, option.weight_bits, option.activation_bits) &&
+          quantizable[i]) {
         o.integer_activations = true;
         o.boundary_latency = boundary_bound[i];
         absl::StrAppend(&latency.explanation,

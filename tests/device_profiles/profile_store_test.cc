@@ -10,6 +10,8 @@
 namespace squeeze::device_profiles {
 namespace {
 
+using Catch::Matchers::Contains;
+
 std::unique_ptr<ProfileStore> OpenStore(const std::string& path, const ProfileStoreOptions& options = {}) {
   absl::StatusOr<std::unique_ptr<ProfileStore>> store = ProfileStore::Open(path, options);
   INFO(store.status().ToString());
@@ -28,7 +30,8 @@ TEST_CASE("A new profile database is seeded with real devices that cite their so
   bool has_host = false;
   for (const Device& d : *devices) {
     INFO(d.id);
-    CHECK(d.version == 1);
+    // Version 1 each, but for the rows a seed migration (NNNN_seed_*.sql) gave a newer version.
+    CHECK(d.version == (d.id == "iphone-15-pro" ? 2 : 1));
     CHECK_FALSE(d.source.empty());
     CHECK_FALSE(d.derivation.empty());
     CHECK(d.provenance == Provenance::kSpec);
@@ -44,6 +47,33 @@ TEST_CASE("A new profile database is seeded with real devices that cite their so
   absl::StatusOr<common::Database> db = common::Database::Open(dir.File("profiles.db"));
   REQUIRE(db.ok());
   CHECK(*db->UserVersion() == kProfileSchemaVersion);
+}
+
+// What the seed migration 0005 gives: the iPhone as ONNX Runtime's CoreML provider runs it (fp16
+// only), and the Galaxy S24's Hexagon NPU through the QNN provider.
+void CheckCoreMlAndNpuRows(ProfileStore& store) {
+  const absl::StatusOr<Device> iphone = store.GetDevice("iphone-15-pro");
+  REQUIRE(iphone.ok());
+  CHECK(iphone->version == 2);
+  CHECK(iphone->runtime == "onnxruntime-coreml");
+  REQUIRE(iphone->capabilities.size() == 1);
+  CHECK(iphone->capabilities[0].weight_bits == 16);
+  CHECK(iphone->capabilities[0].activation_bits == 16);
+  CHECK_THAT(iphone->derivation, Contains("no QuantizeLinear, DequantizeLinear or quantized op"));
+  CHECK(store.GetDevice("iphone-15-pro", 1)->runtime == "coreml");  // version 1 stays, as searched
+  const absl::StatusOr<Device> npu = store.GetDevice("galaxy-s24-npu");
+  REQUIRE(npu.ok());
+  CHECK(npu->runtime == "onnxruntime-qnn");
+  CHECK(npu->memory_bandwidth_bytes_per_s == store.GetDevice("galaxy-s24")->memory_bandwidth_bytes_per_s);
+  CHECK(npu->capabilities.size() == 3);
+  for (const Capability& c : npu->capabilities) CHECK_THAT(c.derivation, Contains("ASSUMED"));
+  CHECK(ValidateDevice(*npu).ok());
+}
+
+TEST_CASE("A new database holds the seed migrations' rows", "[profiles]") {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.File("profiles.db"));
+  CheckCoreMlAndNpuRows(*store);
 }
 
 TEST_CASE("Reopening keeps user data and does not re-seed", "[profiles]") {
@@ -263,6 +293,57 @@ TEST_CASE("A version 2 database is migrated in place, keeps every sample and tak
   absl::StatusOr<common::Database> db = common::Database::Open(path);
   REQUIRE(db.ok());
   CHECK(*db->UserVersion() == kProfileSchemaVersion);
+}
+
+TEST_CASE("A seeded version 4 database gains the seed migration's rows; an unseeded one or an uploaded version stays",
+          "[profiles]") {
+  testing::TempDir dir;
+  // Seeded at version 4: seed.sql as it was then (its rows are unchanged since).
+  const std::string seeded = dir.File("seeded.db");
+  CreateAtVersion(seeded, 4);
+  {
+    absl::StatusOr<common::Database> db = common::Database::Open(seeded);
+    REQUIRE(db.ok());
+    REQUIRE(db->Exec(std::string(ProfileSeedSql())).ok());
+  }
+  {
+    auto store = OpenStore(seeded);
+    CheckCoreMlAndNpuRows(*store);
+  }
+  // Not seeded: the migration adds nothing.
+  const std::string bare = dir.File("bare.db");
+  CreateAtVersion(bare, 4);
+  {
+    ProfileStoreOptions options;
+    options.seed = false;
+    auto store = OpenStore(bare, options);
+    CHECK(store->ListDevices()->empty());
+  }
+  // Someone uploaded an iPhone version 2 of their own: it stays the newest, and no NPU row is
+  // added twice when the migration meets one already there.
+  const std::string uploaded = dir.File("uploaded.db");
+  CreateAtVersion(uploaded, 4);
+  {
+    absl::StatusOr<common::Database> db = common::Database::Open(uploaded);
+    REQUIRE(db.ok());
+    REQUIRE(db->Exec(std::string(ProfileSeedSql())).ok());
+    REQUIRE(db->Exec("INSERT INTO devices (id, version, name, vendor, soc, os, cpu, cpu_cores, simd, ram_bytes, "
+                     "app_memory_budget_bytes, memory_bandwidth_bytes_per_s, runtime, runtime_version, threads, "
+                     "op_overhead_us, source, derivation, provenance) SELECT id, 2, name, vendor, soc, os, cpu, "
+                     "cpu_cores, simd, ram_bytes, app_memory_budget_bytes, memory_bandwidth_bytes_per_s, runtime, "
+                     "runtime_version, threads, op_overhead_us, source, derivation, 'measured' FROM devices WHERE id = "
+                     "'iphone-15-pro' AND version = 1;")
+                .ok());
+  }
+  {
+    auto store = OpenStore(uploaded);
+    const absl::StatusOr<Device> iphone = store->GetDevice("iphone-15-pro");
+    REQUIRE(iphone.ok());
+    CHECK(iphone->version == 2);
+    CHECK(iphone->provenance == Provenance::kMeasured);
+    CHECK(iphone->runtime == "coreml");
+    CHECK(store->GetDevice("galaxy-s24-npu").ok());
+  }
 }
 
 // Every table's columns (name, type, not null, default, key position) and every index's name, one

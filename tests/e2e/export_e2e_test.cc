@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <thread>
 
+#include "model/export_flavour.h"
 #include "squeeze/v1/export.grpc.pb.h"
 #include "squeeze/v1/model.pb.h"
 #include "squeeze/v1/search.pb.h"
@@ -225,14 +227,33 @@ TEST_CASE("A Jetson's export is TensorRT's flavour: int8 Q/DQ of zero point 0, i
   CHECK(quantize > 10);  // int8 activations, not only weights
   CHECK(dequantize > quantize);
 
-  // Another flavour on request: the Core ML file of the same plan (uint8 activations), said so;
+  // Another flavour on request: the file another runtime gets for the same plan, said so — the QNN
+  // HTP's (whole-graph QDQ) for a candidate whose every layer it writes, else ONNX Runtime CPU's.
   // ONNX Runtime's CPU flavour writes no 16-bit activations, so a plan holding them is refused.
-  CommandResult other = server.Cli({"export", job.id(), "--device", "jetson-orin-nano", "--recommendation", "fastest",
-                                    "--flavour", "runtime-precision", "-o", dir.File("coreml.onnx")});
-  INFO(other.out << other.err);
+  auto writes_all = [](const v1::Candidate& c, model::ExportFlavour flavour) {
+    for (const v1::LayerChoice& l : c.layers()) {
+      if (!model::Realizes(flavour, l.weight_bits(), l.activation_bits())) return false;
+    }
+    return true;
+  };
+  int other_candidate = -1;
+  std::string other_flavour;
+  for (model::ExportFlavour f : {model::ExportFlavour::kQnn, model::ExportFlavour::kOrtCpu}) {
+    for (const v1::Candidate& c : job.fronts(0).candidates()) {
+      if (other_candidate < 0 && writes_all(c, f)) {
+        other_candidate = c.index();
+        other_flavour = std::string(model::FlavourName(f));
+      }
+    }
+  }
+  REQUIRE(other_candidate >= 0);
+  CommandResult other =
+      server.Cli({"export", job.id(), "--device", "jetson-orin-nano", "--candidate", std::to_string(other_candidate),
+                  "--flavour", other_flavour, "-o", dir.File("other.onnx")});
+  INFO(other_flavour << " " << other.out << other.err);
   REQUIRE(other.exit_code == 0);
-  CHECK_THAT(other.out, Contains("conformance: runtime-precision: 3 rules held") &&
-                            Contains("exported in the runtime-precision flavour, not jetson-orin-nano's tensorrt"));
+  CHECK_THAT(other.out, Contains("conformance: " + other_flavour + ": ") && Contains(" rules held") &&
+                            Contains("exported in the " + other_flavour + " flavour, not jetson-orin-nano's tensorrt"));
   int with_half = -1;  // the Jetson computes fp16: its front holds w16a16 layers
   for (const v1::Candidate& c : job.fronts(0).candidates()) {
     for (const v1::LayerChoice& l : c.layers()) {
@@ -246,6 +267,42 @@ TEST_CASE("A Jetson's export is TensorRT's flavour: int8 Q/DQ of zero point 0, i
     CHECK(refused.exit_code != 0);
     CHECK_THAT(refused.err, Contains("INVALID_ARGUMENT") && Contains("which the ort-cpu flavour does not write"));
   }
+}
+
+TEST_CASE("A phone NPU's export is whole-graph QDQ: no float op between quantized tensors, measured here",
+          "[e2e][export]") {
+  const std::string path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/bench/face_liveness_cls.onnx";
+  TempDir dir;
+  RunningServer server(dir.File("data"));
+  CHECK_THAT(server.Cli({"devices", "show", "galaxy-s24-npu"}).out,
+             Contains("export flavour     qnn: w16a16, w2..8a16, w2..8a8") && Contains("onnxruntime-qnn"));
+  // The iPhone row is what ONNX Runtime's CoreML provider runs: fp16 only.
+  CHECK_THAT(server.Cli({"devices", "show", "iphone-15-pro"}).out,
+             Contains("export flavour     runtime-precision: w32a32, w16a16") && Contains("(version 2)"));
+  const std::string model = Parse<v1::Model>(server.Cli({"--json", "models", "upload", path})).id();
+  const v1::SearchJob job = Parse<v1::SearchJob>(
+      server.Cli({"--json", "search", "start", model, "--device", "galaxy-s24-npu", "--time-budget", "10", "--watch"}));
+  REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
+  REQUIRE(job.fronts(0).candidates_size() > 0);
+  for (const v1::Candidate& c : job.fronts(0).candidates()) {
+    for (const v1::LayerChoice& l : c.layers()) {
+      INFO(c.index() << " " << l.layer() << " " << l.option());
+      // No fp32 and no float activations with integer weights: the HTP computes neither.
+      CHECK(l.activation_bits() != 32);
+    }
+  }
+  const std::string out = dir.File("npu.onnx");
+  CommandResult cli =
+      server.Cli({"export", job.id(), "--device", "galaxy-s24-npu", "--recommendation", "fastest", "-o", out});
+  INFO(cli.out << cli.err);
+  REQUIRE(cli.exit_code == 0);
+  CHECK_THAT(cli.out, Contains("conformance: qnn: 6 rules held on") &&
+                          Contains("float ops between quantized tensors: 0") && Contains("output SQNR dB"));
+  const v1::ExportReport report = Parse<v1::ExportReport>(server.Cli(
+      {"--json", "export", job.id(), "--device", "galaxy-s24-npu", "--recommendation", "fastest", "-o", out}));
+  CHECK(report.float_ops_between_quantized() == 0);
+  CHECK(report.quantized_activations() > 0);
+  CHECK(std::isfinite(report.measured().sqnr_db()));
 }
 
 TEST_CASE("A search started with --verify gets its recommended candidates measured", "[e2e][export]") {
@@ -296,11 +353,12 @@ TEST_CASE(
   const Streamed unnamed = ExportOverRpc(server, named);
   CHECK(unnamed.status.error_code() == grpc::StatusCode::NOT_FOUND);
   CHECK_THAT(unnamed.status.error_message(), Contains("balanced knee"));
-  v1::ExportRequest qnn = Request(job.id(), "host", 0);
-  qnn.set_flavour("qnn");
-  const Streamed unknown_flavour = ExportOverRpc(server, qnn);
+  v1::ExportRequest snpe = Request(job.id(), "host", 0);
+  snpe.set_flavour("snpe");
+  const Streamed unknown_flavour = ExportOverRpc(server, snpe);
   CHECK(unknown_flavour.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK_THAT(unknown_flavour.status.error_message(), Contains("flavour 'qnn' is not one of ort-cpu, tensorrt"));
+  CHECK_THAT(unknown_flavour.status.error_message(),
+             Contains("flavour 'snpe' is not one of ort-cpu, tensorrt, qnn, runtime-precision"));
 
   // A search still running: PP-OCRv4 det takes a while to measure.
   const std::string det =

@@ -12,8 +12,10 @@
 #include <map>
 
 #include "model/activation_sites.h"
+#include "model/conformance.h"
 #include "model/internal/graph.h"
 #include "model/internal/tensor_data.h"
+#include "model/quantized_region.h"
 #include "tests/model/export_models.h"
 #include "tests/model/test_models.h"
 
@@ -90,7 +92,7 @@ LoadedModel TwoConvs(std::vector<float> w2 = {}, std::vector<float> b2 = {}) {
 }
 
 std::map<std::string, TensorRange> Ranges(const LoadedModel& m, const std::vector<LayerPlan>& plan) {
-  absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan);
+  absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan, ExportFlavour::kOrtCpu);
   REQUIRE(names.ok());
   std::map<std::string, TensorRange> ranges;
   for (const std::string& n : *names) ranges[n] = {-2.f, 3.f};
@@ -107,7 +109,7 @@ ExportedModel MustExport(const LoadedModel& m, const std::vector<LayerPlan>& pla
 TEST_CASE("w8a8 export: per-channel int8 weights, QDQ activations, int32 bias, metadata") {
   const LoadedModel m = TwoConvs();
   const std::vector<LayerPlan> plan = {{8, 8}, {8, 8}};
-  absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan);
+  absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan, ExportFlavour::kOrtCpu);
   REQUIRE(names.ok());
   // conv1's output is quantized after the Relu that alone reads it, which ONNX Runtime then folds
   // into the quantization: the two convs pass uint8 between them through one pair.
@@ -457,13 +459,91 @@ TEST_CASE("The CPU flavour writes no 16-bit activations; the plan in the file sa
   CHECK(flavour == "ort-cpu");
   CHECK_THAT(plan, Contains("\"file\":\"fp16 weights cast to float at load; float activations: computes in fp32\"") &&
                        Contains("8-bit weights stored in int8 with a per-channel DequantizeLinear"));
-  // A runtime that computes float layers in fp16 when built for it takes w16a16, and says so.
+  // ONNX Runtime's CoreML provider converts no Q/DQ: its file is float, fp16 layers fp16 on the
+  // Neural Engine; integer weights are refused.
   ExportOptions coreml;
   coreml.flavour = ExportFlavour::kRuntimePrecision;
-  absl::StatusOr<ExportedModel> half = ExportModel(m, {{8, 32}, {16, 16}}, {}, coreml);
+  absl::StatusOr<ExportedModel> half = ExportModel(m, {{32, 32}, {16, 16}}, {}, coreml);
   REQUIRE(half.ok());
-  CHECK_THAT(PlanJson(m.analysis, {{8, 32}, {16, 16}}, ExportFlavour::kRuntimePrecision),
+  CHECK_THAT(half->report.conformance, Contains("runtime-precision: 1 rules held on 0"));
+  CHECK_THAT(PlanJson(m.analysis, {{32, 32}, {16, 16}}, ExportFlavour::kRuntimePrecision),
              Contains("fp16 when the runtime is built for fp16"));
+  const absl::Status integer = ExportModel(m, {{8, 32}, {16, 16}}, {}, coreml).status();
+  CHECK(integer.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(integer.message()), Contains("w8a32 is not written by the runtime-precision export"));
+}
+
+// The tensors a region lists, by name, with their bits.
+std::map<std::string, int> RegionTensors(const QuantizedRegion& region) {
+  std::map<std::string, int> out;
+  for (const QuantizedTensor& t : region.tensors) out[t.name] = t.bits;
+  return out;
+}
+
+TEST_CASE("The QNN HTP's region: every float tensor joined to integer layers through quantizable ops") {
+  // Layers a, b, d, y; b's BatchNormalization folds, a's Relu folds into its output quantization.
+  const LoadedModel m = MustLoad(ResidualProto(kSmallFirstHalf, kSmallFirstHalf));
+  REQUIRE(m.analysis.layers.size() == 4);
+  const std::vector<LayerPlan> a8(4, LayerPlan{8, 8});
+  // ONNX Runtime's CPU provider quantizes only the layers' own inputs and outputs.
+  const std::map<std::string, int> cpu = RegionTensors(QuantizedRegionOf(m, a8, ExportFlavour::kOrtCpu));
+  CHECK(cpu == std::map<std::string, int>{{"x", 8}, {"ar", 8}, {"bn", 8}, {"s", 8}, {"d", 8}, {"c", 8}, {"y", 8}});
+  // The HTP also quantizes the Add between them, and the Mul's constant; not the tensors inside a
+  // layer's folded chain (a before its Relu, b before its BatchNormalization).
+  const QuantizedRegion npu = QuantizedRegionOf(m, a8, ExportFlavour::kQnn);
+  CHECK(RegionTensors(npu) ==
+        std::map<std::string, int>{{"x", 8}, {"ar", 8}, {"bn", 8}, {"r", 8}, {"s", 8}, {"d", 8}, {"c", 8}, {"y", 8}});
+  REQUIRE(npu.constants.size() == 1);
+  CHECK(npu.constants[0].second == 1);  // Mul(r, chscale)
+
+  SECTION("a uint16 layer widens the region it touches") {
+    std::vector<LayerPlan> plan = a8;
+    plan[2] = LayerPlan{8, 16};  // d
+    const std::map<std::string, int> bits = RegionTensors(QuantizedRegionOf(m, plan, ExportFlavour::kQnn));
+    CHECK(bits.at("s") == 16);
+    CHECK(bits.at("r") == 16);
+    CHECK(bits.at("y") == 8);  // y's output is its own region
+  }
+  SECTION("an fp16 layer's output stays float; what it reads is dequantized where others quantize it") {
+    std::vector<LayerPlan> plan = a8;
+    plan[3] = LayerPlan{16, 16};  // y
+    const std::map<std::string, int> bits = RegionTensors(QuantizedRegionOf(m, plan, ExportFlavour::kQnn));
+    CHECK(bits.count("y") == 0);
+    CHECK(bits.count("c") == 1);
+    plan[0] = LayerPlan{16, 16};  // a: x and a's output float
+    const std::map<std::string, int> first = RegionTensors(QuantizedRegionOf(m, plan, ExportFlavour::kQnn));
+    CHECK(first.count("x") == 0);
+    CHECK(first.count("a") == 0);
+  }
+  SECTION("the export holds the region: no float op between quantized tensors, the output dequantized") {
+    absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, a8, ExportFlavour::kQnn);
+    REQUIRE(names.ok());
+    std::map<std::string, TensorRange> ranges;
+    for (const std::string& n : *names) ranges[n] = {-2.f, 3.f};
+    ExportOptions options;
+    options.flavour = ExportFlavour::kQnn;
+    absl::StatusOr<ExportedModel> out = ExportModel(m, a8, ranges, options);
+    INFO(out.status().ToString());
+    REQUIRE(out.ok());
+    INFO(out->report.conformance);
+    CHECK(out->report.quantized_activations == 8);
+    CHECK(out->report.quantized_constants == 1);
+    CHECK(out->report.float_ops_between_quantized == 0);
+    const onnx::ModelProto e = Parse(out->bytes);
+    bool output_dequantized = false;
+    for (const onnx::NodeProto& n : e.graph().node())
+      output_dequantized |= n.op_type() == "DequantizeLinear" && n.output(0) == "y";
+    CHECK(output_dequantized);
+    // The ort-cpu file of the plan leaves the Add float between its quantized inputs, and the last
+    // Conv, which writes the graph's float output itself.
+    const ExportedModel cpu_file = MustExport(m, a8);
+    CHECK(cpu_file.report.float_ops_between_quantized == 2);
+    CHECK_THAT(cpu_file.report.conformance,
+               Contains("2 ops read dequantized activations and write float values (Add '") && Contains("Conv '"));
+    const ConformanceReport as_npu = CheckConformance(Parse(cpu_file.bytes), ExportFlavour::kQnn);
+    CHECK_FALSE(as_npu.ok());
+    CHECK_THAT(as_npu.Summary(), Contains("whole-graph QDQ: Add '") && Contains("writes a float value"));
+  }
 }
 
 }  // namespace

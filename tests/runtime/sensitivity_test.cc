@@ -214,10 +214,24 @@ TEST_CASE("Activation quantizers: uint8 with a zero point, or int8 symmetric as 
   CHECK(relu6.scale / asym.scale == Approx(255.0 / 127));
   const model::ActivationQuantizer zeros = model::ActivationQuantizerOf(model::ActivationScheme::kSymmetricInt8, 0, 0);
   CHECK(zeros.scale == 1);
-  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("tensorrt")) == model::ActivationScheme::kSymmetricInt8);
-  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("onnxruntime-cpu")) ==
+  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("tensorrt"), 8) == model::ActivationScheme::kSymmetricInt8);
+  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("onnxruntime-cpu"), 8) ==
         model::ActivationScheme::kAsymmetricUint8);
-  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("coreml")) == model::ActivationScheme::kAsymmetricUint8);
+  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("coreml"), 8) == model::ActivationScheme::kAsymmetricUint8);
+  // The QNN HTP's 16-bit activations: uint16 with a zero point, 257 times finer than uint8.
+  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("onnxruntime-qnn"), 16) ==
+        model::ActivationScheme::kAsymmetricUint16);
+  CHECK(model::ActivationSchemeOf(model::FlavourForRuntime("onnxruntime-qnn"), 8) ==
+        model::ActivationScheme::kAsymmetricUint8);
+  const model::ActivationQuantizer u16 =
+      model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint16, -1, 3);
+  CHECK(u16.scale == Approx(4.0 / 65535));
+  CHECK(u16.zero_point == 16384);
+  CHECK(model::FakeQuantize(3.0f, 16, u16) == Approx(3.0).margin(1e-6));
+  CHECK(model::FakeQuantize(5.0f, 16, u16) == Approx(3.0).margin(1e-4));  // saturates at 65535
+  CHECK(std::abs(model::FakeQuantize(0.123456f, 16, u16) - 0.123456f) <= u16.scale / 2 + 1e-7);
+  // fp16 for every other scheme at 16 bits.
+  CHECK(model::FakeQuantize(0.1f, 16, asym) == model::RoundToHalf(0.1f));
 }
 
 TEST_CASE("An fp16 layer is measured through fp16 inputs, as its fp32 twin", "[sensitivity]") {

@@ -607,6 +607,19 @@ TEST_CASE("An option is what the export flavour writes: no 16-bit activations fo
   CHECK(cpu.count({4, 32}) == 1);
   CHECK(cpu.count({32, 8}) == 0);
   CHECK(coreml.count({16, 16}) == 1);  // the runtime computes float layers in fp16 when built for it
+  // ONNX Runtime's CoreML provider converts no Q/DQ: float options only.
+  CHECK(coreml == std::set<std::pair<int, int>>{{32, 32}, {16, 16}});
+  CHECK(model::FlavourForRuntime("onnxruntime-coreml") == model::ExportFlavour::kRuntimePrecision);
+  // The QNN HTP computes integer layers on uint8 or uint16 activations, float ones in fp16.
+  std::set<std::pair<int, int>> qnn;
+  for (const dp::CompressionOption& o :
+       LayerOptions(grid, conv, DeviceRealization{model::FlavourForRuntime("onnxruntime-qnn"), 8})) {
+    qnn.emplace(o.weight_bits, o.activation_bits);
+  }
+  CHECK(qnn.count({8, 8}) == 1);
+  CHECK(qnn.count({4, 16}) == 1);
+  CHECK(qnn.count({16, 16}) == 1);
+  for (const auto& [w, a] : qnn) CHECK(a != 32);
   CHECK(model::FlavourForRuntime("onnxruntime-cpu") == model::ExportFlavour::kOrtCpu);
   CHECK_THAT(model::RealizationNote(model::ExportFlavour::kOrtCpu, 16, 32), Contains("computes in fp32"));
 }

@@ -185,6 +185,50 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
   return names;
 }
 
+bool StoresInt32Bias(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour) {
+  return layer.bias_params > 0 && plan.weight_bits <= 8 &&
+         QuantizesActivations(flavour, plan.weight_bits, plan.activation_bits) && layer.subgraph.empty() &&
+         layer.op_type == "Conv" && layer.weight_elem_type == onnx::TensorProto::FLOAT &&
+         ActivationSchemeOf(flavour, plan.activation_bits) != ActivationScheme::kSymmetricInt8;
+}
+
+int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels) {
+  const int64_t channels = std::max<int64_t>(kept_out_channels, 0);
+  const int64_t per_channel = layer.out_channels > 0 ? layer.params / layer.out_channels : layer.params;
+  const int64_t elements = channels * per_channel;
+  const int64_t float_bytes = layer.weight_elem_type == onnx::TensorProto::FLOAT16 ? 2 : 4;
+  int64_t bytes = 0;
+  const bool integer = plan.weight_bits >= 2 && plan.weight_bits <= 8;
+  if (integer && StoresInt4(flavour, plan.weight_bits, plan.activation_bits)) {
+    bytes = (elements + 1) / 2 + 4 * channels + (channels + 1) / 2;  // values, scales, zero points
+  } else if (integer) {
+    bytes = elements + 4 * channels + channels;
+  } else {
+    bytes = elements * (plan.weight_bits == 16 ? 2 : float_bytes);
+  }
+  if (layer.bias_params <= 0) return bytes;
+  // The bias, where the export rewrites it: int32 with per-channel scales and zero points, else
+  // sliced as it was when channels go.
+  const int64_t original_bias = float_bytes * layer.bias_params;
+  if (StoresInt32Bias(layer, plan, flavour)) return bytes + 12 * channels - original_bias;
+  if (channels < layer.out_channels) return bytes + float_bytes * channels - original_bias;
+  return bytes;
+}
+
+int64_t QdqStructureBytes(const std::string& tensor, ActivationScheme scheme) {
+  onnx::ModelProto scratch;
+  internal::GraphEditor editor(&scratch);
+  onnx::GraphProto* g = editor.main_graph();
+  ActivationQuantizer q;
+  q.scheme = scheme;
+  std::string dequantized;
+  for (onnx::NodeProto& n : internal::QdqNodes(editor, g, tensor, absl::StrCat(tensor, "_squeeze"), q,
+                                               internal::QdqParams::kInitializers, &dequantized)) {
+    *g->add_node() = std::move(n);
+  }
+  return StructureBytes(scratch);
+}
+
 int64_t StructureBytes(const onnx::ModelProto& model) {
   int64_t constants = 0;
   for (const internal::NamedTensor& t : internal::AllConstants(model)) constants += internal::StoredBytes(*t.tensor);

@@ -77,7 +77,10 @@ struct LayerExport {
   int64_t zeroed_out_channels = 0;  // pruned by the plan but kept as zero rows (see note)
   int64_t removed_in_channels = 0;  // input channels removed because a producer's channels went
   int64_t packed_bytes = 0;         // values at the bit-width + scales + sparse index
-  double weight_distortion = 0;     // ||W - Ŵ||² / ||W||² over the original weight (removals = 0)
+  // What the file holds for the layer: its weight as stored, scales and zero points, and what a
+  // rewritten bias adds over the original (LayerFileBytes predicts it).
+  int64_t file_bytes = 0;
+  double weight_distortion = 0;  // ||W - Ŵ||² / ||W||² over the original weight (removals = 0)
   bool activation_quantized = false;
   std::string note;  // why the plan could not be followed exactly, when it could not
 };
@@ -126,6 +129,27 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
 absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::vector<LayerPlan>& plan,
                                           const std::map<std::string, TensorRange>& ranges,
                                           const ExportOptions& options = {});
+
+// The bytes of the constants an export writes for `layer` at `plan` in `flavour` (ExportReport's
+// LayerExport::file_bytes), so a predicted size is the file's: the weight as the file stores it —
+// dense, pruned weights as zeros, only removed output channels gone (`kept_out_channels`); fp32 in
+// the model's float type, fp16, int8, or INT4 where StoresInt4 — its per-channel scales and zero
+// points, and what a bias the export rewrites adds over the original one, which the model's other
+// constants count (int32 with per-channel scales and zero points for an integer-activation Conv
+// of a flavour with asymmetric activations; less the removed channels).
+int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels);
+
+// Whether the export stores `layer`'s bias in int32 (scale input × weight, behind a
+// DequantizeLinear) at `plan`: a main-graph Conv with a bias and float weights whose input the
+// flavour quantizes asymmetrically, so ONNX Runtime (or the HTP) fuses it into its integer kernel.
+// (TensorRT takes the bias float.) The exporter also needs the input quantized, which it is
+// wherever the search offers integer activations (ActivationsQuantizable).
+bool StoresInt32Bias(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour);
+
+// The structure (nodes, tensor names and headers, without the values) the export adds for one
+// QuantizeLinear/DequantizeLinear pair on activation `tensor` in `scheme`: built as the exporter
+// builds it, so its length is the file's.
+int64_t QdqStructureBytes(const std::string& tensor, ActivationScheme scheme);
 
 // What a file of `model` holds besides its constants' values — node, tensor and graph names,
 // attributes, shapes, metadata: the bytes every export of it carries whatever its bit-widths, and

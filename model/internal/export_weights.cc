@@ -184,12 +184,16 @@ struct Writer {
   const Site& site;
   std::string base;
   std::set<std::string>* weight_constants;
+  int64_t written = 0;  // bytes of every constant written (LayerExport::file_bytes)
 
   std::string Weight(onnx::TensorProto t) {
     weight_constants->insert(t.name());
+    return Constant(std::move(t));
+  }
+  std::string Constant(onnx::TensorProto t) {
+    written += StoredBytes(t);
     return editor.AddInitializer(site.graph(), std::move(t));
   }
-  std::string Constant(onnx::TensorProto t) { return editor.AddInitializer(site.graph(), std::move(t)); }
   std::string Fresh(const std::string& suffix) { return editor.Fresh(base + suffix); }
   void Before(onnx::NodeProto node) { editor.InsertBefore(site.graph(), site.node, std::move(node)); }
 };
@@ -533,6 +537,7 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
   le.weight_distortion = Distortion(sliced, written.w_hat);
   if (bias.constant != nullptr) WriteBias(out, bias, int32_bias_at, written.scales, &notes);
   if (std::string note = ActivationNote(layer, plan, flavour, &le); !note.empty()) notes.push_back(std::move(note));
+  le.file_bytes = out.written - (bias.constant != nullptr ? StoredBytes(*bias.constant) : 0);
   le.note = absl::StrJoin(notes, "; ");
   report->packed_weight_bytes += le.packed_bytes;
   return absl::OkStatus();

@@ -264,7 +264,8 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   const LayerOption* fp32 = FindOption(*problem, 0, "fp32");
   REQUIRE(fp32 != nullptr);
   CHECK(fp32->error == 0);
-  CHECK(fp32->bytes == 12 * 4);
+  // Sizes are the file's (model::LayerFileBytes and the structure the export adds; below).
+  CHECK(model::LayerFileBytes(model.analysis.layers[0], {32, 32}, model::ExportFlavour::kOrtCpu, 3) == 12 * 4);
   // 1x4x8x8 in + 1x3x8x8 out at 4 bytes; the Relu's output is not alive during the Conv.
   CHECK(fp32->activation_bytes == (256 + 192) * 4);
 
@@ -274,7 +275,10 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
       std::vector<float>{1, -2, 3, 0.5f, 0.25f, 4, -1, 2, 3, 1, 0.5f, -0.75f}, model.analysis.layers[0].weight_layout);
   const double d8 = model::RelativeDistortion(w.values, model::Compress(w, 8, model::PrunePattern::kNone, 0).values);
   CHECK(int8->error == Approx(2.0 * d8 + 0.01));
-  CHECK(int8->bytes == 12 + 3 * 4);  // int8 weights + per-channel fp32 scales
+  // int8 weights, per-channel fp32 scales and int8 zero points, and the int32 bias's scales and
+  // zero points (the bias itself takes the float one's 12 bytes).
+  CHECK(model::LayerFileBytes(model.analysis.layers[0], {8, 8}, model::ExportFlavour::kOrtCpu, 3) ==
+        12 + 3 * 4 + 3 + 3 * 8);
   CHECK(int8->activation_bytes == (256 + 192) * 1);
   // The int8 layer: the conv itself (its Relu fuses as the Q's saturation); the QuantizeLinear of
   // its 256 input values and the DequantizeLinear of its 192 outputs (the graph's input and
@@ -294,9 +298,24 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
 
   // Fixed cost: none, as ONNX Runtime folds the Relu into the Conv.
   CHECK(problem->table.fixed.latency == 0);
-  // Every file of the model holds the bias and the model's structure (names, nodes, shapes).
-  CHECK(problem->table.fixed.bytes == 12 + model::StructureBytes(model.proto));
-  CHECK(model::StructureBytes(model.proto) > 100);
+  // Every file of the model holds the bias and the model's structure (names, nodes, shapes), and
+  // the predicted size of a plan is its file's: within the 120 bytes allowed for the job and
+  // device metadata the server adds.
+  CHECK(problem->table.fixed.bytes > 12 + 100);
+  for (const LayerOption* option : {fp32, int8}) {
+    const model::LayerPlan plan = option == fp32 ? model::LayerPlan{32, 32} : model::LayerPlan{8, 8};
+    const absl::StatusOr<std::vector<std::string>> names =
+        model::ActivationsToCalibrate(model, {plan}, model::ExportFlavour::kOrtCpu);
+    REQUIRE(names.ok());
+    std::map<std::string, model::TensorRange> ranges;
+    for (const std::string& t : *names) ranges[t] = {-1, 1};
+    absl::StatusOr<model::ExportedModel> file = model::ExportModel(model, {plan}, ranges);
+    INFO(file.status().ToString());
+    REQUIRE(file.ok());
+    const double predicted = problem->table.fixed.bytes + option->bytes;
+    INFO(option->label << ": predicted " << predicted << " B, file " << file->bytes.size() << " B");
+    CHECK(std::abs(predicted - 120 - static_cast<double>(file->bytes.size())) <= 64);
+  }
   CHECK(ValidateOptionTable(problem->table).ok());
 }
 

@@ -101,12 +101,53 @@ absl::StatusOr<FoldedBatchNorm> FoldBatchNorm(const onnx::GraphProto& graph, con
   return out;
 }
 
-absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
-                                                                    const std::set<size_t>& layers) {
+namespace {
+
+// The BatchNormalization FoldBatchNorms folds into layer `index`, or nullptr.
+const onnx::NodeProto* FoldedInto(const LoadedModel& model, size_t index) {
+  if (index >= model.analysis.layers.size()) return nullptr;
+  const Layer& layer = model.analysis.layers[index];
+  if (!layer.subgraph.empty() || layer.op_type != "Conv" || layer.weight_elem_type != onnx::TensorProto::FLOAT) {
+    return nullptr;
+  }
+  for (const onnx::NodeProto& n : model.proto.graph().node()) {
+    if (n.name() == layer.name) return FoldableBatchNorm(model.proto.graph(), n);
+  }
+  return nullptr;
+}
+
+// A tensor's header: what it holds besides its values.
+int64_t HeaderBytes(const onnx::TensorProto& t) {
+  return static_cast<int64_t>(t.ByteSizeLong()) + 2 - internal::StoredBytes(t);
+}
+
+}  // namespace
+
+bool FoldsBatchNorm(const LoadedModel& model, size_t index) { return FoldedInto(model, index) != nullptr; }
+
+int64_t FoldedStructureBytes(const LoadedModel& model, size_t index) {
+  const onnx::NodeProto* bn = FoldedInto(model, index);
+  if (bn == nullptr) return 0;
+  int64_t bytes = static_cast<int64_t>(bn->ByteSizeLong()) + 2;
+  for (int k = 1; k < bn->input_size(); ++k) {
+    if (const onnx::TensorProto* t = GraphConstant(model.proto.graph(), bn->input(k)); t != nullptr) {
+      bytes += HeaderBytes(*t);
+    }
+  }
+  const Layer& layer = model.analysis.layers[index];
+  const onnx::TensorProto bias = internal::FloatTensorOf(layer.name + "_folded_bias", onnx::TensorProto::FLOAT,
+                                                         {layer.out_channels}, std::vector<float>(layer.out_channels));
+  return bytes - HeaderBytes(bias);
+}
+
+absl::StatusOr<FoldedLayers> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
+                                            const std::set<size_t>& layers) {
   onnx::GraphProto* g = proto->mutable_graph();
   internal::GraphEditor editor(proto);
-  std::map<size_t, std::vector<float>> row_scales;
+  FoldedLayers out;
+  std::map<size_t, std::vector<float>>& row_scales = out.row_scales;
   std::set<std::string> removed;
+  std::map<size_t, std::set<std::string>> left;  // per layer: constants the fold may leave unread
   for (size_t i : layers) {
     if (i >= analysis.layers.size()) break;
     const Layer& layer = analysis.layers[i];
@@ -134,8 +175,12 @@ absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelP
     *weight = internal::FloatTensorOf(weight->name(), onnx::TensorProto::FLOAT, dims,
                                       FromChannelMajor(rows, layer.weight_layout));
     const std::string bias_name = editor.Fresh(layer.name + "_folded_bias");
-    editor.AddInitializer(
-        g, internal::FloatTensorOf(bias_name, onnx::TensorProto::FLOAT, {layer.out_channels}, folded->bias));
+    onnx::TensorProto folded_bias =
+        internal::FloatTensorOf(bias_name, onnx::TensorProto::FLOAT, {layer.out_channels}, folded->bias);
+    out.added_bytes[i] = internal::StoredBytes(folded_bias);
+    editor.AddInitializer(g, std::move(folded_bias));
+    for (int k = 1; k < bn->input_size(); ++k) left[i].insert(bn->input(k));
+    if (conv->input_size() > 2 && !conv->input(2).empty()) left[i].insert(conv->input(2));
     while (conv->input_size() < 3) conv->add_input("");
     conv->set_input(2, bias_name);
     conv->set_output(0, bn->output(0));
@@ -149,7 +194,19 @@ absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelP
     }
     g->mutable_node()->Swap(&kept);
   }
-  return row_scales;
+  // The folded constants nothing reads any more leave the file (a constant another node still
+  // reads stays).
+  std::set<std::string> read, candidates;
+  for (const onnx::NodeProto& n : g->node()) read.insert(n.input().begin(), n.input().end());
+  for (const auto& [i, names] : left) {
+    for (const std::string& name : names) {
+      const onnx::TensorProto* t = GraphConstant(*g, name);
+      if (t == nullptr || read.count(name) || !candidates.insert(name).second) continue;
+      out.removed_bytes[i] += internal::StoredBytes(*t);
+    }
+  }
+  internal::RemoveUnreadConstants(proto, candidates);
+  return out;
 }
 
 }  // namespace squeeze::model

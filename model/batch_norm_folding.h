@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/analysis.h"
+#include "model/loader.h"
 
 namespace squeeze::model {
 
@@ -38,11 +39,26 @@ absl::StatusOr<FoldedBatchNorm> FoldBatchNorm(const onnx::GraphProto& graph, con
 
 // Folds the foldable BatchNormalization after each main-graph fp32 Conv among `layers` (indices
 // into analysis.layers: those the plan gives integer weights) into its weight and a new bias
-// initializer, and removes it. Returns, per folded layer, the factor each output channel's row was
-// multiplied by, so masks are still made on the weights the predictor saw. Nodes move: indices
-// and pointers into the graph taken before do not hold after it.
-absl::StatusOr<std::map<size_t, std::vector<float>>> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
-                                                                    const std::set<size_t>& layers);
+// initializer, and removes it with the constants nothing else reads then (its scale, bias, mean
+// and variance, the Conv's old bias). Returns, per folded layer, the factor each output channel's
+// row was multiplied by, so masks are still made on the weights the predictor saw, and the bytes
+// of constants the fold added and removed. Nodes move: indices and pointers into the graph taken
+// before do not hold after it.
+struct FoldedLayers {
+  std::map<size_t, std::vector<float>> row_scales;
+  std::map<size_t, int64_t> added_bytes;    // the new bias
+  std::map<size_t, int64_t> removed_bytes;  // the constants removed with it
+};
+absl::StatusOr<FoldedLayers> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
+                                            const std::set<size_t>& layers);
+
+// Whether FoldBatchNorms folds a BatchNormalization into layer `index` of `model` when the plan
+// gives it integer weights.
+bool FoldsBatchNorm(const LoadedModel& model, size_t index);
+
+// The structure (node, tensor names and headers) that fold takes out of the file: the
+// BatchNormalization and its constants' headers, less the new bias's. 0 where it folds none.
+int64_t FoldedStructureBytes(const LoadedModel& model, size_t index);
 
 }  // namespace squeeze::model
 

@@ -116,14 +116,18 @@ class Checker {
       }
       if (!per_tensor) CheckWeightAxis(n, *x, readers);
     }
-    if (quantize) {
-      auto it = readers.find(n.output(0));
-      if (it == readers.end()) return;
-      for (const auto& [reader, input] : it->second) {
-        if (reader->op_type() != "DequantizeLinear") {
-          return Violation("Q/DQ pairs (a QuantizeLinear is read by DequantizeLinear only)", n,
-                           absl::StrCat("is read by ", reader->op_type(), " '", reader->name(), "'"));
-        }
+    if (quantize) CheckPair(n, readers);
+  }
+
+  // A QuantizeLinear read by DequantizeLinear only.
+  void CheckPair(const onnx::NodeProto& n,
+                 const std::map<std::string, std::vector<std::pair<const onnx::NodeProto*, int>>>& readers) {
+    auto it = readers.find(n.output(0));
+    if (it == readers.end()) return;
+    for (const auto& [reader, input] : it->second) {
+      if (reader->op_type() != "DequantizeLinear") {
+        return Violation("Q/DQ pairs (a QuantizeLinear is read by DequantizeLinear only)", n,
+                         absl::StrCat("is read by ", reader->op_type(), " '", reader->name(), "'"));
       }
     }
   }
@@ -173,16 +177,7 @@ class Checker {
       Violation("int8 weights, int32 biases or uint8 constants", n,
                 absl::StrCat("dequantizes ", internal::DataTypeName(x->data_type())));
     }
-    if (quantize) {
-      auto it = readers.find(n.output(0));
-      if (it == readers.end()) return;
-      for (const auto& [reader, input] : it->second) {
-        if (reader->op_type() != "DequantizeLinear") {
-          return Violation("Q/DQ pairs (a QuantizeLinear is read by DequantizeLinear only)", n,
-                           absl::StrCat("is read by ", reader->op_type(), " '", reader->name(), "'"));
-        }
-      }
-    }
+    if (quantize) CheckPair(n, readers);
   }
 
   void CheckOrtCpu(const onnx::NodeProto& n, bool weight) {

@@ -186,13 +186,13 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
 }
 
 bool StoresInt32Bias(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour) {
-  return layer.bias_params > 0 && plan.weight_bits <= 8 &&
-         QuantizesActivations(flavour, plan.weight_bits, plan.activation_bits) && layer.subgraph.empty() &&
-         layer.op_type == "Conv" && layer.weight_elem_type == onnx::TensorProto::FLOAT &&
+  return plan.weight_bits <= 8 && QuantizesActivations(flavour, plan.weight_bits, plan.activation_bits) &&
+         layer.subgraph.empty() && layer.op_type == "Conv" && layer.weight_elem_type == onnx::TensorProto::FLOAT &&
          ActivationSchemeOf(flavour, plan.activation_bits) != ActivationScheme::kSymmetricInt8;
 }
 
-int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels) {
+int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels,
+                       bool folds_batch_norm) {
   const int64_t channels = std::max<int64_t>(kept_out_channels, 0);
   const int64_t per_channel = layer.out_channels > 0 ? layer.params / layer.out_channels : layer.params;
   const int64_t elements = channels * per_channel;
@@ -206,11 +206,17 @@ int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour 
   } else {
     bytes = elements * (plan.weight_bits == 16 ? 2 : float_bytes);
   }
+  const int64_t original_bias = float_bytes * layer.bias_params;
+  const bool int32_bias = StoresInt32Bias(layer, plan, flavour);
+  // Integer weights take the BatchNormalization after them into their weights and a new bias
+  // (its four vectors, and the old bias, leave the file).
+  if (integer && folds_batch_norm) {
+    return bytes + (int32_bias ? 12 : 4) * channels - original_bias - 4 * 4 * layer.out_channels;
+  }
   if (layer.bias_params <= 0) return bytes;
   // The bias, where the export rewrites it: int32 with per-channel scales and zero points, else
   // sliced as it was when channels go.
-  const int64_t original_bias = float_bytes * layer.bias_params;
-  if (StoresInt32Bias(layer, plan, flavour)) return bytes + 12 * channels - original_bias;
+  if (int32_bias) return bytes + 12 * channels - original_bias;
   if (channels < layer.out_channels) return bytes + float_bytes * channels - original_bias;
   return bytes;
 }
@@ -249,13 +255,12 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
   ExportReport& report = result.report;
   onnx::ModelProto proto = model.proto;
   if (absl::Status s = internal::ConvertForQdq(analysis, plan, options.shape_probe, &proto, &report); !s.ok()) return s;
-  absl::StatusOr<std::map<size_t, std::vector<float>>> folded =
-      FoldBatchNorms(&proto, analysis, IntegerWeightLayers(plan));
+  absl::StatusOr<FoldedLayers> folded = FoldBatchNorms(&proto, analysis, IntegerWeightLayers(plan));
   if (!folded.ok()) return folded.status();
 
   internal::GraphEditor editor(&proto);
   absl::StatusOr<std::vector<internal::LayerWeight>> weights =
-      internal::LayerWeightsOf(editor, analysis, plan, *folded);
+      internal::LayerWeightsOf(editor, analysis, plan, folded->row_scales);
   if (!weights.ok()) return weights.status();
   // Which pruned channels leave the graph, and what their consumers lose with them.
   const std::map<std::string, size_t> layer_of_node = internal::LayerOfNode(analysis, *weights);
@@ -274,6 +279,9 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
       return s;
     }
   }
+  // A layer's file bytes count what its BatchNormalization's fold added and took away.
+  for (const auto& [i, bytes] : folded->added_bytes) report.layers[i].file_bytes += bytes;
+  for (const auto& [i, bytes] : folded->removed_bytes) report.layers[i].file_bytes -= bytes;
   const bool whole_graph = QuantizesWholeGraph(options.flavour);
   report.quantized_activations = internal::InsertActivationQdq(*activation_quant, whole_graph, editor);
   report.quantized_constants = internal::QuantizeRegionConstants(region.constants, editor);

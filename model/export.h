@@ -137,11 +137,15 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
 // points, and what a bias the export rewrites adds over the original one, which the model's other
 // constants count (int32 with per-channel scales and zero points for an integer-activation Conv
 // of a flavour with asymmetric activations; less the removed channels).
-int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels);
+// With `folds_batch_norm` (FoldsBatchNorm), integer weights take the BatchNormalization after
+// them: a new bias, less the normalization's four vectors (float) and the old bias.
+int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels,
+                       bool folds_batch_norm);
 
-// Whether the export stores `layer`'s bias in int32 (scale input × weight, behind a
-// DequantizeLinear) at `plan`: a main-graph Conv with a bias and float weights whose input the
-// flavour quantizes asymmetrically, so ONNX Runtime (or the HTP) fuses it into its integer kernel.
+// Whether the export stores `layer`'s bias, where it has one (its own or a folded
+// BatchNormalization's), in int32 (scale input × weight, behind a DequantizeLinear) at `plan`: a
+// main-graph Conv with float weights whose input the flavour quantizes asymmetrically, so ONNX
+// Runtime (or the HTP) fuses it into its integer kernel.
 // (TensorRT takes the bias float.) The exporter also needs the input quantized, which it is
 // wherever the search offers integer activations (ActivationsQuantizable).
 bool StoresInt32Bias(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour);

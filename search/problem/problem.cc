@@ -113,7 +113,7 @@ constexpr double kMetadataBytes = 48 + 120;
 // QuantizeLinear/DequantizeLinear pairs of integer activations (`activation_pairs`,
 // model::QdqStructureBytes).
 double StructureBytesOf(const model::Layer& layer, size_t index, const dp::CompressionOption& option,
-                        model::ExportFlavour flavour, double activation_pairs) {
+                        model::ExportFlavour flavour, double activation_pairs, int64_t folded_structure) {
   const model::LayerPlan plan = LayerPlanOf(option);
   model::Analysis one;
   one.layers = {layer};
@@ -122,7 +122,9 @@ double StructureBytesOf(const model::Layer& layer, size_t index, const dp::Compr
                   static_cast<double>(layer.weight_name.size()));
   if (option.weight_bits <= 8) {
     bytes += model::StoresInt4(flavour, option.weight_bits, option.activation_bits) ? 211 : 195;
-    if (model::StoresInt32Bias(layer, plan, flavour)) bytes += 215;
+    const bool bias = layer.bias_params > 0 || folded_structure > 0;
+    if (bias && model::StoresInt32Bias(layer, plan, flavour)) bytes += 215;
+    bytes -= static_cast<double>(folded_structure);  // the BatchNormalization folded into the weights
   }
   if (option.weight_bits == 16) bytes += 74;
   if (model::QuantizesActivations(flavour, option.weight_bits, option.activation_bits)) bytes += activation_pairs;
@@ -595,6 +597,10 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   // DequantizeLinear runs on one only where its two sides run in different domains.
   std::vector<bool> quantizable(n, false);
   for (size_t i = 0; i < n; ++i) quantizable[i] = model::ActivationsQuantizable(analysis, i);
+  // The structure a BatchNormalization folded into integer weights takes out of the file (0 where
+  // none folds).
+  std::vector<int64_t> folded_structure(n, 0);
+  for (size_t i = 0; i < n; ++i) folded_structure[i] = model::FoldedStructureBytes(*in.model, i);
   problem.table.layers.resize(n);
   // The layers whose output-channel pruning narrows a tensor: through its writer, a node that
   // carries their channels (ChannelPruningReach::nodes), or as their own output.
@@ -688,6 +694,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   problem.details.resize(n);
   problem.sensitivity.assign(n, 1.0);
   std::vector<std::string> layer_warnings(n);
+  std::vector<double> bytes_shift(n, 0);
   std::vector<absl::Status> layer_status(n);
   std::atomic<size_t> done{0};
   std::mutex progress_mutex;
@@ -787,15 +794,21 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       // What the file holds for the layer (model::LayerFileBytes: pruned weights are stored zeros
       // in an ONNX file, 5..8-bit weights int8), and the nodes and tensors its export adds.
       const int64_t kept_channels = std::llround(static_cast<double>(layer.out_channels) * keep_out);
-      o.bytes =
-          static_cast<double>(model::LayerFileBytes(layer, LayerPlanOf(option), realization.flavour, kept_channels)) +
-          StructureBytesOf(layer, i, option, realization.flavour, quantizable[i] ? activation_pairs[i] : 0);
+      o.bytes = static_cast<double>(model::LayerFileBytes(layer, LayerPlanOf(option), realization.flavour,
+                                                          kept_channels, folded_structure[i] > 0)) +
+                StructureBytesOf(layer, i, option, realization.flavour, quantizable[i] ? activation_pairs[i] : 0,
+                                 folded_structure[i]);
       o.error = s_i * d->second + act;
       o.activation_bytes = static_cast<double>(live_other[i]) +
                            (shape.input_elements + shape.output_elements * keep_out) * option.activation_bits / 8.0;
       out.options.push_back(std::move(o));
       details.push_back(OptionDetail{option, std::move(latency), d->second, static_cast<double>(layer.params), act});
     }
+    // A layer's bytes are what its file holds beyond the model's other constants, which may be
+    // less than nothing (a folded BatchNormalization's vectors leave with it): shifted to 0 here,
+    // and the shift taken from the fixed bytes below, so the total is the file's.
+    for (const LayerOption& o : out.options) bytes_shift[i] = std::max(bytes_shift[i], -o.bytes);
+    for (LayerOption& o : out.options) o.bytes += bytes_shift[i];
     if (out.options.empty()) {
       layer_status[i] = absl::FailedPreconditionError(
           absl::StrCat(in.device->id, " can run none of the options of layer '", layer.name, "' (", layer.op_type,
@@ -819,6 +832,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   for (size_t i = 0; i < n; ++i) {
     if (!layer_status[i].ok()) return layer_status[i];
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
+    problem.table.fixed.bytes -= bytes_shift[i];
   }
   // Each narrowed boundary's costs at the widths its narrowing layers' options leave it.
   for (size_t k = 0; k < problem.table.boundaries.size(); ++k) {

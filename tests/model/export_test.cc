@@ -12,6 +12,7 @@
 #include <map>
 
 #include "model/activation_sites.h"
+#include "model/batch_norm_folding.h"
 #include "model/conformance.h"
 #include "model/internal/graph.h"
 #include "model/internal/tensor_data.h"
@@ -471,6 +472,57 @@ TEST_CASE("The CPU flavour writes no 16-bit activations; the plan in the file sa
   const absl::Status integer = ExportModel(m, {{8, 32}, {16, 16}}, {}, coreml).status();
   CHECK(integer.code() == absl::StatusCode::kInvalidArgument);
   CHECK_THAT(std::string(integer.message()), Contains("w8a32 is not written by the runtime-precision export"));
+}
+
+TEST_CASE("What an export writes for each layer is what LayerFileBytes predicts, whatever the plan and flavour") {
+  const LoadedModel m = MustLoad(ResidualProto(kSmallFirstHalf, kSmallFirstHalf));
+  const size_t n = m.analysis.layers.size();
+  struct Case {
+    std::vector<LayerPlan> plan;
+    ExportFlavour flavour;
+  };
+  const std::vector<Case> cases = {
+      {std::vector<LayerPlan>(n, LayerPlan{32, 32}), ExportFlavour::kOrtCpu},
+      {std::vector<LayerPlan>(n, LayerPlan{16, 32}), ExportFlavour::kOrtCpu},
+      {std::vector<LayerPlan>(n, LayerPlan{8, 32}), ExportFlavour::kOrtCpu},
+      {std::vector<LayerPlan>(n, LayerPlan{3, 32}), ExportFlavour::kOrtCpu},  // INT4 storage
+      {std::vector<LayerPlan>(n, LayerPlan{6, 8}), ExportFlavour::kOrtCpu},   // int8 storage, int32 biases
+      {std::vector<LayerPlan>(n, LayerPlan{8, 8, PrunePattern::kUnstructured, 0.5}), ExportFlavour::kOrtCpu},
+      {{{8, 8, PrunePattern::kOutputChannel, 0.5}, {8, 8}, {8, 8}, {8, 8}}, ExportFlavour::kOrtCpu},
+      {std::vector<LayerPlan>(n, LayerPlan{8, 8}), ExportFlavour::kTensorRt},  // float biases
+      {std::vector<LayerPlan>(n, LayerPlan{4, 16}), ExportFlavour::kQnn},
+      {std::vector<LayerPlan>(n, LayerPlan{16, 16}), ExportFlavour::kRuntimePrecision},
+  };
+  CHECK(FoldsBatchNorm(m, 1));  // Conv b's BatchNormalization, when b's weights are integers
+  for (const Case& c : cases) {
+    absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, c.plan, c.flavour);
+    REQUIRE(names.ok());
+    std::map<std::string, TensorRange> ranges;
+    for (const std::string& t : *names) ranges[t] = {-2.f, 3.f};
+    ExportOptions options;
+    options.flavour = c.flavour;
+    absl::StatusOr<ExportedModel> out = ExportModel(m, c.plan, ranges, options);
+    INFO(FlavourName(c.flavour) << " " << LayerPlanLabel(c.plan[0]) << ": " << out.status().ToString());
+    REQUIRE(out.ok());
+    // The file holds the model's other constants and what each layer's export wrote for it.
+    const onnx::ModelProto file = Parse(out->bytes);
+    int64_t constants = 0;
+    for (const internal::NamedTensor& t : internal::AllConstants(file)) constants += internal::StoredBytes(*t.tensor);
+    int64_t predicted = m.analysis.other_initializer_bytes;
+    for (const LayerExport& le : out->report.layers) predicted += le.file_bytes;
+    // Besides: each quantized activation's scale and zero point (4 + 1 bytes, 4 + 2 in uint16),
+    // and a whole-graph flavour's constants in uint8 (this model's 8-value Mul scale: 8 + 5 bytes
+    // for 32).
+    const int64_t pair = c.flavour == ExportFlavour::kQnn && c.plan[0].activation_bits == 16 ? 6 : 5;
+    CHECK(constants - predicted ==
+          out->report.quantized_activations * pair + out->report.quantized_constants * (8 + 5 - 32));
+    for (size_t i = 0; i < n; ++i) {
+      const LayerExport& le = out->report.layers[i];
+      INFO(le.layer << " " << le.option);
+      CHECK(le.file_bytes ==
+            LayerFileBytes(m.analysis.layers[i], c.plan[i], c.flavour, le.kept_out_channels, FoldsBatchNorm(m, i)));
+    }
+  }
 }
 
 // The tensors a region lists, by name, with their bits.

@@ -265,7 +265,7 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   REQUIRE(fp32 != nullptr);
   CHECK(fp32->error == 0);
   // Sizes are the file's (model::LayerFileBytes and the structure the export adds; below).
-  CHECK(model::LayerFileBytes(model.analysis.layers[0], {32, 32}, model::ExportFlavour::kOrtCpu, 3) == 12 * 4);
+  CHECK(model::LayerFileBytes(model.analysis.layers[0], {32, 32}, model::ExportFlavour::kOrtCpu, 3, false) == 12 * 4);
   // 1x4x8x8 in + 1x3x8x8 out at 4 bytes; the Relu's output is not alive during the Conv.
   CHECK(fp32->activation_bytes == (256 + 192) * 4);
 
@@ -277,7 +277,7 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   CHECK(int8->error == Approx(2.0 * d8 + 0.01));
   // int8 weights, per-channel fp32 scales and int8 zero points, and the int32 bias's scales and
   // zero points (the bias itself takes the float one's 12 bytes).
-  CHECK(model::LayerFileBytes(model.analysis.layers[0], {8, 8}, model::ExportFlavour::kOrtCpu, 3) ==
+  CHECK(model::LayerFileBytes(model.analysis.layers[0], {8, 8}, model::ExportFlavour::kOrtCpu, 3, false) ==
         12 + 3 * 4 + 3 + 3 * 8);
   CHECK(int8->activation_bytes == (256 + 192) * 1);
   // The int8 layer: the conv itself (its Relu fuses as the Q's saturation); the QuantizeLinear of

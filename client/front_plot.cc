@@ -144,8 +144,8 @@ std::string FrontPlotSvg(const v1::SearchJob& job,
     svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">latency, ms (predicted)</text>\n",
                        (x0 + x1) / 2, y1 + 36);
     svg += fmt::format(
-        "<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" text-anchor=\"middle\">model size, "
-        "MB (packed)</text>\n",
+        "<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" text-anchor=\"middle\">file size, "
+        "MB (predicted)</text>\n",
         x0 - 55, (y0 + y1) / 2);
     for (const v1::Candidate& c : f.candidates()) {
       const double t = (std::min(c.predicted_sqnr_db(), 60.0) - sqnr_lo) / (sqnr_hi - sqnr_lo);

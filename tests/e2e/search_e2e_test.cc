@@ -165,7 +165,7 @@ TEST_CASE("A search for two devices runs to a front per device and a repeat is a
   INFO(plot.err);
   REQUIRE(plot.exit_code == 0);
   const std::string text = ReadText(svg);
-  CHECK_THAT(text, Contains("<svg") && Contains("latency, ms") && Contains("model size, MB") &&
+  CHECK_THAT(text, Contains("<svg") && Contains("latency, ms") && Contains("file size, MB (predicted)") &&
                        Contains("uniform int8") && Contains("balanced knee") && Contains("raspberry-pi-5"));
   CommandResult render = Run({"/usr/bin/rsvg-convert", svg, "-o", png});
   INFO(render.err);

@@ -103,17 +103,9 @@ absl::StatusOr<FoldedBatchNorm> FoldBatchNorm(const onnx::GraphProto& graph, con
 
 namespace {
 
-// The BatchNormalization FoldBatchNorms folds into layer `index`, or nullptr.
-const onnx::NodeProto* FoldedInto(const LoadedModel& model, size_t index) {
-  if (index >= model.analysis.layers.size()) return nullptr;
-  const Layer& layer = model.analysis.layers[index];
-  if (!layer.subgraph.empty() || layer.op_type != "Conv" || layer.weight_elem_type != onnx::TensorProto::FLOAT) {
-    return nullptr;
-  }
-  for (const onnx::NodeProto& n : model.proto.graph().node()) {
-    if (n.name() == layer.name) return FoldableBatchNorm(model.proto.graph(), n);
-  }
-  return nullptr;
+// A layer FoldBatchNorms may fold into: a main-graph Conv of float weights.
+bool FoldableLayer(const Layer& layer) {
+  return layer.subgraph.empty() && layer.op_type == "Conv" && layer.weight_elem_type == onnx::TensorProto::FLOAT;
 }
 
 // A tensor's header: what it holds besides its values.
@@ -123,21 +115,28 @@ int64_t HeaderBytes(const onnx::TensorProto& t) {
 
 }  // namespace
 
-bool FoldsBatchNorm(const LoadedModel& model, size_t index) { return FoldedInto(model, index) != nullptr; }
-
-int64_t FoldedStructureBytes(const LoadedModel& model, size_t index) {
-  const onnx::NodeProto* bn = FoldedInto(model, index);
-  if (bn == nullptr) return 0;
-  int64_t bytes = static_cast<int64_t>(bn->ByteSizeLong()) + 2;
-  for (int k = 1; k < bn->input_size(); ++k) {
-    if (const onnx::TensorProto* t = GraphConstant(model.proto.graph(), bn->input(k)); t != nullptr) {
-      bytes += HeaderBytes(*t);
+std::vector<BatchNormFold> BatchNormFolds(const LoadedModel& model) {
+  const onnx::GraphProto& g = model.proto.graph();
+  std::map<std::string, const onnx::NodeProto*> by_name;
+  for (const onnx::NodeProto& n : g.node()) by_name[n.name()] = &n;
+  std::vector<BatchNormFold> folds(model.analysis.layers.size());
+  for (size_t i = 0; i < folds.size(); ++i) {
+    const Layer& layer = model.analysis.layers[i];
+    auto node = by_name.find(layer.name);
+    if (!FoldableLayer(layer) || node == by_name.end()) continue;
+    const onnx::NodeProto* bn = FoldableBatchNorm(g, *node->second);
+    if (bn == nullptr) continue;
+    folds[i].folds = true;
+    int64_t bytes = static_cast<int64_t>(bn->ByteSizeLong()) + 2;
+    for (int k = 1; k < bn->input_size(); ++k) {
+      if (const onnx::TensorProto* t = GraphConstant(g, bn->input(k)); t != nullptr) bytes += HeaderBytes(*t);
     }
+    const onnx::TensorProto bias =
+        internal::FloatTensorOf(layer.name + "_folded_bias", onnx::TensorProto::FLOAT, {layer.out_channels},
+                                std::vector<float>(layer.out_channels));
+    folds[i].structure_bytes = bytes - HeaderBytes(bias);
   }
-  const Layer& layer = model.analysis.layers[index];
-  const onnx::TensorProto bias = internal::FloatTensorOf(layer.name + "_folded_bias", onnx::TensorProto::FLOAT,
-                                                         {layer.out_channels}, std::vector<float>(layer.out_channels));
-  return bytes - HeaderBytes(bias);
+  return folds;
 }
 
 absl::StatusOr<FoldedLayers> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
@@ -151,9 +150,7 @@ absl::StatusOr<FoldedLayers> FoldBatchNorms(onnx::ModelProto* proto, const Analy
   for (size_t i : layers) {
     if (i >= analysis.layers.size()) break;
     const Layer& layer = analysis.layers[i];
-    if (!layer.subgraph.empty() || layer.op_type != "Conv" || layer.weight_elem_type != onnx::TensorProto::FLOAT) {
-      continue;
-    }
+    if (!FoldableLayer(layer)) continue;
     absl::StatusOr<internal::Site> site = editor.Find(layer);
     if (!site.ok()) continue;
     onnx::NodeProto* conv = site->node;

@@ -52,13 +52,15 @@ struct FoldedLayers {
 absl::StatusOr<FoldedLayers> FoldBatchNorms(onnx::ModelProto* proto, const Analysis& analysis,
                                             const std::set<size_t>& layers);
 
-// Whether FoldBatchNorms folds a BatchNormalization into layer `index` of `model` when the plan
-// gives it integer weights.
-bool FoldsBatchNorm(const LoadedModel& model, size_t index);
-
-// The structure (node, tensor names and headers) that fold takes out of the file: the
-// BatchNormalization and its constants' headers, less the new bias's. 0 where it folds none.
-int64_t FoldedStructureBytes(const LoadedModel& model, size_t index);
+// What FoldBatchNorms does to each layer of `model` (by Analysis::layers index) when the plan
+// gives it integer weights: whether it folds a BatchNormalization into it, and the structure
+// (node, tensor names and headers) that takes out of the file — the BatchNormalization and its
+// constants' headers, less the new bias's.
+struct BatchNormFold {
+  bool folds = false;
+  int64_t structure_bytes = 0;
+};
+std::vector<BatchNormFold> BatchNormFolds(const LoadedModel& model);
 
 }  // namespace squeeze::model
 

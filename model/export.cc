@@ -163,15 +163,18 @@ std::string LayerPlanLabel(const LayerPlan& p) {
   return precision;
 }
 
+std::string PlanEntryJson(const Layer& layer, const LayerPlan& p, ExportFlavour flavour) {
+  return absl::StrFormat(
+      "{\"layer\":\"%s\",\"option\":\"%s\",\"weight_bits\":%d,\"activation_bits\":%d,\"pattern\":\"%s\","
+      "\"prune_ratio\":%g,\"file\":\"%s\"}",
+      JsonEscape(layer.name), LayerPlanLabel(p), p.weight_bits, p.activation_bits, PatternName(p.pattern),
+      p.prune_ratio, JsonEscape(RealizationNote(flavour, p.weight_bits, p.activation_bits)));
+}
+
 std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& plan, ExportFlavour flavour) {
   std::vector<std::string> items;
   for (size_t i = 0; i < plan.size() && i < analysis.layers.size(); ++i) {
-    const LayerPlan& p = plan[i];
-    items.push_back(absl::StrFormat(
-        "{\"layer\":\"%s\",\"option\":\"%s\",\"weight_bits\":%d,\"activation_bits\":%d,\"pattern\":\"%s\","
-        "\"prune_ratio\":%g,\"file\":\"%s\"}",
-        JsonEscape(analysis.layers[i].name), LayerPlanLabel(p), p.weight_bits, p.activation_bits,
-        PatternName(p.pattern), p.prune_ratio, JsonEscape(RealizationNote(flavour, p.weight_bits, p.activation_bits))));
+    items.push_back(PlanEntryJson(analysis.layers[i], plan[i], flavour));
   }
   return absl::StrCat("[", absl::StrJoin(items, ","), "]");
 }

@@ -137,7 +137,7 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
 // points, and what a bias the export rewrites adds over the original one, which the model's other
 // constants count (int32 with per-channel scales and zero points for an integer-activation Conv
 // of a flavour with asymmetric activations; less the removed channels).
-// With `folds_batch_norm` (FoldsBatchNorm), integer weights take the BatchNormalization after
+// With `folds_batch_norm` (BatchNormFolds), integer weights take the BatchNormalization after
 // them: a new bias, less the normalization's four vectors (float) and the old bias.
 int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels,
                        bool folds_batch_norm);
@@ -167,6 +167,8 @@ std::string LayerPlanLabel(const LayerPlan& plan);
 // "file":..}], "file" saying what the flavour's file holds for the layer and what it computes in.
 std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& plan,
                      ExportFlavour flavour = ExportFlavour::kOrtCpu);
+// One layer's entry of it: {"layer":..,"option":..,...,"file":..}.
+std::string PlanEntryJson(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour);
 
 }  // namespace squeeze::model
 

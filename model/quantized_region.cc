@@ -1,6 +1,7 @@
 #include "model/quantized_region.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -56,6 +57,23 @@ std::vector<const onnx::NodeProto*> FoldedChain(const onnx::NodeProto& node, con
   return t == output ? chain : std::vector<const onnx::NodeProto*>{};
 }
 
+// The main graph's values `bits` gives a width (above 0), in graph order (inputs, then node
+// outputs), once each.
+std::vector<QuantizedTensor> InGraphOrder(const onnx::GraphProto& g,
+                                          const std::function<int(const std::string&)>& bits) {
+  std::vector<QuantizedTensor> out;
+  std::set<std::string> listed;
+  auto list = [&](const std::string& t) {
+    const int b = bits(t);
+    if (b > 0 && listed.insert(t).second) out.push_back({t, b});
+  };
+  for (const auto& v : g.input()) list(v.name());
+  for (const onnx::NodeProto& n : g.node()) {
+    for (const std::string& o : n.output()) list(o);
+  }
+  return out;
+}
+
 }  // namespace
 
 bool RunsQuantizedOnHtp(const std::string& op_type) {
@@ -100,14 +118,10 @@ QuantizedRegion QuantizedRegionOf(const LoadedModel& model, const std::vector<La
   }
   QuantizedRegion region;
   if (!QuantizesWholeGraph(flavour)) {
-    for (const auto& v : g.input()) {
-      if (auto it = seed_bits.find(v.name()); it != seed_bits.end()) region.tensors.push_back({it->first, it->second});
-    }
-    for (const onnx::NodeProto& n : g.node()) {
-      for (const std::string& o : n.output()) {
-        if (auto it = seed_bits.find(o); it != seed_bits.end()) region.tensors.push_back({it->first, it->second});
-      }
-    }
+    region.tensors = InGraphOrder(g, [&](const std::string& t) {
+      auto it = seed_bits.find(t);
+      return it == seed_bits.end() ? 0 : it->second;
+    });
     return region;
   }
 
@@ -161,7 +175,6 @@ QuantizedRegion QuantizedRegionOf(const LoadedModel& model, const std::vector<La
       if (!is_float(t) || float_tensors.count(t)) return;
       if (first.empty()) {
         first = t;
-        regions.Find(t);
       } else {
         regions.Join(first, t);
       }
@@ -171,7 +184,6 @@ QuantizedRegion QuantizedRegionOf(const LoadedModel& model, const std::vector<La
     }
     for (const std::string& o : n.output()) join(o);
   }
-  for (const auto& [t, bits] : seed_bits) regions.Find(t);
   std::map<std::string, int> region_bits;  // root -> widest seed bits
   for (const auto& [t, bits] : seed_bits) {
     int& b = region_bits[regions.Find(t)];
@@ -183,15 +195,9 @@ QuantizedRegion QuantizedRegionOf(const LoadedModel& model, const std::vector<La
     auto it = region_bits.find(regions.Find(t));
     return it == region_bits.end() ? 0 : it->second;
   };
+  region.tensors = InGraphOrder(g, bits_of);
   std::set<std::string> listed;
-  auto list = [&](const std::string& t) {
-    const int bits = bits_of(t);
-    if (bits > 0 && listed.insert(t).second) region.tensors.push_back({t, bits});
-  };
-  for (const auto& v : g.input()) list(v.name());
-  for (const onnx::NodeProto& n : g.node()) {
-    for (const std::string& o : n.output()) list(o);
-  }
+  for (const QuantizedTensor& t : region.tensors) listed.insert(t.name);
   // The float constants the region's ops read as data.
   for (const onnx::NodeProto& n : g.node()) {
     if (owned_nodes.count(n.name()) || !RunsQuantizedOnHtp(n.op_type())) continue;

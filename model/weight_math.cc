@@ -275,13 +275,16 @@ ActivationQuantizer ActivationQuantizerOf(ActivationScheme scheme, float min, fl
   return q;
 }
 
+int32_t QuantizedLevel(float x, const ActivationQuantizer& q) {
+  const bool int8 = q.scheme == ActivationScheme::kSymmetricInt8;
+  const float lowest = int8 ? -128.f : 0.f, highest = int8 ? 127.f : static_cast<float>(ActivationLevels(q.scheme));
+  return static_cast<int32_t>(
+      std::clamp(std::nearbyint(x / q.scale) + static_cast<float>(q.zero_point), lowest, highest));
+}
+
 float FakeQuantize(float x, int bits, const ActivationQuantizer& q) {
-  const bool uint16 = q.scheme == ActivationScheme::kAsymmetricUint16;
-  if (bits == 8 || (bits == 16 && uint16)) {
-    const bool int8 = q.scheme == ActivationScheme::kSymmetricInt8;
-    const float lowest = int8 ? -128.f : 0.f, highest = int8 ? 127.f : static_cast<float>(ActivationLevels(q.scheme));
-    const float level = std::clamp(std::nearbyint(x / q.scale) + static_cast<float>(q.zero_point), lowest, highest);
-    return (level - static_cast<float>(q.zero_point)) * q.scale;
+  if (bits == 8 || (bits == 16 && q.scheme == ActivationScheme::kAsymmetricUint16)) {
+    return static_cast<float>(QuantizedLevel(x, q) - q.zero_point) * q.scale;
   }
   if (bits == 16) return RoundToHalf(x);
   return x;

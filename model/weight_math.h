@@ -87,6 +87,10 @@ struct ActivationQuantizer {
 };
 ActivationQuantizer ActivationQuantizerOf(ActivationScheme scheme, float min, float max);
 
+// The integer level QuantizeLinear gives `x` at `q` (round half to even, saturating to the type's
+// levels): [0, 255] for uint8, [0, 65535] for uint16, [-128, 127] for int8.
+int32_t QuantizedLevel(float x, const ActivationQuantizer& q);
+
 // `x` fake-quantized at `bits`: 8 (and 16 in uint16) through `q` as QuantizeLinear then
 // DequantizeLinear compute it (float math, round half to even, saturating to the type's levels),
 // other 16 rounded to fp16, anything else x itself.

@@ -1,5 +1,6 @@
 #include "model/internal/export_activations.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <utility>
@@ -91,16 +92,10 @@ int QuantizeRegionConstants(const std::vector<std::pair<std::string, int>>& inpu
     if (t == nullptr || t->data_type() != onnx::TensorProto::FLOAT) continue;
     const std::vector<float> values = DecodeFloats(*t);
     if (values.empty()) continue;
-    float lo = values[0], hi = values[0];
-    for (float v : values) {
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-    }
-    const ActivationQuantizer q = ActivationQuantizerOf(ActivationScheme::kAsymmetricUint8, lo, hi);
+    const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+    const ActivationQuantizer q = ActivationQuantizerOf(ActivationScheme::kAsymmetricUint8, *lo, *hi);
     std::vector<uint8_t> levels(values.size());
-    for (size_t k = 0; k < values.size(); ++k) {
-      levels[k] = static_cast<uint8_t>(std::clamp(std::nearbyint(values[k] / q.scale) + q.zero_point, 0.f, 255.f));
-    }
+    for (size_t k = 0; k < values.size(); ++k) levels[k] = static_cast<uint8_t>(QuantizedLevel(values[k], q));
     const std::string base = editor.Fresh(absl::StrCat(name, "_squeeze_u8"));
     const std::vector<int64_t> dims(t->dims().begin(), t->dims().end());
     const std::string data = editor.AddInitializer(g, RawTensorOf(base, onnx::TensorProto::UINT8, dims, levels));

@@ -511,14 +511,12 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
   // would overflow int32 there (weights far smaller than its bias) gets the least weight scale at
   // which it fits rather than leaving the layer float. TensorRT (int8 symmetric activations) takes
   // the bias float and fuses it itself: its DequantizeLinear reads int8, not int32.
+  // Which layers: StoresInt32Bias, the rule the predicted size follows too.
   const auto input_quant = activation_quant.find(node->input(0));
-  const std::optional<float> int32_bias_at = QuantizesActivations(flavour, plan.weight_bits, plan.activation_bits) &&
-                                                     weight_bits <= 8 && layer.subgraph.empty() &&
-                                                     layer.op_type == "Conv" && input_quant != activation_quant.end() &&
-                                                     input_quant->second.scheme != ActivationScheme::kSymmetricInt8 &&
-                                                     layer.weight_elem_type == onnx::TensorProto::FLOAT
-                                                 ? std::optional<float>(input_quant->second.scale)
-                                                 : std::nullopt;
+  const std::optional<float> int32_bias_at =
+      weight_bits <= 8 && StoresInt32Bias(layer, plan, flavour) && input_quant != activation_quant.end()
+          ? std::optional<float>(input_quant->second.scale)
+          : std::nullopt;
   const bool rewrite_bias =
       node->input_size() > 2 && !node->input(2).empty() && (!removals.rows.empty() || int32_bias_at.has_value());
   const Bias bias = rewrite_bias ? BiasOf(weight.site, removals.rows) : Bias{};

@@ -113,18 +113,16 @@ constexpr double kMetadataBytes = 48 + 120;
 // QuantizeLinear/DequantizeLinear pairs of integer activations (`activation_pairs`,
 // model::QdqStructureBytes).
 double StructureBytesOf(const model::Layer& layer, size_t index, const dp::CompressionOption& option,
-                        model::ExportFlavour flavour, double activation_pairs, int64_t folded_structure) {
+                        model::ExportFlavour flavour, double activation_pairs, const model::BatchNormFold& fold) {
   const model::LayerPlan plan = LayerPlanOf(option);
-  model::Analysis one;
-  one.layers = {layer};
-  double bytes = static_cast<double>(model::PlanJson(one, {plan}, flavour).size() - 1);  // its "," for the "]"
+  double bytes = static_cast<double>(model::PlanEntryJson(layer, plan, flavour).size() + 1);  // and its ","
   bytes += 2.0 * (static_cast<double>(absl::StrCat("squeeze_w", index).size()) -
                   static_cast<double>(layer.weight_name.size()));
   if (option.weight_bits <= 8) {
     bytes += model::StoresInt4(flavour, option.weight_bits, option.activation_bits) ? 211 : 195;
-    const bool bias = layer.bias_params > 0 || folded_structure > 0;
+    const bool bias = layer.bias_params > 0 || fold.folds;
     if (bias && model::StoresInt32Bias(layer, plan, flavour)) bytes += 215;
-    bytes -= static_cast<double>(folded_structure);  // the BatchNormalization folded into the weights
+    if (fold.folds) bytes -= static_cast<double>(fold.structure_bytes);  // the BatchNormalization folded in
   }
   if (option.weight_bits == 16) bytes += 74;
   if (model::QuantizesActivations(flavour, option.weight_bits, option.activation_bits)) bytes += activation_pairs;
@@ -527,6 +525,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     problem.warnings = in.sensitivity->warnings;
   }
 
+  const DeviceRealization realization{model::FlavourForRuntime(in.device->runtime),
+                                      in.channel_alignment > 0 ? in.channel_alignment : ChannelAlignment(*in.device)};
   // Live activations besides each main-graph layer's own input and output; fixed costs of the rest.
   std::vector<int64_t> live_other(n, 0);
   std::map<std::string, double> other_ops;  // the fixed cost's memory-bound ops, by node
@@ -573,7 +573,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     // Memory-bound work over its float output (4 bytes a value); a whole-graph flavour (qnn) runs
     // it quantized, on uint8 values — the width of every plan with an 8-bit layer near it (an
     // all-fp16 neighbourhood moves twice that: priced optimistically there).
-    const double width = model::QuantizesWholeGraph(model::FlavourForRuntime(in.device->runtime)) ? 0.25 : 1.0;
+    const double width = model::QuantizesWholeGraph(realization.flavour) ? 0.25 : 1.0;
     const dp::OpPrediction op =
         in.cost_model->PredictOp(dp::OpKind::kElementwise, node.output_bytes / 4,
                                  width * static_cast<double>(node.input_bytes + node.output_bytes));
@@ -589,18 +589,14 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
         static_cast<double>(analysis.other_initializer_bytes + model::StructureBytes(bare) + kMetadataBytes);
   }
 
-  const DeviceRealization realization{model::FlavourForRuntime(in.device->runtime),
-                                      in.channel_alignment > 0 ? in.channel_alignment : ChannelAlignment(*in.device)};
   // Output-channel pruning only where the exporter removes channels, and what it narrows.
   const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(*in.model);
   // The tensors integer-activation layers quantize: a standalone QuantizeLinear or
   // DequantizeLinear runs on one only where its two sides run in different domains.
   std::vector<bool> quantizable(n, false);
   for (size_t i = 0; i < n; ++i) quantizable[i] = model::ActivationsQuantizable(analysis, i);
-  // The structure a BatchNormalization folded into integer weights takes out of the file (0 where
-  // none folds).
-  std::vector<int64_t> folded_structure(n, 0);
-  for (size_t i = 0; i < n; ++i) folded_structure[i] = model::FoldedStructureBytes(*in.model, i);
+  // The BatchNormalizations integer weights would fold, which leave the file with their structure.
+  const std::vector<model::BatchNormFold> folds = model::BatchNormFolds(*in.model);
   problem.table.layers.resize(n);
   // The layers whose output-channel pruning narrows a tensor: through its writer, a node that
   // carries their channels (ChannelPruningReach::nodes), or as their own output.
@@ -794,10 +790,10 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       // What the file holds for the layer (model::LayerFileBytes: pruned weights are stored zeros
       // in an ONNX file, 5..8-bit weights int8), and the nodes and tensors its export adds.
       const int64_t kept_channels = std::llround(static_cast<double>(layer.out_channels) * keep_out);
-      o.bytes = static_cast<double>(model::LayerFileBytes(layer, LayerPlanOf(option), realization.flavour,
-                                                          kept_channels, folded_structure[i] > 0)) +
-                StructureBytesOf(layer, i, option, realization.flavour, quantizable[i] ? activation_pairs[i] : 0,
-                                 folded_structure[i]);
+      o.bytes =
+          static_cast<double>(
+              model::LayerFileBytes(layer, LayerPlanOf(option), realization.flavour, kept_channels, folds[i].folds)) +
+          StructureBytesOf(layer, i, option, realization.flavour, quantizable[i] ? activation_pairs[i] : 0, folds[i]);
       o.error = s_i * d->second + act;
       o.activation_bytes = static_cast<double>(live_other[i]) +
                            (shape.input_elements + shape.output_elements * keep_out) * option.activation_bits / 8.0;

@@ -493,7 +493,9 @@ TEST_CASE("What an export writes for each layer is what LayerFileBytes predicts,
       {std::vector<LayerPlan>(n, LayerPlan{4, 16}), ExportFlavour::kQnn},
       {std::vector<LayerPlan>(n, LayerPlan{16, 16}), ExportFlavour::kRuntimePrecision},
   };
-  CHECK(FoldsBatchNorm(m, 1));  // Conv b's BatchNormalization, when b's weights are integers
+  const std::vector<BatchNormFold> folds = BatchNormFolds(m);
+  CHECK(folds[1].folds);  // Conv b's BatchNormalization, when b's weights are integers
+  CHECK(folds[1].structure_bytes > 0);
   for (const Case& c : cases) {
     absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, c.plan, c.flavour);
     REQUIRE(names.ok());
@@ -520,7 +522,7 @@ TEST_CASE("What an export writes for each layer is what LayerFileBytes predicts,
       const LayerExport& le = out->report.layers[i];
       INFO(le.layer << " " << le.option);
       CHECK(le.file_bytes ==
-            LayerFileBytes(m.analysis.layers[i], c.plan[i], c.flavour, le.kept_out_channels, FoldsBatchNorm(m, i)));
+            LayerFileBytes(m.analysis.layers[i], c.plan[i], c.flavour, le.kept_out_channels, folds[i].folds));
     }
   }
 }

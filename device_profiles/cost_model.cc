@@ -204,7 +204,12 @@ int64_t WeightStorageBytes(const LayerShape& layer, const CompressionOption& opt
       index_bits = kept * 2;  // a 2-bit position per kept weight
       break;
   }
-  const int64_t scale_bytes = option.weight_bits <= 8 ? 4 * std::max<int64_t>(channels, 1) : 0;
+  // A scale per output channel, or per block of K (MatMulNBits).
+  const int64_t per_channel = layer.out_channels > 0 ? layer.weight_params / layer.out_channels : 0;
+  const int64_t scales = option.block_size > 0 ? std::max<int64_t>(channels, 1) *
+                                                     ((per_channel + option.block_size - 1) / option.block_size)
+                                               : std::max<int64_t>(channels, 1);
+  const int64_t scale_bytes = option.weight_bits <= 8 ? 4 * scales : 0;
   return CeilDiv8(kept * option.weight_bits) + CeilDiv8(index_bits) + scale_bytes;
 }
 
@@ -370,7 +375,16 @@ LatencyPrediction DeviceCostModel::Predict(const LayerShape& original, const Com
   // The exporter stores every 2..8-bit weight in int8 (model/export.h): the file runs as 8-bit
   // whatever the width, so it is costed as 8-bit.
   std::string stored_wider;
-  if (option.weight_bits >= 2 && option.weight_bits < kStoredIntegerBits) {
+  if (option.block_size > 0) {
+    // MatMulNBits (model::WritesMatMulNBits): 2-bit codes run its 2-bit kernel, 3- and 4-bit ones its
+    // 4-bit kernel (model::MatMulNBitsStorageBits), at any block size alike.
+    const int codes = option.weight_bits <= 2 ? 2 : 4;
+    if (codes != option.weight_bits) {
+      stored_wider = absl::StrFormat("%d-bit weights are stored in %d-bit MatMulNBits codes: runs as %s",
+                                     option.weight_bits, codes, PrecisionName(codes, option.activation_bits));
+    }
+    option.weight_bits = codes;
+  } else if (option.weight_bits >= 2 && option.weight_bits < kStoredIntegerBits) {
     stored_wider = absl::StrFormat("%d-bit weights are stored in int8: runs as %s", option.weight_bits,
                                    PrecisionName(kStoredIntegerBits, option.activation_bits));
     option.weight_bits = kStoredIntegerBits;

@@ -44,10 +44,14 @@ struct CompressionOption {
   int activation_bits = 32;  // 32, 16 or 8
   double prune_ratio = 0;    // share of weights removed; 2:4 means 0.5
   Sparsity pattern = Sparsity::kDense;
+  // 2..4-bit weights quantized in runs of this many values along K, each with its own scale (ONNX
+  // Runtime's MatMulNBits; model::WritesMatMulNBits says which layers); 0: a scale per output
+  // channel. Such an option runs the 4-bit kernel (2-bit at 2 bits): its samples, not int8's.
+  int block_size = 0;
 };
 
-// Stored weight bytes of a layer under an option: kept values at the bit-width, plus per-channel
-// fp32 scales for integer weights, plus the sparse index (a 1-bit mask per weight for
+// Stored weight bytes of a layer under an option: kept values at the bit-width, plus fp32 scales
+// for integer weights (per channel, or per block), plus the sparse index (a 1-bit mask per weight for
 // unstructured sparsity, a 2-bit position per kept weight for 2:4). Channel pruning stores a
 // smaller dense tensor.
 int64_t WeightStorageBytes(const LayerShape& layer, const CompressionOption& option);

@@ -335,6 +335,12 @@ absl::StatusOr<SingleOpModel> BuildSingleOpModel(const OpSpec& spec, uint64_t se
       plan.activation_bits = spec.activation_bits;
       plan.pattern = SampleMaskPattern(spec.sparsity);
       plan.prune_ratio = spec.sparsity_ratio;
+      // A gemm the export writes as MatMulNBits is measured as one, at the default grid's smaller
+      // block: the cost model takes one latency for every block size of a layer.
+      if (model::WritesMatMulNBits(loaded->analysis.layers[0], model::ExportFlavour::kOrtCpu, plan.weight_bits,
+                                   plan.activation_bits)) {
+        plan.block_size = kSampleBlockSize;
+      }
       const std::vector<model::LayerPlan> plans = {plan};
       absl::StatusOr<std::vector<std::string>> names =
           model::ActivationsToCalibrate(*loaded, plans, model::ExportFlavour::kOrtCpu);

@@ -31,6 +31,10 @@ struct SingleOpModel {
   std::vector<std::string> op_types;    // the file's nodes, in order
 };
 
+// The block size of the MatMulNBits a gemm sample of 2..4-bit weights and float activations is
+// measured with (model::WritesMatMulNBits).
+inline constexpr int kSampleBlockSize = 32;
+
 // Builds the model for `spec`. InvalidArgument for a spec that is not a valid op (zero or
 // mismatched channels, groups that do not divide them, bits the exporter does not write, an
 // unknown non-layer op); otherwise the loader's or exporter's status.

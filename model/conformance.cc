@@ -39,6 +39,11 @@ class Checker {
       for (int k = 0; k < n.input_size(); ++k) readers[n.input(k)].emplace_back(&n, k);
     }
     for (const onnx::NodeProto& n : graph.node()) {
+      if (n.op_type() == "MatMulNBits") {
+        ++report_.checked_nodes;
+        CheckMatMulNBits(n);
+        continue;
+      }
       const bool quantize = n.op_type() == "QuantizeLinear", dequantize = n.op_type() == "DequantizeLinear";
       if (!quantize && !dequantize) continue;
       ++report_.checked_nodes;
@@ -180,6 +185,41 @@ class Checker {
     if (quantize) CheckPair(n, readers);
   }
 
+  // ONNX Runtime's MatMulNBits (model::WritesMatMulNBits), as its kernel checks its inputs: bits
+  // 2, 4 or 8, a power-of-two block of at least 16, constant codes of uint8 [N, ceil(K / block),
+  // block x bits / 8] and scales of [N, ceil(K / block)] (or flat), positive and finite. Only
+  // ONNX Runtime's CPU provider takes it.
+  void CheckMatMulNBits(const onnx::NodeProto& n) {
+    if (report_.flavour != ExportFlavour::kOrtCpu) {
+      return Violation("no com.microsoft ops (ONNX Runtime's own)", n, "is one");
+    }
+    const int64_t k = internal::IntAttribute(n, "K", -1), cols = internal::IntAttribute(n, "N", -1);
+    const int64_t bits = internal::IntAttribute(n, "bits", 4), block = internal::IntAttribute(n, "block_size", -1);
+    if (bits != 2 && bits != 4 && bits != 8)
+      return Violation("MatMulNBits of 2, 4 or 8 bits", n, absl::StrCat("has ", bits));
+    if (block < 16 || (block & (block - 1)) != 0) {
+      return Violation("MatMulNBits blocks a power of two of at least 16", n, absl::StrCat("has ", block));
+    }
+    if (k < 1 || cols < 1) return Violation("MatMulNBits with K and N", n, "lacks them");
+    const int64_t blocks = (k + block - 1) / block;
+    const onnx::TensorProto* codes = n.input_size() > 1 ? Constant(n.input(1)) : nullptr;
+    const std::vector<int64_t> want = {cols, blocks, block * bits / 8};
+    if (codes == nullptr || codes->data_type() != onnx::TensorProto::UINT8 ||
+        std::vector<int64_t>(codes->dims().begin(), codes->dims().end()) != want) {
+      return Violation("MatMulNBits codes constant uint8 [N, ceil(K / block), block x bits / 8]", n,
+                       codes == nullptr ? "reads computed codes" : "has other codes");
+    }
+    const onnx::TensorProto* scales = n.input_size() > 2 ? Constant(n.input(2)) : nullptr;
+    if (scales == nullptr) return Violation("scales are constants", n, "has a computed scale");
+    const std::vector<float> values = internal::DecodeFloats(*scales);
+    if (static_cast<int64_t>(values.size()) != cols * blocks) {
+      return Violation("MatMulNBits scales [N, ceil(K / block)]", n, absl::StrCat("has ", values.size()));
+    }
+    for (float s : values) {
+      if (!(s > 0) || !std::isfinite(s)) return Violation("scales are positive and finite", n, absl::StrCat("has ", s));
+    }
+  }
+
   void CheckOrtCpu(const onnx::NodeProto& n, bool weight) {
     const auto zp = ZeroPoint(n);
     if (weight) {
@@ -280,7 +320,8 @@ std::string ConformanceReport::Summary() const {
                          absl::StrJoin(this->float_ops, ", "), float_ops_between_quantized > 5 ? ", ..." : "", ")");
   if (ok()) {
     return absl::StrCat(FlavourName(flavour), ": ", rules.size(), " rules held on ", checked_nodes,
-                        " QuantizeLinear/DequantizeLinear nodes (", absl::StrJoin(rules, "; "), ")", float_ops);
+                        " QuantizeLinear/DequantizeLinear/MatMulNBits nodes (", absl::StrJoin(rules, "; "), ")",
+                        float_ops);
   }
   return absl::StrCat(FlavourName(flavour), ": ", violations.size(), violations.size() >= 20 ? "+" : "",
                       " violations of its rules: ", absl::StrJoin(violations, "; "));
@@ -304,7 +345,9 @@ ConformanceReport CheckConformance(const onnx::ModelProto& model, ExportFlavour 
     report.rules = {"no QuantizeLinear or DequantizeLinear (the CoreML provider converts neither)"};
   } else {
     report.rules = {"uint8 activations with a constant zero point", "int8 (or int4) weights with zero point 0",
-                    "positive, finite, constant scales"};
+                    "positive, finite, constant scales",
+                    "MatMulNBits of 2, 4 or 8 bits in power-of-two blocks, its codes and scales shaped as its kernel "
+                    "reads them"};
   }
   Checker checker(model, &report);
   internal::ForEachGraph(model.graph(), "", "", [&](const onnx::GraphProto& g, const std::string&, const std::string&) {

@@ -19,8 +19,10 @@
 //   all (it converts neither; they would run on the CPU).
 // - ort-cpu (ONNX Runtime's CPU provider's u8s8 kernels): activations uint8 with a constant zero
 //   point, weights int8 (or int4, model::StoresInt4) with zero point 0, positive and finite
-//   scales. The file is also run in ONNX Runtime on every export (runtime/verify.h), which is the
-//   stronger check for it.
+//   scales; MatMulNBits (model::WritesMatMulNBits) as its kernel checks it: 2, 4 or 8 bits, a
+//   power-of-two block of at least 16, constant codes and scales of the shapes it reads. Only an
+//   ort-cpu file may hold a MatMulNBits. The file is also run in ONNX Runtime on every export (runtime/verify.h), which
+//   is the stronger check for it.
 //
 // Every flavour's report counts the ops that read a dequantized activation and write a float value
 // nothing quantizes (a Relu or Clip a layer's output quantization folds counts with the layer; a
@@ -41,7 +43,7 @@ namespace squeeze::model {
 struct ConformanceReport {
   ExportFlavour flavour = ExportFlavour::kOrtCpu;
   std::vector<std::string> rules;       // what was checked, one phrase each
-  int checked_nodes = 0;                // QuantizeLinear and DequantizeLinear nodes, every graph
+  int checked_nodes = 0;                // QuantizeLinear, DequantizeLinear and MatMulNBits nodes, every graph
   std::vector<std::string> violations;  // "rule: node 'name' ..." ; empty when it conforms
   int float_ops_between_quantized = 0;  // main graph, see above
   std::vector<std::string> float_ops;   // the first few: "Add 'name'"

@@ -56,6 +56,13 @@ const char* PatternName(PrunePattern p) {
   return "dense";
 }
 
+// What the file holds for a MatMulNBits layer (PlanEntryJson's "file").
+std::string MatMulNBitsNote(const LayerPlan& p) {
+  return absl::StrCat(p.weight_bits, "-bit weights in ", MatMulNBitsStorageBits(p.weight_bits),
+                      "-bit codes, a scale per ", p.block_size,
+                      " along K (com.microsoft.MatMulNBits); float activations: computes in fp32");
+}
+
 // Why a flavour writes no file for some precision, in a few words.
 const char* UnrealizedWhy(ExportFlavour flavour) {
   switch (flavour) {
@@ -101,6 +108,18 @@ absl::Status ValidatePlan(const Analysis& analysis, const std::vector<LayerPlan>
     if (!(p.prune_ratio >= 0 && p.prune_ratio < 1)) {
       return absl::InvalidArgumentError(
           absl::StrCat("layer '", name, "': prune ratio ", p.prune_ratio, " not in [0, 1)"));
+    }
+    if (p.block_size != 0) {
+      if (!WritesMatMulNBits(analysis.layers[i], flavour, p.weight_bits, p.activation_bits)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "layer '", name, "': a block size is for 2..4-bit weights of a MatMul with float activations in the ",
+            "ort-cpu export (MatMulNBits), not w", p.weight_bits, "a", p.activation_bits, " of a ",
+            analysis.layers[i].op_type, " in ", FlavourName(flavour)));
+      }
+      if (!IsMatMulNBitsBlockSize(p.block_size)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("layer '", name, "': block size ", p.block_size, " (a power of two from 16 to 256)"));
+      }
     }
   }
   return absl::OkStatus();
@@ -150,6 +169,7 @@ std::string LayerPlanLabel(const LayerPlan& p) {
                           : p.weight_bits == 16 && p.activation_bits == 16
                               ? "fp16"
                               : absl::StrCat("w", p.weight_bits, "a", p.activation_bits);
+  if (p.block_size > 0) absl::StrAppend(&precision, " block ", p.block_size);
   switch (p.pattern) {
     case PrunePattern::kNone:
       return precision;
@@ -166,9 +186,10 @@ std::string LayerPlanLabel(const LayerPlan& p) {
 std::string PlanEntryJson(const Layer& layer, const LayerPlan& p, ExportFlavour flavour) {
   return absl::StrFormat(
       "{\"layer\":\"%s\",\"option\":\"%s\",\"weight_bits\":%d,\"activation_bits\":%d,\"pattern\":\"%s\","
-      "\"prune_ratio\":%g,\"file\":\"%s\"}",
+      "\"prune_ratio\":%g,%s\"file\":\"%s\"}",
       JsonEscape(layer.name), LayerPlanLabel(p), p.weight_bits, p.activation_bits, PatternName(p.pattern),
-      p.prune_ratio, JsonEscape(RealizationNote(flavour, p.weight_bits, p.activation_bits)));
+      p.prune_ratio, p.block_size > 0 ? absl::StrCat("\"block_size\":", p.block_size, ",") : "",
+      JsonEscape(p.block_size > 0 ? MatMulNBitsNote(p) : RealizationNote(flavour, p.weight_bits, p.activation_bits)));
 }
 
 std::string PlanJson(const Analysis& analysis, const std::vector<LayerPlan>& plan, ExportFlavour flavour) {
@@ -188,6 +209,18 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
   return names;
 }
 
+bool WritesMatMulNBits(const Layer& layer, ExportFlavour flavour, int weight_bits, int activation_bits) {
+  return flavour == ExportFlavour::kOrtCpu && weight_bits >= 2 && weight_bits <= 4 && activation_bits == 32 &&
+         layer.op_type == "MatMul" && layer.weight_elem_type == onnx::TensorProto::FLOAT &&
+         layer.weight_shape.size() == 2 && layer.weight_layout.groups == 1 && layer.weight_layout.inner == 1;
+}
+
+int MatMulNBitsStorageBits(int weight_bits) { return weight_bits <= 2 ? 2 : 4; }
+
+bool IsMatMulNBitsBlockSize(int64_t block_size) {
+  return block_size >= 16 && block_size <= 256 && (block_size & (block_size - 1)) == 0;
+}
+
 bool StoresInt32Bias(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour) {
   return plan.weight_bits <= 8 && QuantizesActivations(flavour, plan.weight_bits, plan.activation_bits) &&
          layer.subgraph.empty() && layer.op_type == "Conv" && layer.weight_elem_type == onnx::TensorProto::FLOAT &&
@@ -202,6 +235,12 @@ int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour 
   const int64_t float_bytes = layer.weight_elem_type == onnx::TensorProto::FLOAT16 ? 2 : 4;
   int64_t bytes = 0;
   const bool integer = plan.weight_bits >= 2 && plan.weight_bits <= 8;
+  if (integer && plan.block_size > 0) {
+    // MatMulNBits: per output column, ceil(K / block) blocks of block x bits / 8 bytes and a scale
+    // each (no zero points: the default, 2^(bits-1), is the symmetric one). A MatMul has no bias.
+    const int64_t blocks = channels * ((per_channel + plan.block_size - 1) / plan.block_size);
+    return blocks * (plan.block_size * MatMulNBitsStorageBits(plan.weight_bits) / 8 + 4);
+  }
   if (integer && StoresInt4(flavour, plan.weight_bits, plan.activation_bits)) {
     bytes = (elements + 1) / 2 + 4 * channels + (channels + 1) / 2;  // values, scales, zero points
   } else if (integer) {

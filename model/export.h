@@ -45,6 +45,9 @@ struct LayerPlan {
   int activation_bits = 32;  // 32 (float), 16 (left to the runtime: float in the file), 8 (QDQ)
   PrunePattern pattern = PrunePattern::kNone;
   double prune_ratio = 0;  // unstructured and output channel; 2:4 ignores it
+  // For a layer written as MatMulNBits (WritesMatMulNBits): the length of the runs of K that share
+  // a scale, a power of two of at least 16. 0: one scale per output channel (every other layer).
+  int block_size = 0;
 };
 
 // A calibrated activation range (the min and max the quantizer must represent; widened to hold 0).
@@ -141,6 +144,20 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
 // them: a new bias, less the normalization's four vectors (float) and the old bias.
 int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels,
                        bool folds_batch_norm);
+
+// Whether the export writes `layer` at (weight_bits, activation_bits) in `flavour` as ONNX Runtime's
+// com.microsoft MatMulNBits, with its weight quantized block-wise along K (LayerPlan::block_size),
+// packed two (or four, at 2 bits) to a byte, and computed by its 4-bit (2-bit) kernels: ort-cpu,
+// 2..4-bit weights with float activations, a MatMul whose weight is a 2-D fp32 constant.
+// 2-bit weights are stored in 2 bits, 3- and 4-bit ones in 4.
+bool WritesMatMulNBits(const Layer& layer, ExportFlavour flavour, int weight_bits, int activation_bits);
+
+// The `bits` attribute of the MatMulNBits that holds `weight_bits`-bit weights: 2 or 4.
+int MatMulNBitsStorageBits(int weight_bits);
+
+// Whether `block_size` is one MatMulNBits takes: a power of two from 16 to 256 (ONNX Runtime's
+// kernels' blocks).
+bool IsMatMulNBitsBlockSize(int64_t block_size);
 
 // Whether the export stores `layer`'s bias, where it has one (its own or a folded
 // BatchNormalization's), in int32 (scale input × weight, behind a DequantizeLinear) at `plan`: a

@@ -215,16 +215,21 @@ float HalfBitsToFloat(uint16_t h) {
 
 float RoundToHalf(float x) { return HalfBitsToFloat(FloatToHalfBits(x)); }
 
-ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>& mask, int weight_bits) {
+ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>& mask, int weight_bits,
+                             int64_t block_size) {
   ChannelMatrix out = w;
   for (size_t i = 0; i < out.values.size(); ++i) {
     if (!mask[i]) out.values[i] = 0;
   }
   if (weight_bits <= 8) {
+    const int64_t run = block_size > 0 ? std::min(block_size, w.per_channel) : w.per_channel;
     for (int64_t c = 0; c < w.channels; ++c) {
-      const size_t begin = static_cast<size_t>(c * w.per_channel);
-      QuantizeRow(w.Row(c), absl::MakeConstSpan(mask).subspan(begin, static_cast<size_t>(w.per_channel)), weight_bits,
-                  absl::MakeSpan(out.values).subspan(begin, static_cast<size_t>(w.per_channel)));
+      for (int64_t k = 0; k < w.per_channel; k += run) {
+        const size_t begin = static_cast<size_t>(c * w.per_channel + k);
+        const size_t n = static_cast<size_t>(std::min(run, w.per_channel - k));
+        QuantizeRow(absl::MakeConstSpan(w.values).subspan(begin, n), absl::MakeConstSpan(mask).subspan(begin, n),
+                    weight_bits, absl::MakeSpan(out.values).subspan(begin, n));
+      }
     }
   } else if (weight_bits == 16) {
     for (float& x : out.values) x = RoundToHalf(x);
@@ -232,8 +237,9 @@ ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>&
   return out;
 }
 
-ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, PrunePattern pattern, double prune_ratio) {
-  return QuantizeMasked(w, PruneMask(w, pattern, prune_ratio), weight_bits);
+ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, PrunePattern pattern, double prune_ratio,
+                       int64_t block_size) {
+  return QuantizeMasked(w, PruneMask(w, pattern, prune_ratio), weight_bits, block_size);
 }
 
 double RelativeDistortion(absl::Span<const float> w, absl::Span<const float> w_hat) {

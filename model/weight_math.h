@@ -102,11 +102,16 @@ uint16_t FloatToHalfBits(float x);
 float HalfBitsToFloat(uint16_t h);
 
 // Ŵ for a pruning mask already chosen: masked weights zeroed, survivors quantized (bits 2..8
-// integer per row, 16 fp16, 32 as is).
-ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>& mask, int weight_bits);
+// integer, 16 fp16, 32 as is). Integer weights take one scale per row, or with `block_size` > 0
+// one per run of `block_size` consecutive values of a row (the last run may be shorter): the
+// block-wise quantization of ONNX Runtime's MatMulNBits, whose blocks run along K in each of the
+// N output columns — a MatMul's rows here.
+ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>& mask, int weight_bits,
+                             int64_t block_size = 0);
 
-// Ŵ for an option: prune, then quantize the survivors (bits 2..8 integer, 16 fp16, 32 as is).
-ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, PrunePattern pattern, double prune_ratio);
+// Ŵ for an option: prune, then quantize the survivors (as QuantizeMasked).
+ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, PrunePattern pattern, double prune_ratio,
+                       int64_t block_size = 0);
 
 // ||w - w_hat||² / ||w||²; 0 for an all-zero w.
 double RelativeDistortion(absl::Span<const float> w, absl::Span<const float> w_hat);

@@ -44,7 +44,8 @@ class TempPath {
 
 bool IsIntegerKernel(const std::string& op) {
   return absl::StartsWith(op, "QLinear") || op == "QGemm" || op == "MatMulInteger" || op == "ConvInteger" ||
-         op == "MatMulIntegerToFloat" || op == "DynamicQuantizeMatMul" || op == "QAttention" || op == "NhwcQLinearConv";
+         op == "MatMulIntegerToFloat" || op == "DynamicQuantizeMatMul" || op == "QAttention" ||
+         op == "NhwcQLinearConv" || op == "MatMulNBits";
 }
 
 }  // namespace

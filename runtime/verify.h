@@ -76,8 +76,9 @@ struct Verification {
   Timing original_latency;
   Timing exported_latency;
   // Op types of ONNX Runtime's optimized exported graph that run integer arithmetic
-  // (QLinearConv, QLinearMatMul, MatMulInteger, ...), with counts; and the QuantizeLinear /
-  // DequantizeLinear nodes it left standing.
+  // (QLinearConv, QLinearMatMul, MatMulInteger, ...) or read packed integer weights in their kernel
+  // (MatMulNBits, which computes in float), with counts; and the QuantizeLinear / DequantizeLinear
+  // nodes it left standing.
   std::map<std::string, int> integer_ops;
   int remaining_qdq = 0;
 };

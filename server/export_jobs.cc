@@ -82,7 +82,8 @@ std::string ExportCacheKey(const ExportTarget& t, int synthetic_samples) {
                                  t.model.input_shapes, "|", v1::RangeMethod_Name(t.range_method), "|");
   for (const v1::LayerChoice& c : t.candidate.layers()) {
     absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",
-                    c.pattern() == v1::SPARSITY_PATTERN_DENSE ? 0.0 : c.prune_ratio(), ";");
+                    c.pattern() == v1::SPARSITY_PATTERN_DENSE ? 0.0 : c.prune_ratio(),
+                    c.block_size() > 0 ? absl::StrCat(",b", c.block_size()) : "", ";");
   }
   if (t.spec.calibration_size() > 0) {
     std::string samples;

@@ -242,6 +242,7 @@ v1::Candidate ToProto(const search::Problem& problem, const search::Candidate& c
     l->set_activation_bits(d.option.activation_bits);
     l->set_prune_ratio(d.option.prune_ratio);
     l->set_pattern(ToProto(d.option.pattern));
+    l->set_block_size(d.option.block_size);
     const double narrowed = conversions.ok() ? conversions->narrowed_latency[i] : 0;
     l->set_predicted_latency_ms((d.latency.seconds - narrowed) * 1e3);
     l->set_latency_basis(std::string(device_profiles::BasisName(d.latency.basis)));
@@ -333,6 +334,7 @@ absl::StatusOr<std::vector<model::LayerPlan>> ExportPlanFromProto(const v1::Cand
         return absl::InvalidArgumentError(absl::StrCat("layer '", c.layer(), "': unknown sparsity pattern"));
     }
     p.prune_ratio = p.pattern == model::PrunePattern::kNone ? 0 : c.prune_ratio();
+    p.block_size = c.block_size();
     plan.push_back(p);
   }
   return plan;
@@ -363,6 +365,7 @@ v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verif
         break;
     }
     p->set_prune_ratio(l.plan.prune_ratio);
+    p->set_block_size(l.plan.block_size);
     p->set_params(l.params);
     p->set_kept_params(l.kept_params);
     p->set_out_channels(l.out_channels);

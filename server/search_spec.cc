@@ -104,6 +104,7 @@ absl::StatusOr<search::OptionGrid> GridOf(const v1::OptionSpace& space) {
     grid.activation_bits.assign(space.activation_bits().begin(), space.activation_bits().end());
   }
   if (!space.prune_ratios().empty()) grid.prune_ratios.assign(space.prune_ratios().begin(), space.prune_ratios().end());
+  if (!space.block_sizes().empty()) grid.block_sizes.assign(space.block_sizes().begin(), space.block_sizes().end());
   if (!space.patterns().empty()) {
     grid.patterns.clear();
     for (int p : space.patterns()) {

@@ -1,5 +1,6 @@
 #include "model/internal/export_weights.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <utility>
@@ -380,6 +381,68 @@ WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, PrunePattern 
   return w;
 }
 
+// A MatMul written as ONNX Runtime's MatMulNBits (WritesMatMulNBits): each output column's K
+// weights quantized in runs of `block` (QuantizeMasked's block-wise rows, each run with its own
+// MSE-clipped symmetric scale), stored as codes q + 2^(bits-1) — the zero point MatMulNBits takes
+// when none is given — packed low first into [N, ceil(K / block), block x bits / 8] bytes, a
+// run past K padded with the zero point, and the scales as [N, ceil(K / block)] floats. The node
+// itself becomes the MatMulNBits; it reads the float input as the MatMul did.
+WrittenWeight WriteMatMulNBits(Writer& out, const SlicedWeight& s, int weight_bits, int64_t block) {
+  const int bits = MatMulNBitsStorageBits(weight_bits);
+  const ChannelMatrix cm = ToChannelMajor(s.zeroed, s.layout);
+  const ChannelMatrix mask_cm = ToChannelMajor(std::vector<float>(s.mask.begin(), s.mask.end()), s.layout);
+  const int64_t n = cm.channels, k = cm.per_channel;
+  const int64_t blocks = (k + block - 1) / block, blob = block * bits / 8;
+  const int zero_point = 1 << (bits - 1);
+  ChannelMatrix w_hat = cm;
+  std::vector<float> scales(static_cast<size_t>(n * blocks), 1.f);
+  std::string codes(static_cast<size_t>(n * blocks * blob), '\0');
+  std::vector<uint8_t> mask(static_cast<size_t>(block));
+  for (int64_t c = 0; c < n; ++c) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t begin = c * k + b * block, len = std::min(block, k - b * block);
+      for (int64_t j = 0; j < len; ++j) mask[j] = mask_cm.values[begin + j] != 0;
+      const absl::Span<float> run = absl::MakeSpan(w_hat.values).subspan(begin, len);
+      float scale = QuantizeRow(absl::MakeConstSpan(cm.values).subspan(begin, len),
+                                absl::MakeConstSpan(mask).subspan(0, len), weight_bits, run);
+      if (!(scale > 0)) scale = 1;  // an all-zero run: every code is the zero point
+      scales[c * blocks + b] = scale;
+      for (int64_t j = 0; j < block; ++j) {
+        const int code = j < len ? static_cast<int>(std::nearbyint(run[j] / scale)) + zero_point : zero_point;
+        const int64_t bit = j * bits;
+        char& byte = codes[static_cast<size_t>((c * blocks + b) * blob + bit / 8)];
+        byte = static_cast<char>(static_cast<uint8_t>(byte) | (code << (bit % 8)));
+      }
+    }
+  }
+  onnx::TensorProto q;
+  q.set_name(out.Fresh("_q"));
+  q.set_data_type(onnx::TensorProto::UINT8);
+  for (int64_t d : {n, blocks, blob}) q.add_dims(d);
+  q.set_raw_data(std::move(codes));
+  onnx::NodeProto* node = out.site.node;
+  const std::string old = node->input(1);
+  const std::string a = node->input(0);
+  const std::string q_name = out.Weight(std::move(q));
+  const std::string scale_name =
+      out.Weight(RawTensorOf(out.Fresh("_scale"), onnx::TensorProto::FLOAT, {n, blocks}, scales));
+  node->set_op_type("MatMulNBits");
+  node->set_domain(std::string(kMicrosoftDomain));
+  node->clear_input();
+  for (const std::string& input : {a, q_name, scale_name}) node->add_input(input);
+  SetIntAttribute(node, "K", k);
+  SetIntAttribute(node, "N", n);
+  SetIntAttribute(node, "bits", bits);
+  SetIntAttribute(node, "block_size", block);
+  out.editor.Orphan(old);
+  WrittenWeight w;
+  w.value = q_name;
+  w.w_hat = FromChannelMajor(w_hat, s.layout);
+  w.scales = std::move(scales);
+  w.packed_bytes = (s.kept * weight_bits + 7) / 8 + 4 * n * blocks;
+  return w;
+}
+
 // The bias: int32 at `int32_bias_at` × the weight scales for an 8-bit-activation Conv so it fuses,
 // else float; sliced with the removed rows either way.
 void WriteBias(Writer& out, const Bias& bias, std::optional<float> int32_bias_at, const std::vector<float>& scales,
@@ -526,6 +589,15 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
   }
 
   Writer out{editor, weight.site, absl::StrCat("squeeze_w", index), weight_constants};
+  if (plan.block_size > 0 && weight_bits == plan.weight_bits) {  // ValidatePlan: WritesMatMulNBits
+    const WrittenWeight written = WriteMatMulNBits(out, sliced, weight_bits, plan.block_size);
+    le.packed_bytes = written.packed_bytes;
+    le.weight_distortion = Distortion(sliced, written.w_hat);
+    le.file_bytes = out.written;
+    le.note = absl::StrJoin(notes, "; ");
+    report->packed_weight_bytes += le.packed_bytes;
+    return absl::OkStatus();
+  }
   const WrittenWeight written =
       WriteWeight(out, sliced, plan.pattern, weight_bits, StoresInt4(flavour, weight_bits, plan.activation_bits),
                   weight.elem_type, channel_axis, bias, int32_bias_at, &notes);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -38,6 +39,14 @@ absl::Status ValidateOptionGrid(const OptionGrid& grid) {
       return absl::InvalidArgumentError("'dense' is not a pruning pattern: prune ratio 0 is the dense option");
     }
   }
+  if (grid.block_sizes.empty()) {
+    return absl::InvalidArgumentError("the option space has no block size (for block-wise 2..4-bit MatMul weights)");
+  }
+  for (int b : grid.block_sizes) {
+    if (!model::IsMatMulNBitsBlockSize(b)) {
+      return absl::InvalidArgumentError(absl::StrCat("block size ", b, " is not a power of two from 16 to 256"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -69,10 +78,23 @@ std::vector<dp::CompressionOption> LayerOptions(const OptionGrid& grid, const mo
       ChannelRatios(grid.prune_ratios, layer.out_channels, device.channel_alignment);
   const int64_t per_channel = layer.out_channels > 0 ? layer.params / layer.out_channels : layer.params;
   std::vector<dp::CompressionOption> out;
+  std::vector<std::tuple<int, int, int>> realizations;  // (weight bits, activation bits, block size)
   for (const auto& [w, a] : precisions) {
+    if (!model::WritesMatMulNBits(layer, device.flavour, w, a)) {
+      realizations.emplace_back(w, a, 0);
+      continue;
+    }
+    for (int b : grid.block_sizes) {
+      if (std::find(realizations.begin(), realizations.end(), std::make_tuple(w, a, b)) == realizations.end()) {
+        realizations.emplace_back(w, a, b);
+      }
+    }
+  }
+  for (const auto& [w, a, block] : realizations) {
     dp::CompressionOption o;
     o.weight_bits = w;
     o.activation_bits = a;
+    o.block_size = block;
     for (double r : grid.prune_ratios) {
       if (r == 0) {
         o.pattern = dp::Sparsity::kDense;

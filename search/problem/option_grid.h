@@ -19,6 +19,10 @@ struct OptionGrid {
   std::vector<device_profiles::Sparsity> patterns = {device_profiles::Sparsity::kUnstructured,
                                                      device_profiles::Sparsity::kTwoFour,
                                                      device_profiles::Sparsity::kOutputChannel};
+  // The runs of K that share a scale where 2..4-bit MatMul weights are stored block-wise
+  // (model::WritesMatMulNBits): smaller blocks follow the weights closer (less error) and store
+  // more scales (4 bytes per block).
+  std::vector<int> block_sizes = {32, 128};
 };
 
 // What the device's runtime does with an option: the export flavour that writes it (an option
@@ -31,7 +35,8 @@ struct DeviceRealization {
 };
 
 // InvalidArgument naming the first bad entry: bits outside {2..6, 8, 16, 32} / {8, 16, 32},
-// ratios outside [0, 1), a pattern that is dense, or an empty list.
+// ratios outside [0, 1), a pattern that is dense, a block size that is no power of two from 16
+// to 256, or an empty list.
 absl::Status ValidateOptionGrid(const OptionGrid& grid);
 
 // The options of `layer` under `grid`, before the device's cost model is asked what it runs:
@@ -43,7 +48,9 @@ absl::Status ValidateOptionGrid(const OptionGrid& grid);
 //   their input's; it keeps a positive multiple of `device.channel_alignment` channels, each grid
 //   ratio moved to the nearest such count (duplicates dropped), so the ratio of an option is
 //   exactly removed / out_channels and the distortion, cost model and exporter remove the same
-//   count.
+//   count;
+// - where the flavour stores 2..4-bit weights of the layer block-wise (model::WritesMatMulNBits),
+//   each such option once per grid block size, and never with a scale per channel.
 std::vector<device_profiles::CompressionOption> LayerOptions(const OptionGrid& grid, const model::Layer& layer,
                                                              const DeviceRealization& device = {});
 

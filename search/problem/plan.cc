@@ -36,6 +36,7 @@ model::LayerPlan LayerPlanOf(const dp::CompressionOption& o) {
   p.weight_bits = o.weight_bits;
   p.activation_bits = o.activation_bits;
   p.prune_ratio = o.pattern == dp::Sparsity::kDense ? 0 : o.prune_ratio;
+  p.block_size = o.block_size;
   switch (o.pattern) {
     case dp::Sparsity::kDense:
       p.pattern = model::PrunePattern::kNone;
@@ -69,7 +70,7 @@ std::optional<Choice> ChoiceOfPlan(const Problem& problem, const std::vector<mod
     for (size_t k = 0; k < problem.details[i].size() && !found; ++k) {
       const model::LayerPlan p = LayerPlanOf(problem.details[i][k].option);
       if (p.weight_bits == plan[i].weight_bits && p.activation_bits == plan[i].activation_bits &&
-          p.pattern == plan[i].pattern &&
+          p.pattern == plan[i].pattern && p.block_size == plan[i].block_size &&
           (p.pattern == model::PrunePattern::kNone || p.pattern == model::PrunePattern::kTwoFour ||
            std::fabs(p.prune_ratio - plan[i].prune_ratio) < 1e-9)) {
         found = static_cast<uint16_t>(k);

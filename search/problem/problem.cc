@@ -729,14 +729,15 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once and
     // each (mask, bits) quantized once.
     std::map<std::pair<int, double>, std::vector<uint8_t>> masks;
-    std::map<std::tuple<int, int, double>, double> distortion;
+    std::map<std::tuple<int, int, double, int>, double> distortion;
     Layer& out = problem.table.layers[i];
     out.name = layer.name;
     std::vector<OptionDetail>& details = problem.details[i];
     for (const dp::CompressionOption& option : options) {
       dp::LatencyPrediction latency = in.cost_model->Predict(shape, option);
       if (latency.support == dp::Support::kUnsupported) continue;
-      const auto key = std::make_tuple(option.weight_bits, static_cast<int>(option.pattern), option.prune_ratio);
+      const auto key =
+          std::make_tuple(option.weight_bits, static_cast<int>(option.pattern), option.prune_ratio, option.block_size);
       auto d = distortion.find(key);
       if (d == distortion.end()) {
         const auto mask_key = std::make_pair(static_cast<int>(option.pattern), option.prune_ratio);
@@ -744,7 +745,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
         if (mask == masks.end()) {
           mask = masks.emplace(mask_key, model::PruneMask(w, PatternOf(option.pattern), option.prune_ratio)).first;
         }
-        const model::ChannelMatrix compressed = model::QuantizeMasked(w, mask->second, option.weight_bits);
+        const model::ChannelMatrix compressed =
+            model::QuantizeMasked(w, mask->second, option.weight_bits, option.block_size);
         d = distortion.emplace(key, model::RelativeDistortion(w.values, compressed.values)).first;
       }
       double act = 0;

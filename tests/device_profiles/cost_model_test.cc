@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "tests/device_profiles/test_device.h"
 
 namespace squeeze::device_profiles {
@@ -139,6 +140,47 @@ TEST_CASE("2..7-bit weights are stored in int8 and cost what the 8-bit realizati
     CHECK(p.seconds == Approx(120e-6).epsilon(1e-6));  // the sampled shape comes back as measured
     if (bits < 8) CHECK_THAT(p.explanation, Contains("stored in int8: runs as w8a32"));
   }
+}
+
+TEST_CASE("Block-wise MatMul weights cost what MatMulNBits measured at their code width", "[cost_model]") {
+  // A gemm measured as fp32, as int8 weights (DequantizeLinear and a float MatMul) and as a
+  // MatMulNBits of 4-bit codes: the block-wise options take the last, whatever the block size.
+  auto gemm = [](int w, double us) {
+    LatencySample s = TestSample(absl::StrCat("gemm 16x256>64 w", w, "a32"), us);
+    s.op_kind = OpKind::kGemm;
+    s.in_channels = s.out_channels = s.height = s.width = s.kernel = 0;
+    s.gemm_m = 16, s.gemm_k = 256, s.gemm_n = 64;
+    s.macs = 16 * 256 * 64;
+    s.weight_bits = w;
+    s.activation_bits = 32;
+    return s;
+  };
+  auto model = Model(TestDevice(), {gemm(32, 30), gemm(8, 45), gemm(4, 20)});
+  LayerShape l;
+  l.kind = OpKind::kGemm;
+  l.macs = 16 * 256 * 64;
+  l.weight_params = 256 * 64;
+  l.out_channels = 64;
+  l.input_elements = 16 * 256;
+  l.output_elements = 16 * 64;
+  for (int block : {32, 128}) {
+    for (int bits : {3, 4}) {
+      CompressionOption o = Option(bits, 32);
+      o.block_size = block;
+      const LatencyPrediction p = model->Predict(l, o);
+      INFO(bits << " bits, block " << block << ": " << p.explanation);
+      CHECK(p.basis == Basis::kSamples);
+      CHECK(p.executed_weight_bits == 4);
+      CHECK(p.seconds == Approx(20e-6).epsilon(1e-6));
+      if (bits == 3) CHECK_THAT(p.explanation, Contains("stored in 4-bit MatMulNBits codes: runs as w4a32"));
+    }
+  }
+  // The same 4-bit weights with a scale per column are stored in int4 behind a DequantizeLinear: int8's cost.
+  CHECK(model->Predict(l, Option(4, 32)).seconds == Approx(45e-6).epsilon(1e-6));
+  // A block's scale is stored with it: 64 columns x 256 / 32 blocks of 4 bytes beside 4-bit codes.
+  CompressionOption o = Option(4, 32);
+  o.block_size = 32;
+  CHECK(WeightStorageBytes(l, o) == 256 * 64 / 2 + 64 * 8 * 4);
 }
 
 TEST_CASE("A native 2:4 kernel halves the work", "[cost_model]") {

@@ -10,7 +10,9 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "model/activation_sites.h"
 #include "model/batch_norm_folding.h"
 #include "model/conformance.h"
@@ -598,6 +600,131 @@ TEST_CASE("The QNN HTP's region: every float tensor joined to integer layers thr
     CHECK_FALSE(as_npu.ok());
     CHECK_THAT(as_npu.Summary(), Contains("whole-graph QDQ: Add '") && Contains("writes a float value"));
   }
+}
+
+// x [2, 40] -> MatMul (w [40, 6]) -> y: K = 40 is no multiple of the blocks (a short last block),
+// and the first half of each column of w is 100x smaller than the second.
+LoadedModel OneMatMul() {
+  onnx::ModelProto proto = ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    mm (float[2, 40] x) => (float[2, 6] y) {
+      y = MatMul (x, w)
+    }
+  )onnx");
+  std::vector<float> w = testing::Ramp(40 * 6, 0.1f);
+  for (int64_t k = 0; k < 20; ++k) {
+    for (int64_t n = 0; n < 6; ++n) w[k * 6 + n] *= 0.01f;
+  }
+  AddInitializer(proto.mutable_graph(), FloatTensor("w", {40, 6}, Encoding::kRaw, w));
+  return MustLoad(proto);
+}
+
+// The weights a MatMulNBits holds, decoded as its kernel reads them: (code − 2^(bits−1)) · scale,
+// column n's K values in order, as a [K, N] matrix.
+std::vector<float> DecodeMatMulNBits(const onnx::GraphProto& g, const onnx::NodeProto& n) {
+  const int64_t k = internal::IntAttribute(n, "K", 0), cols = internal::IntAttribute(n, "N", 0);
+  const int64_t bits = internal::IntAttribute(n, "bits", 0), block = internal::IntAttribute(n, "block_size", 0);
+  const int64_t blocks = (k + block - 1) / block, blob = block * bits / 8;
+  const std::string& codes = Initializer(g, n.input(1))->raw_data();
+  const std::vector<float> scales = internal::DecodeFloats(*Initializer(g, n.input(2)));
+  std::vector<float> w(static_cast<size_t>(k * cols));
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t b = j / block, bit = (j % block) * bits;
+      const int code =
+          (static_cast<uint8_t>(codes[(c * blocks + b) * blob + bit / 8]) >> (bit % 8)) & ((1 << bits) - 1);
+      w[j * cols + c] = static_cast<float>(code - (1 << (bits - 1))) * scales[c * blocks + b];
+    }
+  }
+  return w;
+}
+
+TEST_CASE("2..4-bit MatMul weights become a MatMulNBits of block-wise codes whose bytes the size predictor knows") {
+  const LoadedModel m = OneMatMul();
+  REQUIRE(m.analysis.layers.size() == 1);
+  const Layer& layer = m.analysis.layers[0];
+  CHECK(WritesMatMulNBits(layer, ExportFlavour::kOrtCpu, 4, 32));
+  CHECK_FALSE(WritesMatMulNBits(layer, ExportFlavour::kOrtCpu, 4, 8));   // integer activations: QLinearMatMul
+  CHECK_FALSE(WritesMatMulNBits(layer, ExportFlavour::kOrtCpu, 8, 32));  // 8 bits: int8 per channel
+  CHECK_FALSE(WritesMatMulNBits(layer, ExportFlavour::kTensorRt, 4, 32));
+  const std::vector<float> w = internal::DecodeFloats(*Initializer(m.proto.graph(), "w"));
+
+  for (const auto& [bits, block, codes] : {std::tuple{4, 16, 4}, std::tuple{3, 32, 4}, std::tuple{2, 16, 2}}) {
+    DYNAMIC_SECTION("w" << bits << " block " << block) {
+      LayerPlan plan{bits, 32};
+      plan.block_size = block;
+      const ExportedModel out = MustExport(m, {plan});
+      const onnx::ModelProto e = Parse(out.bytes);
+      const onnx::GraphProto& g = e.graph();
+      REQUIRE(g.node_size() == 1);
+      const onnx::NodeProto& n = g.node(0);
+      CHECK(n.op_type() == "MatMulNBits");
+      CHECK(n.domain() == "com.microsoft");
+      CHECK(n.input(0) == "x");
+      CHECK(n.output(0) == "y");
+      CHECK(internal::IntAttribute(n, "K", 0) == 40);
+      CHECK(internal::IntAttribute(n, "N", 0) == 6);
+      CHECK(internal::IntAttribute(n, "bits", 0) == codes);
+      CHECK(internal::IntAttribute(n, "block_size", 0) == block);
+      const int64_t blocks = (40 + block - 1) / block;
+      const onnx::TensorProto* q = Initializer(g, n.input(1));
+      REQUIRE(q != nullptr);
+      CHECK(q->data_type() == onnx::TensorProto::UINT8);
+      CHECK(std::vector<int64_t>(q->dims().begin(), q->dims().end()) ==
+            std::vector<int64_t>{6, blocks, block * codes / 8});
+      CHECK(g.initializer_size() == 2);  // the codes and the scales: the float weight is gone
+      // What the file holds is what the report says it holds, decoded as ONNX Runtime decodes it.
+      const std::vector<float> held = DecodeMatMulNBits(g, n);
+      CHECK(out.report.layers[0].weight_distortion == Approx(RelativeDistortion(w, held)).epsilon(1e-6));
+      // Within ±(2^(bits-1) − 1) levels of each block's scale.
+      int max_level = 0;
+      const std::vector<float> scales = internal::DecodeFloats(*Initializer(g, n.input(2)));
+      for (int64_t c = 0; c < 6; ++c) {
+        for (int64_t j = 0; j < 40; ++j) {
+          max_level = std::max(
+              max_level, static_cast<int>(std::lround(std::abs(held[j * 6 + c]) / scales[c * blocks + j / block])));
+        }
+      }
+      CHECK(max_level == (1 << (bits - 1)) - 1);
+      // Block-wise scales follow each run's own range closer than one scale per column.
+      LayerPlan per_channel{bits, 32};
+      const ExportedModel int4 = MustExport(m, {per_channel});
+      INFO("distortion block-wise " << out.report.layers[0].weight_distortion << ", per channel "
+                                    << int4.report.layers[0].weight_distortion);
+      CHECK(out.report.layers[0].weight_distortion < int4.report.layers[0].weight_distortion);
+      // The predicted bytes are the file's, and the file conforms to ONNX Runtime's rules.
+      CHECK(out.report.layers[0].file_bytes == LayerFileBytes(layer, plan, ExportFlavour::kOrtCpu, 6, false));
+      CHECK(out.report.layers[0].file_bytes == 6 * blocks * (block * codes / 8 + 4));
+      const ConformanceReport conformance = CheckConformance(e, ExportFlavour::kOrtCpu);
+      INFO(conformance.Summary());
+      CHECK(conformance.ok());
+      CHECK(conformance.checked_nodes == 1);
+      CHECK(LayerPlanLabel(plan) == absl::StrCat("w", bits, "a32 block ", block));
+      // Another runtime takes no MatMulNBits.
+      CHECK_FALSE(CheckConformance(e, ExportFlavour::kTensorRt).ok());
+    }
+  }
+}
+
+TEST_CASE("A block size is refused where no MatMulNBits is written, and where MatMulNBits takes none") {
+  const LoadedModel mm = OneMatMul();
+  LayerPlan plan{4, 32};
+  plan.block_size = 24;
+  absl::StatusOr<ExportedModel> odd = ExportModel(mm, {plan}, {});
+  REQUIRE_FALSE(odd.ok());
+  CHECK(odd.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(odd.status().message()), Contains("block size 24 (a power of two from 16 to 256)"));
+  plan = LayerPlan{8, 32};
+  plan.block_size = 32;
+  absl::StatusOr<ExportedModel> eight = ExportModel(mm, {plan}, {});
+  REQUIRE_FALSE(eight.ok());
+  CHECK_THAT(std::string(eight.status().message()), Contains("not w8a32 of a MatMul in ort-cpu"));
+  const LoadedModel convs = TwoConvs();
+  plan = LayerPlan{4, 32};
+  plan.block_size = 32;
+  absl::StatusOr<ExportedModel> conv = ExportModel(convs, {plan, LayerPlan{}}, {});
+  REQUIRE_FALSE(conv.ok());
+  CHECK_THAT(std::string(conv.status().message()), Contains("of a Conv in ort-cpu"));
 }
 
 }  // namespace

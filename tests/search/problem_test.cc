@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <set>
+#include <tuple>
 
 #include "model/channel_pruning.h"
 #include "model/export.h"
@@ -641,6 +642,51 @@ TEST_CASE("An option is what the export flavour writes: no 16-bit activations fo
   for (const auto& [w, a] : qnn) CHECK(a != 32);
   CHECK(model::FlavourForRuntime("onnxruntime-cpu") == model::ExportFlavour::kOrtCpu);
   CHECK_THAT(model::RealizationNote(model::ExportFlavour::kOrtCpu, 16, 32), Contains("computes in fp32"));
+}
+
+TEST_CASE("2..4-bit MatMul weights with float activations are offered once per block size, never per channel",
+          "[problem]") {
+  model::Layer matmul;
+  matmul.op_type = "MatMul";
+  matmul.weight_shape = {256, 64};
+  matmul.weight_layout = model::ChannelLayout{256, 64, 1, 1};
+  matmul.out_channels = 64;
+  matmul.params = 256 * 64;
+  OptionGrid grid;
+  grid.prune_ratios = {0};
+  std::set<std::tuple<int, int, int>> cpu;
+  for (const dp::CompressionOption& o : LayerOptions(grid, matmul)) {
+    if (o.pattern == dp::Sparsity::kDense) CHECK(cpu.emplace(o.weight_bits, o.activation_bits, o.block_size).second);
+  }
+  for (int w : {2, 3, 4}) {
+    CHECK(cpu.count({w, 32, 32}) == 1);
+    CHECK(cpu.count({w, 32, 128}) == 1);
+    CHECK(cpu.count({w, 32, 0}) == 0);
+    CHECK(cpu.count({w, 8, 0}) == 1);  // integer activations: QLinearMatMul, int8 per channel
+  }
+  CHECK(cpu.count({8, 32, 0}) == 1);
+  CHECK(cpu.count({8, 32, 32}) == 0);
+  dp::CompressionOption block;
+  block.weight_bits = 4;
+  block.block_size = 32;
+  CHECK(OptionLabel(block) == "w4a32 block 32");
+  // Another flavour's runtime has no MatMulNBits; nor has a Conv, nor an fp16 MatMul.
+  for (const dp::CompressionOption& o : LayerOptions(grid, matmul, DeviceRealization{model::ExportFlavour::kQnn, 8})) {
+    CHECK(o.block_size == 0);
+  }
+  model::Layer half = matmul;
+  half.weight_elem_type = 10;
+  for (const dp::CompressionOption& o : LayerOptions(grid, half)) CHECK(o.block_size == 0);
+  SECTION("the grid's block sizes are MatMulNBits' own") {
+    grid.block_sizes = {32, 48};
+    CHECK_THAT(std::string(ValidateOptionGrid(grid).message()), Contains("block size 48"));
+    grid.block_sizes = {8};
+    CHECK_FALSE(ValidateOptionGrid(grid).ok());
+    grid.block_sizes = {};
+    CHECK_FALSE(ValidateOptionGrid(grid).ok());
+    grid.block_sizes = {16, 256};
+    CHECK(ValidateOptionGrid(grid).ok());
+  }
 }
 
 TEST_CASE("PP-OCRv4 det builds a full table on a real device profile", "[problem]") {

@@ -277,6 +277,43 @@ int64_t QdqStructureBytes(const std::string& tensor, ActivationScheme scheme) {
   return StructureBytes(scratch);
 }
 
+int64_t MatMulNBitsStructureBytes(const Layer& layer, const LayerPlan& plan, const std::string& base) {
+  const int64_t n = layer.out_channels, k = n > 0 ? layer.params / n : 0;
+  const int64_t bits = MatMulNBitsStorageBits(plan.weight_bits);
+  const int64_t blocks = plan.block_size > 0 ? (k + plan.block_size - 1) / plan.block_size : 0;
+  // A constant's values as the file frames them: a tag and a varint length (what StructureBytes
+  // counts besides its values).
+  auto framed = [](int64_t bytes) -> int64_t {
+    int64_t length_bytes = 1;
+    for (int64_t v = bytes; v >= 0x80; v >>= 7) ++length_bytes;
+    return bytes > 0 ? 1 + length_bytes : 0;
+  };
+  auto tensor = [](onnx::GraphProto* g, const std::string& name, int32_t type, std::vector<int64_t> dims) {
+    onnx::TensorProto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (int64_t d : dims) t->add_dims(d);
+    return t;
+  };
+  onnx::ModelProto before, after;
+  onnx::GraphProto* g = before.mutable_graph();
+  *g->add_node() = internal::MakeNode("MatMul", layer.name, {"x", layer.weight_name}, {"y"});
+  tensor(g, layer.weight_name, layer.weight_elem_type, layer.weight_shape);
+  int64_t frames = -framed(4 * layer.params);
+  g = after.mutable_graph();
+  onnx::NodeProto node = internal::MakeNode("MatMulNBits", layer.name, {"x", base + "_q", base + "_scale"}, {"y"});
+  node.set_domain(std::string(kMicrosoftDomain));
+  internal::SetIntAttribute(&node, "K", k);
+  internal::SetIntAttribute(&node, "N", n);
+  internal::SetIntAttribute(&node, "bits", bits);
+  internal::SetIntAttribute(&node, "block_size", plan.block_size);
+  *g->add_node() = std::move(node);
+  tensor(g, base + "_q", onnx::TensorProto::UINT8, {n, blocks, plan.block_size * bits / 8});
+  tensor(g, base + "_scale", onnx::TensorProto::FLOAT, {n, blocks});
+  frames += framed(n * blocks * plan.block_size * bits / 8) + framed(4 * n * blocks);
+  return StructureBytes(after) - StructureBytes(before) + frames;
+}
+
 int64_t StructureBytes(const onnx::ModelProto& model) {
   int64_t constants = 0;
   for (const internal::NamedTensor& t : internal::AllConstants(model)) constants += internal::StoredBytes(*t.tensor);

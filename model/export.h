@@ -172,6 +172,11 @@ bool StoresInt32Bias(const Layer& layer, const LayerPlan& plan, ExportFlavour fl
 // builds it, so its length is the file's.
 int64_t QdqStructureBytes(const std::string& tensor, ActivationScheme scheme);
 
+// The structure (node, tensor names and headers) the export's MatMulNBits of `layer` at `plan` holds
+// beyond the MatMul and weight it replaces, its constants named from `base` as the exporter names
+// them ("squeeze_w<layer index>"): built as the exporter builds it, so its length is the file's.
+int64_t MatMulNBitsStructureBytes(const Layer& layer, const LayerPlan& plan, const std::string& base);
+
 // What a file of `model` holds besides its constants' values — node, tensor and graph names,
 // attributes, shapes, metadata: the bytes every export of it carries whatever its bit-widths, and
 // which the predicted size counts beside the weights.

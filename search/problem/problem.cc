@@ -111,11 +111,15 @@ constexpr double kMetadataBytes = 48 + 120;
 // weights with its three tensors, or the Cast of fp16 ones (195, 211 for INT4 and 74 bytes, measured
 // on exports of PP-OCRv4 det and BlazeFace); as much again for an int32 bias; and the
 // QuantizeLinear/DequantizeLinear pairs of integer activations (`activation_pairs`,
-// model::QdqStructureBytes).
+// model::QdqStructureBytes). A MatMulNBits replaces its MatMul and weight
+// (model::MatMulNBitsStructureBytes).
 double StructureBytesOf(const model::Layer& layer, size_t index, const dp::CompressionOption& option,
                         model::ExportFlavour flavour, double activation_pairs, const model::BatchNormFold& fold) {
   const model::LayerPlan plan = LayerPlanOf(option);
   double bytes = static_cast<double>(model::PlanEntryJson(layer, plan, flavour).size() + 1);  // and its ","
+  if (option.block_size > 0) {
+    return bytes + static_cast<double>(model::MatMulNBitsStructureBytes(layer, plan, absl::StrCat("squeeze_w", index)));
+  }
   bytes += 2.0 * (static_cast<double>(absl::StrCat("squeeze_w", index).size()) -
                   static_cast<double>(layer.weight_name.size()));
   if (option.weight_bits <= 8) {

@@ -5,9 +5,11 @@
 #include <set>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "model/channel_pruning.h"
 #include "model/export.h"
 #include "model/weight_math.h"
+#include "runtime/shape_probe.h"
 #include "search/problem/plan.h"
 #include "tests/device_profiles/test_device.h"
 #include "tests/model/export_models.h"
@@ -686,6 +688,57 @@ TEST_CASE("2..4-bit MatMul weights with float activations are offered once per b
     CHECK_FALSE(ValidateOptionGrid(grid).ok());
     grid.block_sizes = {16, 256};
     CHECK(ValidateOptionGrid(grid).ok());
+  }
+}
+
+TEST_CASE("PP-OCRv4 rec with block-wise 4-bit MatMuls: the predicted size is the exported file's", "[problem]") {
+  model::AnalyzeOptions options;
+  options.input_shapes["x"] = {1, 3, 48, 320};
+  const model::LoadedModel model =
+      model::testing::MustLoad(model::testing::ReadCachedModel("bench/ppocrv4_rec.onnx"), options);
+  const dp::Device device = dp::TestDevice();
+  REQUIRE(model::FlavourForRuntime(device.runtime) == model::ExportFlavour::kOrtCpu);
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in = InputsFor(model, device, **cost);
+  in.grid.weight_bits = {8, 4, 2};
+  in.grid.activation_bits = {32};
+  in.grid.prune_ratios = {0};
+  in.grid.patterns = {};
+  in.threads = 2;
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  for (int block : {32, 128}) {
+    for (int bits : {2, 4}) {
+      DYNAMIC_SECTION("w" << bits << " block " << block) {
+        const std::string nbits = absl::StrCat("w", bits, "a32 block ", block);
+        Choice choice;
+        std::vector<model::LayerPlan> plan;
+        int matmuls = 0;
+        for (size_t i = 0; i < problem->details.size(); ++i) {
+          const bool blocks = Find(*problem, i, nbits) != nullptr;
+          matmuls += blocks;
+          const std::vector<LayerOption>& options = problem->table.layers[i].options;
+          const auto it = std::find_if(options.begin(), options.end(), [&](const LayerOption& o) {
+            return o.label == (blocks ? nbits : std::string("w8a32"));
+          });
+          REQUIRE(it != options.end());
+          choice.push_back(static_cast<uint16_t>(it - options.begin()));
+          plan.push_back(LayerPlanOf(problem->details[i][choice.back()].option));
+        }
+        CHECK(matmuls == 9);
+        const absl::StatusOr<ObjectiveValues> predicted = Evaluate(problem->table, choice);
+        REQUIRE(predicted.ok());
+        model::ExportOptions export_options;
+        export_options.shape_probe = runtime::OnnxRuntimeShapeProbe();  // the file is at opset 9
+        absl::StatusOr<model::ExportedModel> file = model::ExportModel(model, plan, {}, export_options);
+        INFO(file.status().ToString());
+        REQUIRE(file.ok());
+        INFO("predicted " << predicted->size << " B, file " << file->bytes.size() << " B");
+        // The export here carries no job, device or candidate metadata (the search counts 120 bytes).
+        CHECK(predicted->size - 120 == Approx(static_cast<double>(file->bytes.size())).epsilon(1e-4));
+      }
+    }
   }
 }
 

@@ -145,6 +145,9 @@ constexpr Precision kExtras[] = {{16, 32, Sparsity::kDense},        {8, 32, Spar
                                  {4, 8, Sparsity::kDense},          {4, 32, Sparsity::kDense},
                                  {32, 32, Sparsity::kUnstructured}, {32, 32, Sparsity::kTwoFour},
                                  {8, 8, Sparsity::kUnstructured},   {8, 8, Sparsity::kTwoFour}};
+// A gemm's 2-bit weights with float activations are a MatMulNBits of its own 2-bit kernel
+// (model::WritesMatMulNBits), which runs at another speed than the 4-bit one.
+constexpr Precision kGemmExtras[] = {{2, 32, Sparsity::kDense}};
 
 }  // namespace
 
@@ -316,6 +319,9 @@ std::vector<OpSpec> ProfileGrid(ProfileMode mode) {
       for (const Precision& pr : kBase) add(f[i], pr);
       if (i % p.extras_every == 0) {
         for (const Precision& pr : kExtras) add(f[i], pr);
+        if (f[i].kind == OpKind::kGemm) {
+          for (const Precision& pr : kGemmExtras) add(f[i], pr);
+        }
       }
       shapes.push_back(group);
       const bool prunable = f[i].kind == OpKind::kConv && f[i].groups == 1 && f[i].height > 1 && f[i].in_channels > 3 &&

@@ -39,6 +39,9 @@ run squeeze-bench-fidelity@cls-synthetic "${cls[@]}" --candidates 200
 run squeeze-bench-front-fidelity
 # Exports measured on the rendered text pages, the realistic calibration for det.
 run squeeze-bench-export@det "${det[@]}" --image "$images/det0.ppm" --image "$images/det1.ppm" --repeats 20
+# A model with MatMuls (its CTC head and attention blocks): block-wise 4-bit MatMulNBits on two text lines.
+run squeeze-bench-export@rec "$models/bench/ppocrv4_rec.onnx" --input-shape x=1,3,48,320 --image "$images/rec0.ppm" \
+  --image "$images/rec1.ppm" --repeats 20
 # Predicted against measured whole-model latency: measures this machine with squeeze-profile --quick
 # first (the profile is kept as bench/results/host-profile-quick.json).
 run squeeze-bench-latency

@@ -144,8 +144,26 @@ int main(int argc, char** argv) {
   plans[1] = {"int8", "every layer w8a8", std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{8, 8})};
   plans[4] = {"w8", "every layer w8a32 (weights only)",
               std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{8, 32})};
-  plans[5] = {"w4", "every layer w4a32 (weights only, stored in INT4)",
+  plans[5] = {"w4", "every layer w4a32 (weights only, stored in INT4; MatMuls as MatMulNBits, blocks of 32)",
               std::vector<model::LayerPlan>(layers.size(), model::LayerPlan{4, 32})};
+  // A model with MatMuls the export writes as MatMulNBits: those at 4 bits in blocks of 32 and of
+  // 128, the rest w8a32, which shows what the blocks do apart from the rest of the model.
+  std::vector<model::LayerPlan> nbits32(layers.size(), model::LayerPlan{8, 32});
+  bool any_nbits = false;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (!model::WritesMatMulNBits(layers[i], model::ExportFlavour::kOrtCpu, 4, 32)) continue;
+    plans[5].layers[i].block_size = 32;
+    nbits32[i] = model::LayerPlan{4, 32};
+    nbits32[i].block_size = 32;
+    any_nbits = true;
+  }
+  if (any_nbits) {
+    std::vector<model::LayerPlan> nbits128 = nbits32;
+    for (model::LayerPlan& p : nbits128) p.block_size = p.block_size > 0 ? 128 : 0;
+    plans.push_back({"w4-matmul-block32", "the MatMuls w4a32 as MatMulNBits in blocks of 32, the rest w8a32", nbits32});
+    plans.push_back({"w4-matmul-block128", "the MatMuls w4a32 as MatMulNBits in blocks of 128, the rest w8a32",
+                     std::move(nbits128)});
+  }
   plans[2].name = "mixed";
   plans[2].description = "layers with at least the median weight count w4a8, the rest w8a8";
   plans[3].name = "pruned";
@@ -197,13 +215,13 @@ int main(int argc, char** argv) {
         bool offered = false;
         for (const auto& detail : problem->details[i]) {
           const model::LayerPlan p = search::LayerPlanOf(detail.option);
-          offered =
-              offered ||
-              (p.weight_bits == plan.layers[i].weight_bits && p.activation_bits == plan.layers[i].activation_bits &&
-               p.pattern == plan.layers[i].pattern && std::fabs(p.prune_ratio - plan.layers[i].prune_ratio) < 1e-9);
+          offered = offered || (p.weight_bits == plan.layers[i].weight_bits &&
+                                p.activation_bits == plan.layers[i].activation_bits &&
+                                p.pattern == plan.layers[i].pattern && p.block_size == plan.layers[i].block_size &&
+                                std::fabs(p.prune_ratio - plan.layers[i].prune_ratio) < 1e-9);
         }
         if (offered || plan.name == "fp32") continue;
-        plan.layers[i] = model::LayerPlan{8, plan.layers[i].activation_bits};
+        plan.layers[i] = model::LayerPlan{8, plan.layers[i].activation_bits};  // no block: int8 per channel
         ++substituted;
       }
       if (substituted > 0) {

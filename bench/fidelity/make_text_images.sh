@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders the text images squeeze-bench-fidelity --image takes as realistic calibration inputs for
 # the PP-OCR models (8-bit PPM at the models' input sizes): two 640x640 pages for det, two 192x48
-# lines for cls. Needs ImageMagick's convert and the DejaVu fonts (fonts-dejavu-core).
+# lines for cls, two 320x48 lines for rec.
+# Needs ImageMagick's convert and the DejaVu fonts (fonts-dejavu-core).
 # Usage: bench/fidelity/make_text_images.sh OUT_DIR
 set -euo pipefail
 out=${1:?usage: $0 OUT_DIR}
@@ -29,3 +30,7 @@ convert=/usr/bin/convert
   -depth 8 "ppm:$out/cls0.ppm"
 "$convert" -size 192x48 xc:'#eeeeee' -font DejaVu-Serif -fill '#102040' -pointsize 24 -annotate +4+32 "total 42.00" \
   -depth 8 "ppm:$out/cls1.ppm"
+"$convert" -size 320x48 xc:white -font DejaVu-Sans -fill black -pointsize 26 -annotate +8+34 "Invoice 2026 total 41.50" \
+  -depth 8 "ppm:$out/rec0.ppm"
+"$convert" -size 320x48 xc:'#f4efe4' -font DejaVu-Serif -fill '#302010' -pointsize 28 -annotate +6+35 \
+  "OPEN 24 HOURS daily" -depth 8 "ppm:$out/rec1.ppm"

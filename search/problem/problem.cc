@@ -332,7 +332,8 @@ void CalibrateToPrunedVariant(const ProblemInputs& in, const std::vector<model::
 // sibling (LayerOption::fused_latency): ONNX Runtime fuses the DequantizeLinear → Conv →
 // QuantizeLinear the export then holds into a QLinearConv. Its latency there is the sibling's —
 // same weight bits and pruning, 8-bit activations, calibrated and credited alike — so this runs
-// last. An option without such a sibling (the device runs no uint8 kernel) is not fused.
+// last. An option without such a sibling (the device runs no uint8 kernel) is not fused, nor is a
+// MatMulNBits (block-wise weights: no DequantizeLinear for ONNX Runtime to fuse).
 void PriceFusedWeightOnly(const std::vector<double>& boundary_bound, Problem* problem) {
   for (size_t i = 0; i < problem->table.layers.size(); ++i) {
     Layer& layer = problem->table.layers[i];
@@ -340,7 +341,7 @@ void PriceFusedWeightOnly(const std::vector<double>& boundary_bound, Problem* pr
     const std::vector<OptionDetail>& details = problem->details[i];
     for (size_t k = 0; k < details.size(); ++k) {
       const dp::CompressionOption& o = details[k].option;
-      if (o.weight_bits > 8 || o.activation_bits != 32) continue;
+      if (o.weight_bits > 8 || o.activation_bits != 32 || o.block_size > 0) continue;
       for (size_t s = 0; s < details.size(); ++s) {
         const dp::CompressionOption& q = details[s].option;
         if (!layer.options[s].integer_activations || q.weight_bits != o.weight_bits || q.pattern != o.pattern ||

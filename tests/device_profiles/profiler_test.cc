@@ -108,10 +108,10 @@ TEST_CASE("Single-op models of every kind and precision run with the shape and M
     int w, a;
     Sparsity sparsity;
   };
-  const Precision precisions[] = {{32, 32, Sparsity::kDense},        {16, 32, Sparsity::kDense},
-                                  {8, 8, Sparsity::kDense},          {8, 32, Sparsity::kDense},
-                                  {4, 8, Sparsity::kDense},          {4, 32, Sparsity::kDense},
-                                  {32, 32, Sparsity::kUnstructured}, {8, 8, Sparsity::kTwoFour}};
+  const Precision precisions[] = {
+      {32, 32, Sparsity::kDense},        {16, 32, Sparsity::kDense}, {8, 8, Sparsity::kDense},
+      {8, 32, Sparsity::kDense},         {4, 8, Sparsity::kDense},   {4, 32, Sparsity::kDense},
+      {32, 32, Sparsity::kUnstructured}, {8, 8, Sparsity::kTwoFour}, {2, 32, Sparsity::kDense}};
   runtime::SessionOptions options;
   for (const OpSpec& shape : shapes) {
     for (const Precision& p : precisions) {
@@ -130,7 +130,7 @@ TEST_CASE("Single-op models of every kind and precision run with the shape and M
       CHECK(Count(model->op_types, "Cast") == (p.w == 16 ? 1 : 0));
       CHECK(Count(model->op_types, "QuantizeLinear") == (p.a == 8 ? 1 : 0));  // the output's only
       // A gemm of 4-bit weights and float activations is the MatMulNBits the export writes for it.
-      const bool nbits = spec.kind == OpKind::kGemm && p.w == 4 && p.a == 32;
+      const bool nbits = spec.kind == OpKind::kGemm && p.w <= 4 && p.a == 32;
       CHECK(Count(model->op_types, "MatMulNBits") == (nbits ? 1 : 0));
       CHECK((Count(model->op_types, "DequantizeLinear") > 0) == (p.w <= 8 && !nbits));
       if (p.sparsity != Sparsity::kDense) CHECK(WeightZeroShare(model->bytes) >= 0.45);
@@ -302,6 +302,9 @@ TEST_CASE("The grids: unique keys, every kind at every precision, a size that fi
         CHECK(groups.count(absl::StrCat(OpKindName(kind), " ", precision)) == 1);
       }
     }
+    // 2-bit MatMulNBits runs a kernel of its own: gemms only.
+    CHECK(groups.count("gemm w2a32 dense") == 1);
+    CHECK(groups.count("conv w2a32 dense") == 0);
     for (OpKind kind : {OpKind::kQuantizeLinear, OpKind::kDequantizeLinear, OpKind::kElementwise, OpKind::kTranspose,
                         OpKind::kMaxPool}) {
       CHECK(std::any_of(grid.begin(), grid.end(), [&](const OpSpec& s) { return s.kind == kind; }));

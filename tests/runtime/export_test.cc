@@ -403,18 +403,12 @@ const Rec& LoadRec() {
     options.shape_probe = OnnxRuntimeShapeProbe();
     r->model = model::testing::MustLoad(r->bytes, options);
     static testing::TempDir dir;
-    const std::string render =
-        "convert -size 320x48 xc:white -font DejaVu-Sans -fill black -pointsize 26 -annotate +8+34 "
-        "'Invoice 2026 total 41.50' -depth 8 ppm:" +
-        dir.File("line0.ppm") +
-        " && convert -size 320x48 xc:'#f4efe4' -font DejaVu-Serif -fill '#302010' -pointsize 28 -annotate +6+35 "
-        "'OPEN 24 HOURS daily' -depth 8 ppm:" +
-        dir.File("line1.ppm");
-    REQUIRE(std::system(render.c_str()) == 0);
+    const std::string script = std::string(SQUEEZE_SOURCE_DIR) + "/bench/fidelity/make_text_images.sh";
+    REQUIRE(std::system((script + " " + dir.path() + " >/dev/null").c_str()) == 0);
     absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(r->bytes);
     REQUIRE(session.ok());
     absl::StatusOr<CalibrationSet> lines =
-        CalibrationFromImages(r->model.analysis, (*session)->inputs(), {dir.File("line0.ppm"), dir.File("line1.ppm")});
+        CalibrationFromImages(r->model.analysis, (*session)->inputs(), {dir.File("rec0.ppm"), dir.File("rec1.ppm")});
     INFO(lines.status().ToString());
     REQUIRE(lines.ok());
     r->calibration = *std::move(lines);

@@ -691,6 +691,36 @@ TEST_CASE("2..4-bit MatMul weights with float activations are offered once per b
   }
 }
 
+TEST_CASE("A MatMulNBits runs as itself whatever its neighbours quantize: nothing fuses it", "[problem]") {
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    mm (float[4, 64] x) => (float[4, 32] y) {
+      y = MatMul (x, w)
+    }
+  )onnx");
+  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("w", {64, 32}));
+  const model::LoadedModel model = model::testing::MustLoad(proto);
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in = InputsFor(model, device, **cost);
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  REQUIRE(problem->table.layers[0].input_boundary >= 0);
+  REQUIRE(problem->table.layers[0].output_boundary >= 0);
+  // int8 weights behind a DequantizeLinear fuse into QLinearMatMul between quantized tensors; the
+  // MatMulNBits holds no DequantizeLinear to fuse.
+  CHECK(FindOption(*problem, 0, "w8a32")->fused_latency >= 0);
+  for (const char* label : {"w4a32 block 32", "w4a32 block 128", "w2a32 block 32"}) {
+    INFO(label);
+    const LayerOption* nbits = FindOption(*problem, 0, label);
+    REQUIRE(nbits != nullptr);
+    CHECK(nbits->fused_latency < 0);
+    CHECK_FALSE(nbits->integer_activations);
+    CHECK_THAT(Find(*problem, 0, label)->latency.explanation, !Contains("fuses it into"));
+  }
+}
+
 TEST_CASE("PP-OCRv4 rec with block-wise 4-bit MatMuls: the predicted size is the exported file's", "[problem]") {
   model::AnalyzeOptions options;
   options.input_shapes["x"] = {1, 3, 48, 320};

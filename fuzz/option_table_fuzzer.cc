@@ -59,6 +59,8 @@ squeeze::search::OptionTable Table(FuzzedDataProvider& in) {
       option.fused_latency = in.ConsumeBool() ? -1 : Value(in);
       option.removed_channels = in.ConsumeBool() ? 0 : in.ConsumeFloatingPointInRange<double>(-0.5, 1.5);
       option.narrowing_credit = in.ConsumeBool() ? 0 : Value(in);
+      option.narrowable_bytes = in.ConsumeBool() ? 0 : Value(in);
+      option.bytes_credit = in.ConsumeBool() ? 0 : Value(in);
       layer.options.push_back(option);
     }
     layer.input_boundary = in.ConsumeIntegralInRange<int32_t>(-1, 4);
@@ -103,13 +105,15 @@ squeeze::search::OptionTable Table(FuzzedDataProvider& in) {
   table.fixed.latency = Value(in);
   table.fixed.bytes = Value(in);
   table.fixed.activation_bytes = Value(in);
-  // Options whose boundary_latency is below what their boundaries can cost are refused; most
-  // inputs raise them to the bound so the search itself is reached.
+  // Options whose boundary_latency is below what their boundaries can cost, or with more narrowable
+  // bytes than bytes, are refused; most inputs raise the one to the bound and cap the other so the
+  // search itself is reached.
   if (in.ConsumeBool()) {
     const std::vector<double> bounds = squeeze::search::BoundaryBounds(table);
     for (size_t l = 0; l < table.layers.size() && l < bounds.size(); ++l) {
       for (squeeze::search::LayerOption& o : table.layers[l].options) {
         if (std::isfinite(bounds[l]) && !(o.boundary_latency >= bounds[l])) o.boundary_latency = bounds[l];
+        if (o.narrowable_bytes > o.bytes) o.narrowable_bytes = o.bytes;
       }
     }
   }

@@ -23,6 +23,17 @@ namespace squeeze::model {
 
 struct LoadedModel;
 
+// A main-graph node other than a layer (BatchNormalization, activation, elementwise op, pool,
+// Concat...) whose output carries a layer's channels.
+struct ReachedNode {
+  std::string name;
+  double share = 0;  // the share of the node's output channels that are the layer's
+  // The bytes of the node's constants that run along its channels (a BatchNormalization's four
+  // vectors, a per-channel operand of Add, Mul, ...), as the model stores them, all channels':
+  // the exporter slices them with the channels it removes.
+  int64_t channel_constant_bytes = 0;
+};
+
 // What pruning one layer's output channels does on its own.
 struct ChannelPruningReach {
   // True for an ungrouped main-graph Conv whose channels nothing pins and no other layer produces:
@@ -32,10 +43,9 @@ struct ChannelPruningReach {
   // Layers that read its channels, each with the share of its input channels that are this
   // layer's; removing a share r of this layer's channels removes r × that share of theirs.
   std::vector<std::pair<size_t, double>> readers;
-  // Other main-graph nodes whose output carries its channels (BatchNormalization, activations,
-  // elementwise ops, pools, Concat...), each with the share of that output's channels that are
-  // this layer's: they too shrink by r × that share.
-  std::vector<std::pair<std::string, double>> nodes;
+  // Other main-graph nodes whose output carries its channels: they too shrink by r × their share,
+  // and so do their channel constants.
+  std::vector<ReachedNode> nodes;
 };
 
 // One entry per Analysis::layers entry.

@@ -263,6 +263,26 @@ int64_t LayerFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour 
   return bytes;
 }
 
+int64_t NarrowableFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels,
+                            bool folds_batch_norm) {
+  if (!layer.subgraph.empty() || (layer.op_type != "Conv" && layer.op_type != "ConvTranspose")) return 0;
+  const bool integer = plan.weight_bits >= 2 && plan.weight_bits <= 8;
+  if (layer.op_type == "Conv" && layer.groups > 1 && layer.groups == layer.out_channels && layer.depthwise) {
+    // Every per-channel byte LayerFileBytes counts: what it stores at these channels over none.
+    const int64_t per_channel = LayerFileBytes(layer, plan, flavour, kept_out_channels, folds_batch_norm) -
+                                LayerFileBytes(layer, plan, flavour, 0, folds_batch_norm);
+    const int64_t batch_norm = folds_batch_norm && !integer ? 4 * 4 * std::max<int64_t>(kept_out_channels, 0) : 0;
+    return per_channel + batch_norm;
+  }
+  if (layer.grouped) return 0;
+  // The weight values alone, as LayerFileBytes stores them.
+  const int64_t per_channel = layer.out_channels > 0 ? layer.params / layer.out_channels : layer.params;
+  const int64_t elements = std::max<int64_t>(kept_out_channels, 0) * per_channel;
+  if (integer) return StoresInt4(flavour, plan.weight_bits, plan.activation_bits) ? (elements + 1) / 2 : elements;
+  const int64_t float_bytes = layer.weight_elem_type == onnx::TensorProto::FLOAT16 ? 2 : 4;
+  return elements * (plan.weight_bits == 16 ? 2 : float_bytes);
+}
+
 int64_t QdqStructureBytes(const std::string& tensor, ActivationScheme scheme) {
   onnx::ModelProto scratch;
   internal::GraphEditor editor(&scratch);

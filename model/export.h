@@ -159,6 +159,22 @@ int MatMulNBitsStorageBits(int weight_bits);
 // kernels' blocks).
 bool IsMatMulNBitsBlockSize(int64_t block_size);
 
+// How many bytes an export of `layer` at `plan` stores in proportion to the channels it reads,
+// which it loses where other layers' output-channel pruning removes them (the exporter cuts its
+// input channels): removing a share s of them takes s × this out of the file. Arguments as
+// LayerFileBytes, whose bytes these are, but for a depthwise Conv's BatchNormalization below.
+// - An ungrouped main-graph Conv or ConvTranspose loses that share of its weight values as stored
+//   (INT4 two to a byte, int8, fp16 or the model's float type); its scales, zero points and bias
+//   run along its output channels and stay.
+// - A main-graph depthwise Conv (a group per channel) loses whole channels, its input's being its
+//   output's: its weight values, scales and zero points, its bias (int32 or float, sliced), a
+//   folded BatchNormalization's new bias; and where its weights are float, the BatchNormalization
+//   it would fold (`folds_batch_norm`) stays after it, its four vectors sliced alike though the
+//   model's other constants hold them.
+// - Other layers (Gemm, MatMul, grouped Convs, subgraph layers) are never narrowed: 0.
+int64_t NarrowableFileBytes(const Layer& layer, const LayerPlan& plan, ExportFlavour flavour, int64_t kept_out_channels,
+                            bool folds_batch_norm);
+
 // Whether the export stores `layer`'s bias, where it has one (its own or a folded
 // BatchNormalization's), in int32 (scale input × weight, behind a DequantizeLinear) at `plan`: a
 // main-graph Conv with float weights whose input the flavour quantizes asymmetrically, so ONNX

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/internal/graph.h"
+#include "model/internal/tensor_data.h"
 
 namespace squeeze::model::internal {
 
@@ -194,6 +195,11 @@ ChannelFlow::ClassIndex ChannelFlow::IndexClasses() const {
     if (y == nullptr || y->count == 0) continue;
     index.others.emplace_back(node.name(), Roots(*y));
   }
+  for (const ParamSlice& s : slices_) {
+    if (const onnx::TensorProto* t = Constant(s.node->input(s.input)); t != nullptr) {
+      index.channel_constant_bytes[s.node->name()] += StoredBytes(*t);
+    }
+  }
   return index;
 }
 
@@ -239,7 +245,10 @@ void ChannelFlow::AddReaders(size_t layer, const std::set<int64_t>& own, const C
   }
   for (const auto& [name, roots] : index.others) {
     const int64_t shared = SharedCount(roots, own);
-    if (shared > 0) reach->nodes.emplace_back(name, static_cast<double>(shared) / static_cast<double>(roots.size()));
+    if (shared == 0) continue;
+    auto constants = index.channel_constant_bytes.find(name);
+    reach->nodes.push_back({name, static_cast<double>(shared) / static_cast<double>(roots.size()),
+                            constants == index.channel_constant_bytes.end() ? 0 : constants->second});
   }
 }
 

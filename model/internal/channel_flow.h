@@ -68,6 +68,7 @@ class ChannelFlow {
     std::map<size_t, std::set<int64_t>> classes;
     std::vector<std::pair<size_t, std::vector<int64_t>>> inputs;       // layer, class of each input channel
     std::vector<std::pair<std::string, std::vector<int64_t>>> others;  // node, class of each output channel
+    std::map<std::string, int64_t> channel_constant_bytes;             // node -> the constants sliced with it
   };
 
   const ChannelValue* Known(const std::string& name) const;

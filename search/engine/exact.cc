@@ -39,7 +39,7 @@ double Get(const KeptOption& o, Quantity q) {
     case Quantity::kLatency:
       return o.planned_latency();
     case Quantity::kBytes:
-      return o.bytes;
+      return o.planned_bytes();
     case Quantity::kError:
       return o.error;
   }
@@ -287,7 +287,8 @@ absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec,
   if (!run.ok()) return run;
 
   // Pass 1: planned totals of every grid-front cell (exact but for boundary conversions, which are
-  // at their bound), to keep only the feasible non-dominated; answers get exact values below.
+  // at their bound, and narrowings, which the credits estimate), to keep only the feasible
+  // non-dominated; answers get exact values below.
   const std::vector<GridCell> cells = dp.FrontCells();
   stats.grid_front_cells += static_cast<int64_t>(cells.size());
   auto check = [&]() -> absl::Status {
@@ -301,7 +302,7 @@ absl::StatusOr<RunEnd> RunGrid(const OptionTable& table, const SearchSpec& spec,
       [&](size_t t, size_t layer, uint16_t kept) {
         const KeptOption& o = pruned.option(layer, kept);
         latency[t] += o.planned_latency();
-        bytes[t] += o.bytes;
+        bytes[t] += o.planned_bytes();
         error[t] += o.error;
         activation[t] = std::max(activation[t], o.activation);
       },

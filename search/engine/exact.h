@@ -19,7 +19,10 @@
 //
 // Boundary conversions between activation domains are not additive either (OptionTable): the DP
 // plans with each option's bound on them, so every answer meets a latency limit, and the answers
-// carry exact values; ε is then relative to the planned values.
+// carry exact values; ε is then relative to the planned values. Nor are narrowings (a pruning
+// option saves the layers it narrows time and bytes at their chosen options): the DP plans each
+// pruning option with its credits (LayerOption::narrowing_credit, bytes_credit), and only the
+// answers' exact values are held against the limits (polish.h finds what the estimates miss).
 //
 // Peak memory is not additive: as an objective it is refused (use nsga2); as a limit it removes
 // options that break it alone, then filters the DP's answers, and `epsilon_guaranteed` is false

@@ -68,9 +68,15 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
       const LayerOption& o = layer.options[j];
       if (!Valid(o.latency) || !Valid(o.bytes) || !Valid(o.error) || !Valid(o.activation_bytes) ||
           !(o.fused_latency == -1 || Valid(o.fused_latency)) || (o.fused_latency >= 0 && o.integer_activations) ||
-          !(o.removed_channels >= 0 && o.removed_channels < 1) || !Valid(o.narrowing_credit)) {
+          !(o.removed_channels >= 0 && o.removed_channels < 1) || !Valid(o.narrowing_credit) ||
+          !Valid(o.narrowable_bytes) || !Valid(o.bytes_credit)) {
         return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name, ") option ", j,
                                                        " has a negative or non-finite value"));
+      }
+      // Narrowing takes at most all of them: no plan stores less than nothing for a layer.
+      if (o.narrowable_bytes > o.bytes) {
+        return absl::InvalidArgumentError(absl::StrCat("option table: layer ", i, " (", layer.name, ") option ", j,
+                                                       " has more narrowable bytes than bytes"));
       }
     }
   }
@@ -177,9 +183,12 @@ absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Ch
         b, [&](size_t i) { return runs_integer[i] != 0; }, removed));
   }
   out.narrowed_latency.assign(table.layers.size(), 0);
+  out.narrowed_bytes.assign(table.layers.size(), 0);
   auto latency = [&](size_t i) { return internal::LatencyInPlan(option(i), runs_integer[i] != 0); };
+  auto narrowable = [&](size_t i) { return option(i).narrowable_bytes; };
   for (const Narrowing& x : table.narrowings) {
     out.narrowed_latency[static_cast<size_t>(x.reader)] += internal::NarrowedBy(x, latency, removed);
+    out.narrowed_bytes[static_cast<size_t>(x.reader)] += internal::NarrowedBy(x, narrowable, removed);
   }
   return out;
 }

@@ -4,7 +4,7 @@
 //
 // Model-level values of a configuration (one option per layer):
 //   latency     = fixed.latency + Σ latency + Σ boundary conversions − Σ narrowed input (below)
-//   size        = fixed.bytes + Σ bytes
+//   size        = fixed.bytes + Σ bytes − Σ narrowed input bytes (below)
 //   error       = Σ error
 //   peak memory = size + max(fixed.activation_bytes, max over layers of activation_bytes)
 // i.e. weights stay resident and the activations live while a layer runs are costed at that
@@ -16,12 +16,13 @@
 // so two integer layers in a row pay nothing between them; and where a device runs integer layers
 // in another memory layout than float ones (ONNX Runtime's integer convs run channels-last), the
 // tensor is transposed where the layouts meet. Those conversions are the table's `boundaries`.
-// Nor is a layer's latency its own alone where another layer's output-channel pruning removes
-// channels it reads (the table's `narrowings`): it runs on a narrower input, and takes that much
-// less time. Strategies that need additive values plan with each option's `boundary_latency`, the
-// most its conversions can cost, less its `narrowing_credit`, an estimate of what it saves the
-// layers it narrows; every answer is reported with its exact values, and only those are held
-// against the limits.
+// Nor are a layer's latency and bytes its own alone where another layer's output-channel pruning
+// removes channels it reads (the table's `narrowings`): it runs on a narrower input, and takes that
+// much less time, and the file stores that much less of what it holds per input channel. Strategies
+// that need additive values plan with each option's `boundary_latency`, the most its conversions
+// can cost, less its `narrowing_credit`, and with its `bytes` less its `bytes_credit`: estimates of
+// what it saves the layers it narrows. Every answer is reported with its exact values, and only
+// those are held against the limits.
 #ifndef SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 
@@ -60,6 +61,17 @@ struct LayerOption {
   // the layers that read those channels (OptionTable::narrowings), at latencies the builder
   // expects of them; a plan's exact latency takes off what they save at the options it chose.
   double narrowing_credit = 0;
+  // The part of `bytes` the file stores in proportion to the layer's input channels: where other
+  // layers' output-channel pruning removes a share of them (OptionTable::narrowings), a plan stores
+  // that share of it less. A layer that reads its input channel by channel (a depthwise Conv) loses
+  // whole channels: every byte it holds per channel, and the per-channel constants after it that go
+  // with them. An ungrouped Conv loses only weight values (its scales and bias run along its output
+  // channels). At most `bytes`.
+  double narrowable_bytes = 0;
+  // What additive strategies take off `bytes` for the bytes the option's channel pruning saves the
+  // layers that read those channels, at options the builder expects of them (like
+  // narrowing_credit); a plan's exact size takes off what they save at the options it chose.
+  double bytes_credit = 0;
   // The least latency the option can take in any plan.
   double least_latency() const { return fused_latency >= 0 ? std::min(latency, fused_latency) : latency; }
 };
@@ -105,7 +117,8 @@ struct ActivationBoundary {
 // Layer `pruner`'s output-channel pruning removes channels layer `reader` reads (the exporter cuts
 // its input channels, or a depthwise conv's channels alike): in a plan the reader takes
 // share x removed_channels of the pruner's option less than its latency (its fused latency where
-// it runs fused). The shares narrowing one reader sum to at most 1.
+// it runs fused), and stores that much less of its option's narrowable_bytes. The shares narrowing
+// one reader sum to at most 1.
 struct Narrowing {
   int32_t pruner = -1, reader = -1;
   double share = 0;  // the share of the reader's input channels that are the pruner's, in (0, 1]
@@ -139,9 +152,9 @@ inline constexpr size_t kMaxOptionsPerLayer = 65535;
 
 // OK, or InvalidArgument naming the first problem: no layers, a layer without options or with
 // more than kMaxOptionsPerLayer, a negative or non-finite value, a removed-channel share outside
-// [0, 1), a boundary naming no layer or narrowed by a share outside (0, 1], a narrowing naming no
-// layer (or one layer twice) or whose shares into one reader exceed 1, or an option whose
-// boundary_latency is below what its boundaries can cost.
+// [0, 1), narrowable bytes above the option's bytes, a boundary naming no layer or narrowed by a
+// share outside (0, 1], a narrowing naming no layer (or one layer twice) or whose shares into one
+// reader exceed 1, or an option whose boundary_latency is below what its boundaries can cost.
 absl::Status ValidateOptionTable(const OptionTable& table);
 
 // Per layer, the most its boundaries can cost when it runs integer: the quantization (and
@@ -154,16 +167,18 @@ std::vector<double> BoundaryBounds(const OptionTable& table);
 // index out of range. The table is assumed valid.
 absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice& choice);
 
-// Where a plan's latency goes beyond its options' own, for explanations: which layers run on
-// integer activations (weight-only ones that run fused included), what each boundary costs
-// (parallel to table.boundaries) and how much less each layer takes on the input other layers'
-// pruning narrowed (parallel to table.layers). Evaluate's latency is the fixed cost, each layer's
-// option (its fused latency where it runs fused) and the boundaries, less the narrowed time.
+// Where a plan's latency and size go beyond its options' own, for explanations: which layers run
+// on integer activations (weight-only ones that run fused included), what each boundary costs
+// (parallel to table.boundaries), and how much less each layer takes and stores on the input other
+// layers' pruning narrowed (parallel to table.layers). Evaluate's latency is the fixed cost, each
+// layer's option (its fused latency where it runs fused) and the boundaries, less the narrowed
+// time; its size the fixed bytes and each layer's option's, less the narrowed bytes.
 // Errors as Evaluate.
 struct PlanConversions {
   std::vector<bool> runs_integer;
   std::vector<double> boundary_latency;
   std::vector<double> narrowed_latency;
+  std::vector<double> narrowed_bytes;
 };
 absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Choice& choice);
 

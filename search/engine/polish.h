@@ -2,8 +2,8 @@
 // for what additivity cannot see. Boundary conversions (OptionTable::boundaries) make a chain of
 // integer layers cheaper than its layers planned alone: the exact DP plans every integer option at
 // its conversions' bound, so the polish is what finds the plans whose layers share a domain; and
-// a pruning option saves the layers it narrows what their chosen options take, which the DP only
-// estimates (OptionTable::narrowings).
+// a pruning option saves the layers it narrows what their chosen options take and store, which the
+// DP only estimates (OptionTable::narrowings).
 #ifndef SQUEEZE_SEARCH_ENGINE_POLISH_H_
 #define SQUEEZE_SEARCH_ENGINE_POLISH_H_
 

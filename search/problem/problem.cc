@@ -420,23 +420,24 @@ void CalibrateToMeasurement(const ProblemInputs& in, bool other_ops_known, Probl
       seconds * 1e3, measured->key, fixed * 1e3, scale);
 }
 
-// The latency of layer j's dense option at (w, a), else of its fp32 option; 0 when it has neither.
-double DenseLatency(const Problem& problem, size_t j, int weight_bits, int activation_bits) {
-  double fp32 = 0;
+// Layer j's dense option at (w, a), else its fp32 option; nullptr when it has neither.
+const LayerOption* DenseOption(const Problem& problem, size_t j, int weight_bits, int activation_bits) {
+  const LayerOption* fp32 = nullptr;
   for (size_t k = 0; k < problem.details[j].size(); ++k) {
     const dp::CompressionOption& o = problem.details[j][k].option;
     if (o.pattern != dp::Sparsity::kDense) continue;
     if (o.weight_bits == weight_bits && o.activation_bits == activation_bits)
-      return problem.table.layers[j].options[k].latency;
-    if (o.weight_bits == 32) fp32 = problem.table.layers[j].options[k].latency;
+      return &problem.table.layers[j].options[k];
+    if (o.weight_bits == 32) fp32 = &problem.table.layers[j].options[k];
   }
   return fp32;
 }
 
 // Removing a share r of a layer's output channels also narrows the layers that read them (the
 // exporter cuts their input channels, or a depthwise Conv's channels): the table's narrowings,
-// which a plan evaluates at the readers' chosen options. Additive strategies plan with an estimate,
-// the option's narrowing_credit: the readers' dense latency at the option's own precision.
+// which a plan evaluates at the readers' chosen options, in time and in bytes. Additive strategies
+// plan with estimates, the option's narrowing_credit and bytes_credit: what the readers' dense
+// options at the option's own precision take and store less.
 // The other ops its channels pass through shrink with it too, whatever the plan: `other_ops` holds
 // each such node's share of the fixed cost before calibration, which scaled the fixed cost by
 // `fixed_scale`; that time is moved from the fixed cost to the option. Where it outgrows the
@@ -461,8 +462,10 @@ void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
       if (o.pattern != dp::Sparsity::kOutputChannel || o.prune_ratio <= 0) continue;
       LayerOption& option = problem->table.layers[i].options[k];
       for (const auto& [j, share] : reach[i].readers) {
-        option.narrowing_credit +=
-            option.removed_channels * share * DenseLatency(*problem, j, o.weight_bits, o.activation_bits);
+        if (const LayerOption* dense = DenseOption(*problem, j, o.weight_bits, o.activation_bits); dense != nullptr) {
+          option.narrowing_credit += option.removed_channels * share * dense->latency;
+          option.bytes_credit += option.removed_channels * share * dense->narrowable_bytes;
+        }
       }
       if (option.narrowing_credit > 0) {
         absl::StrAppend(&problem->details[i][k].latency.explanation,
@@ -471,9 +474,9 @@ void CreditNarrowedReaders(const std::vector<model::ChannelPruningReach>& reach,
                                         option.narrowing_credit * 1e6));
       }
       double c = 0;
-      for (const auto& [name, share] : reach[i].nodes) {
-        if (auto op = other_ops.find(name); op != other_ops.end())
-          c += o.prune_ratio * share * op->second * fixed_scale;
+      for (const model::ReachedNode& node : reach[i].nodes) {
+        if (auto op = other_ops.find(node.name); op != other_ops.end())
+          c += o.prune_ratio * node.share * op->second * fixed_scale;
       }
       credit[i][k] = c;
       lift[i] = std::max(lift[i], c - 0.98 * option.latency);  // keep at least 2% of its own time
@@ -602,14 +605,31 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   for (size_t i = 0; i < n; ++i) quantizable[i] = model::ActivationsQuantizable(analysis, i);
   // The BatchNormalizations integer weights would fold, which leave the file with their structure.
   const std::vector<model::BatchNormFold> folds = model::BatchNormFolds(*in.model);
+  // Which layer folds each such BatchNormalization, by node name: with that layer's integer
+  // options its vectors leave the file, with the others they stay and narrow with its channels.
+  std::map<std::string, size_t> folded_into;
+  {
+    std::map<std::string, size_t> folding;
+    for (size_t j = 0; j < n; ++j) {
+      if (folds[j].folds && analysis.layers[j].subgraph.empty()) folding[analysis.layers[j].name] = j;
+    }
+    const onnx::GraphProto& graph = in.model->proto.graph();
+    for (const onnx::NodeProto& node : graph.node()) {
+      auto j = folding.find(node.name());
+      if (j == folding.end()) continue;
+      if (const onnx::NodeProto* bn = model::FoldableBatchNorm(graph, node); bn != nullptr) {
+        folded_into[bn->name()] = j->second;
+      }
+    }
+  }
   problem.table.layers.resize(n);
   // The layers whose output-channel pruning narrows a tensor: through its writer, a node that
   // carries their channels (ChannelPruningReach::nodes), or as their own output.
   std::map<std::string, std::vector<std::pair<int32_t, double>>> narrowing;
   for (size_t j = 0; j < reach.size(); ++j) {
     if (!reach[j].removable) continue;
-    for (const auto& [name, share] : reach[j].nodes) {
-      if (!name.empty()) narrowing[name].emplace_back(static_cast<int32_t>(j), std::min(1.0, share));
+    for (const model::ReachedNode& node : reach[j].nodes) {
+      if (!node.name.empty()) narrowing[node.name].emplace_back(static_cast<int32_t>(j), std::min(1.0, node.share));
     }
   }
   // What converting a site costs where pruning keeps a share `kept` of its channels. Conversions
@@ -797,10 +817,29 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       // What the file holds for the layer (model::LayerFileBytes: pruned weights are stored zeros
       // in an ONNX file, 5..8-bit weights int8), and the nodes and tensors its export adds.
       const int64_t kept_channels = std::llround(static_cast<double>(layer.out_channels) * keep_out);
+      const model::LayerPlan plan = LayerPlanOf(option);
       o.bytes =
-          static_cast<double>(
-              model::LayerFileBytes(layer, LayerPlanOf(option), realization.flavour, kept_channels, folds[i].folds)) +
+          static_cast<double>(model::LayerFileBytes(layer, plan, realization.flavour, kept_channels, folds[i].folds)) +
           StructureBytesOf(layer, i, option, realization.flavour, quantizable[i] ? activation_pairs[i] : 0, folds[i]);
+      // What of it the layers before it take away where they prune the channels it reads.
+      o.narrowable_bytes = static_cast<double>(
+          model::NarrowableFileBytes(layer, plan, realization.flavour, kept_channels, folds[i].folds));
+      // The channels it removes take the constants of the ops they pass through along (a
+      // BatchNormalization's vectors, a per-channel Mul or Add operand: the exporter slices them),
+      // whatever the other layers do. Not a BatchNormalization a layer folds: its own leaves the
+      // file whole with its integer options (LayerFileBytes), and a depthwise reader's narrows with
+      // that layer's options (NarrowableFileBytes). A whole-graph flavour stores the constants of
+      // its quantized region in uint8, a quarter of what this counts for them: per-channel vectors,
+      // small next to the weights the same channels take. (What the exporter slices it renames,
+      // "_pruned": a dozen bytes of names each, not counted.)
+      const bool folds_here = folds[i].folds && option.weight_bits <= 8;
+      if (o.removed_channels > 0 && i < reach.size()) {
+        for (const model::ReachedNode& node : reach[i].nodes) {
+          auto folder = folded_into.find(node.name);
+          if (folder != folded_into.end() && (folder->second != i || folds_here)) continue;
+          o.bytes -= o.removed_channels * node.share * static_cast<double>(node.channel_constant_bytes);
+        }
+      }
       o.error = s_i * d->second + act;
       o.activation_bytes = static_cast<double>(live_other[i]) +
                            (shape.input_elements + shape.output_elements * keep_out) * option.activation_bits / 8.0;
@@ -808,10 +847,17 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       details.push_back(OptionDetail{option, std::move(latency), d->second, static_cast<double>(layer.params), act});
     }
     // A layer's bytes are what its file holds beyond the model's other constants, which may be
-    // less than nothing (a folded BatchNormalization's vectors leave with it): shifted to 0 here,
-    // and the shift taken from the fixed bytes below, so the total is the file's.
-    for (const LayerOption& o : out.options) bytes_shift[i] = std::max(bytes_shift[i], -o.bytes);
-    for (LayerOption& o : out.options) o.bytes += bytes_shift[i];
+    // less than nothing (a folded BatchNormalization's vectors leave with it), or less than its
+    // narrowable bytes (a depthwise Conv's bias is among the other constants, and narrows with
+    // it): shifted here to neither, and the shift taken from the fixed bytes below, so the total is
+    // the file's.
+    for (const LayerOption& o : out.options) {
+      bytes_shift[i] = std::max({bytes_shift[i], -o.bytes, o.narrowable_bytes - o.bytes});
+    }
+    for (LayerOption& o : out.options) {
+      o.bytes += bytes_shift[i];
+      o.narrowable_bytes = std::min(o.narrowable_bytes, o.bytes);  // only rounding can leave it above
+    }
     if (out.options.empty()) {
       layer_status[i] = absl::FailedPreconditionError(
           absl::StrCat(in.device->id, " can run none of the options of layer '", layer.name, "' (", layer.op_type,

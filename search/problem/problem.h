@@ -3,8 +3,11 @@
 // (DESIGN.md §3), with what every option is and how its numbers were found.
 //
 //   latency_i(o) = the cost model's prediction (options the device cannot run are left out)
-//   bytes_i(o)   = packed weight bytes at the bit-width and sparsity, scales and sparse index
-//                  included (biases stay with the other constants in the fixed cost)
+//   bytes_i(o)   = what the exported file holds for the layer (model::LayerFileBytes: the weight
+//                  as stored, scales, zero points, a rewritten bias's difference) and the structure
+//                  its export adds, less the constants of the ops its removed channels pass through;
+//                  of which narrowable_bytes_i(o) (model::NarrowableFileBytes) go with the input
+//                  channels other layers' pruning removes
 //   error_i(o)   = s_i · D_i(o) + the layer's measured activation error at o's activation bits,
 //                  D_i = ||W - Ŵ||² / ||W||² on the real weights (prune, then quantize survivors)
 //   activation_bytes_i(o) = activations alive while the layer runs, its own in/out at o's width
@@ -17,7 +20,7 @@
 // predicted, the other ops with them) are scaled to the measurement. Measured uniform exports of
 // the model ("uniform w8a8", ...) then scale each precision class's options to theirs. Output-
 // channel pruning is offered only where the exporter removes the channels, and is credited with
-// the layers it narrows (model/channel_pruning.h).
+// the time and bytes of the layers it narrows (model/channel_pruning.h).
 #ifndef SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
 #define SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
 

@@ -3,6 +3,8 @@
 #include "model/channel_pruning.h"
 
 #include <catch2/catch.hpp>
+#include <map>
+#include <string>
 
 #include "tests/model/export_models.h"
 #include "tests/model/test_models.h"
@@ -26,10 +28,10 @@ TEST_CASE("A chain's Convs can lose channels on their own and narrow the layers 
   CHECK(reach[a].readers[0] == std::make_pair(b, 1.0));
   // ...and the Relu between them shrinks with it.
   REQUIRE(reach[a].nodes.size() == 1);
-  CHECK(reach[a].nodes[0].second == 1.0);
+  CHECK(reach[a].nodes[0].share == 1.0);
   const onnx::NodeProto& relu = m.proto.graph().node(1);
   CHECK(relu.op_type() == "Relu");
-  CHECK(reach[a].nodes[0].first == relu.name());
+  CHECK(reach[a].nodes[0].name == relu.name());
   // b's channels run through the depthwise Conv into c: both narrow with it.
   CHECK(reach[b].removable);
   CHECK(reach[b].readers == std::vector<std::pair<size_t, double>>{{d, 1.0}, {c, 1.0}});
@@ -37,6 +39,36 @@ TEST_CASE("A chain's Convs can lose channels on their own and narrow the layers 
   CHECK_FALSE(reach[d].removable);
   CHECK_FALSE(reach[c].removable);
   CHECK_THAT(reach[c].why_not, Contains("graph output 'y'"));
+}
+
+TEST_CASE("The constants the channels pass through are sliced with them", "[channel-pruning]") {
+  // a > Relu > b > BN > Relu > depthwise d > BN > Relu > Mul (per-channel scale) > c, 8 channels.
+  const LoadedModel m = MustLoad(testing::NarrowingProto(8));
+  const std::vector<ChannelPruningReach> reach = AnalyzeChannelPruning(m);
+  REQUIRE(reach.size() == 4);
+  REQUIRE(reach[1].removable);
+  CHECK(reach[1].readers == std::vector<std::pair<size_t, double>>{{2, 1.0}, {3, 1.0}});
+  std::map<std::string, int64_t> constants;
+  for (const ReachedNode& node : reach[1].nodes) {
+    CHECK(node.share == 1.0);
+    constants[node.name] = node.channel_constant_bytes;
+  }
+  // By the nodes' outputs: two BatchNormalizations (four vectors of 8 floats each), the Relus
+  // (none), the Mul (its 8 scales).
+  auto writer = [&](const std::string& value) {
+    for (const onnx::NodeProto& node : m.proto.graph().node()) {
+      if (node.output(0) == value) return node.name();
+    }
+    return std::string();
+  };
+  CHECK(constants == std::map<std::string, int64_t>{{writer("bn"), 4 * 8 * 4},
+                                                    {writer("br"), 0},
+                                                    {writer("dn"), 4 * 8 * 4},
+                                                    {writer("dr"), 0},
+                                                    {writer("s"), 8 * 4}});
+  // a's channels reach only b, through a Relu.
+  REQUIRE(reach[0].nodes.size() == 1);
+  CHECK(reach[0].nodes[0].channel_constant_bytes == 0);
 }
 
 TEST_CASE("Channels an Add or Concat partner also produces are not removable by one layer alone", "[channel-pruning]") {

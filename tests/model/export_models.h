@@ -6,6 +6,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <string>
 #include <vector>
 
 #include "tests/model/test_models.h"
@@ -78,6 +79,48 @@ inline onnx::ModelProto ChainProto() {
   AddInitializer(g, FloatTensor("wc", {4, 8, 1, 1}, Encoding::kRaw));
   return proto;
 }
+// x → Conv a (3→C, 3×3, bias) → Relu → Conv b (C→C, 1×1) → BN → Relu → depthwise Conv d (C, 3×3,
+// bias) → BN → Relu → Mul by a per-channel scale → Conv c (C→4, 1×1, bias) → y, on a 16×16 input.
+// a's channels narrow b's input; b's run through its BatchNormalization, the depthwise Conv, its
+// BatchNormalization and the Mul into c. Both BatchNormalizations fold into integer weights.
+inline onnx::ModelProto NarrowingProto(int64_t channels) {
+  std::string text = R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    narrowing (float[1, 3, 16, 16] x) => (float[1, 4, 16, 16] y) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, wa, ba)
+      ar = Relu (a)
+      b = Conv (ar, wb)
+      bn = BatchNormalization (b, gb, betab, mb, vb)
+      br = Relu (bn)
+      d = Conv <group = C, pads = [1, 1, 1, 1]> (br, wd, bd)
+      dn = BatchNormalization (d, gd, betad, md, vd)
+      dr = Relu (dn)
+      s = Mul (dr, chscale)
+      y = Conv (s, wc, bc)
+    }
+  )onnx";
+  text.replace(text.find("group = C"), 9, "group = " + std::to_string(channels));
+  onnx::ModelProto proto = ParseModel(text.c_str());
+  onnx::GraphProto* g = proto.mutable_graph();
+  const int64_t c = channels;
+  AddInitializer(g, FloatTensor("wa", {c, 3, 3, 3}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("ba", {c}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("wb", {c, c, 1, 1}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("wd", {c, 1, 3, 3}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("bd", {c}, Encoding::kRaw));
+  for (const char* bn : {"b", "d"}) {
+    const std::string k = bn;
+    AddInitializer(g, FloatTensor("g" + k, {c}, Encoding::kRaw, std::vector<float>(c, 1.5f)));
+    AddInitializer(g, FloatTensor("beta" + k, {c}, Encoding::kRaw));
+    AddInitializer(g, FloatTensor("m" + k, {c}, Encoding::kRaw, std::vector<float>(c, 0.25f)));
+    AddInitializer(g, FloatTensor("v" + k, {c}, Encoding::kRaw, std::vector<float>(c, 2.f)));
+  }
+  AddInitializer(g, FloatTensor("chscale", {c, 1, 1}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("wc", {4, c, 1, 1}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("bc", {4}, Encoding::kRaw));
+  return proto;
+}
+
 inline const std::vector<float> kSmallFirstHalf = {0.001f, 0.001f, 0.001f, 0.001f, 1, 1, 1, 1};
 
 }  // namespace squeeze::model::testing

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/activation_sites.h"
 #include "model/batch_norm_folding.h"
+#include "model/channel_pruning.h"
 #include "model/conformance.h"
 #include "model/internal/graph.h"
 #include "model/internal/tensor_data.h"
@@ -525,6 +526,73 @@ TEST_CASE("What an export writes for each layer is what LayerFileBytes predicts,
       INFO(le.layer << " " << le.option);
       CHECK(le.file_bytes ==
             LayerFileBytes(m.analysis.layers[i], c.plan[i], c.flavour, le.kept_out_channels, folds[i].folds));
+    }
+  }
+}
+
+TEST_CASE("A narrowed layer's export is LayerFileBytes less the narrowed share of NarrowableFileBytes") {
+  // a (3>8) and b (8>8) lose half their output channels: b reads 4 of 8 input channels, the
+  // depthwise d keeps 4 of its 8 channels, and the last Conv reads 4 of 8.
+  const LoadedModel m = MustLoad(testing::NarrowingProto(8));
+  const size_t n = m.analysis.layers.size();
+  REQUIRE(n == 4);
+  REQUIRE(m.analysis.layers[2].depthwise);
+  const std::vector<ChannelPruningReach> reach = AnalyzeChannelPruning(m);
+  REQUIRE(reach[0].removable);
+  REQUIRE(reach[1].removable);
+  const std::vector<BatchNormFold> folds = BatchNormFolds(m);
+  REQUIRE(folds[1].folds);
+  REQUIRE(folds[2].folds);
+  struct Case {
+    LayerPlan precision;
+    ExportFlavour flavour;
+  };
+  const std::vector<Case> cases = {
+      {{32, 32}, ExportFlavour::kOrtCpu}, {{16, 32}, ExportFlavour::kOrtCpu},
+      {{8, 32}, ExportFlavour::kOrtCpu},  {{3, 32}, ExportFlavour::kOrtCpu},  // INT4 storage
+      {{6, 8}, ExportFlavour::kOrtCpu},                                       // int32 biases
+      {{8, 8}, ExportFlavour::kTensorRt},                                     // float biases
+      {{4, 16}, ExportFlavour::kQnn},     {{16, 16}, ExportFlavour::kRuntimePrecision},
+  };
+  for (const Case& c : cases) {
+    std::vector<LayerPlan> plan(n, c.precision);
+    for (size_t i : {0, 1}) {
+      plan[i].pattern = PrunePattern::kOutputChannel;
+      plan[i].prune_ratio = 0.5;
+    }
+    absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan, c.flavour);
+    REQUIRE(names.ok());
+    std::map<std::string, TensorRange> ranges;
+    for (const std::string& t : *names) ranges[t] = {-2.f, 3.f};
+    ExportOptions options;
+    options.flavour = c.flavour;
+    absl::StatusOr<ExportedModel> out = ExportModel(m, plan, ranges, options);
+    INFO(FlavourName(c.flavour) << " " << LayerPlanLabel(c.precision) << ": " << out.status().ToString());
+    REQUIRE(out.ok());
+    // The share of each layer's input channels the pruned layers before it remove.
+    std::vector<double> narrowed(n, 0);
+    for (size_t i : {0, 1}) {
+      for (const auto& [j, share] : reach[i].readers) narrowed[j] += share * plan[i].prune_ratio;
+    }
+    CHECK(narrowed == std::vector<double>{0, 0.5, 0.5, 0.5});
+    CHECK(out->report.layers[1].removed_in_channels == 4);
+    CHECK(out->report.layers[2].kept_out_channels == 4);
+    CHECK(out->report.layers[3].removed_in_channels == 4);
+    for (size_t i = 0; i < n; ++i) {
+      const Layer& layer = m.analysis.layers[i];
+      const LayerExport& le = out->report.layers[i];
+      INFO(le.layer << " " << le.option);
+      const int64_t kept = layer.out_channels - std::llround(layer.out_channels * plan[i].prune_ratio);
+      const int64_t narrowable = NarrowableFileBytes(layer, plan[i], c.flavour, kept, folds[i].folds);
+      // The BatchNormalization after a float depthwise Conv narrows with it but is not the layer's:
+      // the model's other constants hold it.
+      const bool float_weights = plan[i].weight_bits > 8;
+      const int64_t batch_norm = layer.depthwise && folds[i].folds && float_weights ? 4 * 4 * kept : 0;
+      CHECK(narrowable > batch_norm);
+      const double predicted = static_cast<double>(LayerFileBytes(layer, plan[i], c.flavour, kept, folds[i].folds)) -
+                               narrowed[i] * static_cast<double>(narrowable - batch_norm);
+      // To the byte, but for INT4's rounding up to whole bytes.
+      CHECK(static_cast<double>(le.file_bytes) == Approx(predicted).margin(1));
     }
   }
 }

@@ -360,6 +360,14 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
   CHECK(b_pruned->latency == Approx(own_b));
   CHECK(a_pruned->narrowing_credit == Approx(0.5 * b));
   CHECK(b_pruned->narrowing_credit == Approx(0.5 * (d + c)));
+  // In bytes: what narrows of b (its 8x8 fp32 weights, 4 rows of them when it prunes itself), of the
+  // depthwise d (all of its 8 channels of 3x3) and of c (its 4x8 weights).
+  CHECK(FindOption(*problem, 1, "fp32")->narrowable_bytes == 8 * 8 * 4);
+  CHECK(b_pruned->narrowable_bytes == 4 * 8 * 4);
+  CHECK(FindOption(*problem, 2, "fp32")->narrowable_bytes == 8 * 9 * 4);
+  CHECK(FindOption(*problem, 3, "fp32")->narrowable_bytes == 4 * 8 * 4);
+  CHECK(a_pruned->bytes_credit == Approx(0.5 * 8 * 8 * 4));
+  CHECK(b_pruned->bytes_credit == Approx(0.5 * (8 * 9 * 4 + 4 * 8 * 4)));
   CHECK_THAT(Find(*problem, 0, "fp32 channel 50%")->latency.explanation, Contains("read its channels"));
   REQUIRE(problem->table.narrowings.size() == 3);
   CHECK(problem->table.narrowings[0].pruner == 0);
@@ -371,9 +379,132 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
   plan[1] = static_cast<uint16_t>(b_pruned - &problem->table.layers[1].options[0]);
   const double fixed = problem->table.fixed.latency;
   CHECK(Evaluate(problem->table, plan)->latency == Approx(fixed + own_a + own_b * 0.5 + (d + c) * 0.5));
+  // And stores half of what narrows of b, d and c less.
+  double bytes = problem->table.fixed.bytes;
+  for (size_t i = 0; i < plan.size(); ++i) bytes += problem->table.layers[i].options[plan[i]].bytes;
+  CHECK(Evaluate(problem->table, plan)->size == Approx(bytes - 0.5 * (4 * 8 * 4 + 8 * 9 * 4 + 4 * 8 * 4)));
   // The depthwise Conv carries b's channels and the last Conv's are the graph output: neither is pruned alone.
   for (size_t i : {2, 3}) {
     for (const LayerOption& o : problem->table.layers[i].options) CHECK(o.label.find("channel") == std::string::npos);
+  }
+}
+
+// What a plan of `problem` (built for `model` on an ONNX Runtime CPU device) is predicted to
+// weigh, what it would without its narrowings, and what the file ExportModel writes for it weighs
+// with the 120 bytes of job and device metadata the server adds (and the prediction counts).
+struct PlanSizes {
+  double predicted = 0, without_narrowing = 0, file = 0;
+};
+PlanSizes SizesOf(const Problem& problem, const model::LoadedModel& model, const Choice& choice) {
+  PlanSizes sizes;
+  const absl::StatusOr<ObjectiveValues> values = Evaluate(problem.table, choice);
+  const absl::StatusOr<PlanConversions> conversions = ConversionsOf(problem.table, choice);
+  REQUIRE(values.ok());
+  REQUIRE(conversions.ok());
+  sizes.predicted = values->size;
+  sizes.without_narrowing = values->size;
+  for (double b : conversions->narrowed_bytes) sizes.without_narrowing += b;
+  const std::vector<model::LayerPlan> plan = ExportPlanOf(problem, choice);
+  const absl::StatusOr<std::vector<std::string>> names =
+      model::ActivationsToCalibrate(model, plan, model::ExportFlavour::kOrtCpu);
+  REQUIRE(names.ok());
+  std::map<std::string, model::TensorRange> ranges;
+  for (const std::string& t : *names) ranges[t] = {-1, 1};
+  absl::StatusOr<model::ExportedModel> file = model::ExportModel(model, plan, ranges);
+  INFO(file.status().ToString());
+  REQUIRE(file.ok());
+  sizes.file = static_cast<double>(file->bytes.size()) + 120;
+  return sizes;
+}
+
+// `precision` for every layer; the layers pruning can narrow others with (reach) lose `ratio` of
+// their output channels at `pruned_precision`.
+std::vector<model::LayerPlan> PrunedPlan(const std::vector<model::ChannelPruningReach>& reach,
+                                         model::LayerPlan precision, model::LayerPlan pruned_precision, double ratio) {
+  std::vector<model::LayerPlan> plan(reach.size(), precision);
+  for (size_t i = 0; i < reach.size(); ++i) {
+    if (!reach[i].removable) continue;
+    plan[i] = pruned_precision;
+    plan[i].pattern = model::PrunePattern::kOutputChannel;
+    plan[i].prune_ratio = ratio;
+  }
+  return plan;
+}
+
+TEST_CASE("A plan's predicted size is its file's where pruning narrows the layers after it", "[problem]") {
+  // a (3>64) and b (64>64) lose half their channels; b's run through a BatchNormalization, a
+  // depthwise Conv, another BatchNormalization and a per-channel Mul into the last Conv.
+  const model::LoadedModel model = model::testing::MustLoad(model::testing::NarrowingProto(64));
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in = InputsFor(model, device, **cost);
+  in.channel_alignment = 8;
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  REQUIRE(ValidateOptionTable(problem->table).ok());
+  const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(model);
+  struct Case {
+    model::LayerPlan precision, pruned;
+  };
+  // Float, integer (both BatchNormalizations folded), weight-only, and float readers of integer
+  // pruners (the depthwise Conv's BatchNormalization stays, sliced).
+  const std::vector<Case> cases = {{{32, 32}, {32, 32}}, {{8, 8}, {8, 8}}, {{8, 32}, {8, 32}}, {{32, 32}, {8, 8}}};
+  for (const Case& c : cases) {
+    INFO(model::LayerPlanLabel(c.pruned) << " pruned, " << model::LayerPlanLabel(c.precision) << " readers");
+    const std::optional<Choice> pruned = ChoiceOfPlan(*problem, PrunedPlan(reach, c.precision, c.pruned, 0.5));
+    std::vector<model::LayerPlan> unpruned_plan = PrunedPlan(reach, c.precision, c.pruned, 0);
+    for (model::LayerPlan& p : unpruned_plan) p.pattern = model::PrunePattern::kNone;
+    const std::optional<Choice> dense = ChoiceOfPlan(*problem, unpruned_plan);
+    REQUIRE(pruned.has_value());
+    REQUIRE(dense.has_value());
+    const PlanSizes sizes = SizesOf(*problem, model, *pruned), unpruned = SizesOf(*problem, model, *dense);
+    INFO("predicted " << std::llround(sizes.predicted) << " B, " << std::llround(sizes.without_narrowing)
+                      << " B without narrowings; file " << std::llround(sizes.file) << " B; unpruned: predicted "
+                      << std::llround(unpruned.predicted) << " B, file " << std::llround(unpruned.file) << " B");
+    CHECK(sizes.predicted < unpruned.predicted);
+    CHECK(sizes.without_narrowing - sizes.file > 1000);
+    // The thousands of bytes the narrowed layers and constants lose are counted: the prediction
+    // misses the file by what the same plan unpruned does (its quantized tensors' structure), and
+    // by the names of what the exporter slices ("_pruned"), a dozen bytes each.
+    CHECK(std::abs((sizes.predicted - sizes.file) - (unpruned.predicted - unpruned.file)) <= 200);
+  }
+}
+
+TEST_CASE("PP-OCRv4 det's channel-pruned plans are predicted at their files' sizes", "[problem]") {
+  model::AnalyzeOptions options;
+  options.input_shapes["x"] = {1, 3, 640, 640};
+  const model::LoadedModel model =
+      model::testing::MustLoad(model::testing::ReadCachedModel("ch_PP-OCRv4_det_infer.onnx"), options);
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in = InputsFor(model, device, **cost);
+  in.threads = 2;
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  REQUIRE(problem.ok());
+  REQUIRE(ValidateOptionTable(problem->table).ok());
+  const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(model);
+  REQUIRE(std::count_if(reach.begin(), reach.end(), [](const auto& r) { return r.removable; }) > 10);
+  for (const model::LayerPlan precision : {model::LayerPlan{32, 32}, model::LayerPlan{8, 8}}) {
+    const std::optional<Choice> dense = ChoiceOfPlan(*problem, std::vector<model::LayerPlan>(reach.size(), precision));
+    REQUIRE(dense.has_value());
+    double previous = SizesOf(*problem, model, *dense).predicted;
+    for (double ratio : {0.3, 0.5}) {
+      // Every layer that can lose channels on its own, at the grid ratio the device's alignment
+      // rounds to its channel count.
+      const std::optional<Choice> pruned =
+          ChoiceOfPlan(*problem, model::UniformChannelPlan(reach, model, precision, ratio, ChannelAlignment(device)));
+      REQUIRE(pruned.has_value());
+      const PlanSizes sizes = SizesOf(*problem, model, *pruned);
+      INFO(model::LayerPlanLabel(precision) << " " << ratio << ": predicted " << std::llround(sizes.predicted) << " B, "
+                                            << std::llround(sizes.without_narrowing) << " B without narrowings; file "
+                                            << std::llround(sizes.file) << " B");
+      CHECK(sizes.predicted < previous);
+      CHECK(std::abs(sizes.predicted / sizes.file - 1) < 0.01);
+      CHECK(sizes.without_narrowing / sizes.file - 1 > 0.1);
+      previous = sizes.predicted;
+    }
   }
 }
 

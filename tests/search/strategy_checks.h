@@ -19,22 +19,39 @@ inline SearchSpec LatencyError(Constraints constraints = {}) {
   return spec;
 }
 
+// Every candidate of `front` carries the exact values of its choice.
+inline void CheckExactValues(const OptionTable& table, const Front& front) {
+  for (const Candidate& c : front.candidates) {
+    const ObjectiveValues v = Evaluate(table, c.choice).value();
+    CHECK(v.latency == c.values.latency);
+    CHECK(v.size == c.values.size);
+    CHECK(v.error == c.values.error);
+    CHECK(v.peak_memory == c.values.peak_memory);
+  }
+}
+
 // The exact strategy (its values exact), polished, and NSGA-II after `generations` all reach the
-// brute-force front of (latency, error) under `constraints`.
-inline void CheckStrategiesReachTheFront(const OptionTable& table, int generations, Constraints constraints = {}) {
-  const SearchSpec spec = LatencyError(constraints);
+// brute-force front of `spec`.
+inline void CheckStrategiesReachTheFront(const OptionTable& table, int generations, const SearchSpec& spec) {
   const BruteForce expected = BruteForceFront(table, spec);
   absl::StatusOr<Front> exact = SolveExact(table, spec);
   REQUIRE(exact.ok());
-  for (const Candidate& c : exact->candidates) CHECK(Evaluate(table, c.choice)->latency == c.values.latency);
+  CheckExactValues(table, *exact);
   absl::StatusOr<Front> polished = Polish(table, spec, *exact);
   REQUIRE(polished.ok());
+  CheckExactValues(table, *polished);
   CHECK(polished->Points() == expected.points);
   Nsga2Options nsga2;
   nsga2.generations = generations;
   absl::StatusOr<Front> evolved = SolveNsga2(table, spec, nsga2);
   REQUIRE(evolved.ok());
+  CheckExactValues(table, *evolved);
   CHECK(evolved->Points() == expected.points);
+}
+
+// The same on (latency, error) under `constraints`.
+inline void CheckStrategiesReachTheFront(const OptionTable& table, int generations, Constraints constraints = {}) {
+  CheckStrategiesReachTheFront(table, generations, LatencyError(constraints));
 }
 
 }  // namespace squeeze::search::testing

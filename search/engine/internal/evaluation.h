@@ -50,18 +50,19 @@ double BoundaryLatency(const std::vector<ActivationBoundary>& boundaries, IsInte
   return total;
 }
 
-// What narrowing `n` takes off its reader's latency in a plan: `latency(i)` is layer i's latency
-// in the plan, `removed(i)` the share of its output channels its chosen option removes.
-template <typename Latency, typename Removed>
-double NarrowedBy(const Narrowing& n, Latency latency, Removed removed) {
-  return n.share * removed(static_cast<size_t>(n.pruner)) * latency(static_cast<size_t>(n.reader));
+// What narrowing `n` takes off its reader's latency or bytes in a plan: `amount(i)` is layer i's
+// latency in the plan (or its option's narrowable bytes), `removed(i)` the share of its output
+// channels its chosen option removes.
+template <typename Amount, typename Removed>
+double NarrowedBy(const Narrowing& n, Amount amount, Removed removed) {
+  return n.share * removed(static_cast<size_t>(n.pruner)) * amount(static_cast<size_t>(n.reader));
 }
 
-// What a plan's narrowings take off its latency (OptionTable::narrowings): Σ NarrowedBy.
-template <typename Latency, typename Removed>
-double NarrowedLatency(const std::vector<Narrowing>& narrowings, Latency latency, Removed removed) {
+// What a plan's narrowings take off its latency or size (OptionTable::narrowings): Σ NarrowedBy.
+template <typename Amount, typename Removed>
+double NarrowedTotal(const std::vector<Narrowing>& narrowings, Amount amount, Removed removed) {
   double total = 0;
-  for (const Narrowing& n : narrowings) total += NarrowedBy(n, latency, removed);
+  for (const Narrowing& n : narrowings) total += NarrowedBy(n, amount, removed);
   return total;
 }
 
@@ -86,6 +87,39 @@ inline double MostNarrowedLatency(const OptionTable& table) {
     total += n.share * removed * latency;
   }
   return total;
+}
+
+// The most narrowings can take off the size of any plan of `table`: each at its pruner's largest
+// removed share and its reader's largest narrowable bytes. A valid table is assumed.
+inline double MostNarrowedBytes(const OptionTable& table) {
+  double total = 0;
+  for (const Narrowing& n : table.narrowings) {
+    double removed = 0, bytes = 0;
+    for (const LayerOption& o : table.layers[static_cast<size_t>(n.pruner)].options) {
+      removed = std::max(removed, o.removed_channels);
+    }
+    for (const LayerOption& o : table.layers[static_cast<size_t>(n.reader)].options) {
+      bytes = std::max(bytes, o.narrowable_bytes);
+    }
+    total += n.share * removed * bytes;
+  }
+  return total;
+}
+
+// Per layer, the largest share of its input channels other layers' pruning can remove in any plan
+// of `table` (each narrowing at its pruner's largest removed share), at most 1. A valid table is
+// assumed.
+inline std::vector<double> MostNarrowedShares(const OptionTable& table) {
+  std::vector<double> share(table.layers.size(), 0);
+  for (const Narrowing& n : table.narrowings) {
+    double removed = 0;
+    for (const LayerOption& o : table.layers[static_cast<size_t>(n.pruner)].options) {
+      removed = std::max(removed, o.removed_channels);
+    }
+    double& s = share[static_cast<size_t>(n.reader)];
+    s = std::min(1.0, s + n.share * removed);
+  }
+  return share;
 }
 
 // Which layers of a plan run on integer activations: those whose chosen option does, and the
@@ -150,8 +184,10 @@ inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_
   auto removed = [&](size_t i) { return option(i).removed_channels; };
   v.latency += BoundaryLatency(
       table.boundaries, [&](size_t i) { return runs_integer[i] != 0; }, removed);
-  v.latency -= NarrowedLatency(
+  v.latency -= NarrowedTotal(
       table.narrowings, [&](size_t i) { return latency[i]; }, removed);
+  v.size -= NarrowedTotal(
+      table.narrowings, [&](size_t i) { return option(i).narrowable_bytes; }, removed);
   v.peak_memory = v.size + activation;
   return v;
 }

@@ -79,8 +79,12 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
 
   // Per-layer minima, to test each option against the limits with every other layer cheapest.
   std::vector<std::array<double, 4>> minima(n);
-  // Narrowed inputs can take up to MostNarrowedLatency off any plan.
-  std::array<double, 4> total_min = {table.fixed.latency - MostNarrowedLatency(table), table.fixed.bytes, 0, 0};
+  // Narrowed inputs can take up to MostNarrowedLatency and MostNarrowedBytes off any plan.
+  std::array<double, 4> total_min = {table.fixed.latency - MostNarrowedLatency(table),
+                                     table.fixed.bytes - MostNarrowedBytes(table), 0, 0};
+  // How far any plan narrows each layer: an option's bytes lie between its own and those narrowed
+  // that far.
+  const std::vector<double> most_narrowed = MostNarrowedShares(table);
   for (size_t i = 0; i < n; ++i) {
     std::array<double, 4> m;
     m.fill(std::numeric_limits<double>::infinity());
@@ -118,8 +122,10 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
     // Drop options another alive option is no worse than (strictly better somewhere, or equal
     // and listed first).
     std::vector<size_t> kept;
+    auto narrowed_bytes = [&](const LayerOption& o) { return o.bytes - most_narrowed[i] * o.narrowable_bytes; };
     for (size_t a : alive) {
       const auto qa = Quantities(options[a]);
+      const double na = narrowed_bytes(options[a]);
       bool dominated = false;
       for (size_t b : alive) {
         if (b == a) continue;
@@ -133,8 +139,10 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
             options[b].fused_latency > options[a].fused_latency) {
           continue;
         }
-        if (!NoWorse(qb, qa, mask)) continue;
-        if (!SameRelevant(qb, qa, mask) || b < a) {
+        // Bytes are linear in how far a plan narrows the layer: no worse at both ends is no worse.
+        const double nb = narrowed_bytes(options[b]);
+        if (!NoWorse(qb, qa, mask) || (relevant.bytes && nb > na)) continue;
+        if (!SameRelevant(qb, qa, mask) || (relevant.bytes && nb < na) || b < a) {
           dominated = true;
           break;
         }
@@ -153,7 +161,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
       const LayerOption& o = options[j];
       result.options_.push_back({o.latency, o.bytes, o.error, o.activation_bytes, o.boundary_latency,
                                  o.integer_activations, o.fused_latency, o.removed_channels, o.narrowing_credit,
-                                 static_cast<uint16_t>(j)});
+                                 o.narrowable_bytes, o.bytes_credit, static_cast<uint16_t>(j)});
     }
     result.offsets_.push_back(result.options_.size());
 
@@ -207,8 +215,10 @@ ObjectiveValues PrunedTable::Evaluate(const uint16_t* genes) const {
   auto removed = [&](size_t i) { return option(i).removed; };
   v.latency += BoundaryLatency(
       boundaries_, [&](size_t i) { return runs_integer[i] != 0; }, removed);
-  v.latency -= NarrowedLatency(
+  v.latency -= NarrowedTotal(
       narrowings_, [&](size_t i) { return latency[i]; }, removed);
+  v.size -= NarrowedTotal(
+      narrowings_, [&](size_t i) { return option(i).narrowable; }, removed);
   v.peak_memory = v.size + activation;
   return v;
 }

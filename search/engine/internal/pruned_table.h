@@ -4,7 +4,9 @@
 // at both bytes and activation bytes), or when it breaks a limit even with every other layer at
 // its cheapest. Only options of the same activation domain dominate each other: which is faster
 // in a plan depends on the neighbours' domains (OptionTable::boundaries); and only options that
-// remove at least as many channels, which shrink those conversions.
+// remove at least as many channels, which shrink those conversions. Where other layers' pruning
+// narrows a layer (OptionTable::narrowings), an option dominates in bytes only if it stores no more
+// both whole and narrowed as far as any plan narrows it.
 #ifndef SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_INTERNAL_PRUNED_TABLE_H_
 
@@ -21,15 +23,20 @@ namespace squeeze::search::internal {
 
 struct KeptOption {
   double latency = 0, bytes = 0, error = 0, activation = 0;
-  double boundary = 0;    // LayerOption::boundary_latency
-  bool integer = false;   // LayerOption::integer_activations
-  double fused = -1;      // LayerOption::fused_latency
-  double removed = 0;     // LayerOption::removed_channels
-  double credit = 0;      // LayerOption::narrowing_credit
-  uint16_t original = 0;  // index in the source table's layer
+  double boundary = 0;      // LayerOption::boundary_latency
+  bool integer = false;     // LayerOption::integer_activations
+  double fused = -1;        // LayerOption::fused_latency
+  double removed = 0;       // LayerOption::removed_channels
+  double credit = 0;        // LayerOption::narrowing_credit
+  double narrowable = 0;    // LayerOption::narrowable_bytes
+  double bytes_credit = 0;  // LayerOption::bytes_credit
+  uint16_t original = 0;    // index in the source table's layer
   // The latency additive strategies plan with: its own and the most its boundaries can cost, less
   // what it is expected to save the layers it narrows (may be below 0).
   double planned_latency() const { return latency + boundary - credit; }
+  // The bytes additive strategies plan with: its own less what it is expected to save the layers
+  // it narrows (may be below 0).
+  double planned_bytes() const { return bytes - bytes_credit; }
 };
 
 class PrunedTable {

@@ -12,11 +12,11 @@ double Quantity(const KeptOption& o, Objective objective) {
     case Objective::kLatency:
       return o.planned_latency();
     case Objective::kSize:
-      return o.bytes;
+      return o.planned_bytes();
     case Objective::kError:
       return o.error;
     case Objective::kPeakMemory:
-      return o.bytes + o.activation;
+      return o.planned_bytes() + o.activation;
   }
   return 0;
 }

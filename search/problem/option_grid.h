@@ -22,7 +22,7 @@ struct OptionGrid {
   // The runs of K that share a scale where 2..4-bit MatMul weights are stored block-wise
   // (model::WritesMatMulNBits): smaller blocks follow the weights closer (less error) and store
   // more scales (4 bytes per block).
-  std::vector<int> block_sizes = {32, 128};
+  std::vector<int> block_sizes = {32, 64, 128};
 };
 
 // What the device's runtime does with an option: the export flavour that writes it (an option

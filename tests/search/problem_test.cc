@@ -793,6 +793,7 @@ TEST_CASE("2..4-bit MatMul weights with float activations are offered once per b
   }
   for (int w : {2, 3, 4}) {
     CHECK(cpu.count({w, 32, 32}) == 1);
+    CHECK(cpu.count({w, 32, 64}) == 1);
     CHECK(cpu.count({w, 32, 128}) == 1);
     CHECK(cpu.count({w, 32, 0}) == 0);
     CHECK(cpu.count({w, 8, 0}) == 1);  // integer activations: QLinearMatMul, int8 per channel

@@ -19,7 +19,7 @@ namespace squeeze::client {
 namespace {
 
 // The export flavour the device's runtime gets and the precisions its file can hold, e.g.
-// "ort-cpu: w32a32, w16a32, w2..8a32, w2..8a8".
+// "ort-cpu: w32a32, w16a32, w2..8a32, w2..8a8; MatMuls' w2..4a32 block-wise (MatMulNBits)".
 std::string ExportFlavourSummary(const std::string& runtime) {
   const model::ExportFlavour flavour = model::FlavourForRuntime(runtime);
   std::vector<std::string> precisions;
@@ -28,7 +28,8 @@ std::string ExportFlavourSummary(const std::string& runtime) {
         std::make_tuple(8, 32, "w2..8a32"), std::make_tuple(8, 16, "w2..8a16"), std::make_tuple(8, 8, "w2..8a8")}) {
     if (model::Realizes(flavour, w, a)) precisions.push_back(label);
   }
-  return absl::StrCat(model::FlavourName(flavour), ": ", absl::StrJoin(precisions, ", "));
+  return absl::StrCat(model::FlavourName(flavour), ": ", absl::StrJoin(precisions, ", "),
+                      model::WritesBlockWiseMatMuls(flavour) ? "; MatMuls' w2..4a32 block-wise (MatMulNBits)" : "");
 }
 
 // "Ampere GPU: 1024 CUDA cores ..." -> "Ampere GPU"; empty -> "CPU".

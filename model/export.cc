@@ -210,7 +210,7 @@ absl::StatusOr<std::vector<std::string>> ActivationsToCalibrate(const LoadedMode
 }
 
 bool WritesMatMulNBits(const Layer& layer, ExportFlavour flavour, int weight_bits, int activation_bits) {
-  return flavour == ExportFlavour::kOrtCpu && weight_bits >= 2 && weight_bits <= 4 && activation_bits == 32 &&
+  return WritesBlockWiseMatMuls(flavour) && weight_bits >= 2 && weight_bits <= 4 && activation_bits == 32 &&
          layer.op_type == "MatMul" && layer.weight_elem_type == onnx::TensorProto::FLOAT &&
          layer.weight_shape.size() == 2 && layer.weight_layout.groups == 1 && layer.weight_layout.inner == 1;
 }

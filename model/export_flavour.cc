@@ -112,6 +112,8 @@ std::string RealizationNote(ExportFlavour flavour, int weight_bits, int activati
   }
 }
 
+bool WritesBlockWiseMatMuls(ExportFlavour flavour) { return flavour == ExportFlavour::kOrtCpu; }
+
 int ChannelAlignment(ExportFlavour flavour, const std::vector<std::string>& simd_features) {
   const bool avx512 = std::find(simd_features.begin(), simd_features.end(), "avx512f") != simd_features.end();
   return flavour == ExportFlavour::kOrtCpu && avx512 ? 16 : 8;

@@ -84,6 +84,10 @@ bool FusesQdq(ExportFlavour flavour);
 // no com.microsoft ops.
 bool StoresInt4(ExportFlavour flavour, int weight_bits, int activation_bits);
 
+// Whether `flavour` writes a MatMul's 2..4-bit weight-only layers as ONNX Runtime's MatMulNBits,
+// block-wise (ort-cpu; which layers: model::WritesMatMulNBits).
+bool WritesBlockWiseMatMuls(ExportFlavour flavour);
+
 // The ONNX domain of ONNX Runtime's own operators.
 inline constexpr absl::string_view kMicrosoftDomain = "com.microsoft";
 

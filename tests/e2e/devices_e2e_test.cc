@@ -62,7 +62,8 @@ TEST_CASE("devices show host gives this machine's cores and SIMD features", "[e2
   CHECK_THAT(text.out, Contains("cores") && Contains("Derivation"));
   // Which file its exports are, and the precisions that file can hold: no 16-bit activations on
   // ONNX Runtime's CPU provider; a Core ML phone computes fp16.
-  CHECK_THAT(text.out, Contains("export flavour     ort-cpu: w32a32, w16a32, w2..8a32, w2..8a8"));
+  CHECK_THAT(text.out, Contains("export flavour     ort-cpu: w32a32, w16a32, w2..8a32, w2..8a8; MatMuls' w2..4a32 "
+                                "block-wise (MatMulNBits)"));
   CommandResult phone = server.Cli({"devices", "show", "iphone-15-pro"});
   CHECK_THAT(phone.out, Contains("export flavour     runtime-precision: w32a32, w16a16"));
 }

@@ -102,6 +102,14 @@ squeeze::search::OptionTable Table(FuzzedDataProvider& in) {
     narrowing.share = in.ConsumeFloatingPointInRange<double>(-0.5, 1.5);
     table.narrowings.push_back(narrowing);
   }
+  for (int n = in.ConsumeIntegralInRange<int>(0, 3); n > 0; --n) {
+    squeeze::search::RegionSaving region;
+    for (int k = in.ConsumeIntegralInRange<int>(0, 3); k > 0; --k) {
+      region.layers.push_back(in.ConsumeIntegralInRange<int32_t>(-1, layers));
+    }
+    region.saving = in.ConsumeBool() ? -1 : Value(in);
+    table.region_savings.push_back(std::move(region));
+  }
   table.fixed.latency = Value(in);
   table.fixed.bytes = Value(in);
   table.fixed.activation_bytes = Value(in);

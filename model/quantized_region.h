@@ -20,6 +20,7 @@
 #ifndef SQUEEZE_MODEL_QUANTIZED_REGION_H_
 #define SQUEEZE_MODEL_QUANTIZED_REGION_H_
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +44,26 @@ struct QuantizedRegion {
 
 // The plan must have one entry per layer of `model` (ExportModel checks it first).
 QuantizedRegion QuantizedRegionOf(const LoadedModel& model, const std::vector<LayerPlan>& plan, ExportFlavour flavour);
+
+// A group of region ops whose float constants the export quantizes together: in any plan, exactly
+// when a layer in `layers` takes integer activations (a plan's region is a union of such groups,
+// joined through the tensors of the layers it quantizes).
+struct QuantizableRegion {
+  std::vector<int> layers;  // the layers whose input or output its ops read or write, ascending
+  // The float constants its ops read as data: (node name, input index), as QuantizedRegion's.
+  std::vector<std::pair<std::string, int>> constants;
+  // What the file stores less when they are quantized: their float values and framing, less the
+  // uint8 values, scale and zero point, and the DequantizeLinear the exporter adds for each, built
+  // as the exporter builds them.
+  int64_t saved_bytes = 0;
+};
+
+// A whole-graph flavour's quantizable regions of `model` that hold float constants and touch a
+// layer, in graph order; none for other flavours. A constant read by several regions is listed
+// and counted with the first only (the exporter stores it once, when any of them is quantized).
+// Channel pruning may slice a per-channel constant before it is quantized: `saved_bytes` is the
+// whole constant's.
+std::vector<QuantizableRegion> QuantizableRegionsOf(const LoadedModel& model, ExportFlavour flavour);
 
 // Whether the HTP runs `op_type` as a quantized op (it joins a region).
 bool RunsQuantizedOnHtp(const std::string& op_type);

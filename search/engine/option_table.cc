@@ -129,6 +129,19 @@ absl::Status ValidateOptionTable(const OptionTable& table) {
                                                      ") is narrowed by shares that sum above 1"));
     }
   }
+  for (size_t k = 0; k < table.region_savings.size(); ++k) {
+    const RegionSaving& r = table.region_savings[k];
+    bool malformed = r.layers.empty() || !Valid(r.saving);
+    std::vector<char> seen(table.layers.size(), 0);
+    for (int32_t l : r.layers) {
+      if (l < 0 || l >= n || seen[static_cast<size_t>(l)]) {
+        malformed = true;
+        break;
+      }
+      seen[static_cast<size_t>(l)] = 1;
+    }
+    if (malformed) return absl::InvalidArgumentError(absl::StrCat("option table: region saving ", k, " is malformed"));
+  }
   // Each option's bound covers what its boundaries can cost.
   const std::vector<double> bound = BoundaryBounds(table);
   for (size_t i = 0; i < table.layers.size(); ++i) {
@@ -189,6 +202,9 @@ absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Ch
   for (const Narrowing& x : table.narrowings) {
     out.narrowed_latency[static_cast<size_t>(x.reader)] += internal::NarrowedBy(x, latency, removed);
     out.narrowed_bytes[static_cast<size_t>(x.reader)] += internal::NarrowedBy(x, narrowable, removed);
+  }
+  for (const RegionSaving& r : table.region_savings) {
+    out.region_bytes.push_back(internal::RegionSaved(r, [&](size_t i) { return runs_integer[i] != 0; }));
   }
   return out;
 }

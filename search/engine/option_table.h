@@ -4,7 +4,7 @@
 //
 // Model-level values of a configuration (one option per layer):
 //   latency     = fixed.latency + Σ latency + Σ boundary conversions − Σ narrowed input (below)
-//   size        = fixed.bytes + Σ bytes − Σ narrowed input bytes (below)
+//   size        = fixed.bytes + Σ bytes − Σ narrowed input bytes − Σ quantized region savings (below)
 //   error       = Σ error
 //   peak memory = size + max(fixed.activation_bytes, max over layers of activation_bytes)
 // i.e. weights stay resident and the activations live while a layer runs are costed at that
@@ -21,7 +21,12 @@
 // much less time, and the file stores that much less of what it holds per input channel. Strategies
 // that need additive values plan with each option's `boundary_latency`, the most its conversions
 // can cost, less its `narrowing_credit`, and with its `bytes` less its `bytes_credit`: estimates of
-// what it saves the layers it narrows. Every answer is reported with its exact values, and only
+// what it saves the layers it narrows. Nor is the size of the constants between layers fixed where
+// the exporter quantizes the ops between them (the QNN flavour's whole-graph regions): `fixed.bytes`
+// counts those constants as float, and a plan stores each region's `saving` less when any layer
+// bordering it runs on integer activations (the table's `region_savings`; an OR over the layers, not
+// a sum). Additive strategies credit each region's saving in equal parts to its layers' integer
+// options (added to their bytes_credit). Every answer is reported with its exact values, and only
 // those are held against the limits.
 #ifndef SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
 #define SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_H_
@@ -124,6 +129,15 @@ struct Narrowing {
   double share = 0;  // the share of the reader's input channels that are the pruner's, in (0, 1]
 };
 
+// The float constants the ops of one quantized region read as data (an Add's bias, a Mul's scale):
+// the exporter stores them in uint8 when any layer of `layers` (those bordering the region) runs on
+// integer activations in the plan (a weight-only option that runs fused counts), and the plan's
+// file is `saving` bytes smaller than fixed.bytes counts them.
+struct RegionSaving {
+  std::vector<int32_t> layers;  // distinct layer indices, at least one
+  double saving = 0;            // finite, >= 0
+};
+
 struct Layer {
   std::string name;
   std::vector<LayerOption> options;
@@ -144,6 +158,7 @@ struct OptionTable {
   FixedCost fixed;
   std::vector<ActivationBoundary> boundaries;
   std::vector<Narrowing> narrowings;
+  std::vector<RegionSaving> region_savings;
 };
 
 // A configuration: the index of the chosen option in each layer, in layer order.
@@ -154,7 +169,8 @@ inline constexpr size_t kMaxOptionsPerLayer = 65535;
 // more than kMaxOptionsPerLayer, a negative or non-finite value, a removed-channel share outside
 // [0, 1), narrowable bytes above the option's bytes, a boundary naming no layer or narrowed by a
 // share outside (0, 1], a narrowing naming no layer (or one layer twice) or whose shares into one
-// reader exceed 1, or an option whose boundary_latency is below what its boundaries can cost.
+// reader exceed 1, an option whose boundary_latency is below what its boundaries can cost, or a
+// region saving naming no layers, a layer out of range or twice, or a negative or non-finite saving.
 absl::Status ValidateOptionTable(const OptionTable& table);
 
 // Per layer, the most its boundaries can cost when it runs integer: the quantization (and
@@ -172,13 +188,15 @@ absl::StatusOr<ObjectiveValues> Evaluate(const OptionTable& table, const Choice&
 // (parallel to table.boundaries), and how much less each layer takes and stores on the input other
 // layers' pruning narrowed (parallel to table.layers). Evaluate's latency is the fixed cost, each
 // layer's option (its fused latency where it runs fused) and the boundaries, less the narrowed
-// time; its size the fixed bytes and each layer's option's, less the narrowed bytes.
+// time; its size the fixed bytes and each layer's option's, less the narrowed bytes and the region
+// savings the plan earns (parallel to table.region_savings: the saving, or 0).
 // Errors as Evaluate.
 struct PlanConversions {
   std::vector<bool> runs_integer;
   std::vector<double> boundary_latency;
   std::vector<double> narrowed_latency;
   std::vector<double> narrowed_bytes;
+  std::vector<double> region_bytes;
 };
 absl::StatusOr<PlanConversions> ConversionsOf(const OptionTable& table, const Choice& choice);
 

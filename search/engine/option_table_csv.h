@@ -9,7 +9,7 @@
 // Rows of a layer are contiguous; layers come in order of first appearance and options in row
 // order (their index is the option index in a Choice). Names and labels must not contain commas
 // or line breaks. Numbers are anything strtod reads; the writer prints them exactly (%.17g).
-// It holds the additive part of a table only: activation boundaries, narrowings and the option
+// It holds the additive part of a table only: activation boundaries, narrowings, region savings and the option
 // fields that serve them (integer_activations, boundary_latency, fused_latency, removed_channels,
 // the credits, narrowable_bytes) are not written, and a parsed table has none.
 #ifndef SQUEEZE_SEARCH_ENGINE_OPTION_TABLE_CSV_H_

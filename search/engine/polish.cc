@@ -15,6 +15,16 @@ bool NeedsPolish(const OptionTable& table) {
       if (o.removed_channels > 0) return true;
     }
   }
+  // What a quantized region saves is earned once, whichever of its layers runs integer: the credits
+  // only estimate it.
+  for (const RegionSaving& r : table.region_savings) {
+    if (r.saving <= 0) continue;
+    for (int32_t l : r.layers) {
+      for (const LayerOption& o : table.layers[static_cast<size_t>(l)].options) {
+        if (o.integer_activations || o.fused_latency >= 0) return true;
+      }
+    }
+  }
   bool costly = false;
   for (const ActivationBoundary& b : table.boundaries) {
     costly |= b.quantize_latency > 0 || b.dequantize_latency > 0 || b.transpose_latency > 0 || b.pool_latency > 0;

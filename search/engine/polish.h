@@ -3,7 +3,8 @@
 // integer layers cheaper than its layers planned alone: the exact DP plans every integer option at
 // its conversions' bound, so the polish is what finds the plans whose layers share a domain; and
 // a pruning option saves the layers it narrows what their chosen options take and store, which the
-// DP only estimates (OptionTable::narrowings).
+// DP only estimates (OptionTable::narrowings); and a quantized region's saving is earned once,
+// whichever of its layers runs integer, which the DP spreads over them (OptionTable::region_savings).
 #ifndef SQUEEZE_SEARCH_ENGINE_POLISH_H_
 #define SQUEEZE_SEARCH_ENGINE_POLISH_H_
 

@@ -34,10 +34,12 @@ std::optional<double> Limit(const Constraints& c, Objective objective) {
 // best = every layer at its smallest.
 double Extreme(const OptionTable& table, Objective objective, bool worst) {
   auto pick = [worst](double a, double b) { return worst ? std::max(a, b) : std::min(a, b); };
-  // Narrowed inputs take off at most MostNarrowedLatency and MostNarrowedBytes, and nothing in the
-  // worst plan.
+  // Narrowed inputs take off at most MostNarrowedLatency and MostNarrowedBytes, quantized regions
+  // at most MostRegionSaving, and nothing in the worst plan.
   double latency = table.fixed.latency - (worst ? 0 : internal::MostNarrowedLatency(table));
-  double bytes = table.fixed.bytes - (worst ? 0 : internal::MostNarrowedBytes(table)), error = 0;
+  double bytes =
+      table.fixed.bytes - (worst ? 0 : internal::MostNarrowedBytes(table) + internal::MostRegionSaving(table));
+  double error = 0;
   double activation = table.fixed.activation_bytes;
   for (const Layer& layer : table.layers) {
     const LayerOption& first = layer.options.front();

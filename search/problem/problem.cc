@@ -667,12 +667,13 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   // The structure of the QuantizeLinear/DequantizeLinear pairs a layer's integer activations add:
   // a tensor's pair is shared by the layers that read it, and a layer's output pair is its own
   // where no layer reads that tensor. A whole-graph flavour quantizes the tensors between the
-  // layers too: their pairs (and their constants' DequantizeLinear) are shared out evenly.
+  // layers too: their pairs are shared out evenly (their constants' DequantizeLinear nodes are in
+  // the table's region savings, below).
   std::vector<double> activation_pairs(n, 0);
   if (model::QuantizesWholeGraph(realization.flavour)) {
     const model::QuantizedRegion region = model::QuantizedRegionOf(
         *in.model, std::vector<model::LayerPlan>(n, model::LayerPlan{8, 8}), realization.flavour);
-    double total = 245.0 * static_cast<double>(region.constants.size());
+    double total = 0;
     for (const model::QuantizedTensor& t : region.tensors) {
       total +=
           static_cast<double>(model::QdqStructureBytes(t.name, model::ActivationSchemeOf(realization.flavour, t.bits)));
@@ -882,6 +883,19 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     if (!layer_status[i].ok()) return layer_status[i];
     if (!layer_warnings[i].empty()) problem.warnings.push_back(layer_warnings[i]);
     problem.table.fixed.bytes -= bytes_shift[i];
+  }
+  // A whole-graph flavour stores the float constants of a region in uint8 where a layer bordering
+  // it runs integer; the fixed bytes count them float. A region whose few values save less than
+  // their scale, zero point and DequantizeLinear cost (a scalar's) is counted as always quantized:
+  // on such a flavour every option but the fp16 ones quantizes its regions, and the saving may not
+  // be negative.
+  for (const model::QuantizableRegion& r : model::QuantizableRegionsOf(*in.model, realization.flavour)) {
+    if (r.saved_bytes < 0) {
+      problem.table.fixed.bytes -= static_cast<double>(r.saved_bytes);
+      continue;
+    }
+    problem.table.region_savings.push_back(
+        {std::vector<int32_t>(r.layers.begin(), r.layers.end()), static_cast<double>(r.saved_bytes)});
   }
   // Each narrowed boundary's costs at the widths its narrowing layers' options leave it.
   for (size_t k = 0; k < problem.table.boundaries.size(); ++k) {

@@ -20,7 +20,10 @@
 // predicted, the other ops with them) are scaled to the measurement. Measured uniform exports of
 // the model ("uniform w8a8", ...) then scale each precision class's options to theirs. Output-
 // channel pruning is offered only where the exporter removes the channels, and is credited with
-// the time and bytes of the layers it narrows (model/channel_pruning.h).
+// the time and bytes of the layers it narrows (model/channel_pruning.h). A whole-graph flavour
+// (qnn) stores the float constants of the ops between layers in uint8 where a layer bordering them
+// runs integer: the fixed bytes count them float, and the table's region_savings take off what each
+// region saves (model::QuantizableRegionsOf).
 #ifndef SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
 #define SQUEEZE_SEARCH_PROBLEM_PROBLEM_H_
 

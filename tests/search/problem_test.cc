@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/channel_pruning.h"
 #include "model/export.h"
+#include "model/quantized_region.h"
 #include "model/weight_math.h"
 #include "runtime/shape_probe.h"
 #include "search/problem/plan.h"
@@ -469,6 +470,68 @@ TEST_CASE("A plan's predicted size is its file's where pruning narrows the layer
     // by the names of what the exporter slices ("_pruned"), a dozen bytes each.
     CHECK(std::abs((sizes.predicted - sizes.file) - (unpruned.predicted - unpruned.file)) <= 200);
   }
+}
+
+TEST_CASE("On the QNN HTP, the constants between layers are counted in uint8 where a layer beside runs integer",
+          "[problem]") {
+  // x → Conv a (3→16) → Mul by a per-channel scale → Add a [16, 16, 16] bias → Conv b (16→4) → y:
+  // the bias's 4096 values (and the scale's 16) take 3 bytes less each in uint8.
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    scaled (float[1, 3, 16, 16] x) => (float[1, 4, 16, 16] y) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, wa)
+      m = Mul (a, s)
+      t = Add (m, bias)
+      y = Conv (t, wb)
+    }
+  )onnx");
+  onnx::GraphProto* g = proto.mutable_graph();
+  using model::testing::Encoding;
+  using model::testing::FloatTensor;
+  model::testing::AddInitializer(g, FloatTensor("wa", {16, 3, 3, 3}, Encoding::kRaw));
+  model::testing::AddInitializer(g, FloatTensor("s", {1, 16, 1, 1}, Encoding::kRaw));
+  model::testing::AddInitializer(g, FloatTensor("bias", {1, 16, 16, 16}, Encoding::kRaw));
+  model::testing::AddInitializer(g, FloatTensor("wb", {4, 16, 1, 1}, Encoding::kRaw));
+  const model::LoadedModel model = model::testing::MustLoad(proto);
+  dp::Device device = dp::TestDevice();
+  device.runtime = "onnxruntime-qnn";
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  absl::StatusOr<Problem> problem = BuildProblem(InputsFor(model, device, **cost));
+  INFO(problem.status().ToString());
+  REQUIRE(problem.ok());
+  REQUIRE(ValidateOptionTable(problem->table).ok());
+  const std::vector<model::QuantizableRegion> regions = model::QuantizableRegionsOf(model, model::ExportFlavour::kQnn);
+  REQUIRE(regions.size() == 1);
+  REQUIRE(problem->table.region_savings.size() == 1);
+  CHECK(problem->table.region_savings[0].layers == std::vector<int32_t>{0, 1});
+  CHECK(problem->table.region_savings[0].saving == static_cast<double>(regions[0].saved_bytes));
+  CHECK(regions[0].saved_bytes > 3 * (4096 + 16) - 2 * 300);
+
+  // Predicted against the qnn file, with the constants quantized (w8a8, or one integer layer
+  // beside them) and float (both layers fp16): the prediction misses each file by about as much.
+  auto miss = [&](const std::vector<model::LayerPlan>& plan) {
+    const std::optional<Choice> choice = ChoiceOfPlan(*problem, plan);
+    REQUIRE(choice.has_value());
+    const absl::StatusOr<ObjectiveValues> values = Evaluate(problem->table, *choice);
+    REQUIRE(values.ok());
+    const std::vector<model::LayerPlan> exported = ExportPlanOf(*problem, *choice);
+    absl::StatusOr<std::vector<std::string>> names =
+        model::ActivationsToCalibrate(model, exported, model::ExportFlavour::kQnn);
+    REQUIRE(names.ok());
+    std::map<std::string, model::TensorRange> ranges;
+    for (const std::string& t : *names) ranges[t] = {-1, 1};
+    model::ExportOptions options;
+    options.flavour = model::ExportFlavour::kQnn;
+    absl::StatusOr<model::ExportedModel> file = model::ExportModel(model, exported, ranges, options);
+    INFO(file.status().ToString());
+    REQUIRE(file.ok());
+    return values->size - static_cast<double>(file->bytes.size());
+  };
+  const double integer = miss({{8, 8}, {8, 8}}), one = miss({{16, 16}, {8, 8}}), fp16 = miss({{16, 16}, {16, 16}});
+  INFO("missed by " << integer << " B (w8a8), " << one << " B (one w8a8), " << fp16 << " B (fp16)");
+  CHECK(std::abs(integer - fp16) < 200);
+  CHECK(std::abs(one - fp16) < 200);
 }
 
 TEST_CASE("PP-OCRv4 det's channel-pruned plans are predicted at their files' sizes", "[problem]") {

@@ -106,6 +106,48 @@ inline double MostNarrowedBytes(const OptionTable& table) {
   return total;
 }
 
+// What region `r` saves a plan: its saving when any of its layers runs integer (`integer(i)`).
+template <typename IsInteger>
+double RegionSaved(const RegionSaving& r, IsInteger integer) {
+  for (int32_t l : r.layers) {
+    if (integer(static_cast<size_t>(l))) return r.saving;
+  }
+  return 0;
+}
+
+// What a plan's quantized regions save (OptionTable::region_savings): Σ RegionSaved.
+template <typename IsInteger>
+double RegionSavedTotal(const std::vector<RegionSaving>& regions, IsInteger integer) {
+  double total = 0;
+  for (const RegionSaving& r : regions) total += RegionSaved(r, integer);
+  return total;
+}
+
+// The most quantized regions can take off the size of any plan of `table`: every saving.
+inline double MostRegionSaving(const OptionTable& table) {
+  double total = 0;
+  for (const RegionSaving& r : table.region_savings) total += r.saving;
+  return total;
+}
+
+// Per layer and option, what additive strategies credit the option for the regions it borders: an
+// equal share of each region's saving to every integer option of its layers (a plan earns the
+// saving once, whichever of them runs integer). Parallel to table.layers and their options.
+inline std::vector<std::vector<double>> RegionCredits(const OptionTable& table) {
+  std::vector<std::vector<double>> credit(table.layers.size());
+  for (size_t i = 0; i < table.layers.size(); ++i) credit[i].assign(table.layers[i].options.size(), 0);
+  for (const RegionSaving& r : table.region_savings) {
+    const double share = r.saving / static_cast<double>(r.layers.size());
+    for (int32_t l : r.layers) {
+      const std::vector<LayerOption>& options = table.layers[static_cast<size_t>(l)].options;
+      for (size_t j = 0; j < options.size(); ++j) {
+        if (options[j].integer_activations) credit[static_cast<size_t>(l)][j] += share;
+      }
+    }
+  }
+  return credit;
+}
+
 // Per layer, the largest share of its input channels other layers' pruning can remove in any plan
 // of `table` (each narrowing at its pruner's largest removed share), at most 1. A valid table is
 // assumed.
@@ -188,6 +230,7 @@ inline ObjectiveValues EvaluateUnchecked(const OptionTable& table, const uint16_
       table.narrowings, [&](size_t i) { return latency[i]; }, removed);
   v.size -= NarrowedTotal(
       table.narrowings, [&](size_t i) { return option(i).narrowable_bytes; }, removed);
+  v.size -= RegionSavedTotal(table.region_savings, [&](size_t i) { return runs_integer[i] != 0; });
   v.peak_memory = v.size + activation;
   return v;
 }

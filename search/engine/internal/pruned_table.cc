@@ -71,6 +71,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
   result.fixed_ = table.fixed;
   result.boundaries_ = table.boundaries;
   result.narrowings_ = table.narrowings;
+  result.region_savings_ = table.region_savings;
   for (const Layer& layer : table.layers) result.io_.push_back({layer.input_boundary, layer.output_boundary});
   const Relevant relevant = RelevantQuantities(spec);
   const std::array<bool, 4> mask = Mask(relevant);
@@ -79,9 +80,11 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
 
   // Per-layer minima, to test each option against the limits with every other layer cheapest.
   std::vector<std::array<double, 4>> minima(n);
-  // Narrowed inputs can take up to MostNarrowedLatency and MostNarrowedBytes off any plan.
+  // Narrowed inputs can take up to MostNarrowedLatency and MostNarrowedBytes off any plan, and
+  // quantized regions MostRegionSaving.
   std::array<double, 4> total_min = {table.fixed.latency - MostNarrowedLatency(table),
-                                     table.fixed.bytes - MostNarrowedBytes(table), 0, 0};
+                                     table.fixed.bytes - MostNarrowedBytes(table) - MostRegionSaving(table), 0, 0};
+  const std::vector<std::vector<double>> region_credit = RegionCredits(table);
   // How far any plan narrows each layer: an option's bytes lie between its own and those narrowed
   // that far.
   const std::vector<double> most_narrowed = MostNarrowedShares(table);
@@ -161,7 +164,7 @@ PrunedTable PrunedTable::Build(const OptionTable& table, const SearchSpec& spec)
       const LayerOption& o = options[j];
       result.options_.push_back({o.latency, o.bytes, o.error, o.activation_bytes, o.boundary_latency,
                                  o.integer_activations, o.fused_latency, o.removed_channels, o.narrowing_credit,
-                                 o.narrowable_bytes, o.bytes_credit, static_cast<uint16_t>(j)});
+                                 o.narrowable_bytes, o.bytes_credit + region_credit[i][j], static_cast<uint16_t>(j)});
     }
     result.offsets_.push_back(result.options_.size());
 
@@ -219,6 +222,7 @@ ObjectiveValues PrunedTable::Evaluate(const uint16_t* genes) const {
       narrowings_, [&](size_t i) { return latency[i]; }, removed);
   v.size -= NarrowedTotal(
       narrowings_, [&](size_t i) { return option(i).narrowable; }, removed);
+  v.size -= RegionSavedTotal(region_savings_, [&](size_t i) { return runs_integer[i] != 0; });
   v.peak_memory = v.size + activation;
   return v;
 }

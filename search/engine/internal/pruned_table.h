@@ -29,13 +29,14 @@ struct KeptOption {
   double removed = 0;       // LayerOption::removed_channels
   double credit = 0;        // LayerOption::narrowing_credit
   double narrowable = 0;    // LayerOption::narrowable_bytes
-  double bytes_credit = 0;  // LayerOption::bytes_credit
+  double bytes_credit = 0;  // LayerOption::bytes_credit, plus its share of the regions it borders
   uint16_t original = 0;    // index in the source table's layer
   // The latency additive strategies plan with: its own and the most its boundaries can cost, less
   // what it is expected to save the layers it narrows (may be below 0).
   double planned_latency() const { return latency + boundary - credit; }
   // The bytes additive strategies plan with: its own less what it is expected to save the layers
-  // it narrows (may be below 0).
+  // it narrows and, for an integer option, its share of the quantized regions it borders (may be
+  // below 0).
   double planned_bytes() const { return bytes - bytes_credit; }
 };
 
@@ -68,6 +69,7 @@ class PrunedTable {
   FixedCost fixed_;
   std::vector<ActivationBoundary> boundaries_;
   std::vector<Narrowing> narrowings_;
+  std::vector<RegionSaving> region_savings_;
   std::vector<std::array<int32_t, 2>> io_;  // Layer::input_boundary, output_boundary
   bool feasible_ = true;
   int64_t options_total_ = 0;

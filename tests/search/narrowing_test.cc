@@ -178,20 +178,7 @@ TEST_CASE("A size limit met only thanks to narrowed inputs is met", "[narrowing]
   // options alone sum to at their smallest. A limit between the two keeps only plans that prune.
   const OptionTable table = NarrowingChain(6);
   REQUIRE(Evaluate(table, {3, 3, 3, 3, 3, 3})->size == 120);
-  Constraints limit;
-  limit.max_size = 125;
-  const SearchSpec spec = Spec({Objective::kLatency, Objective::kError}, limit);
-  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
-  REQUIRE_FALSE(expected.points.empty());
-  absl::StatusOr<Front> exact = SolveExact(table, spec);
-  REQUIRE(exact.ok());
-  // The DP plans with the credits: without them it would find nothing below the limit.
-  CHECK_FALSE(exact->candidates.empty());
-  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
-  REQUIRE(polished.ok());
-  REQUIRE_FALSE(polished->candidates.empty());
-  for (const Candidate& c : polished->candidates) CHECK(Evaluate(table, c.choice)->size <= 125);
-  CHECK(polished->Points() == expected.points);
+  testing::CheckSizeLimitIsMet(table, 125);
 }
 
 TEST_CASE("A latency limit met only thanks to narrowed inputs is met", "[narrowing]") {

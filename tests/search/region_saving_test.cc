@@ -137,20 +137,7 @@ TEST_CASE("A size limit met only thanks to region savings is met", "[region]") {
   // the limit pre-checks must count what the regions can save.
   const OptionTable table = RegionChain(6);
   REQUIRE(Evaluate(table, {2, 2, 2, 2, 2, 2})->size == 215);
-  Constraints limit;
-  limit.max_size = 218;
-  const SearchSpec spec = Spec({Objective::kLatency, Objective::kError}, limit);
-  const testing::BruteForce expected = testing::BruteForceFront(table, spec);
-  REQUIRE_FALSE(expected.points.empty());
-  absl::StatusOr<Front> exact = SolveExact(table, spec);
-  REQUIRE(exact.ok());
-  // The DP plans with the credits: without them it would find nothing below the limit.
-  CHECK_FALSE(exact->candidates.empty());
-  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
-  REQUIRE(polished.ok());
-  REQUIRE_FALSE(polished->candidates.empty());
-  for (const Candidate& c : polished->candidates) CHECK(Evaluate(table, c.choice)->size <= 218);
-  CHECK(polished->Points() == expected.points);
+  testing::CheckSizeLimitIsMet(table, 218);
 }
 
 }  // namespace squeeze::search

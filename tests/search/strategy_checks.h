@@ -54,6 +54,25 @@ inline void CheckStrategiesReachTheFront(const OptionTable& table, int generatio
   CheckStrategiesReachTheFront(table, generations, LatencyError(constraints));
 }
 
+// A size limit on (latency, error) that only plans the options' own bytes do not show can meet
+// (narrowed inputs, region savings): the exact search, planning with the options' byte credits,
+// finds plans within it, and polished they are the brute-force front.
+inline void CheckSizeLimitIsMet(const OptionTable& table, double max_size) {
+  Constraints limit;
+  limit.max_size = max_size;
+  const SearchSpec spec = LatencyError(limit);
+  const BruteForce expected = BruteForceFront(table, spec);
+  REQUIRE_FALSE(expected.points.empty());
+  absl::StatusOr<Front> exact = SolveExact(table, spec);
+  REQUIRE(exact.ok());
+  CHECK_FALSE(exact->candidates.empty());  // without the credits the DP finds nothing below the limit
+  absl::StatusOr<Front> polished = Polish(table, spec, *exact);
+  REQUIRE(polished.ok());
+  REQUIRE_FALSE(polished->candidates.empty());
+  for (const Candidate& c : polished->candidates) CHECK(Evaluate(table, c.choice)->size <= max_size);
+  CHECK(polished->Points() == expected.points);
+}
+
 }  // namespace squeeze::search::testing
 
 #endif  // SQUEEZE_TESTS_SEARCH_STRATEGY_CHECKS_H_

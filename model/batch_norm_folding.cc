@@ -127,6 +127,7 @@ std::vector<BatchNormFold> BatchNormFolds(const LoadedModel& model) {
     const onnx::NodeProto* bn = FoldableBatchNorm(g, *node->second);
     if (bn == nullptr) continue;
     folds[i].folds = true;
+    folds[i].batch_norm = bn->name();
     int64_t bytes = static_cast<int64_t>(bn->ByteSizeLong()) + 2;
     for (int k = 1; k < bn->input_size(); ++k) {
       if (const onnx::TensorProto* t = GraphConstant(g, bn->input(k)); t != nullptr) bytes += HeaderBytes(*t);

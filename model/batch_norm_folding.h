@@ -11,6 +11,7 @@
 
 #include <map>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -58,6 +59,7 @@ absl::StatusOr<FoldedLayers> FoldBatchNorms(onnx::ModelProto* proto, const Analy
 // constants' headers, less the new bias's.
 struct BatchNormFold {
   bool folds = false;
+  std::string batch_norm;  // the BatchNormalization node it folds, when it folds one
   int64_t structure_bytes = 0;
 };
 std::vector<BatchNormFold> BatchNormFolds(const LoadedModel& model);

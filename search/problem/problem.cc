@@ -608,19 +608,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   // Which layer folds each such BatchNormalization, by node name: with that layer's integer
   // options its vectors leave the file, with the others they stay and narrow with its channels.
   std::map<std::string, size_t> folded_into;
-  {
-    std::map<std::string, size_t> folding;
-    for (size_t j = 0; j < n; ++j) {
-      if (folds[j].folds && analysis.layers[j].subgraph.empty()) folding[analysis.layers[j].name] = j;
-    }
-    const onnx::GraphProto& graph = in.model->proto.graph();
-    for (const onnx::NodeProto& node : graph.node()) {
-      auto j = folding.find(node.name());
-      if (j == folding.end()) continue;
-      if (const onnx::NodeProto* bn = model::FoldableBatchNorm(graph, node); bn != nullptr) {
-        folded_into[bn->name()] = j->second;
-      }
-    }
+  for (size_t j = 0; j < n; ++j) {
+    if (folds[j].folds) folded_into[folds[j].batch_norm] = j;
   }
   problem.table.layers.resize(n);
   // The layers whose output-channel pruning narrows a tensor: through its writer, a node that

@@ -121,6 +121,31 @@ inline onnx::ModelProto NarrowingProto(int64_t channels) {
   return proto;
 }
 
+// x → Conv a (3→C) → Mul by a per-channel scale s → Add a [C, side, side] bias → Conv b (C→4) → y,
+// on a side×side input: one region between the two layers on a whole-graph flavour, holding two
+// float constants.
+inline onnx::ModelProto ScaledBiasProto(int64_t channels, int64_t side) {
+  std::string text = R"onnx(
+    <ir_version: 8, opset_import: ["" : 13]>
+    scaled (float[1, 3, S, S] x) => (float[1, 4, S, S] y) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, wa)
+      m = Mul (a, s)
+      t = Add (m, bias)
+      y = Conv (t, wb)
+    }
+  )onnx";
+  for (size_t at = text.find(", S"); at != std::string::npos; at = text.find(", S")) {
+    text.replace(at, 3, ", " + std::to_string(side));
+  }
+  onnx::ModelProto proto = ParseModel(text.c_str());
+  onnx::GraphProto* g = proto.mutable_graph();
+  AddInitializer(g, FloatTensor("wa", {channels, 3, 3, 3}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("s", {1, channels, 1, 1}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("bias", {1, channels, side, side}, Encoding::kRaw));
+  AddInitializer(g, FloatTensor("wb", {4, channels, 1, 1}, Encoding::kRaw));
+  return proto;
+}
+
 inline const std::vector<float> kSmallFirstHalf = {0.001f, 0.001f, 0.001f, 0.001f, 1, 1, 1, 1};
 
 }  // namespace squeeze::model::testing

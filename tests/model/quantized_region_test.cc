@@ -10,36 +10,18 @@
 #include <string>
 
 #include "model/export.h"
+#include "tests/model/export_models.h"
 #include "tests/model/test_models.h"
 
 namespace squeeze::model {
 namespace {
 
-using testing::AddInitializer;
-using testing::Encoding;
-using testing::FloatTensor;
 using testing::MustLoad;
 using testing::ParseModel;
 
-// x → Conv a (3→8) → Mul by a per-channel scale s → Add a [8, 8, 8] bias t → Conv b (8→4) → y: one
-// region between the two layers, holding two float constants.
-LoadedModel ScaledBias() {
-  onnx::ModelProto proto = ParseModel(R"onnx(
-    <ir_version: 8, opset_import: ["" : 13]>
-    scaled (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) {
-      a = Conv <pads = [1, 1, 1, 1]> (x, wa)
-      m = Mul (a, s)
-      t = Add (m, bias)
-      y = Conv (t, wb)
-    }
-  )onnx");
-  onnx::GraphProto* g = proto.mutable_graph();
-  AddInitializer(g, FloatTensor("wa", {8, 3, 3, 3}, Encoding::kRaw));
-  AddInitializer(g, FloatTensor("s", {1, 8, 1, 1}, Encoding::kRaw));
-  AddInitializer(g, FloatTensor("bias", {1, 8, 8, 8}, Encoding::kRaw));
-  AddInitializer(g, FloatTensor("wb", {4, 8, 1, 1}, Encoding::kRaw));
-  return MustLoad(proto);
-}
+// testing::ScaledBiasProto at 8 channels on 8×8: one region between the two layers, holding two
+// float constants.
+LoadedModel ScaledBias() { return MustLoad(testing::ScaledBiasProto(8, 8)); }
 
 ExportedModel ExportQnn(const LoadedModel& m, const std::vector<LayerPlan>& plan) {
   absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan, ExportFlavour::kQnn);

@@ -476,23 +476,7 @@ TEST_CASE("On the QNN HTP, the constants between layers are counted in uint8 whe
           "[problem]") {
   // x → Conv a (3→16) → Mul by a per-channel scale → Add a [16, 16, 16] bias → Conv b (16→4) → y:
   // the bias's 4096 values (and the scale's 16) take 3 bytes less each in uint8.
-  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
-    <ir_version: 8, opset_import: ["" : 13]>
-    scaled (float[1, 3, 16, 16] x) => (float[1, 4, 16, 16] y) {
-      a = Conv <pads = [1, 1, 1, 1]> (x, wa)
-      m = Mul (a, s)
-      t = Add (m, bias)
-      y = Conv (t, wb)
-    }
-  )onnx");
-  onnx::GraphProto* g = proto.mutable_graph();
-  using model::testing::Encoding;
-  using model::testing::FloatTensor;
-  model::testing::AddInitializer(g, FloatTensor("wa", {16, 3, 3, 3}, Encoding::kRaw));
-  model::testing::AddInitializer(g, FloatTensor("s", {1, 16, 1, 1}, Encoding::kRaw));
-  model::testing::AddInitializer(g, FloatTensor("bias", {1, 16, 16, 16}, Encoding::kRaw));
-  model::testing::AddInitializer(g, FloatTensor("wb", {4, 16, 1, 1}, Encoding::kRaw));
-  const model::LoadedModel model = model::testing::MustLoad(proto);
+  const model::LoadedModel model = model::testing::MustLoad(model::testing::ScaledBiasProto(16, 16));
   dp::Device device = dp::TestDevice();
   device.runtime = "onnxruntime-qnn";
   auto cost = dp::DeviceCostModel::Create(device, {});

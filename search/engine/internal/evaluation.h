@@ -73,37 +73,27 @@ inline double LatencyInPlan(const LayerOption& o, bool runs_integer) {
 }
 
 // The most narrowings can take off any plan of `table`: each at its pruner's largest removed
-// share and its reader's largest latency. A valid table is assumed.
-inline double MostNarrowedLatency(const OptionTable& table) {
+// share and the largest `amount(option)` of its reader's options. A valid table is assumed.
+template <typename Amount>
+double MostNarrowed(const OptionTable& table, Amount amount) {
   double total = 0;
   for (const Narrowing& n : table.narrowings) {
-    double removed = 0, latency = 0;
+    double removed = 0, most = 0;
     for (const LayerOption& o : table.layers[static_cast<size_t>(n.pruner)].options) {
       removed = std::max(removed, o.removed_channels);
     }
-    for (const LayerOption& o : table.layers[static_cast<size_t>(n.reader)].options) {
-      latency = std::max({latency, o.latency, o.fused_latency});
-    }
-    total += n.share * removed * latency;
+    for (const LayerOption& o : table.layers[static_cast<size_t>(n.reader)].options) most = std::max(most, amount(o));
+    total += n.share * removed * most;
   }
   return total;
 }
 
-// The most narrowings can take off the size of any plan of `table`: each at its pruner's largest
-// removed share and its reader's largest narrowable bytes. A valid table is assumed.
+// ... off its latency (at the reader's largest latency, fused or not) and off its size.
+inline double MostNarrowedLatency(const OptionTable& table) {
+  return MostNarrowed(table, [](const LayerOption& o) { return std::max(o.latency, o.fused_latency); });
+}
 inline double MostNarrowedBytes(const OptionTable& table) {
-  double total = 0;
-  for (const Narrowing& n : table.narrowings) {
-    double removed = 0, bytes = 0;
-    for (const LayerOption& o : table.layers[static_cast<size_t>(n.pruner)].options) {
-      removed = std::max(removed, o.removed_channels);
-    }
-    for (const LayerOption& o : table.layers[static_cast<size_t>(n.reader)].options) {
-      bytes = std::max(bytes, o.narrowable_bytes);
-    }
-    total += n.share * removed * bytes;
-  }
-  return total;
+  return MostNarrowed(table, [](const LayerOption& o) { return o.narrowable_bytes; });
 }
 
 // What region `r` saves a plan: its saving when any of its layers runs integer (`integer(i)`).

@@ -59,42 +59,57 @@ absl::StatusOr<std::vector<WeightInput>> WeightsToInputs(onnx::ModelProto* model
   return out;
 }
 
-absl::StatusOr<std::vector<ActivationDelta>> InsertActivationDeltas(onnx::ModelProto* model, const Analysis& analysis,
-                                                                    absl::Span<const size_t> layers) {
+std::vector<ValueDelta> InsertValueDeltas(onnx::ModelProto* model,
+                                          const std::vector<std::pair<std::string, int32_t>>& values) {
   GraphEditor editor(model);
-  absl::StatusOr<std::vector<Site>> sites = editor.FindAll(analysis, {layers.begin(), layers.end()});
-  if (!sites.ok()) return sites.status();
-  std::vector<ActivationDelta> out(layers.size());
-  for (size_t k = 0; k < layers.size(); ++k) {
-    const Layer& layer = analysis.layers[layers[k]];
-    const Site& site = (*sites)[k];
-    ActivationDelta& d = out[k];
-    d.layer = layers[k];
-    if (!layer.subgraph.empty()) {
-      d.status = absl::UnimplementedError(absl::StrCat("layer '", layer.name, "' sits in subgraph '", layer.subgraph,
-                                                       "': its activation cannot be perturbed from outside"));
+  onnx::GraphProto* graph = model->mutable_graph();
+  std::map<std::string, onnx::NodeProto*> producer;
+  for (onnx::NodeProto& node : *graph->mutable_node()) {
+    for (const std::string& out : node.output()) producer[out] = &node;
+  }
+  std::set<std::string> graph_inputs;
+  for (const auto& input : graph->input()) graph_inputs.insert(input.name());
+  std::vector<ValueDelta> out(values.size());
+  std::map<std::string, size_t> done;
+  // Graph inputs whose readers move to the Add's output, applied once every Add is placed.
+  std::map<std::string, std::string> reroute;
+  for (size_t k = 0; k < values.size(); ++k) {
+    const auto& [value, elem_type] = values[k];
+    ValueDelta& d = out[k];
+    d.value = value;
+    d.elem_type = elem_type;
+    if (auto seen = done.find(value); seen != done.end()) {
+      d = out[seen->second];
       continue;
     }
-    d.activation = site.node->input(0);
-    d.elem_type = layer.weight_elem_type;
-    d.dims = layer.input_shape;
-    d.name = editor.Fresh(absl::StrCat("squeeze_delta_", layers[k]));
-    const std::string perturbed = editor.Fresh(absl::StrCat("squeeze_perturbed_", layers[k]));
-    editor.InsertBefore(site.graph(), site.node,
-                        internal::MakeNode("Add", editor.Fresh(absl::StrCat("squeeze_add_", layers[k])),
-                                           {d.activation, d.name}, {perturbed}));
-    site.node->set_input(0, perturbed);
-    onnx::ValueInfoProto input = internal::TensorValueInfo(d.name, d.elem_type, {});
-    if (d.dims.empty()) input.mutable_type()->mutable_tensor_type()->clear_shape();  // unknown: any shape
-    auto* shape = d.dims.empty() ? nullptr : input.mutable_type()->mutable_tensor_type()->mutable_shape();
-    for (size_t j = 0; j < d.dims.size(); ++j) {
-      if (d.dims[j] == 1) {
-        shape->add_dim()->set_dim_value(1);
-      } else {
-        shape->add_dim()->set_dim_param(absl::StrCat(d.name, "_", j));
-      }
+    done[value] = k;
+    auto p = producer.find(value);
+    if (p == producer.end() && !graph_inputs.count(value)) {
+      d.status = absl::FailedPreconditionError(
+          absl::StrCat("no node of the main graph computes '", value, "' and it is not a graph input"));
+      continue;
     }
-    *model->mutable_graph()->add_input() = std::move(input);
+    d.name = editor.Fresh(absl::StrCat("squeeze_delta_", k));
+    const std::string add = editor.Fresh(absl::StrCat("squeeze_add_", k));
+    if (p != producer.end()) {
+      const std::string unperturbed = editor.Fresh(absl::StrCat("squeeze_unperturbed_", k));
+      for (int j = 0; j < p->second->output_size(); ++j) {
+        if (p->second->output(j) == value) p->second->set_output(j, unperturbed);
+      }
+      editor.InsertAfter(graph, p->second, internal::MakeNode("Add", add, {unperturbed, d.name}, {value}));
+    } else {
+      const std::string perturbed = editor.Fresh(absl::StrCat("squeeze_perturbed_", k));
+      reroute[value] = perturbed;
+      editor.InsertAtFront(graph, internal::MakeNode("Add", add, {value, d.name}, {perturbed}));
+    }
+    onnx::ValueInfoProto input = internal::TensorValueInfo(d.name, elem_type, {});
+    input.mutable_type()->mutable_tensor_type()->clear_shape();
+    *graph->add_input() = std::move(input);
+  }
+  for (onnx::NodeProto& node : *graph->mutable_node()) {
+    for (int j = 0; j < node.input_size(); ++j) {
+      if (auto r = reroute.find(node.input(j)); r != reroute.end()) node.set_input(j, r->second);
+    }
   }
   editor.Finish();
   return out;

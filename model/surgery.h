@@ -45,24 +45,26 @@ struct WeightInput {
 absl::StatusOr<std::vector<WeightInput>> WeightsToInputs(onnx::ModelProto* model, const Analysis& analysis,
                                                          absl::Span<const size_t> layers);
 
-// An activation perturbation point: the layer reads Add(activation, delta) instead of activation.
-struct ActivationDelta {
-  size_t layer = 0;                              // index into Analysis::layers
-  absl::Status status;                           // why no Add was inserted; the fields below are empty then
-  std::string activation;                        // the value the layer reads (its input 0), unperturbed
-  std::string name;                              // the delta graph input
-  int32_t elem_type = onnx::TensorProto::FLOAT;  // the activation's (= the weight's) element type
-  std::vector<int64_t> dims;                     // the activation's shape (Layer::input_shape; empty when unknown)
+// A perturbation point on a main-graph value: everything that read the value (nodes, subgraphs,
+// graph outputs) reads Add(value, delta) instead, as everything reads the dequantized value an
+// export's QuantizeLinear/DequantizeLinear pair puts in its place.
+struct ValueDelta {
+  absl::Status status;  // why no Add was inserted; name is empty then
+  std::string value;    // the value perturbed (its unperturbed form is read from the original model)
+  std::string name;     // the delta graph input: any shape that broadcasts to the value's
+  int32_t elem_type = onnx::TensorProto::FLOAT;  // the delta's, as asked for (the value's)
 };
 
-// Inserts Add(x, delta_i) before each of `layers`' activation input x, with delta_i a new input of
-// the main graph. The delta's dims are declared symbolic where x's are not 1 (no shape at all when
-// the analysis does not know x's), so any delta that broadcasts to x may be fed: a one-element zero
-// leaves the layer unperturbed at the cost of one cheap Add. Per layer, status Unimplemented
-// inside a subgraph (the unperturbed value is not readable there, and a Loop body would add the
-// delta at every iteration). Errors as WeightsToInputs.
-absl::StatusOr<std::vector<ActivationDelta>> InsertActivationDeltas(onnx::ModelProto* model, const Analysis& analysis,
-                                                                    absl::Span<const size_t> layers);
+// Inserts Add(v, delta_v) for each of `values` (name, element type), with delta_v a new input of
+// the main graph declared without a shape, so any delta that broadcasts to v may be fed: a
+// one-element zero leaves v unperturbed at the cost of one cheap Add. A value a node of the main
+// graph computes is renamed at that node and the Add writes it under its own name; a graph input
+// is read through the Add by every node of the main graph (a subgraph's reads of it are left
+// unperturbed). Per value, status FailedPrecondition when the main graph neither computes it nor
+// takes it as an input (a constant, or a value inside a subgraph). The same value twice is
+// perturbed once: both entries name the one delta.
+std::vector<ValueDelta> InsertValueDeltas(onnx::ModelProto* model,
+                                          const std::vector<std::pair<std::string, int32_t>>& values);
 
 // Makes the named values of the main graph extra graph outputs (with their element type where the
 // graph's value_info states it), so a run can fetch them. Values that are outputs already stay as

@@ -15,22 +15,15 @@
 #include <set>
 #include <thread>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "model/activation_sites.h"
 #include "model/output_weights.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
 
 namespace squeeze::runtime {
 namespace {
-
-// `message` without the "layer 'NAME' " it may open with, so layers failing alike share it.
-std::string ReasonWithoutLayer(absl::string_view message, absl::string_view layer) {
-  const std::string prefix = absl::StrCat("layer '", layer, "' ");
-  if (absl::StartsWith(message, prefix)) message.remove_prefix(prefix.size());
-  return std::string(message);
-}
 
 // "layer 'a'", or "3 layers ('a', 'b', 'c')", the first five named.
 std::string NamedLayers(const std::vector<std::string>& layers) {
@@ -47,6 +40,9 @@ constexpr double kHalfNoiseEnergy = 1e-3;
 // kSaturationNoiseEnergy (about the distortion of 4-bit weights, 1% relative energy).
 constexpr double kSaturationRatio = 1e-3;
 constexpr double kSaturationNoiseEnergy = 1e-2;
+// The seed stream of channel-removal signs: layer i draws from DeriveSeed(seed, this + i), apart
+// from its weight noise's DeriveSeed(seed, i).
+constexpr uint64_t kChannelSignStream = uint64_t{1} << 32;
 
 ElementType TypeOf(int32_t onnx_type) {
   return onnx_type == onnx::TensorProto::FLOAT16 ? ElementType::kFloat16 : ElementType::kFloat32;
@@ -142,51 +138,78 @@ class Measurement {
     std::vector<size_t> all(n);
     std::iota(all.begin(), all.end(), size_t{0});
 
-    // The perturbation model: weights as inputs, Add(x, delta) before every layer.
+    // The values an export quantizes for a layer at integer activations: its input and its output
+    // (model::ActivationTensorsOf); a main-graph layer whose activations stay float (fp16 weights)
+    // still has its input probed, for the 16-bit error. One site per value, however many layers
+    // quantize it.
+    const model::ActivationTensors tensors = model::ActivationTensorsOf(model_);
+    std::map<std::string, const onnx::NodeProto*> main_nodes;
+    for (const onnx::NodeProto& node : model_.proto.graph().node()) main_nodes[node.name()] = &node;
+    std::vector<std::pair<std::string, int32_t>> values;
+    std::map<std::string, int> site_of;
+    auto site = [&](const std::string& value, int32_t elem_type) {
+      auto [it, added] = site_of.emplace(value, static_cast<int>(values.size()));
+      if (added) values.emplace_back(value, elem_type);
+      return it->second;
+    };
+    layer_sites_.assign(n, {-1, -1});
+    std::map<std::string, std::vector<std::string>> unprobed;
+    for (size_t i = 0; i < n; ++i) {
+      const model::Layer& layer = analysis.layers[i];
+      std::string input = tensors.input[i];
+      if (input.empty() && layer.subgraph.empty()) {
+        auto node = main_nodes.find(layer.name);
+        if (node != main_nodes.end() && node->second->input_size() > 0) input = node->second->input(0);
+      }
+      if (input.empty()) {
+        unprobed[layer.subgraph.empty() ? std::string("its input cannot be perturbed")
+                                        : absl::StrCat("they sit in subgraph '", layer.subgraph,
+                                                       "': their activations cannot be perturbed from outside")]
+            .push_back(layer.name);
+        continue;
+      }
+      layer_sites_[i].first = site(input, layer.weight_elem_type);
+      if (!tensors.output[i].empty() && tensors.output[i] != input) {
+        layer_sites_[i].second = site(tensors.output[i], layer.weight_elem_type);
+      }
+    }
+
+    // The perturbation model: weights as inputs, Add(x, delta) on every site's value.
     onnx::ModelProto perturb = model_.proto;
     absl::StatusOr<std::vector<model::WeightInput>> weights = model::WeightsToInputs(&perturb, analysis, all);
     if (!weights.ok()) return weights.status();
-    absl::StatusOr<std::vector<model::ActivationDelta>> deltas = model::InsertActivationDeltas(&perturb, analysis, all);
-    if (!deltas.ok()) return deltas.status();
     weights_ = *std::move(weights);
-    deltas_ = *std::move(deltas);
-    // Layers whose activation cannot be probed, one warning per reason (a subgraph's layers share one).
-    std::map<std::string, std::vector<std::string>> unprobed;
+    std::vector<model::ValueDelta> deltas = model::InsertValueDeltas(&perturb, values);
+    sites_.resize(deltas.size());
+    for (size_t v = 0; v < deltas.size(); ++v) sites_[v].delta = std::move(deltas[v]);
     for (size_t i = 0; i < n; ++i) {
       if (!weights_[i].status.ok()) {
         report_->warnings.push_back(
             absl::StrCat("layer '", analysis.layers[i].name,
                          "': weight sensitivity not measured (taken as 1): ", weights_[i].status.message()));
       }
-      if (!deltas_[i].status.ok()) {
-        unprobed[ReasonWithoutLayer(deltas_[i].status.message(), analysis.layers[i].name)].push_back(
-            analysis.layers[i].name);
+      const int in = layer_sites_[i].first;
+      if (in >= 0 && !sites_[static_cast<size_t>(in)].delta.status.ok()) {
+        unprobed["its input is a constant"].push_back(analysis.layers[i].name);
       }
     }
+    // Layers whose activation cannot be probed, one warning per reason.
     for (const auto& [reason, layers] : unprobed) {
       report_->warnings.push_back(
           absl::StrCat("activation error not measured for ", NamedLayers(layers), ": ", reason));
     }
 
-    // The clean model exposes every perturbable layer input that is not a graph input.
+    // The clean model exposes every site's value that is not a graph input.
     std::set<std::string> graph_inputs;
     for (const auto& input : model_.proto.graph().input()) graph_inputs.insert(input.name());
     outputs_ = model::FidelityOutputs(model_.proto);
     if (absl::Status s = model::ExposeValues(&perturb, outputs_); !s.ok()) return s;
-    std::set<std::string> computed;
-    for (const onnx::NodeProto& node : model_.proto.graph().node()) {
-      computed.insert(node.output().begin(), node.output().end());
-    }
     std::vector<std::string> exposed;
-    for (model::ActivationDelta& d : deltas_) {
-      if (d.status.ok() && !computed.count(d.activation) && !graph_inputs.count(d.activation)) {
-        d.status = absl::FailedPreconditionError("its input is a constant");
-        report_->warnings.push_back(absl::StrCat("layer '", analysis.layers[d.layer].name,
-                                                 "': activation error not measured: its input is a constant"));
-      }
-      if (!d.status.ok() || graph_inputs.count(d.activation) || exposed_index_.count(d.activation)) continue;
-      exposed_index_[d.activation] = outputs_.size() + exposed.size();
-      exposed.push_back(d.activation);
+    for (const Site& st : sites_) {
+      const model::ValueDelta& d = st.delta;
+      if (!d.status.ok() || graph_inputs.count(d.value) || exposed_index_.count(d.value)) continue;
+      exposed_index_[d.value] = outputs_.size() + exposed.size();
+      exposed.push_back(d.value);
     }
     onnx::ModelProto clean = model_.proto;
     if (absl::Status s = model::ExposeValues(&clean, outputs_); !s.ok()) return s;
@@ -226,12 +249,11 @@ class Measurement {
         weight_slot_[w.layer] = feeds.size();
         feeds.push_back(MakeTensor(w.name, TypeOf(w.elem_type), w.dims, w.values));
       }
-      for (const model::ActivationDelta& d : deltas_) {
-        if (!d.status.ok()) continue;
-        delta_slot_[d.layer] = feeds.size();
+      for (Site& st : sites_) {
+        if (!st.delta.status.ok()) continue;
+        st.slot = feeds.size();
         const std::vector<float> zero = {0.f};
-        feeds.push_back(
-            MakeTensor(d.name, TypeOf(d.elem_type), std::vector<int64_t>(std::max<size_t>(d.dims.size(), 1), 1), zero));
+        feeds.push_back(MakeTensor(st.delta.name, TypeOf(st.delta.elem_type), {1}, zero));
       }
     }
     reference_.resize(samples);
@@ -282,24 +304,43 @@ class Measurement {
           absl::StrCat("the perturbation graph's unperturbed outputs differ from the model's by a relative ", drift));
     }
 
-    // Every layer's runs, layers side by side.
+    // Every layer's weight runs and every site's activation runs, side by side.
     worker_feeds_.assign(static_cast<size_t>(options_.threads), {});
-    std::vector<absl::Status> status(n);
+    const size_t tasks = n + sites_.size();
+    std::vector<absl::Status> status(tasks);
     std::mutex progress_mutex;
     size_t done = 0;
     ParallelFor(
-        options_.threads, n,
-        [&](int worker, size_t i) {
-          status[i] = MeasureLayer(worker, i);
-          if (!status[i].ok()) failed_ = true;
+        options_.threads, tasks,
+        [&](int worker, size_t t) {
+          status[t] = t < n ? MeasureWeights(worker, t) : MeasureSite(worker, sites_[t - n]);
+          if (!status[t].ok()) failed_ = true;
           std::lock_guard<std::mutex> lock(progress_mutex);
           ++done;
-          if (options_.on_progress && status[i].ok()) options_.on_progress(static_cast<double>(done) / n);
+          if (options_.on_progress && status[t].ok()) options_.on_progress(static_cast<double>(done) / tasks);
         },
         [&] { return failed_.load() || Cancelled(); });
     if (Cancelled()) return absl::CancelledError("sensitivity measurement cancelled");
     for (const absl::Status& s : status) {
       if (!s.ok()) return s;
+    }
+    // A layer's activation error: its input's and its output's.
+    for (size_t i = 0; i < n; ++i) {
+      const auto [in, out] = layer_sites_[i];
+      if (in < 0 || !sites_[static_cast<size_t>(in)].delta.status.ok()) continue;
+      LayerSensitivity& l = report_->layers[i];
+      const Site& input = sites_[static_cast<size_t>(in)];
+      l.input_range = input.range;
+      l.activation_error = input.error;
+      l.int8_symmetric_activation_error = input.int8_symmetric_error;
+      if (out < 0 || !sites_[static_cast<size_t>(out)].delta.status.ok()) continue;
+      const Site& output = sites_[static_cast<size_t>(out)];
+      for (auto& [bits, error] : l.activation_error) {
+        if (auto it = output.error.find(bits); it != output.error.end()) error += it->second;
+      }
+      if (l.int8_symmetric_activation_error && output.int8_symmetric_error) {
+        *l.int8_symmetric_activation_error += *output.int8_symmetric_error;
+      }
     }
     return ReprobeSaturated();
   }
@@ -318,23 +359,51 @@ class Measurement {
     return absl::OkStatus();
   }
 
-  // A layer's unperturbed input in sample k; nullptr when the run did not give it.
-  const Tensor* CleanInput(size_t k, const model::ActivationDelta& d) const {
-    auto exposed = exposed_index_.find(d.activation);
+  // A value an export may quantize, its perturbation point and what was measured at it.
+  struct Site {
+    model::ValueDelta delta;
+    size_t slot = 0;  // the delta's index in the feeds
+    ActivationRange range;
+    std::map<int, double> error;  // activation bits -> relative output error
+    std::optional<double> int8_symmetric_error;
+  };
+
+  // A site's unperturbed value in sample k; nullptr when the run did not give it.
+  const Tensor* CleanValue(size_t k, const Site& site) const {
+    auto exposed = exposed_index_.find(site.delta.value);
     if (exposed != exposed_index_.end()) return &clean_[k][exposed->second];
     for (const Tensor& t : calibration_.samples[k]) {
-      if (t.name == d.activation) return &t;
+      if (t.name == site.delta.value) return &t;
     }
     return nullptr;
   }
 
-  // The calibrated range of every perturbable layer input, over all samples.
+  // Every site's range as the exports calibrate it (options_.ranges); where that fails (a value
+  // with no float values to calibrate on), min/max over the samples, with a warning.
   void Calibrate() {
-    for (const model::ActivationDelta& d : deltas_) {
-      if (!d.status.ok()) continue;
+    std::vector<std::string> names;
+    for (const Site& st : sites_) {
+      if (st.delta.status.ok()) names.push_back(st.delta.value);
+    }
+    RangeOptions range_options = options_.ranges;
+    range_options.threads = 1;
+    absl::StatusOr<std::map<std::string, model::TensorRange>> ranges =
+        CalibrateRanges(model_, names, calibration_, range_options);
+    if (!ranges.ok()) {
+      report_->warnings.push_back(
+          absl::StrCat("activation ranges taken as min/max over the samples: ", ranges.status().message()));
+    }
+    for (Site& st : sites_) {
+      if (!st.delta.status.ok()) continue;
+      if (ranges.ok()) {
+        if (auto it = ranges->find(st.delta.value); it != ranges->end()) {
+          st.range = {it->second.min, it->second.max};
+          continue;
+        }
+      }
       float lo = std::numeric_limits<float>::infinity(), hi = -lo;
       for (size_t k = 0; k < calibration_.samples.size(); ++k) {
-        const Tensor* x = CleanInput(k, d);
+        const Tensor* x = CleanValue(k, st);
         if (x == nullptr) continue;
         for (float v : Floats(*x)) {
           if (!std::isfinite(v)) continue;
@@ -342,7 +411,7 @@ class Measurement {
           hi = std::max(hi, v);
         }
       }
-      if (lo <= hi) report_->layers[d.layer].input_range = {lo, hi};
+      if (lo <= hi) st.range = {lo, hi};
     }
   }
 
@@ -386,10 +455,10 @@ class Measurement {
         feeds, weight_slot_.at(i),
         [&](size_t k) -> std::optional<Probe> {
           absl::Span<const float> draw = absl::MakeConstSpan(noise).subspan(k * n, n);
-          const double scale = std::sqrt(probe * energy / std::max(Energy(draw), 1e-300));
+          const double gain = std::sqrt(probe * energy / std::max(Energy(draw), 1e-300));
           std::vector<float> noisy(n);
           for (size_t j = 0; j < n; ++j) {
-            noisy[j] = static_cast<float>(w.values[j] + scale * draw[j]);
+            noisy[j] = static_cast<float>(w.values[j] + gain * draw[j]);
             if (w.elem_type == onnx::TensorProto::FLOAT16) noisy[j] = model::RoundToHalf(noisy[j]);
           }
           const double reached = model::RelativeDistortion(w.values, noisy);
@@ -461,6 +530,23 @@ class Measurement {
         l.weight = floor;
         if (l.exercised && !unweighed_only[j]) floored.push_back(l.layer);
       }
+      // Its quantization errors reach the outputs as little at the probe's energy: they take
+      // what the larger noise showed, and the floor.
+      for (auto& [bits, q] : l.quantization) q = std::max(q, l.weight);
+    }
+    // The same floor on each quantization shape, from its own median.
+    for (int bits : kQuantizationShapes) {
+      std::vector<double> shape;
+      for (const LayerSensitivity& l : report_->layers) {
+        if (auto it = l.quantization.find(bits); it != l.quantization.end()) shape.push_back(it->second);
+      }
+      if (shape.empty()) continue;
+      std::nth_element(shape.begin(), shape.begin() + shape.size() / 2, shape.end());
+      const double shape_floor = kSaturationRatio * shape[shape.size() / 2];
+      for (LayerSensitivity& l : report_->layers) {
+        if (auto it = l.quantization.find(bits); it != l.quantization.end())
+          it->second = std::max(it->second, shape_floor);
+      }
     }
     if (!idle.empty()) {
       report_->warnings.push_back(absl::StrCat(
@@ -485,52 +571,144 @@ class Measurement {
     return absl::OkStatus();
   }
 
-  absl::Status MeasureLayer(int worker, size_t i) {
+  std::vector<std::vector<Tensor>>& FeedsOf(int worker) {
     std::vector<std::vector<Tensor>>& feeds = worker_feeds_[static_cast<size_t>(worker)];
     if (feeds.empty()) feeds = base_feeds_;
+    return feeds;
+  }
+
+  // Layer i's responses to Gaussian noise and to its own quantization errors.
+  absl::Status MeasureWeights(int worker, size_t i) {
+    std::vector<std::vector<Tensor>>& feeds = FeedsOf(worker);
     LayerSensitivity& out = report_->layers[i];
+    const model::WeightInput& w = weights_[i];
+    if (!w.status.ok() || !(Energy(w.values) > 0)) return absl::OkStatus();
+    // fp16 arithmetic rounds at ~1e-7 relative energy per op: probe fp16 layers well above it.
     const double epsilon = options_.noise_energy;
-
-    if (const model::WeightInput& w = weights_[i]; w.status.ok() && Energy(w.values) > 0) {
-      // fp16 arithmetic rounds at ~1e-7 relative energy per op: probe fp16 layers well above it.
-      const double probe = w.elem_type == onnx::TensorProto::FLOAT16 ? std::max(epsilon, kHalfNoiseEnergy) : epsilon;
-      absl::StatusOr<double> error = WeightResponse(feeds, i, probe);
-      if (!error.ok()) return error.status();
-      out.weight = *error;
-      out.measured = true;
+    const double probe = w.elem_type == onnx::TensorProto::FLOAT16 ? std::max(epsilon, kHalfNoiseEnergy) : epsilon;
+    absl::StatusOr<double> error = WeightResponse(feeds, i, probe);
+    if (!error.ok()) return error.status();
+    out.weight = *error;
+    out.measured = true;
+    for (int bits : kQuantizationShapes) {
+      absl::StatusOr<std::optional<double>> q = QuantizationResponse(feeds, i, bits, probe);
+      if (!q.ok()) return q.status();
+      if (q->has_value()) out.quantization[bits] = **q;
     }
+    return MeasureChannelRemoval(feeds, i);
+  }
 
-    if (const model::ActivationDelta& d = deltas_[i]; d.status.ok()) {
-      const model::ActivationQuantizer q = model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint8,
-                                                                        out.input_range.min, out.input_range.max);
-      for (int bits : options_.activation_bits) {
-        absl::StatusOr<double> error = ActivationResponse(feeds, i, d, bits, q);
-        if (!error.ok()) return error.status();
-        out.activation_error[bits] = *error;
+  // For a Conv whose output site carries its channels on axis 1: each channel's share of the
+  // site's energy over the samples, and the output error per unit of relative energy removed
+  // channel-wise — the value scaled down by α with one random sign per channel (so the channels'
+  // errors add, none cancelling another's) — linearized at ε as activation errors are.
+  absl::Status MeasureChannelRemoval(std::vector<std::vector<Tensor>>& feeds, size_t i) {
+    const model::Layer& layer = model_.analysis.layers[i];
+    const int out = layer_sites_[i].second;
+    if (layer.op_type != "Conv" || layer.grouped || layer.out_channels < 2 || out < 0) return absl::OkStatus();
+    const Site& site = sites_[static_cast<size_t>(out)];
+    if (!site.delta.status.ok()) return absl::OkStatus();
+    const auto channels = static_cast<size_t>(layer.out_channels);
+    std::vector<double> energy(channels, 0.0);
+    for (size_t k = 0; k < calibration_.samples.size(); ++k) {
+      const Tensor* clean = CleanValue(k, site);
+      if (clean == nullptr || clean->shape.size() < 2 || clean->shape[1] != layer.out_channels) {
+        return absl::OkStatus();
       }
-      if (options_.int8_symmetric) {
-        absl::StatusOr<double> error =
-            ActivationResponse(feeds, i, d, 8,
-                               model::ActivationQuantizerOf(model::ActivationScheme::kSymmetricInt8,
-                                                            out.input_range.min, out.input_range.max));
-        if (!error.ok()) return error.status();
-        out.int8_symmetric_activation_error = *error;
-      }
+      const std::vector<float> x = Floats(*clean);
+      const size_t inner = x.size() / (static_cast<size_t>(clean->shape[0]) * channels);
+      for (size_t j = 0; j < x.size(); ++j) energy[(j / inner) % channels] += static_cast<double>(x[j]) * x[j];
+    }
+    const double total = std::accumulate(energy.begin(), energy.end(), 0.0);
+    if (!(total > 0)) return absl::OkStatus();
+    const std::vector<float> signs = StandardNormal(DeriveSeed(options_.seed, kChannelSignStream + i), channels);
+    const double alpha = std::sqrt(options_.noise_energy);
+    absl::StatusOr<double> error = PerturbedError(
+        feeds, site.slot,
+        [&](size_t k) -> std::optional<Probe> {
+          const Tensor* clean = CleanValue(k, site);
+          std::vector<float> delta = Floats(*clean);
+          const size_t inner = delta.size() / (static_cast<size_t>(clean->shape[0]) * channels);
+          for (size_t j = 0; j < delta.size(); ++j) {
+            delta[j] = static_cast<float>((signs[(j / inner) % channels] < 0 ? alpha : -alpha) * delta[j]);
+          }
+          return Probe{MakeTensor(site.delta.name, TypeOf(site.delta.elem_type), clean->shape, delta),
+                       1 / (alpha * alpha)};
+        },
+        scale_);
+    if (!error.ok()) return error.status();
+    LayerSensitivity& l = report_->layers[i];
+    l.channel_energy.resize(channels);
+    for (size_t c = 0; c < channels; ++c) l.channel_energy[c] = energy[c] / total;
+    l.channel_removal = *error;
+    return absl::OkStatus();
+  }
+
+  // The output error of each activation width when the site's value alone is quantized.
+  absl::Status MeasureSite(int worker, Site& site) {
+    if (!site.delta.status.ok()) return absl::OkStatus();
+    std::vector<std::vector<Tensor>>& feeds = FeedsOf(worker);
+    const model::ActivationQuantizer q =
+        model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint8, site.range.min, site.range.max);
+    for (int bits : options_.activation_bits) {
+      absl::StatusOr<double> error = ActivationResponse(feeds, site, bits, q);
+      if (!error.ok()) return error.status();
+      site.error[bits] = *error;
+    }
+    if (options_.int8_symmetric) {
+      absl::StatusOr<double> error = ActivationResponse(
+          feeds, site, 8,
+          model::ActivationQuantizerOf(model::ActivationScheme::kSymmetricInt8, site.range.min, site.range.max));
+      if (!error.ok()) return error.status();
+      site.int8_symmetric_error = *error;
     }
     return absl::OkStatus();
   }
 
-  // The output error when layer i's input is quantized by `q` at `bits`: the quantization error
+  // Σ over samples of the output error per unit of relative distortion, with layer i's weight
+  // carrying its own `bits`-bit per-channel quantization error, scaled up to relative energy
+  // `probe` where it is smaller; nullopt when quantizing changes nothing (every channel already on
+  // its grid).
+  absl::StatusOr<std::optional<double>> QuantizationResponse(std::vector<std::vector<Tensor>>& feeds, size_t i,
+                                                             int bits, double probe) {
+    const model::WeightInput& w = weights_[i];
+    const model::ChannelLayout& layout = model_.analysis.layers[i].weight_layout;
+    const model::ChannelMatrix rows = model::ToChannelMajor(w.values, layout);
+    const model::ChannelMatrix quantized = model::Compress(rows, bits, model::PrunePattern::kNone, 0);
+    const double distortion = model::RelativeDistortion(rows.values, quantized.values);
+    if (!(distortion > 0)) return std::nullopt;
+    const double alpha = std::max(1.0, std::sqrt(probe / distortion));
+    model::ChannelMatrix perturbed = rows;
+    for (size_t j = 0; j < perturbed.values.size(); ++j) {
+      perturbed.values[j] = static_cast<float>(rows.values[j] + alpha * (quantized.values[j] - rows.values[j]));
+    }
+    std::vector<float> values = model::FromChannelMajor(perturbed, layout);
+    if (w.elem_type == onnx::TensorProto::FLOAT16) {
+      for (float& v : values) v = model::RoundToHalf(v);
+    }
+    const double reached = model::RelativeDistortion(w.values, values);
+    if (!(reached > 0)) return std::nullopt;
+    const Tensor tensor = MakeTensor(w.name, TypeOf(w.elem_type), w.dims, values);
+    absl::StatusOr<double> error = PerturbedError(
+        feeds, weight_slot_.at(i),
+        [&](size_t) -> std::optional<Probe> {
+          return Probe{tensor, 1 / reached};
+        },
+        scale_);
+    if (!error.ok()) return error.status();
+    return std::optional<double>(*error);
+  }
+
+  // The output error when the site's value is quantized by `q` at `bits`: the quantization error
   // q(x) − x, fed at most at relative energy ε and scaled back — the linear response, so that
   // activation terms add to each other and to the weight terms as the predictor adds them.
-  absl::StatusOr<double> ActivationResponse(std::vector<std::vector<Tensor>>& feeds, size_t i,
-                                            const model::ActivationDelta& d, int bits,
+  absl::StatusOr<double> ActivationResponse(std::vector<std::vector<Tensor>>& feeds, const Site& site, int bits,
                                             const model::ActivationQuantizer& q) {
     const double epsilon = options_.noise_energy;
     return PerturbedError(
-        feeds, delta_slot_.at(i),
+        feeds, site.slot,
         [&](size_t k) -> std::optional<Probe> {
-          const Tensor* clean = CleanInput(k, d);
+          const Tensor* clean = CleanValue(k, site);
           if (clean == nullptr) return std::nullopt;
           std::vector<float> delta = Floats(*clean);
           const double signal = Energy(delta);
@@ -543,7 +721,7 @@ class Measurement {
             for (float& v : delta) v = static_cast<float>(v * alpha);
             gain = 1 / (alpha * alpha);
           }
-          return Probe{MakeTensor(d.name, TypeOf(d.elem_type), clean->shape, delta), gain};
+          return Probe{MakeTensor(site.delta.name, TypeOf(site.delta.elem_type), clean->shape, delta), gain};
         },
         scale_);
   }
@@ -554,14 +732,15 @@ class Measurement {
   SensitivityReport* report_;
 
   std::vector<model::WeightInput> weights_;                     // per layer
-  std::vector<model::ActivationDelta> deltas_;                  // per layer
+  std::vector<Site> sites_;                                     // per value an export may quantize
+  std::vector<std::pair<int, int>> layer_sites_;                // per layer: its input's and output's site, -1: none
   std::vector<std::string> outputs_;                            // model::FidelityOutputs
-  std::map<std::string, size_t> exposed_index_;                 // layer input -> index in clean_[k]
+  std::map<std::string, size_t> exposed_index_;                 // site value -> index in clean_[k]
   std::unique_ptr<Session> session_;                            // the perturbation model
   std::vector<std::vector<Tensor>> clean_;                      // per sample: outputs, then exposed values
   std::vector<std::vector<Tensor>> base_feeds_;                 // per sample: inputs, weights, zero deltas
   std::vector<std::vector<std::vector<Tensor>>> worker_feeds_;  // each worker's copy
-  std::map<size_t, size_t> weight_slot_, delta_slot_;           // layer -> index in the feeds
+  std::map<size_t, size_t> weight_slot_;                        // layer -> index in the feeds
   std::vector<std::vector<Tensor>> reference_;                  // per sample: unperturbed outputs
   std::vector<double> output_weights_;                          // per graph output (model::ResolveOutputWeights)
   std::vector<double> inverse_energy_;  // per output: 1 / its reference energy, 0 for an output all 0
@@ -570,6 +749,36 @@ class Measurement {
 };
 
 }  // namespace
+
+int QuantizationShapeOf(int weight_bits) {
+  if (weight_bits >= 16) return 0;
+  int shape = 0;
+  for (int bits : kQuantizationShapes) {
+    if (bits <= weight_bits && bits > shape) shape = bits;
+  }
+  return shape == 0 ? 2 : shape;
+}
+
+double PredictedWeightError(const LayerSensitivity* sensitivity, int weight_bits, double quantized, double pruned,
+                            std::optional<double> removed_energy) {
+  if (sensitivity == nullptr) return quantized + pruned;
+  double s_quantized = sensitivity->weight;
+  if (auto it = sensitivity->quantization.find(QuantizationShapeOf(weight_bits));
+      it != sensitivity->quantization.end()) {
+    s_quantized = it->second;
+  }
+  const double pruning = removed_energy && sensitivity->channel_removal
+                             ? *sensitivity->channel_removal * *removed_energy
+                             : sensitivity->weight * pruned;
+  return s_quantized * quantized + pruning;
+}
+
+std::optional<double> RemovedEnergyShare(const LayerSensitivity& sensitivity, const std::vector<bool>& removed) {
+  if (!sensitivity.channel_removal || sensitivity.channel_energy.size() != removed.size()) return std::nullopt;
+  double share = 0;
+  for (size_t c = 0; c < removed.size(); ++c) share += removed[c] ? sensitivity.channel_energy[c] : 0;
+  return share;
+}
 
 absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model, const CalibrationSet& calibration,
                                                      const SensitivityOptions& options) {
@@ -608,6 +817,9 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
     for (LayerSensitivity& l : report.layers) {
       l.weight = 1;
       l.measured = false;
+      l.quantization.clear();
+      l.channel_energy.clear();
+      l.channel_removal.reset();
       l.activation_error.clear();
       l.int8_symmetric_activation_error.reset();
     }

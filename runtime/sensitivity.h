@@ -3,19 +3,30 @@
 // Weight sensitivity s_i: add Gaussian noise of relative energy ε = ||N||²/||W||² to layer i's
 // weights, run the model, and divide the relative output error Σ_o w_o·||Y'_o - Y_o||²/||Y_o||²
 // (each output's error relative to its own energy over the samples, weighted as
-// model/output_weights.h says) by ε. The predicted error of an option is then s_i · D_i(o).
-// Activation error: the relative output error when layer i's input alone is fake-quantized at each
-// activation bit-width (model::FakeQuantize, with the range calibrated on the same inputs), linearized as
-// the weights' is: the error q(x) − x is fed scaled down to relative energy ε where it is larger,
-// and the output error scaled back up, so that every term adds the way the predictor adds them.
-// Both are measured where the response is linear; compressions large enough to leave that regime
+// model/output_weights.h says) by ε. Quantization sensitivities: the same with the layer's own
+// per-channel quantization error at b bits (model::Compress) in place of the noise, at its own size:
+// quantization errors are not Gaussian — each channel's is as large as its own scale, where noise
+// of one variance swamps the small channels a following BatchNormalization amplifies — and a
+// layer's response to them can be orders of magnitude from its response to noise (PP-OCRv4 det:
+// from 1/60 to 3 times). The search predicts an option's error as the quantization sensitivity of
+// the nearest shape times the distortion quantization adds, plus s_i times what pruning removes
+// (the two errors lie on disjoint weights, so their energies add).
+// Activation error: the relative output error when the values an export quantizes for layer i at
+// integer activations — its input and its output (model::ActivationTensorsOf) — are each
+// fake-quantized alone at each activation bit-width (model::FakeQuantize, with the range calibrated
+// on the same inputs), summed, and linearized as the weights' is: the error q(x) − x is fed scaled
+// down to relative energy ε where it is larger, and the output error scaled back up, so that every
+// term adds the way the predictor adds them. A value two such layers share (one's output, the
+// other's input) counts in both, where an export quantizes it once: the sum errs on the safe side.
+// All are measured where the response is linear; compressions large enough to leave that regime
 // (or to saturate the outputs) err more or less than the sum says.
 //
-// Two sessions do all the work: the model with every layer input exposed (the calibrated ranges
-// and the unperturbed inputs) and the model with every layer's weight a graph input and an
-// Add(x, delta) before its activation (model/surgery.h), which runs every perturbation, with the
-// original weights and a one-element zero delta fed wherever nothing is perturbed. The reference
-// outputs are that second model's own unperturbed ones, so ONNX Runtime's rounding cancels out.
+// Two sessions do all the work: the model with every layer input and quantized output exposed (the
+// calibrated ranges and the unperturbed values) and the model with every layer's weight a graph
+// input and an Add(x, delta) on every value an export may quantize (model/surgery.h), which runs
+// every perturbation, with the original weights and a one-element zero delta fed wherever nothing
+// is perturbed. The reference outputs are that second model's own unperturbed ones, so ONNX
+// Runtime's rounding cancels out.
 //
 // A model ONNX Runtime cannot run, or whose perturbation graph it rejects, still gets a report:
 // every s_i = 1, unmeasured, with a warning — unless it ran out of memory or time
@@ -38,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "model/loader.h"
 #include "runtime/calibration.h"
+#include "runtime/verify.h"
 
 namespace squeeze::runtime {
 
@@ -54,12 +66,52 @@ struct LayerSensitivity {
   // on the calibration inputs: it never ran on them (a branch they do not take, a path they leave
   // dead). Its s_i is a floor, not a measurement; the search keeps it conservative.
   bool exercised = true;
-  std::map<int, double> activation_error;  // activation bits -> relative output error; empty: unmeasured
+  // Weight bits b -> relative output error per unit of relative distortion when the layer's
+  // weights carry their own b-bit per-channel quantization error (b in kQuantizationShapes; an
+  // error below ε scaled up to it); empty: not measured (the search then takes `weight`).
+  std::map<int, double> quantization;
+  // For a Conv: what removing output channels does. Pruning a channel removes its whole value —
+  // bias and BatchNormalization shift included — from the layers that read it, which no weight
+  // distortion measures (a channel of large weights may be dead after its ReLU, one of small
+  // weights carry a large shift). `channel_energy`: each output channel's share of the energy of
+  // the value the export quantizes as the layer's output (model::ActivationTensorsOf) over the
+  // samples; `channel_removal`: the relative output error per unit of that value's relative
+  // energy removed channel-wise (every channel scaled down, each with its own random sign). An
+  // option's error is channel_removal times the share of the channels it removes. Empty, unset:
+  // not measured (the search then takes `weight` times the weight distortion).
+  std::vector<double> channel_energy;
+  std::optional<double> channel_removal;
+  // Activation bits -> relative output error when the layer's input and output are quantized to
+  // them; empty: unmeasured.
+  std::map<int, double> activation_error;
   // The same for 8-bit activations in int8 symmetric (SensitivityOptions::int8_symmetric); unset:
   // not measured.
   std::optional<double> int8_symmetric_activation_error;
   ActivationRange input_range;  // calibrated range of the layer's input
 };
+
+// The weight widths a layer's quantization is probed at, each at its own size: from 6 bits down,
+// a layer's response grows faster than its distortion (PP-OCRv4 rec: one 5-bit layer measured 10
+// dB below what a 4-bit probe scaled to ε predicted), so the low widths are probed as they are.
+inline constexpr int kQuantizationShapes[] = {8, 6, 4, 3, 2};
+
+// The probed width an option at `weight_bits` takes its quantization sensitivity from: the widest
+// at or below it (its distortion at least the option's); 0 for fp16 and fp32 weights, whose
+// rounding is noise-like (LayerSensitivity::weight).
+int QuantizationShapeOf(int weight_bits);
+
+// The predicted relative output error of a layer's weights at `weight_bits`, where quantization
+// adds relative distortion `quantized` and pruning removes `pruned` (the two lie on disjoint
+// weights, so their energies add): each times the sensitivity measured for its shape — the
+// quantization shape of the bits; Gaussian noise (`weight`) for what pruning removes and for fp16
+// rounding, and wherever a shape was not measured. Output-channel pruning with `removed_energy`
+// (RemovedEnergyShare) costs channel_removal times it instead. `sensitivity` null: s = 1.
+double PredictedWeightError(const LayerSensitivity* sensitivity, int weight_bits, double quantized, double pruned,
+                            std::optional<double> removed_energy = std::nullopt);
+
+// The share of the layer's output energy in the output channels `removed` flags (one per
+// channel); nullopt when channel removal was not measured or the counts differ.
+std::optional<double> RemovedEnergyShare(const LayerSensitivity& sensitivity, const std::vector<bool>& removed);
 
 struct SensitivityReport {
   std::vector<LayerSensitivity> layers;  // in model::Analysis::layers order
@@ -76,6 +128,10 @@ struct SensitivityOptions {
   double noise_energy = 1e-5;
   // Each of 8 (asymmetric uint8 over the calibrated range), 16 (fp16 rounding), 32 (exact: 0).
   std::vector<int> activation_bits = {8, 16};
+  // The activation ranges the exports will calibrate (runtime::CalibrateRanges): the activation
+  // errors are measured over the same ranges, so that they are the exports' (on PP-OCRv4 det,
+  // 99.999th-percentile ranges give some layers 10 to 20 times the error of min/max ones).
+  RangeOptions ranges;
   // Also 8-bit activations as TensorRT takes them (int8 symmetric, model::ActivationScheme), into
   // LayerSensitivity::int8_symmetric_activation_error: for a search of a TensorRT device.
   bool int8_symmetric = false;

@@ -181,6 +181,9 @@ v1::SensitivityReport ToProto(const runtime::SensitivityReport& r) {
     p->set_measured(l.measured);
     p->set_unexercised(!l.exercised);
     for (const auto& [bits, error] : l.activation_error) (*p->mutable_activation_error())[bits] = error;
+    for (const auto& [bits, s] : l.quantization) (*p->mutable_quantization())[bits] = s;
+    if (l.channel_removal) p->set_channel_removal(*l.channel_removal);
+    p->mutable_channel_energy()->Add(l.channel_energy.begin(), l.channel_energy.end());
     if (l.int8_symmetric_activation_error) p->set_int8_symmetric_activation_error(*l.int8_symmetric_activation_error);
     p->set_input_min(l.input_range.min);
     p->set_input_max(l.input_range.max);
@@ -203,6 +206,9 @@ runtime::SensitivityReport FromProto(const v1::SensitivityReport& in) {
     l.measured = p.measured();
     l.exercised = !p.unexercised();
     for (const auto& [bits, error] : p.activation_error()) l.activation_error[bits] = error;
+    for (const auto& [bits, s] : p.quantization()) l.quantization[bits] = s;
+    if (p.has_channel_removal()) l.channel_removal = p.channel_removal();
+    l.channel_energy.assign(p.channel_energy().begin(), p.channel_energy().end());
     if (p.has_int8_symmetric_activation_error())
       l.int8_symmetric_activation_error = p.int8_symmetric_activation_error();
     l.input_range.min = p.input_min();

@@ -1,11 +1,10 @@
 // squeeze-bench-fidelity: does the predicted error rank real compressions the way they really
 // behave? Measures a model's sensitivities (runtime/sensitivity.h), draws random mixed per-layer
-// plans (weight bits, activation bits, prune ratio and pattern), predicts each plan's relative
-// output error as Σ s_i·D_i + Σ activation_error_i, then builds each plan as a fake-quantized,
-// pruned float ONNX model (model/surgery.h: weights replaced by their Compress()'d values, fp16
-// weights kept fp16; 8-bit activations through QuantizeLinear/DequantizeLinear with the calibrated
-// ranges and 16-bit through fp16 casts, the quantizer the measurement uses), runs it in ONNX Runtime
-// on the calibration inputs and measures the real relative output error. Reports the Spearman rank
+// plans (weight bits, activation bits, prune ratio and pattern, as the ort-cpu flavour realizes
+// them), predicts each plan's relative output error as the search does — Σ of each layer's weight
+// term (runtime::PredictedWeightError) and activation term — then exports each plan as a server
+// export does (runtime::ExportAndVerify: calibrated ranges, the QDQ file, run in ONNX Runtime on
+// the calibration inputs) and takes its measured relative output error. Reports the Spearman rank
 // correlation of predicted and measured errors and the median measured / predicted ratio.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -27,14 +26,16 @@
 
 #include "bench/common/stats.h"
 #include "bench/common/timing.h"
+#include "model/export.h"
+#include "model/export_flavour.h"
 #include "model/loader.h"
-#include "model/surgery.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
 #include "runtime/calibration.h"
 #include "runtime/sensitivity.h"
 #include "runtime/session.h"
 #include "runtime/shape_probe.h"
+#include "runtime/verify.h"
 
 namespace {
 
@@ -93,6 +94,13 @@ Candidate Draw(uint64_t seed, int c, const model::Analysis& analysis) {
     if (!chosen[i]) continue;
     p.weight_bits = u(rng) < level ? kLow[pick(5)] : kMild[pick(2)];
     p.activation_bits = u(rng) < level ? 8 : (u(rng) < 0.5 ? 16 : 32);
+    // As the ort-cpu flavour writes it: float weights take no 8-bit activations, fp32 only fp32.
+    for (int a : {p.activation_bits, 16, 32}) {
+      if (model::Realizes(model::ExportFlavour::kOrtCpu, p.weight_bits, a)) {
+        p.activation_bits = a;
+        break;
+      }
+    }
     if (u(rng) < 0.7 * level) {
       const int kind = pick(3);
       p.pattern = kind == 0   ? model::PrunePattern::kUnstructured
@@ -102,18 +110,6 @@ Candidate Draw(uint64_t seed, int c, const model::Analysis& analysis) {
     }
   }
   return candidate;
-}
-
-// Σ‖a − b‖² and Σ‖b‖² over the fp32 outputs.
-void AddError(const std::vector<runtime::Tensor>& got, const std::vector<runtime::Tensor>& want, double* num,
-              double* den) {
-  for (size_t o = 0; o < got.size() && o < want.size(); ++o) {
-    auto a = got[o].floats(), b = want[o].floats();
-    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-      *num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-      *den += static_cast<double>(b[i]) * b[i];
-    }
-  }
 }
 
 // Calls fn(i) for i in [0, count) on `threads` threads.
@@ -198,27 +194,22 @@ int main(int argc, char** argv) {
 
   auto weights = model::ReadLayerWeights(*loaded);
   if (!weights.ok()) return std::cerr << weights.status() << "\n", 1;
-  // Errors are measured where the sensitivities were: on the logits of a final softmax.
-  const std::vector<std::string> fidelity_outputs = model::FidelityOutputs(loaded->proto);
-  onnx::ModelProto reference_model = loaded->proto;
-  if (absl::Status s = model::ExposeValues(&reference_model, fidelity_outputs); !s.ok()) {
-    return std::cerr << s << "\n", 1;
-  }
-  auto reference_session = runtime::Session::Create(reference_model.SerializeAsString(), session_options);
-  if (!reference_session.ok()) return std::cerr << reference_session.status() << "\n", 1;
-  std::vector<std::vector<runtime::Tensor>> reference(calibration->samples.size());
-  for (size_t k = 0; k < reference.size(); ++k) {
-    auto out = (*reference_session)->Run(calibration->samples[k], fidelity_outputs);
-    if (!out.ok()) return std::cerr << out.status() << "\n", 1;
-    reference[k] = *std::move(out);
-  }
-
-  // A layer's compressed weight in storage order, and its distortion D_i.
-  auto compress = [&](size_t i, const LayerPlan& p) -> std::pair<std::vector<float>, double> {
+  // A layer's weight term: quantization and pruning distortions, each with its sensitivity.
+  auto weight_error = [&](size_t i, const LayerPlan& p) {
     const model::ChannelMatrix& w = (*weights)[i];
-    const model::ChannelMatrix c = model::Compress(w, p.weight_bits, p.pattern, p.ratio);
-    return {model::FromChannelMajor(c, analysis.layers[i].weight_layout),
-            model::RelativeDistortion(w.values, c.values)};
+    const std::vector<uint8_t> mask = model::PruneMask(w, p.pattern, p.ratio);
+    const double pruned = model::RelativeDistortion(w.values, model::QuantizeMasked(w, mask, 32).values);
+    const double total = model::RelativeDistortion(w.values, model::QuantizeMasked(w, mask, p.weight_bits).values);
+    const double kept = std::min(pruned, total);
+    std::optional<double> removed_energy;
+    if (p.pattern == model::PrunePattern::kOutputChannel) {
+      std::vector<bool> removed(static_cast<size_t>(w.channels));
+      for (int64_t c = 0; c < w.channels; ++c) {
+        removed[static_cast<size_t>(c)] = w.per_channel > 0 && mask[static_cast<size_t>(c * w.per_channel)] == 0;
+      }
+      removed_energy = runtime::RemovedEnergyShare(report->layers[i], removed);
+    }
+    return runtime::PredictedWeightError(&report->layers[i], p.weight_bits, total - kept, kept, removed_energy);
   };
 
   std::vector<Candidate> plans(static_cast<size_t>(candidates));
@@ -227,48 +218,27 @@ int main(int argc, char** argv) {
   ParallelFor(threads, candidates, [&](int c) {
     Candidate& candidate = plans[static_cast<size_t>(c)];
     candidate = Draw(seed, c, analysis);
-    std::map<size_t, std::vector<float>> new_weights;
-    std::map<size_t, model::ActivationFakeQuant> fake_quant;
+    std::vector<model::LayerPlan> plan(analysis.layers.size());
     for (size_t i = 0; i < analysis.layers.size(); ++i) {
       const LayerPlan& p = candidate.plan[i];
       const runtime::LayerSensitivity& s = report->layers[i];
-      if (p.Compressed()) {
-        auto [values, distortion] = compress(i, p);
-        candidate.predicted_weight += s.weight * distortion;
-        new_weights[i] = std::move(values);
-      }
-      if (p.activation_bits < 32 && !s.activation_error.empty()) {  // unmeasured inputs stay as they are
+      plan[i] = model::LayerPlan{p.weight_bits, p.activation_bits, p.pattern, p.ratio};
+      if (p.Compressed()) candidate.predicted_weight += weight_error(i, p);
+      if (model::QuantizesActivations(model::ExportFlavour::kOrtCpu, p.weight_bits, p.activation_bits)) {
         auto it = s.activation_error.find(p.activation_bits);
         candidate.predicted_activation += it == s.activation_error.end() ? 0 : it->second;
-        const model::ActivationQuantizer q = model::ActivationQuantizerOf(model::ActivationScheme::kAsymmetricUint8,
-                                                                          s.input_range.min, s.input_range.max);
-        fake_quant[i] = model::ActivationFakeQuant{p.activation_bits, q.scale, static_cast<uint8_t>(q.zero_point)};
       }
     }
     candidate.predicted = candidate.predicted_weight + candidate.predicted_activation;
-    onnx::ModelProto m = loaded->proto;
-    absl::Status s = model::ReplaceWeights(&m, analysis, new_weights);
-    if (s.ok()) s = model::InsertActivationFakeQuant(&m, analysis, fake_quant);
-    if (s.ok()) s = model::ExposeValues(&m, fidelity_outputs);
-    if (!s.ok()) {
-      failures[static_cast<size_t>(c)] = s.ToString();
+    runtime::ExportCheckOptions check;
+    check.export_options.shape_probe = runtime::OnnxRuntimeShapeProbe();
+    absl::StatusOr<runtime::VerifiedExport> exported =
+        runtime::ExportAndVerify(*loaded, bytes, plan, *calibration, check);
+    if (!exported.ok()) {
+      failures[static_cast<size_t>(c)] = exported.status().ToString();
       return;
     }
-    auto session = runtime::Session::Create(m.SerializeAsString(), session_options);
-    if (!session.ok()) {
-      failures[static_cast<size_t>(c)] = session.status().ToString();
-      return;
-    }
-    double num = 0, den = 0;
-    for (size_t k = 0; k < calibration->samples.size(); ++k) {
-      auto out = (*session)->Run(calibration->samples[k], fidelity_outputs);
-      if (!out.ok()) {
-        failures[static_cast<size_t>(c)] = out.status().ToString();
-        return;
-      }
-      AddError(*out, reference[k], &num, &den);
-    }
-    candidate.measured = den > 0 ? num / den : 0;
+    candidate.measured = exported->verification.relative_error;
     const int done = ++finished;
     if (!json && isatty(2)) std::cerr << fmt::format("\rcandidate {}/{}", done, candidates) << std::flush;
   });

@@ -741,9 +741,14 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
                                    }),
                     options.end());
     }
-    // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once and
-    // each (mask, bits) quantized once.
-    std::map<std::pair<int, double>, std::vector<uint8_t>> masks;
+    // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once, with the
+    // distortion it alone leaves, and each (mask, bits) quantized once.
+    struct Mask {
+      std::vector<uint8_t> keep;
+      std::vector<bool> removed_rows;  // the output channels it removes whole
+      double distortion = 0;
+    };
+    std::map<std::pair<int, double>, Mask> masks;
     std::map<std::tuple<int, int, double, int>, double> distortion;
     Layer& out = problem.table.layers[i];
     out.name = layer.name;
@@ -753,15 +758,23 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       if (latency.support == dp::Support::kUnsupported) continue;
       const auto key =
           std::make_tuple(option.weight_bits, static_cast<int>(option.pattern), option.prune_ratio, option.block_size);
+      const auto mask_key = std::make_pair(static_cast<int>(option.pattern), option.prune_ratio);
+      auto mask = masks.find(mask_key);
+      if (mask == masks.end()) {
+        Mask m;
+        m.keep = model::PruneMask(w, PatternOf(option.pattern), option.prune_ratio);
+        m.distortion = model::RelativeDistortion(w.values, model::QuantizeMasked(w, m.keep, 32).values);
+        m.removed_rows.assign(static_cast<size_t>(w.channels), false);
+        for (int64_t c = 0; c < w.channels && w.per_channel > 0; ++c) {
+          const auto row = m.keep.begin() + c * w.per_channel;
+          m.removed_rows[static_cast<size_t>(c)] = std::none_of(row, row + w.per_channel, [](uint8_t k) { return k; });
+        }
+        mask = masks.emplace(mask_key, std::move(m)).first;
+      }
       auto d = distortion.find(key);
       if (d == distortion.end()) {
-        const auto mask_key = std::make_pair(static_cast<int>(option.pattern), option.prune_ratio);
-        auto mask = masks.find(mask_key);
-        if (mask == masks.end()) {
-          mask = masks.emplace(mask_key, model::PruneMask(w, PatternOf(option.pattern), option.prune_ratio)).first;
-        }
         const model::ChannelMatrix compressed =
-            model::QuantizeMasked(w, mask->second, option.weight_bits, option.block_size);
+            model::QuantizeMasked(w, mask->second.keep, option.weight_bits, option.block_size);
         d = distortion.emplace(key, model::RelativeDistortion(w.values, compressed.values)).first;
       }
       double act = 0;
@@ -830,7 +843,14 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
           o.bytes -= o.removed_channels * node.share * static_cast<double>(node.channel_constant_bytes);
         }
       }
-      o.error = s_i * d->second + act;
+      // What pruning removes and the error quantization adds to the weights left lie on disjoint
+      // weights: their energies add, each with the sensitivity to its shape.
+      const double pruned = std::min(mask->second.distortion, d->second);
+      o.error = runtime::PredictedWeightError(sens, option.weight_bits, d->second - pruned, pruned,
+                                              option.pattern == dp::Sparsity::kOutputChannel && sens != nullptr
+                                                  ? runtime::RemovedEnergyShare(*sens, mask->second.removed_rows)
+                                                  : std::nullopt) +
+                act;
       o.activation_bytes = static_cast<double>(live_other[i]) +
                            (shape.input_elements + shape.output_elements * keep_out) * option.activation_bits / 8.0;
       out.options.push_back(std::move(o));

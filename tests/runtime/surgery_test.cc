@@ -156,28 +156,71 @@ TEST_CASE("Replaced weights change only their layer, shared ones copied", "[surg
   }
 }
 
-TEST_CASE("Activation deltas perturb one layer's input; zero leaves the model as it was", "[surgery]") {
+TEST_CASE("Value deltas perturb a value for every reader; zero leaves the model as it was", "[surgery]") {
   const model::LoadedModel m = TwoLayers();
-  onnx::ModelProto edited = m.proto;
-  absl::StatusOr<std::vector<model::ActivationDelta>> deltas = model::InsertActivationDeltas(&edited, m.analysis, {1});
-  REQUIRE(deltas.ok());
-  const model::ActivationDelta& d = (*deltas)[0];
-  REQUIRE(d.status.ok());
-  CHECK(d.activation == "r");
-  CHECK(d.dims == std::vector<int64_t>{2, 4});
   const std::vector<Tensor> want = Run(m.proto, {Input()});
-  // A one-element zero broadcasts.
-  const std::vector<Tensor> same = Run(edited, {Input(), Tensor::Float(d.name, {1, 1}, {0.f})});
-  CHECK(Floats(same[0]) == Floats(want[0]));
-  // A full delta of ones adds the column sums of w2 to every row of y.
-  const std::vector<Tensor> moved = Run(edited, {Input(), Tensor::Float(d.name, {2, 4}, std::vector<float>(8, 1.f))});
-  const std::vector<float> w2 = Ramp(16, 0.5f);
-  for (int row = 0; row < 2; ++row) {
-    for (int col = 0; col < 4; ++col) {
-      float column_sum = 0;
-      for (int k = 0; k < 4; ++k) column_sum += w2[k * 4 + col];
-      CHECK(Floats(moved[0])[row * 4 + col] == Approx(Floats(want[0])[row * 4 + col] + column_sum));
+  const std::vector<float> w1 = Ramp(16, 0.25f), w2 = Ramp(16, 0.5f);
+  // Σ_k w[k][col]: what a delta of ones adds to each row of x · w.
+  auto column_sum = [](const std::vector<float>& w, int col) {
+    float sum = 0;
+    for (int k = 0; k < 4; ++k) sum += w[k * 4 + col];
+    return sum;
+  };
+
+  SECTION("a computed value: renamed at its node, the Add writes it") {
+    onnx::ModelProto edited = m.proto;
+    const std::vector<model::ValueDelta> deltas =
+        model::InsertValueDeltas(&edited, {{"r", onnx::TensorProto::FLOAT}, {"r", onnx::TensorProto::FLOAT}});
+    REQUIRE(deltas.size() == 2);
+    const model::ValueDelta& d = deltas[0];
+    REQUIRE(d.status.ok());
+    CHECK(d.value == "r");
+    CHECK(deltas[1].name == d.name);  // the same value twice: one delta
+    // A one-element zero broadcasts.
+    const std::vector<Tensor> same = Run(edited, {Input(), Tensor::Float(d.name, {1}, {0.f})});
+    CHECK(Floats(same[0]) == Floats(want[0]));
+    CHECK(Floats(same[1]) == Floats(want[1]));
+    // A full delta of ones adds the column sums of w2 to every row of y; z does not read r.
+    const std::vector<Tensor> moved = Run(edited, {Input(), Tensor::Float(d.name, {2, 4}, std::vector<float>(8, 1.f))});
+    for (int row = 0; row < 2; ++row) {
+      for (int col = 0; col < 4; ++col) {
+        CHECK(Floats(moved[0])[row * 4 + col] == Approx(Floats(want[0])[row * 4 + col] + column_sum(w2, col)));
+      }
     }
+    CHECK(Floats(moved[1]) == Floats(want[1]));
+  }
+
+  SECTION("a graph input: every node reading it reads the Add") {
+    onnx::ModelProto edited = m.proto;
+    const std::vector<model::ValueDelta> deltas = model::InsertValueDeltas(&edited, {{"x", onnx::TensorProto::FLOAT}});
+    REQUIRE(deltas[0].status.ok());
+    const std::vector<Tensor> moved = Run(edited, {Input(), Tensor::Float(deltas[0].name, {1}, {1.f})});
+    // z = (x + 1) · w1 reads it as y's branch does.
+    for (int row = 0; row < 2; ++row) {
+      for (int col = 0; col < 4; ++col) {
+        CHECK(Floats(moved[1])[row * 4 + col] == Approx(Floats(want[1])[row * 4 + col] + column_sum(w1, col)));
+      }
+    }
+  }
+
+  SECTION("a graph output is perturbed where the graph hands it out") {
+    onnx::ModelProto edited = m.proto;
+    const std::vector<model::ValueDelta> deltas = model::InsertValueDeltas(&edited, {{"y", onnx::TensorProto::FLOAT}});
+    REQUIRE(deltas[0].status.ok());
+    const std::vector<Tensor> moved = Run(edited, {Input(), Tensor::Float(deltas[0].name, {1}, {2.f})});
+    for (size_t i = 0; i < 8; ++i) CHECK(Floats(moved[0])[i] == Approx(Floats(want[0])[i] + 2));
+  }
+
+  SECTION("a value the main graph does not compute is refused on its own") {
+    onnx::ModelProto edited = m.proto;
+    const std::vector<model::ValueDelta> deltas = model::InsertValueDeltas(
+        &edited,
+        {{"w1", onnx::TensorProto::FLOAT}, {"nope", onnx::TensorProto::FLOAT}, {"h", onnx::TensorProto::FLOAT}});
+    CHECK(deltas[0].status.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(deltas[1].status.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK_THAT(std::string(deltas[1].status.message()), Contains("nope"));
+    REQUIRE(deltas[2].status.ok());
+    CHECK(Floats(Run(edited, {Input(), Tensor::Float(deltas[2].name, {1}, {0.f})})[0]) == Floats(want[0]));
   }
 }
 
@@ -274,11 +317,10 @@ TEST_CASE("A weight inside an If branch is fed from the outer scope", "[surgery]
   const std::vector<Tensor> want = Run(m.proto, {x});
   CHECK(Floats(Run(edited, {x, Tensor::Float(w.name, w.dims, w.values)})[0]) == Floats(want[0]));
 
-  // Its activation cannot be perturbed from outside: said per layer, not as an error.
+  // Its activation is not a value of the main graph: it cannot be perturbed from outside.
   onnx::ModelProto deltas = m.proto;
-  absl::StatusOr<std::vector<model::ActivationDelta>> d = model::InsertActivationDeltas(&deltas, m.analysis, {0});
-  REQUIRE(d.ok());
-  CHECK((*d)[0].status.code() == absl::StatusCode::kUnimplemented);
+  CHECK(model::InsertValueDeltas(&deltas, {{"t", onnx::TensorProto::FLOAT}})[0].status.code() ==
+        absl::StatusCode::kFailedPrecondition);
 
   // Replaced weights and fake quantization work inside the branch.
   onnx::ModelProto replaced = m.proto;

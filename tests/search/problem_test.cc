@@ -633,9 +633,10 @@ TEST_CASE("A measured pruned export calibrates the pruned float options by their
     REQUIRE(p.ok());
     ProblemInputs untimed = in;
     untimed.model_latencies.clear();
-    absl::StatusOr<Problem> plain = BuildProblem(untimed);
-    REQUIRE(plain.ok());
-    CHECK(FindOption(*p, 0, "fp32 channel 25%")->latency == Approx(FindOption(*plain, 0, "fp32 channel 25%")->latency));
+    absl::StatusOr<Problem> untimed_problem = BuildProblem(untimed);
+    REQUIRE(untimed_problem.ok());
+    CHECK(FindOption(*p, 0, "fp32 channel 25%")->latency ==
+          Approx(FindOption(*untimed_problem, 0, "fp32 channel 25%")->latency));
     CHECK_THAT(p->latency_calibration, Contains("uniform w32a32 channel 50% measured") &&
                                            Contains("not used, as some layer has no such option"));
   }
@@ -927,12 +928,12 @@ TEST_CASE("PP-OCRv4 rec with block-wise 4-bit MatMuls: the predicted size is the
         for (size_t i = 0; i < problem->details.size(); ++i) {
           const bool blocks = Find(*problem, i, nbits) != nullptr;
           matmuls += blocks;
-          const std::vector<LayerOption>& options = problem->table.layers[i].options;
-          const auto it = std::find_if(options.begin(), options.end(), [&](const LayerOption& o) {
+          const std::vector<LayerOption>& layer_options = problem->table.layers[i].options;
+          const auto it = std::find_if(layer_options.begin(), layer_options.end(), [&](const LayerOption& o) {
             return o.label == (blocks ? nbits : std::string("w8a32"));
           });
-          REQUIRE(it != options.end());
-          choice.push_back(static_cast<uint16_t>(it - options.begin()));
+          REQUIRE(it != layer_options.end());
+          choice.push_back(static_cast<uint16_t>(it - layer_options.begin()));
           plan.push_back(LayerPlanOf(problem->details[i][choice.back()].option));
         }
         CHECK(matmuls == 9);

@@ -12,9 +12,9 @@ std::string OutputFigures(const v1::OutputFidelity& output) {
   std::string text = fmt::format("'{}' {} ({}{}): ", output.name(), absl::StrJoin(output.shape(), "x"), output.kind(),
                                  output.kind() == "not float" ? "" : fmt::format(", weight {:.2f}", output.weight()));
   if (output.kind() != "not float") {
-    text += fmt::format("{}, cosine {:.3f}",
-                        std::isinf(output.sqnr_db()) ? "lossless" : fmt::format("{:.2f} dB", output.sqnr_db()),
-                        output.cosine());
+    text += fmt::format(
+        "{}, cosine {:.3f}{}", std::isinf(output.sqnr_db()) ? "lossless" : fmt::format("{:.2f} dB", output.sqnr_db()),
+        output.cosine(), output.error_on().empty() ? "" : fmt::format(" (on its logits '{}')", output.error_on()));
   }
   bool first = output.kind() == "not float";
   for (const v1::TaskMetric& m : output.metrics()) {

@@ -134,6 +134,14 @@ absl::Status OutputComparison::Add(const Tensor& original, const Tensor& candida
   return absl::OkStatus();
 }
 
+void OutputComparison::TakeErrorFrom(const OutputComparison& other) {
+  signal_ = other.signal_;
+  noise_ = other.noise_;
+  dot_ = other.dot_;
+  candidate_energy_ = other.candidate_energy_;
+  result_.error_on = other.result_.name;
+}
+
 OutputFidelity OutputComparison::Result() const {
   OutputFidelity r = result_;
   r.metrics.clear();

@@ -46,6 +46,10 @@ struct OutputFidelity {
   double cosine = 0;
   double relative_error = 0;
   double weight = 0;  // its share of the model's SQNR (VerifyOptions::output_weights)
+  // The value sqnr_db, cosine and relative_error are taken on when it is not the output itself:
+  // a softmax output's logits (model::FidelityOutputs), where the sensitivities take it. Empty:
+  // the output.
+  std::string error_on;
   // The task metrics its kind calls for, named as above, each in [0, 1].
   std::vector<std::pair<std::string, double>> metrics;
 };
@@ -59,6 +63,9 @@ class OutputComparison {
   absl::Status Add(const Tensor& original, const Tensor& candidate);
   // The figures over the samples added so far.
   OutputFidelity Result() const;
+  // Takes SQNR, cosine and relative error from `other`'s values (a softmax output's logits,
+  // compared alike), keeping this output's kind and task metrics.
+  void TakeErrorFrom(const OutputComparison& other);
 
   // Sums over float values, for figures pooled over several outputs.
   double signal() const { return signal_; }

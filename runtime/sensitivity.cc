@@ -752,11 +752,12 @@ class Measurement {
 
 int QuantizationShapeOf(int weight_bits) {
   if (weight_bits >= 16) return 0;
-  int shape = 0;
+  int shape = 0, narrowest = 0;
   for (int bits : kQuantizationShapes) {
     if (bits <= weight_bits && bits > shape) shape = bits;
+    if (narrowest == 0 || bits < narrowest) narrowest = bits;
   }
-  return shape == 0 ? 2 : shape;
+  return shape == 0 ? narrowest : shape;
 }
 
 double PredictedWeightError(const LayerSensitivity* sensitivity, int weight_bits, double quantized, double pruned,

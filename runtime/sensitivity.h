@@ -4,7 +4,7 @@
 // weights, run the model, and divide the relative output error Σ_o w_o·||Y'_o - Y_o||²/||Y_o||²
 // (each output's error relative to its own energy over the samples, weighted as
 // model/output_weights.h says) by ε. Quantization sensitivities: the same with the layer's own
-// per-channel quantization error at b bits (model::Compress) in place of the noise, at its own size:
+// per-channel quantization error at 8, 4 and 2 bits (model::Compress) in place of the noise, at its own size:
 // quantization errors are not Gaussian — each channel's is as large as its own scale, where noise
 // of one variance swamps the small channels a following BatchNormalization amplifies — and a
 // layer's response to them can be orders of magnitude from its response to noise (PP-OCRv4 det:
@@ -90,13 +90,15 @@ struct LayerSensitivity {
   ActivationRange input_range;  // calibrated range of the layer's input
 };
 
-// The weight widths a layer's quantization is probed at, each at its own size: from 6 bits down,
-// a layer's response grows faster than its distortion (PP-OCRv4 rec: one 5-bit layer measured 10
+// The weight widths a layer's quantization is probed at, each at its own size: below 8 bits a
+// layer's response grows faster than its distortion (PP-OCRv4 rec: one 5-bit layer measured 10
 // dB below what a 4-bit probe scaled to ε predicted), so the low widths are probed as they are.
-inline constexpr int kQuantizationShapes[] = {8, 6, 4, 3, 2};
+// Three widths, not every one: each costs a run of the model per layer and sample.
+inline constexpr int kQuantizationShapes[] = {8, 4, 2};
 
 // The probed width an option at `weight_bits` takes its quantization sensitivity from: the widest
-// at or below it (its distortion at least the option's); 0 for fp16 and fp32 weights, whose
+// at or below it (its distortion at least the option's, its response per unit of distortion no
+// smaller: the safe side), the narrowest below them all; 0 for fp16 and fp32 weights, whose
 // rounding is noise-like (LayerSensitivity::weight).
 int QuantizationShapeOf(int weight_bits);
 

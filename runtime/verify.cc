@@ -172,6 +172,38 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
   }
   SessionOptions so;
   so.intra_op_threads = options.threads;
+  // A softmax output's error is taken on its logits, where the sensitivities took it
+  // (model::FidelityOutputs): both models expose them as extra outputs.
+  onnx::ModelProto original_proto, exported_proto;
+  if (!original_proto.ParseFromArray(original.data(), static_cast<int>(original.size())) ||
+      !exported_proto.ParseFromArray(exported.data(), static_cast<int>(exported.size()))) {
+    return absl::InvalidArgumentError("the original or the exported model is not an ONNX ModelProto");
+  }
+  const std::vector<std::string> original_logits = model::FidelityOutputs(original_proto);
+  const std::vector<std::string> exported_logits = model::FidelityOutputs(exported_proto);
+  if (original_logits.size() != exported_logits.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the exported model has ", exported_logits.size(),
+                                                   " outputs, the original ", original_logits.size()));
+  }
+  std::vector<size_t> on_logits;  // the outputs whose error is taken on their logits
+  std::vector<std::string> original_extra, exported_extra;
+  for (size_t k = 0; k < original_logits.size(); ++k) {
+    const bool original_softmax = original_logits[k] != original_proto.graph().output(static_cast<int>(k)).name();
+    const bool exported_softmax = exported_logits[k] != exported_proto.graph().output(static_cast<int>(k)).name();
+    if (!original_softmax || !exported_softmax) continue;
+    on_logits.push_back(k);
+    original_extra.push_back(original_logits[k]);
+    exported_extra.push_back(exported_logits[k]);
+  }
+  std::string original_exposed, exported_exposed;
+  if (!on_logits.empty()) {
+    if (absl::Status st = model::ExposeValues(&original_proto, original_extra); !st.ok()) return st;
+    if (absl::Status st = model::ExposeValues(&exported_proto, exported_extra); !st.ok()) return st;
+    original_exposed = original_proto.SerializeAsString();
+    exported_exposed = exported_proto.SerializeAsString();
+    original = original_exposed;
+    exported = exported_exposed;
+  }
   absl::StatusOr<std::unique_ptr<Session>> reference = Session::Create(original, so);
   if (!reference.ok()) return reference.status();
   TempPath temp;
@@ -205,13 +237,23 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
     return absl::InvalidArgumentError(
         absl::StrCat("the exported model has ", cand_outputs.size(), " outputs, the original ", ref_outputs.size()));
   }
-  std::vector<std::string> names;
+  // The graph outputs, then the logits exposed (ref_outputs lists them last).
+  const size_t graph_output_count = ref_outputs.size() - on_logits.size();
+  std::vector<std::string> names, exported_names;
   std::vector<model::GraphOutput> graph_outputs;
   std::vector<OutputComparison> comparisons;
-  for (const TensorInfo& info : ref_outputs) {
+  for (size_t k = 0; k < graph_output_count; ++k) {
+    const TensorInfo& info = ref_outputs[k];
     names.push_back(info.name);
+    exported_names.push_back(info.name);
     graph_outputs.push_back({info.name, info.type == ElementType::kFloat32 || info.type == ElementType::kFloat16});
     comparisons.emplace_back(info.name);
+  }
+  std::vector<OutputComparison> logit_comparisons;
+  for (size_t j = 0; j < on_logits.size(); ++j) {
+    names.push_back(original_extra[j]);
+    exported_names.push_back(exported_extra[j]);
+    logit_comparisons.emplace_back(original_extra[j]);
   }
   absl::StatusOr<std::vector<double>> weights = model::ResolveOutputWeights(graph_outputs, options.output_weights);
   if (!weights.ok()) return weights.status();
@@ -219,10 +261,17 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
   for (const std::vector<Tensor>& sample : calibration.samples) {
     absl::StatusOr<std::vector<Tensor>> y = (*reference)->Run(sample, names);
     if (!y.ok()) return y.status();
-    absl::StatusOr<std::vector<Tensor>> y2 = (*candidate)->Run(sample, names);
+    absl::StatusOr<std::vector<Tensor>> y2 = (*candidate)->Run(sample, exported_names);
     if (!y2.ok()) return y2.status();
-    for (size_t k = 0; k < names.size(); ++k) {
+    for (size_t k = 0; k < graph_output_count; ++k) {
       if (absl::Status s = comparisons[k].Add((*y)[k], (*y2)[k]); !s.ok()) return s;
+    }
+    for (size_t j = 0; j < on_logits.size(); ++j) {
+      Tensor exported_logits_value = (*y2)[graph_output_count + j];
+      exported_logits_value.name = (*y)[graph_output_count + j].name;
+      if (absl::Status s = logit_comparisons[j].Add((*y)[graph_output_count + j], exported_logits_value); !s.ok()) {
+        return s;
+      }
     }
   }
   // Each output on its own, and the model's figures over them by weight. An output that is 0 on
@@ -231,6 +280,7 @@ absl::StatusOr<Verification> VerifyExport(absl::string_view original, absl::stri
   for (size_t k = 0; k < comparisons.size(); ++k) {
     if (comparisons[k].signal() > 0) kept += (*weights)[k];
   }
+  for (size_t j = 0; j < on_logits.size(); ++j) comparisons[on_logits[j]].TakeErrorFrom(logit_comparisons[j]);
   for (size_t k = 0; k < comparisons.size(); ++k) {
     OutputFidelity f = comparisons[k].Result();
     f.weight = comparisons[k].signal() > 0 && kept > 0 ? (*weights)[k] / kept : 0;

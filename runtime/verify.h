@@ -61,7 +61,8 @@ struct Verification {
   // Over the outputs by their weights w_o (model/output_weights.h): relative_error =
   // Σ_o w_o·Σ(y'_o − y_o)²/Σy_o² over the samples, sqnr_db = −10·log10(relative_error) (+inf when
   // exact), cosine = Σ_o w_o·cosine_o. With one float output, that output's own figures. An output
-  // that is 0 on every sample weighs 0 and the others share its weight.
+  // that is 0 on every sample weighs 0 and the others share its weight. A softmax output's figures
+  // are taken on its logits (OutputFidelity::error_on), where the sensitivities take them.
   double sqnr_db = 0;
   double cosine = 0;
   double relative_error = 0;

@@ -35,8 +35,12 @@ run squeeze-bench-fidelity@det "${det[@]}" --image "$images/det0.ppm" --image "$
 run squeeze-bench-fidelity@det-synthetic "${det[@]}"
 run squeeze-bench-fidelity@cls "${cls[@]}" --image "$images/cls0.ppm" --image "$images/cls1.ppm" --candidates 200
 run squeeze-bench-fidelity@cls-synthetic "${cls[@]}" --candidates 200
-# A front's predicted SQNR against its exports, after the search's check of the predicted errors.
+# A front's predicted SQNR against its exports, after the search's check of the predicted errors:
+# on synthetic inputs (a search without --calibration), and with the OCR models calibrated on text.
 run squeeze-bench-front-fidelity
+run squeeze-bench-front-fidelity@text --image "det=$images/det0.ppm" --image "det=$images/det1.ppm" \
+  --image "rec=$images/rec0.ppm" --image "rec=$images/rec1.ppm" --image "cls=$images/cls0.ppm" \
+  --image "cls=$images/cls1.ppm"
 # Exports measured on the rendered text pages, the realistic calibration for det.
 run squeeze-bench-export@det "${det[@]}" --image "$images/det0.ppm" --image "$images/det1.ppm" --repeats 20
 # A model with MatMuls (its CTC head and attention blocks): block-wise 4-bit MatMulNBits on two text lines.

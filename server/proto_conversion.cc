@@ -422,6 +422,7 @@ v1::OutputFidelity ToProto(const runtime::OutputFidelity& output) {
   out.set_kind(std::string(runtime::OutputKindName(output.kind)));
   out.set_sqnr_db(output.sqnr_db);
   out.set_cosine(output.cosine);
+  out.set_error_on(output.error_on);
   out.set_weight(output.weight);
   for (const auto& [name, value] : output.metrics) {
     v1::TaskMetric* m = out.add_metrics();

@@ -1,7 +1,7 @@
 // squeeze-bench-front-fidelity: is a front's predicted SQNR what its exports measure? For each real
 // model it does what a search on `host` does — sensitivities on the calibration inputs, the option
 // table, the exact search with the default 10 dB floor, then the check of the predicted errors
-// against exports of candidates near the floor (search::CheckErrors, up to two rounds of scaling
+// against exports of candidates near the floor (search::CheckErrors, up to three rounds of scaling
 // and searching again) — and then exports candidates spread along the final front through
 // runtime::ExportAndVerify and runs them on the calibration inputs. Reports, per model and over
 // all: how many exported candidates measured at least their predicted SQNR minus 1 dB (the safe
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "Predicted vs measured SQNR of a front's exported candidates, with the check of the predicted errors against "
       "exports near the floor that a search runs, on six real models (synthetic calibration inputs, as a search "
-      "without --calibration)"};
+      "without --calibration, unless --image gives a model its own)"};
   const std::string models_dir = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/";
   std::vector<std::string> model_args;
   int exports = 12, threads = 2, samples = 2;
@@ -166,6 +166,10 @@ int main(int argc, char** argv) {
   app.add_option("--exports", exports, "candidates of each final front to export and run")
       ->check(CLI::Range(2, 200))
       ->capture_default_str();
+  std::vector<std::string> image_args;
+  app.add_option("--image", image_args,
+                 "LABEL=FILE: an 8-bit PPM image as a calibration sample of the model LABEL instead of synthetic "
+                 "ones (repeatable; one 3-channel image input of its size, normalized as PP-OCR does)");
   app.add_option("--samples", samples, "synthetic calibration samples")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -182,6 +186,12 @@ int main(int argc, char** argv) {
     std::cerr << "squeeze-bench-front-fidelity: " << what << "\n";
     return 1;
   };
+  std::map<std::string, std::vector<std::string>> images;  // model label -> its calibration images
+  for (const std::string& a : image_args) {
+    const size_t eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) return fail(fmt::format("--image {}: give LABEL=FILE", a));
+    images[a.substr(0, eq)].push_back(a.substr(eq + 1));
+  }
   std::vector<squeeze::bench::ModelSpec> specs = squeeze::bench::DefaultModels(models_dir);
   if (!model_args.empty()) {
     specs.clear();
@@ -213,8 +223,14 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) return fail(loaded.status());
     auto session = runtime::Session::Create(*bytes);
     if (!session.ok()) return fail(session.status());
-    auto calibration = runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, seed);
+    const auto own_images = images.find(spec.label);
+    auto calibration = own_images == images.end()
+                           ? runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, seed)
+                           : runtime::CalibrationFromImages(loaded->analysis, (*session)->inputs(), own_images->second);
     if (!calibration.ok()) return fail(calibration.status());
+    const std::string calibrated_on = own_images == images.end()
+                                          ? fmt::format("{} synthetic N(0, 1) samples, seed {}", samples, seed)
+                                          : fmt::format("{} images", own_images->second.size());
     runtime::SensitivityOptions sensitivity_options;
     sensitivity_options.threads = threads;
     sensitivity_options.seed = seed;
@@ -300,16 +316,17 @@ int main(int argc, char** argv) {
           rows_json.empty() ? "" : ",", e.plan, db(e.predicted), db(e.predicted_before), db(e.measured), outputs);
     }
     models_json += fmt::format(
-        "{}{{\"model\":\"{}\",\"file\":\"{}\",\"layers\":{},{},\"outputs\":{},\"error_calibration\":\"{}\","
-        "\"seconds\":{:.1f},\"candidates\":[{}]}}",
-        models_json.empty() ? "" : ",", spec.label, spec.file.substr(spec.file.rfind('/') + 1),
+        "{}{{\"model\":\"{}\",\"file\":\"{}\",\"calibration\":\"{}\",\"layers\":{},{},\"outputs\":{},"
+        "\"error_calibration\":\"{}\",\"seconds\":{:.1f},\"candidates\":[{}]}}",
+        models_json.empty() ? "" : ",", spec.label, spec.file.substr(spec.file.rfind('/') + 1), calibrated_on,
         loaded->analysis.layers.size(), ScoreJson(score), OutputsJson(rows), problem->error_calibration, seconds,
         rows_json);
   }
   const Score overall = ScoreOf(all);
   if (json) {
     std::cout << fmt::format(
-        "{{{},\"floor_db\":{},\"calibration\":\"{} synthetic N(0, 1) samples, seed {}\",\"threads\":{},"
+        "{{{},\"floor_db\":{},\"calibration\":\"{} synthetic N(0, 1) samples, seed {}, unless a model says "
+        "otherwise\",\"threads\":{},"
         "\"memory_bandwidth_gbps\":{:.3g},\"onnxruntime\":\"{}\",\"models\":[{}]}}\n",
         ScoreJson(overall), kFloorDb, samples, seed, threads, host->memory_bandwidth_bytes_per_s / 1e9,
         runtime::OrtVersion(), models_json);

@@ -100,7 +100,7 @@ absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const std::vector<T
                                        Front* front) {
   ErrorCheck check;
   check.floor_sqnr_db = floor_sqnr_db;
-  const int rounds = task_floors.empty() ? 2 : 3;
+  const int rounds = task_floors.empty() ? 3 : 4;
   for (int round = 0; round < rounds; ++round) {
     const std::vector<Candidate> candidates = ErrorProbeCandidates(*front, check.floor_sqnr_db);
     if (candidates.empty()) break;

@@ -95,7 +95,7 @@ using Rerun = std::function<absl::StatusOr<Front>(int round, double floor_sqnr_d
 // Where the largest measured / predicted ratio is more than 1 dB off (after the first round: more
 // than 1 dB worse), every option's error is scaled by it; where a probe misses a task floor, the
 // SQNR floor is raised 1 dB above that probe's (scaled) prediction; either way `rerun` replaces
-// `front`. Two rounds, three with task floors. Writes problem->error_calibration. An error only
+// `front`. Three rounds, four with task floors. Writes problem->error_calibration. An error only
 // when a rerun fails.
 absl::StatusOr<ErrorCheck> CheckErrors(double floor_sqnr_db, const std::vector<TaskFloor>& task_floors,
                                        const MeasureProbes& measure, const Rerun& rerun, Problem* problem,

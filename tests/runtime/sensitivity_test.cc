@@ -166,6 +166,15 @@ std::vector<std::vector<float>> LinearOutputs(const CalibrationSet& set, const s
   return out;
 }
 
+// The sensitivities of `m` on `set`, activations measured at 8 bits only.
+SensitivityReport MeasuredAt8Bits(const model::LoadedModel& m, const CalibrationSet& set) {
+  SensitivityOptions options;
+  options.activation_bits = {8};
+  absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, set, options);
+  REQUIRE(report.ok());
+  return *std::move(report);
+}
+
 TEST_CASE("A linear layer's activation errors are what the quantizer's error gives by hand", "[sensitivity]") {
   const model::LoadedModel m = LinearModel();
   const CalibrationSet set = Synthetic(m, 2);
@@ -250,11 +259,8 @@ TEST_CASE("A layer's quantization sensitivity is its output's response to its ow
           "[sensitivity]") {
   const model::LoadedModel m = LinearModel();
   const CalibrationSet set = Synthetic(m, 2);
-  SensitivityOptions options;
-  options.activation_bits = {8};
-  absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, set, options);
-  REQUIRE(report.ok());
-  const LayerSensitivity& l = report->layers[0];
+  const SensitivityReport report = MeasuredAt8Bits(m, set);
+  const LayerSensitivity& l = report.layers[0];
   // For y = x · W the response is exact at any energy: ‖x · ΔW‖² / ‖x · W‖² per unit of
   // ‖ΔW‖² / ‖W‖², with ΔW the b-bit quantization error of W's columns (MatMul's output channels).
   const std::vector<float> w = LinearWeight(m);
@@ -283,7 +289,11 @@ TEST_CASE("A layer's quantization sensitivity is its output's response to its ow
   // The prediction: each distortion times the sensitivity of its shape.
   CHECK(PredictedWeightError(&l, 8, 1e-4, 0) == Approx(l.quantization.at(8) * 1e-4));
   CHECK(PredictedWeightError(&l, 5, 1e-2, 0) == Approx(l.quantization.at(4) * 1e-2));
-  CHECK(PredictedWeightError(&l, 7, 1e-3, 0.05) == Approx(l.quantization.at(6) * 1e-3 + l.weight * 0.05));
+  CHECK(PredictedWeightError(&l, 7, 1e-3, 0.05) == Approx(l.quantization.at(4) * 1e-3 + l.weight * 0.05));
+  CHECK(PredictedWeightError(&l, 3, 1e-2, 0) == Approx(l.quantization.at(2) * 1e-2));
+  CHECK(QuantizationShapeOf(8) == 8);
+  CHECK(QuantizationShapeOf(1) == 2);
+  CHECK(QuantizationShapeOf(16) == 0);
   CHECK(PredictedWeightError(&l, 16, 1e-6, 0) == Approx(l.weight * 1e-6));
   CHECK(PredictedWeightError(nullptr, 4, 1e-2, 0.1) == Approx(0.11));
 }
@@ -306,11 +316,8 @@ TEST_CASE("Removing a Conv's output channels costs their share of its output's e
       model::testing::FloatTensor("b", {6}, model::testing::Encoding::kRaw, {0.f, 0.1f, 5.f, 0.f, -0.2f, 0.f}));
   const model::LoadedModel m = model::testing::MustLoad(proto);
   const CalibrationSet set = Synthetic(m, 2);
-  SensitivityOptions options;
-  options.activation_bits = {8};
-  absl::StatusOr<SensitivityReport> report = MeasureSensitivity(m, set, options);
-  REQUIRE(report.ok());
-  const LayerSensitivity& l = report->layers[0];
+  const SensitivityReport report = MeasuredAt8Bits(m, set);
+  const LayerSensitivity& l = report.layers[0];
   // y is the output: removing a share of its energy is that relative error, whatever the signs.
   REQUIRE(l.channel_removal.has_value());
   CHECK(*l.channel_removal == Approx(1.0).epsilon(0.01));

@@ -114,17 +114,18 @@ TEST_CASE("The check scales the errors and searches again until the probes measu
     CHECK(problem.table.layers[0].options[1].error == Approx(0.04));
     CHECK_THAT(problem.error_calibration, Contains("x 4 to match 6 candidates"));
   }
-  SECTION("worse in both rounds: scaled twice; better in the second round: left on the safe side") {
-    worse = {4, 2};
+  SECTION("worse in every round: scaled three times; better in the second round: left on the safe side") {
+    worse = {4, 2, 1.5};
     REQUIRE(CheckErrors(10, {}, measure, rerun, &problem, &front).ok());
-    CHECK(reruns == 2);
-    CHECK(problem.table.layers[0].options[1].error == Approx(0.08));
+    CHECK(measured_rounds == 3);
+    CHECK(reruns == 3);
+    CHECK(problem.table.layers[0].options[1].error == Approx(0.12));
     Problem other = problem;
     measured_rounds = reruns = 0;
     worse = {4, 0.25};
     REQUIRE(CheckErrors(10, {}, measure, rerun, &other, &front).ok());
     CHECK(reruns == 1);
-    CHECK(other.table.layers[0].options[1].error == Approx(0.32));
+    CHECK(other.table.layers[0].options[1].error == Approx(0.48));
   }
   SECTION("within 1 dB at once: nothing scaled, nothing searched again, and the front says so") {
     worse = {0.9};

@@ -612,11 +612,12 @@ class Measurement {
     std::vector<double> energy(channels, 0.0);
     for (size_t k = 0; k < calibration_.samples.size(); ++k) {
       const Tensor* clean = CleanValue(k, site);
-      if (clean == nullptr || clean->shape.size() < 2 || clean->shape[1] != layer.out_channels) {
+      if (clean == nullptr || clean->shape.size() < 2 || clean->shape[0] < 1 || clean->shape[1] != layer.out_channels) {
         return absl::OkStatus();
       }
       const std::vector<float> x = Floats(*clean);
       const size_t inner = x.size() / (static_cast<size_t>(clean->shape[0]) * channels);
+      if (inner == 0) return absl::OkStatus();
       for (size_t j = 0; j < x.size(); ++j) energy[(j / inner) % channels] += static_cast<double>(x[j]) * x[j];
     }
     const double total = std::accumulate(energy.begin(), energy.end(), 0.0);
@@ -774,11 +775,14 @@ double PredictedWeightError(const LayerSensitivity* sensitivity, int weight_bits
   return s_quantized * quantized + pruning;
 }
 
-std::optional<double> RemovedEnergyShare(const LayerSensitivity& sensitivity, const std::vector<bool>& removed) {
-  if (!sensitivity.channel_removal || sensitivity.channel_energy.size() != removed.size()) return std::nullopt;
-  double share = 0;
-  for (size_t c = 0; c < removed.size(); ++c) share += removed[c] ? sensitivity.channel_energy[c] : 0;
-  return share;
+std::optional<double> RemovedEnergyShare(const LayerSensitivity& sensitivity, const std::vector<int64_t>& kept) {
+  if (!sensitivity.channel_removal) return std::nullopt;
+  double share = 1;
+  for (int64_t c : kept) {
+    if (c < 0 || static_cast<size_t>(c) >= sensitivity.channel_energy.size()) return std::nullopt;
+    share -= sensitivity.channel_energy[static_cast<size_t>(c)];
+  }
+  return std::max(share, 0.0);
 }
 
 absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& model, const CalibrationSet& calibration,

@@ -111,9 +111,10 @@ int QuantizationShapeOf(int weight_bits);
 double PredictedWeightError(const LayerSensitivity* sensitivity, int weight_bits, double quantized, double pruned,
                             std::optional<double> removed_energy = std::nullopt);
 
-// The share of the layer's output energy in the output channels `removed` flags (one per
-// channel); nullopt when channel removal was not measured or the counts differ.
-std::optional<double> RemovedEnergyShare(const LayerSensitivity& sensitivity, const std::vector<bool>& removed);
+// The share of the layer's output energy in the output channels a pruning mask removes, given the
+// channels it keeps (ascending, as model::KeptChannels gives them); nullopt when channel removal
+// was not measured or a kept channel is past the measured ones.
+std::optional<double> RemovedEnergyShare(const LayerSensitivity& sensitivity, const std::vector<int64_t>& kept);
 
 struct SensitivityReport {
   std::vector<LayerSensitivity> layers;  // in model::Analysis::layers order

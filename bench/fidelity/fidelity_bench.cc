@@ -203,11 +203,7 @@ int main(int argc, char** argv) {
     const double kept = std::min(pruned, total);
     std::optional<double> removed_energy;
     if (p.pattern == model::PrunePattern::kOutputChannel) {
-      std::vector<bool> removed(static_cast<size_t>(w.channels));
-      for (int64_t c = 0; c < w.channels; ++c) {
-        removed[static_cast<size_t>(c)] = w.per_channel > 0 && mask[static_cast<size_t>(c * w.per_channel)] == 0;
-      }
-      removed_energy = runtime::RemovedEnergyShare(report->layers[i], removed);
+      removed_energy = runtime::RemovedEnergyShare(report->layers[i], model::KeptChannels(w, mask));
     }
     return runtime::PredictedWeightError(&report->layers[i], p.weight_bits, total - kept, kept, removed_energy);
   };

@@ -745,7 +745,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     // distortion it alone leaves, and each (mask, bits) quantized once.
     struct Mask {
       std::vector<uint8_t> keep;
-      std::vector<bool> removed_rows;  // the output channels it removes whole
+      std::vector<int64_t> kept_channels;  // the output channels it keeps (model::KeptChannels)
       double distortion = 0;
     };
     std::map<std::pair<int, double>, Mask> masks;
@@ -764,11 +764,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
         Mask m;
         m.keep = model::PruneMask(w, PatternOf(option.pattern), option.prune_ratio);
         m.distortion = model::RelativeDistortion(w.values, model::QuantizeMasked(w, m.keep, 32).values);
-        m.removed_rows.assign(static_cast<size_t>(w.channels), false);
-        for (int64_t c = 0; c < w.channels && w.per_channel > 0; ++c) {
-          const auto row = m.keep.begin() + c * w.per_channel;
-          m.removed_rows[static_cast<size_t>(c)] = std::none_of(row, row + w.per_channel, [](uint8_t k) { return k; });
-        }
+        if (option.pattern == dp::Sparsity::kOutputChannel) m.kept_channels = model::KeptChannels(w, m.keep);
         mask = masks.emplace(mask_key, std::move(m)).first;
       }
       auto d = distortion.find(key);
@@ -848,7 +844,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       const double pruned = std::min(mask->second.distortion, d->second);
       o.error = runtime::PredictedWeightError(sens, option.weight_bits, d->second - pruned, pruned,
                                               option.pattern == dp::Sparsity::kOutputChannel && sens != nullptr
-                                                  ? runtime::RemovedEnergyShare(*sens, mask->second.removed_rows)
+                                                  ? runtime::RemovedEnergyShare(*sens, mask->second.kept_channels)
                                                   : std::nullopt) +
                 act;
       o.activation_bytes = static_cast<double>(live_other[i]) +

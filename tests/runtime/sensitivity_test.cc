@@ -334,14 +334,14 @@ TEST_CASE("Removing a Conv's output channels costs their share of its output's e
   const double total = std::accumulate(energy.begin(), energy.end(), 0.0);
   REQUIRE(l.channel_energy.size() == 6);
   for (size_t c = 0; c < 6; ++c) CHECK(l.channel_energy[c] == Approx(energy[c] / total).epsilon(1e-4));
-  CHECK(l.channel_energy[2] > 0.5);  // the bias dominates
-  const std::vector<bool> removed = {false, false, true, false, true, false};
-  const std::optional<double> share = RemovedEnergyShare(l, removed);
+  CHECK(l.channel_energy[2] > 0.5);                                         // the bias dominates
+  const std::optional<double> share = RemovedEnergyShare(l, {0, 1, 3, 5});  // channels 2 and 4 removed
   REQUIRE(share.has_value());
   CHECK(*share == Approx((energy[2] + energy[4]) / total).epsilon(1e-4));
   CHECK(PredictedWeightError(&l, 32, 0, 0.01, share) == Approx(*l.channel_removal * *share));
-  // Counts that do not match the layer's channels say nothing.
-  CHECK_FALSE(RemovedEnergyShare(l, {true, false}).has_value());
+  // A channel the layer does not have says nothing.
+  CHECK_FALSE(RemovedEnergyShare(l, {0, 7}).has_value());
+  CHECK(*RemovedEnergyShare(l, {}) == Approx(1.0));
 }
 
 TEST_CASE("Activation quantizers: uint8 with a zero point, or int8 symmetric as TensorRT takes them", "[sensitivity]") {

@@ -100,6 +100,7 @@ TEST_CASE("verification weighs each output's relative error, not its bytes") {
   REQUIRE(equal.ok());
   REQUIRE(equal->outputs.size() == 2);
   CHECK(equal->outputs[0].weight == 0.5);
+  CHECK(equal->outputs[0].error_on.empty());  // no softmax computes it: taken as it is
   CHECK(equal->outputs[1].sqnr_db == Approx(20).margin(0.01));
   CHECK(equal->relative_error == Approx(0.005).epsilon(1e-3));  // pooled it would be 1e-8
   CHECK(equal->sqnr_db == Approx(23.01).margin(0.01));
@@ -119,6 +120,47 @@ TEST_CASE("verification weighs each output's relative error, not its bytes") {
 
   options.output_weights = {{"mask", 1}};
   CHECK(VerifyExport(original, off, inputs, options).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("verification takes a softmax output's error on its logits, its task metrics on the output") {
+  const char* text = R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    classify (float[4, 8] x) => (float[4, 8] probs) {
+      logits = Mul (x, k)
+      probs = Softmax <axis = -1> (logits)
+    }
+  )onnx";
+  auto make = [&](float scale) {
+    onnx::ModelProto proto = model::testing::ParseModel(text);
+    model::testing::AddInitializer(proto.mutable_graph(),
+                                   model::testing::FloatTensor("k", {}, model::testing::Encoding::kRaw, {scale}));
+    return proto.SerializeAsString();
+  };
+  // Logits 1.1 times larger: relative error 0.01 (20 dB) on the logits, whatever the softmax makes
+  // of it; the largest logit stays the largest.
+  const std::string original = make(3.f), off = make(3.3f);
+  CalibrationSet inputs;
+  for (int k = 0; k < 2; ++k) {
+    std::vector<float> x(32);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.7f * static_cast<float>(i + 32 * k)) + 0.2f;
+    inputs.samples.push_back({Tensor::Float("x", {4, 8}, x)});
+  }
+  absl::StatusOr<Verification> v = VerifyExport(original, off, inputs, VerifyOptions());
+  REQUIRE(v.ok());
+  REQUIRE(v->outputs.size() == 1);
+  const OutputFidelity& probs = v->outputs[0];
+  CHECK(probs.name == "probs");
+  CHECK(probs.error_on == "logits");
+  CHECK(probs.sqnr_db == Approx(20).margin(0.01));
+  CHECK(v->relative_error == Approx(0.01).epsilon(1e-3));
+  CHECK(probs.kind == OutputKind::kClassScores);
+  REQUIRE_FALSE(probs.metrics.empty());
+  CHECK(probs.metrics[0].first == "top-1 agreement");
+  CHECK(probs.metrics[0].second == 1.0);
+  // The same model: lossless on the logits too.
+  absl::StatusOr<Verification> same = VerifyExport(original, original, inputs, VerifyOptions());
+  REQUIRE(same.ok());
+  CHECK(std::isinf(same->sqnr_db));
 }
 
 TEST_CASE("ranges: min/max covers every value, the percentile clips the tails") {

@@ -590,8 +590,9 @@ class Measurement {
     if (!error.ok()) return error.status();
     out.weight = *error;
     out.measured = true;
+    const model::ChannelMatrix rows = model::ToChannelMajor(w.values, model_.analysis.layers[i].weight_layout);
     for (int bits : kQuantizationShapes) {
-      absl::StatusOr<std::optional<double>> q = QuantizationResponse(feeds, i, bits, probe);
+      absl::StatusOr<std::optional<double>> q = QuantizationResponse(feeds, i, rows, bits, probe);
       if (!q.ok()) return q.status();
       if (q->has_value()) out.quantization[bits] = **q;
     }
@@ -667,14 +668,13 @@ class Measurement {
   }
 
   // Σ over samples of the output error per unit of relative distortion, with layer i's weight
-  // carrying its own `bits`-bit per-channel quantization error, scaled up to relative energy
-  // `probe` where it is smaller; nullopt when quantizing changes nothing (every channel already on
-  // its grid).
+  // (`rows`: its values by output channel) carrying its own `bits`-bit per-channel quantization
+  // error, scaled up to relative energy `probe` where it is smaller; nullopt when quantizing
+  // changes nothing (every channel already on its grid).
   absl::StatusOr<std::optional<double>> QuantizationResponse(std::vector<std::vector<Tensor>>& feeds, size_t i,
-                                                             int bits, double probe) {
+                                                             const model::ChannelMatrix& rows, int bits, double probe) {
     const model::WeightInput& w = weights_[i];
     const model::ChannelLayout& layout = model_.analysis.layers[i].weight_layout;
-    const model::ChannelMatrix rows = model::ToChannelMajor(w.values, layout);
     const model::ChannelMatrix quantized = model::Compress(rows, bits, model::PrunePattern::kNone, 0);
     const double distortion = model::RelativeDistortion(rows.values, quantized.values);
     if (!(distortion > 0)) return std::nullopt;

@@ -23,6 +23,35 @@ std::vector<ChannelPruningReach> AnalyzeChannelPruning(const LoadedModel& model)
   return flow.PerLayer();
 }
 
+std::map<std::string, std::set<int64_t>> ChannelsRemovedBy(const LoadedModel& model, size_t layer,
+                                                           const std::vector<uint8_t>& removed_rows) {
+  const Analysis& analysis = model.analysis;
+  std::map<std::string, std::set<int64_t>> out;
+  if (layer >= analysis.layers.size() || !analysis.layers[layer].subgraph.empty()) return out;
+  onnx::ModelProto proto = model.proto;
+  std::map<std::string, size_t> layer_of_node;
+  std::vector<std::vector<uint8_t>> pruned_rows(analysis.layers.size());
+  for (size_t i = 0; i < analysis.layers.size(); ++i) {
+    if (analysis.layers[i].subgraph.empty()) layer_of_node[analysis.layers[i].name] = i;
+    pruned_rows[i].assign(static_cast<size_t>(std::max<int64_t>(0, analysis.layers[i].out_channels)), 0);
+  }
+  for (size_t c = 0; c < pruned_rows[layer].size() && c < removed_rows.size(); ++c) {
+    pruned_rows[layer][c] = removed_rows[c];
+  }
+  internal::ChannelFlow flow(&proto, analysis, layer_of_node, pruned_rows);
+  flow.Run();
+  for (const onnx::NodeProto& node : proto.graph().node()) {
+    for (const auto* values : {&node.input(), &node.output()}) {
+      for (const std::string& v : *values) {
+        if (v.empty() || out.count(v) > 0) continue;
+        std::set<int64_t> removed = flow.Removed(v);
+        if (!removed.empty()) out.emplace(v, std::move(removed));
+      }
+    }
+  }
+  return out;
+}
+
 std::optional<double> AlignedChannelRatio(int64_t out_channels, double ratio, int alignment) {
   const int64_t a = std::max(1, alignment);
   const int64_t most = (out_channels - 1) / a * a;  // the largest aligned count below out

@@ -11,7 +11,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +52,13 @@ struct ChannelPruningReach {
 
 // One entry per Analysis::layers entry.
 std::vector<ChannelPruningReach> AnalyzeChannelPruning(const LoadedModel& model);
+
+// The channels pruning output channels `removed_rows` of layer `layer` alone (1: channel c goes)
+// removes from the values of the main graph, as the exporter decides it: each value that loses some
+// -> their indices along its channel axis (a Concat's output counts them at their offset). Empty
+// when none goes (the rows stay as zeros: a pinned channel, a partner layer that keeps it).
+std::map<std::string, std::set<int64_t>> ChannelsRemovedBy(const LoadedModel& model, size_t layer,
+                                                           const std::vector<uint8_t>& removed_rows);
 
 // The prune ratio that keeps the positive multiple of `alignment` channels nearest to what
 // `ratio` keeps of `out_channels` and below all of them, as (out − kept) / out. nullopt when ratio

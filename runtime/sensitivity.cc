@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "model/activation_sites.h"
+#include "model/channel_pruning.h"
 #include "model/output_weights.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
@@ -43,6 +44,9 @@ constexpr double kSaturationNoiseEnergy = 1e-2;
 // The seed stream of channel-removal signs: layer i draws from DeriveSeed(seed, this + i), apart
 // from its weight noise's DeriveSeed(seed, i).
 constexpr uint64_t kChannelSignStream = uint64_t{1} << 32;
+// The output-channel pruning ratios whose removals are probed: a layer's response per unit of
+// energy removed may grow or shrink with the ratio (PP-OCRv4 rec: 1x to 9x from 12% to 50%).
+constexpr double kChannelRemovalRatios[] = {0.1, 0.5};
 
 ElementType TypeOf(int32_t onnx_type) {
   return onnx_type == onnx::TensorProto::FLOAT16 ? ElementType::kFloat16 : ElementType::kFloat32;
@@ -530,23 +534,18 @@ class Measurement {
         l.weight = floor;
         if (l.exercised && !unweighed_only[j]) floored.push_back(l.layer);
       }
-      // Its quantization errors reach the outputs as little at the probe's energy: they take
-      // what the larger noise showed, and the floor.
+      // Its quantization and pruning errors reach the outputs as little at the probe's energy:
+      // they take what the larger noise showed, and the floor.
       for (auto& [bits, q] : l.quantization) q = std::max(q, l.weight);
+      for (auto& [shape, p] : l.pruning) p = std::max(p, l.weight);
     }
-    // The same floor on each quantization shape, from its own median.
+    // The same floor on each quantization and pruning shape, from its own median.
     for (int bits : kQuantizationShapes) {
-      std::vector<double> shape;
-      for (const LayerSensitivity& l : report_->layers) {
-        if (auto it = l.quantization.find(bits); it != l.quantization.end()) shape.push_back(it->second);
-      }
-      if (shape.empty()) continue;
-      std::nth_element(shape.begin(), shape.begin() + shape.size() / 2, shape.end());
-      const double shape_floor = kSaturationRatio * shape[shape.size() / 2];
-      for (LayerSensitivity& l : report_->layers) {
-        if (auto it = l.quantization.find(bits); it != l.quantization.end())
-          it->second = std::max(it->second, shape_floor);
-      }
+      FloorShape([bits](LayerSensitivity& l) { return Find(l.quantization, bits); });
+    }
+    for (const PruningShape& shape : kPruningShapes) {
+      FloorShape(
+          [name = PruningShapeOf(shape.pattern, shape.ratio)](LayerSensitivity& l) { return Find(l.pruning, name); });
     }
     if (!idle.empty()) {
       report_->warnings.push_back(absl::StrCat(
@@ -571,6 +570,27 @@ class Measurement {
     return absl::OkStatus();
   }
 
+  template <typename Map, typename Key>
+  static double* Find(Map& map, const Key& key) {
+    auto it = map.find(key);
+    return it == map.end() ? nullptr : &it->second;
+  }
+
+  // Raises one shape's responses (`response` of a layer: nullptr where it has none) to
+  // kSaturationRatio times their median.
+  void FloorShape(const std::function<double*(LayerSensitivity&)>& response) {
+    std::vector<double> values;
+    for (LayerSensitivity& l : report_->layers) {
+      if (const double* r = response(l)) values.push_back(*r);
+    }
+    if (values.empty()) return;
+    std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+    const double floor = kSaturationRatio * values[values.size() / 2];
+    for (LayerSensitivity& l : report_->layers) {
+      if (double* r = response(l)) *r = std::max(*r, floor);
+    }
+  }
+
   std::vector<std::vector<Tensor>>& FeedsOf(int worker) {
     std::vector<std::vector<Tensor>>& feeds = worker_feeds_[static_cast<size_t>(worker)];
     if (feeds.empty()) feeds = base_feeds_;
@@ -592,36 +612,179 @@ class Measurement {
     out.measured = true;
     const model::ChannelMatrix rows = model::ToChannelMajor(w.values, model_.analysis.layers[i].weight_layout);
     for (int bits : kQuantizationShapes) {
-      absl::StatusOr<std::optional<double>> q = QuantizationResponse(feeds, i, rows, bits, probe);
+      absl::StatusOr<std::optional<double>> q =
+          ShapeResponse(feeds, i, rows, model::Compress(rows, bits, model::PrunePattern::kNone, 0), probe);
       if (!q.ok()) return q.status();
       if (q->has_value()) out.quantization[bits] = **q;
     }
-    return MeasureChannelRemoval(feeds, i);
+    for (const PruningShape& shape : kPruningShapes) {
+      if (shape.pattern == model::PrunePattern::kTwoFour && rows.per_channel < 4) continue;
+      absl::StatusOr<std::optional<double>> p =
+          ShapeResponse(feeds, i, rows, model::Compress(rows, 32, shape.pattern, shape.ratio), probe);
+      if (!p.ok()) return p.status();
+      if (p->has_value()) out.pruning[PruningShapeOf(shape.pattern, shape.ratio)] = **p;
+    }
+    return MeasureChannelRemoval(feeds, i, rows);
   }
 
-  // For a Conv whose output site carries its channels on axis 1: each channel's share of the
-  // site's energy over the samples, and the output error per unit of relative energy removed
-  // channel-wise — the value scaled down by α with one random sign per channel (so the channels'
-  // errors add, none cancelling another's) — linearized at ε as activation errors are.
-  absl::Status MeasureChannelRemoval(std::vector<std::vector<Tensor>>& feeds, size_t i) {
-    const model::Layer& layer = model_.analysis.layers[i];
-    const int out = layer_sites_[i].second;
-    if (layer.op_type != "Conv" || layer.grouped || layer.out_channels < 2 || out < 0) return absl::OkStatus();
-    const Site& site = sites_[static_cast<size_t>(out)];
-    if (!site.delta.status.ok()) return absl::OkStatus();
-    const auto channels = static_cast<size_t>(layer.out_channels);
+  // Each channel's energy in `site`'s value (channels on axis 1) over the samples; nullopt when a
+  // sample's value is not laid out with `channels` channels there.
+  std::optional<std::vector<double>> ChannelEnergy(const Site& site, size_t channels) const {
     std::vector<double> energy(channels, 0.0);
     for (size_t k = 0; k < calibration_.samples.size(); ++k) {
       const Tensor* clean = CleanValue(k, site);
-      if (clean == nullptr || clean->shape.size() < 2 || clean->shape[0] < 1 || clean->shape[1] != layer.out_channels) {
-        return absl::OkStatus();
+      if (clean == nullptr || clean->shape.size() < 2 || clean->shape[0] < 1 ||
+          clean->shape[1] != static_cast<int64_t>(channels)) {
+        return std::nullopt;
       }
       const std::vector<float> x = Floats(*clean);
       const size_t inner = x.size() / (static_cast<size_t>(clean->shape[0]) * channels);
-      if (inner == 0) return absl::OkStatus();
+      if (inner == 0) return std::nullopt;
       for (size_t j = 0; j < x.size(); ++j) energy[(j / inner) % channels] += static_cast<double>(x[j]) * x[j];
     }
-    const double total = std::accumulate(energy.begin(), energy.end(), 0.0);
+    return energy;
+  }
+
+  // Where the exporter takes removed channels out: a value the layers reading them take them in
+  // (on axis 1), and their indices there.
+  struct Cut {
+    const Site* site = nullptr;
+    std::vector<int64_t> channels;  // ascending
+  };
+
+  // The cuts of pruning output channels `removed_rows` of layer i: the inputs of the ungrouped
+  // layers its channels reach, past the depthwise Convs, BatchNormalizations, activations and
+  // per-channel constants they pass through — whose biases the exporter removes with them
+  // (model::ChannelsRemovedBy). Empty when the exporter removes none of them, or one such input is
+  // no value the perturbation model can change.
+  std::vector<Cut> CutsOf(size_t i, const std::vector<uint8_t>& removed_rows) const {
+    const std::map<std::string, std::set<int64_t>> removed = model::ChannelsRemovedBy(model_, i, removed_rows);
+    if (removed.empty()) return {};
+    std::vector<Cut> cuts;
+    std::set<int> seen;
+    const std::vector<model::Layer>& layers = model_.analysis.layers;
+    for (size_t j = 0; j < layers.size(); ++j) {
+      if (j == i || layers[j].grouped || !layers[j].subgraph.empty()) continue;
+      const int s = layer_sites_[j].first;
+      if (s < 0) continue;
+      const Site& site = sites_[static_cast<size_t>(s)];
+      auto it = removed.find(site.delta.value);
+      if (it == removed.end() || !seen.insert(s).second) continue;
+      if (!site.delta.status.ok()) return {};
+      cuts.push_back(Cut{&site, std::vector<int64_t>(it->second.begin(), it->second.end())});
+    }
+    return cuts;
+  }
+
+  // Σ over samples of the weighted squared output error with every cut's channels zeroed;
+  // nullopt when a cut's value does not hold its channels on axis 1.
+  absl::StatusOr<std::optional<double>> CutError(std::vector<std::vector<Tensor>>& feeds,
+                                                 const std::vector<Cut>& cuts) {
+    double error = 0;
+    for (size_t k = 0; k < feeds.size(); ++k) {
+      if (Cancelled()) return absl::CancelledError("sensitivity measurement cancelled");
+      std::vector<Tensor> probes;
+      for (const Cut& cut : cuts) {
+        const Tensor* clean = CleanValue(k, *cut.site);
+        if (clean == nullptr || clean->shape.size() < 2 || clean->shape[0] < 1 || cut.channels.empty() ||
+            clean->shape[1] <= cut.channels.back()) {
+          return std::optional<double>();
+        }
+        const std::vector<float> x = Floats(*clean);
+        const auto count = static_cast<size_t>(clean->shape[1]);
+        const size_t inner = x.size() / (static_cast<size_t>(clean->shape[0]) * count);
+        if (inner == 0) return std::optional<double>();
+        std::vector<float> delta(x.size(), 0.0f);
+        for (size_t j = 0; j < x.size(); ++j) {
+          const auto c = static_cast<int64_t>((j / inner) % count);
+          if (std::binary_search(cut.channels.begin(), cut.channels.end(), c)) delta[j] = -x[j];
+        }
+        probes.push_back(MakeTensor(cut.site->delta.name, TypeOf(cut.site->delta.elem_type), clean->shape, delta));
+      }
+      for (size_t n = 0; n < cuts.size(); ++n) std::swap(feeds[k][cuts[n].site->slot], probes[n]);
+      absl::StatusOr<std::vector<Tensor>> out = session_->Run(feeds[k], outputs_);
+      for (size_t n = 0; n < cuts.size(); ++n) std::swap(feeds[k][cuts[n].site->slot], probes[n]);
+      if (!out.ok()) return out.status();
+      error += WeightedSquaredError(*out, reference_[k], scale_);
+    }
+    return std::optional<double>(error);
+  }
+
+  // For a Conv (`rows`: its weights by output channel) whose channels the exporter can remove: the
+  // channels its magnitude mask removes at each of kChannelRemovalRatios taken out where the
+  // exporter takes them out (CutsOf), at their own size; channel_removal is the larger response per
+  // unit of energy removed. The energy is each channel's where it is cut, when that is one value
+  // carrying the layer's channels as they are (the common Conv → depthwise → Conv); else in the
+  // value the export quantizes as the layer's output. Where the exporter would remove nothing (a
+  // pinned channel: it stays as zeros), or a cut cannot be probed, the output value is scaled down
+  // channel-wise instead, each channel with its own random sign, linearized at ε as activation
+  // errors are.
+  absl::Status MeasureChannelRemoval(std::vector<std::vector<Tensor>>& feeds, size_t i,
+                                     const model::ChannelMatrix& rows) {
+    const model::Layer& layer = model_.analysis.layers[i];
+    const int out = layer_sites_[i].second;
+    if (layer.op_type != "Conv" || layer.grouped || layer.out_channels < 2 || out < 0 ||
+        rows.channels != layer.out_channels) {
+      return absl::OkStatus();
+    }
+    const Site& site = sites_[static_cast<size_t>(out)];
+    if (!site.delta.status.ok()) return absl::OkStatus();
+    const auto channels = static_cast<size_t>(layer.out_channels);
+    const std::optional<std::vector<double>> output_energy = ChannelEnergy(site, channels);
+    if (!output_energy) return absl::OkStatus();
+    LayerSensitivity& l = report_->layers[i];
+    auto keep = [&l](const std::vector<double>& energy, double response) {
+      const double total = std::accumulate(energy.begin(), energy.end(), 0.0);
+      l.channel_energy.resize(energy.size());
+      for (size_t c = 0; c < energy.size(); ++c) l.channel_energy[c] = energy[c] / total;
+      l.channel_removal = response;
+    };
+
+    std::optional<std::vector<double>> energy;
+    double response = 0;
+    bool as_they_are = false;
+    const Site* cut_site = nullptr;
+    for (double ratio : kChannelRemovalRatios) {
+      const std::vector<int64_t> kept =
+          model::KeptChannels(rows, model::PruneMask(rows, model::PrunePattern::kOutputChannel, ratio));
+      std::vector<uint8_t> removed_rows(channels, 1);
+      for (int64_t c : kept) removed_rows[static_cast<size_t>(c)] = 0;
+      std::vector<int64_t> removed;
+      for (size_t c = 0; c < channels; ++c) {
+        if (removed_rows[c]) removed.push_back(static_cast<int64_t>(c));
+      }
+      // One value carrying the channels as they are at one ratio carries them so at every ratio:
+      // the flow is walked once then.
+      const std::vector<Cut> cuts = as_they_are ? std::vector<Cut>{Cut{cut_site, removed}} : CutsOf(i, removed_rows);
+      if (cuts.empty()) {
+        energy.reset();
+        break;
+      }
+      if (!energy) {
+        cut_site = cuts[0].site;
+        if (cuts.size() == 1 && cuts[0].channels == removed) energy = ChannelEnergy(*cut_site, channels);
+        as_they_are = energy.has_value();  // not when the value holds more channels (a Concat's)
+        if (!energy) energy = output_energy;
+      }
+      double removed_energy = 0, total = 0;
+      for (size_t c = 0; c < channels; ++c) {
+        total += (*energy)[c];
+        if (removed_rows[c]) removed_energy += (*energy)[c];
+      }
+      absl::StatusOr<std::optional<double>> error = CutError(feeds, cuts);
+      if (!error.ok()) return error.status();
+      if (!error->has_value()) {
+        energy.reset();
+        break;
+      }
+      if (removed_energy > 0 && total > 0) response = std::max(response, **error / (removed_energy / total));
+    }
+    if (energy && response > 0) {
+      keep(*energy, response);
+      return absl::OkStatus();
+    }
+
+    const double total = std::accumulate(output_energy->begin(), output_energy->end(), 0.0);
     if (!(total > 0)) return absl::OkStatus();
     const std::vector<float> signs = StandardNormal(DeriveSeed(options_.seed, kChannelSignStream + i), channels);
     const double alpha = std::sqrt(options_.noise_energy);
@@ -639,10 +802,7 @@ class Measurement {
         },
         scale_);
     if (!error.ok()) return error.status();
-    LayerSensitivity& l = report_->layers[i];
-    l.channel_energy.resize(channels);
-    for (size_t c = 0; c < channels; ++c) l.channel_energy[c] = energy[c] / total;
-    l.channel_removal = *error;
+    keep(*output_energy, *error);
     return absl::OkStatus();
   }
 
@@ -668,20 +828,20 @@ class Measurement {
   }
 
   // Σ over samples of the output error per unit of relative distortion, with layer i's weight
-  // (`rows`: its values by output channel) carrying its own `bits`-bit per-channel quantization
-  // error, scaled up to relative energy `probe` where it is smaller; nullopt when quantizing
-  // changes nothing (every channel already on its grid).
-  absl::StatusOr<std::optional<double>> QuantizationResponse(std::vector<std::vector<Tensor>>& feeds, size_t i,
-                                                             const model::ChannelMatrix& rows, int bits, double probe) {
+  // (`rows`: its values by output channel) carrying the error `shaped` − `rows` of one of its own
+  // compressions (a quantization, a pruning mask), scaled up to relative energy `probe` where it is
+  // smaller; nullopt when the compression changes nothing (every channel already on its grid).
+  absl::StatusOr<std::optional<double>> ShapeResponse(std::vector<std::vector<Tensor>>& feeds, size_t i,
+                                                      const model::ChannelMatrix& rows,
+                                                      const model::ChannelMatrix& shaped, double probe) {
     const model::WeightInput& w = weights_[i];
     const model::ChannelLayout& layout = model_.analysis.layers[i].weight_layout;
-    const model::ChannelMatrix quantized = model::Compress(rows, bits, model::PrunePattern::kNone, 0);
-    const double distortion = model::RelativeDistortion(rows.values, quantized.values);
+    const double distortion = model::RelativeDistortion(rows.values, shaped.values);
     if (!(distortion > 0)) return std::nullopt;
     const double alpha = std::max(1.0, std::sqrt(probe / distortion));
     model::ChannelMatrix perturbed = rows;
     for (size_t j = 0; j < perturbed.values.size(); ++j) {
-      perturbed.values[j] = static_cast<float>(rows.values[j] + alpha * (quantized.values[j] - rows.values[j]));
+      perturbed.values[j] = static_cast<float>(rows.values[j] + alpha * (shaped.values[j] - rows.values[j]));
     }
     std::vector<float> values = model::FromChannelMajor(perturbed, layout);
     if (w.elem_type == onnx::TensorProto::FLOAT16) {
@@ -761,18 +921,44 @@ int QuantizationShapeOf(int weight_bits) {
   return shape == 0 ? narrowest : shape;
 }
 
-double PredictedWeightError(const LayerSensitivity* sensitivity, int weight_bits, double quantized, double pruned,
-                            std::optional<double> removed_energy) {
-  if (sensitivity == nullptr) return quantized + pruned;
-  double s_quantized = sensitivity->weight;
+std::string PruningShapeOf(model::PrunePattern pattern, double ratio) {
+  if (pattern == model::PrunePattern::kTwoFour) return "2:4";
+  if (pattern != model::PrunePattern::kUnstructured || !(ratio > 0)) return "";
+  double shape = 0;
+  for (const PruningShape& s : kPruningShapes) {
+    if (s.pattern != pattern) continue;
+    // Within rounding at or above: an option's ratio is a whole count of the layer's weights.
+    if (s.ratio >= ratio - 1e-9 && (shape == 0 || s.ratio < shape)) shape = s.ratio;
+  }
+  if (shape == 0) {
+    for (const PruningShape& s : kPruningShapes) {
+      if (s.pattern == pattern) shape = std::max(shape, s.ratio);
+    }
+  }
+  return absl::StrCat("unstructured ", std::lround(shape * 100), "%");
+}
+
+double PredictedQuantizationError(const LayerSensitivity* sensitivity, int weight_bits, double quantized) {
+  if (sensitivity == nullptr) return quantized;
+  double s = sensitivity->weight;
   if (auto it = sensitivity->quantization.find(QuantizationShapeOf(weight_bits));
       it != sensitivity->quantization.end()) {
-    s_quantized = it->second;
+    s = it->second;
   }
-  const double pruning = removed_energy && sensitivity->channel_removal
-                             ? *sensitivity->channel_removal * *removed_energy
-                             : sensitivity->weight * pruned;
-  return s_quantized * quantized + pruning;
+  return s * quantized;
+}
+
+double PredictedPruningError(const LayerSensitivity* sensitivity, model::PrunePattern pattern, double ratio,
+                             double pruned, std::optional<double> removed_energy) {
+  if (sensitivity == nullptr) return pruned;
+  if (pattern == model::PrunePattern::kOutputChannel && removed_energy && sensitivity->channel_removal) {
+    return *sensitivity->channel_removal * *removed_energy;
+  }
+  double s = sensitivity->weight;
+  if (auto it = sensitivity->pruning.find(PruningShapeOf(pattern, ratio)); it != sensitivity->pruning.end()) {
+    s = it->second;
+  }
+  return s * pruned;
 }
 
 std::optional<double> RemovedEnergyShare(const LayerSensitivity& sensitivity, const std::vector<int64_t>& kept) {
@@ -823,6 +1009,7 @@ absl::StatusOr<SensitivityReport> MeasureSensitivity(const model::LoadedModel& m
       l.weight = 1;
       l.measured = false;
       l.quantization.clear();
+      l.pruning.clear();
       l.channel_energy.clear();
       l.channel_removal.reset();
       l.activation_error.clear();

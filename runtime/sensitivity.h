@@ -4,13 +4,14 @@
 // weights, run the model, and divide the relative output error Σ_o w_o·||Y'_o - Y_o||²/||Y_o||²
 // (each output's error relative to its own energy over the samples, weighted as
 // model/output_weights.h says) by ε. Quantization sensitivities: the same with the layer's own
-// per-channel quantization error at 8, 4 and 2 bits (model::Compress) in place of the noise, at its own size:
-// quantization errors are not Gaussian — each channel's is as large as its own scale, where noise
-// of one variance swamps the small channels a following BatchNormalization amplifies — and a
-// layer's response to them can be orders of magnitude from its response to noise (PP-OCRv4 det:
-// from 1/60 to 3 times). The search predicts an option's error as the quantization sensitivity of
-// the nearest shape times the distortion quantization adds, plus s_i times what pruning removes
-// (the two errors lie on disjoint weights, so their energies add).
+// per-channel quantization error at 8, 4 and 2 bits (model::Compress) in place of the noise, at its
+// own size: quantization errors are not Gaussian — each channel's is as large as its own scale,
+// where noise of one variance swamps the small channels a following BatchNormalization amplifies —
+// and a layer's response to them can be orders of magnitude from its response to noise (PP-OCRv4
+// det: from 1/60 to 3 times). Pruning sensitivities: the same with what its magnitude masks remove
+// (kPruningShapes). The search predicts an option's error as the quantization sensitivity of the
+// nearest shape times the distortion quantization adds, plus the pruning sensitivity of its shape
+// times what pruning removes (the two errors lie on disjoint weights, so their energies add).
 // Activation error: the relative output error when the values an export quantizes for layer i at
 // integer activations — its input and its output (model::ActivationTensorsOf) — are each
 // fake-quantized alone at each activation bit-width (model::FakeQuantize, with the range calibrated
@@ -48,6 +49,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/loader.h"
+#include "model/weight_math.h"
 #include "runtime/calibration.h"
 #include "runtime/verify.h"
 
@@ -70,15 +72,24 @@ struct LayerSensitivity {
   // weights carry their own b-bit per-channel quantization error (b in kQuantizationShapes; an
   // error below ε scaled up to it); empty: not measured (the search then takes `weight`).
   std::map<int, double> quantization;
+  // Pruning shape (PruningShapeOf) -> relative output error per unit of relative distortion when
+  // the layer's weights lose what that magnitude mask removes (an error below ε scaled up to it);
+  // empty: not measured (the search then takes `weight`).
+  std::map<std::string, double> pruning;
   // For a Conv: what removing output channels does. Pruning a channel removes its whole value —
-  // bias and BatchNormalization shift included — from the layers that read it, which no weight
-  // distortion measures (a channel of large weights may be dead after its ReLU, one of small
-  // weights carry a large shift). `channel_energy`: each output channel's share of the energy of
-  // the value the export quantizes as the layer's output (model::ActivationTensorsOf) over the
-  // samples; `channel_removal`: the relative output error per unit of that value's relative
-  // energy removed channel-wise (every channel scaled down, each with its own random sign). An
-  // option's error is channel_removal times the share of the channels it removes. Empty, unset:
-  // not measured (the search then takes `weight` times the weight distortion).
+  // bias and BatchNormalization shift included, and those of the depthwise Convs and per-channel
+  // ops it passes through — from the layers that read it, which no weight distortion measures (a
+  // channel of large weights may be dead after its ReLU, one of small weights carry a large shift).
+  // `channel_energy`: each output channel's share of the energy where the exporter takes it out
+  // (the input of the one layer reading the channels as they are), or else of the value the
+  // export quantizes as the layer's output (model::ActivationTensorsOf), over the samples;
+  // `channel_removal`: the relative output error per unit of that share removed — the larger of
+  // the channels its magnitude mask removes at 10% and at 50% zeroed where the exporter removes
+  // them, at their own size (PP-OCRv4 rec: 4 to 10^7 times what a linear probe showed); where the
+  // exporter removes none of them (they stay as zeros), the value scaled down channel-wise at ε,
+  // each channel with its own random sign. An option's error is channel_removal times the share
+  // of the channels it removes. Empty, unset: not measured (the search then takes `weight` times
+  // the weight distortion).
   std::vector<double> channel_energy;
   std::optional<double> channel_removal;
   // Activation bits -> relative output error when the layer's input and output are quantized to
@@ -96,20 +107,44 @@ struct LayerSensitivity {
 // Three widths, not every one: each costs a run of the model per layer and sample.
 inline constexpr int kQuantizationShapes[] = {8, 4, 2};
 
+// The magnitude masks a layer's weights are probed with, each at its own size (model::PruneMask).
+// What a mask removes is not noise: a layer-wide magnitude threshold takes most of a channel of
+// small weights and little of a large one, and 2:4 half of every channel, while noise of the same
+// energy lands mostly on the large channels; a BatchNormalization after the layer then amplifies
+// the small ones (face liveness: 2:4 measured up to 21x, unstructured 50% up to 6.7x what noise
+// predicted). The response per unit of distortion grows with the ratio, so two ratios.
+struct PruningShape {
+  model::PrunePattern pattern = model::PrunePattern::kUnstructured;
+  double ratio = 0;
+};
+inline constexpr PruningShape kPruningShapes[] = {{model::PrunePattern::kUnstructured, 0.5},
+                                                  {model::PrunePattern::kUnstructured, 0.9},
+                                                  {model::PrunePattern::kTwoFour, 0.5}};
+
+// The name of the probed shape a pruning option takes its response from ("unstructured 50%",
+// "unstructured 90%", "2:4"): for unstructured the probed ratio at or above its own (its response
+// per unit no smaller: the safe side), the widest above them all; empty for output channels (their
+// own measurement, channel_removal) and for no pruning.
+std::string PruningShapeOf(model::PrunePattern pattern, double ratio);
+
 // The probed width an option at `weight_bits` takes its quantization sensitivity from: the widest
 // at or below it (its distortion at least the option's, its response per unit of distortion no
 // smaller: the safe side), the narrowest below them all; 0 for fp16 and fp32 weights, whose
 // rounding is noise-like (LayerSensitivity::weight).
 int QuantizationShapeOf(int weight_bits);
 
-// The predicted relative output error of a layer's weights at `weight_bits`, where quantization
-// adds relative distortion `quantized` and pruning removes `pruned` (the two lie on disjoint
-// weights, so their energies add): each times the sensitivity measured for its shape — the
-// quantization shape of the bits; Gaussian noise (`weight`) for what pruning removes and for fp16
-// rounding, and wherever a shape was not measured. Output-channel pruning with `removed_energy`
-// (RemovedEnergyShare) costs channel_removal times it instead. `sensitivity` null: s = 1.
-double PredictedWeightError(const LayerSensitivity* sensitivity, int weight_bits, double quantized, double pruned,
-                            std::optional<double> removed_energy = std::nullopt);
+// The predicted relative output error of a layer's weights at `weight_bits` where quantization
+// adds relative distortion `quantized` (pruned weights apart: the two lie on disjoint weights, so
+// their energies add): the sensitivity measured for the bits' quantization shape, or Gaussian noise
+// (`weight`) for fp16 rounding and wherever the shape was not measured. `sensitivity` null: s = 1.
+double PredictedQuantizationError(const LayerSensitivity* sensitivity, int weight_bits, double quantized);
+
+// The predicted relative output error of removing relative distortion `pruned` of a layer's weights
+// with `pattern` at `ratio`: the sensitivity measured for its pruning shape (PruningShapeOf), or
+// `weight` where none was; output-channel pruning with `removed_energy` (RemovedEnergyShare) costs
+// channel_removal times it. `sensitivity` null: s = 1.
+double PredictedPruningError(const LayerSensitivity* sensitivity, model::PrunePattern pattern, double ratio,
+                             double pruned, std::optional<double> removed_energy = std::nullopt);
 
 // The share of the layer's output energy in the output channels a pruning mask removes, given the
 // channels it keeps (ascending, as model::KeptChannels gives them); nullopt when channel removal

@@ -182,6 +182,7 @@ v1::SensitivityReport ToProto(const runtime::SensitivityReport& r) {
     p->set_unexercised(!l.exercised);
     for (const auto& [bits, error] : l.activation_error) (*p->mutable_activation_error())[bits] = error;
     for (const auto& [bits, s] : l.quantization) (*p->mutable_quantization())[bits] = s;
+    for (const auto& [shape, s] : l.pruning) (*p->mutable_pruning())[shape] = s;
     if (l.channel_removal) p->set_channel_removal(*l.channel_removal);
     p->mutable_channel_energy()->Add(l.channel_energy.begin(), l.channel_energy.end());
     if (l.int8_symmetric_activation_error) p->set_int8_symmetric_activation_error(*l.int8_symmetric_activation_error);
@@ -207,6 +208,7 @@ runtime::SensitivityReport FromProto(const v1::SensitivityReport& in) {
     l.exercised = !p.unexercised();
     for (const auto& [bits, error] : p.activation_error()) l.activation_error[bits] = error;
     for (const auto& [bits, s] : p.quantization()) l.quantization[bits] = s;
+    for (const auto& [shape, s] : p.pruning()) l.pruning[shape] = s;
     if (p.has_channel_removal()) l.channel_removal = p.channel_removal();
     l.channel_energy.assign(p.channel_energy().begin(), p.channel_energy().end());
     if (p.has_int8_symmetric_activation_error())

@@ -38,7 +38,7 @@ namespace dp = device_profiles;
 // either must not reuse older figures.
 std::string SensitivityKey(const runtime::SensitivityOptions& options) {
   std::string key = absl::StrCat(
-      "method=7;noise=", options.noise_energy, ";bits=8,16", options.int8_symmetric ? ",int8-symmetric" : "",
+      "method=8;noise=", options.noise_energy, ";bits=8,16", options.int8_symmetric ? ",int8-symmetric" : "",
       ";seed=1;ranges=", runtime::RangeMethodName(options.ranges.method), ":", options.ranges.percentile);
   for (const auto& [name, weight] : options.output_weights) absl::StrAppend(&key, ";output:", name, "=", weight);
   return key;

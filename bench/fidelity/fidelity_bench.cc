@@ -2,10 +2,10 @@
 // behave? Measures a model's sensitivities (runtime/sensitivity.h), draws random mixed per-layer
 // plans (weight bits, activation bits, prune ratio and pattern, as the ort-cpu flavour realizes
 // them), predicts each plan's relative output error as the search does — Σ of each layer's weight
-// term (runtime::PredictedWeightError) and activation term — then exports each plan as a server
-// export does (runtime::ExportAndVerify: calibrated ranges, the QDQ file, run in ONNX Runtime on
-// the calibration inputs) and takes its measured relative output error. Reports the Spearman rank
-// correlation of predicted and measured errors and the median measured / predicted ratio.
+// terms (runtime::PredictedQuantizationError, PredictedPruningError) and activation term — then exports each plan as a
+// server export does (runtime::ExportAndVerify: calibrated ranges, the QDQ file, run in ONNX Runtime on the calibration
+// inputs) and takes its measured relative output error. Reports the Spearman rank correlation of predicted and measured
+// errors and the median measured / predicted ratio.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <onnx/onnx_pb.h>
@@ -205,7 +205,8 @@ int main(int argc, char** argv) {
     if (p.pattern == model::PrunePattern::kOutputChannel) {
       removed_energy = runtime::RemovedEnergyShare(report->layers[i], model::KeptChannels(w, mask));
     }
-    return runtime::PredictedWeightError(&report->layers[i], p.weight_bits, total - kept, kept, removed_energy);
+    return runtime::PredictedQuantizationError(&report->layers[i], p.weight_bits, total - kept) +
+           runtime::PredictedPruningError(&report->layers[i], p.pattern, p.ratio, kept, removed_energy);
   };
 
   std::vector<Candidate> plans(static_cast<size_t>(candidates));

@@ -48,6 +48,12 @@ using squeeze::bench::Since;
 
 constexpr double kFloorDb = 10;
 
+// What a plan's predicted error is made of in a problem's table: the weights' quantization, the
+// activations' and pruning's terms.
+struct Terms {
+  double weights = 0, activations = 0, pruning = 0;
+};
+
 // One exported candidate of a final front.
 struct Exported {
   std::string plan;
@@ -55,6 +61,7 @@ struct Exported {
   double predicted_before = 0;  // the table's before the check
   double measured = 0;          // over the outputs by their weights (model/output_weights.h)
   std::vector<runtime::OutputFidelity> outputs;
+  Terms terms;  // of predicted_before
 };
 
 using squeeze::bench::Median;
@@ -145,6 +152,18 @@ std::vector<search::Candidate> Spread(const search::Front& front, int count) {
     out.push_back(lossy[at]);
   }
   return out;
+}
+
+// A plan's Terms in `p`'s table.
+Terms TermsOf(const search::Problem& p, const search::Choice& choice) {
+  Terms t;
+  for (size_t l = 0; l < choice.size(); ++l) {
+    const search::OptionDetail& d = p.details[l][choice[l]];
+    t.activations += d.activation_error;
+    t.pruning += d.pruning_error;
+    t.weights += p.table.layers[l].options[choice[l]].error - d.activation_error - d.pruning_error;
+  }
+  return t;
 }
 
 }  // namespace
@@ -282,7 +301,8 @@ int main(int argc, char** argv) {
       absl::StatusOr<search::ObjectiveValues> was = search::Evaluate(before.table, c.choice);
       if (!was.ok()) return fail(was.status());
       rows.push_back({search::PlanSummary(*problem, c.choice), c.values.error, was->error,
-                      exported->verification.relative_error, exported->verification.outputs});
+                      exported->verification.relative_error, exported->verification.outputs,
+                      TermsOf(before, c.choice)});
     }
     all.insert(all.end(), rows.begin(), rows.end());
     const Score score = ScoreOf(rows);
@@ -312,8 +332,10 @@ int main(int argc, char** argv) {
       }
       rows_json += fmt::format(
           "{}{{\"plan\":\"{}\",\"predicted_sqnr_db\":{},\"predicted_sqnr_db_before_check\":{},"
+          "\"predicted_terms_before_check\":{{\"weights\":{:.4g},\"activations\":{:.4g},\"pruning\":{:.4g}}},"
           "\"measured_sqnr_db\":{},\"outputs\":[{}]}}",
-          rows_json.empty() ? "" : ",", e.plan, db(e.predicted), db(e.predicted_before), db(e.measured), outputs);
+          rows_json.empty() ? "" : ",", e.plan, db(e.predicted), db(e.predicted_before), e.terms.weights,
+          e.terms.activations, e.terms.pruning, db(e.measured), outputs);
     }
     models_json += fmt::format(
         "{}{{\"model\":\"{}\",\"file\":\"{}\",\"calibration\":\"{}\",\"layers\":{},{},\"outputs\":{},"

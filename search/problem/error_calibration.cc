@@ -20,7 +20,7 @@ constexpr double kMostFactor = 1000;
 std::vector<Candidate> ErrorProbeCandidates(const Front& front, double floor_sqnr_db) {
   std::vector<Candidate> out;
   std::vector<size_t> taken;
-  for (double target : {floor_sqnr_db, floor_sqnr_db + 10, floor_sqnr_db + 20}) {
+  for (double target : {floor_sqnr_db, floor_sqnr_db + 5, floor_sqnr_db + 10, floor_sqnr_db + 20}) {
     const Candidate* best = nullptr;
     size_t best_index = 0;
     double best_sqnr = std::numeric_limits<double>::infinity();

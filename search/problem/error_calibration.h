@@ -26,8 +26,9 @@
 namespace squeeze::search {
 
 // The candidates of `front` worth exporting to check its predicted errors: for each target SQNR
-// (`floor_sqnr_db`, 10 dB above it, 20 dB above it) the candidate predicted nearest at or above
-// it, each once; candidates predicted exact are left out. Fewer when the front has fewer.
+// (`floor_sqnr_db`, 5, 10 and 20 dB above it) the candidate predicted nearest at or above it, each
+// once (the plans near the floor differ most in what their error is made of); candidates predicted exact are left out.
+// Fewer when the front has fewer.
 std::vector<Candidate> ErrorProbeCandidates(const Front& front, double floor_sqnr_db);
 
 // A floor on a task metric of the outputs that count (e.g. top-1 agreement >= 0.99), held on

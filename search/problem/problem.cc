@@ -842,15 +842,17 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       // What pruning removes and the error quantization adds to the weights left lie on disjoint
       // weights: their energies add, each with the sensitivity to its shape.
       const double pruned = std::min(mask->second.distortion, d->second);
-      o.error = runtime::PredictedWeightError(sens, option.weight_bits, d->second - pruned, pruned,
-                                              option.pattern == dp::Sparsity::kOutputChannel && sens != nullptr
-                                                  ? runtime::RemovedEnergyShare(*sens, mask->second.kept_channels)
-                                                  : std::nullopt) +
-                act;
+      const std::optional<double> removed_energy = option.pattern == dp::Sparsity::kOutputChannel && sens != nullptr
+                                                       ? runtime::RemovedEnergyShare(*sens, mask->second.kept_channels)
+                                                       : std::nullopt;
+      const double pruning_error =
+          runtime::PredictedPruningError(sens, PatternOf(option.pattern), option.prune_ratio, pruned, removed_energy);
+      o.error = runtime::PredictedQuantizationError(sens, option.weight_bits, d->second - pruned) + pruning_error + act;
       o.activation_bytes = static_cast<double>(live_other[i]) +
                            (shape.input_elements + shape.output_elements * keep_out) * option.activation_bits / 8.0;
       out.options.push_back(std::move(o));
-      details.push_back(OptionDetail{option, std::move(latency), d->second, static_cast<double>(layer.params), act});
+      details.push_back(
+          OptionDetail{option, std::move(latency), d->second, static_cast<double>(layer.params), act, pruning_error});
     }
     // A layer's bytes are what its file holds beyond the model's other constants, which may be
     // less than nothing (a folded BatchNormalization's vectors leave with it), or less than its

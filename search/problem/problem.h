@@ -49,6 +49,7 @@ struct OptionDetail {
   double distortion = 0;        // D_i(o)
   double params = 0;            // the layer's weight count (for summaries)
   double activation_error = 0;  // the activation term of error_i(o)
+  double pruning_error = 0;     // the pruning term of error_i(o) (the rest is the weights' quantization)
 };
 
 struct Problem {

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <map>
+#include <set>
 #include <string>
 
 #include "tests/model/export_models.h"
@@ -69,6 +70,21 @@ TEST_CASE("The constants the channels pass through are sliced with them", "[chan
   // a's channels reach only b, through a Relu.
   REQUIRE(reach[0].nodes.size() == 1);
   CHECK(reach[0].nodes[0].channel_constant_bytes == 0);
+}
+
+TEST_CASE("The channels one layer's pruning removes are named in every value that loses them", "[channel-pruning]") {
+  const LoadedModel m = MustLoad(testing::ChainProto());
+  // Layers in graph order: a, b, d, c. b's channels 2 and 5 go from b, the depthwise d and the
+  // last Conv's input, at the same indices.
+  std::vector<uint8_t> rows(8, 0);
+  rows[2] = rows[5] = 1;
+  const std::map<std::string, std::set<int64_t>> removed = ChannelsRemovedBy(m, 1, rows);
+  CHECK(removed == std::map<std::string, std::set<int64_t>>{{"b", {2, 5}}, {"d", {2, 5}}});
+  // a's run through the Relu into b.
+  CHECK(ChannelsRemovedBy(m, 0, rows) == std::map<std::string, std::set<int64_t>>{{"a", {2, 5}}, {"ar", {2, 5}}});
+  // The last Conv's channels are the graph output: nothing goes (its rows would stay as zeros).
+  CHECK(ChannelsRemovedBy(m, 3, std::vector<uint8_t>(4, 1)).empty());
+  CHECK(ChannelsRemovedBy(m, 1, std::vector<uint8_t>(8, 0)).empty());
 }
 
 TEST_CASE("Channels an Add or Concat partner also produces are not removable by one layer alone", "[channel-pruning]") {

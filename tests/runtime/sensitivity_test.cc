@@ -11,8 +11,10 @@
 #include "model/export_flavour.h"
 #include "model/surgery.h"
 #include "model/weight_math.h"
+#include "model/weights.h"
 #include "runtime/calibration.h"
 #include "runtime/session.h"
+#include "runtime/verify.h"
 #include "tests/model/test_models.h"
 
 namespace squeeze::runtime {
@@ -255,22 +257,21 @@ TEST_CASE("Activation ranges are calibrated as the exports calibrate them", "[se
   }
 }
 
-TEST_CASE("A layer's quantization sensitivity is its output's response to its own quantization error",
+TEST_CASE("A layer's quantization and pruning sensitivities are its output's response to its own errors",
           "[sensitivity]") {
   const model::LoadedModel m = LinearModel();
   const CalibrationSet set = Synthetic(m, 2);
   const SensitivityReport report = MeasuredAt8Bits(m, set);
   const LayerSensitivity& l = report.layers[0];
   // For y = x · W the response is exact at any energy: ‖x · ΔW‖² / ‖x · W‖² per unit of
-  // ‖ΔW‖² / ‖W‖², with ΔW the b-bit quantization error of W's columns (MatMul's output channels).
+  // ‖ΔW‖² / ‖W‖², with ΔW the error of one of W's own compressions (by its columns: MatMul's output
+  // channels).
   const std::vector<float> w = LinearWeight(m);
   const model::ChannelLayout layout = m.analysis.layers[0].weight_layout;
   const model::ChannelMatrix rows = model::ToChannelMajor(w, layout);
   const std::vector<std::vector<float>> ys = LinearOutputs(set, w);
-  for (int bits : kQuantizationShapes) {
-    INFO("bits " << bits);
-    const std::vector<float> q =
-        model::FromChannelMajor(model::Compress(rows, bits, model::PrunePattern::kNone, 0), layout);
+  auto response = [&](const model::ChannelMatrix& compressed) {
+    const std::vector<float> q = model::FromChannelMajor(compressed, layout);
     double num = 0, den = 0;
     for (size_t k = 0; k < set.samples.size(); ++k) {
       absl::Span<const float> x = set.samples[k][0].floats();
@@ -283,19 +284,103 @@ TEST_CASE("A layer's quantization sensitivity is its output's response to its ow
         }
       }
     }
+    return num / den / model::RelativeDistortion(w, q);
+  };
+  for (int bits : kQuantizationShapes) {
+    INFO("bits " << bits);
     REQUIRE(l.quantization.count(bits) == 1);
-    CHECK(l.quantization.at(bits) == Approx(num / den / model::RelativeDistortion(w, q)).epsilon(0.02));
+    CHECK(l.quantization.at(bits) ==
+          Approx(response(model::Compress(rows, bits, model::PrunePattern::kNone, 0))).epsilon(0.02));
   }
+  for (const PruningShape& shape : kPruningShapes) {
+    const std::string name = PruningShapeOf(shape.pattern, shape.ratio);
+    INFO(name);
+    REQUIRE(l.pruning.count(name) == 1);
+    CHECK(l.pruning.at(name) == Approx(response(model::Compress(rows, 32, shape.pattern, shape.ratio))).epsilon(0.02));
+  }
+  CHECK(l.pruning.size() == 3);
   // The prediction: each distortion times the sensitivity of its shape.
-  CHECK(PredictedWeightError(&l, 8, 1e-4, 0) == Approx(l.quantization.at(8) * 1e-4));
-  CHECK(PredictedWeightError(&l, 5, 1e-2, 0) == Approx(l.quantization.at(4) * 1e-2));
-  CHECK(PredictedWeightError(&l, 7, 1e-3, 0.05) == Approx(l.quantization.at(4) * 1e-3 + l.weight * 0.05));
-  CHECK(PredictedWeightError(&l, 3, 1e-2, 0) == Approx(l.quantization.at(2) * 1e-2));
+  CHECK(PredictedQuantizationError(&l, 8, 1e-4) == Approx(l.quantization.at(8) * 1e-4));
+  CHECK(PredictedQuantizationError(&l, 5, 1e-2) == Approx(l.quantization.at(4) * 1e-2));
+  CHECK(PredictedQuantizationError(&l, 3, 1e-2) == Approx(l.quantization.at(2) * 1e-2));
   CHECK(QuantizationShapeOf(8) == 8);
   CHECK(QuantizationShapeOf(1) == 2);
   CHECK(QuantizationShapeOf(16) == 0);
-  CHECK(PredictedWeightError(&l, 16, 1e-6, 0) == Approx(l.weight * 1e-6));
-  CHECK(PredictedWeightError(nullptr, 4, 1e-2, 0.1) == Approx(0.11));
+  CHECK(PredictedQuantizationError(&l, 16, 1e-6) == Approx(l.weight * 1e-6));
+  CHECK(PredictedQuantizationError(nullptr, 4, 1e-2) == Approx(1e-2));
+  // Unstructured at a ratio takes the probed ratio at or above it, the widest beyond them all.
+  CHECK(PruningShapeOf(model::PrunePattern::kUnstructured, 0.1) == "unstructured 50%");
+  CHECK(PruningShapeOf(model::PrunePattern::kUnstructured, 0.5) == "unstructured 50%");
+  CHECK(PruningShapeOf(model::PrunePattern::kUnstructured, 0.6) == "unstructured 90%");
+  CHECK(PruningShapeOf(model::PrunePattern::kUnstructured, 0.95) == "unstructured 90%");
+  CHECK(PruningShapeOf(model::PrunePattern::kTwoFour, 0.5) == "2:4");
+  CHECK(PruningShapeOf(model::PrunePattern::kOutputChannel, 0.5).empty());
+  CHECK(PruningShapeOf(model::PrunePattern::kNone, 0).empty());
+  CHECK(PredictedPruningError(&l, model::PrunePattern::kUnstructured, 0.3, 0.05) ==
+        Approx(l.pruning.at("unstructured 50%") * 0.05));
+  CHECK(PredictedPruningError(&l, model::PrunePattern::kTwoFour, 0.5, 0.05) == Approx(l.pruning.at("2:4") * 0.05));
+  // Without a channel measurement, output channels take the noise response.
+  CHECK(PredictedPruningError(&l, model::PrunePattern::kOutputChannel, 0.5, 0.05) == Approx(l.weight * 0.05));
+  CHECK(PredictedPruningError(nullptr, model::PrunePattern::kTwoFour, 0.5, 0.1) == Approx(0.1));
+}
+
+TEST_CASE("Removing a Conv's output channels is probed where the exporter removes them, biases on the way included",
+          "[sensitivity]") {
+  // a → ReLU → depthwise (with a bias) → 1x1 Conv: the exporter removes a's channels from the
+  // depthwise Conv too, its bias with them, and from the last Conv's input. Channel 0 of a is dead
+  // (zero weights, negative bias: 0 after the ReLU), yet the depthwise bias carries it on.
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    chain (float[1, 4, 8, 8] x) => (float[1, 3, 8, 8] y) {
+      a = Conv <pads = [1, 1, 1, 1]> (x, w1, b1)
+      r = Relu (a)
+      d = Conv <group = 8, pads = [1, 1, 1, 1]> (r, wd, bd)
+      y = Conv (d, w2, b2)
+    }
+  )onnx");
+  std::vector<float> w1(8 * 4 * 3 * 3), wd(8 * 9), w2(3 * 8);
+  for (size_t i = 0; i < w1.size(); ++i) w1[i] = i < 36 ? 0.f : 0.3f * std::sin(0.61f * static_cast<float>(i));
+  for (size_t i = 0; i < wd.size(); ++i) wd[i] = 0.2f + 0.1f * std::cos(0.3f * static_cast<float>(i));
+  for (size_t i = 0; i < w2.size(); ++i) w2[i] = 0.5f * std::sin(1.3f * static_cast<float>(i) + 0.2f);
+  namespace t = model::testing;
+  t::AddInitializer(proto.mutable_graph(), t::FloatTensor("w1", {8, 4, 3, 3}, t::Encoding::kRaw, w1));
+  t::AddInitializer(proto.mutable_graph(),
+                    t::FloatTensor("b1", {8}, t::Encoding::kRaw, {-1.f, 0.1f, 0.f, 0.2f, 0.f, -0.1f, 0.f, 0.3f}));
+  t::AddInitializer(proto.mutable_graph(), t::FloatTensor("wd", {8, 1, 3, 3}, t::Encoding::kRaw, wd));
+  t::AddInitializer(proto.mutable_graph(),
+                    t::FloatTensor("bd", {8}, t::Encoding::kRaw, {2.f, 0.f, 0.1f, 0.f, 0.f, 0.f, 0.f, 0.f}));
+  t::AddInitializer(proto.mutable_graph(), t::FloatTensor("w2", {3, 8, 1, 1}, t::Encoding::kRaw, w2));
+  t::AddInitializer(proto.mutable_graph(), t::FloatTensor("b2", {3}, t::Encoding::kRaw, {0.f, 0.f, 0.f}));
+  const model::LoadedModel m = t::MustLoad(proto);
+  const CalibrationSet set = Synthetic(m, 2);
+  const SensitivityReport report = MeasuredAt8Bits(m, set);
+  const LayerSensitivity& l = report.layers[0];
+  REQUIRE(l.channel_removal.has_value());
+  REQUIRE(l.channel_energy.size() == 8);
+  // The dead channel carries the depthwise bias where the last Conv reads it.
+  CHECK(l.channel_energy[0] > 0.1);
+  absl::StatusOr<std::vector<model::ChannelMatrix>> weights = model::ReadLayerWeights(m);
+  REQUIRE(weights.ok());
+  for (double ratio : {0.125, 0.5}) {
+    INFO("ratio " << ratio);
+    const std::vector<int64_t> kept =
+        model::KeptChannels((*weights)[0], model::PruneMask((*weights)[0], model::PrunePattern::kOutputChannel, ratio));
+    REQUIRE(kept.front() == 1);  // the dead channel goes first
+    const double predicted =
+        PredictedPruningError(&l, model::PrunePattern::kOutputChannel, ratio, 0, RemovedEnergyShare(l, kept));
+    std::vector<model::LayerPlan> plan(m.analysis.layers.size());
+    plan[0].pattern = model::PrunePattern::kOutputChannel;
+    plan[0].prune_ratio = ratio;
+    absl::StatusOr<VerifiedExport> exported =
+        ExportAndVerify(m, m.proto.SerializeAsString(), plan, set, ExportCheckOptions{});
+    REQUIRE(exported.ok());
+    REQUIRE(exported->exported.report.layers[0].kept_out_channels == static_cast<int64_t>(kept.size()));
+    const double measured = exported->verification.relative_error;
+    CHECK(measured > 1e-3);
+    // The larger of the two probed ratios' responses: at least what the export measures.
+    CHECK(predicted >= 0.98 * measured);
+    CHECK(predicted <= 20 * measured);
+  }
 }
 
 TEST_CASE("Removing a Conv's output channels costs their share of its output's energy, bias included",
@@ -338,7 +423,8 @@ TEST_CASE("Removing a Conv's output channels costs their share of its output's e
   const std::optional<double> share = RemovedEnergyShare(l, {0, 1, 3, 5});  // channels 2 and 4 removed
   REQUIRE(share.has_value());
   CHECK(*share == Approx((energy[2] + energy[4]) / total).epsilon(1e-4));
-  CHECK(PredictedWeightError(&l, 32, 0, 0.01, share) == Approx(*l.channel_removal * *share));
+  CHECK(PredictedPruningError(&l, model::PrunePattern::kOutputChannel, 0.3, 0.01, share) ==
+        Approx(*l.channel_removal * *share));
   // A channel the layer does not have says nothing.
   CHECK_FALSE(RemovedEnergyShare(l, {0, 7}).has_value());
   CHECK(*RemovedEnergyShare(l, {}) == Approx(1.0));

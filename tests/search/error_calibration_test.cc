@@ -19,16 +19,18 @@ Candidate At(double sqnr_db, uint16_t tag) {
   return c;
 }
 
-TEST_CASE("The probes are the candidates nearest at or above the floor, 10 and 20 dB above it", "[error-calibration]") {
+TEST_CASE("The probes are the candidates nearest at or above the floor, 5, 10 and 20 dB above it",
+          "[error-calibration]") {
   Front front;
-  for (double db : {5.0, 10.5, 12.0, 19.0, 21.0, 33.0, 45.0})
+  for (double db : {5.0, 10.5, 12.0, 16.0, 19.0, 21.0, 33.0, 45.0})
     front.candidates.push_back(At(db, static_cast<uint16_t>(db)));
   front.candidates.push_back(At(std::numeric_limits<double>::infinity(), 99));  // lossless: nothing to learn
   std::vector<Candidate> probes = ErrorProbeCandidates(front, 10);
-  REQUIRE(probes.size() == 3);
+  REQUIRE(probes.size() == 4);
   CHECK(probes[0].choice[0] == 10);  // 10.5 dB
-  CHECK(probes[1].choice[0] == 21);  // nearest at or above 20
-  CHECK(probes[2].choice[0] == 33);  // nearest at or above 30
+  CHECK(probes[1].choice[0] == 16);  // nearest at or above 15
+  CHECK(probes[2].choice[0] == 21);  // nearest at or above 20
+  CHECK(probes[3].choice[0] == 33);  // nearest at or above 30
   // Each once: with a high floor the targets share candidates.
   probes = ErrorProbeCandidates(front, 40);
   REQUIRE(probes.size() == 1);

@@ -383,7 +383,7 @@ TEST_CASE("Removing a Conv's output channels is probed where the exporter remove
   }
 }
 
-TEST_CASE("Removing a Conv's output channels costs their share of its output's energy, bias included",
+TEST_CASE("Channels no reader takes in (a graph output's) cost their share of the layer's output energy, bias included",
           "[sensitivity]") {
   onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
     <ir_version: 8, opset_import: ["" : 17]>

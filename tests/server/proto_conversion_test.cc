@@ -40,6 +40,50 @@ TEST_CASE("A device survives the round trip through its proto", "[proto_conversi
   CHECK(back->latency_sample_count == 42);
 }
 
+TEST_CASE("A sensitivity report survives the round trip through its proto, every shape kept", "[proto_conversion]") {
+  // The cache stores reports as protos: a field left out would make a cached search predict
+  // differently from a fresh one.
+  runtime::SensitivityReport r;
+  r.synthetic_calibration = true;
+  r.samples = 2;
+  r.noise_energy = 1e-5;
+  r.weighted_over = "equal over 2 outputs";
+  r.warnings = {"a warning"};
+  runtime::LayerSensitivity l;
+  l.layer = "conv";
+  l.weight = 0.5;
+  l.measured = true;
+  l.exercised = false;
+  l.quantization = {{8, 0.4}, {4, 0.7}, {2, 1.5}};
+  l.pruning = {{"unstructured 50%", 0.9}, {"unstructured 90%", 0.6}, {"2:4", 2.5}};
+  l.channel_energy = {0.75, 0.25};
+  l.channel_removal = 3.0;
+  l.activation_error = {{8, 1e-3}, {16, 1e-7}};
+  l.int8_symmetric_activation_error = 2e-3;
+  l.input_range = {-1.5f, 2.5f};
+  r.layers.push_back(l);
+  const runtime::SensitivityReport back = FromProto(ToProto(r));
+  REQUIRE(back.layers.size() == 1);
+  const runtime::LayerSensitivity& b = back.layers[0];
+  CHECK(b.layer == l.layer);
+  CHECK(b.weight == l.weight);
+  CHECK(b.measured == l.measured);
+  CHECK(b.exercised == l.exercised);
+  CHECK(b.quantization == l.quantization);
+  CHECK(b.pruning == l.pruning);
+  CHECK(b.channel_energy == l.channel_energy);
+  CHECK(b.channel_removal == l.channel_removal);
+  CHECK(b.activation_error == l.activation_error);
+  CHECK(b.int8_symmetric_activation_error == l.int8_symmetric_activation_error);
+  CHECK(b.input_range.min == l.input_range.min);
+  CHECK(b.input_range.max == l.input_range.max);
+  CHECK(back.synthetic_calibration == r.synthetic_calibration);
+  CHECK(back.samples == r.samples);
+  CHECK(back.noise_energy == r.noise_energy);
+  CHECK(back.weighted_over == r.weighted_over);
+  CHECK(back.warnings == r.warnings);
+}
+
 TEST_CASE("An unspecified sparsity is InvalidArgument naming the capability", "[proto_conversion]") {
   v1::Device proto = ToProto(dp::TestDevice());
   proto.mutable_capabilities(1)->set_sparsity(v1::SPARSITY_PATTERN_UNSPECIFIED);

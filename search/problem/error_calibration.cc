@@ -67,6 +67,13 @@ void ScaleErrors(double factor, Problem* problem) {
   for (Layer& layer : problem->table.layers) {
     for (LayerOption& o : layer.options) o.error *= factor;
   }
+  // The terms stay the parts of the error they are.
+  for (std::vector<OptionDetail>& layer : problem->details) {
+    for (OptionDetail& d : layer) {
+      d.activation_error *= factor;
+      d.pruning_error *= factor;
+    }
+  }
 }
 
 std::string DescribeErrorCalibration(const std::vector<double>& factors, const std::vector<ErrorProbe>& probes,

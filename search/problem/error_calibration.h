@@ -61,7 +61,8 @@ std::vector<std::string> MissedFloors(const ErrorProbe& probe, const std::vector
 // [0.1, 1000]; 1 with none.
 double ErrorFactor(const std::vector<ErrorProbe>& probes);
 
-// Multiplies every option's predicted error (LayerOption::error) by `factor`.
+// Multiplies every option's predicted error (LayerOption::error), and the terms it is made of
+// (OptionDetail), by `factor`.
 void ScaleErrors(double factor, Problem* problem);
 
 // "predicted errors x 7.8, then x 2 to match 5 candidates near the SQNR floor exported and run on

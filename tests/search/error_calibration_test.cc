@@ -53,10 +53,16 @@ TEST_CASE("The factor is the largest measured / predicted, bounded; scaling move
   problem.table.layers[0].options[1].error = 0.02;
   problem.table.layers[1].options = {LayerOption{}};
   problem.table.layers[1].options[0].error = 0.5;
+  problem.details = {{OptionDetail{}, OptionDetail{}}, {OptionDetail{}}};
+  problem.details[1][0].activation_error = 0.1;
+  problem.details[1][0].pruning_error = 0.3;
   ScaleErrors(4, &problem);
   CHECK(problem.table.layers[0].options[0].error == 0);
   CHECK(problem.table.layers[0].options[1].error == Approx(0.08));
   CHECK(problem.table.layers[1].options[0].error == Approx(2));
+  // Its terms with it.
+  CHECK(problem.details[1][0].activation_error == Approx(0.4));
+  CHECK(problem.details[1][0].pruning_error == Approx(1.2));
 }
 
 TEST_CASE("The calibration says what was measured against what was predicted", "[error-calibration]") {

@@ -313,6 +313,24 @@ absl::StatusOr<CalibrationSet> CalibrationFromTensorProtos(const model::Analysis
   return set;
 }
 
+absl::StatusOr<int> SyntheticSampleCount(const model::Analysis& analysis, const Session& original, int least,
+                                         uint64_t seed, const std::map<std::string, double>& values) {
+  if (least >= kMostSyntheticSamples) return least;
+  absl::StatusOr<CalibrationSet> one = SyntheticCalibration(analysis, original.inputs(), 1, seed, values);
+  if (!one.ok()) return one.status();
+  absl::StatusOr<std::vector<Tensor>> out = original.Run(one->samples[0]);
+  if (!out.ok()) return least;
+  int64_t fewest = 0;
+  for (const Tensor& t : *out) {
+    if (t.type != ElementType::kFloat32 && t.type != ElementType::kFloat16) continue;
+    const int64_t n = t.ElementCount();
+    if (n > 0 && (fewest == 0 || n < fewest)) fewest = n;
+  }
+  if (fewest == 0) return least;
+  const int64_t needed = (kLeastOutputValues + fewest - 1) / fewest;
+  return static_cast<int>(std::clamp<int64_t>(needed, least, kMostSyntheticSamples));
+}
+
 absl::Status CheckModelRunsOn(const Session& original, const CalibrationSet& set) {
   for (size_t k = 0; k < set.samples.size(); ++k) {
     absl::StatusOr<std::vector<Tensor>> out = original.Run(set.samples[k]);

@@ -31,16 +31,21 @@ images="$build/fidelity-images"
 bash bench/fidelity/make_text_images.sh "$images"
 det=("$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640)
 cls=("$models/ch_ppocr_mobile_v2.0_cls_infer.onnx" --input-shape x=1,3,48,192)
+# cls outputs two logits per line: its eight lines (three upside down) give 16 numbers to measure on.
+cls_images=() cls_labelled=()
+for k in 0 1 2 3 4 5 6 7; do
+  cls_images+=(--image "$images/cls$k.ppm")
+  cls_labelled+=(--image "cls=$images/cls$k.ppm")
+done
 run squeeze-bench-fidelity@det "${det[@]}" --image "$images/det0.ppm" --image "$images/det1.ppm"
 run squeeze-bench-fidelity@det-synthetic "${det[@]}"
-run squeeze-bench-fidelity@cls "${cls[@]}" --image "$images/cls0.ppm" --image "$images/cls1.ppm" --candidates 200
+run squeeze-bench-fidelity@cls "${cls[@]}" "${cls_images[@]}" --candidates 200
 run squeeze-bench-fidelity@cls-synthetic "${cls[@]}" --candidates 200
 # A front's predicted SQNR against its exports, after the search's check of the predicted errors:
 # on synthetic inputs (a search without --calibration), and with the OCR models calibrated on text.
 run squeeze-bench-front-fidelity
 run squeeze-bench-front-fidelity@text --image "det=$images/det0.ppm" --image "det=$images/det1.ppm" \
-  --image "rec=$images/rec0.ppm" --image "rec=$images/rec1.ppm" --image "cls=$images/cls0.ppm" \
-  --image "cls=$images/cls1.ppm"
+  --image "rec=$images/rec0.ppm" --image "rec=$images/rec1.ppm" "${cls_labelled[@]}"
 # Exports measured on the rendered text pages, the realistic calibration for det.
 run squeeze-bench-export@det "${det[@]}" --image "$images/det0.ppm" --image "$images/det1.ppm" --repeats 20
 # A model with MatMuls (its CTC head and attention blocks): block-wise 4-bit MatMulNBits on two text lines.

@@ -77,9 +77,10 @@ absl::StatusOr<int> CandidateIndex(const v1::ExportRequest& request, const v1::D
 
 // The cache key of an export: model bytes and shapes, the plan, the calibration set, and the options;
 // its version moves whenever the exporter writes other bytes for the same key, or the report
-// measures them otherwise (v5: INT4 weights; v6: a softmax output's error on its logits).
+// measures them otherwise (v5: INT4 weights; v6: a softmax output's error on its logits; v7: as
+// many synthetic samples as the model's smallest output needs, runtime::SyntheticSampleCount).
 std::string ExportCacheKey(const ExportTarget& t, int synthetic_samples) {
-  std::string key = absl::StrCat("export-v6|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
+  std::string key = absl::StrCat("export-v7|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
                                  t.model.input_shapes, "|", v1::RangeMethod_Name(t.range_method), "|");
   for (const v1::LayerChoice& c : t.candidate.layers()) {
     absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",

@@ -30,7 +30,10 @@ absl::StatusOr<runtime::CalibrationSet> JobCalibration(
     calibration = runtime::CalibrationFromTensorProtos(model.analysis, original.inputs(), files);
   } else {
     const std::map<std::string, double> values(input_values.begin(), input_values.end());
-    calibration = runtime::SyntheticCalibration(model.analysis, original.inputs(), synthetic, seed, values);
+    // More samples for a model whose outputs are small (a classifier's few logits).
+    absl::StatusOr<int> count = runtime::SyntheticSampleCount(model.analysis, original, synthetic, seed, values);
+    if (!count.ok()) return count.status();
+    calibration = runtime::SyntheticCalibration(model.analysis, original.inputs(), *count, seed, values);
   }
   if (!calibration.ok()) return calibration.status();
   // A model that does not run on these inputs would leave every sensitivity unmeasured and fail

@@ -26,8 +26,9 @@ struct JobModelOptions {
 absl::StatusOr<model::LoadedModel> LoadJobModel(const std::string& bytes, const std::string& input_shapes,
                                                 const JobModelOptions& options);
 
-// The uploaded samples, or `synthetic` samples drawn with `seed` when there are none (with the
-// spec's `input_values`), for `original` (the model as uploaded); FailedPrecondition when it does
+// The uploaded samples, or at least `synthetic` samples drawn with `seed` when there are none
+// (with the spec's `input_values`; more for small outputs, runtime::SyntheticSampleCount), for
+// `original` (the model as uploaded); FailedPrecondition when it does
 // not run on them (runtime::CheckModelRunsOn), InvalidArgument for samples or values that do not
 // fit its inputs.
 absl::StatusOr<runtime::CalibrationSet> JobCalibration(

@@ -137,7 +137,9 @@ int main(int argc, char** argv) {
   app.add_option("MODEL", path, "ONNX model")->required()->check(CLI::ExistingFile);
   app.add_option("--input-shape", shapes, "NAME=D0,D1,... (repeatable)");
   app.add_option("--candidates", candidates, "Random plans to build and run")->capture_default_str();
-  app.add_option("--samples", samples, "Synthetic calibration samples")->capture_default_str();
+  app.add_option("--samples", samples,
+                 "Synthetic calibration samples, at least (more for small outputs, as a search takes them)")
+      ->capture_default_str();
   app.add_option("--image", images,
                  "An 8-bit PPM image as a calibration sample instead of synthetic ones (repeatable; one "
                  "3-channel image input of its size, normalized as PP-OCR does)")
@@ -173,6 +175,10 @@ int main(int argc, char** argv) {
   if (!original.ok()) return std::cerr << original.status() << "\n", 1;
   absl::StatusOr<runtime::CalibrationSet> calibration;
   if (images.empty()) {
+    // As a search takes them: more for a model with small outputs.
+    absl::StatusOr<int> count = runtime::SyntheticSampleCount(analysis, **original, samples, seed);
+    if (!count.ok()) return std::cerr << count.status() << "\n", 1;
+    samples = *count;
     calibration = runtime::SyntheticCalibration(analysis, (*original)->inputs(), samples, seed);
   } else {
     // Through the upload path: one TensorProto per image.

@@ -61,7 +61,8 @@ struct Exported {
   double predicted_before = 0;  // the table's before the check
   double measured = 0;          // over the outputs by their weights (model/output_weights.h)
   std::vector<runtime::OutputFidelity> outputs;
-  Terms terms;  // of predicted_before
+  Terms terms;         // of predicted_before
+  std::string pruned;  // PrunedJson of the plan
 };
 
 using squeeze::bench::Median;
@@ -166,6 +167,20 @@ Terms TermsOf(const search::Problem& p, const search::Choice& choice) {
   return t;
 }
 
+// The layers a plan prunes, as JSON: each one's name, pattern, ratio and predicted pruning term
+// (before the check), so a plan that measures far from its prediction can be traced to them.
+std::string PrunedJson(const search::Problem& p, const search::Choice& choice) {
+  std::string out;
+  for (size_t l = 0; l < choice.size(); ++l) {
+    const search::OptionDetail& d = p.details[l][choice[l]];
+    if (d.option.prune_ratio <= 0) continue;
+    out += fmt::format("{}{{\"layer\":\"{}\",\"pattern\":\"{}\",\"ratio\":{:.3f},\"predicted_error\":{:.4g}}}",
+                       out.empty() ? "" : ",", p.table.layers[l].name, std::string(dp::SparsityName(d.option.pattern)),
+                       d.option.prune_ratio, d.pruning_error);
+  }
+  return "[" + out + "]";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -189,7 +204,8 @@ int main(int argc, char** argv) {
   app.add_option("--image", image_args,
                  "LABEL=FILE: an 8-bit PPM image as a calibration sample of the model LABEL instead of synthetic "
                  "ones (repeatable; one 3-channel image input of its size, normalized as PP-OCR does)");
-  app.add_option("--samples", samples, "synthetic calibration samples")
+  app.add_option("--samples", samples,
+                 "synthetic calibration samples, at least (more for small outputs, as a search takes them)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--threads", threads, "ONNX Runtime threads")->check(CLI::Range(1, 64))->capture_default_str();
@@ -243,12 +259,15 @@ int main(int argc, char** argv) {
     auto session = runtime::Session::Create(*bytes);
     if (!session.ok()) return fail(session.status());
     const auto own_images = images.find(spec.label);
+    // As a search takes them: more synthetic samples for a model with small outputs.
+    absl::StatusOr<int> count = runtime::SyntheticSampleCount(loaded->analysis, **session, samples, seed);
+    if (!count.ok()) return fail(count.status());
     auto calibration = own_images == images.end()
-                           ? runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), samples, seed)
+                           ? runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), *count, seed)
                            : runtime::CalibrationFromImages(loaded->analysis, (*session)->inputs(), own_images->second);
     if (!calibration.ok()) return fail(calibration.status());
     const std::string calibrated_on = own_images == images.end()
-                                          ? fmt::format("{} synthetic N(0, 1) samples, seed {}", samples, seed)
+                                          ? fmt::format("{} synthetic N(0, 1) samples, seed {}", *count, seed)
                                           : fmt::format("{} images", own_images->second.size());
     runtime::SensitivityOptions sensitivity_options;
     sensitivity_options.threads = threads;
@@ -301,8 +320,8 @@ int main(int argc, char** argv) {
       absl::StatusOr<search::ObjectiveValues> was = search::Evaluate(before.table, c.choice);
       if (!was.ok()) return fail(was.status());
       rows.push_back({search::PlanSummary(*problem, c.choice), c.values.error, was->error,
-                      exported->verification.relative_error, exported->verification.outputs,
-                      TermsOf(before, c.choice)});
+                      exported->verification.relative_error, exported->verification.outputs, TermsOf(before, c.choice),
+                      PrunedJson(before, c.choice)});
     }
     all.insert(all.end(), rows.begin(), rows.end());
     const Score score = ScoreOf(rows);
@@ -333,9 +352,9 @@ int main(int argc, char** argv) {
       rows_json += fmt::format(
           "{}{{\"plan\":\"{}\",\"predicted_sqnr_db\":{},\"predicted_sqnr_db_before_check\":{},"
           "\"predicted_terms_before_check\":{{\"weights\":{:.4g},\"activations\":{:.4g},\"pruning\":{:.4g}}},"
-          "\"measured_sqnr_db\":{},\"outputs\":[{}]}}",
+          "\"pruned\":{},\"measured_sqnr_db\":{},\"outputs\":[{}]}}",
           rows_json.empty() ? "" : ",", e.plan, db(e.predicted), db(e.predicted_before), e.terms.weights,
-          e.terms.activations, e.terms.pruning, db(e.measured), outputs);
+          e.terms.activations, e.terms.pruning, e.pruned, db(e.measured), outputs);
     }
     models_json += fmt::format(
         "{}{{\"model\":\"{}\",\"file\":\"{}\",\"calibration\":\"{}\",\"layers\":{},{},\"outputs\":{},"

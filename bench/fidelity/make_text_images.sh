@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders the text images squeeze-bench-fidelity --image takes as realistic calibration inputs for
-# the PP-OCR models (8-bit PPM at the models' input sizes): two 640x640 pages for det, two 192x48
-# lines for cls, two 320x48 lines for rec.
+# the PP-OCR models (8-bit PPM at the models' input sizes): two 640x640 pages for det, eight 192x48
+# lines for cls (three of them upside down: what the orientation classifier tells apart), two
+# 320x48 lines for rec.
 # Needs ImageMagick's convert and the DejaVu fonts (fonts-dejavu-core).
 # Usage: bench/fidelity/make_text_images.sh OUT_DIR
 set -euo pipefail
@@ -30,6 +31,17 @@ convert=/usr/bin/convert
   -depth 8 "ppm:$out/cls0.ppm"
 "$convert" -size 192x48 xc:'#eeeeee' -font DejaVu-Serif -fill '#102040' -pointsize 24 -annotate +4+32 "total 42.00" \
   -depth 8 "ppm:$out/cls1.ppm"
+# cls's output is two logits per line: eight lines give its error 16 numbers to be measured on.
+line() {  # OUT BACKGROUND FONT COLOUR SIZE TEXT [ROTATION]
+  "$convert" -size 192x48 xc:"$2" -font "$3" -fill "$4" -pointsize "$5" -annotate +6+33 "$6" -rotate "${7:-0}" \
+    -depth 8 "ppm:$out/$1.ppm"
+}
+line cls2 white DejaVu-Sans-Bold black 26 "OPEN DAILY"
+line cls3 '#f4efe4' DejaVu-Sans '#302010' 22 "Coffee 2.50 EUR" 180
+line cls4 white DejaVu-Serif '#203080' 24 "Pareto front"
+line cls5 '#eeeeee' DejaVu-Sans-Mono black 20 "tel. 020 7946 0958" 180
+line cls6 white DejaVu-Sans '#a02020' 30 "SALE -30%"
+line cls7 '#fafafa' DejaVu-Serif black 22 "Thank you for visiting" 180
 "$convert" -size 320x48 xc:white -font DejaVu-Sans -fill black -pointsize 26 -annotate +8+34 "Invoice 2026 total 41.50" \
   -depth 8 "ppm:$out/rec0.ppm"
 "$convert" -size 320x48 xc:'#f4efe4' -font DejaVu-Serif -fill '#302010' -pointsize 28 -annotate +6+35 \

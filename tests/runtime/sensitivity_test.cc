@@ -619,6 +619,38 @@ TEST_CASE("A model ONNX Runtime cannot run gets unmeasured sensitivities and a w
   CHECK_THAT(report->warnings.back(), Contains("ONNX Runtime"));
 }
 
+TEST_CASE("Synthetic samples enough for the smallest output's error to be measured on 32 values", "[sensitivity]") {
+  // Two logits per sample (a 2-class head) beside a 64-value feature output.
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    head (float[1, 64] x) => (float[1, 64] features, float[1, 2] logits) {
+      features = MatMul (x, w)
+      logits = MatMul (features, h)
+    }
+  )onnx");
+  model::testing::AddInitializer(
+      proto.mutable_graph(),
+      model::testing::FloatTensor("w", {64, 64}, model::testing::Encoding::kRaw, std::vector<float>(64 * 64, 0.01f)));
+  model::testing::AddInitializer(
+      proto.mutable_graph(),
+      model::testing::FloatTensor("h", {64, 2}, model::testing::Encoding::kRaw, std::vector<float>(128, 0.02f)));
+  const model::LoadedModel m = model::testing::MustLoad(proto);
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(m.proto.SerializeAsString());
+  REQUIRE(session.ok());
+  // 2 values per sample: 16 samples would give 32, held to the most (8).
+  CHECK(SyntheticSampleCount(m.analysis, **session, 2, 1).value() == kMostSyntheticSamples);
+  CHECK(SyntheticSampleCount(m.analysis, **session, 12, 1).value() == 12);  // asked for more: kept
+  // The linear model's 16x64 output holds 1024 values per sample: the samples asked for.
+  const model::LoadedModel linear = LinearModel();
+  absl::StatusOr<std::unique_ptr<Session>> big = Session::Create(linear.proto.SerializeAsString());
+  REQUIRE(big.ok());
+  CHECK(SyntheticSampleCount(linear.analysis, **big, 2, 1).value() == 2);
+  CHECK(SyntheticSampleCount(linear.analysis, **big, 1, 1).value() == 1);
+  // Values for no input of the model: refused as SyntheticCalibration refuses them.
+  CHECK(SyntheticSampleCount(m.analysis, **session, 2, 1, {{"stride", 2}}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("A model that does not run on its synthetic inputs is named before anything is measured", "[sensitivity]") {
   // An int64 step input: synthetic calibration gives it 0, and Range refuses a step of 0 (as a
   // sample-rate input outside the model's set refuses it).

@@ -123,7 +123,10 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
   if (const std::string place = QueuePlace(job); !place.empty()) std::cout << "  " << place << "\n";
   if (job.from_cache()) std::cout << "  answered from an earlier search of the same model, devices and spec\n";
   if (job.synthetic_calibration()) {
-    std::cout << "  fidelity measured on synthetic inputs (no calibration set was given)\n";
+    std::cout << (job.calibration_samples() > 0
+                      ? fmt::format("  fidelity measured on {} synthetic samples (no calibration set was given)\n",
+                                    job.calibration_samples())
+                      : std::string("  fidelity measured on synthetic inputs (no calibration set was given)\n"));
   } else if (job.calibration_samples() > 0) {
     std::cout << fmt::format("  fidelity measured on {} calibration samples\n", job.calibration_samples());
   }

@@ -146,8 +146,8 @@ v1::SearchJob ToProto(const JobRecord& record) {
   job.set_id(record.id);
   job.mutable_spec()->ParseFromString(record.spec);
   // Calibration samples can be megabytes each: answers and progress updates say how many there
-  // were, not what they held.
-  job.set_calibration_samples(job.spec().calibration_size());
+  // were, not what they held (without any, the result says how many synthetic ones were drawn).
+  if (job.spec().calibration_size() > 0) job.set_calibration_samples(job.spec().calibration_size());
   job.mutable_spec()->clear_calibration();
   job.set_state(static_cast<v1::JobState>(record.state));
   job.set_phase(static_cast<v1::Phase>(record.phase));

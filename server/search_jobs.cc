@@ -361,6 +361,8 @@ absl::Status SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bo
     v1::SearchJob result;
     *result.mutable_fronts() = job.fronts();
     result.set_synthetic_calibration(job.synthetic_calibration());
+    // How many synthetic samples were drawn (uploaded ones are counted from the spec).
+    if (job.synthetic_calibration()) result.set_calibration_samples(job.calibration_samples());
     result.set_from_cache(job.from_cache());
     result.set_method(job.method());
     record.result = result.SerializeAsString();

@@ -204,6 +204,7 @@ absl::Status SearchPipeline::MeasureSensitivities(RunningSearch& run, Inputs* in
   if (!calibration.ok()) return calibration.status();
   in->calibration = *std::move(calibration);
   run.job.set_synthetic_calibration(in->calibration.synthetic);
+  if (in->calibration.synthetic) run.job.set_calibration_samples(static_cast<int>(in->calibration.samples.size()));
   runtime::SensitivityOptions options;
   options.threads = options_.threads;
   options.seed = 1;

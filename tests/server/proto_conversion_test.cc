@@ -199,5 +199,27 @@ TEST_CASE("A lossless candidate's SQNR is infinite on the wire, not a sentinel",
   CHECK(ToProto(problem, lossy, false).predicted_sqnr_db() == Approx(20));
 }
 
+TEST_CASE("A stored job says how many calibration samples it measured on, uploaded or drawn", "[proto_conversion]") {
+  JobRecord record;
+  record.id = "s-1";
+  v1::SearchSpec spec;
+  v1::SearchJob result;
+  result.set_synthetic_calibration(true);
+  result.set_calibration_samples(8);  // drawn for a model with small outputs
+  record.spec = spec.SerializeAsString();
+  record.result = result.SerializeAsString();
+  CHECK(ToProto(record).calibration_samples() == 8);
+  // Uploaded samples: counted from the spec, and their bytes left out of the answer.
+  spec.add_calibration()->add_tensors("x");
+  spec.add_calibration()->add_tensors("y");
+  record.spec = spec.SerializeAsString();
+  result.set_synthetic_calibration(false);
+  result.clear_calibration_samples();
+  record.result = result.SerializeAsString();
+  const v1::SearchJob job = ToProto(record);
+  CHECK(job.calibration_samples() == 2);
+  CHECK(job.spec().calibration_size() == 0);
+}
+
 }  // namespace
 }  // namespace squeeze::server

@@ -57,6 +57,9 @@ struct Script {
         status = absl::FailedPreconditionError("the model does not run on its calibration inputs");
       }
       if (status.ok()) {
+        // As the pipeline says it for a model of small outputs without calibration samples.
+        run.job.set_synthetic_calibration(true);
+        run.job.set_calibration_samples(8);
         v1::DeviceFront* front = run.job.add_fronts();
         front->set_device_id(kDevice);
         front->add_candidates()->set_predicted_latency_ms(1.5);
@@ -309,13 +312,18 @@ TEST_CASE("The same search again is answered from the stored result without runn
   absl::StatusOr<v1::SearchJob> first = jobs.jobs.Start(kTeam, stores.Spec());
   REQUIRE(first.ok());
   // Stored with the method that made its fronts: a front of another method answers no recommendation.
-  CHECK(AwaitState(jobs.jobs, first->id(), v1::JOB_STATE_SUCCEEDED).method() == kSearchMethod);
+  const v1::SearchJob done = AwaitState(jobs.jobs, first->id(), v1::JOB_STATE_SUCCEEDED);
+  CHECK(done.method() == kSearchMethod);
+  // So is how many synthetic samples its fidelity stands on.
+  CHECK(done.synthetic_calibration());
+  CHECK(done.calibration_samples() == 8);
   absl::StatusOr<v1::SearchJob> second = jobs.jobs.Start(kTeam, stores.Spec());
   REQUIRE(second.ok());
   CHECK(second->id() != first->id());
   CHECK(second->state() == v1::JOB_STATE_SUCCEEDED);
   CHECK(second->from_cache());
   CHECK(second->fronts_size() == 1);
+  CHECK(second->calibration_samples() == 8);
   CHECK(script.Ran() == 1);
   // Another seed is another search.
   absl::StatusOr<v1::SearchJob> third = jobs.jobs.Start(kTeam, stores.Spec(99));

@@ -38,17 +38,8 @@ struct LayerShape {
   int64_t in_channels = 0, height = 0, width = 0, kernel = 0, stride = 1, groups = 1;
 };
 
-// One compression option for a layer (DESIGN.md §3).
-struct CompressionOption {
-  int weight_bits = 32;      // 32 fp32, 16 fp16, 2..8 integer
-  int activation_bits = 32;  // 32, 16 or 8
-  double prune_ratio = 0;    // share of weights removed; 2:4 means 0.5
-  Sparsity pattern = Sparsity::kDense;
-  // 2..4-bit weights quantized in runs of this many values along K, each with its own scale (ONNX
-  // Runtime's MatMulNBits; model::WritesMatMulNBits says which layers); 0: a scale per output
-  // channel. Such an option runs the 4-bit kernel (2-bit at 2 bits): its samples, not int8's.
-  int block_size = 0;
-};
+// One compression option for a layer (DESIGN.md §3): what the exporter's model::LayerPlan is.
+using CompressionOption = ::squeeze::LayerCompression;
 
 // Stored weight bytes of a layer under an option: kept values at the bit-width, plus fp32 scales
 // for integer weights (per channel, or per block), plus the sparse index (a 1-bit mask per weight for

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/compression.h"
 
 namespace squeeze::device_profiles {
 
@@ -27,7 +28,7 @@ enum class OpKind {
   kMaxPool,    // uint8 MaxPool in NCHW (where ONNX Runtime moves a QuantizeLinear above a float pool)
 };
 bool IsLayerKind(OpKind kind);
-enum class Sparsity { kDense, kUnstructured, kTwoFour, kOutputChannel };
+using ::squeeze::Sparsity;  // common/compression.h
 enum class Provenance { kSpec, kMeasured };
 
 // Names as stored in profiles.db ('conv', 'depthwise_conv', ...; 'dense', '2:4', ...).

@@ -283,16 +283,16 @@ absl::Status QuantizedBoundary(onnx::ModelProto* m) {
 }
 
 // The mask a sample applies for a sparsity. Samples never ask for output-channel pruning (a pruned
-// layer is sampled as the smaller dense layer it exports to; CheckSpec refuses it), so unlike the
-// search's mapping of the same names (search/problem), that one has no mask here.
-model::PrunePattern SampleMaskPattern(Sparsity s) {
+// layer is sampled as the smaller dense layer it exports to; CheckSpec refuses it), so unlike an
+// export, that one has no mask here.
+model::Sparsity SampleMaskPattern(Sparsity s) {
   switch (s) {
     case Sparsity::kUnstructured:
-      return model::PrunePattern::kUnstructured;
+      return model::Sparsity::kUnstructured;
     case Sparsity::kTwoFour:
-      return model::PrunePattern::kTwoFour;
+      return model::Sparsity::kTwoFour;
     default:
-      return model::PrunePattern::kNone;
+      return model::Sparsity::kDense;
   }
 }
 

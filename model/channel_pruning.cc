@@ -99,7 +99,7 @@ std::optional<double> AlignedChannelRatio(int64_t out_channels, double ratio, in
 std::vector<LayerPlan> UniformChannelPlan(const std::vector<ChannelPruningReach>& reach, const LoadedModel& model,
                                           LayerPlan precision, double ratio, int alignment) {
   const Analysis& analysis = model.analysis;
-  precision.pattern = PrunePattern::kNone;
+  precision.pattern = Sparsity::kDense;
   precision.prune_ratio = 0;
   std::vector<LayerPlan> plan(analysis.layers.size(), precision);
   for (size_t i = 0; i < plan.size() && i < reach.size(); ++i) {
@@ -107,7 +107,7 @@ std::vector<LayerPlan> UniformChannelPlan(const std::vector<ChannelPruningReach>
     if (!reach[i].removable || layer.grouped) continue;
     const std::optional<double> r = AlignedChannelRatio(layer.out_channels, ratio, alignment);
     if (!r) continue;
-    plan[i].pattern = PrunePattern::kOutputChannel;
+    plan[i].pattern = Sparsity::kOutputChannel;
     plan[i].prune_ratio = *r;
   }
   return plan;

@@ -42,15 +42,15 @@ std::string JsonEscape(const std::string& s) {
   return out;
 }
 
-const char* PatternName(PrunePattern p) {
+const char* PatternName(Sparsity p) {
   switch (p) {
-    case PrunePattern::kNone:
+    case Sparsity::kDense:
       return "dense";
-    case PrunePattern::kUnstructured:
+    case Sparsity::kUnstructured:
       return "unstructured";
-    case PrunePattern::kTwoFour:
+    case Sparsity::kTwoFour:
       return "2:4";
-    case PrunePattern::kOutputChannel:
+    case Sparsity::kOutputChannel:
       return "output_channel";
   }
   return "dense";
@@ -171,13 +171,13 @@ std::string LayerPlanLabel(const LayerPlan& p) {
                               : absl::StrCat("w", p.weight_bits, "a", p.activation_bits);
   if (p.block_size > 0) absl::StrAppend(&precision, " block ", p.block_size);
   switch (p.pattern) {
-    case PrunePattern::kNone:
+    case Sparsity::kDense:
       return precision;
-    case PrunePattern::kTwoFour:
+    case Sparsity::kTwoFour:
       return absl::StrCat(precision, " 2:4");
-    case PrunePattern::kUnstructured:
+    case Sparsity::kUnstructured:
       return absl::StrFormat("%s unstructured %.0f%%", precision, p.prune_ratio * 100);
-    case PrunePattern::kOutputChannel:
+    case Sparsity::kOutputChannel:
       return absl::StrFormat("%s channel %.0f%%", precision, p.prune_ratio * 100);
   }
   return precision;

@@ -39,16 +39,8 @@
 
 namespace squeeze::model {
 
-// What one layer becomes.
-struct LayerPlan {
-  int weight_bits = 32;      // 32 fp32, 16 fp16, 2..8 integer
-  int activation_bits = 32;  // 32 (float), 16 (left to the runtime: float in the file), 8 (QDQ)
-  PrunePattern pattern = PrunePattern::kNone;
-  double prune_ratio = 0;  // unstructured and output channel; 2:4 ignores it
-  // For a layer written as MatMulNBits (WritesMatMulNBits): the length of the runs of K that share
-  // a scale, a power of two of at least 16. 0: one scale per output channel (every other layer).
-  int block_size = 0;
-};
+// What one layer becomes: what the search's device_profiles::CompressionOption is.
+using LayerPlan = ::squeeze::LayerCompression;
 
 // A calibrated activation range (the min and max the quantizer must represent; widened to hold 0).
 struct TensorRange {

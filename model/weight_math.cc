@@ -47,13 +47,13 @@ std::vector<float> FromChannelMajor(const ChannelMatrix& m, const ChannelLayout&
   return out;
 }
 
-std::vector<uint8_t> PruneMask(const ChannelMatrix& w, PrunePattern pattern, double ratio) {
+std::vector<uint8_t> PruneMask(const ChannelMatrix& w, Sparsity pattern, double ratio) {
   const size_t n = w.values.size();
   std::vector<uint8_t> mask(n, 1);
   switch (pattern) {
-    case PrunePattern::kNone:
+    case Sparsity::kDense:
       break;
-    case PrunePattern::kUnstructured: {
+    case Sparsity::kUnstructured: {
       const size_t drop = std::min(n, static_cast<size_t>(std::llround(ratio * n)));
       if (drop == 0) break;
       // The `drop` smallest by (|w|, index): a strict order, so the set is the same on every run.
@@ -67,7 +67,7 @@ std::vector<uint8_t> PruneMask(const ChannelMatrix& w, PrunePattern pattern, dou
       for (size_t i = 0; i < drop; ++i) mask[order[i]] = 0;
       break;
     }
-    case PrunePattern::kTwoFour: {
+    case Sparsity::kTwoFour: {
       for (int64_t c = 0; c < w.channels; ++c) {
         for (int64_t start = 0; start < w.per_channel; start += 4) {
           const int64_t len = std::min<int64_t>(4, w.per_channel - start);
@@ -81,7 +81,7 @@ std::vector<uint8_t> PruneMask(const ChannelMatrix& w, PrunePattern pattern, dou
       }
       break;
     }
-    case PrunePattern::kOutputChannel: {
+    case Sparsity::kOutputChannel: {
       std::vector<double> norm(static_cast<size_t>(w.channels), 0.0);
       for (int64_t c = 0; c < w.channels; ++c) {
         for (float x : w.Row(c)) norm[c] += static_cast<double>(x) * x;
@@ -237,7 +237,7 @@ ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>&
   return out;
 }
 
-ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, PrunePattern pattern, double prune_ratio,
+ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, Sparsity pattern, double prune_ratio,
                        int64_t block_size) {
   return QuantizeMasked(w, PruneMask(w, pattern, prune_ratio), weight_bits, block_size);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "common/compression.h"
 
 namespace squeeze::model {
 
@@ -43,14 +44,14 @@ ChannelMatrix ToChannelMajor(absl::Span<const float> weights, const ChannelLayou
 // The inverse: scatters rows back into the tensor's storage order.
 std::vector<float> FromChannelMajor(const ChannelMatrix& matrix, const ChannelLayout& layout);
 
-enum class PrunePattern { kNone, kUnstructured, kTwoFour, kOutputChannel };
+using ::squeeze::Sparsity;  // common/compression.h
 
 // Magnitude pruning: 1 keeps a weight, 0 removes it.
 // - kUnstructured: the round(ratio · N) smallest |w| of the layer go (ties: the earlier goes).
 // - kTwoFour: in every 4 consecutive weights of a row, the 2 smallest |w| go (ratio ignored;
 //   a row's last partial group keeps its ceil(n/2) largest).
 // - kOutputChannel: the round(ratio · channels) rows of smallest L2 norm go (at least one stays).
-std::vector<uint8_t> PruneMask(const ChannelMatrix& w, PrunePattern pattern, double ratio);
+std::vector<uint8_t> PruneMask(const ChannelMatrix& w, Sparsity pattern, double ratio);
 
 // Output channels kept by a kOutputChannel mask, in order.
 std::vector<int64_t> KeptChannels(const ChannelMatrix& w, const std::vector<uint8_t>& mask);
@@ -110,7 +111,7 @@ ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>&
                              int64_t block_size = 0);
 
 // Ŵ for an option: prune, then quantize the survivors (as QuantizeMasked).
-ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, PrunePattern pattern, double prune_ratio,
+ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, Sparsity pattern, double prune_ratio,
                        int64_t block_size = 0);
 
 // ||w - w_hat||² / ||w||²; 0 for an all-zero w.

@@ -613,12 +613,12 @@ class Measurement {
     const model::ChannelMatrix rows = model::ToChannelMajor(w.values, model_.analysis.layers[i].weight_layout);
     for (int bits : kQuantizationShapes) {
       absl::StatusOr<std::optional<double>> q =
-          ShapeResponse(feeds, i, rows, model::Compress(rows, bits, model::PrunePattern::kNone, 0), probe);
+          ShapeResponse(feeds, i, rows, model::Compress(rows, bits, model::Sparsity::kDense, 0), probe);
       if (!q.ok()) return q.status();
       if (q->has_value()) out.quantization[bits] = **q;
     }
     for (const PruningShape& shape : kPruningShapes) {
-      if (shape.pattern == model::PrunePattern::kTwoFour && rows.per_channel < 4) continue;
+      if (shape.pattern == model::Sparsity::kTwoFour && rows.per_channel < 4) continue;
       absl::StatusOr<std::optional<double>> p =
           ShapeResponse(feeds, i, rows, model::Compress(rows, 32, shape.pattern, shape.ratio), probe);
       if (!p.ok()) return p.status();
@@ -746,7 +746,7 @@ class Measurement {
     const Site* cut_site = nullptr;
     for (double ratio : kChannelRemovalRatios) {
       const std::vector<int64_t> kept =
-          model::KeptChannels(rows, model::PruneMask(rows, model::PrunePattern::kOutputChannel, ratio));
+          model::KeptChannels(rows, model::PruneMask(rows, model::Sparsity::kOutputChannel, ratio));
       std::vector<uint8_t> removed_rows(channels, 1);
       for (int64_t c : kept) removed_rows[static_cast<size_t>(c)] = 0;
       std::vector<int64_t> removed;
@@ -921,9 +921,9 @@ int QuantizationShapeOf(int weight_bits) {
   return shape == 0 ? narrowest : shape;
 }
 
-std::string PruningShapeOf(model::PrunePattern pattern, double ratio) {
-  if (pattern == model::PrunePattern::kTwoFour) return "2:4";
-  if (pattern != model::PrunePattern::kUnstructured || !(ratio > 0)) return "";
+std::string PruningShapeOf(model::Sparsity pattern, double ratio) {
+  if (pattern == model::Sparsity::kTwoFour) return "2:4";
+  if (pattern != model::Sparsity::kUnstructured || !(ratio > 0)) return "";
   double shape = 0;
   for (const PruningShape& s : kPruningShapes) {
     if (s.pattern != pattern) continue;
@@ -948,10 +948,10 @@ double PredictedQuantizationError(const LayerSensitivity* sensitivity, int weigh
   return s * quantized;
 }
 
-double PredictedPruningError(const LayerSensitivity* sensitivity, model::PrunePattern pattern, double ratio,
-                             double pruned, std::optional<double> removed_energy) {
+double PredictedPruningError(const LayerSensitivity* sensitivity, model::Sparsity pattern, double ratio, double pruned,
+                             std::optional<double> removed_energy) {
   if (sensitivity == nullptr) return pruned;
-  if (pattern == model::PrunePattern::kOutputChannel && removed_energy && sensitivity->channel_removal) {
+  if (pattern == model::Sparsity::kOutputChannel && removed_energy && sensitivity->channel_removal) {
     return *sensitivity->channel_removal * *removed_energy;
   }
   double s = sensitivity->weight;

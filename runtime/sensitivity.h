@@ -114,18 +114,17 @@ inline constexpr int kQuantizationShapes[] = {8, 4, 2};
 // the small ones (face liveness: 2:4 measured up to 21x, unstructured 50% up to 6.7x what noise
 // predicted). The response per unit of distortion grows with the ratio, so two ratios.
 struct PruningShape {
-  model::PrunePattern pattern = model::PrunePattern::kUnstructured;
+  model::Sparsity pattern = model::Sparsity::kUnstructured;
   double ratio = 0;
 };
-inline constexpr PruningShape kPruningShapes[] = {{model::PrunePattern::kUnstructured, 0.5},
-                                                  {model::PrunePattern::kUnstructured, 0.9},
-                                                  {model::PrunePattern::kTwoFour, 0.5}};
+inline constexpr PruningShape kPruningShapes[] = {
+    {model::Sparsity::kUnstructured, 0.5}, {model::Sparsity::kUnstructured, 0.9}, {model::Sparsity::kTwoFour, 0.5}};
 
 // The name of the probed shape a pruning option takes its response from ("unstructured 50%",
 // "unstructured 90%", "2:4"): for unstructured the probed ratio at or above its own (its response
 // per unit no smaller: the safe side), the widest above them all; empty for output channels (their
 // own measurement, channel_removal) and for no pruning.
-std::string PruningShapeOf(model::PrunePattern pattern, double ratio);
+std::string PruningShapeOf(model::Sparsity pattern, double ratio);
 
 // The probed width an option at `weight_bits` takes its quantization sensitivity from: the widest
 // at or below it (its distortion at least the option's, its response per unit of distortion no
@@ -143,8 +142,8 @@ double PredictedQuantizationError(const LayerSensitivity* sensitivity, int weigh
 // with `pattern` at `ratio`: the sensitivity measured for its pruning shape (PruningShapeOf), or
 // `weight` where none was; output-channel pruning with `removed_energy` (RemovedEnergyShare) costs
 // channel_removal times it. `sensitivity` null: s = 1.
-double PredictedPruningError(const LayerSensitivity* sensitivity, model::PrunePattern pattern, double ratio,
-                             double pruned, std::optional<double> removed_energy = std::nullopt);
+double PredictedPruningError(const LayerSensitivity* sensitivity, model::Sparsity pattern, double ratio, double pruned,
+                             std::optional<double> removed_energy = std::nullopt);
 
 // The share of the layer's output energy in the output channels a pruning mask removes, given the
 // channels it keeps (ascending, as model::KeptChannels gives them); nullopt when channel removal

@@ -324,24 +324,14 @@ absl::StatusOr<std::vector<model::LayerPlan>> ExportPlanFromProto(const v1::Cand
     model::LayerPlan p;
     p.weight_bits = c.weight_bits();
     p.activation_bits = c.activation_bits();
-    switch (c.pattern()) {
-      case v1::SPARSITY_PATTERN_UNSPECIFIED:
-      case v1::SPARSITY_PATTERN_DENSE:
-        p.pattern = model::PrunePattern::kNone;
-        break;
-      case v1::SPARSITY_PATTERN_UNSTRUCTURED:
-        p.pattern = model::PrunePattern::kUnstructured;
-        break;
-      case v1::SPARSITY_PATTERN_TWO_FOUR:
-        p.pattern = model::PrunePattern::kTwoFour;
-        break;
-      case v1::SPARSITY_PATTERN_OUTPUT_CHANNEL:
-        p.pattern = model::PrunePattern::kOutputChannel;
-        break;
-      default:
-        return absl::InvalidArgumentError(absl::StrCat("layer '", c.layer(), "': unknown sparsity pattern"));
-    }
-    p.prune_ratio = p.pattern == model::PrunePattern::kNone ? 0 : c.prune_ratio();
+    // An unset pattern is dense, as in a candidate written before patterns were named.
+    absl::StatusOr<Sparsity> pattern = c.pattern() == v1::SPARSITY_PATTERN_UNSPECIFIED
+                                           ? absl::StatusOr<Sparsity>(Sparsity::kDense)
+                                           : dp::FromProto(c.pattern());
+    if (!pattern.ok())
+      return absl::InvalidArgumentError(absl::StrCat("layer '", c.layer(), "': unknown sparsity pattern"));
+    p.pattern = *pattern;
+    p.prune_ratio = p.pattern == model::Sparsity::kDense ? 0 : c.prune_ratio();
     p.block_size = c.block_size();
     plan.push_back(p);
   }
@@ -358,20 +348,7 @@ v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verif
     p->set_option(l.option);
     p->set_weight_bits(l.plan.weight_bits);
     p->set_activation_bits(l.plan.activation_bits);
-    switch (l.plan.pattern) {
-      case model::PrunePattern::kNone:
-        p->set_pattern(v1::SPARSITY_PATTERN_DENSE);
-        break;
-      case model::PrunePattern::kUnstructured:
-        p->set_pattern(v1::SPARSITY_PATTERN_UNSTRUCTURED);
-        break;
-      case model::PrunePattern::kTwoFour:
-        p->set_pattern(v1::SPARSITY_PATTERN_TWO_FOUR);
-        break;
-      case model::PrunePattern::kOutputChannel:
-        p->set_pattern(v1::SPARSITY_PATTERN_OUTPUT_CHANNEL);
-        break;
-    }
+    p->set_pattern(dp::ToProto(l.plan.pattern));
     p->set_prune_ratio(l.plan.prune_ratio);
     p->set_block_size(l.plan.block_size);
     p->set_params(l.params);

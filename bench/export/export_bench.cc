@@ -184,8 +184,8 @@ int main(int argc, char** argv) {
       for (size_t k = 0; k < problem->details[i].size(); ++k) {
         const model::LayerPlan p = search::LayerPlanOf(problem->details[i][k].option);
         if (p.weight_bits != 8 || p.activation_bits != 8) continue;
-        if (p.pattern == model::PrunePattern::kNone) dense = problem->table.layers[i].options[k].error;
-        if (p.pattern == model::PrunePattern::kOutputChannel && std::fabs(p.prune_ratio - 0.3) < 0.1 &&
+        if (p.pattern == model::Sparsity::kDense) dense = problem->table.layers[i].options[k].error;
+        if (p.pattern == model::Sparsity::kOutputChannel && std::fabs(p.prune_ratio - 0.3) < 0.1 &&
             (pruned < 0 || std::fabs(p.prune_ratio - 0.3) < std::fabs(prune_ratio[i] - 0.3))) {
           pruned = problem->table.layers[i].options[k].error;
           prune_ratio[i] = p.prune_ratio;
@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
   prune_cost.resize(std::max<size_t>(1, prune_cost.size() / 4));
   plans[3].layers.assign(layers.size(), model::LayerPlan{8, 8});
   for (const auto& [cost, i] : prune_cost)
-    plans[3].layers[i] = model::LayerPlan{8, 8, model::PrunePattern::kOutputChannel, prune_ratio[i]};
+    plans[3].layers[i] = model::LayerPlan{8, 8, model::Sparsity::kOutputChannel, prune_ratio[i]};
   plans[3].description = fmt::format(
       "w8a8; about 30% of the output channels of {} ungrouped Convs pruned (those the predictor says it costs least)",
       prune_cost.size());

@@ -47,9 +47,9 @@ namespace runtime = squeeze::runtime;
 struct LayerPlan {
   int weight_bits = 32;
   int activation_bits = 32;
-  model::PrunePattern pattern = model::PrunePattern::kNone;
+  model::Sparsity pattern = model::Sparsity::kDense;
   double ratio = 0;
-  bool Compressed() const { return weight_bits < 32 || pattern != model::PrunePattern::kNone; }
+  bool Compressed() const { return weight_bits < 32 || pattern != model::Sparsity::kDense; }
 };
 
 struct Candidate {
@@ -103,10 +103,10 @@ Candidate Draw(uint64_t seed, int c, const model::Analysis& analysis) {
     }
     if (u(rng) < 0.7 * level) {
       const int kind = pick(3);
-      p.pattern = kind == 0   ? model::PrunePattern::kUnstructured
-                  : kind == 1 ? model::PrunePattern::kTwoFour
-                              : model::PrunePattern::kOutputChannel;
-      p.ratio = p.pattern == model::PrunePattern::kTwoFour ? 0.5 : 0.1 * (1 + pick(6));
+      p.pattern = kind == 0   ? model::Sparsity::kUnstructured
+                  : kind == 1 ? model::Sparsity::kTwoFour
+                              : model::Sparsity::kOutputChannel;
+      p.ratio = p.pattern == model::Sparsity::kTwoFour ? 0.5 : 0.1 * (1 + pick(6));
     }
   }
   return candidate;
@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
     const double total = model::RelativeDistortion(w.values, model::QuantizeMasked(w, mask, p.weight_bits).values);
     const double kept = std::min(pruned, total);
     std::optional<double> removed_energy;
-    if (p.pattern == model::PrunePattern::kOutputChannel) {
+    if (p.pattern == model::Sparsity::kOutputChannel) {
       removed_energy = runtime::RemovedEnergyShare(report->layers[i], model::KeptChannels(w, mask));
     }
     return runtime::PredictedQuantizationError(&report->layers[i], p.weight_bits, total - kept) +

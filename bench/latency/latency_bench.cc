@@ -115,7 +115,7 @@ std::string AccuracyJson(const Accuracy& a) {
 model::LayerPlan Nearest(const search::Problem& problem, size_t i, model::LayerPlan wish) {
   const search::OptionDetail* best = nullptr;
   for (int pass = 0; pass < 3 && best == nullptr; ++pass) {
-    if (pass == 1) wish.pattern = model::PrunePattern::kNone, wish.prune_ratio = 0;
+    if (pass == 1) wish.pattern = model::Sparsity::kDense, wish.prune_ratio = 0;
     if (pass == 2) wish = model::LayerPlan{};
     for (const search::OptionDetail& d : problem.details[i]) {
       const model::LayerPlan p = search::LayerPlanOf(d.option);
@@ -139,7 +139,7 @@ std::vector<Variant> Variants(const search::Problem& problem, const model::Loade
                               int count, uint64_t seed) {
   const size_t n = problem.details.size();
   using model::LayerPlan;
-  using model::PrunePattern;
+  using model::Sparsity;
   auto uniform = [&](std::string name, LayerPlan p) {
     Variant v{std::move(name), {}, ""};
     for (size_t i = 0; i < n; ++i) v.plan.push_back(Nearest(problem, i, p));
@@ -154,22 +154,22 @@ std::vector<Variant> Variants(const search::Problem& problem, const model::Loade
   out.push_back(uniform("w8a8", LayerPlan{8, 8}));
   out.back().profiled_as = dp::UniformVariantLabel(8, 8);
   out.push_back(uniform("w4a8", LayerPlan{4, 8}));
-  out.push_back(uniform("fp32 channel 25%", LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.25}));
+  out.push_back(uniform("fp32 channel 25%", LayerPlan{32, 32, Sparsity::kOutputChannel, 0.25}));
   out.push_back(
       Variant{"fp32 channel 50%",
               model::UniformChannelPlan(model::AnalyzeChannelPruning(loaded), loaded, LayerPlan{}, 0.5, alignment),
               dp::UniformVariantLabel(32, 32, 0.5)});
-  out.push_back(uniform("w8a8 channel 25%", LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.25}));
-  out.push_back(uniform("w8a8 channel 50%", LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.5}));
-  out.push_back(uniform("fp32 unstructured 50%", LayerPlan{32, 32, PrunePattern::kUnstructured, 0.5}));
-  out.push_back(uniform("w8a8 2:4", LayerPlan{8, 8, PrunePattern::kTwoFour, 0.5}));
+  out.push_back(uniform("w8a8 channel 25%", LayerPlan{8, 8, Sparsity::kOutputChannel, 0.25}));
+  out.push_back(uniform("w8a8 channel 50%", LayerPlan{8, 8, Sparsity::kOutputChannel, 0.5}));
+  out.push_back(uniform("fp32 unstructured 50%", LayerPlan{32, 32, Sparsity::kUnstructured, 0.5}));
+  out.push_back(uniform("w8a8 2:4", LayerPlan{8, 8, Sparsity::kTwoFour, 0.5}));
   // Mixes: each layer draws from the options above, with a share of integer layers that varies
   // from plan to plan (a search's front ranges from mostly float to mostly integer).
   const std::vector<LayerPlan> floats = {LayerPlan{}, LayerPlan{16, 32}, LayerPlan{8, 32},
-                                         LayerPlan{32, 32, PrunePattern::kOutputChannel, 0.25}};
+                                         LayerPlan{32, 32, Sparsity::kOutputChannel, 0.25}};
   const std::vector<LayerPlan> integers = {LayerPlan{8, 8}, LayerPlan{4, 8},
-                                           LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.25},
-                                           LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.5}};
+                                           LayerPlan{8, 8, Sparsity::kOutputChannel, 0.25},
+                                           LayerPlan{8, 8, Sparsity::kOutputChannel, 0.5}};
   std::mt19937_64 rng(seed);
   for (int k = 0; static_cast<int>(out.size()) < count; ++k) {
     const double integer_share = 0.1 + 0.8 * ((k * 7) % 10) / 9.0;
@@ -221,7 +221,7 @@ absl::StatusOr<Variant> ParsePlan(const search::Problem& problem, const std::str
         return absl::InvalidArgumentError(fmt::format("--plan {}: unknown code '{}'", v.name, c));
     }
     if (c.size() == 2 && (c[1] == 'c' || c[1] == 'C')) {
-      p.pattern = model::PrunePattern::kOutputChannel;
+      p.pattern = model::Sparsity::kOutputChannel;
       p.prune_ratio = c[1] == 'c' ? 0.25 : 0.5;
     } else if (c.size() != 1) {
       return absl::InvalidArgumentError(fmt::format("--plan {}: unknown code '{}'", v.name, c));

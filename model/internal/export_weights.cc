@@ -356,7 +356,7 @@ struct WrittenWeight {
   int64_t packed_bytes = 0;
 };
 
-WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, PrunePattern pattern, int bits, bool int4,
+WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, Sparsity pattern, int bits, bool int4,
                           int32_t elem_type, int channel_axis, const Bias& bias, std::optional<float> int32_bias_at,
                           std::vector<std::string>* notes) {
   WrittenWeight w;
@@ -376,8 +376,8 @@ WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, PrunePattern 
     w.value = StoreFloatWeight(out, sliced, bits, elem_type, &w.w_hat);
     w.packed_bytes = (sliced.kept * bits + 7) / 8;
   }
-  if (pattern == PrunePattern::kUnstructured) w.packed_bytes += (static_cast<int64_t>(sliced.mask.size()) + 7) / 8;
-  if (pattern == PrunePattern::kTwoFour) w.packed_bytes += (sliced.kept * 2 + 7) / 8;
+  if (pattern == Sparsity::kUnstructured) w.packed_bytes += (static_cast<int64_t>(sliced.mask.size()) + 7) / 8;
+  if (pattern == Sparsity::kTwoFour) w.packed_bytes += (sliced.kept * 2 + 7) / 8;
   return w;
 }
 
@@ -504,7 +504,7 @@ absl::StatusOr<std::vector<LayerWeight>> LayerWeightsOf(const GraphEditor& edito
     w.mask.assign(mask_storage.size(), 0);
     for (size_t k = 0; k < mask_storage.size(); ++k) w.mask[k] = mask_storage[k] != 0;
     w.pruned_rows.assign(static_cast<size_t>(layer.out_channels), 0);
-    if (plan[i].pattern != PrunePattern::kOutputChannel) continue;
+    if (plan[i].pattern != Sparsity::kOutputChannel) continue;
     for (int64_t c = 0; c < cm.channels; ++c) {
       bool any = false;
       for (int64_t k = 0; k < cm.per_channel; ++k) any |= mask[c * cm.per_channel + k] != 0;

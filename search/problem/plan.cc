@@ -35,22 +35,9 @@ model::LayerPlan LayerPlanOf(const dp::CompressionOption& o) {
   model::LayerPlan p;
   p.weight_bits = o.weight_bits;
   p.activation_bits = o.activation_bits;
-  p.prune_ratio = o.pattern == dp::Sparsity::kDense ? 0 : o.prune_ratio;
+  p.pattern = o.pattern;
+  p.prune_ratio = o.pattern == Sparsity::kDense ? 0 : o.prune_ratio;
   p.block_size = o.block_size;
-  switch (o.pattern) {
-    case dp::Sparsity::kDense:
-      p.pattern = model::PrunePattern::kNone;
-      break;
-    case dp::Sparsity::kUnstructured:
-      p.pattern = model::PrunePattern::kUnstructured;
-      break;
-    case dp::Sparsity::kTwoFour:
-      p.pattern = model::PrunePattern::kTwoFour;
-      break;
-    case dp::Sparsity::kOutputChannel:
-      p.pattern = model::PrunePattern::kOutputChannel;
-      break;
-  }
   return p;
 }
 
@@ -71,7 +58,7 @@ std::optional<Choice> ChoiceOfPlan(const Problem& problem, const std::vector<mod
       const model::LayerPlan p = LayerPlanOf(problem.details[i][k].option);
       if (p.weight_bits == plan[i].weight_bits && p.activation_bits == plan[i].activation_bits &&
           p.pattern == plan[i].pattern && p.block_size == plan[i].block_size &&
-          (p.pattern == model::PrunePattern::kNone || p.pattern == model::PrunePattern::kTwoFour ||
+          (p.pattern == model::Sparsity::kDense || p.pattern == model::Sparsity::kTwoFour ||
            std::fabs(p.prune_ratio - plan[i].prune_ratio) < 1e-9)) {
         found = static_cast<uint16_t>(k);
       }

@@ -59,20 +59,6 @@ dp::LayerShape ShapeOf(const model::Layer& l) {
   return s;
 }
 
-model::PrunePattern PatternOf(dp::Sparsity s) {
-  switch (s) {
-    case dp::Sparsity::kDense:
-      return model::PrunePattern::kNone;
-    case dp::Sparsity::kUnstructured:
-      return model::PrunePattern::kUnstructured;
-    case dp::Sparsity::kTwoFour:
-      return model::PrunePattern::kTwoFour;
-    case dp::Sparsity::kOutputChannel:
-      return model::PrunePattern::kOutputChannel;
-  }
-  return model::PrunePattern::kNone;
-}
-
 // The measured activation error of a layer at `bits` in `scheme` (8-bit activations int8 symmetric
 // for TensorRT, else asymmetric uint8; 16-bit ones uint16 for the QNN HTP, else fp16); nullopt
 // when it was not measured. uint16 is not measured on its own: uniform quantization noise goes
@@ -762,7 +748,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       auto mask = masks.find(mask_key);
       if (mask == masks.end()) {
         Mask m;
-        m.keep = model::PruneMask(w, PatternOf(option.pattern), option.prune_ratio);
+        m.keep = model::PruneMask(w, option.pattern, option.prune_ratio);
         m.distortion = model::RelativeDistortion(w.values, model::QuantizeMasked(w, m.keep, 32).values);
         if (option.pattern == dp::Sparsity::kOutputChannel) m.kept_channels = model::KeptChannels(w, m.keep);
         mask = masks.emplace(mask_key, std::move(m)).first;
@@ -846,7 +832,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
                                                        ? runtime::RemovedEnergyShare(*sens, mask->second.kept_channels)
                                                        : std::nullopt;
       const double pruning_error =
-          runtime::PredictedPruningError(sens, PatternOf(option.pattern), option.prune_ratio, pruned, removed_energy);
+          runtime::PredictedPruningError(sens, option.pattern, option.prune_ratio, pruned, removed_energy);
       o.error = runtime::PredictedQuantizationError(sens, option.weight_bits, d->second - pruned) + pruning_error + act;
       o.activation_bytes = static_cast<double>(live_other[i]) +
                            (shape.input_elements + shape.output_elements * keep_out) * option.activation_bits / 8.0;

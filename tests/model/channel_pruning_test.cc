@@ -140,22 +140,22 @@ TEST_CASE("Pruning keeps an aligned channel count below the whole", "[channel-pr
 TEST_CASE("A uniform channel plan prunes the layers that can lose channels, the rest stay dense", "[channel-pruning]") {
   const LoadedModel m = MustLoad(testing::ChainProto());
   const std::vector<LayerPlan> plan =
-      UniformChannelPlan(AnalyzeChannelPruning(m), m, LayerPlan{8, 8, PrunePattern::kTwoFour, 0.5}, 0.5, 4);
+      UniformChannelPlan(AnalyzeChannelPruning(m), m, LayerPlan{8, 8, Sparsity::kTwoFour, 0.5}, 0.5, 4);
   REQUIRE(plan.size() == 4);
   for (const LayerPlan& p : plan) {
     CHECK(p.weight_bits == 8);
     CHECK(p.activation_bits == 8);
   }
   // a and b: half of 8 channels; the depthwise d is grouped and c writes the graph output.
-  CHECK(plan[0].pattern == PrunePattern::kOutputChannel);
+  CHECK(plan[0].pattern == Sparsity::kOutputChannel);
   CHECK(plan[0].prune_ratio == 0.5);
-  CHECK(plan[1].pattern == PrunePattern::kOutputChannel);
-  CHECK(plan[2].pattern == PrunePattern::kNone);
+  CHECK(plan[1].pattern == Sparsity::kOutputChannel);
+  CHECK(plan[2].pattern == Sparsity::kDense);
   CHECK(plan[2].prune_ratio == 0);
-  CHECK(plan[3].pattern == PrunePattern::kNone);
+  CHECK(plan[3].pattern == Sparsity::kDense);
   // At a multiple of 8, 8 channels cannot be pruned at all.
   for (const LayerPlan& p : UniformChannelPlan(AnalyzeChannelPruning(m), m, LayerPlan{}, 0.5, 8)) {
-    CHECK(p.pattern == PrunePattern::kNone);
+    CHECK(p.pattern == Sparsity::kDense);
   }
 }
 

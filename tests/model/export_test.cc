@@ -318,8 +318,7 @@ TEST_CASE(
 
 TEST_CASE("2:4 and unstructured pruning are zeros in the stored weights") {
   const LoadedModel m = TwoConvs();
-  const ExportedModel out =
-      MustExport(m, {{8, 32, PrunePattern::kTwoFour, 0.5}, {32, 32, PrunePattern::kUnstructured, 0.5}});
+  const ExportedModel out = MustExport(m, {{8, 32, Sparsity::kTwoFour, 0.5}, {32, 32, Sparsity::kUnstructured, 0.5}});
   const onnx::ModelProto e = Parse(out.bytes);
   const onnx::GraphProto& g = e.graph();
   const onnx::NodeProto* conv = NodeNamed(g, m.analysis.layers[0].name);
@@ -343,8 +342,8 @@ TEST_CASE("channel pruning removes channels through a residual Add, BN, depthwis
   const LoadedModel m = MustLoad(ResidualProto(kSmallFirstHalf, kSmallFirstHalf));
   REQUIRE(m.analysis.layers.size() == 4);
   std::vector<LayerPlan> plan(4);
-  plan[0] = {32, 32, PrunePattern::kOutputChannel, 0.5};
-  plan[1] = {32, 32, PrunePattern::kOutputChannel, 0.5};
+  plan[0] = {32, 32, Sparsity::kOutputChannel, 0.5};
+  plan[1] = {32, 32, Sparsity::kOutputChannel, 0.5};
   const ExportedModel out = MustExport(m, plan);
   const onnx::ModelProto e = Parse(out.bytes);
   const onnx::GraphProto& g = e.graph();
@@ -371,7 +370,7 @@ TEST_CASE("channel pruning removes channels through a residual Add, BN, depthwis
 TEST_CASE("channels an Add partner keeps are zeroed, not removed, and the report says why") {
   const LoadedModel m = MustLoad(ResidualProto(kSmallFirstHalf, {1, 1, 1, 1, 0.001f, 0.001f, 0.001f, 0.001f}));
   std::vector<LayerPlan> plan(4);
-  plan[0] = {32, 32, PrunePattern::kOutputChannel, 0.5};
+  plan[0] = {32, 32, Sparsity::kOutputChannel, 0.5};
   const ExportedModel out = MustExport(m, plan);
   CHECK(out.report.removed_channels == 0);
   CHECK(out.report.layers[0].zeroed_out_channels == 4);
@@ -386,7 +385,7 @@ TEST_CASE("channels an Add partner keeps are zeroed, not removed, and the report
 
 TEST_CASE("channels reaching a graph output stay, as zeros") {
   const LoadedModel m = TwoConvs();
-  const ExportedModel out = MustExport(m, {{32, 32}, {32, 32, PrunePattern::kOutputChannel, 0.5}});
+  const ExportedModel out = MustExport(m, {{32, 32}, {32, 32, Sparsity::kOutputChannel, 0.5}});
   CHECK(out.report.removed_channels == 0);
   CHECK(out.report.layers[1].zeroed_out_channels == 2);
   CHECK_THAT(out.report.layers[1].note, Contains("graph output"));
@@ -421,7 +420,7 @@ TEST_CASE("bad plans and missing ranges are InvalidArgument") {
   CHECK(ExportModel(m, {{8, 8}}, {}).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(ExportModel(m, {{9, 32}, {32, 32}}, {}).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(ExportModel(m, {{32, 8}, {32, 32}}, {}).status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(ExportModel(m, {{8, 32, PrunePattern::kUnstructured, 1.0}, {32, 32}}, {}).status().code() ==
+  CHECK(ExportModel(m, {{8, 32, Sparsity::kUnstructured, 1.0}, {32, 32}}, {}).status().code() ==
         absl::StatusCode::kInvalidArgument);
   const absl::Status missing = ExportModel(m, {{8, 8}, {32, 32}}, {}).status();
   CHECK(missing.code() == absl::StatusCode::kInvalidArgument);
@@ -490,8 +489,8 @@ TEST_CASE("What an export writes for each layer is what LayerFileBytes predicts,
       {std::vector<LayerPlan>(n, LayerPlan{8, 32}), ExportFlavour::kOrtCpu},
       {std::vector<LayerPlan>(n, LayerPlan{3, 32}), ExportFlavour::kOrtCpu},  // INT4 storage
       {std::vector<LayerPlan>(n, LayerPlan{6, 8}), ExportFlavour::kOrtCpu},   // int8 storage, int32 biases
-      {std::vector<LayerPlan>(n, LayerPlan{8, 8, PrunePattern::kUnstructured, 0.5}), ExportFlavour::kOrtCpu},
-      {{{8, 8, PrunePattern::kOutputChannel, 0.5}, {8, 8}, {8, 8}, {8, 8}}, ExportFlavour::kOrtCpu},
+      {std::vector<LayerPlan>(n, LayerPlan{8, 8, Sparsity::kUnstructured, 0.5}), ExportFlavour::kOrtCpu},
+      {{{8, 8, Sparsity::kOutputChannel, 0.5}, {8, 8}, {8, 8}, {8, 8}}, ExportFlavour::kOrtCpu},
       {std::vector<LayerPlan>(n, LayerPlan{8, 8}), ExportFlavour::kTensorRt},  // float biases
       {std::vector<LayerPlan>(n, LayerPlan{4, 16}), ExportFlavour::kQnn},
       {std::vector<LayerPlan>(n, LayerPlan{16, 16}), ExportFlavour::kRuntimePrecision},
@@ -557,7 +556,7 @@ TEST_CASE("A narrowed layer's export is LayerFileBytes less the narrowed share o
   for (const Case& c : cases) {
     std::vector<LayerPlan> plan(n, c.precision);
     for (size_t i : {0, 1}) {
-      plan[i].pattern = PrunePattern::kOutputChannel;
+      plan[i].pattern = Sparsity::kOutputChannel;
       plan[i].prune_ratio = 0.5;
     }
     absl::StatusOr<std::vector<std::string>> names = ActivationsToCalibrate(m, plan, c.flavour);

@@ -18,18 +18,18 @@ ChannelMatrix Matrix(int64_t channels, int64_t per_channel, std::vector<float> v
 TEST_CASE("2:4 pruning keeps the two largest of every four", "[weight_math]") {
   // One row [1, -4, 3, 2 | 0.5, 0.1, -0.2, 0.3]: keeps -4, 3 and 0.5, 0.3.
   ChannelMatrix w = Matrix(1, 8, {1, -4, 3, 2, 0.5f, 0.1f, -0.2f, 0.3f});
-  std::vector<uint8_t> mask = PruneMask(w, PrunePattern::kTwoFour, 0.5);
+  std::vector<uint8_t> mask = PruneMask(w, Sparsity::kTwoFour, 0.5);
   CHECK(mask == std::vector<uint8_t>{0, 1, 1, 0, 1, 0, 0, 1});
-  ChannelMatrix pruned = Compress(w, 32, PrunePattern::kTwoFour, 0.5);
+  ChannelMatrix pruned = Compress(w, 32, Sparsity::kTwoFour, 0.5);
   // Removed energy: 1 + 4 + 0.01 + 0.04 = 5.05 of 1 + 16 + 9 + 4 + 0.25 + 0.01 + 0.04 + 0.09 = 30.39.
   CHECK(RelativeDistortion(w.values, pruned.values) == Approx(5.05 / 30.39));
 }
 
 TEST_CASE("Unstructured pruning removes the smallest magnitudes of the layer", "[weight_math]") {
   ChannelMatrix w = Matrix(2, 3, {0.1f, -5, 2, -0.3f, 4, 0.2f});
-  std::vector<uint8_t> mask = PruneMask(w, PrunePattern::kUnstructured, 0.5);
+  std::vector<uint8_t> mask = PruneMask(w, Sparsity::kUnstructured, 0.5);
   CHECK(mask == std::vector<uint8_t>{0, 1, 1, 0, 1, 0});
-  ChannelMatrix pruned = Compress(w, 32, PrunePattern::kUnstructured, 0.5);
+  ChannelMatrix pruned = Compress(w, 32, Sparsity::kUnstructured, 0.5);
   const double removed = 0.01 + 0.09 + 0.04;
   const double total = 0.01 + 25 + 4 + 0.09 + 16 + 0.04;
   CHECK(RelativeDistortion(w.values, pruned.values) == Approx(removed / total));
@@ -38,11 +38,11 @@ TEST_CASE("Unstructured pruning removes the smallest magnitudes of the layer", "
 TEST_CASE("Channel pruning removes whole rows of smallest norm and keeps one at least", "[weight_math]") {
   // Row norms²: 1+1 = 2, 9+16 = 25, 0 (a zero channel), 4+0 = 4.
   ChannelMatrix w = Matrix(4, 2, {1, -1, 3, 4, 0, 0, 2, 0});
-  std::vector<uint8_t> mask = PruneMask(w, PrunePattern::kOutputChannel, 0.5);
+  std::vector<uint8_t> mask = PruneMask(w, Sparsity::kOutputChannel, 0.5);
   CHECK(mask == std::vector<uint8_t>{0, 0, 1, 1, 0, 0, 1, 1});
   CHECK(KeptChannels(w, mask) == std::vector<int64_t>{1, 3});
-  CHECK(RelativeDistortion(w.values, Compress(w, 32, PrunePattern::kOutputChannel, 0.5).values) == Approx(2.0 / 31.0));
-  CHECK(KeptChannels(w, PruneMask(w, PrunePattern::kOutputChannel, 1.0)).size() == 1);
+  CHECK(RelativeDistortion(w.values, Compress(w, 32, Sparsity::kOutputChannel, 0.5).values) == Approx(2.0 / 31.0));
+  CHECK(KeptChannels(w, PruneMask(w, Sparsity::kOutputChannel, 1.0)).size() == 1);
 }
 
 TEST_CASE("A zero channel quantizes to zero with a zero scale", "[weight_math]") {
@@ -51,7 +51,7 @@ TEST_CASE("A zero channel quantizes to zero with a zero scale", "[weight_math]")
   CHECK(QuantizeRow(row, {}, 8, absl::MakeSpan(out)) == 0);
   CHECK(out == std::vector<float>{0, 0, 0});
   ChannelMatrix w = Matrix(2, 3, {0, 0, 0, 1, 2, 3});
-  CHECK(RelativeDistortion(w.values, Compress(w, 8, PrunePattern::kNone, 0).values) < 1e-4);
+  CHECK(RelativeDistortion(w.values, Compress(w, 8, Sparsity::kDense, 0).values) < 1e-4);
 }
 
 TEST_CASE("Symmetric quantization by hand", "[weight_math]") {
@@ -94,18 +94,18 @@ TEST_CASE("Distortion falls as bits rise and pruned weights stay zero after quan
   for (float& v : w.values) v = normal(rng);
   double previous = 1;
   for (int bits : {2, 3, 4, 5, 6, 8}) {
-    const double d = RelativeDistortion(w.values, Compress(w, bits, PrunePattern::kNone, 0).values);
+    const double d = RelativeDistortion(w.values, Compress(w, bits, Sparsity::kDense, 0).values);
     CHECK(d < previous);
     previous = d;
   }
   CHECK(previous < 1e-4);  // 8 bits
-  ChannelMatrix both = Compress(w, 4, PrunePattern::kUnstructured, 0.5);
-  const std::vector<uint8_t> mask = PruneMask(w, PrunePattern::kUnstructured, 0.5);
+  ChannelMatrix both = Compress(w, 4, Sparsity::kUnstructured, 0.5);
+  const std::vector<uint8_t> mask = PruneMask(w, Sparsity::kUnstructured, 0.5);
   for (size_t i = 0; i < mask.size(); ++i) {
     if (!mask[i]) CHECK(both.values[i] == 0);
   }
   CHECK(RelativeDistortion(w.values, both.values) >
-        RelativeDistortion(w.values, Compress(w, 32, PrunePattern::kUnstructured, 0.5).values));
+        RelativeDistortion(w.values, Compress(w, 32, Sparsity::kUnstructured, 0.5).values));
 }
 
 TEST_CASE("fp16 rounding", "[weight_math]") {

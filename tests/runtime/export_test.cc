@@ -24,7 +24,7 @@ namespace {
 
 using Catch::Matchers::Contains;
 using model::LayerPlan;
-using model::PrunePattern;
+using model::Sparsity;
 
 CalibrationSet RandomInputs(const model::LoadedModel& m, int count) {
   absl::StatusOr<std::unique_ptr<Session>> s = Session::Create(m.proto.SerializeAsString());
@@ -38,8 +38,8 @@ TEST_CASE("channel pruning keeps a residual model's output shape, and it runs") 
   const model::LoadedModel m = model::testing::MustLoad(
       model::testing::ResidualProto(model::testing::kSmallFirstHalf, model::testing::kSmallFirstHalf));
   std::vector<LayerPlan> plan(m.analysis.layers.size());
-  plan[0] = {32, 32, PrunePattern::kOutputChannel, 0.5};
-  plan[1] = {32, 32, PrunePattern::kOutputChannel, 0.5};
+  plan[0] = {32, 32, Sparsity::kOutputChannel, 0.5};
+  plan[1] = {32, 32, Sparsity::kOutputChannel, 0.5};
   const CalibrationSet inputs = RandomInputs(m, 2);
   ExportCheckOptions options;
   absl::StatusOr<VerifiedExport> out = ExportAndVerify(m, m.proto.SerializeAsString(), plan, inputs, options);
@@ -368,7 +368,7 @@ TEST_CASE("PP-OCRv4 det exports at int8, mixed 4/8 bits and 30% channel pruning,
     std::vector<LayerPlan> plan;
     for (const model::Layer& l : det.model.analysis.layers) {
       const bool prunable = l.op_type == "Conv" && !l.grouped && l.kernel == std::vector<int64_t>{1, 1};
-      plan.push_back(prunable ? LayerPlan{8, 8, PrunePattern::kOutputChannel, 0.3} : LayerPlan{8, 8});
+      plan.push_back(prunable ? LayerPlan{8, 8, Sparsity::kOutputChannel, 0.3} : LayerPlan{8, 8});
     }
     const VerifiedExport out = MustExportDet(plan);
     INFO("removed " << out.exported.report.removed_channels << " channels");

@@ -290,7 +290,7 @@ TEST_CASE("A layer's quantization and pruning sensitivities are its output's res
     INFO("bits " << bits);
     REQUIRE(l.quantization.count(bits) == 1);
     CHECK(l.quantization.at(bits) ==
-          Approx(response(model::Compress(rows, bits, model::PrunePattern::kNone, 0))).epsilon(0.02));
+          Approx(response(model::Compress(rows, bits, model::Sparsity::kDense, 0))).epsilon(0.02));
   }
   for (const PruningShape& shape : kPruningShapes) {
     const std::string name = PruningShapeOf(shape.pattern, shape.ratio);
@@ -309,19 +309,19 @@ TEST_CASE("A layer's quantization and pruning sensitivities are its output's res
   CHECK(PredictedQuantizationError(&l, 16, 1e-6) == Approx(l.weight * 1e-6));
   CHECK(PredictedQuantizationError(nullptr, 4, 1e-2) == Approx(1e-2));
   // Unstructured at a ratio takes the probed ratio at or above it, the widest beyond them all.
-  CHECK(PruningShapeOf(model::PrunePattern::kUnstructured, 0.1) == "unstructured 50%");
-  CHECK(PruningShapeOf(model::PrunePattern::kUnstructured, 0.5) == "unstructured 50%");
-  CHECK(PruningShapeOf(model::PrunePattern::kUnstructured, 0.6) == "unstructured 90%");
-  CHECK(PruningShapeOf(model::PrunePattern::kUnstructured, 0.95) == "unstructured 90%");
-  CHECK(PruningShapeOf(model::PrunePattern::kTwoFour, 0.5) == "2:4");
-  CHECK(PruningShapeOf(model::PrunePattern::kOutputChannel, 0.5).empty());
-  CHECK(PruningShapeOf(model::PrunePattern::kNone, 0).empty());
-  CHECK(PredictedPruningError(&l, model::PrunePattern::kUnstructured, 0.3, 0.05) ==
+  CHECK(PruningShapeOf(model::Sparsity::kUnstructured, 0.1) == "unstructured 50%");
+  CHECK(PruningShapeOf(model::Sparsity::kUnstructured, 0.5) == "unstructured 50%");
+  CHECK(PruningShapeOf(model::Sparsity::kUnstructured, 0.6) == "unstructured 90%");
+  CHECK(PruningShapeOf(model::Sparsity::kUnstructured, 0.95) == "unstructured 90%");
+  CHECK(PruningShapeOf(model::Sparsity::kTwoFour, 0.5) == "2:4");
+  CHECK(PruningShapeOf(model::Sparsity::kOutputChannel, 0.5).empty());
+  CHECK(PruningShapeOf(model::Sparsity::kDense, 0).empty());
+  CHECK(PredictedPruningError(&l, model::Sparsity::kUnstructured, 0.3, 0.05) ==
         Approx(l.pruning.at("unstructured 50%") * 0.05));
-  CHECK(PredictedPruningError(&l, model::PrunePattern::kTwoFour, 0.5, 0.05) == Approx(l.pruning.at("2:4") * 0.05));
+  CHECK(PredictedPruningError(&l, model::Sparsity::kTwoFour, 0.5, 0.05) == Approx(l.pruning.at("2:4") * 0.05));
   // Without a channel measurement, output channels take the noise response.
-  CHECK(PredictedPruningError(&l, model::PrunePattern::kOutputChannel, 0.5, 0.05) == Approx(l.weight * 0.05));
-  CHECK(PredictedPruningError(nullptr, model::PrunePattern::kTwoFour, 0.5, 0.1) == Approx(0.1));
+  CHECK(PredictedPruningError(&l, model::Sparsity::kOutputChannel, 0.5, 0.05) == Approx(l.weight * 0.05));
+  CHECK(PredictedPruningError(nullptr, model::Sparsity::kTwoFour, 0.5, 0.1) == Approx(0.1));
 }
 
 TEST_CASE("Removing a Conv's output channels is probed where the exporter removes them, biases on the way included",
@@ -364,12 +364,12 @@ TEST_CASE("Removing a Conv's output channels is probed where the exporter remove
   for (double ratio : {0.125, 0.5}) {
     INFO("ratio " << ratio);
     const std::vector<int64_t> kept =
-        model::KeptChannels((*weights)[0], model::PruneMask((*weights)[0], model::PrunePattern::kOutputChannel, ratio));
+        model::KeptChannels((*weights)[0], model::PruneMask((*weights)[0], model::Sparsity::kOutputChannel, ratio));
     REQUIRE(kept.front() == 1);  // the dead channel goes first
     const double predicted =
-        PredictedPruningError(&l, model::PrunePattern::kOutputChannel, ratio, 0, RemovedEnergyShare(l, kept));
+        PredictedPruningError(&l, model::Sparsity::kOutputChannel, ratio, 0, RemovedEnergyShare(l, kept));
     std::vector<model::LayerPlan> plan(m.analysis.layers.size());
-    plan[0].pattern = model::PrunePattern::kOutputChannel;
+    plan[0].pattern = model::Sparsity::kOutputChannel;
     plan[0].prune_ratio = ratio;
     absl::StatusOr<VerifiedExport> exported =
         ExportAndVerify(m, m.proto.SerializeAsString(), plan, set, ExportCheckOptions{});
@@ -423,7 +423,7 @@ TEST_CASE("Channels no reader takes in (a graph output's) cost their share of th
   const std::optional<double> share = RemovedEnergyShare(l, {0, 1, 3, 5});  // channels 2 and 4 removed
   REQUIRE(share.has_value());
   CHECK(*share == Approx((energy[2] + energy[4]) / total).epsilon(1e-4));
-  CHECK(PredictedPruningError(&l, model::PrunePattern::kOutputChannel, 0.3, 0.01, share) ==
+  CHECK(PredictedPruningError(&l, model::Sparsity::kOutputChannel, 0.3, 0.01, share) ==
         Approx(*l.channel_removal * *share));
   // A channel the layer does not have says nothing.
   CHECK_FALSE(RemovedEnergyShare(l, {0, 7}).has_value());

@@ -222,7 +222,7 @@ TEST_CASE("Integer layers pay for the followers ONNX Runtime no longer fuses int
   const double dequantize = cost->get()->PredictOp(dp::OpKind::kDequantizeLinear, 192, 192 * 5).seconds;
   REQUIRE(follower > 0);
   auto layer_latency = [&](int w, int a) {
-    return cost->get()->Predict(shape, dp::CompressionOption{w, a, 0, dp::Sparsity::kDense}).seconds;
+    return cost->get()->Predict(shape, dp::CompressionOption{w, a, dp::Sparsity::kDense, 0}).seconds;
   };
   CHECK(FindOption(*problem, 0, "fp32")->latency == Approx(layer_latency(32, 32)));
   // Weight-only: the BatchNormalization is folded, the HardSigmoid still fuses.
@@ -277,7 +277,7 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   REQUIRE(int8 != nullptr);
   const model::ChannelMatrix w = model::ToChannelMajor(
       std::vector<float>{1, -2, 3, 0.5f, 0.25f, 4, -1, 2, 3, 1, 0.5f, -0.75f}, model.analysis.layers[0].weight_layout);
-  const double d8 = model::RelativeDistortion(w.values, model::Compress(w, 8, model::PrunePattern::kNone, 0).values);
+  const double d8 = model::RelativeDistortion(w.values, model::Compress(w, 8, model::Sparsity::kDense, 0).values);
   CHECK(int8->error == Approx(2.0 * d8 + 0.01));
   // int8 weights, per-channel fp32 scales and int8 zero points, and the int32 bias's scales and
   // zero points (the bias itself takes the float one's 12 bytes).
@@ -291,7 +291,7 @@ TEST_CASE("The option table of a small layer, by hand", "[problem]") {
   const double quantize = cost->get()->PredictOp(dp::OpKind::kQuantizeLinear, 256, 256 * 5).seconds;
   const double dequantize = cost->get()->PredictOp(dp::OpKind::kDequantizeLinear, 192, 192 * 5).seconds;
   CHECK(int8->latency ==
-        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, 0, dp::Sparsity::kDense}).seconds));
+        Approx(cost->get()->Predict(shape, dp::CompressionOption{8, 8, dp::Sparsity::kDense, 0}).seconds));
   CHECK(int8->boundary_latency == Approx(quantize + dequantize));
   REQUIRE(problem->table.boundaries.size() == 2);
   CHECK_THAT(Find(*problem, 0, "w8a8")->latency.explanation, Catch::Matchers::Contains("quantizing its input"));
@@ -350,9 +350,9 @@ TEST_CASE("Pruning a layer's channels is credited with the layers it narrows", "
   const double b = FindOption(*problem, 1, "fp32")->latency, d = FindOption(*problem, 2, "fp32")->latency,
                c = FindOption(*problem, 3, "fp32")->latency;
   const double own_a =
-      cost->get()->Predict(shape_of(0), dp::CompressionOption{32, 32, 0.5, dp::Sparsity::kOutputChannel}).seconds;
+      cost->get()->Predict(shape_of(0), dp::CompressionOption{32, 32, dp::Sparsity::kOutputChannel, 0.5}).seconds;
   const double own_b =
-      cost->get()->Predict(shape_of(1), dp::CompressionOption{32, 32, 0.5, dp::Sparsity::kOutputChannel}).seconds;
+      cost->get()->Predict(shape_of(1), dp::CompressionOption{32, 32, dp::Sparsity::kOutputChannel, 0.5}).seconds;
   // The options keep their own time; the narrowings say whom they narrow, and planning credits
   // each with its readers at its own precision.
   const LayerOption* a_pruned = FindOption(*problem, 0, "fp32 channel 50%");
@@ -426,7 +426,7 @@ std::vector<model::LayerPlan> PrunedPlan(const std::vector<model::ChannelPruning
   for (size_t i = 0; i < reach.size(); ++i) {
     if (!reach[i].removable) continue;
     plan[i] = pruned_precision;
-    plan[i].pattern = model::PrunePattern::kOutputChannel;
+    plan[i].pattern = model::Sparsity::kOutputChannel;
     plan[i].prune_ratio = ratio;
   }
   return plan;
@@ -455,7 +455,7 @@ TEST_CASE("A plan's predicted size is its file's where pruning narrows the layer
     INFO(model::LayerPlanLabel(c.pruned) << " pruned, " << model::LayerPlanLabel(c.precision) << " readers");
     const std::optional<Choice> pruned = ChoiceOfPlan(*problem, PrunedPlan(reach, c.precision, c.pruned, 0.5));
     std::vector<model::LayerPlan> unpruned_plan = PrunedPlan(reach, c.precision, c.pruned, 0);
-    for (model::LayerPlan& p : unpruned_plan) p.pattern = model::PrunePattern::kNone;
+    for (model::LayerPlan& p : unpruned_plan) p.pattern = model::Sparsity::kDense;
     const std::optional<Choice> dense = ChoiceOfPlan(*problem, unpruned_plan);
     REQUIRE(pruned.has_value());
     REQUIRE(dense.has_value());
@@ -575,8 +575,8 @@ TEST_CASE("A measured pruned export calibrates the pruned float options by their
   REQUIRE(timed.size() == 4);
   CHECK(timed[0].prune_ratio == 0.5);
   CHECK(timed[1].prune_ratio == 0.5);
-  CHECK(timed[2].pattern == model::PrunePattern::kNone);
-  CHECK(timed[3].pattern == model::PrunePattern::kNone);
+  CHECK(timed[2].pattern == model::Sparsity::kDense);
+  CHECK(timed[3].pattern == model::Sparsity::kDense);
   auto index = [&](const Problem& p, size_t layer, const std::string& label) {
     const LayerOption* o = FindOption(p, layer, label);
     REQUIRE(o != nullptr);

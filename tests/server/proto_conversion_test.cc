@@ -134,9 +134,9 @@ TEST_CASE("A candidate's layer choices become the export plan, in the analysis' 
   absl::StatusOr<std::vector<model::LayerPlan>> plan = ExportPlanFromProto(c, analysis);
   REQUIRE(plan.ok());
   CHECK((*plan)[0].weight_bits == 4);
-  CHECK((*plan)[0].pattern == model::PrunePattern::kOutputChannel);
+  CHECK((*plan)[0].pattern == model::Sparsity::kOutputChannel);
   CHECK((*plan)[0].prune_ratio == 0.3);
-  CHECK((*plan)[1].pattern == model::PrunePattern::kNone);
+  CHECK((*plan)[1].pattern == model::Sparsity::kDense);
   CHECK((*plan)[1].prune_ratio == 0);
   b->set_layer("conv_c");
   CHECK(ExportPlanFromProto(c, analysis).status().code() == absl::StatusCode::kInvalidArgument);
@@ -148,7 +148,7 @@ TEST_CASE("An export report carries the plan, sizes and measurements", "[proto_c
   model::ExportReport report;
   model::LayerExport& l = report.layers.emplace_back();
   l.layer = "conv_a";
-  l.plan = {8, 8, model::PrunePattern::kTwoFour, 0.5};
+  l.plan = {8, 8, model::Sparsity::kTwoFour, 0.5};
   l.option = "w8a8 2:4";
   l.packed_bytes = 100;
   l.note = "why";

@@ -342,7 +342,10 @@ absl::StatusOr<int64_t> SearchJobs::Watch(const std::string& team, const std::st
     handle = next_watcher_++;
     watchers_[handle] = WatcherEntry{team, id, watcher, std::move(on_stop)};
   }
-  watcher(*job);
+  // Read again now that it is registered: a state the job stored after the first read and before
+  // the registration reaches no watcher, and a job waiting in it would look stuck in the old one.
+  absl::StatusOr<v1::SearchJob> now = Get(team, id);
+  watcher(now.ok() ? *now : *job);
   return handle;
 }
 

@@ -333,8 +333,6 @@ absl::StatusOr<v1::SearchJob> SearchJobs::Cancel(const std::string& team, const 
 
 absl::StatusOr<int64_t> SearchJobs::Watch(const std::string& team, const std::string& id, Watcher watcher,
                                           std::function<void()> on_stop) {
-  absl::StatusOr<v1::SearchJob> job = Get(team, id);
-  if (!job.ok()) return job.status();
   int64_t handle;
   {
     absl::MutexLock lock(&mutex_);
@@ -342,10 +340,14 @@ absl::StatusOr<int64_t> SearchJobs::Watch(const std::string& team, const std::st
     handle = next_watcher_++;
     watchers_[handle] = WatcherEntry{team, id, watcher, std::move(on_stop)};
   }
-  // Read again now that it is registered: a state the job stored after the first read and before
-  // the registration reaches no watcher, and a job waiting in it would look stuck in the old one.
-  absl::StatusOr<v1::SearchJob> now = Get(team, id);
-  watcher(now.ok() ? *now : *job);
+  // Read once registered: a state the job stores from now on reaches the watcher too, so a job
+  // waiting in a state stored before this read is not seen stuck in an older one.
+  absl::StatusOr<v1::SearchJob> job = Get(team, id);
+  if (!job.ok()) {
+    Unwatch(handle);
+    return job.status();
+  }
+  watcher(*job);
   return handle;
 }
 

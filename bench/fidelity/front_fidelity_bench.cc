@@ -259,16 +259,19 @@ int main(int argc, char** argv) {
     auto session = runtime::Session::Create(*bytes);
     if (!session.ok()) return fail(session.status());
     const auto own_images = images.find(spec.label);
-    // As a search takes them: more synthetic samples for a model with small outputs.
-    absl::StatusOr<int> count = runtime::SyntheticSampleCount(loaded->analysis, **session, samples, seed);
-    if (!count.ok()) return fail(count.status());
-    auto calibration = own_images == images.end()
-                           ? runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), *count, seed)
-                           : runtime::CalibrationFromImages(loaded->analysis, (*session)->inputs(), own_images->second);
+    absl::StatusOr<runtime::CalibrationSet> calibration;
+    std::string calibrated_on;
+    if (own_images == images.end()) {
+      // As a search takes them: more synthetic samples for a model with small outputs.
+      absl::StatusOr<int> count = runtime::SyntheticSampleCount(loaded->analysis, **session, samples, seed);
+      if (!count.ok()) return fail(count.status());
+      calibration = runtime::SyntheticCalibration(loaded->analysis, (*session)->inputs(), *count, seed);
+      calibrated_on = fmt::format("{} synthetic N(0, 1) samples, seed {}", *count, seed);
+    } else {
+      calibration = runtime::CalibrationFromImages(loaded->analysis, (*session)->inputs(), own_images->second);
+      calibrated_on = fmt::format("{} images", own_images->second.size());
+    }
     if (!calibration.ok()) return fail(calibration.status());
-    const std::string calibrated_on = own_images == images.end()
-                                          ? fmt::format("{} synthetic N(0, 1) samples, seed {}", *count, seed)
-                                          : fmt::format("{} images", own_images->second.size());
     runtime::SensitivityOptions sensitivity_options;
     sensitivity_options.threads = threads;
     sensitivity_options.seed = seed;

@@ -62,7 +62,7 @@ TEST_CASE("An AVX2 host without VNNI gets 2x int8", "[host]") {
   CHECK(Find(*d, 8, 8)->peak_ops_per_s == Approx(Find(*d, 32, 32)->peak_ops_per_s * 2));
 }
 
-TEST_CASE("An ARM host reads its clock from cpufreq; its fp16 arithmetic runs no exported file", "[host]") {
+TEST_CASE("An ARM host reads its clock from cpufreq, its fp16 arithmetic runs no exported file", "[host]") {
   HostFacts f;
   f.cpuinfo =
       "processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes fphp asimdhp asimddp\n"

@@ -295,7 +295,7 @@ TEST_CASE("A version 2 database is migrated in place, keeps every sample and tak
   CHECK(*db->UserVersion() == kProfileSchemaVersion);
 }
 
-TEST_CASE("A seeded version 4 database gains the seed migration's rows; an unseeded one or an uploaded version stays",
+TEST_CASE("A seeded version 4 database gains the seed migration's rows, an unseeded one or an uploaded version stays",
           "[profiles]") {
   testing::TempDir dir;
   // Seeded at version 4: seed.sql as it was then (its rows are unchanged since).

@@ -556,7 +556,7 @@ TEST_CASE("Capabilities from samples: what is no faster than what it stands for 
   CHECK(ValidateDevice(d).ok());
 }
 
-TEST_CASE("squeeze-profile --list prints the grid without measuring; --help describes it", "[profiler]") {
+TEST_CASE("squeeze-profile --list prints the grid without measuring, --help describes it", "[profiler]") {
   const std::string binary = testing::Binary("squeeze-profile");
   testing::CommandResult quick = testing::Run({binary, "--list", "--quick"});
   REQUIRE(quick.exit_code == 0);

@@ -518,7 +518,7 @@ TEST_CASE("A model that does not run on its calibration inputs fails the search 
   CHECK_THAT(malformed.err, Contains("expected NAME=V"));
 }
 
-TEST_CASE("The outputs that matter are named at search time; by default each output weighs the same", "[e2e][search]") {
+TEST_CASE("The outputs that matter are named at search time, by default each output weighs the same", "[e2e][search]") {
   // Two heads of one Conv trunk: 'boxes' 100x larger than 'mask'. Pooled, the mask's error would
   // not count at all.
   onnx::ModelProto proto;

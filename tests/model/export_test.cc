@@ -446,7 +446,7 @@ TEST_CASE("an opset-9 model the version converter cannot follow is refused with 
   CHECK(out->report.file_bytes < static_cast<int64_t>(bytes.size()) * 6 / 10);
 }
 
-TEST_CASE("The CPU flavour writes no 16-bit activations; the plan in the file says what each layer does") {
+TEST_CASE("The CPU flavour writes no 16-bit activations, the plan in the file says what each layer does") {
   const LoadedModel m = TwoConvs();
   const absl::Status refused = ExportModel(m, {{8, 32}, {16, 16}}, {}).status();
   CHECK(refused.code() == absl::StatusCode::kInvalidArgument);

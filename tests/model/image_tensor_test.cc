@@ -37,7 +37,7 @@ TEST_CASE("A PPM becomes a normalized NCHW tensor, RGB or BGR", "[image_tensor]"
   CHECK(Values(*t) == std::vector<float>{-1, 1, -1, -1, 1, -1});
 }
 
-TEST_CASE("Per-channel mean and std apply per plane; a PGM fills 1 or 3 channels", "[image_tensor]") {
+TEST_CASE("Per-channel mean and std apply per plane, a PGM fills 1 or 3 channels", "[image_tensor]") {
   ImageTensorOptions options;
   options.shape = {1, 3, 1, 2};
   options.mean = {0, 0.5f, 1};

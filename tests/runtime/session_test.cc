@@ -216,7 +216,7 @@ std::string AddChain(int steps) {
   return model.SerializeAsString();
 }
 
-TEST_CASE("A run past the run-time limit is stopped and fails saying so; a short one is served", "[runtime]") {
+TEST_CASE("A run past the run-time limit is stopped and fails saying so, a short one is served", "[runtime]") {
   absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(AddChain(400), Threads(1));
   REQUIRE(session.ok());
   // 400 Adds over 4 M floats (16 MB each): over 100 ms on the fastest single core (memory-bound), far

@@ -156,7 +156,7 @@ TEST_CASE("Replaced weights change only their layer, shared ones copied", "[surg
   }
 }
 
-TEST_CASE("Value deltas perturb a value for every reader; zero leaves the model as it was", "[surgery]") {
+TEST_CASE("Value deltas perturb a value for every reader, zero leaves the model as it was", "[surgery]") {
   const model::LoadedModel m = TwoLayers();
   const std::vector<Tensor> want = Run(m.proto, {Input()});
   const std::vector<float> w1 = Ramp(16, 0.25f), w2 = Ramp(16, 0.5f);
@@ -224,7 +224,7 @@ TEST_CASE("Value deltas perturb a value for every reader; zero leaves the model 
   }
 }
 
-TEST_CASE("Exposed values can be fetched; unknown names are refused", "[surgery]") {
+TEST_CASE("Exposed values can be fetched, unknown names are refused", "[surgery]") {
   const model::LoadedModel m = TwoLayers();
   onnx::ModelProto edited = m.proto;
   REQUIRE(model::ExposeValues(&edited, {"h", "r", "y"}).ok());

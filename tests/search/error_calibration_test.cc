@@ -38,7 +38,7 @@ TEST_CASE("The probes are the candidates nearest at or above the floor, 5, 10 an
   CHECK(ErrorProbeCandidates(Front{}, 10).empty());
 }
 
-TEST_CASE("The factor is the largest measured / predicted, bounded; scaling moves every option",
+TEST_CASE("The factor is the largest measured / predicted, bounded, scaling moves every option",
           "[error-calibration]") {
   CHECK(ErrorFactor({}) == 1);
   CHECK(ErrorFactor({{"a", 0.01, 0.05, {}}, {"b", 0.001, 0.002, {}}}) == Approx(5));

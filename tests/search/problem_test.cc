@@ -91,7 +91,7 @@ ProblemInputs InputsFor(const model::LoadedModel& model, const dp::Device& devic
   return in;
 }
 
-TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing; the others move their bytes", "[problem]") {
+TEST_CASE("Ops ONNX Runtime folds into a layer cost nothing, the others move their bytes", "[problem]") {
   // The BatchNormalization and Relu fold into the Conv; the Mul of two computed tensors does not.
   const model::LoadedModel model = ConvBnActivationMul();
   const dp::Device device = dp::TestDevice();

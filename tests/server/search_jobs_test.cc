@@ -214,7 +214,7 @@ TEST_CASE("A search whose runner fails ends failed with the reason and no front"
   CHECK(script.Ran() == 2);
 }
 
-TEST_CASE("A running search that is cancelled ends cancelled; a queued one never runs", "[search-jobs]") {
+TEST_CASE("A running search that is cancelled ends cancelled, a queued one never runs", "[search-jobs]") {
   Stores stores;
   Script script;
   script.ends = Script::Ends::kWaitsForCancel;

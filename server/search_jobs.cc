@@ -1,37 +1,17 @@
 #include "server/search_jobs.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <onnx/onnx_pb.h>
-
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <set>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/sha256.h"
-#include "device_profiles/cost_model.h"
 #include "model/output_weights.h"
-#include "runtime/calibration.h"
-#include "runtime/sensitivity.h"
-#include "runtime/session.h"
-#include "search/engine/exact.h"
-#include "search/engine/nsga2.h"
-#include "search/engine/polish.h"
-#include "search/problem/plan.h"
-#include "search/problem/problem.h"
-#include "server/job_inputs.h"
-#include "server/measure_picks.h"
 #include "server/proto_conversion.h"
-#include "server/recommend.h"
 #include "server/search_spec.h"
 
 namespace squeeze::server {
@@ -42,7 +22,6 @@ namespace dp = device_profiles;
 constexpr int kDefaultListLimit = 50;
 // A search that was running when the process died this many times is failed, not run again.
 constexpr int kMaxCrashedAttempts = 2;
-constexpr double kRecommendTimeBudgetS = 30;
 
 bool Final(int state) { return state >= v1::JOB_STATE_SUCCEEDED; }
 
@@ -452,145 +431,6 @@ void SearchJobs::Run(JobRecord record) {
   for (auto it = watchers_.begin(); it != watchers_.end();) {
     it = it->second.job_id == record.id ? watchers_.erase(it) : std::next(it);
   }
-}
-
-namespace {
-
-// A stored front answers a request when its limits keep every candidate the request would keep.
-bool NoStricter(const v1::Constraints& stored, const v1::Constraints& wanted) {
-  auto covers = [](double stored_limit, double wanted_limit) {
-    return stored_limit == 0 || (wanted_limit > 0 && stored_limit >= wanted_limit);
-  };
-  const double stored_sqnr = stored.min_sqnr_db(), wanted_sqnr = wanted.min_sqnr_db();
-  return covers(stored.max_latency_ms(), wanted.max_latency_ms()) &&
-         covers(static_cast<double>(stored.max_model_bytes()), static_cast<double>(wanted.max_model_bytes())) &&
-         covers(static_cast<double>(stored.max_peak_memory_bytes()),
-                static_cast<double>(wanted.max_peak_memory_bytes())) &&
-         !stored.peak_memory_within_app_budget() && stored_sqnr <= std::max(wanted_sqnr, kDefaultMinSqnrDb) &&
-         // A task floor shapes the front through the error check: only the same floors answer.
-         stored.min_top1_agreement() == wanted.min_top1_agreement() &&
-         stored.min_argmax_agreement() == wanted.min_argmax_agreement() &&
-         stored.min_mask_iou() == wanted.min_mask_iou() && stored.min_output_sqnr_db() == wanted.min_output_sqnr_db();
-}
-
-v1::RecommendResponse Answer(const v1::SearchJob& job, const std::string& device_id, const v1::Constraints& limits,
-                             int64_t app_budget, bool stored) {
-  v1::RecommendResponse response;
-  response.set_search_id(job.id());
-  response.set_from_stored_front(stored);
-  response.set_synthetic_calibration(job.synthetic_calibration());
-  for (const v1::DeviceFront& front : job.fronts()) {
-    if (front.device_id() != device_id) continue;
-    for (v1::Recommendation& r : Recommend(front, limits, app_budget)) *response.add_recommendations() = std::move(r);
-    response.set_constraints_met(response.recommendations_size() > 0);
-    if (!response.constraints_met()) {
-      response.set_binding_constraint(front.binding_constraint().empty() ? "no stored candidate meets the limits"
-                                                                         : front.binding_constraint());
-      // The closest candidates, so the answer is never empty.
-      for (const v1::Candidate& c : front.candidates()) {
-        v1::Recommendation* r = response.add_recommendations();
-        r->set_name("closest");
-        r->set_why("nearest to meeting the limits");
-        *r->mutable_candidate() = c;
-        if (response.recommendations_size() >= 3) break;
-      }
-    }
-  }
-  return response;
-}
-
-}  // namespace
-
-absl::StatusOr<std::optional<v1::RecommendResponse>> SearchJobs::StoredAnswer(const std::string& team,
-                                                                              const v1::RecommendRequest& request,
-                                                                              const v1::Constraints& limits,
-                                                                              const dp::Device& device) {
-  absl::StatusOr<std::vector<JobRecord>> jobs = state_.ListJobs(team, 200);
-  if (!jobs.ok()) return jobs.status();
-  const std::string wanted_space = request.option_space().SerializeAsString();
-  const std::map<std::string, double> wanted_outputs(request.output_weights().begin(), request.output_weights().end());
-  for (const JobRecord& record : *jobs) {
-    if (record.state != v1::JOB_STATE_SUCCEEDED || record.model_id != request.model_id()) continue;
-    const v1::SearchJob job = ToProto(record);
-    if (job.method() != kSearchMethod) continue;  // predicted by an older method
-    if (job.spec().option_space().SerializeAsString() != wanted_space) continue;
-    if (OutputWeightsOf(job.spec()) != wanted_outputs) continue;
-    if (!NoStricter(job.spec().constraints(), limits)) continue;
-    for (const v1::DeviceFront& front : job.fronts()) {
-      if (front.device_id() != device.id || front.device_version() != device.version) continue;
-      v1::RecommendResponse answer = Answer(job, device.id, limits, device.app_memory_budget_bytes, true);
-      if (answer.constraints_met()) return answer;
-    }
-  }
-  return std::nullopt;
-}
-
-void SearchJobs::Recommend(const std::string& team, const v1::RecommendRequest& request, RecommendDone done) {
-  // Checked before a stored front can answer, as a search started for it would be.
-  if (absl::Status s = ValidateRecommendRequest(request); !s.ok()) return done(s);
-  absl::StatusOr<ModelRecord> model = state_.GetModel(team, request.model_id());
-  if (!model.ok()) return done(model.status());
-  absl::StatusOr<dp::Device> device = profiles_.GetDevice(request.device_id());
-  if (!device.ok()) return done(device.status());
-  v1::Constraints limits = request.constraints();
-  if (limits.min_sqnr_db() == 0) limits.set_min_sqnr_db(kDefaultMinSqnrDb);
-
-  absl::StatusOr<std::optional<v1::RecommendResponse>> stored = StoredAnswer(team, request, limits, *device);
-  if (!stored.ok()) return done(stored.status());
-  if (stored->has_value()) return done(**stored);
-
-  // Otherwise a search now.
-  v1::SearchSpec spec;
-  spec.set_model_id(request.model_id());
-  spec.add_device_ids(request.device_id());
-  *spec.mutable_constraints() = limits;
-  *spec.mutable_option_space() = request.option_space();
-  *spec.mutable_output_weights() = request.output_weights();
-  spec.set_time_budget_seconds(request.time_budget_seconds() > 0 ? request.time_budget_seconds()
-                                                                 : kRecommendTimeBudgetS);
-  absl::StatusOr<v1::SearchJob> started = Start(team, spec);
-  if (!started.ok()) return done(started.status());
-  struct Pending {
-    absl::Mutex mutex;
-    bool answered = false;
-  };
-  auto pending = std::make_shared<Pending>();
-  const int64_t budget = device->app_memory_budget_bytes;
-  const std::string device_id = device->id;
-  auto on_update = [this, pending, done, limits, budget, device_id](const v1::SearchJob& job) {
-    if (job.state() < v1::JOB_STATE_SUCCEEDED) return;
-    {
-      absl::MutexLock lock(&pending->mutex);
-      if (pending->answered) return;
-      pending->answered = true;
-    }
-    if (job.state() == v1::JOB_STATE_SUCCEEDED) {
-      done(Answer(job, device_id, limits, budget, false));
-    } else {
-      done(absl::AbortedError(
-          absl::StrCat("search ", job.id(), " ended ",
-                       job.state() == v1::JOB_STATE_CANCELLED ? "cancelled" : "failed: " + job.error())));
-    }
-  };
-  auto on_stop = [pending, done, id = started->id()] {
-    {
-      absl::MutexLock lock(&pending->mutex);
-      if (pending->answered) return;
-      pending->answered = true;
-    }
-    done(absl::UnavailableError(absl::StrCat("the server is shutting down; search ", id,
-                                             " stays queued and runs again when it is back: ask again then")));
-  };
-  absl::StatusOr<int64_t> handle = Watch(team, started->id(), on_update, on_stop);
-  if (!handle.ok()) return done(handle.status());
-  // Answered already (the job was cached or finished): stop watching; otherwise the job's end
-  // removes the watcher (see Run).
-  bool answered;
-  {
-    absl::MutexLock lock(&pending->mutex);
-    answered = pending->answered;
-  }
-  if (answered) Unwatch(*handle);
 }
 
 }  // namespace squeeze::server

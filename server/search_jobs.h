@@ -66,13 +66,6 @@ class SearchJobs {
                                 std::function<void()> on_stop = nullptr);
   void Unwatch(int64_t handle);
 
-  // The best few candidates of `request.device_id` for `request.model_id`: from the newest stored
-  // front of the same model, device profile version and option space whose limits are no
-  // stricter than the request's, else from a search started now (cached or run under
-  // request.time_budget_seconds). Calls `done` once, perhaps from a job thread.
-  using RecommendDone = std::function<void(absl::StatusOr<v1::RecommendResponse>)>;
-  void Recommend(const std::string& team, const v1::RecommendRequest& request, RecommendDone done);
-
   // Stops taking new jobs and asks running ones to stop (they stay queued for a restart).
   void Stop();
 
@@ -83,12 +76,6 @@ class SearchJobs {
   };
 
   void Run(JobRecord record);
-  // A stored front of the same model, device version, option space and output weights whose
-  // limits are no stricter than `limits`, answering `request`; nullopt when none does.
-  absl::StatusOr<std::optional<v1::RecommendResponse>> StoredAnswer(const std::string& team,
-                                                                    const v1::RecommendRequest& request,
-                                                                    const v1::Constraints& limits,
-                                                                    const device_profiles::Device& device);
   // Queues a stored job on the FairQueue with its estimated run time and memory.
   void Enqueue(const JobRecord& record);
   // A queued job's place in the queue, filled into `job`.

@@ -219,7 +219,7 @@ grpc::ServerUnaryReactor* SearchService::Recommend(grpc::CallbackServerContext* 
   SQUEEZE_TEAM_OR_FINISH(team, context);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Answered now from a stored front, or later from the job thread that finishes a new search.
-  jobs_.Recommend(*team, *request, [reactor, response](absl::StatusOr<v1::RecommendResponse> result) {
+  recommender_.Recommend(*team, *request, [reactor, response](absl::StatusOr<v1::RecommendResponse> result) {
     if (result.ok()) *response = *std::move(result);
     reactor->Finish(ToGrpcStatus(result.status()));
   });

@@ -4,6 +4,7 @@
 #define SQUEEZE_SERVER_SEARCH_SERVICE_H_
 
 #include "server/export_jobs.h"
+#include "server/recommender.h"
 #include "server/search_jobs.h"
 #include "squeeze/v1/search.grpc.pb.h"
 
@@ -12,7 +13,8 @@ namespace squeeze::server {
 class SearchService final : public v1::SearchService::CallbackService {
  public:
   // `exports`, when given, adds measured figures to exported candidates in GetSearch.
-  explicit SearchService(SearchJobs& jobs, ExportJobs* exports = nullptr) : jobs_(jobs), exports_(exports) {}
+  SearchService(SearchJobs& jobs, Recommender& recommender, ExportJobs* exports = nullptr)
+      : jobs_(jobs), recommender_(recommender), exports_(exports) {}
 
   grpc::ServerUnaryReactor* StartSearch(grpc::CallbackServerContext* context, const v1::SearchSpec* request,
                                         v1::SearchJob* response) override;
@@ -30,6 +32,7 @@ class SearchService final : public v1::SearchService::CallbackService {
  private:
   class WatchReactor;
   SearchJobs& jobs_;
+  Recommender& recommender_;
   ExportJobs* exports_;
 };
 

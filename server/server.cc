@@ -23,6 +23,7 @@
 #include "server/device_service.h"
 #include "server/export_service.h"
 #include "server/model_service.h"
+#include "server/recommender.h"
 #include "server/search_jobs.h"
 #include "server/search_service.h"
 #include "server/server_service.h"
@@ -254,7 +255,8 @@ void SqueezeServer::MakeServices(const ServerOptions& options, const model::Shap
   const SearchPipeline* pipeline = search_pipeline_.get();
   search_jobs_ = std::make_unique<SearchJobs>(*state_, *profiles_, *search_queue_, search_options,
                                               [pipeline](RunningSearch& run) { return pipeline->Run(run); });
-  search_service_ = std::make_unique<SearchService>(*search_jobs_, export_jobs_.get());
+  recommender_ = std::make_unique<Recommender>(*state_, *profiles_, *search_jobs_);
+  search_service_ = std::make_unique<SearchService>(*search_jobs_, *recommender_, export_jobs_.get());
   ServerInfo info;
   info.started_at = started_at;
   info.worker_threads = options.worker_threads;
@@ -301,6 +303,7 @@ SqueezeServer::~SqueezeServer() {
   // Work already queued finishes (stopped searches end quickly) before the stores it uses go away.
   if (workers_) workers_->Drain();
   if (upload_workers_) upload_workers_->Drain();
+  recommender_.reset();
   search_jobs_.reset();
   export_jobs_.reset();
   search_queue_.reset();

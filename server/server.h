@@ -67,6 +67,7 @@ class ServerService;
 class ModelService;
 class SearchPipeline;
 class SearchJobs;
+class Recommender;
 class SearchService;
 class ExportJobs;
 class ExportService;
@@ -117,6 +118,7 @@ class SqueezeServer {
   std::unique_ptr<ModelService> model_service_;
   std::unique_ptr<SearchPipeline> search_pipeline_;  // what search_jobs_ runs
   std::unique_ptr<SearchJobs> search_jobs_;
+  std::unique_ptr<Recommender> recommender_;  // answers from search_jobs_' fronts, or a search on it
   std::unique_ptr<SearchService> search_service_;
   std::unique_ptr<ExportJobs> export_jobs_;
   std::unique_ptr<ExportService> export_service_;

@@ -952,6 +952,40 @@ TEST_CASE("PP-OCRv4 rec with block-wise 4-bit MatMuls: the predicted size is the
   }
 }
 
+TEST_CASE("PP-OCRv4 rec's CTC head keeps every output channel: no option prunes what reaches the output", "[problem]") {
+  model::AnalyzeOptions options;
+  options.input_shapes["x"] = {1, 3, 48, 320};
+  const model::LoadedModel model =
+      model::testing::MustLoad(model::testing::ReadCachedModel("bench/ppocrv4_rec.onnx"), options);
+  const dp::Device device = dp::TestDevice();
+  auto cost = dp::DeviceCostModel::Create(device, {});
+  REQUIRE(cost.ok());
+  ProblemInputs in = InputsFor(model, device, **cost);
+  in.grid.weight_bits = {8, 16};
+  in.grid.activation_bits = {8, 16};
+  in.grid.patterns = {dp::Sparsity::kOutputChannel};
+  in.grid.prune_ratios = {0, 0.3};
+  in.threads = 2;
+  absl::StatusOr<Problem> problem = BuildProblem(in);
+  INFO(problem.status().ToString());
+  REQUIRE(problem.ok());
+  const std::vector<model::ChannelPruningReach> reach = model::AnalyzeChannelPruning(model);
+  int heads = 0, prunable = 0;
+  for (size_t i = 0; i < model.analysis.layers.size(); ++i) {
+    const bool prunes = std::any_of(problem->details[i].begin(), problem->details[i].end(), [](const OptionDetail& d) {
+      return d.option.pattern == dp::Sparsity::kOutputChannel && d.option.prune_ratio > 0;
+    });
+    prunable += prunes;
+    if (model.analysis.layers[i].out_channels != 6625) continue;  // the character classes
+    ++heads;
+    INFO(model.analysis.layers[i].name);
+    CHECK_FALSE(prunes);
+    CHECK_THAT(reach[i].why_not, Contains("graph output"));
+  }
+  CHECK(heads == 1);
+  CHECK(prunable > 0);  // the grid does prune the layers whose channels stay inside
+}
+
 TEST_CASE("PP-OCRv4 det builds a full table on a real device profile", "[problem]") {
   model::AnalyzeOptions options;
   options.input_shapes["x"] = {1, 3, 640, 640};

@@ -243,6 +243,43 @@ absl::StatusOr<std::optional<ExportResult>> ExportJobs::FromStoredExport(const E
   return result;
 }
 
+namespace {
+
+// How `t` is exported and measured: its ranges, flavour and metadata; its outputs weighed as its
+// search weighed them; latency too on 'host', with the device profile's threads.
+runtime::ExportCheckOptions CheckOptions(const ExportTarget& t, const ExportJobsOptions& options,
+                                         const ExportJobs::Progress& progress) {
+  const bool on_host = t.device_id == kHostDevice;
+  runtime::ExportCheckOptions check;
+  check.ranges.method =
+      t.range_method == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax : runtime::RangeMethod::kPercentile;
+  check.ranges.threads = t.device_threads;
+  check.export_options.shape_probe = options.shape_probe;
+  check.export_options.flavour = t.flavour;
+  check.export_options.metadata = {{"squeeze.job", t.job.id},
+                                   {"squeeze.device", t.device_id},
+                                   {"squeeze.candidate", absl::StrCat(t.candidate.index())},
+                                   {"squeeze.model_sha256", t.model.sha256}};
+  check.verify.threads = on_host ? t.device_threads : options.threads;
+  check.verify.measure_latency = on_host;
+  check.verify.repeats = options.latency_repeats;
+  check.verify.output_weights = OutputWeightsOf(t.spec);
+  // Called within ExportAndVerify, while `t` and `progress` live.
+  check.on_stage = [&t, &progress, on_host](absl::string_view stage, const std::string& detail) {
+    if (stage == "exporting") {
+      progress(Phase("exporting", t.candidate.plan_summary()));
+    } else if (stage == "verifying") {
+      progress(Phase("verifying", on_host ? absl::StrCat("outputs and latency, ", t.device_threads, " threads")
+                                          : std::string("outputs (latency is measured on 'host' only)")));
+    } else {
+      progress(Phase(std::string(stage), detail));
+    }
+  };
+  return check;
+}
+
+}  // namespace
+
 absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Progress& progress) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<std::optional<ExportResult>> stored = FromStoredExport(t, progress);
@@ -264,31 +301,7 @@ absl::StatusOr<ExportResult> ExportJobs::Execute(const ExportTarget& t, const Pr
       *loaded, **original, t.spec.calibration(), t.spec.input_values(), options_.calibration_samples, t.spec.seed());
   if (!calibration.ok()) return calibration.status();
 
-  const bool on_host = t.device_id == kHostDevice;
-  runtime::ExportCheckOptions check;
-  check.ranges.method =
-      t.range_method == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax : runtime::RangeMethod::kPercentile;
-  check.ranges.threads = t.device_threads;
-  check.export_options.shape_probe = options_.shape_probe;
-  check.export_options.flavour = t.flavour;
-  check.export_options.metadata = {{"squeeze.job", t.job.id},
-                                   {"squeeze.device", t.device_id},
-                                   {"squeeze.candidate", absl::StrCat(t.candidate.index())},
-                                   {"squeeze.model_sha256", t.model.sha256}};
-  check.verify.threads = on_host ? t.device_threads : options_.threads;
-  check.verify.measure_latency = on_host;
-  check.verify.repeats = options_.latency_repeats;
-  check.verify.output_weights = OutputWeightsOf(t.spec);
-  check.on_stage = [&](absl::string_view stage, const std::string& detail) {
-    if (stage == "exporting") {
-      progress(Phase("exporting", t.candidate.plan_summary()));
-    } else if (stage == "verifying") {
-      progress(Phase("verifying", on_host ? absl::StrCat("outputs and latency, ", t.device_threads, " threads")
-                                          : std::string("outputs (latency is measured on 'host' only)")));
-    } else {
-      progress(Phase(std::string(stage), detail));
-    }
-  };
+  const runtime::ExportCheckOptions check = CheckOptions(t, options_, progress);
   absl::StatusOr<runtime::VerifiedExport> verified =
       runtime::ExportAndVerify(*loaded, loaded->proto.SerializeAsString(), *plan, *calibration, check);
   if (!verified.ok()) return AsPrecondition(verified.status());

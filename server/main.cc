@@ -119,84 +119,102 @@ struct Flags {
 
 // The serving flags. A table, one entry per flag with its help and check, so it is one long
 // function on purpose: split, the flags would be harder to read together.
-void AddServeFlags(CLI::App& app, Flags* f) {
-  app.add_option("--data-dir", f->options.data_dir, "Directory for profiles.db and server state (created if missing)");
-  app.add_option("--listen", f->options.listen, "Address to listen on, HOST:PORT; port 0 picks a free port")
+// Where the server keeps its state, how it listens and how many threads it runs.
+void AddServerFlags(CLI::App& app, Flags* f) {
+  CLI::Option_group* g = app.add_option_group("Server");
+  g->add_option("--data-dir", f->options.data_dir, "Directory for profiles.db and server state (created if missing)");
+  g->add_option("--listen", f->options.listen, "Address to listen on, HOST:PORT; port 0 picks a free port")
       ->capture_default_str();
-  app.add_option("--port-file", f->port_file, "Write the bound port to this file once listening");
-  app.add_option("--profiles", f->options.profiles_path, "Device-profile database (default: DATA_DIR/profiles.db)");
-  app.add_option("--tls-cert", f->options.tls_cert_path, "TLS certificate chain (PEM); with --tls-key");
-  app.add_option("--tls-key", f->options.tls_key_path, "TLS private key (PEM); with --tls-cert");
-  app.add_flag("--insecure", f->options.insecure,
-               "Allow plaintext on a non-loopback address (only behind a proxy that terminates TLS)");
-  app.add_option("--max-model-bytes", f->options.max_model_bytes, "Largest model upload accepted, in bytes")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--max-activation-bytes", f->options.max_activation_bytes,
-                 "Most bytes of activations one model may hold at once at its input shapes; bigger "
-                 "models are refused before ONNX Runtime runs them")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 40));
-  app.add_option("--analysis-timeout", f->analysis_timeout_s,
-                 "Seconds ONNX Runtime may take to run a model once to find shapes libonnx cannot infer")
-      ->capture_default_str()
-      ->check(CLI::Range(1.0, 3600.0));
-  app.add_option("--max-run-seconds", f->max_run_seconds,
-                 "Seconds one ONNX Runtime run of a search or export may take (a model that loops for ever "
-                 "is stopped and its job fails saying so; 0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 86400.0));
-  app.add_option("--search-memory", f->options.search_memory_budget,
-                 "Bytes of memory the running searches may need together, as estimated from their models; "
-                 "a search that would pass it waits for others to end. ONNX Runtime's runs for searches and "
-                 "exports hold at most this much together: one that needs more fails saying so (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--host-model-time-ms", f->host_model_time_ms,
-                 "A search on 'host' whose profile never timed the model first times it and its uniform exports here, "
-                 "each for this long, so the predictions calibrate to them (0: never; predictions then rest on the "
-                 "profile alone)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 600000.0));
-  app.add_flag("--error-probes,!--no-error-probes", f->options.measure_error,
-               "After each search, export its candidates near the SQNR floor, run them on the calibration inputs and, "
-               "where they measure more than 1 dB off, scale the predicted errors to them and search again "
-               "(--no-error-probes: predicted errors rest on the per-layer sensitivities alone)")
-      ->capture_default_str();
-  app.add_option("--max-message-bytes", f->options.max_message_bytes, "Largest gRPC message received or sent")
+  g->add_option("--port-file", f->port_file, "Write the bound port to this file once listening");
+  g->add_option("--profiles", f->options.profiles_path, "Device-profile database (default: DATA_DIR/profiles.db)");
+  g->add_option("--tls-cert", f->options.tls_cert_path, "TLS certificate chain (PEM); with --tls-key");
+  g->add_option("--tls-key", f->options.tls_key_path, "TLS private key (PEM); with --tls-cert");
+  g->add_flag("--insecure", f->options.insecure,
+              "Allow plaintext on a non-loopback address (only behind a proxy that terminates TLS)");
+  g->add_option("--max-message-bytes", f->options.max_message_bytes, "Largest gRPC message received or sent")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2} << 20, int64_t{1} << 30));
-  app.add_option("--max-concurrent-streams", f->options.max_concurrent_streams,
-                 "Most calls in flight on one client connection")
+  g->add_option("--max-concurrent-streams", f->options.max_concurrent_streams,
+                "Most calls in flight on one client connection")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--upload-idle-timeout", f->upload_idle_timeout_s,
-                 "Seconds an upload may send nothing before it is ended and its bytes dropped")
+  g->add_option("--upload-idle-timeout", f->upload_idle_timeout_s,
+                "Seconds an upload may send nothing before it is ended and its bytes dropped")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--quota-stored-bytes", f->options.quota.max_stored_bytes,
-                 "Per team: most bytes of stored models (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--quota-concurrent-searches", f->options.quota.max_concurrent_searches,
-                 "Per team: most searches queued or running at once (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--quota-searches-per-hour", f->options.quota.max_searches_per_hour,
-                 "Per team: most searches started in any hour; answers from stored results are free (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--workers", f->options.worker_threads, "Threads that run searches")
+  g->add_option("--workers", f->options.worker_threads, "Threads that run searches")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--upload-workers", f->options.upload_threads,
-                 "Threads that analyse uploads (apart from searches, so uploads never wait behind them)")
+  g->add_option("--upload-workers", f->options.upload_threads,
+                "Threads that analyse uploads (apart from searches, so uploads never wait behind them)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--shutdown-grace", f->shutdown_grace_s,
-                 "On SIGTERM, seconds calls in flight get to finish before they are cancelled")
+  g->add_option("--shutdown-grace", f->shutdown_grace_s,
+                "On SIGTERM, seconds calls in flight get to finish before they are cancelled")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 600.0));
+}
+
+// What one request, model, run or team may take.
+void AddLimitFlags(CLI::App& app, Flags* f) {
+  CLI::Option_group* g = app.add_option_group("Limits and quotas");
+  g->add_option("--max-model-bytes", f->options.max_model_bytes, "Largest model upload accepted, in bytes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  g->add_option("--max-activation-bytes", f->options.max_activation_bytes,
+                "Most bytes of activations one model may hold at once at its input shapes; bigger "
+                "models are refused before ONNX Runtime runs them")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 40));
+  g->add_option("--analysis-timeout", f->analysis_timeout_s,
+                "Seconds ONNX Runtime may take to run a model once to find shapes libonnx cannot infer")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
+  g->add_option("--max-run-seconds", f->max_run_seconds,
+                "Seconds one ONNX Runtime run of a search or export may take (a model that loops for ever "
+                "is stopped and its job fails saying so; 0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  g->add_option("--search-memory", f->options.search_memory_budget,
+                "Bytes of memory the running searches may need together, as estimated from their models; "
+                "a search that would pass it waits for others to end. ONNX Runtime's runs for searches and "
+                "exports hold at most this much together: one that needs more fails saying so (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  g->add_option("--quota-stored-bytes", f->options.quota.max_stored_bytes,
+                "Per team: most bytes of stored models (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  g->add_option("--quota-concurrent-searches", f->options.quota.max_concurrent_searches,
+                "Per team: most searches queued or running at once (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  g->add_option("--quota-searches-per-hour", f->options.quota.max_searches_per_hour,
+                "Per team: most searches started in any hour; answers from stored results are free (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+}
+
+// How searches check their predictions.
+void AddSearchFlags(CLI::App& app, Flags* f) {
+  CLI::Option_group* g = app.add_option_group("Searches");
+  g->add_option("--host-model-time-ms", f->host_model_time_ms,
+                "A search on 'host' whose profile never timed the model first times it and its uniform exports here, "
+                "each for this long, so the predictions calibrate to them (0: never; predictions then rest on the "
+                "profile alone)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600000.0));
+  g->add_flag("--error-probes,!--no-error-probes", f->options.measure_error,
+              "After each search, export its candidates near the SQNR floor, run them on the calibration inputs and, "
+              "where they measure more than 1 dB off, scale the predicted errors to them and search again "
+              "(--no-error-probes: predicted errors rest on the per-layer sensitivities alone)")
+      ->capture_default_str();
+}
+
+void AddServeFlags(CLI::App& app, Flags* f) {
+  AddServerFlags(app, f);
+  AddLimitFlags(app, f);
+  AddSearchFlags(app, f);
 }
 
 // Serves until SIGINT or SIGTERM; the exit code.

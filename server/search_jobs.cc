@@ -370,19 +370,22 @@ absl::Status SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bo
   return stored;
 }
 
-void SearchJobs::Run(JobRecord record) {
-  std::shared_ptr<Live> live;
-  {
-    absl::MutexLock lock(&mutex_);
-    auto it = live_.find(record.id);
-    if (it != live_.end() && it->second->cancel) {
-      live_.erase(it);  // cancelled while queued; already stored as cancelled
-      return;
-    }
-    live = std::make_shared<Live>();
-    if (stopping_) return;  // stays queued for the next start
-    live_[record.id] = live;
+std::shared_ptr<SearchJobs::Live> SearchJobs::Claim(const std::string& id) {
+  absl::MutexLock lock(&mutex_);
+  auto it = live_.find(id);
+  if (it != live_.end() && it->second->cancel) {
+    live_.erase(it);  // cancelled while queued; already stored as cancelled
+    return nullptr;
   }
+  if (stopping_) return nullptr;  // stays queued for the next start
+  auto live = std::make_shared<Live>();
+  live_[id] = live;
+  return live;
+}
+
+void SearchJobs::Run(JobRecord record) {
+  const std::shared_ptr<Live> live = Claim(record.id);
+  if (live == nullptr) return;
   v1::SearchJob job = ToProto(record);
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_phase(v1::PHASE_ANALYZING);
@@ -391,35 +394,9 @@ void SearchJobs::Run(JobRecord record) {
   Publish(record, job, true).IgnoreError();  // logged by Publish
   const auto start = absl::Now();
   RunningSearch running{record, job, [&](bool persist) { Publish(record, job, persist).IgnoreError(); }, live->cancel};
-  absl::Status status = runner_(running);  // Publish logs what it cannot store
-  if (live->shutting_down) {
-    --record.attempts;  // interrupted by a clean shutdown, not a crash
-    job.set_state(v1::JOB_STATE_QUEUED);
-    job.set_phase(v1::PHASE_QUEUED);
-    job.set_fraction(0);
-    job.clear_fronts();
-    Publish(record, job, true).IgnoreError();  // logged by Publish
-  } else if (live->cancel) {
-    job.set_state(v1::JOB_STATE_CANCELLED);
-    job.set_error("cancelled");
-    Publish(record, job, true).IgnoreError();  // logged by Publish
-  } else if (!status.ok()) {
-    job.set_state(v1::JOB_STATE_FAILED);
-    job.set_error(status.ToString());
-    job.clear_fronts();
-    Publish(record, job, true).IgnoreError();  // logged by Publish
-    common::LogWarning("search {} failed: {}", record.id, status.ToString());
-  } else {
-    job.set_state(v1::JOB_STATE_SUCCEEDED);
-    job.set_phase(v1::PHASE_DONE);
-    job.set_fraction(1);
-    if (absl::Status stored = Publish(record, job, true); !stored.ok()) {
-      // Nothing is reported done that is not stored: the job ends failed, saying why.
-      job.set_state(v1::JOB_STATE_FAILED);
-      job.set_error(absl::StrCat("the search finished but its result could not be stored: ", stored.message()));
-      job.clear_fronts();
-      Publish(record, job, true).IgnoreError();  // logged by Publish
-    }
+  const absl::Status status = runner_(running);  // Publish logs what it cannot store
+  Conclude(record, job, *live, status);
+  if (job.state() == v1::JOB_STATE_SUCCEEDED) {
     common::LogInfo("search {} finished in {:.1f} s", record.id, absl::ToDoubleSeconds(absl::Now() - start));
     if (job.spec().verify_recommended() && options_.verify_recommended) {
       options_.verify_recommended(record.team, record.id);
@@ -431,6 +408,35 @@ void SearchJobs::Run(JobRecord record) {
   for (auto it = watchers_.begin(); it != watchers_.end();) {
     it = it->second.job_id == record.id ? watchers_.erase(it) : std::next(it);
   }
+}
+
+void SearchJobs::Conclude(JobRecord& record, v1::SearchJob& job, const Live& live, const absl::Status& status) {
+  if (live.shutting_down) {
+    --record.attempts;  // interrupted by a clean shutdown, not a crash
+    job.set_state(v1::JOB_STATE_QUEUED);
+    job.set_phase(v1::PHASE_QUEUED);
+    job.set_fraction(0);
+    job.clear_fronts();
+  } else if (live.cancel) {
+    job.set_state(v1::JOB_STATE_CANCELLED);
+    job.set_error("cancelled");
+  } else if (!status.ok()) {
+    job.set_state(v1::JOB_STATE_FAILED);
+    job.set_error(status.ToString());
+    job.clear_fronts();
+    common::LogWarning("search {} failed: {}", record.id, status.ToString());
+  } else {
+    job.set_state(v1::JOB_STATE_SUCCEEDED);
+    job.set_phase(v1::PHASE_DONE);
+    job.set_fraction(1);
+    absl::Status stored = Publish(record, job, true);
+    if (stored.ok()) return;
+    // Nothing is reported done that is not stored: the job ends failed, saying why.
+    job.set_state(v1::JOB_STATE_FAILED);
+    job.set_error(absl::StrCat("the search finished but its result could not be stored: ", stored.message()));
+    job.clear_fronts();
+  }
+  Publish(record, job, true).IgnoreError();  // logged by Publish
 }
 
 }  // namespace squeeze::server

@@ -76,6 +76,12 @@ class SearchJobs {
   };
 
   void Run(JobRecord record);
+  // The running job's cancel flags, registered; nullptr when it was cancelled while queued or the
+  // server is stopping (it stays queued for the next start).
+  std::shared_ptr<Live> Claim(const std::string& id);
+  // Ends `job` as its run went (queued again at a clean shutdown, cancelled, failed with
+  // `status`, or succeeded) and stores it; a success that cannot be stored ends failed.
+  void Conclude(JobRecord& record, v1::SearchJob& job, const Live& live, const absl::Status& status);
   // Queues a stored job on the FairQueue with its estimated run time and memory.
   void Enqueue(const JobRecord& record);
   // A queued job's place in the queue, filled into `job`.

@@ -60,19 +60,24 @@ ExportJobs::ExportJobs(StateStore& state, BlobStore& blobs, device_profiles::Pro
 namespace {
 
 // The candidate `request` names: its index, or the one recommended under its name.
-absl::StatusOr<int> CandidateIndex(const v1::ExportRequest& request, const v1::DeviceFront& front,
+absl::StatusOr<int> CandidateIndex(const ExportRequest& request, const v1::DeviceFront& front,
                                    const v1::Constraints& constraints, int64_t app_budget_bytes) {
-  if (request.candidate_ref_case() != v1::ExportRequest::kRecommendation) return request.candidate();
+  if (request.candidate.has_value()) return *request.candidate;
   std::vector<std::string> names;
   for (const v1::Recommendation& r : Recommend(front, constraints, app_budget_bytes)) {
     for (const std::string& name : r.names()) {
-      if (name == request.recommendation()) return r.candidate().index();
+      if (name == request.recommendation) return r.candidate().index();
       names.push_back(name);
     }
   }
   return absl::NotFoundError(
-      absl::StrCat("no candidate of '", front.device_id(), "' is recommended as '", request.recommendation(),
+      absl::StrCat("no candidate of '", front.device_id(), "' is recommended as '", request.recommendation,
                    "'; the recommendations: ", names.empty() ? "none" : absl::StrJoin(names, ", ")));
+}
+
+// A range method as the cache key has always named it (squeeze.v1.RangeMethod's names).
+absl::string_view RangeMethodKey(runtime::RangeMethod method) {
+  return method == runtime::RangeMethod::kMinMax ? "RANGE_METHOD_MINMAX" : "RANGE_METHOD_PERCENTILE";
 }
 
 // The cache key of an export: model bytes and shapes, the plan, the calibration set, and the options;
@@ -81,7 +86,7 @@ absl::StatusOr<int> CandidateIndex(const v1::ExportRequest& request, const v1::D
 // many synthetic samples as the model's smallest output needs, runtime::SyntheticSampleCount).
 std::string ExportCacheKey(const ExportTarget& t, int synthetic_samples) {
   std::string key = absl::StrCat("export-v7|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
-                                 t.model.input_shapes, "|", v1::RangeMethod_Name(t.range_method), "|");
+                                 t.model.input_shapes, "|", RangeMethodKey(t.range_method), "|");
   for (const v1::LayerChoice& c : t.candidate.layers()) {
     absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",
                     c.pattern() == v1::SPARSITY_PATTERN_DENSE ? 0.0 : c.prune_ratio(),
@@ -103,15 +108,15 @@ std::string ExportCacheKey(const ExportTarget& t, int synthetic_samples) {
 
 // The flavour the request names, else the device's; InvalidArgument when a layer of `candidate`
 // is at a precision that flavour does not write.
-absl::StatusOr<model::ExportFlavour> FlavourOf(const v1::ExportRequest& request, model::ExportFlavour device_flavour,
+absl::StatusOr<model::ExportFlavour> FlavourOf(const ExportRequest& request, model::ExportFlavour device_flavour,
                                                const v1::Candidate& candidate) {
-  if (request.flavour().empty()) return device_flavour;
-  const model::ExportFlavour flavour = *model::ParseFlavour(request.flavour());  // validated
+  if (!request.flavour.has_value()) return device_flavour;
+  const model::ExportFlavour flavour = *request.flavour;
   for (const v1::LayerChoice& l : candidate.layers()) {
     if (!model::Realizes(flavour, l.weight_bits(), l.activation_bits())) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "layer '", l.layer(), "' is ", l.option(), ", which the ", request.flavour(), " flavour does not write (",
-          model::RealizationNote(device_flavour, l.weight_bits(), l.activation_bits()),
+          "layer '", l.layer(), "' is ", l.option(), ", which the ", model::FlavourName(flavour),
+          " flavour does not write (", model::RealizationNote(device_flavour, l.weight_bits(), l.activation_bits()),
           " on this device); export in the device's flavour (", model::FlavourName(device_flavour),
           ") or pick a candidate without it"));
     }
@@ -121,11 +126,10 @@ absl::StatusOr<model::ExportFlavour> FlavourOf(const v1::ExportRequest& request,
 
 }  // namespace
 
-absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const v1::ExportRequest& request) {
-  if (absl::Status s = ValidateExportRequest(request); !s.ok()) return s;
+absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const ExportRequest& request) {
   ExportTarget t;
   t.team = team;
-  absl::StatusOr<JobRecord> job = state_.GetJob(team, request.job_id());
+  absl::StatusOr<JobRecord> job = state_.GetJob(team, request.job_id);
   if (!job.ok()) return job.status();
   t.job = *std::move(job);
   if (t.job.state != v1::JOB_STATE_SUCCEEDED) {
@@ -140,10 +144,10 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
   std::vector<std::string> devices;
   for (const v1::DeviceFront& f : result.fronts()) {
     devices.push_back(f.device_id());
-    if (f.device_id() == request.device_id()) front = &f;
+    if (f.device_id() == request.device_id) front = &f;
   }
   if (front == nullptr) {
-    return absl::NotFoundError(absl::StrCat("search '", t.job.id, "' has no front for device '", request.device_id(),
+    return absl::NotFoundError(absl::StrCat("search '", t.job.id, "' has no front for device '", request.device_id,
                                             "'; its devices: ", absl::StrJoin(devices, ", ")));
   }
   t.device_id = front->device_id();
@@ -172,8 +176,7 @@ absl::StatusOr<ExportTarget> ExportJobs::Resolve(const std::string& team, const 
                : model.status();
   }
   t.model = *std::move(model);
-  t.range_method =
-      request.range_method() == v1::RANGE_METHOD_MINMAX ? v1::RANGE_METHOD_MINMAX : v1::RANGE_METHOD_PERCENTILE;
+  t.range_method = request.range_method;
   t.cache_key = ExportCacheKey(t, options_.calibration_samples);
   return t;
 }
@@ -251,8 +254,7 @@ runtime::ExportCheckOptions CheckOptions(const ExportTarget& t, const ExportJobs
                                          const ExportJobs::Progress& progress) {
   const bool on_host = t.device_id == kHostDevice;
   runtime::ExportCheckOptions check;
-  check.ranges.method =
-      t.range_method == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax : runtime::RangeMethod::kPercentile;
+  check.ranges.method = t.range_method;
   check.ranges.threads = t.device_threads;
   check.export_options.shape_probe = options.shape_probe;
   check.export_options.flavour = t.flavour;
@@ -335,10 +337,10 @@ void ExportJobs::VerifyRecommended(const std::string& team, const std::string& j
       absl::StatusOr<device_profiles::Device> device = profiles_.GetDevice(front.device_id(), front.device_version());
       if (!device.ok()) continue;
       for (const v1::Recommendation& pick : Recommend(front, spec.constraints(), device->app_memory_budget_bytes)) {
-        v1::ExportRequest request;
-        request.set_job_id(job_id);
-        request.set_device_id(front.device_id());
-        request.set_candidate(pick.candidate().index());
+        ExportRequest request;
+        request.job_id = job_id;
+        request.device_id = front.device_id();
+        request.candidate = pick.candidate().index();
         absl::StatusOr<ExportTarget> target = Resolve(team, request);
         absl::StatusOr<ExportResult> done = target.ok() ? Execute(*target, [](const v1::ExportProgress&) {})
                                                         : absl::StatusOr<ExportResult>(target.status());

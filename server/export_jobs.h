@@ -19,6 +19,7 @@
 #include "model/export_flavour.h"
 #include "model/loader.h"
 #include "server/blob_store.h"
+#include "server/export_request.h"
 #include "server/state_store.h"
 #include "server/work_queue.h"
 #include "squeeze/v1/export.pb.h"
@@ -46,7 +47,7 @@ struct ExportTarget {
   model::ExportFlavour flavour = model::ExportFlavour::kOrtCpu;         // the request's, else the device's
   model::ExportFlavour device_flavour = model::ExportFlavour::kOrtCpu;  // the device runtime's
   v1::Candidate candidate;                                              // with its layers
-  v1::RangeMethod range_method = v1::RANGE_METHOD_PERCENTILE;
+  runtime::RangeMethod range_method = runtime::RangeMethod::kPercentile;
   std::string cache_key;
 };
 
@@ -62,8 +63,9 @@ class ExportJobs {
 
   // NotFound for an unknown (or another team's) job, a device the job did not search, a candidate
   // index past the front or a recommendation no candidate carries; FailedPrecondition for a job
-  // that has not succeeded; InvalidArgument for a request without a job or device.
-  absl::StatusOr<ExportTarget> Resolve(const std::string& team, const v1::ExportRequest& request);
+  // that has not succeeded; InvalidArgument for a flavour that does not write the candidate's
+  // precisions. (A request from the wire is checked first: FromProto in server/proto_conversion.)
+  absl::StatusOr<ExportTarget> Resolve(const std::string& team, const ExportRequest& request);
 
   using Progress = std::function<void(const v1::ExportProgress&)>;
   using Done = std::function<void(absl::StatusOr<ExportResult>)>;

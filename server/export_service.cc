@@ -6,6 +6,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "server/caller.h"
+#include "server/proto_conversion.h"
 #include "server/status.h"
 
 namespace squeeze::server {
@@ -22,7 +23,8 @@ class ExportService::Reactor final : public grpc::ServerWriteReactor<v1::ExportC
   Reactor(ExportJobs& jobs, const absl::StatusOr<std::string>& team, const v1::ExportRequest& request) {
     link_ = std::make_shared<Link>();
     link_->reactor = this;
-    absl::StatusOr<ExportTarget> target = team.ok() ? jobs.Resolve(*team, request) : team.status();
+    absl::StatusOr<ExportRequest> wanted = team.ok() ? FromProto(request) : team.status();
+    absl::StatusOr<ExportTarget> target = wanted.ok() ? jobs.Resolve(*team, *wanted) : wanted.status();
     absl::MutexLock lock(&link_->mutex);
     if (!target.ok()) {
       done_ = true;

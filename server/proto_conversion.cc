@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "search/problem/plan.h"
+#include "server/search_spec.h"
 
 namespace squeeze::server {
 
@@ -409,6 +410,22 @@ v1::OutputFidelity ToProto(const runtime::OutputFidelity& output) {
     m->set_value(value);
   }
   return out;
+}
+
+absl::StatusOr<ExportRequest> FromProto(const v1::ExportRequest& request) {
+  if (absl::Status s = ValidateExportRequest(request); !s.ok()) return s;
+  ExportRequest r;
+  r.job_id = request.job_id();
+  r.device_id = request.device_id();
+  if (request.candidate_ref_case() == v1::ExportRequest::kRecommendation) {
+    r.recommendation = request.recommendation();
+  } else {
+    r.candidate = request.candidate();
+  }
+  if (!request.flavour().empty()) r.flavour = model::ParseFlavour(request.flavour());
+  r.range_method = request.range_method() == v1::RANGE_METHOD_MINMAX ? runtime::RangeMethod::kMinMax
+                                                                     : runtime::RangeMethod::kPercentile;
+  return r;
 }
 
 v1::MeasuredFigures MeasuredFiguresOf(const v1::ExportReport& report) {

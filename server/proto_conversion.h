@@ -19,6 +19,7 @@
 #include "search/engine/front.h"
 #include "search/engine/search_spec.h"
 #include "search/problem/problem.h"
+#include "server/export_request.h"
 #include "server/state_store.h"
 #include "squeeze/v1/device.pb.h"
 #include "squeeze/v1/export.pb.h"
@@ -73,6 +74,10 @@ absl::StatusOr<std::vector<model::LayerPlan>> ExportPlanFromProto(const v1::Cand
                                                                   const model::Analysis& analysis);
 v1::ExportReport ToProto(const model::ExportReport& report, const runtime::Verification& verification,
                          runtime::RangeMethod range_method);
+// An export request as ExportJobs takes it: InvalidArgument naming the field as
+// ValidateExportRequest (server/search_spec.h) says. No candidate and no recommendation is
+// candidate 0; UNSPECIFIED range method is percentile.
+absl::StatusOr<ExportRequest> FromProto(const v1::ExportRequest& request);
 // The figures a front's candidate shows once exported.
 v1::MeasuredFigures MeasuredFiguresOf(const v1::ExportReport& report);
 

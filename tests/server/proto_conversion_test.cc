@@ -221,5 +221,37 @@ TEST_CASE("A stored job says how many calibration samples it measured on, upload
   CHECK(job.spec().calibration_size() == 0);
 }
 
+TEST_CASE("An export request from the wire names its candidate, flavour and ranges, or is refused", "[proto]") {
+  v1::ExportRequest wire;
+  wire.set_job_id("s-0123456789abcdef");
+  wire.set_device_id("pixel-8");
+  absl::StatusOr<ExportRequest> none = FromProto(wire);
+  REQUIRE(none.ok());
+  CHECK(none->candidate == 0);  // neither a candidate nor a recommendation: the first candidate
+  CHECK_FALSE(none->flavour.has_value());
+  CHECK(none->range_method == runtime::RangeMethod::kPercentile);
+
+  wire.set_recommendation("fastest");
+  wire.set_flavour("tensorrt");
+  wire.set_range_method(v1::RANGE_METHOD_MINMAX);
+  absl::StatusOr<ExportRequest> named = FromProto(wire);
+  REQUIRE(named.ok());
+  CHECK_FALSE(named->candidate.has_value());
+  CHECK(named->recommendation == "fastest");
+  CHECK(named->flavour == model::ExportFlavour::kTensorRt);
+  CHECK(named->range_method == runtime::RangeMethod::kMinMax);
+
+  wire.set_candidate(3);
+  absl::StatusOr<ExportRequest> indexed = FromProto(wire);
+  REQUIRE(indexed.ok());
+  CHECK(indexed->candidate == 3);
+  CHECK(indexed->recommendation.empty());
+
+  wire.set_flavour("coreml");
+  absl::StatusOr<ExportRequest> bad = FromProto(wire);
+  CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(bad.status().message()), Catch::Matchers::Contains("flavour 'coreml'"));
+}
+
 }  // namespace
 }  // namespace squeeze::server

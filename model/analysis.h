@@ -88,6 +88,11 @@ struct Analysis {
   std::map<std::string, int64_t> op_histogram;
   // The same for nodes no compression applies to: all but the layers and Constant nodes.
   std::map<std::string, int64_t> uncompressed_ops;
+  // Integer graph inputs read only as the indices of Gathers from constant tables (token ids): how
+  // many rows the smallest of those tables has along its gathered axis. Synthetic calibration
+  // draws such an input's ids from [0, bound) (runtime::SyntheticCalibration): all zeros would be
+  // one token repeated, no text at all.
+  std::map<std::string, int64_t> index_input_bounds;
   std::vector<NodeActivations> nodes;  // the main graph in execution order
   int64_t peak_activation_bytes = 0;   // max of NodeActivations::live_bytes
   std::vector<std::string> warnings;

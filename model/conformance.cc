@@ -312,16 +312,16 @@ void CountFloatOps(const onnx::ModelProto& model, ConformanceReport* report) {
 }  // namespace
 
 std::string ConformanceReport::Summary() const {
-  const std::string float_ops =
+  const std::string float_text =
       float_ops_between_quantized == 0
           ? (flavour == ExportFlavour::kQnn ? "; no float op between quantized tensors" : "")
           : absl::StrCat("; ", float_ops_between_quantized,
-                         " ops read dequantized activations and write float values (",
-                         absl::StrJoin(this->float_ops, ", "), float_ops_between_quantized > 5 ? ", ..." : "", ")");
+                         " ops read dequantized activations and write float values (", absl::StrJoin(float_ops, ", "),
+                         float_ops_between_quantized > 5 ? ", ..." : "", ")");
   if (ok()) {
     return absl::StrCat(FlavourName(flavour), ": ", rules.size(), " rules held on ", checked_nodes,
                         " QuantizeLinear/DequantizeLinear/MatMulNBits nodes (", absl::StrJoin(rules, "; "), ")",
-                        float_ops);
+                        float_text);
   }
   return absl::StrCat(FlavourName(flavour), ": ", violations.size(), violations.size() >= 20 ? "+" : "",
                       " violations of its rules: ", absl::StrJoin(violations, "; "));

@@ -278,6 +278,50 @@ void RecordProvenance(const onnx::ModelProto& proto, Analysis* analysis) {
   }
 }
 
+// Analysis::index_input_bounds: the main graph's integer inputs whose every reader is a Gather
+// taking them as indices (input 1) into a constant table.
+std::map<std::string, int64_t> IndexInputBounds(const onnx::GraphProto& graph) {
+  const internal::ConstantScope scope(graph, nullptr);
+  std::map<std::string, int64_t> bounds;
+  std::set<std::string> other_use;
+  for (const onnx::ValueInfoProto& input : graph.input()) {
+    const int type = input.type().tensor_type().elem_type();
+    if (type != onnx::TensorProto::INT64 && type != onnx::TensorProto::INT32) continue;
+    if (scope.Find(input.name()) != nullptr) continue;  // an initializer with a default
+    bounds[input.name()] = 0;
+  }
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (int i = 0; i < node.input_size(); ++i) {
+      auto bound = bounds.find(node.input(i));
+      if (bound == bounds.end()) continue;
+      const internal::ConstantRef* table =
+          node.op_type() == "Gather" && internal::NormalizedDomain(node.domain()).empty() && i == 1
+              ? scope.Find(node.input(0))
+              : nullptr;
+      if (table == nullptr) {
+        other_use.insert(bound->first);
+        continue;
+      }
+      int64_t axis = 0;
+      for (const onnx::AttributeProto& a : node.attribute()) {
+        if (a.name() == "axis") axis = a.i();
+      }
+      const int rank = table->tensor->dims_size();
+      if (axis < 0) axis += rank;
+      if (axis < 0 || axis >= rank || table->tensor->dims(static_cast<int>(axis)) < 1) {
+        other_use.insert(bound->first);
+        continue;
+      }
+      const int64_t rows = table->tensor->dims(static_cast<int>(axis));
+      bound->second = bound->second == 0 ? rows : std::min(bound->second, rows);
+    }
+  }
+  for (auto it = bounds.begin(); it != bounds.end();) {
+    it = it->second == 0 || other_use.count(it->first) > 0 ? bounds.erase(it) : std::next(it);
+  }
+  return bounds;
+}
+
 // Sorts the nodes of every graph topologically, with a warning per graph that was out of order;
 // InvalidArgument for a cycle.
 absl::Status SortNodes(onnx::ModelProto* proto, std::vector<std::string>* warnings) {
@@ -354,6 +398,7 @@ absl::StatusOr<LoadedModel> Load(absl::string_view bytes, const AnalyzeOptions& 
   if (absl::Status s = AnalyseShapes(*validation, options, &proto, &sites, &analysis); !s.ok()) return s;
   internal::ComputeWeightStats(&sites, options.threads);
   AddLayers(constants, &sites, &analysis);
+  analysis.index_input_bounds = IndexInputBounds(proto.graph());
   return loaded;
 }
 

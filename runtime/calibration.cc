@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -148,6 +149,24 @@ std::vector<float> StandardNormal(uint64_t seed, size_t count) {
 
 namespace {
 
+// `count` ids uniform in [0, bound), as int64 or int32 elements, from `seed` (mt19937_64 modulo
+// the bound, the same on every platform; its bias is below bound / 2^64).
+std::string UniformIds(uint64_t seed, size_t count, int64_t bound, ElementType type) {
+  std::mt19937_64 rng(seed);
+  std::string bytes;
+  bytes.reserve(count * ElementSize(type));
+  for (size_t i = 0; i < count; ++i) {
+    const int64_t id = static_cast<int64_t>(rng() % static_cast<uint64_t>(bound));
+    if (type == ElementType::kInt64) {
+      bytes.append(reinterpret_cast<const char*>(&id), sizeof(id));
+    } else {
+      const int32_t narrow = static_cast<int32_t>(id);
+      bytes.append(reinterpret_cast<const char*>(&narrow), sizeof(narrow));
+    }
+  }
+  return bytes;
+}
+
 // One element of `input` holding `value`, as its bytes. InvalidArgument for a value its type
 // cannot hold.
 absl::StatusOr<std::string> ElementBytes(const TensorInfo& input, double value) {
@@ -244,7 +263,12 @@ absl::StatusOr<CalibrationSet> SyntheticCalibration(const model::Analysis& analy
             std::memcpy(&t.bytes[i * 2], &half, 2);
           }
         }
-      }  // integer and bool inputs stay 0
+      } else if (auto bound = analysis.index_input_bounds.find(t.name);
+                 bound != analysis.index_input_bounds.end() &&
+                 (t.type == ElementType::kInt64 ||
+                  (t.type == ElementType::kInt32 && bound->second <= std::numeric_limits<int32_t>::max()))) {
+        t.bytes = UniformIds(DeriveSeed(DeriveSeed(seed, k), j), n, bound->second, t.type);
+      }  // other integer and bool inputs stay 0
       sample.push_back(std::move(t));
     }
     set.samples.push_back(std::move(sample));

@@ -25,9 +25,10 @@ struct CalibrationSet {
 };
 
 // `count` samples drawn with `seed` for the analysed input shapes: float inputs (fp32, fp16) from
-// N(0, 1) (what normalised images and embeddings look like), integer and bool inputs 0, and the
-// inputs `values` names that one value in every element (a sample rate, a state of zeros). Marked
-// synthetic. The same seed gives the same bytes and hash on every platform. InvalidArgument for
+// N(0, 1) (what normalised images and embeddings look like), token ids (int64 or int32 inputs
+// that only index Gathers, model::Analysis::index_input_bounds) uniform over the table's rows,
+// other integer and bool inputs 0, and the inputs `values` names that one value in every element (a sample rate, a
+// state of zeros). Marked synthetic. The same seed gives the same bytes and hash on every platform. InvalidArgument for
 // count < 1, an input without a concrete shape or of an element type sessions cannot feed, and a
 // value naming no input, not finite, not whole for an integer input, not 0 or 1 for a bool one or
 // outside its type's range.

@@ -32,7 +32,7 @@ using squeeze::bench::Since;
 
 int main(int argc, char** argv) {
   std::string model_path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx";
-  std::vector<std::string> shapes = {"x=1,3,640,640"};
+  std::vector<std::string> shapes;
   std::string csv;
   int samples = 2;
   int threads = 2;
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   double noise = squeeze::runtime::SensitivityOptions().noise_energy;
   CLI::App app{"squeeze-bench-table: time to build a real model's full option table on this machine"};
   app.add_option("MODEL", model_path, "ONNX model (default: PP-OCRv4 det)")->capture_default_str();
-  app.add_option("--input-shape", shapes, "NAME=D0,D1,... (repeatable)")->capture_default_str();
+  app.add_option("--input-shape", shapes, "NAME=D0,D1,... (repeatable; PP-OCRv4 det's default is x=1,3,640,640)");
   app.add_option("--samples", samples, "Synthetic calibration samples")->capture_default_str();
   app.add_option("--threads", threads, "Threads for ONNX Runtime and the distortions")->capture_default_str();
   app.add_option("--write-csv", csv, "Write the option table as CSV (for squeeze-bench-search --table)");
@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--noise", noise, "Relative energy of the weight noise")->capture_default_str();
   app.add_flag("--layers", show_layers, "Also print every layer's measured sensitivities");
   CLI11_PARSE(app, argc, argv);
+  if (app.count("MODEL") == 0 && shapes.empty()) shapes = {"x=1,3,640,640"};
 
   std::ifstream file(model_path, std::ios::binary);
   std::stringstream buffer;

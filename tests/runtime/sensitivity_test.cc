@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <set>
 
 #include "model/export_flavour.h"
 #include "model/surgery.h"
@@ -858,6 +859,59 @@ TEST_CASE("Synthetic draws and their hash are the same on every platform", "[cal
   CHECK(DeriveSeed(1, 0) == DeriveSeed(1, 0));
   const model::LoadedModel m = LinearModel();
   CHECK(Synthetic(m, 2, 7).hash == kPinnedHash);
+}
+
+TEST_CASE("Token ids are drawn over their embedding table's rows, other integer inputs stay 0", "[calibration]") {
+  // ids index two tables (the smaller bounds them); n is read by a Cast, so it is no index.
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    embed (int64[2, 8] ids, int64[2, 8] n) => (float[2, 8, 16] y) {
+      a = Gather (big, ids)
+      b = Gather (small, ids)
+      e = Add (a, b)
+      h = MatMul (e, w)
+      c = Cast <to = 1> (n)
+      c3 = Unsqueeze (c, axes)
+      y = Add (h, c3)
+    }
+  )onnx");
+  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("big", {1000, 16}));
+  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("small", {300, 16}));
+  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("w", {16, 16}));
+  onnx::TensorProto axes;
+  axes.set_name("axes");
+  axes.set_data_type(onnx::TensorProto::INT64);
+  axes.add_dims(1);
+  axes.add_int64_data(2);
+  model::testing::AddInitializer(proto.mutable_graph(), axes);
+  const model::LoadedModel m = model::testing::MustLoad(proto);
+  CHECK(m.analysis.index_input_bounds == std::map<std::string, int64_t>{{"ids", 300}});
+
+  const CalibrationSet set = Synthetic(m, 2, 7);
+  std::set<int64_t> seen;
+  for (const std::vector<Tensor>& sample : set.samples) {
+    for (const Tensor& t : sample) {
+      REQUIRE(t.bytes.size() == 16 * sizeof(int64_t));
+      std::vector<int64_t> values(16);
+      std::memcpy(values.data(), t.bytes.data(), t.bytes.size());
+      for (int64_t v : values) {
+        if (t.name == "n") {
+          CHECK(v == 0);
+        } else {
+          CHECK(v >= 0);
+          CHECK(v < 300);
+          seen.insert(v);
+        }
+      }
+    }
+  }
+  CHECK(seen.size() > 20);  // 32 draws from 300 rows: text, not one token repeated
+  CHECK(Synthetic(m, 2, 7).hash == set.hash);
+  CHECK(Synthetic(m, 2, 8).hash != set.hash);
+  // The model runs on them.
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(m.proto.SerializeAsString());
+  REQUIRE(session.ok());
+  CHECK((*session)->Run(set.samples[0]).ok());
 }
 
 TEST_CASE("Uploaded calibration tensors are checked against the model", "[calibration]") {

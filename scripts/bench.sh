@@ -26,6 +26,14 @@ run() {
 run squeeze-bench-search
 run squeeze-bench-upload
 run squeeze-bench-table "$models/ch_PP-OCRv4_det_infer.onnx" --input-shape x=1,3,640,640
+# Transformer test models at real sizes (bench/models): the option table's phases, peak RSS and
+# layers by kind. bert-base (110 M parameters) takes the longest.
+transformers="$build/transformer-models"
+mkdir -p "$transformers"
+for preset in bert-mini speech-base lm-small bert-base; do
+  [ -s "$transformers/$preset.onnx" ] || "$build/bin/squeeze-make-transformer" --preset "$preset" -o "$transformers/$preset.onnx"
+  run "squeeze-bench-table@$preset" "$transformers/$preset.onnx"
+done
 # Fidelity on rendered text (what the OCR models are for), and on synthetic inputs for comparison.
 images="$build/fidelity-images"
 bash bench/fidelity/make_text_images.sh "$images"

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double analysis_s = Since(start);
+  const int64_t analysis_rss = squeeze::bench::PeakRssBytes();
 
   auto t = Clock::now();
   auto session = squeeze::runtime::Session::Create(bytes);
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double sensitivity_s = Since(t);
+  const int64_t sensitivity_rss = squeeze::bench::PeakRssBytes();
 
   t = Clock::now();
   auto host =
@@ -118,6 +120,15 @@ int main(int argc, char** argv) {
   }
   const double table_s = Since(t);
   const double total_s = Since(start);
+  const int64_t table_rss = squeeze::bench::PeakRssBytes();
+  std::map<std::string, int> kinds;
+  for (const auto& layer : loaded->analysis.layers) ++kinds[layer.op_type];
+  std::string kinds_json, kinds_text;
+  for (const auto& [op, count] : kinds) {
+    kinds_json += fmt::format("{}\"{}\": {}", kinds_json.empty() ? "" : ", ", op, count);
+    kinds_text += fmt::format("{}{} {}", kinds_text.empty() ? "" : ", ", count, op);
+  }
+  const double file_mb = static_cast<double>(bytes.size()) / 1e6;
   size_t options_count = 0;
   for (const auto& layer : problem->table.layers) options_count += layer.options.size();
   int measured = 0;
@@ -146,15 +157,19 @@ int main(int argc, char** argv) {
     std::cout << fmt::format(
         "{{\"model\": \"{}\", \"layers\": {}, \"options\": {}, \"measured_layers\": {}, \"samples\": {}, "
         "\"threads\": {}, \"analysis_seconds\": {:.3f}, \"sensitivity_seconds\": {:.3f}, \"table_seconds\": {:.3f}, "
-        "\"total_seconds\": {:.3f}}}\n",
+        "\"total_seconds\": {:.3f}, \"layers_by_kind\": {{{}}}, \"layer_params\": {}, "
+        "\"peak_rss_bytes\": {{\"analysis\": {}, \"sensitivity\": {}, \"table\": {}}}, "
+        "\"model_bytes\": {}, \"peak_rss_over_model_bytes\": {:.2f}}}\n",
         name, problem->table.layers.size(), options_count, measured, samples, threads, analysis_s, sensitivity_s,
-        table_s, total_s);
+        table_s, total_s, kinds_json, loaded->analysis.total_params, analysis_rss, sensitivity_rss, table_rss,
+        bytes.size(), table_rss / 1e6 / file_mb);
   } else {
     std::cout << fmt::format(
-        "{}: {} layers, {} options ({} layers' sensitivity measured on {} synthetic samples, {} threads)\n"
-        "  analysis {:.2f} s, sensitivity {:.2f} s, distortions + latencies {:.2f} s: {:.2f} s in all\n",
-        name, problem->table.layers.size(), options_count, measured, samples, threads, analysis_s, sensitivity_s,
-        table_s, total_s);
+        "{}: {} layers ({}), {} options ({} layers' sensitivity measured on {} synthetic samples, {} threads)\n"
+        "  analysis {:.2f} s, sensitivity {:.2f} s, distortions + latencies {:.2f} s: {:.2f} s in all\n"
+        "  peak RSS {:.0f} MB ({:.1f}x the {:.0f} MB model)\n",
+        name, problem->table.layers.size(), kinds_text, options_count, measured, samples, threads, analysis_s,
+        sensitivity_s, table_s, total_s, table_rss / 1e6, table_rss / 1e6 / file_mb, file_mb);
   }
   return 0;
 }

@@ -26,13 +26,20 @@ struct Answer {
   std::optional<absl::StatusOr<v1::RecommendResponse>> result;
 };
 
-absl::StatusOr<v1::RecommendResponse> Ask(Recommender& recommender, const v1::RecommendRequest& request,
-                                          const std::string& team = kTeam) {
+// Asks, and returns at once: the answer comes when it comes.
+std::shared_ptr<Answer> AskLater(Recommender& recommender, const v1::RecommendRequest& request,
+                                 const std::string& team = kTeam) {
   auto answer = std::make_shared<Answer>();
   recommender.Recommend(team, request, [answer](absl::StatusOr<v1::RecommendResponse> result) {
     answer->result = std::move(result);
     answer->done.Notify();
   });
+  return answer;
+}
+
+absl::StatusOr<v1::RecommendResponse> Ask(Recommender& recommender, const v1::RecommendRequest& request,
+                                          const std::string& team = kTeam) {
+  std::shared_ptr<Answer> answer = AskLater(recommender, request, team);
   REQUIRE(answer->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   return *answer->result;
 }
@@ -136,11 +143,7 @@ TEST_CASE("A recommendation waiting on its search when the server stops is UNAVA
   script.ends = Script::Ends::kWaitsForRelease;
   Jobs jobs(stores, script);
   Recommender recommender(stores.state(), stores.profiles(), jobs.jobs);
-  auto answer = std::make_shared<Answer>();
-  recommender.Recommend(kTeam, Request(stores), [answer](absl::StatusOr<v1::RecommendResponse> result) {
-    answer->result = std::move(result);
-    answer->done.Notify();
-  });
+  std::shared_ptr<Answer> answer = AskLater(recommender, Request(stores));
   while (!script.Running()) absl::SleepFor(absl::Milliseconds(2));
   CHECK_FALSE(answer->done.HasBeenNotified());
   jobs.jobs.Stop();

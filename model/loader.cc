@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 #include <new>
 #include <set>
 #include <utility>
@@ -278,8 +279,8 @@ void RecordProvenance(const onnx::ModelProto& proto, Analysis* analysis) {
   }
 }
 
-// Analysis::index_input_bounds: the main graph's integer inputs whose every reader is a Gather
-// taking them as indices (input 1) into a constant table.
+// Analysis::index_input_bounds: the main graph's integer inputs whose every reader, subgraphs
+// included, is a main-graph Gather taking them as indices (input 1) into a constant table.
 std::map<std::string, int64_t> IndexInputBounds(const onnx::GraphProto& graph) {
   const internal::ConstantScope scope(graph, nullptr);
   std::map<std::string, int64_t> bounds;
@@ -314,6 +315,24 @@ std::map<std::string, int64_t> IndexInputBounds(const onnx::GraphProto& graph) {
       }
       const int64_t rows = table->tensor->dims(static_cast<int>(axis));
       bound->second = bound->second == 0 ? rows : std::min(bound->second, rows);
+    }
+  }
+  // A subgraph (If, Loop, Scan) reading one by its outer name uses it otherwise too.
+  std::function<void(const onnx::GraphProto&)> subgraph_uses = [&](const onnx::GraphProto& g) {
+    for (const onnx::NodeProto& node : g.node()) {
+      for (const std::string& in : node.input()) {
+        if (bounds.count(in) > 0) other_use.insert(in);
+      }
+      for (const onnx::AttributeProto& a : node.attribute()) {
+        if (a.has_g()) subgraph_uses(a.g());
+        for (const onnx::GraphProto& sub : a.graphs()) subgraph_uses(sub);
+      }
+    }
+  };
+  for (const onnx::NodeProto& node : graph.node()) {
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      if (a.has_g()) subgraph_uses(a.g());
+      for (const onnx::GraphProto& sub : a.graphs()) subgraph_uses(sub);
     }
   }
   for (auto it = bounds.begin(); it != bounds.end();) {

@@ -914,6 +914,22 @@ TEST_CASE("Token ids are drawn over their embedding table's rows, other integer 
   CHECK((*session)->Run(set.samples[0]).ok());
 }
 
+TEST_CASE("An integer input a subgraph also reads is no token id", "[calibration]") {
+  onnx::ModelProto proto = model::testing::ParseModel(R"onnx(
+    <ir_version: 8, opset_import: ["" : 17]>
+    branchy (int64[4] ids, bool c) => (float[4, 16] y, int64[4] z) {
+      e = Gather (table, ids)
+      y = MatMul (e, w)
+      z = If (c) <then_branch = then_graph () => (int64[4] a) { a = Identity (ids) },
+                  else_branch = else_graph () => (int64[4] b) { b = Identity (ids) }>
+    }
+  )onnx");
+  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("table", {50, 16}));
+  model::testing::AddInitializer(proto.mutable_graph(), model::testing::FloatTensor("w", {16, 16}));
+  const model::LoadedModel m = model::testing::MustLoad(proto);
+  CHECK(m.analysis.index_input_bounds.empty());
+}
+
 TEST_CASE("Uploaded calibration tensors are checked against the model", "[calibration]") {
   const model::LoadedModel m = LinearModel();
   absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(m.proto.SerializeAsString());

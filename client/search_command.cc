@@ -13,9 +13,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "client/commands.h"
 #include "client/fidelity_text.h"
 #include "client/front_plot.h"
+#include "client/progress_eta.h"
 #include "client/table.h"
 #include "common/files.h"
 #include "squeeze/v1/search.grpc.pb.h"
@@ -178,17 +180,23 @@ int Watch(const Connection& connection, const std::string& id, bool csv) {
   const bool tty = isatty(STDERR_FILENO);
   bool any = false;
   std::string last_line;  // without a terminal, a line per phase or per 10%
+  ProgressEta eta;
   while (reader->Read(&job)) {
     any = true;
     const int width = 30;
     const int done = static_cast<int>(std::lround(job.fraction() * width));
     std::string device = job.fronts().empty() ? "" : " " + job.fronts(job.fronts_size() - 1).device_id();
-    std::string line = fmt::format("[{}{}] {:3.0f}% {}{}", std::string(done, '#'), std::string(width - done, '-'),
-                                   job.fraction() * 100, PhaseName(job.phase()),
-                                   job.phase() >= v1::PHASE_BUILDING_TABLE ? device : "");
+    const std::string phase =
+        std::string(PhaseName(job.phase())) + (job.phase() >= v1::PHASE_BUILDING_TABLE ? device : "");
+    std::string line = fmt::format("[{}{}] {:3.0f}% {}", std::string(done, '#'), std::string(width - done, '-'),
+                                   job.fraction() * 100, phase);
+    const std::optional<double> left = eta.Update(phase, job.fraction(), absl::Now());
+    if (left.has_value() && job.state() == v1::JOB_STATE_RUNNING) {
+      line += fmt::format(", ~{} left at this pace", FormatRemaining(*left));
+    }
     if (const std::string place = QueuePlace(job); !place.empty()) line = "queued: " + place;
     if (tty) {
-      std::cerr << "\r" << fmt::format("{:<80}", line) << std::flush;
+      std::cerr << "\r" << fmt::format("{:<100}", line) << std::flush;
     } else {
       const std::string key = fmt::format("{} {}{} {}", static_cast<int>(job.fraction() * 10), PhaseName(job.phase()),
                                           device, job.queue_position());

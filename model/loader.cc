@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <functional>
 #include <new>
 #include <set>
 #include <utility>
@@ -318,23 +317,14 @@ std::map<std::string, int64_t> IndexInputBounds(const onnx::GraphProto& graph) {
     }
   }
   // A subgraph (If, Loop, Scan) reading one by its outer name uses it otherwise too.
-  std::function<void(const onnx::GraphProto&)> subgraph_uses = [&](const onnx::GraphProto& g) {
+  internal::ForEachGraph(graph, "", "", [&](const onnx::GraphProto& g, const std::string& path, const std::string&) {
+    if (path.empty()) return;  // the main graph's readers are above
     for (const onnx::NodeProto& node : g.node()) {
       for (const std::string& in : node.input()) {
         if (bounds.count(in) > 0) other_use.insert(in);
       }
-      for (const onnx::AttributeProto& a : node.attribute()) {
-        if (a.has_g()) subgraph_uses(a.g());
-        for (const onnx::GraphProto& sub : a.graphs()) subgraph_uses(sub);
-      }
     }
-  };
-  for (const onnx::NodeProto& node : graph.node()) {
-    for (const onnx::AttributeProto& a : node.attribute()) {
-      if (a.has_g()) subgraph_uses(a.g());
-      for (const onnx::GraphProto& sub : a.graphs()) subgraph_uses(sub);
-    }
-  }
+  });
   for (auto it = bounds.begin(); it != bounds.end();) {
     it = it->second == 0 || other_use.count(it->first) > 0 ? bounds.erase(it) : std::next(it);
   }

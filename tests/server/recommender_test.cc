@@ -51,6 +51,14 @@ v1::RecommendRequest Request(const Stores& stores) {
   return request;
 }
 
+// The job core a server runs, with the recommender over it; `script` set up before.
+struct Served {
+  Served(Stores& stores, Script& script)
+      : jobs(stores, script), recommender(stores.state(), stores.profiles(), jobs.jobs) {}
+  Jobs jobs;
+  Recommender recommender;
+};
+
 int64_t DeviceVersion(Stores& stores) {
   absl::StatusOr<device_profiles::Device> device = stores.profiles().GetDevice(kDevice);
   REQUIRE(device.ok());
@@ -62,8 +70,8 @@ TEST_CASE("A first recommendation runs a search and answers from its front, the 
   Stores stores;
   Script script;
   script.device_version = DeviceVersion(stores);
-  Jobs jobs(stores, script);
-  Recommender recommender(stores.state(), stores.profiles(), jobs.jobs);
+  Served served(stores, script);
+  Recommender& recommender = served.recommender;
 
   absl::StatusOr<v1::RecommendResponse> first = Ask(recommender, Request(stores));
   REQUIRE(first.ok());
@@ -103,8 +111,8 @@ TEST_CASE("A front of another device profile version answers no recommendation",
   Stores stores;
   Script script;
   script.device_version = DeviceVersion(stores) + 1;  // as if the profile changed since
-  Jobs jobs(stores, script);
-  Recommender recommender(stores.state(), stores.profiles(), jobs.jobs);
+  Served served(stores, script);
+  Recommender& recommender = served.recommender;
   REQUIRE(Ask(recommender, Request(stores)).ok());
   absl::StatusOr<v1::RecommendResponse> again = Ask(recommender, Request(stores));
   REQUIRE(again.ok());
@@ -116,8 +124,8 @@ TEST_CASE("A recommendation whose search fails is ABORTED with the reason, bad o
   Stores stores;
   Script script;
   script.ends = Script::Ends::kFails;
-  Jobs jobs(stores, script);
-  Recommender recommender(stores.state(), stores.profiles(), jobs.jobs);
+  Served served(stores, script);
+  Recommender& recommender = served.recommender;
 
   absl::StatusOr<v1::RecommendResponse> failed = Ask(recommender, Request(stores));
   CHECK(failed.status().code() == absl::StatusCode::kAborted);
@@ -141,12 +149,12 @@ TEST_CASE("A recommendation waiting on its search when the server stops is UNAVA
   Stores stores;
   Script script;
   script.ends = Script::Ends::kWaitsForRelease;
-  Jobs jobs(stores, script);
-  Recommender recommender(stores.state(), stores.profiles(), jobs.jobs);
+  Served served(stores, script);
+  Recommender& recommender = served.recommender;
   std::shared_ptr<Answer> answer = AskLater(recommender, Request(stores));
   while (!script.Running()) absl::SleepFor(absl::Milliseconds(2));
   CHECK_FALSE(answer->done.HasBeenNotified());
-  jobs.jobs.Stop();
+  served.jobs.jobs.Stop();
   REQUIRE(answer->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   const absl::Status status = answer->result->status();
   CHECK(status.code() == absl::StatusCode::kUnavailable);

@@ -14,6 +14,7 @@ find_package(CLI11 CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)
 find_package(Catch2 2 REQUIRED)
 find_package(benchmark CONFIG REQUIRED)
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 

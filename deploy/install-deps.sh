@@ -19,7 +19,7 @@ apt_packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libtbb-dev libsqlite3-dev sqlite3 catch2 libonnx-dev
-  libcli11-dev libfmt-dev libbenchmark-dev libglpk-dev libssl-dev
+  libcli11-dev libfmt-dev libbenchmark-dev libglpk-dev libssl-dev libeigen3-dev
   imagemagick librsvg2-bin fonts-dejavu-core
   clang libclang-rt-14-dev clang-format
 )

@@ -27,6 +27,13 @@
 namespace squeeze::model {
 namespace {
 
+// The calibration input rows GPTQ rounds `layer`'s weights on; null when it rounds to nearest.
+const LayerInputRows* InputsOf(const ExportOptions& options, const std::string& layer) {
+  if (options.rounding != WeightRounding::kErrorCompensating) return nullptr;
+  const auto it = options.layer_inputs.find(layer);
+  return it != options.layer_inputs.end() ? it->second.get() : nullptr;
+}
+
 std::string JsonEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -371,9 +378,9 @@ absl::StatusOr<ExportedModel> ExportModel(const LoadedModel& model, const std::v
 
   std::set<std::string> weight_constants;  // what the packed figure covers
   for (size_t i = 0; i < analysis.layers.size(); ++i) {
-    if (absl::Status s =
-            internal::ExportLayerWeights(analysis.layers[i], i, plan[i], (*weights)[i], flow, *activation_quant,
-                                         options.flavour, editor, &weight_constants, &report);
+    if (absl::Status s = internal::ExportLayerWeights(
+            analysis.layers[i], i, plan[i], (*weights)[i], flow, *activation_quant, options.flavour,
+            InputsOf(options, analysis.layers[i].name), editor, &weight_constants, &report);
         !s.ok()) {
       return s;
     }

@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "model/export_flavour.h"
 #include "model/loader.h"
+#include "model/rounding.h"
 #include "model/weight_math.h"
 
 namespace squeeze::model {
@@ -58,6 +59,11 @@ struct ExportOptions {
   // The device runtime's flavour: what its file holds for each precision (export_flavour.h). A
   // plan layer the flavour does not realize is refused.
   ExportFlavour flavour = ExportFlavour::kOrtCpu;
+  // How block-wise low-bit (MatMulNBits) weights are rounded (model/rounding.h): by GPTQ on the
+  // rows each layer reads on the calibration inputs (`layer_inputs`, runtime::CollectLayerInputs),
+  // where a layer has them, else to the nearest level. The predictor rounds as the exporter does.
+  WeightRounding rounding = WeightRounding::kErrorCompensating;
+  LayerInputs layer_inputs;
 };
 
 struct LayerExport {
@@ -77,7 +83,8 @@ struct LayerExport {
   int64_t file_bytes = 0;
   double weight_distortion = 0;  // ||W - Ŵ||² / ||W||² over the original weight (removals = 0)
   bool activation_quantized = false;
-  std::string note;  // why the plan could not be followed exactly, when it could not
+  bool compensated = false;  // its weights rounded by GPTQ (ExportOptions::rounding), not to nearest
+  std::string note;          // why the plan could not be followed exactly, when it could not
 };
 
 struct ExportReport {

@@ -216,19 +216,22 @@ float HalfBitsToFloat(uint16_t h) {
 float RoundToHalf(float x) { return HalfBitsToFloat(FloatToHalfBits(x)); }
 
 ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>& mask, int weight_bits,
-                             int64_t block_size) {
+                             int64_t block_size, std::vector<float>* run_scales) {
   ChannelMatrix out = w;
   for (size_t i = 0; i < out.values.size(); ++i) {
     if (!mask[i]) out.values[i] = 0;
   }
   if (weight_bits <= 8) {
     const int64_t run = block_size > 0 ? std::min(block_size, w.per_channel) : w.per_channel;
+    if (run_scales != nullptr) run_scales->clear();
     for (int64_t c = 0; c < w.channels; ++c) {
       for (int64_t k = 0; k < w.per_channel; k += run) {
         const size_t begin = static_cast<size_t>(c * w.per_channel + k);
         const size_t n = static_cast<size_t>(std::min(run, w.per_channel - k));
-        QuantizeRow(absl::MakeConstSpan(w.values).subspan(begin, n), absl::MakeConstSpan(mask).subspan(begin, n),
-                    weight_bits, absl::MakeSpan(out.values).subspan(begin, n));
+        const float scale =
+            QuantizeRow(absl::MakeConstSpan(w.values).subspan(begin, n), absl::MakeConstSpan(mask).subspan(begin, n),
+                        weight_bits, absl::MakeSpan(out.values).subspan(begin, n));
+        if (run_scales != nullptr) run_scales->push_back(scale > 0 ? scale : 1.f);
       }
     }
   } else if (weight_bits == 16) {

@@ -106,9 +106,10 @@ float HalfBitsToFloat(uint16_t h);
 // integer, 16 fp16, 32 as is). Integer weights take one scale per row, or with `block_size` > 0
 // one per run of `block_size` consecutive values of a row (the last run may be shorter): the
 // block-wise quantization of ONNX Runtime's MatMulNBits, whose blocks run along K in each of the
-// N output columns — a MatMul's rows here.
+// N output columns — a MatMul's rows here. With `run_scales`, integer weights' scales go there:
+// channels x runs per row, 1 for a run of zeros.
 ChannelMatrix QuantizeMasked(const ChannelMatrix& w, const std::vector<uint8_t>& mask, int weight_bits,
-                             int64_t block_size = 0);
+                             int64_t block_size = 0, std::vector<float>* run_scales = nullptr);
 
 // Ŵ for an option: prune, then quantize the survivors (as QuantizeMasked).
 ChannelMatrix Compress(const ChannelMatrix& w, int weight_bits, Sparsity pattern, double prune_ratio,

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "model/output_weights.h"
 #include "model/surgery.h"
+#include "runtime/layer_inputs.h"
 #include "runtime/shape_probe.h"
 
 namespace squeeze::runtime {
@@ -322,6 +323,19 @@ absl::StatusOr<model::ExportedModel> ExportCalibrated(const model::LoadedModel& 
   absl::StatusOr<std::map<std::string, model::TensorRange>> values =
       CalibrateRanges(model, *names, calibration, ranges);
   if (!values.ok()) return values.status();
+  if (export_options.rounding == model::WeightRounding::kErrorCompensating && export_options.layer_inputs.empty()) {
+    std::vector<std::string> block_wise;
+    for (size_t i = 0; i < plan.size() && i < model.analysis.layers.size(); ++i) {
+      if (plan[i].block_size > 0) block_wise.push_back(model.analysis.layers[i].name);
+    }
+    if (!block_wise.empty()) {
+      LayerInputOptions input_options;
+      input_options.threads = ranges.threads;
+      absl::StatusOr<model::LayerInputs> inputs = CollectLayerInputs(model, block_wise, calibration, input_options);
+      if (!inputs.ok()) return inputs.status();
+      export_options.layer_inputs = *std::move(inputs);
+    }
+  }
   stage("exporting", "");
   if (!export_options.shape_probe) export_options.shape_probe = OnnxRuntimeShapeProbe();
   return model::ExportModel(model, plan, *values, export_options);

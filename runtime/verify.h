@@ -101,7 +101,8 @@ struct VerifiedExport {
 // uploaded samples"), "exporting" and "verifying" (with "").
 using StageCallback = std::function<void(absl::string_view stage, const std::string& detail)>;
 
-// ActivationsToCalibrate → CalibrateRanges → ExportModel, with ONNX Runtime's shape probe unless
+// ActivationsToCalibrate → CalibrateRanges → (for block-wise layers rounded by GPTQ, unless
+// `export_options` brings them: CollectLayerInputs) → ExportModel, with ONNX Runtime's shape probe unless
 // `export_options` gives one: the file `plan` makes of `model` with ranges from `calibration`.
 // Errors as those functions.
 absl::StatusOr<model::ExportedModel> ExportCalibrated(const model::LoadedModel& model,

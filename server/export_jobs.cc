@@ -84,9 +84,10 @@ absl::string_view RangeMethodKey(runtime::RangeMethod method) {
 // its version moves whenever the exporter writes other bytes for the same key, or the report
 // measures them otherwise (v5: INT4 weights; v6: a softmax output's error on its logits; v7: as
 // many synthetic samples as the model's smallest output needs, runtime::SyntheticSampleCount; v8:
-// synthetic token ids drawn over their embedding table, model::Analysis::index_input_bounds).
+// synthetic token ids drawn over their embedding table, model::Analysis::index_input_bounds; v9:
+// block-wise weights rounded by GPTQ, model/rounding.h).
 std::string ExportCacheKey(const ExportTarget& t, int synthetic_samples) {
-  std::string key = absl::StrCat("export-v8|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
+  std::string key = absl::StrCat("export-v9|", model::FlavourName(t.flavour), "|", t.model.sha256, "|",
                                  t.model.input_shapes, "|", RangeMethodKey(t.range_method), "|");
   for (const v1::LayerChoice& c : t.candidate.layers()) {
     absl::StrAppend(&key, c.layer(), ":", c.weight_bits(), ",", c.activation_bits(), ",", c.pattern(), ",",

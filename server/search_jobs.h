@@ -116,10 +116,12 @@ class SearchJobs {
 // flavour does not realize, int8 options for ONNX Runtime's CoreML provider, errors pooled over
 // outputs rather than weighed per output, TensorRT's activations priced as uint8, or sizes of
 // weights at their bit-widths rather than as the file stores them, or errors measured on 2
-// synthetic samples whatever the outputs' size, or token ids all 0) answers no new search or
+// synthetic samples whatever the outputs' size, or token ids all 0, or block-wise weights rounded to
+// nearest) answers no new search or
 // recommendation. Change it whenever the same search would give other fronts.
 inline constexpr absl::string_view kSearchMethod =
-    "options=realized-4|errors=output-weighted|sizes=as-stored|synthetic=sized-to-outputs|token-ids=drawn";
+    "options=realized-4|errors=output-weighted|sizes=as-stored|synthetic=sized-to-outputs|token-ids=drawn|"
+    "blocks=gptq";
 
 // The cache key of a search: the method, model bytes, device profile versions, and the spec.
 std::string SearchCacheKey(const std::string& model_sha256, const std::vector<std::pair<std::string, int64_t>>& devices,

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "device_profiles/cost_model.h"
 #include "runtime/calibration.h"
+#include "runtime/layer_inputs.h"
 #include "runtime/sensitivity.h"
 #include "runtime/session.h"
 #include "search/engine/exact.h"
@@ -123,6 +124,7 @@ struct SearchPipeline::Inputs {
   std::vector<dp::Device> devices;  // the spec's, in its order, read once for the whole job
   runtime::CalibrationSet calibration;
   runtime::SensitivityReport sensitivity;
+  model::LayerInputs layer_inputs;  // the rows GPTQ rounds block-wise options on
   search::OptionGrid grid;
   std::vector<search::Objective> objectives;
   bool exact = true;  // the exact engine (and its polish), else NSGA-II
@@ -155,6 +157,15 @@ absl::Status SearchPipeline::Run(RunningSearch& run) const {
   absl::StatusOr<search::OptionGrid> grid = GridOf(in.spec.option_space());
   if (!grid.ok()) return grid.status();
   in.grid = *std::move(grid);
+  if (!in.grid.block_sizes.empty()) {
+    // Block-wise options are rounded by GPTQ on the rows each MatMul reads, as their exports are.
+    runtime::LayerInputOptions input_options;
+    input_options.threads = options_.threads;
+    absl::StatusOr<model::LayerInputs> rows = runtime::CollectLayerInputs(
+        in.loaded, runtime::RowReadingLayers(in.loaded.analysis), in.calibration, input_options);
+    if (!rows.ok()) return rows.status();
+    in.layer_inputs = *std::move(rows);
+  }
   for (int o : in.spec.objectives()) in.objectives.push_back(*ObjectiveOf(o));
   in.exact =
       in.spec.strategy() == v1::STRATEGY_EXACT ||
@@ -285,6 +296,7 @@ absl::Status SearchPipeline::BuildProblem(RunningSearch& run, const Inputs& in, 
   inputs.device = &device;
   inputs.cost_model = dev->cost.get();
   inputs.sensitivity = &in.sensitivity;
+  inputs.layer_inputs = &in.layer_inputs;
   inputs.grid = in.grid;
   inputs.threads = options_.threads;
   inputs.cancelled = &run.cancel;

@@ -382,33 +382,36 @@ WrittenWeight WriteWeight(Writer& out, const SlicedWeight& sliced, Sparsity patt
 }
 
 // A MatMul written as ONNX Runtime's MatMulNBits (WritesMatMulNBits): each output column's K
-// weights quantized in runs of `block` (QuantizeMasked's block-wise rows, each run with its own
-// MSE-clipped symmetric scale), stored as codes q + 2^(bits-1) — the zero point MatMulNBits takes
-// when none is given — packed low first into [N, ceil(K / block), block x bits / 8] bytes, a
-// run past K padded with the zero point, and the scales as [N, ceil(K / block)] floats. The node
-// itself becomes the MatMulNBits; it reads the float input as the MatMul did.
-WrittenWeight WriteMatMulNBits(Writer& out, const SlicedWeight& s, int weight_bits, int64_t block) {
+// weights quantized in runs of `block` (QuantizeBlocks: each run with its own MSE-clipped symmetric
+// scale, rounded by GPTQ on `inputs` where given), stored as codes q + 2^(bits-1) — the zero
+// point MatMulNBits takes when none is given — packed low first into [N, ceil(K / block),
+// block x bits / 8] bytes, a run past K padded with the zero point, and the scales as
+// [N, ceil(K / block)] floats. The node itself becomes the MatMulNBits; it reads the float input
+// as the MatMul did.
+WrittenWeight WriteMatMulNBits(Writer& out, const SlicedWeight& s, int weight_bits, int64_t block,
+                               const LayerInputRows* inputs, bool* compensated) {
   const int bits = MatMulNBitsStorageBits(weight_bits);
   const ChannelMatrix cm = ToChannelMajor(s.zeroed, s.layout);
   const ChannelMatrix mask_cm = ToChannelMajor(std::vector<float>(s.mask.begin(), s.mask.end()), s.layout);
+  std::vector<uint8_t> mask(mask_cm.values.size());
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = mask_cm.values[i] != 0;
   const int64_t n = cm.channels, k = cm.per_channel;
   const int64_t blocks = (k + block - 1) / block, blob = block * bits / 8;
   const int zero_point = 1 << (bits - 1);
-  ChannelMatrix w_hat = cm;
-  std::vector<float> scales(static_cast<size_t>(n * blocks), 1.f);
+  const std::optional<CompensationBasis> basis =
+      inputs != nullptr && inputs->k == k ? CompensationBasisOf(*inputs) : std::nullopt;
+  BlockQuantized quantized = QuantizeBlocks(cm, mask, weight_bits, block, basis ? &*basis : nullptr);
+  *compensated = quantized.compensated;
+  std::vector<float>& scales = quantized.scales;
   std::string codes(static_cast<size_t>(n * blocks * blob), '\0');
-  std::vector<uint8_t> mask(static_cast<size_t>(block));
   for (int64_t c = 0; c < n; ++c) {
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t begin = c * k + b * block, len = std::min(block, k - b * block);
-      for (int64_t j = 0; j < len; ++j) mask[j] = mask_cm.values[begin + j] != 0;
-      const absl::Span<float> run = absl::MakeSpan(w_hat.values).subspan(begin, len);
-      float scale = QuantizeRow(absl::MakeConstSpan(cm.values).subspan(begin, len),
-                                absl::MakeConstSpan(mask).subspan(0, len), weight_bits, run);
-      if (!(scale > 0)) scale = 1;  // an all-zero run: every code is the zero point
-      scales[c * blocks + b] = scale;
+      const float scale = scales[c * blocks + b];
       for (int64_t j = 0; j < block; ++j) {
-        const int code = j < len ? static_cast<int>(std::nearbyint(run[j] / scale)) + zero_point : zero_point;
+        const int code = j < len
+                             ? static_cast<int>(std::nearbyint(quantized.values.values[begin + j] / scale)) + zero_point
+                             : zero_point;
         const int64_t bit = j * bits;
         char& byte = codes[static_cast<size_t>((c * blocks + b) * blob + bit / 8)];
         byte = static_cast<char>(static_cast<uint8_t>(byte) | (code << (bit % 8)));
@@ -437,7 +440,7 @@ WrittenWeight WriteMatMulNBits(Writer& out, const SlicedWeight& s, int weight_bi
   out.editor.Orphan(old);
   WrittenWeight w;
   w.value = q_name;
-  w.w_hat = FromChannelMajor(w_hat, s.layout);
+  w.w_hat = FromChannelMajor(quantized.values, s.layout);
   w.scales = std::move(scales);
   w.packed_bytes = (s.kept * weight_bits + 7) / 8 + 4 * n * blocks;
   return w;
@@ -550,8 +553,8 @@ absl::Status SliceChannelConsumers(const ChannelFlow& flow, GraphEditor& editor)
 absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPlan& plan, const LayerWeight& weight,
                                 const ChannelFlow& flow,
                                 const std::map<std::string, ActivationQuantizer>& activation_quant,
-                                ExportFlavour flavour, GraphEditor& editor, std::set<std::string>* weight_constants,
-                                ExportReport* report) {
+                                ExportFlavour flavour, const LayerInputRows* inputs, GraphEditor& editor,
+                                std::set<std::string>* weight_constants, ExportReport* report) {
   onnx::NodeProto* node = weight.site.node;
   LayerExport& le = report->layers.emplace_back(ReportOf(layer, plan));
   std::vector<std::string> notes;
@@ -590,7 +593,8 @@ absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPla
 
   Writer out{editor, weight.site, absl::StrCat("squeeze_w", index), weight_constants};
   if (plan.block_size > 0 && weight_bits == plan.weight_bits) {  // ValidatePlan: WritesMatMulNBits
-    const WrittenWeight written = WriteMatMulNBits(out, sliced, weight_bits, plan.block_size);
+    const WrittenWeight written = WriteMatMulNBits(out, sliced, weight_bits, plan.block_size, inputs, &le.compensated);
+    if (le.compensated) notes.push_back(absl::StrCat("rounded by GPTQ on ", inputs->rows(), " calibration rows"));
     le.packed_bytes = written.packed_bytes;
     le.weight_distortion = Distortion(sliced, written.w_hat);
     le.file_bytes = out.written;

@@ -50,14 +50,15 @@ absl::Status SliceChannelConsumers(const ChannelFlow& flow, GraphEditor& editor)
 // Weight phase for layer `index`: its weight (and bias) rewritten as `plan` says, and the layer's
 // report appended to `report` (its packed bytes, kept channels, distortion, notes).
 // `activation_quant` holds the parameters of every 8-bit activation (for the int32 bias of uint8 ones);
-// `flavour` says how integer weights are stored (StoresInt4); the names of the weight constants
-// written go into `weight_constants`. FailedPrecondition when removed channels meet a bias that is
+// `flavour` says how integer weights are stored (StoresInt4); `inputs`, the layer's calibration
+// input rows or null, are what GPTQ rounds a MatMulNBits weight on (QuantizeBlocks); the names of
+// the weight constants written go into `weight_constants`. FailedPrecondition when removed channels meet a bias that is
 // no constant vector.
 absl::Status ExportLayerWeights(const Layer& layer, size_t index, const LayerPlan& plan, const LayerWeight& weight,
                                 const ChannelFlow& flow,
                                 const std::map<std::string, ActivationQuantizer>& activation_quant,
-                                ExportFlavour flavour, GraphEditor& editor, std::set<std::string>* weight_constants,
-                                ExportReport* report);
+                                ExportFlavour flavour, const LayerInputRows* inputs, GraphEditor& editor,
+                                std::set<std::string>* weight_constants, ExportReport* report);
 
 }  // namespace squeeze::model::internal
 

@@ -21,12 +21,53 @@
 #include "model/channel_pruning.h"
 #include "model/export.h"
 #include "model/quantized_region.h"
+#include "model/rounding.h"
 #include "model/weight_math.h"
 #include "model/weights.h"
 #include "search/problem/plan.h"
 
 namespace squeeze::search {
 namespace {
+
+const model::LayerInputRows* InputsOf(const ProblemInputs& in, const std::string& layer) {
+  if (in.layer_inputs == nullptr) return nullptr;
+  const auto it = in.layer_inputs->find(layer);
+  return it != in.layer_inputs->end() ? it->second.get() : nullptr;
+}
+
+// A layer's calibration input rows and, once a block-wise option asks, GPTQ's basis of them.
+struct Compensation {
+  const model::LayerInputRows* inputs = nullptr;
+  std::optional<std::optional<model::CompensationBasis>> basis;  // outer: not computed yet
+
+  const model::CompensationBasis* Basis() {
+    if (inputs == nullptr) return nullptr;
+    if (!basis) basis = model::CompensationBasisOf(*inputs);
+    return *basis ? &**basis : nullptr;
+  }
+};
+
+// D_i of an option: ||W − Ŵ||² / ||W||² for Ŵ as the exporter writes it. A block-wise option
+// GPTQ rounds (model::CompensatesRounding) moves its error where the calibration inputs do not
+// look: the network sees it as a round-to-nearest error as much smaller as the layer's output
+// error is, so its distortion is round-to-nearest's times the ratio of the two output errors on
+// the same rows (the sensitivities were measured with round-to-nearest's error shape).
+double OptionDistortion(const model::ChannelMatrix& w, const std::vector<uint8_t>& keep,
+                        const device_profiles::CompressionOption& option, Compensation& compensation) {
+  const model::ChannelMatrix nearest = model::QuantizeMasked(w, keep, option.weight_bits, option.block_size);
+  const double d = model::RelativeDistortion(w.values, nearest.values);
+  if (option.block_size <= 0 || option.weight_bits > 8 || compensation.inputs == nullptr ||
+      compensation.inputs->k != w.per_channel) {
+    return d;
+  }
+  const model::CompensationBasis* basis = compensation.Basis();
+  if (!model::CompensatesRounding(w, keep, basis)) return d;
+  const model::BlockQuantized compensated =
+      model::QuantizeBlocks(w, keep, option.weight_bits, option.block_size, basis);
+  const double nearest_out = model::RelativeOutputDistortion(w, nearest, *compensation.inputs);
+  if (!(nearest_out > 0)) return d;
+  return d * model::RelativeOutputDistortion(w, compensated.values, *compensation.inputs) / nearest_out;
+}
 
 namespace dp = device_profiles;
 
@@ -736,6 +777,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     };
     std::map<std::pair<int, double>, Mask> masks;
     std::map<std::tuple<int, int, double, int>, double> distortion;
+    Compensation compensation{InputsOf(in, layer.name)};
     Layer& out = problem.table.layers[i];
     out.name = layer.name;
     std::vector<OptionDetail>& details = problem.details[i];
@@ -755,9 +797,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       }
       auto d = distortion.find(key);
       if (d == distortion.end()) {
-        const model::ChannelMatrix compressed =
-            model::QuantizeMasked(w, mask->second.keep, option.weight_bits, option.block_size);
-        d = distortion.emplace(key, model::RelativeDistortion(w.values, compressed.values)).first;
+        d = distortion.emplace(key, OptionDistortion(w, mask->second.keep, option, compensation)).first;
       }
       double act = 0;
       if (option.activation_bits < 32) {

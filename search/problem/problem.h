@@ -69,6 +69,11 @@ struct ProblemInputs {
   const device_profiles::Device* device = nullptr;
   const device_profiles::CostModel* cost_model = nullptr;
   const runtime::SensitivityReport* sensitivity = nullptr;  // nullptr: every s_i = 1, with a warning
+  // The rows each layer reads on the calibration inputs (runtime::CollectLayerInputs): a block-wise
+  // option of a layer that has them is rounded by GPTQ, as the exporter rounds it (model/rounding.h),
+  // and its distortion is round-to-nearest's scaled by how much less the layer's output errs.
+  // nullptr: every option rounds to nearest.
+  const model::LayerInputs* layer_inputs = nullptr;
   OptionGrid grid;
   // Output-channel pruning keeps multiples of this many channels (DeviceRealization); 0: the
   // device's (ChannelAlignment). The export flavour comes from the device's runtime.

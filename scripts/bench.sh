@@ -34,6 +34,10 @@ for preset in bert-mini speech-base lm-small bert-base; do
   [ -s "$transformers/$preset.onnx" ] || "$build/bin/squeeze-make-transformer" --preset "$preset" -o "$transformers/$preset.onnx"
   run "squeeze-bench-table@$preset" "$transformers/$preset.onnx"
 done
+# GPTQ against round-to-nearest at 4 and 3 bits, block-wise, on calibration and held-out inputs.
+for preset in speech-base bert-mini; do
+  run "squeeze-bench-rounding@$preset" "$transformers/$preset.onnx"
+done
 # Fidelity on rendered text (what the OCR models are for), and on synthetic inputs for comparison.
 images="$build/fidelity-images"
 bash bench/fidelity/make_text_images.sh "$images"

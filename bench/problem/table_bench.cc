@@ -17,6 +17,7 @@
 #include "device_profiles/host.h"
 #include "model/loader.h"
 #include "runtime/calibration.h"
+#include "runtime/layer_inputs.h"
 #include "runtime/sensitivity.h"
 #include "runtime/session.h"
 #include "runtime/shape_probe.h"
@@ -113,7 +114,18 @@ int main(int argc, char** argv) {
     std::cerr << cost.status() << "\n";
     return 1;
   }
-  auto problem = squeeze::bench::ProblemOn(*loaded, *host, **cost, *sensitivity, threads);
+  // As a search: the rows each MatMul reads, for GPTQ's block-wise options.
+  const Clock::time_point inputs_start = Clock::now();
+  squeeze::runtime::LayerInputOptions input_options;
+  input_options.threads = threads;
+  auto layer_inputs = squeeze::runtime::CollectLayerInputs(
+      *loaded, squeeze::runtime::RowReadingLayers(loaded->analysis), *calibration, input_options);
+  if (!layer_inputs.ok()) {
+    std::cerr << layer_inputs.status() << "\n";
+    return 1;
+  }
+  const double layer_inputs_s = Since(inputs_start);
+  auto problem = squeeze::bench::ProblemOn(*loaded, *host, **cost, *sensitivity, threads, &*layer_inputs);
   if (!problem.ok()) {
     std::cerr << problem.status() << "\n";
     return 1;
@@ -157,12 +169,13 @@ int main(int argc, char** argv) {
     std::cout << fmt::format(
         "{{\"model\": \"{}\", \"layers\": {}, \"options\": {}, \"measured_layers\": {}, \"samples\": {}, "
         "\"threads\": {}, \"analysis_seconds\": {:.3f}, \"sensitivity_seconds\": {:.3f}, \"table_seconds\": {:.3f}, "
+        "\"layer_inputs_seconds\": {:.3f}, "
         "\"total_seconds\": {:.3f}, \"layers_by_kind\": {{{}}}, \"layer_params\": {}, "
         "\"peak_rss_bytes\": {{\"analysis\": {}, \"sensitivity\": {}, \"table\": {}}}, "
         "\"model_bytes\": {}, \"peak_rss_over_model_bytes\": {:.2f}}}\n",
         name, problem->table.layers.size(), options_count, measured, samples, threads, analysis_s, sensitivity_s,
-        table_s, total_s, kinds_json, loaded->analysis.total_params, analysis_rss, sensitivity_rss, table_rss,
-        bytes.size(), table_rss / 1e6 / file_mb);
+        table_s, layer_inputs_s, total_s, kinds_json, loaded->analysis.total_params, analysis_rss, sensitivity_rss,
+        table_rss, bytes.size(), table_rss / 1e6 / file_mb);
   } else {
     std::cout << fmt::format(
         "{}: {} layers ({}), {} options ({} layers' sensitivity measured on {} synthetic samples, {} threads)\n"

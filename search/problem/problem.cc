@@ -35,39 +35,83 @@ const model::LayerInputRows* InputsOf(const ProblemInputs& in, const std::string
   return it != in.layer_inputs->end() ? it->second.get() : nullptr;
 }
 
-// A layer's calibration input rows and, once a block-wise option asks, GPTQ's basis of them.
-struct Compensation {
-  const model::LayerInputRows* inputs = nullptr;
-  std::optional<std::optional<model::CompensationBasis>> basis;  // outer: not computed yet
+// D_i of one layer's options: ||W − Ŵ||² / ||W||² for Ŵ as the exporter writes it, each
+// (bits, block) quantized once however many pruning masks it meets.
+class LayerDistortions {
+ public:
+  LayerDistortions(const model::ChannelMatrix& w, const model::LayerInputRows* inputs)
+      : w_(w), inputs_(inputs), energy_(SquaredNorm(w.values)) {}
 
+  // `keep` the option's mask and `pruned` what it alone removes (a share of ||W||²).
+  // - Nothing pruned: Ŵ as the exporter quantizes it. A block-wise option GPTQ rounds
+  //   (model::CompensatesRounding) moves its error where the calibration inputs do not look: the
+  //   network sees it as a round-to-nearest error as much smaller as the layer's output error is,
+  //   so its distortion is round-to-nearest's times the ratio of the two output errors on the same
+  //   rows (the sensitivities were measured with round-to-nearest's error shape).
+  // - Pruned: what the mask removes plus the kept weights' error as the unpruned quantizer rounds
+  //   them. Exact for channel pruning (each row keeps its scales) and fp16; for unstructured and 2:4
+  //   the exporter fits each scale to the kept weights alone, which errs no more than this.
+  double Of(const std::vector<uint8_t>& keep, double pruned, const device_profiles::CompressionOption& option) {
+    if (option.weight_bits >= 32) return pruned;
+    if (option.pattern != device_profiles::Sparsity::kDense) {
+      const std::vector<float>& squared = SquaredErrors(option.weight_bits, option.block_size);
+      double kept = 0;
+      for (size_t k = 0; k < keep.size(); ++k) kept += keep[k] ? squared[k] : 0.f;
+      return pruned + (energy_ > 0 ? kept / energy_ : 0);
+    }
+    const std::vector<float>& squared = SquaredErrors(option.weight_bits, option.block_size);
+    const double d = energy_ > 0 ? Sum(squared) / energy_ : 0;
+    if (option.block_size <= 0 || option.weight_bits > 8 || inputs_ == nullptr || inputs_->k != w_.per_channel) {
+      return d;
+    }
+    const model::CompensationBasis* basis = Basis();
+    if (!model::CompensatesRounding(w_, keep, basis)) return d;
+    const model::ChannelMatrix nearest = model::QuantizeMasked(w_, keep, option.weight_bits, option.block_size);
+    const model::BlockQuantized compensated =
+        model::QuantizeBlocks(w_, keep, option.weight_bits, option.block_size, basis);
+    const double nearest_out = model::RelativeOutputDistortion(w_, nearest, *inputs_);
+    if (!(nearest_out > 0)) return d;
+    return d * model::RelativeOutputDistortion(w_, compensated.values, *inputs_) / nearest_out;
+  }
+
+ private:
+  static double SquaredNorm(const std::vector<float>& v) {
+    double sum = 0;
+    for (float x : v) sum += static_cast<double>(x) * x;
+    return sum;
+  }
+  static double Sum(const std::vector<float>& v) {
+    double sum = 0;
+    for (float x : v) sum += x;
+    return sum;
+  }
+
+  // (w − Q(w))² per weight for the unpruned quantizer at (bits, block).
+  const std::vector<float>& SquaredErrors(int bits, int block) {
+    auto [it, added] = squared_errors_.try_emplace({bits, block});
+    if (added) {
+      const model::ChannelMatrix q = model::QuantizeMasked(w_, std::vector<uint8_t>(w_.values.size(), 1), bits, block);
+      it->second.resize(w_.values.size());
+      for (size_t k = 0; k < w_.values.size(); ++k) {
+        const double e = static_cast<double>(w_.values[k]) - q.values[k];
+        it->second[k] = static_cast<float>(e * e);
+      }
+    }
+    return it->second;
+  }
+
+  // GPTQ's basis of the layer's inputs, computed when a block-wise option first asks.
   const model::CompensationBasis* Basis() {
-    if (inputs == nullptr) return nullptr;
-    if (!basis) basis = model::CompensationBasisOf(*inputs);
-    return *basis ? &**basis : nullptr;
+    if (!basis_) basis_ = model::CompensationBasisOf(*inputs_);
+    return *basis_ ? &**basis_ : nullptr;
   }
-};
 
-// D_i of an option: ||W − Ŵ||² / ||W||² for Ŵ as the exporter writes it. A block-wise option
-// GPTQ rounds (model::CompensatesRounding) moves its error where the calibration inputs do not
-// look: the network sees it as a round-to-nearest error as much smaller as the layer's output
-// error is, so its distortion is round-to-nearest's times the ratio of the two output errors on
-// the same rows (the sensitivities were measured with round-to-nearest's error shape).
-double OptionDistortion(const model::ChannelMatrix& w, const std::vector<uint8_t>& keep,
-                        const device_profiles::CompressionOption& option, Compensation& compensation) {
-  const model::ChannelMatrix nearest = model::QuantizeMasked(w, keep, option.weight_bits, option.block_size);
-  const double d = model::RelativeDistortion(w.values, nearest.values);
-  if (option.block_size <= 0 || option.weight_bits > 8 || compensation.inputs == nullptr ||
-      compensation.inputs->k != w.per_channel) {
-    return d;
-  }
-  const model::CompensationBasis* basis = compensation.Basis();
-  if (!model::CompensatesRounding(w, keep, basis)) return d;
-  const model::BlockQuantized compensated =
-      model::QuantizeBlocks(w, keep, option.weight_bits, option.block_size, basis);
-  const double nearest_out = model::RelativeOutputDistortion(w, nearest, *compensation.inputs);
-  if (!(nearest_out > 0)) return d;
-  return d * model::RelativeOutputDistortion(w, compensated.values, *compensation.inputs) / nearest_out;
-}
+  const model::ChannelMatrix& w_;
+  const model::LayerInputRows* inputs_;
+  const double energy_;
+  std::map<std::pair<int, int>, std::vector<float>> squared_errors_;
+  std::optional<std::optional<model::CompensationBasis>> basis_;  // outer: not computed yet
+};
 
 namespace dp = device_profiles;
 
@@ -768,8 +812,8 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
                                    }),
                     options.end());
     }
-    // D_i depends on (weight bits, pattern, ratio) only: each pruning mask is found once, with the
-    // distortion it alone leaves, and each (mask, bits) quantized once.
+    // D_i depends on (weight bits, pattern, ratio, block) only: each pruning mask is found once,
+    // with the distortion it alone leaves, and each (bits, block) quantized once (LayerDistortions).
     struct Mask {
       std::vector<uint8_t> keep;
       std::vector<int64_t> kept_channels;  // the output channels it keeps (model::KeptChannels)
@@ -777,7 +821,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
     };
     std::map<std::pair<int, double>, Mask> masks;
     std::map<std::tuple<int, int, double, int>, double> distortion;
-    Compensation compensation{InputsOf(in, layer.name)};
+    LayerDistortions distortions(w, InputsOf(in, layer.name));
     Layer& out = problem.table.layers[i];
     out.name = layer.name;
     std::vector<OptionDetail>& details = problem.details[i];
@@ -797,7 +841,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       }
       auto d = distortion.find(key);
       if (d == distortion.end()) {
-        d = distortion.emplace(key, OptionDistortion(w, mask->second.keep, option, compensation)).first;
+        d = distortion.emplace(key, distortions.Of(mask->second.keep, mask->second.distortion, option)).first;
       }
       double act = 0;
       if (option.activation_bits < 32) {

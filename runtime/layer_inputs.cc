@@ -6,8 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "model/surgery.h"
-#include "runtime/session.h"
+#include "runtime/value_reader.h"
 
 namespace squeeze::runtime {
 namespace {
@@ -74,33 +73,15 @@ absl::StatusOr<model::LayerInputs> CollectLayerInputs(const model::LoadedModel& 
   int64_t row_bytes = 0;
   for (const auto& [name, v] : values) row_bytes += 4 * v.k;
   const int64_t keep = std::max<int64_t>(1, std::min(options.max_rows, options.max_bytes / row_bytes));
-  std::set<std::string> graph_inputs, graph_outputs;
-  for (const auto& i : model.proto.graph().input()) graph_inputs.insert(i.name());
-  for (const auto& o : model.proto.graph().output()) graph_outputs.insert(o.name());
-  std::vector<std::string> fetch, expose;
-  for (const auto& [name, v] : values) {
-    if (graph_inputs.count(name)) continue;
-    fetch.push_back(name);
-    if (!graph_outputs.count(name)) expose.push_back(name);
-  }
-  onnx::ModelProto exposed = model.proto;
-  if (absl::Status s = model::ExposeValues(&exposed, expose); !s.ok()) return s;
-  SessionOptions session_options;
-  session_options.intra_op_threads = std::max(1, options.threads);
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(exposed.SerializeAsString(), session_options);
-  if (!session.ok()) return session.status();
+  std::vector<std::string> names;
+  for (const auto& [name, v] : values) names.push_back(name);
+  absl::StatusOr<ValueReader> reader = ValueReader::Create(model, names, options.threads);
+  if (!reader.ok()) return reader.status();
 
   for (const std::vector<Tensor>& sample : calibration.samples) {
-    std::vector<Tensor> got;
-    if (!fetch.empty()) {
-      absl::StatusOr<std::vector<Tensor>> run = (*session)->Run(sample, fetch);
-      if (!run.ok()) return run.status();
-      got = *std::move(run);
-    }
-    for (const Tensor& t : sample) {
-      if (values.count(t.name)) got.push_back(t);
-    }
-    for (const Tensor& t : got) {
+    absl::StatusOr<std::vector<Tensor>> got = reader->Read(sample);
+    if (!got.ok()) return got.status();
+    for (const Tensor& t : *got) {
       Value& v = values.at(t.name);
       const absl::Span<const float> floats = t.floats();
       if (floats.empty() || static_cast<int64_t>(floats.size()) % v.k != 0) continue;

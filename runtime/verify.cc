@@ -20,6 +20,7 @@
 #include "model/surgery.h"
 #include "runtime/layer_inputs.h"
 #include "runtime/shape_probe.h"
+#include "runtime/value_reader.h"
 
 namespace squeeze::runtime {
 namespace {
@@ -65,25 +66,8 @@ absl::StatusOr<std::map<std::string, model::TensorRange>> CalibrateRanges(const 
   }
   std::map<std::string, model::TensorRange> ranges;
   if (names.empty()) return ranges;
-  std::set<std::string> graph_inputs, graph_outputs, computed;
-  for (const auto& v : model.proto.graph().input()) graph_inputs.insert(v.name());
-  for (const auto& v : model.proto.graph().output()) graph_outputs.insert(v.name());
-  for (const onnx::NodeProto& n : model.proto.graph().node()) computed.insert(n.output().begin(), n.output().end());
-  std::vector<std::string> expose, fetch;
-  for (const std::string& name : names) {
-    if (graph_inputs.count(name)) continue;
-    if (!computed.count(name)) {
-      return absl::InvalidArgumentError(absl::StrCat("the main graph has no value '", name, "'"));
-    }
-    fetch.push_back(name);
-    if (!graph_outputs.count(name)) expose.push_back(name);
-  }
-  onnx::ModelProto exposed = model.proto;
-  if (absl::Status s = model::ExposeValues(&exposed, expose); !s.ok()) return s;
-  SessionOptions session_options;
-  session_options.intra_op_threads = std::max(1, options.threads);
-  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(exposed.SerializeAsString(), session_options);
-  if (!session.ok()) return session.status();
+  absl::StatusOr<ValueReader> reader = ValueReader::Create(model, names, options.threads);
+  if (!reader.ok()) return reader.status();
 
   struct Acc {
     float min = std::numeric_limits<float>::infinity();
@@ -114,17 +98,14 @@ absl::StatusOr<std::map<std::string, model::TensorRange>> CalibrateRanges(const 
     ++a.samples;
   };
   for (const std::vector<Tensor>& sample : calibration.samples) {
-    for (const Tensor& t : sample) {
-      if (std::find(names.begin(), names.end(), t.name) != names.end()) add(t.name, t.floats());
-    }
-    if (fetch.empty()) continue;
-    absl::StatusOr<std::vector<Tensor>> out = (*session)->Run(sample, fetch);
-    if (!out.ok()) return out.status();
-    for (const Tensor& t : *out) add(t.name, t.floats());
+    absl::StatusOr<std::vector<Tensor>> values = reader->Read(sample);
+    if (!values.ok()) return values.status();
+    for (const Tensor& t : *values) add(t.name, t.floats());
   }
   // Values a graph output is computed from through elementwise unary ops alone keep their full
   // range: clipping them would cap the model's outputs (a detector's text probabilities).
-  std::set<std::string> output_side = graph_outputs;
+  std::set<std::string> output_side;
+  for (const auto& v : model.proto.graph().output()) output_side.insert(v.name());
   static const std::set<std::string> kUnary = {"Sigmoid", "Relu",        "Tanh", "Softplus",  "Identity",
                                                "Cast",    "HardSigmoid", "Clip", "LeakyRelu", "Exp"};
   static const std::set<std::string> kWithConstant = {"Add", "Sub", "Mul", "Div"};

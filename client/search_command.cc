@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -102,6 +103,26 @@ std::string QueuePlace(const v1::SearchJob& job) {
       job.queue_position(), FormatDuration(job.expected_wait_seconds()));
 }
 
+// "analyzing 0.3 s, measuring sensitivity 64.1 s, building the option table (host) 99.5 s, ...":
+// each phase's measured wall time, a phase the run entered more than once (searching and
+// verifying in rounds) summed, in the order they first ran; empty when the job has none.
+std::string PhaseTimes(const v1::SearchJob& job) {
+  std::vector<std::pair<std::string, double>> sums;
+  for (const v1::PhaseTime& t : job.phase_times()) {
+    const std::string name =
+        std::string(PhaseName(t.phase())) + (t.device_id().empty() ? "" : " (" + t.device_id() + ")");
+    auto it = std::find_if(sums.begin(), sums.end(), [&](const auto& s) { return s.first == name; });
+    if (it == sums.end()) {
+      sums.emplace_back(name, t.seconds());
+    } else {
+      it->second += t.seconds();
+    }
+  }
+  std::string out;
+  for (const auto& [name, seconds] : sums) out += fmt::format("{}{} {:.1f} s", out.empty() ? "" : ", ", name, seconds);
+  return out;
+}
+
 void PrintJob(const v1::SearchJob& job, bool csv) {
   if (csv) {
     std::cout << "device,candidate,predicted_latency_ms,predicted_size_bytes,predicted_peak_memory_bytes,"
@@ -131,6 +152,9 @@ void PrintJob(const v1::SearchJob& job, bool csv) {
                       : std::string("  fidelity measured on synthetic inputs (no calibration set was given)\n"));
   } else if (job.calibration_samples() > 0) {
     std::cout << fmt::format("  fidelity measured on {} calibration samples\n", job.calibration_samples());
+  }
+  if (const std::string phases = PhaseTimes(job); !phases.empty()) {
+    std::cout << "  wall time by phase (measured): " << phases << "\n";
   }
   for (const v1::DeviceFront& f : job.fronts()) {
     std::cout << fmt::format("\n{} (profile v{}): {} Pareto-optimal candidates, {} search, {:.2f} s\n", f.device_id(),

@@ -349,6 +349,7 @@ absl::Status SearchJobs::Publish(JobRecord& record, const v1::SearchJob& job, bo
     if (job.synthetic_calibration()) result.set_calibration_samples(job.calibration_samples());
     result.set_from_cache(job.from_cache());
     result.set_method(job.method());
+    *result.mutable_phase_times() = job.phase_times();
     record.result = result.SerializeAsString();
     stored = state_.UpdateJob(record);
     if (!stored.ok()) common::LogWarning("search {}: cannot store its progress: {}", record.id, stored.ToString());

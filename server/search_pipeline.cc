@@ -148,7 +148,34 @@ SearchPipeline::SearchPipeline(StateStore& state, BlobStore& blobs, dp::ProfileS
                                SearchPipelineOptions options)
     : state_(state), blobs_(blobs), profiles_(profiles), options_(std::move(options)) {}
 
+void EnterPhase(RunningSearch& run, v1::Phase phase, const std::string& device_id) {
+  const absl::Time now = absl::Now();
+  const int n = run.job.phase_times_size();
+  if (n > 0) {
+    v1::PhaseTime* last = run.job.mutable_phase_times(n - 1);
+    last->set_seconds(last->seconds() + absl::ToDoubleSeconds(now - run.phase_started));
+  }
+  run.phase_started = now;
+  if (phase == v1::PHASE_DONE) return;
+  run.job.set_phase(phase);
+  if (n > 0 && run.job.phase_times(n - 1).phase() == phase && run.job.phase_times(n - 1).device_id() == device_id) {
+    return;  // the same phase again (a verification in rounds): its time adds up
+  }
+  v1::PhaseTime* next = run.job.add_phase_times();
+  next->set_phase(phase);
+  next->set_device_id(device_id);
+}
+
 absl::Status SearchPipeline::Run(RunningSearch& run) const {
+  // The phases of this run (a job run again after a restart starts over).
+  run.job.clear_phase_times();
+  EnterPhase(run, v1::PHASE_ANALYZING);
+  const absl::Status status = RunPhases(run);
+  EnterPhase(run, v1::PHASE_DONE);
+  return status;
+}
+
+absl::Status SearchPipeline::RunPhases(RunningSearch& run) const {
   Inputs in;
   if (absl::Status s = LoadInputs(run, &in); !s.ok()) return s;
   if (run.cancel) return Cancelled();
@@ -204,7 +231,7 @@ absl::Status SearchPipeline::LoadInputs(RunningSearch& run, Inputs* in) const {
 }
 
 absl::Status SearchPipeline::MeasureSensitivities(RunningSearch& run, Inputs* in) const {
-  run.job.set_phase(v1::PHASE_MEASURING_SENSITIVITY);
+  EnterPhase(run, v1::PHASE_MEASURING_SENSITIVITY);
   run.job.set_fraction(0.05);
   run.publish(true);
   absl::StatusOr<std::unique_ptr<runtime::Session>> original = runtime::Session::Create(in->bytes);
@@ -255,10 +282,10 @@ absl::Status SearchPipeline::SearchDevice(RunningSearch& run, const Inputs& in, 
   const int devices = in.spec.device_ids_size();
   dev.base = 0.5 + 0.5 * d / devices;
   dev.span = 0.5 / devices;
-  run.job.set_phase(v1::PHASE_BUILDING_TABLE);
+  dev.device = in.devices[static_cast<size_t>(d)];
+  EnterPhase(run, v1::PHASE_BUILDING_TABLE, dev.device.id);
   run.job.set_fraction(dev.base);
   run.publish(true);
-  dev.device = in.devices[static_cast<size_t>(d)];
   if (absl::Status s = BuildProblem(run, in, &dev); !s.ok()) return s;
   dev.exports = ExportRun{&in.loaded,
                           in.bytes,
@@ -350,7 +377,7 @@ absl::StatusOr<search::Front> SearchPipeline::Solve(const Inputs& in, const Devi
 
 absl::Status SearchPipeline::SearchAndCheck(RunningSearch& run, const Inputs& in, DeviceRun* dev,
                                             ErrorProbes* probes) const {
-  run.job.set_phase(v1::PHASE_SEARCHING);
+  EnterPhase(run, v1::PHASE_SEARCHING, dev->device.id);
   run.job.set_fraction(dev->base + 0.2 * dev->span);
   run.publish(true);
   dev->engine_spec.objectives = in.objectives;
@@ -396,12 +423,12 @@ absl::Status SearchPipeline::CheckPredictedErrors(RunningSearch& run, const Inpu
   const std::optional<double> max_error = dev->engine_spec.constraints.max_error;
   const double floor = max_error && *max_error > 0 ? search::SqnrDb(*max_error) : kDefaultMinSqnrDb;
   auto measure = [&](const std::vector<search::Candidate>& candidates) {
-    run.job.set_phase(v1::PHASE_VERIFYING);
+    EnterPhase(run, v1::PHASE_VERIFYING, dev->device.id);
     run.publish(true);
     return MeasureErrorProbes(dev->exports, candidates, probes);
   };
   auto rerun = [&](int round, double floor_sqnr_db) {
-    run.job.set_phase(v1::PHASE_SEARCHING);
+    EnterPhase(run, v1::PHASE_SEARCHING, dev->device.id);
     run.publish(true);
     // A task floor a probe missed raises the SQNR floor for this device's front.
     dev->engine_spec.constraints.max_error = search::ErrorOfSqnrDb(floor_sqnr_db);
@@ -455,7 +482,7 @@ void SearchPipeline::AddBaselines(const Inputs& in, const DeviceRun& dev) const 
 absl::Status SearchPipeline::MeasureHostPicks(RunningSearch& run, const Inputs& in, DeviceRun* dev) const {
   if (dev->device.id != kHostDevice || dev->out->candidates_size() == 0) return absl::OkStatus();
   // This machine: the picks are measured before they are named.
-  run.job.set_phase(v1::PHASE_VERIFYING);
+  EnterPhase(run, v1::PHASE_VERIFYING, dev->device.id);
   run.publish(true);
   MeasurePicksInputs measure;
   measure.run = dev->exports;

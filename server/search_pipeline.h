@@ -36,8 +36,14 @@ struct RunningSearch {
   v1::SearchJob& job;       // what watchers see: phase, fraction, fronts, synthetic_calibration
   // Tells the watchers of `job`; `persist` stores it too (a failure to store is logged, not fatal).
   std::function<void(bool persist)> publish;
-  const std::atomic<bool>& cancel;  // turns true when the job is cancelled or the server stops
+  const std::atomic<bool>& cancel;         // turns true when the job is cancelled or the server stops
+  absl::Time phase_started = absl::Now();  // when the last of job.phase_times began
 };
+
+// Ends the running phase of `run.job.phase_times` (its wall time measured now) and, unless
+// `phase` is PHASE_DONE, starts `phase` (for `device_id`, empty for the job's own) as the job's
+// phase.
+void EnterPhase(RunningSearch& run, v1::Phase phase, const std::string& device_id = "");
 
 // What runs a job: a SearchPipeline in the server; anything with the same contract in the job
 // lifecycle's tests. OK when the job's fronts are complete; Cancelled when it stopped on `cancel`.
@@ -73,6 +79,7 @@ class SearchPipeline {
   struct DeviceRun;
   using ErrorProbes = std::map<std::string, search::ErrorProbe>;  // export plan -> what it measured
 
+  absl::Status RunPhases(RunningSearch& run) const;
   absl::Status LoadInputs(RunningSearch& run, Inputs* in) const;
   absl::Status MeasureSensitivities(RunningSearch& run, Inputs* in) const;
   absl::Status SearchDevice(RunningSearch& run, const Inputs& in, int d, ErrorProbes* probes) const;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -307,6 +308,12 @@ TEST_CASE("PP-OCRv4 det's front on host beats uniform int8 and fp16 or says why 
                  std::chrono::seconds(420)));
   REQUIRE(job.state() == v1::JOB_STATE_SUCCEEDED);
   REQUIRE(job.fronts_size() == 1);
+  // Its phases with their measured wall times, the sensitivities' and host's table among them.
+  std::map<std::pair<int, std::string>, double> seconds;
+  for (const v1::PhaseTime& t : job.phase_times()) seconds[{t.phase(), t.device_id()}] += t.seconds();
+  CHECK(seconds[{v1::PHASE_MEASURING_SENSITIVITY, ""}] > 1);
+  CHECK(seconds[{v1::PHASE_BUILDING_TABLE, "host"}] > 0);
+  CHECK(seconds[{v1::PHASE_SEARCHING, "host"}] > 0);
   int judged = 0;
   for (const v1::Candidate& b : job.fronts(0).baselines()) {
     REQUIRE(b.tags_size() == 2);

@@ -125,6 +125,8 @@ struct SearchPipeline::Inputs {
   runtime::CalibrationSet calibration;
   runtime::SensitivityReport sensitivity;
   model::LayerInputs layer_inputs;  // the rows GPTQ rounds block-wise options on
+  // Filled by the first device's option table and read by the next ones' (devices run in turn).
+  mutable search::DistortionCache distortions;
   search::OptionGrid grid;
   std::vector<search::Objective> objectives;
   bool exact = true;  // the exact engine (and its polish), else NSGA-II
@@ -324,6 +326,7 @@ absl::Status SearchPipeline::BuildProblem(RunningSearch& run, const Inputs& in, 
   inputs.cost_model = dev->cost.get();
   inputs.sensitivity = &in.sensitivity;
   inputs.layer_inputs = &in.layer_inputs;
+  inputs.distortion_cache = &in.distortions;
   inputs.grid = in.grid;
   inputs.threads = options_.threads;
   inputs.cancelled = &run.cancel;

@@ -774,6 +774,7 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
   }
   const std::vector<double> boundary_bound = BoundaryBounds(problem.table);
   problem.details.resize(n);
+  if (in.distortion_cache != nullptr) in.distortion_cache->layers.resize(n);
   problem.sensitivity.assign(n, 1.0);
   std::vector<std::string> layer_warnings(n);
   std::vector<double> bytes_shift(n, 0);
@@ -820,7 +821,9 @@ absl::StatusOr<Problem> BuildProblem(const ProblemInputs& in) {
       double distortion = 0;
     };
     std::map<std::pair<int, double>, Mask> masks;
-    std::map<std::tuple<int, int, double, int>, double> distortion;
+    std::map<std::tuple<int, int, double, int>, double> own;
+    std::map<std::tuple<int, int, double, int>, double>& distortion =
+        in.distortion_cache != nullptr ? in.distortion_cache->layers[i] : own;
     LayerDistortions distortions(w, InputsOf(in, layer.name));
     Layer& out = problem.table.layers[i];
     out.name = layer.name;

@@ -29,7 +29,9 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -64,6 +66,13 @@ struct Problem {
   std::string error_calibration;
 };
 
+// The distortions D_i of a model's options, by layer index and (weight bits, pattern, prune
+// ratio, block size): they depend on the weights, the option and the calibration rows, not on the
+// device, so the devices of one search compute each once. BuildProblem reads and fills it.
+struct DistortionCache {
+  std::vector<std::map<std::tuple<int, int, double, int>, double>> layers;
+};
+
 struct ProblemInputs {
   const model::LoadedModel* model = nullptr;
   const device_profiles::Device* device = nullptr;
@@ -74,6 +83,9 @@ struct ProblemInputs {
   // and its distortion is round-to-nearest's scaled by how much less the layer's output errs.
   // nullptr: every option rounds to nearest.
   const model::LayerInputs* layer_inputs = nullptr;
+  // Where given, the distortions an earlier device's problem computed for this model, sensitivity
+  // and layer inputs (and where this one's go); nullptr: computed for this problem alone.
+  DistortionCache* distortion_cache = nullptr;
   OptionGrid grid;
   // Output-channel pruning keeps multiples of this many channels (DeviceRealization); 0: the
   // device's (ChannelAlignment). The export flavour comes from the device's runtime.

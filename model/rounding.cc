@@ -37,7 +37,9 @@ float RoundAt(float x, double scale, double q_max) {
 // JHJ = L̃L̃ᵀ gives H = RRᵀ for the upper R = JL̃J, so U = R⁻¹ = JL̃⁻¹J: one factorization and one
 // triangular inverse. Empty when the factorization fails (not positive definite even so).
 std::optional<CompensationBasis> CompensationBasisOf(const LayerInputRows& inputs) {
-  if (inputs.k <= 0 || inputs.rows() < kLeastCompensationRows) return std::nullopt;
+  if (inputs.k <= 0 || inputs.k > kMostCompensatedInputs || inputs.rows() < kLeastCompensationRows) {
+    return std::nullopt;
+  }
   const int64_t k = inputs.k;
   const Eigen::Map<const RowMajor> x(inputs.values.data(), inputs.rows(), k);
   Eigen::MatrixXd h = (x.transpose() * x).cast<double>();
@@ -49,7 +51,8 @@ std::optional<CompensationBasis> CompensationBasisOf(const LayerInputRows& input
     if (!(h(j, j) > 0)) h(j, j) = (1 - shrink) * mean;
     h(j, j) += (shrink + kCompensationDamping) * mean;
   }
-  Eigen::LLT<Eigen::MatrixXd> llt(h.reverse());
+  h.reverseInPlace();
+  Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(h);  // factors h in place: no second K x K copy
   if (llt.info() != Eigen::Success) return std::nullopt;
   Eigen::MatrixXd l_inv = Eigen::MatrixXd::Identity(k, k);
   llt.matrixL().solveInPlace(l_inv);

@@ -50,6 +50,10 @@ using LayerInputs = std::map<std::string, std::shared_ptr<const LayerInputRows>>
 // it moves into the others to stay unseen on other inputs. QuantizeBlocks rounds to nearest then.
 inline constexpr int64_t kLeastCompensationRows = 64;
 
+// GPTQ's factorization holds K x K doubles twice over: a layer reading more inputs than this
+// (2 x 128 MiB at 4,096) rounds to nearest.
+inline constexpr int64_t kMostCompensatedInputs = 4096;
+
 // GPTQ's damping: λ = this share of XᵀX's mean diagonal, added to its diagonal.
 inline constexpr double kCompensationDamping = 0.01;
 
@@ -61,8 +65,9 @@ struct CompensationBasis {
   std::vector<float> u;
 };
 
-// Nullopt for fewer than kLeastCompensationRows rows, or an H that does not factor (GPTQ then
-// rounds nothing: QuantizeBlocks rounds to nearest). K³ work: one per layer input, not per option.
+// Nullopt for fewer than kLeastCompensationRows rows, more than kMostCompensatedInputs inputs, or
+// an H that does not factor (GPTQ then rounds nothing: QuantizeBlocks rounds to nearest). K³ work: one per layer input,
+// not per option.
 std::optional<CompensationBasis> CompensationBasisOf(const LayerInputRows& inputs);
 
 struct BlockQuantized {

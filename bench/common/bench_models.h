@@ -38,17 +38,24 @@ inline absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {
   return ModelSpec{parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
 }
 
-// How the benchmarks analyse `spec`'s model: at its input shape, with ONNX Runtime's shape probe
-// for what libonnx cannot infer. InvalidArgument for an input shape that does not parse.
-inline absl::StatusOr<model::AnalyzeOptions> AnalyzeOptionsFor(const ModelSpec& spec) {
+// How the benchmarks analyse a model at `input_shapes` ("NAME=D0,D1,...", each input at most
+// once): with ONNX Runtime's shape probe for what libonnx cannot infer. InvalidArgument for a
+// shape that does not parse.
+inline absl::StatusOr<model::AnalyzeOptions> AnalyzeOptionsFor(const std::vector<std::string>& input_shapes) {
   model::AnalyzeOptions analyze;
-  if (!spec.input_shape.empty()) {
-    auto shape = model::ParseInputShape(spec.input_shape);
+  for (const std::string& text : input_shapes) {
+    auto shape = model::ParseInputShape(text);
     if (!shape.ok()) return shape.status();
     analyze.input_shapes[shape->first] = shape->second;
   }
   analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
   return analyze;
+}
+
+// The same for `spec`'s model at its input shape.
+inline absl::StatusOr<model::AnalyzeOptions> AnalyzeOptionsFor(const ModelSpec& spec) {
+  return AnalyzeOptionsFor(spec.input_shape.empty() ? std::vector<std::string>{}
+                                                    : std::vector<std::string>{spec.input_shape});
 }
 
 }  // namespace squeeze::bench

@@ -17,6 +17,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench/common/bench_models.h"
 #include "bench/common/problem.h"
 #include "bench/common/timing.h"
 #include "device_profiles/cost_model.h"
@@ -93,14 +94,9 @@ int main(int argc, char** argv) {
   buffer << in.rdbuf();
   const std::string bytes = buffer.str();
   if (bytes.empty()) return fail("cannot read " + path);
-  model::AnalyzeOptions analyze;
-  for (const std::string& s : shapes) {
-    auto parsed = model::ParseInputShape(s);
-    if (!parsed.ok()) return fail(parsed.status());
-    analyze.input_shapes[parsed->first] = parsed->second;
-  }
-  analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
-  auto loaded = model::LoadModel(bytes, analyze);
+  auto analyze = squeeze::bench::AnalyzeOptionsFor(shapes);
+  if (!analyze.ok()) return fail(analyze.status());
+  auto loaded = model::LoadModel(bytes, *analyze);
   if (!loaded.ok()) return fail(loaded.status());
 
   auto host = squeeze::device_profiles::HostDevice(squeeze::device_profiles::ReadHostFacts(runtime::OrtVersion()));

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/common/bench_models.h"
 #include "bench/common/timing.h"
 #include "common/files.h"
 #include "device_profiles/cost_model.h"
@@ -74,14 +75,9 @@ int main(int argc, char** argv) {
   };
   absl::StatusOr<std::string> bytes = squeeze::common::ReadFile(path);
   if (!bytes.ok()) return fail(bytes.status());
-  model::AnalyzeOptions analyze;
-  for (const std::string& s : shapes) {
-    auto parsed = model::ParseInputShape(s);
-    if (!parsed.ok()) return fail(parsed.status());
-    analyze.input_shapes[parsed->first] = parsed->second;
-  }
-  analyze.shape_probe = runtime::OnnxRuntimeShapeProbe();
-  auto loaded = model::LoadModel(*bytes, analyze);
+  auto analyze = squeeze::bench::AnalyzeOptionsFor(shapes);
+  if (!analyze.ok()) return fail(analyze.status());
+  auto loaded = model::LoadModel(*bytes, *analyze);
   if (!loaded.ok()) return fail(loaded.status());
   auto host = dp::HostDevice(dp::ReadHostFacts(runtime::OrtVersion()));
   if (!host.ok()) return fail(host.status());

@@ -62,7 +62,8 @@ std::string Num(double v) { return std::isfinite(v) ? fmt::format("{:.4g}", v) :
 int main(int argc, char** argv) {
   CLI::App app{
       "Export a model at fp32, int8, mixed 4/8-bit and 30%-channel-pruned plans; measure each on this machine"};
-  std::string path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx";
+  const std::string default_path = std::string(SQUEEZE_SOURCE_DIR) + "/.cache/models/ch_PP-OCRv4_det_infer.onnx";
+  std::string path = default_path;
   std::vector<std::string> shapes = {"x=1,3,640,640"};
   std::vector<std::string> images;
   int repeats = 10, threads = 0, samples = 2;
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-predict", no_predict, "skip the predictions (no sensitivity measurement)");
   app.add_option("--save", save, "a directory to write each exported model and ONNX Runtime's optimized form of it to");
   app.add_option("model", path, "ONNX model (default: PP-OCRv4 det)");
-  app.add_option("--input-shape", shapes, "NAME=D0,D1,...");
+  app.add_option("--input-shape", shapes, "NAME=D0,D1,... (PP-OCRv4 det's default is x=1,3,640,640)");
   app.add_option("--image", images, "8-bit PPM calibration images (default: synthetic N(0,1) inputs)");
   app.add_option("--repeats", repeats, "timed runs per model; the median is reported");
   app.add_option("--threads", threads, "ONNX Runtime threads (default: the host profile's)");
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
   app.add_option("--percentile", percentile, "for --range percentile");
   app.add_flag("--json", json, "print one JSON object");
   CLI11_PARSE(app, argc, argv);
+  if (app.count("--input-shape") == 0 && path != default_path) shapes.clear();  // det's shape is det's
   auto fail = [](const auto& what) {
     std::cerr << what << "\n";
     return 1;

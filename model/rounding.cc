@@ -142,15 +142,19 @@ BlockQuantized QuantizeBlocks(const ChannelMatrix& w, const std::vector<uint8_t>
   return out;
 }
 
-double RelativeOutputDistortion(const ChannelMatrix& w, const ChannelMatrix& w_hat, const LayerInputRows& inputs) {
+double OutputError(const ChannelMatrix& w, const ChannelMatrix& w_hat, const LayerInputRows& inputs) {
   const int64_t k = w.per_channel;
   const Eigen::Map<const RowMajor> x(inputs.values.data(), inputs.rows(), k);
-  const Eigen::Map<const RowMajor> original(w.values.data(), w.channels, k);
-  const Eigen::Map<const RowMajor> rounded(w_hat.values.data(), w.channels, k);
+  const RowMajor diff = Eigen::Map<const RowMajor>(w.values.data(), w.channels, k) -
+                        Eigen::Map<const RowMajor>(w_hat.values.data(), w.channels, k);
+  return (x * diff.transpose()).cast<double>().squaredNorm();
+}
+
+double RelativeOutputDistortion(const ChannelMatrix& w, const ChannelMatrix& w_hat, const LayerInputRows& inputs) {
+  const Eigen::Map<const RowMajor> x(inputs.values.data(), inputs.rows(), w.per_channel);
+  const Eigen::Map<const RowMajor> original(w.values.data(), w.channels, w.per_channel);
   const double signal = (x * original.transpose()).cast<double>().squaredNorm();
-  if (!(signal > 0)) return 0;
-  const RowMajor diff = original - rounded;
-  return (x * diff.transpose()).cast<double>().squaredNorm() / signal;
+  return signal > 0 ? OutputError(w, w_hat, inputs) / signal : 0;
 }
 
 }  // namespace squeeze::model

@@ -88,6 +88,10 @@ BlockQuantized QuantizeBlocks(const ChannelMatrix& w, const std::vector<uint8_t>
 // Whether QuantizeBlocks compensates with these arguments.
 bool CompensatesRounding(const ChannelMatrix& w, const std::vector<uint8_t>& mask, const CompensationBasis* basis);
 
+// ||X·(W − Ŵ)ᵀ||² over the rows of X: the energy of the layer's output error on its calibration
+// inputs. `w` and `w_hat` as QuantizeBlocks takes them.
+double OutputError(const ChannelMatrix& w, const ChannelMatrix& w_hat, const LayerInputRows& inputs);
+
 // ||X·(W − Ŵ)ᵀ||² / ||X·Wᵀ||² over the rows of X: the layer's relative output error on its
 // calibration inputs (0 when X·Wᵀ is 0). `w` and `w_hat` as QuantizeBlocks takes them.
 double RelativeOutputDistortion(const ChannelMatrix& w, const ChannelMatrix& w_hat, const LayerInputRows& inputs);

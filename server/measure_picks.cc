@@ -68,6 +68,7 @@ runtime::ExportCheckOptions CheckOptionsFor(const ExportRun& run) {
   check.verify.measure_latency = false;
   check.export_options.shape_probe = run.shape_probe;
   check.export_options.flavour = run.flavour;
+  if (run.layer_inputs != nullptr) check.export_options.layer_inputs = *run.layer_inputs;
   check.verify.output_weights = run.output_weights;
   return check;
 }

@@ -44,6 +44,9 @@ struct ExportRun {
   // The device's export flavour (model::FlavourForRuntime of its runtime): probes and picks are
   // exported as the device's file is, so every option its front offers can be.
   model::ExportFlavour flavour = model::ExportFlavour::kOrtCpu;
+  // The rows GPTQ rounds block-wise layers on, collected once by the search; null: each export
+  // collects them again (runtime::ExportCalibrated).
+  const model::LayerInputs* layer_inputs = nullptr;
 };
 
 struct MeasurePicksInputs {

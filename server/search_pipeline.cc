@@ -297,7 +297,8 @@ absl::Status SearchPipeline::SearchDevice(RunningSearch& run, const Inputs& in, 
                           options_.shape_probe,
                           &run.cancel,
                           OutputWeightsOf(in.spec),
-                          model::FlavourForRuntime(dev.device.runtime)};
+                          model::FlavourForRuntime(dev.device.runtime),
+                          &in.layer_inputs};
   if (absl::Status s = SearchAndCheck(run, in, &dev, probes); !s.ok()) return s;
   AddBaselines(in, dev);
   if (absl::Status s = MeasureHostPicks(run, in, &dev); !s.ok()) return s;

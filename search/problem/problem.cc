@@ -54,24 +54,27 @@ class LayerDistortions {
   double Of(const std::vector<uint8_t>& keep, double pruned, const device_profiles::CompressionOption& option) {
     if (option.weight_bits >= 32) return pruned;
     if (option.pattern != device_profiles::Sparsity::kDense) {
-      const std::vector<float>& squared = SquaredErrors(option.weight_bits, option.block_size);
+      const std::vector<float>& squared = SquaredErrors(option.weight_bits, option.block_size, nullptr);
       double kept = 0;
       for (size_t k = 0; k < keep.size(); ++k) kept += keep[k] ? squared[k] : 0.f;
       return pruned + (energy_ > 0 ? kept / energy_ : 0);
     }
-    const std::vector<float>& squared = SquaredErrors(option.weight_bits, option.block_size);
+    const bool compensable =
+        option.block_size > 0 && option.weight_bits <= 8 && inputs_ != nullptr && inputs_->k == w_.per_channel;
+    // Ŵ to nearest: kept where GPTQ's output error is set against it, else only its errors.
+    std::optional<model::ChannelMatrix> nearest;
+    if (compensable) nearest = model::QuantizeMasked(w_, keep, option.weight_bits, option.block_size);
+    const std::vector<float>& squared =
+        SquaredErrors(option.weight_bits, option.block_size, nearest ? &*nearest : nullptr);
     const double d = energy_ > 0 ? Sum(squared) / energy_ : 0;
-    if (option.block_size <= 0 || option.weight_bits > 8 || inputs_ == nullptr || inputs_->k != w_.per_channel) {
-      return d;
-    }
+    if (!compensable) return d;
     const model::CompensationBasis* basis = Basis();
     if (!model::CompensatesRounding(w_, keep, basis)) return d;
-    const model::ChannelMatrix nearest = model::QuantizeMasked(w_, keep, option.weight_bits, option.block_size);
     const model::BlockQuantized compensated =
         model::QuantizeBlocks(w_, keep, option.weight_bits, option.block_size, basis);
-    const double nearest_out = model::RelativeOutputDistortion(w_, nearest, *inputs_);
+    const double nearest_out = model::OutputError(w_, *nearest, *inputs_);
     if (!(nearest_out > 0)) return d;
-    return d * model::RelativeOutputDistortion(w_, compensated.values, *inputs_) / nearest_out;
+    return d * model::OutputError(w_, compensated.values, *inputs_) / nearest_out;
   }
 
  private:
@@ -86,11 +89,16 @@ class LayerDistortions {
     return sum;
   }
 
-  // (w − Q(w))² per weight for the unpruned quantizer at (bits, block).
-  const std::vector<float>& SquaredErrors(int bits, int block) {
+  // (w − Q(w))² per weight for the unpruned quantizer at (bits, block); `quantized`, when given, is
+  // that quantizer's Ŵ already made.
+  const std::vector<float>& SquaredErrors(int bits, int block, const model::ChannelMatrix* quantized) {
     auto [it, added] = squared_errors_.try_emplace({bits, block});
     if (added) {
-      const model::ChannelMatrix q = model::QuantizeMasked(w_, std::vector<uint8_t>(w_.values.size(), 1), bits, block);
+      std::optional<model::ChannelMatrix> own;
+      const model::ChannelMatrix& q =
+          quantized != nullptr
+              ? *quantized
+              : own.emplace(model::QuantizeMasked(w_, std::vector<uint8_t>(w_.values.size(), 1), bits, block));
       it->second.resize(w_.values.size());
       for (size_t k = 0; k < w_.values.size(); ++k) {
         const double e = static_cast<double>(w_.values[k]) - q.values[k];
